@@ -1,0 +1,1 @@
+"""Load generators and micro-benchmarks; each prints one JSON result line."""

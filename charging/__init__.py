@@ -1,0 +1,1 @@
+"""The charging engine: money, rating, balances and reservations, sessions, journal."""

@@ -1,0 +1,102 @@
+"""Exact money: integer micro-units (1e-6 of the currency's major unit), never float.
+
+Every amount inside icx is an ``int`` of micro-units plus an ISO 4217 currency code carried
+beside it. Decimal strings are the only external form (CLI, JSON, journal ``balance_effects``).
+
+Rounding policy (documented in the README, tested in tests/charging/test_money.py):
+
+* rating computes exact rationals and rounds **once per record** to micro-units with
+  ``HALF_UP`` (half away from zero), see :func:`div_round`;
+* invoice lines and totals round micro-unit sums to the currency's minor unit (2 places for
+  EUR) with ``HALF_UP`` via :func:`round_to_places`, and the difference is shown explicitly.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from enum import Enum
+from fractions import Fraction
+
+MICROS = 1_000_000
+"""Micro-units per major unit."""
+
+_SCALE = 6
+
+
+class Rounding(Enum):
+    """How to turn an exact rational into an integer."""
+
+    HALF_UP = "half_up"  # half away from zero: 0.5 -> 1, -0.5 -> -1
+    HALF_EVEN = "half_even"  # banker's rounding
+    UP = "up"  # away from zero (ceiling for positives)
+    DOWN = "down"  # toward zero (truncate)
+
+
+class MoneyError(ValueError):
+    """An amount could not be parsed or represented exactly."""
+
+
+def div_round(numerator: int, denominator: int, mode: Rounding = Rounding.HALF_UP) -> int:
+    """Return numerator/denominator rounded to an integer by *mode*, exactly (no float)."""
+    if denominator == 0:
+        raise ZeroDivisionError("div_round by zero")
+    if denominator < 0:
+        numerator, denominator = -numerator, -denominator
+    negative = numerator < 0
+    q, r = divmod(abs(numerator), denominator)
+    if r:
+        if mode is Rounding.UP:
+            q += 1
+        elif mode is Rounding.HALF_UP:
+            if 2 * r >= denominator:
+                q += 1
+        elif mode is Rounding.HALF_EVEN:
+            if 2 * r > denominator or (2 * r == denominator and q % 2 == 1):
+                q += 1
+        # DOWN: keep q
+    return -q if negative else q
+
+
+def parse_amount(text: str | int | Decimal, *, rounding: Rounding | None = None) -> int:
+    """Parse a decimal amount (``"0.12"``, ``"-3"``, ``Decimal``) into micro-units.
+
+    Raises :class:`MoneyError` when the text is not a number, or has more than 6 decimals and
+    no *rounding* was given (precision is never lost silently).
+    """
+    if isinstance(text, int):
+        return text * MICROS
+    try:
+        value = text if isinstance(text, Decimal) else Decimal(str(text).strip())
+    except InvalidOperation as exc:
+        raise MoneyError(f"not a decimal amount: {text!r}") from exc
+    if not value.is_finite():
+        raise MoneyError(f"not a finite amount: {text!r}")
+    frac = Fraction(value) * MICROS
+    if frac.denominator != 1:
+        if rounding is None:
+            raise MoneyError(f"more than {_SCALE} decimals: {text!r}")
+        return div_round(frac.numerator, frac.denominator, rounding)
+    return int(frac)
+
+
+def to_decimal(micros: int) -> Decimal:
+    """Exact Decimal value of *micros*."""
+    return Decimal(micros).scaleb(-_SCALE)
+
+
+def format_amount(micros: int, *, min_places: int = 2) -> str:
+    """Decimal string of *micros* with trailing zeros trimmed to *min_places* (``"49.85"``)."""
+    sign = "-" if micros < 0 else ""
+    whole, frac = divmod(abs(micros), MICROS)
+    digits = f"{frac:06d}".rstrip("0")
+    if len(digits) < min_places:
+        digits = digits.ljust(min_places, "0")
+    return f"{sign}{whole}.{digits}" if digits else f"{sign}{whole}"
+
+
+def round_to_places(micros: int, places: int, mode: Rounding = Rounding.HALF_UP) -> int:
+    """Round *micros* to *places* decimals (e.g. 2 for cents); the result is still micro-units."""
+    if not 0 <= places <= _SCALE:
+        raise MoneyError(f"places must be 0..{_SCALE}, got {places}")
+    step = 10 ** (_SCALE - places)
+    return div_round(micros, step, mode) * step

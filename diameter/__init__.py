@@ -1,0 +1,1 @@
+"""icx's Diameter protocol library: codec, dictionary, sans-IO peer, asyncio adapter."""

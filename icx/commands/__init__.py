@@ -1,0 +1,1 @@
+"""icx CLI verbs, one module per area; each exposes `commands: list[click.Command]`."""

@@ -1,0 +1,91 @@
+"""The server's settings: frozen, typed, validated at start (see icx/config_loader.py).
+
+Each TOML table maps to one section dataclass below. Areas add their own section here; the
+composition root (icx/wiring.py) turns sections into the objects each package needs, so the
+packages themselves never import icx.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from icx.config_loader import build, check, in_range, non_empty, read_toml
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSection:
+    """[server]: process-wide settings."""
+
+    data_dir: str = "data"
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+@dataclass(frozen=True, slots=True)
+class DiameterSection:
+    """[diameter]: our identity, the listener and the protocol limits (RFC 6733)."""
+
+    origin_host: str = field(default="ocs.icx.local", metadata=check(non_empty))
+    origin_realm: str = field(default="icx.local", metadata=check(non_empty))
+    listen_host: str = "127.0.0.1"
+    listen_port: int = field(default=3868, metadata=check(in_range(0, 65535)))
+    transport: Literal["tcp", "sctp"] = "tcp"
+    vendor_id: int = 0
+    product_name: str = "icx"
+    # Largest message we accept; a bigger Message Length claim is refused before buffering.
+    max_message_size: int = field(default=65536, metadata=check(in_range(20, 16 * 1024 * 1024)))
+    # Requests in flight per peer before we answer DIAMETER_TOO_BUSY (3004).
+    max_inflight_per_peer: int = field(default=1024, metadata=check(in_range(1, 1_000_000)))
+    # Tw of RFC 3539; RFC 4006 §5.7 / RFC 3539 put the minimum at 6 s.
+    watchdog_seconds: float = field(default=30.0, metadata=check(in_range(6, 3600)))
+    # Close an accepted connection whose first message (a CER) does not arrive in time.
+    cer_timeout_seconds: float = field(default=10.0, metadata=check(in_range(0.1, 3600)))
+    # Origin-Host + End-to-End-Id duplicate cache lifetime (RFC 6733 §6.2: >= 4 min uniqueness).
+    duplicate_cache_seconds: float = field(default=240.0, metadata=check(in_range(0, 86400)))
+    # Empty = accept any peer; otherwise CER from others gets 3010 and a close.
+    allowed_peers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AdminSection:
+    """[admin]: the operator HTTP API (/healthz, /metrics, JSON API)."""
+
+    listen_host: str = "127.0.0.1"
+    listen_port: int = field(default=8080, metadata=check(in_range(0, 65535)))
+    enabled: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything `icx serve` needs; built only by :func:`load_settings`."""
+
+    server: ServerSection = field(default_factory=ServerSection)
+    diameter: DiameterSection = field(default_factory=DiameterSection)
+    admin: AdminSection = field(default_factory=AdminSection)
+    # Directory of the config file; relative paths inside the config resolve against it.
+    base_dir: str = "."
+
+    def resolve(self, path: str) -> Path:
+        """Resolve a path named in the config relative to the config file's directory."""
+        p = Path(path)
+        return p if p.is_absolute() else Path(self.base_dir) / p
+
+    def data_dir(self, override: str | None = None) -> Path:
+        """The data dir: ``--data-dir``, else env ICX_DATA_DIR, else [server].data_dir."""
+        chosen = override or os.environ.get("ICX_DATA_DIR")
+        if chosen:
+            return Path(chosen)
+        return self.resolve(self.server.data_dir)
+
+
+def load_settings(path: str | Path) -> Settings:
+    """Read and validate a TOML config file; raise ConfigError with every problem found."""
+    p = Path(path)
+    data = read_toml(p)
+    if isinstance(data, dict) and "base_dir" in data:
+        data = dict(data)  # base_dir is derived, never written by an operator
+    data = {**data, "base_dir": str(p.resolve().parent)} if isinstance(data, dict) else data
+    return build(Settings, data, file=str(path))

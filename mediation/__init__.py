@@ -1,0 +1,1 @@
+"""Front doors where usage arrives (Ro/Rf agent, ...). They translate; the engine decides."""

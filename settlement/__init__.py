@@ -1,0 +1,1 @@
+"""Settlement: batch over closed journal segments into invoices and reconciliation reports."""

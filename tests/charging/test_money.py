@@ -1,0 +1,76 @@
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from charging.money import (
+    MICROS,
+    MoneyError,
+    Rounding,
+    div_round,
+    format_amount,
+    parse_amount,
+    round_to_places,
+    to_decimal,
+)
+
+
+def test_parse_and_format_round_trip_examples() -> None:
+    assert parse_amount("49.85") == 49_850_000
+    assert parse_amount("-0.000001") == -1
+    assert parse_amount("0.00137") == 1370
+    assert format_amount(49_850_000) == "49.85"
+    assert format_amount(1370) == "0.00137"
+    assert format_amount(-5_000_000) == "-5.00"
+    assert format_amount(0) == "0.00"
+
+
+def test_parse_rejects_hidden_precision_loss() -> None:
+    with pytest.raises(MoneyError):
+        parse_amount("0.0000001")
+    assert parse_amount("0.0000005", rounding=Rounding.HALF_UP) == 1
+    with pytest.raises(MoneyError):
+        parse_amount("abc")
+    with pytest.raises(MoneyError):
+        parse_amount("NaN")
+
+
+@pytest.mark.parametrize(
+    ("num", "den", "mode", "expected"),
+    [
+        (5, 2, Rounding.HALF_UP, 3),
+        (-5, 2, Rounding.HALF_UP, -3),
+        (5, 2, Rounding.HALF_EVEN, 2),
+        (7, 2, Rounding.HALF_EVEN, 4),
+        (1, 3, Rounding.UP, 1),
+        (-1, 3, Rounding.UP, -1),
+        (2, 3, Rounding.DOWN, 0),
+        (4, 2, Rounding.UP, 2),
+    ],
+)
+def test_div_round_modes(num: int, den: int, mode: Rounding, expected: int) -> None:
+    assert div_round(num, den, mode) == expected
+
+
+@given(st.integers(min_value=-(10**15), max_value=10**15))
+def test_format_parse_inverse(micros: int) -> None:
+    assert parse_amount(format_amount(micros)) == micros
+    assert to_decimal(micros) == Decimal(micros) / MICROS
+
+
+@given(st.integers(-(10**12), 10**12), st.integers(1, 10**6))
+def test_div_round_matches_decimal_half_up(num: int, den: int) -> None:
+    from decimal import ROUND_HALF_UP, localcontext
+
+    with localcontext() as ctx:
+        ctx.prec = 60
+        expected = (Decimal(num) / Decimal(den)).quantize(Decimal(1), rounding=ROUND_HALF_UP)
+    assert div_round(num, den, Rounding.HALF_UP) == int(expected)
+
+
+def test_round_to_places_cents() -> None:
+    assert round_to_places(47_650, 2) == 50_000  # 0.04765 -> 0.05
+    assert round_to_places(47_650, 4) == 47_700  # 0.04765 -> 0.0477 (PeerEdge example)
+    assert round_to_places(47_650, 3) == 48_000
+    assert round_to_places(-47_650, 2) == -50_000

@@ -1,0 +1,53 @@
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from icx.cli import main
+from icx.config_loader import ConfigError
+from icx.settings import load_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_demo_config_loads() -> None:
+    s = load_settings(ROOT / "config" / "icx.toml")
+    assert s.diameter.origin_host == "ocs.icx.local"
+    assert s.diameter.origin_realm == "icx.local"
+    assert s.diameter.listen_port == 3868
+
+
+def test_every_problem_is_named_with_file_and_key(tmp_path: Path) -> None:
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text(
+        '[diameter]\nlisten_port = "x"\nwatchdog_seconds = 2\nbogus = 1\n'
+        '[server]\nlog_format = "xml"\n[nonsense]\n'
+    )
+    with pytest.raises(ConfigError) as err:
+        load_settings(cfg)
+    lines = str(err.value).splitlines()
+    assert f"{cfg}:diameter.listen_port: expected an integer, got a string" in lines
+    assert any(line.startswith(f"{cfg}:diameter.watchdog_seconds: must be between 6") for line in lines)
+    assert f"{cfg}:diameter.bogus: unknown key" in lines
+    assert f"{cfg}:nonsense: unknown key" in lines
+    assert any(line.startswith(f"{cfg}:server.log_format: must be one of") for line in lines)
+
+
+def test_check_config_cli_exit_codes(tmp_path: Path) -> None:
+    runner = CliRunner()
+    ok = runner.invoke(main, ["check-config", str(ROOT / "config" / "icx.toml")])
+    assert ok.exit_code == 0, ok.output
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[diameter]\nlisten_port = 70000\n")
+    res = runner.invoke(main, ["check-config", str(bad)])
+    assert res.exit_code == 2
+    assert f"{bad}:diameter.listen_port: must be between 0 and 65535, got 70000" in res.output
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[diameter\n")
+    res = runner.invoke(main, ["check-config", str(broken)])
+    assert res.exit_code == 2 and "invalid TOML" in res.output
+
+
+def test_version() -> None:
+    res = CliRunner().invoke(main, ["--version"])
+    assert res.exit_code == 0 and "icx, version" in res.output
