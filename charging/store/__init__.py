@@ -1,0 +1,1 @@
+"""Balance stores: the embedded in-process store and the Redis store, one contract."""
