@@ -1,0 +1,90 @@
+"""Duplicate request detection: Origin-Host + End-to-End-Id (RFC 6733 §6.2, §5.5.4; facts A9).
+
+A request whose (Origin-Host, End-to-End-Id) was seen within the cache window is a duplicate,
+whether or not it carries the T flag, and whichever copy arrived first: the key ignores the T
+flag so the search goes "both ways" in time. A duplicate must get the *same* answer as the
+original and must not change state, so the application handler is not invoked again:
+
+- :meth:`DuplicateCache.lookup` -> ``MISS`` (new request: call :meth:`begin`, process it),
+  ``PENDING`` (the original is still being processed: drop this copy, the original's answer
+  will reach the client), or the stored answer bytes (re-send them with the new Hop-by-Hop).
+- :meth:`complete` stores the encoded answer once it is sent.
+
+The cache is bounded in size (oldest entries are evicted first) and in time (entries older than
+*lifetime* seconds are forgotten). One cache may be shared by every connection of a server so a
+retransmission that arrives over another peer connection after failover is caught too.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import OrderedDict
+
+
+class Lookup(enum.Enum):
+    MISS = "miss"
+    PENDING = "pending"
+
+
+DupKey = tuple[str, int]
+
+
+class DuplicateCache:
+    """A bounded (size and time) map (Origin-Host, End-to-End-Id) -> answer bytes."""
+
+    __slots__ = ("lifetime", "max_entries", "_entries")
+
+    def __init__(self, lifetime: float = 240.0, max_entries: int = 100_000) -> None:
+        """*lifetime* seconds (RFC 6733 §6.2: End-to-End-Ids are unique for >= 4 minutes)."""
+        self.lifetime = lifetime
+        self.max_entries = max_entries
+        # insertion order == time order, so expiry only ever looks at the head
+        self._entries: OrderedDict[DupKey, tuple[float, bytes | None]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @staticmethod
+    def key(origin_host: str, end_to_end: int) -> DupKey:
+        """Origin-Host compares ignoring ASCII case (DiameterIdentity is an FQDN)."""
+        return (origin_host.lower(), end_to_end)
+
+    def _expire(self, now: float) -> None:
+        entries = self._entries
+        limit = now - self.lifetime
+        while entries:
+            k, (t, _) = next(iter(entries.items()))
+            if t > limit:
+                break
+            del entries[k]
+
+    def lookup(self, key: DupKey, now: float) -> Lookup | bytes:
+        """MISS, PENDING, or the stored encoded answer for *key*."""
+        self._expire(now)
+        hit = self._entries.get(key)
+        if hit is None:
+            return Lookup.MISS
+        answer = hit[1]
+        return Lookup.PENDING if answer is None else answer
+
+    def begin(self, key: DupKey, now: float) -> None:
+        """Mark *key* as being processed (call after a MISS, before invoking the handler)."""
+        if self.lifetime <= 0:
+            return
+        entries = self._entries
+        entries[key] = (now, None)
+        entries.move_to_end(key)
+        while len(entries) > self.max_entries:
+            entries.popitem(last=False)
+
+    def complete(self, key: DupKey, answer: bytes) -> None:
+        """Store the encoded *answer* for *key* (no-op if the entry was evicted meanwhile)."""
+        hit = self._entries.get(key)
+        if hit is not None:
+            self._entries[key] = (hit[0], answer)
+
+    def abandon(self, key: DupKey) -> None:
+        """Forget *key* (the request was never answered, e.g. the connection dropped)."""
+        hit = self._entries.get(key)
+        if hit is not None and hit[1] is None:
+            del self._entries[key]
