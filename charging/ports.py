@@ -1,0 +1,71 @@
+"""What the charging service needs from its collaborators, as Protocols.
+
+The service is written against these three small interfaces so that it can be wired to the
+real rating engine (charging/rating), the ledger (charging/ledger.py: store op + journal append
+in group commit) and a store (charging/store) without knowing their construction. Adapters for
+the real objects live in :mod:`charging.service_wiring`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from charging.store.base import AccountView, OpResult
+
+
+class RatedLike(Protocol):
+    """The fields of ``charging.rating.RatedPrice`` the service reads."""
+
+    price: int
+    currency: str
+    prefix: str
+    destination: str
+    deck_version: Any
+    billed_units: int
+
+
+class Rater(Protocol):
+    """Prices usage. Must raise an exception listed in ``ServiceConfig.no_tariff_errors`` when
+    no tariff applies."""
+
+    def rate(self, *, deck: str, service: Any, destination: str, origin: str | None,
+             at: float, usage: int) -> RatedLike: ...
+
+    def max_units(self, *, deck: str, service: Any, destination: str, origin: str | None,
+                  at: float, budget: int) -> int: ...
+
+
+class Ledger(Protocol):
+    """Money operations: each runs ONE atomic idempotent store op and journals it (with the
+    caller's rating ``fields``) before returning. Same key -> same result, nothing new written."""
+
+    async def reserve(self, key: str, account: str, balance: str, reservation: str, amount: int,
+                      *, ttl: float, now: float, partial: bool = False,
+                      fields: dict[str, Any] | None = None) -> OpResult: ...
+
+    async def commit(self, key: str, account: str, balance: str, reservation: str, used: int,
+                     *, now: float, release_rest: bool = True,
+                     fields: dict[str, Any] | None = None) -> OpResult: ...
+
+    async def release(self, key: str, account: str, balance: str, reservation: str, *,
+                      now: float, fields: dict[str, Any] | None = None) -> OpResult: ...
+
+    async def debit(self, key: str, account: str, balance: str, amount: int, *, now: float,
+                    partial: bool = False, fields: dict[str, Any] | None = None) -> OpResult: ...
+
+    async def refund(self, key: str, account: str, balance: str, amount: int, *, now: float,
+                     fields: dict[str, Any] | None = None) -> OpResult: ...
+
+    async def topup(self, key: str, account: str, balance: str, amount: int, *, now: float,
+                    fields: dict[str, Any] | None = None) -> OpResult: ...
+
+    async def record(self, fields: dict[str, Any], *, now: float) -> None:
+        """Append a record that moves no money (an offline rated record, a note)."""
+
+
+class Accounts(Protocol):
+    """Read-only account access (the store)."""
+
+    async def resolve(self, identity: str) -> str | None: ...
+
+    async def get(self, account: str) -> AccountView | None: ...

@@ -1,0 +1,175 @@
+"""The neutral charging request/result model (CGRateS ``agents/libagents.go`` style).
+
+Every front door (the Ro/Rf agent, later SMPP and SIP) translates its wire message into one
+:class:`ChargingRequest` with a verb and keyword-only fields, hands it to
+:class:`charging.service.ChargingService`, and translates the :class:`ChargingResult` back.
+Nothing here knows a wire code: the agent maps :class:`Outcome` to its protocol's codes in ONE
+table (``mediation/ro.py``: ``OUTCOME_RESULT_CODE``).
+
+Units are plain integers in the unit of the service: seconds (``UnitKind.TIME``), octets
+(``UnitKind.OCTETS``) or events (``UnitKind.EVENTS``). Money is integer micro-units
+(charging/money.py), never float.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum, IntEnum
+
+
+class Verb(IntEnum):
+    """What the request does to a charging session (values = CC-Request-Type, RFC 4006 §8.3)."""
+
+    INITIAL = 1
+    UPDATE = 2
+    TERMINATE = 3
+    EVENT = 4
+
+
+class EventAction(IntEnum):
+    """What a one-off EVENT asks for (values = Requested-Action, RFC 4006 §8.41)."""
+
+    DIRECT_DEBITING = 0
+    REFUND = 1
+    CHECK_BALANCE = 2
+    PRICE_ENQUIRY = 3
+
+
+class ServiceKind(str, Enum):
+    """The rated service. Values match ``charging.rating.Service`` values and the journal
+    ``service`` field (docs/journal-schema.md)."""
+
+    VOICE = "voice"
+    DATA = "data"  # octets
+    DATA_TIME = "data_time"  # time-metered data (seconds)
+    SMS = "sms"
+    MMS = "mms"
+    CONTENT = "content"
+
+
+class UnitKind(str, Enum):
+    """The unit a service is metered in; the value is the journal ``unit`` field."""
+
+    TIME = "s"
+    OCTETS = "octet"
+    EVENTS = "event"
+
+
+SERVICE_UNIT: dict[ServiceKind, UnitKind] = {
+    ServiceKind.VOICE: UnitKind.TIME,
+    ServiceKind.DATA: UnitKind.OCTETS,
+    ServiceKind.DATA_TIME: UnitKind.TIME,
+    ServiceKind.SMS: UnitKind.EVENTS,
+    ServiceKind.MMS: UnitKind.EVENTS,
+    ServiceKind.CONTENT: UnitKind.EVENTS,
+}
+"""How each service is metered (the unit of requested/used/granted quantities)."""
+
+
+class ReportingReason(IntEnum):
+    """Why the client reports usage (3GPP TS 32.299 Reporting-Reason, facts C5)."""
+
+    THRESHOLD = 0
+    QHT = 1
+    FINAL = 2
+    QUOTA_EXHAUSTED = 3
+    VALIDITY_TIME = 4
+    OTHER_QUOTA_TYPE = 5
+    RATING_CONDITION_CHANGE = 6
+    FORCED_REAUTHORISATION = 7
+    POOL_EXHAUSTED = 8
+
+
+class Outcome(str, Enum):
+    """What the engine decided. Each agent owns ONE table from this to its wire codes."""
+
+    SUCCESS = "ok"
+    CREDIT_LIMIT_REACHED = "credit_limit_reached"  # nothing can be granted (Ro 4012)
+    USER_UNKNOWN = "user_unknown"  # no account for the subscriber (Ro 5030)
+    RATING_FAILED = "rating_failed"  # no applicable tariff / rating input wrong (Ro 5031)
+    UNKNOWN_SESSION = "unknown_session"  # UPDATE/TERMINATE without an open session (5002)
+    SERVICE_DENIED = "service_denied"  # service refused (Ro 4010)
+    NOT_APPLICABLE = "not_applicable"  # no credit control needed (Ro 4011)
+    INVALID_VALUE = "invalid_value"  # a field holds a bad value (5004)
+    MISSING_FIELD = "missing_field"  # a required field is missing (5005)
+    UNABLE_TO_COMPLY = "unable_to_comply"  # internal failure (5012)
+    OUT_OF_SPACE = "out_of_space"  # an offline record cannot be stored now (Rf 4002)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServiceUnits:
+    """One service/rating-group slice of a request (an MSCC, or the command-level RSU/USU).
+
+    ``requested`` is None when no RSU was sent (then: debit the USU, grant nothing new,
+    RFC 4006 §5.1.2); 0 means "RSU present but empty": the server picks the default quota.
+    """
+
+    rating_group: int | None = None
+    service_id: int | None = None
+    requested: int | None = None
+    used: int = 0
+    used_present: bool = False
+    reporting_reasons: tuple[ReportingReason, ...] = ()
+    service: ServiceKind | None = None  # None: the request's service
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChargingRequest:
+    """A neutral charging request. Build it with keywords only; agents fill what they know."""
+
+    verb: Verb
+    session_id: str
+    request_number: int = 0
+    service: ServiceKind
+    subscriber: str | None  # the charged identity (E.164 / IMSI / SIP URI / NAI), normalised
+    destination: str | None = None  # B-number / recipient / APN, used for pricing
+    origin: str | None = None  # A-number, when known
+    units: tuple[ServiceUnits, ...] = ()
+    multiple_services: bool = False  # the client sent MSI=1: answer per MSCC
+    action: EventAction | None = None  # EVENT only
+    idem_key: str = ""  # e.g. "ro:<Session-Id>:<CC-Request-Number>"
+    peer_host: str = ""  # Origin-Host of the client (for server-initiated RAR/ASR)
+    peer_realm: str = ""
+    context: str = ""  # Service-Context-Id as received
+    at: float | None = None  # event time, epoch seconds (Event-Timestamp); None = now
+    want_cost: bool = False  # the client wants Cost-Information (AoC)
+    termination_cause: int | None = None
+    offline: bool = False  # Rf: rate and journal, no balance check
+    failed_field: str | None = None  # agent found a bad/missing field (outcome INVALID/MISSING)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UnitsResult:
+    """The answer for one :class:`ServiceUnits` slice (one MSCC in the CCA)."""
+
+    rating_group: int | None = None
+    service_id: int | None = None
+    outcome: Outcome = Outcome.SUCCESS
+    unit: UnitKind = UnitKind.TIME
+    granted: int | None = None  # None: no GSU in the answer
+    validity_time: int | None = None
+    final_unit: bool = False  # the grant is the last the balance allows: FUI TERMINATE
+    used_cost: int = 0  # micro-units committed for the reported usage in this request
+    quota_holding_time: int | None = None
+    quota_threshold: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChargingResult:
+    """What the service decided for a request; the agent turns it into the wire answer."""
+
+    outcome: Outcome
+    units: tuple[UnitsResult, ...] = ()
+    currency: str | None = None
+    cost: int | None = None  # running total (UPDATE/TERMINATE) or event price, micro-units
+    validity_time: int | None = None  # command-level Validity-Time (no MSCC)
+    final_unit: bool = False  # command-level FUI TERMINATE
+    enough_credit: bool | None = None  # CHECK_BALANCE answer
+    granted_event_units: int | None = None  # DIRECT_DEBITING / REFUND: units debited/refunded
+    failed_field: str | None = None  # the field the outcome is about (Failed-AVP)
+    message: str = ""  # a short human text for logs / Error-Message
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome is Outcome.SUCCESS

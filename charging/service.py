@@ -1,0 +1,571 @@
+"""The charging service: online (Ro-like) sessions and events, offline (Rf-like) records.
+
+No wire protocol here. An agent builds a :class:`~charging.requests.ChargingRequest`, awaits
+:meth:`ChargingService.handle`, and maps the :class:`~charging.requests.ChargingResult` to its
+wire answer. Server rules follow RFC 4006 §5 / facts sheet B5:
+
+* INITIAL: rate -> reserve via the ledger -> grant (GSU). When the requested quota does not fit,
+  grant the most the balance allows with Final-Unit-Indication TERMINATE; when nothing fits,
+  CREDIT_LIMIT_REACHED (4012).
+* UPDATE: commit the reported usage (USU), reserve the next grant, restart Tcc.
+* TERMINATE: commit the usage, release what is left, close the session.
+* EVENT: DIRECT_DEBITING / REFUND / CHECK_BALANCE / PRICE_ENQUIRY.
+* A retransmitted request (same idempotency key: Session-Id + CC-Request-Number) gets the same
+  answer and is not charged again: answers are cached here, and the ledger is idempotent by
+  key underneath (so a cache miss after a restart still charges once).
+
+Prices of a session are computed on *cumulative* usage: the cost of a report is
+``price(used so far + this report) - price(used so far)``, so increments (60/1, 60/60) and
+connection fees apply once per call, exactly as the whole call would be rated at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from charging.money import format_amount
+from charging.ports import Accounts, Ledger, RatedLike, Rater
+from charging.requests import (
+    SERVICE_UNIT,
+    ChargingRequest,
+    ChargingResult,
+    EventAction,
+    Outcome,
+    ServiceKind,
+    ServiceUnits,
+    UnitKind,
+    UnitsResult,
+    Verb,
+)
+from charging.sessions import Grant, Session, SessionTable
+from charging.store.base import BalanceKind, OpStatus
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceConfig:
+    """Tunables of the charging service (filled from [ro]/[rf] settings by the wiring)."""
+
+    deck: str = "retail"
+    # Quota granted when the RSU is empty (or absent on INITIAL), by unit.
+    default_quota: dict[UnitKind, int] = field(default_factory=lambda: {
+        UnitKind.TIME: 300, UnitKind.OCTETS: 10_000_000, UnitKind.EVENTS: 1})
+    # Upper bound on one grant, by unit (a client asking for a day gets this much).
+    max_quota: dict[UnitKind, int] = field(default_factory=lambda: {
+        UnitKind.TIME: 3600, UnitKind.OCTETS: 1_000_000_000, UnitKind.EVENTS: 100})
+    validity_time: int = 600  # seconds (Validity-Time AVP)
+    tcc: float = 1200.0  # session supervision; RFC 4006 §13: may be 2 x Validity-Time
+    quota_holding_time: int | None = None  # seconds (3GPP Quota-Holding-Time); None = omit
+    # Fraction of a grant (percent) at which the client re-authorises (Time/Volume/Unit-Quota-
+    # Threshold); None = omit.
+    quota_threshold_percent: int | None = None
+    answer_cache_size: int = 200_000  # retransmit detection window, in answers
+    max_sessions: int = 1_000_000
+    currency: str = "EUR"
+    no_tariff_errors: tuple[type[BaseException], ...] = (LookupError,)
+    node: str = "icx"
+
+
+class ChargingService:
+    """Online/offline charging. Call :meth:`handle` per request and :meth:`supervise` every
+    few seconds (it closes sessions silent for Tcc). ``now`` is epoch seconds, passed in."""
+
+    def __init__(self, *, rater: Rater, ledger: Ledger, accounts: Accounts,
+                 config: ServiceConfig | None = None,
+                 rating_service: Any = None) -> None:
+        self.rater = rater
+        self.ledger = ledger
+        self.accounts = accounts
+        self.config = config or ServiceConfig()
+        self.sessions = SessionTable()
+        self.offline = SessionTable()
+        self._answers: dict[str, ChargingResult] = {}
+        self._closed_offline: dict[str, None] = {}  # Rf sessions recently stopped (dups)
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._to_rating = rating_service or (lambda s: s.value)
+        self.counters: dict[str, int] = {}
+
+    # ------------------------------------------------------------------ public entry points
+    async def handle(self, req: ChargingRequest, *, now: float) -> ChargingResult:
+        """Decide one request. Never raises for bad input: the outcome says what is wrong."""
+        key = req.idem_key or f"{req.session_id}:{int(req.verb)}:{req.request_number}"
+        cached = self._answers.get(key)
+        if cached is not None:
+            self._count("retransmit")
+            return cached
+        if req.failed_field is not None:
+            return ChargingResult(outcome=Outcome.INVALID_VALUE, failed_field=req.failed_field)
+        lock = self._locks.get(req.session_id)
+        if lock is None:
+            lock = self._locks[req.session_id] = asyncio.Lock()
+        try:
+            async with lock:
+                cached = self._answers.get(key)  # a twin may have finished while we waited
+                if cached is not None:
+                    return cached
+                result = await self._dispatch(req, key, now)
+        finally:
+            if not lock.locked() and not getattr(lock, "_waiters", None):
+                self._locks.pop(req.session_id, None)
+        self._remember(key, result)
+        return result
+
+    async def supervise(self, now: float) -> list[str]:
+        """Close sessions silent for Tcc: release their reservations and journal a release
+        record (RFC 4006 §5.1.2 "Tcc expires -> release reservations -> Idle"). Returns the
+        closed Session-Ids. Offline sessions without STOP are closed with a rated record."""
+        closed: list[str] = []
+        for session in self.sessions.expired(now):
+            await self._release_all(session, now, reason="tcc_expired")
+            closed.append(session.id)
+            self._count("tcc_expired")
+        for session in self.offline.expired(now):
+            await self._offline_close(session, now, end=now, result="tcc_expired",
+                                      key=f"rf:{session.id}:tcc")
+            closed.append(session.id)
+        return closed
+
+    async def kill(self, session_id: str, *, now: float) -> bool:
+        """Operator kill: release the session's reservations and forget it (after an ASR)."""
+        session = self.sessions.pop(session_id)
+        if session is None:
+            return False
+        await self._release_all(session, now, reason="killed")
+        return True
+
+    def open_sessions(self) -> list[Session]:
+        return list(self.sessions) + list(self.offline)
+
+    # ------------------------------------------------------------------ dispatch
+    async def _dispatch(self, req: ChargingRequest, key: str, now: float) -> ChargingResult:
+        if req.offline:
+            return await self._offline(req, key, now)
+        verb = req.verb
+        if verb is Verb.INITIAL:
+            return await self._initial(req, key, now)
+        if verb is Verb.UPDATE or verb is Verb.TERMINATE:
+            session = self.sessions.get(req.session_id)
+            if session is None:
+                return ChargingResult(outcome=Outcome.UNKNOWN_SESSION,
+                                      message="no open session")
+            return await self._update(session, req, key, now)
+        return await self._event(req, key, now)
+
+    # ------------------------------------------------------------------ helpers
+    def _count(self, name: str) -> None:
+        self.counters[name] = self.counters.get(name, 0) + 1
+
+    def _remember(self, key: str, result: ChargingResult) -> None:
+        answers = self._answers
+        answers[key] = result
+        if len(answers) > self.config.answer_cache_size:
+            # FIFO eviction: dicts keep insertion order.
+            for old in list(answers)[: len(answers) - self.config.answer_cache_size]:
+                del answers[old]
+
+    async def _account(self, subscriber: str | None) -> tuple[str, str, str] | Outcome:
+        """(account, money balance id, currency) for a subscriber, or USER_UNKNOWN."""
+        if not subscriber:
+            return Outcome.USER_UNKNOWN
+        account = await self.accounts.resolve(subscriber)
+        if account is None:
+            return Outcome.USER_UNKNOWN
+        view = await self.accounts.get(account)
+        if view is None:
+            return Outcome.USER_UNKNOWN
+        money = [b for b in view.balances if b.kind is BalanceKind.MONEY]
+        if not money:
+            return Outcome.SERVICE_DENIED
+        money.sort(key=lambda b: (b.currency != self.config.currency, b.priority))
+        chosen = money[0]
+        return account, chosen.id, chosen.currency or self.config.currency
+
+    async def _available(self, account: str, balance: str) -> int:
+        view = await self.accounts.get(account)
+        if view is None:
+            return 0
+        for b in view.balances:
+            if b.id == balance:
+                return max(0, b.available)
+        return 0
+
+    def _rate(self, session: Session | ChargingRequest, service: ServiceKind, usage: int,
+              at: float) -> RatedLike | None:
+        """Price *usage* units of *service* for the session's destination; None = no tariff."""
+        deck = getattr(session, "deck", None) or self.config.deck
+        try:
+            return self.rater.rate(deck=deck, service=self._to_rating(service),
+                                   destination=session.destination or "",
+                                   origin=session.origin, at=at, usage=usage)
+        except self.config.no_tariff_errors:
+            return None
+
+    def _cost(self, session: Session, service: ServiceKind, usage: int, at: float) -> int | None:
+        if usage <= 0:
+            return 0
+        rated = self._rate(session, service, usage, at)
+        return None if rated is None else rated.price
+
+    def _fields(self, session: Session, req: ChargingRequest, service: ServiceKind,
+                *, usage: int | None = None, price: int | None = None,
+                rated: RatedLike | None = None, result: str = "ok") -> dict[str, Any]:
+        """Journal fields per docs/journal-schema.md (the ledger adds effects and holds)."""
+        f: dict[str, Any] = {
+            "session": session.id, "request": str(req.request_number),
+            "service": service.value, "unit": SERVICE_UNIT[service].value,
+            "a": session.origin or session.subscriber, "b": session.destination,
+            "account": session.account, "deck": session.deck, "currency": session.currency,
+            "result": result,
+        }
+        if usage is not None:
+            f["usage"] = usage
+        if price is not None:
+            f["price"] = format_amount(price)
+        if rated is not None:
+            f["deck_version"] = str(rated.deck_version)
+            f["prefix"] = rated.prefix
+            f["destination"] = rated.destination
+        return f
+
+    # ------------------------------------------------------------------ INITIAL
+    async def _initial(self, req: ChargingRequest, key: str, now: float) -> ChargingResult:
+        existing = self.sessions.get(req.session_id)
+        if existing is not None:
+            # A new INITIAL for an open session id: treat it as an update of that session.
+            return await self._update(existing, req, key, now)
+        if len(self.sessions) >= self.config.max_sessions:
+            return ChargingResult(outcome=Outcome.UNABLE_TO_COMPLY, message="session limit")
+        found = await self._account(req.subscriber)
+        if isinstance(found, Outcome):
+            return ChargingResult(outcome=found, failed_field="Subscription-Id")
+        account, balance, currency = found
+        session = Session(
+            session_id=req.session_id, account=account, balance=balance, currency=currency,
+            service=req.service, subscriber=req.subscriber, destination=req.destination,
+            origin=req.origin, peer_host=req.peer_host, peer_realm=req.peer_realm,
+            deck=self.config.deck, started=req.at or now, expires=now + self.config.tcc,
+            context=req.context,
+        )
+        result = await self._grant_all(session, req, key, now)
+        if result.outcome is Outcome.SUCCESS:
+            self.sessions.add(session)
+        else:
+            await self._release_all(session, now, reason=result.outcome.value, key=key)
+        return result
+
+    # ------------------------------------------------------------------ UPDATE / TERMINATE
+    async def _update(self, session: Session, req: ChargingRequest, key: str,
+                      now: float) -> ChargingResult:
+        session.last_number = max(session.last_number, req.request_number)
+        terminate = req.verb is Verb.TERMINATE
+        if terminate:
+            result = await self._grant_all(session, req, key, now, terminate=True)
+            self.sessions.pop(session.id)
+            await self._release_all(session, now, reason="terminated", key=key)
+            return result
+        result = await self._grant_all(session, req, key, now)
+        if result.outcome is Outcome.SUCCESS:
+            self.sessions.touch(session, now + self.config.tcc)
+        else:
+            # RFC 4006 §7: UPDATE failed -> debit used units -> Idle.
+            self.sessions.pop(session.id)
+            await self._release_all(session, now, reason=result.outcome.value, key=key)
+        return result
+
+    async def _grant_all(self, session: Session, req: ChargingRequest, key: str, now: float,
+                         *, terminate: bool = False) -> ChargingResult:
+        """Commit every reported usage and (unless terminating) reserve the next grants."""
+        slices = req.units or (ServiceUnits(requested=0 if req.verb is Verb.INITIAL else None),)
+        at = req.at or now
+        results: list[UnitsResult] = []
+        for i, su in enumerate(slices):
+            results.append(await self._one_slice(session, req, su, f"{key}:{i}", at, now,
+                                                 terminate=terminate))
+        outcomes = [r.outcome for r in results]
+        cost = session.cost_total
+        if all(o is Outcome.SUCCESS for o in outcomes):
+            outcome = Outcome.SUCCESS
+        elif req.multiple_services and any(o is Outcome.SUCCESS for o in outcomes):
+            outcome = Outcome.SUCCESS  # per-MSCC codes carry the failures
+        elif req.multiple_services and not terminate and req.verb is Verb.UPDATE:
+            outcome = Outcome.SUCCESS if len(outcomes) > 1 else outcomes[0]
+        else:
+            outcome = next(o for o in outcomes if o is not Outcome.SUCCESS)
+        if terminate and outcome is Outcome.CREDIT_LIMIT_REACHED:
+            outcome = Outcome.SUCCESS  # a final report always succeeds once committed
+        final = any(r.final_unit for r in results)
+        return ChargingResult(
+            outcome=outcome, units=tuple(results), currency=session.currency, cost=cost,
+            validity_time=None if terminate else self.config.validity_time,
+            final_unit=final,
+            failed_field=None if outcome is Outcome.SUCCESS else "Multiple-Services-Credit-Control",
+        )
+
+    async def _one_slice(self, session: Session, req: ChargingRequest, su: ServiceUnits,
+                         key: str, at: float, now: float, *, terminate: bool) -> UnitsResult:
+        service = su.service or session.service
+        unit = SERVICE_UNIT[service]
+        gkey = su.service_id if su.service_id is not None else (
+            su.rating_group if su.rating_group is not None else -1)
+        grant = session.grants.get(gkey)
+        if grant is None:
+            grant = Grant(gkey, service, unit, f"{session.id}|{gkey}")
+            session.grants[gkey] = grant
+        base: dict[str, Any] = {"rating_group": su.rating_group, "service_id": su.service_id,
+                                "unit": unit}
+        # 1. Commit the reported usage (cumulative pricing, see module docstring).
+        used_cost = 0
+        if su.used_present or su.used:
+            used = max(0, su.used)
+            before = grant.cost_total
+            total = self._cost(session, service, grant.used_total + used, at)
+            if total is None:
+                return UnitsResult(outcome=Outcome.RATING_FAILED, **base)
+            used_cost = max(0, total - before)
+            assert session.account is not None and session.balance is not None
+            rated = self._rate(session, service, grant.used_total + used, at) if used else None
+            fields = self._fields(session, req, service, usage=used, price=used_cost,
+                                  rated=rated, result="ok")
+            fields["start"] = int(session.started * 1_000_000)
+            fields["end"] = int(at * 1_000_000)
+            op = await self.ledger.commit(f"{key}:c", session.account, session.balance,
+                                          grant.reservation, used_cost, now=now,
+                                          release_rest=True, fields=fields)
+            if op.status is OpStatus.UNKNOWN_RESERVATION:
+                op = await self.ledger.debit(f"{key}:d", session.account, session.balance,
+                                             used_cost, now=now, partial=True, fields=fields)
+            grant.used_total += used
+            grant.cost_total = before + (op.granted if op.ok else 0)
+            grant.held = 0
+            grant.granted = 0
+            self._count("commit")
+        if terminate:
+            return UnitsResult(outcome=Outcome.SUCCESS, used_cost=used_cost, **base)
+        # 2. Reserve the next grant, if one is asked for.
+        requested = su.requested
+        if requested is None and req.verb is not Verb.INITIAL:
+            if grant.final:
+                # After FUI the client reports with no RSU: debit, no new quota (B5).
+                return UnitsResult(outcome=Outcome.SUCCESS, used_cost=used_cost,
+                                   validity_time=self.config.validity_time, **base)
+            return UnitsResult(outcome=Outcome.SUCCESS, used_cost=used_cost, **base)
+        want = requested or self.config.default_quota[unit]
+        want = min(want, self.config.max_quota[unit])
+        return await self._reserve(session, req, grant, want, key, at, now, used_cost, base)
+
+    async def _reserve(self, session: Session, req: ChargingRequest, grant: Grant, want: int,
+                       key: str, at: float, now: float, used_cost: int,
+                       base: dict[str, Any]) -> UnitsResult:
+        assert session.account is not None and session.balance is not None
+        service = grant.service
+        u = grant.used_total
+        cost_u = self._cost(session, service, u, at)
+        cost_w = self._cost(session, service, u + want, at)
+        if cost_u is None or cost_w is None:
+            return UnitsResult(outcome=Outcome.RATING_FAILED, used_cost=used_cost, **base)
+        amount = max(0, cost_w - cost_u)
+        ttl = self.config.tcc + 60.0
+        final = False
+        fields = self._fields(session, req, service, usage=0, price=amount, result="ok")
+        op = await self.ledger.reserve(f"{key}:r", session.account, session.balance,
+                                       grant.reservation, amount, ttl=ttl, now=now,
+                                       fields=fields)
+        if op.status is OpStatus.INSUFFICIENT:
+            # Grant the most the balance allows, on increment boundaries (FUI TERMINATE).
+            available = await self._available(session.account, session.balance)
+            try:
+                total_units = self.rater.max_units(
+                    deck=session.deck, service=self._to_rating(service),
+                    destination=session.destination or "", origin=session.origin, at=at,
+                    budget=available + cost_u)
+            except self.config.no_tariff_errors:
+                return UnitsResult(outcome=Outcome.RATING_FAILED, used_cost=used_cost, **base)
+            fit = min(want, total_units - u)
+            if fit <= 0:
+                grant.final = True
+                return UnitsResult(outcome=Outcome.CREDIT_LIMIT_REACHED, used_cost=used_cost,
+                                   **base)
+            cost_f = self._cost(session, service, u + fit, at) or 0
+            amount = max(0, cost_f - cost_u)
+            fields["price"] = format_amount(amount)
+            op = await self.ledger.reserve(f"{key}:rf", session.account, session.balance,
+                                           grant.reservation, amount, ttl=ttl, now=now,
+                                           fields=fields)
+            if not op.ok:
+                grant.final = True
+                return UnitsResult(outcome=Outcome.CREDIT_LIMIT_REACHED, used_cost=used_cost,
+                                   **base)
+            want = fit
+            final = True
+        elif op.status is OpStatus.UNKNOWN_ACCOUNT:
+            return UnitsResult(outcome=Outcome.USER_UNKNOWN, used_cost=used_cost, **base)
+        elif not op.ok:
+            return UnitsResult(outcome=Outcome.CREDIT_LIMIT_REACHED, used_cost=used_cost, **base)
+        grant.granted = want
+        grant.held += amount
+        grant.final = final
+        self._count("reserve")
+        threshold = None
+        if self.config.quota_threshold_percent is not None:
+            threshold = want * self.config.quota_threshold_percent // 100
+        return UnitsResult(
+            outcome=Outcome.SUCCESS, granted=want, final_unit=final, used_cost=used_cost,
+            validity_time=self.config.validity_time,
+            quota_holding_time=self.config.quota_holding_time, quota_threshold=threshold,
+            **base)
+
+    async def _release_all(self, session: Session, now: float, *, reason: str,
+                           key: str | None = None) -> None:
+        """Give back every hold of *session* (TERMINATE rest, Tcc expiry, kill, failure)."""
+        if session.account is None or session.balance is None:
+            return
+        for grant in session.grants.values():
+            if grant.held <= 0:
+                continue
+            fields = {"session": session.id, "service": grant.service.value,
+                      "account": session.account, "result": reason}
+            await self.ledger.release(f"{key or 'ro:' + session.id}:rel:{grant.key}",
+                                      session.account, session.balance, grant.reservation,
+                                      now=now, fields=fields)
+            grant.held = 0
+            grant.granted = 0
+
+    # ------------------------------------------------------------------ EVENT
+    async def _event(self, req: ChargingRequest, key: str, now: float) -> ChargingResult:
+        action = req.action if req.action is not None else EventAction.DIRECT_DEBITING
+        at = req.at or now
+        su = req.units[0] if req.units else ServiceUnits()
+        service = su.service or req.service
+        unit = SERVICE_UNIT[service]
+        units = su.requested or su.used or (1 if unit is UnitKind.EVENTS else
+                                            self.config.default_quota[unit])
+        deck = self.config.deck
+        try:
+            rated = self.rater.rate(deck=deck, service=self._to_rating(service),
+                                    destination=req.destination or "", origin=req.origin,
+                                    at=at, usage=units)
+        except self.config.no_tariff_errors:
+            return ChargingResult(outcome=Outcome.RATING_FAILED, failed_field="destination")
+        price = rated.price
+        if action is EventAction.PRICE_ENQUIRY:
+            # B5: Cost-Information only; no balance check, no reservation.
+            return ChargingResult(outcome=Outcome.SUCCESS, cost=price, currency=rated.currency)
+        found = await self._account(req.subscriber)
+        if isinstance(found, Outcome):
+            return ChargingResult(outcome=found, failed_field="Subscription-Id")
+        account, balance, currency = found
+        if action is EventAction.CHECK_BALANCE:
+            available = await self._available(account, balance)
+            return ChargingResult(outcome=Outcome.SUCCESS, enough_credit=available >= price,
+                                  currency=currency, cost=price)
+        session = Session(
+            session_id=req.session_id, account=account, balance=balance, currency=currency,
+            service=service, subscriber=req.subscriber, destination=req.destination,
+            origin=req.origin, peer_host=req.peer_host, peer_realm=req.peer_realm, deck=deck,
+            started=at, expires=now)
+        fields = self._fields(session, req, service, usage=units, price=price, rated=rated)
+        fields["start"] = fields["end"] = int(at * 1_000_000)
+        if action is EventAction.REFUND:
+            fields["usage"] = -units
+            op = await self.ledger.refund(key, account, balance, price, now=now, fields=fields)
+        else:
+            op = await self.ledger.debit(key, account, balance, price, now=now, fields=fields)
+        if op.status is OpStatus.INSUFFICIENT:
+            return ChargingResult(outcome=Outcome.CREDIT_LIMIT_REACHED, currency=currency,
+                                  cost=price)
+        if not op.ok:
+            return ChargingResult(outcome=Outcome.USER_UNKNOWN
+                                  if op.status is OpStatus.UNKNOWN_ACCOUNT
+                                  else Outcome.UNABLE_TO_COMPLY)
+        self._count("event")
+        return ChargingResult(
+            outcome=Outcome.SUCCESS, currency=currency, cost=price, granted_event_units=units,
+            units=(UnitsResult(rating_group=su.rating_group, service_id=su.service_id,
+                               unit=unit, granted=units, used_cost=price),))
+
+    # ------------------------------------------------------------------ offline (Rf)
+    async def _offline(self, req: ChargingRequest, key: str, now: float) -> ChargingResult:
+        """ACR START/INTERIM/STOP/EVENT: accumulate usage, write ONE rated record at STOP.
+
+        Postpaid / interconnect: no balance check and no balance effect; settlement reads the
+        rated record from the journal. Duplicates (Session-Id + Accounting-Record-Number) are
+        answered success and dropped."""
+        at = req.at or now
+        used = sum(max(0, s.used) for s in req.units)
+        if req.verb is Verb.EVENT:
+            session = self._offline_session(req, at, now)
+            usage = used or (1 if SERVICE_UNIT[req.service] is UnitKind.EVENTS else 0)
+            await self._offline_rate(session, usage, now, end=at, key=key, result="ok")
+            return ChargingResult(outcome=Outcome.SUCCESS)
+        if req.session_id in self._closed_offline:
+            return ChargingResult(outcome=Outcome.SUCCESS, message="duplicate")
+        found = self.offline.get(req.session_id)
+        if found is None:
+            session = self._offline_session(req, at, now)
+            self.offline.add(session)
+        else:
+            session = found
+        assert session.seen is not None
+        if req.request_number in session.seen:
+            return ChargingResult(outcome=Outcome.SUCCESS, message="duplicate")
+        session.seen.add(req.request_number)
+        grant = session.grants.get(-1)
+        if grant is None:
+            grant = session.grants[-1] = Grant(-1, session.service, SERVICE_UNIT[session.service],
+                                               "")
+        if used:
+            grant.used_total += used
+        elif req.verb is not Verb.INITIAL and SERVICE_UNIT[session.service] is UnitKind.TIME:
+            # No USU: the usage is the time since START (Event-Timestamp based).
+            grant.used_total = max(grant.used_total, int(at - session.started))
+        session.last_number = max(session.last_number, req.request_number)
+        if req.verb is Verb.TERMINATE:
+            self.offline.pop(session.id)
+            await self._offline_close(session, now, end=at, result="ok", key=key)
+        else:
+            self.offline.touch(session, now + self.config.tcc)
+        return ChargingResult(outcome=Outcome.SUCCESS)
+
+    def _offline_session(self, req: ChargingRequest, at: float, now: float) -> Session:
+        return Session(
+            session_id=req.session_id, account=None, balance=None,
+            currency=self.config.currency, service=req.service, subscriber=req.subscriber,
+            destination=req.destination, origin=req.origin or req.subscriber,
+            peer_host=req.peer_host, peer_realm=req.peer_realm, deck=self.config.deck,
+            started=at, expires=now + self.config.tcc, offline=True, context=req.context)
+
+    async def _offline_close(self, session: Session, now: float, *, end: float, result: str,
+                             key: str) -> None:
+        self._closed_offline[session.id] = None
+        if len(self._closed_offline) > self.config.answer_cache_size:
+            del self._closed_offline[next(iter(self._closed_offline))]
+        grant = session.grants.get(-1)
+        usage = grant.used_total if grant else 0
+        await self._offline_rate(session, usage, now, end=end, key=key, result=result)
+
+    async def _offline_rate(self, session: Session, usage: int, now: float, *, end: float,
+                            key: str, result: str) -> None:
+        service = session.service
+        rated = self._rate(session, service, usage, end) if usage > 0 else None
+        if session.account is None and session.subscriber:
+            session.account = await self.accounts.resolve(session.subscriber)
+        fields: dict[str, Any] = {
+            "type": "rated", "idem": key, "session": session.id,
+            "request": str(session.last_number), "service": service.value,
+            "usage": usage, "unit": SERVICE_UNIT[service].value,
+            "a": session.origin, "b": session.destination, "account": session.account,
+            "deck": session.deck, "start": int(session.started * 1_000_000),
+            "end": int(end * 1_000_000), "result": result,
+            "balance_effects": [], "holds": [],
+        }
+        if rated is not None:
+            fields.update(price=format_amount(rated.price), currency=rated.currency,
+                          deck_version=str(rated.deck_version), prefix=rated.prefix,
+                          destination=rated.destination)
+        elif usage > 0:
+            fields["result"] = "unrated"
+        else:
+            fields.update(price=format_amount(0), currency=session.currency)
+        await self.ledger.record(fields, now=now)
+        self._count("offline_record")

@@ -1,0 +1,175 @@
+"""The charging-session table: compact per-session state and Tcc supervision driven by ``now``.
+
+RFC 4006 §7 (server state machine, facts B5): a session is *Open* from a successful INITIAL
+until TERMINATE, a failed UPDATE, or Tcc expiry. Tcc is restarted by every request; a silent
+session is closed by :meth:`SessionTable.expired` (the caller releases its reservations and
+writes a record). No timers live here: the owner calls ``expired(now)`` periodically, so tests
+drive time explicitly (aioquic style).
+
+Memory: 100,000 open sessions must fit in a few hundred MB, so :class:`Session` and
+:class:`Grant` use ``__slots__`` and the table is one insertion-ordered dict kept in
+last-activity order (``touch`` moves a session to the end), which makes expiry O(expired).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from charging.requests import ServiceKind, UnitKind
+
+
+class Grant:
+    """The quota state of one rating group (or service id) inside a session."""
+
+    __slots__ = ("key", "service", "unit", "granted", "used_total", "cost_total", "reservation",
+                 "held", "final")
+
+    def __init__(self, key: int, service: ServiceKind, unit: UnitKind, reservation: str) -> None:
+        self.key = key  # rating group / service id; -1 for command-level units
+        self.service = service
+        self.unit = unit
+        self.granted = 0  # units currently granted and not yet reported
+        self.used_total = 0  # units reported as used over the whole session
+        self.cost_total = 0  # micro-units committed over the whole session
+        self.reservation = reservation  # store reservation id
+        self.held = 0  # micro-units currently held for this grant
+        self.final = False  # the last grant the balance allows was given (FUI sent)
+
+
+class Session:
+    """One open charging session (Ro) or accounting session (Rf)."""
+
+    __slots__ = ("id", "account", "balance", "currency", "service", "subscriber", "destination",
+                 "origin", "peer_host", "peer_realm", "deck", "started", "expires", "last_number",
+                 "grants", "offline", "seen", "context", "__weakref__")
+
+    def __init__(
+        self,
+        *,
+        session_id: str,
+        account: str | None,
+        balance: str | None,
+        currency: str | None,
+        service: ServiceKind,
+        subscriber: str | None,
+        destination: str | None,
+        origin: str | None,
+        peer_host: str,
+        peer_realm: str,
+        deck: str,
+        started: float,
+        expires: float,
+        offline: bool = False,
+        context: str = "",
+    ) -> None:
+        self.id = session_id
+        self.account = account
+        self.balance = balance
+        self.currency = currency
+        self.service = service
+        self.subscriber = subscriber
+        self.destination = destination
+        self.origin = origin
+        self.peer_host = peer_host
+        self.peer_realm = peer_realm
+        self.deck = deck
+        self.started = started
+        self.expires = expires
+        self.last_number = 0
+        self.grants: dict[int, Grant] = {}
+        self.offline = offline
+        # Rf: record numbers seen (duplicates are dropped); Ro leaves it None.
+        self.seen: set[int] | None = set() if offline else None
+        self.context = context
+
+    @property
+    def reserved(self) -> int:
+        """Micro-units currently held for this session."""
+        return sum(g.held for g in self.grants.values())
+
+    @property
+    def cost_total(self) -> int:
+        return sum(g.cost_total for g in self.grants.values())
+
+    def as_dict(self) -> dict[str, object]:
+        """A JSON-ready view for the operator API (amounts as integer micro-units)."""
+        return {
+            "session_id": self.id,
+            "account": self.account,
+            "subscriber": self.subscriber,
+            "service": self.service.value,
+            "destination": self.destination,
+            "peer": self.peer_host,
+            "offline": self.offline,
+            "started": self.started,
+            "expires": self.expires,
+            "last_request": self.last_number,
+            "reserved_micros": self.reserved,
+            "cost_micros": self.cost_total,
+            "currency": self.currency,
+            "grants": [
+                {"key": g.key, "unit": g.unit.value, "granted": g.granted, "used": g.used_total,
+                 "final": g.final}
+                for g in self.grants.values()
+            ],
+        }
+
+
+class SessionTable:
+    """Open sessions by Session-Id, kept in last-activity order for O(expired) supervision.
+
+    The caller must :meth:`touch` a session with its new expiry after every request, and
+    :meth:`pop` it when it ends. Limits are the caller's (``len(table)`` vs a setting).
+    """
+
+    __slots__ = ("_sessions",)
+
+    def __init__(self) -> None:
+        self._sessions: dict[str, Session] = {}
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    def __contains__(self, session_id: object) -> bool:
+        return session_id in self._sessions
+
+    def __iter__(self) -> Iterator[Session]:
+        return iter(list(self._sessions.values()))
+
+    def get(self, session_id: str) -> Session | None:
+        return self._sessions.get(session_id)
+
+    def add(self, session: Session) -> None:
+        self._sessions.pop(session.id, None)
+        self._sessions[session.id] = session
+
+    def touch(self, session: Session, expires: float) -> None:
+        """Restart the session's Tcc: it now expires at *expires* (moves it to the end).
+
+        Expiries must be non-decreasing in call order (one Tcc value per table) for
+        :meth:`expired` to stay O(expired); a shorter Tcc only delays expiry by a sweep.
+        """
+        session.expires = expires
+        sessions = self._sessions
+        if sessions.get(session.id) is session:
+            del sessions[session.id]
+            sessions[session.id] = session
+
+    def pop(self, session_id: str) -> Session | None:
+        return self._sessions.pop(session_id, None)
+
+    def expired(self, now: float, limit: int = 10_000) -> list[Session]:
+        """Remove and return up to *limit* sessions whose Tcc ran out at *now*."""
+        out: list[Session] = []
+        sessions = self._sessions
+        for session in sessions.values():
+            if session.expires > now or len(out) >= limit:
+                break
+            out.append(session)
+        for session in out:
+            del sessions[session.id]
+        return out
+
+    def reserved_total(self) -> int:
+        """Micro-units held over every open session (for /metrics)."""
+        return sum(s.reserved for s in self._sessions.values())
