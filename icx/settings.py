@@ -58,6 +58,63 @@ class AdminSection:
     enabled: bool = True
 
 
+_SERVICES = ("voice", "data", "data_time", "sms", "mms", "content")
+
+
+def _service_map(value: dict[str, str]) -> str | None:
+    bad = [k for k, v in value.items() if v not in _SERVICES]
+    return f"unknown service for {bad[0]!r}; use one of {', '.join(_SERVICES)}" if bad else None
+
+
+@dataclass(frozen=True, slots=True)
+class RoSection:
+    """[ro]: online charging (RFC 4006 / TS 32.299): service mapping, quotas, supervision."""
+
+    deck: str = field(default="retail", metadata=check(non_empty))
+    # Service-Context-Id suffix (the "NNNNN@3gpp.org" part, facts C2) -> service.
+    contexts: dict[str, str] = field(default_factory=lambda: {
+        "32260@3gpp.org": "voice", "32276@3gpp.org": "voice", "32275@3gpp.org": "voice",
+        "32251@3gpp.org": "data", "32274@3gpp.org": "sms", "32270@3gpp.org": "mms",
+        "content@icx.local": "content",
+    }, metadata=check(_service_map))
+    # Rating-Group (decimal string) -> service, overriding the context (e.g. time-metered data).
+    rating_groups: dict[str, str] = field(default_factory=lambda: {"200": "data_time"},
+                                          metadata=check(_service_map))
+    # Service used when the Service-Context-Id matches nothing above ("" = answer 5031).
+    default_service: str = "data"
+    validity_time: int = field(default=600, metadata=check(in_range(0, 86400)))
+    # Tcc (RFC 4006 §13): a session silent this long is closed and its reservations released.
+    tcc_seconds: float = field(default=1200.0, metadata=check(in_range(1, 7 * 86400)))
+    default_time_quota: int = field(default=300, metadata=check(in_range(1, 86400)))
+    default_octet_quota: int = field(default=10_000_000, metadata=check(in_range(1, 2**40)))
+    default_event_quota: int = field(default=1, metadata=check(in_range(1, 10_000)))
+    max_time_quota: int = field(default=3600, metadata=check(in_range(1, 86400)))
+    max_octet_quota: int = field(default=1_000_000_000, metadata=check(in_range(1, 2**50)))
+    max_event_quota: int = field(default=100, metadata=check(in_range(1, 1_000_000)))
+    quota_holding_time: int = field(default=0, metadata=check(in_range(0, 86400)))  # 0 = omit
+    quota_threshold_percent: int = field(default=0, metadata=check(in_range(0, 99)))  # 0 = omit
+    max_sessions: int = field(default=1_000_000, metadata=check(in_range(1, 100_000_000)))
+    currency: str = "EUR"
+    supervision_interval: float = field(default=5.0, metadata=check(in_range(0.05, 3600)))
+
+
+@dataclass(frozen=True, slots=True)
+class RfSection:
+    """[rf]: offline charging (ACR/ACA): records are rated and journaled, no balance check."""
+
+    enabled: bool = True
+    deck: str = field(default="retail", metadata=check(non_empty))
+    # An open accounting session silent this long is closed with the usage seen so far.
+    session_timeout: float = field(default=7200.0, metadata=check(in_range(1, 7 * 86400)))
+
+
+@dataclass(frozen=True, slots=True)
+class AccountsSection:
+    """[accounts]: demo/provisioning accounts created at start (idempotent), from TOML files."""
+
+    files: tuple[str, ...] = ("accounts.toml",)
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Everything `icx serve` needs; built only by :func:`load_settings`."""
@@ -65,6 +122,9 @@ class Settings:
     server: ServerSection = field(default_factory=ServerSection)
     diameter: DiameterSection = field(default_factory=DiameterSection)
     admin: AdminSection = field(default_factory=AdminSection)
+    ro: RoSection = field(default_factory=RoSection)
+    rf: RfSection = field(default_factory=RfSection)
+    accounts: AccountsSection = field(default_factory=AccountsSection)
     # Directory of the config file; relative paths inside the config resolve against it.
     base_dir: str = "."
 
