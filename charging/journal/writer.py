@@ -1,0 +1,304 @@
+"""The journal writers: :class:`Journal` (asyncio, group commit) and :class:`SyncJournal`.
+
+Group commit (invariant 3, journal before answer): ``await journal.append(rec)`` packs and
+frames the record on the event loop, assigns its :class:`Position`, and joins the current
+*group*. When the writer thread is idle the group is handed over in one hop (one
+``run_in_executor`` call per group, never per record), written with one ``write`` per segment
+and made durable with one ``fdatasync``; only then is the group's shared future resolved and
+every waiter released. Records arriving meanwhile form the next group, so batch size adapts
+to load and the loop keeps serving while the disk syncs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import zlib
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import msgpack
+
+from charging.journal.framing import FRAME_HEAD, HEADER_LEN, MARK
+from charging.journal.segments import JournalError, Position, Recovered, SegmentWriter
+
+_crc32 = zlib.crc32
+_pack_head = FRAME_HEAD.pack
+_HEAD_LEN = FRAME_HEAD.size
+
+
+class _Allocator:
+    """Assigns positions and segment rotation; collects framed bytes per segment."""
+
+    def __init__(self, segment: int, offset: int, segment_bytes: int, rotate_seconds: float):
+        self.segment = segment
+        self.offset = max(offset, HEADER_LEN)
+        self.segment_bytes = segment_bytes
+        self.rotate_seconds = rotate_seconds
+        self.started = time.monotonic()
+        self.parts: list[tuple[int, bytearray]] = []
+        self.last = Position(segment, self.offset)
+        self._packer = msgpack.Packer(use_bin_type=True)
+
+    def add(self, record: Mapping[str, Any] | bytes) -> Position:
+        payload = record if isinstance(record, bytes) else self._packer.pack(record)
+        size = _HEAD_LEN + len(payload)
+        if self.offset > HEADER_LEN and (
+            self.offset + size > self.segment_bytes
+            or (self.rotate_seconds and time.monotonic() - self.started >= self.rotate_seconds)
+        ):
+            self.rotate()
+        parts = self.parts
+        if not parts or parts[-1][0] != self.segment:
+            parts.append((self.segment, bytearray()))
+        buf = parts[-1][1]
+        buf += _pack_head(MARK, len(payload), MARK, _crc32(payload))
+        buf += payload
+        self.offset += size
+        pos = Position(self.segment, self.offset)
+        self.last = pos
+        return pos
+
+    def rotate(self) -> None:
+        """Start a new segment for the next record (the writer seals the current one)."""
+        self.segment += 1
+        self.offset = HEADER_LEN
+        self.started = time.monotonic()
+        self.parts.append((self.segment, bytearray()))
+
+    def take(self) -> list[tuple[int, bytearray]]:
+        parts, self.parts = self.parts, []
+        return parts
+
+
+class SyncJournal:
+    """Blocking journal for the CLI, tools and tests: every call is durable on return."""
+
+    def __init__(self, directory: str | Path, *, segment_bytes: int = 64 << 20,
+                 rotate_seconds: float = 0.0, fsync: bool = True,
+                 allow_quarantined: bool = False) -> None:
+        self._writer = SegmentWriter(directory, fsync=fsync)
+        self.recovered: Recovered = self._writer.open(allow_quarantined=allow_quarantined)
+        self._alloc = _Allocator(self._writer.segment, self._writer.offset,
+                                 segment_bytes, rotate_seconds)
+
+    @property
+    def position(self) -> Position:
+        """Position after the last record written."""
+        return self._alloc.last
+
+    def append(self, record: Mapping[str, Any] | bytes) -> Position:
+        return self.append_many([record])[0]
+
+    def append_many(self, records: Iterable[Mapping[str, Any] | bytes]) -> list[Position]:
+        positions = [self._alloc.add(r) for r in records]
+        self._writer.write_and_sync(self._alloc.take())
+        return positions
+
+    def rotate(self) -> None:
+        """Seal the open segment now (if it holds any record)."""
+        if self._alloc.offset > HEADER_LEN:
+            self._alloc.rotate()
+            self._writer.write_and_sync(self._alloc.take())
+
+    def close(self, *, seal: bool = False) -> None:
+        self._writer.close(seal=seal)
+
+
+class Journal:
+    """The asyncio journal. Create with ``journal = await Journal.open(dir, ...)``.
+
+    ``segment_bytes``: rotate before a segment would pass this size. ``rotate_seconds``: also
+    rotate a segment older than this (0 = never; an idle timer seals it too, so settlement
+    sees closed segments even without traffic). ``fsync``: False only for tests/benchmarks.
+    ``group_window``: seconds to wait before dispatching a group when the writer is idle
+    (0 = dispatch on the next loop iteration: lowest latency; groups still form under load).
+    """
+
+    def __init__(self, writer: SegmentWriter, alloc: _Allocator, *, group_window: float,
+                 recovered: Recovered) -> None:
+        self._writer = writer
+        self._alloc = alloc
+        self._window = group_window
+        self.recovered = recovered
+        self._loop = asyncio.get_running_loop()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="icx-journal")
+        self._group: asyncio.Future[None] | None = None  # waiters of the records not yet sent
+        self._busy = False  # a group is being written/synced by the writer thread
+        self._scheduled = False
+        self._failed: BaseException | None = None
+        self._closed = False
+        self._durable = alloc.last
+        self._durable_waiters: list[tuple[Position, asyncio.Future[None]]] = []
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self.groups = 0  # group commits done (metrics)
+        self.records = 0
+        if alloc.rotate_seconds:
+            self._arm_idle_timer()
+
+    @classmethod
+    async def open(cls, directory: str | Path, *, segment_bytes: int = 64 << 20,
+                   rotate_seconds: float = 0.0, fsync: bool = True, group_window: float = 0.0,
+                   allow_quarantined: bool = False) -> Journal:
+        """Recover ``directory`` (truncate a torn tail; quarantine + raise on corruption) and
+        return a journal ready to append. Raises JournalError / JournalCorruptError."""
+        writer = SegmentWriter(directory, fsync=fsync)
+        loop = asyncio.get_running_loop()
+        recovered = await loop.run_in_executor(
+            None, lambda: writer.open(allow_quarantined=allow_quarantined))
+        alloc = _Allocator(writer.segment, writer.offset, segment_bytes, rotate_seconds)
+        return cls(writer, alloc, group_window=group_window, recovered=recovered)
+
+    # -- appending -------------------------------------------------------------------------
+
+    def append_nowait(self, record: Mapping[str, Any] | bytes) -> tuple[Position, asyncio.Future[None]]:
+        """Enqueue ``record`` and return its position and the future of its group commit.
+
+        For callers that must enqueue synchronously (keeping journal order = call order, e.g.
+        the ledger) and await durability later. The future may be shared: never cancel it.
+        """
+        if self._failed is not None or self._closed:
+            raise JournalError("journal is closed or failed") from self._failed
+        pos = self._alloc.add(record)
+        self.records += 1
+        group = self._group
+        if group is None:
+            group = self._group = self._loop.create_future()
+            if not self._busy and not self._scheduled:
+                self._schedule()
+        return pos, group
+
+    async def append(self, record: Mapping[str, Any] | bytes) -> Position:
+        """Append one record (a msgpack-able map, or already packed bytes); return its
+        position once it is durable. Raises JournalError if the group commit failed."""
+        pos, group = self.append_nowait(record)
+        await asyncio.shield(group)
+        return pos
+
+    async def append_many(self, records: Iterable[Mapping[str, Any] | bytes]) -> list[Position]:
+        """Append several records in order (same group); return once all are durable."""
+        positions = []
+        group = None
+        for r in records:
+            pos, group = self.append_nowait(r)
+            positions.append(pos)
+        if group is not None:
+            await asyncio.shield(group)
+        return positions
+
+    @property
+    def position(self) -> Position:
+        """Position after the last record enqueued (not necessarily durable yet)."""
+        return self._alloc.last
+
+    @property
+    def durable(self) -> Position:
+        """Position after the last record known durable."""
+        return self._durable
+
+    async def wait_durable(self, pos: Position) -> None:
+        """Return once everything up to ``pos`` is durable."""
+        if pos <= self._durable:
+            return
+        if self._failed is not None:
+            raise JournalError("journal failed") from self._failed
+        pos = min(pos, self._alloc.last)  # never wait for a record not yet enqueued
+        if pos <= self._durable:
+            return
+        fut = self._loop.create_future()
+        self._durable_waiters.append((pos, fut))
+        await fut
+
+    async def rotate(self) -> None:
+        """Seal the open segment now (if it holds records) and wait until it is sealed."""
+        if self._alloc.offset <= HEADER_LEN:
+            return
+        self._alloc.rotate()
+        await asyncio.shield(self._mark_rotation())
+
+    def _mark_rotation(self) -> asyncio.Future[None]:
+        # A rotation with no record: a group must carry the (segment, b"") part to the writer.
+        group = self._group
+        if group is None:
+            group = self._group = self._loop.create_future()
+            if not self._busy and not self._scheduled:
+                self._schedule()
+        return group
+
+    # -- the group commit machinery -------------------------------------------------------
+
+    def _schedule(self) -> None:
+        self._scheduled = True
+        if self._window > 0:
+            self._loop.call_later(self._window, self._dispatch)
+        else:
+            self._loop.call_soon(self._dispatch)
+
+    def _dispatch(self) -> None:
+        self._scheduled = False
+        if self._busy or self._group is None:
+            return
+        group, self._group = self._group, None
+        parts = self._alloc.take()
+        upto = self._alloc.last
+        self._busy = True
+        fut = self._loop.run_in_executor(self._executor, self._writer.write_and_sync, parts)
+        fut.add_done_callback(lambda f: self._done(f, group, upto))
+
+    def _done(self, fut: asyncio.Future[None], group: asyncio.Future[None], upto: Position) -> None:
+        self._busy = False
+        exc = fut.exception()
+        if exc is not None:
+            self._failed = exc
+            err = JournalError(f"journal write failed: {exc!r}")
+            for f in [group, self._group] + [w for _, w in self._durable_waiters]:
+                if f is not None and not f.done():
+                    f.set_exception(err)
+            self._group = None
+            self._durable_waiters.clear()
+            return
+        self.groups += 1
+        self._durable = upto
+        group.set_result(None)
+        if self._durable_waiters:
+            keep = []
+            for pos, w in self._durable_waiters:
+                if pos <= upto:
+                    if not w.done():
+                        w.set_result(None)
+                else:
+                    keep.append((pos, w))
+            self._durable_waiters = keep
+        if self._group is not None:
+            self._dispatch()
+
+    def _arm_idle_timer(self) -> None:
+        self._idle_timer = self._loop.call_later(
+            max(self._alloc.rotate_seconds / 4, 0.05), self._idle_check)
+
+    def _idle_check(self) -> None:
+        if self._closed:
+            return
+        a = self._alloc
+        if a.offset > HEADER_LEN and time.monotonic() - a.started >= a.rotate_seconds:
+            a.rotate()
+            self._mark_rotation()
+        self._arm_idle_timer()
+
+    async def flush(self) -> None:
+        """Wait until everything enqueued so far is durable."""
+        await self.wait_durable(self._alloc.last)
+
+    async def close(self, *, seal: bool = False) -> None:
+        """Flush, stop the writer thread and close the file (``seal``: close the segment)."""
+        if self._closed:
+            return
+        if self._failed is None:
+            await self.flush()
+        self._closed = True
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+        await self._loop.run_in_executor(self._executor, lambda: self._writer.close(seal=seal))
+        self._executor.shutdown(wait=True)
