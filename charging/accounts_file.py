@@ -1,0 +1,103 @@
+"""Provisioning accounts from a TOML file (the demo subscribers `make run` serves).
+
+Format (config/accounts.toml)::
+
+    [[range]]                       # one account per number first..last (inclusive)
+    first = "41790000001"
+    last = "41790000999"
+    kind = "prepaid_subscriber"     # charging.store.base.AccountKind value
+    currency = "EUR"
+    amount = "50.00"                # decimal string, major units
+    credit_limit = "0"              # optional
+
+    [[account]]
+    id = "41790000000"
+    identities = ["41790000000"]    # optional; default [id]
+    kind = "prepaid_subscriber"
+    currency = "EUR"
+    amount = "0.00"
+
+The caller applies the specs with :func:`provision` (idempotent: existing accounts are kept,
+so restarting the server never resets a balance).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from charging.money import MoneyError, parse_amount
+from charging.store.base import AccountKind, BalanceKind, BalanceSpec, BalanceStore
+
+
+class AccountsFileError(ValueError):
+    """A problem in an accounts file; ``str()`` is ``file:key: message``."""
+
+
+@dataclass(frozen=True, slots=True)
+class AccountSpec:
+    account: str
+    kind: AccountKind
+    balances: tuple[BalanceSpec, ...]
+    identities: tuple[str, ...]
+
+
+def _spec(entry: dict[str, Any], where: str, account: str,
+          identities: list[str]) -> AccountSpec:
+    try:
+        kind = AccountKind(entry.get("kind", "prepaid_subscriber"))
+    except ValueError as exc:
+        raise AccountsFileError(f"{where}.kind: unknown account kind {entry.get('kind')!r}") \
+            from exc
+    currency = str(entry.get("currency", "EUR"))
+    try:
+        amount = parse_amount(str(entry.get("amount", "0")))
+        limit = parse_amount(str(entry.get("credit_limit", "0")))
+    except MoneyError as exc:
+        raise AccountsFileError(f"{where}.amount: {exc}") from exc
+    balance = BalanceSpec(id=currency, kind=BalanceKind.MONEY, currency=currency, amount=amount,
+                          credit_limit=limit)
+    return AccountSpec(account, kind, (balance,), tuple(identities))
+
+
+def load_accounts(path: str | Path) -> list[AccountSpec]:
+    """Parse an accounts file; raise :class:`AccountsFileError` naming file and key."""
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise AccountsFileError(f"{p}:-: {exc}") from exc
+    out: list[AccountSpec] = []
+    for i, entry in enumerate(data.get("range", [])):
+        where = f"{p}:range[{i}]"
+        first, last = str(entry.get("first", "")), str(entry.get("last", ""))
+        if not (first.isdigit() and last.isdigit() and len(first) == len(last)
+                and int(first) <= int(last)):
+            raise AccountsFileError(f"{where}.first: need digit strings first <= last, "
+                                    "same length")
+        width = len(first)
+        for n in range(int(first), int(last) + 1):
+            number = str(n).zfill(width)
+            out.append(_spec(entry, where, number, [number]))
+    for i, entry in enumerate(data.get("account", [])):
+        where = f"{p}:account[{i}]"
+        account = str(entry.get("id", ""))
+        if not account:
+            raise AccountsFileError(f"{where}.id: required")
+        identities = [str(x) for x in entry.get("identities", [account])]
+        out.append(_spec(entry, where, account, identities))
+    return out
+
+
+async def provision(store: BalanceStore, specs: list[AccountSpec]) -> int:
+    """Create every account that does not exist yet; return how many were created."""
+    created = 0
+    for spec in specs:
+        if await store.get(spec.account) is not None:
+            continue
+        await store.create_account(spec.account, spec.kind, list(spec.balances),
+                                   list(spec.identities))
+        created += 1
+    return created
