@@ -1,0 +1,124 @@
+"""The settlement state kept between runs: journal checkpoint, live buckets, closed periods.
+
+``<data-dir>/settlement/state.json`` (written atomically). Each run continues the journal from
+the checkpoint and merges the new records into the live buckets, so a draft run on a long
+journal only reads what is new. Closing a period for a partner freezes a snapshot of its
+buckets (and the issue date); a closed invoice is re-rendered from that snapshot, never from
+the live buckets, so it never changes. Live buckets of a closed period that differ from its
+snapshot (plus what was already adjusted) are *late records*: they become adjustment lines on
+the next invoice that is built, referencing the closed invoice number.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from settlement.aggregate import KEY_FIELDS, Buckets
+from settlement.writers import write_atomic
+
+_NK = len(KEY_FIELDS)
+_P = KEY_FIELDS.index("partner")
+_PER = KEY_FIELDS.index("period")
+
+
+def _dump(b: Buckets) -> list[list[Any]]:
+    return [[*k, *v] for k, v in sorted(b.items())]
+
+
+def _load(rows: list[list[Any]]) -> Buckets:
+    return {tuple(r[:_NK]): [int(x) for x in r[_NK:]] for r in rows}
+
+
+@dataclass
+class ClosedPeriod:
+    invoice_no: str
+    issue_date: str
+    snapshot: Buckets
+    adjusted: Buckets = field(default_factory=dict)  # late deltas already invoiced elsewhere
+    invoice: dict[str, Any] = field(default_factory=dict)  # the final document, frozen
+
+
+@dataclass
+class SettlementState:
+    checkpoint: Any = None
+    records: int = 0
+    settled: int = 0
+    buckets: Buckets = field(default_factory=dict)
+    movements: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    # period -> partner -> ClosedPeriod
+    closed: dict[str, dict[str, ClosedPeriod]] = field(default_factory=dict)
+
+    @staticmethod
+    def path(data_dir: Path) -> Path:
+        return data_dir / "settlement" / "state.json"
+
+    @classmethod
+    def load(cls, data_dir: Path) -> SettlementState:
+        p = cls.path(data_dir)
+        if not p.exists():
+            return cls()
+        doc = json.loads(p.read_text(encoding="utf-8"))
+        st = cls(checkpoint=doc.get("checkpoint"), records=doc.get("records", 0),
+                 settled=doc.get("settled", 0), buckets=_load(doc.get("buckets", [])))
+        st.movements = {(a, c, per): int(m) for a, c, per, m in doc.get("movements", [])}
+        for period, partners in doc.get("closed", {}).items():
+            st.closed[period] = {
+                pid: ClosedPeriod(c["invoice_no"], c["issue_date"], _load(c["snapshot"]),
+                                  _load(c.get("adjusted", [])), c.get("invoice", {}))
+                for pid, c in partners.items()
+            }
+        return st
+
+    def save(self, data_dir: Path) -> None:
+        doc = {
+            "version": 1, "checkpoint": self.checkpoint, "records": self.records,
+            "settled": self.settled, "buckets": _dump(self.buckets),
+            "movements": [[*k, v] for k, v in sorted(self.movements.items())],
+            "closed": {
+                period: {pid: {"invoice_no": c.invoice_no, "issue_date": c.issue_date,
+                               "snapshot": _dump(c.snapshot), "adjusted": _dump(c.adjusted),
+                               "invoice": c.invoice}
+                         for pid, c in sorted(partners.items())}
+                for period, partners in sorted(self.closed.items())
+            },
+        }
+        write_atomic(self.path(data_dir), json.dumps(doc, sort_keys=True) + "\n")
+
+    # -- queries ----------------------------------------------------------------------------
+    def is_closed(self, period: str, partner: str) -> bool:
+        return partner in self.closed.get(period, {})
+
+    def of(self, partner: str, period: str) -> Buckets:
+        return {k: v for k, v in self.buckets.items() if k[_P] == partner and k[_PER] == period}
+
+    def late(self, partner: str, before: str) -> list[tuple[str, str, tuple[Any, ...], list[int]]]:
+        """Late deltas of *partner*'s closed periods earlier than *before* (not yet adjusted)."""
+        out = []
+        for period in sorted(self.closed):
+            c = self.closed[period].get(partner)
+            if c is None or period >= before:
+                continue
+            for k, v in sorted(self.of(partner, period).items()):
+                base = [0, 0, 0]
+                for src in (c.snapshot, c.adjusted):
+                    s = src.get(k)
+                    if s is not None:
+                        base = [base[i] + s[i] for i in range(3)]
+                delta = [v[i] - base[i] for i in range(3)]
+                if any(delta):
+                    out.append((c.invoice_no, period, k, delta))
+        return out
+
+    def close(self, partner: str, period: str, invoice: dict[str, Any],
+              late: list[tuple[str, str, tuple[Any, ...], list[int]]]) -> None:
+        """Freeze *partner*'s *period* with its final *invoice*; *late* deltas are now invoiced."""
+        self.closed.setdefault(period, {})[partner] = ClosedPeriod(
+            invoice["invoice_no"], invoice["issue_date"], self.of(partner, period),
+            invoice=invoice)
+        for _, ref_period, k, delta in late:
+            adj = self.closed[ref_period][partner].adjusted
+            cur = adj.get(k, [0, 0, 0])
+            adj[k] = [cur[i] + delta[i] for i in range(3)]
