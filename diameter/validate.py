@@ -1,0 +1,109 @@
+"""RFC 6733 §7 checks of a decoded message against the dictionary and command grammars.
+
+``check_request(msg)`` raises the first problem found as a DiameterError the peer layer turns
+into the error answer (Result-Code, Failed-AVP, E bit). Checks, in order:
+
+1. header bits (§3): E on a request, R clear, P on a non-proxiable command -> 3008 (E bit)
+2. command code unknown -> 3001 (E bit); known code, unknown application -> 3007 (E bit)
+3. for every AVP, depth first in wire order (Grouped members against the group's grammar):
+   reserved AVP flag bits, V with Vendor-Id 0, M on a must-not-M AVP -> 3009 (E bit);
+   unknown AVP with M set -> 5001 (unknown without M: kept and ignored, §4.1);
+   AVP not allowed by the grammar -> 5008; more than allowed -> 5009 (the first one over);
+   undecodable value (bad UTF-8, bad Address, enum out of range) -> 5004;
+   wrong payload length for the type or a broken Grouped payload -> 5014
+4. a required AVP missing -> 5005 with a zero-filled example in Failed-AVP (§7.5)
+"""
+
+from __future__ import annotations
+
+from diameter import dictionary
+from diameter.avp import Avp, example
+from diameter.dictionary.model import Grammar, MRule
+from diameter.errors import DiameterError
+from diameter.message import FLAG_E, FLAG_P, FLAG_R, Message
+from diameter.types import AvpType, RawAddress
+
+__all__ = ["check_request", "check_answer", "check_avps"]
+
+_GROUPED = int(AvpType.GROUPED)
+_ADDRESS = int(AvpType.ADDRESS)
+_ENUMERATED = int(AvpType.ENUMERATED)
+_ANY = Grammar((), True)
+_AVPS = dictionary.AVPS
+
+
+def check_request(msg: Message) -> None:
+    """Validate a received request; raises DiameterError (see the module doc for the codes)."""
+    hdr = msg.header
+    if msg.version != 1:
+        raise DiameterError(5011, f"version {msg.version}", header=hdr, partial=msg)
+    if not msg.flags & FLAG_R:
+        raise DiameterError(3008, "R bit clear in a request", header=hdr, partial=msg)
+    if msg.flags & FLAG_E:
+        raise DiameterError(3008, "E bit set in a request", header=hdr, partial=msg)
+    if not dictionary.command_known(msg.code):
+        raise DiameterError(3001, f"command {msg.code} unsupported", header=hdr, partial=msg)
+    cmd = dictionary.command(msg.code, msg.app_id)
+    if cmd is None:
+        raise DiameterError(
+            3007, f"command {msg.code} in application {msg.app_id}", header=hdr, partial=msg
+        )
+    if msg.flags & FLAG_P and not cmd.proxiable:
+        raise DiameterError(3008, f"P bit set on {cmd.request_abbrev}", header=hdr, partial=msg)
+    try:
+        check_avps(msg.avps, cmd.request)
+    except DiameterError as exc:
+        exc.header = hdr
+        exc.partial = msg
+        raise
+
+
+def check_answer(msg: Message) -> None:
+    """Validate a received answer: AVP rules always; the grammar unless the E bit is set
+    (E-bit answers follow the generic grammar, §7.2). Raises DiameterError."""
+    cmd = dictionary.command(msg.code, msg.app_id)
+    grammar = cmd.answer if cmd is not None and not msg.flags & FLAG_E else _ANY
+    check_avps(msg.avps, grammar)
+
+
+def check_avps(avps: list[Avp], grammar: Grammar) -> None:
+    """Check a run of AVPs (a message body or a Grouped payload) against ``grammar``."""
+    counts: dict[tuple[int, int], int] = {}
+    by_key = grammar.by_key
+    for a in avps:
+        flags = a.flags
+        if flags & 0x1F or (flags & 0x80 and a.vendor == 0):
+            raise DiameterError(3009, f"AVP {a.code} flags 0x{flags:02x}", failed_avp=a.encode())
+        key = (a.code, a.vendor)
+        d = _AVPS.get(key)
+        if d is None:
+            if flags & 0x40:
+                raise DiameterError(
+                    5001, f"unsupported AVP {a.code}/{a.vendor} with M bit", failed_avp=a.encode()
+                )
+            continue  # unknown, not mandatory: kept and ignored (§4.1)
+        if d.m_rule == MRule.MUST_NOT and flags & 0x40:
+            raise DiameterError(3009, f"M bit set on {d.name}", failed_avp=a.encode())
+        rule = by_key.get(key)
+        if rule is None:
+            if not grammar.any_avp:
+                raise DiameterError(5008, f"{d.name} not allowed here", failed_avp=a.encode())
+        else:
+            if rule.max == 0:
+                raise DiameterError(5008, f"{d.name} not allowed here", failed_avp=a.encode())
+            c = counts.get(key, 0) + 1
+            counts[key] = c
+            if rule.max != -1 and c > rule.max:
+                raise DiameterError(5009, f"{d.name} occurs too many times", failed_avp=a.encode())
+        v = a.value  # raises 5004/5014 for undecodable payloads
+        t = d.type
+        if t == _GROUPED:
+            check_avps(v, d.grammar or _ANY)
+        elif t == _ENUMERATED:
+            if d.enum and v not in d.enum:
+                raise DiameterError(5004, f"{d.name} value {v} unknown", failed_avp=a.encode())
+        elif t == _ADDRESS and isinstance(v, RawAddress) and v.family in (0, 65535):
+            raise DiameterError(5004, f"{d.name} address family {v.family}", failed_avp=a.encode())
+    for rule in grammar.rules:
+        if rule.min and counts.get(rule.key, 0) < rule.min:
+            raise DiameterError(5005, f"missing {rule.name}", failed_avp=example(rule.name))
