@@ -1,0 +1,362 @@
+"""RatingEngine: the rating API the Ro/Rf agent and settlement call.
+
+    engine = RatingEngine.open(data_dir)             # latest version of every deck
+    engine.reload_if_changed()                       # one stat(); swaps in new versions
+    price = engine.rate(deck="retail", service=Service.VOICE, destination="41791234567",
+                        at=time.time(), usage=125)   # RatedPrice, or raises NoTariff
+    units = engine.max_units(deck="retail", service=Service.VOICE, destination="4179...",
+                             at=time.time(), budget=2_000_000)
+
+Rating is synchronous and does no I/O on the hot path (decks are in memory); the compiled
+twin is used when built (``cython_ext.load("rating")``), else the pure reference.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import os
+from array import array
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any
+
+import cython_ext
+from charging.fx import FxTable
+from charging.money import div_round
+from charging.rating.bands import BandCalendar
+from charging.rating.deckdata import DeckData, DeckMeta
+from charging.rating.importer import ImportSummary, import_csv
+from charging.rating.index import BLOCKED, NO_TARIFF, PureDeckIndex, build_groups
+from charging.rating.model import (
+    RATE_PER_MICRO,
+    FxApplied,
+    NoTariff,
+    RatedPrice,
+    RatingError,
+    Row,
+    Service,
+    Tier,
+    rate_to_str,
+)
+from charging.rating.numbers import name_for_prefix, normalise
+from charging.rating.price import max_units as _max_units_row
+from charging.rating.store import DeckStore
+
+_ext = cython_ext.load("rating")
+
+
+def extension_active() -> bool:
+    """True when the compiled twin is in use (benchmarks print it)."""
+    return _ext is not None
+
+
+def make_index(data: DeckData, *, compiled: bool | None = None) -> Any:
+    """The rater over *data*: the compiled twin when available (or forced), else pure."""
+    groups = build_groups(data)
+    use = (_ext is not None) if compiled is None else compiled
+    if use:
+        if _ext is None:
+            raise RuntimeError("compiled rating extension not available")
+        return _ext.CompiledDeck(data, groups)
+    return PureDeckIndex(data, groups)
+
+
+@dataclass(slots=True)
+class LoadedDeck:
+    """One deck version ready to rate: metadata, columns, index."""
+
+    meta: DeckMeta
+    data: DeckData
+    index: Any
+    band_ids: dict[str, int] = field(default_factory=dict)
+
+    def row(self, i: int) -> Row:
+        return self.data.row(i)
+
+
+class RatingEngine:
+    """Rates usage against the versioned decks of one data dir (see module docstring).
+
+    *technical_prefixes* are stripped from destinations (numbers.normalise); *calendar* gives
+    the time band for decks with banded rows; *band_mode* ``"start"`` rates a whole call in
+    the band at its start, ``"split"`` prices each part of a VOICE/DATA_TIME call in its band;
+    *fx* converts when a caller asks for another currency.
+    """
+
+    def __init__(
+        self,
+        data_dir: str | os.PathLike[str],
+        *,
+        technical_prefixes: Sequence[str] = (),
+        calendar: BandCalendar | None = None,
+        band_mode: str = "start",
+        fx: FxTable | None = None,
+        compiled: bool | None = None,
+    ) -> None:
+        if band_mode not in ("start", "split"):
+            raise ValueError(f"band_mode must be 'start' or 'split', got {band_mode!r}")
+        self.store = DeckStore(data_dir)
+        self.technical_prefixes = tuple(technical_prefixes)
+        self.calendar = calendar or BandCalendar()
+        self.band_mode = band_mode
+        self.fx = fx or FxTable()
+        self._compiled = compiled
+        self._latest: dict[str, LoadedDeck] = {}
+        self._versions: dict[tuple[str, int], LoadedDeck] = {}
+        self._generation = -1
+        self._tp = self.technical_prefixes
+
+    @classmethod
+    def open(cls, data_dir: str | os.PathLike[str], **kwargs: Any) -> RatingEngine:
+        """Create an engine and load the latest version of every deck in *data_dir*."""
+        engine = cls(data_dir, **kwargs)
+        engine.reload_if_changed()
+        return engine
+
+    # -- decks -----------------------------------------------------------------------------
+
+    def reload_if_changed(self) -> bool:
+        """Pick up newly imported versions (cheap: one stat when nothing changed).
+        Returns True when something was (re)loaded."""
+        gen = self.store.generation()
+        if gen == self._generation:
+            return False
+        self._generation = gen
+        changed = False
+        for name in self.store.decks():
+            latest = self.store.latest(name)
+            if latest is None:
+                continue
+            cur = self._latest.get(name)
+            if cur is None or cur.meta.version != latest:
+                self._latest[name] = self._load(name, latest)
+                changed = True
+        return changed
+
+    def _load(self, deck: str, version: int) -> LoadedDeck:
+        key = (deck, version)
+        got = self._versions.get(key)
+        if got is not None:
+            return got
+        d = self.store.load(deck, version)
+        loaded = LoadedDeck(
+            meta=d.meta, data=d.data, index=make_index(d.data, compiled=self._compiled),
+            band_ids={b: i for i, b in enumerate(d.data.bands) if i},
+        )
+        self._versions[key] = loaded
+        return loaded
+
+    def decks(self) -> list[str]:
+        return sorted(self._latest)
+
+    def deck(self, deck: str, version: int | None = None) -> LoadedDeck:
+        """A loaded deck version (latest by default): settlement reads rows, tiers, currency.
+        Raises NoTariff for an unknown deck or version."""
+        if version is None:
+            got = self._latest.get(deck)
+            if got is None:
+                self.reload_if_changed()
+                got = self._latest.get(deck)
+                if got is None:
+                    raise NoTariff(f"no deck {deck!r}")
+            return got
+        try:
+            return self._load(deck, version)
+        except FileNotFoundError:
+            raise NoTariff(f"no version {version} of deck {deck!r}") from None
+
+    def import_csv(
+        self, path: str, *, deck: str, partner: str | None = None, direction: str = "sell",
+        currency: str = "EUR", effective: str | None = None, service: Service | str = Service.VOICE,
+        timezone: str | None = None, skip_bad: bool = False, hyphen: str = "range",
+    ) -> ImportSummary:
+        """Import *path* as a new version of *deck* and start using it. DeckError when bad."""
+        summary = import_csv(
+            self.store, path, deck=deck, partner=partner, direction=direction, currency=currency,
+            effective=effective, service=service, timezone=timezone or self.calendar.timezone,
+            skip_bad=skip_bad, hyphen=hyphen,
+        )
+        self.reload_if_changed()
+        return summary
+
+    def ensure_imported(
+        self, path: str, *, deck: str, partner: str | None = None, direction: str = "sell",
+        currency: str = "EUR", effective: str | None = None, service: Service | str = Service.VOICE,
+        timezone: str | None = None,
+    ) -> ImportSummary:
+        """Import *path* unless the latest version of *deck* came from the same bytes and
+        options (then ``summary.version`` is None). For server start-up: idempotent."""
+        summary = import_csv(
+            self.store, path, deck=deck, partner=partner, direction=direction, currency=currency,
+            effective=effective, service=service, timezone=timezone or self.calendar.timezone,
+            only_if_changed=True,
+        )
+        self.reload_if_changed()
+        return summary
+
+    # -- rating ----------------------------------------------------------------------------
+
+    def _key(self, destination: str) -> str:
+        if destination.isdigit() and not self._tp:
+            return destination[2:] if destination.startswith("00") else destination
+        return normalise(destination, self._tp)
+
+    def _band_id(self, d: LoadedDeck, at: float) -> tuple[int, str]:
+        if not d.band_ids:
+            return 0, ""
+        name = self.calendar.band_at(at)
+        return d.band_ids.get(name, -1), name
+
+    def _find(self, d: LoadedDeck, service: Service, key: str, origin: str, at: float) -> tuple[int, str]:
+        band, band_name = self._band_id(d, at)
+        i: int = d.index.find(service.code, key, origin, math.floor(at), band)
+        if i < 0:
+            raise NoTariff(f"deck {d.meta.deck!r} v{d.meta.version}: no {service.value} tariff for {key!r}")
+        if d.data.blocked[i]:
+            raise NoTariff(f"deck {d.meta.deck!r} v{d.meta.version}: {key!r} is closed (prefix {d.data.prefix[i]!r})")
+        return i, band_name
+
+    def lookup(
+        self, *, deck: str, service: Service, destination: str, origin: str | None = None,
+        at: float, version: int | None = None,
+    ) -> Row:
+        """The tariff row that prices this destination at *at* (NoTariff when none)."""
+        d = self.deck(deck, version)
+        i, _ = self._find(d, service, self._key(destination), self._key(origin) if origin else "", at)
+        return d.row(i)
+
+    def price(self, deck: str, service: Service, destination: str, at: float, usage: int,
+              origin: str = "") -> int:
+        """Fast path: the price in micro-units only (no explanation object). NoTariff when none."""
+        d = self._latest.get(deck) or self.deck(deck)
+        band = self._band_id(d, at)[0] if d.band_ids else 0
+        p: int = d.index.price(service.code, self._key(destination), math.floor(at), usage,
+                               self._key(origin) if origin else "", band)
+        if p < 0:
+            raise NoTariff(f"deck {deck!r}: no {service.value} tariff for {destination!r}"
+                           + (" (closed)" if p == BLOCKED else ""))
+        return p
+
+    def rate(
+        self, *, deck: str, service: Service, destination: str, origin: str | None = None,
+        at: float, usage: int, version: int | None = None, currency: str | None = None,
+    ) -> RatedPrice:
+        """Price one usage record and say why (RatedPrice). Raises NoTariff.
+
+        *usage* is in the service's unit (seconds, events, octets); *version* re-rates against
+        an older deck version; *currency* converts the price with the engine's FX table.
+        """
+        if usage < 0:
+            raise RatingError(f"usage must be >= 0, got {usage}")
+        d = self.deck(deck, version)
+        key = self._key(destination)
+        okey = self._key(origin) if origin else ""
+        i, band_name = self._find(d, service, key, okey, at)
+        row = d.row(i)
+        if (self.band_mode == "split" and d.band_ids and usage > 0
+                and service in (Service.VOICE, Service.DATA_TIME)):
+            price, billed, exact, band_name = self._split_price(d, service, key, okey, at, usage, row)
+        else:
+            price, billed = d.index.price_row(i, usage)
+            exact = _exact_str(usage, billed, row)
+        return self._explain(d, service, row, band_name, usage, price, billed, exact, at, currency)
+
+    def _explain(self, d: LoadedDeck, service: Service, row: Row, band: str, usage: int, price: int,
+                 billed: int, exact: str, at: float, currency: str | None) -> RatedPrice:
+        fx = None
+        cur = d.meta.currency
+        if currency and currency.upper() != cur:
+            on = dt.datetime.fromtimestamp(at, dt.UTC).date()
+            try:
+                converted, q = self.fx.convert(price, cur, currency, on)
+            except KeyError as exc:
+                raise RatingError(str(exc)) from None
+            fx = FxApplied(cur, currency.upper(), str(q.rate), q.date.isoformat(), price)
+            price, cur = converted, currency.upper()
+        return RatedPrice(
+            price=price, currency=cur, deck=d.meta.deck, deck_version=d.meta.version,
+            service=service, prefix=row.prefix,
+            destination=row.destination or name_for_prefix(row.prefix), origin=row.origin,
+            band=band, usage=usage, billed_units=billed, increments=(row.inc_first, row.inc_next),
+            rate=rate_to_str(row.rate), rate_first=rate_to_str(row.rate_first),
+            rate_unit=row.rate_unit, connection_fee=row.connection_fee if billed else 0,
+            minimum_charge=row.minimum_charge, unrounded=exact, fx=fx, tiers=row.tiers,
+        )
+
+    def _split_price(self, d: LoadedDeck, service: Service, key: str, okey: str, at: float,
+                     usage: int, row: Row) -> tuple[int, int, str, str]:
+        """Split mode: billed seconds from the start row's increments, each second priced by
+        the row of the band it falls in (the first ``inc_first`` seconds at that row's first
+        rate); fee and minimum of the start row; one rounding of the exact sum."""
+        from charging.rating.price import billed_units
+
+        billed = billed_units(usage, row.inc_first, row.inc_next)
+        total = Fraction(0)
+        t, done = float(at), 0
+        names: list[str] = []
+        while done < billed:
+            nxt = self.calendar.next_change(t)
+            seg = billed - done if nxt is None else min(billed - done, max(1, math.ceil(nxt - t)))
+            i, band_name = self._find(d, service, key, okey, t)
+            r = d.row(i)
+            first = max(0, min(seg, row.inc_first - done))
+            total += Fraction(first * r.rate_first + (seg - first) * r.rate, r.rate_unit * RATE_PER_MICRO)
+            if not names or names[-1] != band_name:
+                names.append(band_name)
+            done += seg
+            t += seg
+        amount = div_round(total.numerator, total.denominator)
+        price = max(row.connection_fee + amount, row.minimum_charge)
+        exact = (Decimal(row.connection_fee) + Decimal(total.numerator) / Decimal(total.denominator)).scaleb(-6)
+        return price, billed, str(exact), "+".join(names)
+
+    def max_units(
+        self, *, deck: str, service: Service, destination: str, origin: str | None = None,
+        at: float, budget: int, version: int | None = None,
+    ) -> int:
+        """The most usage units (on an increment boundary) whose price, connection fee
+        included, fits in *budget* micro-units; 0 if not even the first increment fits.
+        A free tariff returns UNLIMITED_UNITS (clamp it). Raises NoTariff."""
+        d = self.deck(deck, version)
+        i, _ = self._find(d, service, self._key(destination), self._key(origin) if origin else "", at)
+        return _max_units_row(budget, d.row(i))
+
+    def tiers(self, *, deck: str, service: Service, destination: str, at: float,
+              origin: str | None = None, version: int | None = None) -> tuple[Tier, ...]:
+        """The volume tiers of the matching row (settlement applies them per period)."""
+        return self.lookup(deck=deck, service=service, destination=destination, origin=origin,
+                           at=at, version=version).tiers
+
+    def rate_batch(
+        self, deck: str, service: Service, destinations: Sequence[str], usages: Sequence[int],
+        ats: Sequence[int], *, origins: Sequence[str] | None = None, version: int | None = None,
+        normalised: bool = True,
+    ) -> tuple[array[int], array[int]]:
+        """Rate many usages (``ats`` integer epoch seconds). Returns (prices, rows): prices
+        in micro-units or NO_TARIFF (-1) / BLOCKED (-2); rows the matched row index (-1).
+        With ``normalised=False`` destinations are normalised first (slower)."""
+        d = self.deck(deck, version)
+        n = len(destinations)
+        keys = destinations if normalised else [self._key(x) for x in destinations]
+        okeys = None if origins is None else [self._key(o) if o else "" for o in origins]
+        bands = None
+        if d.band_ids:
+            bands = array("q", (self._band_id(d, a)[0] for a in ats))
+        prices = array("q", bytes(8 * n))
+        rows = array("q", bytes(8 * n))
+        u = usages if isinstance(usages, array) and usages.typecode == "q" else array("q", usages)
+        a = ats if isinstance(ats, array) and ats.typecode == "q" else array("q", ats)
+        d.index.rate_batch(service.code, keys, u, a, prices, rows, okeys, bands)
+        return prices, rows
+
+
+def _exact_str(usage: int, billed: int, row: Row) -> str:
+    from charging.rating.price import exact_price
+
+    return str(exact_price(usage, row)) if billed else "0"
+
+
+__all__ = ["RatingEngine", "LoadedDeck", "make_index", "extension_active", "NO_TARIFF", "BLOCKED"]
