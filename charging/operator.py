@@ -1,0 +1,84 @@
+"""Operator actions on accounts (the business side of the admin API and CLI).
+
+Amounts cross this boundary as decimal strings only (charging/money.py); the HTTP layer
+(mediation/admin_http.py) and the CLI (icx balance ...) never do arithmetic on money.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from charging.money import MoneyError, format_amount, parse_amount
+from charging.ports import Accounts, Ledger
+from charging.store.base import AccountView, BalanceKind, BalanceView
+
+
+class OperatorError(ValueError):
+    """Bad operator input (unknown account, bad amount); ``status`` is the HTTP status."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _fmt(b: BalanceView, micros: int) -> str:
+    # Money in major units as a decimal string; unit buckets as whole units.
+    return format_amount(micros) if b.kind is BalanceKind.MONEY else str(micros)
+
+
+def account_json(view: AccountView) -> dict[str, Any]:
+    """The JSON form `icx balance show --json` prints (decimal strings for amounts)."""
+    return {
+        "account": view.account,
+        "kind": view.kind.value,
+        "identities": list(view.identities),
+        "balances": [
+            {"id": b.id, "kind": b.kind.value, "currency": b.currency,
+             "amount": _fmt(b, b.amount), "reserved": _fmt(b, b.reserved),
+             "available": _fmt(b, b.available), "credit_limit": _fmt(b, b.credit_limit)}
+            for b in view.balances
+        ],
+    }
+
+
+async def find_account(accounts: Accounts, ident: str) -> AccountView:
+    """An account by id, or by an identity that resolves to one; OperatorError 404 if none."""
+    view = await accounts.get(ident)
+    if view is None:
+        resolved = await accounts.resolve(ident)
+        view = await accounts.get(resolved) if resolved else None
+    if view is None:
+        raise OperatorError(f"unknown account {ident!r}", 404)
+    return view
+
+
+async def topup(accounts: Accounts, ledger: Ledger, ident: str, amount: str, *, now: float,
+                balance: str | None = None, key: str | None = None) -> dict[str, Any]:
+    """Credit ``amount`` (decimal string, major units) to the account's money balance.
+
+    Idempotent by ``key`` (default: a fresh ``admin:<uuid>``). Returns the new account JSON."""
+    view = await find_account(accounts, ident)
+    try:
+        micros = parse_amount(amount)
+    except MoneyError as exc:
+        raise OperatorError(str(exc)) from exc
+    if micros <= 0:
+        raise OperatorError("amount must be positive")
+    target = None
+    for b in view.balances:
+        if (balance and b.id == balance) or (not balance and b.kind is BalanceKind.MONEY):
+            target = b
+            break
+    if target is None:
+        raise OperatorError(f"no balance {balance or 'money'!r} on {view.account}", 404)
+    op_key = key or f"admin:{uuid.uuid4()}"
+    fields = {"type": "topup", "account": view.account, "currency": target.currency,
+              "price": format_amount(micros), "result": "ok"}
+    result = await ledger.topup(op_key, view.account, target.id, micros, now=now, fields=fields)
+    if not result.ok:
+        raise OperatorError(f"top-up failed: {result.status.value}", 409)
+    after = await find_account(accounts, view.account)
+    out = account_json(after)
+    out["key"] = op_key
+    return out

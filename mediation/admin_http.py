@@ -1,0 +1,133 @@
+"""Admin HTTP (aiohttp): /healthz, /metrics (Prometheus text) and the JSON operator API.
+
+Routes (all JSON unless noted; amounts are decimal strings):
+
+=========================================  ==================================================
+``GET  /healthz``                           ``{"status": "ok", "sessions": N}``
+``GET  /metrics``                           Prometheus text 0.0.4
+``GET  /api/accounts/{id}``                 account + balances (id or an identity)
+``POST /api/accounts/{id}/topup``           body ``{"amount": "10.00", "key"?: "...",
+                                            "balance"?: "EUR", "reauth"?: true}``; sends RAR to
+                                            the account's open sessions (facts D) unless false
+``GET  /api/sessions[?account=ID]``         open sessions
+``POST /api/sessions/{sid}/kill``           ASR to the client, then release the reservations
+``POST /api/sessions/{sid}/reauth``         RAR to the client
+``POST /api/reauth``                        RAR to every open session (after a tariff change)
+=========================================  ==================================================
+
+Business logic lives in charging/operator.py and the charging service; this layer only parses
+and formats.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+from charging.operator import OperatorError, account_json, find_account, topup
+from charging.ports import Accounts, Ledger
+from charging.service import ChargingService
+from mediation.agent import ChargingAgent
+
+KEY_APP = web.AppKey("icx_admin", dict)
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.Response(text=json.dumps(data), status=status, content_type="application/json")
+
+
+def build_app(*, service: ChargingService, agent: ChargingAgent | None, accounts: Accounts,
+              ledger: Ledger, clock: Callable[[], float] = time.time) -> web.Application:
+    """The aiohttp application. Caller runs it (see :func:`start_admin`)."""
+    app = web.Application()
+    ctx = {"service": service, "agent": agent, "accounts": accounts, "ledger": ledger,
+           "clock": clock}
+    app[KEY_APP] = ctx
+
+    async def healthz(_: web.Request) -> web.Response:
+        return _json({"status": "ok", "sessions": len(service.sessions)})
+
+    async def metrics(_: web.Request) -> web.Response:
+        body = agent.metrics.render() if agent is not None else ""
+        return web.Response(text=body, content_type="text/plain", charset="utf-8",
+                            headers={"X-Content-Format": "0.0.4"})
+
+    async def get_account(request: web.Request) -> web.Response:
+        try:
+            view = await find_account(accounts, request.match_info["id"])
+        except OperatorError as exc:
+            return _json({"error": str(exc)}, exc.status)
+        return _json(account_json(view))
+
+    async def post_topup(request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+        except (json.JSONDecodeError, ValueError):
+            return _json({"error": "body must be JSON"}, 400)
+        if not isinstance(body, dict) or "amount" not in body:
+            return _json({"error": "need {\"amount\": \"10.00\"}"}, 400)
+        try:
+            out = await topup(accounts, ledger, request.match_info["id"], str(body["amount"]),
+                              now=clock(), balance=body.get("balance"), key=body.get("key"))
+        except OperatorError as exc:
+            return _json({"error": str(exc)}, exc.status)
+        if agent is not None and body.get("reauth", True):
+            sids = [s.id for s in service.sessions if s.account == out["account"]]
+            out["reauth"] = await _reauth_many(agent, sids)
+        return _json(out)
+
+    async def list_sessions(request: web.Request) -> web.Response:
+        account = request.query.get("account")
+        rows = [s.as_dict() for s in service.open_sessions()
+                if account is None or s.account == account]
+        return _json({"sessions": rows, "count": len(rows)})
+
+    async def kill(request: web.Request) -> web.Response:
+        sid = request.match_info["sid"]
+        if service.sessions.get(sid) is None:
+            return _json({"error": f"no open session {sid!r}"}, 404)
+        asa = await agent.abort(sid) if agent is not None else None
+        released = await service.kill(sid, now=clock())
+        return _json({"session_id": sid, "asa_result_code": asa, "released": released})
+
+    async def reauth(request: web.Request) -> web.Response:
+        sid = request.match_info["sid"]
+        if service.sessions.get(sid) is None:
+            return _json({"error": f"no open session {sid!r}"}, 404)
+        raa = await agent.reauth(sid) if agent is not None else None
+        return _json({"session_id": sid, "raa_result_code": raa})
+
+    async def reauth_all(_: web.Request) -> web.Response:
+        if agent is None:
+            return _json({"sent": 0})
+        results = await _reauth_many(agent, [s.id for s in service.sessions])
+        return _json({"sent": len(results), "results": results})
+
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/api/accounts/{id}", get_account)
+    app.router.add_post("/api/accounts/{id}/topup", post_topup)
+    app.router.add_get("/api/sessions", list_sessions)
+    app.router.add_post("/api/sessions/{sid}/kill", kill)
+    app.router.add_post("/api/sessions/{sid}/reauth", reauth)
+    app.router.add_post("/api/reauth", reauth_all)
+    return app
+
+
+async def _reauth_many(agent: ChargingAgent, sids: list[str]) -> dict[str, int | None]:
+    codes = await asyncio.gather(*(agent.reauth(s) for s in sids), return_exceptions=True)
+    return {s: (c if isinstance(c, int) else None) for s, c in zip(sids, codes, strict=True)}
+
+
+async def start_admin(app: web.Application, host: str, port: int) -> web.AppRunner:
+    """Start serving *app* on host:port; return the runner (call ``await runner.cleanup()``)."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    return runner

@@ -1,0 +1,117 @@
+"""Rf (RFC 6733 accounting + TS 32.299): ACR -> ChargingRequest, result -> ACA. Pure translation.
+
+Accounting-Record-Type maps onto the neutral verbs (EVENT_RECORD 1 -> EVENT, START 2 ->
+INITIAL, INTERIM 3 -> UPDATE, STOP 4 -> TERMINATE); the idempotency key is
+``rf:<Session-Id>:<Accounting-Record-Number>`` (facts A9: the accounting duplicate key).
+The ONE outcome -> Result-Code table for Rf is :data:`OUTCOME_RESULT_CODE`.
+"""
+
+from __future__ import annotations
+
+from charging.requests import (
+    SERVICE_UNIT,
+    ChargingRequest,
+    ChargingResult,
+    Outcome,
+    ServiceUnits,
+    Verb,
+)
+from diameter.avp import Avp
+from diameter.message import Message
+from mediation import avp_codes as C
+from mediation.ro import BadRequest, _int, _str, _time, _units, answer, avp, missing, parties
+from mediation.ro import _subscriber as subscriber_of
+from mediation.service_map import ServiceMap
+
+OUTCOME_RESULT_CODE: dict[Outcome, int] = {
+    Outcome.SUCCESS: 2001,
+    Outcome.OUT_OF_SPACE: 4002,  # the CDF cannot store the record now (facts C1)
+    Outcome.UNABLE_TO_COMPLY: 5012,
+    Outcome.INVALID_VALUE: 5004,
+    Outcome.MISSING_FIELD: 5005,
+    Outcome.RATING_FAILED: 2001,  # stored unrated; settlement re-rates (never drop a record)
+    Outcome.USER_UNKNOWN: 2001,  # offline: interconnect records need no subscriber
+    Outcome.UNKNOWN_SESSION: 2001,
+    Outcome.CREDIT_LIMIT_REACHED: 2001,  # no balance check offline
+    Outcome.SERVICE_DENIED: 5012,
+    Outcome.NOT_APPLICABLE: 2001,
+}
+"""Engine outcome -> ACA Result-Code. The only such table for Rf."""
+
+RECORD_VERB = {1: Verb.EVENT, 2: Verb.INITIAL, 3: Verb.UPDATE, 4: Verb.TERMINATE}
+
+
+def acr_to_request(msg: Message, smap: ServiceMap) -> ChargingRequest:
+    """Translate an ACR; raises :class:`~mediation.ro.BadRequest` (5005/5004) when it cannot."""
+    sid_avp = msg.find(C.SESSION_ID)
+    if sid_avp is None:
+        raise missing(C.SESSION_ID)
+    session_id = _str(sid_avp) or ""
+    rtype = _int(msg.find(C.ACCOUNTING_RECORD_TYPE))
+    if rtype is None:
+        raise missing(C.ACCOUNTING_RECORD_TYPE)
+    number = _int(msg.find(C.ACCOUNTING_RECORD_NUMBER))
+    if number is None:
+        raise missing(C.ACCOUNTING_RECORD_NUMBER)
+    verb = RECORD_VERB.get(rtype)
+    if verb is None:
+        raise BadRequest(5004, msg.find(C.ACCOUNTING_RECORD_TYPE),
+                         "bad Accounting-Record-Type")
+    context = _str(msg.find(C.SERVICE_CONTEXT_ID))
+    service = smap.context_service(context)
+    if service is None:
+        raise BadRequest(5004, msg.find(C.SERVICE_CONTEXT_ID) or sid_avp,
+                         "unknown Service-Context-Id")
+    unit = SERVICE_UNIT[service]
+    used = 0
+    present = False
+    for mscc in msg.find_all(C.MULTIPLE_SERVICES_CREDIT_CONTROL):
+        for usu in mscc.value if isinstance(mscc.value, list) else []:
+            if usu.code == C.USED_SERVICE_UNIT and usu.vendor == 0:
+                n, _ = _units(usu, unit)
+                used += n or 0
+                present = True
+    for usu in msg.find_all(C.USED_SERVICE_UNIT):
+        n, _ = _units(usu, unit)
+        used += n or 0
+        present = True
+    origin, destination = parties(msg, service)
+    subscriber = subscriber_of(msg)
+    units = (ServiceUnits(used=used, used_present=present, service=service),) if present else ()
+    return ChargingRequest(
+        verb=verb, session_id=session_id, request_number=number, service=service,
+        subscriber=subscriber, destination=destination, origin=origin or subscriber,
+        units=units, idem_key=f"rf:{session_id}:{number}",
+        peer_host=_str(msg.find(C.ORIGIN_HOST)) or "",
+        peer_realm=_str(msg.find(C.ORIGIN_REALM)) or "",
+        context=context or "", at=_time(msg.find(C.EVENT_TIMESTAMP)), offline=True,
+    )
+
+
+def _echo(acr: Message) -> list[Avp]:
+    out: list[Avp] = []
+    for code in (C.ACCOUNTING_RECORD_TYPE, C.ACCOUNTING_RECORD_NUMBER):
+        a = acr.find(code)
+        if a is not None:
+            out.append(avp(code, _int(a, 0)))
+    app = acr.find(C.ACCT_APPLICATION_ID)
+    out.append(avp(C.ACCT_APPLICATION_ID, _int(app, 3) if app is not None else 3))
+    return out
+
+
+def result_to_aca(acr: Message, result: ChargingResult, *, origin_host: str,
+                  origin_realm: str) -> Message:
+    """The ACA: Result-Code, Origin-*, echo Accounting-Record-Type/Number (facts C1)."""
+    avps = [avp(C.RESULT_CODE, OUTCOME_RESULT_CODE[result.outcome]),
+            avp(C.ORIGIN_HOST, origin_host), avp(C.ORIGIN_REALM, origin_realm)]
+    avps.extend(_echo(acr))
+    return answer(acr, avps)
+
+
+def error_aca(acr: Message, err: BadRequest, *, origin_host: str, origin_realm: str) -> Message:
+    avps = [avp(C.RESULT_CODE, err.result_code), avp(C.ORIGIN_HOST, origin_host),
+            avp(C.ORIGIN_REALM, origin_realm)]
+    avps.extend(_echo(acr))
+    avps.append(avp(C.ERROR_MESSAGE, err.message[:200]))
+    avps.append(avp(C.FAILED_AVP, [err.failed]))
+    return answer(acr, avps)

@@ -1,0 +1,457 @@
+"""Ro (RFC 4006 / TS 32.299): CCR -> ChargingRequest and ChargingResult -> CCA. Pure translation.
+
+The agent never prices anything: it reads the wire, builds a neutral request, and writes the
+engine's decision back. The ONE table from engine outcomes to Result-Codes is
+:data:`OUTCOME_RESULT_CODE` (facts A6/B6).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from charging.requests import (
+    SERVICE_UNIT,
+    ChargingRequest,
+    ChargingResult,
+    EventAction,
+    Outcome,
+    ReportingReason,
+    ServiceKind,
+    ServiceUnits,
+    UnitKind,
+    UnitsResult,
+    Verb,
+)
+from diameter.avp import Avp, decode_avps, zero_filled
+from diameter.message import Message
+from mediation import avp_codes as C
+from mediation.service_map import ServiceMap
+
+OUTCOME_RESULT_CODE: dict[Outcome, int] = {
+    Outcome.SUCCESS: 2001,  # DIAMETER_SUCCESS
+    Outcome.CREDIT_LIMIT_REACHED: 4012,  # RFC 4006 §9.1
+    Outcome.SERVICE_DENIED: 4010,
+    Outcome.NOT_APPLICABLE: 4011,
+    Outcome.USER_UNKNOWN: 5030,
+    Outcome.RATING_FAILED: 5031,  # Failed-AVP required (B6)
+    Outcome.UNKNOWN_SESSION: 5002,
+    Outcome.INVALID_VALUE: 5004,
+    Outcome.MISSING_FIELD: 5005,
+    Outcome.UNABLE_TO_COMPLY: 5012,
+    Outcome.OUT_OF_SPACE: 4002,
+}
+"""Engine outcome -> Result-Code (command level and per MSCC). The only such table for Ro."""
+
+_NTP_OFFSET = 2_208_988_800  # seconds from 1900-01-01 to 1970-01-01 (RFC 6733 §4.3.1 Time)
+
+
+class BadRequest(Exception):
+    """The CCR cannot be turned into a request: answer ``result_code`` with Failed-AVP."""
+
+    def __init__(self, result_code: int, failed: Avp, message: str) -> None:
+        super().__init__(message)
+        self.result_code = result_code
+        self.failed = failed
+        self.message = message
+
+
+# ---------------------------------------------------------------------------- AVP helpers
+def avp(code: int, value: Any, vendor: int = 0) -> Avp:
+    """Build an AVP by code (the dictionary supplies type and flags)."""
+    return Avp.new(code, value, vendor=vendor)
+
+
+def children(a: Avp | None) -> list[Avp]:
+    if a is None:
+        return []
+    value = a.value
+    return value if isinstance(value, list) else []
+
+
+def first(avps: Iterable[Avp], code: int, vendor: int = 0) -> Avp | None:
+    for a in avps:
+        if a.code == code and a.vendor == vendor:
+            return a
+    return None
+
+
+def every(avps: Iterable[Avp], code: int, vendor: int = 0) -> list[Avp]:
+    return [a for a in avps if a.code == code and a.vendor == vendor]
+
+
+def _int(a: Avp | None, default: int | None = None) -> int | None:
+    if a is None:
+        return default
+    v = a.value
+    if isinstance(v, int):
+        return v
+    if isinstance(v, bytes) and 0 < len(v) <= 8:
+        return int.from_bytes(v, "big")
+    return default
+
+
+def _str(a: Avp | None) -> str | None:
+    if a is None:
+        return None
+    v = a.value
+    if isinstance(v, bytes):
+        return v.decode("utf-8", "replace")
+    return str(v)
+
+
+def _time(a: Avp | None) -> float | None:
+    """Epoch seconds of a Time AVP (decoded as datetime, or NTP seconds as int)."""
+    if a is None:
+        return None
+    v = a.value
+    if isinstance(v, _dt.datetime):
+        if v.tzinfo is None:
+            v = v.replace(tzinfo=_dt.UTC)
+        return v.timestamp()
+    if isinstance(v, int):
+        return float(v - _NTP_OFFSET) if v > _NTP_OFFSET else float(v)
+    if isinstance(v, bytes) and len(v) == 4:
+        return float(int.from_bytes(v, "big") - _NTP_OFFSET)
+    return None
+
+
+def normalise_address(text: str | None) -> str | None:
+    """``tel:+41 79 123``, ``sip:+4179123@ims;user=phone`` -> ``4179123`` (E.164 digits).
+
+    Anything that is not a number (an APN, a SIP name) is returned lower-cased, unchanged."""
+    if text is None:
+        return None
+    t = text.strip()
+    low = t.lower()
+    for scheme in ("tel:", "sip:", "sips:"):
+        if low.startswith(scheme):
+            t = t[len(scheme):]
+            break
+    t = t.split(";", 1)[0].split("@", 1)[0]
+    digits = t.replace(" ", "").replace("-", "").lstrip("+")
+    if digits.startswith("00"):
+        digits = digits[2:]
+    return digits if digits.isdigit() else t.lower()
+
+
+def missing(code: int, vendor: int = 0) -> BadRequest:
+    """5005 with a zero-filled example of the missing AVP (RFC 6733 §7.5)."""
+    flags = 0xC0 if vendor else 0x40
+    example = decode_avps(zero_filled(code, vendor, flags))[0]
+    return BadRequest(5005, example, f"missing AVP {code}")
+
+
+def answer(request: Message, avps: list[Avp], *, error: bool = False) -> Message:
+    """An answer with Session-Id first and Proxy-Info copied in order (facts A5)."""
+    out: list[Avp] = []
+    sid = request.find(C.SESSION_ID)
+    if sid is not None:
+        out.append(sid)
+    out.extend(avps)
+    out.extend(request.find_all(C.PROXY_INFO))
+    return request.answer(out, error=error)
+
+
+# ---------------------------------------------------------------------------- CCR -> request
+def _units(a: Avp | None, unit: UnitKind) -> tuple[int | None, bool]:
+    """(amount, present) of an RSU/USU/GSU in *unit*; octets add input+output when no total."""
+    if a is None:
+        return None, False
+    kids = children(a)
+    if unit is UnitKind.TIME:
+        return _int(first(kids, C.CC_TIME), 0), True
+    if unit is UnitKind.OCTETS:
+        total = _int(first(kids, C.CC_TOTAL_OCTETS))
+        if total is None:
+            total = (_int(first(kids, C.CC_INPUT_OCTETS), 0) or 0) + (
+                _int(first(kids, C.CC_OUTPUT_OCTETS), 0) or 0)
+        return total, True
+    n = _int(first(kids, C.CC_SERVICE_SPECIFIC_UNITS))
+    if n is None:
+        n = _int(first(kids, C.CC_TIME))  # some SMSCs send CC-Time 1 for one event
+    return (n or 0), True
+
+
+def _slice(mscc: Avp, context: str | None, smap: ServiceMap, default: ServiceKind,
+           verb: Verb) -> ServiceUnits:
+    kids = children(mscc)
+    rg = _int(first(kids, C.RATING_GROUP))
+    sid = _int(first(kids, C.SERVICE_IDENTIFIER))
+    service = smap.service(context, rg) or default
+    unit = SERVICE_UNIT[service]
+    requested, rsu_present = _units(first(kids, C.REQUESTED_SERVICE_UNIT), unit)
+    used = 0
+    used_present = False
+    reasons: list[ReportingReason] = []
+    for usu in every(kids, C.USED_SERVICE_UNIT):
+        n, _ = _units(usu, unit)
+        used += n or 0
+        used_present = True
+        for rr in every(children(usu), C.REPORTING_REASON, C.V3GPP):
+            reasons.append(_reason(rr, mscc))
+    for rr in every(kids, C.REPORTING_REASON, C.V3GPP):
+        reasons.append(_reason(rr, mscc))
+    if used < 0 or (requested is not None and requested < 0):
+        raise BadRequest(5004, mscc, "negative units")
+    return ServiceUnits(rating_group=rg, service_id=sid,
+                        requested=(requested or 0) if rsu_present else None,
+                        used=used, used_present=used_present,
+                        reporting_reasons=tuple(reasons), service=service)
+
+
+def _reason(rr: Avp, mscc: Avp) -> ReportingReason:
+    v = _int(rr, -1)
+    try:
+        return ReportingReason(v)
+    except ValueError:
+        return ReportingReason.OTHER_QUOTA_TYPE
+
+
+def _subscriber(msg: Message) -> str | None:
+    subs = msg.find_all(C.SUBSCRIPTION_ID)
+    best: tuple[int, str] | None = None
+    for s in subs:
+        kids = children(s)
+        t = _int(first(kids, C.SUBSCRIPTION_ID_TYPE), -1)
+        data = _str(first(kids, C.SUBSCRIPTION_ID_DATA))
+        if not data:
+            continue
+        rank = {C.SUB_E164: 0, C.SUB_IMSI: 1, C.SUB_SIP_URI: 2}.get(t if t is not None else -1, 3)
+        if best is None or rank < best[0]:
+            best = (rank, data)
+    if best is None:
+        # Service-Information may carry Subscription-Id too (C3); else User-Name.
+        for s in every(children(msg.find(C.SERVICE_INFORMATION, C.V3GPP)), C.SUBSCRIPTION_ID):
+            data = _str(first(children(s), C.SUBSCRIPTION_ID_DATA))
+            if data:
+                best = (0, data)
+                break
+    if best is None:
+        name = _str(msg.find(C.USER_NAME))
+        return normalise_address(name) if name else None
+    return normalise_address(best[1])
+
+
+def parties(msg: Message, service: ServiceKind) -> tuple[str | None, str | None]:
+    """(origin, destination) used for pricing, per service (facts C3/C4):
+    voice: IMS-Information Calling/Called-Party-Address; SMS: Recipient-Info/Recipient-Address/
+    Address-Data; MMS: MMS-Information/Recipient-Address/Address-Data; data: the APN."""
+    si = children(msg.find(C.SERVICE_INFORMATION, C.V3GPP))
+    if not si:
+        return None, None
+    if service is ServiceKind.VOICE:
+        ims = children(first(si, C.IMS_INFORMATION, C.V3GPP))
+        return (normalise_address(_str(first(ims, C.CALLING_PARTY_ADDRESS, C.V3GPP))),
+                normalise_address(_str(first(ims, C.CALLED_PARTY_ADDRESS, C.V3GPP))))
+    if service is ServiceKind.SMS:
+        sms = children(first(si, C.SMS_INFORMATION, C.V3GPP))
+        for ri in every(sms, C.RECIPIENT_INFO, C.V3GPP):
+            for ra in every(children(ri), C.RECIPIENT_ADDRESS, C.V3GPP):
+                data = _str(first(children(ra), C.ADDRESS_DATA, C.V3GPP))
+                if data:
+                    return None, normalise_address(data)
+        return None, None
+    if service is ServiceKind.MMS:
+        mms = children(first(si, C.MMS_INFORMATION, C.V3GPP))
+        for ra in every(mms, C.RECIPIENT_ADDRESS, C.V3GPP):
+            data = _str(first(children(ra), C.ADDRESS_DATA, C.V3GPP))
+            if data:
+                return None, normalise_address(data)
+        return None, None
+    if service in (ServiceKind.DATA, ServiceKind.DATA_TIME):
+        ps = children(first(si, C.PS_INFORMATION, C.V3GPP))
+        apn = _str(first(ps, C.CALLED_STATION_ID))
+        return None, apn.lower() if apn else None
+    return None, None
+
+
+def ccr_to_request(msg: Message, smap: ServiceMap) -> ChargingRequest:
+    """Translate a CCR. Raises :class:`BadRequest` (5005/5004/5031 + Failed-AVP) when the
+    request cannot be understood. Caller answers with :func:`result_to_cca` or
+    :func:`error_cca`."""
+    sid_avp = msg.find(C.SESSION_ID)
+    if sid_avp is None:
+        raise missing(C.SESSION_ID)
+    session_id = _str(sid_avp) or ""
+    rtype = _int(msg.find(C.CC_REQUEST_TYPE))
+    if rtype is None:
+        raise missing(C.CC_REQUEST_TYPE)
+    number = _int(msg.find(C.CC_REQUEST_NUMBER))
+    if number is None:
+        raise missing(C.CC_REQUEST_NUMBER)
+    try:
+        verb = Verb(rtype)
+    except ValueError:
+        raise BadRequest(5004, msg.find(C.CC_REQUEST_TYPE), "bad CC-Request-Type") from None
+    context = _str(msg.find(C.SERVICE_CONTEXT_ID))
+    if context is None:
+        raise missing(C.SERVICE_CONTEXT_ID)
+    base_service = smap.context_service(context)
+    if base_service is None:
+        raise BadRequest(5031, msg.find(C.SERVICE_CONTEXT_ID), "unknown Service-Context-Id")
+    msccs = msg.find_all(C.MULTIPLE_SERVICES_CREDIT_CONTROL)
+    msi = _int(msg.find(C.MULTIPLE_SERVICES_INDICATOR), 0) == 1
+    slices: list[ServiceUnits] = [_slice(m, context, smap, base_service, verb) for m in msccs]
+    if not slices:
+        unit = SERVICE_UNIT[base_service]
+        rsu = msg.find(C.REQUESTED_SERVICE_UNIT)
+        requested, rsu_present = _units(rsu, unit)
+        used = 0
+        present = False
+        for usu in msg.find_all(C.USED_SERVICE_UNIT):
+            n, _ = _units(usu, unit)
+            used += n or 0
+            present = True
+        sid = _int(msg.find(C.SERVICE_IDENTIFIER))
+        if rsu_present or present or verb is Verb.EVENT:
+            slices.append(ServiceUnits(service_id=sid,
+                                       requested=(requested or 0) if rsu_present else None,
+                                       used=used, used_present=present, service=base_service))
+    service = slices[0].service if slices and slices[0].service else base_service
+    origin, destination = parties(msg, service)
+    subscriber = _subscriber(msg)
+    action = None
+    if verb is Verb.EVENT:
+        ra = _int(msg.find(C.REQUESTED_ACTION), 0)
+        try:
+            action = EventAction(ra if ra is not None else 0)
+        except ValueError:
+            raise BadRequest(5004, msg.find(C.REQUESTED_ACTION), "bad Requested-Action") \
+                from None
+    aoc = _int(msg.find(C.AOC_REQUEST_TYPE, C.V3GPP), 0)
+    origin_host = _str(msg.find(C.ORIGIN_HOST)) or ""
+    return ChargingRequest(
+        verb=verb, session_id=session_id, request_number=number, service=service,
+        subscriber=subscriber, destination=destination,
+        origin=origin or subscriber, units=tuple(slices), multiple_services=msi or bool(msccs),
+        action=action, idem_key=f"ro:{session_id}:{number}",
+        peer_host=origin_host, peer_realm=_str(msg.find(C.ORIGIN_REALM)) or "",
+        context=context, at=_time(msg.find(C.EVENT_TIMESTAMP)),
+        want_cost=bool(aoc) or action is EventAction.PRICE_ENQUIRY,
+        termination_cause=_int(msg.find(C.TERMINATION_CAUSE)),
+    )
+
+
+# ---------------------------------------------------------------------------- result -> CCA
+def _unit_avp(unit: UnitKind, amount: int) -> Avp:
+    if unit is UnitKind.TIME:
+        return avp(C.CC_TIME, amount)
+    if unit is UnitKind.OCTETS:
+        return avp(C.CC_TOTAL_OCTETS, amount)
+    return avp(C.CC_SERVICE_SPECIFIC_UNITS, amount)
+
+
+def money_avps(micros: int, currency: str | None) -> list[Avp]:
+    """Unit-Value {Value-Digits, Exponent} + Currency-Code for an amount (RFC 4006 §8.8)."""
+    digits, exponent = micros, -6
+    while exponent < 0 and digits % 10 == 0:
+        digits //= 10
+        exponent += 1
+    out = [avp(C.UNIT_VALUE, [avp(C.VALUE_DIGITS, digits), avp(C.EXPONENT, exponent)])]
+    out.append(avp(C.CURRENCY_CODE, C.CURRENCY_NUMERIC.get(currency or "EUR", 978)))
+    return out
+
+
+def _mscc(r: UnitsResult, *, threshold_code: int) -> Avp:
+    kids: list[Avp] = []
+    if r.granted is not None:
+        kids.append(avp(C.GRANTED_SERVICE_UNIT, [_unit_avp(r.unit, r.granted)]))
+    if r.service_id is not None:
+        kids.append(avp(C.SERVICE_IDENTIFIER, r.service_id))
+    if r.rating_group is not None:
+        kids.append(avp(C.RATING_GROUP, r.rating_group))
+    if r.validity_time is not None:
+        kids.append(avp(C.VALIDITY_TIME, r.validity_time))
+    kids.append(avp(C.RESULT_CODE, OUTCOME_RESULT_CODE[r.outcome]))
+    if r.final_unit:
+        kids.append(avp(C.FINAL_UNIT_INDICATION, [avp(C.FINAL_UNIT_ACTION, 0)]))  # TERMINATE
+    if r.quota_threshold:
+        code = {UnitKind.TIME: C.TIME_QUOTA_THRESHOLD, UnitKind.OCTETS: C.VOLUME_QUOTA_THRESHOLD,
+                UnitKind.EVENTS: C.UNIT_QUOTA_THRESHOLD}[r.unit]
+        kids.append(avp(code, r.quota_threshold, C.V3GPP))
+    if r.quota_holding_time:
+        kids.append(avp(C.QUOTA_HOLDING_TIME, r.quota_holding_time, C.V3GPP))
+    return avp(C.MULTIPLE_SERVICES_CREDIT_CONTROL, kids)
+
+
+def result_to_cca(ccr: Message, request: ChargingRequest, result: ChargingResult, *,
+                  origin_host: str, origin_realm: str) -> Message:
+    """Build the CCA (B1 grammar): Session-Id first, echo CC-Request-Type/Number."""
+    code = OUTCOME_RESULT_CODE[result.outcome]
+    avps: list[Avp] = [
+        avp(C.RESULT_CODE, code),
+        avp(C.ORIGIN_HOST, origin_host),
+        avp(C.ORIGIN_REALM, origin_realm),
+        avp(C.AUTH_APPLICATION_ID, 4),
+        avp(C.CC_REQUEST_TYPE, int(request.verb)),
+        avp(C.CC_REQUEST_NUMBER, request.request_number),
+    ]
+    if request.multiple_services:
+        for r in result.units:
+            avps.append(_mscc(r, threshold_code=0))
+    elif result.units:
+        r = result.units[0]
+        if r.granted is not None and (code == 2001):
+            avps.append(avp(C.GRANTED_SERVICE_UNIT, [_unit_avp(r.unit, r.granted)]))
+        if r.final_unit or result.final_unit:
+            avps.append(avp(C.FINAL_UNIT_INDICATION, [avp(C.FINAL_UNIT_ACTION, 0)]))
+        if r.validity_time is not None and code == 2001:
+            avps.append(avp(C.VALIDITY_TIME, r.validity_time))
+    if result.enough_credit is not None:
+        avps.append(avp(C.CHECK_BALANCE_RESULT, 0 if result.enough_credit else 1))
+    if request.want_cost and result.cost is not None:
+        avps.append(avp(C.COST_INFORMATION, money_avps(result.cost, result.currency)))
+    if code in (5030, 5031, 5004, 5005) and result.failed_field:
+        failed = _failed_for(ccr, result.failed_field)
+        if failed is not None:
+            avps.append(avp(C.FAILED_AVP, [failed]))
+    return answer(ccr, avps)
+
+
+def _failed_for(ccr: Message, name: str) -> Avp | None:
+    code = {"Subscription-Id": C.SUBSCRIPTION_ID,
+            "Multiple-Services-Credit-Control": C.MULTIPLE_SERVICES_CREDIT_CONTROL,
+            "destination": C.SERVICE_INFORMATION}.get(name)
+    if code is None:
+        return None
+    vendor = C.V3GPP if code == C.SERVICE_INFORMATION else 0
+    return ccr.find(code, vendor) or ccr.find(C.SERVICE_CONTEXT_ID)
+
+
+def error_cca(ccr: Message, err: BadRequest, *, origin_host: str,
+              origin_realm: str) -> Message:
+    """A CCA for a request we could not translate (5xxx, no E bit, normal grammar)."""
+    avps: list[Avp] = [
+        avp(C.RESULT_CODE, err.result_code),
+        avp(C.ORIGIN_HOST, origin_host),
+        avp(C.ORIGIN_REALM, origin_realm),
+        avp(C.AUTH_APPLICATION_ID, 4),
+    ]
+    for code in (C.CC_REQUEST_TYPE, C.CC_REQUEST_NUMBER):
+        a = ccr.find(code)
+        if a is not None:
+            avps.append(avp(code, _int(a, 0)))
+    avps.append(avp(C.ERROR_MESSAGE, err.message[:200]))
+    avps.append(avp(C.FAILED_AVP, [err.failed]))
+    return answer(ccr, avps)
+
+
+def build_rar(*, session_id: str, origin_host: str, origin_realm: str, dest_host: str,
+              dest_realm: str, rating_groups: Sequence[int] = ()) -> list[Avp]:
+    """AVPs of a Ro RAR (facts D): AUTHORIZE_ONLY for the whole session or named groups."""
+    avps = [avp(C.SESSION_ID, session_id), avp(C.ORIGIN_HOST, origin_host),
+            avp(C.ORIGIN_REALM, origin_realm), avp(C.DESTINATION_REALM, dest_realm),
+            avp(C.DESTINATION_HOST, dest_host), avp(C.AUTH_APPLICATION_ID, 4),
+            avp(C.RE_AUTH_REQUEST_TYPE, 0)]
+    avps.extend(avp(C.RATING_GROUP, rg) for rg in rating_groups)
+    return avps
+
+
+def build_asr(*, session_id: str, origin_host: str, origin_realm: str, dest_host: str,
+              dest_realm: str) -> list[Avp]:
+    """AVPs of an ASR (facts D)."""
+    return [avp(C.SESSION_ID, session_id), avp(C.ORIGIN_HOST, origin_host),
+            avp(C.ORIGIN_REALM, origin_realm), avp(C.DESTINATION_REALM, dest_realm),
+            avp(C.DESTINATION_HOST, dest_host), avp(C.AUTH_APPLICATION_ID, 4)]
