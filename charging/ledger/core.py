@@ -1,0 +1,389 @@
+"""The ledger: the one place where money moves (invariants 2 and 3).
+
+Every method runs ONE atomic idempotent store operation, appends its journal record (effects,
+holds and the caller's rating ``fields``) into the current group commit, waits for that
+group's fsync, and only then returns -- so an answer built from the result is never ahead of
+the journal. A replay (same key) returns the store's first answer and writes nothing new.
+
+Order matters for crash safety. The store op and the journal enqueue happen back to back;
+with the embedded store nothing survives a crash except the journal (and snapshots cut only
+at journal positions that are durable), so balances after restart = snapshot + journal tail.
+With Redis the op survives in Redis even if the process dies before the journal append: the
+store keeps every op in a per-account "unjournaled" list until the ledger confirms it
+(``confirm_journaled``, batched after the fsync); :meth:`Ledger.recover` journals what is
+missing on start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from charging.journal import Journal, JournalReader, Position
+from charging.journal.records import RecordIds, account_record, amount_text, op_record
+from charging.ledger import recovery
+from charging.store.base import AccountKind, BalanceKind, BalanceSpec, OpResult
+
+
+@dataclass(frozen=True, slots=True)
+class LowBalance:
+    """A balance went below its low threshold (for RAR / partner notification)."""
+
+    account: str
+    balance: str
+    available: int | None
+    key: str
+    ts_us: int
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveryReport:
+    snapshot: Position | None
+    replayed: int
+    pending_journaled: int
+    pending_confirmed: int
+    expired: int
+    problems: tuple[str, ...]
+
+
+class Ledger:
+    """Create with ``Ledger(store, journal, ...)``, then ``await ledger.recover(now=...)``
+    BEFORE serving, then ``ledger.start()`` for the background jobs (expiry sweep, snapshots,
+    Redis confirmations); ``await ledger.close()`` at shutdown (closes neither store nor
+    journal: the caller owns them).
+
+    ``snapshot_dir``: where embedded-store snapshots go (None: no snapshots; recovery replays
+    the whole journal). ``snapshot_records`` / ``snapshot_seconds``: cut one after that many
+    records or that much time, whichever first. ``expiry_interval``: how often the TTL sweep
+    runs. ``on_low_balance``: optional callback; events also go to :attr:`events` (a bounded
+    queue; the oldest is dropped when nobody reads it).
+    """
+
+    def __init__(self, store: Any, journal: Journal, *, node: str = "icx",
+                 snapshot_dir: str | Path | None = None, snapshot_records: int = 100_000,
+                 snapshot_seconds: float = 300.0, expiry_interval: float = 1.0,
+                 on_low_balance: Callable[[LowBalance], Any] | None = None,
+                 events_max: int = 10_000, clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.journal = journal
+        self.embedded = hasattr(store, "apply_record")
+        self.snapshot_dir = Path(snapshot_dir) if snapshot_dir is not None else None
+        self.snapshot_records = snapshot_records
+        self.snapshot_seconds = snapshot_seconds
+        self.expiry_interval = expiry_interval
+        self.on_low_balance = on_low_balance
+        self.events: asyncio.Queue[LowBalance] = asyncio.Queue(maxsize=events_max)
+        self.clock = clock
+        self._ids = RecordIds(node)
+        self._meta: dict[tuple[str, str], tuple[bool, str | None]] = {}
+        self._inflight = 0  # ops between their store call and their journal enqueue
+        self._pause: asyncio.Event | None = None  # set while a snapshot is being cut
+        self._since_snapshot = 0
+        self._last_snapshot = time.monotonic()
+        self._snapshot_task: asyncio.Task[None] | None = None
+        self._to_confirm: list[tuple[str, str]] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self.stats = {"ops": 0, "replayed": 0, "journaled": 0, "expired": 0, "snapshots": 0}
+
+    # ------------------------------------------------------------------ metadata
+    def _meta_of(self, account: str, balance: str) -> tuple[bool, str | None]:
+        return self._meta.get((account, balance), (True, None))
+
+    async def _ensure_meta(self, account: str, balance: str) -> None:
+        if (account, balance) in self._meta:
+            return
+        view = await self.store.get(account)
+        if view is not None:
+            for b in view.balances:
+                self._meta[(account, b.id)] = (b.kind is BalanceKind.MONEY, b.currency)
+
+    # ------------------------------------------------------------------ the op pipeline
+    async def _run(self, op: str, account: str, balance: str,
+                   call: Callable[[], Awaitable[OpResult]], now: float,
+                   fields: dict[str, Any] | None) -> OpResult:
+        if self._pause is not None:
+            await self._pause.wait()
+        await self._ensure_meta(account, balance)
+        self._inflight += 1
+        try:
+            res = await call()
+            if res.replayed:
+                group = None
+            elif res.ok or res.effects or res.holds:
+                rec = op_record(op=op, result=res, record_id=self._ids.next(),
+                                ts_us=int(now * 1_000_000), meta=self._meta_of, fields=fields)
+                _pos, group = self.journal.append_nowait(rec)
+            else:
+                group = None  # refused, nothing moved: nothing to journal
+        finally:
+            self._inflight -= 1
+        if group is None:
+            if res.replayed:
+                # The original may still be in its group commit: never answer ahead of it.
+                await self.journal.wait_durable(self.journal.position)
+                self.stats["replayed"] += 1
+            else:
+                self.stats["ops"] += 1
+            return res
+        await asyncio.shield(group)
+        self._after(res, now)
+        return res
+
+    def _after(self, res: OpResult, now: float) -> None:
+        self.stats["ops"] += 1
+        self.stats["journaled"] += 1
+        if not self.embedded:
+            acct = recovery.account_of(res)
+            if acct is not None:
+                self._to_confirm.append((acct, res.key))
+        if res.low_balance:
+            first = res.effects[0] if res.effects else res.holds[0] if res.holds else None
+            if first is not None:
+                self._emit(LowBalance(first.account, first.balance, res.available_after,
+                                      res.key, int(now * 1_000_000)))
+        self._since_snapshot += 1
+        if (self.snapshot_dir is not None and self.embedded and self._snapshot_task is None
+                and (self._since_snapshot >= self.snapshot_records
+                     or time.monotonic() - self._last_snapshot >= self.snapshot_seconds)):
+            self._snapshot_task = asyncio.ensure_future(self._snapshot_job())
+
+    def _emit(self, event: LowBalance) -> None:
+        if self.events.full():
+            self.events.get_nowait()
+        self.events.put_nowait(event)
+        if self.on_low_balance is not None:
+            self.on_low_balance(event)
+
+    # ------------------------------------------------------------------ money operations
+    async def reserve(self, key: str, account: str, balance: str, reservation: str, amount: int,
+                      *, ttl: float, now: float, partial: bool = False,
+                      fields: dict[str, Any] | None = None) -> OpResult:
+        """Hold ``amount``; journaled as a ``hold`` record. See BalanceStore.reserve."""
+        return await self._run("reserve", account, balance, lambda: self.store.reserve(
+            key, account, balance, reservation, amount, ttl=ttl, now=now, partial=partial),
+            now, fields)
+
+    async def commit(self, key: str, account: str, balance: str, reservation: str, used: int,
+                     *, now: float, release_rest: bool = True,
+                     fields: dict[str, Any] | None = None) -> OpResult:
+        """Debit ``used`` against a reservation; journaled as ``rated``."""
+        return await self._run("commit", account, balance, lambda: self.store.commit(
+            key, account, balance, reservation, used, now=now, release_rest=release_rest),
+            now, fields)
+
+    async def release(self, key: str, account: str, balance: str, reservation: str, *,
+                      now: float, fields: dict[str, Any] | None = None) -> OpResult:
+        return await self._run("release", account, balance, lambda: self.store.release(
+            key, account, balance, reservation, now=now), now, fields)
+
+    async def debit(self, key: str, account: str, balance: str, amount: int, *, now: float,
+                    partial: bool = False, fields: dict[str, Any] | None = None) -> OpResult:
+        return await self._run("debit", account, balance, lambda: self.store.debit(
+            key, account, balance, amount, now=now, partial=partial), now, fields)
+
+    async def refund(self, key: str, account: str, balance: str, amount: int, *, now: float,
+                     fields: dict[str, Any] | None = None) -> OpResult:
+        return await self._run("refund", account, balance, lambda: self.store.refund(
+            key, account, balance, amount, now=now), now, fields)
+
+    async def topup(self, key: str, account: str, balance: str, amount: int, *, now: float,
+                    fields: dict[str, Any] | None = None) -> OpResult:
+        return await self._run("topup", account, balance, lambda: self.store.topup(
+            key, account, balance, amount, now=now), now, fields)
+
+    async def record(self, fields: dict[str, Any], *, now: float) -> None:
+        """Append a record that moves no money (offline rated record, note); durable on return.
+        ``fields`` must not carry balance_effects/holds that did not happen in the store."""
+        rec = dict(fields)
+        rec.setdefault("type", "rated")
+        rec.setdefault("balance_effects", [])
+        rec.setdefault("holds", [])
+        rec.update(v=1, id=self._ids.next(), ts=int(now * 1_000_000))
+        rec.setdefault("idem", rec["id"])
+        await self.journal.append(rec)
+
+    async def create_account(self, account: str, kind: AccountKind, balances: list[BalanceSpec],
+                             identities: list[str] | None = None, *, now: float | None = None,
+                             key: str | None = None) -> None:
+        """Create an account and journal its opening balances (type ``account``)."""
+        ids = list(identities or [])
+        await self.store.create_account(account, kind, balances, ids)
+        for b in balances:
+            self._meta[(account, b.id)] = (b.kind is BalanceKind.MONEY, b.currency)
+        items = []
+        for b in balances:
+            money = b.kind is BalanceKind.MONEY
+            items.append({"id": b.id, "kind": b.kind.value, "currency": b.currency,
+                          "amount": amount_text(b.amount, money),
+                          "credit_limit": amount_text(b.credit_limit, money),
+                          "priority": b.priority,
+                          "expires": None if b.expires_at is None
+                          else int(round(b.expires_at * 1_000_000)),
+                          "low_threshold": None if b.low_threshold is None
+                          else amount_text(b.low_threshold, money)})
+        t = self.clock() if now is None else now
+        await self.journal.append(account_record(
+            account=account, kind=AccountKind(kind).value, balances=items, identities=ids,
+            record_id=self._ids.next(), ts_us=int(t * 1_000_000),
+            idem=key or f"account:{account}"))
+
+    async def expire(self, now: float, *, limit: int = 1000) -> int:
+        """Release every reservation whose TTL passed (journal ``release`` records with
+        result ``ok`` and op ``expire``); return how many."""
+        if self._pause is not None:
+            await self._pause.wait()
+        self._inflight += 1
+        group = None
+        try:
+            results = await self.store.expire_reservations(now=now, limit=limit)
+            for res in results:
+                for h in res.holds:
+                    await self._ensure_meta_sync_safe(h.account, h.balance)
+                rec = op_record(op="expire", result=res, record_id=self._ids.next(),
+                                ts_us=int(now * 1_000_000), meta=self._meta_of,
+                                fields={"type": "release", "reason": "ttl"})
+                _pos, group = self.journal.append_nowait(rec)
+        finally:
+            self._inflight -= 1
+        if group is not None:
+            await asyncio.shield(group)
+            for res in results:
+                self._after(res, now)
+        self.stats["expired"] += len(results)
+        return len(results)
+
+    async def _ensure_meta_sync_safe(self, account: str, balance: str) -> None:
+        # Holds carry amounts whose formatting needs the balance kind. Called between the
+        # store op and the enqueue only when the metadata is unknown; with the embedded store
+        # ``get`` never suspends, so the op and its enqueue stay in one loop step.
+        if (account, balance) not in self._meta:
+            await self._ensure_meta(account, balance)
+
+    # ------------------------------------------------------------------ snapshots
+    async def snapshot(self) -> Position | None:
+        """Cut a snapshot of the embedded store now; return the journal position it covers.
+
+        New ops wait (microseconds) while ops already past their store call reach the
+        journal; the state is copied in one loop step at journal position P; the file is
+        written (temp + fsync + rename, off the loop) only once P is durable, so a snapshot
+        never holds an op the journal could lose.
+        """
+        if self.snapshot_dir is None or not self.embedded:
+            return None
+        from charging.store import snapshot as snap
+
+        pause = self._pause = asyncio.Event()
+        try:
+            while self._inflight:
+                await asyncio.sleep(0)
+            pos = self.journal.position
+            state = snap.dump_state(self.store, [pos.segment, pos.offset])
+        finally:
+            self._pause = None
+            pause.set()
+        await self.journal.wait_durable(pos)
+        path = recovery.snapshot_path(self.snapshot_dir, pos)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, snap.write, path, state)
+        await loop.run_in_executor(None, recovery.prune_snapshots, self.snapshot_dir)
+        self._since_snapshot = 0
+        self._last_snapshot = time.monotonic()
+        self.stats["snapshots"] += 1
+        return pos
+
+    async def _snapshot_job(self) -> None:
+        try:
+            await self.snapshot()
+        finally:
+            self._snapshot_task = None
+
+    # ------------------------------------------------------------------ recovery
+    async def recover(self, *, now: float | None = None) -> RecoveryReport:
+        """Bring the store in line with the journal; call once, before serving.
+
+        Embedded: restore the newest snapshot, replay the journal after it. Redis: journal the
+        pending (unconfirmed) ops the journal lacks, confirm them. Both: expire reservations
+        whose TTL passed (so none outlives it across a restart).
+        """
+        reader = JournalReader(self.journal._writer.directory)
+        snap_pos: Position | None = None
+        replayed = journaled = confirmed = 0
+        problems: list[str] = []
+        t = self.clock() if now is None else now
+        if self.embedded:
+            if self.snapshot_dir is not None:
+                snap_pos, problems = recovery.restore_newest(self.store, self.snapshot_dir)
+            replayed, _end = recovery.replay(self.store, reader, snap_pos)
+        else:
+            pending = await self.store.pending_ops()
+            if pending:
+                known = recovery.recent_keys(reader)
+                for res in pending:
+                    if res.key in known:
+                        continue
+                    acct = recovery.account_of(res)
+                    bal = (res.effects or res.holds)[0].balance if (res.effects or res.holds) else ""
+                    if acct is not None:
+                        await self._ensure_meta(acct, bal)
+                    rec = op_record(op=recovery.op_name_of(res), result=res,
+                                    record_id=self._ids.next(), ts_us=int(t * 1_000_000),
+                                    meta=self._meta_of, fields={"recovered": True})
+                    self.journal.append_nowait(rec)
+                    journaled += 1
+                await self.journal.flush()
+                pairs = recovery.pending_pairs(pending)
+                await self.store.confirm_journaled(pairs)
+                confirmed = len(pairs)
+        expired = 0
+        while True:
+            n = await self.expire(t)
+            expired += n
+            if n == 0:
+                break
+        await self.journal.flush()
+        if self.embedded and self.snapshot_dir is not None and replayed:
+            await self.snapshot()
+        return RecoveryReport(snap_pos, replayed, journaled, confirmed, expired, tuple(problems))
+
+    # ------------------------------------------------------------------ background jobs
+    def start(self) -> None:
+        """Start the TTL sweep and (Redis) the confirmation flusher."""
+        self._tasks.append(asyncio.ensure_future(self._expiry_loop()))
+        if not self.embedded:
+            self._tasks.append(asyncio.ensure_future(self._confirm_loop()))
+
+    async def _expiry_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.expiry_interval)
+            await self.expire(self.clock())
+
+    async def _confirm_loop(self) -> None:
+        while True:
+            await asyncio.sleep(0.05)
+            await self.flush_confirmations()
+
+    async def flush_confirmations(self) -> None:
+        """Tell the Redis store which ops are journaled (durable) now."""
+        if self._to_confirm:
+            batch, self._to_confirm = self._to_confirm, []
+            await self.store.confirm_journaled(batch)
+
+    async def close(self) -> None:
+        """Stop background jobs, flush confirmations and the journal (owners close those)."""
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            try:
+                await t
+            except asyncio.CancelledError:
+                pass
+        self._tasks.clear()
+        if self._snapshot_task is not None:
+            await self._snapshot_task
+        await self.journal.flush()
+        if not self.embedded:
+            await self.flush_confirmations()
