@@ -116,6 +116,29 @@ class AccountsSection:
 
 
 @dataclass(frozen=True, slots=True)
+class JournalSection:
+    """[journal]: the crash-safe journal (charging/journal) and the ledger's snapshots.
+
+    Files live in ``<data_dir>/journal`` (segments) and ``<data_dir>/snapshots``.
+    """
+
+    # Rotate a segment before it would pass this size (bytes).
+    segment_bytes: int = field(default=64 * 1024 * 1024,
+                               metadata=check(in_range(4096, 4 * 1024 * 1024 * 1024)))
+    # Also seal a segment this old (s), even when idle, so settlement sees it; 0 = size only.
+    rotate_seconds: float = field(default=300.0, metadata=check(in_range(0, 86400)))
+    # fdatasync each group commit. false loses the exactly-once guarantee: tests/benchmarks only.
+    fsync: bool = True
+    # Wait this long (ms) before dispatching a group when the writer is idle; 0 = next loop turn.
+    group_window_ms: float = field(default=0.0, metadata=check(in_range(0, 100)))
+    # Embedded store: cut a snapshot after this many journaled ops or this many seconds.
+    snapshot_records: int = field(default=100_000, metadata=check(in_range(1, 10**9)))
+    snapshot_seconds: float = field(default=300.0, metadata=check(in_range(1, 86400)))
+    # How often expired reservations are released (s).
+    expiry_interval: float = field(default=1.0, metadata=check(in_range(0.01, 3600)))
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Everything `icx serve` needs; built only by :func:`load_settings`."""
 
@@ -125,6 +148,7 @@ class Settings:
     ro: RoSection = field(default_factory=RoSection)
     rf: RfSection = field(default_factory=RfSection)
     accounts: AccountsSection = field(default_factory=AccountsSection)
+    journal: JournalSection = field(default_factory=JournalSection)
     # Directory of the config file; relative paths inside the config resolve against it.
     base_dir: str = "."
 
