@@ -42,7 +42,6 @@ from charging.rating.model import (
     rate_to_str,
 )
 from charging.rating.numbers import name_for_prefix, normalise
-from charging.rating.price import max_units as _max_units_row
 from charging.rating.store import DeckStore
 
 _ext = cython_ext.load("rating")
@@ -322,7 +321,8 @@ class RatingEngine:
         A free tariff returns UNLIMITED_UNITS (clamp it). Raises NoTariff."""
         d = self.deck(deck, version)
         i, _ = self._find(d, service, self._key(destination), self._key(origin) if origin else "", at)
-        return _max_units_row(budget, d.row(i))
+        units: int = d.index.max_units_row(i, budget)
+        return units
 
     def tiers(self, *, deck: str, service: Service, destination: str, at: float,
               origin: str | None = None, version: int | None = None) -> tuple[Tier, ...]:
