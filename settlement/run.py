@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from settlement.aggregate import AggregateResult, Aggregator
 from settlement.config import SettlementConfig
 from settlement.currency import Period
-from settlement.integrity import check_invoice
+from settlement.integrity import check_invoice, check_prepaid
 from settlement.invoice import InvoiceBuilder
 from settlement.state import SettlementState
 from settlement.writers import summary_html, to_json, write_atomic, write_partner
@@ -88,6 +88,7 @@ def settle(cfg: SettlementConfig, source: RecordSource, *, data_dir: Path, perio
             inv = builder.build(buckets, late)
             report.problems.extend(builder.problems)
             report.problems.extend(check_invoice(inv, buckets, late))
+            report.problems.extend(check_prepaid(inv, state.movements))
             to_close.append((pid, inv, late))
         report.invoices[pid] = inv
         rows.append({"partner": pid, "invoice_no": inv["invoice_no"], "status": inv["status"],
