@@ -139,6 +139,61 @@ class JournalSection:
 
 
 @dataclass(frozen=True, slots=True)
+class RatingDeckFile:
+    """One entry of [[rating.decks]]: a CSV deck imported at start when new or changed."""
+
+    file: str = field(metadata=check(non_empty))
+    deck: str = field(metadata=check(non_empty))
+    service: Literal["voice", "sms", "mms", "data", "data_time", "content"] = "voice"
+    partner: str | None = None
+    direction: Literal["sell", "buy"] = "sell"
+    currency: str = field(default="EUR", metadata=check(lambda v: None if len(v) == 3 and v.isalpha() else "must be an ISO 4217 code like EUR"))
+    effective: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RatingSection:
+    """[rating]: rate decks, number normalisation, time bands (charging/rating)."""
+
+    # Timezone of deck dates (effective at local midnight) and of the band calendar.
+    timezone: str = "UTC"
+    # Stripped from destinations before matching, longest first (e.g. "1010", "#31#").
+    technical_prefixes: tuple[str, ...] = ()
+    # A call crossing a band change: rated at its "start" band, or "split" per band.
+    band_mode: Literal["start", "split"] = "start"
+    # band name -> rules like "mon-fri 08:00-19:00" (local time); first match wins.
+    bands: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    holidays: tuple[str, ...] = ()  # ISO dates rated in holiday_band
+    holiday_band: str = "weekend"
+    default_band: str = "offpeak"
+    decks: tuple[RatingDeckFile, ...] = ()
+
+    def validate(self) -> list[tuple[str, str]]:
+        import datetime as dt
+        from zoneinfo import ZoneInfo
+
+        from charging.rating.bands import parse_rule
+
+        out: list[tuple[str, str]] = []
+        try:
+            ZoneInfo(self.timezone)
+        except Exception:
+            out.append(("timezone", f"unknown timezone {self.timezone!r}"))
+        for band, rules in self.bands.items():
+            for i, rule in enumerate(rules):
+                try:
+                    parse_rule(band, rule)
+                except ValueError as exc:
+                    out.append((f"bands.{band}[{i}]", str(exc)))
+        for i, day in enumerate(self.holidays):
+            try:
+                dt.date.fromisoformat(day)
+            except ValueError:
+                out.append((f"holidays[{i}]", f"not an ISO date: {day!r}"))
+        return out
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Everything `icx serve` needs; built only by :func:`load_settings`."""
 
@@ -149,6 +204,7 @@ class Settings:
     rf: RfSection = field(default_factory=RfSection)
     accounts: AccountsSection = field(default_factory=AccountsSection)
     journal: JournalSection = field(default_factory=JournalSection)
+    rating: RatingSection = field(default_factory=RatingSection)
     # Directory of the config file; relative paths inside the config resolve against it.
     base_dir: str = "."
 
