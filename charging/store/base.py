@@ -37,6 +37,22 @@ class OpStatus(str, Enum):
     UNKNOWN_BALANCE = "unknown_balance"
     UNKNOWN_RESERVATION = "unknown_reservation"  # never existed, committed, released or expired
     EXPIRED = "expired"  # the bucket has expired
+    OUT_OF_RANGE = "out_of_range"  # the result would leave the exact range (|x| <= MAX_AMOUNT)
+
+
+MAX_AMOUNT = 2**53 - 1
+"""Largest magnitude any amount, balance, hold or ``amount + credit_limit`` may reach.
+
+Lua numbers in Redis are doubles; every integer up to 2**53 is exact there, so both stores keep
+every stored quantity and every intermediate sum within +/-MAX_AMOUNT. An op whose result would
+pass it answers OUT_OF_RANGE (cached like any result); an argument outside [0, MAX_AMOUNT]
+raises ValueError before anything is touched.
+"""
+
+
+def to_us(t: float) -> int:
+    """Epoch seconds -> integer epoch microseconds (how both stores keep expiry times)."""
+    return int(round(t * 1_000_000))
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +95,12 @@ class AccountView:
     identities: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+# Effect, Hold and OpResult are built on every money operation: they are slots dataclasses
+# WITHOUT frozen=True because a frozen dataclass costs ~5x more to construct (object.__setattr__
+# per field; measured 3.1 us vs 0.6 us for OpResult here), which alone would cap the embedded
+# store far below its 200k pairs/s target. Treat them as immutable: never assign to a field.
+# unsafe_hash keeps them hashable by value, as the frozen versions were.
+@dataclass(slots=True, unsafe_hash=True)
 class Effect:
     """A settled money/unit movement (debit negative). Journaled as ``balance_effects``."""
 
@@ -88,9 +109,14 @@ class Effect:
     amount: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Hold:
-    """A reservation change: ``amount`` > 0 places a hold, < 0 removes (part of) it."""
+    """A reservation change: ``amount`` > 0 places a hold, < 0 removes (part of) it.
+
+    ``expires_at`` is the reservation's expiry after the change; ``None`` means the reservation
+    is gone (committed with release_rest, released, expired). Replaying holds in journal order
+    (``apply_record``) rebuilds the reservations exactly.
+    """
 
     account: str
     balance: str
@@ -99,7 +125,7 @@ class Hold:
     expires_at: float | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class OpResult:
     """What an operation did. The same key always returns the same result."""
 

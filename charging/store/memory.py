@@ -1,0 +1,461 @@
+"""The embedded balance store: plain dicts inside the server process (the default store).
+
+Every operation runs to completion without an ``await`` between its read and its write, so
+within one event loop it is atomic with no lock (invariant 4 holds under any number of
+concurrent tasks). Durability comes from outside: the ledger journals each result's effects
+and holds before answering (invariant 3); on start it calls :meth:`MemoryStore.restore` on the
+newest snapshot and then :meth:`MemoryStore.apply_record` for every journal record after the
+snapshot's position. :meth:`MemoryStore.snapshot` writes the state atomically.
+
+Idempotency: results are cached per account by key for ``retention`` seconds (default 48 h,
+see common.DEFAULT_RETENTION); :meth:`prune` (called by ``expire_reservations``) forgets older
+keys. Reservations live until released, committed or swept by :meth:`expire_reservations`;
+a commit that arrives after the TTL but before the sweep still counts.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from charging.store import snapshot as snap
+from charging.store.base import (
+    MAX_AMOUNT,
+    AccountKind,
+    AccountView,
+    BalanceKind,
+    BalanceSpec,
+    BalanceView,
+    Effect,
+    Hold,
+    OpResult,
+    OpStatus,
+    to_us,
+)
+from charging.store.common import (
+    DEFAULT_RETENTION,
+    check_amount,
+    check_spec,
+    decode_record,
+    expire_key,
+    spec_tuple,
+)
+
+_OK = OpStatus.OK
+_INSUFFICIENT = OpStatus.INSUFFICIENT
+_LOW_EVENTS = ("low_balance",)
+
+
+class _Balance:
+    __slots__ = ("id", "kind", "currency", "amount", "reserved", "credit_limit", "priority",
+                 "exp_us", "low", "res")
+
+    def __init__(self, spec: BalanceSpec) -> None:
+        self.id = spec.id
+        self.kind = spec.kind
+        self.currency = spec.currency
+        self.amount = spec.amount
+        self.reserved = 0
+        self.credit_limit = spec.credit_limit
+        self.priority = spec.priority
+        self.exp_us: int | None = None if spec.expires_at is None else to_us(spec.expires_at)
+        self.low = spec.low_threshold
+        # reservation id -> [amount, expiry in epoch µs]
+        self.res: dict[str, list[int]] = {}
+
+    def view(self) -> BalanceView:
+        return BalanceView(self.id, self.kind, self.currency, self.amount, self.reserved,
+                           self.credit_limit, self.priority,
+                           None if self.exp_us is None else self.exp_us / 1_000_000)
+
+
+class _Account:
+    __slots__ = ("id", "kind", "balances", "identities", "specs", "ops")
+
+    def __init__(self, account: str, kind: AccountKind, specs: list[BalanceSpec],
+                 identities: list[str]) -> None:
+        self.id = account
+        self.kind = kind
+        self.balances: dict[str, _Balance] = {s.id: _Balance(s) for s in specs}
+        self.identities = tuple(identities)
+        self.specs = tuple(spec_tuple(s) for s in specs)
+        # Idempotency cache, per account like Redis: key -> _pack(result). Packed results are
+        # tuples of atoms, which the cyclic GC stops tracking; caching OpResult objects made
+        # every GC pass walk the whole cache (measured: half the embedded throughput).
+        self.ops: dict[str, tuple[Any, ...]] = {}
+
+
+def _low(bal: _Balance, before: int, after: int) -> bool:
+    """True when this op took ``available`` from at/above the threshold to below it."""
+    low = bal.low
+    return low is not None and before >= low > after
+
+
+class MemoryStore:
+    """In-process BalanceStore. Create one per event loop; never share across threads."""
+
+    def __init__(self, *, retention: float = DEFAULT_RETENTION) -> None:
+        self.retention = retention
+        self._accounts: dict[str, _Account] = {}
+        self._ids: dict[str, str] = {}
+        # (expiry µs, account, balance, reservation); stale entries are skipped lazily.
+        self._heap: list[tuple[int, str, str, str]] = []
+        # (op time µs, account, key) in arrival order, for bounded idempotency retention.
+        self._op_log: deque[tuple[float, str, str]] = deque()
+
+    # ------------------------------------------------------------------ accounts
+    async def create_account(self, account: str, kind: AccountKind,
+                             balances: list[BalanceSpec], identities: list[str] = ()) -> None:  # type: ignore[assignment]
+        self.create_account_sync(account, kind, balances, list(identities))
+
+    def create_account_sync(self, account: str, kind: AccountKind,
+                            balances: list[BalanceSpec], identities: list[str]) -> None:
+        """Create an account; identical repeat is a no-op, a different one raises ValueError."""
+        kind = AccountKind(kind)
+        for spec in balances:
+            check_spec(spec)
+        if len({s.id for s in balances}) != len(balances):
+            raise ValueError(f"account {account}: duplicate balance ids")
+        existing = self._accounts.get(account)
+        if existing is not None:
+            same = (existing.kind is kind and existing.specs == tuple(map(spec_tuple, balances))
+                    and set(existing.identities) == set(identities))
+            if not same:
+                raise ValueError(f"account {account} exists with a different definition")
+            return
+        for ident in identities:
+            owner = self._ids.get(ident)
+            if owner is not None and owner != account:
+                raise ValueError(f"identity {ident} already belongs to {owner}")
+        self._accounts[account] = _Account(account, kind, list(balances), list(identities))
+        for ident in identities:
+            self._ids[ident] = account
+
+    async def resolve(self, identity: str) -> str | None:
+        return self._ids.get(identity)
+
+    async def get(self, account: str) -> AccountView | None:
+        acct = self._accounts.get(account)
+        if acct is None:
+            return None
+        return AccountView(acct.id, acct.kind, tuple(b.view() for b in acct.balances.values()),
+                           acct.identities)
+
+    # ------------------------------------------------------------------ helpers
+    def _remember(self, acct: _Account, key: str, result: OpResult, now: float) -> OpResult:
+        acct.ops[key] = _pack(result)
+        self._op_log.append((now, acct.id, key))
+        return result
+
+    def _lookup(self, account: str, key: str, balance: str
+                ) -> tuple[OpResult | None, _Account | None, _Balance | None]:
+        acct = self._accounts.get(account)
+        if acct is None:
+            return OpResult(key, OpStatus.UNKNOWN_ACCOUNT), None, None
+        done = acct.ops.get(key)
+        if done is not None:
+            return _unpack(key, account, done), acct, None
+        return None, acct, acct.balances.get(balance)
+
+    # ------------------------------------------------------------------ operations
+    async def reserve(self, key: str, account: str, balance: str, reservation: str,
+                      amount: int, *, ttl: float, now: float, partial: bool = False) -> OpResult:
+        return self.reserve_sync(key, account, balance, reservation, amount, ttl, now, partial)
+
+    def reserve_sync(self, key: str, account: str, balance: str, reservation: str,
+                     amount: int, ttl: float, now: float, partial: bool = False) -> OpResult:
+        """Synchronous reserve (the coroutine is a thin wrapper; benchmarks call this)."""
+        check_amount(amount)
+        acct = self._accounts.get(account)
+        if acct is None:
+            return OpResult(key, OpStatus.UNKNOWN_ACCOUNT)
+        done = acct.ops.get(key)
+        if done is not None:
+            return _unpack(key, account, done)
+        bal = acct.balances.get(balance)
+        if bal is None:
+            return self._remember(acct, key, OpResult(key, OpStatus.UNKNOWN_BALANCE), now)
+        now_us = int(now * 1_000_000)
+        if bal.exp_us is not None and bal.exp_us <= now_us:
+            return self._remember(acct, key, _result(key, OpStatus.EXPIRED, bal), now)
+        before = bal.amount - bal.reserved + bal.credit_limit
+        grant = amount
+        if amount > before:
+            if not partial or before <= 0:
+                return self._remember(acct, key, _result(key, _INSUFFICIENT, bal), now)
+            grant = before
+        exp_us = round((now + ttl) * 1_000_000)  # == to_us(), inlined (hot path)
+        expires = exp_us / 1_000_000
+        res = bal.res.get(reservation)
+        if res is None:
+            bal.res[reservation] = [grant, exp_us]
+        else:
+            res[0] += grant
+            res[1] = exp_us
+        bal.reserved += grant
+        heapq.heappush(self._heap, (exp_us, account, balance, reservation))
+        after = before - grant
+        low = _low(bal, before, after)
+        events = _LOW_EVENTS if low else ()
+        acct.ops[key] = ("ok", grant, bal.amount, after, low, events, (),
+                         ((balance, reservation, grant, expires),))
+        self._op_log.append((now, account, key))
+        return OpResult(key, _OK, (), (Hold(account, balance, reservation, grant, expires),),
+                        grant, bal.amount, after, False, low, events)
+
+    async def commit(self, key: str, account: str, balance: str, reservation: str, used: int,
+                     *, now: float, release_rest: bool = True) -> OpResult:
+        return self.commit_sync(key, account, balance, reservation, used, now, release_rest)
+
+    def commit_sync(self, key: str, account: str, balance: str, reservation: str, used: int,
+                    now: float, release_rest: bool = True) -> OpResult:
+        """Synchronous commit (see :meth:`reserve_sync`)."""
+        check_amount(used, "used")
+        acct = self._accounts.get(account)
+        if acct is None:
+            return OpResult(key, OpStatus.UNKNOWN_ACCOUNT)
+        done = acct.ops.get(key)
+        if done is not None:
+            return _unpack(key, account, done)
+        bal = acct.balances.get(balance)
+        if bal is None:
+            return self._remember(acct, key, OpResult(key, OpStatus.UNKNOWN_BALANCE), now)
+        res = bal.res.get(reservation)
+        if res is None:
+            return self._remember(acct, key, _result(key, OpStatus.UNKNOWN_RESERVATION, bal), now)
+        held = res[0]
+        before = bal.amount - bal.reserved + bal.credit_limit
+        # What may be debited: the hold plus whatever else is available (credit limit).
+        debit = used if used <= held + before else held + before
+        if release_rest:
+            freed = held
+            del bal.res[reservation]
+            hexp = None
+        else:
+            freed = debit if debit < held else held
+            res[0] = held - freed
+            hexp = res[1] / 1_000_000
+        bal.reserved -= freed
+        bal.amount -= debit
+        after = before + freed - debit
+        low = _low(bal, before, after)
+        events = _LOW_EVENTS if low else ()
+        packed_holds = ((balance, reservation, -freed, hexp),) if freed or release_rest else ()
+        acct.ops[key] = ("ok", debit, bal.amount, after, low, events,
+                         ((balance, -debit),) if debit else (), packed_holds)
+        self._op_log.append((now, account, key))
+        return OpResult(key, _OK, (Effect(account, balance, -debit),) if debit else (),
+                        tuple(Hold(account, *h) for h in packed_holds),
+                        debit, bal.amount, after, False, low, events)
+
+    async def release(self, key: str, account: str, balance: str, reservation: str, *,
+                      now: float) -> OpResult:
+        done, acct, bal = self._lookup(account, key, balance)
+        if done is not None:
+            return done
+        assert acct is not None
+        if bal is None:
+            return self._remember(acct, key, OpResult(key, OpStatus.UNKNOWN_BALANCE), now)
+        res = bal.res.pop(reservation, None)
+        if res is None:
+            return self._remember(acct, key, _result(key, OpStatus.UNKNOWN_RESERVATION, bal), now)
+        bal.reserved -= res[0]
+        result = _result(key, _OK, bal, holds=(Hold(account, balance, reservation, -res[0], None),))
+        return self._remember(acct, key, result, now)
+
+    async def debit(self, key: str, account: str, balance: str, amount: int, *, now: float,
+                    partial: bool = False) -> OpResult:
+        check_amount(amount)
+        done, acct, bal = self._lookup(account, key, balance)
+        if done is not None:
+            return done
+        assert acct is not None
+        if bal is None:
+            return self._remember(acct, key, OpResult(key, OpStatus.UNKNOWN_BALANCE), now)
+        if bal.exp_us is not None and bal.exp_us <= to_us(now):
+            return self._remember(acct, key, _result(key, OpStatus.EXPIRED, bal), now)
+        before = bal.amount - bal.reserved + bal.credit_limit
+        take = amount
+        if amount > before:
+            if not partial or before <= 0:
+                return self._remember(acct, key, _result(key, _INSUFFICIENT, bal), now)
+            take = before
+        bal.amount -= take
+        low = _low(bal, before, before - take)
+        effects = (Effect(account, balance, -take),) if take else ()
+        return self._remember(acct, key, _result(key, _OK, bal, effects=effects, granted=take,
+                                                 low=low), now)
+
+    async def refund(self, key: str, account: str, balance: str, amount: int, *,
+                     now: float) -> OpResult:
+        return self._credit(key, account, balance, amount, now)
+
+    async def topup(self, key: str, account: str, balance: str, amount: int, *,
+                    now: float) -> OpResult:
+        return self._credit(key, account, balance, amount, now)
+
+    def _credit(self, key: str, account: str, balance: str, amount: int, now: float) -> OpResult:
+        check_amount(amount)
+        done, acct, bal = self._lookup(account, key, balance)
+        if done is not None:
+            return done
+        assert acct is not None
+        if bal is None:
+            return self._remember(acct, key, OpResult(key, OpStatus.UNKNOWN_BALANCE), now)
+        if bal.amount + amount + bal.credit_limit > MAX_AMOUNT:
+            return self._remember(acct, key, _result(key, OpStatus.OUT_OF_RANGE, bal), now)
+        bal.amount += amount
+        effects = (Effect(account, balance, amount),) if amount else ()
+        return self._remember(acct, key, _result(key, _OK, bal, effects=effects, granted=amount),
+                              now)
+
+    # ------------------------------------------------------------------ expiry
+    async def expire_reservations(self, *, now: float, limit: int = 1000) -> list[OpResult]:
+        """Release reservations whose expiry is <= now (at most *limit*); prune old keys."""
+        now_us = to_us(now)
+        heap = self._heap
+        out: list[OpResult] = []
+        while heap and heap[0][0] <= now_us and len(out) < limit:
+            exp_us, account, balance, reservation = heapq.heappop(heap)
+            acct = self._accounts.get(account)
+            bal = acct.balances.get(balance) if acct else None
+            res = bal.res.get(reservation) if bal else None
+            if acct is None or bal is None or res is None or res[1] != exp_us:
+                continue  # stale: committed, released or refreshed since
+            key = expire_key(balance, reservation, exp_us)
+            del bal.res[reservation]
+            bal.reserved -= res[0]
+            result = _result(key, _OK, bal,
+                             holds=(Hold(account, balance, reservation, -res[0], None),))
+            out.append(self._remember(acct, key, result, now))
+        self.prune(now)
+        self._compact_heap()
+        return out
+
+    def _compact_heap(self) -> None:
+        """Drop stale heap entries when they dominate (keeps memory proportional to holds)."""
+        live = sum(len(b.res) for a in self._accounts.values() for b in a.balances.values()) \
+            if len(self._heap) > 100_000 else len(self._heap)
+        if len(self._heap) > 4 * live + 100_000:
+            self._heap = [(r[1], a.id, b.id, rid) for a in self._accounts.values()
+                          for b in a.balances.values() for rid, r in b.res.items()]
+            heapq.heapify(self._heap)
+
+    def prune(self, now: float) -> int:
+        """Forget idempotency keys older than ``retention``; return how many were dropped."""
+        cutoff = now - self.retention
+        log = self._op_log
+        dropped = 0
+        while log and log[0][0] < cutoff:
+            _, account, key = log.popleft()
+            acct = self._accounts.get(account)
+            if acct is not None and acct.ops.pop(key, None) is not None:
+                dropped += 1
+        return dropped
+
+    async def pending_ops(self) -> list[OpResult]:
+        """Ops applied but not journaled. Always empty: the embedded store dies with the process,
+        so an op the ledger never journaled was never answered and is simply gone."""
+        return []
+
+    async def confirm_journaled(self, keys: list[tuple[str, str]]) -> None:
+        """No-op (see :meth:`pending_ops`)."""
+
+    # ------------------------------------------------------------------ recovery
+    def apply_record(self, record: Mapping[str, Any]) -> bool:
+        """Re-apply a journal record's ``balance_effects`` and ``holds`` (recovery replay).
+
+        Idempotent by the record's ``idem`` key per account: an account that already has the key
+        (the op happened after the snapshot was cut, or the record is replayed twice) is skipped.
+        Returns True when anything was applied. Unknown accounts/balances raise KeyError: the
+        journal and the snapshot disagree, which recovery must not paper over.
+        """
+        ops = decode_record(record, self._kind_of)
+        now = int(record.get("ts", 0)) / 1_000_000
+        applied = False
+        for account in sorted(set(ops.effects) | set(ops.holds)):
+            acct = self._accounts.get(account)
+            if acct is None:
+                raise KeyError(f"journal names unknown account {account}")
+            if ops.key in acct.ops:
+                continue
+            effects = tuple(ops.effects.get(account, ()))
+            holds = tuple(ops.holds.get(account, ()))
+            for e in effects:
+                acct.balances[e.balance].amount += e.amount
+            for h in holds:
+                self._apply_hold(account, acct.balances[h.balance], h)
+            granted = sum(-e.amount for e in effects) or sum(h.amount for h in holds
+                                                              if h.amount > 0)
+            status = OpStatus(ops.result) if ops.result in OpStatus._value2member_map_ else _OK
+            acct.ops[ops.key] = _pack(OpResult(ops.key, status, effects, holds, granted))
+            self._op_log.append((now, account, ops.key))
+            applied = True
+        return applied
+
+    def _apply_hold(self, account: str, bal: _Balance, h: Hold) -> None:
+        res = bal.res.get(h.reservation)
+        if h.amount > 0 or (res is None and h.expires_at is not None):
+            exp_us = to_us(h.expires_at) if h.expires_at is not None else 0
+            if res is None:
+                res = bal.res[h.reservation] = [0, exp_us]
+            res[0] += h.amount
+            res[1] = exp_us
+            bal.reserved += h.amount
+            heapq.heappush(self._heap, (exp_us, account, bal.id, h.reservation))
+            return
+        if res is None:
+            return  # already gone (released twice in the journal is harmless)
+        take = min(-h.amount, res[0])
+        res[0] -= take
+        bal.reserved -= take
+        if h.expires_at is None:
+            bal.reserved -= res[0]
+            del bal.res[h.reservation]
+        elif to_us(h.expires_at) != res[1]:  # a zero-amount re-reserve refreshes the expiry
+            res[1] = to_us(h.expires_at)
+            heapq.heappush(self._heap, (res[1], account, bal.id, h.reservation))
+
+    def _kind_of(self, account: str, balance: str) -> BalanceKind | None:
+        acct = self._accounts.get(account)
+        bal = acct.balances.get(balance) if acct else None
+        return bal.kind if bal else None
+
+    def snapshot(self, path: str | Path, position: Any) -> None:
+        """Write the whole state atomically (temp file + fsync + rename + dir fsync).
+
+        *position* is the journal position the state covers (any msgpack-able value, e.g.
+        ``[segment, offset]``); :meth:`restore` returns it so the ledger replays from there.
+        """
+        snap.write(Path(path), snap.dump_state(self, position))
+
+    def restore(self, path: str | Path) -> Any:
+        """Replace the state with a snapshot's; return the journal position it covers."""
+        state = snap.read(Path(path))
+        return snap.load_state(self, state)
+
+    async def close(self) -> None:
+        return None
+
+
+def _pack(r: OpResult) -> tuple[Any, ...]:
+    """An OpResult as a tuple of atoms (see _Account.ops); the account is implied."""
+    return (r.status.value, r.granted, r.balance_after, r.available_after, r.low_balance,
+            tuple(r.events), tuple((e.balance, e.amount) for e in r.effects),
+            tuple((h.balance, h.reservation, h.amount, h.expires_at) for h in r.holds))
+
+
+def _unpack(key: str, account: str, p: tuple[Any, ...]) -> OpResult:
+    """The cached result of *key*, marked ``replayed``."""
+    return OpResult(key, OpStatus(p[0]), tuple(Effect(account, *e) for e in p[6]),
+                    tuple(Hold(account, *h) for h in p[7]), p[1], p[2], p[3], True, p[4], p[5])
+
+
+def _result(key: str, status: OpStatus, bal: _Balance, *, effects: tuple[Effect, ...] = (),
+            holds: tuple[Hold, ...] = (), granted: int = 0, low: bool = False) -> OpResult:
+    return OpResult(key, status, effects, holds, granted, bal.amount,
+                    bal.amount - bal.reserved + bal.credit_limit, False, low,
+                    _LOW_EVENTS if low else ())
