@@ -1,0 +1,294 @@
+"""Rate-deck verbs: `icx rates import`, `icx rates list`, and `icx rate` (explain a price).
+
+Also the wiring helpers the server calls at start (packages never import icx, so the
+settings -> engine translation lives here): :func:`engine_from_settings` and
+:func:`import_configured_decks`.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import os
+import sys
+import time
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import click
+
+from charging.money import format_amount
+from charging.rating import (
+    BandCalendar,
+    DeckError,
+    ImportSummary,
+    NoTariff,
+    RatingEngine,
+    RatingError,
+    Service,
+)
+from charging.rating.engine import extension_active
+from icx.config_loader import ConfigError
+from icx.settings import Settings, load_settings
+
+
+def engine_from_settings(settings: Settings, data_dir: str | os.PathLike[str]) -> RatingEngine:
+    """A RatingEngine over *data_dir* configured by ``[rating]`` (decks not imported yet)."""
+    r = settings.rating
+    calendar = BandCalendar.build(
+        r.timezone, {b: list(rules) for b, rules in r.bands.items()}, list(r.holidays),
+        r.holiday_band, r.default_band,
+    )
+    return RatingEngine.open(
+        data_dir, technical_prefixes=r.technical_prefixes, calendar=calendar, band_mode=r.band_mode
+    )
+
+
+def import_configured_decks(settings: Settings, engine: RatingEngine) -> list[ImportSummary]:
+    """Import every ``[[rating.decks]]`` file that is new or changed (idempotent). Raises
+    DeckError (``file:line: ...``) when one is bad; the server should refuse to start."""
+    out = []
+    for entry in settings.rating.decks:
+        out.append(engine.ensure_imported(
+            str(settings.resolve(entry.file)), deck=entry.deck, partner=entry.partner,
+            direction=entry.direction, currency=entry.currency, effective=entry.effective,
+            service=entry.service, timezone=settings.rating.timezone,
+        ))
+    return out
+
+
+def _settings(config: str | None) -> Settings | None:
+    if not config:
+        return None
+    try:
+        return load_settings(config)
+    except ConfigError as exc:
+        for p in exc.problems:
+            click.echo(str(p), err=True)
+        sys.exit(2)
+
+
+def _data_dir(data_dir: str | None, settings: Settings | None) -> str:
+    if data_dir:
+        return data_dir
+    if settings is not None:
+        return str(settings.data_dir())
+    return os.environ.get("ICX_DATA_DIR") or "data"
+
+
+def _engine(data_dir: str | None, config: str | None) -> tuple[RatingEngine, Settings | None]:
+    settings = _settings(config)
+    dd = _data_dir(data_dir, settings)
+    if settings is not None:
+        return engine_from_settings(settings, dd), settings
+    return RatingEngine.open(dd), None
+
+
+_data_dir_opt = click.option("--data-dir", envvar="ICX_DATA_DIR", type=click.Path(file_okay=False),
+                             help="Data dir (env ICX_DATA_DIR; else the config's, else ./data).")
+_config_opt = click.option("-c", "--config", type=click.Path(dir_okay=False, exists=True),
+                           help="icx.toml: [rating] timezone, technical prefixes, band calendar.")
+
+
+@click.group("rates")
+def rates() -> None:
+    """Rate decks: import CSV decks as new versions, list them."""
+
+
+@rates.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, exists=True))
+@click.option("--deck", required=True, help="Deck name (letters, digits, _ . -).")
+@click.option("--partner", default=None, help="Partner the deck belongs to (omit for retail).")
+@click.option("--direction", type=click.Choice(["sell", "buy"]), default="sell", show_default=True)
+@click.option("--currency", default="EUR", show_default=True, help="ISO 4217 code of the deck.")
+@click.option("--effective", default=None, help="Start date for rows without one (YYYY-MM-DD).")
+@click.option("--service", default="voice", show_default=True,
+              help="Service of rows without a service column (voice, sms, mms, data, data_time, content).")
+@click.option("--timezone", default=None, help="Zone of deck dates (default: [rating].timezone or UTC).")
+@click.option("--hyphen", type=click.Choice(["range", "concat"]), default="range", show_default=True,
+              help="'a-b' in a code cell: a range, or country-area to concatenate.")
+@click.option("--skip-bad", is_flag=True, help="Keep good rows; write bad ones to the rejects file.")
+@click.option("--rejects", type=click.Path(dir_okay=False), default=None,
+              help="Rejects file for --skip-bad (default FILE.rejects.csv).")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+@_data_dir_opt
+@_config_opt
+def rates_import(file: str, deck: str, partner: str | None, direction: str, currency: str,
+                 effective: str | None, service: str, timezone: str | None, hyphen: str,
+                 skip_bad: bool, rejects: str | None, as_json: bool, data_dir: str | None,
+                 config: str | None) -> None:
+    """Import FILE as a new version of deck NAME (atomic: a bad row stores nothing)."""
+    engine, settings = _engine(data_dir, config)
+    tz = timezone or (settings.rating.timezone if settings else "UTC")
+    try:
+        Service.parse(service)
+        ZoneInfo(tz)
+    except (ValueError, KeyError) as exc:
+        click.echo(f"{file}:-: {exc}", err=True)
+        sys.exit(2)
+    total = _count_lines(file)
+    try:
+        if total >= 100_000 and sys.stderr.isatty():
+            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+            with Progress(TextColumn("importing {task.description}"), BarColumn(),
+                          TextColumn("{task.completed}/{task.total} lines"), TimeRemainingColumn(),
+                          transient=True) as progress:
+                task = progress.add_task(os.path.basename(file), total=total)
+                summary = _import_with_progress(
+                    engine, file, deck, partner, direction, currency, effective, service, tz,
+                    skip_bad, hyphen, lambda n: progress.update(task, completed=n))
+        else:
+            summary = engine.import_csv(
+                file, deck=deck, partner=partner, direction=direction, currency=currency,
+                effective=effective, service=service, timezone=tz, skip_bad=skip_bad, hyphen=hyphen,
+            )
+    except DeckError as exc:
+        for p in exc.problems:
+            click.echo(p, err=True)
+        sys.exit(2)
+    except ValueError as exc:
+        click.echo(f"{file}:-: {exc}", err=True)
+        sys.exit(2)
+    if summary.rejects:
+        path = rejects or f"{file}.rejects.csv"
+        with open(path, "w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh)
+            w.writerow(["line", "reason", "row"])
+            w.writerows(summary.rejects)
+    if as_json:
+        out = summary.to_json()
+        if summary.rejects:
+            out["rejects_file"] = rejects or f"{file}.rejects.csv"
+        click.echo(json.dumps(out))
+        return
+    click.echo(f"deck {deck} version {summary.version}: {summary.rows} rows, {summary.prefixes} prefixes, "
+               f"{summary.destinations} destinations ({summary.lines} lines, {summary.seconds:.2f} s)")
+    prev = f"v{summary.previous_version}" if summary.previous_version else "nothing"
+    click.echo(f"changes against {prev}: {summary.new} new, {summary.increased} increased, "
+               f"{summary.decreased} decreased, {summary.removed} removed, {summary.unchanged} unchanged")
+    if summary.rejects:
+        click.echo(f"{len(summary.rejects)} rows rejected, see {rejects or file + '.rejects.csv'}")
+
+
+def _import_with_progress(engine: RatingEngine, file: str, deck: str, partner: str | None,
+                          direction: str, currency: str, effective: str | None, service: str,
+                          tz: str, skip_bad: bool, hyphen: str, cb: Any) -> ImportSummary:
+    from charging.rating.importer import import_csv
+
+    summary = import_csv(engine.store, file, deck=deck, partner=partner, direction=direction,
+                         currency=currency, effective=effective, service=service, timezone=tz,
+                         skip_bad=skip_bad, hyphen=hyphen, progress=cb)
+    engine.reload_if_changed()
+    return summary
+
+
+def _count_lines(path: str) -> int:
+    n = 0
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            n += chunk.count(b"\n")
+    return n
+
+
+@rates.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@_data_dir_opt
+def rates_list(as_json: bool, data_dir: str | None) -> None:
+    """List decks and their versions."""
+    engine = RatingEngine(_data_dir(data_dir, None))
+    out = []
+    for name in engine.store.decks():
+        for v in engine.store.versions(name):
+            m = engine.store.read_meta(name, v)
+            out.append({"deck": name, "version": v, "currency": m.currency, "direction": m.direction,
+                        "partner": m.partner, "rows": m.rows, "source": m.source,
+                        "imported_at": m.imported_at})
+    if as_json:
+        click.echo(json.dumps(out))
+        return
+    for o in out:
+        click.echo(f"{o['deck']} v{o['version']}: {o['rows']} rows, {o['currency']}, {o['direction']}"
+                   f"{' partner ' + str(o['partner']) if o['partner'] else ''}, from {o['source']}")
+
+
+@click.command("rate")
+@click.option("--deck", required=True)
+@click.option("--to", "to", required=True, help="Destination: number, SIP/TEL URI, or APN.")
+@click.option("--from", "origin", default=None, help="A-number (origin-keyed decks).")
+@click.option("--at", default=None, help="ISO time (naive = [rating].timezone or UTC); default now.")
+@click.option("--seconds", type=int, default=None, help="Usage in seconds (voice, data_time).")
+@click.option("--events", type=int, default=None, help="Usage in events (sms, mms, content).")
+@click.option("--octets", type=int, default=None, help="Usage in octets (data).")
+@click.option("--service", default=None, help="Override the service guessed from the unit.")
+@click.option("--version", "version", type=int, default=None, help="Rate against this deck version.")
+@click.option("--currency", default=None, help="Convert to this currency (needs FX rates).")
+@click.option("--json", "as_json", is_flag=True)
+@_data_dir_opt
+@_config_opt
+def rate(deck: str, to: str, origin: str | None, at: str | None, seconds: int | None,
+         events: int | None, octets: int | None, service: str | None, version: int | None,
+         currency: str | None, as_json: bool, data_dir: str | None, config: str | None) -> None:
+    """Price one usage and explain it (prefix, destination, version, band, increments...)."""
+    given = [(u, s) for u, s in ((seconds, Service.VOICE), (events, Service.SMS), (octets, Service.DATA))
+             if u is not None]
+    if len(given) != 1:
+        click.echo("rate: give exactly one of --seconds, --events, --octets", err=True)
+        sys.exit(2)
+    usage, svc = given[0]
+    if usage < 0:
+        click.echo("rate: usage must be >= 0", err=True)
+        sys.exit(2)
+    engine, settings = _engine(data_dir, config)
+    try:
+        if service:
+            svc = Service.parse(service)
+        tz = ZoneInfo(settings.rating.timezone if settings else "UTC")
+        when = time.time()
+        if at:
+            t = dt.datetime.fromisoformat(at)
+            when = (t if t.tzinfo else t.replace(tzinfo=tz)).timestamp()
+    except ValueError as exc:
+        click.echo(f"rate: {exc}", err=True)
+        sys.exit(2)
+    try:
+        price = engine.rate(deck=deck, service=svc, destination=to, origin=origin, at=when,
+                            usage=usage, version=version, currency=currency)
+    except NoTariff as exc:
+        if as_json:
+            click.echo(json.dumps({"error": "no_tariff", "message": str(exc)}))
+        else:
+            click.echo(f"no tariff: {exc}", err=True)
+        sys.exit(1)
+    except RatingError as exc:
+        click.echo(f"rate: {exc}", err=True)
+        sys.exit(1)
+    out = price.to_json()
+    out["at"] = dt.datetime.fromtimestamp(when, dt.UTC).isoformat()
+    out["engine"] = "compiled" if extension_active() else "pure"
+    if as_json:
+        click.echo(json.dumps(out))
+        return
+    unit = svc.unit
+    click.echo(f"price        {out['price']} {price.currency}")
+    click.echo(f"deck         {deck} v{price.deck_version}")
+    click.echo(f"matched      prefix {price.prefix or '(catch-all)'} -> {price.destination or '?'}"
+               + (f", origin {price.origin}" if price.origin else ""))
+    click.echo(f"at           {out['at']}" + (f", band {price.band}" if price.band else ""))
+    click.echo(f"usage        {usage} {unit} -> billed {price.billed_units} {unit} "
+               f"(increments {price.increments[0]}/{price.increments[1]})")
+    rate_txt = f"{price.rate} per {price.rate_unit} {unit}"
+    if price.rate_first != price.rate:
+        rate_txt = f"{price.rate_first} for the first {price.increments[0]} {unit}, then " + rate_txt
+    click.echo(f"rate         {rate_txt}")
+    click.echo(f"fee          connection {format_amount(price.connection_fee)}, "
+               f"minimum {format_amount(price.minimum_charge)}")
+    click.echo(f"exact        {price.unrounded} -> rounded once, half away from zero, to micro-units")
+    if price.fx:
+        click.echo(f"fx           {price.fx.from_currency}->{price.fx.to_currency} {price.fx.rate} "
+                   f"({price.fx.date}), before {format_amount(price.fx.original_price)}")
+
+
+commands = [rates, rate]
+
