@@ -16,12 +16,20 @@ from charging.store.base import AccountView, OpResult
 class RatedLike(Protocol):
     """The fields of ``charging.rating.RatedPrice`` the service reads."""
 
-    price: int
-    currency: str
-    prefix: str
-    destination: str
-    deck_version: Any
-    billed_units: int
+    @property
+    def price(self) -> int: ...
+
+    @property
+    def currency(self) -> str: ...
+
+    @property
+    def prefix(self) -> str: ...
+
+    @property
+    def destination(self) -> str: ...
+
+    @property
+    def deck_version(self) -> Any: ...
 
 
 class Rater(Protocol):

@@ -117,10 +117,15 @@ class ChargingAgent:
         peer = self.peers.get(session.peer_host)
         if peer is None:
             return None
-        kw = {"session_id": session_id, "origin_host": self.origin_host,
-              "origin_realm": self.origin_realm, "dest_host": session.peer_host,
-              "dest_realm": session.peer_realm or self.origin_realm}
-        avps = ro.build_rar(**kw) if code == 258 else ro.build_asr(**kw)
+        dest_realm = session.peer_realm or self.origin_realm
+        if code == 258:
+            avps = ro.build_rar(session_id=session_id, origin_host=self.origin_host,
+                                origin_realm=self.origin_realm, dest_host=session.peer_host,
+                                dest_realm=dest_realm)
+        else:
+            avps = ro.build_asr(session_id=session_id, origin_host=self.origin_host,
+                                origin_realm=self.origin_realm, dest_host=session.peer_host,
+                                dest_realm=dest_realm)
         answer = await self.sender(peer, code, 4, avps)
         if answer is None:
             return None

@@ -113,5 +113,6 @@ def error_aca(acr: Message, err: BadRequest, *, origin_host: str, origin_realm: 
             avp(C.ORIGIN_REALM, origin_realm)]
     avps.extend(_echo(acr))
     avps.append(avp(C.ERROR_MESSAGE, err.message[:200]))
-    avps.append(avp(C.FAILED_AVP, [err.failed]))
+    if err.failed is not None:
+        avps.append(avp(C.FAILED_AVP, [err.failed]))
     return answer(acr, avps)

@@ -50,7 +50,7 @@ _NTP_OFFSET = 2_208_988_800  # seconds from 1900-01-01 to 1970-01-01 (RFC 6733 Â
 class BadRequest(Exception):
     """The CCR cannot be turned into a request: answer ``result_code`` with Failed-AVP."""
 
-    def __init__(self, result_code: int, failed: Avp, message: str) -> None:
+    def __init__(self, result_code: int, failed: Avp | None, message: str) -> None:
         super().__init__(message)
         self.result_code = result_code
         self.failed = failed
@@ -204,7 +204,7 @@ def _slice(mscc: Avp, context: str | None, smap: ServiceMap, default: ServiceKin
 def _reason(rr: Avp, mscc: Avp) -> ReportingReason:
     v = _int(rr, -1)
     try:
-        return ReportingReason(v)
+        return ReportingReason(v if v is not None else -1)
     except ValueError:
         return ReportingReason.OTHER_QUOTA_TYPE
 
@@ -434,7 +434,8 @@ def error_cca(ccr: Message, err: BadRequest, *, origin_host: str,
         if a is not None:
             avps.append(avp(code, _int(a, 0)))
     avps.append(avp(C.ERROR_MESSAGE, err.message[:200]))
-    avps.append(avp(C.FAILED_AVP, [err.failed]))
+    if err.failed is not None:
+        avps.append(avp(C.FAILED_AVP, [err.failed]))
     return answer(ccr, avps)
 
 

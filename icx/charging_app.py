@@ -1,0 +1,180 @@
+"""Composition of the charging stack for `icx serve` (called from icx/wiring.py).
+
+rating engine (decks imported into the data dir) + balance store (embedded by default) +
+journal + ledger (recovered before serving) + demo accounts + charging service + Ro/Rf agent +
+admin HTTP. No business logic: settings in, objects out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from charging.accounts_file import load_accounts, provision
+from charging.journal import Journal
+from charging.ledger import Ledger
+from charging.rating import RatingEngine, RatingError, Service
+from charging.requests import ServiceKind, UnitKind
+from charging.service import ChargingService, ServiceConfig
+from icx.commands.rates import engine_from_settings, import_configured_decks
+from icx.settings import Settings
+from mediation.admin_http import build_app, start_admin
+from mediation.agent import ChargingAgent
+from mediation.metrics import Metrics
+from mediation.service_map import ServiceMap
+
+log = structlog.get_logger("icx.charging")
+
+
+@dataclass
+class ChargingApp:
+    """Everything the Ro/Rf side of `icx serve` runs. ``await app.close()`` to stop."""
+
+    engine: RatingEngine
+    store: Any
+    journal: Journal
+    ledger: Ledger
+    service: ChargingService
+    agent: ChargingAgent
+    admin: Any = None  # aiohttp AppRunner
+    admin_port: int | None = None
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def close(self) -> None:
+        for t in self.tasks:
+            t.cancel()
+        for t in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        if self.admin is not None:
+            await self.admin.cleanup()
+        await self.ledger.close()
+        await self.journal.close()
+        await self.store.close()
+
+
+def service_config(settings: Settings) -> ServiceConfig:
+    ro = settings.ro
+    return ServiceConfig(
+        deck=ro.deck,
+        default_quota={UnitKind.TIME: ro.default_time_quota,
+                       UnitKind.OCTETS: ro.default_octet_quota,
+                       UnitKind.EVENTS: ro.default_event_quota},
+        max_quota={UnitKind.TIME: ro.max_time_quota, UnitKind.OCTETS: ro.max_octet_quota,
+                   UnitKind.EVENTS: ro.max_event_quota},
+        validity_time=ro.validity_time,
+        tcc=ro.tcc_seconds,
+        quota_holding_time=ro.quota_holding_time or None,
+        quota_threshold_percent=ro.quota_threshold_percent or None,
+        max_sessions=ro.max_sessions,
+        currency=ro.currency,
+        no_tariff_errors=(RatingError,),
+        node=settings.diameter.origin_host,
+    )
+
+
+def _rating_service(kind: ServiceKind) -> Service:
+    return Service(kind.value)
+
+
+async def open_store(settings: Settings, data_dir: Path) -> Any:
+    """The balance store named by [store] (embedded when absent)."""
+    st = getattr(settings, "store", None)
+    backend = getattr(st, "backend", "embedded") if st is not None else "embedded"
+    if backend == "embedded":
+        from charging.store.memory import MemoryStore
+        return MemoryStore()
+    from charging.store import redis_store  # type: ignore[attr-defined]
+    return await redis_store.open_from_settings(st)  # pragma: no cover - wired by store owner
+
+
+async def build_charging(settings: Settings, data_dir: Path, *, admin: bool = True,
+                         admin_port: int | None = None) -> ChargingApp:
+    """Build, recover and start the charging stack. Caller serves Diameter with
+    ``app.agent.handle`` as the request handler and awaits ``app.close()`` at shutdown."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    engine = engine_from_settings(settings, data_dir)
+    for summary in import_configured_decks(settings, engine):
+        if summary.version is not None:
+            log.info("deck_imported", deck=summary.deck, version=summary.version,
+                     rows=summary.rows)
+    store = await open_store(settings, data_dir)
+    jcfg = settings.journal
+    journal = await Journal.open(
+        data_dir / "journal", segment_bytes=jcfg.segment_bytes,
+        rotate_seconds=jcfg.rotate_seconds, fsync=jcfg.fsync,
+        group_window=jcfg.group_window_ms / 1000.0,
+    )
+    ledger = Ledger(store, journal, node=settings.diameter.origin_host,
+                    snapshot_dir=data_dir / "snapshots",
+                    snapshot_records=jcfg.snapshot_records,
+                    snapshot_seconds=jcfg.snapshot_seconds,
+                    expiry_interval=jcfg.expiry_interval)
+    report = await ledger.recover(now=time.time())
+    log.info("ledger_recovered", replayed=report.replayed, expired=report.expired,
+             snapshot=str(report.snapshot))
+    created = 0
+    for name in settings.accounts.files:
+        path = settings.resolve(name)
+        if path.exists():
+            created += await provision(ledger, store, load_accounts(path), now=time.time())
+    log.info("accounts_provisioned", created=created)
+    ledger.start()
+    service = ChargingService(rater=engine, ledger=ledger, accounts=store,
+                              config=service_config(settings), rating_service=_rating_service)
+    smap = ServiceMap.from_config(settings.ro.contexts, settings.ro.rating_groups,
+                                  settings.ro.default_service)
+    metrics = Metrics()
+    agent = ChargingAgent(service, smap, origin_host=settings.diameter.origin_host,
+                          origin_realm=settings.diameter.origin_realm, metrics=metrics,
+                          rf_enabled=settings.rf.enabled)
+    metrics.gauge("icx_active_sessions", "Open online charging sessions.",
+                  lambda: len(service.sessions))
+    metrics.gauge("icx_offline_sessions", "Open offline (Rf) accounting sessions.",
+                  lambda: len(service.offline))
+    metrics.gauge("icx_reserved_micros", "Micro-units held by open sessions.",
+                  service.sessions.reserved_total)
+    metrics.gauge("icx_journal_lag_bytes", "Journal bytes appended but not yet durable.",
+                  lambda: _lag(journal))
+    app = ChargingApp(engine=engine, store=store, journal=journal, ledger=ledger,
+                      service=service, agent=agent)
+    app.tasks.append(asyncio.ensure_future(_supervise(service, settings.ro.supervision_interval)))
+    if admin and settings.admin.enabled:
+        web_app = build_app(service=service, agent=agent, accounts=store, ledger=ledger)
+        port = settings.admin.listen_port if admin_port is None else admin_port
+        app.admin = await start_admin(web_app, settings.admin.listen_host, port)
+        app.admin_port = _bound_port(app.admin) or port
+    return app
+
+
+def _lag(journal: Journal) -> float:
+    pos, durable = journal.position, journal.durable
+    if pos[0] != durable[0]:
+        return float(pos[1])
+    return float(pos[1] - durable[1])
+
+
+def _bound_port(runner: Any) -> int | None:
+    for site in getattr(runner, "sites", []):
+        server = getattr(site, "_server", None)
+        for sock in getattr(server, "sockets", None) or []:
+            return int(sock.getsockname()[1])
+    return None
+
+
+async def _supervise(service: ChargingService, interval: float) -> None:
+    """Tcc supervision: close silent sessions (RFC 4006 §5.1.2)."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            closed = await service.supervise(time.time())
+            if closed:
+                log.info("sessions_expired", count=len(closed))
+        except Exception:  # keep supervising; one failure is logged, not fatal
+            log.exception("supervision_failed")
