@@ -157,7 +157,7 @@ def generate_cmd(period: str, count: int, seed: int, their_cdrs: str | None, par
 
     def records() -> Any:
         for rec in gen.records(count):
-            if their_cdrs and rec.get("partner") == "orange-fr":
+            if their_cdrs and (rec.get("partner") == "orange-fr" or rec.get("legs")):
                 kept.append(rec)
             yield rec
 
@@ -169,7 +169,7 @@ def generate_cmd(period: str, count: int, seed: int, their_cdrs: str | None, par
         from settlement.reconcile import write_partner_cdrs
 
         mapping = cfg.cdr_mappings[cfg.partners["orange-fr"].cdr_mapping or "orange"]
-        m = write_partner_cdrs(Path(their_cdrs), kept, mapping, seed=seed)
+        m = write_partner_cdrs(Path(their_cdrs), kept, mapping, partner="orange-fr", seed=seed)
         click.echo(f"{m} partner CDRs written to {their_cdrs} (a few deliberately differ)")
 
 
@@ -184,13 +184,15 @@ def generate_cmd(period: str, count: int, seed: int, their_cdrs: str | None, par
 @click.option("--their-total", default=None, help="The partner's invoice total to compare.")
 @click.option("--direction", type=click.Choice(["sell", "buy", "any"]), default="any",
               show_default=True, help="Which of our records to match.")
+@click.option("--service", default="voice", show_default=True,
+              help="Which service's records to match (\"any\" for all).")
 @click.option("--out", "out_dir", default=None, help="Output dir (default <data-dir>/settlement/recon).")
 @click.option("--json", "as_json", is_flag=True)
 @_partners_opt
 @_data_opt
 @_journal_opt
 def reconcile_cmd(partner: str, period: str, their_cdrs: str, tolerance_seconds: int,
-                  tolerance_pct: str, their_total: str | None, direction: str,
+                  tolerance_pct: str, their_total: str | None, direction: str, service: str,
                   out_dir: str | None, as_json: bool, partners_file: str,
                   data_dir: str | None, journal_dir: str | None) -> None:
     """Match our journal records with a partner's CDRs; write CSV + HTML, open disputes."""
@@ -221,6 +223,7 @@ def reconcile_cmd(partner: str, period: str, their_cdrs: str, tolerance_seconds:
         result = reconcile_journal(cfg, jdir, partner=partner, period=per,
                                    their_cdrs=Path(their_cdrs), tolerance_seconds=tolerance_seconds,
                                    tolerance_pct=pct, their_total=total, direction=direction,
+                                   service=service,
                                    out_dir=out, data_dir=ddir)
     except CdrFileError as exc:
         click.echo(str(exc), err=True)
