@@ -38,10 +38,12 @@ MAX_RANGE = 10_000
 
 _SYNONYMS: dict[str, tuple[str, ...]] = {
     "prefix": ("prefix", "code", "codes", "dial code", "dial codes", "dialcode", "dialcodes",
-               "dial prefix", "destination code", "destination prefix", "country code and area"),
+               "dial prefix", "destination code", "destination prefix", "area code", "area codes",
+               "area"),
+    "cc": ("country code", "cc", "country dial code", "country prefix"),
     "name": ("destination", "destination name", "description", "code name", "name", "dest"),
     "country": ("country",),
-    "network": ("network", "operator", "area"),
+    "network": ("network", "operator"),
     "rate": ("rate", "price", "rate per min", "rate min", "rate per minute", "per minute cost",
              "price per minute", "price per min", "cost", "new rate", "price n", "rate n",
              "next rate", "subsequent rate", "rate cost", "rate eur", "rate usd"),
@@ -112,7 +114,7 @@ def _find_header(lines: list[str]) -> tuple[int, str]:
                 continue
             cells = next(csv.reader([line], delimiter=delim))
             canon = {_LOOKUP.get(_canon(c)) for c in cells}
-            if "prefix" in canon and ("rate" in canon or "rate_first" in canon or "current_rate" in canon):
+            if ("prefix" in canon or "cc" in canon) and ("rate" in canon or "rate_first" in canon or "current_rate" in canon):
                 return i, delim
     raise _Bad("no header line found (needs a prefix/code column and a rate/price column)")
 
@@ -290,6 +292,9 @@ def read_deck(
         canon = _LOOKUP.get(_canon(cell))
         if canon and canon not in cols:
             cols[canon] = i
+    if "prefix" not in cols:
+        cols["prefix"] = cols["cc"]
+        del cols["cc"]
     if "rate" not in cols:
         if "current_rate" in cols:
             cols["rate"] = cols["current_rate"]
@@ -319,6 +324,7 @@ def _read_rows(
         default_from = got if got is not None else -NEVER
     c_prefix = cols["prefix"]
     c_rate = cols["rate"]
+    c_cc = cols.get("cc")
     c_name = cols.get("name")
     c_country = cols.get("country")
     c_network = cols.get("network")
@@ -338,6 +344,7 @@ def _read_rows(
     c_unit = cols.get("unit")
     c_tiers = cols.get("tiers")
     seen: dict[str, int] = {}
+    ncols = max(cols.values()) + 1
     d_service, d_prefix, d_origin, d_dest = data.service, data.prefix, data.origin, data.dest
     d_band, d_blocked, d_rate, d_rate_first = data.band, data.blocked, data.rate, data.rate_first
     d_incf, d_incn, d_unit, d_fee, d_min = (
@@ -355,10 +362,12 @@ def _read_rows(
             progress(count)
         if not cells or (len(cells) == 1 and not cells[0].strip()):
             continue
+        if len(cells) < ncols:
+            if len(cells) == 1:
+                continue  # a footer note such as "Rates are subject to change"
+            cells = cells + [""] * (ncols - len(cells))
         try:
-            if len(cells) <= c_prefix or not cells[c_prefix].strip():
-                if len(cells) == 1:
-                    continue  # a footer note such as "Rates are subject to change"
+            if not cells[c_prefix].strip():
                 raise _Bad("no prefix/code")
             service = Service.parse(cells[c_service]) if c_service is not None and cells[c_service].strip() else default_service
             code_cell = cells[c_prefix]
@@ -366,6 +375,11 @@ def _read_rows(
                 codes = [code_cell]
             else:
                 codes = _expand_codes(code_cell, opts.hyphen)
+            if c_cc is not None:
+                cc = normalise_prefix(cells[c_cc])
+                if not cc.isdigit():
+                    raise _Bad(f"bad country code {cells[c_cc].strip()!r}")
+                codes = [cc + c for c in codes]
             rate = parse_scaled(cells[c_rate], 9, "rate")
             rate_first = parse_scaled(cells[c_first], 9, "first rate") if c_first is not None and cells[c_first].strip() else rate
             inc_f, inc_n = DEFAULT_INCREMENTS[service]
