@@ -1,0 +1,286 @@
+"""The Diameter load harness behind `icx bench diameter` (and benchmarks/ro.py).
+
+N proper client peers (CER/CEA, DWR answered; icx/diameter_client.py) run full Ro sessions
+(CCR-I, U x k, T) and SMS events at a target rate (open loop, paced), or as fast as the server
+answers (``rate=0``: closed loop, a window of requests in flight per connection). Several
+worker processes share the work so the harness is not the bottleneck; each returns its
+latencies and result codes, the parent merges them and prints one JSON line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import multiprocessing as mp
+import os
+import random
+import sys
+import time
+from array import array
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from icx.diameter_client import (
+    A,
+    CcrTemplate,
+    ClientPeer,
+    connect,
+    data_info,
+    mscc,
+    sms_info,
+    voice_info,
+)
+
+KINDS = ("voice", "data", "sms")
+CONTEXTS = {"voice": "32260@3gpp.org", "data": "32251@3gpp.org", "sms": "32274@3gpp.org"}
+
+
+@dataclass(frozen=True)
+class LoadConfig:
+    host: str = "127.0.0.1"
+    port: int = 3868
+    connections: int = 4
+    sessions: int = 0  # total sessions to run (0 = until duration)
+    updates: int = 2  # CCR-U per session (voice/data)
+    rate: float = 0.0  # target requests/s over all processes (0 = as fast as answered)
+    duration: float = 10.0  # seconds of load
+    mix: tuple[str, ...] = KINDS
+    processes: int = 1
+    window: int = 64  # closed loop: requests in flight per connection
+    first_subscriber: int = 41790000001
+    subscribers: int = 999
+    dest_realm: str = "icx.local"
+    timeout: float = 10.0
+    progress: bool = True
+    seed: int = field(default_factory=lambda: int(time.time()))
+
+
+class _Session:
+    __slots__ = ("kind", "sid", "step", "steps", "tpl")
+
+    def __init__(self, kind: str, sid: str, steps: int, tpl: CcrTemplate) -> None:
+        self.kind = kind
+        self.sid = sid
+        self.step = 0
+        self.steps = steps
+        self.tpl = tpl
+
+
+def _tail(s: _Session, updates: int) -> tuple[int, int, list[Any]]:
+    """(CC-Request-Type, CC-Request-Number, variable AVPs) of the session's next request."""
+    if s.kind == "sms":
+        return 4, 0, [A("Requested-Action", 0),
+                      A("Requested-Service-Unit", [A("CC-Service-Specific-Units", 1)])]
+    unit, amount, rg = (("CC-Time", 60, 100) if s.kind == "voice"
+                        else ("CC-Total-Octets", 1_000_000, 1))
+    n = s.step
+    if n == 0:
+        return 1, 0, [A("Multiple-Services-Indicator", 1), mscc(rg, rsu=(unit, amount))]
+    if n <= updates:
+        return 2, n, [mscc(rg, rsu=(unit, amount), usu=(unit, amount), reason=3)]
+    return 3, n, [mscc(rg, usu=(unit, amount // 2), reason=2)]
+
+
+async def _worker(cfg: LoadConfig, index: int, nconn: int, sessions: int,
+                  queue: Any) -> dict[str, Any]:
+    rnd = random.Random(cfg.seed + index)
+    host_id = f"bench{os.getpid()}"
+    peers: list[ClientPeer] = []
+    for i in range(nconn):
+        peers.append(await connect(cfg.host, cfg.port, origin_host=f"{host_id}-{i}.icx.test",
+                                   origin_realm="icx.test", timeout=cfg.timeout))
+    lat = array("d")
+    codes: dict[int, int] = {}
+    counters = {"sent": 0, "answered": 0, "sessions": 0, "starved": 0}
+    ready: deque[_Session] = deque()
+    seq = itertools.count()
+    mix = cfg.mix
+    rate = cfg.rate / cfg.processes if cfg.rate else 0.0
+    inflight = [0]
+    conn_rr = itertools.cycle(peers)
+    done = asyncio.get_running_loop().create_future()
+
+    def new_session() -> _Session | None:
+        if sessions and counters["sessions"] >= sessions:
+            return None
+        counters["sessions"] += 1
+        kind = mix[next(seq) % len(mix)]
+        sub = str(cfg.first_subscriber + rnd.randrange(cfg.subscribers))
+        peer = peers[counters["sessions"] % len(peers)]
+        if kind == "voice":
+            extra = [voice_info(sub, f"4179{rnd.randrange(10**7):07d}")]
+        elif kind == "sms":
+            extra = [sms_info(f"4179{rnd.randrange(10**7):07d}")]
+        else:
+            extra = [data_info("internet")]
+        tpl = CcrTemplate(origin_host=peer.origin_host, origin_realm="icx.test",
+                          dest_realm=cfg.dest_realm, context=CONTEXTS[kind], subscriber=sub,
+                          extra=extra)
+        steps = 1 if kind == "sms" else cfg.updates + 2
+        return _Session(kind, f"{peer.origin_host};{index};{next(seq)}", steps, tpl)
+
+    def issue() -> bool:
+        picked = ready.popleft() if ready else new_session()
+        if picked is None:
+            counters["starved"] += 1
+            return False
+        s: _Session = picked
+        rtype, number, tail = _tail(s, cfg.updates)
+        body = s.tpl.body(s.sid, rtype, number, tail)
+        t0 = time.perf_counter()
+
+        def on_answer(raw: bytes, rc: int) -> None:
+            lat.append(time.perf_counter() - t0)
+            codes[rc] = codes.get(rc, 0) + 1
+            counters["answered"] += 1
+            inflight[0] -= 1
+            s.step += 1
+            if rc == 2001 and s.step < s.steps:
+                ready.append(s)
+            if closed_loop and not stopping[0]:
+                issue()
+            elif stopping[0] and inflight[0] == 0 and not done.done():
+                done.set_result(None)
+
+        inflight[0] += 1
+        counters["sent"] += 1
+        next(conn_rr).send_raw(body, 272, 4, callback=on_answer)
+        return True
+
+    closed_loop = rate == 0
+    stopping = [False]
+    start = time.perf_counter()
+    last_report = start
+    if closed_loop:
+        for _ in range(cfg.window * len(peers)):
+            if not issue():
+                break
+    while True:
+        now = time.perf_counter()
+        elapsed = now - start
+        if elapsed >= cfg.duration or (sessions and counters["sessions"] >= sessions
+                                       and not ready and inflight[0] == 0):
+            break
+        if not closed_loop:
+            due = int(elapsed * rate) - counters["sent"]
+            for _ in range(min(due, 10_000)):
+                if not issue():
+                    break
+        elif inflight[0] == 0 and not issue():
+            break
+        if queue is not None and now - last_report >= 0.5:
+            queue.put(("progress", index, counters["sent"], counters["answered"],
+                       sum(n for c, n in codes.items() if c != 2001)))
+            last_report = now
+        await asyncio.sleep(0.001 if not closed_loop else 0.05)
+    stopping[0] = True
+    elapsed = time.perf_counter() - start
+    if inflight[0]:
+        try:
+            await asyncio.wait_for(asyncio.shield(done), cfg.timeout)
+        except TimeoutError:
+            pass
+    timeouts = inflight[0]
+    for p in peers:
+        await p.close()
+    return {"latencies": lat.tobytes(), "codes": codes, "elapsed": elapsed,
+            "timeouts": timeouts, **counters}
+
+
+def _run_worker(cfg: LoadConfig, index: int, nconn: int, sessions: int, queue: Any) -> None:
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        out = asyncio.run(_worker(cfg, index, nconn, sessions, queue))
+        queue.put(("result", index, out))
+    except Exception as exc:  # report, never hang the parent
+        queue.put(("error", index, f"{type(exc).__name__}: {exc}"))
+
+
+def _percentile(sorted_vals: list[float], q: float) -> float:
+    if not sorted_vals:
+        return 0.0
+    i = min(len(sorted_vals) - 1, max(0, int(round(q * (len(sorted_vals) - 1)))))
+    return sorted_vals[i]
+
+
+def run_load(cfg: LoadConfig) -> dict[str, Any]:
+    """Run the load in ``cfg.processes`` worker processes; return the merged summary."""
+    procs = max(1, min(cfg.processes, cfg.connections))
+    cfg = LoadConfig(**{**asdict(cfg), "processes": procs})
+    ctx = mp.get_context("fork")
+    queue = ctx.Queue()
+    workers = []
+    for i in range(procs):
+        nconn = cfg.connections // procs + (1 if i < cfg.connections % procs else 0)
+        sess = (cfg.sessions // procs + (1 if i < cfg.sessions % procs else 0)
+                if cfg.sessions else 0)
+        p = ctx.Process(target=_run_worker, args=(cfg, i, nconn, sess, queue), daemon=True)
+        p.start()
+        workers.append(p)
+    results: dict[int, dict[str, Any]] = {}
+    errors: list[str] = []
+    progress: dict[int, tuple[int, int, int]] = {}
+    t0 = time.perf_counter()
+    while len(results) + len(errors) < procs:
+        try:
+            kind, idx, *rest = queue.get(timeout=cfg.duration + cfg.timeout + 30)
+        except Exception:
+            errors.append("worker did not report")
+            break
+        if kind == "progress":
+            progress[idx] = tuple(rest)  # type: ignore[assignment]
+            if cfg.progress:
+                sent = sum(v[0] for v in progress.values())
+                ans = sum(v[1] for v in progress.values())
+                err = sum(v[2] for v in progress.values())
+                el = time.perf_counter() - t0
+                sys.stderr.write(f"\r{el:6.1f}s sent {sent:>9} answered {ans:>9} "
+                                 f"({ans / el if el else 0:8.0f}/s) non-2001 {err:>7}")
+                sys.stderr.flush()
+        elif kind == "result":
+            results[idx] = rest[0]
+        else:
+            errors.append(str(rest[0]))
+    for p in workers:
+        p.join(timeout=5)
+    if cfg.progress:
+        sys.stderr.write("\n")
+    lat: list[float] = []
+    codes: dict[int, int] = {}
+    totals = {"sent": 0, "answered": 0, "sessions": 0, "timeouts": 0}
+    elapsed = 0.0
+    for r in results.values():
+        a = array("d")
+        a.frombytes(r["latencies"])
+        lat.extend(a)
+        for c, n in r["codes"].items():
+            codes[c] = codes.get(c, 0) + n
+        for k in totals:
+            totals[k] += r[k]
+        elapsed = max(elapsed, r["elapsed"])
+    lat.sort()
+    answered = totals["answered"]
+    return {
+        "bench": "diameter_load", "unit": "req/s",
+        "value": round(answered / elapsed, 1) if elapsed else 0.0,
+        "requests": answered, "sent": totals["sent"], "sessions": totals["sessions"],
+        "result_codes": {str(c): n for c, n in sorted(codes.items())},
+        "errors": {str(c): n for c, n in sorted(codes.items()) if c != 2001},
+        "timeouts": totals["timeouts"],
+        "target_rate": cfg.rate, "duration_s": round(elapsed, 3),
+        "latency_ms": {q: round(_percentile(lat, p) * 1000, 3) for q, p in
+                       (("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p999", 0.999))},
+        "connections": cfg.connections, "processes": procs, "mix": list(cfg.mix),
+        "updates": cfg.updates, "worker_errors": errors,
+    }
+
+
+def main_json(cfg: LoadConfig) -> str:
+    return json.dumps(run_load(cfg))
