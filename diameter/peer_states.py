@@ -9,7 +9,7 @@ The RFC machine is per *peer* and may span two transport connections during an e
 one we initiated, "I", and the one the peer initiated, "R"). ``PeerConnection`` runs this table
 for the connection it owns; the R-side actions that concern the *other* connection during an
 election (``R_ACCEPT``/``R_REJECT``/``R_DISC``/``R_SND_CEA`` while we are an initiator) are
-carried out through :class:`diameter.election.PeerRegistry`.
+carried out through :class:`diameter.peer_registry.PeerRegistry`.
 """
 
 from __future__ import annotations
@@ -74,6 +74,7 @@ class Action(enum.Enum):
     PROCESS_DWA = "Process-DWA"
     SND_DPR = "Snd-DPR"
     SND_DPA = "Snd-DPA"
+    DISC = "Disc"  # I-Disc or R-Disc of the connection the event arrived on
 
 
 class InvalidTransition(Exception):
@@ -138,7 +139,7 @@ TRANSITIONS: dict[tuple[PeerState, PeerInput], tuple[tuple[Action, ...], PeerSta
     (S.CLOSING, In.RCV_MESSAGE): ((A.PROCESS,), S.CLOSING),
     (S.CLOSING, In.RCV_DWR): ((A.PROCESS_DWR, A.SND_DWA), S.CLOSING),
     (S.CLOSING, In.RCV_DWA): ((A.PROCESS_DWA,), S.CLOSING),
-    (S.CLOSING, In.RCV_DPA): ((A.I_DISC,), S.CLOSED),  # I-Rcv-DPA / R-Rcv-DPA: receiver closes
+    (S.CLOSING, In.RCV_DPA): ((A.DISC,), S.CLOSED),  # I-/R-Rcv-DPA: the DPA receiver closes
     (S.CLOSING, In.TIMEOUT): ((A.ERROR,), S.CLOSED),
     (S.CLOSING, In.I_PEER_DISC): ((A.I_DISC,), S.CLOSED),
     (S.CLOSING, In.R_PEER_DISC): ((A.R_DISC,), S.CLOSED),
