@@ -1,0 +1,43 @@
+"""A tiny JSON client for the admin HTTP API, shared by `icx balance` and `icx sessions`.
+
+Exit codes per the CLI convention: 2 for bad input (HTTP 400/404: bad amount, unknown
+account/session), 1 for runtime failures (server unreachable, 5xx).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+from typing import Any
+
+import click
+
+DEFAULT_ADMIN = "http://127.0.0.1:8080"
+
+admin_option = click.option(
+    "--admin", "admin", default=lambda: os.environ.get("ICX_ADMIN_URL", DEFAULT_ADMIN),
+    show_default="env ICX_ADMIN_URL or " + DEFAULT_ADMIN,
+    help="Base URL of the server's admin HTTP API.")
+
+
+def call(admin: str, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    """Do one request; on failure print the reason to stderr and exit 1 or 2."""
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(admin.rstrip("/") + path, data=data, method=method,
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=15) as resp:
+            return json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        try:
+            msg = json.loads(exc.read()).get("error", exc.reason)
+        except (ValueError, AttributeError):
+            msg = exc.reason
+        click.echo(f"error: {msg}", err=True)
+        sys.exit(2 if exc.code in (400, 404, 409) else 1)
+    except (urllib.error.URLError, OSError) as exc:
+        click.echo(f"error: cannot reach the admin API at {admin}: {exc}", err=True)
+        sys.exit(1)

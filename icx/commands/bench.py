@@ -1,0 +1,80 @@
+"""`icx bench diameter`: the Diameter load harness (icx/loadgen.py).
+
+Prints a live progress line on stderr and ONE JSON line on stdout: requests, errors by
+Result-Code, achieved rate, latency p50/p90/p99/p999 (ms).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import click
+
+from icx.loadgen import KINDS, LoadConfig, run_load
+
+
+@click.group("bench")
+def bench() -> None:
+    """Load generators."""
+
+
+@bench.command("diameter")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=3868, show_default=True, type=int)
+@click.option("--connections", "-c", default=4, show_default=True, type=int,
+              help="Client peers (each does CER/CEA and answers DWR).")
+@click.option("--sessions", "-s", default=0, show_default=True, type=int,
+              help="Sessions to run in total (0: until --duration).")
+@click.option("--updates", "-u", default=2, show_default=True, type=int,
+              help="CCR-U per voice/data session (I, U x k, T).")
+@click.option("--rate", "-r", default=0.0, show_default=True, type=float,
+              help="Target requests/s over all processes (0: as fast as answered).")
+@click.option("--duration", "-d", default=10.0, show_default=True, type=float,
+              help="Seconds of load.")
+@click.option("--mix", default="voice,data,sms", show_default=True,
+              help="Comma list of voice, data, sms (repeat a kind to weight it).")
+@click.option("--processes", "-p", default=0, type=int,
+              help="Worker processes (0: min(connections, CPUs - 1, 8)).")
+@click.option("--window", default=64, show_default=True, type=int,
+              help="Closed loop (--rate 0): requests in flight per connection.")
+@click.option("--subscribers", default="41790000001:999", show_default=True,
+              help="FIRST:COUNT of subscriber MSISDNs to charge.")
+@click.option("--realm", default="icx.local", show_default=True, help="Destination-Realm.")
+@click.option("--quiet", is_flag=True, help="No progress line.")
+def diameter(host: str, port: int, connections: int, sessions: int, updates: int, rate: float,
+             duration: float, mix: str, processes: int, window: int, subscribers: str,
+             realm: str, quiet: bool) -> None:
+    """Drive a Diameter Ro server (this one, or any OCS at --host/--port)."""
+    kinds = tuple(k.strip() for k in mix.split(",") if k.strip())
+    bad = [k for k in kinds if k not in KINDS]
+    if bad or not kinds:
+        click.echo(f"--mix:1: unknown kind {bad[0] if bad else mix!r}; use {','.join(KINDS)}",
+                   err=True)
+        sys.exit(2)
+    try:
+        first, count = (int(x) for x in subscribers.split(":"))
+    except ValueError:
+        click.echo(f"--subscribers:1: expected FIRST:COUNT, got {subscribers!r}", err=True)
+        sys.exit(2)
+    if connections < 1 or duration <= 0 or updates < 0 or rate < 0:
+        click.echo("--connections/--duration/--updates/--rate:1: must be positive", err=True)
+        sys.exit(2)
+    procs = processes or max(1, min(connections, (os.cpu_count() or 2) - 1, 8))
+    cfg = LoadConfig(host=host, port=port, connections=connections, sessions=sessions,
+                     updates=updates, rate=rate, duration=duration, mix=kinds, processes=procs,
+                     window=window, first_subscriber=first, subscribers=count, dest_realm=realm,
+                     progress=not quiet)
+    try:
+        out = run_load(cfg)
+    except (OSError, ConnectionError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    click.echo(json.dumps(out))
+    if out["worker_errors"] and not out["requests"]:
+        click.echo(f"error: {out['worker_errors'][0]}", err=True)
+        sys.exit(1)
+
+
+commands = [bench]

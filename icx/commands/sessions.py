@@ -1,0 +1,59 @@
+"""`icx sessions list|kill|reauth` (via the admin HTTP API)."""
+
+from __future__ import annotations
+
+import json
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from icx.commands._admin_client import admin_option, call
+
+
+@click.group("sessions")
+def sessions() -> None:
+    """Open charging sessions on a running server."""
+
+
+@sessions.command("list")
+@click.option("--account", default=None, help="Only this account's sessions.")
+@click.option("--json", "as_json", is_flag=True)
+@admin_option
+def list_(account: str | None, as_json: bool, admin: str) -> None:
+    """List open sessions (online and offline)."""
+    path = "/api/sessions" + (f"?account={account}" if account else "")
+    out = call(admin, "GET", path)
+    if as_json:
+        click.echo(json.dumps(out))
+        return
+    table = Table(title=f"{out['count']} open session(s)")
+    for col in ("session", "account", "service", "destination", "peer", "reserved µ", "cost µ"):
+        table.add_column(col)
+    for s in out["sessions"]:
+        table.add_row(s["session_id"], str(s["account"]), s["service"], str(s["destination"]),
+                      s["peer"], str(s["reserved_micros"]), str(s["cost_micros"]))
+    Console().print(table)
+
+
+@sessions.command("kill")
+@click.argument("session_id")
+@click.option("--json", "as_json", is_flag=True)
+@admin_option
+def kill(session_id: str, as_json: bool, admin: str) -> None:
+    """Send ASR to the client of SESSION_ID and release its reservations."""
+    out = call(admin, "POST", f"/api/sessions/{session_id}/kill")
+    click.echo(json.dumps(out) if as_json else
+               f"{session_id}: ASA {out['asa_result_code']}, released={out['released']}")
+
+
+@sessions.command("reauth")
+@click.argument("session_id")
+@admin_option
+def reauth(session_id: str, admin: str) -> None:
+    """Send RAR (AUTHORIZE_ONLY) to the client of SESSION_ID."""
+    out = call(admin, "POST", f"/api/sessions/{session_id}/reauth")
+    click.echo(f"{session_id}: RAA {out['raa_result_code']}")
+
+
+commands = [sessions]
