@@ -14,3 +14,13 @@ from diameter.result_codes import ResultCode
 from diameter.validate import check_request
 
 __all__ = ["Avp", "DiameterError", "FrameBuffer", "Message", "ResultCode", "check_request", "decode_message"]
+
+
+def codec_info() -> dict[str, bool]:
+    """Which codec implementation is active: {"ext": True} when the Cython twin is in use."""
+    from diameter import avp
+
+    return {"ext": avp.EXT is not None}
+
+
+__all__ += ["codec_info"]

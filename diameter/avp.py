@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable
+from types import ModuleType
 from typing import Any
 
+from cython_ext import load
 from diameter import dictionary
 from diameter.errors import DiameterError
 from diameter.types import AvpType, TypeError_, decode_scalar, encode_scalar, min_size
 
-__all__ = ["Avp", "decode_avps", "AVP_V", "AVP_M", "AVP_P"]
+__all__ = ["Avp", "AvpPy", "decode_avps", "encode_avps", "example", "zero_filled", "AVP_V", "AVP_M", "AVP_P"]
 
 AVP_V = 0x80
 AVP_M = 0x40
@@ -24,6 +26,11 @@ AVP_P = 0x20
 _GROUPED = int(AvpType.GROUPED)
 _TYPES = dictionary.TYPES
 _BY_NAME = dictionary.BY_NAME
+# name -> (code, vendor, default flags, type) and name -> (code, vendor): one probe per use.
+_SPECS: dict[str, tuple[int, int, int, int]] = {
+    d.name: (d.code, d.vendor, d.default_flags, int(d.type)) for d in _BY_NAME.values()
+}
+_KEYS: dict[str, tuple[int, int]] = {d.name: (d.code, d.vendor) for d in _BY_NAME.values()}
 
 _HDR = struct.Struct("!II")  # code, flags<<24 | length
 _HDR_V = struct.Struct("!III")  # code, flags<<24 | length, vendor
@@ -44,7 +51,7 @@ _UNSET: Any = _Unset()
 _PAD = (b"", b"\x00\x00\x00", b"\x00\x00", b"\x00")
 
 
-class Avp:
+class AvpPy:
     """One AVP. ``value`` is decoded by the dictionary type of (code, vendor):
 
     int (Integer*/Unsigned*/Enumerated; Time as Unix seconds, see diameter.types.ntp_to_unix),
@@ -103,22 +110,24 @@ class Avp:
         *,
         vendor: int | None = None,
         flags: int | None = None,
-    ) -> Avp:
+    ) -> AvpPy:
         """Build an AVP by dictionary name (or code); type, vendor and flags come from the
         dictionary unless given. Raises KeyError for an unknown name."""
-        if isinstance(name_or_code, str):
-            d = _BY_NAME[name_or_code]
+        if name_or_code.__class__ is str:
+            code, dvendor, dflags, t = _SPECS[name_or_code]  # type: ignore[index]
             a = cls.__new__(cls)
-            a.code = d.code
-            a.vendor = d.vendor if vendor is None else vendor
-            f = d.default_flags if flags is None else flags
-            a.flags = (f | AVP_V) if a.vendor else (f & ~AVP_V)
-            a._type = d.type
+            a.code = code
+            if vendor is None:
+                vendor = dvendor
+            a.vendor = vendor
+            f = dflags if flags is None else flags
+            a.flags = (f | AVP_V) if vendor else (f & ~AVP_V)
+            a._type = t
             a._value = value
             a._buf = None
             a._off = a._hlen = a._len = a._end = 0
             return a
-        return cls(name_or_code, value, vendor=vendor or 0, flags=flags)
+        return cls(name_or_code, value, vendor=vendor or 0, flags=flags)  # type: ignore[arg-type]
 
     # --- flags -------------------------------------------------------------------------------
     @property
@@ -245,7 +254,7 @@ class Avp:
 
     # --- misc --------------------------------------------------------------------------------
     def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Avp):
+        if not isinstance(other, AvpPy):
             return NotImplemented
         return self.encode() == other.encode()
 
@@ -285,13 +294,12 @@ def example(name: str) -> bytes:
 
 
 def _key(name_or_code: str | int, vendor: int) -> tuple[int, int]:
-    if isinstance(name_or_code, str):
-        d = _BY_NAME[name_or_code]
-        return d.code, d.vendor
-    return name_or_code, vendor
+    if name_or_code.__class__ is str:
+        return _KEYS[name_or_code]  # type: ignore[index]
+    return name_or_code, vendor  # type: ignore[return-value]
 
 
-def _find(avps: list[Avp], name_or_code: str | int, vendor: int) -> Avp | None:
+def _find(avps: list[AvpPy], name_or_code: str | int, vendor: int) -> AvpPy | None:
     code, vendor = _key(name_or_code, vendor)
     for a in avps:
         if a.code == code and a.vendor == vendor:
@@ -299,21 +307,21 @@ def _find(avps: list[Avp], name_or_code: str | int, vendor: int) -> Avp | None:
     return None
 
 
-def _find_all(avps: list[Avp], name_or_code: str | int, vendor: int) -> list[Avp]:
+def _find_all(avps: list[AvpPy], name_or_code: str | int, vendor: int) -> list[AvpPy]:
     code, vendor = _key(name_or_code, vendor)
     return [a for a in avps if a.code == code and a.vendor == vendor]
 
 
-def _walk_py(buf: bytes, start: int, end: int) -> list[Avp]:
+def _walk_py(buf: bytes, start: int, end: int) -> list[AvpPy]:
     """Split buf[start:end] into AVPs (not recursing into Grouped ones).
 
     Raises DiameterError 5014 (Failed-AVP = header + zero payload of minimum size, RFC 6733
     §7.1.5) when an AVP header is truncated, its length is below the header size, or it runs
     past ``end``.
     """
-    out: list[Avp] = []
+    out: list[AvpPy] = []
     append = out.append
-    new = Avp.__new__
+    new = AvpPy.__new__
     off = start
     while off < end:
         if end - off < 8:
@@ -341,7 +349,7 @@ def _walk_py(buf: bytes, start: int, end: int) -> list[Avp]:
         nxt = off + ((length + 3) & ~3)
         if nxt > end:
             nxt = end
-        a = new(Avp)
+        a = new(AvpPy)
         a.code = code
         a.flags = flags
         a.vendor = vendor
@@ -357,7 +365,34 @@ def _walk_py(buf: bytes, start: int, end: int) -> list[Avp]:
     return out
 
 
+def _select() -> ModuleType | None:
+    """The one selection point of the codec twin (cython_ext.load honours ICX_NO_EXTENSIONS)."""
+    ext = load("diameter_codec")
+    if ext is None:
+        return None
+    ext.configure(
+        types=_TYPES,
+        specs=_SPECS,
+        keys=_KEYS,
+        default_flags={
+            (d.code << 32) | d.vendor: d.default_flags for d in dictionary.AVPS.values()
+        },
+        names={(d.code << 32) | d.vendor: d.name for d in dictionary.AVPS.values()},
+        error=DiameterError,
+        type_error=TypeError_,
+        decode_scalar=decode_scalar,
+        encode_scalar=encode_scalar,
+        zero_filled=zero_filled,
+    )
+    return ext
+
+
+EXT = _select()
+Avp = AvpPy
 _walk = _walk_py
+if EXT is not None:
+    Avp = EXT.Avp  # type: ignore[misc]
+    _walk = EXT.walk
 
 
 def decode_avps(data: bytes, start: int = 0, end: int | None = None) -> list[Avp]:

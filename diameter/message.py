@@ -6,11 +6,20 @@ import struct
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from diameter import avp as _avp_mod
-from diameter.avp import Avp, _find, _find_all
+from diameter.avp import EXT, Avp, AvpPy, _find, _find_all, _walk_py
 from diameter.errors import DiameterError
 
-__all__ = ["Message", "decode_message", "FLAG_R", "FLAG_P", "FLAG_E", "FLAG_T"]
+__all__ = [
+    "Message",
+    "MessagePy",
+    "decode_message",
+    "decode_message_py",
+    "decode_header",
+    "FLAG_R",
+    "FLAG_P",
+    "FLAG_E",
+    "FLAG_T",
+]
 
 FLAG_R = 0x80
 FLAG_P = 0x40
@@ -22,7 +31,7 @@ _UNPACK = _HDR.unpack_from
 _PACK = _HDR.pack
 
 
-class Message:
+class MessagePy:
     """A Diameter message. ``avps`` is a plain list you may edit; ``encode()`` rebuilds the
     header (length) and joins the AVPs, each reusing its received bytes when unmodified, so
     decode -> encode of any valid message is byte-identical.
@@ -64,17 +73,17 @@ class Message:
         flags: int | None = None,
         hop_by_hop: int = 0,
         end_to_end: int = 0,
-    ) -> Message:
+    ) -> MessagePy:
         """A request (R set; P when ``proxiable``; or exactly ``flags`` when given, R forced)."""
         f = (FLAG_R | (FLAG_P if proxiable else 0)) if flags is None else (flags | FLAG_R)
         return cls(code, app_id, avps, flags=f, hop_by_hop=hop_by_hop, end_to_end=end_to_end)
 
-    def answer(self, avps: Iterable[Avp] = (), *, error: bool = False) -> Message:
+    def answer(self, avps: Iterable[Avp] = (), *, error: bool = False) -> MessagePy:
         """An answer to this request: same code and App-Id, copies Hop-by-Hop, End-to-End and
         the P bit (RFC 6733 §6.2); E set when ``error``. The caller supplies every AVP
         (Session-Id first, Origin-*, Result-Code, copied Proxy-Info) in wire order."""
         f = (self.flags & FLAG_P) | (FLAG_E if error else 0)
-        return Message(
+        return MessagePy(
             self.code,
             self.app_id,
             avps,
@@ -158,7 +167,7 @@ class Message:
         )
 
     def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Message):
+        if not isinstance(other, MessagePy):
             return NotImplemented
         return self.encode() == other.encode()
 
@@ -171,7 +180,7 @@ def decode_header(data: bytes) -> tuple[int, int, int, int, int, int, int]:
     return (w0 >> 24, w0 & 0xFFFFFF, w1 >> 24, w1 & 0xFFFFFF, app, hbh, e2e)
 
 
-def decode_message(data: bytes) -> Message:
+def decode_message_py(data: bytes) -> MessagePy:
     """Decode one whole message (exactly one frame, as FrameBuffer yields).
 
     Header problems are fatal (framing cannot be trusted): version != 1 -> 5011, a Message
@@ -196,7 +205,7 @@ def decode_message(data: bytes) -> Message:
         raise DiameterError(
             5015, f"Message Length {length} for {n} octets", fatal=True, header=header
         )
-    msg = Message.__new__(Message)
+    msg = MessagePy.__new__(MessagePy)
     msg.version = version
     msg.flags = flags
     msg.code = code
@@ -204,22 +213,22 @@ def decode_message(data: bytes) -> Message:
     msg.hop_by_hop = hbh
     msg.end_to_end = e2e
     try:
-        msg.avps = _avp_mod._walk(data, 20, n)
+        msg.avps = _walk_py(data, 20, n)  # type: ignore[assignment]
     except DiameterError as exc:
         exc.header = header
-        msg.avps = _partial(data, 20, n)
+        msg.avps = _partial(data, 20, n)  # type: ignore[assignment]
         exc.partial = msg
         raise
     return msg
 
 
-def _partial(data: bytes, start: int, end: int) -> list[Avp]:
+def _partial(data: bytes, start: int, end: int) -> list[AvpPy]:
     """The AVPs that decode before the first bad one (for Session-Id/Proxy-Info copies)."""
-    good: list[Avp] = []
+    good: list[AvpPy] = []
     off = start
     while off < end:
         try:
-            one = _avp_mod._walk(data, off, min(end, off + max(8, _len_at(data, off, end))))
+            one = _walk_py(data, off, min(end, off + max(8, _len_at(data, off, end))))
         except DiameterError:
             break
         if not one:
@@ -233,3 +242,10 @@ def _len_at(data: bytes, off: int, end: int) -> int:
     if end - off < 8:
         return 0
     return ((int.from_bytes(data[off + 5 : off + 8], "big")) + 3) & ~3
+
+
+Message = MessagePy
+decode_message = decode_message_py
+if EXT is not None:
+    Message = EXT.Message  # type: ignore[misc]
+    decode_message = EXT.decode_message
