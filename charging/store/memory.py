@@ -178,7 +178,7 @@ class MemoryStore:
         bal = acct.balances.get(balance)
         if bal is None:
             return self._remember(acct, key, OpResult(key, OpStatus.UNKNOWN_BALANCE), now)
-        now_us = int(now * 1_000_000)
+        now_us = round(now * 1_000_000)  # == to_us(now)
         if bal.exp_us is not None and bal.exp_us <= now_us:
             return self._remember(acct, key, _result(key, OpStatus.EXPIRED, bal), now)
         before = bal.amount - bal.reserved + bal.credit_limit

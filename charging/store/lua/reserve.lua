@@ -1,0 +1,33 @@
+-- reserve: hold an amount on a balance for a reservation (adds to it, refreshes its expiry).
+-- KEYS: see _prelude.lua (1 balance, 2 reservations, 3 expiries, 4 op, 5 unj, 6 ix:x, 7 ix:u, 8 meta)
+-- ARGV: 1 account, 2 balance, 3 retention_ms, 4 now_us, 5 key, 6 reservation, 7 amount,
+--       8 exp_us (new expiry), 9 partial ('1' grants what is available)
+local r = replay()
+if r then return r end
+local bal, res = ARGV[2], ARGV[6]
+local b = redis.call('HMGET', KEYS[1], 'amt', 'rsv', 'cl', 'exp', 'low')
+if not b[1] then return finish({'unknown_balance', 0, 0, 0, 0, 0, 0, 0, 0, bal, res}, false) end
+local amt, rsv, cl = tonumber(b[1]), tonumber(b[2]), tonumber(b[3])
+local before = amt - rsv + cl
+if b[4] and tonumber(b[4]) <= tonumber(ARGV[4]) then
+  return finish({'expired', 0, amt, before, 0, 0, 0, 0, 0, bal, res}, false)
+end
+local want = tonumber(ARGV[7])
+local grant = want
+if want > before then
+  if ARGV[9] ~= '1' or before <= 0 then
+    return finish({'insufficient', 0, amt, before, 0, 0, 0, 0, 0, bal, res}, false)
+  end
+  grant = before
+end
+local field = bal .. '|' .. res
+local cur = redis.call('HGET', KEYS[2], field)
+local held = 0
+if cur then held = tonumber(string.sub(cur, 1, string.find(cur, ':', 1, true) - 1)) end
+redis.call('HSET', KEYS[2], field, fmt(held + grant) .. ':' .. ARGV[8])
+redis.call('ZADD', KEYS[3], ARGV[8], field)
+redis.call('ZADD', KEYS[6], 'LT', ARGV[8], ARGV[1])
+if grant ~= 0 then redis.call('HINCRBY', KEYS[1], 'rsv', fmt(grant)) end
+local after = before - grant
+return finish({'ok', grant, amt, after, low_crossed(b[5], before, after), 0, grant,
+               tonumber(ARGV[8]), 1, bal, res}, true)

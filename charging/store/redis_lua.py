@@ -1,0 +1,41 @@
+"""The Lua scripts of the Redis store (charging/store/lua/*.lua), loaded once at import.
+
+Each single-balance op script is ``_prelude.lua`` + its own file; its SHA1 is computed here so
+calls go straight to EVALSHA. On NOSCRIPT (a restarted or new server, a cluster node that never
+saw the script) the store falls back to EVAL with the source, which also caches it there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+_DIR = Path(__file__).with_name("lua")
+
+
+@dataclass(frozen=True, slots=True)
+class Script:
+    name: str
+    source: str
+    sha: str
+
+
+def _load(name: str, *, prelude: bool) -> Script:
+    src = (_DIR / f"{name}.lua").read_text(encoding="utf-8")
+    if prelude:
+        src = (_DIR / "_prelude.lua").read_text(encoding="utf-8") + "\n" + src
+    return Script(name, src, hashlib.sha1(src.encode()).hexdigest())
+
+
+RESERVE = _load("reserve", prelude=True)
+COMMIT = _load("commit", prelude=True)
+RELEASE = _load("release", prelude=True)
+DEBIT = _load("debit", prelude=True)
+CREDIT = _load("credit", prelude=True)
+EXPIRE = _load("expire", prelude=False)
+CREATE = _load("create", prelude=False)
+GET = _load("get", prelude=False)
+CONFIRM = _load("confirm", prelude=False)
+
+ALL = (RESERVE, COMMIT, RELEASE, DEBIT, CREDIT, EXPIRE, CREATE, GET, CONFIRM)

@@ -1,0 +1,308 @@
+"""The Redis balance store: one Lua script per operation, cluster-safe key layout.
+
+Every money operation is ONE server-side script (charging/store/lua/, KEYS/ARGV documented in
+each file) called with EVALSHA: atomic, no read-modify-write from Python, no lock. All keys of
+an account share the hash tag ``{acct:ID}`` (layout: charging/store/redis_keys.py), so the same
+scripts run on a standalone server and on Redis Cluster (``RedisStore.from_cluster``).
+
+Idempotency: a script stores its result under ``{acct:ID}:op:<key>`` with a TTL of
+``retention`` (default 48 h) and returns it on replay (``replayed=True``). Each script that
+changed state also adds the key to ``{acct:ID}:unj``; the ledger lists those with
+:meth:`RedisStore.pending_ops` after a crash and clears them with
+:meth:`RedisStore.confirm_journaled` once journaled.
+
+Throughput: on a standalone server, calls issued in the same loop tick are pipelined on one
+connection (redis_batch.Batcher). Exactness: amounts stay within +/-(2**53-1) (base.MAX_AMOUNT),
+checked in Python before the call and again in the scripts.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+import msgpack
+from redis.asyncio import Redis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.connection import ConnectionPool
+from redis.exceptions import NoScriptError
+
+from charging.store import redis_lua as lua
+from charging.store.base import (
+    AccountKind,
+    AccountView,
+    BalanceKind,
+    BalanceSpec,
+    BalanceView,
+    Effect,
+    Hold,
+    OpResult,
+    OpStatus,
+    to_us,
+)
+from charging.store.common import DEFAULT_RETENTION, check_amount, check_spec, spec_tuple
+from charging.store.redis_batch import Batcher
+from charging.store.redis_keys import REGISTRY, account_tag, identity_key, prefix
+
+_STATUS = {s.value.encode(): s for s in OpStatus} | {s.value: s for s in OpStatus}
+_LOW_EVENTS = ("low_balance",)
+_CONFIRM_CHUNK = 1000
+
+
+def _s(v: Any) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+class RedisStore:
+    """BalanceStore on Redis. Build with :meth:`from_url` or :meth:`from_cluster`."""
+
+    def __init__(self, client: Any, *, pool: ConnectionPool | None = None,
+                 retention: float = DEFAULT_RETENTION) -> None:
+        self._r = client
+        self._pool = pool
+        self._cluster = isinstance(client, RedisCluster)
+        self._batcher = Batcher(pool) if pool is not None else None
+        self.retention = retention
+        self._ret_ms = str(int(retention * 1000))
+
+    @classmethod
+    def from_url(cls, url: str, *, retention: float = DEFAULT_RETENTION,
+                 max_connections: int = 64) -> RedisStore:
+        """A store on one Redis server (``redis://host:port/db``)."""
+        pool = ConnectionPool.from_url(url, decode_responses=False,
+                                       max_connections=max_connections)
+        return cls(Redis(connection_pool=pool), pool=pool, retention=retention)
+
+    @classmethod
+    def from_cluster(cls, nodes: Iterable[tuple[str, int]], *,
+                     retention: float = DEFAULT_RETENTION) -> RedisStore:
+        """A store on a Redis Cluster, given some of its nodes as (host, port)."""
+        client = RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in nodes],
+                              decode_responses=False)
+        return cls(client, retention=retention)
+
+    # ------------------------------------------------------------------ script calls
+    async def _eval(self, script: lua.Script, keys: list[str], args: list[Any]) -> Any:
+        try:
+            if self._batcher is not None:
+                return await self._batcher.call("EVALSHA", script.sha, len(keys), *keys, *args)
+            return await self._r.evalsha(script.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            # Not cached on that server (restart, new cluster node): EVAL runs and caches it.
+            return await self._r.eval(script.source, len(keys), *keys, *args)
+
+    def _op_keys(self, account: str, balance: str, key: str) -> list[str]:
+        p = prefix(account)
+        t = "{" + account_tag(account) + "}"
+        return [f"{p}:b:{balance}", p + ":r", p + ":x", f"{p}:op:{key}", p + ":unj",
+                t + ":ix:x", t + ":ix:u", p + ":m"]
+
+    def _result(self, key: str, account: str, reply: list[Any], reservation: str = "",
+                ) -> OpResult:
+        status = _STATUS[reply[0]]
+        if status is OpStatus.UNKNOWN_ACCOUNT:
+            return OpResult(key, status)
+        replayed = reply[11] == 1
+        if status is OpStatus.UNKNOWN_BALANCE:
+            return OpResult(key, status, replayed=replayed)
+        return _decode(key, account, reply, replayed)
+
+    # ------------------------------------------------------------------ accounts
+    async def create_account(self, account: str, kind: AccountKind, balances: list[BalanceSpec],
+                             identities: list[str] = ()) -> None:  # type: ignore[assignment]
+        """Create an account; identical repeat is a no-op, a different one raises ValueError.
+
+        The identity keys live in other slots, so they are written after the account script
+        (not atomically with it); a conflicting identity raises ValueError.
+        """
+        kind = AccountKind(kind)
+        for spec in balances:
+            check_spec(spec)
+        if len({s.id for s in balances}) != len(balances):
+            raise ValueError(f"account {account}: duplicate balance ids")
+        ids = sorted(set(identities))
+        for ident in ids:
+            owner = await self._r.get(identity_key(ident))
+            if owner is not None and _s(owner) != account:
+                raise ValueError(f"identity {ident} already belongs to {_s(owner)}")
+        await self._r.sadd(REGISTRY, account_tag(account))
+        p = prefix(account)
+        argv: list[Any] = [kind.value,
+                           json.dumps([list(spec_tuple(s)) for s in balances], separators=(",", ":")),
+                           json.dumps(ids, separators=(",", ":")), p]
+        for s in balances:
+            argv += [s.id, s.kind.value, s.currency or "", str(s.amount), str(s.credit_limit),
+                     str(s.priority), "" if s.expires_at is None else str(to_us(s.expires_at)),
+                     "" if s.low_threshold is None else str(s.low_threshold)]
+        out = await self._eval(lua.CREATE, [p + ":m", p + ":bl"], argv)
+        if _s(out) == "different":
+            raise ValueError(f"account {account} exists with a different definition")
+        for ident in ids:
+            if not await self._r.set(identity_key(ident), account, nx=True):
+                owner = await self._r.get(identity_key(ident))
+                if owner is not None and _s(owner) != account:
+                    raise ValueError(f"identity {ident} already belongs to {_s(owner)}")
+
+    async def resolve(self, identity: str) -> str | None:
+        v = await self._r.get(identity_key(identity))
+        return None if v is None else _s(v)
+
+    async def get(self, account: str) -> AccountView | None:
+        p = prefix(account)
+        out = await self._eval(lua.GET, [p + ":m", p + ":bl"], [p])
+        if not out:
+            return None
+        balances = []
+        for i in range(2, len(out), 8):
+            bid, kind, cur, amt, rsv, cl, pri, exp = (_s(v) for v in out[i:i + 8])
+            balances.append(BalanceView(bid, BalanceKind(kind), cur or None, int(amt), int(rsv),
+                                        int(cl), int(pri), int(exp) / 1_000_000 if exp else None))
+        return AccountView(account, AccountKind(_s(out[0])), tuple(balances),
+                           tuple(json.loads(_s(out[1]))))
+
+    # ------------------------------------------------------------------ operations
+    async def reserve(self, key: str, account: str, balance: str, reservation: str,
+                      amount: int, *, ttl: float, now: float, partial: bool = False) -> OpResult:
+        check_amount(amount)
+        reply = await self._eval(lua.RESERVE, self._op_keys(account, balance, key), [
+            account, balance, self._ret_ms, to_us(now), key, reservation, amount,
+            to_us(now + ttl), "1" if partial else "0"])
+        return self._result(key, account, reply, reservation)
+
+    async def commit(self, key: str, account: str, balance: str, reservation: str, used: int,
+                     *, now: float, release_rest: bool = True) -> OpResult:
+        check_amount(used, "used")
+        reply = await self._eval(lua.COMMIT, self._op_keys(account, balance, key), [
+            account, balance, self._ret_ms, to_us(now), key, reservation, used,
+            "1" if release_rest else "0"])
+        return self._result(key, account, reply, reservation)
+
+    async def release(self, key: str, account: str, balance: str, reservation: str, *,
+                      now: float) -> OpResult:
+        reply = await self._eval(lua.RELEASE, self._op_keys(account, balance, key), [
+            account, balance, self._ret_ms, to_us(now), key, reservation])
+        return self._result(key, account, reply, reservation)
+
+    async def debit(self, key: str, account: str, balance: str, amount: int, *, now: float,
+                    partial: bool = False) -> OpResult:
+        check_amount(amount)
+        reply = await self._eval(lua.DEBIT, self._op_keys(account, balance, key), [
+            account, balance, self._ret_ms, to_us(now), key, amount, "1" if partial else "0"])
+        return self._result(key, account, reply)
+
+    async def refund(self, key: str, account: str, balance: str, amount: int, *,
+                     now: float) -> OpResult:
+        return await self._credit(key, account, balance, amount, now)
+
+    async def topup(self, key: str, account: str, balance: str, amount: int, *,
+                    now: float) -> OpResult:
+        return await self._credit(key, account, balance, amount, now)
+
+    async def _credit(self, key: str, account: str, balance: str, amount: int,
+                      now: float) -> OpResult:
+        check_amount(amount)
+        reply = await self._eval(lua.CREDIT, self._op_keys(account, balance, key), [
+            account, balance, self._ret_ms, to_us(now), key, amount])
+        return self._result(key, account, reply)
+
+    # ------------------------------------------------------------------ sweeps
+    async def _tags(self) -> list[str]:
+        return sorted(_s(t) for t in await self._r.smembers(REGISTRY))
+
+    async def _per_tag(self, cmd: str, tags: list[str], *args: Any) -> list[Any]:
+        """Run one read command on every slot-index key, pipelined (per node on a cluster)."""
+        pipe = self._r.pipeline(transaction=False)
+        for t in tags:
+            getattr(pipe, cmd)("{" + t + "}" + args[0], *args[1:])
+        return list(await pipe.execute())
+
+    async def expire_reservations(self, *, now: float, limit: int = 1000) -> list[OpResult]:
+        """Release reservations whose expiry <= now, account by account (each one script)."""
+        now_us = to_us(now)
+        tags = await self._tags()
+        if not tags:
+            return []
+        due: list[str] = []
+        for accts in await self._per_tag("zrangebyscore", tags, ":ix:x", "-inf", now_us,
+                                         0, limit):
+            due.extend(_s(a) for a in accts)
+        out: list[OpResult] = []
+        for account in due:
+            if len(out) >= limit:
+                break
+            p = prefix(account)
+            t = "{" + account_tag(account) + "}"
+            rows = await self._eval(lua.EXPIRE, [p + ":r", p + ":x", t + ":ix:x", p + ":unj",
+                                                 t + ":ix:u"],
+                                    [account, now_us, limit - len(out), self._ret_ms, p])
+            for row in rows:
+                out.append(_decode(_s(row[0]), account, row[1:], False))
+        return out
+
+    async def pending_ops(self) -> list[OpResult]:
+        """Ops that changed Redis state and were never confirmed journaled (crash recovery)."""
+        tags = await self._tags()
+        if not tags:
+            return []
+        accounts = sorted({_s(a) for members in await self._per_tag("smembers", tags, ":ix:u")
+                           for a in members})
+        out: list[OpResult] = []
+        for account in accounts:
+            p = prefix(account)
+            keys = sorted(_s(k) for k in await self._r.smembers(p + ":unj"))
+            if not keys:
+                continue
+            pipe = self._r.pipeline(transaction=False)
+            for k in keys:
+                pipe.get(f"{p}:op:{k}")
+            for k, raw in zip(keys, await pipe.execute(), strict=True):
+                if raw is not None:  # older than the retention: nothing left to recover
+                    reply = msgpack.unpackb(raw, raw=False)
+                    out.append(_decode(k, account, reply, False))
+        return out
+
+    async def confirm_journaled(self, keys: Iterable[tuple[str, str]]) -> None:
+        """Forget (account, op key) pairs the ledger has journaled durably (batched)."""
+        by_account: dict[str, list[str]] = defaultdict(list)
+        for account, key in keys:
+            by_account[account].append(key)
+        calls = []
+        for account, ks in by_account.items():
+            p = prefix(account)
+            t = "{" + account_tag(account) + "}"
+            for i in range(0, len(ks), _CONFIRM_CHUNK):
+                calls.append(self._eval(lua.CONFIRM, [p + ":unj", t + ":ix:u"],
+                                        [account, *ks[i:i + _CONFIRM_CHUNK]]))
+        for c in calls:  # the batcher pipelines them; awaiting in order keeps errors visible
+            await c
+
+    # ------------------------------------------------------------------ admin
+    async def flush_all_for_tests(self) -> None:
+        """FLUSHALL every (primary) node. Tests only."""
+        if self._cluster:
+            await self._r.flushall(target_nodes=RedisCluster.PRIMARIES)
+        else:
+            await self._r.flushall()
+
+    async def close(self) -> None:
+        if self._batcher is not None:
+            await self._batcher.drain()
+        await self._r.aclose()
+        if self._pool is not None:
+            await self._pool.disconnect()
+
+
+def _decode(key: str, account: str, r: list[Any], replayed: bool) -> OpResult:
+    """A script result array (see lua/_prelude.lua) -> OpResult."""
+    status = _STATUS[r[0]]
+    if status is OpStatus.UNKNOWN_BALANCE:
+        return OpResult(key, status, replayed=replayed)
+    granted, amount, avail, low, eff, hold, hexp, has_hold = r[1:9]
+    balance, reservation = _s(r[9]), _s(r[10])
+    effects = (Effect(account, balance, eff),) if eff else ()
+    holds = (Hold(account, balance, reservation, hold,
+                  None if hexp == -1 else hexp / 1_000_000),) if has_hold else ()
+    return OpResult(key, status, effects, holds, granted, amount, avail, replayed, low == 1,
+                    _LOW_EVENTS if low == 1 else ())
