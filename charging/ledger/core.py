@@ -129,7 +129,7 @@ class Ledger:
             else:
                 self.stats["ops"] += 1
             return res
-        await asyncio.shield(group)
+        await group
         self._after(res, now)
         return res
 
@@ -250,7 +250,7 @@ class Ledger:
         finally:
             self._inflight -= 1
         if group is not None:
-            await asyncio.shield(group)
+            await group
             for res in results:
                 self._after(res, now)
         self.stats["expired"] += len(results)
