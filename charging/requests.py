@@ -53,6 +53,7 @@ class UnitKind(str, Enum):
     TIME = "s"
     OCTETS = "octet"
     EVENTS = "event"
+    MONEY = "money"  # micro-units of the account currency (RSU/USU/GSU CC-Money)
 
 
 SERVICE_UNIT: dict[ServiceKind, UnitKind] = {
@@ -111,6 +112,9 @@ class ServiceUnits:
     used_present: bool = False
     reporting_reasons: tuple[ReportingReason, ...] = ()
     service: ServiceKind | None = None  # None: the request's service
+    # The client counts money, not units (CC-Money only): requested/used are micro-units of
+    # the account currency and are reserved/committed as they are, without rating.
+    money: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

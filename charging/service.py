@@ -50,10 +50,12 @@ class ServiceConfig:
     deck: str = "retail"
     # Quota granted when the RSU is empty (or absent on INITIAL), by unit.
     default_quota: dict[UnitKind, int] = field(default_factory=lambda: {
-        UnitKind.TIME: 300, UnitKind.OCTETS: 10_000_000, UnitKind.EVENTS: 1})
+        UnitKind.TIME: 300, UnitKind.OCTETS: 10_000_000, UnitKind.EVENTS: 1,
+        UnitKind.MONEY: 1_000_000})
     # Upper bound on one grant, by unit (a client asking for a day gets this much).
     max_quota: dict[UnitKind, int] = field(default_factory=lambda: {
-        UnitKind.TIME: 3600, UnitKind.OCTETS: 1_000_000_000, UnitKind.EVENTS: 100})
+        UnitKind.TIME: 3600, UnitKind.OCTETS: 1_000_000_000, UnitKind.EVENTS: 100,
+        UnitKind.MONEY: 100_000_000})
     validity_time: int = 600  # seconds (Validity-Time AVP)
     tcc: float = 1200.0  # session supervision; RFC 4006 §13: may be 2 x Validity-Time
     quota_holding_time: int | None = None  # seconds (3GPP Quota-Holding-Time); None = omit
@@ -305,7 +307,7 @@ class ChargingService:
     async def _one_slice(self, session: Session, req: ChargingRequest, su: ServiceUnits,
                          key: str, at: float, now: float, *, terminate: bool) -> UnitsResult:
         service = su.service or session.service
-        unit = SERVICE_UNIT[service]
+        unit = UnitKind.MONEY if su.money else SERVICE_UNIT[service]
         gkey = su.service_id if su.service_id is not None else (
             su.rating_group if su.rating_group is not None else -1)
         grant = session.grants.get(gkey)
@@ -319,12 +321,14 @@ class ChargingService:
         if su.used_present or su.used:
             used = max(0, su.used)
             before = grant.cost_total
-            total = self._cost(session, service, grant.used_total + used, at)
+            total = (before + used if unit is UnitKind.MONEY
+                     else self._cost(session, service, grant.used_total + used, at))
             if total is None:
                 return UnitsResult(outcome=Outcome.RATING_FAILED, **base)
             used_cost = max(0, total - before)
             assert session.account is not None and session.balance is not None
-            rated = self._rate(session, service, grant.used_total + used, at) if used else None
+            rated = (self._rate(session, service, grant.used_total + used, at)
+                     if used and unit is not UnitKind.MONEY else None)
             fields = self._fields(session, req, service, usage=used, price=used_cost,
                                   rated=rated, result="ok")
             fields["start"] = int(session.started * 1_000_000)
@@ -360,8 +364,10 @@ class ChargingService:
         assert session.account is not None and session.balance is not None
         service = grant.service
         u = grant.used_total
-        cost_u = self._cost(session, service, u, at)
-        cost_w = self._cost(session, service, u + want, at)
+        money = grant.unit is UnitKind.MONEY
+        cost_u = grant.cost_total if money else self._cost(session, service, u, at)
+        cost_w = (cost_u + want) if money and cost_u is not None else self._cost(
+            session, service, u + want, at)
         if cost_u is None or cost_w is None:
             return UnitsResult(outcome=Outcome.RATING_FAILED, used_cost=used_cost, **base)
         amount = max(0, cost_w - cost_u)
@@ -374,20 +380,27 @@ class ChargingService:
         if op.status is OpStatus.INSUFFICIENT:
             # Grant the most the balance allows, on increment boundaries (FUI TERMINATE).
             available = await self._available(session.account, session.balance)
-            try:
-                total_units = self.rater.max_units(
-                    deck=session.deck, service=self._to_rating(service),
-                    destination=session.destination or "", origin=session.origin, at=at,
-                    budget=available + cost_u)
-            except self.config.no_tariff_errors:
-                return UnitsResult(outcome=Outcome.RATING_FAILED, used_cost=used_cost, **base)
-            fit = min(want, total_units - u)
+            if money:
+                fit = min(want, available)
+            else:
+                try:
+                    total_units = self.rater.max_units(
+                        deck=session.deck, service=self._to_rating(service),
+                        destination=session.destination or "", origin=session.origin, at=at,
+                        budget=available + cost_u)
+                except self.config.no_tariff_errors:
+                    return UnitsResult(outcome=Outcome.RATING_FAILED, used_cost=used_cost,
+                                       **base)
+                fit = min(want, total_units - u)
             if fit <= 0:
                 grant.final = True
                 return UnitsResult(outcome=Outcome.CREDIT_LIMIT_REACHED, used_cost=used_cost,
                                    **base)
-            cost_f = self._cost(session, service, u + fit, at) or 0
-            amount = max(0, cost_f - cost_u)
+            if money:
+                amount = fit
+            else:
+                cost_f = self._cost(session, service, u + fit, at) or 0
+                amount = max(0, cost_f - cost_u)
             fields["price"] = format_amount(amount)
             op = await self.ledger.reserve(f"{key}:rf", session.account, session.balance,
                                            grant.reservation, amount, ttl=ttl, now=now,

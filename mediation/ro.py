@@ -174,6 +174,39 @@ def _units(a: Avp | None, unit: UnitKind) -> tuple[int | None, bool]:
     return (n or 0), True
 
 
+_UNIT_CODES = frozenset((C.CC_TIME, C.CC_TOTAL_OCTETS, C.CC_INPUT_OCTETS, C.CC_OUTPUT_OCTETS,
+                         C.CC_SERVICE_SPECIFIC_UNITS))
+
+
+def _money(a: Avp | None) -> int | None:
+    """Micro-units of a CC-Money member (Unit-Value = Value-Digits x 10^Exponent, RFC 4006
+    §8.8) when the RSU/USU counts money only; None when it names a service unit. The
+    Currency-Code is not converted: the account's currency is assumed (documented)."""
+    kids = children(a)
+    if not kids or any(k.code in _UNIT_CODES for k in kids):
+        return None
+    cm = first(kids, C.CC_MONEY)
+    if cm is None:
+        return None
+    uv = children(first(children(cm), C.UNIT_VALUE))
+    digits = _int(first(uv, C.VALUE_DIGITS), 0) or 0
+    exp = (_int(first(uv, C.EXPONENT), 0) or 0) + 6
+    if exp >= 0:
+        return digits * 10 ** exp
+    return digits // 10 ** (-exp)
+
+
+def _money_slice(rsu: Avp | None, usus: list[Avp]) -> tuple[int | None, int, bool] | None:
+    """(requested, used, used_present) in micro-units when the slice counts money only."""
+    req = _money(rsu) if rsu is not None else None
+    used_vals = [_money(u) for u in usus]
+    if (rsu is not None and req is None) or any(v is None for v in used_vals):
+        return None
+    if rsu is None and not usus:
+        return None
+    return req, sum(v or 0 for v in used_vals), bool(usus)
+
+
 def _slice(mscc: Avp, context: str | None, smap: ServiceMap, default: ServiceKind,
            verb: Verb) -> ServiceUnits:
     kids = children(mscc)
@@ -181,6 +214,10 @@ def _slice(mscc: Avp, context: str | None, smap: ServiceMap, default: ServiceKin
     sid = _int(first(kids, C.SERVICE_IDENTIFIER))
     service = smap.service(context, rg) or default
     unit = SERVICE_UNIT[service]
+    money = _money_slice(first(kids, C.REQUESTED_SERVICE_UNIT), every(kids, C.USED_SERVICE_UNIT))
+    if money is not None:
+        return ServiceUnits(rating_group=rg, service_id=sid, requested=money[0],
+                            used=money[1], used_present=money[2], service=service, money=True)
     requested, rsu_present = _units(first(kids, C.REQUESTED_SERVICE_UNIT), unit)
     used = 0
     used_present = False
@@ -305,7 +342,12 @@ def ccr_to_request(msg: Message, smap: ServiceMap) -> ChargingRequest:
             used += n or 0
             present = True
         sid = _int(msg.find(C.SERVICE_IDENTIFIER))
-        if rsu_present or present or verb is Verb.EVENT:
+        money = _money_slice(rsu, msg.find_all(C.USED_SERVICE_UNIT))
+        if money is not None:
+            slices.append(ServiceUnits(service_id=sid, requested=money[0], used=money[1],
+                                       used_present=money[2], service=base_service,
+                                       money=True))
+        elif rsu_present or present or verb is Verb.EVENT:
             slices.append(ServiceUnits(service_id=sid,
                                        requested=(requested or 0) if rsu_present else None,
                                        used=used, used_present=present, service=base_service))
@@ -335,7 +377,9 @@ def ccr_to_request(msg: Message, smap: ServiceMap) -> ChargingRequest:
 
 
 # ---------------------------------------------------------------------------- result -> CCA
-def _unit_avp(unit: UnitKind, amount: int) -> Avp:
+def _unit_avp(unit: UnitKind, amount: int, currency: str | None = None) -> Avp:
+    if unit is UnitKind.MONEY:
+        return avp(C.CC_MONEY, money_avps(amount, currency))
     if unit is UnitKind.TIME:
         return avp(C.CC_TIME, amount)
     if unit is UnitKind.OCTETS:
@@ -354,10 +398,10 @@ def money_avps(micros: int, currency: str | None) -> list[Avp]:
     return out
 
 
-def _mscc(r: UnitsResult, *, threshold_code: int) -> Avp:
+def _mscc(r: UnitsResult, *, currency: str | None) -> Avp:
     kids: list[Avp] = []
     if r.granted is not None:
-        kids.append(avp(C.GRANTED_SERVICE_UNIT, [_unit_avp(r.unit, r.granted)]))
+        kids.append(avp(C.GRANTED_SERVICE_UNIT, [_unit_avp(r.unit, r.granted, currency)]))
     if r.service_id is not None:
         kids.append(avp(C.SERVICE_IDENTIFIER, r.service_id))
     if r.rating_group is not None:
@@ -367,7 +411,7 @@ def _mscc(r: UnitsResult, *, threshold_code: int) -> Avp:
     kids.append(avp(C.RESULT_CODE, OUTCOME_RESULT_CODE[r.outcome]))
     if r.final_unit:
         kids.append(avp(C.FINAL_UNIT_INDICATION, [avp(C.FINAL_UNIT_ACTION, 0)]))  # TERMINATE
-    if r.quota_threshold:
+    if r.quota_threshold and r.unit is not UnitKind.MONEY:
         code = {UnitKind.TIME: C.TIME_QUOTA_THRESHOLD, UnitKind.OCTETS: C.VOLUME_QUOTA_THRESHOLD,
                 UnitKind.EVENTS: C.UNIT_QUOTA_THRESHOLD}[r.unit]
         kids.append(avp(code, r.quota_threshold, C.V3GPP))
@@ -390,11 +434,12 @@ def result_to_cca(ccr: Message, request: ChargingRequest, result: ChargingResult
     ]
     if request.multiple_services:
         for r in result.units:
-            avps.append(_mscc(r, threshold_code=0))
+            avps.append(_mscc(r, currency=result.currency))
     elif result.units:
         r = result.units[0]
         if r.granted is not None and (code == 2001):
-            avps.append(avp(C.GRANTED_SERVICE_UNIT, [_unit_avp(r.unit, r.granted)]))
+            avps.append(avp(C.GRANTED_SERVICE_UNIT,
+                            [_unit_avp(r.unit, r.granted, result.currency)]))
         if r.final_unit or result.final_unit:
             avps.append(avp(C.FINAL_UNIT_INDICATION, [avp(C.FINAL_UNIT_ACTION, 0)]))
         if r.validity_time is not None and code == 2001:
