@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from diameter import Avp, Message, codec_info, decode_message
+
 ROOT = Path(__file__).resolve().parent.parent
 PYDIAMETER = ROOT / ".venv-pydiameter" / "bin" / "python"
 
@@ -30,8 +32,6 @@ ORIGIN_REALM = "icx.local"
 
 def build_ccr_u() -> bytes:
     """The CCR-Update every contender decodes (Ro, 32251@3gpp.org, one MSCC with USU+RSU)."""
-    from diameter import Avp, Message
-
     ps = [
         Avp.new("3GPP-Charging-Id", 0x1A2B3C4D),
         Avp.new("3GPP-PDP-Type", 0),
@@ -89,8 +89,6 @@ def build_ccr_u() -> bytes:
 
 def ours_pair(raw: bytes) -> bytes:
     """Decode, read the charging inputs, build and encode the CCA."""
-    from diameter import Avp, decode_message
-
     new = Avp.new
     m = decode_message(raw)
     sid = m.find(263)
@@ -238,8 +236,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=0.4, help="duration of one repetition")
     ap.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-
-    from diameter import codec_info, decode_message
 
     raw = build_ccr_u()
     cca = decode_message(ours_pair(raw))
