@@ -30,6 +30,9 @@ _ADDRESS = int(AvpType.ADDRESS)
 _ENUMERATED = int(AvpType.ENUMERATED)
 _ANY = Grammar((), True)
 _AVPS = dictionary.AVPS
+_VSAI = (260, 0)
+_AUTH_APP = (258, 0)
+_ACCT_APP = (259, 0)
 
 
 def check_request(msg: Message) -> None:
@@ -99,6 +102,8 @@ def check_avps(avps: list[Avp], grammar: Grammar) -> None:
         t = d.type
         if t == _GROUPED:
             check_avps(v, d.grammar or _ANY)
+            if key == _VSAI:
+                _check_vsai(v)
         elif t == _ENUMERATED:
             if d.enum and v not in d.enum:
                 raise DiameterError(5004, f"{d.name} value {v} unknown", failed_avp=a.encode())
@@ -107,3 +112,19 @@ def check_avps(avps: list[Avp], grammar: Grammar) -> None:
     for rule in grammar.rules:
         if rule.min and counts.get(rule.key, 0) < rule.min:
             raise DiameterError(5005, f"missing {rule.name}", failed_avp=example(rule.name))
+
+
+def _check_vsai(members: list[Avp]) -> None:
+    """Vendor-Specific-Application-Id holds exactly one of Auth-/Acct-Application-Id
+    (RFC 6733 §6.11): neither -> 5005, both -> 5009 with the second one in Failed-AVP."""
+    apps = [a for a in members if (a.code, a.vendor) in (_AUTH_APP, _ACCT_APP)]
+    if not apps:
+        raise DiameterError(
+            5005, "Vendor-Specific-Application-Id without an application id",
+            failed_avp=example("Auth-Application-Id"),
+        )
+    if len(apps) > 1:
+        raise DiameterError(
+            5009, "Vendor-Specific-Application-Id with two application ids",
+            failed_avp=apps[1].encode(),
+        )
