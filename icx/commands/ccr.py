@@ -11,6 +11,7 @@ import asyncio
 import json
 import sys
 import time
+from decimal import Decimal
 from typing import Any
 
 import click
@@ -36,7 +37,7 @@ def _summary(ans: Message) -> dict[str, Any]:
     uv = cost.find("Unit-Value") if cost is not None else None
     if uv is not None:
         digits, exp = uv.get("Value-Digits"), uv.get("Exponent", 0)
-        out["cost"] = str(digits * 10 ** exp) if exp >= 0 else f"{digits}e{exp}"
+        out["cost"] = str(Decimal(digits).scaleb(exp))  # Unit-Value, RFC 4006 §8.8
     return out
 
 
