@@ -1,0 +1,145 @@
+"""Composition root: settings in, running servers out. No business logic lives here.
+
+Extension points (for the Ro/Rf agent, the admin HTTP server and anything that comes later):
+
+- :func:`peer_config` turns ``[diameter]`` into the plain :class:`~diameter.peer_config.PeerConfig`
+  the stack needs (the diameter package never imports icx).
+- :func:`build_server` builds the Diameter server from the settings and an optional request
+  handler ``async def handle(request: Message, peer: PeerProtocol) -> Message``. Without a
+  handler, application requests are answered 3001 (3007 for applications not negotiated).
+- :func:`start` builds everything ``icx serve`` runs: the charging stack (rating, store,
+  journal, ledger, Ro/Rf agent, admin HTTP — :mod:`icx.charging_app`) whose ``agent.handle``
+  becomes the handler, and wires server-initiated requests (RAR/ASR) back through the peer the
+  session came from (:func:`send_server_request`). Pass ``charging=False`` to serve only the
+  Diameter base. Add new front doors (SMPP, SIP) as further fields of :class:`Runtime`, started
+  in :func:`start` and stopped in :meth:`Runtime.close`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from diameter.adapter import DiameterServer, Handler, PeerProtocol
+from diameter.avp import Avp
+from diameter.message import Message
+from diameter.peer import DISCONNECT_REBOOTING
+from diameter.peer_config import PeerConfig
+from icx.settings import Settings
+
+__all__ = ["peer_config", "build_server", "send_server_request", "Runtime", "start"]
+
+log = structlog.get_logger("icx.wiring")
+
+
+def _host_ip(listen_host: str) -> str:
+    """Host-IP-Address for CER/CEA: the listen address, or loopback for a wildcard/name."""
+    try:
+        addr = ipaddress.ip_address(listen_host)
+    except ValueError:
+        return "127.0.0.1"
+    return "127.0.0.1" if addr.is_unspecified else str(addr)
+
+
+def peer_config(settings: Settings, *, origin_state_id: int | None = None) -> PeerConfig:
+    """The stack's view of ``[diameter]``. Origin-State-Id defaults to the boot time, so it
+    increases on every restart (RFC 6733 §8.16)."""
+    d = settings.diameter
+    return PeerConfig(
+        origin_host=d.origin_host,
+        origin_realm=d.origin_realm,
+        host_ip_addresses=(_host_ip(d.listen_host),),
+        vendor_id=d.vendor_id,
+        product_name=d.product_name,
+        origin_state_id=int(time.time()) if origin_state_id is None else origin_state_id,
+        allowed_peers=d.allowed_peers,
+        watchdog_seconds=d.watchdog_seconds,
+        cer_timeout_seconds=d.cer_timeout_seconds,
+        max_message_size=d.max_message_size,
+        max_inflight=d.max_inflight_per_peer,
+        duplicate_cache_seconds=d.duplicate_cache_seconds,
+    )
+
+
+def build_server(settings: Settings, handler: Handler | None = None) -> DiameterServer:
+    """The Diameter server of ``[diameter]`` (not started: ``await server.start()``)."""
+    d = settings.diameter
+    return DiameterServer(
+        peer_config(settings),
+        handler,
+        host=d.listen_host,
+        port=d.listen_port,
+        transport=d.transport,
+    )
+
+
+async def send_server_request(
+    peer: Any, code: int, app_id: int, avps: list[Any], timeout: float = 10.0
+) -> Message | None:
+    """Send a server-initiated request (RAR 258, ASR 274) on *peer*; None when the peer is
+    gone or does not answer within *timeout* (the agent's ``Sender`` signature)."""
+    if not isinstance(peer, PeerProtocol) or not peer.is_open:
+        return None
+    request = Message.request(code, app_id, [a for a in avps if isinstance(a, Avp)], proxiable=True)
+    try:
+        return await peer.request(request, timeout)
+    except (ConnectionError, TimeoutError):
+        return None
+
+
+@dataclass
+class Runtime:
+    """Everything ``icx serve`` runs; ``await runtime.close()`` stops it in order."""
+
+    settings: Settings
+    server: DiameterServer
+    charging: Any = None  # icx.charging_app.ChargingApp when charging=True
+    extra: list[Any] = field(default_factory=list)
+
+    async def close(self, timeout: float = 5.0) -> None:
+        """DPR every peer and stop listening, then stop the charging stack."""
+        await self.server.close(timeout=timeout, cause=DISCONNECT_REBOOTING)
+        if self.charging is not None:
+            with contextlib.suppress(Exception):
+                await self.charging.close()
+
+
+async def start(
+    settings: Settings,
+    data_dir: Path,
+    *,
+    handler: Handler | None = None,
+    charging: bool = True,
+) -> Runtime:
+    """Build and start everything: the charging stack first (it recovers the journal before
+    any request is accepted), then the Diameter listener. An explicit *handler* wins over the
+    charging agent."""
+    app = None
+    if charging and handler is None:
+        from icx.charging_app import build_charging  # heavy: only when charging is served
+
+        app = await build_charging(settings, data_dir)
+        handler = app.agent.handle
+        app.agent.sender = send_server_request
+    server = build_server(settings, handler)
+    try:
+        await server.start()
+    except BaseException:
+        if app is not None:
+            await app.close()
+        raise
+    return Runtime(settings=settings, server=server, charging=app)
+
+
+async def run_until_stopped(runtime: Runtime, stop: asyncio.Event) -> None:
+    """Serve until *stop* is set (SIGINT/SIGTERM), then close gracefully."""
+    await stop.wait()
+    log.info("icx.stopping")
+    await runtime.close()
