@@ -103,3 +103,12 @@ def test_scan_parity_and_truncation(records: list[dict[str, int]], cut: int) -> 
 def test_max_record_guard() -> None:
     head = framing.FRAME_HEAD.pack(framing.MARK, framing.MAX_RECORD + 1, framing.MARK, 0)
     assert scan_frames(SEGMENT_HEADER + head, HEADER_LEN).problem == "bad frame header"
+
+
+@pytest.mark.skipif(_ext is None, reason="journal_scan extension not built or disabled")
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=2000))
+def test_cython_crc32_matches_zlib(data: bytes) -> None:
+    import zlib
+
+    assert _ext.crc32(data) == zlib.crc32(data)
