@@ -83,19 +83,24 @@ def _rating_service(kind: ServiceKind) -> Service:
     return Service(kind.value)
 
 
-async def open_store(settings: Settings, data_dir: Path) -> Any:
-    """The balance store named by [store] (embedded when absent)."""
+async def open_store(settings: Settings, data_dir: Path, url: str | None = None) -> Any:
+    """The balance store: *url* (``redis://...``) or the [store] section when it names Redis,
+    else the embedded store."""
     st = getattr(settings, "store", None)
     backend = getattr(st, "backend", "embedded") if st is not None else "embedded"
-    if backend == "embedded":
+    if url is None and backend == "embedded":
         from charging.store.memory import MemoryStore
         return MemoryStore()
-    from charging.store import redis_store  # type: ignore[attr-defined]
-    return await redis_store.open_from_settings(st)  # pragma: no cover - wired by store owner
+    from charging.store.redis_store import RedisStore
+    if url is not None or backend == "redis":
+        return RedisStore.from_url(str(url or getattr(st, "url", "redis://127.0.0.1:6379/0")))
+    nodes = [(h, int(p)) for h, p in (n.rsplit(":", 1) for n in getattr(st, "nodes", ()))]
+    return RedisStore.from_cluster(nodes)
 
 
 async def build_charging(settings: Settings, data_dir: Path, *, admin: bool = True,
-                         admin_port: int | None = None) -> ChargingApp:
+                         admin_port: int | None = None,
+                         store_url: str | None = None) -> ChargingApp:
     """Build, recover and start the charging stack. Caller serves Diameter with
     ``app.agent.handle`` as the request handler and awaits ``app.close()`` at shutdown."""
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -104,7 +109,7 @@ async def build_charging(settings: Settings, data_dir: Path, *, admin: bool = Tr
         if summary.version is not None:
             log.info("deck_imported", deck=summary.deck, version=summary.version,
                      rows=summary.rows)
-    store = await open_store(settings, data_dir)
+    store = await open_store(settings, data_dir, store_url)
     jcfg = settings.journal
     journal = await Journal.open(
         data_dir / "journal", segment_bytes=jcfg.segment_bytes,
@@ -221,11 +226,13 @@ class RunningServer:
 
 
 async def start_server(settings: Settings, data_dir: Path, *, port: int | None = None,
-                       admin_port: int | None = None) -> RunningServer:
+                       admin_port: int | None = None,
+                       store_url: str | None = None) -> RunningServer:
     """Build the charging stack and listen for Diameter with the Ro/Rf agent as handler."""
     from diameter.adapter import DiameterServer
 
-    charging = await build_charging(settings, data_dir, admin_port=admin_port)
+    charging = await build_charging(settings, data_dir, admin_port=admin_port,
+                                    store_url=store_url)
     charging.agent.sender = send_server_request
     server = DiameterServer(peer_config(settings), charging.agent.handle,
                             host=settings.diameter.listen_host,
