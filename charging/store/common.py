@@ -26,6 +26,13 @@ def check_amount(amount: int, name: str = "amount") -> None:
         raise ValueError(f"{name} must be an int in [0, {MAX_AMOUNT}], got {amount!r}")
 
 
+def check_account_id(account: str) -> None:
+    """Raise ValueError for an account id the Redis key layout cannot carry ('|' separates the
+    parts of a slot-index member, see redis_keys)."""
+    if not account or "|" in account:
+        raise ValueError(f"account id must be non-empty without '|': {account!r}")
+
+
 def check_spec(spec: BalanceSpec) -> None:
     """Raise ValueError for a balance that either store could not keep exactly."""
     if not spec.id or "|" in spec.id:

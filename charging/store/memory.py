@@ -37,6 +37,7 @@ from charging.store.base import (
 )
 from charging.store.common import (
     DEFAULT_RETENTION,
+    check_account_id,
     check_amount,
     check_spec,
     decode_record,
@@ -115,6 +116,7 @@ class MemoryStore:
                             balances: list[BalanceSpec], identities: list[str]) -> None:
         """Create an account; identical repeat is a no-op, a different one raises ValueError."""
         kind = AccountKind(kind)
+        check_account_id(account)
         for spec in balances:
             check_spec(spec)
         if len({s.id for s in balances}) != len(balances):

@@ -20,6 +20,29 @@ from redis.exceptions import ResponseError
 MAX_BATCH = 512
 
 
+def _b(a: Any) -> bytes:
+    if isinstance(a, bytes):
+        return a
+    if isinstance(a, str):
+        return a.encode()
+    if isinstance(a, int) and not isinstance(a, bool):
+        return b"%d" % a
+    raise TypeError(f"cannot send {type(a).__name__} to Redis")
+
+
+def pack(commands: list[tuple[Any, ...]]) -> bytes:
+    """RESP-encode *commands* (str/bytes/int arguments only; no floats, money is integers).
+
+    A lean twin of redis-py's ``pack_commands`` (which dominated the client's CPU profile)."""
+    out: list[bytes] = []
+    for args in commands:
+        out.append(b"*%d\r\n" % len(args))
+        for a in args:
+            v = _b(a)
+            out.append(b"$%d\r\n%s\r\n" % (len(v), v))
+    return b"".join(out)
+
+
 class Batcher:
     """Send commands issued within one loop tick as one pipeline. Create inside the loop."""
 
@@ -51,7 +74,7 @@ class Batcher:
         conn = await self._pool.get_connection("EVALSHA")
         done = 0
         try:
-            await conn.send_packed_command(conn.pack_commands([args for args, _ in batch]))
+            await conn.send_packed_command(pack([args for args, _ in batch]), check_health=False)
             for _, fut in batch:
                 try:
                     reply = await conn.read_response()

@@ -5,20 +5,21 @@ account touches one hash slot (runs unchanged on Redis Cluster)::
 
     {acct:ID}:m            hash   kind, spec (canonical JSON), ids (JSON)
     {acct:ID}:bl           list   balance ids in creation order
-    {acct:ID}:b:<balance>  hash   kind cur amt rsv cl pri [exp] [low]   (integers as strings)
-    {acct:ID}:r            hash   "<balance>|<reservation>" -> "<amount>:<expiry us>"
-    {acct:ID}:x            zset   "<balance>|<reservation>" scored by expiry (epoch us)
+    {acct:ID}:b:<balance>  hash   kind cur amt rsv cl pri [exp] [low] (integers as strings),
+                                  plus "r:<reservation>" -> "<amount>:<expiry us>" per hold
     {acct:ID}:op:<key>     string the op's cached result (cmsgpack), PX = retention
     {acct:ID}:unj          set    op keys applied but not yet confirmed journaled
     {id:<identity>}        string account id
 
 Global scans (expired reservations, unjournaled ops) cannot use one global key: a script may
-only write keys of its own slot. So each account's scripts also write a *slot index* whose key
-lives in the account's slot: ``{T}:ix:x`` (zset account -> earliest expiry) and ``{T}:ix:u``
-(set of accounts with unjournaled ops), where ``T`` is a short tag chosen so that
-``CRC16(T) % 16384`` equals the account's slot. The set of tags in use is kept in ``{icx}:slots``
-(written by create_account, before the account exists). A sweep reads the registry, then one
-ZRANGEBYSCORE per tag: O(slots in use) commands (<= 16384), pipelined per node.
+only write keys of its own slot. So each op also writes a *slot index* whose key lives in the
+account's slot: ``{T}:ix:x`` (zset "<account>|<balance>|<reservation>" -> expiry us) and
+``{T}:ix:u`` (set of accounts with unjournaled ops), where ``T`` is a short tag chosen so that
+``CRC16(T) % 16384`` equals the account's slot. The tags in use are kept in ``{icx}:slots``
+(written by create_account, before the account exists). A sweep reads the registry, one ZCOUNT
+per tag (pipelined per node), then runs the expire script once per slot with due holds:
+O(slots in use) commands per sweep, at most 16384 however many accounts there are.
+Account and balance ids must not contain '|' (checked at create_account).
 """
 
 from __future__ import annotations

@@ -42,7 +42,13 @@ from charging.store.base import (
     OpStatus,
     to_us,
 )
-from charging.store.common import DEFAULT_RETENTION, check_amount, check_spec, spec_tuple
+from charging.store.common import (
+    DEFAULT_RETENTION,
+    check_account_id,
+    check_amount,
+    check_spec,
+    spec_tuple,
+)
 from charging.store.redis_batch import Batcher
 from charging.store.redis_keys import REGISTRY, account_tag, identity_key, prefix
 
@@ -66,6 +72,7 @@ class RedisStore:
         self._batcher = Batcher(pool) if pool is not None else None
         self.retention = retention
         self._ret_ms = str(int(retention * 1000))
+        self._tags_cache: dict[str, str] = {}
 
     @classmethod
     def from_url(cls, url: str, *, retention: float = DEFAULT_RETENTION,
@@ -79,8 +86,8 @@ class RedisStore:
     def from_cluster(cls, nodes: Iterable[tuple[str, int]], *,
                      retention: float = DEFAULT_RETENTION) -> RedisStore:
         """A store on a Redis Cluster, given some of its nodes as (host, port)."""
-        client = RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in nodes],
-                              decode_responses=False)
+        client = RedisCluster(  # type: ignore[abstract]
+            startup_nodes=[ClusterNode(h, p) for h, p in nodes], decode_responses=False)
         return cls(client, retention=retention)
 
     # ------------------------------------------------------------------ script calls
@@ -95,9 +102,18 @@ class RedisStore:
 
     def _op_keys(self, account: str, balance: str, key: str) -> list[str]:
         p = prefix(account)
-        t = "{" + account_tag(account) + "}"
-        return [f"{p}:b:{balance}", p + ":r", p + ":x", f"{p}:op:{key}", p + ":unj",
-                t + ":ix:x", t + ":ix:u", p + ":m"]
+        t = self._tag(account)
+        return [f"{p}:b:{balance}", f"{p}:op:{key}", p + ":unj", t + ":ix:x", t + ":ix:u",
+                p + ":m"]
+
+    def _tag(self, account: str) -> str:
+        """``{T}``: the hash-tagged slot-index prefix for *account* (cached)."""
+        t = self._tags_cache.get(account)
+        if t is None:
+            if len(self._tags_cache) > 1_000_000:
+                self._tags_cache.clear()
+            t = self._tags_cache[account] = "{" + account_tag(account) + "}"
+        return t
 
     def _result(self, key: str, account: str, reply: list[Any], reservation: str = "",
                 ) -> OpResult:
@@ -118,6 +134,7 @@ class RedisStore:
         (not atomically with it); a conflicting identity raises ValueError.
         """
         kind = AccountKind(kind)
+        check_account_id(account)
         for spec in balances:
             check_spec(spec)
         if len({s.id for s in balances}) != len(balances):
@@ -209,6 +226,7 @@ class RedisStore:
 
     # ------------------------------------------------------------------ sweeps
     async def _tags(self) -> list[str]:
+        """Slot tags in use (see redis_keys): where the slot indexes may hold anything."""
         return sorted(_s(t) for t in await self._r.smembers(REGISTRY))
 
     async def _per_tag(self, cmd: str, tags: list[str], *args: Any) -> list[Any]:
@@ -219,26 +237,23 @@ class RedisStore:
         return list(await pipe.execute())
 
     async def expire_reservations(self, *, now: float, limit: int = 1000) -> list[OpResult]:
-        """Release reservations whose expiry <= now, account by account (each one script)."""
+        """Release reservations whose expiry <= now: one script per hash slot that has any."""
         now_us = to_us(now)
         tags = await self._tags()
         if not tags:
             return []
-        due: list[str] = []
-        for accts in await self._per_tag("zrangebyscore", tags, ":ix:x", "-inf", now_us,
-                                         0, limit):
-            due.extend(_s(a) for a in accts)
+        counts = await self._per_tag("zcount", tags, ":ix:x", "-inf", now_us)
         out: list[OpResult] = []
-        for account in due:
+        for tag, n in zip(tags, counts, strict=True):
+            if not n:
+                continue
             if len(out) >= limit:
                 break
-            p = prefix(account)
-            t = "{" + account_tag(account) + "}"
-            rows = await self._eval(lua.EXPIRE, [p + ":r", p + ":x", t + ":ix:x", p + ":unj",
-                                                 t + ":ix:u"],
-                                    [account, now_us, limit - len(out), self._ret_ms, p])
+            t = "{" + tag + "}"
+            rows = await self._eval(lua.EXPIRE, [t + ":ix:x", t + ":ix:u"],
+                                    [now_us, limit - len(out), self._ret_ms])
             for row in rows:
-                out.append(_decode(_s(row[0]), account, row[1:], False))
+                out.append(_decode(_s(row[1]), _s(row[0]), row[2:], False))
         return out
 
     async def pending_ops(self) -> list[OpResult]:

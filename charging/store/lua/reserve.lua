@@ -1,12 +1,13 @@
 -- reserve: hold an amount on a balance for a reservation (adds to it, refreshes its expiry).
--- KEYS: see _prelude.lua (1 balance, 2 reservations, 3 expiries, 4 op, 5 unj, 6 ix:x, 7 ix:u, 8 meta)
+-- KEYS: see _prelude.lua (1 balance, 2 op, 3 unj, 4 ix:x, 5 ix:u, 6 meta)
 -- ARGV: 1 account, 2 balance, 3 retention_ms, 4 now_us, 5 key, 6 reservation, 7 amount,
 --       8 exp_us (new expiry), 9 partial ('1' grants what is available)
 local r = replay()
 if r then return r end
 local bal, res = ARGV[2], ARGV[6]
-local b = redis.call('HMGET', KEYS[1], 'amt', 'rsv', 'cl', 'exp', 'low')
-if not b[1] then return finish({'unknown_balance', 0, 0, 0, 0, 0, 0, 0, 0, bal, res}, false) end
+local rf = 'r:' .. res
+local b = redis.call('HMGET', KEYS[1], 'amt', 'rsv', 'cl', 'exp', 'low', rf)
+if not b[1] then return missing(bal, res) end
 local amt, rsv, cl = tonumber(b[1]), tonumber(b[2]), tonumber(b[3])
 local before = amt - rsv + cl
 if b[4] and tonumber(b[4]) <= tonumber(ARGV[4]) then
@@ -20,14 +21,10 @@ if want > before then
   end
   grant = before
 end
-local field = bal .. '|' .. res
-local cur = redis.call('HGET', KEYS[2], field)
 local held = 0
-if cur then held = tonumber(string.sub(cur, 1, string.find(cur, ':', 1, true) - 1)) end
-redis.call('HSET', KEYS[2], field, fmt(held + grant) .. ':' .. ARGV[8])
-redis.call('ZADD', KEYS[3], ARGV[8], field)
-redis.call('ZADD', KEYS[6], 'LT', ARGV[8], ARGV[1])
-if grant ~= 0 then redis.call('HINCRBY', KEYS[1], 'rsv', fmt(grant)) end
+if b[6] then held = held_of(b[6]) end
+redis.call('HSET', KEYS[1], 'rsv', fmt(rsv + grant), rf, fmt(held + grant) .. ':' .. ARGV[8])
+redis.call('ZADD', KEYS[4], ARGV[8], ARGV[1] .. '|' .. bal .. '|' .. res)
 local after = before - grant
 return finish({'ok', grant, amt, after, low_crossed(b[5], before, after), 0, grant,
                tonumber(ARGV[8]), 1, bal, res}, true)
