@@ -128,8 +128,9 @@ def ours_pair(raw: bytes) -> bytes:
     return cca.encode()
 
 
-def _time(fn: Any, arg: bytes, reps: int, seconds: float) -> list[float]:
-    """µs per call for ``reps`` runs of about ``seconds`` each."""
+def _time(fn: Any, arg: bytes, reps: int, seconds: float) -> list[tuple[float, float]]:
+    """(wall µs, CPU µs) per call for ``reps`` runs of about ``seconds`` each. CPU time is
+    reported too because the machine is shared: it excludes time spent waiting for a core."""
     n = 1
     while True:  # calibrate
         t0 = time.perf_counter()
@@ -142,10 +143,13 @@ def _time(fn: Any, arg: bytes, reps: int, seconds: float) -> list[float]:
     n = max(1, int(n * seconds / dt))
     out = []
     for _ in range(reps):
+        c0 = time.process_time()
         t0 = time.perf_counter()
         for _ in range(n):
             fn(arg)
-        out.append((time.perf_counter() - t0) / n * 1e6)
+        t1 = time.perf_counter()
+        c1 = time.process_time()
+        out.append(((t1 - t0) / n * 1e6, (c1 - c0) / n * 1e6))
     return out
 
 
@@ -190,9 +194,12 @@ while True:
 n = max(1, int(n * seconds / dt))
 res = []
 for _ in range(reps):
+    c0 = time.process_time()
     t0 = time.perf_counter()
     for _ in range(n): pair(raw)
-    res.append((time.perf_counter() - t0) / n * 1e6)
+    t1 = time.perf_counter()
+    c1 = time.process_time()
+    res.append(((t1 - t0) / n * 1e6, (c1 - c0) / n * 1e6))
 print(json.dumps({"runs": res, "cca_len": len(out_bytes)}))
 """
 
@@ -213,7 +220,7 @@ def _measure_pydiameter(raw: bytes, reps: int, seconds: float) -> dict[str, Any]
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
-def _measure_pure(reps: int, seconds: float) -> list[float] | None:
+def _measure_pure(reps: int, seconds: float) -> list[list[float]] | None:
     env = dict(os.environ, ICX_NO_EXTENSIONS="1")
     r = subprocess.run(
         [sys.executable, "-m", "benchmarks.codec", "--inner", "--reps", str(reps), "--seconds", str(seconds)],
@@ -226,7 +233,7 @@ def _measure_pure(reps: int, seconds: float) -> list[float] | None:
     if r.returncode != 0:
         sys.stderr.write(r.stderr)
         return None
-    runs: list[float] = json.loads(r.stdout.strip().splitlines()[-1])["runs"]
+    runs: list[list[float]] = json.loads(r.stdout.strip().splitlines()[-1])["runs"]
     return runs
 
 
@@ -245,11 +252,14 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"runs": runs}))
         return 0
     ext = codec_info()["ext"]
-    ours = statistics.median(runs)
-    pure_runs = _measure_pure(args.reps, args.seconds) if ext else runs
-    pure = statistics.median(pure_runs) if pure_runs else None
+    ours = statistics.median(r[0] for r in runs)
+    ours_cpu = statistics.median(r[1] for r in runs)
+    pure_runs = _measure_pure(args.reps, args.seconds) if ext else [list(r) for r in runs]
+    pure = statistics.median(r[0] for r in pure_runs) if pure_runs else None
+    pure_cpu = statistics.median(r[1] for r in pure_runs) if pure_runs else None
     pd = _measure_pydiameter(raw, args.reps, args.seconds)
-    theirs = statistics.median(pd["runs"]) if pd else None
+    theirs = statistics.median(r[0] for r in pd["runs"]) if pd else None
+    theirs_cpu = statistics.median(r[1] for r in pd["runs"]) if pd else None
     result = {
         "bench": "codec",
         "unit": "us/pair",
@@ -259,9 +269,15 @@ def main(argv: list[str] | None = None) -> int:
         "ext": ext,
         "pure_us": round(pure, 2) if pure else None,
         "pure_ratio": round(theirs / pure, 1) if theirs and pure else None,
+        "cpu_us": round(ours_cpu, 2),
+        "baseline_cpu_us": round(theirs_cpu, 2) if theirs_cpu else None,
+        "cpu_ratio": round(theirs_cpu / ours_cpu, 1) if theirs_cpu and ours_cpu else None,
+        "pure_cpu_us": round(pure_cpu, 2) if pure_cpu else None,
         "ccr_bytes": len(raw),
+        "cca_bytes": len(ours_pair(raw)),
         "reps": args.reps,
-        "runs_us": [round(x, 2) for x in runs],
+        "runs_us": [round(x[0], 2) for x in runs],
+        "load1": round(os.getloadavg()[0], 2),
     }
     print(json.dumps(result))
     return 0

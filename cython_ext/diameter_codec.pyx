@@ -8,6 +8,7 @@ cython_ext.load("diameter_codec"). It imports nothing from the project: the dict
 the exception classes and the rare-type value codecs are handed over by ``configure()``.
 """
 
+cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.list cimport PyList_Append, PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.unicode cimport PyUnicode_DecodeUTF8
@@ -106,6 +107,7 @@ cdef bytes _assemble(uint32_t code, int flags, uint32_t vendor, const unsigned c
     return out
 
 
+@cython.freelist(256)
 cdef class Avp:
     """Compiled twin of diameter.avp.AvpPy (see its docstring for the contract)."""
 
@@ -416,6 +418,7 @@ cpdef list walk(bytes buf, Py_ssize_t start, Py_ssize_t end):
     return out
 
 
+@cython.freelist(16)
 cdef class Message:
     """Compiled twin of diameter.message.MessagePy (see its docstring for the contract)."""
 
