@@ -79,7 +79,7 @@ RECIPIENT_ADDRESS: Final = 1201
 UNIT_QUOTA_THRESHOLD: Final = 1226
 SMS_INFORMATION: Final = 2000
 RECIPIENT_INFO: Final = 2026
-AOC_REQUEST_TYPE: Final = 3411  # TS 32.299 §7.2.7b (dictionary)
+AOC_REQUEST_TYPE: Final = 2055  # TS 32.299 §7.2.16
 
 # Enumerations we compare against
 SUB_E164: Final = 0

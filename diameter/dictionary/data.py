@@ -307,10 +307,10 @@ AVPS = """
 1000  10415 Bearer-Usage                  Enumerated      M
 1066  10415 Bearer-Identifier             OctetString     M
 1027  10415 IP-CAN-Type                   Enumerated      M
-2055  10415 AF-Correlation-Information    Grouped         M
+1276  10415 AF-Correlation-Information    Grouped         M
 1005  10415 Charging-Rule-Name            OctetString     M
 3436  10415 Related-Trigger               Grouped         M
-3411  10415 AoC-Request-Type              Enumerated      M
+2055  10415 AoC-Request-Type              Enumerated      M
 """
 
 ENUMS = """
