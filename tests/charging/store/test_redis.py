@@ -1,0 +1,168 @@
+"""Redis-store specifics: slots, scripts, NOSCRIPT, exactness in Lua, unjournaled-op recovery."""
+
+from __future__ import annotations
+
+import random
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from charging.store import redis_lua as lua
+from charging.store.base import MAX_AMOUNT, AccountKind, BalanceKind, BalanceSpec, OpStatus
+from charging.store.redis_keys import account_tag, key_slot, prefix, slot_tag
+from tests.charging.store.conftest import Harness
+
+NOW = 1_800_000_000.0
+LUA_DIR = Path(__file__).resolve().parents[3] / "charging" / "store" / "lua"
+
+
+@pytest.fixture(params=["redis", "cluster"])
+def rh(request: pytest.FixtureRequest) -> Harness:
+    return Harness(request.param, request)
+
+
+def eur(amount: int, credit_limit: int = 0) -> list[BalanceSpec]:
+    return [BalanceSpec("EUR", BalanceKind.MONEY, "EUR", amount, credit_limit)]
+
+
+def test_every_script_has_a_keys_argv_header() -> None:
+    for path in sorted(LUA_DIR.glob("*.lua")):
+        head = path.read_text().split("\n\n")[0] if path.name != "_prelude.lua" else \
+            path.read_text()[:1500]
+        assert head.startswith("--"), path.name
+        assert "KEYS" in head and "ARGV" in head, path.name
+    assert {s.name for s in lua.ALL} == {p.stem for p in LUA_DIR.glob("*.lua")} - {"_prelude"}
+
+
+def test_key_slot_and_slot_tags() -> None:
+    rng = random.Random(7)
+    for _ in range(200):
+        account = "".join(rng.choice("abcdefXYZ0123456789:+-_@.") for _ in range(rng.randint(1, 20)))
+        slot = key_slot(prefix(account))
+        assert key_slot(prefix(account) + ":b:EUR") == slot
+        assert key_slot("{" + account_tag(account) + "}:ix:x") == slot
+    assert all(key_slot(slot_tag(s)) == s for s in range(0, 16384, 97))
+
+
+def test_all_keys_of_an_account_share_a_slot(rh: Harness) -> None:
+    async def body(store: Any) -> None:
+        for acct in ("alpha", "beta", "+4917012345"):
+            await store.create_account(acct, AccountKind.PREPAID_PARTNER, [
+                *eur(10_000), BalanceSpec("sms", BalanceKind.EVENTS, None, 50)], [f"id-{acct}"])
+            await store.reserve("k1", acct, "EUR", "s1", 10, ttl=5, now=NOW)
+            await store.debit("k2", acct, "sms", 1, now=NOW)
+            await store.expire_reservations(now=NOW + 10)
+        r = store._r
+        keys: list[str] = []
+        if rh.kind == "cluster":
+            for node in r.get_primaries():
+                keys += [k.decode() async for k in r.scan_iter(target_nodes=node, count=1000)]
+        else:
+            keys = [k.decode() async for k in r.scan_iter(count=1000)]
+        for acct in ("alpha", "beta", "+4917012345"):
+            mine = [k for k in keys if k.startswith(prefix(acct))]
+            mine += [k for k in keys if k.startswith("{" + account_tag(acct) + "}")]
+            assert len(mine) >= 6, mine
+            slots = {await r.execute_command("CLUSTER KEYSLOT", k) for k in mine} \
+                if rh.kind == "cluster" else {key_slot(k) for k in mine}
+            assert slots == {key_slot(prefix(acct))}, (acct, mine)
+
+    rh.run(body)
+
+
+def test_noscript_is_reloaded(rh: Harness) -> None:
+    async def body(store: Any) -> None:
+        await store.create_account("a", AccountKind.PREPAID_SUBSCRIBER, eur(100))
+        assert (await store.debit("k1", "a", "EUR", 1, now=NOW)).ok
+        if rh.kind == "cluster":
+            for node in store._r.get_primaries():
+                await store._r.execute_command("SCRIPT", "FLUSH", target_nodes=node)
+        else:
+            await store._r.script_flush()
+        assert (await store.debit("k2", "a", "EUR", 1, now=NOW)).ok
+        assert (await store.debit("k2", "a", "EUR", 1, now=NOW)).replayed
+        view = await store.get("a")
+        assert view.balances[0].amount == 98
+
+    rh.run(body)
+
+
+def test_lua_rejects_what_doubles_cannot_hold(rh: Harness) -> None:
+    """Bypass the Python checks: the scripts themselves keep amounts exact or refuse."""
+
+    async def body(store: Any) -> None:
+        await store.create_account("big", AccountKind.PREPAID_PARTNER, eur(MAX_AMOUNT - 1))
+        keys = store._op_keys("big", "EUR", "raw1")
+        base = ["big", "EUR", store._ret_ms, 1, "raw1"]
+        out = await store._eval(lua.CREDIT, keys, [*base, 2])
+        assert out[0] == b"out_of_range"
+        keys = store._op_keys("big", "EUR", "raw2")
+        out = await store._eval(lua.CREDIT, keys, ["big", "EUR", store._ret_ms, 1, "raw2",
+                                                   str(2**60)])
+        assert out[0] == b"out_of_range"
+        assert (await store.topup("k3", "big", "EUR", 1, now=NOW)).balance_after == MAX_AMOUNT
+        # stored as exact integer text, not "9.007199254741e+15"
+        raw = await store._r.hget(prefix("big") + ":b:EUR", "amt")
+        assert raw == str(MAX_AMOUNT).encode()
+        r = await store.reserve("k4", "big", "EUR", "s", MAX_AMOUNT, ttl=5, now=NOW)
+        assert r.ok and r.available_after == 0
+        c = await store.commit("k5", "big", "EUR", "s", MAX_AMOUNT - 12345, now=NOW)
+        assert c.ok and c.balance_after == 12345
+        assert (await store.get("big")).balances[0].amount == 12345
+
+    rh.run(body)
+
+
+def test_pending_ops_and_confirm(rh: Harness) -> None:
+    async def body(store: Any) -> None:
+        accts = [f"acct{i}" for i in range(12)]  # spread over several slots / nodes
+        for a in accts:
+            await store.create_account(a, AccountKind.PREPAID_SUBSCRIBER, eur(1000))
+        assert await store.pending_ops() == []
+        done = {}
+        for i, a in enumerate(accts):
+            done[(a, f"r{i}")] = await store.reserve(f"r{i}", a, "EUR", "s", 100, ttl=5, now=NOW)
+            done[(a, f"d{i}")] = await store.debit(f"d{i}", a, "EUR", 7, now=NOW)
+            # failures change nothing and are not pending
+            await store.debit(f"x{i}", a, "EUR", 10**6, now=NOW)
+        expired = await store.expire_reservations(now=NOW + 6)
+        assert len(expired) == 12
+        for r in expired:
+            done[(r.holds[0].account, r.key)] = r
+        pending = await store.pending_ops()
+        got = {(p.holds[0].account if p.holds else p.effects[0].account, p.key): p
+               for p in pending}
+        assert set(got) == set(done)
+        for k, want in done.items():
+            assert (got[k].status, got[k].effects, got[k].holds, got[k].granted) == \
+                (want.status, want.effects, want.holds, want.granted)
+        half = sorted(done)[: len(done) // 2]
+        await store.confirm_journaled(half)
+        left = {(p.holds[0].account if p.holds else p.effects[0].account, p.key)
+                for p in await store.pending_ops()}
+        assert left == set(done) - set(half)
+        await store.confirm_journaled(sorted(left))
+        assert await store.pending_ops() == []
+
+    rh.run(body)
+
+
+def test_expire_across_slots_and_limit(rh: Harness) -> None:
+    async def body(store: Any) -> None:
+        for i in range(30):
+            await store.create_account(f"u{i}", AccountKind.PREPAID_SUBSCRIBER, eur(100))
+            await store.reserve(f"k{i}", f"u{i}", "EUR", "s", 10, ttl=1 + i % 3, now=NOW)
+        tags = {account_tag(f"u{i}") for i in range(30)}
+        assert len(tags) > 10
+        first = await store.expire_reservations(now=NOW + 10, limit=7)
+        assert len(first) == 7
+        rest = await store.expire_reservations(now=NOW + 10)
+        assert len(rest) == 23
+        assert {r.holds[0].account for r in first + rest} == {f"u{i}" for i in range(30)}
+        for r in first + rest:
+            assert re.fullmatch(r"expire:EUR:s:\d+", r.key)
+            assert r.status is OpStatus.OK and r.available_after == 100
+
+    rh.run(body)
