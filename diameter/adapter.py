@@ -23,7 +23,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import structlog
 
@@ -103,6 +103,7 @@ class PeerProtocol(asyncio.Protocol):
         self._write_paused = False
         self._read_paused = False
         self._closing = False
+        self.disconnect_cause: int | None = None  # set when the peer sent us a DPR
 
     # ------------------------------------------------------------------ properties
     @property
@@ -119,9 +120,9 @@ class PeerProtocol(asyncio.Protocol):
 
     # ------------------------------------------------------------------ asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        self.remote_address = transport.get_extra_info("peername")
+        # uvloop's transports are not asyncio.Transport subclasses, but speak the same API
+        self.transport = cast(asyncio.Transport, transport)
+        self.remote_address = self.transport.get_extra_info("peername")
         self.conn = PeerConnection(
             self.config,
             self.role,
@@ -241,6 +242,8 @@ class PeerProtocol(asyncio.Protocol):
                     answered=ev.answered,
                 )
             elif isinstance(ev, PeerClosing):
+                if ev.by_peer:
+                    self.disconnect_cause = ev.disconnect_cause
                 log.info(
                     "diameter.peer_closing",
                     peer=self.peer_host,
