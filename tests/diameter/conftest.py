@@ -9,7 +9,10 @@ from typing import Any
 import pytest
 
 from diameter import DiameterError
+from tests.conftest import SHARED_DATA
 from tests.pcaputil import diameter_messages
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "diameter"
 
 CAPTURE_NAMES = (
     "ndpi_diameter_dcca_ccr_cca.pcap",
@@ -35,12 +38,36 @@ def deep(avps: list[Any]) -> list[Any]:
     return out
 
 
+def data_file(name: str) -> Path | None:
+    """A Diameter fixture: the permissive copy in tests/fixtures/diameter, else
+    ../shared/data/diameter, else None."""
+    for base in (FIXTURES, SHARED_DATA / "diameter"):
+        if (base / name).is_file():
+            return base / name
+    return None
+
+
+def require(name: str) -> Path:
+    """Like data_file, but skips the test cleanly when the file is absent."""
+    p = data_file(name)
+    if p is None:
+        pytest.skip(f"fixture {name} not found in tests/fixtures/diameter or ../shared/data")
+    return p
+
+
+def go_diameter_cer() -> bytes:
+    """go-diameter's canonical 204-byte CER (BSD-3-Clause, tests/fixtures/diameter)."""
+    doc = json.loads(require("go_diameter_cer.json").read_text())
+    return bytes.fromhex(doc["hex"])
+
+
 @pytest.fixture(scope="session")
-def corpus(shared_data: Path) -> list[bytes]:
-    """Every real frame from the captures plus the well-formed vector messages."""
+def corpus() -> list[bytes]:
+    """Every real frame from the available captures plus go-diameter's CER."""
     frames: list[bytes] = []
     for name in CAPTURE_NAMES:
-        frames += diameter_messages(shared_data / "diameter" / name)
-    vec = json.loads((shared_data / "diameter" / "diameter_encoding_test_vectors.json").read_text())
-    frames.append(bytes.fromhex(vec["go_diameter_cer"]["hex"]))
+        p = data_file(name)
+        if p is not None:
+            frames += diameter_messages(p)
+    frames.append(go_diameter_cer())
     return frames

@@ -1,6 +1,7 @@
 """Byte-exact third-party vectors: go-diameter's CER and scapy's Diameter unit tests.
 
-Read from ../shared/data at run time (scapy's file is GPL-2.0; not copied into the tree).
+go-diameter's CER (BSD-3-Clause) ships in tests/fixtures/diameter; scapy's vectors (GPL-2.0)
+are read from ../shared/data at run time and never copied into the tree.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import pytest
 
 from diameter import Avp, DiameterError, FrameBuffer, Message, check_request, decode_message
 from diameter.avp import decode_avps
+from tests.diameter.conftest import go_diameter_cer
 
 
 @pytest.fixture(scope="module")
@@ -25,8 +27,8 @@ def _scapy(vectors: dict[str, Any]) -> list[bytes]:
     return [bytes.fromhex(v["expected_hex"]) for v in vectors["scapy_vectors"]["vectors"]]
 
 
-def test_go_diameter_cer_decodes_as_documented(vectors: dict[str, Any]) -> None:
-    raw = bytes.fromhex(vectors["go_diameter_cer"]["hex"])
+def test_go_diameter_cer_decodes_as_documented() -> None:
+    raw = go_diameter_cer()
     m = decode_message(raw)
     assert (m.code, m.flags, m.app_id, m.hop_by_hop, m.end_to_end) == (257, 0x80, 0, 0xA8CC407D, 0xA8C1B2B4)
     # go-diameter prints the padded length
@@ -45,8 +47,8 @@ def test_go_diameter_cer_decodes_as_documented(vectors: dict[str, Any]) -> None:
     check_request(m)
 
 
-def test_go_diameter_cer_built_programmatically(vectors: dict[str, Any]) -> None:
-    raw = bytes.fromhex(vectors["go_diameter_cer"]["hex"])
+def test_go_diameter_cer_built_programmatically() -> None:
+    raw = go_diameter_cer()
     m = Message.request(
         257,
         0,
