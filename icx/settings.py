@@ -139,6 +139,38 @@ class JournalSection:
 
 
 @dataclass(frozen=True, slots=True)
+class StoreSection:
+    """[store]: where balances live (charging/store). Snapshot and TTL-sweep intervals are in
+    [journal] (the ledger drives both)."""
+
+    # "embedded": in-process, durable through the journal + snapshots (the default);
+    # "redis": one redis-server; "redis-cluster": a Redis Cluster (same scripts, {acct:ID} slots).
+    backend: Literal["embedded", "redis", "redis-cluster"] = "embedded"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    # "host:port" of some cluster nodes (backend = "redis-cluster").
+    cluster_nodes: tuple[str, ...] = ()
+    # Pool size for the Redis store (concurrent pipelined batches in flight).
+    max_connections: int = field(default=64, metadata=check(in_range(1, 10_000)))
+    # Reservation TTL (s) when a caller gives none; Ro uses its own validity time.
+    default_ttl: float = field(default=300.0, metadata=check(in_range(1, 86400)))
+    # How long an idempotency key is remembered (s); a replay after that acts again. >= 24 h.
+    idempotency_retention: float = field(default=172800.0,
+                                         metadata=check(in_range(86400, 30 * 86400)))
+
+    def validate(self) -> list[tuple[str, str]]:
+        problems = []
+        if self.backend == "redis-cluster" and not self.cluster_nodes:
+            problems.append(("cluster_nodes", 'backend "redis-cluster" needs at least one node'))
+        for i, node in enumerate(self.cluster_nodes):
+            host, _, port = node.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                problems.append((f"cluster_nodes[{i}]", f"expected host:port, got {node!r}"))
+        if self.backend == "redis" and not self.redis_url.startswith(("redis://", "unix://")):
+            problems.append(("redis_url", f"expected redis://host:port/db, got {self.redis_url!r}"))
+        return problems
+
+
+@dataclass(frozen=True, slots=True)
 class RatingDeckFile:
     """One entry of [[rating.decks]]: a CSV deck imported at start when new or changed."""
 
@@ -205,6 +237,7 @@ class Settings:
     accounts: AccountsSection = field(default_factory=AccountsSection)
     journal: JournalSection = field(default_factory=JournalSection)
     rating: RatingSection = field(default_factory=RatingSection)
+    store: StoreSection = field(default_factory=StoreSection)
     # Directory of the config file; relative paths inside the config resolve against it.
     base_dir: str = "."
 
