@@ -32,6 +32,7 @@ from diameter.avp import Avp
 from diameter.message import Message
 from diameter.peer import DISCONNECT_REBOOTING
 from diameter.peer_config import PeerConfig
+from diameter.transport_sctp import TransportUnavailable, sctp_unavailable_reason
 from icx.settings import Settings
 
 __all__ = ["peer_config", "build_server", "send_server_request", "Runtime", "start"]
@@ -121,6 +122,10 @@ async def start(
     """Build and start everything: the charging stack first (it recovers the journal before
     any request is accepted), then the Diameter listener. An explicit *handler* wins over the
     charging agent."""
+    if settings.diameter.transport == "sctp":
+        reason = sctp_unavailable_reason()  # fail before building anything (exit 2)
+        if reason is not None:
+            raise TransportUnavailable(reason)
     app = None
     if charging and handler is None:
         from icx.charging_app import build_charging  # heavy: only when charging is served
