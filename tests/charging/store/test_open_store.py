@@ -1,0 +1,75 @@
+"""open_store() and the [store] settings section."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from charging.store import open_store
+from charging.store.base import AccountKind, BalanceKind, BalanceSpec
+from charging.store.memory import MemoryStore
+from icx.config_loader import ConfigError
+from icx.settings import load_settings
+
+
+def _cfg(tmp_path: Path, body: str) -> Path:
+    p = tmp_path / "icx.toml"
+    p.write_text(body)
+    return p
+
+
+def test_store_section_defaults_and_errors(tmp_path: Path) -> None:
+    s = load_settings(_cfg(tmp_path, "[store]\n"))
+    assert s.store.backend == "embedded" and s.store.idempotency_retention >= 86400
+    with pytest.raises(ConfigError) as err:
+        load_settings(_cfg(tmp_path, '[store]\nbackend = "redis-cluster"\n'
+                                     'idempotency_retention = 60\n'))
+    text = str(err.value)
+    assert "store.idempotency_retention" in text
+    with pytest.raises(ConfigError) as err:
+        load_settings(_cfg(tmp_path, '[store]\nbackend = "redis-cluster"\n'))
+    assert "store.cluster_nodes" in str(err.value)
+    with pytest.raises(ConfigError) as err:
+        load_settings(_cfg(tmp_path, '[store]\nbackend = "redis-cluster"\n'
+                                     'cluster_nodes = ["localhost"]\n'))
+    assert "store.cluster_nodes[0]" in str(err.value)
+    with pytest.raises(ConfigError):
+        load_settings(_cfg(tmp_path, '[store]\nbackend = "memcached"\n'))
+
+
+def test_open_store_embedded() -> None:
+    assert isinstance(open_store("embedded"), MemoryStore)
+    with pytest.raises(ValueError):
+        open_store("nope")
+
+
+def test_open_store_redis(redis_url: str) -> None:
+    async def body() -> Any:
+        store = open_store("redis", redis_url=redis_url)
+        try:
+            await store.flush_all_for_tests()
+            await store.create_account("o", AccountKind.PREPAID_SUBSCRIBER,
+                                       [BalanceSpec("EUR", BalanceKind.MONEY, "EUR", 5)])
+            return (await store.get("o")).balances[0].amount
+        finally:
+            await store.close()
+
+    assert asyncio.run(body()) == 5
+
+
+def test_open_store_cluster(redis_cluster_nodes: list[tuple[str, int]]) -> None:
+    async def body() -> Any:
+        nodes = [f"{h}:{p}" for h, p in redis_cluster_nodes]
+        store = open_store("redis-cluster", cluster_nodes=nodes)
+        try:
+            await store.flush_all_for_tests()
+            await store.create_account("o", AccountKind.PREPAID_SUBSCRIBER,
+                                       [BalanceSpec("EUR", BalanceKind.MONEY, "EUR", 7)])
+            return (await store.get("o")).balances[0].amount
+        finally:
+            await store.close()
+
+    assert asyncio.run(body()) == 7
