@@ -120,11 +120,7 @@ class Aggregator:
         usage = rec.get("usage")
         if type(usage) is not int:
             usage = 0
-        fx = rec.get("fx")
-        if isinstance(fx, Mapping):
-            fxk = (str(fx.get("from", "")), str(fx.get("rate", "")), str(fx.get("date", "")))
-        else:
-            fxk = ("", "", "")
+        fxk = fx_key(rec.get("fx"))
         service = rec.get("service") or ""
         destination = rec.get("destination") or ""
         if legs:
@@ -147,18 +143,11 @@ class Aggregator:
         if partner not in self.timezones:
             res.problems.append(f"record {rec.get('id')!r}: unknown partner {partner!r}")
             return False
-        micros = self.price(src.get("price"))
-        if micros is None:
-            res.problems.append(f"record {rec.get('id')!r}: bad price {src.get('price')!r}")
+        got = self.key_of(src, self.period(partner, when), kind, service, destination, fxk)
+        if isinstance(got, str):
+            res.problems.append(f"record {rec.get('id')!r}: {got}")
             return False
-        currency = src.get("currency")
-        direction = src.get("direction")
-        if not currency or direction not in ("sell", "buy"):
-            res.problems.append(f"record {rec.get('id')!r}: missing currency or direction")
-            return False
-        key = (partner, self.period(partner, when), direction, service, destination,
-               src.get("deck") or "", src.get("deck_version") or "", currency,
-               fxk[0], fxk[1], fxk[2], kind)
+        key, micros = got
         b = res.buckets.get(key)
         if b is None:
             res.buckets[key] = [1, usage, micros]
@@ -167,6 +156,22 @@ class Aggregator:
             b[1] += usage
             b[2] += micros
         return True
+
+    def key_of(self, src: Mapping[str, Any], period: str, kind: str, service: str,
+               destination: str, fxk: tuple[str, str, str]) -> tuple[BucketKey, int] | str:
+        """(bucket key, micro-units) of one settled item, or the problem text. The compiled
+        twin calls this once per distinct slot so both paths build keys the same way."""
+        micros = self.price(src.get("price"))
+        if micros is None:
+            return f"bad price {src.get('price')!r}"
+        currency = src.get("currency")
+        direction = src.get("direction")
+        if not currency or direction not in ("sell", "buy"):
+            return "missing currency or direction"
+        key = (src["partner"], period, direction, service, destination,
+               src.get("deck") or "", src.get("deck_version") or "", currency,
+               fxk[0], fxk[1], fxk[2], kind)
+        return key, micros
 
     def _movements(self, rec: Mapping[str, Any], when: int) -> None:
         effects = rec.get("balance_effects")
@@ -182,6 +187,13 @@ class Aggregator:
                 continue
             mk = (eff["account"], eff["currency"], self.period(partner, when))
             self.result.movements[mk] = self.result.movements.get(mk, 0) + micros
+
+
+def fx_key(fx: Any) -> tuple[str, str, str]:
+    """The (from, rate, date) of a record's ``fx`` map as key fields ("" when absent)."""
+    if isinstance(fx, Mapping):
+        return (str(fx.get("from", "")), str(fx.get("rate", "")), str(fx.get("date", "")))
+    return ("", "", "")
 
 
 def aggregate(records: Iterable[Mapping[str, Any]], timezones: Mapping[str, str],

@@ -1,0 +1,645 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""Compiled twin of settlement aggregation over raw journal segments.
+
+The executable spec is settlement/aggregate.py (``Aggregator``); settlement/fastagg.py drives
+this module and sends every record it does not handle here to the spec (the "slow" list).
+
+Per frame (charging/journal/framing.py: ``0xCE u32be(len) 0xCE u32be(crc32) payload``) the
+loop checks the header and the CRC-32 (zlib polynomial, slice-by-8 tables), then walks the
+payload's msgpack map without creating Python objects: it keeps byte spans of the few keys
+settlement needs and skips the rest. A common record -- ``type == "rated"``, a partner, no
+legs, no balance effect on a prepaid partner account, an integer start inside its slot's
+period window -- is folded into a *slot*: the concatenated raw msgpack values of the key
+fields (partner, direction, service, destination, deck, deck_version, currency, fx, price),
+looked up in an open-addressing table by FNV-1a hash and verified byte for byte. Because the
+price string is part of the slot key, the exact amount of a slot is ``count * price``; the
+Python side decodes each distinct slot key once (``new_slot``). Anything else goes to the
+slow list as (payload start, payload end).
+"""
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.list cimport PyList_GET_ITEM
+from libc.stdint cimport int8_t, int64_t, uint8_t, uint32_t, uint64_t
+from libc.stdlib cimport free, malloc, realloc
+from libc.string cimport memcmp, memcpy
+
+cdef uint32_t CRC[8][256]
+
+
+cdef inline uint64_t _fnv(const uint8_t* p, Py_ssize_t n) noexcept:
+    """A fast 64-bit hash of a slot key (8 bytes per step; keys are verified by memcmp)."""
+    cdef uint64_t h = 14695981039346656037ULL ^ <uint64_t>n
+    cdef uint64_t w
+    while n >= 8:
+        memcpy(&w, p, 8)
+        h = (h ^ w) * 0x9E3779B97F4A7C15ULL
+        h ^= h >> 29
+        p += 8
+        n -= 8
+    while n > 0:
+        h = (h ^ p[0]) * 1099511628211ULL
+        p += 1
+        n -= 1
+    return h ^ (h >> 32)
+
+
+cdef void _init_crc():
+    cdef uint32_t c
+    cdef int i, j
+    for i in range(256):
+        c = i
+        for j in range(8):
+            c = (c >> 1) ^ 0xEDB88320 if (c & 1) else (c >> 1)
+        CRC[0][i] = c
+    for i in range(256):
+        c = CRC[0][i]
+        for j in range(1, 8):
+            c = CRC[0][c & 0xFF] ^ (c >> 8)
+            CRC[j][i] = c
+
+
+_init_crc()
+
+ctypedef unsigned long (*zcrc_t)(unsigned long, const unsigned char*, unsigned int) noexcept nogil
+cdef zcrc_t ZCRC = NULL
+
+
+def _find_zlib_crc():
+    """The address of zlib's crc32 (the same library Python's zlib module uses), or 0."""
+    import ctypes
+    import ctypes.util
+
+    for name in (ctypes.util.find_library("z"), "libz.so.1", "libz.dylib"):
+        if not name:
+            continue
+        try:
+            return ctypes.cast(ctypes.CDLL(name).crc32, ctypes.c_void_p).value or 0
+        except (OSError, AttributeError):
+            continue
+    return 0
+
+
+_addr = _find_zlib_crc()
+if _addr:
+    ZCRC = <zcrc_t><size_t>_addr
+
+
+cdef inline uint32_t frame_crc(const uint8_t* p, Py_ssize_t n) noexcept:
+    if ZCRC != NULL:
+        return <uint32_t>ZCRC(0, p, <unsigned int>n)
+    return crc32(p, n)
+
+
+def crc32_zlib_linked():
+    """True when frames are checked with zlib's own crc32 (else the slice-by-8 tables)."""
+    return ZCRC != NULL
+
+
+cdef inline uint32_t crc32(const uint8_t* p, Py_ssize_t n) noexcept:
+    cdef uint32_t c = 0xFFFFFFFF
+    cdef uint32_t one, two
+    while n >= 8:
+        one = (p[0] | (<uint32_t>p[1] << 8) | (<uint32_t>p[2] << 16) | (<uint32_t>p[3] << 24)) ^ c
+        two = p[4] | (<uint32_t>p[5] << 8) | (<uint32_t>p[6] << 16) | (<uint32_t>p[7] << 24)
+        c = (CRC[7][one & 0xFF] ^ CRC[6][(one >> 8) & 0xFF] ^ CRC[5][(one >> 16) & 0xFF]
+             ^ CRC[4][one >> 24] ^ CRC[3][two & 0xFF] ^ CRC[2][(two >> 8) & 0xFF]
+             ^ CRC[1][(two >> 16) & 0xFF] ^ CRC[0][two >> 24])
+        p += 8
+        n -= 8
+    while n > 0:
+        c = CRC[0][(c ^ p[0]) & 0xFF] ^ (c >> 8)
+        p += 1
+        n -= 1
+    return c ^ 0xFFFFFFFF
+
+
+def crc32_py(data):
+    """CRC-32 of *data* (bytes-like): for the parity test against zlib.crc32."""
+    cdef const uint8_t[:] v = data
+    if v.shape[0] == 0:
+        return 0
+    return crc32(&v[0], v.shape[0])
+
+
+cdef inline uint32_t be32(const uint8_t* p) noexcept:
+    return (<uint32_t>p[0] << 24) | (<uint32_t>p[1] << 16) | (<uint32_t>p[2] << 8) | p[3]
+
+
+cdef inline uint64_t be64(const uint8_t* p) noexcept:
+    return (<uint64_t>be32(p) << 32) | be32(p + 4)
+
+
+cdef uint8_t FIXED[256]  # total size of fixed-size msgpack objects by first byte, 0 = other
+
+
+cdef void _init_fixed() noexcept:
+    cdef int t
+    for t in range(256):
+        FIXED[t] = 0
+    for t in range(0x00, 0x80):
+        FIXED[t] = 1
+    for t in range(0xe0, 0x100):
+        FIXED[t] = 1
+    for t in (0xc0, 0xc2, 0xc3):
+        FIXED[t] = 1
+    for t in (0xcc, 0xd0):
+        FIXED[t] = 2
+    for t in (0xcd, 0xd1):
+        FIXED[t] = 3
+    FIXED[0xd4] = 3
+    FIXED[0xd5] = 4
+    for t in (0xce, 0xd2, 0xca):
+        FIXED[t] = 5
+    FIXED[0xd6] = 6
+    for t in (0xcf, 0xd3, 0xcb):
+        FIXED[t] = 9
+    FIXED[0xd7] = 10
+    FIXED[0xd8] = 18
+
+
+_init_fixed()
+
+
+cdef inline Py_ssize_t skip(const uint8_t* b, Py_ssize_t off, Py_ssize_t end) noexcept:
+    """Offset after the msgpack object at *off*, or -1 when malformed or past *end*."""
+    cdef Py_ssize_t pending = 1
+    cdef uint8_t t
+    cdef uint64_t n
+    while pending > 0:
+        if off >= end:
+            return -1
+        t = b[off]
+        pending -= 1
+        if FIXED[t]:
+            off += FIXED[t]
+        elif 0xa0 <= t <= 0xbf:
+            off += 1 + (t & 0x1f)
+        elif 0x80 <= t <= 0x8f:
+            pending += 2 * (t & 0x0f)
+            off += 1
+        elif 0x90 <= t <= 0x9f:
+            pending += t & 0x0f
+            off += 1
+        elif t == 0xd9 or t == 0xc4:
+            if off + 2 > end:
+                return -1
+            off += 2 + b[off + 1]
+        elif t == 0xda or t == 0xc5:
+            if off + 3 > end:
+                return -1
+            off += 3 + ((<Py_ssize_t>b[off + 1] << 8) | b[off + 2])
+        elif t == 0xdb or t == 0xc6:
+            if off + 5 > end:
+                return -1
+            off += 5 + be32(b + off + 1)
+        elif t == 0xdc or t == 0xde:
+            if off + 3 > end:
+                return -1
+            n = (<uint64_t>b[off + 1] << 8) | b[off + 2]
+            pending += n * 2 if t == 0xde else n
+            off += 3
+        elif t == 0xdd or t == 0xdf:
+            if off + 5 > end:
+                return -1
+            n = be32(b + off + 1)
+            if n > <uint64_t>(end - off):
+                return -1
+            pending += n * 2 if t == 0xdf else n
+            off += 5
+        elif t == 0xc7:
+            if off + 2 > end:
+                return -1
+            off += 3 + b[off + 1]
+        elif t == 0xc8:
+            if off + 3 > end:
+                return -1
+            off += 4 + ((<Py_ssize_t>b[off + 1] << 8) | b[off + 2])
+        elif t == 0xc9:
+            if off + 5 > end:
+                return -1
+            off += 6 + be32(b + off + 1)
+        else:
+            return -1  # 0xc1 is never used
+    return off if off <= end else -1
+
+
+cdef inline int read_int(const uint8_t* b, Py_ssize_t off, Py_ssize_t end, int64_t* out) noexcept:
+    """1 and *out* set when the object at *off* is an integer that fits int64, else 0."""
+    cdef uint8_t t = b[off]
+    cdef uint64_t u
+    if t <= 0x7f:
+        out[0] = t
+    elif t >= 0xe0:
+        out[0] = <int8_t>t
+    elif t == 0xcc and off + 2 <= end:
+        out[0] = b[off + 1]
+    elif t == 0xcd and off + 3 <= end:
+        out[0] = (<int64_t>b[off + 1] << 8) | b[off + 2]
+    elif t == 0xce and off + 5 <= end:
+        out[0] = be32(b + off + 1)
+    elif t == 0xcf and off + 9 <= end:
+        u = be64(b + off + 1)
+        if u > 0x7FFFFFFFFFFFFFFFULL:
+            return 0
+        out[0] = <int64_t>u
+    elif t == 0xd0 and off + 2 <= end:
+        out[0] = <int8_t>b[off + 1]
+    elif t == 0xd1 and off + 3 <= end:
+        out[0] = <short>((b[off + 1] << 8) | b[off + 2])
+    elif t == 0xd2 and off + 5 <= end:
+        out[0] = <int>be32(b + off + 1)
+    elif t == 0xd3 and off + 9 <= end:
+        out[0] = <int64_t>be64(b + off + 1)
+    else:
+        return 0
+    return 1
+
+
+
+# fields kept from a record (the first NKEY form the slot key, in KEY order)
+cdef enum:
+    F_PARTNER = 0
+    F_DIRECTION = 1
+    F_SERVICE = 2
+    F_DESTINATION = 3
+    F_DECK = 4
+    F_DECK_VERSION = 5
+    F_CURRENCY = 6
+    F_FX = 7
+    F_PRICE = 8
+    NKEY = 9
+    F_TYPE = 9
+    F_USAGE = 10
+    F_START = 11
+    F_TS = 12
+    F_LEGS = 13
+    F_EFFECTS = 14
+    NF = 15
+    MAXKEY = 1024
+
+SLOT_FIELDS = ("partner", "direction", "service", "destination", "deck", "deck_version",
+               "currency", "fx", "price")
+
+
+cdef inline int field_of(const uint8_t* k, Py_ssize_t n) noexcept:
+    if n == 2:
+        if k[0] == b'f' and k[1] == b'x':
+            return F_FX
+        if k[0] == b't' and k[1] == b's':
+            return F_TS
+    elif n == 4:
+        if memcmp(k, b"type", 4) == 0:
+            return F_TYPE
+        if memcmp(k, b"deck", 4) == 0:
+            return F_DECK
+        if memcmp(k, b"legs", 4) == 0:
+            return F_LEGS
+    elif n == 5:
+        if memcmp(k, b"price", 5) == 0:
+            return F_PRICE
+        if memcmp(k, b"usage", 5) == 0:
+            return F_USAGE
+        if memcmp(k, b"start", 5) == 0:
+            return F_START
+    elif n == 7:
+        if memcmp(k, b"partner", 7) == 0:
+            return F_PARTNER
+        if memcmp(k, b"service", 7) == 0:
+            return F_SERVICE
+    elif n == 8:
+        if memcmp(k, b"currency", 8) == 0:
+            return F_CURRENCY
+    elif n == 9:
+        if memcmp(k, b"direction", 9) == 0:
+            return F_DIRECTION
+    elif n == 11:
+        if memcmp(k, b"destination", 11) == 0:
+            return F_DESTINATION
+    elif n == 12:
+        if memcmp(k, b"deck_version", 12) == 0:
+            return F_DECK_VERSION
+    elif n == 15:
+        if memcmp(k, b"balance_effects", 15) == 0:
+            return F_EFFECTS
+    return -1
+
+
+cdef inline int contains(const uint8_t* hay, Py_ssize_t n, const uint8_t* needle,
+                         Py_ssize_t m) noexcept:
+    cdef Py_ssize_t i
+    if m == 0 or m > n:
+        return 0
+    for i in range(n - m + 1):
+        if hay[i] == needle[0] and memcmp(hay + i, needle, m) == 0:
+            return 1
+    return 0
+
+
+cdef class SegmentAggregator:
+    """Slots and their sums across segments. ``new_slot(key: bytes) -> (lo, hi)`` is called
+    once per distinct slot key: the record window [lo, hi) in epoch µs (lo == hi: never fast).
+
+    *prepaid* lists msgpack encodings of prepaid partner account ids: a record whose
+    ``balance_effects`` bytes contain one goes to the slow list (false positives are safe)."""
+
+    cdef object new_slot
+    cdef list keys
+    cdef list prepaid
+    cdef int64_t* lo
+    cdef int64_t* hi
+    cdef int64_t* count
+    cdef int64_t* usage
+    cdef Py_ssize_t nslots, cap
+    cdef uint64_t* table_hash
+    cdef int64_t* table_slot
+    cdef Py_ssize_t tsize
+    cdef public int64_t records, fast, skipped
+    cdef public list slow
+    cdef public Py_ssize_t stop
+    cdef public str problem
+
+    def __cinit__(self):
+        self.cap = 0
+        self.nslots = 0
+        self.tsize = 0
+        self.lo = self.hi = self.count = self.usage = NULL
+        self.table_hash = NULL
+        self.table_slot = NULL
+
+    def __init__(self, new_slot, prepaid=()):
+        self.new_slot = new_slot
+        self.keys = []
+        self.prepaid = [bytes(p) for p in prepaid]
+        self.records = self.fast = self.skipped = 0
+        self.slow = []
+        self.problem = None
+        self._grow_slots(256)
+        self._rehash(1024)
+
+    def __dealloc__(self):
+        free(self.lo)
+        free(self.hi)
+        free(self.count)
+        free(self.usage)
+        free(self.table_hash)
+        free(self.table_slot)
+
+    cdef void _grow_slots(self, Py_ssize_t cap) except *:
+        cdef void* p
+        p = realloc(self.lo, cap * sizeof(int64_t))
+        if p == NULL:
+            raise MemoryError()
+        self.lo = <int64_t*>p
+        p = realloc(self.hi, cap * sizeof(int64_t))
+        if p == NULL:
+            raise MemoryError()
+        self.hi = <int64_t*>p
+        p = realloc(self.count, cap * sizeof(int64_t))
+        if p == NULL:
+            raise MemoryError()
+        self.count = <int64_t*>p
+        p = realloc(self.usage, cap * sizeof(int64_t))
+        if p == NULL:
+            raise MemoryError()
+        self.usage = <int64_t*>p
+        self.cap = cap
+
+    cdef void _rehash(self, Py_ssize_t size) except *:
+        cdef uint64_t* th = <uint64_t*>malloc(size * sizeof(uint64_t))
+        cdef int64_t* ts = <int64_t*>malloc(size * sizeof(int64_t))
+        cdef Py_ssize_t i, j
+        cdef bytes k
+        if th == NULL or ts == NULL:
+            free(th)
+            free(ts)
+            raise MemoryError()
+        for i in range(size):
+            ts[i] = -1
+        for i in range(self.nslots):
+            k = <bytes>self.keys[i]
+            h = _fnv(<const uint8_t*>PyBytes_AS_STRING(k), PyBytes_GET_SIZE(k))
+            j = <Py_ssize_t>(h & <uint64_t>(size - 1))
+            while ts[j] != -1:
+                j = (j + 1) & (size - 1)
+            th[j] = h
+            ts[j] = i
+        free(self.table_hash)
+        free(self.table_slot)
+        self.table_hash = th
+        self.table_slot = ts
+        self.tsize = size
+
+    cdef Py_ssize_t _slot(self, const uint8_t* key, Py_ssize_t n) except -2:
+        cdef uint64_t h = _fnv(key, n)
+        cdef Py_ssize_t j = <Py_ssize_t>(h & <uint64_t>(self.tsize - 1))
+        cdef Py_ssize_t s
+        cdef object kb
+        while True:
+            s = self.table_slot[j]
+            if s == -1:
+                break
+            if self.table_hash[j] == h:
+                kb = <object>PyList_GET_ITEM(self.keys, s)
+                if PyBytes_GET_SIZE(kb) == n and memcmp(PyBytes_AS_STRING(kb), key, n) == 0:
+                    return s
+            j = (j + 1) & (self.tsize - 1)
+        # a new slot: ask Python for its window
+        kb = PyBytes_FromStringAndSize(<const char*>key, n)
+        lo, hi = self.new_slot(kb)
+        if self.nslots == self.cap:
+            self._grow_slots(self.cap * 2)
+        s = self.nslots
+        self.keys.append(kb)
+        self.lo[s] = lo
+        self.hi[s] = hi
+        self.count[s] = 0
+        self.usage[s] = 0
+        self.nslots += 1
+        self.table_hash[j] = h
+        self.table_slot[j] = s
+        if self.nslots * 2 > self.tsize:
+            self._rehash(self.tsize * 2)
+        return s
+
+    def slots(self):
+        """[(key bytes, count, usage)] of every slot that received records."""
+        return [(self.keys[i], self.count[i], self.usage[i]) for i in range(self.nslots)
+                if self.count[i]]
+
+    def feed(self, data, Py_ssize_t start, Py_ssize_t max_record=16 * 1024 * 1024):
+        """Process the frames of segment bytes *data* from *start*; return the offset after
+        the last frame that checked. ``problem`` is set (and ``stop`` = that offset) when a
+        frame does not check; the caller decides torn tail (open segment) or corruption."""
+        cdef const uint8_t[:] view = data
+        cdef Py_ssize_t n = view.shape[0]
+        cdef const uint8_t* b
+        cdef Py_ssize_t off = start, p, e, ko, klen, vo, ve, cnt, i, total, s
+        cdef uint32_t length, crc
+        cdef uint8_t t
+        cdef int f, ok_start, have_start
+        cdef int64_t when, usage, tmp
+        cdef Py_ssize_t fo[NF]
+        cdef Py_ssize_t fe[NF]
+        cdef uint8_t key[MAXKEY]
+        cdef bytes pp
+        cdef int slow
+        cdef list slow_list = self.slow
+        self.problem = None
+        if n == 0:
+            return start
+        b = &view[0]
+        while off < n:
+            if n - off < 10:
+                self.problem = "truncated frame header"
+                break
+            if b[off] != 0xCE or b[off + 5] != 0xCE:
+                self.problem = "bad frame header"
+                break
+            length = be32(b + off + 1)
+            crc = be32(b + off + 6)
+            if length > max_record:
+                self.problem = "bad frame header"
+                break
+            p = off + 10
+            e = p + length
+            if e > n:
+                self.problem = "truncated record"
+                break
+            if frame_crc(b + p, length) != crc:
+                self.problem = "checksum mismatch"
+                break
+            off = e
+            self.records += 1
+            # --- walk the map ---------------------------------------------------------------
+            for i in range(NF):
+                fo[i] = -1
+            slow = 0
+            t = b[p]
+            if 0x80 <= t <= 0x8f:
+                cnt = t & 0x0f
+                ko = p + 1
+            elif t == 0xde and p + 3 <= e:
+                cnt = (<Py_ssize_t>b[p + 1] << 8) | b[p + 2]
+                ko = p + 3
+            elif t == 0xdf and p + 5 <= e:
+                cnt = be32(b + p + 1)
+                ko = p + 5
+            else:
+                slow_list.append((p, e))
+                continue
+            for i in range(cnt):
+                if ko >= e:
+                    slow = 1
+                    break
+                t = b[ko]
+                if 0xa0 <= t <= 0xbf:
+                    klen = t & 0x1f
+                    vo = ko + 1 + klen
+                    f = field_of(b + ko + 1, klen)
+                elif t == 0xd9 and ko + 2 <= e:
+                    klen = b[ko + 1]
+                    vo = ko + 2 + klen
+                    f = field_of(b + ko + 2, klen)
+                else:
+                    vo = skip(b, ko, e)
+                    f = -1
+                    if vo < 0:
+                        slow = 1
+                        break
+                if vo >= e:
+                    slow = 1
+                    break
+                ve = skip(b, vo, e)
+                if ve < 0:
+                    slow = 1
+                    break
+                if f >= 0:
+                    fo[f] = vo
+                    fe[f] = ve
+                ko = ve
+            if slow:
+                slow_list.append((p, e))
+                continue
+            # --- decide ---------------------------------------------------------------------
+            # type: only "rated" is fast; other settled types are slow; the rest is skipped
+            if fo[F_TYPE] < 0:
+                self.skipped += 1
+                continue
+            t = b[fo[F_TYPE]]
+            if t == 0xa5 and memcmp(b + fo[F_TYPE] + 1, b"rated", 5) == 0:
+                pass
+            elif (t == 0xa6 and memcmp(b + fo[F_TYPE] + 1, b"refund", 6) == 0) or (
+                    t == 0xa6 and memcmp(b + fo[F_TYPE] + 1, b"adjust", 6) == 0):
+                slow_list.append((p, e))
+                continue
+            elif 0xa0 <= t <= 0xbf or (0xd9 <= t <= 0xdb) or t == 0xc0:
+                self.skipped += 1
+                continue
+            else:
+                slow_list.append((p, e))
+                continue
+            if fo[F_LEGS] >= 0 and b[fo[F_LEGS]] != 0xc0 and b[fo[F_LEGS]] != 0x90:
+                slow_list.append((p, e))
+                continue
+            if self.prepaid and fo[F_EFFECTS] >= 0 and b[fo[F_EFFECTS]] != 0x90:
+                for pp in self.prepaid:
+                    if contains(b + fo[F_EFFECTS], fe[F_EFFECTS] - fo[F_EFFECTS],
+                                <const uint8_t*>PyBytes_AS_STRING(pp), PyBytes_GET_SIZE(pp)):
+                        slow = 1
+                        break
+                if slow:
+                    slow_list.append((p, e))
+                    continue
+            # partner falsy (absent, nil, "") and no legs: not settled (as the spec)
+            if fo[F_PARTNER] < 0 or b[fo[F_PARTNER]] == 0xc0 or b[fo[F_PARTNER]] == 0xa0:
+                self.skipped += 1
+                continue
+            have_start = 0
+            if fo[F_START] >= 0 and read_int(b, fo[F_START], fe[F_START], &when):
+                have_start = 1
+            elif fo[F_START] >= 0 and b[fo[F_START]] != 0xc0:
+                have_start = 0
+            if not have_start:
+                if fo[F_TS] >= 0 and read_int(b, fo[F_TS], fe[F_TS], &when) and (
+                        fo[F_START] < 0 or b[fo[F_START]] == 0xc0):
+                    have_start = 1
+            if not have_start:
+                slow_list.append((p, e))
+                continue
+            usage = 0
+            if fo[F_USAGE] >= 0 and not read_int(b, fo[F_USAGE], fe[F_USAGE], &usage):
+                t = b[fo[F_USAGE]]
+                if not (t == 0xc0 or t == 0xc2 or t == 0xc3 or (0xa0 <= t <= 0xbf)):
+                    slow_list.append((p, e))
+                    continue
+                usage = 0
+            if usage > 0xFFFFFFFFFF or usage < -0xFFFFFFFFFF:
+                slow_list.append((p, e))
+                continue
+            # --- the slot key: raw values, nil for an absent field ----------------------
+            total = 0
+            for i in range(NKEY):
+                if fo[i] < 0:
+                    total += 1
+                else:
+                    total += fe[i] - fo[i]
+            if total > MAXKEY:
+                slow_list.append((p, e))
+                continue
+            total = 0
+            for i in range(NKEY):
+                if fo[i] < 0:
+                    key[total] = 0xc0
+                    total += 1
+                else:
+                    memcpy(key + total, b + fo[i], fe[i] - fo[i])
+                    total += fe[i] - fo[i]
+            s = self._slot(key, total)
+            if when < self.lo[s] or when >= self.hi[s]:
+                slow_list.append((p, e))
+                continue
+            self.count[s] += 1
+            self.usage[s] += usage
+            self.fast += 1
+        self.stop = off
+        return off
