@@ -24,54 +24,41 @@ import random
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from diameter import peer_actions, peer_receive
 from diameter.answers import (
     LocalIdentity,
-    answer_for,
     answer_from_error,
-    error_answer,
-    patch_hop_by_hop,
 )
 from diameter.avp import Avp
 from diameter.constants import (
     APP_COMMON,
-    APP_RELAY,
     CMD_CAPABILITIES_EXCHANGE,
     CMD_DEVICE_WATCHDOG,
     CMD_DISCONNECT_PEER,
 )
-from diameter.duplicates import DupKey, DuplicateCache, Lookup
+from diameter.duplicates import DupKey, DuplicateCache
 from diameter.errors import DiameterError
 from diameter.framing import FrameBuffer
-from diameter.message import Message, decode_message
+from diameter.message import Message
 from diameter.peer_capabilities import (
     RemoteCapabilities,
-    build_cer,
-    cea_avps,
-    negotiate,
-    read_capabilities,
 )
 from diameter.peer_config import PeerConfig, Role
 from diameter.peer_events import (
-    AnswerReceived,
-    CapabilitiesExchanged,
     ConnectionTerminated,
     Event,
-    PeerClosing,
     ProtocolErrorEvent,
-    RequestReceived,
     StateChanged,
     WatchdogStateChanged,
 )
 from diameter.peer_states import (
     OPEN_STATES,
     TRANSITIONS,
-    Action,
     InvalidTransition,
     PeerInput,
     PeerState,
     transition,
 )
-from diameter.validate import check_request
 from diameter.watchdog import Watchdog, WatchdogAction
 
 if TYPE_CHECKING:
@@ -87,10 +74,6 @@ DISCONNECT_DO_NOT_WANT = 2
 _BASE = (CMD_CAPABILITIES_EXCHANGE, CMD_DEVICE_WATCHDOG, CMD_DISCONNECT_PEER)
 _LIVE = OPEN_STATES | {PeerState.CLOSING}
 _TABLE_KEYS = frozenset(TRANSITIONS)
-
-
-class _Abort(Exception):
-    """Stops the remaining actions of one transition (the connection was refused)."""
 
 
 class PeerConnection:
@@ -197,7 +180,7 @@ class PeerConnection:
             for frame in frames:
                 if self.terminated:
                     break
-                self._on_frame(frame, now)
+                peer_receive.on_frame(self, frame, now)
         return self._take_events()
 
     def data_to_send(self) -> bytes:
@@ -420,8 +403,8 @@ class PeerConnection:
         self.state = nxt
         try:
             for action in actions:
-                self._do(action, now, msg, other, data, reason or event.value)
-        except _Abort:
+                peer_actions.do(self, action, now, msg, other, data, reason or event.value)
+        except peer_actions.Abort:
             if not self.terminated:
                 self.state = old
             return
@@ -429,339 +412,3 @@ class PeerConnection:
             return
         if old is not self.state:
             self._events.append(StateChanged(old, self.state))
-
-    # The actions of RFC 6733 §5.6. "R" actions act on the responder connection: ourselves
-    # when we are it, else the connection routed to us by the registry (`other`) or held
-    # from an earlier R-Conn-CER (`_partner`).
-    def _do(
-        self,
-        action: Action,
-        now: float,
-        msg: Message | None,
-        other: PeerConnection | None,
-        data: bytes | None,
-        reason: str,
-    ) -> None:
-        r_conn = self if self.role is Role.RESPONDER else (other or self._partner)
-        if action is Action.SND_MESSAGE:
-            assert data is not None
-            self._out.append(data)
-        elif action is Action.PROCESS:
-            assert msg is not None
-            if msg.is_request:
-                self._process_request(msg, now)
-            else:
-                self._process_answer(msg)
-        elif action is Action.PROCESS_DWR or action is Action.PROCESS_DWA:
-            pass  # the watchdog already saw the message (see _on_frame)
-        elif action is Action.SND_DWA:
-            assert msg is not None
-            self._send(answer_for(msg, self.me, 2001))
-        elif action is Action.SND_DPR:
-            cause = self._disconnect_cause
-            self._send_base_request(CMD_DISCONNECT_PEER, [Avp.new("Disconnect-Cause", cause)], now)
-            self._closing_deadline = now + self.config.dpa_timeout_seconds
-            self._events.append(PeerClosing(cause, by_peer=False))
-        elif action is Action.SND_DPA:
-            assert msg is not None
-            self._send(answer_for(msg, self.me, 2001))
-            self._closing_deadline = now + self.config.dpa_timeout_seconds
-            self._events.append(PeerClosing(msg.get("Disconnect-Cause", 0), by_peer=True))
-        elif action is Action.DISC:
-            self._terminate(f"{reason}: disconnect")
-        elif action is Action.I_SND_CONN_REQ:
-            pass  # the adapter connects; it reports connection_made/connection_failed
-        elif action is Action.I_SND_CER:
-            self._cer_hbh = self._next_hbh()
-            cer = build_cer(self.config, self._cer_hbh, self._next_e2e())
-            self._pending[self._cer_hbh] = cer
-            self._send(cer)
-            self._setup_deadline = now + self.config.cer_timeout_seconds
-        elif action is Action.R_ACCEPT:
-            if r_conn is not None and r_conn is not self:
-                self._partner = r_conn
-                r_conn._adopted_by = self
-                r_conn._setup_deadline = None  # our own Wait-* timeout governs it now
-        elif action is Action.PROCESS_CER:
-            assert r_conn is not None
-            if r_conn.remote is None:  # an adopted R connection was processed on arrival
-                r_conn._process_cer(now)
-        elif action is Action.R_SND_CEA:
-            assert r_conn is not None
-            if r_conn is self:
-                self._send_cea(now, took_over_from=None)
-            else:
-                # The peer's machine moves to the R connection (election won, or our own
-                # connect failed while the peer's CER waited).
-                self._partner = None
-                r_conn._send_cea(now, took_over_from=self)
-                self._terminate(f"{reason}: the peer continues on its own connection")
-        elif action is Action.PROCESS_CEA:
-            assert msg is not None
-            self._process_cea(msg, now)
-        elif action is Action.ELECT:
-            if self._wins_election():
-                self._fire(PeerInput.WIN_ELECTION, now)
-                raise _Abort  # WIN_ELECTION already set the final state
-        elif action is Action.R_REJECT:
-            # always about the *new* connection that brought the R-Conn-CER
-            if other is not None and other is not self:
-                other._terminate("R-Reject: the peer already has a connection (RFC 6733 §5.6)")
-        elif action is Action.I_DISC:
-            if self.role is Role.INITIATOR:
-                self._terminate(f"{reason}: I-Disc")
-        elif action is Action.R_DISC:
-            target = self if self.role is Role.RESPONDER else self._partner
-            if target is not None:
-                if target is self._partner:
-                    self._partner = None
-                target._terminate(f"{reason}: R-Disc")
-        elif action is Action.CLEANUP or action is Action.ERROR:
-            held = self._partner
-            self._partner = None
-            self._terminate(reason)
-            if held is not None and not held.is_open:
-                held._terminate(f"{reason} (election abandoned)")
-        else:  # pragma: no cover - every Action is handled above
-            raise AssertionError(action)
-
-    # ---------------------------------------------------------- capabilities exchange
-    def _process_cer(self, now: float) -> None:
-        """Process-CER on this (responder) connection: allow-list, negotiation (§5.3)."""
-        cer = self._held_cer
-        assert cer is not None
-        try:
-            remote = read_capabilities(cer)
-            allowed = self.config.allowed_peers
-            if allowed and remote.origin_host.lower() not in {p.lower() for p in allowed}:
-                raise DiameterError(3010, f"unknown peer {remote.origin_host}")
-            self.applications = negotiate(self.config, remote)
-        except DiameterError as err:
-            # §5.3 / A6: the CEA carries the error; 3010 and 5010 are followed by a close.
-            extra = [] if err.e_bit else cea_avps(self.config)
-            ans = answer_for(
-                cer,
-                self.me,
-                err.result_code,
-                extra,
-                error_message=err.message or None,
-                failed=err.failed_avp,
-            )
-            self._send(ans)
-            self._protocol_error(err, answered=True)
-            self._terminate(f"CER refused with {err.result_code}: {err.message}")
-            raise _Abort from None
-        self.remote = remote
-        self.peer_host = remote.origin_host
-
-    def _send_cea(self, now: float, *, took_over_from: PeerConnection | None) -> None:
-        cer = self._held_cer
-        assert cer is not None and self.remote is not None
-        self._send(answer_for(cer, self.me, 2001, cea_avps(self.config)))
-        self._held_cer = None
-        if took_over_from is not None:
-            # Election won: this R connection carries the peer from now on (R-Open).
-            old = self.state
-            self.state = PeerState.R_OPEN
-            self._events.append(StateChanged(old, self.state))
-        self._opened(now, cer)
-        if self.registry is not None:
-            self.registry.opened(self)
-        if took_over_from is not None:
-            self._poke()
-
-    def _opened(self, now: float, their: Message) -> None:
-        self._setup_deadline = None
-        assert self.remote is not None
-        self._events.append(
-            CapabilitiesExchanged(
-                self.remote.origin_host, self.remote.origin_realm, self.applications, their
-            )
-        )
-        if self._watchdog is not None:
-            old = self._watchdog.state
-            for act in self._watchdog.connection_up(now, reopen=self._reopen):
-                if act is WatchdogAction.SEND_DWR:
-                    self._send_base_request(CMD_DEVICE_WATCHDOG, [], now)
-            self._watchdog_changed(old)
-
-    def _process_cea(self, cea: Message, now: float) -> None:
-        self._pending.pop(cea.hop_by_hop, None)
-        self._cer_hbh = None
-        code = cea.get("Result-Code")
-        if code != 2001:
-            self._terminate(f"CER rejected by the peer with Result-Code {code}")
-            raise _Abort
-        try:
-            remote = read_capabilities(cea)
-            self.applications = negotiate(self.config, remote)
-        except DiameterError as err:
-            self._protocol_error(err)
-            self._terminate(f"CEA unusable: {err}")
-            raise _Abort from None
-        self.remote = remote
-        self.peer_host = remote.origin_host
-        self._opened(now, cea)
-        if self.registry is not None:
-            self.registry.opened(self)
-
-    def _wins_election(self) -> bool:
-        """§5.6.4: compare Origin-Hosts as octets ignoring ASCII case; the higher one wins."""
-        partner = self._partner
-        theirs = partner.remote.origin_host if partner is not None and partner.remote else ""
-        return _ascii_lower(self.me.origin_host) > _ascii_lower(theirs)
-
-    # ---------------------------------------------------------- receiving
-    def _on_frame(self, frame: bytes, now: float) -> None:
-        try:
-            msg = decode_message(frame)
-        except DiameterError as err:
-            answered = self._answer_error(err)
-            self._protocol_error(err, answered=answered)
-            if err.fatal:
-                self._terminate(f"framing lost: {err}", abort=True)
-            return
-        code = msg.code
-        is_req = msg.is_request
-        state = self.state
-
-        if state is PeerState.CLOSED:
-            # Incoming-connection logic (A7): the first message must be a CER.
-            if self.role is Role.RESPONDER and code == CMD_CAPABILITIES_EXCHANGE and is_req:
-                self._on_first_cer(msg, now)
-            else:
-                self._protocol_error(None, f"first message is command {code}, not a CER")
-                self._terminate("first message is not a CER")
-            return
-
-        wd = self._watchdog
-        if wd is not None and state in _LIVE:
-            old = wd.state
-            wd.received(now, is_dwa=(code == CMD_DEVICE_WATCHDOG and not is_req))
-            self._watchdog_changed(old)
-
-        if state is PeerState.WAIT_I_CEA or state is PeerState.WAIT_RETURNS:
-            if code == CMD_CAPABILITIES_EXCHANGE and not is_req and msg.hop_by_hop == self._cer_hbh:
-                self._fire(PeerInput.I_RCV_CEA, now, msg)
-            elif state is PeerState.WAIT_I_CEA:
-                self._fire(
-                    PeerInput.I_RCV_NON_CEA, now, msg, reason="non-CEA while waiting for CEA"
-                )
-            else:
-                self._protocol_error(None, f"command {code} while waiting for the CEA")
-                self._terminate("unexpected message during election")
-            return
-
-        if is_req:
-            if self.config.validate_requests or code in _BASE or msg.app_id == APP_COMMON:
-                try:
-                    check_request(msg)  # RFC 6733 §7: 3001/3007/3008/3009/5001/5004/5005/...
-                except DiameterError as err:
-                    self._protocol_error(err, answered=self._answer_error(err))
-                    return
-            if code == CMD_DEVICE_WATCHDOG:
-                event = PeerInput.RCV_DWR
-            elif code == CMD_DISCONNECT_PEER:
-                event = PeerInput.RCV_DPR
-            elif code == CMD_CAPABILITIES_EXCHANGE:
-                # A second CER on an open connection: not a new connection, so not R-Conn-CER.
-                again = DiameterError(5012, "CER on an already open connection")
-                self._protocol_error(again, answered=self._answer_error_for(msg, again))
-                return
-            else:
-                event = PeerInput.RCV_MESSAGE
-        else:
-            if msg.hop_by_hop not in self._pending:
-                # A2: drop any answer with an unknown Hop-by-Hop.
-                self.answers_dropped += 1
-                self._protocol_error(None, f"answer {code} with unknown Hop-by-Hop dropped")
-                return
-            if code == CMD_DEVICE_WATCHDOG:
-                self._pending.pop(msg.hop_by_hop, None)
-                event = PeerInput.RCV_DWA
-            elif code == CMD_DISCONNECT_PEER:
-                self._pending.pop(msg.hop_by_hop, None)
-                event = PeerInput.RCV_DPA
-            else:
-                event = PeerInput.RCV_MESSAGE
-        try:
-            self._fire(event, now, msg, reason=event.value)
-        except InvalidTransition as exc:
-            self._protocol_error(None, str(exc))
-            if is_req:
-                self._answer_error_for(msg, DiameterError(5012, str(exc)))
-
-    def _answer_error_for(self, msg: Message, err: DiameterError) -> bool:
-        self._send(error_answer(msg, self.me, err.result_code, error_message=err.message or None))
-        return True
-
-    def _on_first_cer(self, cer: Message, now: float) -> None:
-        try:
-            check_request(cer)
-        except DiameterError as err:
-            self._protocol_error(err, answered=self._answer_error(err))
-            self._terminate(f"invalid CER: {err}")
-            return
-        self._held_cer = cer
-        host = cer.get("Origin-Host", "")
-        owner = self.registry.owner(host) if self.registry is not None else None
-        if owner is None or owner is self or owner.terminated:
-            self._fire(PeerInput.R_CONN_CER, now, cer, reason="R-Conn-CER")
-        else:
-            # RFC 6733 §5.6: R-Conn-CER belongs to the peer's state machine, which already
-            # lives in another connection (an initiator in Wait-*, or an open one).
-            try:
-                self._process_cer(now)  # allow-list and negotiation apply to this connection
-            except _Abort:
-                return
-            try:
-                owner._fire(PeerInput.R_CONN_CER, now, cer, other=self, reason="R-Conn-CER")
-            except InvalidTransition as exc:
-                self._terminate(f"R-Conn-CER not allowed now: {exc}")
-            owner._poke()
-
-    def _process_request(self, msg: Message, now: float) -> None:
-        app = msg.app_id
-        if (
-            app != APP_COMMON
-            and app not in self.applications
-            and APP_RELAY not in self.applications
-        ):
-            # 3007: the application was not advertised/negotiated with this peer (§7.1.3).
-            self._send(
-                error_answer(
-                    msg,
-                    self.me,
-                    3007,
-                    error_message=f"application {app} not negotiated with this peer",
-                )
-            )
-            return
-        host = msg.get("Origin-Host", "")
-        key = DuplicateCache.key(host if isinstance(host, str) else "", msg.end_to_end)
-        hit = self._dups.lookup(key, now)
-        if hit is Lookup.PENDING:
-            self.duplicates_dropped += 1  # the original's answer is on its way
-            return
-        if hit is not Lookup.MISS:
-            assert isinstance(hit, bytes)
-            self.duplicates_answered += 1
-            self._out.append(patch_hop_by_hop(hit, msg.hop_by_hop))
-            return
-        if len(self._inflight) >= self.config.max_inflight or msg.hop_by_hop in self._inflight:
-            self.too_busy += 1
-            self._send(
-                error_answer(msg, self.me, 3004, error_message="too many requests in flight")
-            )
-            return
-        self._dups.begin(key, now)
-        self._inflight[msg.hop_by_hop] = key
-        self._events.append(RequestReceived(msg, now))
-
-    def _process_answer(self, msg: Message) -> None:
-        req = self._pending.pop(msg.hop_by_hop, None)
-        self._events.append(AnswerReceived(msg, req))
-
-
-def _ascii_lower(s: str) -> bytes:
-    return s.encode("utf-8", "surrogateescape").lower()

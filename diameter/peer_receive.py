@@ -1,0 +1,184 @@
+"""Receiving for a PeerConnection: classify each frame and feed the transition table.
+
+Friend module of :mod:`diameter.peer` (reads and sets the connection's private state).
+Incoming-connection logic (facts A7: the first message must be a CER), base-request
+validation, unknown Hop-by-Hop answers (dropped), 3007 for applications not negotiated,
+duplicate detection and the in-flight limit (3004) live here.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from diameter import peer_actions
+from diameter.answers import error_answer, patch_hop_by_hop
+from diameter.constants import (
+    APP_COMMON,
+    APP_RELAY,
+    CMD_CAPABILITIES_EXCHANGE,
+    CMD_DEVICE_WATCHDOG,
+    CMD_DISCONNECT_PEER,
+)
+from diameter.duplicates import DuplicateCache, Lookup
+from diameter.errors import DiameterError
+from diameter.message import Message, decode_message
+from diameter.peer_config import Role
+from diameter.peer_events import AnswerReceived, RequestReceived
+from diameter.peer_states import OPEN_STATES, InvalidTransition, PeerInput, PeerState
+from diameter.validate import check_request
+
+if TYPE_CHECKING:
+    from diameter.peer import PeerConnection
+
+__all__ = ["on_frame", "process_request", "process_answer"]
+
+_BASE = (CMD_CAPABILITIES_EXCHANGE, CMD_DEVICE_WATCHDOG, CMD_DISCONNECT_PEER)
+_LIVE = OPEN_STATES | {PeerState.CLOSING}
+
+
+def on_frame(conn: PeerConnection, frame: bytes, now: float) -> None:
+    try:
+        msg = decode_message(frame)
+    except DiameterError as err:
+        answered = conn._answer_error(err)
+        conn._protocol_error(err, answered=answered)
+        if err.fatal:
+            conn._terminate(f"framing lost: {err}", abort=True)
+        return
+    code = msg.code
+    is_req = msg.is_request
+    state = conn.state
+
+    if state is PeerState.CLOSED:
+        # Incoming-connection logic (A7): the first message must be a CER.
+        if conn.role is Role.RESPONDER and code == CMD_CAPABILITIES_EXCHANGE and is_req:
+            on_first_cer(conn, msg, now)
+        else:
+            conn._protocol_error(None, f"first message is command {code}, not a CER")
+            conn._terminate("first message is not a CER")
+        return
+
+    wd = conn._watchdog
+    if wd is not None and state in _LIVE:
+        old = wd.state
+        wd.received(now, is_dwa=(code == CMD_DEVICE_WATCHDOG and not is_req))
+        conn._watchdog_changed(old)
+
+    if state is PeerState.WAIT_I_CEA or state is PeerState.WAIT_RETURNS:
+        if code == CMD_CAPABILITIES_EXCHANGE and not is_req and msg.hop_by_hop == conn._cer_hbh:
+            conn._fire(PeerInput.I_RCV_CEA, now, msg)
+        elif state is PeerState.WAIT_I_CEA:
+            conn._fire(PeerInput.I_RCV_NON_CEA, now, msg, reason="non-CEA while waiting for CEA")
+        else:
+            conn._protocol_error(None, f"command {code} while waiting for the CEA")
+            conn._terminate("unexpected message during election")
+        return
+
+    if is_req:
+        if conn.config.validate_requests or code in _BASE or msg.app_id == APP_COMMON:
+            try:
+                check_request(msg)  # RFC 6733 §7: 3001/3007/3008/3009/5001/5004/5005/...
+            except DiameterError as err:
+                conn._protocol_error(err, answered=conn._answer_error(err))
+                return
+        if code == CMD_DEVICE_WATCHDOG:
+            event = PeerInput.RCV_DWR
+        elif code == CMD_DISCONNECT_PEER:
+            event = PeerInput.RCV_DPR
+        elif code == CMD_CAPABILITIES_EXCHANGE:
+            # A second CER on an open connection: not a new connection, so not R-Conn-CER.
+            again = DiameterError(5012, "CER on an already open connection")
+            conn._protocol_error(again, answered=answer_error_for(conn, msg, again))
+            return
+        else:
+            event = PeerInput.RCV_MESSAGE
+    else:
+        if msg.hop_by_hop not in conn._pending:
+            # A2: drop any answer with an unknown Hop-by-Hop.
+            conn.answers_dropped += 1
+            conn._protocol_error(None, f"answer {code} with unknown Hop-by-Hop dropped")
+            return
+        if code == CMD_DEVICE_WATCHDOG:
+            conn._pending.pop(msg.hop_by_hop, None)
+            event = PeerInput.RCV_DWA
+        elif code == CMD_DISCONNECT_PEER:
+            conn._pending.pop(msg.hop_by_hop, None)
+            event = PeerInput.RCV_DPA
+        else:
+            event = PeerInput.RCV_MESSAGE
+    try:
+        conn._fire(event, now, msg, reason=event.value)
+    except InvalidTransition as exc:
+        conn._protocol_error(None, str(exc))
+        if is_req:
+            answer_error_for(conn, msg, DiameterError(5012, str(exc)))
+
+
+def answer_error_for(conn: PeerConnection, msg: Message, err: DiameterError) -> bool:
+    conn._send(error_answer(msg, conn.me, err.result_code, error_message=err.message or None))
+    return True
+
+
+def on_first_cer(conn: PeerConnection, cer: Message, now: float) -> None:
+    try:
+        check_request(cer)
+    except DiameterError as err:
+        conn._protocol_error(err, answered=conn._answer_error(err))
+        conn._terminate(f"invalid CER: {err}")
+        return
+    conn._held_cer = cer
+    host = cer.get("Origin-Host", "")
+    owner = conn.registry.owner(host) if conn.registry is not None else None
+    if owner is None or owner is conn or owner.terminated:
+        conn._fire(PeerInput.R_CONN_CER, now, cer, reason="R-Conn-CER")
+    else:
+        # RFC 6733 §5.6: R-Conn-CER belongs to the peer's state machine, which already
+        # lives in another connection (an initiator in Wait-*, or an open one).
+        try:
+            # allow-list and negotiation apply to this connection
+            peer_actions.process_cer(conn, now)
+        except peer_actions.Abort:
+            return
+        try:
+            owner._fire(PeerInput.R_CONN_CER, now, cer, other=conn, reason="R-Conn-CER")
+        except InvalidTransition as exc:
+            conn._terminate(f"R-Conn-CER not allowed now: {exc}")
+        owner._poke()
+
+
+def process_request(conn: PeerConnection, msg: Message, now: float) -> None:
+    app = msg.app_id
+    if app != APP_COMMON and app not in conn.applications and APP_RELAY not in conn.applications:
+        # 3007: the application was not advertised/negotiated with this peer (§7.1.3).
+        conn._send(
+            error_answer(
+                msg,
+                conn.me,
+                3007,
+                error_message=f"application {app} not negotiated with this peer",
+            )
+        )
+        return
+    host = msg.get("Origin-Host", "")
+    key = DuplicateCache.key(host if isinstance(host, str) else "", msg.end_to_end)
+    hit = conn._dups.lookup(key, now)
+    if hit is Lookup.PENDING:
+        conn.duplicates_dropped += 1  # the original's answer is on its way
+        return
+    if hit is not Lookup.MISS:
+        assert isinstance(hit, bytes)
+        conn.duplicates_answered += 1
+        conn._out.append(patch_hop_by_hop(hit, msg.hop_by_hop))
+        return
+    if len(conn._inflight) >= conn.config.max_inflight or msg.hop_by_hop in conn._inflight:
+        conn.too_busy += 1
+        conn._send(error_answer(msg, conn.me, 3004, error_message="too many requests in flight"))
+        return
+    conn._dups.begin(key, now)
+    conn._inflight[msg.hop_by_hop] = key
+    conn._events.append(RequestReceived(msg, now))
+
+
+def process_answer(conn: PeerConnection, msg: Message) -> None:
+    req = conn._pending.pop(msg.hop_by_hop, None)
+    conn._events.append(AnswerReceived(msg, req))
