@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
+import threading
+import time
 
 from diameter.message.avp import Avp
 from diameter.message.avp.grouped import (
@@ -176,8 +179,12 @@ def main() -> None:
                 ans = acct.send_request(build_acr(step), timeout=15)
             out.append(summary(ans))
     finally:
-        node.stop()
-    print(json.dumps(out))
+        print(json.dumps(out), flush=True)
+        # node.stop() sends DPR at once but then joins its threads for ~10 s: let the DPR/DPA
+        # exchange finish and leave without waiting for the joins.
+        threading.Thread(target=node.stop, kwargs={"wait_timeout": 3}, daemon=True).start()
+        time.sleep(1.2)
+        os._exit(0)
 
 
 if __name__ == "__main__":
