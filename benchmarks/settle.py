@@ -1,0 +1,144 @@
+"""Settlement throughput: settle N generated journal records vs merely reading them.
+
+    python -m benchmarks.settle [--records N] [--repeat R] [--dir DIR] [--keep]
+
+Generates N records of mixed demo traffic (settlement/generate.py, config/partners.toml) into
+a journal once (reused when ``--dir`` already holds N records), then, in the same run:
+
+* baseline: read and unpack the whole journal with ``JournalReader.chunks()`` (the journal's
+  own fast path: bulk CRC check + one msgpack pass per segment);
+* value: a full ``settle`` run of period 2026-11 (aggregation + invoices + files) in a child
+  process per repetition, so its peak RSS is its own.
+
+Prints one JSON line; medians of ``--repeat`` runs. Target (issue 6): >= 1,000,000 records/s
+and >= 50 % of the baseline rate. ``ext`` tells whether the compiled aggregator ran.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PARTNERS = ROOT / "config" / "partners.toml"
+
+
+def _count_file(d: Path) -> Path:
+    return d / "bench-records.txt"
+
+
+def generate(d: Path, n: int) -> float:
+    """Fill *d* with *n* records unless it already holds exactly that; return seconds spent."""
+    from settlement.currency import Period
+    from settlement.generate import TrafficGenerator, write_journal
+
+    cf = _count_file(d)
+    if cf.exists() and cf.read_text().strip() == str(n):
+        return 0.0
+    if d.exists():
+        shutil.rmtree(d)
+    t = time.perf_counter()
+    write_journal(str(d / "journal"), TrafficGenerator(Period(2026, 11), seed=42).records(n))
+    cf.write_text(str(n))
+    return time.perf_counter() - t
+
+
+def read_baseline(journal: Path) -> tuple[float, int]:
+    from charging.journal import JournalReader
+
+    t = time.perf_counter()
+    n = 0
+    for chunk in JournalReader(journal).chunks():
+        n += len(chunk.records)
+    return time.perf_counter() - t, n
+
+
+def child_settle(journal: Path, work: Path) -> None:
+    """One settle run (in a child process); prints its JSON measurements."""
+    import resource
+
+    from settlement import fastagg
+    from settlement.config import load_config
+    from settlement.currency import Period
+    from settlement.run import settle
+    from settlement.source import JournalSource
+
+    cfg = load_config(PARTNERS)
+    source = JournalSource(journal)
+    t = time.perf_counter()
+    report = settle(cfg, source, data_dir=work, period=Period(2026, 11), out_dir=work / "out")
+    dt = time.perf_counter() - t
+    rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"seconds": dt, "records": report.records_read, "fast": source.fast,
+                      "ext": fastagg.available(), "problems": len(report.problems),
+                      "peak_rss_mb": round(rss_kb / 1024, 1)}))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--records", type=int, default=300_000)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--dir", default=None, help="journal dir to (re)use; default a temp dir")
+    ap.add_argument("--keep", action="store_true", help="keep the generated journal")
+    ap.add_argument("--child-settle", nargs=2, metavar=("JOURNAL", "WORK"), help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.child_settle:
+        child_settle(Path(args.child_settle[0]), Path(args.child_settle[1]))
+        return 0
+
+    base = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="icx-bench-settle-"))
+    try:
+        gen_s = generate(base, args.records)
+        journal = base / "journal"
+        read_s: list[float] = []
+        settle_s: list[float] = []
+        rss: list[float] = []
+        child: dict = {}
+        for _ in range(max(1, args.repeat)):
+            dt, n = read_baseline(journal)
+            assert n == args.records, (n, args.records)
+            read_s.append(dt)
+            work = Path(tempfile.mkdtemp(prefix="icx-bench-settle-work-"))
+            try:
+                out = subprocess.run(
+                    [sys.executable, "-m", "benchmarks.settle", "--child-settle", str(journal),
+                     str(work)], check=True, capture_output=True, text=True, cwd=ROOT,
+                    env=os.environ.copy())
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+            child = json.loads(out.stdout.strip().splitlines()[-1])
+            assert child["records"] == args.records and child["problems"] == 0, child
+            settle_s.append(child["seconds"])
+            rss.append(child["peak_rss_mb"])
+        value = args.records / statistics.median(settle_s)
+        baseline = args.records / statistics.median(read_s)
+        result = {
+            "bench": "settle", "unit": "records/s", "value": round(value),
+            "baseline": {"name": "journal read+unpack (JournalReader.chunks)",
+                         "value": round(baseline)},
+            "ratio": round(value / baseline, 3), "ext": bool(child["ext"] and child["fast"]),
+            "records": args.records, "repeat": len(settle_s),
+            "settle_seconds": [round(s, 3) for s in settle_s],
+            "read_seconds": [round(s, 3) for s in read_s],
+            "peak_rss_mb": max(rss), "generate_seconds": round(gen_s, 1),
+            "target": {"value": 1_000_000, "ratio": 0.5},
+            "meets_target": value >= 1_000_000 and value / baseline >= 0.5,
+            "loadavg": [round(x, 2) for x in os.getloadavg()], "cpus": os.cpu_count(),
+        }
+        print(json.dumps(result))
+    finally:
+        if not args.dir and not args.keep:
+            shutil.rmtree(base, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
