@@ -65,9 +65,10 @@ def service_config(settings: Settings) -> ServiceConfig:
         deck=ro.deck,
         default_quota={UnitKind.TIME: ro.default_time_quota,
                        UnitKind.OCTETS: ro.default_octet_quota,
-                       UnitKind.EVENTS: ro.default_event_quota},
+                       UnitKind.EVENTS: ro.default_event_quota,
+                       UnitKind.MONEY: 1_000_000},  # CC-Money RSU left empty: 1.00
         max_quota={UnitKind.TIME: ro.max_time_quota, UnitKind.OCTETS: ro.max_octet_quota,
-                   UnitKind.EVENTS: ro.max_event_quota},
+                   UnitKind.EVENTS: ro.max_event_quota, UnitKind.MONEY: 100_000_000},
         validity_time=ro.validity_time,
         tcc=ro.tcc_seconds,
         quota_holding_time=ro.quota_holding_time or None,
