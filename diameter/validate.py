@@ -6,7 +6,10 @@ into the error answer (Result-Code, Failed-AVP, E bit). Checks, in order:
 1. header bits (§3): E on a request, R clear, P on a non-proxiable command -> 3008 (E bit)
 2. command code unknown -> 3001 (E bit); known code, unknown application -> 3007 (E bit)
 3. for every AVP, depth first in wire order (Grouped members against the group's grammar):
-   reserved AVP flag bits, V with Vendor-Id 0, M on a must-not-M AVP -> 3009 (E bit);
+   reserved AVP flag bits, V with Vendor-Id 0 -> 3009 (E bit); M set on an AVP whose rule
+   says it must not be (Product-Name, Error-Message, ...) -> 3009 only with ``strict=True``:
+   python-diameter and other stacks send Product-Name with M set, and refusing their CER
+   would break interop for no gain (RFC 6733 §1.1 robustness);
    unknown AVP with M set -> 5001 (unknown without M: kept and ignored, §4.1);
    AVP not allowed by the grammar -> 5008; more than allowed -> 5009 (the first one over);
    undecodable value (bad UTF-8, bad Address, enum out of range) -> 5004;
@@ -35,8 +38,9 @@ _AUTH_APP = (258, 0)
 _ACCT_APP = (259, 0)
 
 
-def check_request(msg: Message) -> None:
-    """Validate a received request; raises DiameterError (see the module doc for the codes)."""
+def check_request(msg: Message, *, strict: bool = False) -> None:
+    """Validate a received request; raises DiameterError (see the module doc for the codes).
+    ``strict`` also refuses M on must-not-M AVPs (3009)."""
     hdr = msg.header
     if msg.version != 1:
         raise DiameterError(5011, f"version {msg.version}", header=hdr, partial=msg)
@@ -54,22 +58,22 @@ def check_request(msg: Message) -> None:
     if msg.flags & FLAG_P and not cmd.proxiable:
         raise DiameterError(3008, f"P bit set on {cmd.request_abbrev}", header=hdr, partial=msg)
     try:
-        check_avps(msg.avps, cmd.request)
+        check_avps(msg.avps, cmd.request, strict=strict)
     except DiameterError as exc:
         exc.header = hdr
         exc.partial = msg
         raise
 
 
-def check_answer(msg: Message) -> None:
+def check_answer(msg: Message, *, strict: bool = False) -> None:
     """Validate a received answer: AVP rules always; the grammar unless the E bit is set
     (E-bit answers follow the generic grammar, §7.2). Raises DiameterError."""
     cmd = dictionary.command(msg.code, msg.app_id)
     grammar = cmd.answer if cmd is not None and not msg.flags & FLAG_E else _ANY
-    check_avps(msg.avps, grammar)
+    check_avps(msg.avps, grammar, strict=strict)
 
 
-def check_avps(avps: list[Avp], grammar: Grammar) -> None:
+def check_avps(avps: list[Avp], grammar: Grammar, *, strict: bool = False) -> None:
     """Check a run of AVPs (a message body or a Grouped payload) against ``grammar``."""
     counts: dict[tuple[int, int], int] = {}
     by_key = grammar.by_key
@@ -85,7 +89,7 @@ def check_avps(avps: list[Avp], grammar: Grammar) -> None:
                     5001, f"unsupported AVP {a.code}/{a.vendor} with M bit", failed_avp=a.encode()
                 )
             continue  # unknown, not mandatory: kept and ignored (§4.1)
-        if d.m_rule == MRule.MUST_NOT and flags & 0x40:
+        if strict and d.m_rule == MRule.MUST_NOT and flags & 0x40:
             raise DiameterError(3009, f"M bit set on {d.name}", failed_avp=a.encode())
         rule = by_key.get(key)
         if rule is None:
@@ -101,7 +105,7 @@ def check_avps(avps: list[Avp], grammar: Grammar) -> None:
         v = a.value  # raises 5004/5014 for undecodable payloads
         t = d.type
         if t == _GROUPED:
-            check_avps(v, d.grammar or _ANY)
+            check_avps(v, d.grammar or _ANY, strict=strict)
             if key == _VSAI:
                 _check_vsai(v)
         elif t == _ENUMERATED:

@@ -27,6 +27,7 @@ __all__ = [
     "command",
     "command_known",
     "enum_name",
+    "enum_value",
     "TYPES",
     "AVPS",
     "COMMANDS",
@@ -181,3 +182,12 @@ def enum_name(code: int, vendor: int, value: int) -> str | None:
 
 
 GROUPED = int(AvpType.GROUPED)
+
+
+def enum_value(name: str, label: str) -> int:
+    """The numeric value of an Enumerated AVP's symbolic name, e.g.
+    ``enum_value("CC-Request-Type", "UPDATE_REQUEST") == 2``; KeyError when unknown."""
+    for v, lab in BY_NAME[name].enum.items():
+        if lab == label:
+            return v
+    raise KeyError(f"{name}: no value named {label}")

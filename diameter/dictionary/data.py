@@ -179,7 +179,7 @@ AVPS = """
 847   10415 GGSN-Address                  Address         M
 848   10415 Served-Party-IP-Address       Address         M
 850   10415 Application-Server-Information Grouped        M
-853   10415 Trunk-Group-Id                Grouped         M
+851   10415 Trunk-Group-Id                Grouped         M
 854   10415 Bearer-Service                OctetString     M
 855   10415 Service-Id                    UTF8String      M
 861   10415 Cause-Code                    Integer32       M
@@ -284,11 +284,11 @@ AVPS = """
 1252  10415 PoC-User-Role                 Grouped         M
 2023  10415 Carrier-Select-Routing-Information UTF8String M
 2024  10415 Number-Portability-Routing-Information UTF8String M
-2030  10415 Refund-Information            OctetString     M
+2022  10415 Refund-Information            OctetString     M
 2033  10415 Subscriber-Role               Enumerated      M
 3401  10415 Reason-Header                 UTF8String      M
-1232  10415 Charging-Rule-Base-Name       UTF8String      M
-1242  10415 Charged-Party                 UTF8String      M
+1004  10415 Charging-Rule-Base-Name       UTF8String      M
+857   10415 Charged-Party                 UTF8String      M
 1279  10415 User-Participating-Type       Enumerated      M
 # QoS-Information and friends used by PS-Information / MSCC (TS 29.212)
 1016  10415 QoS-Information               Grouped         M
@@ -305,11 +305,11 @@ AVPS = """
 1048  10415 Pre-emption-Vulnerability     Enumerated      m
 1032  10415 RAT-Type                      Enumerated      m
 1000  10415 Bearer-Usage                  Enumerated      M
-1066  10415 Bearer-Identifier             OctetString     M
+1020  10415 Bearer-Identifier             OctetString     M
 1027  10415 IP-CAN-Type                   Enumerated      M
 1276  10415 AF-Correlation-Information    Grouped         M
 1005  10415 Charging-Rule-Name            OctetString     M
-3436  10415 Related-Trigger               Grouped         M
+3926  10415 Related-Trigger               Grouped         M
 2055  10415 AoC-Request-Type              Enumerated      M
 """
 

@@ -82,8 +82,12 @@ def test_reserved_avp_flag_bits_3009(flags: int) -> None:
     assert (e.result_code, e.e_bit, e.failed_avp) == (3009, True, bad.encode())
 
 
-def test_m_bit_on_must_not_avp_3009() -> None:
-    assert _err(_ccr(Avp.new("Error-Message", "x", flags=0x40))).result_code == 3009
+def test_m_bit_on_must_not_avp_is_3009_only_when_strict() -> None:
+    m = _ccr(Avp.new("Error-Message", "x", flags=0x40))
+    check_request(m)  # python-diameter sends Product-Name with M: accepted by default
+    with pytest.raises(DiameterError) as ei:
+        check_request(m, strict=True)
+    assert ei.value.result_code == 3009 and ei.value.e_bit
 
 
 def test_3gpp_29061_avps_accept_m_either_way() -> None:
