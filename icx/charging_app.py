@@ -186,30 +186,6 @@ async def _supervise(service: ChargingService, interval: float) -> None:
             log.exception("supervision_failed")
 
 
-def peer_config(settings: Settings) -> Any:
-    """The Diameter PeerConfig for `icx serve` from [diameter] (Ro auth 4 + Rf acct 3)."""
-    from diameter.peer_config import PeerConfig
-
-    d = settings.diameter
-    return PeerConfig(
-        origin_host=d.origin_host, origin_realm=d.origin_realm,
-        host_ip_addresses=(d.listen_host if d.listen_host not in ("", "0.0.0.0", "::")
-                           else "127.0.0.1",),
-        vendor_id=d.vendor_id, product_name=d.product_name,
-        origin_state_id=int(time.time()),  # RFC 6733 §8.16: new value per restart
-        allowed_peers=d.allowed_peers, watchdog_seconds=d.watchdog_seconds,
-        cer_timeout_seconds=d.cer_timeout_seconds, max_message_size=d.max_message_size,
-        max_inflight=d.max_inflight_per_peer, duplicate_cache_seconds=d.duplicate_cache_seconds,
-    )
-
-
-async def send_server_request(peer: Any, code: int, app: int, avps: list[Any]) -> Any:
-    """How the agent sends RAR/ASR: on the peer connection that carries the session."""
-    from diameter.message import Message
-
-    return await peer.request(Message.request(code, app, avps, proxiable=True), timeout=10.0)
-
-
 @dataclass
 class RunningServer:
     """`icx serve` minus the signal handling: the Diameter listener and the charging app."""
@@ -229,16 +205,19 @@ class RunningServer:
 async def start_server(settings: Settings, data_dir: Path, *, port: int | None = None,
                        admin_port: int | None = None,
                        store_url: str | None = None) -> RunningServer:
-    """Build the charging stack and listen for Diameter with the Ro/Rf agent as handler."""
-    from diameter.adapter import DiameterServer
+    """Like ``icx.wiring.start`` but with explicit ports (0 = ephemeral) and an optional Redis
+    store URL: what the e2e tests and benchmarks/ro.py run."""
+    import dataclasses
+
+    from icx import wiring
 
     charging = await build_charging(settings, data_dir, admin_port=admin_port,
                                     store_url=store_url)
-    charging.agent.sender = send_server_request
-    server = DiameterServer(peer_config(settings), charging.agent.handle,
-                            host=settings.diameter.listen_host,
-                            port=settings.diameter.listen_port if port is None else port,
-                            transport=settings.diameter.transport)
+    charging.agent.sender = wiring.send_server_request
+    if port is not None:
+        settings = dataclasses.replace(
+            settings, diameter=dataclasses.replace(settings.diameter, listen_port=port))
+    server = wiring.build_server(settings, charging.agent.handle)
     try:
         await server.start()
     except BaseException:
