@@ -1,0 +1,81 @@
+"""Admin HTTP + CLI against the running server: /healthz, /metrics, balance show/topup (with a
+RAR to the open session), sessions list/kill (ASR to the client, reservation released)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.request
+
+from click.testing import CliRunner
+
+from diameter.message import Message
+from icx.cli import main as cli
+from icx.diameter_client import A, ClientPeer, connect, mscc, voice_info
+from tests.e2e.conftest import Server
+
+
+def _get(url: str) -> tuple[int, str]:
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        return resp.status, resp.read().decode()
+
+
+def _ccr_i(peer: ClientPeer, sid: str) -> Message:
+    return Message.request(272, 4, [
+        A("Session-Id", sid), A("Origin-Host", peer.origin_host), A("Origin-Realm", "icx.test"),
+        A("Destination-Realm", "icx.local"), A("Auth-Application-Id", 4),
+        A("Service-Context-Id", "32260@3gpp.org"), A("CC-Request-Type", 1),
+        A("CC-Request-Number", 0),
+        A("Subscription-Id", [A("Subscription-Id-Type", 0),
+                              A("Subscription-Id-Data", "41790000005")]),
+        A("Multiple-Services-Indicator", 1), mscc(100, rsu=("CC-Time", 300)),
+        voice_info("41790000005", "41791234567")], proxiable=True)
+
+
+def test_admin_api_and_cli(server: Server) -> None:
+    runner = CliRunner()
+    admin = ["--admin", server.admin_url]
+    sid = "adm.icx.test;1;1"
+    done = asyncio.Event()
+
+    async def hold_session() -> dict:
+        peer = await connect("127.0.0.1", server.port, origin_host="adm.icx.test")
+        cca = await peer.request(_ccr_i(peer, sid))
+        assert cca.get("Result-Code") == 2001
+        await asyncio.get_running_loop().run_in_executor(None, cli_steps)
+        await peer.close()
+        done.set()
+        return dict(peer.server_requests)
+
+    seen: dict = {}
+
+    def cli_steps() -> None:
+        status, body = _get(server.admin_url + "/healthz")
+        assert status == 200 and json.loads(body)["sessions"] == 1
+        res = runner.invoke(cli, ["balance", "show", "41790000005", "--json", *admin])
+        assert res.exit_code == 0, res.output
+        view = json.loads(res.output)
+        assert view["balances"][0] == {
+            "id": "EUR", "kind": "money", "currency": "EUR", "amount": "50.00",
+            "reserved": "0.60", "available": "49.40", "credit_limit": "0.00"}
+        res = runner.invoke(cli, ["balance", "topup", "41790000005", "10.00", "--json", *admin])
+        assert res.exit_code == 0, res.output
+        out = json.loads(res.output)
+        assert out["balances"][0]["amount"] == "60.00"
+        assert out["reauth"] == {sid: 2001}  # RAR answered by the client
+        res = runner.invoke(cli, ["sessions", "list", "--json", *admin])
+        assert json.loads(res.output)["sessions"][0]["session_id"] == sid
+        res = runner.invoke(cli, ["sessions", "kill", sid, "--json", *admin])
+        assert res.exit_code == 0 and json.loads(res.output)["asa_result_code"] == 2001
+        res = runner.invoke(cli, ["balance", "show", "41790000005", "--json", *admin])
+        assert json.loads(res.output)["balances"][0]["reserved"] == "0.00"
+        status, metrics = _get(server.admin_url + "/metrics")
+        assert 'icx_diameter_requests_total{command="CCR",result_code="2001"} 1' in metrics
+        assert "icx_diameter_request_seconds_bucket" in metrics
+        assert "icx_active_sessions 0" in metrics and "icx_journal_lag_bytes" in metrics
+        # bad input -> exit 2
+        assert runner.invoke(cli, ["balance", "topup", "41790000005", "abc", *admin]).exit_code == 2
+        assert runner.invoke(cli, ["balance", "show", "nobody", *admin]).exit_code == 2
+
+    seen = asyncio.run(hold_session())
+    assert seen == {258: 1, 274: 1}
