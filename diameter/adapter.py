@@ -181,6 +181,9 @@ class PeerProtocol(asyncio.Protocol):
         self._transmit()
         try:
             return await asyncio.wait_for(fut, timeout)
+        except BaseException:
+            conn.cancel_request(hbh)
+            raise
         finally:
             self._waiters.pop(hbh, None)
 
@@ -316,6 +319,9 @@ class PeerProtocol(asyncio.Protocol):
         assert conn is not None
         try:
             answer = await handler(request, self)
+        except asyncio.CancelledError:
+            conn.abandon_request(request.hop_by_hop)  # never answered: not a pending duplicate
+            raise
         except Exception:
             log.exception("diameter.handler_failed", peer=self.peer_host, command=request.code)
             answer = error_answer(
@@ -367,8 +373,9 @@ class DiameterServer:
             config.duplicate_cache_seconds, config.duplicate_cache_entries
         )
         self.registry = PeerRegistry()
-        self.connections: set[PeerProtocol] = set()
+        self.connections: set[PeerProtocol] = set()  # open (CER/CEA done)
         self.peers: dict[str, PeerProtocol] = {}
+        self._accepted: set[PeerProtocol] = set()  # every live transport, open or not
         self._server: asyncio.AbstractServer | None = None
 
     async def start(self) -> None:
@@ -389,7 +396,7 @@ class DiameterServer:
         log.info("diameter.listening", host=self.host, port=self.port, transport=self.transport)
 
     def _protocol(self) -> PeerProtocol:
-        return PeerProtocol(
+        proto = PeerProtocol(
             self.config,
             Role.RESPONDER,
             self.handler,
@@ -398,6 +405,8 @@ class DiameterServer:
             on_open=self._opened,
             on_close=self._closed,
         )
+        self._accepted.add(proto)
+        return proto
 
     def _opened(self, proto: PeerProtocol) -> None:
         self.connections.add(proto)
@@ -405,6 +414,7 @@ class DiameterServer:
             self.peers[proto.peer_host] = proto
 
     def _closed(self, proto: PeerProtocol) -> None:
+        self._accepted.discard(proto)
         self.connections.discard(proto)
         host = proto.peer_host
         if host and self.peers.get(host) is proto:
@@ -418,9 +428,9 @@ class DiameterServer:
         """Stop listening, send DPR to every open peer, wait for them to close (or abort)."""
         if self._server is not None:
             self._server.close()
-        protos = list(self.connections)
+        protos = list(self._accepted)
         for proto in protos:
-            proto.close(cause)
+            proto.close(cause)  # DPR when open; a connection still before CER just closes
         if protos:
             waits = [asyncio.shield(p.closed) for p in protos]
             _done, pending = await asyncio.wait(waits, timeout=timeout)

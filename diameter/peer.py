@@ -306,10 +306,16 @@ class PeerConnection:
         return True
 
     def abandon_request(self, hop_by_hop: int) -> None:
-        """Forget a request that will never be answered (handler gave up)."""
+        """Forget a received request that will never be answered (its handler was cancelled),
+        so a retransmission is processed instead of being dropped as a pending duplicate."""
         key = self._inflight.pop(hop_by_hop, None)
         if key is not None:
             self._dups.abandon(key)
+
+    def cancel_request(self, hop_by_hop: int) -> None:
+        """Stop waiting for the answer to one of our requests (Tx expired); a late answer is
+        then dropped like any answer with an unknown Hop-by-Hop."""
+        self._pending.pop(hop_by_hop, None)
 
     # ------------------------------------------------------------------ internals
     def _take_events(self) -> list[Event]:

@@ -36,6 +36,7 @@ class RemoteCapabilities:
     supported_vendor_ids: frozenset[int]
     origin_state_id: int
     product_name: str
+    inband_security_ids: frozenset[int] = frozenset()
 
 
 def read_capabilities(msg: Message) -> RemoteCapabilities:
@@ -72,11 +73,16 @@ def read_capabilities(msg: Message) -> RemoteCapabilities:
         supported_vendor_ids=svids,
         origin_state_id=msg.get("Origin-State-Id", 0) or 0,
         product_name=msg.get("Product-Name", "") or "",
+        inband_security_ids=frozenset(a.value for a in msg.find_all("Inband-Security-Id")),
     )
 
 
 def negotiate(config: PeerConfig, remote: RemoteCapabilities) -> frozenset[int]:
-    """The common application ids; raise DiameterError(5010) when there are none."""
+    """The common application ids; raise DiameterError(5010) when there are none, or 5017
+    when the peer insists on in-band security (TLS) we do not offer (§6.10)."""
+    inband = remote.inband_security_ids
+    if inband and 0 not in inband:  # 0 = NO_INBAND_SECURITY
+        raise DiameterError(5017, f"no common security: peer offers {sorted(inband)}")
     local = config.local_applications()
     theirs = remote.applications
     if APP_RELAY in theirs:

@@ -145,6 +145,17 @@ def test_bad_vendor_specific_application_id(
     assert server.terminated
 
 
+def test_inband_tls_only_gets_5017() -> None:
+    cer = decode_message(
+        _cer_with_vsai([Avp.new("Vendor-Id", 10415), Avp.new("Auth-Application-Id", 4)])
+    )
+    cer.avps.append(Avp.new("Inband-Security-Id", 1))
+    server = PeerConnection(SERVER, Role.RESPONDER, 0.0, rng=half)
+    server.receive_data(cer.encode(), 0.0)
+    (cea,) = answers_from(server.data_to_send())
+    assert cea.get("Result-Code") == 5017 and server.terminated
+
+
 def test_first_message_not_a_cer_closes() -> None:
     server = PeerConnection(SERVER, Role.RESPONDER, 0.0, rng=half)
     events = server.receive_data(ccr().encode(), 0.0)
