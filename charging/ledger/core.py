@@ -17,6 +17,9 @@ missing on start.
 from __future__ import annotations
 
 import asyncio
+import collections
+import json
+import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -85,7 +88,14 @@ class Ledger:
         self._since_snapshot = 0
         self._last_snapshot = time.monotonic()
         self._snapshot_task: asyncio.Task[None] | None = None
-        self._to_confirm: list[tuple[str, str]] = []
+        # Redis: ops journaled but not yet confirmed to the store. _enq holds (seq, position)
+        # in journal order; the confirmed prefix gives the checkpoint recovery scans from.
+        self._to_confirm: list[tuple[str, str, int]] = []
+        self._seq = 0
+        self._enq: collections.deque[tuple[int, Position]] = collections.deque()
+        self._confirmed_seqs: set[int] = set()
+        self._confirmed_upto: Position | None = None
+        self._checkpoint_written = 0.0
         self._tasks: list[asyncio.Task[None]] = []
         self.stats = {"ops": 0, "replayed": 0, "journaled": 0, "expired": 0, "snapshots": 0}
 
@@ -116,7 +126,8 @@ class Ledger:
             elif res.ok or res.effects or res.holds:
                 rec = op_record(op=op, result=res, record_id=self._ids.next(),
                                 ts_us=int(now * 1_000_000), meta=self._meta_of, fields=fields)
-                _pos, group = self.journal.append_nowait(rec)
+                pos, group = self.journal.append_nowait(rec)
+                seq = self._track(pos)
             else:
                 group = None  # refused, nothing moved: nothing to journal
         finally:
@@ -130,16 +141,22 @@ class Ledger:
                 self.stats["ops"] += 1
             return res
         await group
-        self._after(res, now)
+        self._after(res, now, account, seq)
         return res
 
-    def _after(self, res: OpResult, now: float) -> None:
+    def _track(self, pos: Position) -> int:
+        if self.embedded:
+            return 0
+        self._seq += 1
+        self._enq.append((self._seq, pos))
+        return self._seq
+
+    def _after(self, res: OpResult, now: float, account: str | None, seq: int) -> None:
         self.stats["ops"] += 1
         self.stats["journaled"] += 1
         if not self.embedded:
-            acct = recovery.account_of(res)
-            if acct is not None:
-                self._to_confirm.append((acct, res.key))
+            acct = account or recovery.account_of(res) or ""
+            self._to_confirm.append((acct, res.key, seq))
         if res.low_balance:
             first = res.effects[0] if res.effects else res.holds[0] if res.holds else None
             if first is not None:
@@ -208,12 +225,23 @@ class Ledger:
 
     async def create_account(self, account: str, kind: AccountKind, balances: list[BalanceSpec],
                              identities: list[str] | None = None, *, now: float | None = None,
-                             key: str | None = None) -> None:
-        """Create an account and journal its opening balances (type ``account``)."""
+                             key: str | None = None) -> bool:
+        """Create an account and journal its opening balances (type ``account``); return
+        False when it already existed (the store checks the definition is identical).
+
+        The record is journaled BEFORE the store creates the account: after a crash in
+        between, the next call journals it again (an identical repeat, which audits and
+        replay treat as one) and creates it; never an account whose opening balance the
+        journal lacks.
+        """
         ids = list(identities or [])
-        await self.store.create_account(account, kind, balances, ids)
+        if await self.store.get(account) is not None:
+            await self.store.create_account(account, kind, balances, ids)  # raises if different
+            return False
+        from charging.store.common import check_spec
+
         for b in balances:
-            self._meta[(account, b.id)] = (b.kind is BalanceKind.MONEY, b.currency)
+            check_spec(b)  # refuse before journaling anything
         items = []
         for b in balances:
             money = b.kind is BalanceKind.MONEY
@@ -230,6 +258,10 @@ class Ledger:
             account=account, kind=AccountKind(kind).value, balances=items, identities=ids,
             record_id=self._ids.next(), ts_us=int(t * 1_000_000),
             idem=key or f"account:{account}"))
+        await self.store.create_account(account, kind, balances, ids)
+        for b in balances:
+            self._meta[(account, b.id)] = (b.kind is BalanceKind.MONEY, b.currency)
+        return True
 
     async def expire(self, now: float, *, limit: int = 1000) -> int:
         """Release every reservation whose TTL passed (journal ``release`` records with
@@ -238,6 +270,7 @@ class Ledger:
             await self._pause.wait()
         self._inflight += 1
         group = None
+        seqs: list[int] = []
         try:
             results = await self.store.expire_reservations(now=now, limit=limit)
             for res in results:
@@ -246,13 +279,14 @@ class Ledger:
                 rec = op_record(op="expire", result=res, record_id=self._ids.next(),
                                 ts_us=int(now * 1_000_000), meta=self._meta_of,
                                 fields={"type": "release", "reason": "ttl"})
-                _pos, group = self.journal.append_nowait(rec)
+                pos, group = self.journal.append_nowait(rec)
+                seqs.append(self._track(pos))
         finally:
             self._inflight -= 1
         if group is not None:
             await group
-            for res in results:
-                self._after(res, now)
+            for res, seq in zip(results, seqs, strict=True):
+                self._after(res, now, None, seq)
         self.stats["expired"] += len(results)
         return len(results)
 
@@ -321,7 +355,7 @@ class Ledger:
         else:
             pending = await self.store.pending_ops()
             if pending:
-                known = recovery.recent_keys(reader)
+                known = recovery.keys_after(reader, self._read_checkpoint())
                 for res in pending:
                     if res.key in known:
                         continue
@@ -338,6 +372,7 @@ class Ledger:
                 pairs = recovery.pending_pairs(pending)
                 await self.store.confirm_journaled(pairs)
                 confirmed = len(pairs)
+            self._write_checkpoint(self.journal.position)  # everything before is confirmed
         expired = 0
         while True:
             n = await self.expire(t)
@@ -367,10 +402,39 @@ class Ledger:
             await self.flush_confirmations()
 
     async def flush_confirmations(self) -> None:
-        """Tell the Redis store which ops are journaled (durable) now."""
+        """Tell the Redis store which ops are journaled (durable) now, and advance the
+        confirmed checkpoint (recovery only scans the journal after it)."""
         if self._to_confirm:
             batch, self._to_confirm = self._to_confirm, []
-            await self.store.confirm_journaled(batch)
+            await self.store.confirm_journaled([(a, k) for a, k, _n in batch if a])
+            self._confirmed_seqs.update(n for _a, _k, n in batch)
+            enq, done = self._enq, self._confirmed_seqs
+            while enq and enq[0][0] in done:
+                n, pos = enq.popleft()
+                done.discard(n)
+                self._confirmed_upto = pos
+        if (self._confirmed_upto is not None
+                and time.monotonic() - self._checkpoint_written >= 1.0):
+            self._write_checkpoint(self._confirmed_upto)
+
+    def _checkpoint_path(self) -> Path:
+        return Path(self.journal._writer.directory) / "redis-confirmed.json"
+
+    def _write_checkpoint(self, pos: Position) -> None:
+        # Never fsynced: a stale or missing checkpoint only makes recovery scan more; it is
+        # never ahead of the truth because it is only advanced after confirm_journaled.
+        path = self._checkpoint_path()
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps([pos.segment, pos.offset]))
+        os.replace(tmp, path)
+        self._checkpoint_written = time.monotonic()
+
+    def _read_checkpoint(self) -> Position | None:
+        try:
+            seg, off = json.loads(self._checkpoint_path().read_text())
+            return Position(int(seg), int(off))
+        except (OSError, ValueError, TypeError):
+            return None
 
     async def close(self) -> None:
         """Stop background jobs, flush confirmations and the journal (owners close those)."""

@@ -7,7 +7,8 @@ Embedded store (the journal is its write-ahead log):
 
 Redis store (the op runs in Redis *before* the journal append):
     ``store.pending_ops()`` lists ops Redis applied whose journaling was never confirmed; the
-    ones the journal lacks (by idem key, searched in the recent segments) are journaled now,
+    ones the journal lacks (by idem key, searched after the confirmed checkpoint that the
+    ledger keeps in <journal>/redis-confirmed.json) are journaled now,
     then all are confirmed with ``store.confirm_journaled``.
 """
 
@@ -19,7 +20,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from charging.journal import JournalReader, Position, list_segments
+from charging.journal import JournalReader, Position
 from charging.money import parse_amount
 from charging.store.base import AccountKind, BalanceKind, BalanceSpec
 
@@ -105,16 +106,12 @@ def replay(store: Any, reader: JournalReader, after: Position | None) -> tuple[i
     return applied, end
 
 
-def recent_keys(reader: JournalReader, segments: int = 3) -> set[str]:
-    """Idem keys of the records in the newest ``segments`` segments (Redis recovery: an op is
-    confirmed right after its group commit, so an unconfirmed op is in the journal's tail or
-    nowhere)."""
-    segs = list_segments(reader.directory)
-    if not segs:
-        return set()
-    first = segs[-segments:][0].number
+def keys_after(reader: JournalReader, checkpoint: Position | None) -> set[str]:
+    """Idem keys of the records after ``checkpoint`` (Redis recovery: every op journaled
+    before the ledger's confirmed checkpoint was confirmed, so an unconfirmed op that the
+    journal has lies after it; None scans the whole journal)."""
     keys: set[str] = set()
-    for chunk in reader.chunks(Position(first, 0)):
+    for chunk in reader.chunks(checkpoint):
         keys.update(str(r.get("idem")) for r in chunk.records if isinstance(r, dict))
     return keys
 

@@ -1,6 +1,6 @@
 """A server-like worker for the crash test: the ledger over the embedded store + the journal.
 
-Run: ``python -m tests.charging.crash_worker DATA_DIR [--check]``.
+Run: ``python -m tests.charging.crash_worker DATA_DIR [--redis URL] [--check]``.
 
 Reads one JSON op per line on stdin, runs each as its own task (so many are in flight at
 once, sharing group commits), and writes one JSON ack line per op on stdout ONLY after the
@@ -35,9 +35,17 @@ def specs(kind: AccountKind) -> list[BalanceSpec]:
                         low_threshold=10_000_000)]
 
 
-async def open_ledger(data: Path) -> tuple[Ledger, Journal, Any]:
+def make_store(redis_url: str | None) -> Any:
+    if redis_url is None:
+        return MemoryStore()
+    from charging.store.redis_store import RedisStore
+
+    return RedisStore.from_url(redis_url)
+
+
+async def open_ledger(data: Path, redis_url: str | None = None) -> tuple[Ledger, Journal, Any]:
     journal = await Journal.open(data / "journal", segment_bytes=64 * 1024)
-    ledger = Ledger(MemoryStore(), journal, snapshot_dir=data / "snapshots",
+    ledger = Ledger(make_store(redis_url), journal, snapshot_dir=data / "snapshots",
                     snapshot_records=300, snapshot_seconds=0.5, expiry_interval=0.05)
     report = await ledger.recover()
     for acct, kind in ACCOUNTS:
@@ -46,7 +54,9 @@ async def open_ledger(data: Path) -> tuple[Ledger, Journal, Any]:
     return ledger, journal, report
 
 
-def state(ledger: Ledger) -> dict[str, Any]:
+async def state(ledger: Ledger) -> dict[str, Any]:
+    if not ledger.embedded:
+        return await redis_state(ledger)
     out: dict[str, Any] = {}
     for acct, _kind in ACCOUNTS:
         a = ledger.store._accounts[acct]
@@ -54,6 +64,25 @@ def state(ledger: Ledger) -> dict[str, Any]:
             out[f"{acct}/{bid}"] = {
                 "amount": b.amount, "reserved": b.reserved, "credit_limit": b.credit_limit,
                 "reservations": {rid: [r[0], r[1]] for rid, r in b.res.items()}}
+    return out
+
+
+async def redis_state(ledger: Ledger) -> dict[str, Any]:
+    from charging.store.redis_keys import prefix
+
+    out: dict[str, Any] = {}
+    for acct, _kind in ACCOUNTS:
+        view = await ledger.store.get(acct)
+        for b in view.balances:
+            raw = await ledger.store._r.hgetall(f"{prefix(acct)}:b:{b.id}")
+            res = {}
+            for k, v in raw.items():
+                k, v = k.decode(), v.decode()
+                if k.startswith("r:"):
+                    amount, exp = v.split(":")
+                    res[k[2:]] = [int(amount), int(exp)]
+            out[f"{acct}/{b.id}"] = {"amount": b.amount, "reserved": b.reserved,
+                                     "credit_limit": b.credit_limit, "reservations": res}
     return out
 
 
@@ -80,11 +109,12 @@ async def run_op(ledger: Ledger, op: dict[str, Any]) -> dict[str, Any]:
             "effects": [e.amount for e in r.effects], "holds": [h.amount for h in r.holds]}
 
 
-async def serve(data: Path) -> None:
-    ledger, journal, report = await open_ledger(data)
+async def serve(data: Path, redis_url: str | None) -> None:
+    ledger, journal, report = await open_ledger(data, redis_url)
     ledger.start()
     out = sys.stdout
     out.write(json.dumps({"ready": True, "replayed": report.replayed,
+                          "pending_journaled": report.pending_journaled,
                           "expired": report.expired}) + "\n")
     out.flush()
     loop = asyncio.get_running_loop()
@@ -108,23 +138,27 @@ async def serve(data: Path) -> None:
         await asyncio.gather(*tasks)
     await ledger.close()
     await journal.close()
+    await ledger.store.close()
 
 
-async def check(data: Path) -> None:
+async def check(data: Path, redis_url: str | None) -> None:
     before_us = int(time.time() * 1_000_000)  # recovery expires everything due by then
-    ledger, journal, report = await open_ledger(data)
-    print(json.dumps({"before_us": before_us, "state": state(ledger),
-                      "replayed": report.replayed, "expired": report.expired}))
+    ledger, journal, report = await open_ledger(data, redis_url)
+    print(json.dumps({"before_us": before_us, "state": await state(ledger),
+                      "replayed": report.replayed, "expired": report.expired,
+                      "pending_journaled": report.pending_journaled}))
     await ledger.close()
     await journal.close()
+    await ledger.store.close()
 
 
 def main() -> None:
     data = Path(sys.argv[1])
+    redis_url = sys.argv[sys.argv.index("--redis") + 1] if "--redis" in sys.argv else None
     if "--check" in sys.argv:
-        asyncio.run(check(data))
+        asyncio.run(check(data, redis_url))
     else:
-        asyncio.run(serve(data))
+        asyncio.run(serve(data, redis_url))
 
 
 if __name__ == "__main__":
