@@ -267,18 +267,26 @@ cdef enum:
     F_CURRENCY = 6
     F_FX = 7
     F_PRICE = 8
-    NKEY = 9
     F_TYPE = 9
+    NKEY = 10
     F_USAGE = 10
     F_START = 11
     F_TS = 12
     F_LEGS = 13
     F_EFFECTS = 14
-    NF = 15
+    F_ACCOUNT = 15
+    F_AMOUNT = 16
+    NF = 17
     MAXKEY = 1024
+    MAXSLOTS = 16
 
+# the slot key: these record fields' raw msgpack values (nil when absent), in this order; a
+# leg supplies partner, direction, deck, deck_version, currency and price, the record the rest.
+# A movement slot key is 0xc1 (never used by msgpack) + account + currency + amount.
 SLOT_FIELDS = ("partner", "direction", "service", "destination", "deck", "deck_version",
-               "currency", "fx", "price")
+               "currency", "fx", "price", "type")
+cdef int LEG_FIELD[NKEY]
+LEG_FIELD[:] = [1, 1, 0, 0, 1, 1, 1, 0, 1, 0]
 
 
 cdef inline int field_of(const uint8_t* k, Py_ssize_t n) noexcept:
@@ -301,11 +309,16 @@ cdef inline int field_of(const uint8_t* k, Py_ssize_t n) noexcept:
             return F_USAGE
         if memcmp(k, b"start", 5) == 0:
             return F_START
+    elif n == 6:
+        if memcmp(k, b"amount", 6) == 0:
+            return F_AMOUNT
     elif n == 7:
         if memcmp(k, b"partner", 7) == 0:
             return F_PARTNER
         if memcmp(k, b"service", 7) == 0:
             return F_SERVICE
+        if memcmp(k, b"account", 7) == 0:
+            return F_ACCOUNT
     elif n == 8:
         if memcmp(k, b"currency", 8) == 0:
             return F_CURRENCY
@@ -324,15 +337,90 @@ cdef inline int field_of(const uint8_t* k, Py_ssize_t n) noexcept:
     return -1
 
 
-cdef inline int contains(const uint8_t* hay, Py_ssize_t n, const uint8_t* needle,
-                         Py_ssize_t m) noexcept:
-    cdef Py_ssize_t i
-    if m == 0 or m > n:
+cdef inline int str_span(const uint8_t* b, Py_ssize_t o, Py_ssize_t e,
+                         Py_ssize_t* so, Py_ssize_t* sl) noexcept:
+    """1 and the payload span when the value at [o, e) is a msgpack str, else 0."""
+    cdef uint8_t t = b[o]
+    if 0xa0 <= t <= 0xbf:
+        so[0] = o + 1
+    elif t == 0xd9:
+        so[0] = o + 2
+    elif t == 0xda:
+        so[0] = o + 3
+    elif t == 0xdb:
+        so[0] = o + 5
+    else:
         return 0
-    for i in range(n - m + 1):
-        if hay[i] == needle[0] and memcmp(hay + i, needle, m) == 0:
-            return 1
-    return 0
+    sl[0] = e - so[0]
+    return 1
+
+
+cdef inline int is_nil_or_absent(const uint8_t* b, Py_ssize_t o) noexcept:
+    return o < 0 or b[o] == 0xc0
+
+
+cdef inline int is_empty_array(const uint8_t* b, Py_ssize_t o) noexcept:
+    return b[o] == 0x90 or (b[o] == 0xdc and b[o + 1] == 0 and b[o + 2] == 0) or (
+        b[o] == 0xdd and b[o + 1] == 0 and b[o + 2] == 0 and b[o + 3] == 0 and b[o + 4] == 0)
+
+
+cdef inline Py_ssize_t container(const uint8_t* b, Py_ssize_t o, Py_ssize_t e, int is_map,
+                                 Py_ssize_t* cnt) noexcept:
+    """Offset of the first item of the array (is_map=0) or map (1) at o, -1 if not one."""
+    cdef uint8_t t = b[o]
+    cdef uint8_t fix = 0x80 if is_map else 0x90
+    cdef uint8_t c16 = 0xde if is_map else 0xdc
+    if fix <= t <= fix + 0x0f:
+        cnt[0] = t & 0x0f
+        return o + 1
+    if t == c16 and o + 3 <= e:
+        cnt[0] = (<Py_ssize_t>b[o + 1] << 8) | b[o + 2]
+        return o + 3
+    if t == c16 + 1 and o + 5 <= e:
+        cnt[0] = be32(b + o + 1)
+        return o + 5
+    return -1
+
+
+cdef inline Py_ssize_t walk(const uint8_t* b, Py_ssize_t p, Py_ssize_t e, Py_ssize_t* fo,
+                            Py_ssize_t* fe) noexcept:
+    """Spans of the known keys of the map at p; return the offset after it, -1 if malformed
+    or not a map."""
+    cdef Py_ssize_t cnt, ko, klen, vo, ve, i
+    cdef uint8_t t
+    cdef int f
+    for i in range(NF):
+        fo[i] = -1
+    ko = container(b, p, e, 1, &cnt)
+    if ko < 0:
+        return -1
+    for i in range(cnt):
+        if ko >= e:
+            return -1
+        t = b[ko]
+        if 0xa0 <= t <= 0xbf:
+            klen = t & 0x1f
+            vo = ko + 1 + klen
+            f = field_of(b + ko + 1, klen)
+        elif t == 0xd9 and ko + 2 <= e:
+            klen = b[ko + 1]
+            vo = ko + 2 + klen
+            f = field_of(b + ko + 2, klen)
+        else:
+            vo = skip(b, ko, e)
+            f = -1
+            if vo < 0:
+                return -1
+        if vo >= e:
+            return -1
+        ve = skip(b, vo, e)
+        if ve < 0:
+            return -1
+        if f >= 0:
+            fo[f] = vo
+            fe[f] = ve
+        ko = ve
+    return ko
 
 
 cdef class SegmentAggregator:
@@ -353,7 +441,7 @@ cdef class SegmentAggregator:
     cdef uint64_t* table_hash
     cdef int64_t* table_slot
     cdef Py_ssize_t tsize
-    cdef public int64_t records, fast, skipped
+    cdef public int64_t records, fast, skipped, settled
     cdef public list slow
     cdef public Py_ssize_t stop
     cdef public str problem
@@ -370,7 +458,7 @@ cdef class SegmentAggregator:
         self.new_slot = new_slot
         self.keys = []
         self.prepaid = [bytes(p) for p in prepaid]
-        self.records = self.fast = self.skipped = 0
+        self.records = self.fast = self.skipped = self.settled = 0
         self.slow = []
         self.problem = None
         self._grow_slots(256)
@@ -466,6 +554,153 @@ cdef class SegmentAggregator:
         return [(self.keys[i], self.count[i], self.usage[i]) for i in range(self.nslots)
                 if self.count[i]]
 
+    cdef Py_ssize_t _key(self, uint8_t* key, const uint8_t* b, Py_ssize_t* so, Py_ssize_t* se,
+                         Py_ssize_t* ro, Py_ssize_t* re) noexcept:
+        """Concatenate the slot key fields (leg spans so/se where LEG_FIELD, else the record's
+        ro/re); nil for an absent field. Return the length, or -1 when too long."""
+        cdef Py_ssize_t total = 0, i, o, n
+        for i in range(NKEY):
+            if LEG_FIELD[i]:
+                o = so[i]
+                n = se[i] - o
+            else:
+                o = ro[i]
+                n = re[i] - o
+            if o < 0:
+                if total + 1 > MAXKEY:
+                    return -1
+                key[total] = 0xc0
+                total += 1
+            else:
+                if total + n > MAXKEY:
+                    return -1
+                memcpy(key + total, b + o, n)
+                total += n
+        return total
+
+    cdef int _record(self, const uint8_t* b, Py_ssize_t p, Py_ssize_t e) except -1:
+        """Fold one record into its slots: 1 done, 0 send to the slow list."""
+        cdef Py_ssize_t fo[NF]
+        cdef Py_ssize_t fe[NF]
+        cdef Py_ssize_t lo_[NF]
+        cdef Py_ssize_t le_[NF]
+        cdef Py_ssize_t slots[MAXSLOTS]
+        cdef Py_ssize_t ns = 0, nm = 0, k, so, sl, cnt, io, s, n, i, f
+        cdef uint8_t key[MAXKEY]
+        cdef int64_t when, usage
+        cdef uint8_t t
+        cdef bytes pp
+        cdef int matched
+        if walk(b, p, e, fo, fe) < 0:
+            return 0
+        # type: rated/refund/adjust settle (it is part of the slot key); other str: skip
+        if fo[F_TYPE] < 0 or b[fo[F_TYPE]] == 0xc0:
+            self.skipped += 1
+            return 1
+        if not str_span(b, fo[F_TYPE], fe[F_TYPE], &so, &sl):
+            return 0
+        if not ((sl == 5 and memcmp(b + so, b"rated", 5) == 0)
+                or (sl == 6 and memcmp(b + so, b"refund", 6) == 0)
+                or (sl == 6 and memcmp(b + so, b"adjust", 6) == 0)):
+            self.skipped += 1
+            return 1
+        # when: an int start, else (start absent or nil) an int ts
+        if fo[F_START] >= 0 and read_int(b, fo[F_START], fe[F_START], &when):
+            pass
+        elif is_nil_or_absent(b, fo[F_START]) and fo[F_TS] >= 0 and read_int(
+                b, fo[F_TS], fe[F_TS], &when):
+            pass
+        else:
+            return 0
+        usage = 0
+        if fo[F_USAGE] >= 0 and not read_int(b, fo[F_USAGE], fe[F_USAGE], &usage):
+            t = b[fo[F_USAGE]]
+            if not (t == 0xc0 or t == 0xc2 or t == 0xc3 or (0xa0 <= t <= 0xbf)):
+                return 0
+            usage = 0
+        if usage > 0xFFFFFFFFFF or usage < -0xFFFFFFFFFF:
+            return 0
+        if fo[F_LEGS] >= 0 and b[fo[F_LEGS]] != 0xc0 and not is_empty_array(b, fo[F_LEGS]):
+            # transit/hub record: one slot per leg with a partner
+            io = container(b, fo[F_LEGS], fe[F_LEGS], 0, &cnt)
+            if io < 0:
+                return 0
+            for i in range(cnt):
+                n = walk(b, io, fe[F_LEGS], lo_, le_)
+                if n < 0:
+                    return 0
+                io = n
+                if lo_[F_PARTNER] < 0 or b[lo_[F_PARTNER]] == 0xc0 or b[lo_[F_PARTNER]] == 0xa0:
+                    continue
+                k = self._key(key, b, lo_, le_, fo, fe)
+                if k < 0 or ns == MAXSLOTS:
+                    return 0
+                s = self._slot(key, k)
+                if when < self.lo[s] or when >= self.hi[s]:
+                    return 0
+                slots[ns] = s
+                ns += 1
+        elif not is_nil_or_absent(b, fo[F_PARTNER]) and b[fo[F_PARTNER]] != 0xa0:
+            k = self._key(key, b, fo, fe, fo, fe)
+            if k < 0:
+                return 0
+            s = self._slot(key, k)
+            if when < self.lo[s] or when >= self.hi[s]:
+                return 0
+            slots[ns] = s
+            ns += 1
+        nm = ns
+        # balance effects on a prepaid partner account: movement slots
+        if self.prepaid and fo[F_EFFECTS] >= 0 and not is_empty_array(b, fo[F_EFFECTS]):
+            io = container(b, fo[F_EFFECTS], fe[F_EFFECTS], 0, &cnt)
+            if io < 0:
+                return 0
+            for i in range(cnt):
+                n = walk(b, io, fe[F_EFFECTS], lo_, le_)
+                if n < 0:
+                    return 0
+                io = n
+                if lo_[F_ACCOUNT] < 0 or not str_span(b, lo_[F_ACCOUNT], le_[F_ACCOUNT], &so, &sl):
+                    if lo_[F_ACCOUNT] >= 0 and b[lo_[F_ACCOUNT]] != 0xc0:
+                        return 0  # an account that is not a string: let the spec decide
+                    continue
+                matched = 0
+                for pp in self.prepaid:
+                    if PyBytes_GET_SIZE(pp) == sl and memcmp(PyBytes_AS_STRING(pp), b + so, sl) == 0:
+                        matched = 1
+                        break
+                if not matched or is_nil_or_absent(b, lo_[F_CURRENCY]):
+                    continue
+                # 0xc1 + account + currency + amount (nil when absent)
+                k = 1
+                key[0] = 0xc1
+                for f in range(3):
+                    n = F_ACCOUNT if f == 0 else (F_CURRENCY if f == 1 else F_AMOUNT)
+                    if lo_[n] < 0:
+                        key[k] = 0xc0
+                        k += 1
+                    else:
+                        if k + le_[n] - lo_[n] > MAXKEY:
+                            return 0
+                        memcpy(key + k, b + lo_[n], le_[n] - lo_[n])
+                        k += le_[n] - lo_[n]
+                if nm == MAXSLOTS:
+                    return 0
+                s = self._slot(key, k)
+                if when < self.lo[s] or when >= self.hi[s]:
+                    return 0
+                slots[nm] = s
+                nm += 1
+        for i in range(ns):
+            self.count[slots[i]] += 1
+            self.usage[slots[i]] += usage
+        for i in range(ns, nm):
+            self.count[slots[i]] += 1
+        if ns:
+            self.settled += 1
+        self.fast += 1
+        return 1
+
     def feed(self, data, Py_ssize_t start, Py_ssize_t max_record=16 * 1024 * 1024):
         """Process the frames of segment bytes *data* from *start*; return the offset after
         the last frame that checked. ``problem`` is set (and ``stop`` = that offset) when a
@@ -473,16 +708,8 @@ cdef class SegmentAggregator:
         cdef const uint8_t[:] view = data
         cdef Py_ssize_t n = view.shape[0]
         cdef const uint8_t* b
-        cdef Py_ssize_t off = start, p, e, ko, klen, vo, ve, cnt, i, total, s
+        cdef Py_ssize_t off = start, p, e
         cdef uint32_t length, crc
-        cdef uint8_t t
-        cdef int f, ok_start, have_start
-        cdef int64_t when, usage, tmp
-        cdef Py_ssize_t fo[NF]
-        cdef Py_ssize_t fe[NF]
-        cdef uint8_t key[MAXKEY]
-        cdef bytes pp
-        cdef int slow
         cdef list slow_list = self.slow
         self.problem = None
         if n == 0:
@@ -510,136 +737,7 @@ cdef class SegmentAggregator:
                 break
             off = e
             self.records += 1
-            # --- walk the map ---------------------------------------------------------------
-            for i in range(NF):
-                fo[i] = -1
-            slow = 0
-            t = b[p]
-            if 0x80 <= t <= 0x8f:
-                cnt = t & 0x0f
-                ko = p + 1
-            elif t == 0xde and p + 3 <= e:
-                cnt = (<Py_ssize_t>b[p + 1] << 8) | b[p + 2]
-                ko = p + 3
-            elif t == 0xdf and p + 5 <= e:
-                cnt = be32(b + p + 1)
-                ko = p + 5
-            else:
+            if not self._record(b, p, e):
                 slow_list.append((p, e))
-                continue
-            for i in range(cnt):
-                if ko >= e:
-                    slow = 1
-                    break
-                t = b[ko]
-                if 0xa0 <= t <= 0xbf:
-                    klen = t & 0x1f
-                    vo = ko + 1 + klen
-                    f = field_of(b + ko + 1, klen)
-                elif t == 0xd9 and ko + 2 <= e:
-                    klen = b[ko + 1]
-                    vo = ko + 2 + klen
-                    f = field_of(b + ko + 2, klen)
-                else:
-                    vo = skip(b, ko, e)
-                    f = -1
-                    if vo < 0:
-                        slow = 1
-                        break
-                if vo >= e:
-                    slow = 1
-                    break
-                ve = skip(b, vo, e)
-                if ve < 0:
-                    slow = 1
-                    break
-                if f >= 0:
-                    fo[f] = vo
-                    fe[f] = ve
-                ko = ve
-            if slow:
-                slow_list.append((p, e))
-                continue
-            # --- decide ---------------------------------------------------------------------
-            # type: only "rated" is fast; other settled types are slow; the rest is skipped
-            if fo[F_TYPE] < 0:
-                self.skipped += 1
-                continue
-            t = b[fo[F_TYPE]]
-            if t == 0xa5 and memcmp(b + fo[F_TYPE] + 1, b"rated", 5) == 0:
-                pass
-            elif (t == 0xa6 and memcmp(b + fo[F_TYPE] + 1, b"refund", 6) == 0) or (
-                    t == 0xa6 and memcmp(b + fo[F_TYPE] + 1, b"adjust", 6) == 0):
-                slow_list.append((p, e))
-                continue
-            elif 0xa0 <= t <= 0xbf or (0xd9 <= t <= 0xdb) or t == 0xc0:
-                self.skipped += 1
-                continue
-            else:
-                slow_list.append((p, e))
-                continue
-            if fo[F_LEGS] >= 0 and b[fo[F_LEGS]] != 0xc0 and b[fo[F_LEGS]] != 0x90:
-                slow_list.append((p, e))
-                continue
-            if self.prepaid and fo[F_EFFECTS] >= 0 and b[fo[F_EFFECTS]] != 0x90:
-                for pp in self.prepaid:
-                    if contains(b + fo[F_EFFECTS], fe[F_EFFECTS] - fo[F_EFFECTS],
-                                <const uint8_t*>PyBytes_AS_STRING(pp), PyBytes_GET_SIZE(pp)):
-                        slow = 1
-                        break
-                if slow:
-                    slow_list.append((p, e))
-                    continue
-            # partner falsy (absent, nil, "") and no legs: not settled (as the spec)
-            if fo[F_PARTNER] < 0 or b[fo[F_PARTNER]] == 0xc0 or b[fo[F_PARTNER]] == 0xa0:
-                self.skipped += 1
-                continue
-            have_start = 0
-            if fo[F_START] >= 0 and read_int(b, fo[F_START], fe[F_START], &when):
-                have_start = 1
-            elif fo[F_START] >= 0 and b[fo[F_START]] != 0xc0:
-                have_start = 0
-            if not have_start:
-                if fo[F_TS] >= 0 and read_int(b, fo[F_TS], fe[F_TS], &when) and (
-                        fo[F_START] < 0 or b[fo[F_START]] == 0xc0):
-                    have_start = 1
-            if not have_start:
-                slow_list.append((p, e))
-                continue
-            usage = 0
-            if fo[F_USAGE] >= 0 and not read_int(b, fo[F_USAGE], fe[F_USAGE], &usage):
-                t = b[fo[F_USAGE]]
-                if not (t == 0xc0 or t == 0xc2 or t == 0xc3 or (0xa0 <= t <= 0xbf)):
-                    slow_list.append((p, e))
-                    continue
-                usage = 0
-            if usage > 0xFFFFFFFFFF or usage < -0xFFFFFFFFFF:
-                slow_list.append((p, e))
-                continue
-            # --- the slot key: raw values, nil for an absent field ----------------------
-            total = 0
-            for i in range(NKEY):
-                if fo[i] < 0:
-                    total += 1
-                else:
-                    total += fe[i] - fo[i]
-            if total > MAXKEY:
-                slow_list.append((p, e))
-                continue
-            total = 0
-            for i in range(NKEY):
-                if fo[i] < 0:
-                    key[total] = 0xc0
-                    total += 1
-                else:
-                    memcpy(key + total, b + fo[i], fe[i] - fo[i])
-                    total += fe[i] - fo[i]
-            s = self._slot(key, total)
-            if when < self.lo[s] or when >= self.hi[s]:
-                slow_list.append((p, e))
-                continue
-            self.count[s] += 1
-            self.usage[s] += usage
-            self.fast += 1
         self.stop = off
         return off

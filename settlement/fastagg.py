@@ -25,7 +25,7 @@ import msgpack
 import cython_ext
 from charging.journal import JournalCorruptError, JournalReader, Position
 from charging.journal.framing import HEADER_LEN, MAX_RECORD, check_header
-from settlement.aggregate import Aggregator, BucketKey, fx_key
+from settlement.aggregate import SETTLED_TYPES, Aggregator, BucketKey, fx_key
 
 
 def _module() -> Any:
@@ -38,26 +38,39 @@ def available() -> bool:
 
 
 class _Slots:
-    """The ``new_slot`` callback: decodes a slot key once and remembers its bucket."""
+    """The ``new_slot`` callback: decodes a slot key once and remembers its bucket (or, for a
+    movement slot, its prepaid movement key)."""
 
     def __init__(self, agg: Aggregator) -> None:
         self.agg = agg
         self.meta: dict[bytes, tuple[BucketKey, int]] = {}
+        self.moves: dict[bytes, tuple[tuple[str, str, str], int]] = {}
 
     def __call__(self, raw: bytes) -> tuple[int, int]:
         unpacker = msgpack.Unpacker(raw=False)
+        agg = self.agg
+        if raw[0] == 0xC1:  # a balance effect on a prepaid partner account
+            unpacker.feed(raw[1:])
+            account, currency, amount = list(unpacker)
+            partner = agg.prepaid.get(account)
+            window = agg._windows.get(partner) if partner is not None else None
+            micros = agg.price(amount)
+            if window is None or micros is None or currency is None:
+                return (0, 0)
+            self.moves[raw] = ((account, currency, window[2]), micros)
+            return (window[0], window[1])
         unpacker.feed(raw)
         (partner, direction, service, destination, deck, deck_version, currency, fx,
-         price) = list(unpacker)
-        agg = self.agg
-        if not isinstance(partner, str) or partner not in agg.timezones:
+         price, typ) = list(unpacker)
+        kind = SETTLED_TYPES.get(typ) if isinstance(typ, str) else None
+        if kind is None or not isinstance(partner, str) or partner not in agg.timezones:
             return (0, 0)
         window = agg._windows.get(partner)
         if window is None:
             return (0, 0)
         src = {"partner": partner, "direction": direction, "deck": deck,
                "deck_version": deck_version, "currency": currency, "price": price}
-        got = agg.key_of(src, window[2], "usage", service or "", destination or "", fx_key(fx))
+        got = agg.key_of(src, window[2], kind, service or "", destination or "", fx_key(fx))
         if isinstance(got, str):
             return (0, 0)
         self.meta[raw] = got
@@ -71,7 +84,7 @@ def read_journal(directory: Path, cp: Position | None, agg: Aggregator,
     if mod is None:
         raise RuntimeError("cython_ext.settle_agg is not built (or ICX_NO_EXTENSIONS=1)")
     slots = _Slots(agg)
-    prepaid = [msgpack.packb(acct) for acct in agg.prepaid]
+    prepaid = [acct.encode() for acct in agg.prepaid if isinstance(acct, str)]
     fa = mod.SegmentAggregator(slots, prepaid)
     slow_total = 0
     new = cp
@@ -111,7 +124,12 @@ def read_journal(directory: Path, cp: Position | None, agg: Aggregator,
             progress(end - start)
     res = agg.result
     buckets = res.buckets
+    movements = res.movements
     for raw, count, usage in fa.slots():
+        if raw in slots.moves:
+            mk, micros = slots.moves[raw]
+            movements[mk] = movements.get(mk, 0) + count * micros
+            continue
         key, micros = slots.meta[raw]
         b = buckets.get(key)
         if b is None:
@@ -121,5 +139,5 @@ def read_journal(directory: Path, cp: Position | None, agg: Aggregator,
             b[1] += usage
             b[2] += count * micros
     res.records += fa.records - slow_total
-    res.settled += fa.fast
+    res.settled += fa.settled
     return new
