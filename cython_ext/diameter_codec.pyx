@@ -13,7 +13,7 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes
 from cpython.list cimport PyList_Append, PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
-from libc.string cimport memcpy, memset
+from libc.string cimport memcmp, memcpy, memset
 
 # AvpType values (diameter.types.AvpType)
 cdef enum:
@@ -289,9 +289,19 @@ cdef class Avp:
     cpdef bytes encode(self):
         """Wire bytes including padding; see AvpPy.encode."""
         cdef bytes buf = self._buf
-        if buf is not None and type(self._value) is not list:
-            return buf[self._off:self._end]
-        cdef bytes data = self._encode_data()
+        cdef bytes data
+        cdef Py_ssize_t n
+        if buf is not None:
+            if type(self._value) is not list:
+                return buf[self._off:self._end]
+            data = self._encode_data()
+            n = self._len - self._hlen
+            if PyBytes_GET_SIZE(data) == n and memcmp(PyBytes_AS_STRING(data),
+                                                     PyBytes_AS_STRING(buf) + self._off + self._hlen,
+                                                     n) == 0:
+                return buf[self._off:self._end]
+        else:
+            data = self._encode_data()
         return _assemble(self.code, self.flags, self.vendor,
                          <const unsigned char*>PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
 

@@ -230,9 +230,16 @@ class AvpPy:
         """Wire bytes of the AVP including padding (identical to the received bytes when the
         AVP was decoded and not modified). Raises ValueError/struct.error for unencodable values."""
         buf = self._buf
-        if buf is not None and self._value.__class__ is not list:
-            return buf[self._off : self._end]
-        data = self._encode_data()
+        if buf is not None:
+            if self._value.__class__ is not list:
+                return buf[self._off : self._end]
+            # A read Grouped AVP: members may have been edited in place. Unchanged members
+            # re-join to the received payload; then keep the received bytes (and padding).
+            data = self._encode_data()
+            if data == buf[self._off + self._hlen : self._off + self._len]:
+                return buf[self._off : self._end]
+        else:
+            data = self._encode_data()
         if self.flags & AVP_V:
             n = 12 + len(data)
             hdr = _PACK_V(self.code, (self.flags << 24) | n, self.vendor)

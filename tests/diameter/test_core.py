@@ -128,3 +128,20 @@ def test_truncated_avp_is_5014_with_header_and_partial() -> None:
     assert e.header is not None and e.header[4] == 5
     assert e.partial is not None and e.partial.get("Session-Id") == "s;1"
     assert e.failed_avp == bytes.fromhex("0000019f4000000c00000000")
+
+
+def test_read_grouped_keeps_odd_received_padding() -> None:
+    # A Grouped AVP whose last member has no padding inside the group, followed by non-zero
+    # padding bytes: reading the group must not change the re-encoded bytes.
+    inner = Avp.new("Subscription-Id-Data", "12345").encode()[:13]  # 13 octets, unpadded
+    t = Avp.new("Subscription-Id-Type", 0).encode()
+    n = 8 + len(t) + len(inner)
+    grp = (443).to_bytes(4, "big") + bytes([0x40]) + n.to_bytes(3, "big") + t + inner + b"\xaa\xbb\xcc"
+    raw = Message.request(272, 4, []).encode()
+    raw = ((1 << 24) | (20 + len(grp))).to_bytes(4, "big") + raw[4:] + grp
+    m = decode_message(raw)
+    sub = m.find("Subscription-Id")
+    assert sub is not None and sub["Subscription-Id-Data"] == "12345"
+    assert m.encode() == raw
+    sub.find("Subscription-Id-Type").value = 1  # type: ignore[union-attr]
+    assert decode_message(m.encode()).find("Subscription-Id")["Subscription-Id-Type"] == 1  # type: ignore[index]
