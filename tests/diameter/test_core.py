@@ -145,3 +145,28 @@ def test_read_grouped_keeps_odd_received_padding() -> None:
     assert m.encode() == raw
     sub.find("Subscription-Id-Type").value = 1  # type: ignore[union-attr]
     assert decode_message(m.encode()).find("Subscription-Id")["Subscription-Id-Type"] == 1  # type: ignore[index]
+
+
+def test_dump_names_enums_and_groups() -> None:
+    from diameter.dump import dump
+
+    m = Message.request(
+        272,
+        4,
+        [
+            Avp.new("CC-Request-Type", 2),
+            Avp.new("Multiple-Services-Credit-Control", [Avp.new("Rating-Group", 7)]),
+            Avp(9999, b"\x01", flags=0),
+            Avp.new("User-Name", b"\xff"),
+        ],
+        proxiable=True,
+    )
+    text = dump(decode_message(m.encode()))
+    assert text.splitlines() == [
+        "CCR code=272 app=4 flags=RP hbh=0x00000000 e2e=0x00000000",
+        "  CC-Request-Type = 2 (UPDATE_REQUEST)",
+        "  Multiple-Services-Credit-Control",
+        "    Rating-Group = 7",
+        "  AVP-9999 = 01",
+        "  User-Name <undecodable: 5004 AVP 1/0: invalid UTF-8: invalid start byte>",
+    ]
