@@ -39,7 +39,7 @@ class FrameBuffer:
         """Bytes held for an incomplete frame (always < max_message_size)."""
         return len(self._buf)
 
-    def _check(self, b0: int, length: int, header: bytes) -> None:
+    def _check(self, b0: int, length: int) -> None:
         if b0 != 1:
             err = DiameterError(5011, f"version {b0}", fatal=True)
         elif length < 20 or length & 3:
@@ -72,7 +72,7 @@ class FrameBuffer:
                 if len(buf) < 4:
                     return out
                 self._need = int.from_bytes(buf[1:4], "big")
-                self._check(buf[0], self._need, bytes(buf[:4]))
+                self._check(buf[0], self._need)
             take = min(self._need - len(buf), n - pos)
             buf += mv[pos : pos + take]
             pos += take
@@ -84,7 +84,7 @@ class FrameBuffer:
         # 2. Whole frames straight from ``data`` (no copy into the buffer).
         while n - pos >= 4:
             length = int.from_bytes(mv[pos + 1 : pos + 4], "big")
-            self._check(mv[pos], length, bytes(mv[pos : pos + 4]))
+            self._check(mv[pos], length)
             if n - pos < length:
                 self._need = length
                 break

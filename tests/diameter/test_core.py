@@ -170,3 +170,14 @@ def test_dump_names_enums_and_groups() -> None:
         "  AVP-9999 = 01",
         "  User-Name <undecodable: 5004 AVP 1/0: invalid UTF-8: invalid start byte>",
     ]
+
+
+@pytest.mark.parametrize("split", [1, 2, 3, 4, 5, 19, 20, 21])
+def test_framebuffer_any_split_point(split: int) -> None:
+    a = _cer().encode()
+    b = Message.request(280, 0, [Avp.new("Origin-Host", "x")]).encode()
+    data = a + b + a
+    for cut in range(0, len(data), split):
+        fb = FrameBuffer(1024)
+        out = fb.feed(data[:cut]) + fb.feed(data[cut:])
+        assert out == [a, b, a] and fb.buffered == 0 and fb.frames_total == 3
