@@ -21,7 +21,7 @@ from __future__ import annotations
 import bisect
 import csv
 import random
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -308,7 +308,7 @@ def pairs_csv(pairs: list[Pair]) -> str:
     return buf.getvalue()
 
 
-def write_partner_cdrs(path: Path, records: list[Mapping[str, Any]], mapping: CdrMapping, *,
+def write_partner_cdrs(path: Path, records: Sequence[Mapping[str, Any]], mapping: CdrMapping, *,
                        partner: str, seed: int = 1) -> int:
     """Demo helper: the partner's view of *records* with realistic differences: ~3% of
     durations +1 s (within tolerance), ~1% +30 s (mismatch), ~1% missing (only ours) and a

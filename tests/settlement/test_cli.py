@@ -1,0 +1,71 @@
+"""The user's path: generate traffic, `icx settle`, `icx reconcile` (click CliRunner)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from icx.cli import main
+
+from .conftest import DEMO
+
+
+def _run(*args: str):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def test_generate_settle_close_reconcile(tmp_path: Path) -> None:
+    d = str(tmp_path)
+    cdrs = str(tmp_path / "orange.csv")
+    r = _run("settle", "generate", "--period", "2026-11", "--records", "3000", "--data-dir", d,
+             "--their-cdrs", cdrs, "--partners", str(DEMO))
+    assert r.exit_code == 0, r.output
+    r = _run("settle", "--period", "2026-11", "--data-dir", d, "--partners", str(DEMO), "--json")
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.output)
+    assert doc["records_read"] == 3000 and doc["status"] == "draft" and doc["problems"] == []
+    assert {row["partner"] for row in doc["partners"]} == {"orange-fr", "att-us", "globalhub",
+                                                           "gamesco", "mvno-uk"}
+    r = _run("settle", "--period", "2026-11", "--data-dir", d, "--partners", str(DEMO),
+             "--close", "--partner", "orange-fr")
+    assert r.exit_code == 0, r.output
+    inv = json.loads((tmp_path / "settlement" / "out" / "2026-11" / "orange-fr" /
+                      "INV-2026-11-ORANGE-FR.json").read_text())
+    assert inv["status"] == "final"
+    r = _run("reconcile", "--partner", "orange-fr", "--period", "2026-11", "--their-cdrs", cdrs,
+             "--data-dir", d, "--partners", str(DEMO), "--json")
+    assert r.exit_code == 0, r.output
+    s = json.loads(r.output)
+    assert s["counts"]["exact"] > 0 and s["disputes_opened"] > 0
+
+
+def test_bad_input_exits_2(tmp_path: Path) -> None:
+    d = str(tmp_path)
+    r = _run("settle", "--period", "2026-13", "--data-dir", d, "--partners", str(DEMO))
+    assert r.exit_code == 2 and "--period" in r.output
+    r = _run("settle", "--period", "2026-11", "--data-dir", d, "--partners", str(DEMO))
+    assert r.exit_code == 2 and "no journal directory" in r.output
+    r = _run("settle", "--period", "2026-11", "--partner", "zz", "--data-dir", d,
+             "--partners", str(DEMO))
+    assert r.exit_code == 2 and "partners.zz: unknown partner" in r.output
+    bad = tmp_path / "bad.csv"
+    bad.write_text("nope\n")
+    (tmp_path / "journal").mkdir()
+    r = _run("reconcile", "--partner", "orange-fr", "--period", "2026-11", "--their-cdrs",
+             str(bad), "--data-dir", d, "--partners", str(DEMO))
+    assert r.exit_code == 2 and f"{bad}:1: missing column" in r.output
+
+
+def test_inconsistency_exits_1(tmp_path: Path) -> None:
+    from charging.journal import SyncJournal
+
+    from .conftest import rec
+
+    j = SyncJournal(tmp_path / "journal", fsync=False)
+    j.append(rec(partner="stranger"))
+    j.close()
+    r = _run("settle", "--period", "2026-11", "--data-dir", str(tmp_path), "--partners", str(DEMO))
+    assert r.exit_code == 1
+    assert "unknown partner 'stranger'" in r.output
