@@ -78,7 +78,7 @@ def test_bad_files_are_reported_with_file_and_line(tmp_path: Path) -> None:
 
 def test_end_to_end_with_disputes_kept_across_runs(cfg, tmp_path: Path) -> None:
     records = [rec(n=i, id=f"r{i}", start=T0 + i * 600 * S, usage=60 + i, a="+3361000000" + str(i),
-                   price="0.0%02d" % (i + 1)) for i in range(40)]
+                   price=f"0.0{i + 1:02d}") for i in range(40)]
     cdrs = tmp_path / "orange.csv"
     mapping = cfg.cdr_mappings["orange"]
     n = write_partner_cdrs(cdrs, records, mapping, partner="orange-fr", seed=3)
