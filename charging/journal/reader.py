@@ -12,6 +12,10 @@ Two speeds:
 Closed segments must check completely: a bad frame raises :class:`JournalCorruptError` (the
 reader never skips a record). In the open segment the reader stops quietly at the first
 incomplete frame: that is a group commit still being written.
+
+Durability: records in the open segment may not be fsynced yet (a crash could still truncate
+them). Batch consumers that must never see a record twice or lose one (settlement) read
+closed segments only (``include_open=False``) or stop at ``Journal.durable`` in-process.
 """
 
 from __future__ import annotations
