@@ -22,6 +22,7 @@ connection fees apply once per call, exactly as the whole call would be rated at
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,6 +87,10 @@ class ChargingService:
         self._closed_offline: dict[str, None] = {}  # Rf sessions recently stopped (dups)
         self._locks: dict[str, asyncio.Lock] = {}
         self._to_rating = rating_service or (lambda s: s.value)
+        # RatingEngine.price(deck, service, destination, at, usage, origin) -> micro-units:
+        # the allocation-free path; rate() (with its explanation) only where fields need it.
+        self._price = getattr(rater, "price", None)
+        self._tariffs: dict[tuple[str, str, str], tuple[str, str, str]] = {}
         self.counters: dict[str, int] = {}
 
     # ------------------------------------------------------------------ public entry points
@@ -204,10 +209,18 @@ class ChargingService:
             return None
 
     def _cost(self, session: Session, service: ServiceKind, usage: int, at: float) -> int | None:
+        """Price only (the rater's fast path when it has one); None = no tariff."""
         if usage <= 0:
             return 0
-        rated = self._rate(session, service, usage, at)
-        return None if rated is None else rated.price
+        if self._price is None:
+            rated = self._rate(session, service, usage, at)
+            return None if rated is None else rated.price
+        try:
+            return int(self._price(session.deck, self._to_rating(service),
+                                   session.destination or "", at, usage,
+                                   session.origin or ""))
+        except self.config.no_tariff_errors:
+            return None
 
     def _fields(self, session: Session, req: ChargingRequest, service: ServiceKind,
                 *, usage: int | None = None, price: int | None = None,
@@ -229,6 +242,21 @@ class ChargingService:
             f["prefix"] = rated.prefix
             f["destination"] = rated.destination
         return f
+
+    def _tariff(self, session: Session, service: ServiceKind, at: float) -> dict[str, str]:
+        """deck_version / prefix / destination name of the session's tariff, for journal
+        records; cached by (deck, service, destination) so rate() runs once per B-number."""
+        key = (session.deck, service.value, session.destination or "")
+        hit = self._tariffs.get(key)
+        if hit is None:
+            rated = self._rate(session, service, 1, at)
+            if rated is None:
+                return {}
+            hit = (str(rated.deck_version), rated.prefix, rated.destination)
+            if len(self._tariffs) > 100_000:
+                self._tariffs.clear()
+            self._tariffs[key] = hit
+        return {"deck_version": hit[0], "prefix": hit[1], "destination": hit[2]}
 
     # ------------------------------------------------------------------ INITIAL
     async def _initial(self, req: ChargingRequest, key: str, now: float) -> ChargingResult:
@@ -316,8 +344,11 @@ class ChargingService:
             session.grants[gkey] = grant
         base: dict[str, Any] = {"rating_group": su.rating_group, "service_id": su.service_id,
                                 "unit": unit}
-        # 1. Commit the reported usage (cumulative pricing, see module docstring).
+        # 1. Commit the reported usage (cumulative pricing, see module docstring). The
+        #    commit runs concurrently with the next reservation (a new reservation id), so
+        #    both journal records share one group commit.
         used_cost = 0
+        commit: asyncio.Future[Any] | None = None
         if su.used_present or su.used:
             used = max(0, su.used)
             before = grant.cost_total
@@ -326,41 +357,66 @@ class ChargingService:
             if total is None:
                 return UnitsResult(outcome=Outcome.RATING_FAILED, **base)
             used_cost = max(0, total - before)
-            assert session.account is not None and session.balance is not None
-            rated = (self._rate(session, service, grant.used_total + used, at)
-                     if used and unit is not UnitKind.MONEY else None)
-            fields = self._fields(session, req, service, usage=used, price=used_cost,
-                                  rated=rated, result="ok")
+            fields = self._fields(session, req, service, usage=used, price=used_cost)
+            if used and unit is not UnitKind.MONEY:
+                fields.update(self._tariff(session, service, at))
             fields["start"] = int(session.started * 1_000_000)
             fields["end"] = int(at * 1_000_000)
-            op = await self.ledger.commit(f"{key}:c", session.account, session.balance,
-                                          grant.reservation, used_cost, now=now,
-                                          release_rest=True, fields=fields)
-            if op.status is OpStatus.UNKNOWN_RESERVATION:
-                op = await self.ledger.debit(f"{key}:d", session.account, session.balance,
-                                             used_cost, now=now, partial=True, fields=fields)
+            commit = asyncio.ensure_future(self._commit(session, grant, used_cost, key, now,
+                                                        fields))
             grant.used_total += used
-            grant.cost_total = before + (op.granted if op.ok else 0)
+            grant.cost_total = before + used_cost  # corrected below if less was debited
             grant.held = 0
             grant.granted = 0
             self._count("commit")
-        if terminate:
-            return UnitsResult(outcome=Outcome.SUCCESS, used_cost=used_cost, **base)
-        # 2. Reserve the next grant, if one is asked for.
         requested = su.requested
-        if requested is None and req.verb is not Verb.INITIAL:
-            if grant.final:
-                # After FUI the client reports with no RSU: debit, no new quota (B5).
-                return UnitsResult(outcome=Outcome.SUCCESS, used_cost=used_cost,
-                                   validity_time=self.config.validity_time, **base)
-            return UnitsResult(outcome=Outcome.SUCCESS, used_cost=used_cost, **base)
+        if terminate or (requested is None and req.verb is not Verb.INITIAL):
+            if commit is not None:
+                used_cost = await self._settle(grant, commit, used_cost)
+            if terminate:
+                return UnitsResult(outcome=Outcome.SUCCESS, used_cost=used_cost, **base)
+            # No RSU: debit the USU, grant nothing new (RFC 4006 §5.1.2); after FUI the client
+            # reports with no rating AVPs and gets Validity-Time only (facts B5).
+            return UnitsResult(outcome=Outcome.SUCCESS, used_cost=used_cost,
+                               validity_time=self.config.validity_time if grant.final else None,
+                               **base)
+        # 2. Reserve the next grant.
         want = requested or self.config.default_quota[unit]
         want = min(want, self.config.max_quota[unit])
-        return await self._reserve(session, req, grant, want, key, at, now, used_cost, base)
+        result = await self._reserve(session, req, grant, want, key, at, now, used_cost, base,
+                                     after=commit)
+        if commit is not None:
+            settled = await self._settle(grant, commit, used_cost)
+            if settled != used_cost:
+                result = dataclasses.replace(result, used_cost=settled)
+        return result
+
+    async def _commit(self, session: Session, grant: Grant, amount: int, key: str, now: float,
+                      fields: dict[str, Any]) -> Any:
+        """Debit *amount* against the grant's current hold (the rest is released), or a plain
+        partial debit when nothing is held (after FUI, or an unknown/expired hold)."""
+        assert session.account is not None and session.balance is not None
+        if grant.held_id:
+            op = await self.ledger.commit(f"{key}:c", session.account, session.balance,
+                                          grant.held_id, amount, now=now, release_rest=True,
+                                          fields=fields)
+            if op.status is not OpStatus.UNKNOWN_RESERVATION:
+                return op
+        return await self.ledger.debit(f"{key}:d", session.account, session.balance, amount,
+                                       now=now, partial=True, fields=fields)
+
+    async def _settle(self, grant: Grant, commit: asyncio.Future[Any], expected: int) -> int:
+        """Wait for a commit; book what was really debited (the credit limit may cut it)."""
+        op = await commit
+        debited = op.granted if op.ok else 0
+        if debited != expected:
+            grant.cost_total += debited - expected
+        return debited
 
     async def _reserve(self, session: Session, req: ChargingRequest, grant: Grant, want: int,
                        key: str, at: float, now: float, used_cost: int,
-                       base: dict[str, Any]) -> UnitsResult:
+                       base: dict[str, Any], *,
+                       after: asyncio.Future[Any] | None = None) -> UnitsResult:
         assert session.account is not None and session.balance is not None
         service = grant.service
         u = grant.used_total
@@ -374,11 +430,14 @@ class ChargingService:
         ttl = self.config.tcc + 60.0
         final = False
         fields = self._fields(session, req, service, usage=0, price=amount, result="ok")
+        reservation = f"{grant.reservation}|{req.request_number}"
         op = await self.ledger.reserve(f"{key}:r", session.account, session.balance,
-                                       grant.reservation, amount, ttl=ttl, now=now,
+                                       reservation, amount, ttl=ttl, now=now,
                                        fields=fields)
         if op.status is OpStatus.INSUFFICIENT:
             # Grant the most the balance allows, on increment boundaries (FUI TERMINATE).
+            if after is not None:
+                await asyncio.wait([after])  # the commit's release counts as available
             available = await self._available(session.account, session.balance)
             if money:
                 fit = min(want, available)
@@ -403,7 +462,7 @@ class ChargingService:
                 amount = max(0, cost_f - cost_u)
             fields["price"] = format_amount(amount)
             op = await self.ledger.reserve(f"{key}:rf", session.account, session.balance,
-                                           grant.reservation, amount, ttl=ttl, now=now,
+                                           reservation, amount, ttl=ttl, now=now,
                                            fields=fields)
             if not op.ok:
                 grant.final = True
@@ -416,7 +475,8 @@ class ChargingService:
         elif not op.ok:
             return UnitsResult(outcome=Outcome.CREDIT_LIMIT_REACHED, used_cost=used_cost, **base)
         grant.granted = want
-        grant.held += amount
+        grant.held = amount
+        grant.held_id = reservation
         grant.final = final
         self._count("reserve")
         threshold = None
@@ -439,7 +499,7 @@ class ChargingService:
             fields = {"session": session.id, "service": grant.service.value,
                       "account": session.account, "result": reason}
             await self.ledger.release(f"{key or 'ro:' + session.id}:rel:{grant.key}",
-                                      session.account, session.balance, grant.reservation,
+                                      session.account, session.balance, grant.held_id,
                                       now=now, fields=fields)
             grant.held = 0
             grant.granted = 0

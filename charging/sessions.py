@@ -22,7 +22,7 @@ class Grant:
     """The quota state of one rating group (or service id) inside a session."""
 
     __slots__ = ("key", "service", "unit", "granted", "used_total", "cost_total", "reservation",
-                 "held", "final")
+                 "held", "held_id", "final")
 
     def __init__(self, key: int, service: ServiceKind, unit: UnitKind, reservation: str) -> None:
         self.key = key  # rating group / service id; -1 for command-level units
@@ -31,8 +31,9 @@ class Grant:
         self.granted = 0  # units currently granted and not yet reported
         self.used_total = 0  # units reported as used over the whole session
         self.cost_total = 0  # micro-units committed over the whole session
-        self.reservation = reservation  # store reservation id
+        self.reservation = reservation  # prefix of the store reservation ids of this grant
         self.held = 0  # micro-units currently held for this grant
+        self.held_id = ""  # store reservation id of the current hold ("" = none)
         self.final = False  # the last grant the balance allows was given (FUI sent)
 
 

@@ -80,8 +80,8 @@ def service_config(settings: Settings) -> ServiceConfig:
     )
 
 
-def _rating_service(kind: ServiceKind) -> Service:
-    return Service(kind.value)
+_RATING_SERVICE = {k: Service(k.value) for k in ServiceKind}
+_rating_service = _RATING_SERVICE.__getitem__  # ServiceKind -> charging.rating.Service
 
 
 async def open_store(settings: Settings, data_dir: Path, url: str | None = None) -> Any:
