@@ -270,13 +270,20 @@ class PeerProtocol(asyncio.Protocol):
         if data and not transport.is_closing():
             transport.write(data)
         t = conn.get_timer()
-        if t != self._timer_at:
+        armed = self._timer_at
+        # Re-arm only when the deadline moved earlier (or went away). Traffic pushes the
+        # watchdog deadline later on every message; an early wake-up costs one no-op
+        # handle_timer, re-arming on every request would cost a heap push each time.
+        if t is None:
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
+            self._timer_at = None
+        elif armed is None or t < armed:
+            if self._timer is not None:
+                self._timer.cancel()
             self._timer_at = t
-            if t is not None:
-                self._timer = self._loop.call_at(t, self._on_timer)
+            self._timer = self._loop.call_at(t, self._on_timer)
         self._update_reading()
 
     def _on_timer(self) -> None:
