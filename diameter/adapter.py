@@ -460,12 +460,17 @@ async def connect(
     peer_host: str | None = None,
     registry: PeerRegistry | None = None,
     timeout: float | None = None,
+    reopen: bool = False,
 ) -> PeerProtocol:
-    """Dial a peer as initiator (TCP), wait for CER/CEA; raise ConnectionError on refusal."""
+    """Dial a peer as initiator (TCP), wait for CER/CEA; raise ConnectionError on refusal.
+
+    *reopen*: this replaces a connection whose watchdog failed; the link is trusted again
+    after three DWR/DWA exchanges (RFC 3539 REOPEN). Reconnecting every Tc is the caller's
+    loop (none is built in yet)."""
     loop = asyncio.get_running_loop()
     _transport, proto = await loop.create_connection(
         lambda: PeerProtocol(
-            config, Role.INITIATOR, handler, registry=registry, peer_host=peer_host
+            config, Role.INITIATOR, handler, registry=registry, peer_host=peer_host, reopen=reopen
         ),
         host,
         port,
