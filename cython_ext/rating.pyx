@@ -10,7 +10,7 @@ charging/rating/price.py.
 """
 
 from libc.stdint cimport int8_t, int32_t, int64_t, uint64_t
-from libc.stdlib cimport calloc, free, malloc
+from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcmp, memcpy
 from cpython.unicode cimport PyUnicode_Check
 
@@ -32,7 +32,7 @@ cdef uint64_t FNV_PRIME = 1099511628211ULL
 cdef int64_t UNLIMITED = 1LL << 53
 
 
-cdef inline uint64_t _seed(int svc) nogil:
+cdef inline uint64_t _seed(int svc) noexcept nogil:
     return (FNV_OFFSET ^ <uint64_t>(svc + 1)) * FNV_PRIME
 
 
@@ -72,74 +72,23 @@ cdef class CompiledDeck:
     def __cinit__(self):
         self.slots = NULL
 
-    def __init__(self, data, groups):
+    def __init__(self, data, groups=None):
+        """Build the index from the columns of *data* (a DeckData). *groups* is accepted
+        for signature parity with PureDeckIndex and ignored: the grouping and preference
+        order are rebuilt here in C (and checked against the pure order by the parity tests)."""
         cdef Py_ssize_t n = len(data.prefix)
-        cdef Py_ssize_t i, j, e, k
-        cdef bytes pb
+        cdef Py_ssize_t i, j, e, k, m
         cdef const char* pp
         cdef Py_ssize_t plen
         cdef uint64_t h
+        cdef int svc
+        cdef list prefixes = data.prefix
+        cdef list origins = data.origin
         self.data = data
         self.nrows = n
-        cdef Py_ssize_t nent = 0
-        cdef Py_ssize_t blob_len = 0
-        for g in groups:
-            nent += len(g)
-            for p in g:
-                blob_len += len((<str>p).encode("utf-8"))
-        self.nentries = nent
-        cap = 16
-        while cap < 2 * nent + 2:
-            cap *= 2
-        self.cap = cap
-        self.mask = cap - 1
-        self.slots = <int32_t*>calloc(cap, sizeof(int32_t))
-        self.e_hash = <uint64_t*>malloc((nent + 1) * sizeof(uint64_t))
-        self.e_len = <int32_t*>malloc((nent + 1) * sizeof(int32_t))
-        self.e_svc = <int8_t*>malloc((nent + 1) * sizeof(int8_t))
-        self.e_off = <int64_t*>malloc((nent + 1) * sizeof(int64_t))
-        self.e_start = <int32_t*>malloc((nent + 1) * sizeof(int32_t))
-        self.e_count = <int32_t*>malloc((nent + 1) * sizeof(int32_t))
-        self.blob = <char*>malloc(blob_len + 1)
-        self.order = <int32_t*>malloc((n + 1) * sizeof(int32_t))
         for k in range(MAXSVC):
             self.maxlen[k] = -1
             self.lenmask[k] = 0
-        e = 0
-        cdef Py_ssize_t off = 0, pos = 0
-        cdef int svc
-        for svc in range(len(groups)):
-            if svc >= MAXSVC:
-                raise ValueError("too many services")
-            for p, rows in groups[svc].items():
-                pb = (<str>p).encode("utf-8")
-                pp = pb
-                plen = len(pb)
-                h = _seed(svc)
-                for j in range(plen):
-                    h = (h ^ <unsigned char>pp[j]) * FNV_PRIME
-                memcpy(self.blob + off, pp, plen)
-                self.e_hash[e] = h
-                self.e_len[e] = <int32_t>plen
-                self.e_svc[e] = <int8_t>svc
-                self.e_off[e] = off
-                self.e_start[e] = <int32_t>pos
-                self.e_count[e] = <int32_t>len(rows)
-                for r in rows:
-                    self.order[pos] = <int32_t>r
-                    pos += 1
-                off += plen
-                if plen > self.maxlen[svc]:
-                    self.maxlen[svc] = <int32_t>plen
-                if plen < 64:
-                    self.lenmask[svc] |= (1ULL << plen)
-                else:
-                    self.lenmask[svc] |= (1ULL << 63)
-                k = h & self.mask
-                while self.slots[k] != 0:
-                    k = (k + 1) & self.mask
-                self.slots[k] = <int32_t>(e + 1)
-                e += 1
         self.eff_from = _copy64(data.eff_from, n)
         self.eff_to = _copy64(data.eff_to, n)
         self.rate = _copy64(data.rate, n)
@@ -151,28 +100,124 @@ cdef class CompiledDeck:
         self.min_charge = _copy64(data.min_charge, n)
         self.band = _copy8(data.band, n)
         self.blocked = _copy8(data.blocked, n)
+        cdef int8_t* svcs = _copy8(data.service, n)
+        # Origins: one blob.
         self.o_off = <int64_t*>malloc((n + 1) * sizeof(int64_t))
         self.o_len = <int32_t*>malloc((n + 1) * sizeof(int32_t))
-        origins = data.origin
-        cdef Py_ssize_t olen_total = 0
+        cdef Py_ssize_t total = 0
         for i in range(n):
             o = origins[i]
             if o:
-                olen_total += len((<str>o).encode("utf-8"))
-        self.oblob = <char*>malloc(olen_total + 1)
-        off = 0
+                PyUnicode_AsUTF8AndSize(o, &plen)
+                total += plen
+        self.oblob = <char*>malloc(total + 1)
+        cdef Py_ssize_t off = 0
         for i in range(n):
             o = origins[i]
             self.o_off[i] = off
+            self.o_len[i] = 0
             if o:
-                pb = (<str>o).encode("utf-8")
-                pp = pb
-                plen = len(pb)
+                pp = PyUnicode_AsUTF8AndSize(o, &plen)
                 memcpy(self.oblob + off, pp, plen)
                 self.o_len[i] = <int32_t>plen
                 off += plen
-            else:
-                self.o_len[i] = 0
+        # Pass 1: hash every (service, prefix); find or create its entry; count rows per entry.
+        total = 0
+        for i in range(n):
+            PyUnicode_AsUTF8AndSize(prefixes[i], &plen)
+            total += plen
+        cap = 16
+        while cap < 2 * n + 2:
+            cap *= 2
+        self.cap = cap
+        self.mask = cap - 1
+        self.slots = <int32_t*>calloc(cap, sizeof(int32_t))
+        self.e_hash = <uint64_t*>malloc((n + 1) * sizeof(uint64_t))
+        self.e_len = <int32_t*>malloc((n + 1) * sizeof(int32_t))
+        self.e_svc = <int8_t*>malloc((n + 1) * sizeof(int8_t))
+        self.e_off = <int64_t*>malloc((n + 1) * sizeof(int64_t))
+        self.e_start = <int32_t*>calloc(n + 1, sizeof(int32_t))
+        self.e_count = <int32_t*>calloc(n + 1, sizeof(int32_t))
+        self.blob = <char*>malloc(total + 1)
+        self.order = <int32_t*>malloc((n + 1) * sizeof(int32_t))
+        cdef int32_t* row_entry = <int32_t*>malloc((n + 1) * sizeof(int32_t))
+        off = 0
+        e = 0
+        for i in range(n):
+            pp = PyUnicode_AsUTF8AndSize(prefixes[i], &plen)
+            svc = svcs[i]
+            if svc < 0 or svc >= MAXSVC:
+                free(row_entry); free(svcs)
+                raise ValueError(f"bad service code {svc}")
+            h = _seed(svc)
+            for j in range(plen):
+                h = (h ^ <unsigned char>pp[j]) * FNV_PRIME
+            k = h & self.mask
+            while True:
+                m = self.slots[k]
+                if m == 0:
+                    memcpy(self.blob + off, pp, plen)
+                    self.e_hash[e] = h
+                    self.e_len[e] = <int32_t>plen
+                    self.e_svc[e] = <int8_t>svc
+                    self.e_off[e] = off
+                    off += plen
+                    self.slots[k] = <int32_t>(e + 1)
+                    m = e
+                    e += 1
+                    if plen > self.maxlen[svc]:
+                        self.maxlen[svc] = <int32_t>plen
+                    if plen < 63:
+                        self.lenmask[svc] |= (1ULL << plen)
+                    else:
+                        self.lenmask[svc] |= (1ULL << 63)
+                    break
+                m -= 1
+                if (self.e_hash[m] == h and self.e_len[m] == plen and self.e_svc[m] == svc
+                        and memcmp(self.blob + self.e_off[m], pp, plen) == 0):
+                    break
+                k = (k + 1) & self.mask
+            row_entry[i] = <int32_t>m
+            self.e_count[m] += 1
+        self.nentries = e
+        free(svcs)
+        # Pass 2: runs of row indices per entry (rows in file order), then preference order.
+        cdef Py_ssize_t pos = 0
+        for m in range(e):
+            self.e_start[m] = <int32_t>pos
+            pos += self.e_count[m]
+        cdef int32_t* fill = <int32_t*>calloc(e + 1, sizeof(int32_t))
+        for i in range(n):
+            m = row_entry[i]
+            self.order[self.e_start[m] + fill[m]] = <int32_t>i
+            fill[m] += 1
+        free(fill)
+        free(row_entry)
+        for m in range(e):
+            if self.e_count[m] > 1:
+                self._sort_run(self.e_start[m], self.e_count[m])
+
+    cdef inline bint _before(self, int32_t a, int32_t b) noexcept nogil:
+        """Preference order of PureDeckIndex: longer origin, specific band, later start, index."""
+        if self.o_len[a] != self.o_len[b]:
+            return self.o_len[a] > self.o_len[b]
+        if (self.band[a] == 0) != (self.band[b] == 0):
+            return self.band[a] != 0
+        if self.eff_from[a] != self.eff_from[b]:
+            return self.eff_from[a] > self.eff_from[b]
+        return a < b
+
+    cdef void _sort_run(self, Py_ssize_t start, Py_ssize_t count) noexcept nogil:
+        # Insertion sort: runs are short (versions/bands/origins of one prefix).
+        cdef Py_ssize_t x, y
+        cdef int32_t v
+        for x in range(start + 1, start + count):
+            v = self.order[x]
+            y = x - 1
+            while y >= start and self._before(v, self.order[y]):
+                self.order[y + 1] = self.order[y]
+                y -= 1
+            self.order[y + 1] = v
 
     def __dealloc__(self):
         if self.slots == NULL:
@@ -185,7 +230,7 @@ cdef class CompiledDeck:
         free(self.o_len); free(self.oblob)
 
     cdef inline Py_ssize_t _find(self, int svc, const char* key, Py_ssize_t n,
-                                 const char* okey, Py_ssize_t on, int64_t at, int bnd) nogil:
+                                 const char* okey, Py_ssize_t on, int64_t at, int bnd) noexcept nogil:
         cdef uint64_t hs[STACK_KEY + 1]
         cdef uint64_t* hp = hs
         cdef Py_ssize_t top, L, j, k, e, r, s, cnt
@@ -242,7 +287,7 @@ cdef class CompiledDeck:
             free(hp)
         return result
 
-    cdef inline int64_t _price(self, Py_ssize_t i, int64_t usage, int64_t* billed_out) nogil:
+    cdef inline int64_t _price(self, Py_ssize_t i, int64_t usage, int64_t* billed_out) noexcept nogil:
         cdef int64_t a, b, billed, total, den
         cdef i128 num
         if usage <= 0:
@@ -368,4 +413,261 @@ cdef int8_t* _copy8(object arr, Py_ssize_t n) except NULL:
         v = arr
         for i in range(n):
             out[i] = v[i]
+    return out
+
+
+# --- CSV import fast path (twin of charging.rating.csvdeck._Rows.read_fast) ----------------
+
+cdef extern from "Python.h":
+    object PyUnicode_DecodeUTF8(const char* s, Py_ssize_t size, const char* errors)
+    object PyUnicode_DecodeASCII(const char* s, Py_ssize_t size, const char* errors)
+
+DEF MAXCELLS = 64
+
+
+cdef struct _BSet:
+    # Open-addressing set of byte strings that live in the caller's text (offset, length).
+    int64_t* off
+    int32_t* len
+    uint64_t* hash
+    int32_t* val
+    Py_ssize_t mask
+
+
+cdef int _bset_init(_BSet* t, Py_ssize_t expected) except -1:
+    cdef Py_ssize_t cap = 16
+    while cap < 2 * expected + 2:
+        cap *= 2
+    t.mask = cap - 1
+    t.off = <int64_t*>malloc(cap * sizeof(int64_t))
+    t.len = <int32_t*>calloc(cap, sizeof(int32_t))
+    t.hash = <uint64_t*>malloc(cap * sizeof(uint64_t))
+    t.val = <int32_t*>malloc(cap * sizeof(int32_t))
+    cdef Py_ssize_t i
+    for i in range(cap):
+        t.len[i] = -1
+    return 0
+
+
+cdef void _bset_free(_BSet* t) noexcept:
+    free(t.off); free(t.len); free(t.hash); free(t.val)
+
+
+cdef inline Py_ssize_t _bset_slot(_BSet* t, const char* base, Py_ssize_t off, Py_ssize_t n,
+                                  uint64_t h) noexcept nogil:
+    """The slot holding base[off:off+n], or the empty slot where it belongs (len == -1)."""
+    cdef Py_ssize_t k = h & t.mask
+    while t.len[k] != -1:
+        if t.hash[k] == h and t.len[k] == n and memcmp(base + t.off[k], base + off, n) == 0:
+            return k
+        k = (k + 1) & t.mask
+    return k
+
+
+cdef inline uint64_t _fnv(const char* p, Py_ssize_t n) noexcept nogil:
+    cdef uint64_t h = FNV_OFFSET
+    cdef Py_ssize_t i
+    for i in range(n):
+        h = (h ^ <unsigned char>p[i]) * FNV_PRIME
+    return h
+
+
+def split_simple(str text, str delim, int ncols, int c_prefix, int c_rate, tuple rest_idx):
+    """Split an unquoted deck body (the text after the header line) into
+    (prefixes: list[str], rates: array('q') nano-units, ids: array('i'), keys: list[str],
+    lines, distinct prefixes).
+
+    ``keys[ids[j]]`` is row j's non-code, non-rate cells (``rest_idx`` order) joined by
+    ``\\x1f``. Returns None as soon as a line needs the csv module or the row-by-row path: a
+    quote, a CR inside a line, a ``\\x1f``, too many cells, a code that is not all digits, a
+    rate that is not plain ``digits[.digits]`` (below 1e9, at most 9 significant decimals).
+    """
+    from array import array
+    cdef Py_ssize_t size
+    cdef const char* p = PyUnicode_AsUTF8AndSize(text, &size)
+    cdef bytes dl = delim.encode()
+    if len(dl) != 1:
+        return None
+    cdef char d = dl[0]
+    cdef Py_ssize_t nrest = len(rest_idx)
+    cdef int ridx[MAXCELLS]
+    cdef Py_ssize_t i, j, k, start, end, pos = 0, lines = 0, ncells, nrows = 0, slot
+    cdef Py_ssize_t cs[MAXCELLS]
+    cdef Py_ssize_t ce[MAXCELLS]
+    cdef char c
+    cdef int64_t whole, frac
+    cdef int fdig
+    cdef bint seen_dot
+    cdef uint64_t h
+    if nrest > MAXCELLS or ncols > MAXCELLS:
+        return None
+    for i in range(nrest):
+        ridx[i] = rest_idx[i]
+    cdef Py_ssize_t maxrows = 1
+    for i in range(size):
+        if p[i] == 10:
+            maxrows += 1
+    cdef int64_t* rates = <int64_t*>malloc(maxrows * sizeof(int64_t))
+    cdef int32_t* ids = <int32_t*>malloc(maxrows * sizeof(int32_t))
+    # Keys are built in a side buffer (their cells are not contiguous in the text).
+    cdef Py_ssize_t kcap = 1 << 16, kused = 0, klen, kstart
+    cdef char* kbuf = <char*>malloc(kcap)
+    cdef _BSet kset
+    _bset_init(&kset, 4096)
+    # Distinct prefixes: one packed word per slot (hash high 32 bits | row + 1) so a probe
+    # touches one cache line; the bytes are compared through the row's offset only on a hit.
+    cdef Py_ssize_t pcap = 16
+    while pcap < 2 * maxrows + 2:
+        pcap *= 2
+    cdef uint64_t pmask = pcap - 1
+    cdef uint64_t* pslots = <uint64_t*>calloc(pcap, sizeof(uint64_t))
+    cdef int64_t* poff = <int64_t*>malloc(maxrows * sizeof(int64_t))
+    cdef int32_t* plen = <int32_t*>malloc(maxrows * sizeof(int32_t))
+    cdef uint64_t word, hi
+    cdef Py_ssize_t plen_row, other
+    cdef Py_ssize_t nkeys = 0, distinct = 0
+    cdef list prefixes = []
+    cdef list keys = []
+    try:
+        while pos < size:
+            start = pos
+            end = pos
+            while end < size and p[end] != 10:
+                end += 1
+            pos = end + 1
+            lines += 1
+            if end > start and p[end - 1] == 13:
+                end -= 1
+            ncells = 0
+            cs[0] = start
+            for i in range(start, end):
+                c = p[i]
+                if c == 34 or c == 13 or c == 31:
+                    return None
+                if c == d:
+                    ce[ncells] = i
+                    ncells += 1
+                    if ncells >= MAXCELLS:
+                        return None
+                    cs[ncells] = i + 1
+            ce[ncells] = end
+            ncells += 1
+            if end == start or ncells <= 1:
+                continue  # blank line or a one-cell note: skipped like the row path
+            for k in range(ncells, ncols):
+                cs[k] = end
+                ce[k] = end
+            if ce[c_prefix] <= cs[c_prefix]:
+                return None
+            for i in range(cs[c_prefix], ce[c_prefix]):
+                if p[i] < 48 or p[i] > 57:
+                    return None
+            whole = 0
+            frac = 0
+            fdig = 0
+            seen_dot = False
+            if ce[c_rate] <= cs[c_rate] or (ce[c_rate] - cs[c_rate] == 1 and p[cs[c_rate]] == 46):
+                return None
+            for i in range(cs[c_rate], ce[c_rate]):
+                c = p[i]
+                if c == 46 and not seen_dot:
+                    seen_dot = True
+                elif 48 <= c <= 57:
+                    if seen_dot:
+                        if fdig < 9:
+                            frac = frac * 10 + (c - 48)
+                            fdig += 1
+                        elif c != 48:
+                            return None
+                    else:
+                        whole = whole * 10 + (c - 48)
+                        if whole >= 1000000000:
+                            return None  # let the exact Python path decide
+                else:
+                    return None
+            while fdig < 9:
+                frac *= 10
+                fdig += 1
+            # key of the other cells
+            klen = 0
+            for j in range(nrest):
+                klen += ce[ridx[j]] - cs[ridx[j]] + 1
+            if kused + klen + 1 > kcap:
+                while kused + klen + 1 > kcap:
+                    kcap *= 2
+                kbuf = <char*>realloc_or_fail(kbuf, kcap)
+            kstart = kused
+            for j in range(nrest):
+                k = ridx[j]
+                if j:
+                    kbuf[kused] = 31
+                    kused += 1
+                memcpy(kbuf + kused, p + cs[k], ce[k] - cs[k])
+                kused += ce[k] - cs[k]
+            klen = kused - kstart
+            h = _fnv(kbuf + kstart, klen)
+            slot = _bset_slot(&kset, kbuf, kstart, klen, h)
+            if kset.len[slot] == -1:
+                if nkeys >= (kset.mask + 1) // 2:
+                    return None  # very many distinct combinations: the Python path copes
+                kset.len[slot] = <int32_t>klen
+                kset.off[slot] = kstart
+                kset.hash[slot] = h
+                kset.val[slot] = <int32_t>nkeys
+                keys.append(PyUnicode_DecodeUTF8(kbuf + kstart, klen, "strict"))
+                nkeys += 1
+            else:
+                kused = kstart  # already known: drop the copy
+            ids[nrows] = kset.val[slot]
+            # distinct prefixes
+            plen_row = ce[c_prefix] - cs[c_prefix]
+            poff[nrows] = cs[c_prefix]
+            plen[nrows] = <int32_t>plen_row
+            h = _fnv(p + cs[c_prefix], plen_row)
+            hi = h >> 32
+            slot = h & pmask
+            while True:
+                word = pslots[slot]
+                if word == 0:
+                    pslots[slot] = (hi << 32) | <uint64_t>(nrows + 1)
+                    distinct += 1
+                    break
+                if (word >> 32) == hi:
+                    other = <Py_ssize_t>(word & 0xFFFFFFFFULL) - 1
+                    if plen[other] == plen_row and memcmp(p + poff[other], p + cs[c_prefix], plen_row) == 0:
+                        break
+                slot = (slot + 1) & pmask
+            prefixes.append(PyUnicode_DecodeASCII(p + cs[c_prefix], ce[c_prefix] - cs[c_prefix], "strict"))
+            rates[nrows] = whole * 1000000000 + frac
+            nrows += 1
+        out_rates = array("q")
+        out_rates.frombytes((<char*>rates)[:nrows * sizeof(int64_t)])
+        out_ids = array("i")
+        out_ids.frombytes((<char*>ids)[:nrows * sizeof(int32_t)])
+    finally:
+        free(rates)
+        free(ids)
+        free(kbuf)
+        free(pslots)
+        free(poff)
+        free(plen)
+        _bset_free(&kset)
+    return prefixes, out_rates, out_ids, keys, lines, distinct
+
+
+cdef void* realloc_or_fail(void* ptr, size_t n) except NULL:
+    cdef void* out = realloc(ptr, n)
+    if out == NULL:
+        raise MemoryError()
+    return out
+
+
+def take(int[::1] ids, long long[::1] values):
+    """array('q') with values[ids[j]] for every j (expands per-key attributes to rows)."""
+    from array import array
+    cdef Py_ssize_t n = ids.shape[0], j
+    out = array("q", bytes(8 * n))
+    cdef long long[::1] o = out
+    for j in range(n):
+        o[j] = values[ids[j]]
     return out

@@ -16,11 +16,15 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import operator
 import re
-from collections.abc import Callable
+from array import array
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 from zoneinfo import ZoneInfo
 
+import cython_ext
 from charging.rating.deckdata import DeckData
 from charging.rating.model import (
     DEFAULT_INCREMENTS,
@@ -35,6 +39,8 @@ from charging.rating.numbers import normalise_prefix
 
 MAX_RANGE = 10_000
 """Most codes one range cell (``a-b``) may expand to."""
+
+_ext = cython_ext.load("rating")
 
 _SYNONYMS: dict[str, tuple[str, ...]] = {
     "prefix": ("prefix", "code", "codes", "dial code", "dial codes", "dialcode", "dialcodes",
@@ -96,6 +102,7 @@ class ReadResult:
     data: DeckData
     lines: int = 0
     rejects: list[tuple[int, str, str]] = field(default_factory=list)  # (line, reason, raw)
+    distinct_prefixes: int | None = None  # when a fast path counted them already
 
 
 class _Bad(ValueError):
@@ -300,174 +307,322 @@ def read_deck(
             cols["rate"] = cols["current_rate"]
         else:
             cols["rate"] = cols["rate_first"]
-    return _read_rows(reader, cols, hline, label, opts, progress)
+    rows = _Rows(cols, opts, label)
+    if rows.fast_ok and _ext is not None:
+        compiled = rows.read_compiled(raw[pos:], delim, hline, header_lines=1)
+        if compiled is not None:
+            return compiled
+        rows = _Rows(cols, opts, label)
+    if rows.fast_ok:
+        fast = rows.read_fast(reader, hline, progress)
+        if fast is not None:
+            return fast
+        # Something needs the row-by-row path (a bad cell, a closed code, a duplicate): start
+        # again so every problem gets its exact line.
+        rows = _Rows(cols, opts, label)
+        reader = csv.reader(io.StringIO(raw[pos:], newline=""), delimiter=delim)
+        next(reader)
+    return rows.read_slow(reader, hline, progress)
 
 
-def _read_rows(
-    reader: object,
-    cols: dict[str, int],
-    hline: int,
-    label: str,
-    opts: ImportOptions,
-    progress: Callable[[int], None] | None,
-) -> ReadResult:
-    data = DeckData()
-    result = ReadResult(data=data)
-    problems: list[str] = []
-    dates = _Dates(opts.timezone)
-    default_from = -NEVER
-    if opts.effective:
-        try:
-            got = dates.parse(opts.effective)
-        except _Bad as exc:
-            raise DeckError([f"{label}:--effective: {exc}"]) from None
-        default_from = got if got is not None else -NEVER
-    c_prefix = cols["prefix"]
-    c_rate = cols["rate"]
-    c_cc = cols.get("cc")
-    c_name = cols.get("name")
-    c_country = cols.get("country")
-    c_network = cols.get("network")
-    c_first = cols.get("rate_first")
-    c_eff = cols.get("effective")
-    c_end = cols.get("end")
-    c_billing = cols.get("billing")
-    c_incf = cols.get("inc_first")
-    c_incn = cols.get("inc_next")
-    c_fee = cols.get("fee")
-    c_min = cols.get("min_charge")
-    c_change = cols.get("change")
-    c_disc = cols.get("discontinued")
-    c_service = cols.get("service")
-    c_origin = cols.get("origin")
-    c_band = cols.get("band")
-    c_unit = cols.get("unit")
-    c_tiers = cols.get("tiers")
-    seen: dict[str, int] = {}
-    ncols = max(cols.values()) + 1
-    d_service, d_prefix, d_origin, d_dest = data.service, data.prefix, data.origin, data.dest
-    d_band, d_blocked, d_rate, d_rate_first = data.band, data.blocked, data.rate, data.rate_first
-    d_incf, d_incn, d_unit, d_fee, d_min = (
-        data.inc_first, data.inc_next, data.rate_unit, data.fee, data.min_charge)
-    d_from, d_to = data.eff_from, data.eff_to
-    name_index, band_index = data.name_index, data.band_index
-    default_service = opts.service
-    parse_date = dates.parse
-    line = hline + 1
-    count = 0
-    for cells in reader:  # type: ignore[attr-defined]
-        line = hline + reader.line_num  # type: ignore[attr-defined]
-        count += 1
-        if progress is not None and count & 0xFFFF == 0:
-            progress(count)
-        if not cells or (len(cells) == 1 and not cells[0].strip()):
-            continue
-        if len(cells) < ncols:
-            if len(cells) == 1:
-                continue  # a footer note such as "Rates are subject to change"
-            cells = cells + [""] * (ncols - len(cells))
-        try:
-            if not cells[c_prefix].strip():
-                raise _Bad("no prefix/code")
-            service = Service.parse(cells[c_service]) if c_service is not None and cells[c_service].strip() else default_service
-            code_cell = cells[c_prefix]
-            if code_cell.isdigit():
-                codes = [code_cell]
+_REST = ("service", "billing", "inc_first", "inc_next", "unit", "fee", "min_charge", "effective",
+         "end", "change", "discontinued", "name", "country", "network", "origin", "band", "tiers",
+         "rate_first", "cc")
+_CHUNK = 65536
+
+
+class _Rows:
+    """Parsing state of one file, shared by the columnar fast path and the row-by-row path.
+
+    Every cell except the code and the rate is parsed through :meth:`attrs`, keyed by the
+    tuple of those cells (decks repeat them: same billing, dates, names...), so both paths
+    run the very same code per distinct combination.
+    """
+
+    def __init__(self, cols: dict[str, int], opts: ImportOptions, label: str) -> None:
+        self.cols = cols
+        self.opts = opts
+        self.label = label
+        self.dates = _Dates(opts.timezone)
+        self.default_from = -NEVER
+        if opts.effective:
+            try:
+                got = self.dates.parse(opts.effective)
+            except _Bad as exc:
+                raise DeckError([f"{label}:--effective: {exc}"]) from None
+            self.default_from = got if got is not None else -NEVER
+        self.present = [k for k in _REST if k in cols]
+        idx = [cols[k] for k in self.present]
+        self.getter: Callable[[list[str]], tuple[str, ...]]
+        if not idx:
+            self.getter = lambda cells: ()
+        elif len(idx) == 1:
+            one = idx[0]
+            self.getter = lambda cells: (cells[one],)
+        else:
+            self.getter = operator.itemgetter(*idx)  # type: ignore[assignment]
+        self.ncols = max(cols.values()) + 1
+        self.c_prefix = cols["prefix"]
+        self.c_rate = cols["rate"]
+        self.attr_cache: dict[tuple[str, ...], tuple[object, ...]] = {}
+        self.rate_cache: dict[str, int] = {}
+        self.data = DeckData()
+        self.fast_ok = "cc" not in cols and "tiers" not in cols
+
+    def attrs(self, key: tuple[str, ...]) -> tuple[object, ...]:
+        """(service code, inc_first, inc_next, unit, fee, min, eff_from, eff_to, closed,
+        name index, origin, band index, band, tiers, rate_first cell, cc) of a row."""
+        got = self.attr_cache.get(key)
+        if got is not None:
+            return got
+        c = dict(zip(self.present, key, strict=True))
+        opts = self.opts
+        svc_cell = c.get("service", "").strip()
+        service = Service.parse(svc_cell) if svc_cell else opts.service
+        inc_f, inc_n = DEFAULT_INCREMENTS[service]
+        bcell = c.get("billing", "").strip()
+        if bcell:
+            if "/" in bcell or "+" in bcell:
+                inc_f, inc_n = _parse_increments(bcell)
             else:
-                codes = _expand_codes(code_cell, opts.hyphen)
-            if c_cc is not None:
-                cc = normalise_prefix(cells[c_cc])
-                if not cc.isdigit():
-                    raise _Bad(f"bad country code {cells[c_cc].strip()!r}")
-                codes = [cc + c for c in codes]
-            rate = parse_scaled(cells[c_rate], 9, "rate")
-            rate_first = parse_scaled(cells[c_first], 9, "first rate") if c_first is not None and cells[c_first].strip() else rate
-            inc_f, inc_n = DEFAULT_INCREMENTS[service]
-            if c_billing is not None and cells[c_billing].strip():
-                bcell = cells[c_billing]
-                if "/" in bcell or "+" in bcell:
-                    inc_f, inc_n = _parse_increments(bcell)
-                else:
-                    inc_n = _int_units(bcell, "increment")
-            if c_incf is not None and cells[c_incf].strip():
-                inc_f = _int_units(cells[c_incf], "initial increment")
-            if c_incn is not None and cells[c_incn].strip():
-                inc_n = _int_units(cells[c_incn], "subsequent increment")
-            unit = _parse_unit(cells[c_unit], service) if c_unit is not None else DEFAULT_RATE_UNIT[service]
-            fee = parse_scaled(cells[c_fee], 6, "connection fee") if c_fee is not None and cells[c_fee].strip() else 0
-            minc = parse_scaled(cells[c_min], 6, "minimum charge") if c_min is not None and cells[c_min].strip() else 0
-            eff = parse_date(cells[c_eff]) if c_eff is not None else None
-            eff_from = eff if eff is not None else default_from
-            end = parse_date(cells[c_end]) if c_end is not None else None
-            eff_to = end if end is not None else NEVER
-            closed = False
-            if c_change is not None and cells[c_change].strip().lower() in _CLOSED:
-                closed = True
-            if c_disc is not None and cells[c_disc].strip().lower() in ("1", "yes", "y", "true", "x"):
-                closed = True
-            if eff_to <= eff_from:
-                raise _Bad("end date is not after the effective date")
-            if c_name is not None:
-                name = cells[c_name].strip()
-            else:
-                parts = [cells[c].strip() for c in (c_country, c_network) if c is not None and cells[c].strip()]
-                name = " ".join(parts)
-            origin = normalise_prefix(cells[c_origin]) if c_origin is not None else ""
-            band = cells[c_band].strip().lower() if c_band is not None else ""
-            tiers = _parse_tiers(cells[c_tiers]) if c_tiers is not None and cells[c_tiers].strip() else ()
-        except (_Bad, ValueError, IndexError) as exc:
-            msg = str(exc) if not isinstance(exc, IndexError) else "too few columns"
-            problems.append(f"{label}:{line}: {msg}")
-            if opts.skip_bad:
-                result.rejects.append((line, msg, (",".join(cells))))
-            continue
-        name_ix = name_index(name)
-        band_ix = band_index(band) if band else 0
-        scode = service.code
+                inc_n = _int_units(bcell, "increment")
+        if c.get("inc_first", "").strip():
+            inc_f = _int_units(c["inc_first"], "initial increment")
+        if c.get("inc_next", "").strip():
+            inc_n = _int_units(c["inc_next"], "subsequent increment")
+        unit = _parse_unit(c["unit"], service) if "unit" in c else DEFAULT_RATE_UNIT[service]
+        fee = parse_scaled(c["fee"], 6, "connection fee") if c.get("fee", "").strip() else 0
+        minc = parse_scaled(c["min_charge"], 6, "minimum charge") if c.get("min_charge", "").strip() else 0
+        eff = self.dates.parse(c["effective"]) if "effective" in c else None
+        eff_from = eff if eff is not None else self.default_from
+        end = self.dates.parse(c["end"]) if "end" in c else None
+        eff_to = end if end is not None else NEVER
+        closed = (c.get("change", "").strip().lower() in _CLOSED
+                  or c.get("discontinued", "").strip().lower() in ("1", "yes", "y", "true", "x"))
+        if eff_to <= eff_from:
+            raise _Bad("end date is not after the effective date")
+        if "name" in c:
+            name = c["name"].strip()
+        else:
+            name = " ".join(c[k].strip() for k in ("country", "network") if c.get(k, "").strip())
+        origin = normalise_prefix(c["origin"]) if "origin" in c else ""
+        band = c["band"].strip().lower() if "band" in c else ""
+        tiers = _parse_tiers(c["tiers"]) if c.get("tiers", "").strip() else ()
+        cc = ""
+        if "cc" in c:
+            cc = normalise_prefix(c["cc"])
+            if not cc.isdigit():
+                raise _Bad(f"bad country code {c['cc'].strip()!r}")
+        first_cell = c.get("rate_first", "").strip()
+        rate_first = parse_scaled(first_cell, 9, "first rate") if first_cell else None
+        out = (service.code, inc_f, inc_n, unit, fee, minc, eff_from, eff_to, closed,
+               self.data.name_index(name), origin, self.data.band_index(band) if band else 0, band,
+               tiers, rate_first, cc)
+        if len(self.attr_cache) > 500_000:
+            self.attr_cache.clear()
+        self.attr_cache[key] = out
+        return out
+
+    def rate(self, cell: str) -> int:
+        got = self.rate_cache.get(cell)
+        if got is None:
+            got = parse_scaled(cell, 9, "rate")
+            if len(self.rate_cache) > 500_000:
+                self.rate_cache.clear()
+            self.rate_cache[cell] = got
+        return got
+
+    # -- the compiled fast path (cython_ext/rating.pyx split_simple) --------------------------
+
+    def read_compiled(self, body: str, delim: str, hline: int, header_lines: int) -> ReadResult | None:
+        """Unquoted files: lines split in C, attributes parsed here once per distinct
+        combination; None when anything needs a Python path."""
+        assert _ext is not None
+        nl = body.find("\n")
+        if nl < 0:
+            return None
+        got = _ext.split_simple(body[nl + 1:], delim, self.ncols, self.c_prefix, self.c_rate,
+                                tuple(self.cols[k] for k in self.present))
+        if got is None:
+            return None
+        prefixes, rates, ids, keys, lines, distinct = got
+        if not prefixes:
+            return None
+        try:
+            at = [self.attrs(tuple(k.split("\x1f")) if self.present else ()) for k in keys]
+        except (_Bad, ValueError):
+            return None
+        cols = list(zip(*at, strict=True))
+        if any(cols[8]):
+            return None
+        d = self.data
+        take = _ext.take
+        d.prefix = prefixes
+        d.rate = rates
+        if all(f is None for f in cols[14]):
+            d.rate_first = array("q", rates)
+        else:
+            firsts = cols[14]
+            d.rate_first = array("q", (r if firsts[i] is None else firsts[i] for i, r in zip(ids, rates, strict=True)))  # type: ignore[misc]
+        d.service = array("b", take(ids, array("q", cols[0])))  # type: ignore[arg-type]
+        d.inc_first = take(ids, array("q", cols[1]))  # type: ignore[arg-type]
+        d.inc_next = take(ids, array("q", cols[2]))  # type: ignore[arg-type]
+        d.rate_unit = take(ids, array("q", cols[3]))  # type: ignore[arg-type]
+        d.fee = take(ids, array("q", cols[4]))  # type: ignore[arg-type]
+        d.min_charge = take(ids, array("q", cols[5]))  # type: ignore[arg-type]
+        d.eff_from = take(ids, array("q", cols[6]))  # type: ignore[arg-type]
+        d.eff_to = take(ids, array("q", cols[7]))  # type: ignore[arg-type]
+        d.dest = array("i", take(ids, array("q", cols[9])))  # type: ignore[arg-type]
+        origins = cols[10]
+        d.origin = [""] * len(prefixes) if not any(origins) else [origins[i] for i in ids]  # type: ignore[misc]
+        d.band = array("b", take(ids, array("q", cols[11])))  # type: ignore[arg-type]
+        d.blocked = array("b", bytes(len(prefixes)))
+        n = len(prefixes)
+        if len(set(prefixes)) != n and len(set(zip(d.service, d.origin, d.prefix, d.band, d.eff_from, strict=False))) != n:
+            return None
+        return ReadResult(data=d, lines=hline + header_lines + lines)
+
+    # -- the columnar fast path --------------------------------------------------------------
+
+    def read_fast(self, reader: Iterator[list[str]], hline: int,
+                  progress: Callable[[int], None] | None) -> ReadResult | None:
+        """Whole chunks at a time; None as soon as anything needs the row-by-row path."""
+        d = self.data
+        ncols, cp, cr = self.ncols, self.c_prefix, self.c_rate
+        getter, attrs, rate = self.getter, self.attrs, self.rate
+        count = 0
+        while True:
+            chunk = list(islice(reader, _CHUNK))
+            if not chunk:
+                break
+            count += len(chunk)
+            if progress is not None:
+                progress(count)
+            rows = [r if len(r) >= ncols else r + [""] * (ncols - len(r)) for r in chunk if len(r) > 1]
+            if not rows:
+                continue
+            codes = [r[cp] for r in rows]
+            if not all(codes) or not "".join(codes).isdigit():
+                return None
+            try:
+                at = [attrs(k) for k in map(getter, rows)]
+                rates = [rate(r[cr]) for r in rows]
+            except (_Bad, ValueError):
+                return None
+            cols = list(zip(*at, strict=True))
+            if any(cols[8]):  # a closed code: two spans per row
+                return None
+            firsts = [r if f is None else f for f, r in zip(cols[14], rates, strict=True)]
+            d.prefix.extend(codes)
+            d.rate.extend(rates)
+            d.rate_first.extend(firsts)  # type: ignore[arg-type]
+            d.service.extend(cols[0])  # type: ignore[arg-type]
+            d.inc_first.extend(cols[1])  # type: ignore[arg-type]
+            d.inc_next.extend(cols[2])  # type: ignore[arg-type]
+            d.rate_unit.extend(cols[3])  # type: ignore[arg-type]
+            d.fee.extend(cols[4])  # type: ignore[arg-type]
+            d.min_charge.extend(cols[5])  # type: ignore[arg-type]
+            d.eff_from.extend(cols[6])  # type: ignore[arg-type]
+            d.eff_to.extend(cols[7])  # type: ignore[arg-type]
+            d.dest.extend(cols[9])  # type: ignore[arg-type]
+            d.origin.extend(cols[10])  # type: ignore[arg-type]
+            d.band.extend(cols[11])  # type: ignore[arg-type]
+            d.blocked.extend(bytes(len(rows)))
+        n = len(d.prefix)
+        if n == 0:
+            return None
+        if len(set(d.prefix)) != n and len(set(zip(d.service, d.origin, d.prefix, d.band, d.eff_from, strict=False))) != n:
+            return None  # duplicates: the slow path names their lines
+        return ReadResult(data=d, lines=hline + reader.line_num)  # type: ignore[attr-defined]
+
+    # -- the row-by-row path -----------------------------------------------------------------
+
+    def read_slow(self, reader: Iterator[list[str]], hline: int,
+                  progress: Callable[[int], None] | None) -> ReadResult:
+        data = self.data
+        result = ReadResult(data=data)
+        problems: list[str] = []
+        skip_bad = self.opts.skip_bad
+        seen: dict[tuple[object, ...], int] = {}
+        line = hline + 1
+        count = 0
+        for cells in reader:
+            line = hline + reader.line_num  # type: ignore[attr-defined]
+            count += 1
+            if progress is not None and count & 0xFFFF == 0:
+                progress(count)
+            if len(cells) <= 1:
+                continue  # blank lines, one-cell notes ("Rates are subject to change")
+            if len(cells) < self.ncols:
+                cells = cells + [""] * (self.ncols - len(cells))
+            try:
+                if not cells[self.c_prefix].strip():
+                    raise _Bad("no prefix/code")
+                a = self.attrs(self.getter(cells))
+                code_cell = cells[self.c_prefix]
+                codes = [code_cell] if code_cell.isdigit() else _expand_codes(code_cell, self.opts.hyphen)
+                if a[15]:
+                    codes = [str(a[15]) + c for c in codes]
+                rate = self.rate(cells[self.c_rate])
+            except (_Bad, ValueError) as exc:
+                problems.append(f"{self.label}:{line}: {exc}")
+                if skip_bad:
+                    result.rejects.append((line, str(exc), ",".join(cells)))
+                continue
+            bad = self._append(a, codes, rate, seen, line)
+            if bad:
+                problems.append(f"{self.label}:{line}: {bad}")
+                if skip_bad:
+                    result.rejects.append((line, bad, ",".join(cells)))
+        result.lines = line
+        if problems and not skip_bad:
+            raise DeckError(problems)
+        if not len(data):
+            raise DeckError([f"{self.label}:{line}: no rows"])
+        return result
+
+    def _append(self, a: tuple[object, ...], codes: list[str], rate: int,
+                seen: dict[tuple[object, ...], int], line: int) -> str | None:
+        """Add the rows of one deck line; a problem text instead when it duplicates a row."""
+        (scode, inc_f, inc_n, unit, fee, minc, eff_from, eff_to, closed, name_ix, origin,
+         band_ix, band, tiers, rate_first, _cc) = a
+        assert isinstance(eff_from, int) and isinstance(eff_to, int)
         # A closed code: priced until its date, blocked from it (a "Closed" notice row names the
         # date the code is withdrawn; a longest-prefix fallback to a shorter code would misprice).
-        spans = [(eff_from, eff_to, 0)] if not closed else (
-            [(-NEVER, eff_from, 0), (eff_from, eff_to, 1)] if eff_from > -NEVER else [(eff_from, eff_to, 1)])
-        bad = None
-        keys = []
+        if not closed:
+            spans = [(eff_from, eff_to, 0)]
+        elif eff_from > -NEVER:
+            spans = [(-NEVER, eff_from, 0), (eff_from, eff_to, 1)]
+        else:
+            spans = [(eff_from, eff_to, 1)]
+        keys = [(scode, origin, code, band, s_from) for code in codes for s_from, _, _ in spans]
+        for key in keys:
+            first = seen.get(key)
+            if first is not None:
+                return f"duplicate row for prefix {key[2]!r} (first at line {first})"
+        if len(set(keys)) != len(keys):
+            return "the same prefix twice in one row"
+        for key in keys:
+            seen[key] = line
+        d = self.data
+        first_rate = rate if rate_first is None else rate_first
         for code in codes:
-            for s_from, _s_to, _blk in spans:
-                key = f"{scode}|{origin}|{code}|{band}|{s_from}"
-                first = seen.get(key)
-                if first is not None:
-                    bad = f"duplicate row for prefix {code!r} (first at line {first})"
-                keys.append(key)
-        if bad is None and len(set(keys)) != len(keys):
-            bad = "the same prefix twice in one row"
-        if bad is None:
-            for key in keys:
-                seen[key] = line
-            for code in codes:
-                for s_from, s_to, blk in spans:
-                    d_service.append(scode)
-                    d_prefix.append(code)
-                    d_origin.append(origin)
-                    d_dest.append(name_ix)
-                    d_band.append(band_ix)
-                    d_blocked.append(blk)
-                    d_rate.append(rate)
-                    d_rate_first.append(rate_first)
-                    d_incf.append(inc_f)
-                    d_incn.append(inc_n)
-                    d_unit.append(unit)
-                    d_fee.append(fee)
-                    d_min.append(minc)
-                    d_from.append(s_from)
-                    d_to.append(s_to)
-                    if tiers:
-                        data.tiers[len(d_prefix) - 1] = tiers
-        if bad:
-            problems.append(f"{label}:{line}: {bad}")
-            if opts.skip_bad:
-                result.rejects.append((line, bad, ",".join(cells)))
-    result.lines = line
-    if problems and not opts.skip_bad:
-        raise DeckError(problems)
-    if not len(data):
-        raise DeckError([f"{label}:{line}: no rows"])
-    return result
+            for s_from, s_to, blk in spans:
+                d.service.append(scode)  # type: ignore[arg-type]
+                d.prefix.append(code)
+                d.origin.append(origin)  # type: ignore[arg-type]
+                d.dest.append(name_ix)  # type: ignore[arg-type]
+                d.band.append(band_ix)  # type: ignore[arg-type]
+                d.blocked.append(blk)
+                d.rate.append(rate)
+                d.rate_first.append(first_rate)  # type: ignore[arg-type]
+                d.inc_first.append(inc_f)  # type: ignore[arg-type]
+                d.inc_next.append(inc_n)  # type: ignore[arg-type]
+                d.rate_unit.append(unit)  # type: ignore[arg-type]
+                d.fee.append(fee)  # type: ignore[arg-type]
+                d.min_charge.append(minc)  # type: ignore[arg-type]
+                d.eff_from.append(s_from)
+                d.eff_to.append(s_to)
+                if tiers:
+                    d.tiers[len(d.prefix) - 1] = tiers  # type: ignore[assignment]
+        return None

@@ -54,13 +54,12 @@ def extension_active() -> bool:
 
 def make_index(data: DeckData, *, compiled: bool | None = None) -> Any:
     """The rater over *data*: the compiled twin when available (or forced), else pure."""
-    groups = build_groups(data)
     use = (_ext is not None) if compiled is None else compiled
     if use:
         if _ext is None:
             raise RuntimeError("compiled rating extension not available")
-        return _ext.CompiledDeck(data, groups)
-    return PureDeckIndex(data, groups)
+        return _ext.CompiledDeck(data)
+    return PureDeckIndex(data, build_groups(data))
 
 
 @dataclass(slots=True)

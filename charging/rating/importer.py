@@ -49,29 +49,37 @@ def source_digest(path: str, options: dict[str, object]) -> str:
     return h.hexdigest()
 
 
-def _current_rates(data: DeckData) -> dict[str, tuple[int, int]]:
-    """key (service|origin|prefix|band) -> (rate, rate_first) of its latest non-blocked row;
-    blocked-latest keys are left out (a closed code counts as removed)."""
-    best: dict[str, tuple[int, int, int, int]] = {}
-    svc, org, pre, band, blk = data.service, data.origin, data.prefix, data.band, data.blocked
-    bands, frm, rate, first = data.bands, data.eff_from, data.rate, data.rate_first
-    for i in range(len(pre)):
-        key = f"{svc[i]}|{org[i]}|{pre[i]}|{bands[band[i]]}"
+def _current_rates(data: DeckData) -> dict[tuple[object, ...], tuple[int, int]]:
+    """key (service, origin, prefix, band) -> (rate, rate_first) of its latest non-blocked
+    row; keys whose latest row is blocked are left out (a closed code counts as removed)."""
+    keys = zip(data.service, data.origin, data.prefix, data.band, strict=True)
+    if not any(data.blocked):
+        simple = dict(zip(keys, zip(data.rate, data.rate_first, strict=True), strict=False))
+        if len(simple) == len(data.prefix):
+            return simple  # one row per key: nothing to choose
+        keys = zip(data.service, data.origin, data.prefix, data.band, strict=True)
+    best: dict[tuple[object, ...], tuple[int, int, int, int]] = {}
+    frm, blk, rate, first = data.eff_from, data.blocked, data.rate, data.rate_first
+    for i, key in enumerate(keys):
         cur = best.get(key)
         if cur is None or frm[i] > cur[0]:
             best[key] = (frm[i], blk[i], rate[i], first[i])
     return {k: (v[2], v[3]) for k, v in best.items() if not v[1]}
 
 
-def diff_counts(old: DeckData | None, new: DeckData) -> tuple[int, int, int, int, int]:
-    """(new, increased, decreased, removed, unchanged) by service/origin/prefix/band."""
-    cur_new = _current_rates(new)
+def diff_counts(old: DeckData | None, new: DeckData, distinct_prefixes: int | None = None) -> tuple[int, int, int, int, int]:
+    """(new, increased, decreased, removed, unchanged) by service/origin/prefix/band,
+    comparing the subsequent-increment rate of each key's latest row."""
     if old is None:
-        return len(cur_new), 0, 0, 0, 0
+        if not any(new.blocked) and distinct_prefixes == len(new.prefix):
+            return len(new.prefix), 0, 0, 0, 0
+        return len(_current_rates(new)), 0, 0, 0, 0
+    cur_new = _current_rates(new)
     cur_old = _current_rates(old)
     n = inc = dec = same = 0
+    get = cur_old.get
     for k, v in cur_new.items():
-        o = cur_old.get(k)
+        o = get(k)
         if o is None:
             n += 1
         elif v[0] > o[0]:
@@ -126,13 +134,14 @@ def import_csv(
     meta = DeckMeta(
         deck=deck, version=0, currency=currency.upper(), direction=direction, partner=partner,
         timezone=timezone, imported_at=int(time.time()), source=os.path.basename(path),
-        source_sha256=digest, rows=len(data), prefixes=len(set(data.prefix)),
+        source_sha256=digest, rows=len(data),
+        prefixes=result.distinct_prefixes if result.distinct_prefixes is not None else len(set(data.prefix)),
         destinations=len(set(data.dest)),
     )
     with store.locked():
         prev = store.latest(deck)
         old = store.load(deck, prev).data if prev is not None else None
-        counts = diff_counts(old, data)
+        counts = diff_counts(old, data, meta.prefixes)
         version = store.write_new_version(meta, data)
     return ImportSummary(
         deck=deck, version=version, rows=meta.rows, prefixes=meta.prefixes,

@@ -159,7 +159,7 @@ def encode(meta: DeckMeta, data: DeckData) -> bytes:
         cols[name] = [a.typecode, _arr_bytes(a)]
     cols["prefix"] = "\n".join(data.prefix).encode()
     # origin is nearly always "": store it sparse.
-    cols["origin"] = {i: o for i, o in enumerate(data.origin) if o}
+    cols["origin"] = {i: o for i, o in enumerate(data.origin) if o} if any(data.origin) else {}
     cols["names"] = data.names
     cols["bands"] = data.bands
     cols["tiers"] = {i: [[t.after_units, t.rate] for t in ts] for i, ts in data.tiers.items()}

@@ -58,7 +58,7 @@ def both(rows: list[Row]) -> tuple[PureDeckIndex, object]:
     data = DeckData.from_rows(rows)
     groups = build_groups(data)
     assert ext is not None
-    return PureDeckIndex(data, groups), ext.CompiledDeck(data, groups)
+    return PureDeckIndex(data, groups), ext.CompiledDeck(data)
 
 
 @settings(max_examples=200, deadline=None)
