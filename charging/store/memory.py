@@ -7,16 +7,17 @@ and holds before answering (invariant 3); on start it calls :meth:`MemoryStore.r
 newest snapshot and then :meth:`MemoryStore.apply_record` for every journal record after the
 snapshot's position. :meth:`MemoryStore.snapshot` writes the state atomically.
 
-Idempotency: results are cached per account by key for ``retention`` seconds (default 48 h,
-see common.DEFAULT_RETENTION); :meth:`prune` (called by ``expire_reservations``) forgets older
-keys. Reservations live until released, committed or swept by :meth:`expire_reservations`;
+Idempotency: results are cached per account by key in two rotating epoch dicts of
+``retention`` seconds each (default 48 h, common.DEFAULT_RETENTION): a key is remembered at
+least ``retention`` and at most twice that. Rotation is O(1) per op, and the cache holds only
+flat tuples of atoms, which keeps the cyclic GC's work small (measured: GC passes over a
+per-op log and nested tuples cost half of the embedded throughput). Reservations live until released, committed or swept by :meth:`expire_reservations`;
 a commit that arrives after the TTL but before the sweep still counts.
 """
 
 from __future__ import annotations
 
 import heapq
-from collections import deque
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ from charging.store.common import (
     expire_key,
     spec_tuple,
 )
+from cython_ext import load
 
 _OK = OpStatus.OK
 _INSUFFICIENT = OpStatus.INSUFFICIENT
@@ -74,7 +76,7 @@ class _Balance:
 
 
 class _Account:
-    __slots__ = ("id", "kind", "balances", "identities", "specs", "ops")
+    __slots__ = ("id", "kind", "balances", "identities", "specs", "ops", "old", "epoch")
 
     def __init__(self, account: str, kind: AccountKind, specs: list[BalanceSpec],
                  identities: list[str]) -> None:
@@ -83,10 +85,11 @@ class _Account:
         self.balances: dict[str, _Balance] = {s.id: _Balance(s) for s in specs}
         self.identities = tuple(identities)
         self.specs = tuple(spec_tuple(s) for s in specs)
-        # Idempotency cache, per account like Redis: key -> _pack(result). Packed results are
-        # tuples of atoms, which the cyclic GC stops tracking; caching OpResult objects made
-        # every GC pass walk the whole cache (measured: half the embedded throughput).
+        # Idempotency cache, per account like Redis: key -> _pack(result), in the current
+        # retention epoch (ops) and the previous one (old); see MemoryStore._rotate.
         self.ops: dict[str, tuple[Any, ...]] = {}
+        self.old: dict[str, tuple[Any, ...]] = {}
+        self.epoch = -1
 
 
 def _low(bal: _Balance, before: int, after: int) -> bool:
@@ -104,8 +107,9 @@ class MemoryStore:
         self._ids: dict[str, str] = {}
         # (expiry µs, account, balance, reservation); stale entries are skipped lazily.
         self._heap: list[tuple[int, str, str, str]] = []
-        # (op time µs, account, key) in arrival order, for bounded idempotency retention.
-        self._op_log: deque[tuple[float, str, str]] = deque()
+        # Idempotency epochs: [epoch * retention, (epoch + 1) * retention) in op time.
+        self._epoch = -1
+        self._ep_end = float("-inf")
 
     # ------------------------------------------------------------------ accounts
     async def create_account(self, account: str, kind: AccountKind,
@@ -148,16 +152,40 @@ class MemoryStore:
 
     # ------------------------------------------------------------------ helpers
     def _remember(self, acct: _Account, key: str, result: OpResult, now: float) -> OpResult:
+        if acct.epoch != self._epoch or now >= self._ep_end:
+            self._rotate(acct, now)
         acct.ops[key] = _pack(result)
-        self._op_log.append((now, acct.id, key))
         return result
+
+    def _rotate(self, acct: _Account, now: float) -> None:
+        """Bring the epoch up to *now* and *acct*'s cache to it: the current dict becomes the
+        previous one, the older one is dropped (callers check before inserting a key)."""
+        if now >= self._ep_end:
+            epoch = int(now // self.retention)
+            if epoch > self._epoch:
+                self._epoch = epoch
+                self._ep_end = (epoch + 1) * self.retention
+        if acct.epoch != self._epoch:
+            if acct.epoch == self._epoch - 1:
+                acct.old = acct.ops
+            else:
+                acct.old = {}
+            acct.ops = {}
+            acct.epoch = self._epoch
+
+    @staticmethod
+    def _cached(acct: _Account, key: str) -> tuple[Any, ...] | None:
+        done = acct.ops.get(key)
+        if done is None and acct.old:
+            done = acct.old.get(key)
+        return done
 
     def _lookup(self, account: str, key: str, balance: str
                 ) -> tuple[OpResult | None, _Account | None, _Balance | None]:
         acct = self._accounts.get(account)
         if acct is None:
             return OpResult(key, OpStatus.UNKNOWN_ACCOUNT), None, None
-        done = acct.ops.get(key)
+        done = self._cached(acct, key)
         if done is not None:
             return _unpack(key, account, done), acct, None
         return None, acct, acct.balances.get(balance)
@@ -167,14 +195,14 @@ class MemoryStore:
                       amount: int, *, ttl: float, now: float, partial: bool = False) -> OpResult:
         return self.reserve_sync(key, account, balance, reservation, amount, ttl, now, partial)
 
-    def reserve_sync(self, key: str, account: str, balance: str, reservation: str,
-                     amount: int, ttl: float, now: float, partial: bool = False) -> OpResult:
-        """Synchronous reserve (the coroutine is a thin wrapper; benchmarks call this)."""
+    def _reserve_py(self, key: str, account: str, balance: str, reservation: str,
+                    amount: int, ttl: float, now: float, partial: bool = False) -> OpResult:
+        """Synchronous reserve: the reference (cython_ext/store_ops.pyx is its twin)."""
         check_amount(amount)
         acct = self._accounts.get(account)
         if acct is None:
             return OpResult(key, OpStatus.UNKNOWN_ACCOUNT)
-        done = acct.ops.get(key)
+        done = self._cached(acct, key)
         if done is not None:
             return _unpack(key, account, done)
         bal = acct.balances.get(balance)
@@ -202,9 +230,10 @@ class MemoryStore:
         after = before - grant
         low = _low(bal, before, after)
         events = _LOW_EVENTS if low else ()
-        acct.ops[key] = ("ok", grant, bal.amount, after, low, events, (),
-                         ((balance, reservation, grant, expires),))
-        self._op_log.append((now, account, key))
+        if acct.epoch != self._epoch or now >= self._ep_end:
+            self._rotate(acct, now)
+        acct.ops[key] = ("ok", grant, bal.amount, after, low, balance, reservation, 0, grant,
+                         expires, True)
         return OpResult(key, _OK, (), (Hold(account, balance, reservation, grant, expires),),
                         grant, bal.amount, after, False, low, events)
 
@@ -212,14 +241,14 @@ class MemoryStore:
                      *, now: float, release_rest: bool = True) -> OpResult:
         return self.commit_sync(key, account, balance, reservation, used, now, release_rest)
 
-    def commit_sync(self, key: str, account: str, balance: str, reservation: str, used: int,
-                    now: float, release_rest: bool = True) -> OpResult:
-        """Synchronous commit (see :meth:`reserve_sync`)."""
+    def _commit_py(self, key: str, account: str, balance: str, reservation: str, used: int,
+                   now: float, release_rest: bool = True) -> OpResult:
+        """Synchronous commit: the reference (cython_ext/store_ops.pyx is its twin)."""
         check_amount(used, "used")
         acct = self._accounts.get(account)
         if acct is None:
             return OpResult(key, OpStatus.UNKNOWN_ACCOUNT)
-        done = acct.ops.get(key)
+        done = self._cached(acct, key)
         if done is not None:
             return _unpack(key, account, done)
         bal = acct.balances.get(balance)
@@ -245,13 +274,19 @@ class MemoryStore:
         after = before + freed - debit
         low = _low(bal, before, after)
         events = _LOW_EVENTS if low else ()
-        packed_holds = ((balance, reservation, -freed, hexp),) if freed or release_rest else ()
-        acct.ops[key] = ("ok", debit, bal.amount, after, low, events,
-                         ((balance, -debit),) if debit else (), packed_holds)
-        self._op_log.append((now, account, key))
+        has_hold = bool(freed or release_rest)
+        if acct.epoch != self._epoch or now >= self._ep_end:
+            self._rotate(acct, now)
+        acct.ops[key] = ("ok", debit, bal.amount, after, low, balance, reservation, -debit,
+                         -freed, hexp, has_hold)
         return OpResult(key, _OK, (Effect(account, balance, -debit),) if debit else (),
-                        tuple(Hold(account, *h) for h in packed_holds),
+                        (Hold(account, balance, reservation, -freed, hexp),) if has_hold else (),
                         debit, bal.amount, after, False, low, events)
+
+    # reserve_sync / commit_sync: the synchronous ops the coroutines wrap (benchmarks call them
+    # too). They are the compiled twins when built, else the Python reference (selected below).
+    reserve_sync = _reserve_py
+    commit_sync = _commit_py
 
     async def release(self, key: str, account: str, balance: str, reservation: str, *,
                       now: float) -> OpResult:
@@ -347,15 +382,14 @@ class MemoryStore:
             heapq.heapify(self._heap)
 
     def prune(self, now: float) -> int:
-        """Forget idempotency keys older than ``retention``; return how many were dropped."""
-        cutoff = now - self.retention
-        log = self._op_log
+        """Advance the idempotency epoch to *now* and rotate every account's cache, forgetting
+        keys older than 1-2 x ``retention``; return how many keys were dropped."""
         dropped = 0
-        while log and log[0][0] < cutoff:
-            _, account, key = log.popleft()
-            acct = self._accounts.get(account)
-            if acct is not None and acct.ops.pop(key, None) is not None:
-                dropped += 1
+        if now >= self._ep_end:
+            for acct in self._accounts.values():
+                before = len(acct.ops) + len(acct.old)
+                self._rotate(acct, now)
+                dropped += before - len(acct.ops) - len(acct.old)
         return dropped
 
     async def pending_ops(self) -> list[OpResult]:
@@ -382,7 +416,7 @@ class MemoryStore:
             acct = self._accounts.get(account)
             if acct is None:
                 raise KeyError(f"journal names unknown account {account}")
-            if ops.key in acct.ops:
+            if self._cached(acct, ops.key) is not None:
                 continue
             effects = tuple(ops.effects.get(account, ()))
             holds = tuple(ops.holds.get(account, ()))
@@ -393,8 +427,7 @@ class MemoryStore:
             granted = sum(-e.amount for e in effects) or sum(h.amount for h in holds
                                                               if h.amount > 0)
             status = OpStatus(ops.result) if ops.result in OpStatus._value2member_map_ else _OK
-            acct.ops[ops.key] = _pack(OpResult(ops.key, status, effects, holds, granted))
-            self._op_log.append((now, account, ops.key))
+            self._remember(acct, ops.key, OpResult(ops.key, status, effects, holds, granted), now)
             applied = True
         return applied
 
@@ -444,16 +477,35 @@ class MemoryStore:
 
 
 def _pack(r: OpResult) -> tuple[Any, ...]:
-    """An OpResult as a tuple of atoms (see _Account.ops); the account is implied."""
-    return (r.status.value, r.granted, r.balance_after, r.available_after, r.low_balance,
-            tuple(r.events), tuple((e.balance, e.amount) for e in r.effects),
+    """An OpResult as ONE flat tuple of atoms (the account is implied): (status, granted,
+    balance_after, available_after, low, balance, reservation, effect, hold, hold_expires,
+    has_hold). Results with several effects/holds (journal replay) use ("*", ...) instead."""
+    e = r.effects[0] if len(r.effects) == 1 else None
+    h = r.holds[0] if len(r.holds) == 1 else None
+    simple = (len(r.effects) == (e is not None) and len(r.holds) == (h is not None)
+              and (e is None or e.amount != 0)
+              and (e is None or h is None or e.balance == h.balance))
+    if simple:
+        bal = e.balance if e is not None else (h.balance if h is not None else None)
+        return (r.status.value, r.granted, r.balance_after, r.available_after, r.low_balance,
+                bal, h.reservation if h else None, e.amount if e else 0,
+                h.amount if h else 0, h.expires_at if h else None, h is not None)
+    return ("*", r.status.value, r.granted, r.balance_after, r.available_after, r.low_balance,
+            tuple((e.balance, e.amount) for e in r.effects),
             tuple((h.balance, h.reservation, h.amount, h.expires_at) for h in r.holds))
 
 
 def _unpack(key: str, account: str, p: tuple[Any, ...]) -> OpResult:
-    """The cached result of *key*, marked ``replayed``."""
-    return OpResult(key, OpStatus(p[0]), tuple(Effect(account, *e) for e in p[6]),
-                    tuple(Hold(account, *h) for h in p[7]), p[1], p[2], p[3], True, p[4], p[5])
+    """The cached result of *key* (see :func:`_pack`), marked ``replayed``."""
+    if p[0] == "*":
+        _, status, granted, ba, av, low, effects, holds = p
+        return OpResult(key, OpStatus(status), tuple(Effect(account, *x) for x in effects),
+                        tuple(Hold(account, *x) for x in holds), granted, ba, av, True, low,
+                        _LOW_EVENTS if low else ())
+    status, granted, ba, av, low, bal, res, eff, hold, hexp, has_hold = p
+    return OpResult(key, OpStatus(status), (Effect(account, bal, eff),) if eff else (),
+                    (Hold(account, bal, res, hold, hexp),) if has_hold else (),
+                    granted, ba, av, True, low, _LOW_EVENTS if low else ())
 
 
 def _result(key: str, status: OpStatus, bal: _Balance, *, effects: tuple[Effect, ...] = (),
@@ -461,3 +513,13 @@ def _result(key: str, status: OpStatus, bal: _Balance, *, effects: tuple[Effect,
     return OpResult(key, status, effects, holds, granted, bal.amount,
                     bal.amount - bal.reserved + bal.credit_limit, False, low,
                     _LOW_EVENTS if low else ())
+
+
+# The one selection point of the compiled twin (ICX_NO_EXTENSIONS=1 or not built -> None).
+_ext = load("store_ops")
+EXTENSION = _ext is not None
+if _ext is not None:
+    _ext.init(OpResult, Hold, Effect, _OK, _LOW_EVENTS, MemoryStore._reserve_py,
+              MemoryStore._commit_py)
+    MemoryStore.reserve_sync = _ext.reserve  # type: ignore[assignment,method-assign]
+    MemoryStore.commit_sync = _ext.commit  # type: ignore[assignment,method-assign]

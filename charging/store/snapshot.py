@@ -65,13 +65,10 @@ def dump_state(store: MemoryStore, position: Any) -> dict[str, Any]:
                     for b in a.balances.values()]
         accounts.append([a.id, a.kind.value, list(a.identities), [list(s) for s in a.specs],
                          balances])
-    ops = []
-    for t, account, key in store._op_log:
-        acct = store._accounts.get(account)
-        packed = acct.ops.get(key) if acct else None
-        if packed is not None:
-            ops.append([t, account, key, packed])
+    ops = [[a.id, a.epoch, list(a.ops.items()), list(a.old.items())]
+           for a in store._accounts.values() if a.ops or a.old]
     return {"v": VERSION, "position": position, "retention": store.retention,
+            "epoch": store._epoch,
             "accounts": accounts, "ops": ops}
 
 
@@ -102,12 +99,20 @@ def load_state(store: MemoryStore, state: dict[str, Any]) -> Any:
     store._accounts = accounts
     store._ids = ids
     store._heap = heap
-    store._op_log.clear()
-    for t, account, key, packed in state["ops"]:
-        # msgpack gives lists back; the cache wants tuples of atoms (see _Account.ops)
-        s, g, ba, av, low, ev, effects, holds = packed
-        accounts[account].ops[key] = (s, g, ba, av, low, tuple(ev),
-                                      tuple(tuple(e) for e in effects),
-                                      tuple(tuple(h) for h in holds))
-        store._op_log.append((t, account, key))
+    # epochs are numbered in units of the retention they were cut with: keep that retention
+    store.retention = state.get("retention", store.retention)
+    store._epoch = state.get("epoch", -1)
+    store._ep_end = (store._epoch + 1) * store.retention if store._epoch >= 0 else float("-inf")
+    for account, epoch, ops, old in state["ops"]:
+        # msgpack gives lists back; the cache wants flat tuples (see memory._pack)
+        acct = accounts[account]
+        acct.epoch = epoch
+        acct.ops = {k: _tuple(v) for k, v in ops}
+        acct.old = {k: _tuple(v) for k, v in old}
     return state.get("position")
+
+
+def _tuple(v: list[Any]) -> tuple[Any, ...]:
+    if v and v[0] == "*":
+        return (*v[:6], tuple(tuple(e) for e in v[6]), tuple(tuple(h) for h in v[7]))
+    return tuple(v)

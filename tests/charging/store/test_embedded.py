@@ -148,11 +148,20 @@ def test_idempotency_retention_is_bounded() -> None:
     async def body() -> None:
         s = MemoryStore(retention=3600)
         await s.create_account("a", AccountKind.PREPAID_SUBSCRIBER, SPECS)
+        await s.create_account("b", AccountKind.PREPAID_SUBSCRIBER, SPECS)
         await s.debit("old", "a", "EUR", 1, now=NOW)
         await s.debit("new", "a", "EUR", 1, now=NOW + 3000)
-        await s.expire_reservations(now=NOW + 3700)  # the sweeper prunes too
-        assert (await s.debit("new", "a", "EUR", 1, now=NOW + 3700)).replayed
-        # past the documented window a key is forgotten and would act again
-        assert not (await s.debit("old", "a", "EUR", 1, now=NOW + 3700)).replayed
+        await s.debit("quiet", "b", "EUR", 1, now=NOW + 3000)
+        # remembered for at least the retention...
+        await s.debit("x1", "a", "EUR", 1, now=NOW + 3000 + 3599)
+        assert (await s.debit("new", "a", "EUR", 1, now=NOW + 3000 + 3599)).replayed
+        assert (await s.debit("old", "a", "EUR", 1, now=NOW + 3599)).replayed
+        assert (await s.debit("quiet", "b", "EUR", 1, now=NOW + 3599)).replayed
+        # ...and forgotten after at most twice the retention (then a replay acts again)
+        assert s.prune(NOW + 2 * 3600 + 1) >= 3
+        assert not (await s.debit("old", "a", "EUR", 1, now=NOW + 7201)).replayed
+        assert not (await s.debit("new", "a", "EUR", 1, now=NOW + 7201)).replayed
+        assert not (await s.debit("quiet", "b", "EUR", 1, now=NOW + 7201)).replayed
+        assert (await s.debit("x1", "a", "EUR", 1, now=NOW + 7201)).replayed
 
     asyncio.run(body())
