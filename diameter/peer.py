@@ -147,6 +147,8 @@ class PeerConnection:
         if role is Role.RESPONDER:
             self._setup_deadline = now + config.cer_timeout_seconds
         else:
+            if registry is not None and peer_host:
+                registry.add_initiator(peer_host, self)  # a CER from that peer now elects
             self._fire(PeerInput.START, now)
             self._setup_deadline = now + config.cer_timeout_seconds
             if connected:
@@ -213,7 +215,7 @@ class PeerConnection:
             self._setup_deadline = None
             if self.state is PeerState.CLOSED:
                 self._terminate("no CER within the CER timeout")  # facts A7
-            else:
+            elif (self.state, PeerInput.TIMEOUT) in _TABLE_KEYS:
                 self._fire(PeerInput.TIMEOUT, now, reason="capabilities exchange timed out")
         if (
             not self.terminated

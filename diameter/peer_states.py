@@ -112,7 +112,8 @@ TRANSITIONS: dict[tuple[PeerState, PeerInput], tuple[tuple[Action, ...], PeerSta
     (S.WAIT_CONN_ACK_ELECT, In.TIMEOUT): ((A.ERROR,), S.CLOSED),
     (S.WAIT_RETURNS, In.WIN_ELECTION): ((A.I_DISC, A.R_SND_CEA), S.R_OPEN),
     (S.WAIT_RETURNS, In.I_PEER_DISC): ((A.I_DISC, A.R_SND_CEA), S.R_OPEN),
-    (S.WAIT_RETURNS, In.I_RCV_CEA): ((A.R_DISC,), S.I_OPEN),
+    # The RFC row lists only R-Disc; the CEA is of course still processed (Process-CEA).
+    (S.WAIT_RETURNS, In.I_RCV_CEA): ((A.R_DISC, A.PROCESS_CEA), S.I_OPEN),
     (S.WAIT_RETURNS, In.R_PEER_DISC): ((A.R_DISC,), S.WAIT_I_CEA),
     (S.WAIT_RETURNS, In.R_CONN_CER): ((A.R_REJECT,), S.WAIT_RETURNS),
     (S.WAIT_RETURNS, In.TIMEOUT): ((A.ERROR,), S.CLOSED),
@@ -139,6 +140,8 @@ TRANSITIONS: dict[tuple[PeerState, PeerInput], tuple[tuple[Action, ...], PeerSta
     (S.CLOSING, In.RCV_MESSAGE): ((A.PROCESS,), S.CLOSING),
     (S.CLOSING, In.RCV_DWR): ((A.PROCESS_DWR, A.SND_DWA), S.CLOSING),
     (S.CLOSING, In.RCV_DWA): ((A.PROCESS_DWA,), S.CLOSING),
+    # DPRs that cross (both sides shutting down) are each answered, so each side gets a DPA.
+    (S.CLOSING, In.RCV_DPR): ((A.SND_DPA,), S.CLOSING),
     (S.CLOSING, In.RCV_DPA): ((A.DISC,), S.CLOSED),  # I-/R-Rcv-DPA: the DPA receiver closes
     (S.CLOSING, In.TIMEOUT): ((A.ERROR,), S.CLOSED),
     (S.CLOSING, In.I_PEER_DISC): ((A.I_DISC,), S.CLOSED),

@@ -249,3 +249,35 @@ def test_duplicate_answered_from_cache_across_connections() -> None:
         await server.close()
 
     run(main())
+
+
+def test_both_sides_dial_one_connection_survives() -> None:
+    a_cfg = replace(SERVER, origin_host="a.example", origin_realm="example")
+    b_cfg = replace(SERVER, origin_host="b.example", origin_realm="example")
+
+    async def main() -> None:
+        a = DiameterServer(a_cfg, host="127.0.0.1", port=0)
+        b = DiameterServer(b_cfg, host="127.0.0.1", port=0)
+        await a.start()
+        await b.start()
+        results = await asyncio.gather(
+            connect(a_cfg, "127.0.0.1", b.port, registry=a.registry, peer_host="b.example"),
+            connect(b_cfg, "127.0.0.1", a.port, registry=b.registry, peer_host="a.example"),
+            return_exceptions=True,
+        )
+        for _ in range(50):  # let the losing connection finish closing
+            await asyncio.sleep(0.01)
+            alive = [r for r in results if isinstance(r, PeerProtocol) and r.is_open]
+            open_a = [c for c in a.registry.open_connections() if c.peer_host == "b.example"]
+            open_b = [c for c in b.registry.open_connections() if c.peer_host == "a.example"]
+            if len(open_a) == 1 and len(open_b) == 1 and len(alive) <= 1:
+                break
+        assert len(open_a) == 1 and len(open_b) == 1, (results, open_a, open_b)
+        for r in results:
+            if isinstance(r, PeerProtocol):
+                r.abort()
+        await a.close(timeout=1)
+        await b.close(timeout=1)
+
+    for _ in range(2):
+        run(main())

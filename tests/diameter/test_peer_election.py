@@ -31,7 +31,7 @@ class Node:
             connected=False,
             peer_host=host,
         )
-        self.registry.add_initiator(host, conn)
+        assert self.registry.owner(host) is conn  # registered by the constructor
         return conn
 
     def accept(self, now: float) -> PeerConnection:
@@ -87,6 +87,10 @@ def test_higher_origin_host_wins_and_closes_the_connection_it_initiated() -> Non
         assert a_i.state is PeerState.I_OPEN, order
         assert b_r.state is PeerState.R_OPEN, order
         assert b_i.terminated and a_r.terminated, order
+        # both survivors completed the capabilities exchange (CEA processed, timers cleared)
+        for conn in (a_i, b_r):
+            assert conn.remote is not None and conn.applications == frozenset({3, 4}), order
+            assert conn._setup_deadline is None, order
         assert len(of(sink, CapabilitiesExchanged)) >= 1
 
 

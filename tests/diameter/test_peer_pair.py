@@ -303,6 +303,15 @@ def test_dpr_dpa_server_initiated() -> None:
     assert p.server.terminated and p.client.state is PeerState.CLOSING
 
 
+def test_crossing_dprs_are_both_answered() -> None:
+    p = Pair()
+    p.pump()
+    p.client.close(p.now)
+    p.server.close(p.now)
+    p.pump()
+    assert p.client.terminated and p.server.terminated
+
+
 def test_no_dpa_closes_after_timeout() -> None:
     p = Pair()
     p.pump()

@@ -47,7 +47,7 @@ def test_election_rows() -> None:
         PeerState.R_OPEN,
     )
     assert transition(PeerState.WAIT_RETURNS, PeerInput.I_RCV_CEA) == (
-        (Action.R_DISC,),
+        (Action.R_DISC, Action.PROCESS_CEA),
         PeerState.I_OPEN,
     )
 
