@@ -427,12 +427,14 @@ cdef class SegmentAggregator:
     """Slots and their sums across segments. ``new_slot(key: bytes) -> (lo, hi)`` is called
     once per distinct slot key: the record window [lo, hi) in epoch µs (lo == hi: never fast).
 
-    *prepaid* lists msgpack encodings of prepaid partner account ids: a record whose
-    ``balance_effects`` bytes contain one goes to the slow list (false positives are safe)."""
+    *prepaid* lists the UTF-8 ids of prepaid partner accounts: their balance effects become
+    movement slots. With *deck_slow*, a record without a partner but with a deck goes to the
+    slow list (the spec maps decks to partners)."""
 
     cdef object new_slot
     cdef list keys
     cdef list prepaid
+    cdef int deck_slow
     cdef int64_t* lo
     cdef int64_t* hi
     cdef int64_t* count
@@ -454,8 +456,9 @@ cdef class SegmentAggregator:
         self.table_hash = NULL
         self.table_slot = NULL
 
-    def __init__(self, new_slot, prepaid=()):
+    def __init__(self, new_slot, prepaid=(), deck_slow=False):
         self.new_slot = new_slot
+        self.deck_slow = 1 if deck_slow else 0
         self.keys = []
         self.prepaid = [bytes(p) for p in prepaid]
         self.records = self.fast = self.skipped = self.settled = 0
@@ -649,6 +652,8 @@ cdef class SegmentAggregator:
                 return 0
             slots[ns] = s
             ns += 1
+        elif self.deck_slow and not is_nil_or_absent(b, fo[F_DECK]):
+            return 0  # no partner but a deck: the spec maps decks to partners
         nm = ns
         # balance effects on a prepaid partner account: movement slots
         if self.prepaid and fo[F_EFFECTS] >= 0 and not is_empty_array(b, fo[F_EFFECTS]):

@@ -3,6 +3,8 @@
 A bucket is keyed by :data:`KEY_FIELDS` and holds ``[count, usage, micros]`` (exact integer
 micro-units of the record currency). Only records with a ``partner`` (or ``legs``) settle:
 types ``rated`` (usage), ``refund`` and ``adjust`` (signed amounts, netted on the invoice).
+A record without a partner (the Ro/Rf path writes the deck, not the partner) settles with the
+partner whose agreement names its deck (``deck_partners``: deck -> (partner, direction)).
 A transit/hub record settles each of its ``legs`` with the leg's partner (schema: legs carry
 partner, direction, deck, deck_version, price, currency) and not its top-level price.
 
@@ -68,9 +70,12 @@ class Aggregator:
     """
 
     def __init__(self, timezones: Mapping[str, str], prepaid: Mapping[str, str] | None = None,
-                 target: Period | None = None) -> None:
+                 target: Period | None = None,
+                 deck_partners: Mapping[str, tuple[str, str]] | None = None) -> None:
         self.timezones = dict(timezones)
         self.prepaid = dict(prepaid or {})
+        # deck -> (partner, direction): records of the Ro/Rf path carry the deck, not the partner
+        self.deck_partners = dict(deck_partners or {})
         self.result = AggregateResult()
         self._prices: dict[str, int] = {}
         # partner -> (lo, hi, "YYYY-MM") of the target period: the common case avoids zoneinfo
@@ -114,7 +119,7 @@ class Aggregator:
         if type(when) is not int:
             when = rec.get("ts")
             if type(when) is not int:
-                if rec.get("partner") or legs:
+                if rec.get("partner") or legs or rec.get("deck") in self.deck_partners:
                     res.problems.append(f"record {rec.get('id')!r}: no start or ts")
                 return
         usage = rec.get("usage")
@@ -132,6 +137,11 @@ class Aggregator:
                 res.settled += 1
         elif rec.get("partner"):
             if self._one(rec, rec, kind, when, usage, service, destination, fxk):
+                res.settled += 1
+        elif self.deck_partners and rec.get("deck") in self.deck_partners:
+            partner, direction = self.deck_partners[rec["deck"]]
+            src = {**rec, "partner": partner, "direction": direction}
+            if self._one(rec, src, kind, when, usage, service, destination, fxk):
                 res.settled += 1
         if self.prepaid:
             self._movements(rec, when)
@@ -197,9 +207,9 @@ def fx_key(fx: Any) -> tuple[str, str, str]:
 
 
 def aggregate(records: Iterable[Mapping[str, Any]], timezones: Mapping[str, str],
-              prepaid: Mapping[str, str] | None = None,
-              target: Period | None = None) -> AggregateResult:
+              prepaid: Mapping[str, str] | None = None, target: Period | None = None,
+              deck_partners: Mapping[str, tuple[str, str]] | None = None) -> AggregateResult:
     """One-shot helper: aggregate *records* and return the result."""
-    agg = Aggregator(timezones, prepaid, target)
+    agg = Aggregator(timezones, prepaid, target, deck_partners)
     agg.add_many(records)
     return agg.result

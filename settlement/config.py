@@ -111,6 +111,17 @@ class SettlementConfig:
     fx: tuple[FxRate, ...] = ()
     cdr_mappings: dict[str, CdrMapping] = field(default_factory=dict)
 
+    def deck_partners(self) -> dict[str, tuple[str, str]]:
+        """deck -> (partner, direction) from the bilateral agreements' sell/buy decks."""
+        out: dict[str, tuple[str, str]] = {}
+        for a in self.agreements:
+            if a.type == "bilateral":
+                if a.sell_deck:
+                    out[a.sell_deck] = (a.partner, "sell")
+                if a.buy_deck:
+                    out[a.buy_deck] = (a.partner, "buy")
+        return out
+
     def agreements_of(self, partner: str) -> list[Agreement]:
         return [a for a in self.agreements if a.partner == partner]
 

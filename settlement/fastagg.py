@@ -85,7 +85,7 @@ def read_journal(directory: Path, cp: Position | None, agg: Aggregator,
         raise RuntimeError("cython_ext.settle_agg is not built (or ICX_NO_EXTENSIONS=1)")
     slots = _Slots(agg)
     prepaid = [acct.encode() for acct in agg.prepaid if isinstance(acct, str)]
-    fa = mod.SegmentAggregator(slots, prepaid)
+    fa = mod.SegmentAggregator(slots, prepaid, bool(agg.deck_partners))
     slow_total = 0
     new = cp
     unpackb = msgpack.unpackb

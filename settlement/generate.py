@@ -6,8 +6,8 @@ per-minute / per-event rates (:data:`RATES`), per-second billing, rounded once p
 micro-units half-up -- the same rounding the rating engine applies -- not with the rating
 engine's decks (so this module needs no deck files). The mix follows the demo partners file
 (config/partners.toml): bilateral sell and buy voice/SMS, EUR traffic invoiced in USD,
-hubbing records with one leg per party, content revenue share with refunds, and a prepaid
-MVNO whose account is debited by each record.
+hubbing records with one leg per party, content revenue share with refunds, a prepaid
+MVNO whose account is debited by each record, and Ro-path records that name only their deck.
 """
 
 from __future__ import annotations
@@ -37,10 +37,12 @@ RATES: dict[tuple[str, str], tuple[str, int]] = {
     ("hub-out", "USA"): ("EUR", 3_100),
     ("sms-eu", "SMS"): ("EUR", 21_000),
     ("content", "Premium content"): ("EUR", 1_990_000),
+    ("carrier_a_sell", "Switzerland Mobile"): ("EUR", 45_000),
+    ("carrier_a_sell", "Switzerland Fixed"): ("EUR", 15_000),
 }
 PREFIX = {"France Mobile": "336", "France Fixed": "331", "UK Mobile": "447",
           "UK Fixed": "4420", "USA": "1212", "Germany Mobile": "4915", "SMS": "336",
-          "Premium content": "3381"}
+          "Premium content": "3381", "Switzerland Mobile": "4179", "Switzerland Fixed": "4144"}
 DECK_VERSION = "2026-11-01"
 
 # (weight, partner, direction, service, deck, destinations)
@@ -54,6 +56,8 @@ MIX: list[tuple[int, str, str, str, str, tuple[str, ...]]] = [
     (8, "gamesco", "buy", "content", "content", ("Premium content",)),
     (2, "gamesco", "buy", "sms", "sms-eu", ("SMS",)),
     (12, "mvno-uk", "sell", "voice", "sell-mvno", ("UK Mobile", "UK Fixed")),
+    # Ro/Rf-path records: the charging service writes the deck, not the partner
+    (4, "ro", "", "voice", "carrier_a_sell", ("Switzerland Mobile", "Switzerland Fixed")),
 ]
 _WEIGHTS = [m[0] for m in MIX]
 
@@ -119,6 +123,9 @@ class TrafficGenerator:
             rec["account"] = "carrier:orange-fr"
             return rec
         ccy, micros = price_of(deck, dest, usage, service)
+        if partner == "ro":
+            rec.update(deck=deck, price=format_amount(micros), currency=ccy)
+            return rec
         if partner == "gamesco" and self.refund_every and n % self.refund_every == 0:
             rec["type"] = "refund"
             micros = -micros

@@ -70,3 +70,12 @@ def test_fx_of_the_record_is_part_of_the_key() -> None:
     fx = {"from": "USD", "to": "EUR", "rate": "0.92", "date": "2026-11-01"}
     res = aggregate([rec(fx=fx), rec()], TZ, target=NOV)
     assert sorted(_field(k, "fx_rate") for k in res.buckets) == ["", "0.92"]
+
+
+def test_ro_path_records_settle_by_deck() -> None:
+    ro = rec(deck="carrier_a_sell")
+    del ro["partner"], ro["direction"]
+    res = aggregate([ro], {**TZ, "carrier_a": "Europe/Zurich"}, target=NOV,
+                    deck_partners={"carrier_a_sell": ("carrier_a", "sell")})
+    (key,) = res.buckets
+    assert (_field(key, "partner"), _field(key, "direction")) == ("carrier_a", "sell")

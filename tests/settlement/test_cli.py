@@ -27,7 +27,7 @@ def test_generate_settle_close_reconcile(tmp_path: Path) -> None:
     doc = json.loads(r.output)
     assert doc["records_read"] == 3000 and doc["status"] == "draft" and doc["problems"] == []
     assert {row["partner"] for row in doc["partners"]} == {"orange-fr", "att-us", "globalhub",
-                                                           "gamesco", "mvno-uk"}
+                                                           "gamesco", "mvno-uk", "carrier_a"}
     r = _run("settle", "--period", "2026-11", "--data-dir", d, "--partners", str(DEMO),
              "--close", "--partner", "orange-fr")
     assert r.exit_code == 0, r.output

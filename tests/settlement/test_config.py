@@ -12,7 +12,8 @@ from .conftest import DEMO
 
 
 def test_demo_file_loads(cfg) -> None:
-    assert set(cfg.partners) == {"orange-fr", "att-us", "globalhub", "gamesco", "mvno-uk"}
+    assert set(cfg.partners) == {"orange-fr", "att-us", "globalhub", "gamesco", "mvno-uk",
+                                "carrier_a"}
     types = {a.type for a in cfg.agreements}
     assert types == {"bilateral", "transit", "revenue_share", "commitment"}
     rs = next(a for a in cfg.agreements if a.type == "revenue_share")

@@ -29,13 +29,14 @@ NOV = Period(2026, 11)
 TZ = {"orange-fr": "Europe/Paris", "att-us": "America/New_York", "globalhub": "UTC",
       "gamesco": "Europe/Dublin", "mvno-uk": "Europe/London"}
 PREPAID = {"partner:mvno-uk": "mvno-uk"}
+DECKS = {"carrier_a_sell": ("orange-fr", "sell")}
 
 
 def _both(journal: Path, cp=None):
-    pure = Aggregator(TZ, PREPAID, target=NOV)
+    pure = Aggregator(TZ, PREPAID, target=NOV, deck_partners=DECKS)
     for chunk in JournalReader(journal).chunks(cp):
         pure.add_many(chunk.records)
-    fast = Aggregator(TZ, PREPAID, target=NOV)
+    fast = Aggregator(TZ, PREPAID, target=NOV, deck_partners=DECKS)
     end = fastagg.read_journal(journal, cp, fast, None)
     return pure.result, fast.result, end
 
@@ -78,7 +79,8 @@ def test_corruption_in_a_closed_segment_is_an_error(tmp_path: Path) -> None:
         fastagg.read_journal(tmp_path, None, Aggregator(TZ, PREPAID, target=NOV), None)
 
 
-_text = st.one_of(st.none(), st.sampled_from(["", "voice", "sms", "x"]), st.integers(-2, 2))
+_text = st.one_of(st.none(), st.sampled_from(["", "voice", "sms", "x", "carrier_a_sell"]),
+                  st.integers(-2, 2))
 _partner = st.one_of(st.sampled_from(["orange-fr", "att-us", "gamesco", "mvno-uk", "nobody", ""]),
                      st.none(), st.integers(0, 1))
 _price = st.one_of(st.sampled_from(["0.01", "-1.5", "0.0000001", "abc", "3", "0.000001"]),

@@ -44,6 +44,9 @@ def _independent_sums(journal: Path) -> tuple[dict, dict]:
         for r in items[2::3]:  # len, crc, record
             if r["type"] not in ("rated", "refund", "adjust"):
                 continue
+            if not r.get("legs") and "partner" not in r:  # Ro path: the deck names the partner
+                r = {**r, "partner": "carrier_a", "direction": "sell"}
+                assert r["deck"] == "carrier_a_sell"
             for src in r.get("legs") or [r]:
                 sums[(src["partner"], src["direction"], src["currency"])] += parse_amount(
                     src["price"])

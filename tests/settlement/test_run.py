@@ -33,7 +33,7 @@ def test_same_journal_gives_byte_identical_files(cfg, tmp_path: Path) -> None:
         assert report.records_read == 3000
         digests.append(_digest(tmp_path / run / "out"))
     assert digests[0] == digests[1]
-    assert len(digests[0]) == 5 * 3 + 3 * 2 + 2  # invoices, netting statements, summary
+    assert len(digests[0]) == 6 * 3 + 4 * 2 + 2  # invoices, netting statements, summary
     html = (tmp_path / "a" / "out" / "2026-11" / "orange-fr" / "INV-2026-11-ORANGE-FR.html")
     text = html.read_text()
     assert "DRAFT" in text and "Rounding policy" in text and "Orange France" in text
