@@ -10,9 +10,12 @@ from diameter.peer_config import Role
 from diameter.peer_events import ConnectionTerminated, Event
 from tests.diameter.peer_helpers import SERVER, Pair, ccr, half
 
-CER = Pair().client.data_to_send()
+_P = Pair()
+CER = _P.client.data_to_send()
+_P.server.receive_data(CER, 0.0)
+CEA = _P.server.data_to_send()
 CCR = ccr().encode()
-SEEDS = [CER, CCR, CER + CCR]
+SEEDS = [CER, CCR, CER + CCR, CEA, CEA + CCR]
 
 
 def feed(conn: PeerConnection, data: bytes, chunk: int) -> list[Event]:
@@ -44,19 +47,21 @@ def test_random_bytes_to_a_fresh_responder(data: bytes, chunk: int) -> None:
     flips=st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), max_size=6),
     cut=st.integers(0, 10_000),
     chunk=st.sampled_from([1, 7, 4096]),
-    opened=st.booleans(),
+    side=st.sampled_from(["fresh", "open", "initiator"]),
 )
 def test_mutated_frames(
-    seed: bytes, flips: list[tuple[int, int]], cut: int, chunk: int, opened: bool
+    seed: bytes, flips: list[tuple[int, int]], cut: int, chunk: int, side: str
 ) -> None:
     data = bytearray(seed)
     for pos, value in flips:
         data[pos % len(data)] = value
     data = data[: max(1, cut % (len(data) + 1))]
-    if opened:
+    if side == "open":
         p = Pair()
         p.pump()
         conn = p.server
+    elif side == "initiator":  # waiting for its CEA
+        conn = Pair().client
     else:
         conn = PeerConnection(SERVER, Role.RESPONDER, 0.0, rng=half)
     check(feed(conn, bytes(data), chunk), conn)
