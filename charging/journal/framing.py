@@ -83,21 +83,45 @@ def scan_frames(buf: bytes | bytearray | memoryview, start: int) -> ScanResult:
 def classify_stop(buf: bytes | bytearray | memoryview, stop: int, problem: str) -> bool:
     """Return True when a scan stop at ``stop`` is a *torn tail* (safe to truncate).
 
-    A torn tail is what a crash during a group-commit write leaves: an incomplete last frame,
-    a last frame whose bytes did not all reach the disk (checksum fails and nothing follows
-    it), or zero bytes the filesystem allocated but never wrote. Anything else -- a bad frame
-    with complete, non-zero data after it -- is corruption of data that was once durable.
+    A crash during a group-commit write leaves a prefix of that write on disk: complete frames
+    (which the scan accepted), then part of one frame, possibly followed by zero bytes the
+    filesystem allocated but never wrote. So the stop is a torn tail when **no intact frame
+    follows it**; an intact frame after a bad one means once-durable data was damaged:
+    corruption, to be quarantined. (Like RocksDB's tolerate-corrupted-tail mode, damage
+    confined to the very last frame is indistinguishable from a torn write and is truncated.)
     """
+    # Even "truncated record" goes through the search: a damaged length field in the middle
+    # of a segment also claims to run past the end, and must not truncate what follows it.
     mv = memoryview(buf)
-    n = len(mv)
-    if problem in ("truncated frame header", "truncated record"):
+    if not any(mv[stop:]):
         return True
-    if not any(mv[stop:n]):  # all zero: allocated, never written
-        return True
-    if problem == "checksum mismatch":
-        _m1, length, _m2, _crc = FRAME_HEAD.unpack_from(mv, stop)
-        return stop + FRAME_HEAD_LEN + length == n
+    return not intact_frame_after(mv, stop + 1)
+
+
+def intact_frame_after(buf: bytes | bytearray | memoryview, start: int) -> bool:
+    """True when a complete frame with a matching checksum starts anywhere at/after ``start``
+    (a resynchronising search; used only when recovery meets a bad frame)."""
+    data = bytes(buf)
+    n = len(data)
+    i = data.find(b"\xce", start)
+    while i != -1 and i + FRAME_HEAD_LEN <= n:
+        if data[i + 5] == MARK:
+            _m1, length, _m2, crc = FRAME_HEAD.unpack_from(data, i)
+            e = i + FRAME_HEAD_LEN + length
+            if length <= MAX_RECORD and e <= n and _crc32(data[i + FRAME_HEAD_LEN:e]) == crc:
+                return True
+        i = data.find(b"\xce", i + 1)
     return False
+
+
+def torn_header(buf: bytes | bytearray | memoryview) -> bool:
+    """True when a segment that fails :func:`check_header` is a header write cut short by a
+    crash: a prefix of the header followed only by zero bytes (no record was ever in it)."""
+    data = bytes(buf)
+    k = 0
+    while k < min(len(data), HEADER_LEN) and data[k] == SEGMENT_HEADER[k]:
+        k += 1
+    return not any(data[k:])
 
 
 def check_header(buf: bytes | bytearray | memoryview) -> str | None:

@@ -26,6 +26,7 @@ from charging.journal.framing import (
     check_header,
     classify_stop,
     scan_frames,
+    torn_header,
 )
 
 OPEN_SUFFIX = ".open"
@@ -160,8 +161,8 @@ def recover(directory: str | Path, *, allow_quarantined: bool = False) -> Recove
         data = seg.path.read_bytes()
         problem = check_header(data)
         if problem is not None:
-            if len(data) < HEADER_LEN and SEGMENT_HEADER.startswith(data):
-                # Crash right after creating the file: rewrite the header.
+            if torn_header(data):
+                # Crash while creating the file: rewrite the header.
                 _rewrite(seg.path, SEGMENT_HEADER)
                 truncated += len(data)
                 continue

@@ -193,3 +193,24 @@ def test_append_many_and_packed_bytes(tmp_path: Path) -> None:
     asyncio.run(main())
     assert all(s.closed for s in list_segments(tmp_path))
     assert [r["id"] for _, r in JournalReader(tmp_path).iter_from()] == ["t-0", "t-1"]
+
+
+def test_damaged_length_in_the_middle_is_corruption_not_a_torn_tail(tmp_path: Path) -> None:
+    j = SyncJournal(tmp_path)
+    positions = j.append_many([rec(i) for i in range(10)])
+    j.close()
+    path = list_segments(tmp_path)[-1].path
+    data = bytearray(path.read_bytes())
+    data[positions[2].offset + 1] = 0x00  # record 4's length: high byte -> still fits
+    data[positions[2].offset + 2] = 0xFF  # ... and now claims ~16 MB, past the end
+    path.write_bytes(bytes(data))
+    with pytest.raises(JournalCorruptError):
+        SyncJournal(tmp_path)  # the 6 records after it are intact: never truncate them
+
+
+def test_torn_header_rewritten(tmp_path: Path) -> None:
+    (tmp_path / "000000000001.open").write_bytes(b"ICX" + bytes(40))
+    j = SyncJournal(tmp_path)
+    j.append(rec(0))
+    j.close()
+    assert [r["id"] for _, r in JournalReader(tmp_path).iter_from()] == ["t-0"]
