@@ -160,3 +160,27 @@ def test_concurrent_ops_group_commit(tmp_path: Path) -> None:
         await journal2.close()
 
     asyncio.run(main())
+
+
+def test_damaged_snapshot_falls_back_to_replay(tmp_path: Path) -> None:
+    async def main() -> None:
+        ledger, journal = await open_ledger(tmp_path)
+        await ledger.create_account("a1", AccountKind.PREPAID_SUBSCRIBER, [EUR], now=T0)
+        await ledger.debit("d1", "a1", "EUR", 100_000, now=T0)
+        await ledger.snapshot()
+        await ledger.debit("d2", "a1", "EUR", 200_000, now=T0)
+        await ledger.record({"type": "rated", "idem": "rf:x:1", "service": "data"}, now=T0)
+        await ledger.close()
+        await journal.close()
+        snaps = sorted((tmp_path / "snapshots").iterdir())
+        assert snaps
+        snaps[-1].write_bytes(b"garbage")
+        ledger2, journal2 = await open_ledger(tmp_path)
+        view = await ledger2.store.get("a1")
+        assert view.balances[0].amount == 10_000_000 - 300_000
+        await ledger2.close()
+        await journal2.close()
+        recs = [r for _, r in JournalReader(tmp_path / "journal").iter_from()]
+        assert recs[-1]["idem"] == "rf:x:1" and recs[-1]["balance_effects"] == []
+
+    asyncio.run(main())
