@@ -150,8 +150,11 @@ class InvoiceBuilder:
             self.problems.append(
                 f"partner {self.partner.id!r}: no agreement covers {direction} {service!r} traffic")
             return None
-        if section is None:
-            section = "revenue_share" if agreement.type == "revenue_share" else direction
+        if agreement.type == "revenue_share":
+            # late content records join this period's gross: the share applies to them too
+            section = "revenue_share"
+        elif section is None:
+            section = direction
         elif section == "adjustment":
             section = f"adjustment_{direction}"
         deck = key[_K["deck"]]

@@ -90,7 +90,7 @@ def invoice_html(inv: dict[str, Any]) -> str:
         out.append(f"<h2>{_e(sec['title'])}</h2>")
         out.append("<table><tr><th>#</th><th>Service</th><th>Destination / detail</th>"
                    "<th>Deck</th><th>Kind</th><th class=n>Calls/items</th><th class=n>Usage</th>"
-                   "<th class=n>Avg rate</th><th class=n>Source amount</th><th>FX</th>"
+                   "<th class=n>Avg rate /min or /item</th><th class=n>Source amount</th><th>FX</th>"
                    f"<th class=n>Exact ({_e(ccy)})</th><th class=n>Rounding</th>"
                    f"<th class=n>Amount ({_e(ccy)})</th></tr>")
         for no in sec["lines"]:
