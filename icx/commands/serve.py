@@ -46,6 +46,10 @@ async def _serve(settings: Settings, data_dir: Path, charging: bool) -> int:
     except OSError as exc:
         click.echo(f"icx serve: cannot start: {exc}", err=True)
         return 1
+    except Exception as exc:  # a broken deck, store or journal: say so once, exit 1
+        log.exception("icx.start_failed")
+        click.echo(f"icx serve: cannot start: {type(exc).__name__}: {exc}", err=True)
+        return 1
     d = settings.diameter
     log.info(
         "icx.serving",
