@@ -472,8 +472,10 @@ cdef inline uint64_t _fnv(const char* p, Py_ssize_t n) noexcept nogil:
     return h
 
 
-def split_simple(str text, str delim, int ncols, int c_prefix, int c_rate, tuple rest_idx):
-    """Split an unquoted deck body (the text after the header line) into
+def split_simple(str text, Py_ssize_t start_at, str delim, int ncols, int c_prefix, int c_rate, tuple rest_idx):
+    """Split an unquoted deck body (``text`` from offset ``start_at``, the line after the
+    header; UTF-8 offsets equal str offsets only for ASCII text, so a non-ASCII text must be
+    passed from 0) into
     (prefixes: list[str], rates: array('q') nano-units, ids: array('i'), keys: list[str],
     lines, distinct prefixes).
 
@@ -491,7 +493,9 @@ def split_simple(str text, str delim, int ncols, int c_prefix, int c_rate, tuple
     cdef char d = dl[0]
     cdef Py_ssize_t nrest = len(rest_idx)
     cdef int ridx[MAXCELLS]
-    cdef Py_ssize_t i, j, k, start, end, pos = 0, lines = 0, ncells, nrows = 0, slot
+    if start_at and not text.isascii():
+        return None  # byte offsets would not match str offsets
+    cdef Py_ssize_t i, j, k, start, end, pos = start_at, lines = 0, ncells, nrows = 0, slot
     cdef Py_ssize_t cs[MAXCELLS]
     cdef Py_ssize_t ce[MAXCELLS]
     cdef char c
@@ -504,7 +508,7 @@ def split_simple(str text, str delim, int ncols, int c_prefix, int c_rate, tuple
     for i in range(nrest):
         ridx[i] = rest_idx[i]
     cdef Py_ssize_t maxrows = 1
-    for i in range(size):
+    for i in range(start_at, size):
         if p[i] == 10:
             maxrows += 1
     cdef int64_t* rates = <int64_t*>malloc(maxrows * sizeof(int64_t))
@@ -662,12 +666,29 @@ cdef void* realloc_or_fail(void* ptr, size_t n) except NULL:
     return out
 
 
-def take(int[::1] ids, long long[::1] values):
-    """array('q') with values[ids[j]] for every j (expands per-key attributes to rows)."""
+def take(int[::1] ids, long long[::1] values, str typecode="q"):
+    """array(typecode) with values[ids[j]] for every j (expands per-key attributes to rows);
+    typecode "q" (int64), "i" (int32) or "b" (int8)."""
     from array import array
     cdef Py_ssize_t n = ids.shape[0], j
-    out = array("q", bytes(8 * n))
-    cdef long long[::1] o = out
-    for j in range(n):
-        o[j] = values[ids[j]]
+    cdef long long[::1] oq
+    cdef int[::1] oi
+    cdef signed char[::1] ob
+    if typecode == "q":
+        out = array("q", bytes(8 * n))
+        oq = out
+        for j in range(n):
+            oq[j] = values[ids[j]]
+    elif typecode == "i":
+        out = array("i", bytes(4 * n))
+        oi = out
+        for j in range(n):
+            oi[j] = <int>values[ids[j]]
+    elif typecode == "b":
+        out = array("b", bytes(n))
+        ob = out
+        for j in range(n):
+            ob[j] = <signed char>values[ids[j]]
+    else:
+        raise ValueError(typecode)
     return out

@@ -103,6 +103,7 @@ class ReadResult:
     lines: int = 0
     rejects: list[tuple[int, str, str]] = field(default_factory=list)  # (line, reason, raw)
     distinct_prefixes: int | None = None  # when a fast path counted them already
+    distinct_destinations: int | None = None
 
 
 class _Bad(ValueError):
@@ -309,7 +310,11 @@ def read_deck(
             cols["rate"] = cols["rate_first"]
     rows = _Rows(cols, opts, label)
     if rows.fast_ok and _ext is not None:
-        compiled = rows.read_compiled(raw[pos:], delim, hline, header_lines=1)
+        nl = raw.find("\n", pos)
+        compiled = None
+        if nl >= 0:  # byte offsets equal str offsets only for ASCII text
+            body, start = (raw, nl + 1) if raw.isascii() else (raw[nl + 1:], 0)
+            compiled = rows.read_compiled(body, start, delim, hline, header_lines=1)
         if compiled is not None:
             return compiled
         rows = _Rows(cols, opts, label)
@@ -434,14 +439,11 @@ class _Rows:
 
     # -- the compiled fast path (cython_ext/rating.pyx split_simple) --------------------------
 
-    def read_compiled(self, body: str, delim: str, hline: int, header_lines: int) -> ReadResult | None:
+    def read_compiled(self, body: str, start: int, delim: str, hline: int, header_lines: int) -> ReadResult | None:
         """Unquoted files: lines split in C, attributes parsed here once per distinct
         combination; None when anything needs a Python path."""
         assert _ext is not None
-        nl = body.find("\n")
-        if nl < 0:
-            return None
-        got = _ext.split_simple(body[nl + 1:], delim, self.ncols, self.c_prefix, self.c_rate,
+        got = _ext.split_simple(body, start, delim, self.ncols, self.c_prefix, self.c_rate,
                                 tuple(self.cols[k] for k in self.present))
         if got is None:
             return None
@@ -464,7 +466,7 @@ class _Rows:
         else:
             firsts = cols[14]
             d.rate_first = array("q", (r if firsts[i] is None else firsts[i] for i, r in zip(ids, rates, strict=True)))  # type: ignore[misc]
-        d.service = array("b", take(ids, array("q", cols[0])))  # type: ignore[arg-type]
+        d.service = take(ids, array("q", cols[0]), "b")  # type: ignore[arg-type]
         d.inc_first = take(ids, array("q", cols[1]))  # type: ignore[arg-type]
         d.inc_next = take(ids, array("q", cols[2]))  # type: ignore[arg-type]
         d.rate_unit = take(ids, array("q", cols[3]))  # type: ignore[arg-type]
@@ -472,10 +474,10 @@ class _Rows:
         d.min_charge = take(ids, array("q", cols[5]))  # type: ignore[arg-type]
         d.eff_from = take(ids, array("q", cols[6]))  # type: ignore[arg-type]
         d.eff_to = take(ids, array("q", cols[7]))  # type: ignore[arg-type]
-        d.dest = array("i", take(ids, array("q", cols[9])))  # type: ignore[arg-type]
+        d.dest = take(ids, array("q", cols[9]), "i")  # type: ignore[arg-type]
         origins = cols[10]
         d.origin = [""] * len(prefixes) if not any(origins) else [origins[i] for i in ids]  # type: ignore[misc]
-        d.band = array("b", take(ids, array("q", cols[11])))  # type: ignore[arg-type]
+        d.band = take(ids, array("q", cols[11]), "b")  # type: ignore[arg-type]
         d.blocked = array("b", bytes(len(prefixes)))
         n = len(prefixes)
         if len(set(prefixes)) != n and len(set(zip(d.service, d.origin, d.prefix, d.band, d.eff_from, strict=False))) != n:

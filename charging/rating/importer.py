@@ -54,7 +54,7 @@ def _current_rates(data: DeckData) -> dict[tuple[object, ...], tuple[int, int]]:
     row; keys whose latest row is blocked are left out (a closed code counts as removed)."""
     keys = zip(data.service, data.origin, data.prefix, data.band, strict=True)
     if not any(data.blocked):
-        simple = dict(zip(keys, zip(data.rate, data.rate_first, strict=True), strict=False))
+        simple: dict[tuple[object, ...], tuple[int, int]] = dict(zip(keys, zip(data.rate, data.rate_first, strict=True), strict=False))
         if len(simple) == len(data.prefix):
             return simple  # one row per key: nothing to choose
         keys = zip(data.service, data.origin, data.prefix, data.band, strict=True)
@@ -136,7 +136,7 @@ def import_csv(
         timezone=timezone, imported_at=int(time.time()), source=os.path.basename(path),
         source_sha256=digest, rows=len(data),
         prefixes=result.distinct_prefixes if result.distinct_prefixes is not None else len(set(data.prefix)),
-        destinations=len(set(data.dest)),
+        destinations=result.distinct_destinations if result.distinct_destinations is not None else len(set(data.dest)),
     )
     with store.locked():
         prev = store.latest(deck)

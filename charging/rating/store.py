@@ -18,6 +18,7 @@ import sys
 from array import array
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import msgpack
 
@@ -114,11 +115,10 @@ class DeckStore:
         d.mkdir(parents=True, exist_ok=True)
         version = (self.latest(meta.deck) or 0) + 1
         meta.version = version
-        payload = encode(meta, data)
         final = self.path(meta.deck, version)
         tmp = final.with_suffix(".tmp")
         with open(tmp, "wb") as fh:
-            fh.write(payload)
+            write_encoded(fh, meta, data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, final)
@@ -152,17 +152,44 @@ def _fsync_dir(d: Path) -> None:
         os.close(fd)
 
 
+def write_encoded(fh: BinaryIO, meta: DeckMeta, data: DeckData) -> None:
+    """Write the same msgpack map as :func:`encode`, one column at a time (bounded memory)."""
+    packer = msgpack.Packer(use_bin_type=True)
+    fh.write(packer.pack_map_header(3))
+    fh.write(packer.pack("format"))
+    fh.write(packer.pack(FORMAT))
+    fh.write(packer.pack("meta"))
+    fh.write(packer.pack(meta.to_dict()))
+    fh.write(packer.pack("cols"))
+    fh.write(packer.pack_map_header(len(_INT_COLS) + 5))
+    for name in _INT_COLS:
+        a = getattr(data, name)
+        fh.write(packer.pack(name))
+        fh.write(packer.pack([a.typecode, _arr_bytes(a)]))
+    fh.write(packer.pack("prefix"))
+    fh.write(packer.pack("\n".join(data.prefix).encode()))
+    for key, value in _small_cols(data).items():
+        fh.write(packer.pack(key))
+        fh.write(packer.pack(value))
+
+
+def _small_cols(data: DeckData) -> dict[str, object]:
+    return {
+        # origin is nearly always "": store it sparse.
+        "origin": {i: o for i, o in enumerate(data.origin) if o} if any(data.origin) else {},
+        "names": data.names,
+        "bands": data.bands,
+        "tiers": {i: [[t.after_units, t.rate] for t in ts] for i, ts in data.tiers.items()},
+    }
+
+
 def encode(meta: DeckMeta, data: DeckData) -> bytes:
     cols: dict[str, object] = {}
     for name in _INT_COLS:
         a = getattr(data, name)
         cols[name] = [a.typecode, _arr_bytes(a)]
     cols["prefix"] = "\n".join(data.prefix).encode()
-    # origin is nearly always "": store it sparse.
-    cols["origin"] = {i: o for i, o in enumerate(data.origin) if o} if any(data.origin) else {}
-    cols["names"] = data.names
-    cols["bands"] = data.bands
-    cols["tiers"] = {i: [[t.after_units, t.rate] for t in ts] for i, ts in data.tiers.items()}
+    cols.update(_small_cols(data))
     return msgpack.packb({"format": FORMAT, "meta": meta.to_dict(), "cols": cols}, use_bin_type=True)
 
 
