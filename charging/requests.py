@@ -13,7 +13,7 @@ Units are plain integers in the unit of the service: seconds (``UnitKind.TIME``)
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum, IntEnum
 
 
@@ -172,7 +172,6 @@ class ChargingResult:
     granted_event_units: int | None = None  # DIRECT_DEBITING / REFUND: units debited/refunded
     failed_field: str | None = None  # the field the outcome is about (Failed-AVP)
     message: str = ""  # a short human text for logs / Error-Message
-    extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:

@@ -63,7 +63,7 @@ class ServiceConfig:
     # Fraction of a grant (percent) at which the client re-authorises (Time/Volume/Unit-Quota-
     # Threshold); None = omit.
     quota_threshold_percent: int | None = None
-    answer_cache_size: int = 200_000  # retransmit detection window, in answers
+    answer_cache_size: int = 20_000  # retransmit window beyond each session's last answer
     max_sessions: int = 1_000_000
     currency: str = "EUR"
     no_tariff_errors: tuple[type[BaseException], ...] = (LookupError,)
@@ -97,7 +97,7 @@ class ChargingService:
     async def handle(self, req: ChargingRequest, *, now: float) -> ChargingResult:
         """Decide one request. Never raises for bad input: the outcome says what is wrong."""
         key = req.idem_key or f"{req.session_id}:{int(req.verb)}:{req.request_number}"
-        cached = self._answers.get(key)
+        cached = self._cached(req, key)
         if cached is not None:
             self._count("retransmit")
             return cached
@@ -108,15 +108,24 @@ class ChargingService:
             lock = self._locks[req.session_id] = asyncio.Lock()
         try:
             async with lock:
-                cached = self._answers.get(key)  # a twin may have finished while we waited
+                cached = self._cached(req, key)  # a twin may have finished
                 if cached is not None:
                     return cached
                 result = await self._dispatch(req, key, now)
+                self._remember(req, key, result)
         finally:
             if not lock.locked() and not getattr(lock, "_waiters", None):
                 self._locks.pop(req.session_id, None)
-        self._remember(key, result)
         return result
+
+    def _cached(self, req: ChargingRequest, key: str) -> ChargingResult | None:
+        """The answer already given to this request: the open session's last answer, else
+        the bounded global cache (events, closed sessions, older requests)."""
+        session = self.sessions.get(req.session_id)
+        if (session is not None and session.answer_n == req.request_number
+                and session.answer is not None and req.verb is not Verb.EVENT):
+            return session.answer
+        return self._answers.get(key)
 
     async def supervise(self, now: float) -> list[str]:
         """Close sessions silent for Tcc: release their reservations and journal a release
@@ -163,13 +172,29 @@ class ChargingService:
     def _count(self, name: str) -> None:
         self.counters[name] = self.counters.get(name, 0) + 1
 
-    def _remember(self, key: str, result: ChargingResult) -> None:
+    def _remember(self, req: ChargingRequest, key: str, result: ChargingResult) -> None:
+        """Keep the answer for retransmits (RFC 4006 §5.1.2 / facts B5: same Session-Id and
+        CC-Request-Number get the same answer). An open session keeps its last answer in
+        place; the previous one moves to the bounded global cache."""
+        session = self.sessions.get(req.session_id)
+        if session is not None and req.verb is not Verb.EVENT and not req.offline:
+            if session.answer is not None and session.answer_n != req.request_number:
+                # the previous answer moves to the global cache under its own key
+                self._answers[self._key_of(req, session.answer_n)] = session.answer
+            session.answer_n, session.answer = req.request_number, result
+        else:
+            self._answers[key] = result
         answers = self._answers
-        answers[key] = result
         if len(answers) > self.config.answer_cache_size:
             # FIFO eviction: dicts keep insertion order.
             for old in list(answers)[: len(answers) - self.config.answer_cache_size]:
                 del answers[old]
+
+    @staticmethod
+    def _key_of(req: ChargingRequest, number: int) -> str:
+        """The idempotency key the agent would give request *number* of this session."""
+        prefix = req.idem_key.rsplit(":", 1)[0] if req.idem_key else req.session_id
+        return f"{prefix}:{number}"
 
     async def _account(self, subscriber: str | None) -> tuple[str, str, str] | Outcome:
         """(account, money balance id, currency) for a subscriber, or USER_UNKNOWN."""
@@ -253,7 +278,7 @@ class ChargingService:
             if rated is None:
                 return {}
             hit = (str(rated.deck_version), rated.prefix, rated.destination)
-            if len(self._tariffs) > 100_000:
+            if len(self._tariffs) > 4096:
                 self._tariffs.clear()
             self._tariffs[key] = hit
         return {"deck_version": hit[0], "prefix": hit[1], "destination": hit[2]}
@@ -338,10 +363,10 @@ class ChargingService:
         unit = UnitKind.MONEY if su.money else SERVICE_UNIT[service]
         gkey = su.service_id if su.service_id is not None else (
             su.rating_group if su.rating_group is not None else -1)
-        grant = session.grants.get(gkey)
+        grant = session.grant(gkey)
         if grant is None:
-            grant = Grant(gkey, service, unit, f"{session.id}|{gkey}")
-            session.grants[gkey] = grant
+            grant = Grant(gkey, service, unit)
+            session.grants.append(grant)
         base: dict[str, Any] = {"rating_group": su.rating_group, "service_id": su.service_id,
                                 "unit": unit}
         # 1. Commit the reported usage (cumulative pricing, see module docstring). The
@@ -362,11 +387,12 @@ class ChargingService:
                 fields.update(self._tariff(session, service, at))
             fields["start"] = int(session.started * 1_000_000)
             fields["end"] = int(at * 1_000_000)
-            commit = asyncio.ensure_future(self._commit(session, grant, used_cost, key, now,
-                                                        fields))
+            commit = asyncio.ensure_future(self._commit(session, grant, grant.held_n, used_cost,
+                                                        key, now, fields))
             grant.used_total += used
             grant.cost_total = before + used_cost  # corrected below if less was debited
             grant.held = 0
+            grant.held_n = -1
             grant.granted = 0
             self._count("commit")
         requested = su.requested
@@ -391,15 +417,15 @@ class ChargingService:
                 result = dataclasses.replace(result, used_cost=settled)
         return result
 
-    async def _commit(self, session: Session, grant: Grant, amount: int, key: str, now: float,
-                      fields: dict[str, Any]) -> Any:
+    async def _commit(self, session: Session, grant: Grant, held_n: int, amount: int,
+                      key: str, now: float, fields: dict[str, Any]) -> Any:
         """Debit *amount* against the grant's current hold (the rest is released), or a plain
         partial debit when nothing is held (after FUI, or an unknown/expired hold)."""
         assert session.account is not None and session.balance is not None
-        if grant.held_id:
+        if held_n >= 0:
             op = await self.ledger.commit(f"{key}:c", session.account, session.balance,
-                                          grant.held_id, amount, now=now, release_rest=True,
-                                          fields=fields)
+                                          grant.hold_id(session.id, held_n), amount, now=now,
+                                          release_rest=True, fields=fields)
             if op.status is not OpStatus.UNKNOWN_RESERVATION:
                 return op
         return await self.ledger.debit(f"{key}:d", session.account, session.balance, amount,
@@ -430,7 +456,7 @@ class ChargingService:
         ttl = self.config.tcc + 60.0
         final = False
         fields = self._fields(session, req, service, usage=0, price=amount, result="ok")
-        reservation = f"{grant.reservation}|{req.request_number}"
+        reservation = grant.hold_id(session.id, req.request_number)
         op = await self.ledger.reserve(f"{key}:r", session.account, session.balance,
                                        reservation, amount, ttl=ttl, now=now,
                                        fields=fields)
@@ -476,7 +502,7 @@ class ChargingService:
             return UnitsResult(outcome=Outcome.CREDIT_LIMIT_REACHED, used_cost=used_cost, **base)
         grant.granted = want
         grant.held = amount
-        grant.held_id = reservation
+        grant.held_n = req.request_number
         grant.final = final
         self._count("reserve")
         threshold = None
@@ -493,15 +519,16 @@ class ChargingService:
         """Give back every hold of *session* (TERMINATE rest, Tcc expiry, kill, failure)."""
         if session.account is None or session.balance is None:
             return
-        for grant in session.grants.values():
+        for grant in session.grants:
             if grant.held <= 0:
                 continue
             fields = {"session": session.id, "service": grant.service.value,
                       "account": session.account, "result": reason}
             await self.ledger.release(f"{key or 'ro:' + session.id}:rel:{grant.key}",
-                                      session.account, session.balance, grant.held_id,
-                                      now=now, fields=fields)
+                                      session.account, session.balance,
+                                      grant.hold_id(session.id), now=now, fields=fields)
             grant.held = 0
+            grant.held_n = -1
             grant.granted = 0
 
     # ------------------------------------------------------------------ EVENT
@@ -583,10 +610,10 @@ class ChargingService:
         if req.request_number in session.seen:
             return ChargingResult(outcome=Outcome.SUCCESS, message="duplicate")
         session.seen.add(req.request_number)
-        grant = session.grants.get(-1)
+        grant = session.grant(-1)
         if grant is None:
-            grant = session.grants[-1] = Grant(-1, session.service, SERVICE_UNIT[session.service],
-                                               "")
+            grant = Grant(-1, session.service, SERVICE_UNIT[session.service])
+            session.grants.append(grant)
         if used:
             grant.used_total += used
         elif req.verb is not Verb.INITIAL and SERVICE_UNIT[session.service] is UnitKind.TIME:
@@ -613,7 +640,7 @@ class ChargingService:
         self._closed_offline[session.id] = None
         if len(self._closed_offline) > self.config.answer_cache_size:
             del self._closed_offline[next(iter(self._closed_offline))]
-        grant = session.grants.get(-1)
+        grant = session.grant(-1)
         usage = grant.used_total if grant else 0
         await self._offline_rate(session, usage, now, end=end, key=key, result=result)
 

@@ -14,6 +14,7 @@ last-activity order (``touch`` moves a session to the end), which makes expiry O
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from charging.requests import ServiceKind, UnitKind
 
@@ -21,20 +22,24 @@ from charging.requests import ServiceKind, UnitKind
 class Grant:
     """The quota state of one rating group (or service id) inside a session."""
 
-    __slots__ = ("key", "service", "unit", "granted", "used_total", "cost_total", "reservation",
-                 "held", "held_id", "final")
+    __slots__ = ("key", "service", "unit", "granted", "used_total", "cost_total", "held",
+                 "held_n", "final")
 
-    def __init__(self, key: int, service: ServiceKind, unit: UnitKind, reservation: str) -> None:
+    def __init__(self, key: int, service: ServiceKind, unit: UnitKind) -> None:
         self.key = key  # rating group / service id; -1 for command-level units
         self.service = service
         self.unit = unit
         self.granted = 0  # units currently granted and not yet reported
         self.used_total = 0  # units reported as used over the whole session
         self.cost_total = 0  # micro-units committed over the whole session
-        self.reservation = reservation  # prefix of the store reservation ids of this grant
         self.held = 0  # micro-units currently held for this grant
-        self.held_id = ""  # store reservation id of the current hold ("" = none)
+        self.held_n = -1  # request number that placed the current hold (-1 = none)
         self.final = False  # the last grant the balance allows was given (FUI sent)
+
+    def hold_id(self, session_id: str, number: int | None = None) -> str:
+        """Store reservation id of the hold placed by request *number* (default: current).
+        Ids are derived, not stored, to keep 100,000 sessions small."""
+        return f"{session_id}|{self.key}|{self.held_n if number is None else number}"
 
 
 class Session:
@@ -42,7 +47,7 @@ class Session:
 
     __slots__ = ("id", "account", "balance", "currency", "service", "subscriber", "destination",
                  "origin", "peer_host", "peer_realm", "deck", "started", "expires", "last_number",
-                 "grants", "offline", "seen", "context", "__weakref__")
+                 "grants", "offline", "seen", "context", "answer_n", "answer")
 
     def __init__(
         self,
@@ -77,20 +82,28 @@ class Session:
         self.started = started
         self.expires = expires
         self.last_number = 0
-        self.grants: dict[int, Grant] = {}
+        self.grants: list[Grant] = []  # usually one: a list is smaller than a dict
         self.offline = offline
         # Rf: record numbers seen (duplicates are dropped); Ro leaves it None.
         self.seen: set[int] | None = set() if offline else None
         self.context = context
+        self.answer_n = -1  # CC-Request-Number of the last answered request
+        self.answer: Any = None  # its ChargingResult (retransmits get it back)
 
     @property
     def reserved(self) -> int:
         """Micro-units currently held for this session."""
-        return sum(g.held for g in self.grants.values())
+        return sum(g.held for g in self.grants)
 
     @property
     def cost_total(self) -> int:
-        return sum(g.cost_total for g in self.grants.values())
+        return sum(g.cost_total for g in self.grants)
+
+    def grant(self, key: int) -> Grant | None:
+        for g in self.grants:
+            if g.key == key:
+                return g
+        return None
 
     def as_dict(self) -> dict[str, object]:
         """A JSON-ready view for the operator API (amounts as integer micro-units)."""
@@ -111,7 +124,7 @@ class Session:
             "grants": [
                 {"key": g.key, "unit": g.unit.value, "granted": g.granted, "used": g.used_total,
                  "final": g.final}
-                for g in self.grants.values()
+                for g in self.grants
             ],
         }
 

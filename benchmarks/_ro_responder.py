@@ -4,7 +4,7 @@ It answers CER with CEA, DWR with DWA, DPR with DPA, and every CCR with a CCA 20
 echoes Session-Id, CC-Request-Type and CC-Request-Number and grants a fixed quota -- no rating,
 no balances, no journal. It is the ceiling for a Python server on this machine.
 
-Run: ``python -m benchmarks.ro_responder --port 3870`` (prints ``READY <port>``).
+Run: ``python -m benchmarks._ro_responder --port 3870`` (prints ``READY <port>``).
 """
 
 from __future__ import annotations
