@@ -1,6 +1,6 @@
 """A server-like worker for the crash test: the ledger over the embedded store + the journal.
 
-Run: ``python -m tests.charging.crash_worker DATA_DIR [--redis URL] [--check]``.
+Run: ``python -m tests.charging.crash_worker DATA_DIR [--redis URL|cluster:H:P,H:P] [--check]``.
 
 Reads one JSON op per line on stdin, runs each as its own task (so many are in flight at
 once, sharing group commits), and writes one JSON ack line per op on stdout ONLY after the
@@ -40,6 +40,9 @@ def make_store(redis_url: str | None) -> Any:
         return MemoryStore()
     from charging.store.redis_store import RedisStore
 
+    if redis_url.startswith("cluster:"):  # cluster:host:port,host:port
+        nodes = [(h, int(p)) for h, p in (n.rsplit(":", 1) for n in redis_url[8:].split(","))]
+        return RedisStore.from_cluster(nodes)
     return RedisStore.from_url(redis_url)
 
 

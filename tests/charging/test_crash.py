@@ -166,11 +166,16 @@ def crash_run(data: Path, kills: int, seed: int, redis_url: str | None = None
         w = Worker(data, redis_url)
         replayed_total += w.ready.get("replayed", 0) + w.ready.get("pending_journaled", 0)
         w.send(driver.retries(20))
-        deadline = time.monotonic() + rng.uniform(0.05, 0.6)
+        # a cluster client opens a connection per concurrent command at first: give it longer
+        # and slow down the offered load so that ops complete, not only queue
+        cluster = bool(redis_url and redis_url.startswith("cluster:"))
+        window = (0.3, 1.5) if cluster else (0.05, 0.6)
+        burst, pause = ((1, 6), 0.02) if cluster else ((5, 60), 0.01)
+        deadline = time.monotonic() + rng.uniform(*window)
         while time.monotonic() < deadline:
-            if not w.send([driver.op() for _ in range(rng.randint(5, 60))]):
+            if not w.send([driver.op() for _ in range(rng.randint(*burst))]):
                 break
-            time.sleep(rng.uniform(0, 0.01))
+            time.sleep(rng.uniform(0, pause))
         w.kill()
         driver.absorb(list(w.acks))
     stats = audit(data, driver, redis_url)
@@ -178,18 +183,34 @@ def crash_run(data: Path, kills: int, seed: int, redis_url: str | None = None
     return stats
 
 
-@pytest.fixture(params=["embedded", "redis"])
-def store_url(request: pytest.FixtureRequest) -> str | None:
-    """None for the embedded store; a flushed private redis-server's URL for Redis."""
-    if request.param == "embedded":
-        return None
-    url: str = request.getfixturevalue("redis_url")
+def _store(request: pytest.FixtureRequest, kind: str) -> str | None:
+    """None for the embedded store; a flushed private Redis (or Redis Cluster) otherwise."""
     import redis
 
-    r = redis.Redis.from_url(url)
-    r.flushall()
-    r.close()
-    return url
+    if kind == "embedded":
+        return None
+    if kind == "redis":
+        url: str = request.getfixturevalue("redis_url")
+        r = redis.Redis.from_url(url)
+        r.flushall()
+        r.close()
+        return url
+    nodes = request.getfixturevalue("redis_cluster_nodes")
+    for host, port in nodes:
+        r = redis.Redis(host=host, port=port)
+        r.flushall()
+        r.close()
+    return "cluster:" + ",".join(f"{h}:{p}" for h, p in nodes)
+
+
+@pytest.fixture(params=["embedded", "redis"])
+def store_url(request: pytest.FixtureRequest) -> str | None:
+    return _store(request, request.param)
+
+
+@pytest.fixture(params=["embedded", "redis", "redis-cluster"])
+def soak_store_url(request: pytest.FixtureRequest) -> str | None:
+    return _store(request, request.param)
 
 
 def test_crash_kill9_fast(tmp_path: Path, store_url: str | None) -> None:
@@ -198,9 +219,11 @@ def test_crash_kill9_fast(tmp_path: Path, store_url: str | None) -> None:
 
 
 @pytest.mark.slow
-def test_crash_kill9_soak(tmp_path: Path, store_url: str | None) -> None:
+def test_crash_kill9_soak(tmp_path: Path, soak_store_url: str | None) -> None:
     kills = int(os.environ.get("ICX_CRASH_KILLS", "60"))
     stats = crash_run(tmp_path, kills=kills, seed=int(os.environ.get("ICX_CRASH_SEED", "7")),
-                      redis_url=store_url)
-    print("crash soak:", json.dumps({"store": "redis" if store_url else "embedded", **stats}))
+                      redis_url=soak_store_url)
+    store = ("embedded" if soak_store_url is None
+             else "redis-cluster" if soak_store_url.startswith("cluster:") else "redis")
+    print("crash soak:", json.dumps({"store": store, **stats}))
     assert stats["kills"] >= 50 and stats["acked"] > 0
