@@ -20,14 +20,61 @@ cdef object LOW_EVENTS = None
 cdef object reserve_ref = None
 cdef object commit_ref = None
 cdef tuple EMPTY = ()
+cdef bint FAST_NEW = False  # build results without the dataclass __init__ (see init)
 cdef long long MAX_AMOUNT = 9007199254740991
 
 
-def init(op_result, hold, effect, ok, low_events, reserve_py, commit_py):
-    """Bind the result classes and the Python reference (called once by memory.py)."""
-    global OpResult, Hold, Effect, OK, LOW_EVENTS, reserve_ref, commit_ref
+def init(op_result, hold, effect, ok, low_events, reserve_py, commit_py, fast_new=False):
+    """Bind the result classes and the Python reference (called once by memory.py).
+
+    *fast_new*: the caller checked that the three classes are slots dataclasses with exactly
+    the fields set below, so objects may be filled slot by slot (the generated ``__init__`` is
+    Python bytecode and cost more than the whole operation)."""
+    global OpResult, Hold, Effect, OK, LOW_EVENTS, reserve_ref, commit_ref, FAST_NEW
     OpResult, Hold, Effect, OK, LOW_EVENTS = op_result, hold, effect, ok, low_events
     reserve_ref, commit_ref = reserve_py, commit_py
+    FAST_NEW = bool(fast_new)
+
+
+cdef object new_result(key, effects, holds, long long granted, long long bal_after,
+                       long long avail_after, low, events):
+    if not FAST_NEW:
+        return OpResult(key, OK, effects, holds, granted, bal_after, avail_after, False, low,
+                        events)
+    r = OpResult.__new__(OpResult)
+    r.key = key
+    r.status = OK
+    r.effects = effects
+    r.holds = holds
+    r.granted = granted
+    r.balance_after = bal_after
+    r.available_after = avail_after
+    r.replayed = False
+    r.low_balance = low
+    r.events = events
+    return r
+
+
+cdef object new_hold(account, balance, reservation, long long amount, expires):
+    if not FAST_NEW:
+        return Hold(account, balance, reservation, amount, expires)
+    h = Hold.__new__(Hold)
+    h.account = account
+    h.balance = balance
+    h.reservation = reservation
+    h.amount = amount
+    h.expires_at = expires
+    return h
+
+
+cdef object new_effect(account, balance, long long amount):
+    if not FAST_NEW:
+        return Effect(account, balance, amount)
+    e = Effect.__new__(Effect)
+    e.account = account
+    e.balance = balance
+    e.amount = amount
+    return e
 
 
 def reserve(store, key, account, balance, reservation, amount, double ttl, double now,
@@ -70,8 +117,8 @@ def reserve(store, key, account, balance, reservation, amount, double ttl, doubl
     if acct.epoch != store._epoch or now >= store._ep_end:
         store._rotate(acct, now)
     acct.ops[key] = ("ok", amt, cur, after, lowflag, balance, reservation, 0, amt, expires, True)
-    return OpResult(key, OK, EMPTY, (Hold(account, balance, reservation, amt, expires),),
-                    amt, cur, after, False, lowflag, events)
+    return new_result(key, EMPTY, (new_hold(account, balance, reservation, amt, expires),),
+                      amt, cur, after, lowflag, events)
 
 
 def commit(store, key, account, balance, reservation, used, double now, release_rest=True):
@@ -112,10 +159,10 @@ def commit(store, key, account, balance, reservation, used, double now, release_
     lowflag = low is not None and before >= low and low > after
     events = LOW_EVENTS if lowflag else EMPTY
     has_hold = bool(freed or release_rest)
-    holds = (Hold(account, balance, reservation, -freed, hexp),) if has_hold else EMPTY
-    effects = (Effect(account, balance, -debit),) if debit else EMPTY
+    holds = (new_hold(account, balance, reservation, -freed, hexp),) if has_hold else EMPTY
+    effects = (new_effect(account, balance, -debit),) if debit else EMPTY
     if acct.epoch != store._epoch or now >= store._ep_end:
         store._rotate(acct, now)
     acct.ops[key] = ("ok", debit, cur - debit, after, lowflag, balance, reservation, -debit,
                      -freed, hexp, has_hold)
-    return OpResult(key, OK, effects, holds, debit, cur - debit, after, False, lowflag, events)
+    return new_result(key, effects, holds, debit, cur - debit, after, lowflag, events)

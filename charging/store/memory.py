@@ -17,6 +17,7 @@ a commit that arrives after the TTL but before the sweep still counts.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 from collections.abc import Mapping
 from pathlib import Path
@@ -518,8 +519,18 @@ def _result(key: str, status: OpStatus, bal: _Balance, *, effects: tuple[Effect,
 # The one selection point of the compiled twin (ICX_NO_EXTENSIONS=1 or not built -> None).
 _ext = load("store_ops")
 EXTENSION = _ext is not None
+_FIELDS = {
+    OpResult: ("key", "status", "effects", "holds", "granted", "balance_after",
+               "available_after", "replayed", "low_balance", "events"),
+    Hold: ("account", "balance", "reservation", "amount", "expires_at"),
+    Effect: ("account", "balance", "amount"),
+}
 if _ext is not None:
+    # The twin fills result objects slot by slot; only while the classes have exactly the
+    # fields it knows (a field added to base.py falls back to calling the class).
+    _fast_new = all(tuple(f.name for f in dataclasses.fields(c)) == names
+                    and getattr(c, "__slots__", None) == names for c, names in _FIELDS.items())
     _ext.init(OpResult, Hold, Effect, _OK, _LOW_EVENTS, MemoryStore._reserve_py,
-              MemoryStore._commit_py)
+              MemoryStore._commit_py, _fast_new)
     MemoryStore.reserve_sync = _ext.reserve  # type: ignore[assignment,method-assign]
     MemoryStore.commit_sync = _ext.commit  # type: ignore[assignment,method-assign]
