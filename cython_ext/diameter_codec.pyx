@@ -42,6 +42,14 @@ cdef object _encode_scalar = None
 cdef object _zero_filled = None
 
 
+# Fast type tables for the common vendors (filled by configure): 0 = unknown AVP.
+cdef enum:
+    _T0_SIZE = 2048
+    _T3_SIZE = 8192
+cdef unsigned char _T0[_T0_SIZE]
+cdef unsigned char _T3[_T3_SIZE]
+
+
 cdef class _Unset:
     def __repr__(self):
         return "<unset>"
@@ -65,6 +73,15 @@ def configure(*, types, specs, keys, default_flags, names, error, type_error, de
     _decode_scalar = decode_scalar
     _encode_scalar = encode_scalar
     _zero_filled = zero_filled
+    memset(_T0, 0, _T0_SIZE)
+    memset(_T3, 0, _T3_SIZE)
+    for key, t in types.items():
+        code = key >> 32
+        vendor = key & 0xFFFFFFFF
+        if vendor == 0 and code < _T0_SIZE:
+            _T0[code] = t
+        elif vendor == 10415 and code < _T3_SIZE:
+            _T3[code] = t
 
 
 cdef inline uint32_t _u32(const unsigned char* p) noexcept nogil:
@@ -82,10 +99,23 @@ cdef inline void _put32(unsigned char* p, uint32_t v) noexcept nogil:
     p[3] = v & 0xFF
 
 
-cdef inline object _type_of(Avp a):
+cdef inline int _tid(Avp a) except -2:
+    """The AvpType of ``a`` as a C int, -1 when unknown (the dictionary has no entry)."""
     if a._type is not None:
         return a._type
-    return _TYPES.get((<uint64_t>a.code << 32) | a.vendor)
+    if a.vendor == 0:
+        if a.code < _T0_SIZE:
+            return _T0[a.code] or -1
+    elif a.vendor == 10415:
+        if a.code < _T3_SIZE:
+            return _T3[a.code] or -1
+    t = _TYPES.get((<uint64_t>a.code << 32) | a.vendor)
+    return -1 if t is None else t
+
+
+cdef inline object _type_of(Avp a):
+    cdef int t = _tid(a)
+    return None if t < 0 else t
 
 
 cdef bytes _assemble(uint32_t code, int flags, uint32_t vendor, const unsigned char* data,
@@ -143,6 +173,7 @@ cdef class Avp:
         """Build an AVP by dictionary name (or code); see AvpPy.new."""
         cdef Avp a
         cdef int f
+        cdef tuple spec
         if type(name_or_code) is str:
             spec = _SPECS[name_or_code]
             if cls is Avp:
@@ -204,15 +235,13 @@ cdef class Avp:
         cdef bytes buf = self._buf
         if buf is None:
             return b""
-        t = _type_of(self)
+        cdef int ti = _tid(self)
         cdef Py_ssize_t start = self._off + self._hlen
         cdef Py_ssize_t end = self._off + self._len
         cdef Py_ssize_t n = end - start
         cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(buf) + start
-        cdef int ti
-        if t is None:
+        if ti < 0:
             return PyBytes_FromStringAndSize(<const char*>p, n)
-        ti = t
         if ti == T_GROUPED:
             return walk(buf, start, end)
         if ti == T_U32 and n == 4:
@@ -255,33 +284,37 @@ cdef class Avp:
 
     cdef bytes _encode_data(self):
         cdef int ti
+        cdef uint64_t u64
         cdef unsigned char tmp[8]
         v = self._value
-        t = _type_of(self)
-        if type(v) is list or (t is not None and <int>t == T_GROUPED):
+        ti = _tid(self)
+        if type(v) is list or ti == T_GROUPED:
             return _join(v)
-        if t is None:
+        if ti < 0:
             if type(v) is str:
                 return (<str>v).encode("utf-8")
             return bytes(v)
-        ti = t
         if type(v) is int:
-            if ti == T_U32:
-                if not 0 <= v <= 0xFFFFFFFF:
-                    return _encode_scalar(ti, v)  # raises struct.error like the spec
-                _put32(tmp, <uint32_t>v)
-                return PyBytes_FromStringAndSize(<char*>tmp, 4)
-            if ti == T_I32 or ti == T_ENUM:
-                if not -0x80000000 <= v <= 0x7FFFFFFF:
-                    return _encode_scalar(ti, v)
-                _put32(tmp, <uint32_t><int32_t>v)
-                return PyBytes_FromStringAndSize(<char*>tmp, 4)
-            if ti == T_U64:
-                if not 0 <= v <= 0xFFFFFFFFFFFFFFFF:
-                    return _encode_scalar(ti, v)
-                _put32(tmp, <uint32_t>(<uint64_t>v >> 32))
-                _put32(tmp + 4, <uint32_t>(<uint64_t>v & 0xFFFFFFFF))
-                return PyBytes_FromStringAndSize(<char*>tmp, 8)
+            # Out-of-range values fall back to the spec's encoder, which raises struct.error.
+            try:
+                if ti == T_U32:
+                    _put32(tmp, <uint32_t>v)
+                    return PyBytes_FromStringAndSize(<char*>tmp, 4)
+                if ti == T_I32 or ti == T_ENUM:
+                    _put32(tmp, <uint32_t><int32_t>v)
+                    return PyBytes_FromStringAndSize(<char*>tmp, 4)
+                if ti == T_U64:
+                    u64 = <uint64_t>v
+                    _put32(tmp, <uint32_t>(u64 >> 32))
+                    _put32(tmp + 4, <uint32_t>(u64 & 0xFFFFFFFF))
+                    return PyBytes_FromStringAndSize(<char*>tmp, 8)
+                if ti == T_I64:
+                    u64 = <uint64_t><int64_t>v
+                    _put32(tmp, <uint32_t>(u64 >> 32))
+                    _put32(tmp + 4, <uint32_t>(u64 & 0xFFFFFFFF))
+                    return PyBytes_FromStringAndSize(<char*>tmp, 8)
+            except OverflowError:
+                return _encode_scalar(ti, v)
         if type(v) is str and (ti == T_UTF8 or ti == T_IDENT or ti == T_URI or ti == T_IPFILTER):
             return (<str>v).encode("utf-8")
         return _encode_scalar(ti, v)
@@ -301,6 +334,10 @@ cdef class Avp:
                                                      n) == 0:
                 return buf[self._off:self._end]
         else:
+            if type(self._value) is int:
+                out = _encode_int(self)
+                if out is not None:
+                    return out
             data = self._encode_data()
         return _assemble(self.code, self.flags, self.vendor,
                          <const unsigned char*>PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
@@ -330,6 +367,46 @@ cdef class Avp:
             v = f"<undecodable: {exc.message}>"
         ven = f", vendor={self.vendor}" if self.vendor else ""
         return f"Avp({name}{ven}, flags=0x{self.flags:02x}, {v!r})"
+
+
+cdef object _encode_int(Avp a):
+    """Header + 4/8-octet integer payload in one allocation; None when not that case (the
+    general path then encodes, raising like the spec for out-of-range values)."""
+    cdef int ti = _tid(a)
+    cdef uint64_t u
+    cdef int width
+    v = a._value
+    try:
+        if ti == T_U32:
+            u = <uint32_t>v
+            width = 4
+        elif ti == T_I32 or ti == T_ENUM:
+            u = <uint32_t><int32_t>v
+            width = 4
+        elif ti == T_U64:
+            u = <uint64_t>v
+            width = 8
+        elif ti == T_I64:
+            u = <uint64_t><int64_t>v
+            width = 8
+        else:
+            return None
+    except OverflowError:
+        return None
+    cdef Py_ssize_t hlen = 12 if a.flags & 0x80 else 8
+    cdef Py_ssize_t length = hlen + width
+    cdef bytes out = PyBytes_FromStringAndSize(NULL, length)
+    cdef unsigned char* p = <unsigned char*>PyBytes_AS_STRING(out)
+    _put32(p, a.code)
+    _put32(p + 4, (<uint32_t>(a.flags & 0xFF) << 24) | <uint32_t>length)
+    if hlen == 12:
+        _put32(p + 8, a.vendor)
+    if width == 4:
+        _put32(p + hlen, <uint32_t>u)
+    else:
+        _put32(p + hlen, <uint32_t>(u >> 32))
+        _put32(p + hlen + 4, <uint32_t>(u & 0xFFFFFFFF))
+    return out
 
 
 cdef bytes _join(list avps):
