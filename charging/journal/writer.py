@@ -214,6 +214,12 @@ class Journal:
         return positions
 
     @property
+    def failed(self) -> bool:
+        """True once a group commit failed: the journal accepts nothing more. The process
+        should exit; recovery on the next start resynchronises store and journal."""
+        return self._failed is not None
+
+    @property
     def position(self) -> Position:
         """Position after the last record enqueued (not necessarily durable yet)."""
         return self._alloc.last

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from charging.journal import Journal, JournalReader, Position
+from charging.journal import Journal, JournalError, JournalReader, Position
 from charging.journal.records import RecordIds, account_record, amount_text, op_record
 from charging.ledger import recovery
 from charging.store.base import AccountKind, BalanceKind, BalanceSpec, OpResult
@@ -117,6 +117,9 @@ class Ledger:
                    fields: dict[str, Any] | None) -> OpResult:
         if self._pause is not None:
             await self._pause.wait()
+        if self.journal.failed:
+            # Never move money we cannot journal (the embedded store would diverge).
+            raise JournalError("journal failed: refusing money operations until restart")
         await self._ensure_meta(account, balance)
         self._inflight += 1
         try:

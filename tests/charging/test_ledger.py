@@ -184,3 +184,25 @@ def test_damaged_snapshot_falls_back_to_replay(tmp_path: Path) -> None:
         assert recs[-1]["idem"] == "rf:x:1" and recs[-1]["balance_effects"] == []
 
     asyncio.run(main())
+
+
+def test_journal_failure_stops_money_moving(tmp_path: Path) -> None:
+    from charging.journal import JournalError
+
+    async def main() -> None:
+        ledger, journal = await open_ledger(tmp_path)
+        await ledger.create_account("a1", AccountKind.PREPAID_SUBSCRIBER, [EUR], now=T0)
+
+        def boom(parts: object) -> None:
+            raise OSError(5, "Input/output error")
+
+        journal._writer.write_and_sync = boom  # type: ignore[method-assign]
+        with pytest.raises(JournalError):
+            await ledger.debit("d1", "a1", "EUR", 100_000, now=T0)
+        before = (await ledger.store.get("a1")).balances[0].amount
+        with pytest.raises(JournalError, match="refusing"):
+            await ledger.debit("d2", "a1", "EUR", 100_000, now=T0)
+        assert (await ledger.store.get("a1")).balances[0].amount == before  # untouched
+        await journal.close()
+
+    asyncio.run(main())
