@@ -198,4 +198,11 @@ class BalanceStore(Protocol):
     async def expire_reservations(self, *, now: float, limit: int = 1000) -> list[OpResult]:
         """Release every reservation whose TTL has passed; each result is to be journaled."""
 
+    async def pending_ops(self) -> list[OpResult]:
+        """Ops that changed the store but were never confirmed journaled (crash recovery).
+        Redis keeps them in ``{acct:ID}:unj``; the embedded store always answers []."""
+
+    async def confirm_journaled(self, keys: list[tuple[str, str]]) -> None:
+        """Forget (account, op key) pairs once their journal records are durable."""
+
     async def close(self) -> None: ...

@@ -26,7 +26,7 @@ from typing import Any
 import msgpack
 from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
-from redis.asyncio.connection import ConnectionPool
+from redis.asyncio.connection import BlockingConnectionPool, ConnectionPool
 from redis.exceptions import NoScriptError
 
 from charging.store import redis_lua as lua
@@ -78,8 +78,9 @@ class RedisStore:
     def from_url(cls, url: str, *, retention: float = DEFAULT_RETENTION,
                  max_connections: int = 64) -> RedisStore:
         """A store on one Redis server (``redis://host:port/db``)."""
-        pool = ConnectionPool.from_url(url, decode_responses=False,
-                                       max_connections=max_connections)
+        # Blocking: a burst of more batches than connections waits for one instead of failing.
+        pool = BlockingConnectionPool.from_url(url, decode_responses=False,
+                                               max_connections=max_connections, timeout=30)
         return cls(Redis(connection_pool=pool), pool=pool, retention=retention)
 
     @classmethod
