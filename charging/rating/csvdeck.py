@@ -270,8 +270,14 @@ def read_deck(
     is_text: bool = False,
     name: str | None = None,
     progress: Callable[[int], None] | None = None,
+    only: str | None = None,
 ) -> ReadResult:
     """Parse a deck (a path, or the CSV text when ``is_text``) into columns.
+
+    Three paths give identical results: the compiled split (unquoted files), the columnar
+    Python path, and the row-by-row path that names every bad line. ``only`` ("compiled",
+    "fast", "slow") is a test hook forcing one; a forced fast path that cannot handle the
+    file raises LookupError.
 
     *progress* is called with the number of input lines consumed, every 65536 lines.
     Raises DeckError (``file:line: ...``) on the first structural problem, or with every bad
@@ -309,7 +315,7 @@ def read_deck(
         else:
             cols["rate"] = cols["rate_first"]
     rows = _Rows(cols, opts, label)
-    if rows.fast_ok and _ext is not None:
+    if rows.fast_ok and _ext is not None and only in (None, "compiled"):
         nl = raw.find("\n", pos)
         compiled = None
         if nl >= 0:  # byte offsets equal str offsets only for ASCII text
@@ -318,7 +324,9 @@ def read_deck(
         if compiled is not None:
             return compiled
         rows = _Rows(cols, opts, label)
-    if rows.fast_ok:
+    if only == "compiled":
+        raise LookupError("the compiled path cannot read this file")
+    if rows.fast_ok and only in (None, "fast"):
         fast = rows.read_fast(reader, hline, progress)
         if fast is not None:
             return fast
@@ -327,6 +335,8 @@ def read_deck(
         rows = _Rows(cols, opts, label)
         reader = csv.reader(io.StringIO(raw[pos:], newline=""), delimiter=delim)
         next(reader)
+    if only == "fast":
+        raise LookupError("the columnar path cannot read this file")
     return rows.read_slow(reader, hline, progress)
 
 
