@@ -34,6 +34,7 @@ from charging.journal.segments import JournalError, Position, Recovered, Segment
 
 _crc32 = zlib.crc32
 _pack_head = FRAME_HEAD.pack
+_new_position = tuple.__new__
 _HEAD_LEN = FRAME_HEAD.size
 
 
@@ -78,7 +79,7 @@ class _Allocator:
         buf += _pack_head(MARK, len(payload), MARK, _crc32(payload))
         buf += payload
         self.offset += size
-        pos = Position(self.segment, self.offset)
+        pos = _new_position(Position, (self.segment, self.offset))  # skips NamedTuple.__new__
         self.last = pos
         return pos
 
