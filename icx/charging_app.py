@@ -94,8 +94,10 @@ async def open_store(settings: Settings, data_dir: Path, url: str | None = None)
         return MemoryStore()
     from charging.store.redis_store import RedisStore
     if url is not None or backend == "redis":
-        return RedisStore.from_url(str(url or getattr(st, "url", "redis://127.0.0.1:6379/0")))
-    nodes = [(h, int(p)) for h, p in (n.rsplit(":", 1) for n in getattr(st, "nodes", ()))]
+        return RedisStore.from_url(str(url or getattr(st, "redis_url",
+                                                      "redis://127.0.0.1:6379/0")))
+    nodes = [(h, int(p)) for h, p in (n.rsplit(":", 1)
+                                      for n in getattr(st, "cluster_nodes", ()))]
     return RedisStore.from_cluster(nodes)
 
 
