@@ -45,6 +45,8 @@ class DiameterSection:
     cer_timeout_seconds: float = field(default=10.0, metadata=check(in_range(0.1, 3600)))
     # Origin-Host + End-to-End-Id duplicate cache lifetime (RFC 6733 §6.2: >= 4 min uniqueness).
     duplicate_cache_seconds: float = field(default=240.0, metadata=check(in_range(0, 86400)))
+    # ...and its size bound (oldest evicted first); ~0.3 KiB per entry with the stored answer.
+    duplicate_cache_entries: int = field(default=100_000, metadata=check(in_range(1, 50_000_000)))
     # Empty = accept any peer; otherwise CER from others gets 3010 and a close.
     allowed_peers: tuple[str, ...] = ()
 
