@@ -56,6 +56,8 @@ __all__ = [
 Handler = Callable[[Message, "PeerProtocol"], Awaitable[Message]]
 
 log = structlog.get_logger("icx.diameter")
+# PeerConnection counters summed by DiameterServer.stats()
+_COUNTERS = ("duplicates_answered", "duplicates_dropped", "too_busy", "answers_dropped")
 _INFO = logging.INFO
 
 
@@ -383,6 +385,8 @@ class DiameterServer:
         self.connections: set[PeerProtocol] = set()  # open (CER/CEA done)
         self.peers: dict[str, PeerProtocol] = {}
         self._accepted: set[PeerProtocol] = set()  # every live transport, open or not
+        self._closed_totals = dict.fromkeys(_COUNTERS, 0)
+        self.accepted_total = 0
         self._server: asyncio.AbstractServer | None = None
 
     async def start(self) -> None:
@@ -413,6 +417,7 @@ class DiameterServer:
             on_close=self._closed,
         )
         self._accepted.add(proto)
+        self.accepted_total += 1
         return proto
 
     def _opened(self, proto: PeerProtocol) -> None:
@@ -421,11 +426,28 @@ class DiameterServer:
             self.peers[proto.peer_host] = proto
 
     def _closed(self, proto: PeerProtocol) -> None:
+        if proto.conn is not None:
+            for name in _COUNTERS:
+                self._closed_totals[name] += getattr(proto.conn, name)
         self._accepted.discard(proto)
         self.connections.discard(proto)
         host = proto.peer_host
         if host and self.peers.get(host) is proto:
             del self.peers[host]
+
+    def stats(self) -> dict[str, int]:
+        """Counters for /metrics: connections, open peers, requests in flight, and since start
+        the duplicates answered/dropped, 3004 answers and answers dropped (unknown H-b-H)."""
+        out = dict(self._closed_totals)
+        for proto in self._accepted:
+            if proto.conn is not None:
+                for name in _COUNTERS:
+                    out[name] += getattr(proto.conn, name)
+        out["connections"] = len(self._accepted)
+        out["connections_total"] = self.accepted_total
+        out["peers_open"] = len(self.connections)
+        out["requests_inflight"] = sum(p.conn.inflight for p in self._accepted if p.conn)
+        return out
 
     async def serve_forever(self) -> None:
         assert self._server is not None

@@ -129,6 +129,16 @@ def on_first_cer(conn: PeerConnection, cer: Message, now: float) -> None:
     conn._held_cer = cer
     host = cer.get("Origin-Host", "")
     owner = conn.registry.owner(host) if conn.registry is not None else None
+    if owner is not None and owner is not conn and not owner.terminated:
+        if owner.state is PeerState.CLOSING:
+            owner = None  # the old connection is on its way out (DPR/DPA done)
+        elif owner.is_open and _restarted(owner, cer):
+            # RFC 6733 §8.16: a higher Origin-State-Id means the peer rebooted and lost its
+            # state, so the open connection we still hold is a dead half-open one. Replace it
+            # rather than R-Reject the peer until our watchdog notices (up to 2 Tw).
+            owner._terminate("peer restarted (higher Origin-State-Id on a new connection)")
+            owner._poke()
+            owner = None
     if owner is None or owner is conn or owner.terminated:
         conn._fire(PeerInput.R_CONN_CER, now, cer, reason="R-Conn-CER")
     else:
@@ -144,6 +154,12 @@ def on_first_cer(conn: PeerConnection, cer: Message, now: float) -> None:
         except InvalidTransition as exc:
             conn._terminate(f"R-Conn-CER not allowed now: {exc}")
         owner._poke()
+
+
+def _restarted(owner: PeerConnection, cer: Message) -> bool:
+    old = owner.remote.origin_state_id if owner.remote is not None else 0
+    new = cer.get("Origin-State-Id", 0) or 0
+    return bool(old and isinstance(new, int) and new > old)
 
 
 def process_request(conn: PeerConnection, msg: Message, now: float) -> None:

@@ -246,6 +246,9 @@ def test_duplicate_answered_from_cache_across_connections() -> None:
         second = await c2.request(again)
         assert calls == [original.end_to_end]
         assert second.encode()[16:] == first.encode()[16:]
+        stats = server.stats()
+        assert stats["duplicates_answered"] == 1 and stats["connections_total"] == 2
+        assert stats["peers_open"] == 1 and stats["requests_inflight"] == 0
         await server.close()
 
     run(main())

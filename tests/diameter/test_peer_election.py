@@ -113,3 +113,35 @@ def test_second_connection_from_an_open_peer_is_rejected() -> None:
     c3 = PeerConnection(client_cfg, Role.INITIATOR, 0.0, rng=half)
     s3.receive_data(c3.data_to_send(), 0.0)
     assert s3.is_open
+
+
+def test_restarted_peer_replaces_its_dead_connection() -> None:
+    registry = PeerRegistry()
+    before = replace(SERVER, origin_host="pgw.client.example", origin_state_id=100)
+    s1 = PeerConnection(SERVER, Role.RESPONDER, 0.0, rng=half, registry=registry)
+    c1 = PeerConnection(before, Role.INITIATOR, 0.0, rng=half)
+    s1.receive_data(c1.data_to_send(), 0.0)
+    assert s1.is_open
+    # the client rebooted (Origin-State-Id went up); its old TCP connection looks alive to us
+    after = replace(before, origin_state_id=101)
+    s2 = PeerConnection(SERVER, Role.RESPONDER, 1.0, rng=half, registry=registry)
+    c2 = PeerConnection(after, Role.INITIATOR, 1.0, rng=half)
+    s2.receive_data(c2.data_to_send(), 1.0)
+    assert s2.is_open and s1.terminated and "restarted" in s1.termination_reason
+    assert registry.owner("pgw.client.example") is s2
+
+
+def test_new_connection_after_dpr_is_accepted_while_old_one_closes() -> None:
+    registry = PeerRegistry()
+    client_cfg = replace(SERVER, origin_host="pgw.client.example", acct_application_ids=())
+    s1 = PeerConnection(SERVER, Role.RESPONDER, 0.0, rng=half, registry=registry)
+    c1 = PeerConnection(client_cfg, Role.INITIATOR, 0.0, rng=half)
+    s1.receive_data(c1.data_to_send(), 0.0)
+    c1.receive_data(s1.data_to_send(), 0.0)
+    c1.close(0.0)
+    s1.receive_data(c1.data_to_send(), 0.0)  # DPR: s1 answers and waits in Closing
+    assert s1.state is PeerState.CLOSING
+    s2 = PeerConnection(SERVER, Role.RESPONDER, 0.0, rng=half, registry=registry)
+    c2 = PeerConnection(client_cfg, Role.INITIATOR, 0.0, rng=half)
+    s2.receive_data(c2.data_to_send(), 0.0)
+    assert s2.is_open
