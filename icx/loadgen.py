@@ -58,9 +58,12 @@ class LoadConfig:
 
 
 class _Session:
-    __slots__ = ("kind", "sid", "step", "steps", "tpl")
+    __slots__ = ("kind", "sid", "step", "steps", "tpl", "peer")
 
-    def __init__(self, kind: str, sid: str, steps: int, tpl: CcrTemplate) -> None:
+    def __init__(self, kind: str, sid: str, steps: int, tpl: CcrTemplate,
+                 peer: ClientPeer) -> None:
+        self.peer = peer  # its Origin-Host is in the template: (Origin-Host, E2E) must be
+        # unique, so a session's requests always go out on its own connection
         self.kind = kind
         self.sid = sid
         self.step = 0
@@ -99,7 +102,6 @@ async def _worker(cfg: LoadConfig, index: int, nconn: int, sessions: int,
     mix = cfg.mix
     rate = cfg.rate / cfg.processes if cfg.rate else 0.0
     inflight = [0]
-    conn_rr = itertools.cycle(peers)
     done = asyncio.get_running_loop().create_future()
 
     def new_session() -> _Session | None:
@@ -119,7 +121,7 @@ async def _worker(cfg: LoadConfig, index: int, nconn: int, sessions: int,
                           dest_realm=cfg.dest_realm, context=CONTEXTS[kind], subscriber=sub,
                           extra=extra)
         steps = 1 if kind == "sms" else cfg.updates + 2
-        return _Session(kind, f"{peer.origin_host};{index};{next(seq)}", steps, tpl)
+        return _Session(kind, f"{peer.origin_host};{index};{next(seq)}", steps, tpl, peer)
 
     def issue() -> bool:
         picked = ready.popleft() if ready else new_session()
@@ -146,7 +148,7 @@ async def _worker(cfg: LoadConfig, index: int, nconn: int, sessions: int,
 
         inflight[0] += 1
         counters["sent"] += 1
-        next(conn_rr).send_raw(body, 272, 4, callback=on_answer)
+        s.peer.send_raw(body, 272, 4, callback=on_answer)
         return True
 
     closed_loop = rate == 0
