@@ -454,10 +454,15 @@ class DiameterServer:
         await self._server.serve_forever()
 
     async def close(self, timeout: float = 5.0, cause: int = DISCONNECT_REBOOTING) -> None:
-        """Stop listening, send DPR to every open peer, wait for them to close (or abort)."""
+        """Stop listening; let requests already being handled finish and be answered (up to
+        half of *timeout*: after DPR/DPA the transport goes, and answers with it); then send
+        DPR to every open peer and wait for them to close (or abort them)."""
         if self._server is not None:
             self._server.close()
         protos = list(self._accepted)
+        busy = [t for p in protos for t in p._tasks]
+        if busy:
+            await asyncio.wait(busy, timeout=timeout / 2)
         for proto in protos:
             proto.close(cause)  # DPR when open; a connection still before CER just closes
         if protos:

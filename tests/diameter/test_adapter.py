@@ -284,3 +284,25 @@ def test_both_sides_dial_one_connection_survives() -> None:
 
     for _ in range(2):
         run(main())
+
+
+def test_close_lets_requests_in_flight_be_answered_before_dpr() -> None:
+    gate: dict[str, asyncio.Event] = {}
+
+    async def slow(request: Message, peer: PeerProtocol) -> Message:
+        gate["started"].set()
+        await asyncio.sleep(0.05)
+        return answer_for(request, peer.conn.me, 2001)  # type: ignore[union-attr]
+
+    async def main() -> None:
+        gate["started"] = asyncio.Event()
+        server = await serving(slow)
+        client = await connect(CLIENT, "127.0.0.1", server.port)
+        pending = asyncio.ensure_future(client.request(ccr()))
+        await gate["started"].wait()
+        await server.close()
+        ans = await pending
+        assert ans.get("Result-Code") == 2001
+        assert client.disconnect_cause == 0  # and then the DPR came
+
+    run(main())
