@@ -1,0 +1,188 @@
+"""Sustained CCR/s of `icx serve` vs a minimal asyncio responder, p99 at a paced rate, the
+Redis-store figure, and the RSS of N open sessions. One JSON line on stdout.
+
+Phases (each with the load harness of icx/loadgen.py in its own worker process(es)):
+
+1. baseline: benchmarks/_ro_responder.py (answers CCAs, nothing else), closed loop;
+2. `icx serve` (embedded store, journal fsync on = full durability), closed loop, session mix
+   I/U/U/T (voice + data): the sustained CCR/s;
+3. `icx serve` paced at ``--paced-rate`` (default 10,000/s): the p99 there (and the achieved
+   rate: a server that cannot reach it is reported as such, never hidden);
+4. Redis store (when redis-server is on PATH): benchmarks/_ro_server.py on a fresh
+   redis-server, closed loop;
+5. RSS of ``--rss-sessions`` open sessions (benchmarks/_ro_sessions_rss.py, a child process).
+
+``python -m benchmarks.ro [--duration 8] [--paced-rate 10000] [--rss-sessions 100000]
+[--no-redis] [--connections 8] [--processes 1]``; progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from icx.loadgen import LoadConfig, run_load
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_line(proc: subprocess.Popen[str], marker: str, timeout: float = 120.0) -> str:
+    deadline = time.time() + timeout
+    assert proc.stdout is not None
+    while time.time() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            if proc.poll() is not None:
+                raise RuntimeError(f"process exited ({proc.returncode}) before {marker!r}")
+            continue
+        if marker in line:
+            return line
+    raise TimeoutError(marker)
+
+
+def stop(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def make_config(tmp: Path, port: int, admin_port: int) -> Path:
+    """The demo config with big balances (the load must not run dry) and our ports."""
+    cfg = tmp / "config"
+    cfg.mkdir()
+    shutil.copytree(ROOT / "config" / "decks", cfg / "decks")
+    text = (ROOT / "config" / "icx.toml").read_text()
+    text = text.replace("listen_port = 3868", f"listen_port = {port}", 1)
+    text = text.replace("listen_port = 8080", f"listen_port = {admin_port}", 1)
+    text = text.replace('log_level = "info"', 'log_level = "warning"', 1)
+    (cfg / "icx.toml").write_text(text)
+    (cfg / "accounts.toml").write_text('[[range]]\nfirst = "41790000001"\nlast = "41790000999"\n'
+                                       'amount = "1000000.00"\n')
+    return cfg / "icx.toml"
+
+
+def load(port: int, args: argparse.Namespace, *, rate: float = 0.0,
+         duration: float | None = None) -> dict[str, Any]:
+    return run_load(LoadConfig(
+        port=port, connections=args.connections, processes=args.processes, updates=2,
+        rate=rate, duration=duration or args.duration, mix=("voice", "data"),
+        window=args.window, progress=not args.quiet))
+
+
+def ext_active() -> bool:
+    if os.environ.get("ICX_NO_EXTENSIONS") == "1":
+        return False
+    try:
+        from charging.rating import extension_active
+
+        return bool(extension_active())
+    except Exception:
+        return False
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--duration", type=float, default=8.0)
+    ap.add_argument("--paced-rate", type=float, default=10_000.0)
+    ap.add_argument("--rss-sessions", type=int, default=100_000)
+    ap.add_argument("--no-redis", action="store_true")
+    ap.add_argument("--connections", type=int, default=8)
+    ap.add_argument("--processes", type=int, default=1)
+    ap.add_argument("--window", type=int, default=64)
+    ap.add_argument("--quiet", action="store_true")
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="icx-bench-ro-"))
+    out: dict[str, Any] = {"bench": "ro", "unit": "CCR/s", "ext": ext_active()}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        # 1. baseline
+        bport = free_port()
+        resp = subprocess.Popen([PY, "-m", "benchmarks._ro_responder", "--port", str(bport),
+                                 "--uvloop"], cwd=ROOT, stdout=subprocess.PIPE, text=True,
+                                env=env)
+        procs.append(resp)
+        wait_line(resp, "READY")
+        base = load(bport, args)
+        stop(resp)
+        # 2 + 3. icx serve, embedded store, fsync on
+        port, aport = free_port(), free_port()
+        cfg = make_config(tmp, port, aport)
+        serve = subprocess.Popen([str(Path(PY).parent / "icx"), "serve", "-c", str(cfg),
+                                  "--data-dir", str(tmp / "data")], cwd=ROOT,
+                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                                 env=env)
+        procs.append(serve)
+        wait_line(serve, "icx: serving")
+        peak = load(port, args)
+        paced = load(port, args, rate=args.paced_rate)
+        stop(serve)
+        out.update(value=peak["value"],
+                   baseline={"name": "minimal asyncio CCA responder (Python)",
+                             "value": base["value"]},
+                   ratio=round(peak["value"] / base["value"], 3) if base["value"] else None,
+                   latency_ms_peak=peak["latency_ms"], errors_peak=peak["errors"],
+                   timeouts_peak=peak["timeouts"],
+                   paced={"target": args.paced_rate, "achieved": paced["value"],
+                          "latency_ms": paced["latency_ms"], "errors": paced["errors"],
+                          "timeouts": paced["timeouts"]},
+                   baseline_latency_ms=base["latency_ms"])
+        # 4. Redis store
+        redis = shutil.which("redis-server")
+        if redis and not args.no_redis:
+            rport = free_port()
+            rs = subprocess.Popen([redis, "--port", str(rport), "--save", "", "--appendonly",
+                                   "no", "--bind", "127.0.0.1"], stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL, text=True)
+            procs.append(rs)
+            time.sleep(0.5)
+            port2 = free_port()
+            srv = subprocess.Popen([PY, "-m", "benchmarks._ro_server", "-c", str(cfg),
+                                    "--data-dir", str(tmp / "data-redis"), "--port", str(port2),
+                                    "--store-url", f"redis://127.0.0.1:{rport}/0"], cwd=ROOT,
+                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                                   env=env)
+            procs.append(srv)
+            wait_line(srv, "READY")
+            red = load(port2, args)
+            stop(srv)
+            stop(rs)
+            out["redis"] = {"value": red["value"], "latency_ms": red["latency_ms"],
+                            "errors": red["errors"], "timeouts": red["timeouts"]}
+        # 5. RSS of open sessions
+        if args.rss_sessions:
+            rss = subprocess.run([PY, "-m", "benchmarks._ro_sessions_rss", "--sessions",
+                                  str(args.rss_sessions)], cwd=ROOT, capture_output=True,
+                                 text=True, env=env, timeout=900)
+            line = rss.stdout.strip().splitlines()[-1] if rss.stdout.strip() else "{}"
+            out["open_sessions_rss"] = json.loads(line)
+    finally:
+        for p in procs:
+            stop(p)
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
