@@ -40,6 +40,27 @@ _PACK = _HDR.pack
 _PACK_V = _HDR_V.pack
 
 
+# Integer types: (payload size, unpack_from) for decoding; (pack without vendor, pack with
+# vendor, payload size) to encode header + value in one call.
+_FAST_INT: dict[int, tuple[int, Any]] = {
+    int(AvpType.UNSIGNED32): (4, struct.Struct("!I").unpack_from),
+    int(AvpType.INTEGER32): (4, struct.Struct("!i").unpack_from),
+    int(AvpType.ENUMERATED): (4, struct.Struct("!i").unpack_from),
+    int(AvpType.UNSIGNED64): (8, struct.Struct("!Q").unpack_from),
+    int(AvpType.INTEGER64): (8, struct.Struct("!q").unpack_from),
+}
+_PACK_INT: dict[int, tuple[Any, Any, int]] = {
+    int(t): (struct.Struct("!II" + f).pack, struct.Struct("!III" + f).pack, struct.calcsize("!" + f))
+    for t, f in (
+        (AvpType.UNSIGNED32, "I"),
+        (AvpType.INTEGER32, "i"),
+        (AvpType.ENUMERATED, "i"),
+        (AvpType.UNSIGNED64, "Q"),
+        (AvpType.INTEGER64, "q"),
+    )
+}
+
+
 class _Unset:
     __slots__ = ()
 
@@ -185,7 +206,10 @@ class AvpPy:
         start = self._off + self._hlen
         end = self._off + self._len
         if t == _GROUPED:
-            return _walk(buf, start, end)
+            return _walk_py(buf, start, end)
+        fast = _FAST_INT.get(t)  # type: ignore[arg-type]
+        if fast is not None and end - start == fast[0]:
+            return fast[1](buf, start)[0]
         data = buf[start:end]
         if t is None:
             return data
@@ -239,6 +263,15 @@ class AvpPy:
             if data == buf[self._off + self._hlen : self._off + self._len]:
                 return buf[self._off : self._end]
         else:
+            v = self._value
+            if v.__class__ is int:
+                packers = _PACK_INT.get(self.type)  # type: ignore[arg-type]
+                if packers is not None:
+                    # header + value in one struct call; out-of-range values raise struct.error
+                    # exactly like the general path below.
+                    if self.flags & AVP_V:
+                        return packers[1](self.code, (self.flags << 24) | packers[2] + 12, self.vendor, v)
+                    return packers[0](self.code, (self.flags << 24) | packers[2] + 8, v)
             data = self._encode_data()
         if self.flags & AVP_V:
             n = 12 + len(data)
