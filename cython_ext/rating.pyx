@@ -23,6 +23,31 @@ cdef extern from *:
 DEF MAXSVC = 8
 DEF STACK_KEY = 64
 
+cdef struct RowC:
+    # One row's hot fields together: a lookup touches one or two cache lines, not ten arrays.
+    int64_t eff_from
+    int64_t eff_to
+    int64_t rate
+    int64_t rate_first
+    int64_t inc_first
+    int64_t inc_next
+    int64_t rate_unit
+    int64_t fee
+    int64_t min_charge
+    int64_t o_off
+    int32_t o_len
+    int8_t band
+    int8_t blocked
+
+
+cdef struct EntryC:
+    int64_t off
+    int32_t len
+    int32_t start
+    int32_t count
+    int8_t svc
+
+
 cdef enum:
     NO_TARIFF = -1
     BLOCKED = -2
@@ -30,6 +55,8 @@ cdef enum:
 cdef uint64_t FNV_OFFSET = 14695981039346656037ULL
 cdef uint64_t FNV_PRIME = 1099511628211ULL
 cdef int64_t UNLIMITED = 1LL << 53
+cdef int64_t LIM30 = 1LL << 30
+cdef int64_t LIM31 = 1LL << 31
 
 
 cdef inline uint64_t _seed(int svc) noexcept nogil:
@@ -40,37 +67,23 @@ cdef class CompiledDeck:
     cdef public object data
     cdef Py_ssize_t nrows, nentries, cap
     cdef uint64_t mask
-    # hash table: slot -> entry + 1 (0 = empty)
-    cdef int32_t* slots
-    # entries
-    cdef uint64_t* e_hash
-    cdef int32_t* e_len
-    cdef int8_t* e_svc
-    cdef int64_t* e_off
-    cdef int32_t* e_start
-    cdef int32_t* e_count
+    # hash table: slot -> (hash high 32 bits << 32) | (entry + 1); 0 = empty
+    cdef uint64_t* slots
+    cdef EntryC* ents
     cdef char* blob
     cdef int32_t* order
-    # rows
-    cdef int64_t* eff_from
-    cdef int64_t* eff_to
-    cdef int64_t* rate
-    cdef int64_t* rate_first
-    cdef int64_t* inc_first
-    cdef int64_t* inc_next
-    cdef int64_t* rate_unit
-    cdef int64_t* fee
-    cdef int64_t* min_charge
-    cdef int8_t* band
-    cdef int8_t* blocked
-    cdef int64_t* o_off
-    cdef int32_t* o_len
+    cdef RowC* rows
     cdef char* oblob
     cdef int32_t maxlen[MAXSVC]
     cdef uint64_t lenmask[MAXSVC]
 
     def __cinit__(self):
         self.slots = NULL
+        self.ents = NULL
+        self.blob = NULL
+        self.order = NULL
+        self.rows = NULL
+        self.oblob = NULL
 
     def __init__(self, data, groups=None):
         """Build the index from the columns of *data* (a DeckData). *groups* is accepted
@@ -80,7 +93,7 @@ cdef class CompiledDeck:
         cdef Py_ssize_t i, j, e, k, m
         cdef const char* pp
         cdef Py_ssize_t plen
-        cdef uint64_t h
+        cdef uint64_t h, word
         cdef int svc
         cdef list prefixes = data.prefix
         cdef list origins = data.origin
@@ -89,21 +102,35 @@ cdef class CompiledDeck:
         for k in range(MAXSVC):
             self.maxlen[k] = -1
             self.lenmask[k] = 0
-        self.eff_from = _copy64(data.eff_from, n)
-        self.eff_to = _copy64(data.eff_to, n)
-        self.rate = _copy64(data.rate, n)
-        self.rate_first = _copy64(data.rate_first, n)
-        self.inc_first = _copy64(data.inc_first, n)
-        self.inc_next = _copy64(data.inc_next, n)
-        self.rate_unit = _copy64(data.rate_unit, n)
-        self.fee = _copy64(data.fee, n)
-        self.min_charge = _copy64(data.min_charge, n)
-        self.band = _copy8(data.band, n)
-        self.blocked = _copy8(data.blocked, n)
+        self.rows = <RowC*>malloc((n + 1) * sizeof(RowC))
+        cdef long long[::1] c_from, c_to, c_rate, c_first, c_incf, c_incn, c_unit, c_fee, c_min
+        cdef signed char[::1] c_band, c_blk
         cdef int8_t* svcs = _copy8(data.service, n)
+        if n:
+            c_from = data.eff_from
+            c_to = data.eff_to
+            c_rate = data.rate
+            c_first = data.rate_first
+            c_incf = data.inc_first
+            c_incn = data.inc_next
+            c_unit = data.rate_unit
+            c_fee = data.fee
+            c_min = data.min_charge
+            c_band = data.band
+            c_blk = data.blocked
+        for i in range(n):
+            self.rows[i].eff_from = c_from[i]
+            self.rows[i].eff_to = c_to[i]
+            self.rows[i].rate = c_rate[i]
+            self.rows[i].rate_first = c_first[i]
+            self.rows[i].inc_first = c_incf[i]
+            self.rows[i].inc_next = c_incn[i]
+            self.rows[i].rate_unit = c_unit[i]
+            self.rows[i].fee = c_fee[i]
+            self.rows[i].min_charge = c_min[i]
+            self.rows[i].band = c_band[i]
+            self.rows[i].blocked = c_blk[i]
         # Origins: one blob.
-        self.o_off = <int64_t*>malloc((n + 1) * sizeof(int64_t))
-        self.o_len = <int32_t*>malloc((n + 1) * sizeof(int32_t))
         cdef Py_ssize_t total = 0
         for i in range(n):
             o = origins[i]
@@ -114,12 +141,12 @@ cdef class CompiledDeck:
         cdef Py_ssize_t off = 0
         for i in range(n):
             o = origins[i]
-            self.o_off[i] = off
-            self.o_len[i] = 0
+            self.rows[i].o_off = off
+            self.rows[i].o_len = 0
             if o:
                 pp = PyUnicode_AsUTF8AndSize(o, &plen)
                 memcpy(self.oblob + off, pp, plen)
-                self.o_len[i] = <int32_t>plen
+                self.rows[i].o_len = <int32_t>plen
                 off += plen
         # Pass 1: hash every (service, prefix); find or create its entry; count rows per entry.
         total = 0
@@ -131,13 +158,8 @@ cdef class CompiledDeck:
             cap *= 2
         self.cap = cap
         self.mask = cap - 1
-        self.slots = <int32_t*>calloc(cap, sizeof(int32_t))
-        self.e_hash = <uint64_t*>malloc((n + 1) * sizeof(uint64_t))
-        self.e_len = <int32_t*>malloc((n + 1) * sizeof(int32_t))
-        self.e_svc = <int8_t*>malloc((n + 1) * sizeof(int8_t))
-        self.e_off = <int64_t*>malloc((n + 1) * sizeof(int64_t))
-        self.e_start = <int32_t*>calloc(n + 1, sizeof(int32_t))
-        self.e_count = <int32_t*>calloc(n + 1, sizeof(int32_t))
+        self.slots = <uint64_t*>calloc(cap, sizeof(uint64_t))
+        self.ents = <EntryC*>calloc(n + 1, sizeof(EntryC))
         self.blob = <char*>malloc(total + 1)
         self.order = <int32_t*>malloc((n + 1) * sizeof(int32_t))
         cdef int32_t* row_entry = <int32_t*>malloc((n + 1) * sizeof(int32_t))
@@ -154,15 +176,14 @@ cdef class CompiledDeck:
                 h = (h ^ <unsigned char>pp[j]) * FNV_PRIME
             k = h & self.mask
             while True:
-                m = self.slots[k]
-                if m == 0:
+                word = self.slots[k]
+                if word == 0:
                     memcpy(self.blob + off, pp, plen)
-                    self.e_hash[e] = h
-                    self.e_len[e] = <int32_t>plen
-                    self.e_svc[e] = <int8_t>svc
-                    self.e_off[e] = off
+                    self.ents[e].len = <int32_t>plen
+                    self.ents[e].svc = <int8_t>svc
+                    self.ents[e].off = off
                     off += plen
-                    self.slots[k] = <int32_t>(e + 1)
+                    self.slots[k] = ((h >> 32) << 32) | <uint64_t>(e + 1)
                     m = e
                     e += 1
                     if plen > self.maxlen[svc]:
@@ -172,39 +193,41 @@ cdef class CompiledDeck:
                     else:
                         self.lenmask[svc] |= (1ULL << 63)
                     break
-                m -= 1
-                if (self.e_hash[m] == h and self.e_len[m] == plen and self.e_svc[m] == svc
-                        and memcmp(self.blob + self.e_off[m], pp, plen) == 0):
+                m = <Py_ssize_t>(word & 0xFFFFFFFFULL) - 1
+                if ((word >> 32) == (h >> 32) and self.ents[m].len == plen and self.ents[m].svc == svc
+                        and memcmp(self.blob + self.ents[m].off, pp, plen) == 0):
                     break
                 k = (k + 1) & self.mask
             row_entry[i] = <int32_t>m
-            self.e_count[m] += 1
+            self.ents[m].count += 1
         self.nentries = e
         free(svcs)
         # Pass 2: runs of row indices per entry (rows in file order), then preference order.
         cdef Py_ssize_t pos = 0
         for m in range(e):
-            self.e_start[m] = <int32_t>pos
-            pos += self.e_count[m]
+            self.ents[m].start = <int32_t>pos
+            pos += self.ents[m].count
         cdef int32_t* fill = <int32_t*>calloc(e + 1, sizeof(int32_t))
         for i in range(n):
             m = row_entry[i]
-            self.order[self.e_start[m] + fill[m]] = <int32_t>i
+            self.order[self.ents[m].start + fill[m]] = <int32_t>i
             fill[m] += 1
         free(fill)
         free(row_entry)
         for m in range(e):
-            if self.e_count[m] > 1:
-                self._sort_run(self.e_start[m], self.e_count[m])
+            if self.ents[m].count > 1:
+                self._sort_run(self.ents[m].start, self.ents[m].count)
 
     cdef inline bint _before(self, int32_t a, int32_t b) noexcept nogil:
         """Preference order of PureDeckIndex: longer origin, specific band, later start, index."""
-        if self.o_len[a] != self.o_len[b]:
-            return self.o_len[a] > self.o_len[b]
-        if (self.band[a] == 0) != (self.band[b] == 0):
-            return self.band[a] != 0
-        if self.eff_from[a] != self.eff_from[b]:
-            return self.eff_from[a] > self.eff_from[b]
+        cdef RowC* ra = &self.rows[a]
+        cdef RowC* rb = &self.rows[b]
+        if ra.o_len != rb.o_len:
+            return ra.o_len > rb.o_len
+        if (ra.band == 0) != (rb.band == 0):
+            return ra.band != 0
+        if ra.eff_from != rb.eff_from:
+            return ra.eff_from > rb.eff_from
         return a < b
 
     cdef void _sort_run(self, Py_ssize_t start, Py_ssize_t count) noexcept nogil:
@@ -220,23 +243,24 @@ cdef class CompiledDeck:
             self.order[y + 1] = v
 
     def __dealloc__(self):
-        if self.slots == NULL:
-            return
-        free(self.slots); free(self.e_hash); free(self.e_len); free(self.e_svc); free(self.e_off)
-        free(self.e_start); free(self.e_count); free(self.blob); free(self.order)
-        free(self.eff_from); free(self.eff_to); free(self.rate); free(self.rate_first)
-        free(self.inc_first); free(self.inc_next); free(self.rate_unit); free(self.fee)
-        free(self.min_charge); free(self.band); free(self.blocked); free(self.o_off)
-        free(self.o_len); free(self.oblob)
+        free(self.slots)
+        free(self.ents)
+        free(self.blob)
+        free(self.order)
+        free(self.rows)
+        free(self.oblob)
 
     cdef inline Py_ssize_t _find(self, int svc, const char* key, Py_ssize_t n,
                                  const char* okey, Py_ssize_t on, int64_t at, int bnd) noexcept nogil:
         cdef uint64_t hs[STACK_KEY + 1]
         cdef uint64_t* hp = hs
         cdef Py_ssize_t top, L, j, k, e, r, s, cnt
-        cdef uint64_t h, lm
+        cdef uint64_t h, lm, word
         cdef int32_t olen
         cdef int8_t rb
+        cdef EntryC* ent
+        cdef RowC* row
+        cdef Py_ssize_t result
         if svc < 0 or svc >= MAXSVC or self.maxlen[svc] < 0:
             return -1
         top = self.maxlen[svc]
@@ -259,21 +283,23 @@ cdef class CompiledDeck:
             h = hp[L]
             k = h & self.mask
             while True:
-                e = self.slots[k]
-                if e == 0:
+                word = self.slots[k]
+                if word == 0:
                     break
-                e -= 1
-                if (self.e_hash[e] == h and self.e_len[e] == L and self.e_svc[e] == svc
-                        and memcmp(self.blob + self.e_off[e], key, L) == 0):
-                    s = self.e_start[e]
-                    cnt = self.e_count[e]
+                e = <Py_ssize_t>(word & 0xFFFFFFFFULL) - 1
+                ent = &self.ents[e]
+                if ((word >> 32) == (h >> 32) and ent.len == L and ent.svc == svc
+                        and memcmp(self.blob + ent.off, key, L) == 0):
+                    s = ent.start
+                    cnt = ent.count
                     for j in range(cnt):
                         r = self.order[s + j]
-                        if self.eff_from[r] <= at and at < self.eff_to[r]:
-                            olen = self.o_len[r]
-                            if olen and (olen > on or memcmp(self.oblob + self.o_off[r], okey, olen) != 0):
+                        row = &self.rows[r]
+                        if row.eff_from <= at and at < row.eff_to:
+                            olen = row.o_len
+                            if olen and (olen > on or memcmp(self.oblob + row.o_off, okey, olen) != 0):
                                 continue
-                            rb = self.band[r]
+                            rb = row.band
                             if rb != 0 and rb != bnd:
                                 continue
                             result = r
@@ -288,23 +314,29 @@ cdef class CompiledDeck:
         return result
 
     cdef inline int64_t _price(self, Py_ssize_t i, int64_t usage, int64_t* billed_out) noexcept nogil:
-        cdef int64_t a, b, billed, total, den
+        cdef int64_t a, b, billed, total, den, n64
         cdef i128 num
+        cdef RowC* row = &self.rows[i]
         if usage <= 0:
             billed_out[0] = 0
             return 0
-        a = self.inc_first[i]
+        a = row.inc_first
         if usage <= a:
             billed = a
         else:
-            b = self.inc_next[i]
+            b = row.inc_next
             billed = a + ((usage - a + b - 1) // b) * b
         billed_out[0] = billed
-        num = <i128>a * self.rate_first[i] + <i128>(billed - a) * self.rate[i]
-        den = self.rate_unit[i] * 1000
-        total = self.fee[i] + <int64_t>((2 * num + den) // (2 * <i128>den))
-        if total < self.min_charge[i]:
-            total = self.min_charge[i]
+        den = row.rate_unit * 1000
+        if billed < LIM31 and row.rate_first < LIM30 and row.rate < LIM30 and den < LIM30:
+            # Everything fits in 63 bits: plain 64-bit division (the common case).
+            n64 = a * row.rate_first + (billed - a) * row.rate
+            total = row.fee + (2 * n64 + den) // (2 * den)
+        else:
+            num = <i128>a * row.rate_first + <i128>(billed - a) * row.rate
+            total = row.fee + <int64_t>((2 * num + den) // (2 * <i128>den))
+        if total < row.min_charge:
+            total = row.min_charge
         return total
 
     def find(self, int svc, str key, str origin, long long at, int band):
@@ -331,7 +363,7 @@ cdef class CompiledDeck:
         cdef Py_ssize_t r = self._find(svc, kp, n, op, on, at, band)
         if r < 0:
             return NO_TARIFF
-        if self.blocked[r]:
+        if self.rows[r].blocked:
             return BLOCKED
         return self._price(r, usage, &billed)
 
@@ -341,20 +373,21 @@ cdef class CompiledDeck:
         cdef i128 units
         if i < 0 or i >= self.nrows:
             raise IndexError(i)
-        if self.min_charge[i] > budget:
+        cdef RowC* row = &self.rows[i]
+        if row.min_charge > budget:
             return 0
-        m = budget - self.fee[i]
+        m = budget - row.fee
         if m < 0:
             return 0
-        den = <i128>self.rate_unit[i] * 1000
+        den = <i128>row.rate_unit * 1000
         limit = (2 * m + 1) * den - 1
-        base = 2 * <i128>self.inc_first[i] * self.rate_first[i]
+        base = 2 * <i128>row.inc_first * row.rate_first
         if base > limit:
             return 0
-        step = 2 * <i128>self.inc_next[i] * self.rate[i]
+        step = 2 * <i128>row.inc_next * row.rate
         if step <= 0:
             return UNLIMITED
-        units = self.inc_first[i] + ((limit - base) // step) * self.inc_next[i]
+        units = row.inc_first + ((limit - base) // step) * row.inc_next
         if units < UNLIMITED:
             return <int64_t>units
         return UNLIMITED
@@ -386,7 +419,7 @@ cdef class CompiledDeck:
             rows[j] = r
             if r < 0:
                 prices[j] = NO_TARIFF
-            elif self.blocked[r]:
+            elif self.rows[r].blocked:
                 prices[j] = BLOCKED
             else:
                 prices[j] = self._price(r, usages[j], &billed)
