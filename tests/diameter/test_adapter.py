@@ -10,7 +10,13 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from diameter.adapter import DiameterServer, PeerProtocol, TransportUnavailable, connect
+from diameter.adapter import (
+    DiameterServer,
+    PeerProtocol,
+    PersistentPeer,
+    TransportUnavailable,
+    connect,
+)
 from diameter.answers import answer_for
 from diameter.avp import Avp
 from diameter.message import Message, decode_message
@@ -304,5 +310,29 @@ def test_close_lets_requests_in_flight_be_answered_before_dpr() -> None:
         ans = await pending
         assert ans.get("Result-Code") == 2001
         assert client.disconnect_cause == 0  # and then the DPR came
+
+    run(main())
+
+
+def test_persistent_peer_reconnects_into_reopen_and_honours_busy() -> None:
+    async def main() -> None:
+        server = await serving()
+        client = PersistentPeer(CLIENT, "127.0.0.1", server.port, tc=0.05)
+        client.start()
+        first = await client.ready(10)
+        assert client.connects == 1 and first.conn is not None
+        assert first.conn.watchdog_state == "okay"
+        (on_server,) = server.connections
+        on_server.abort()  # lost without DPR: the next connection starts in REOPEN
+        await first.closed
+        second = await client.ready(10)
+        assert second is not first and client.failures == 1
+        assert second.conn is not None and second.conn.watchdog_state == "reopen"
+        await server.close(cause=1)  # DPR with BUSY: do not reconnect
+        await second.closed
+        assert client._task is not None
+        await asyncio.wait_for(client._task, 5)
+        assert client.connects == 2
+        await client.close()
 
     run(main())

@@ -1,0 +1,338 @@
+"""One asyncio protocol per Diameter transport connection (see :mod:`diameter.adapter`).
+
+Shape of aioquic ``asyncio/protocol.py``: on every input (bytes, timer, connection loss) feed
+the sans-IO :class:`~diameter.peer.PeerConnection`, drain its events, write its bytes, re-arm
+its one timer. Application requests run as tasks of ``handler(request, peer)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
+
+import structlog
+
+from diameter.answers import error_answer
+from diameter.duplicates import DuplicateCache
+from diameter.message import Message
+from diameter.peer import DISCONNECT_REBOOTING, PeerConnection
+from diameter.peer_config import PeerConfig, Role
+from diameter.peer_events import (
+    AnswerReceived,
+    CapabilitiesExchanged,
+    ConnectionTerminated,
+    Event,
+    PeerClosing,
+    ProtocolErrorEvent,
+    RequestReceived,
+    WatchdogStateChanged,
+)
+from diameter.peer_registry import PeerRegistry
+
+__all__ = ["Handler", "PeerProtocol", "COUNTERS"]
+
+Handler = Callable[[Message, "PeerProtocol"], Awaitable[Message]]
+
+log = structlog.get_logger("icx.diameter")
+# PeerConnection counters summed by DiameterServer.stats()
+COUNTERS = ("duplicates_answered", "duplicates_dropped", "too_busy", "answers_dropped")
+_INFO = logging.INFO
+
+
+class PeerProtocol(asyncio.Protocol):
+    """One transport connection to one Diameter peer (also the ``peer`` a handler receives).
+
+    Useful to a handler: :attr:`peer_host`, :attr:`applications`, :meth:`request` (send a
+    server-initiated request such as RAR/ASR and await the answer), :attr:`is_open`.
+    """
+
+    def __init__(
+        self,
+        config: PeerConfig,
+        role: Role,
+        handler: Handler | None,
+        *,
+        duplicates: DuplicateCache | None = None,
+        registry: PeerRegistry | None = None,
+        on_open: Callable[[PeerProtocol], None] | None = None,
+        on_close: Callable[[PeerProtocol], None] | None = None,
+        peer_host: str | None = None,
+        reopen: bool = False,
+    ) -> None:
+        self.config = config
+        self.role = role
+        self.handler = handler
+        self.conn: PeerConnection | None = None
+        self.transport: asyncio.Transport | None = None
+        self.remote_address: Any = None
+        self.opened: asyncio.Future[CapabilitiesExchanged] = (
+            asyncio.get_running_loop().create_future()
+        )
+        self.closed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._loop = asyncio.get_running_loop()
+        self._dups = duplicates
+        self._registry = registry
+        self._on_open = on_open
+        self._on_close = on_close
+        self._peer_host = peer_host
+        self._reopen = reopen
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._waiters: dict[int, asyncio.Future[Message]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._write_paused = False
+        self._read_paused = False
+        self._closing = False
+        self.disconnect_cause: int | None = None  # set when the peer sent us a DPR
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def peer_host(self) -> str | None:
+        return self.conn.peer_host if self.conn is not None else self._peer_host
+
+    @property
+    def applications(self) -> frozenset[int]:
+        return self.conn.applications if self.conn is not None else frozenset()
+
+    @property
+    def is_open(self) -> bool:
+        return self.conn is not None and self.conn.is_open
+
+    # ------------------------------------------------------------------ asyncio.Protocol
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses, but speak the same API
+        self.transport = cast(asyncio.Transport, transport)
+        self.remote_address = self.transport.get_extra_info("peername")
+        self.conn = PeerConnection(
+            self.config,
+            self.role,
+            self._loop.time(),
+            duplicates=self._dups,
+            registry=self._registry,
+            reopen=self._reopen,
+            peer_host=self._peer_host,
+        )
+        self.conn.wakeup = self._wakeup
+        self._transmit()
+
+    def data_received(self, data: bytes) -> None:
+        conn = self.conn
+        if conn is None:
+            return
+        self._handle(conn.receive_data(data, self._loop.time()))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        conn = self.conn
+        if conn is not None:
+            self._handle(conn.connection_lost(self._loop.time()), transmit=False)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        for fut in self._waiters.values():
+            if not fut.done():
+                fut.set_exception(ConnectionError("connection lost before the answer"))
+        self._waiters.clear()
+        reason = conn.termination_reason if conn is not None else "connection lost"
+        if not self.opened.done():
+            self.opened.set_exception(ConnectionError(reason))
+            self.opened.exception()  # mark retrieved: nobody may be waiting
+        if not self.closed.done():
+            self.closed.set_result(reason)
+        if self._on_close is not None:
+            self._on_close(self)
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+        self._update_reading()
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        self._update_reading()
+
+    # ------------------------------------------------------------------ public
+    async def request(self, message: Message, timeout: float = 10.0) -> Message:
+        """Send a request on this connection and await its answer (Tx timer = *timeout*)."""
+        conn = self.conn
+        if conn is None or not conn.is_open:
+            raise ConnectionError("peer connection is not open")
+        hbh = conn.send_request(message, self._loop.time())
+        fut: asyncio.Future[Message] = self._loop.create_future()
+        self._waiters[hbh] = fut
+        self._transmit()
+        try:
+            return await asyncio.wait_for(fut, timeout)
+        except BaseException:
+            conn.cancel_request(hbh)
+            raise
+        finally:
+            self._waiters.pop(hbh, None)
+
+    def close(self, cause: int = DISCONNECT_REBOOTING) -> None:
+        """Graceful close: DPR when open (the DPA receiver closes), else close at once."""
+        conn = self.conn
+        if conn is None:
+            return
+        self._handle(conn.close(self._loop.time(), cause))
+
+    def abort(self) -> None:
+        """Drop the transport now."""
+        if self.transport is not None:
+            self.transport.abort()
+
+    # ------------------------------------------------------------------ internals
+    def _wakeup(self) -> None:
+        # another connection changed ours (election): drain on the next loop iteration
+        self._loop.call_soon(self._drain)
+
+    def _drain(self) -> None:
+        if self.conn is not None:
+            self._handle(self.conn.handle_timer(self._loop.time()))
+
+    def _handle(self, events: list[Event], transmit: bool = True) -> None:
+        terminated: ConnectionTerminated | None = None
+        for ev in events:
+            if isinstance(ev, RequestReceived):
+                self._dispatch(ev)
+            elif isinstance(ev, AnswerReceived):
+                fut = self._waiters.get(ev.message.hop_by_hop)
+                if fut is not None and not fut.done():
+                    fut.set_result(ev.message)
+            elif isinstance(ev, CapabilitiesExchanged):
+                log.info(
+                    "diameter.peer_open",
+                    peer=ev.peer_host,
+                    realm=ev.peer_realm,
+                    applications=sorted(ev.applications),
+                    address=str(self.remote_address),
+                )
+                if not self.opened.done():
+                    self.opened.set_result(ev)
+                if self._on_open is not None:
+                    self._on_open(self)
+            elif isinstance(ev, ConnectionTerminated):
+                terminated = ev
+            elif isinstance(ev, WatchdogStateChanged):
+                log.info(
+                    "diameter.watchdog", peer=self.peer_host, old=ev.old.value, new=ev.new.value
+                )
+            elif isinstance(ev, ProtocolErrorEvent):
+                log.warning(
+                    "diameter.protocol_error",
+                    peer=self.peer_host,
+                    address=str(self.remote_address),
+                    result_code=ev.error.result_code if ev.error is not None else None,
+                    error=ev.description,
+                    answered=ev.answered,
+                )
+            elif isinstance(ev, PeerClosing):
+                if ev.by_peer:
+                    self.disconnect_cause = ev.disconnect_cause
+                log.info(
+                    "diameter.peer_closing",
+                    peer=self.peer_host,
+                    disconnect_cause=ev.disconnect_cause,
+                    by_peer=ev.by_peer,
+                )
+        if transmit:
+            self._transmit()
+        if terminated is not None and self.transport is not None and not self._closing:
+            self._closing = True
+            log.info("diameter.peer_closed", peer=self.peer_host, reason=terminated.reason)
+            # close() flushes what is buffered first: "send what can be sent, then close"
+            self.transport.close()
+
+    def _transmit(self) -> None:
+        conn = self.conn
+        transport = self.transport
+        if conn is None or transport is None:
+            return
+        data = conn.data_to_send()
+        if data and not transport.is_closing():
+            transport.write(data)
+        t = conn.get_timer()
+        armed = self._timer_at
+        # Re-arm only when the deadline moved earlier (or went away). Traffic pushes the
+        # watchdog deadline later on every message; an early wake-up costs one no-op
+        # handle_timer, re-arming on every request would cost a heap push each time.
+        if t is None:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            self._timer_at = None
+        elif armed is None or t < armed:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer_at = t
+            self._timer = self._loop.call_at(t, self._on_timer)
+        self._update_reading()
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        if self.conn is not None:
+            self._handle(self.conn.handle_timer(self._loop.time()))
+
+    def _update_reading(self) -> None:
+        transport = self.transport
+        conn = self.conn
+        if transport is None or conn is None or transport.is_closing():
+            return
+        want_pause = self._write_paused or conn.inflight >= self.config.max_inflight
+        if want_pause and not self._read_paused:
+            self._read_paused = True
+            transport.pause_reading()
+        elif not want_pause and self._read_paused:
+            self._read_paused = False
+            transport.resume_reading()
+
+    def _dispatch(self, ev: RequestReceived) -> None:
+        handler = self.handler
+        if handler is None:
+            conn = self.conn
+            assert conn is not None
+            ans = error_answer(
+                ev.message, conn.me, 3001, error_message="no application handler is configured"
+            )
+            conn.send_answer(ans, self._loop.time())
+            self._log_request(ev.message, ans, time.perf_counter_ns())
+            return
+        task = self._loop.create_task(self._run_handler(handler, ev.message))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run_handler(self, handler: Handler, request: Message) -> None:
+        t0 = time.perf_counter_ns()
+        conn = self.conn
+        assert conn is not None
+        try:
+            answer = await handler(request, self)
+        except asyncio.CancelledError:
+            conn.abandon_request(request.hop_by_hop)  # never answered: not a pending duplicate
+            raise
+        except Exception:
+            log.exception("diameter.handler_failed", peer=self.peer_host, command=request.code)
+            answer = error_answer(
+                request, conn.me, 5012, error_message="internal error", e_bit=False
+            )
+        # the answer must correlate whatever the handler built (RFC 6733 §6.2)
+        answer.hop_by_hop = request.hop_by_hop
+        answer.end_to_end = request.end_to_end
+        conn.send_answer(answer, self._loop.time())
+        self._log_request(request, answer, t0)
+        self._transmit()
+
+    def _log_request(self, request: Message, answer: Message, t0: int) -> None:
+        if not log.is_enabled_for(_INFO):
+            return
+        log.info(
+            "diameter.request",
+            peer=self.peer_host,
+            command=request.code,
+            app=request.app_id,
+            session=request.get("Session-Id"),
+            result_code=answer.get("Result-Code"),
+            elapsed_us=(time.perf_counter_ns() - t0) // 1000,
+        )
