@@ -6,7 +6,9 @@ drives two servers, each in its own process, each answering every CCR with a min
 uvloop, full request validation, duplicate cache) and python-diameter 0.9.0's ``Node`` with a
 ``SimpleThreadingApplication`` (in .venv-pydiameter: it imports as ``diameter``). This measures
 the stack — framing, peer state machine, validation, answer building — not the charging engine.
-Prints ONE JSON line; value = our median answers/s.
+Prints ONE JSON line; value = our median answers/s (wall, same client for both); the server
+processes' CPU µs per answer (from /proc) are reported too: on a shared machine they are the
+steadier comparison.
 
     .venv/bin/python -m benchmarks.diameter_server [--seconds 3] [--reps 3] [--window 64]
 """
@@ -130,6 +132,7 @@ async def _drive(port: int, seconds: float, reps: int, window: int) -> list[floa
     template = ccr_template()
     proto = await connect(CLIENT_CFG, "127.0.0.1", port, timeout=10)
     rates: list[float] = []
+    answered = 0
     try:
         ans = await proto.request(_fresh(template))  # warm-up and sanity check
         assert ans.get("Result-Code") == 2001, ans
@@ -147,9 +150,23 @@ async def _drive(port: int, seconds: float, reps: int, window: int) -> list[floa
             t0 = time.perf_counter()
             await asyncio.gather(*(worker() for _ in range(window)))
             rates.append(done / (time.perf_counter() - t0))
+            answered += done
     finally:
         proto.abort()
+    _LAST["answered"] = answered
     return rates
+
+
+_LAST: dict[str, int] = {}
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process (all its threads), from /proc (Linux)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _fresh(template: bytes) -> Message:
@@ -158,7 +175,10 @@ def _fresh(template: bytes) -> Message:
     return msg
 
 
-def _measure(cmd: list[str], seconds: float, reps: int, window: int) -> list[float] | None:
+def _measure(
+    cmd: list[str], seconds: float, reps: int, window: int
+) -> tuple[list[float], float] | None:
+    """(answers/s per repetition, server CPU µs per answer)."""
     port = _free_port()
     proc = subprocess.Popen(
         [*cmd, str(port)],
@@ -172,7 +192,14 @@ def _measure(cmd: list[str], seconds: float, reps: int, window: int) -> list[flo
         if proc.stdout.readline().strip() != "READY":
             return None
         time.sleep(0.3)  # python-diameter binds its listener in its connection thread
-        return asyncio.run(_drive(port, seconds, reps, window))
+        cpu0 = _cpu_seconds(proc.pid)
+        mine0 = time.process_time()
+        rates = asyncio.run(_drive(port, seconds, reps, window))
+        cpu = _cpu_seconds(proc.pid) - cpu0
+        n = max(1, _LAST.get("answered", 0))
+        _LAST.setdefault("client_cpu_ns", 0)
+        _LAST["client_cpu_ns"] = int((time.process_time() - mine0) * 1e9 / n)
+        return rates, cpu * 1e6 / n
     finally:
         proc.terminate()
         try:
@@ -197,13 +224,17 @@ def main(argv: list[str] | None = None) -> int:
         args.reps,
         args.window,
     )
+    client_cpu_ours = _LAST.get("client_cpu_ns", 0) / 1000
     theirs = (
         _measure([str(PYDIAMETER), "-c", PYDIAMETER_SERVER], args.seconds, args.reps, args.window)
         if PYDIAMETER.exists()
         else None
     )
-    value = statistics.median(ours) if ours else None
-    base = statistics.median(theirs) if theirs else None
+    value = statistics.median(ours[0]) if ours else None
+    base = statistics.median(theirs[0]) if theirs else None
+    cpu = ours[1] if ours else None
+    client_cpu = client_cpu_ours if ours else None
+    base_cpu = theirs[1] if theirs else None
     print(
         json.dumps(
             {
@@ -219,8 +250,12 @@ def main(argv: list[str] | None = None) -> int:
                 "window": args.window,
                 "reps": args.reps,
                 "seconds": args.seconds,
-                "runs": [round(x, 1) for x in ours or []],
-                "baseline_runs": [round(x, 1) for x in theirs or []],
+                "server_cpu_us_per_answer": round(cpu, 1) if cpu else None,
+                "baseline_server_cpu_us_per_answer": round(base_cpu, 1) if base_cpu else None,
+                "cpu_ratio": round(base_cpu / cpu, 1) if cpu and base_cpu else None,
+                "client_cpu_us_per_answer": round(client_cpu, 1) if client_cpu else None,
+                "runs": [round(x, 1) for x in ours[0]] if ours else [],
+                "baseline_runs": [round(x, 1) for x in theirs[0]] if theirs else [],
                 "load1": round(os.getloadavg()[0], 2),
             }
         )
