@@ -32,9 +32,7 @@ from diameter.answers import (
 from diameter.avp import Avp
 from diameter.constants import (
     APP_COMMON,
-    CMD_CAPABILITIES_EXCHANGE,
     CMD_DEVICE_WATCHDOG,
-    CMD_DISCONNECT_PEER,
 )
 from diameter.duplicates import DupKey, DuplicateCache
 from diameter.errors import DiameterError
@@ -59,7 +57,7 @@ from diameter.peer_states import (
     PeerState,
     transition,
 )
-from diameter.watchdog import Watchdog, WatchdogAction
+from diameter.watchdog import Watchdog, WatchdogAction, WatchdogState
 
 if TYPE_CHECKING:
     from diameter.peer_registry import PeerRegistry
@@ -71,7 +69,6 @@ DISCONNECT_REBOOTING = 0
 DISCONNECT_BUSY = 1
 DISCONNECT_DO_NOT_WANT = 2
 
-_BASE = (CMD_CAPABILITIES_EXCHANGE, CMD_DEVICE_WATCHDOG, CMD_DISCONNECT_PEER)
 _LIVE = OPEN_STATES | {PeerState.CLOSING}
 _TABLE_KEYS = frozenset(TRANSITIONS)
 
@@ -175,7 +172,7 @@ class PeerConnection:
                 frames = self._frames.feed(data)
             except DiameterError as err:
                 # Framing is lost (§7, A6): nothing after this can be trusted. Answer if the
-                # header was readable, then close at once (RST).
+                # header was readable, then close (the caller flushes, then closes).
                 self._protocol_error(err, answered=self._answer_error(err))
                 self._terminate(f"framing lost: {err}", abort=True)
                 frames = []
@@ -238,7 +235,7 @@ class PeerConnection:
                 if act is WatchdogAction.SEND_DWR:
                     self._send_base_request(CMD_DEVICE_WATCHDOG, [], now)
             self._watchdog_changed(old)
-            if wd.state.value == "down":
+            if wd.state is WatchdogState.DOWN:
                 self._terminate("watchdog: no answer to DWR within 2 Tw (RFC 3539)")
         return self._take_events()
 
@@ -346,7 +343,7 @@ class PeerConnection:
         old = self.state
         self.state = PeerState.CLOSED
         self._setup_deadline = self._closing_deadline = None
-        if self._watchdog is not None and self._watchdog.state.value != "initial":
+        if self._watchdog is not None and self._watchdog.state is not WatchdogState.INITIAL:
             wold = self._watchdog.state
             self._watchdog.connection_down()
             self._watchdog_changed(wold)
@@ -390,6 +387,8 @@ class PeerConnection:
             hop_by_hop=hbh,
             end_to_end=self._next_e2e(),
         )
+        if code == CMD_DEVICE_WATCHDOG and self.me.origin_state_id:
+            req.avps.append(Avp.new("Origin-State-Id", self.me.origin_state_id))  # §5.5.1
         self._pending[hbh] = req
         self._send(req)
         return hbh
