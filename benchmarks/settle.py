@@ -7,8 +7,11 @@ a journal once (reused when ``--dir`` already holds N records), then, in the sam
 
 * baseline: read and unpack the whole journal with ``JournalReader.chunks()`` (the journal's
   own fast path: bulk CRC check + one msgpack pass per segment);
-* value: a full ``settle`` run of period 2026-11 (aggregation + invoices + files) in a child
-  process per repetition, so its peak RSS is its own.
+* value: a full ``settle`` run of period 2026-11 (aggregation + invoices + files).
+
+Both run in fresh child processes, so each peak RSS (VmHWM) is its own; the compiled path
+splits big journals over worker processes (``ICX_SETTLE_WORKERS``, default min(cpus, 4)):
+``cpu_seconds`` and the ``*_per_cpu_second`` rates include the workers' CPU time.
 
 Prints one JSON line; medians of ``--repeat`` runs. Target (issue 6): >= 1,000,000 records/s
 and >= 50 % of the baseline rate. ``ext`` tells whether the compiled aggregator ran.
@@ -66,6 +69,20 @@ def read_baseline(journal: Path) -> tuple[float, int]:
     return time.perf_counter() - t, n
 
 
+def _vm_hwm_mb() -> float:
+    """This process's own peak RSS (VmHWM). ru_maxrss would include the parent's RSS at fork
+    time (Linux keeps it across execve), which made the baseline's memory look like ours."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
 def child_settle(journal: Path, work: Path) -> None:
     """One settle run (in a child process); prints its JSON measurements."""
     import resource
@@ -79,12 +96,29 @@ def child_settle(journal: Path, work: Path) -> None:
     cfg = load_config(PARTNERS)
     source = JournalSource(journal)
     t = time.perf_counter()
+    c = time.process_time()
     report = settle(cfg, source, data_dir=work, period=Period(2026, 11), out_dir=work / "out")
     dt = time.perf_counter() - t
-    rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"seconds": dt, "records": report.records_read, "fast": source.fast,
-                      "ext": fastagg.available(), "problems": len(report.problems),
-                      "peak_rss_mb": round(rss_kb / 1024, 1)}))
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = time.process_time() - c + kids.ru_utime + kids.ru_stime
+    print(json.dumps({"seconds": dt, "cpu_seconds": cpu, "records": report.records_read,
+                      "fast": source.fast, "ext": fastagg.available(),
+                      "workers": report.workers,
+                      "problems": len(report.problems), "peak_rss_mb": _vm_hwm_mb(),
+                      "worker_peak_rss_mb": round(kids.ru_maxrss / 1024, 1)}))
+
+
+def _baseline_child(journal: Path) -> None:
+    c = time.process_time()
+    dt, n = read_baseline(journal)
+    print(json.dumps({"seconds": dt, "cpu_seconds": time.process_time() - c, "records": n,
+                      "peak_rss_mb": _vm_hwm_mb()}))
+
+
+def _child(cmd: list[str]) -> dict:
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT,
+                         env=os.environ.copy())
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,9 +128,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dir", default=None, help="journal dir to (re)use; default a temp dir")
     ap.add_argument("--keep", action="store_true", help="keep the generated journal")
     ap.add_argument("--child-settle", nargs=2, metavar=("JOURNAL", "WORK"), help=argparse.SUPPRESS)
+    ap.add_argument("--child-read", metavar="JOURNAL", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child_settle:
         child_settle(Path(args.child_settle[0]), Path(args.child_settle[1]))
+        return 0
+    if args.child_read:
+        _baseline_child(Path(args.child_read))
         return 0
 
     base = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="icx-bench-settle-"))
@@ -104,25 +142,29 @@ def main(argv: list[str] | None = None) -> int:
         gen_s = generate(base, args.records)
         journal = base / "journal"
         read_s: list[float] = []
+        read_cpu: list[float] = []
         settle_s: list[float] = []
+        settle_cpu: list[float] = []
         rss: list[float] = []
+        wrss: list[float] = []
         child: dict = {}
         for _ in range(max(1, args.repeat)):
-            dt, n = read_baseline(journal)
-            assert n == args.records, (n, args.records)
-            read_s.append(dt)
+            base = _child([sys.executable, "-m", "benchmarks.settle", "--child-read",
+                           str(journal)])
+            assert base["records"] == args.records, (base, args.records)
+            read_s.append(base["seconds"])
+            read_cpu.append(base["cpu_seconds"])
             work = Path(tempfile.mkdtemp(prefix="icx-bench-settle-work-"))
             try:
-                out = subprocess.run(
-                    [sys.executable, "-m", "benchmarks.settle", "--child-settle", str(journal),
-                     str(work)], check=True, capture_output=True, text=True, cwd=ROOT,
-                    env=os.environ.copy())
+                child = _child([sys.executable, "-m", "benchmarks.settle", "--child-settle",
+                                str(journal), str(work)])
             finally:
                 shutil.rmtree(work, ignore_errors=True)
-            child = json.loads(out.stdout.strip().splitlines()[-1])
             assert child["records"] == args.records and child["problems"] == 0, child
             settle_s.append(child["seconds"])
+            settle_cpu.append(child["cpu_seconds"])
             rss.append(child["peak_rss_mb"])
+            wrss.append(child["worker_peak_rss_mb"])
         value = args.records / statistics.median(settle_s)
         baseline = args.records / statistics.median(read_s)
         result = {
@@ -133,7 +175,11 @@ def main(argv: list[str] | None = None) -> int:
             "records": args.records, "repeat": len(settle_s),
             "settle_seconds": [round(s, 3) for s in settle_s],
             "read_seconds": [round(s, 3) for s in read_s],
-            "peak_rss_mb": max(rss), "generate_seconds": round(gen_s, 1),
+            "peak_rss_mb": max(rss), "worker_peak_rss_mb": max(wrss),
+            "workers": child["workers"],
+            "value_per_cpu_second": round(args.records / statistics.median(settle_cpu)),
+            "baseline_per_cpu_second": round(args.records / statistics.median(read_cpu)),
+            "generate_seconds": round(gen_s, 1),
             "distinct_records": min(args.records, POOL),
             "target": {"value": 1_000_000, "ratio": 0.5},
             "meets_target": value >= 1_000_000 and value / baseline >= 0.5,

@@ -45,6 +45,7 @@ class AggregateResult:
     records: int = 0
     settled: int = 0
     problems: list[str] = field(default_factory=list)
+    workers: int = 1  # processes the compiled path used (informational)
 
     def merge(self, other: AggregateResult) -> None:
         for k, v in other.buckets.items():
@@ -74,6 +75,7 @@ class Aggregator:
                  deck_partners: Mapping[str, tuple[str, str]] | None = None) -> None:
         self.timezones = dict(timezones)
         self.prepaid = dict(prepaid or {})
+        self.target = target
         # deck -> (partner, direction): records of the Ro/Rf path carry the deck, not the partner
         self.deck_partners = dict(deck_partners or {})
         self.result = AggregateResult()

@@ -16,6 +16,7 @@ read stops quietly there (a group commit still being written).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -77,19 +78,84 @@ class _Slots:
         return (window[0], window[1])
 
 
+def default_workers() -> int:
+    """Worker processes for big reads: $ICX_SETTLE_WORKERS, else min(cpu count, 4)."""
+    env = os.environ.get("ICX_SETTLE_WORKERS")
+    if env and env.isdigit() and int(env) > 0:
+        return int(env)
+    return max(1, min(os.cpu_count() or 1, 4))
+
+
+PARALLEL_MIN_BYTES = 256 << 20  # below this, one process (worker start-up costs ~0.3 s)
+
+
 def read_journal(directory: Path, cp: Position | None, agg: Aggregator,
-                 progress: Callable[[int], None] | None) -> Position | None:
-    """Aggregate every record after *cp* into *agg*; return the new checkpoint."""
-    mod = _module()
-    if mod is None:
+                 progress: Callable[[int], None] | None, *, workers: int | None = None,
+                 parallel_min_bytes: int = PARALLEL_MIN_BYTES) -> Position | None:
+    """Aggregate every record after *cp* into *agg*; return the new checkpoint.
+
+    Segments are independent, so a big read is split into *workers* contiguous groups of
+    segments, each aggregated in its own process (spawned: safe with threads in the parent);
+    the partial results are merged exactly (integer sums), in segment order.
+    """
+    if _module() is None:
         raise RuntimeError("cython_ext.settle_agg is not built (or ICX_NO_EXTENSIONS=1)")
+    segs = [s for s in JournalReader(directory).segments()
+            if cp is None or s.number >= cp.segment]
+    workers = default_workers() if workers is None else workers
+    size = sum(s.path.stat().st_size for s in segs if s.path.exists())
+    if workers <= 1 or len(segs) < 2 or size < parallel_min_bytes:
+        return _read_segments(segs, cp, agg, progress)
+    import concurrent.futures as cf
+    import multiprocessing
+
+    k = min(workers, len(segs))
+    agg.result.workers = k
+    groups = [segs[i * len(segs) // k:(i + 1) * len(segs) // k] for i in range(k)]
+    params = (agg.timezones, agg.prepaid, agg.target, agg.deck_partners)
+    new = cp
+    with cf.ProcessPoolExecutor(k, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(_group_worker, str(directory), [s.number for s in g], cp, params)
+                   for g in groups]
+        for g, fut in zip(groups, futures, strict=True):
+            out = fut.result()
+            if out[0] == "corrupt":
+                raise JournalCorruptError(out[1], out[2], out[3])
+            _, result, end, nbytes = out
+            agg.result.merge(result)
+            if end is not None:
+                new = end
+            if progress:
+                progress(nbytes)
+            del g
+    return new
+
+
+def _group_worker(directory: str, numbers: list[int], cp: Position | None,
+                  params: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Run in a worker process: aggregate the segments *numbers*; errors come back as data."""
+    timezones, prepaid, target, deck_partners = params
+    agg = Aggregator(timezones, prepaid, target, deck_partners)
+    wanted = set(numbers)
+    segs = [s for s in JournalReader(directory).segments() if s.number in wanted]
+    nbytes = [0]
+    try:
+        end = _read_segments(segs, cp, agg, lambda n: nbytes.__setitem__(0, nbytes[0] + n))
+    except JournalCorruptError as exc:
+        return ("corrupt", exc.path, exc.offset, exc.problem)
+    return ("ok", agg.result, end if end != cp else None, nbytes[0])
+
+
+def _read_segments(segs: list[Any], cp: Position | None, agg: Aggregator,
+                   progress: Callable[[int], None] | None) -> Position | None:
+    mod = _module()
     slots = _Slots(agg)
     prepaid = [acct.encode() for acct in agg.prepaid if isinstance(acct, str)]
     fa = mod.SegmentAggregator(slots, prepaid, bool(agg.deck_partners))
     slow_total = 0
     new = cp
     unpackb = msgpack.unpackb
-    for seg in JournalReader(directory).segments():
+    for seg in segs:
         if cp is not None and seg.number < cp.segment:
             continue
         start = max(cp.offset if cp is not None and seg.number == cp.segment else 0, HEADER_LEN)

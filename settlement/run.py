@@ -51,6 +51,7 @@ class RunReport:
     period: str
     status: str
     records_read: int = 0
+    workers: int = 1
     files: list[Path] = field(default_factory=list)
     invoices: dict[str, dict[str, Any]] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
@@ -72,6 +73,7 @@ def settle(cfg: SettlementConfig, source: RecordSource, *, data_dir: Path, perio
     state.checkpoint = source.read(state.checkpoint, agg, progress)
     _merge(state, agg.result)
     report.records_read = agg.result.records
+    report.workers = agg.result.workers
     report.problems.extend(agg.result.problems)
 
     pids = [partner] if partner else sorted(cfg.partners)

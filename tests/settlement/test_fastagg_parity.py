@@ -61,6 +61,22 @@ def test_generated_traffic_same_result(tmp_path: Path) -> None:
     assert fast2.records == 300
 
 
+def test_parallel_segment_groups_same_result(tmp_path: Path) -> None:
+    write_journal(str(tmp_path), TrafficGenerator(NOV, seed=8).records(3000),
+                  segment_bytes=64 << 10)
+    pure = Aggregator(TZ, PREPAID, target=NOV, deck_partners=DECKS)
+    for chunk in JournalReader(tmp_path).chunks():
+        pure.add_many(chunk.records)
+    fast = Aggregator(TZ, PREPAID, target=NOV, deck_partners=DECKS)
+    seen: list[int] = []
+    end = fastagg.read_journal(tmp_path, None, fast, seen.append, workers=2,
+                               parallel_min_bytes=0)
+    _same(pure.result, fast.result)
+    assert end == fastagg.read_journal(tmp_path, None, Aggregator(TZ, PREPAID, target=NOV),
+                                       None, workers=1)
+    assert len(seen) == 2
+
+
 def test_crc_matches_zlib() -> None:
     import cython_ext
 
