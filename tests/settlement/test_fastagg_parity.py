@@ -146,3 +146,21 @@ def test_odd_records_same_result(tmp_path_factory, records) -> None:
     except TypeError:
         return  # an unhashable partner is rejected by both; not a money path
     _same(pure, fast)
+
+
+@settings(max_examples=300, deadline=None)
+@given(payloads=st.lists(st.binary(max_size=80), min_size=1, max_size=8),
+       prefix=st.sampled_from([b"", b"\x8f", b"\xde\xff\xff", b"\xdf\xff\xff\xff\xff",
+                               b"\x84\xa4type\xa5rated\xa4legs"]))
+def test_walker_never_crashes_on_hostile_payloads(payloads, prefix) -> None:
+    """Frames that check but carry garbage: the compiled walker must either fold a record or
+    hand it to the slow list, never read out of bounds or crash."""
+    import cython_ext
+    from charging.journal.framing import SEGMENT_HEADER, frame
+
+    mod = cython_ext.load("settle_agg")
+    data = SEGMENT_HEADER + b"".join(frame(prefix + p) for p in payloads)
+    fa = mod.SegmentAggregator(lambda k: (0, 1 << 62), [b"partner:mvno-uk"], True)
+    end = fa.feed(data, len(SEGMENT_HEADER))
+    assert end == len(data) and fa.problem is None
+    assert fa.records == len(payloads) == fa.fast + fa.skipped + len(fa.slow)
