@@ -111,6 +111,8 @@ def main() -> None:
     ap.add_argument("--processes", type=int, default=1)
     ap.add_argument("--window", type=int, default=64)
     ap.add_argument("--quiet", action="store_true")
+    ap.add_argument("--no-fsync-figure", action="store_true",
+                    help="skip the extra run with journal fsync off (CPU ceiling, not durable)")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="icx-bench-ro-"))
     out: dict[str, Any] = {"bench": "ro", "unit": "CCR/s", "ext": ext_active()}
@@ -138,6 +140,23 @@ def main() -> None:
         peak = load(port, args)
         paced = load(port, args, rate=args.paced_rate)
         stop(serve)
+        if not args.no_fsync_figure:
+            # Same server with fsync off: what the CPU allows when the disk is not the limit.
+            nport = free_port()
+            text = cfg.read_text().replace(f"listen_port = {port}", f"listen_port = {nport}", 1)
+            text = text.replace(f"listen_port = {aport}", f"listen_port = {free_port()}", 1)
+            ncfg = cfg.with_name("icx-nofsync.toml")
+            ncfg.write_text(text.replace("fsync = true", "fsync = false", 1))
+            nserve = subprocess.Popen([str(Path(PY).parent / "icx"), "serve", "-c", str(ncfg),
+                                       "--data-dir", str(tmp / "data-nofsync")], cwd=ROOT,
+                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                      text=True, env=env)
+            procs.append(nserve)
+            wait_line(nserve, "icx: serving")
+            nofsync = load(nport, args)
+            stop(nserve)
+            out["no_fsync"] = {"value": nofsync["value"], "latency_ms": nofsync["latency_ms"],
+                               "errors": nofsync["errors"], "durable": False}
         out.update(value=peak["value"],
                    baseline={"name": "minimal asyncio CCA responder (Python)",
                              "value": base["value"]},

@@ -455,7 +455,9 @@ class ChargingService:
         amount = max(0, cost_w - cost_u)
         ttl = self.config.tcc + 60.0
         final = False
-        fields = self._fields(session, req, service, usage=0, price=amount, result="ok")
+        # A hold moves no money: keep its record small (the journal is write-bandwidth bound).
+        fields: dict[str, Any] = {"session": session.id, "request": str(req.request_number),
+                                  "service": service.value, "price": format_amount(amount)}
         reservation = grant.hold_id(session.id, req.request_number)
         op = await self.ledger.reserve(f"{key}:r", session.account, session.balance,
                                        reservation, amount, ttl=ttl, now=now,
