@@ -10,7 +10,10 @@ Diameter connection hands over per loop turn). Also measured in the same run:
   append call and from the record's scheduled send time (no coordinated omission);
 * ``reader``: settlement's fast path, records/s through ``JournalReader.chunks()`` decoded
   and raw;
-* baseline: one ``os.write`` + ``os.fdatasync`` per record (no group commit), same records.
+* baseline: one ``os.write`` + ``os.fdatasync`` per record (no group commit), same records;
+* ``records_per_cpu_second`` (records / CPU time of the process, all threads) and the load
+  average: on a shared, oversubscribed machine wall-clock rates say more about the neighbours
+  than about the code.
 
 Medians of ``--reps`` repetitions. ``python -m benchmarks.journal [--seconds S] [--reps N]``.
 """
@@ -53,7 +56,9 @@ def record(i: int) -> dict[str, Any]:
 RECORDS = [record(i) for i in range(4096)]
 
 
-async def batched(d: Path, seconds: float, appenders: int = 64, batch: int = 32) -> float:
+async def batched(d: Path, seconds: float, appenders: int = 64, batch: int = 32
+                  ) -> tuple[float, float]:
+    """(records/s wall clock, records per CPU-second of this process, all threads)."""
     j = await Journal.open(d)
     stop = time.perf_counter() + seconds
     count = 0
@@ -68,10 +73,12 @@ async def batched(d: Path, seconds: float, appenders: int = 64, batch: int = 32)
             count += batch
 
     t = time.perf_counter()
+    cpu = time.process_time()
     await asyncio.gather(*(worker(w) for w in range(appenders)))
     el = time.perf_counter() - t
+    cpu = time.process_time() - cpu
     await j.close()
-    return count / el
+    return count / el, count / cpu if cpu > 0 else 0.0
 
 
 async def per_record(d: Path, seconds: float, tasks: int = 256) -> float:
@@ -145,7 +152,8 @@ async def paced(d: Path, seconds: float, rate: int = 20_000) -> dict[str, float]
 
 
 def baseline(d: Path, seconds: float) -> float:
-    """One os.write + os.fdatasync per record: what the journal would do without groups."""
+    """One os.write + os.fdatasync per record: what the journal would do without groups.
+    Its inverse is the disk's fdatasync latency at the time of the run."""
     d.mkdir(parents=True, exist_ok=True)
     fd = os.open(d / "plain", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     frames = [frame(msgpack.packb(r)) for r in RECORDS[:512]]
@@ -189,10 +197,12 @@ def main() -> None:
         loop_name = "asyncio"
     root = Path(tempfile.mkdtemp(prefix="icx-bench-journal-", dir=args.dir))
     try:
-        thr, prt, base, lat = [], [], [], []
+        thr, cpu, prt, base, lat = [], [], [], [], []
         reader: dict[str, float] = {}
         for rep in range(args.reps):
-            thr.append(run(batched(root / f"b{rep}", args.seconds)))
+            wall, per_cpu = run(batched(root / f"b{rep}", args.seconds))
+            thr.append(wall)
+            cpu.append(per_cpu)
             prt.append(run(per_record(root / f"p{rep}", args.seconds)))
             base.append(baseline(root / f"base{rep}", min(args.seconds, 2.0)))
             lat.append(run(paced(root / f"l{rep}", args.seconds, args.rate)))
@@ -210,6 +220,9 @@ def main() -> None:
                "mode": "64 appenders x append_many(32), fdatasync per group",
                "reps": args.reps, "seconds": args.seconds, "loop": loop_name,
                "all_values": [round(x) for x in thr],
+               "records_per_cpu_second": round(statistics.median(cpu)),
+               "fdatasync_ms": round(1000 / b, 3) if b else None,
+               "load_avg_1m": os.getloadavg()[0],
                "per_record_tasks_rps": round(statistics.median(prt)),
                "paced": lat_med, "reader": reader,
                "targets": {"value": 200_000, "paced_p99_ms": 5.0},
