@@ -18,6 +18,7 @@ checked in Python before the call and again in the scripts.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import defaultdict
 from collections.abc import Iterable
@@ -291,8 +292,12 @@ class RedisStore:
             for i in range(0, len(ks), _CONFIRM_CHUNK):
                 calls.append(self._eval(lua.CONFIRM, [p + ":unj", t + ":ix:u"],
                                         [account, *ks[i:i + _CONFIRM_CHUNK]]))
-        for c in calls:  # the batcher pipelines them; awaiting in order keeps errors visible
-            await c
+        # issued together: one pipeline through the batcher (standalone), concurrent per node
+        # (cluster); the first error is raised after all have finished
+        results = await asyncio.gather(*calls, return_exceptions=True)
+        for r in results:
+            if isinstance(r, BaseException):
+                raise r
 
     # ------------------------------------------------------------------ admin
     async def flush_all_for_tests(self) -> None:
