@@ -17,7 +17,7 @@ from typing import Any
 
 import msgpack
 
-from charging.journal.framing import HEADER_LEN, check_header, classify_stop, scan_frames
+from charging.journal.framing import HEADER_LEN, check_header, classify_stop
 from charging.journal.segments import SegmentInfo, list_segments, quarantined
 
 
@@ -52,7 +52,7 @@ def verify_segment(seg: SegmentInfo) -> SegmentReport:
     if problem is not None:
         rep.problems.append(f"{seg.path}:0: {problem}")
         return rep
-    good_end, ends, problem = scan_frames(data, HEADER_LEN)
+    good_end, ends, problem = _scan()(data, HEADER_LEN)
     if problem is not None:
         torn = classify_stop(data, good_end, problem)
         if torn and not seg.closed:
@@ -81,6 +81,12 @@ def verify_segment(seg: SegmentInfo) -> SegmentReport:
             rep.first_ts = ts if rep.first_ts is None else min(rep.first_ts, ts)
             rep.last_ts = ts if rep.last_ts is None else max(rep.last_ts, ts)
     return rep
+
+
+def _scan() -> Any:
+    from charging.journal.reader import _scanner
+
+    return _scanner()
 
 
 def _schema_problem(rec: Any) -> str | None:
