@@ -215,6 +215,11 @@ class Journal:
         return positions
 
     @property
+    def directory(self) -> Path:
+        """The journal directory (for a JournalReader over the same files)."""
+        return self._writer.directory
+
+    @property
     def failed(self) -> bool:
         """True once a group commit failed: the journal accepts nothing more. The process
         should exit; recovery on the next start resynchronises store and journal."""

@@ -346,7 +346,7 @@ class Ledger:
         pending (unconfirmed) ops the journal lacks, confirm them. Both: expire reservations
         whose TTL passed (so none outlives it across a restart).
         """
-        reader = JournalReader(self.journal._writer.directory)
+        reader = JournalReader(self.journal.directory)
         snap_pos: Position | None = None
         replayed = journaled = confirmed = 0
         problems: list[str] = []
@@ -421,7 +421,7 @@ class Ledger:
             self._write_checkpoint(self._confirmed_upto)
 
     def _checkpoint_path(self) -> Path:
-        return Path(self.journal._writer.directory) / "redis-confirmed.json"
+        return self.journal.directory / "redis-confirmed.json"
 
     def _write_checkpoint(self, pos: Position) -> None:
         # Never fsynced: a stale or missing checkpoint only makes recovery scan more; it is
