@@ -61,6 +61,12 @@ def harness(request: pytest.FixtureRequest) -> Harness:
     return Harness(request.param, request)
 
 
+@pytest.fixture(params=["redis", "cluster"])
+def rh(request: pytest.FixtureRequest) -> Harness:
+    """A harness over the Redis kinds only (standalone server, cluster)."""
+    return Harness(request.param, request)
+
+
 @pytest.fixture
 def embedded_only(harness: Harness) -> Harness:
     if harness.kind != "embedded":

@@ -7,8 +7,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from charging.store import redis_lua as lua
 from charging.store.base import MAX_AMOUNT, AccountKind, BalanceKind, BalanceSpec, OpStatus
 from charging.store.redis_keys import account_tag, key_slot, prefix, slot_tag
@@ -16,11 +14,6 @@ from tests.charging.store.conftest import Harness
 
 NOW = 1_800_000_000.0
 LUA_DIR = Path(__file__).resolve().parents[3] / "charging" / "store" / "lua"
-
-
-@pytest.fixture(params=["redis", "cluster"])
-def rh(request: pytest.FixtureRequest) -> Harness:
-    return Harness(request.param, request)
 
 
 def eur(amount: int, credit_limit: int = 0) -> list[BalanceSpec]:

@@ -10,7 +10,6 @@ from hypothesis import strategies as st
 
 from charging.store.base import AccountKind, BalanceKind, BalanceSpec, OpResult
 from charging.store.memory import MemoryStore
-from tests.charging.store.test_redis import rh  # noqa: F401  (fixture)
 
 NOW = 1_800_000_000.0
 
@@ -68,7 +67,7 @@ async def run(store: Any, ops: list[Any]) -> list[Any]:
 @settings(max_examples=30, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(ops=st.lists(OP, max_size=25))
-def test_redis_answers_like_embedded(rh: Any, ops: list[Any]) -> None:  # noqa: F811
+def test_redis_answers_like_embedded(rh: Any, ops: list[Any]) -> None:
     want = asyncio.run(run(MemoryStore(), ops))
     got = rh.run(lambda store: run(store, ops))
     assert got == want
