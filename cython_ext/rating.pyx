@@ -19,9 +19,11 @@ cdef extern from "Python.h":
 
 cdef extern from *:
     ctypedef long long i128 "__int128"
+    void __builtin_prefetch(const void* addr) nogil
 
 DEF MAXSVC = 8
 DEF STACK_KEY = 64
+DEF BLOCK = 64
 
 cdef struct RowC:
     # One row's hot fields together: a lookup touches one or two cache lines, not ten arrays.
@@ -41,11 +43,15 @@ cdef struct RowC:
 
 
 cdef struct EntryC:
+    # One (service, prefix) and its run of rows, stored inline in the hash table: a probe
+    # reads one entry (count == 0: empty slot). row0 saves a hop for one-row prefixes.
+    uint64_t hash
     int64_t off
     int32_t len
     int32_t start
     int32_t count
-    int8_t svc
+    int32_t row0
+    int32_t svc
 
 
 cdef enum:
@@ -67,9 +73,12 @@ cdef class CompiledDeck:
     cdef public object data
     cdef Py_ssize_t nrows, nentries, cap
     cdef uint64_t mask
-    # hash table: slot -> (hash high 32 bits << 32) | (entry + 1); 0 = empty
-    cdef uint64_t* slots
-    cdef EntryC* ents
+    # open-addressing table of entries (count == 0: empty)
+    cdef EntryC* table
+    # A one-hash Bloom filter over the entries' hashes, small enough to stay in L2: most
+    # candidate lengths of a key have no entry, and this answers that without a DRAM miss.
+    cdef uint64_t* bloom
+    cdef uint64_t bmask
     cdef char* blob
     cdef int32_t* order
     cdef RowC* rows
@@ -78,8 +87,8 @@ cdef class CompiledDeck:
     cdef uint64_t lenmask[MAXSVC]
 
     def __cinit__(self):
-        self.slots = NULL
-        self.ents = NULL
+        self.table = NULL
+        self.bloom = NULL
         self.blob = NULL
         self.order = NULL
         self.rows = NULL
@@ -158,33 +167,38 @@ cdef class CompiledDeck:
             cap *= 2
         self.cap = cap
         self.mask = cap - 1
-        self.slots = <uint64_t*>calloc(cap, sizeof(uint64_t))
-        self.ents = <EntryC*>calloc(n + 1, sizeof(EntryC))
+        self.table = <EntryC*>calloc(cap, sizeof(EntryC))
+        cdef uint64_t bbits = 1 << 16
+        while bbits < 16 * <uint64_t>n:
+            bbits *= 2
+        self.bmask = bbits - 1
+        self.bloom = <uint64_t*>calloc(bbits // 64, sizeof(uint64_t))
         self.blob = <char*>malloc(total + 1)
         self.order = <int32_t*>malloc((n + 1) * sizeof(int32_t))
-        cdef int32_t* row_entry = <int32_t*>malloc((n + 1) * sizeof(int32_t))
+        cdef int32_t* row_slot = <int32_t*>malloc((n + 1) * sizeof(int32_t))
+        cdef EntryC* ent
         off = 0
         e = 0
         for i in range(n):
             pp = PyUnicode_AsUTF8AndSize(prefixes[i], &plen)
             svc = svcs[i]
             if svc < 0 or svc >= MAXSVC:
-                free(row_entry); free(svcs)
+                free(row_slot); free(svcs)
                 raise ValueError(f"bad service code {svc}")
             h = _seed(svc)
             for j in range(plen):
                 h = (h ^ <unsigned char>pp[j]) * FNV_PRIME
             k = h & self.mask
             while True:
-                word = self.slots[k]
-                if word == 0:
+                ent = &self.table[k]
+                if ent.count == 0:
                     memcpy(self.blob + off, pp, plen)
-                    self.ents[e].len = <int32_t>plen
-                    self.ents[e].svc = <int8_t>svc
-                    self.ents[e].off = off
+                    ent.hash = h
+                    self.bloom[((h >> 24) & self.bmask) >> 6] |= 1ULL << ((h >> 24) & 63)
+                    ent.len = <int32_t>plen
+                    ent.svc = svc
+                    ent.off = off
                     off += plen
-                    self.slots[k] = ((h >> 32) << 32) | <uint64_t>(e + 1)
-                    m = e
                     e += 1
                     if plen > self.maxlen[svc]:
                         self.maxlen[svc] = <int32_t>plen
@@ -193,30 +207,32 @@ cdef class CompiledDeck:
                     else:
                         self.lenmask[svc] |= (1ULL << 63)
                     break
-                m = <Py_ssize_t>(word & 0xFFFFFFFFULL) - 1
-                if ((word >> 32) == (h >> 32) and self.ents[m].len == plen and self.ents[m].svc == svc
-                        and memcmp(self.blob + self.ents[m].off, pp, plen) == 0):
+                if (ent.hash == h and ent.len == plen and ent.svc == svc
+                        and memcmp(self.blob + ent.off, pp, plen) == 0):
                     break
                 k = (k + 1) & self.mask
-            row_entry[i] = <int32_t>m
-            self.ents[m].count += 1
+            row_slot[i] = <int32_t>k
+            ent.count += 1
         self.nentries = e
         free(svcs)
         # Pass 2: runs of row indices per entry (rows in file order), then preference order.
         cdef Py_ssize_t pos = 0
-        for m in range(e):
-            self.ents[m].start = <int32_t>pos
-            pos += self.ents[m].count
-        cdef int32_t* fill = <int32_t*>calloc(e + 1, sizeof(int32_t))
+        for k in range(cap):
+            if self.table[k].count:
+                self.table[k].start = <int32_t>pos
+                pos += self.table[k].count
+                self.table[k].row0 = 0  # reused as a fill counter below
         for i in range(n):
-            m = row_entry[i]
-            self.order[self.ents[m].start + fill[m]] = <int32_t>i
-            fill[m] += 1
-        free(fill)
-        free(row_entry)
-        for m in range(e):
-            if self.ents[m].count > 1:
-                self._sort_run(self.ents[m].start, self.ents[m].count)
+            ent = &self.table[row_slot[i]]
+            self.order[ent.start + ent.row0] = <int32_t>i
+            ent.row0 += 1
+        free(row_slot)
+        for k in range(cap):
+            ent = &self.table[k]
+            if ent.count:
+                if ent.count > 1:
+                    self._sort_run(ent.start, ent.count)
+                ent.row0 = self.order[ent.start]
 
     cdef inline bint _before(self, int32_t a, int32_t b) noexcept nogil:
         """Preference order of PureDeckIndex: longer origin, specific band, later start, index."""
@@ -243,24 +259,28 @@ cdef class CompiledDeck:
             self.order[y + 1] = v
 
     def __dealloc__(self):
-        free(self.slots)
-        free(self.ents)
+        free(self.table)
+        free(self.bloom)
         free(self.blob)
         free(self.order)
         free(self.rows)
         free(self.oblob)
 
+    cdef inline bint _maybe(self, uint64_t h) noexcept nogil:
+        cdef uint64_t bit = (h >> 24) & self.bmask
+        return (self.bloom[bit >> 6] >> (bit & 63)) & 1
+
     cdef inline Py_ssize_t _find(self, int svc, const char* key, Py_ssize_t n,
                                  const char* okey, Py_ssize_t on, int64_t at, int bnd) noexcept nogil:
         cdef uint64_t hs[STACK_KEY + 1]
         cdef uint64_t* hp = hs
-        cdef Py_ssize_t top, L, j, k, e, r, s, cnt
-        cdef uint64_t h, lm, word
+        cdef Py_ssize_t top, L, j, k, r, cnt
+        cdef uint64_t h, lm
         cdef int32_t olen
         cdef int8_t rb
         cdef EntryC* ent
         cdef RowC* row
-        cdef Py_ssize_t result
+        cdef Py_ssize_t result = -1
         if svc < 0 or svc >= MAXSVC or self.maxlen[svc] < 0:
             return -1
         top = self.maxlen[svc]
@@ -268,32 +288,28 @@ cdef class CompiledDeck:
             top = n
         if top > STACK_KEY:
             hp = <uint64_t*>malloc((top + 1) * sizeof(uint64_t))
+        lm = self.lenmask[svc]
         h = _seed(svc)
         hp[0] = h
         for j in range(top):
             h = (h ^ <unsigned char>key[j]) * FNV_PRIME
             hp[j + 1] = h
-        lm = self.lenmask[svc]
-        result = -1
         L = top
         while L >= 0:
-            if L < 63 and not (lm >> L) & 1:
+            if (L < 63 and not (lm >> L) & 1) or not self._maybe(hp[L]):
                 L -= 1
                 continue
             h = hp[L]
             k = h & self.mask
             while True:
-                word = self.slots[k]
-                if word == 0:
+                ent = &self.table[k]
+                if ent.count == 0:
                     break
-                e = <Py_ssize_t>(word & 0xFFFFFFFFULL) - 1
-                ent = &self.ents[e]
-                if ((word >> 32) == (h >> 32) and ent.len == L and ent.svc == svc
+                if (ent.hash == h and ent.len == L and ent.svc == svc
                         and memcmp(self.blob + ent.off, key, L) == 0):
-                    s = ent.start
                     cnt = ent.count
                     for j in range(cnt):
-                        r = self.order[s + j]
+                        r = ent.row0 if j == 0 else self.order[ent.start + j]
                         row = &self.rows[r]
                         if row.eff_from <= at and at < row.eff_to:
                             olen = row.o_len
@@ -394,10 +410,14 @@ cdef class CompiledDeck:
 
     def rate_batch(self, int svc, list keys, long long[::1] usages, long long[::1] ats,
                    long long[::1] prices, long long[::1] rows, origins=None, bands=None):
-        """Rate len(keys) usages (see PureDeckIndex.rate_batch). Returns how many priced."""
+        """Rate len(keys) usages (see PureDeckIndex.rate_batch). Returns how many priced.
+
+        Works in blocks of BLOCK usages and three passes so that the cache misses of many
+        usages overlap (memory-level parallelism): hash + prefetch the candidate slots,
+        probe + prefetch the row, then check the row and price. Any usage whose first
+        candidate row does not qualify takes the full :meth:`_find` (same result)."""
         cdef Py_ssize_t n = len(keys)
-        cdef Py_ssize_t j, r, kn, on = 0
-        cdef const char* kp
+        cdef Py_ssize_t j, r, kn, on = 0, base, cnt, b_i, L, top, k, t
         cdef const char* op = ""
         cdef int64_t billed
         cdef Py_ssize_t ok = 0
@@ -405,25 +425,96 @@ cdef class CompiledDeck:
         cdef long long[::1] bandv
         cdef bint has_bands = bands is not None
         cdef bint has_origins = origins is not None
+        cdef const char* kps[BLOCK]
+        cdef Py_ssize_t kns[BLOCK]
+        cdef EntryC* ents[BLOCK]
+        cdef uint64_t* hb
+        cdef uint64_t h, lm
+        cdef EntryC* ent
+        cdef RowC* row
+        cdef int stride
         if usages.shape[0] < n or ats.shape[0] < n or prices.shape[0] < n or rows.shape[0] < n:
             raise ValueError("arrays shorter than keys")
         if has_bands:
             bandv = bands
-        for j in range(n):
-            kp = PyUnicode_AsUTF8AndSize(<object>(<list>keys)[j], &kn)
-            if has_origins:
-                op = PyUnicode_AsUTF8AndSize(origins[j], &on)
-            if has_bands:
-                b = <int>bandv[j]
-            r = self._find(svc, kp, kn, op, on, ats[j], b)
-            rows[j] = r
-            if r < 0:
+        if svc < 0 or svc >= MAXSVC or self.maxlen[svc] < 0:
+            for j in range(n):
+                rows[j] = -1
                 prices[j] = NO_TARIFF
-            elif self.rows[r].blocked:
-                prices[j] = BLOCKED
-            else:
-                prices[j] = self._price(r, usages[j], &billed)
-                ok += 1
+            return 0
+        top = self.maxlen[svc]
+        lm = self.lenmask[svc]
+        stride = <int>top + 1
+        hb = <uint64_t*>malloc(BLOCK * stride * sizeof(uint64_t))
+        try:
+            base = 0
+            while base < n:
+                cnt = n - base if n - base < BLOCK else BLOCK
+                # pass 1: hashes of every candidate length; prefetch their slots
+                for b_i in range(cnt):
+                    kps[b_i] = PyUnicode_AsUTF8AndSize(<object>(<list>keys)[base + b_i], &kns[b_i])
+                    h = _seed(svc)
+                    hb[b_i * stride] = h
+                    t = kns[b_i] if kns[b_i] < top else top
+                    for L in range(1, t + 1):
+                        h = (h ^ <unsigned char>kps[b_i][L - 1]) * FNV_PRIME
+                        hb[b_i * stride + L] = h
+                    # prefetch the longest plausible candidate (usually the match)
+                    L = t
+                    while L >= 0:
+                        if (L >= 63 or (lm >> L) & 1) and self._maybe(hb[b_i * stride + L]):
+                            __builtin_prefetch(&self.table[hb[b_i * stride + L] & self.mask])
+                            break
+                        L -= 1
+                # pass 2: the longest existing entry; prefetch its first row
+                for b_i in range(cnt):
+                    ents[b_i] = NULL
+                    t = kns[b_i] if kns[b_i] < top else top
+                    L = t
+                    while L >= 0 and ents[b_i] == NULL:
+                        if (L < 63 and not (lm >> L) & 1) or not self._maybe(hb[b_i * stride + L]):
+                            L -= 1
+                            continue
+                        h = hb[b_i * stride + L]
+                        k = h & self.mask
+                        while True:
+                            ent = &self.table[k]
+                            if ent.count == 0:
+                                break
+                            if (ent.hash == h and ent.len == L and ent.svc == svc
+                                    and memcmp(self.blob + ent.off, kps[b_i], L) == 0):
+                                ents[b_i] = ent
+                                __builtin_prefetch(&self.rows[ent.row0])
+                                break
+                            k = (k + 1) & self.mask
+                        L -= 1
+                # pass 3: check the row, price
+                for b_i in range(cnt):
+                    j = base + b_i
+                    if has_origins:
+                        op = PyUnicode_AsUTF8AndSize(origins[j], &on)
+                    if has_bands:
+                        b = <int>bandv[j]
+                    ent = ents[b_i]
+                    r = -1
+                    if ent != NULL:
+                        row = &self.rows[ent.row0]
+                        if (ent.count == 1 and row.eff_from <= ats[j] and ats[j] < row.eff_to
+                                and row.o_len == 0 and row.band == 0):
+                            r = ent.row0
+                        else:
+                            r = self._find(svc, kps[b_i], kns[b_i], op, on, ats[j], b)
+                    rows[j] = r
+                    if r < 0:
+                        prices[j] = NO_TARIFF
+                    elif self.rows[r].blocked:
+                        prices[j] = BLOCKED
+                    else:
+                        prices[j] = self._price(r, usages[j], &billed)
+                        ok += 1
+                base += cnt
+        finally:
+            free(hb)
         return ok
 
 
