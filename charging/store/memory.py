@@ -11,8 +11,10 @@ Idempotency: results are cached per account by key in two rotating epoch dicts o
 ``retention`` seconds each (default 48 h, common.DEFAULT_RETENTION): a key is remembered at
 least ``retention`` and at most twice that. Rotation is O(1) per op, and the cache holds only
 flat tuples of atoms, which keeps the cyclic GC's work small (measured: GC passes over a
-per-op log and nested tuples cost half of the embedded throughput). Reservations live until released, committed or swept by :meth:`expire_reservations`;
-a commit that arrives after the TTL but before the sweep still counts.
+per-op log and nested tuples cost half of the embedded throughput).
+
+Reservations live until released, committed or swept by :meth:`expire_reservations`; a commit
+that arrives after the TTL but before the sweep still counts.
 """
 
 from __future__ import annotations
@@ -46,11 +48,13 @@ from charging.store.common import (
     expire_key,
     spec_tuple,
 )
+from charging.store.packing import LOW_EVENTS as _LOW_EVENTS
+from charging.store.packing import pack as _pack
+from charging.store.packing import unpack as _unpack
 from cython_ext import load
 
 _OK = OpStatus.OK
 _INSUFFICIENT = OpStatus.INSUFFICIENT
-_LOW_EVENTS = ("low_balance",)
 
 
 class _Balance:
@@ -475,38 +479,6 @@ class MemoryStore:
 
     async def close(self) -> None:
         return None
-
-
-def _pack(r: OpResult) -> tuple[Any, ...]:
-    """An OpResult as ONE flat tuple of atoms (the account is implied): (status, granted,
-    balance_after, available_after, low, balance, reservation, effect, hold, hold_expires,
-    has_hold). Results with several effects/holds (journal replay) use ("*", ...) instead."""
-    e = r.effects[0] if len(r.effects) == 1 else None
-    h = r.holds[0] if len(r.holds) == 1 else None
-    simple = (len(r.effects) == (e is not None) and len(r.holds) == (h is not None)
-              and (e is None or e.amount != 0)
-              and (e is None or h is None or e.balance == h.balance))
-    if simple:
-        bal = e.balance if e is not None else (h.balance if h is not None else None)
-        return (r.status.value, r.granted, r.balance_after, r.available_after, r.low_balance,
-                bal, h.reservation if h else None, e.amount if e else 0,
-                h.amount if h else 0, h.expires_at if h else None, h is not None)
-    return ("*", r.status.value, r.granted, r.balance_after, r.available_after, r.low_balance,
-            tuple((e.balance, e.amount) for e in r.effects),
-            tuple((h.balance, h.reservation, h.amount, h.expires_at) for h in r.holds))
-
-
-def _unpack(key: str, account: str, p: tuple[Any, ...]) -> OpResult:
-    """The cached result of *key* (see :func:`_pack`), marked ``replayed``."""
-    if p[0] == "*":
-        _, status, granted, ba, av, low, effects, holds = p
-        return OpResult(key, OpStatus(status), tuple(Effect(account, *x) for x in effects),
-                        tuple(Hold(account, *x) for x in holds), granted, ba, av, True, low,
-                        _LOW_EVENTS if low else ())
-    status, granted, ba, av, low, bal, res, eff, hold, hexp, has_hold = p
-    return OpResult(key, OpStatus(status), (Effect(account, bal, eff),) if eff else (),
-                    (Hold(account, bal, res, hold, hexp),) if has_hold else (),
-                    granted, ba, av, True, low, _LOW_EVENTS if low else ())
 
 
 def _result(key: str, status: OpStatus, bal: _Balance, *, effects: tuple[Effect, ...] = (),

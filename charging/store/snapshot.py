@@ -104,7 +104,7 @@ def load_state(store: MemoryStore, state: dict[str, Any]) -> Any:
     store._epoch = state.get("epoch", -1)
     store._ep_end = (store._epoch + 1) * store.retention if store._epoch >= 0 else float("-inf")
     for account, epoch, ops, old in state["ops"]:
-        # msgpack gives lists back; the cache wants flat tuples (see memory._pack)
+        # msgpack gives lists back; the cache wants flat tuples (see packing.pack)
         acct = accounts[account]
         acct.epoch = epoch
         acct.ops = {k: _tuple(v) for k, v in ops}
