@@ -159,3 +159,11 @@ def test_expire_across_slots_and_limit(rh: Harness) -> None:
             assert r.status is OpStatus.OK and r.available_after == 100
 
     rh.run(body)
+
+
+def test_packers_agree() -> None:
+    from charging.store.redis_batch import pack, pack_py
+
+    cmds = [("EVALSHA", "abc", 2, "{acct:ü}:b:EUR", b"raw\r\n", 9007199254740991, -5, "")]
+    assert pack(cmds) == pack_py(cmds)
+    assert pack_py(cmds).startswith(b"*8\r\n$7\r\nEVALSHA\r\n")
