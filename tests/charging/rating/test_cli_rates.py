@@ -1,0 +1,79 @@
+"""`icx rates import`, `icx rates list` and `icx rate` through click (exit codes, JSON)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from icx.cli import main
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    r = CliRunner(mix_stderr=False).invoke(main, list(args))
+    return r.exit_code, r.stdout, r.stderr
+
+
+def test_import_then_explain(tmp_path: Path) -> None:
+    dd = str(tmp_path / "data")
+    code, out, _ = run("rates", "import", str(ROOT / "config/decks/retail.csv"), "--deck", "retail", "--data-dir", dd)
+    assert code == 0 and "deck retail version 1: 6 rows" in out and "6 new" in out
+    code, out, _ = run("rates", "import", str(ROOT / "config/decks/retail.csv"), "--deck", "retail",
+                       "--data-dir", dd, "--json")
+    summary = json.loads(out)
+    assert code == 0 and summary["version"] == 2 and summary["unchanged"] == 6
+    code, out, _ = run("rate", "--deck", "retail", "--to", "+41 79 123 45 67", "--seconds", "125",
+                       "--at", "2026-11-26T12:00:00", "--data-dir", dd, "--json")
+    got = json.loads(out)
+    assert code == 0
+    assert {k: got[k] for k in ("price", "currency", "prefix", "destination", "deck_version", "billed_units")} == {
+        "price": "0.25", "currency": "EUR", "prefix": "41", "destination": "Switzerland",
+        "deck_version": 2, "billed_units": 125}
+    code, out, _ = run("rate", "--deck", "retail", "--to", "internet", "--octets", "1500001", "--data-dir", dd)
+    assert code == 0 and "price        0.01501 EUR" in out and "billed 1501000 octet" in out
+    code, out, _ = run("rates", "list", "--data-dir", dd, "--json")
+    assert [(d["deck"], d["version"]) for d in json.loads(out)] == [("retail", 1), ("retail", 2)]
+
+
+def test_bad_deck_exits_2_with_file_line(tmp_path: Path, deck_csv: Callable[..., str]) -> None:
+    bad = deck_csv("prefix,rate\n41,0.1\n42,zero\n")
+    code, _, err = run("rates", "import", bad, "--deck", "d", "--data-dir", str(tmp_path / "data"))
+    assert code == 2 and f"{bad}:3: rate is not a non-negative decimal number: 'zero'" in err
+    assert not (tmp_path / "data" / "rates" / "d").exists() or not list((tmp_path / "data" / "rates" / "d").glob("*.deck"))
+
+
+def test_skip_bad_writes_rejects(tmp_path: Path, deck_csv: Callable[..., str]) -> None:
+    bad = deck_csv("prefix,rate\n41,0.1\n42,zero\n")
+    code, out, _ = run("rates", "import", bad, "--deck", "d", "--data-dir", str(tmp_path / "data"), "--skip-bad")
+    assert code == 0 and "1 rows rejected" in out
+    assert Path(bad + ".rejects.csv").read_text().splitlines()[1].startswith("3,rate is not")
+
+
+def test_rate_errors(tmp_path: Path) -> None:
+    dd = str(tmp_path / "data")
+    run("rates", "import", str(ROOT / "config/decks/retail.csv"), "--deck", "retail", "--data-dir", dd)
+    code, out, _ = run("rate", "--deck", "retail", "--to", "1", "--events", "1", "--service", "content",
+                       "--data-dir", dd, "--json")
+    assert code == 1 and json.loads(out)["error"] == "no_tariff"
+    code, _, err = run("rate", "--deck", "retail", "--to", "1", "--seconds", "1", "--events", "1", "--data-dir", dd)
+    assert code == 2
+    code, _, err = run("rate", "--deck", "retail", "--to", "1", "--seconds", "1", "--at", "yesterday", "--data-dir", dd)
+    assert code == 2
+
+
+def test_config_decks_import_at_start_is_idempotent(tmp_path: Path) -> None:
+    from icx.commands.rates import engine_from_settings, import_configured_decks
+    from icx.settings import load_settings
+
+    settings = load_settings(ROOT / "config/icx.toml")
+    engine = engine_from_settings(settings, tmp_path)
+    first = import_configured_decks(settings, engine)
+    assert [(s.deck, s.version) for s in first] == [("retail", 1), ("carrier_a_sell", 1), ("carrier_a_buy", 1)]
+    again = import_configured_decks(settings, engine_from_settings(settings, tmp_path))
+    assert [s.version for s in again] == [None, None, None]
+    assert engine.deck("carrier_a_buy").meta.partner == "carrier_a"
+    assert engine.deck("carrier_a_buy").meta.direction == "buy"
