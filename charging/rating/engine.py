@@ -19,7 +19,6 @@ import os
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
@@ -42,6 +41,7 @@ from charging.rating.model import (
     rate_to_str,
 )
 from charging.rating.numbers import name_for_prefix, normalise
+from charging.rating.price import amount_numerator
 from charging.rating.store import DeckStore
 
 _ext = cython_ext.load("rating")
@@ -70,9 +70,23 @@ class LoadedDeck:
     data: DeckData
     index: Any
     band_ids: dict[str, int] = field(default_factory=dict)
+    _rows: dict[int, tuple[Row, str, str, str]] = field(default_factory=dict)
 
     def row(self, i: int) -> Row:
-        return self.data.row(i)
+        return self.explained(i)[0]
+
+    def explained(self, i: int) -> tuple[Row, str, str, str]:
+        """(row, rate string, first-rate string, destination name) of row *i*, cached: the
+        Ro agent rates the same few destinations over and over."""
+        got = self._rows.get(i)
+        if got is None:
+            r = self.data.row(i)
+            got = (r, rate_to_str(r.rate), rate_to_str(r.rate_first),
+                   r.destination or name_for_prefix(r.prefix))
+            if len(self._rows) > 100_000:
+                self._rows.clear()
+            self._rows[i] = got
+        return got
 
 
 class RatingEngine:
@@ -253,17 +267,19 @@ class RatingEngine:
         key = self._key(destination)
         okey = self._key(origin) if origin else ""
         i, band_name = self._find(d, service, key, okey, at)
-        row = d.row(i)
+        row, rate_s, first_s, name = d.explained(i)
         if (self.band_mode == "split" and d.band_ids and usage > 0
                 and service in (Service.VOICE, Service.DATA_TIME)):
             price, billed, exact, band_name = self._split_price(d, service, key, okey, at, usage, row)
         else:
             price, billed = d.index.price_row(i, usage)
-            exact = _exact_str(usage, billed, row)
-        return self._explain(d, service, row, band_name, usage, price, billed, exact, at, currency)
+            exact = _exact(billed, row)
+        return self._explain(d, service, row, band_name, usage, price, billed, exact, at, currency,
+                             rate_s, first_s, name)
 
     def _explain(self, d: LoadedDeck, service: Service, row: Row, band: str, usage: int, price: int,
-                 billed: int, exact: str, at: float, currency: str | None) -> RatedPrice:
+                 billed: int, exact: tuple[int, int], at: float, currency: str | None,
+                 rate_s: str, first_s: str, name: str) -> RatedPrice:
         fx = None
         cur = d.meta.currency
         if currency and currency.upper() != cur:
@@ -276,16 +292,16 @@ class RatingEngine:
             price, cur = converted, currency.upper()
         return RatedPrice(
             price=price, currency=cur, deck=d.meta.deck, deck_version=d.meta.version,
-            service=service, prefix=row.prefix,
-            destination=row.destination or name_for_prefix(row.prefix), origin=row.origin,
+            service=service, prefix=row.prefix, destination=name, origin=row.origin,
             band=band, usage=usage, billed_units=billed, increments=(row.inc_first, row.inc_next),
-            rate=rate_to_str(row.rate), rate_first=rate_to_str(row.rate_first),
+            rate=rate_s, rate_first=first_s,
             rate_unit=row.rate_unit, connection_fee=row.connection_fee if billed else 0,
-            minimum_charge=row.minimum_charge, unrounded=exact, fx=fx, tiers=row.tiers,
+            minimum_charge=row.minimum_charge, exact_num=exact[0], exact_den=exact[1], fx=fx,
+            tiers=row.tiers,
         )
 
     def _split_price(self, d: LoadedDeck, service: Service, key: str, okey: str, at: float,
-                     usage: int, row: Row) -> tuple[int, int, str, str]:
+                     usage: int, row: Row) -> tuple[int, int, tuple[int, int], str]:
         """Split mode: billed seconds from the start row's increments, each second priced by
         the row of the band it falls in (the first ``inc_first`` seconds at that row's first
         rate); fee and minimum of the start row; one rounding of the exact sum."""
@@ -308,8 +324,10 @@ class RatingEngine:
             t += seg
         amount = div_round(total.numerator, total.denominator)
         price = max(row.connection_fee + amount, row.minimum_charge)
-        exact = (Decimal(row.connection_fee) + Decimal(total.numerator) / Decimal(total.denominator)).scaleb(-6)
-        return price, billed, str(exact), "+".join(names)
+        exact = total + row.connection_fee
+        if exact < row.minimum_charge:
+            exact = Fraction(row.minimum_charge)
+        return price, billed, (exact.numerator, exact.denominator), "+".join(names)
 
     def max_units(
         self, *, deck: str, service: Service, destination: str, origin: str | None = None,
@@ -352,10 +370,15 @@ class RatingEngine:
         return prices, rows
 
 
-def _exact_str(usage: int, billed: int, row: Row) -> str:
-    from charging.rating.price import exact_price
-
-    return str(exact_price(usage, row)) if billed else "0"
+def _exact(billed: int, row: Row) -> tuple[int, int]:
+    """(numerator, denominator) of the exact price in micro-units before the rounding."""
+    if billed == 0:
+        return 0, 1
+    den = row.rate_unit * RATE_PER_MICRO
+    num = amount_numerator(billed, row) + row.connection_fee * den
+    if num < row.minimum_charge * den:
+        return row.minimum_charge, 1
+    return num, den
 
 
 __all__ = ["RatingEngine", "LoadedDeck", "make_index", "extension_active", "NO_TARIFF", "BLOCKED"]

@@ -187,9 +187,20 @@ class RatedPrice:
     rate_unit: int
     connection_fee: int
     minimum_charge: int
-    unrounded: str  # the exact price before the one rounding, as a Decimal string
+    exact_num: int  # the exact price before the one rounding is exact_num / exact_den
+    exact_den: int  # micro-units (see ``unrounded``)
     fx: FxApplied | None = None
     tiers: tuple[Tier, ...] = field(default=())
+
+    @property
+    def unrounded(self) -> str:
+        """The exact price before the one rounding, as a Decimal string in major units
+        (computed on demand: the hot path never builds it)."""
+        from decimal import Decimal, localcontext
+
+        with localcontext() as ctx:
+            ctx.prec = 40
+            return str((Decimal(self.exact_num) / Decimal(self.exact_den)).scaleb(-6))
 
     def to_json(self) -> dict[str, object]:
         """A JSON-able dict (amounts as decimal strings)."""
