@@ -63,9 +63,10 @@ async def run(store: MemoryStore, ops: list[Any]) -> list[Any]:
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.lists(OP, max_size=40))
-def test_twin_matches_reference(ops: list[Any]) -> None:
+@given(st.lists(OP, max_size=40), st.sampled_from([48 * 3600.0, 20.0]))
+def test_twin_matches_reference(ops: list[Any], retention: float) -> None:
+    """Also with a 20 s retention, so idempotency epochs rotate inside the sequence."""
     assert MemoryStore.reserve_sync is not MemoryStore._reserve_py
-    fast = asyncio.run(run(MemoryStore(), ops))
-    ref = asyncio.run(run(PureStore(), ops))
+    fast = asyncio.run(run(MemoryStore(retention=retention), ops))
+    ref = asyncio.run(run(PureStore(retention=retention), ops))
     assert fast == ref
