@@ -93,10 +93,12 @@ class Aggregator:
             return None
         v = self._prices.get(text)
         if v is None:
-            try:
-                v = parse_amount(text)
-            except MoneyError:
-                return None
+            v = _plain_micros(text)
+            if v is None:
+                try:
+                    v = parse_amount(text)
+                except MoneyError:
+                    return None
             self._prices[text] = v
         return v
 
@@ -199,6 +201,18 @@ class Aggregator:
                 continue
             mk = (eff["account"], eff["currency"], self.period(partner, when))
             self.result.movements[mk] = self.result.movements.get(mk, 0) + micros
+
+
+def _plain_micros(text: str) -> int | None:
+    """Micro-units of a plain ``[-]digits[.1-6 digits]`` string without Decimal; None for
+    anything else (the caller then uses charging.money.parse_amount, the reference)."""
+    body = text[1:] if text[:1] == "-" else text
+    whole, dot, frac = body.partition(".")
+    if not (whole.isascii() and whole.isdigit()) or len(frac) > 6 or (
+            dot and not (frac.isascii() and frac.isdigit())):
+        return None
+    v = int(whole) * 1_000_000 + (int(frac.ljust(6, "0")) if frac else 0)
+    return -v if text[:1] == "-" else v
 
 
 def fx_key(fx: Any) -> tuple[str, str, str]:
