@@ -173,7 +173,7 @@ class AvpPy:
     def type(self) -> int | None:
         """The AvpType used to decode/encode the value (None = unknown, bytes)."""
         t = self._type
-        return t if t is not None else _TYPES.get((self.code << 32) | self.vendor)
+        return t if t is not None else _TYPES.get((self.vendor << 32) | self.code)
 
     # --- value -------------------------------------------------------------------------------
     @property
@@ -202,7 +202,7 @@ class AvpPy:
             return b""
         t = self._type
         if t is None:
-            t = _TYPES.get((self.code << 32) | self.vendor)
+            t = _TYPES.get((self.vendor << 32) | self.code)
         start = self._off + self._hlen
         end = self._off + self._len
         if t == _GROUPED:
@@ -313,7 +313,7 @@ class AvpPy:
 
 def zero_filled(code: int, vendor: int, flags: int) -> bytes:
     """An AVP header with a zero payload of the minimum size for its type (RFC 6733 §7.5)."""
-    t = _TYPES.get((code << 32) | vendor)
+    t = _TYPES.get((vendor << 32) | code)
     size = min_size(t) if t is not None else 0
     flags &= 0xFF
     if vendor:
@@ -415,9 +415,9 @@ def _select() -> ModuleType | None:
         specs=_SPECS,
         keys=_KEYS,
         default_flags={
-            (d.code << 32) | d.vendor: d.default_flags for d in dictionary.AVPS.values()
+            (d.vendor << 32) | d.code: d.default_flags for d in dictionary.AVPS.values()
         },
-        names={(d.code << 32) | d.vendor: d.name for d in dictionary.AVPS.values()},
+        names={(d.vendor << 32) | d.code: d.name for d in dictionary.AVPS.values()},
         error=DiameterError,
         type_error=TypeError_,
         decode_scalar=decode_scalar,

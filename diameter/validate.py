@@ -20,20 +20,30 @@ into the error answer (Result-Code, Failed-AVP, E bit). Checks, in order:
 from __future__ import annotations
 
 from diameter import dictionary
-from diameter.avp import Avp, example
+from diameter.avp import EXT, Avp, example
 from diameter.dictionary.model import Grammar, MRule
 from diameter.errors import DiameterError
 from diameter.message import FLAG_E, FLAG_P, FLAG_R, Message
-from diameter.types import AvpType, RawAddress
+from diameter.types import FIXED_SIZE, AvpType
 
-__all__ = ["check_request", "check_answer", "check_avps"]
+__all__ = ["check_request", "check_answer", "check_avps", "check_avps_py"]
 
 _GROUPED = int(AvpType.GROUPED)
 _ADDRESS = int(AvpType.ADDRESS)
 _ENUMERATED = int(AvpType.ENUMERATED)
 _ANY = Grammar((), True)
-_AVPS = dictionary.AVPS
-_VSAI = (260, 0)
+# (vendor << 32 | code) -> (name, type as a plain int, M must not be set, enum, grammar):
+# plain tuples, because IntEnum members hash through a Python-level __hash__.
+_DEFS: dict[int, tuple[str, int, bool, dict[int, str], Grammar | None]] = {
+    (k[1] << 32) | k[0]: (d.name, int(d.type), d.m_rule == MRule.MUST_NOT, d.enum, d.grammar)
+    for k, d in dictionary.AVPS.items()
+}
+_FIXED = {int(t): n for t, n in FIXED_SIZE.items()}
+_TEXT = frozenset(
+    int(t)
+    for t in (AvpType.UTF8STRING, AvpType.DIAMETER_IDENTITY, AvpType.DIAMETER_URI, AvpType.IP_FILTER_RULE)
+)
+_VSAI = 260
 _AUTH_APP = (258, 0)
 _ACCT_APP = (259, 0)
 
@@ -73,48 +83,57 @@ def check_answer(msg: Message, *, strict: bool = False) -> None:
     check_avps(msg.avps, grammar, strict=strict)
 
 
-def check_avps(avps: list[Avp], grammar: Grammar, *, strict: bool = False) -> None:
-    """Check a run of AVPs (a message body or a Grouped payload) against ``grammar``."""
-    counts: dict[tuple[int, int], int] = {}
-    by_key = grammar.by_key
+def check_avps_py(avps: list[Avp], grammar: Grammar, *, strict: bool = False) -> None:
+    """Check a run of AVPs (a message body or a Grouped payload) against ``grammar``.
+    The executable spec; ``check_avps`` is the compiled twin when it is built."""
+    counts: dict[int, int] = {}
+    limits = grammar.limits
     for a in avps:
         flags = a.flags
         if flags & 0x1F or (flags & 0x80 and a.vendor == 0):
             raise DiameterError(3009, f"AVP {a.code} flags 0x{flags:02x}", failed_avp=a.encode())
-        key = (a.code, a.vendor)
-        d = _AVPS.get(key)
+        key = (a.vendor << 32) | a.code
+        d = _DEFS.get(key)
         if d is None:
             if flags & 0x40:
                 raise DiameterError(
                     5001, f"unsupported AVP {a.code}/{a.vendor} with M bit", failed_avp=a.encode()
                 )
             continue  # unknown, not mandatory: kept and ignored (§4.1)
-        if strict and d.m_rule == MRule.MUST_NOT and flags & 0x40:
-            raise DiameterError(3009, f"M bit set on {d.name}", failed_avp=a.encode())
-        rule = by_key.get(key)
-        if rule is None:
+        name, t, must_not_m, enum, sub = d
+        if strict and must_not_m and flags & 0x40:
+            raise DiameterError(3009, f"M bit set on {name}", failed_avp=a.encode())
+        mx = limits.get(key)
+        if mx is None:
             if not grammar.any_avp:
-                raise DiameterError(5008, f"{d.name} not allowed here", failed_avp=a.encode())
+                raise DiameterError(5008, f"{name} not allowed here", failed_avp=a.encode())
+        elif mx == 0:
+            raise DiameterError(5008, f"{name} not allowed here", failed_avp=a.encode())
         else:
-            if rule.max == 0:
-                raise DiameterError(5008, f"{d.name} not allowed here", failed_avp=a.encode())
             c = counts.get(key, 0) + 1
             counts[key] = c
-            if rule.max != -1 and c > rule.max:
-                raise DiameterError(5009, f"{d.name} occurs too many times", failed_avp=a.encode())
-        v = a.value  # raises 5004/5014 for undecodable payloads
-        t = d.type
+            if c > mx > 0:
+                raise DiameterError(5009, f"{name} occurs too many times", failed_avp=a.encode())
+        # Payload checks without building values nobody asked for (ipaddress objects are
+        # slow): fixed sizes by length, Address by family/length; text is decoded (UTF-8
+        # validity) and Grouped split, both cached on the AVP for the application.
         if t == _GROUPED:
-            check_avps(v, d.grammar or _ANY, strict=strict)
+            v = a.value  # raises 5014 for a broken member
+            check_avps_py(v, sub or _ANY, strict=strict)
             if key == _VSAI:
                 _check_vsai(v)
-        elif t == _ENUMERATED:
-            if d.enum and v not in d.enum:
-                raise DiameterError(5004, f"{d.name} value {v} unknown", failed_avp=a.encode())
-        elif t == _ADDRESS and isinstance(v, RawAddress) and v.family in (0, 65535):
-            raise DiameterError(5004, f"{d.name} address family {v.family}", failed_avp=a.encode())
-    for rule in grammar.rules:
-        if rule.min and counts.get(rule.key, 0) < rule.min:
+        elif t in _FIXED:
+            n = a.length - (12 if flags & 0x80 else 8)
+            if n != _FIXED[t]:
+                raise DiameterError(5014, f"{name} payload length {n}", failed_avp=a.encode())
+            if t == _ENUMERATED and enum and a.value not in enum:
+                raise DiameterError(5004, f"{name} value {a.value} unknown", failed_avp=a.encode())
+        elif t in _TEXT:
+            a.value  # noqa: B018 - raises 5004 for invalid UTF-8
+        elif t == _ADDRESS:
+            _check_address(a, name)
+    for rule in grammar.required:
+        if counts.get((rule.key[1] << 32) | rule.key[0], 0) < rule.min:
             raise DiameterError(5005, f"missing {rule.name}", failed_avp=example(rule.name))
 
 
@@ -132,3 +151,29 @@ def _check_vsai(members: list[Avp]) -> None:
             5009, "Vendor-Specific-Application-Id with two application ids",
             failed_avp=apps[1].encode(),
         )
+
+
+def _check_address(a: Avp, name: str) -> None:
+    """Address payload (RFC 6733 §4.3.1): 2-octet family; IPv4 4 octets, IPv6 16 octets;
+    families 0 and 65535 are reserved (5004). Same codes as decoding the value."""
+    data = a.data
+    if len(data) < 2:
+        raise DiameterError(5014, f"{name} shorter than its address family", failed_avp=a.encode())
+    family = (data[0] << 8) | data[1]
+    if (family == 1 and len(data) != 6) or (family == 2 and len(data) != 18):
+        raise DiameterError(5004, f"{name} family {family} with {len(data) - 2} octets", failed_avp=a.encode())
+    if family in (0, 65535):
+        raise DiameterError(5004, f"{name} address family {family}", failed_avp=a.encode())
+
+
+check_avps = check_avps_py
+if EXT is not None:
+    EXT.configure_validate(
+        defs=_DEFS,
+        fixed_sizes=_FIXED,
+        any_grammar=_ANY,
+        example=example,
+        check_vsai=_check_vsai,
+        check_avps_py=check_avps_py,
+    )
+    check_avps = EXT.check_avps

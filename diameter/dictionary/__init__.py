@@ -37,7 +37,9 @@ _MRULES = {"M": MRule.MUST, "m": MRule.MAY, "-": MRule.MUST_NOT}
 
 AVPS: dict[tuple[int, int], AvpDef] = {}
 BY_NAME: dict[str, AvpDef] = {}
-# (code << 32 | vendor) -> AvpType int: one dict probe per value decode on the hot path.
+# (vendor << 32 | code) -> AvpType int: one dict probe per value decode on the hot path.
+# Vendor in the high bits: int hashes are their value, so the code varies the low bits
+# the dict indexes by (code << 32 would put every vendor-0 AVP in one probe chain).
 TYPES: dict[int, int] = {}
 COMMANDS: dict[tuple[int, int | None], CommandDef] = {}
 _COMMAND_CODES: set[int] = set()
@@ -131,7 +133,7 @@ def _build() -> None:
         )
         AVPS[(code, vendor)] = d
         BY_NAME[name] = d
-        TYPES[(code << 32) | vendor] = int(d.type)
+        TYPES[(vendor << 32) | code] = int(d.type)
     grammars: dict[str, Grammar] = {}
     for line in data.GRAMMARS.strip().splitlines():
         abbrev, _, body = line.partition("::=")
@@ -159,7 +161,7 @@ def avp_by_name(name: str) -> AvpDef:
 
 def avp_type(code: int, vendor: int = 0) -> int | None:
     """The AvpType of (code, vendor), or None when unknown (decoded as OctetString)."""
-    return TYPES.get((code << 32) | vendor)
+    return TYPES.get((vendor << 32) | code)
 
 
 def command(code: int, app_id: int) -> CommandDef | None:

@@ -32,10 +32,17 @@ class Grammar:
     rules: tuple[Rule, ...]
     any_avp: bool
     by_key: dict[tuple[int, int], Rule] = field(default_factory=dict, compare=False)
+    # Precomputed for the validator's hot loop: (vendor << 32 | code) -> max count (-1 =
+    # unbounded, 0 = must not appear), and the rules with a minimum.
+    limits: dict[int, int] = field(default_factory=dict, compare=False)
+    required: list[Rule] = field(default_factory=list, compare=False)
 
     def __post_init__(self) -> None:
         for r in self.rules:
             self.by_key[r.key] = r
+            self.limits[(r.key[1] << 32) | r.key[0]] = r.max
+            if r.min:
+                self.required.append(r)
 
 
 @dataclass(frozen=True, slots=True)
