@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from diameter import Avp, Message, codec_info, decode_message
+from diameter import Avp, Message, check_request, codec_info, decode_message
 
 ROOT = Path(__file__).resolve().parent.parent
 PYDIAMETER = ROOT / ".venv-pydiameter" / "bin" / "python"
@@ -126,6 +126,11 @@ def ours_pair(raw: bytes) -> bytes:
         ]
     )
     return cca.encode()
+
+
+def ours_decode_check(raw: bytes) -> None:
+    """What the peer does with every request before the agent sees it: decode + RFC 6733 §7."""
+    check_request(decode_message(raw))
 
 
 def _time(fn: Any, arg: bytes, reps: int, seconds: float) -> list[tuple[float, float]]:
@@ -254,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     ext = codec_info()["ext"]
     ours = statistics.median(r[0] for r in runs)
     ours_cpu = statistics.median(r[1] for r in runs)
+    check_runs = _time(ours_decode_check, raw, args.reps, args.seconds / 2)
     pure_runs = _measure_pure(args.reps, args.seconds) if ext else [list(r) for r in runs]
     pure = statistics.median(r[0] for r in pure_runs) if pure_runs else None
     pure_cpu = statistics.median(r[1] for r in pure_runs) if pure_runs else None
@@ -273,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
         "baseline_cpu_us": round(theirs_cpu, 2) if theirs_cpu else None,
         "cpu_ratio": round(theirs_cpu / ours_cpu, 1) if theirs_cpu and ours_cpu else None,
         "pure_cpu_us": round(pure_cpu, 2) if pure_cpu else None,
+        "decode_check_cpu_us": round(statistics.median(r[1] for r in check_runs), 2),
         "ccr_bytes": len(raw),
         "cca_bytes": len(ours_pair(raw)),
         "reps": args.reps,
