@@ -120,6 +120,7 @@ class RatingEngine:
         self._versions: dict[tuple[str, int], LoadedDeck] = {}
         self._generation = -1
         self._tp = self.technical_prefixes
+        self._band_cache: dict[int, str] = {}
 
     @classmethod
     def open(cls, data_dir: str | os.PathLike[str], **kwargs: Any) -> RatingEngine:
@@ -219,7 +220,15 @@ class RatingEngine:
     def _band_id(self, d: LoadedDeck, at: float) -> tuple[int, str]:
         if not d.band_ids:
             return 0, ""
-        name = self.calendar.band_at(at)
+        # Band rules are whole local minutes and zone offsets whole minutes, so the band is
+        # constant within a UTC minute: cache by minute (batches share a few minutes).
+        minute = math.floor(at) // 60
+        name = self._band_cache.get(minute)
+        if name is None:
+            name = self.calendar.band_at(at)
+            if len(self._band_cache) > 65536:
+                self._band_cache.clear()
+            self._band_cache[minute] = name
         return d.band_ids.get(name, -1), name
 
     def _find(self, d: LoadedDeck, service: Service, key: str, origin: str, at: float) -> tuple[int, str]:
