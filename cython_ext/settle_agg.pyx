@@ -40,7 +40,13 @@ cdef inline uint64_t _fnv(const uint8_t* p, Py_ssize_t n) noexcept:
         h = (h ^ p[0]) * 1099511628211ULL
         p += 1
         n -= 1
-    return h ^ (h >> 32)
+    # murmur3 fmix64: every output bit depends on every input bit (the table uses low bits)
+    h ^= h >> 33
+    h *= 0xff51afd7ed558ccdULL
+    h ^= h >> 33
+    h *= 0xc4ceb9fe1a85ec53ULL
+    h ^= h >> 33
+    return h
 
 
 cdef void _init_crc():
@@ -287,6 +293,57 @@ SLOT_FIELDS = ("partner", "direction", "service", "destination", "deck", "deck_v
                "currency", "fx", "price", "type")
 cdef int LEG_FIELD[NKEY]
 LEG_FIELD[:] = [1, 1, 0, 0, 1, 1, 1, 0, 1, 0]
+# The price is NOT part of the slot key: it is parsed here and summed per slot, which keeps
+# the slot table small enough to stay in cache. Sums stay exact in int64: a price has at most
+# 11 whole digits (|micros| < 2**57), a record touches at most MAXSLOTS (16) slots, and a slot
+# whose |sum| reached 2**58 takes no more fast records (17 * 2**58 < 2**63); the spec, with
+# Python ints, takes the rest.
+cdef int64_t SUM_LIMIT = 1LL << 58
+
+
+cdef inline int parse_micros(const uint8_t* b, Py_ssize_t o, Py_ssize_t e,
+                             int64_t* out) noexcept:
+    """1 and *out* = micro-units when the value at [o, e) is a str ``-?digits(.1-6 digits)?``
+    with at most 11 whole digits; 0 otherwise (the spec, charging.money.parse_amount, decides)."""
+    cdef Py_ssize_t so, n
+    cdef const uint8_t* p
+    cdef int neg = 0, digits = 0, fd = 0
+    cdef int64_t whole = 0, frac = 0
+    if o < 0 or not str_span(b, o, e, &so, &n):
+        return 0
+    p = b + so
+    if n and p[0] == 45:  # '-'
+        neg = 1
+        p += 1
+        n -= 1
+    while n and 48 <= p[0] <= 57:
+        whole = whole * 10 + (p[0] - 48)
+        digits += 1
+        p += 1
+        n -= 1
+        if digits > 11:
+            return 0
+    if digits == 0:
+        return 0
+    if n:
+        if p[0] != 46:  # '.'
+            return 0
+        p += 1
+        n -= 1
+        if n == 0 or n > 6:
+            return 0
+        while n:
+            if not 48 <= p[0] <= 57:
+                return 0
+            frac = frac * 10 + (p[0] - 48)
+            fd += 1
+            p += 1
+            n -= 1
+    while fd < 6:
+        frac *= 10
+        fd += 1
+    out[0] = -(whole * 1000000 + frac) if neg else whole * 1000000 + frac
+    return 1
 
 
 cdef inline int field_of(const uint8_t* k, Py_ssize_t n) noexcept:
@@ -439,6 +496,7 @@ cdef class SegmentAggregator:
     cdef int64_t* hi
     cdef int64_t* count
     cdef int64_t* usage
+    cdef int64_t* amount
     cdef Py_ssize_t nslots, cap
     cdef uint64_t* table_hash
     cdef int64_t* table_slot
@@ -452,7 +510,7 @@ cdef class SegmentAggregator:
         self.cap = 0
         self.nslots = 0
         self.tsize = 0
-        self.lo = self.hi = self.count = self.usage = NULL
+        self.lo = self.hi = self.count = self.usage = self.amount = NULL
         self.table_hash = NULL
         self.table_slot = NULL
 
@@ -472,6 +530,7 @@ cdef class SegmentAggregator:
         free(self.hi)
         free(self.count)
         free(self.usage)
+        free(self.amount)
         free(self.table_hash)
         free(self.table_slot)
 
@@ -493,6 +552,10 @@ cdef class SegmentAggregator:
         if p == NULL:
             raise MemoryError()
         self.usage = <int64_t*>p
+        p = realloc(self.amount, cap * sizeof(int64_t))
+        if p == NULL:
+            raise MemoryError()
+        self.amount = <int64_t*>p
         self.cap = cap
 
     cdef void _rehash(self, Py_ssize_t size) except *:
@@ -544,6 +607,7 @@ cdef class SegmentAggregator:
         self.lo[s] = lo
         self.hi[s] = hi
         self.count[s] = 0
+        self.amount[s] = 0
         self.usage[s] = 0
         self.nslots += 1
         self.table_hash[j] = h
@@ -553,9 +617,9 @@ cdef class SegmentAggregator:
         return s
 
     def slots(self):
-        """[(key bytes, count, usage)] of every slot that received records."""
-        return [(self.keys[i], self.count[i], self.usage[i]) for i in range(self.nslots)
-                if self.count[i]]
+        """[(key bytes, count, usage, amount micro-units)] of every slot with records."""
+        return [(self.keys[i], self.count[i], self.usage[i], self.amount[i])
+                for i in range(self.nslots) if self.count[i]]
 
     cdef Py_ssize_t _key(self, uint8_t* key, const uint8_t* b, Py_ssize_t* so, Py_ssize_t* se,
                          Py_ssize_t* ro, Py_ssize_t* re) noexcept:
@@ -563,6 +627,8 @@ cdef class SegmentAggregator:
         ro/re); nil for an absent field. Return the length, or -1 when too long."""
         cdef Py_ssize_t total = 0, i, o, n
         for i in range(NKEY):
+            if i == F_PRICE:
+                continue
             if LEG_FIELD[i]:
                 o = so[i]
                 n = se[i] - o
@@ -588,6 +654,7 @@ cdef class SegmentAggregator:
         cdef Py_ssize_t lo_[NF]
         cdef Py_ssize_t le_[NF]
         cdef Py_ssize_t slots[MAXSLOTS]
+        cdef int64_t amt[MAXSLOTS]
         cdef Py_ssize_t ns = 0, nm = 0, k, so, sl, cnt, io, s, n, i, f
         cdef uint8_t key[MAXKEY]
         cdef int64_t when, usage
@@ -638,6 +705,8 @@ cdef class SegmentAggregator:
                 k = self._key(key, b, lo_, le_, fo, fe)
                 if k < 0 or ns == MAXSLOTS:
                     return 0
+                if not parse_micros(b, lo_[F_PRICE], le_[F_PRICE], &amt[ns]):
+                    return 0
                 s = self._slot(key, k)
                 if when < self.lo[s] or when >= self.hi[s]:
                     return 0
@@ -646,6 +715,8 @@ cdef class SegmentAggregator:
         elif not is_nil_or_absent(b, fo[F_PARTNER]) and b[fo[F_PARTNER]] != 0xa0:
             k = self._key(key, b, fo, fe, fo, fe)
             if k < 0:
+                return 0
+            if not parse_micros(b, fo[F_PRICE], fe[F_PRICE], &amt[ns]):
                 return 0
             s = self._slot(key, k)
             if when < self.lo[s] or when >= self.hi[s]:
@@ -676,11 +747,13 @@ cdef class SegmentAggregator:
                         break
                 if not matched or is_nil_or_absent(b, lo_[F_CURRENCY]):
                     continue
-                # 0xc1 + account + currency + amount (nil when absent)
+                # 0xc1 + account + currency; the amount is summed
+                if nm == MAXSLOTS or not parse_micros(b, lo_[F_AMOUNT], le_[F_AMOUNT], &amt[nm]):
+                    return 0
                 k = 1
                 key[0] = 0xc1
-                for f in range(3):
-                    n = F_ACCOUNT if f == 0 else (F_CURRENCY if f == 1 else F_AMOUNT)
+                for f in range(2):
+                    n = F_ACCOUNT if f == 0 else F_CURRENCY
                     if lo_[n] < 0:
                         key[k] = 0xc0
                         k += 1
@@ -696,11 +769,17 @@ cdef class SegmentAggregator:
                     return 0
                 slots[nm] = s
                 nm += 1
+        for i in range(nm):  # all or nothing: check every sum before adding any
+            if not -SUM_LIMIT < self.amount[slots[i]] < SUM_LIMIT:
+                return 0
         for i in range(ns):
+            if not -SUM_LIMIT < self.usage[slots[i]] < SUM_LIMIT:
+                return 0
+        for i in range(nm):
+            self.amount[slots[i]] += amt[i]
             self.count[slots[i]] += 1
+        for i in range(ns):
             self.usage[slots[i]] += usage
-        for i in range(ns, nm):
-            self.count[slots[i]] += 1
         if ns:
             self.settled += 1
         self.fast += 1

@@ -44,25 +44,25 @@ class _Slots:
 
     def __init__(self, agg: Aggregator) -> None:
         self.agg = agg
-        self.meta: dict[bytes, tuple[BucketKey, int]] = {}
-        self.moves: dict[bytes, tuple[tuple[str, str, str], int]] = {}
+        self.meta: dict[bytes, BucketKey] = {}
+        self.moves: dict[bytes, tuple[str, str, str]] = {}
 
     def __call__(self, raw: bytes) -> tuple[int, int]:
         unpacker = msgpack.Unpacker(raw=False)
         agg = self.agg
         if raw[0] == 0xC1:  # a balance effect on a prepaid partner account
             unpacker.feed(raw[1:])
-            account, currency, amount = list(unpacker)
+            account, currency = list(unpacker)
             partner = agg.prepaid.get(account)
             window = agg._windows.get(partner) if partner is not None else None
-            micros = agg.price(amount)
-            if window is None or micros is None or currency is None:
+            if window is None or currency is None:
                 return (0, 0)
-            self.moves[raw] = ((account, currency, window[2]), micros)
+            self.moves[raw] = (account, currency, window[2])
             return (window[0], window[1])
         unpacker.feed(raw)
+        # the slot key has no price: C parses and sums it (a plain decimal, else slow path)
         (partner, direction, service, destination, deck, deck_version, currency, fx,
-         price, typ) = list(unpacker)
+         typ) = list(unpacker)
         kind = SETTLED_TYPES.get(typ) if isinstance(typ, str) else None
         if kind is None or not isinstance(partner, str) or partner not in agg.timezones:
             return (0, 0)
@@ -70,11 +70,11 @@ class _Slots:
         if window is None:
             return (0, 0)
         src = {"partner": partner, "direction": direction, "deck": deck,
-               "deck_version": deck_version, "currency": currency, "price": price}
+               "deck_version": deck_version, "currency": currency, "price": "0"}
         got = agg.key_of(src, window[2], kind, service or "", destination or "", fx_key(fx))
         if isinstance(got, str):
             return (0, 0)
-        self.meta[raw] = got
+        self.meta[raw] = got[0]
         return (window[0], window[1])
 
 
@@ -210,19 +210,19 @@ def _read_segments(segs: list[Any], cp: Position | None, agg: Aggregator,
     res = agg.result
     buckets = res.buckets
     movements = res.movements
-    for raw, count, usage in fa.slots():
+    for raw, count, usage, micros in fa.slots():
         if raw in slots.moves:
-            mk, micros = slots.moves[raw]
-            movements[mk] = movements.get(mk, 0) + count * micros
+            mk = slots.moves[raw]
+            movements[mk] = movements.get(mk, 0) + micros
             continue
-        key, micros = slots.meta[raw]
+        key = slots.meta[raw]
         b = buckets.get(key)
         if b is None:
-            buckets[key] = [count, usage, count * micros]
+            buckets[key] = [count, usage, micros]
         else:
             b[0] += count
             b[1] += usage
-            b[2] += count * micros
+            b[2] += micros
     res.records += fa.records - slow_total
     res.settled += fa.settled
     return new

@@ -99,7 +99,8 @@ _text = st.one_of(st.none(), st.sampled_from(["", "voice", "sms", "x", "carrier_
                   st.integers(-2, 2))
 _partner = st.one_of(st.sampled_from(["orange-fr", "att-us", "gamesco", "mvno-uk", "nobody", ""]),
                      st.none(), st.integers(0, 1))
-_price = st.one_of(st.sampled_from(["0.01", "-1.5", "0.0000001", "abc", "3", "0.000001"]),
+_price = st.one_of(st.sampled_from(["0.01", "-1.5", "0.0000001", "abc", "3", "0.000001", "1.",
+                                    ".5", "+1", "1e3", "-0", "007", "123456789012.5", " 1"]),
                    st.none(), st.integers(0, 3))
 _when = st.one_of(st.integers(T0 - 40 * 86_400_000_000, T0 + 40 * 86_400_000_000), st.none(),
                   st.just("soon"), st.booleans())
