@@ -120,10 +120,12 @@ def settle_cmd(ctx: click.Context, period: str | None, partner: str | None, out_
         click.echo(json.dumps({**report.summary, "records_read": report.records_read,
                                "files": [str(f) for f in report.files],
                                "problems": report.problems,
-                               "fast_path": source.fast}, sort_keys=True))
+                               "fast_path": source.fast, "workers": report.workers},
+                              sort_keys=True))
     else:
+        path = f"compiled path, {report.workers} process(es)" if source.fast else "pure path"
         click.echo(f"period {report.period} ({report.status}): read {report.records_read} new "
-                   f"records ({'compiled' if source.fast else 'pure'} path)")
+                   f"records ({path})")
         for row in report.summary["partners"]:
             click.echo(f"  {row['partner']:<12} {row['invoice_no']:<26} {row['currency']} "
                        f"receivable {row['receivable']:>14}  payable {row['payable']:>14}  "
@@ -146,7 +148,9 @@ def settle_cmd(ctx: click.Context, period: str | None, partner: str | None, out_
 @_journal_opt
 def generate_cmd(period: str, count: int, seed: int, their_cdrs: str | None, partners_file: str,
                  data_dir: str | None, journal_dir: str | None) -> None:
-    """Append COUNT generated records of mixed partner traffic to the journal."""
+    """Append COUNT generated records of mixed partner traffic to the journal.
+
+    Stop `icx serve` first or use another --data-dir: the journal has one writer at a time."""
     from settlement.generate import TrafficGenerator, write_journal
 
     cfg = _config(partners_file)
