@@ -9,7 +9,8 @@ length down. Prices use 128-bit integer arithmetic (no float): the same formula 
 charging/rating/price.py.
 """
 
-from libc.stdint cimport int8_t, int32_t, int64_t, uint64_t
+from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint64_t
+from posix.stdlib cimport posix_memalign
 from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcmp, memcpy
 from cpython.unicode cimport PyUnicode_Check
@@ -26,27 +27,28 @@ DEF STACK_KEY = 64
 DEF BLOCK = 64
 
 cdef struct RowC:
-    # One row's hot fields together: a lookup touches one or two cache lines, not ten arrays.
+    # One row's hot fields in exactly one 64-byte cache line (the array is 64-byte aligned):
+    # a lookup touches one line, not ten arrays. Values that do not fit these widths make
+    # the constructor raise OverflowError (the engine then uses the pure rater).
     int64_t eff_from
     int64_t eff_to
     int64_t rate
     int64_t rate_first
-    int64_t inc_first
-    int64_t inc_next
-    int64_t rate_unit
     int64_t fee
     int64_t min_charge
-    int64_t o_off
-    int32_t o_len
+    int32_t inc_first
+    int32_t inc_next
+    int32_t rate_unit
+    int16_t o_len
     int8_t band
     int8_t blocked
 
 
 cdef struct EntryC:
     # One (service, prefix) and its run of rows, stored inline in the hash table: a probe
-    # reads one entry (count == 0: empty slot). row0 saves a hop for one-row prefixes.
+    # reads one 32-byte entry (count == 0: empty slot). row0 saves a hop for one-row prefixes.
     uint64_t hash
-    int64_t off
+    int32_t off
     int32_t len
     int32_t start
     int32_t count
@@ -82,6 +84,7 @@ cdef class CompiledDeck:
     cdef char* blob
     cdef int32_t* order
     cdef RowC* rows
+    cdef int64_t* o_off
     cdef char* oblob
     cdef int32_t maxlen[MAXSVC]
     cdef uint64_t lenmask[MAXSVC]
@@ -92,6 +95,7 @@ cdef class CompiledDeck:
         self.blob = NULL
         self.order = NULL
         self.rows = NULL
+        self.o_off = NULL
         self.oblob = NULL
 
     def __init__(self, data, groups=None):
@@ -111,7 +115,12 @@ cdef class CompiledDeck:
         for k in range(MAXSVC):
             self.maxlen[k] = -1
             self.lenmask[k] = 0
-        self.rows = <RowC*>malloc((n + 1) * sizeof(RowC))
+        cdef void* mem = NULL
+        if posix_memalign(&mem, 64, (n + 1) * sizeof(RowC)) != 0:
+            raise MemoryError()
+        self.rows = <RowC*>mem
+        self.o_off = <int64_t*>malloc((n + 1) * sizeof(int64_t))
+        cdef int64_t I32 = 2147483647
         cdef long long[::1] c_from, c_to, c_rate, c_first, c_incf, c_incn, c_unit, c_fee, c_min
         cdef signed char[::1] c_band, c_blk
         cdef int8_t* svcs = _copy8(data.service, n)
@@ -128,13 +137,15 @@ cdef class CompiledDeck:
             c_band = data.band
             c_blk = data.blocked
         for i in range(n):
+            if not (0 < c_incf[i] <= I32 and 0 < c_incn[i] <= I32 and 0 < c_unit[i] <= I32):
+                raise OverflowError(f"row {i}: increments/unit out of the compiled range")
             self.rows[i].eff_from = c_from[i]
             self.rows[i].eff_to = c_to[i]
             self.rows[i].rate = c_rate[i]
             self.rows[i].rate_first = c_first[i]
-            self.rows[i].inc_first = c_incf[i]
-            self.rows[i].inc_next = c_incn[i]
-            self.rows[i].rate_unit = c_unit[i]
+            self.rows[i].inc_first = <int32_t>c_incf[i]
+            self.rows[i].inc_next = <int32_t>c_incn[i]
+            self.rows[i].rate_unit = <int32_t>c_unit[i]
             self.rows[i].fee = c_fee[i]
             self.rows[i].min_charge = c_min[i]
             self.rows[i].band = c_band[i]
@@ -150,12 +161,14 @@ cdef class CompiledDeck:
         cdef Py_ssize_t off = 0
         for i in range(n):
             o = origins[i]
-            self.rows[i].o_off = off
+            self.o_off[i] = off
             self.rows[i].o_len = 0
             if o:
                 pp = PyUnicode_AsUTF8AndSize(o, &plen)
+                if plen > 32767:
+                    raise OverflowError(f"row {i}: origin key too long for the compiled index")
                 memcpy(self.oblob + off, pp, plen)
-                self.rows[i].o_len = <int32_t>plen
+                self.rows[i].o_len = <int16_t>plen
                 off += plen
         # Pass 1: hash every (service, prefix); find or create its entry; count rows per entry.
         total = 0
@@ -167,6 +180,8 @@ cdef class CompiledDeck:
             cap *= 2
         self.cap = cap
         self.mask = cap - 1
+        if total >= I32:
+            raise OverflowError("prefix bytes too large for the compiled index")
         self.table = <EntryC*>calloc(cap, sizeof(EntryC))
         cdef uint64_t bbits = 1 << 16
         while bbits < 16 * <uint64_t>n:
@@ -197,7 +212,7 @@ cdef class CompiledDeck:
                     self.bloom[((h >> 24) & self.bmask) >> 6] |= 1ULL << ((h >> 24) & 63)
                     ent.len = <int32_t>plen
                     ent.svc = svc
-                    ent.off = off
+                    ent.off = <int32_t>off
                     off += plen
                     e += 1
                     if plen > self.maxlen[svc]:
@@ -264,6 +279,7 @@ cdef class CompiledDeck:
         free(self.blob)
         free(self.order)
         free(self.rows)
+        free(self.o_off)
         free(self.oblob)
 
     cdef inline bint _maybe(self, uint64_t h) noexcept nogil:
@@ -313,7 +329,7 @@ cdef class CompiledDeck:
                         row = &self.rows[r]
                         if row.eff_from <= at and at < row.eff_to:
                             olen = row.o_len
-                            if olen and (olen > on or memcmp(self.oblob + row.o_off, okey, olen) != 0):
+                            if olen and (olen > on or memcmp(self.oblob + self.o_off[r], okey, olen) != 0):
                                 continue
                             rb = row.band
                             if rb != 0 and rb != bnd:

@@ -58,7 +58,13 @@ def make_index(data: DeckData, *, compiled: bool | None = None) -> Any:
     if use:
         if _ext is None:
             raise RuntimeError("compiled rating extension not available")
-        return _ext.CompiledDeck(data)
+        try:
+            return _ext.CompiledDeck(data)
+        except OverflowError:
+            if compiled:
+                raise
+            # A value beyond the compiled widths (see RowC in rating.pyx): the pure rater
+            # prices it exactly, only slower.
     return PureDeckIndex(data, build_groups(data))
 
 

@@ -99,3 +99,13 @@ def test_long_keys_beyond_the_stack_buffer() -> None:
                            inc_first=1, inc_next=1, rate_unit=1)])
     for key in (long_prefix + "2", long_prefix[:-1], "1" * 200):
         assert comp.find(0, key, "", 0, 0) == pure.find(0, key, "", 0, 0)  # type: ignore[attr-defined]
+
+
+def test_values_beyond_the_compiled_widths_fall_back_to_pure() -> None:
+    from charging.rating.engine import make_index
+
+    data = DeckData.from_rows([Row(service=Service.VOICE, prefix="1", destination="", rate=1,
+                                   rate_first=1, inc_first=2**40, inc_next=1, rate_unit=60)])
+    assert isinstance(make_index(data), PureDeckIndex)
+    with pytest.raises(OverflowError):
+        make_index(data, compiled=True)
