@@ -14,31 +14,35 @@ are returned in ``rejects`` and the good ones are kept.
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import io
 import operator
-import re
 from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
-from zoneinfo import ZoneInfo
 
 import cython_ext
+from charging.rating.csvcells import (
+    CLOSED,
+    BadCell,
+    Dates,
+    canon,
+    expand_codes,
+    int_units,
+    parse_increments,
+    parse_scaled,
+    parse_tiers,
+    parse_unit,
+)
 from charging.rating.deckdata import DeckData
 from charging.rating.model import (
     DEFAULT_INCREMENTS,
     DEFAULT_RATE_UNIT,
-    MB_OCTETS,
     NEVER,
     DeckError,
     Service,
-    Tier,
 )
 from charging.rating.numbers import normalise_prefix
-
-MAX_RANGE = 10_000
-"""Most codes one range cell (``a-b``) may expand to."""
 
 _ext = cython_ext.load("rating")
 
@@ -76,14 +80,7 @@ _SYNONYMS: dict[str, tuple[str, ...]] = {
     "unit": ("unit", "rate unit", "per"),
     "tiers": ("tiers", "volume tiers"),
 }
-_LOOKUP = {syn: canon for canon, syns in _SYNONYMS.items() for syn in syns}
-_CLOSED = {"closed", "removed", "withdrawn", "discontinued", "blocked", "delete", "deleted"}
-_NONALNUM = re.compile(r"[^a-z0-9]+")
-_DATE_ISO = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?)?$")
-_DATE_DMY = re.compile(r"^(\d{1,2})[/.](\d{1,2})[/.](\d{4})(?: (\d{1,2}):(\d{2})(?::(\d{2}))?)?$")
-_ASAP = {"", "asap", "now", "immediate", "immediately"}
-
-
+_LOOKUP = {syn: key for key, syns in _SYNONYMS.items() for syn in syns}
 @dataclass(slots=True)
 class ImportOptions:
     """How to read a deck file. ``effective`` is the default start for rows without one
@@ -106,12 +103,6 @@ class ReadResult:
     distinct_destinations: int | None = None
 
 
-class _Bad(ValueError):
-    """One cell or row is wrong; the message says what."""
-
-
-def _canon(cell: str) -> str:
-    return _NONALNUM.sub(" ", cell.strip().lower()).strip()
 
 
 def _find_header(lines: list[str]) -> tuple[int, str]:
@@ -121,146 +112,10 @@ def _find_header(lines: list[str]) -> tuple[int, str]:
             if delim not in line:
                 continue
             cells = next(csv.reader([line], delimiter=delim))
-            canon = {_LOOKUP.get(_canon(c)) for c in cells}
-            if ("prefix" in canon or "cc" in canon) and ("rate" in canon or "rate_first" in canon or "current_rate" in canon):
+            found = {_LOOKUP.get(canon(c)) for c in cells}
+            if ("prefix" in found or "cc" in found) and ("rate" in found or "rate_first" in found or "current_rate" in found):
                 return i, delim
-    raise _Bad("no header line found (needs a prefix/code column and a rate/price column)")
-
-
-def parse_scaled(text: str, scale_digits: int, what: str) -> int:
-    """A non-negative decimal cell (``"0.0495"``, ``"0,0495"``) as an integer of
-    10**-scale_digits units; more decimals than the scale is an error, not a rounding."""
-    s = text.strip().replace(" ", "")
-    if not s:
-        raise _Bad(f"{what} is empty")
-    if "," in s:
-        if "." in s:
-            s = s.replace(",", "")  # 1,234.5 thousands separator
-        else:
-            s = s.replace(",", ".")  # decimal comma
-    if s[0] in "$€£":
-        s = s[1:]
-    whole, dot, frac = s.partition(".")
-    if not whole:
-        whole = "0"
-    if not whole.isdigit() or (dot and frac and not frac.isdigit()):
-        raise _Bad(f"{what} is not a non-negative decimal number: {text.strip()!r}")
-    frac = frac.rstrip("0")
-    if len(frac) > scale_digits:
-        raise _Bad(f"{what} has more than {scale_digits} decimals: {text.strip()!r}")
-    return int(whole) * 10**scale_digits + (int(frac.ljust(scale_digits, "0")) if frac else 0)
-
-
-def _expand_codes(cell: str, hyphen: str) -> list[str]:
-    """A code cell to its list of prefixes (lists, ranges, embedded spaces, ``+``)."""
-    out: list[str] = []
-    for part in re.split(r"[,;]", cell):
-        item = part.strip()
-        if not item:
-            continue
-        if "-" in item and item.lstrip("+").replace(" ", "").replace("-", "").isdigit():
-            lo, _, hi = item.partition("-")
-            lo = lo.replace(" ", "").lstrip("+")
-            hi = hi.replace(" ", "").lstrip("+")
-            if hyphen == "concat":
-                out.append(lo + hi)
-                continue
-            if len(lo) != len(hi) or int(lo) > int(hi):
-                raise _Bad(f"bad code range {item!r} (ends must have equal length, low <= high)")
-            n = int(hi) - int(lo) + 1
-            if n > MAX_RANGE:
-                raise _Bad(f"code range {item!r} expands to {n} codes (max {MAX_RANGE})")
-            width = len(lo)
-            out.extend(str(v).zfill(width) for v in range(int(lo), int(hi) + 1))
-            continue
-        p = normalise_prefix(item)
-        if p and not p.isdigit() and item.replace(" ", "").lstrip("+").isdigit() is False:
-            # A text key (APN, content id): kept lower-case.
-            pass
-        out.append(p)
-    if not out:
-        raise _Bad("no prefix/code")
-    return out
-
-
-def _parse_increments(text: str) -> tuple[int, int]:
-    s = text.strip().lower().replace(" ", "")
-    if "/" in s:
-        a, _, b = s.partition("/")
-    elif "+" in s:
-        a, _, b = s.partition("+")
-    else:
-        raise _Bad(f"billing {text.strip()!r} is not A/B (e.g. 60/60, 30/6, 1/1)")
-    return _int_units(a, "initial increment"), _int_units(b, "subsequent increment")
-
-
-def _int_units(text: str, what: str) -> int:
-    s = text.strip().lower().rstrip("s")
-    if not s.isdigit() or int(s) <= 0:
-        raise _Bad(f"{what} must be a positive integer, got {text.strip()!r}")
-    return int(s)
-
-
-def _parse_unit(text: str, service: Service) -> int:
-    s = _canon(text).replace(" ", "")
-    if not s:
-        return DEFAULT_RATE_UNIT[service]
-    table = {"min": 60, "minute": 60, "60s": 60, "60": 60, "s": 1, "sec": 1, "second": 1, "1s": 1,
-             "mb": MB_OCTETS, "1mb": MB_OCTETS, "kb": 1000, "gb": 1000 * MB_OCTETS,
-             "octet": 1, "byte": 1, "event": 1, "sms": 1, "item": 1, "1": 1}
-    if s in table:
-        return table[s]
-    if s.isdigit() and int(s) > 0:
-        return int(s)
-    raise _Bad(f"unknown rate unit {text.strip()!r}")
-
-
-def _parse_tiers(text: str) -> tuple[Tier, ...]:
-    """``"1000:0.010; 5000:0.008"``: after N units the rate becomes R."""
-    out = []
-    for part in re.split(r"[;|]", text):
-        if not part.strip():
-            continue
-        n, sep, r = part.partition(":")
-        if not sep:
-            raise _Bad(f"tier {part.strip()!r} is not UNITS:RATE")
-        out.append(Tier(after_units=_int_units(n, "tier threshold"), rate=parse_scaled(r, 9, "tier rate")))
-    return tuple(sorted(out, key=lambda t: t.after_units))
-
-
-class _Dates:
-    """Date cells to epoch seconds at local midnight (or the given time) in the deck's zone."""
-
-    def __init__(self, tz: str) -> None:
-        self.zone = ZoneInfo(tz)
-        self.cache: dict[str, int | None] = {}
-
-    def parse(self, text: str) -> int | None:
-        """None for empty/ASAP; raise _Bad for nonsense."""
-        got = self.cache.get(text, -1)
-        if got != -1:
-            return got
-        s = text.strip()
-        value: int | None
-        if s.lower() in _ASAP:
-            value = None
-        else:
-            m = _DATE_ISO.match(s)
-            if m:
-                y, mo, d = int(m[1]), int(m[2]), int(m[3])
-            else:
-                m = _DATE_DMY.match(s)
-                if not m:
-                    raise _Bad(f"bad date {s!r} (use YYYY-MM-DD or DD/MM/YYYY)")
-                d, mo, y = int(m[1]), int(m[2]), int(m[3])
-            hh, mm, ss = int(m[4] or 0), int(m[5] or 0), int(m[6] or 0)
-            try:
-                local = dt.datetime(y, mo, d, hh, mm, ss, tzinfo=self.zone)
-            except ValueError as exc:
-                raise _Bad(f"bad date {s!r}: {exc}") from None
-            value = int(local.timestamp())
-        self.cache[text] = value
-        return value
+    raise BadCell("no header line found (needs a prefix/code column and a rate/price column)")
 
 
 def read_deck(
@@ -292,7 +147,7 @@ def read_deck(
     head_lines = raw[:65536].splitlines()
     try:
         hline, delim = _find_header(head_lines)
-    except _Bad as exc:
+    except BadCell as exc:
         raise DeckError([f"{label}:1: {exc}"]) from None
     # Skip the preamble: position of the header line in the text.
     pos = 0
@@ -303,9 +158,9 @@ def read_deck(
     header = next(reader)
     cols: dict[str, int] = {}
     for i, cell in enumerate(header):
-        canon = _LOOKUP.get(_canon(cell))
-        if canon and canon not in cols:
-            cols[canon] = i
+        key = _LOOKUP.get(canon(cell))
+        if key and key not in cols:
+            cols[key] = i
     if "prefix" not in cols:
         cols["prefix"] = cols["cc"]
         del cols["cc"]
@@ -358,12 +213,12 @@ class _Rows:
         self.cols = cols
         self.opts = opts
         self.label = label
-        self.dates = _Dates(opts.timezone)
+        self.dates = Dates(opts.timezone)
         self.default_from = -NEVER
         if opts.effective:
             try:
                 got = self.dates.parse(opts.effective)
-            except _Bad as exc:
+            except BadCell as exc:
                 raise DeckError([f"{label}:--effective: {exc}"]) from None
             self.default_from = got if got is not None else -NEVER
         self.present = [k for k in _REST if k in cols]
@@ -398,36 +253,36 @@ class _Rows:
         bcell = c.get("billing", "").strip()
         if bcell:
             if "/" in bcell or "+" in bcell:
-                inc_f, inc_n = _parse_increments(bcell)
+                inc_f, inc_n = parse_increments(bcell)
             else:
-                inc_n = _int_units(bcell, "increment")
+                inc_n = int_units(bcell, "increment")
         if c.get("inc_first", "").strip():
-            inc_f = _int_units(c["inc_first"], "initial increment")
+            inc_f = int_units(c["inc_first"], "initial increment")
         if c.get("inc_next", "").strip():
-            inc_n = _int_units(c["inc_next"], "subsequent increment")
-        unit = _parse_unit(c["unit"], service) if "unit" in c else DEFAULT_RATE_UNIT[service]
+            inc_n = int_units(c["inc_next"], "subsequent increment")
+        unit = parse_unit(c["unit"], service) if "unit" in c else DEFAULT_RATE_UNIT[service]
         fee = parse_scaled(c["fee"], 6, "connection fee") if c.get("fee", "").strip() else 0
         minc = parse_scaled(c["min_charge"], 6, "minimum charge") if c.get("min_charge", "").strip() else 0
         eff = self.dates.parse(c["effective"]) if "effective" in c else None
         eff_from = eff if eff is not None else self.default_from
         end = self.dates.parse(c["end"]) if "end" in c else None
         eff_to = end if end is not None else NEVER
-        closed = (c.get("change", "").strip().lower() in _CLOSED
+        closed = (c.get("change", "").strip().lower() in CLOSED
                   or c.get("discontinued", "").strip().lower() in ("1", "yes", "y", "true", "x"))
         if eff_to <= eff_from:
-            raise _Bad("end date is not after the effective date")
+            raise BadCell("end date is not after the effective date")
         if "name" in c:
             name = c["name"].strip()
         else:
             name = " ".join(c[k].strip() for k in ("country", "network") if c.get(k, "").strip())
         origin = normalise_prefix(c["origin"]) if "origin" in c else ""
         band = c["band"].strip().lower() if "band" in c else ""
-        tiers = _parse_tiers(c["tiers"]) if c.get("tiers", "").strip() else ()
+        tiers = parse_tiers(c["tiers"]) if c.get("tiers", "").strip() else ()
         cc = ""
         if "cc" in c:
             cc = normalise_prefix(c["cc"])
             if not cc.isdigit():
-                raise _Bad(f"bad country code {c['cc'].strip()!r}")
+                raise BadCell(f"bad country code {c['cc'].strip()!r}")
         first_cell = c.get("rate_first", "").strip()
         rate_first = parse_scaled(first_cell, 9, "first rate") if first_cell else None
         out = (service.code, inc_f, inc_n, unit, fee, minc, eff_from, eff_to, closed,
@@ -462,7 +317,7 @@ class _Rows:
             return None
         try:
             at = [self.attrs(tuple(k.split("\x1f")) if self.present else ()) for k in keys]
-        except (_Bad, ValueError):
+        except (BadCell, ValueError):
             return None
         cols = list(zip(*at, strict=True))
         if any(cols[8]):
@@ -519,7 +374,7 @@ class _Rows:
             try:
                 at = [attrs(k) for k in map(getter, rows)]
                 rates = [rate(r[cr]) for r in rows]
-            except (_Bad, ValueError):
+            except (BadCell, ValueError):
                 return None
             cols = list(zip(*at, strict=True))
             if any(cols[8]):  # a closed code: two spans per row
@@ -569,14 +424,14 @@ class _Rows:
                 cells = cells + [""] * (self.ncols - len(cells))
             try:
                 if not cells[self.c_prefix].strip():
-                    raise _Bad("no prefix/code")
+                    raise BadCell("no prefix/code")
                 a = self.attrs(self.getter(cells))
                 code_cell = cells[self.c_prefix]
-                codes = [code_cell] if code_cell.isdigit() else _expand_codes(code_cell, self.opts.hyphen)
+                codes = [code_cell] if code_cell.isdigit() else expand_codes(code_cell, self.opts.hyphen)
                 if a[15]:
                     codes = [str(a[15]) + c for c in codes]
                 rate = self.rate(cells[self.c_rate])
-            except (_Bad, ValueError) as exc:
+            except (BadCell, ValueError) as exc:
                 problems.append(f"{self.label}:{line}: {exc}")
                 if skip_bad:
                     result.rejects.append((line, str(exc), ",".join(cells)))
