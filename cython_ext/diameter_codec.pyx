@@ -30,6 +30,10 @@ cdef enum:
     T_IPFILTER = 15
 
 
+# Bumped whenever the interface with diameter/avp.py, message.py or validate.py changes, so
+# a stale build is ignored (pure Python runs) instead of half-working.
+ABI = 2
+
 cdef dict _TYPES = {}
 cdef dict _SPECS = {}
 cdef dict _KEYS = {}

@@ -8,6 +8,7 @@ that was not modified encodes back to exactly the bytes it came from, padding in
 from __future__ import annotations
 
 import struct
+import warnings
 from collections.abc import Iterable
 from types import ModuleType
 from typing import Any
@@ -405,10 +406,21 @@ def _walk_py(buf: bytes, start: int, end: int) -> list[AvpPy]:
     return out
 
 
+_EXT_ABI = 2  # must equal cython_ext/diameter_codec.pyx ABI
+
+
 def _select() -> ModuleType | None:
     """The one selection point of the codec twin (cython_ext.load honours ICX_NO_EXTENSIONS)."""
     ext = load("diameter_codec")
     if ext is None:
+        return None
+    if getattr(ext, "ABI", None) != _EXT_ABI:
+        warnings.warn(
+            "cython_ext.diameter_codec is a stale build (rebuild with "
+            "`python setup.py build_ext --inplace`); using the pure-Python codec",
+            RuntimeWarning,
+            stacklevel=2,
+        )
         return None
     ext.configure(
         types=_TYPES,
