@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -113,3 +114,13 @@ def test_oversized_claim_is_refused_without_buffering() -> None:
     except DiameterError as exc:
         assert exc.fatal and exc.result_code == 5015
     assert fb.buffered == 0
+
+
+@pytest.mark.slow
+def test_soak_mutations(corpus: list[bytes]) -> None:
+    """`make soak`: 60 000 seeded mutations through the whole decoder stack."""
+    rng = random.Random(3588)
+    for _ in range(60_000):
+        frame = _mutate(rng, rng.choice(corpus))
+        _consume(frame)
+        _stream(frame, rng.choice([1, 2, 5, 13, len(frame) or 1]))
