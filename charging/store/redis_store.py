@@ -74,6 +74,7 @@ class RedisStore:
         self.retention = retention
         self._ret_ms = str(int(retention * 1000))
         self._tags_cache: dict[str, str] = {}
+        self._keys_cache: dict[tuple[str, str], tuple[str, ...]] = {}
 
     @classmethod
     def from_url(cls, url: str, *, retention: float = DEFAULT_RETENTION,
@@ -103,10 +104,16 @@ class RedisStore:
             return await self._r.eval(script.source, len(keys), *keys, *args)
 
     def _op_keys(self, account: str, balance: str, key: str) -> list[str]:
-        p = prefix(account)
-        t = self._tag(account)
-        return [f"{p}:b:{balance}", f"{p}:op:{key}", p + ":unj", t + ":ix:x", t + ":ix:u",
-                p + ":m"]
+        """KEYS of the single-balance scripts (see lua/_prelude.lua); the fixed ones cached."""
+        fixed = self._keys_cache.get((account, balance))
+        if fixed is None:
+            if len(self._keys_cache) > 1_000_000:
+                self._keys_cache.clear()
+            p = prefix(account)
+            t = self._tag(account)
+            fixed = self._keys_cache[(account, balance)] = (
+                f"{p}:b:{balance}", p + ":op:", p + ":unj", t + ":ix:x", t + ":ix:u", p + ":m")
+        return [fixed[0], fixed[1] + key, fixed[2], fixed[3], fixed[4], fixed[5]]
 
     def _tag(self, account: str) -> str:
         """``{T}``: the hash-tagged slot-index prefix for *account* (cached)."""
@@ -186,29 +193,30 @@ class RedisStore:
                       amount: int, *, ttl: float, now: float, partial: bool = False) -> OpResult:
         check_amount(amount)
         reply = await self._eval(lua.RESERVE, self._op_keys(account, balance, key), [
-            account, balance, self._ret_ms, to_us(now), key, reservation, amount,
-            to_us(now + ttl), "1" if partial else "0"])
+            account, balance, self._ret_ms, round(now * 1_000_000), key, reservation, amount,
+            round((now + ttl) * 1_000_000), "1" if partial else "0"])
         return self._result(key, account, reply, reservation)
 
     async def commit(self, key: str, account: str, balance: str, reservation: str, used: int,
                      *, now: float, release_rest: bool = True) -> OpResult:
         check_amount(used, "used")
         reply = await self._eval(lua.COMMIT, self._op_keys(account, balance, key), [
-            account, balance, self._ret_ms, to_us(now), key, reservation, used,
+            account, balance, self._ret_ms, round(now * 1_000_000), key, reservation, used,
             "1" if release_rest else "0"])
         return self._result(key, account, reply, reservation)
 
     async def release(self, key: str, account: str, balance: str, reservation: str, *,
                       now: float) -> OpResult:
         reply = await self._eval(lua.RELEASE, self._op_keys(account, balance, key), [
-            account, balance, self._ret_ms, to_us(now), key, reservation])
+            account, balance, self._ret_ms, round(now * 1_000_000), key, reservation])
         return self._result(key, account, reply, reservation)
 
     async def debit(self, key: str, account: str, balance: str, amount: int, *, now: float,
                     partial: bool = False) -> OpResult:
         check_amount(amount)
         reply = await self._eval(lua.DEBIT, self._op_keys(account, balance, key), [
-            account, balance, self._ret_ms, to_us(now), key, amount, "1" if partial else "0"])
+            account, balance, self._ret_ms, round(now * 1_000_000), key, amount,
+            "1" if partial else "0"])
         return self._result(key, account, reply)
 
     async def refund(self, key: str, account: str, balance: str, amount: int, *,
@@ -223,7 +231,7 @@ class RedisStore:
                       now: float) -> OpResult:
         check_amount(amount)
         reply = await self._eval(lua.CREDIT, self._op_keys(account, balance, key), [
-            account, balance, self._ret_ms, to_us(now), key, amount])
+            account, balance, self._ret_ms, round(now * 1_000_000), key, amount])
         return self._result(key, account, reply)
 
     # ------------------------------------------------------------------ sweeps
@@ -320,8 +328,9 @@ def _decode(key: str, account: str, r: list[Any], replayed: bool) -> OpResult:
     status = _STATUS[r[0]]
     if status is OpStatus.UNKNOWN_BALANCE:
         return OpResult(key, status, replayed=replayed)
-    granted, amount, avail, low, eff, hold, hexp, has_hold = r[1:9]
-    balance, reservation = _s(r[9]), _s(r[10])
+    granted, amount, avail, low, eff, hold, hexp, has_hold, balance, reservation = r[1:11]
+    if balance.__class__ is bytes:
+        balance, reservation = balance.decode(), reservation.decode()
     effects = (Effect(account, balance, eff),) if eff else ()
     holds = (Hold(account, balance, reservation, hold,
                   None if hexp == -1 else hexp / 1_000_000),) if has_hold else ()
