@@ -305,7 +305,7 @@ cdef inline int parse_micros(const uint8_t* b, Py_ssize_t o, Py_ssize_t e,
                              int64_t* out) noexcept:
     """1 and *out* = micro-units when the value at [o, e) is a str ``-?digits(.1-6 digits)?``
     with at most 11 whole digits; 0 otherwise (the spec, charging.money.parse_amount, decides)."""
-    cdef Py_ssize_t so, n
+    cdef Py_ssize_t so = 0, n = 0
     cdef const uint8_t* p
     cdef int neg = 0, digits = 0, fd = 0
     cdef int64_t whole = 0, frac = 0
