@@ -63,11 +63,16 @@ def avp(code: int, value: Any, vendor: int = 0) -> Avp:
     return Avp.new(code, value, vendor=vendor)
 
 
+_EMPTY: list[Avp] = []
+
+
 def children(a: Avp | None) -> list[Avp]:
+    """Members of a Grouped AVP ([] for None or a non-Grouped value). The result may be a
+    shared empty list: callers must not mutate it."""
     if a is None:
-        return []
+        return _EMPTY
     value = a.value
-    return value if isinstance(value, list) else []
+    return value if value.__class__ is list else _EMPTY
 
 
 def first(avps: Iterable[Avp], code: int, vendor: int = 0) -> Avp | None:
@@ -85,7 +90,7 @@ def _int(a: Avp | None, default: int | None = None) -> int | None:
     if a is None:
         return default
     v = a.value
-    if isinstance(v, int):
+    if v.__class__ is int or isinstance(v, int):
         return v
     if isinstance(v, bytes) and 0 < len(v) <= 8:
         return int.from_bytes(v, "big")
@@ -96,6 +101,8 @@ def _str(a: Avp | None) -> str | None:
     if a is None:
         return None
     v = a.value
+    if v.__class__ is str:
+        return v
     if isinstance(v, bytes):
         return v.decode("utf-8", "replace")
     return str(v)
@@ -123,6 +130,8 @@ def normalise_address(text: str | None) -> str | None:
     Anything that is not a number (an APN, a SIP name) is returned lower-cased, unchanged."""
     if text is None:
         return None
+    if text.isdigit() and not text.startswith("00"):
+        return text  # already plain digits: the common case, same answer as below
     t = text.strip()
     low = t.lower()
     for scheme in ("tel:", "sip:", "sips:"):
@@ -183,9 +192,13 @@ def _money(a: Avp | None) -> int | None:
     §8.8) when the RSU/USU counts money only; None when it names a service unit. The
     Currency-Code is not converted: the account's currency is assumed (documented)."""
     kids = children(a)
-    if not kids or any(k.code in _UNIT_CODES for k in kids):
-        return None
-    cm = first(kids, C.CC_MONEY)
+    cm = None
+    for k in kids:
+        code = k.code
+        if code in _UNIT_CODES:
+            return None
+        if cm is None and code == C.CC_MONEY and k.vendor == 0:
+            cm = k
     if cm is None:
         return None
     uv = children(first(children(cm), C.UNIT_VALUE))
@@ -198,7 +211,11 @@ def _money(a: Avp | None) -> int | None:
 
 def _money_slice(rsu: Avp | None, usus: list[Avp]) -> tuple[int | None, int, bool] | None:
     """(requested, used, used_present) in micro-units when the slice counts money only."""
+    if rsu is None and not usus:
+        return None
     req = _money(rsu) if rsu is not None else None
+    if rsu is not None and req is None:
+        return None  # the RSU names service units: not a money slice (the common case)
     used_vals = [_money(u) for u in usus]
     if (rsu is not None and req is None) or any(v is None for v in used_vals):
         return None
@@ -209,26 +226,45 @@ def _money_slice(rsu: Avp | None, usus: list[Avp]) -> tuple[int | None, int, boo
 
 def _slice(mscc: Avp, context: str | None, smap: ServiceMap, default: ServiceKind,
            verb: Verb) -> ServiceUnits:
-    kids = children(mscc)
-    rg = _int(first(kids, C.RATING_GROUP))
-    sid = _int(first(kids, C.SERVICE_IDENTIFIER))
+    # One pass over the members (first RG / SI / RSU, every USU and Reporting-Reason).
+    rg_avp = sid_avp = rsu = None
+    usus: list[Avp] = []
+    own_reasons: list[Avp] = []
+    for k in children(mscc):
+        code, vendor = k.code, k.vendor
+        if vendor == 0:
+            if code == C.RATING_GROUP:
+                if rg_avp is None:
+                    rg_avp = k
+            elif code == C.SERVICE_IDENTIFIER:
+                if sid_avp is None:
+                    sid_avp = k
+            elif code == C.REQUESTED_SERVICE_UNIT:
+                if rsu is None:
+                    rsu = k
+            elif code == C.USED_SERVICE_UNIT:
+                usus.append(k)
+        elif vendor == C.V3GPP and code == C.REPORTING_REASON:
+            own_reasons.append(k)
+    rg = _int(rg_avp)
+    sid = _int(sid_avp)
     service = smap.service(context, rg) or default
     unit = SERVICE_UNIT[service]
-    money = _money_slice(first(kids, C.REQUESTED_SERVICE_UNIT), every(kids, C.USED_SERVICE_UNIT))
+    money = _money_slice(rsu, usus)
     if money is not None:
         return ServiceUnits(rating_group=rg, service_id=sid, requested=money[0],
                             used=money[1], used_present=money[2], service=service, money=True)
-    requested, rsu_present = _units(first(kids, C.REQUESTED_SERVICE_UNIT), unit)
+    requested, rsu_present = _units(rsu, unit)
     used = 0
     used_present = False
     reasons: list[ReportingReason] = []
-    for usu in every(kids, C.USED_SERVICE_UNIT):
+    for usu in usus:
         n, _ = _units(usu, unit)
         used += n or 0
         used_present = True
         for rr in every(children(usu), C.REPORTING_REASON, C.V3GPP):
             reasons.append(_reason(rr, mscc))
-    for rr in every(kids, C.REPORTING_REASON, C.V3GPP):
+    for rr in own_reasons:
         reasons.append(_reason(rr, mscc))
     if used < 0 or (requested is not None and requested < 0):
         raise BadRequest(5004, mscc, "negative units")
@@ -246,6 +282,9 @@ def _reason(rr: Avp, mscc: Avp) -> ReportingReason:
         return ReportingReason.OTHER_QUOTA_TYPE
 
 
+_SUB_RANK = {C.SUB_E164: 0, C.SUB_IMSI: 1, C.SUB_SIP_URI: 2}  # preferred Subscription-Id types
+
+
 def _subscriber(msg: Message) -> str | None:
     subs = msg.find_all(C.SUBSCRIPTION_ID)
     best: tuple[int, str] | None = None
@@ -255,7 +294,7 @@ def _subscriber(msg: Message) -> str | None:
         data = _str(first(kids, C.SUBSCRIPTION_ID_DATA))
         if not data:
             continue
-        rank = {C.SUB_E164: 0, C.SUB_IMSI: 1, C.SUB_SIP_URI: 2}.get(t if t is not None else -1, 3)
+        rank = _SUB_RANK.get(t if t is not None else -1, 3)
         if best is None or rank < best[0]:
             best = (rank, data)
     if best is None:
@@ -420,16 +459,31 @@ def _mscc(r: UnitsResult, *, currency: str | None) -> Avp:
     return avp(C.MULTIPLE_SERVICES_CREDIT_CONTROL, kids)
 
 
+_CONST: dict[tuple[int, Any], Avp] = {}
+
+
+def _const(code: int, value: Any) -> Avp:
+    """A shared, never-mutated AVP for a (code, value) that repeats in every answer (its
+    encoded bytes are cached inside it). Bounded: only a handful of distinct values."""
+    key = (code, value)
+    a = _CONST.get(key)
+    if a is None:
+        if len(_CONST) > 1024:
+            _CONST.clear()
+        a = _CONST[key] = avp(code, value)
+    return a
+
+
 def result_to_cca(ccr: Message, request: ChargingRequest, result: ChargingResult, *,
                   origin_host: str, origin_realm: str) -> Message:
     """Build the CCA (B1 grammar): Session-Id first, echo CC-Request-Type/Number."""
     code = OUTCOME_RESULT_CODE[result.outcome]
     avps: list[Avp] = [
-        avp(C.RESULT_CODE, code),
-        avp(C.ORIGIN_HOST, origin_host),
-        avp(C.ORIGIN_REALM, origin_realm),
-        avp(C.AUTH_APPLICATION_ID, 4),
-        avp(C.CC_REQUEST_TYPE, int(request.verb)),
+        _const(C.RESULT_CODE, code),
+        _const(C.ORIGIN_HOST, origin_host),
+        _const(C.ORIGIN_REALM, origin_realm),
+        _const(C.AUTH_APPLICATION_ID, 4),
+        _const(C.CC_REQUEST_TYPE, int(request.verb)),
         avp(C.CC_REQUEST_NUMBER, request.request_number),
     ]
     if request.multiple_services:
