@@ -124,8 +124,8 @@ class RedisStore:
             t = self._tags_cache[account] = "{" + account_tag(account) + "}"
         return t
 
-    def _result(self, key: str, account: str, reply: list[Any], reservation: str = "",
-                ) -> OpResult:
+    def _result(self, key: str, account: str, reply: list[Any]) -> OpResult:
+        """A single-op script reply -> OpResult (unknown account: not cached, no flag)."""
         status = _STATUS[reply[0]]
         if status is OpStatus.UNKNOWN_ACCOUNT:
             return OpResult(key, status)
@@ -195,7 +195,7 @@ class RedisStore:
         reply = await self._eval(lua.RESERVE, self._op_keys(account, balance, key), [
             account, balance, self._ret_ms, round(now * 1_000_000), key, reservation, amount,
             round((now + ttl) * 1_000_000), "1" if partial else "0"])
-        return self._result(key, account, reply, reservation)
+        return self._result(key, account, reply)
 
     async def commit(self, key: str, account: str, balance: str, reservation: str, used: int,
                      *, now: float, release_rest: bool = True) -> OpResult:
@@ -203,13 +203,13 @@ class RedisStore:
         reply = await self._eval(lua.COMMIT, self._op_keys(account, balance, key), [
             account, balance, self._ret_ms, round(now * 1_000_000), key, reservation, used,
             "1" if release_rest else "0"])
-        return self._result(key, account, reply, reservation)
+        return self._result(key, account, reply)
 
     async def release(self, key: str, account: str, balance: str, reservation: str, *,
                       now: float) -> OpResult:
         reply = await self._eval(lua.RELEASE, self._op_keys(account, balance, key), [
             account, balance, self._ret_ms, round(now * 1_000_000), key, reservation])
-        return self._result(key, account, reply, reservation)
+        return self._result(key, account, reply)
 
     async def debit(self, key: str, account: str, balance: str, amount: int, *, now: float,
                     partial: bool = False) -> OpResult:
