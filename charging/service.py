@@ -374,6 +374,7 @@ class ChargingService:
         #    both journal records share one group commit.
         used_cost = 0
         commit: asyncio.Future[Any] | None = None
+        priced: tuple[int, int, ServiceKind] | None = None  # (units, cost, service) rated here
         if su.used_present or su.used:
             used = max(0, su.used)
             before = grant.cost_total
@@ -382,6 +383,7 @@ class ChargingService:
             if total is None:
                 return UnitsResult(outcome=Outcome.RATING_FAILED, **base)
             used_cost = max(0, total - before)
+            priced = (grant.used_total + used, total, service)
             fields = self._fields(session, req, service, usage=used, price=used_cost)
             if used and unit is not UnitKind.MONEY:
                 fields.update(self._tariff(session, service, at))
@@ -410,7 +412,7 @@ class ChargingService:
         want = requested or self.config.default_quota[unit]
         want = min(want, self.config.max_quota[unit])
         result = await self._reserve(session, req, grant, want, key, at, now, used_cost, base,
-                                     after=commit)
+                                     after=commit, priced=priced)
         if commit is not None:
             settled = await self._settle(grant, commit, used_cost)
             if settled != used_cost:
@@ -442,12 +444,20 @@ class ChargingService:
     async def _reserve(self, session: Session, req: ChargingRequest, grant: Grant, want: int,
                        key: str, at: float, now: float, used_cost: int,
                        base: dict[str, Any], *,
-                       after: asyncio.Future[Any] | None = None) -> UnitsResult:
+                       after: asyncio.Future[Any] | None = None,
+                       priced: tuple[int, int, ServiceKind] | None = None) -> UnitsResult:
+        """Reserve the next grant. ``priced``: (units, cost, service) the commit of this same
+        request already rated at ``at`` -- reused instead of rating the same usage twice."""
         assert session.account is not None and session.balance is not None
         service = grant.service
         u = grant.used_total
         money = grant.unit is UnitKind.MONEY
-        cost_u = grant.cost_total if money else self._cost(session, service, u, at)
+        if money:
+            cost_u: int | None = grant.cost_total
+        elif priced is not None and priced[0] == u and priced[2] is service:
+            cost_u = priced[1]
+        else:
+            cost_u = self._cost(session, service, u, at)
         cost_w = (cost_u + want) if money and cost_u is not None else self._cost(
             session, service, u + want, at)
         if cost_u is None or cost_w is None:

@@ -117,10 +117,12 @@ class Ledger:
                    fields: dict[str, Any] | None) -> OpResult:
         if self._pause is not None:
             await self._pause.wait()
-        if self.journal.failed:
+        journal = self.journal
+        if journal.failed:
             # Never move money we cannot journal (the embedded store would diverge).
             raise JournalError("journal failed: refusing money operations until restart")
-        await self._ensure_meta(account, balance)
+        if (account, balance) not in self._meta:  # cached after an account's first op
+            await self._ensure_meta(account, balance)
         self._inflight += 1
         try:
             res = await call()
@@ -129,8 +131,8 @@ class Ledger:
             elif res.ok or res.effects or res.holds:
                 rec = op_record(op=op, result=res, record_id=self._ids.next(),
                                 ts_us=int(now * 1_000_000), meta=self._meta_of, fields=fields)
-                pos, group = self.journal.append_nowait(rec)
-                seq = self._track(pos)
+                pos, group = journal.append_nowait(rec)
+                seq = 0 if self.embedded else self._track(pos)
             else:
                 group = None  # refused, nothing moved: nothing to journal
         finally:
