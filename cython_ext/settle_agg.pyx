@@ -17,6 +17,8 @@ Python side decodes each distinct slot key once (``new_slot``). Anything else go
 slow list as (payload start, payload end).
 """
 
+import os
+
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.list cimport PyList_GET_ITEM
 from libc.stdint cimport int8_t, int64_t, uint8_t, uint32_t, uint64_t
@@ -90,10 +92,94 @@ if _addr:
     ZCRC = <zcrc_t><size_t>_addr
 
 
+cdef extern from *:
+    """
+    #include <stdint.h>
+    #include <stddef.h>
+    #include <string.h>
+    #if defined(__x86_64__) && defined(__GNUC__)
+    #include <immintrin.h>
+    /* CRC-32 (reflected 0x04C11DB7) folding with carry-less multiplication: Intel,
+       "Fast CRC Computation for Generic Polynomials Using PCLMULQDQ" (2009); constants as in
+       Linux arch/x86/crypto/crc32-pclmul_asm.S (R2R1: fold 512 bits, R4R3: fold 128 bits).
+       Folds the first floor(len/16)*16 bytes (len >= 64) into 16 bytes *out whose CRC
+       (register 0) followed by the rest equals the CRC of the input from register crc. */
+    __attribute__((target("pclmul,sse2")))
+    static size_t icx_crc_fold(uint32_t crc, const unsigned char *p, size_t len,
+                               unsigned char *out) {
+        const __m128i k512 = _mm_set_epi64x(0x1c6e41596LL, 0x154442bd4LL);
+        const __m128i k128 = _mm_set_epi64x(0x0ccaa009eLL, 0x1751997d0LL);
+        __m128i x1 = _mm_loadu_si128((const __m128i *)(p));
+        __m128i x2 = _mm_loadu_si128((const __m128i *)(p + 16));
+        __m128i x3 = _mm_loadu_si128((const __m128i *)(p + 32));
+        __m128i x4 = _mm_loadu_si128((const __m128i *)(p + 48));
+        size_t off = 64;
+        x1 = _mm_xor_si128(x1, _mm_cvtsi32_si128((int)crc));
+    #define ICX_FOLD(x, k, d) _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128((x), (k), 0x00), \
+                              _mm_clmulepi64_si128((x), (k), 0x11)), (d))
+        while (len - off >= 64) {
+            x1 = ICX_FOLD(x1, k512, _mm_loadu_si128((const __m128i *)(p + off)));
+            x2 = ICX_FOLD(x2, k512, _mm_loadu_si128((const __m128i *)(p + off + 16)));
+            x3 = ICX_FOLD(x3, k512, _mm_loadu_si128((const __m128i *)(p + off + 32)));
+            x4 = ICX_FOLD(x4, k512, _mm_loadu_si128((const __m128i *)(p + off + 48)));
+            off += 64;
+        }
+        x1 = ICX_FOLD(x1, k128, x2);
+        x1 = ICX_FOLD(x1, k128, x3);
+        x1 = ICX_FOLD(x1, k128, x4);
+        while (len - off >= 16) {
+            x1 = ICX_FOLD(x1, k128, _mm_loadu_si128((const __m128i *)(p + off)));
+            off += 16;
+        }
+    #undef ICX_FOLD
+        _mm_storeu_si128((__m128i *)out, x1);
+        return off;
+    }
+    static int icx_have_pclmul(void) {
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("pclmul") && __builtin_cpu_supports("sse2");
+    }
+    #else
+    static size_t icx_crc_fold(uint32_t crc, const unsigned char *p, size_t len,
+                               unsigned char *out) { (void)crc; (void)p; (void)len; (void)out; return 0; }
+    static int icx_have_pclmul(void) { return 0; }
+    #endif
+    """
+    size_t icx_crc_fold(uint32_t crc, const unsigned char* p, size_t n, unsigned char* out) noexcept
+    int icx_have_pclmul() noexcept
+
+
+cdef int HAVE_PCLMUL = icx_have_pclmul()
+if os.environ.get("ICX_SETTLE_NO_PCLMUL") == "1":
+    HAVE_PCLMUL = 0
+
+
 cdef inline uint32_t frame_crc(const uint8_t* p, Py_ssize_t n) noexcept:
+    """CRC-32 of one frame payload: carry-less-multiply folding where the CPU has it, else
+    zlib's crc32 (linked at run time), else the slice-by-8 tables."""
+    cdef unsigned char folded[16]
+    cdef size_t used
+    cdef uint32_t c
+    if HAVE_PCLMUL and n >= 64:
+        used = icx_crc_fold(0xFFFFFFFF, p, n, folded)
+        c = crc_raw(0, folded, 16)
+        return crc_raw(c, p + used, n - used) ^ 0xFFFFFFFF
     if ZCRC != NULL:
         return <uint32_t>ZCRC(0, p, <unsigned int>n)
     return crc32(p, n)
+
+
+def frame_crc_py(data):
+    """frame_crc of *data* (the dispatching one): for the parity test against zlib.crc32."""
+    cdef const uint8_t[:] v = data
+    if v.shape[0] == 0:
+        return 0
+    return frame_crc(&v[0], v.shape[0])
+
+
+def crc_backend():
+    """Which CRC-32 implementation frames use: "pclmul", "zlib" or "tables"."""
+    return "pclmul" if HAVE_PCLMUL else ("zlib" if ZCRC != NULL else "tables")
 
 
 def crc32_zlib_linked():
@@ -102,7 +188,11 @@ def crc32_zlib_linked():
 
 
 cdef inline uint32_t crc32(const uint8_t* p, Py_ssize_t n) noexcept:
-    cdef uint32_t c = 0xFFFFFFFF
+    return crc_raw(0xFFFFFFFF, p, n) ^ 0xFFFFFFFF
+
+
+cdef inline uint32_t crc_raw(uint32_t c, const uint8_t* p, Py_ssize_t n) noexcept:
+    """The CRC register after *p* starting from register *c* (no pre/post inversion)."""
     cdef uint32_t one, two
     while n >= 8:
         one = (p[0] | (<uint32_t>p[1] << 8) | (<uint32_t>p[2] << 16) | (<uint32_t>p[3] << 24)) ^ c
@@ -116,7 +206,7 @@ cdef inline uint32_t crc32(const uint8_t* p, Py_ssize_t n) noexcept:
         c = CRC[0][(c ^ p[0]) & 0xFF] ^ (c >> 8)
         p += 1
         n -= 1
-    return c ^ 0xFFFFFFFF
+    return c
 
 
 def crc32_py(data):

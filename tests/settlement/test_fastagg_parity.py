@@ -83,6 +83,19 @@ def test_crc_matches_zlib() -> None:
     mod = cython_ext.load("settle_agg")
     for data in (b"", b"a", b"123456789", bytes(range(256)) * 3):
         assert mod.crc32_py(data) == zlib.crc32(data)
+        assert mod.frame_crc_py(data) == zlib.crc32(data)
+    assert mod.crc_backend() in ("pclmul", "zlib", "tables")
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.binary(min_size=0, max_size=700))
+def test_frame_crc_matches_zlib_at_every_length(data: bytes) -> None:
+    """The dispatching CRC (PCLMUL folding for >= 64 bytes where the CPU has it) and the
+    slice-by-8 tables both equal zlib.crc32, the journal's checksum."""
+    import cython_ext
+
+    mod = cython_ext.load("settle_agg")
+    assert mod.frame_crc_py(data) == zlib.crc32(data) == mod.crc32_py(data)
 
 
 def test_corruption_in_a_closed_segment_is_an_error(tmp_path: Path) -> None:
