@@ -5,16 +5,19 @@ The executable spec is settlement/aggregate.py (``Aggregator``); settlement/fast
 this module and sends every record it does not handle here to the spec (the "slow" list).
 
 Per frame (charging/journal/framing.py: ``0xCE u32be(len) 0xCE u32be(crc32) payload``) the
-loop checks the header and the CRC-32 (zlib polynomial, slice-by-8 tables), then walks the
-payload's msgpack map without creating Python objects: it keeps byte spans of the few keys
-settlement needs and skips the rest. A common record -- ``type == "rated"``, a partner, no
-legs, no balance effect on a prepaid partner account, an integer start inside its slot's
-period window -- is folded into a *slot*: the concatenated raw msgpack values of the key
-fields (partner, direction, service, destination, deck, deck_version, currency, fx, price),
-looked up in an open-addressing table by FNV-1a hash and verified byte for byte. Because the
-price string is part of the slot key, the exact amount of a slot is ``count * price``; the
-Python side decodes each distinct slot key once (``new_slot``). Anything else goes to the
-slow list as (payload start, payload end).
+loop checks the header and the CRC-32 (zlib's polynomial: PCLMULQDQ folding where the CPU
+has it, else zlib's own crc32, else slice-by-8 tables), then walks the payload's msgpack map
+without creating Python objects: it keeps byte spans of the few keys settlement needs and
+skips the rest. A settled record (rated/refund/adjust with a partner, or legs) is folded into
+*slots*: the concatenated raw msgpack values of the key fields (partner, direction, service,
+destination, deck, deck_version, currency, fx, type -- a leg supplies its own partner,
+direction, deck, deck_version, currency), found in an open-addressing hash table and verified
+byte for byte; its plain-decimal price is parsed and summed per slot, exactly, in int64.
+Balance effects on a prepaid partner account go to movement slots the same way. The Python
+side decodes each distinct slot key once (``new_slot``, which also gives the slot's period
+window). Anything unusual (a start outside the window, a price that is not a plain decimal,
+an odd type, malformed msgpack) goes to the slow list as (payload start, payload end) for the
+spec to handle.
 """
 
 import os
