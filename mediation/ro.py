@@ -132,6 +132,10 @@ def normalise_address(text: str | None) -> str | None:
         return None
     if text.isdigit() and not text.startswith("00"):
         return text  # already plain digits: the common case, same answer as below
+    if text.startswith("tel:+"):
+        rest = text[5:]
+        if rest.isdigit() and not rest.startswith("00"):
+            return rest  # "tel:+E164" (IMS Calling/Called-Party-Address): same answer
     t = text.strip()
     low = t.lower()
     for scheme in ("tel:", "sip:", "sips:"):
