@@ -125,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--records", type=int, default=300_000)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--baseline-repeat", type=int, default=None,
+                    help="baseline repetitions (default --repeat; 1 saves minutes at 10M)")
     ap.add_argument("--dir", default=None, help="journal dir to (re)use; default a temp dir")
     ap.add_argument("--keep", action="store_true", help="keep the generated journal")
     ap.add_argument("--child-settle", nargs=2, metavar=("JOURNAL", "WORK"), help=argparse.SUPPRESS)
@@ -148,12 +150,14 @@ def main(argv: list[str] | None = None) -> int:
         rss: list[float] = []
         wrss: list[float] = []
         child: dict = {}
-        for _ in range(max(1, args.repeat)):
-            base = _child([sys.executable, "-m", "benchmarks.settle", "--child-read",
-                           str(journal)])
-            assert base["records"] == args.records, (base, args.records)
-            read_s.append(base["seconds"])
-            read_cpu.append(base["cpu_seconds"])
+        base_reps = args.repeat if args.baseline_repeat is None else args.baseline_repeat
+        for i in range(max(1, args.repeat)):
+            if i < max(1, base_reps):
+                base = _child([sys.executable, "-m", "benchmarks.settle", "--child-read",
+                               str(journal)])
+                assert base["records"] == args.records, (base, args.records)
+                read_s.append(base["seconds"])
+                read_cpu.append(base["cpu_seconds"])
             work = Path(tempfile.mkdtemp(prefix="icx-bench-settle-work-"))
             try:
                 child = _child([sys.executable, "-m", "benchmarks.settle", "--child-settle",
