@@ -58,7 +58,7 @@ def _shown(cfg: SettlementConfig, period: str, src: str, dst: str) -> str:
     return "?"
 
 
-def convert(micros: int, conv: Conversion | None, shown: str | None = None) -> int:
+def convert(micros: int, conv: Conversion | None) -> int:
     """*micros* converted exactly and rounded once to micro-units (HALF_UP)."""
     if conv is None:
         return micros
