@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,8 +84,10 @@ class ChargingService:
         self.config = config or ServiceConfig()
         self.sessions = SessionTable()
         self.offline = SessionTable()
-        self._answers: dict[str, ChargingResult] = {}
-        self._closed_offline: dict[str, None] = {}  # Rf sessions recently stopped (dups)
+        # FIFO-bounded caches: OrderedDict.popitem(last=False) evicts the oldest in O(1)
+        # (copying a full dict's keys per request cost O(cache size) once it was full).
+        self._answers: OrderedDict[str, ChargingResult] = OrderedDict()
+        self._closed_offline: OrderedDict[str, None] = OrderedDict()  # Rf sessions stopped
         self._locks: dict[str, asyncio.Lock] = {}
         self._to_rating = rating_service or (lambda s: s.value)
         # RatingEngine.price(deck, service, destination, at, usage, origin) -> micro-units:
@@ -185,10 +188,10 @@ class ChargingService:
         else:
             self._answers[key] = result
         answers = self._answers
-        if len(answers) > self.config.answer_cache_size:
-            # FIFO eviction: dicts keep insertion order.
-            for old in list(answers)[: len(answers) - self.config.answer_cache_size]:
-                del answers[old]
+        excess = len(answers) - self.config.answer_cache_size
+        while excess > 0:  # FIFO eviction, oldest first
+            answers.popitem(last=False)
+            excess -= 1
 
     @staticmethod
     def _key_of(req: ChargingRequest, number: int) -> str:
@@ -651,7 +654,7 @@ class ChargingService:
                              key: str) -> None:
         self._closed_offline[session.id] = None
         if len(self._closed_offline) > self.config.answer_cache_size:
-            del self._closed_offline[next(iter(self._closed_offline))]
+            self._closed_offline.popitem(last=False)
         grant = session.grant(-1)
         usage = grant.used_total if grant else 0
         await self._offline_rate(session, usage, now, end=end, key=key, result=result)
