@@ -10,7 +10,9 @@ directory, so a crash leaves either the old or the new snapshot, never a torn on
 
 from __future__ import annotations
 
+import itertools
 import os
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +24,7 @@ if TYPE_CHECKING:
     from charging.store.memory import MemoryStore
 
 VERSION = 1
+_seq = itertools.count()
 
 
 class SnapshotError(Exception):
@@ -32,12 +35,18 @@ def write(path: Path, state: dict[str, Any]) -> None:
     """Write *state* to *path* atomically (see module docstring)."""
     data = msgpack.packb(state, use_bin_type=True)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    # unique per write: two writers of the same snapshot (e.g. recovery's and a background
+    # job's, in executor threads) must not share a temp file (one rename would steal the other's)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}-{next(_seq)}")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(fd)
