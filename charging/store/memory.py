@@ -106,6 +106,10 @@ def _low(bal: _Balance, before: int, after: int) -> bool:
 class MemoryStore:
     """In-process BalanceStore. Create one per event loop; never share across threads."""
 
+    # Slots (the compiled twin reads the hot ones at their offsets); __dict__ stays available
+    # for subclasses and tests.
+    __slots__ = ("retention", "_accounts", "_ids", "_heap", "_epoch", "_ep_end", "__dict__")
+
     def __init__(self, *, retention: float = DEFAULT_RETENTION) -> None:
         self.retention = retention
         self._accounts: dict[str, _Account] = {}
@@ -502,7 +506,8 @@ if _ext is not None:
     # fields it knows (a field added to base.py falls back to calling the class).
     _fast_new = all(tuple(f.name for f in dataclasses.fields(c)) == names
                     and getattr(c, "__slots__", None) == names for c, names in _FIELDS.items())
+    # _Account/_Balance: the twin reads and writes their slots at the descriptors' offsets
     _ext.init(OpResult, Hold, Effect, _OK, _LOW_EVENTS, MemoryStore._reserve_py,
-              MemoryStore._commit_py, _fast_new)
+              MemoryStore._commit_py, _fast_new, _Account, _Balance, MemoryStore)
     MemoryStore.reserve_sync = _ext.reserve  # type: ignore[assignment,method-assign]
     MemoryStore.commit_sync = _ext.commit  # type: ignore[assignment,method-assign]
