@@ -82,12 +82,29 @@ def make_config(tmp: Path, port: int, admin_port: int) -> Path:
     return cfg / "icx.toml"
 
 
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (Linux /proc; 0.0 elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
 def load(port: int, args: argparse.Namespace, *, rate: float = 0.0,
-         duration: float | None = None) -> dict[str, Any]:
-    return run_load(LoadConfig(
+         duration: float | None = None, server_pid: int | None = None) -> dict[str, Any]:
+    """Run one load phase. With *server_pid*, also report the server's CPU µs per answered
+    request (``server_cpu_us``): steadier than the wall rate on a shared, loaded box."""
+    c0 = cpu_seconds(server_pid) if server_pid else 0.0
+    out = run_load(LoadConfig(
         port=port, connections=args.connections, processes=args.processes, updates=2,
         rate=rate, duration=duration or args.duration, mix=("voice", "data"),
         window=args.window, progress=not args.quiet))
+    if server_pid and out.get("requests"):
+        used = cpu_seconds(server_pid) - c0
+        out["server_cpu_us"] = round(used / out["requests"] * 1e6, 1) if used > 0 else None
+    return out
 
 
 def ext_active() -> bool:
@@ -128,7 +145,7 @@ def main() -> None:
                                 env=env)
         procs.append(resp)
         wait_line(resp, "READY")
-        base = load(bport, args)
+        base = load(bport, args, server_pid=resp.pid)
         stop(resp)
         # 2 + 3. icx serve, embedded store, fsync on
         port, aport = free_port(), free_port()
@@ -139,8 +156,8 @@ def main() -> None:
                                  env=env)
         procs.append(serve)
         wait_line(serve, "icx: serving")
-        peak = load(port, args)
-        paced = load(port, args, rate=args.paced_rate)
+        peak = load(port, args, server_pid=serve.pid)
+        paced = load(port, args, rate=args.paced_rate, server_pid=serve.pid)
         stop(serve)
         if not args.no_fsync_figure:
             # Same server with fsync off: what the CPU allows when the disk is not the limit.
@@ -155,9 +172,10 @@ def main() -> None:
                                       text=True, env=env)
             procs.append(nserve)
             wait_line(nserve, "icx: serving")
-            nofsync = load(nport, args)
+            nofsync = load(nport, args, server_pid=nserve.pid)
             stop(nserve)
             out["no_fsync"] = {"value": nofsync["value"], "latency_ms": nofsync["latency_ms"],
+                               "server_cpu_us": nofsync.get("server_cpu_us"),
                                "errors": nofsync["errors"], "durable": False}
         out.update(value=peak["value"],
                    baseline={"name": "minimal asyncio CCA responder (Python)",
@@ -168,7 +186,11 @@ def main() -> None:
                    paced={"target": args.paced_rate, "achieved": paced["value"],
                           "latency_ms": paced["latency_ms"], "errors": paced["errors"],
                           "timeouts": paced["timeouts"]},
-                   baseline_latency_ms=base["latency_ms"])
+                   baseline_latency_ms=base["latency_ms"],
+                   server_cpu_us=peak.get("server_cpu_us"),
+                   baseline_cpu_us=base.get("server_cpu_us"),
+                   load_average=round(os.getloadavg()[0], 2))
+        out["paced"]["server_cpu_us"] = paced.get("server_cpu_us")
         # 4. Redis store
         redis = shutil.which("redis-server")
         if redis and not args.no_redis:
@@ -186,10 +208,11 @@ def main() -> None:
                                    env=env)
             procs.append(srv)
             wait_line(srv, "READY")
-            red = load(port2, args)
+            red = load(port2, args, server_pid=srv.pid)
             stop(srv)
             stop(rs)
             out["redis"] = {"value": red["value"], "latency_ms": red["latency_ms"],
+                            "server_cpu_us": red.get("server_cpu_us"),
                             "errors": red["errors"], "timeouts": red["timeouts"]}
         # 5. RSS of open sessions
         if args.rss_sessions:
