@@ -200,7 +200,7 @@ class BalanceStore(Protocol):
 
     async def pending_ops(self) -> list[OpResult]:
         """Ops that changed the store but were never confirmed journaled (crash recovery).
-        Redis keeps them in ``{acct:ID}:unj``; the embedded store always answers []."""
+        Redis keeps them in per-slot ``{T}:unj`` sets; the embedded store always answers []."""
 
     async def confirm_journaled(self, keys: list[tuple[str, str]]) -> None:
         """Forget (account, op key) pairs once their journal records are durable."""

@@ -8,13 +8,13 @@ account touches one hash slot (runs unchanged on Redis Cluster)::
     {acct:ID}:b:<balance>  hash   kind cur amt rsv cl pri [exp] [low] (integers as strings),
                                   plus "r:<reservation>" -> "<amount>:<expiry us>" per hold
     {acct:ID}:op:<key>     string the op's cached result (cmsgpack), PX = retention
-    {acct:ID}:unj          set    op keys applied but not yet confirmed journaled
     {id:<identity>}        string account id
 
 Global scans (expired reservations, unjournaled ops) cannot use one global key: a script may
 only write keys of its own slot. So each op also writes a *slot index* whose key lives in the
 account's slot: ``{T}:ix:x`` (zset "<account>|<balance>|<reservation>" -> expiry us) and
-``{T}:ix:u`` (set of accounts with unjournaled ops), where ``T`` is a short tag chosen so that
+``{T}:unj`` (set of "<account>|<op key>" applied but not yet confirmed journaled: one SADD
+per op, and recovery reads one set per slot), where ``T`` is a short tag chosen so that
 ``CRC16(T) % 16384`` equals the account's slot. The tags in use are kept in ``{icx}:slots``
 (written by create_account, before the account exists). A sweep reads the registry, one ZCOUNT
 per tag (pipelined per node), then runs the expire script once per slot with due holds:

@@ -7,12 +7,14 @@ scripts run on a standalone server and on Redis Cluster (``RedisStore.from_clust
 
 Idempotency: a script stores its result under ``{acct:ID}:op:<key>`` with a TTL of
 ``retention`` (default 48 h) and returns it on replay (``replayed=True``). Each script that
-changed state also adds the key to ``{acct:ID}:unj``; the ledger lists those with
+changed state also adds "<account>|<key>" to its slot's ``{T}:unj`` set (redis_keys); the
+ledger lists those with
 :meth:`RedisStore.pending_ops` after a crash and clears them with
 :meth:`RedisStore.confirm_journaled` once journaled.
 
 Throughput: on a standalone server, calls issued in the same loop tick are pipelined on one
-connection (redis_batch.Batcher). Exactness: amounts stay within +/-(2**53-1) (base.MAX_AMOUNT),
+connection (redis_fast.FastPipe: raw protocol + hiredis reader; redis_batch.Batcher for
+TLS/unix URLs). Exactness: amounts stay within +/-(2**53-1) (base.MAX_AMOUNT),
 checked in Python before the call and again in the scripts.
 """
 
@@ -27,7 +29,7 @@ from typing import Any
 import msgpack
 from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
-from redis.asyncio.connection import BlockingConnectionPool, ConnectionPool
+from redis.asyncio.connection import BlockingConnectionPool, Connection, ConnectionPool
 from redis.exceptions import NoScriptError
 
 from charging.store import redis_lua as lua
@@ -51,6 +53,7 @@ from charging.store.common import (
     spec_tuple,
 )
 from charging.store.redis_batch import Batcher
+from charging.store.redis_fast import FastPipe
 from charging.store.redis_keys import REGISTRY, account_tag, identity_key, prefix
 
 _STATUS = {s.value.encode(): s for s in OpStatus} | {s.value: s for s in OpStatus}
@@ -62,6 +65,21 @@ def _s(v: Any) -> str:
     return v.decode() if isinstance(v, bytes) else str(v)
 
 
+def _fast_pipe(pool: ConnectionPool) -> FastPipe | None:
+    """A FastPipe to the pool's server when it is plain TCP (no TLS, no unix socket)."""
+    if pool.connection_class is not Connection:
+        return None
+    kw = pool.connection_kwargs
+    if kw.get("decode_responses") or set(kw) - {
+            "host", "port", "db", "username", "password", "socket_connect_timeout",
+            "decode_responses"}:
+        return None
+    return FastPipe(kw.get("host", "localhost"), int(kw.get("port", 6379)),
+                    db=int(kw.get("db", 0) or 0), username=kw.get("username"),
+                    password=kw.get("password"),
+                    connect_timeout=kw.get("socket_connect_timeout") or 10.0)
+
+
 class RedisStore:
     """BalanceStore on Redis. Build with :meth:`from_url` or :meth:`from_cluster`."""
 
@@ -70,7 +88,9 @@ class RedisStore:
         self._r = client
         self._pool = pool
         self._cluster = isinstance(client, RedisCluster)
-        self._batcher = Batcher(pool) if pool is not None else None
+        self._batcher: Batcher | FastPipe | None = None
+        if pool is not None:
+            self._batcher = _fast_pipe(pool) or Batcher(pool)
         self.retention = retention
         self._ret_ms = str(int(retention * 1000))
         self._tags_cache: dict[str, str] = {}
@@ -112,8 +132,8 @@ class RedisStore:
             p = prefix(account)
             t = self._tag(account)
             fixed = self._keys_cache[(account, balance)] = (
-                f"{p}:b:{balance}", p + ":op:", p + ":unj", t + ":ix:x", t + ":ix:u", p + ":m")
-        return [fixed[0], fixed[1] + key, fixed[2], fixed[3], fixed[4], fixed[5]]
+                f"{p}:b:{balance}", p + ":op:", t + ":unj", t + ":ix:x", p + ":m")
+        return [fixed[0], fixed[1] + key, fixed[2], fixed[3], fixed[4]]
 
     def _tag(self, account: str) -> str:
         """``{T}``: the hash-tagged slot-index prefix for *account* (cached)."""
@@ -260,7 +280,7 @@ class RedisStore:
             if len(out) >= limit:
                 break
             t = "{" + tag + "}"
-            rows = await self._eval(lua.EXPIRE, [t + ":ix:x", t + ":ix:u"],
+            rows = await self._eval(lua.EXPIRE, [t + ":ix:x", t + ":unj"],
                                     [now_us, limit - len(out), self._ret_ms])
             for row in rows:
                 out.append(_decode(_s(row[1]), _s(row[0]), row[2:], False))
@@ -271,35 +291,32 @@ class RedisStore:
         tags = await self._tags()
         if not tags:
             return []
-        accounts = sorted({_s(a) for members in await self._per_tag("smembers", tags, ":ix:u")
-                           for a in members})
+        # "<account>|<key>" (account ids hold no '|'; keys may)
+        pairs = sorted(tuple(_s(m).split("|", 1))
+                       for members in await self._per_tag("smembers", tags, ":unj")
+                       for m in members)
+        if not pairs:
+            return []
+        pipe = self._r.pipeline(transaction=False)
+        for account, k in pairs:
+            pipe.get(f"{prefix(account)}:op:{k}")
         out: list[OpResult] = []
-        for account in accounts:
-            p = prefix(account)
-            keys = sorted(_s(k) for k in await self._r.smembers(p + ":unj"))
-            if not keys:
-                continue
-            pipe = self._r.pipeline(transaction=False)
-            for k in keys:
-                pipe.get(f"{p}:op:{k}")
-            for k, raw in zip(keys, await pipe.execute(), strict=True):
-                if raw is not None:  # older than the retention: nothing left to recover
-                    reply = msgpack.unpackb(raw, raw=False)
-                    out.append(_decode(k, account, reply, False))
+        for (account, k), raw in zip(pairs, await pipe.execute(), strict=True):
+            if raw is not None:  # older than the retention: nothing left to recover
+                reply = msgpack.unpackb(raw, raw=False)
+                out.append(_decode(k, account, reply, False))
         return out
 
     async def confirm_journaled(self, keys: Iterable[tuple[str, str]]) -> None:
         """Forget (account, op key) pairs the ledger has journaled durably (batched)."""
-        by_account: dict[str, list[str]] = defaultdict(list)
+        by_slot: dict[str, list[str]] = defaultdict(list)
         for account, key in keys:
-            by_account[account].append(key)
+            by_slot[self._tag(account)].append(account + "|" + key)
         calls = []
-        for account, ks in by_account.items():
-            p = prefix(account)
-            t = "{" + account_tag(account) + "}"
-            for i in range(0, len(ks), _CONFIRM_CHUNK):
-                calls.append(self._eval(lua.CONFIRM, [p + ":unj", t + ":ix:u"],
-                                        [account, *ks[i:i + _CONFIRM_CHUNK]]))
+        for t, members in by_slot.items():
+            for i in range(0, len(members), _CONFIRM_CHUNK):
+                calls.append(self._eval(lua.CONFIRM, [t + ":unj"],
+                                        members[i:i + _CONFIRM_CHUNK]))
         # issued together: one pipeline through the batcher (standalone), concurrent per node
         # (cluster); the first error is raised after all have finished
         results = await asyncio.gather(*calls, return_exceptions=True)
@@ -316,7 +333,9 @@ class RedisStore:
             await self._r.flushall()
 
     async def close(self) -> None:
-        if self._batcher is not None:
+        if isinstance(self._batcher, FastPipe):
+            await self._batcher.close()
+        elif self._batcher is not None:
             await self._batcher.drain()
         await self._r.aclose()
         if self._pool is not None:

@@ -3,11 +3,11 @@
 --   KEYS[1] {acct:ID}:b:<balance>   balance hash: kind cur amt rsv cl pri [exp] [low], and one
 --                                   field per reservation: "r:<reservation>" -> "<amount>:<exp_us>"
 --   KEYS[2] {acct:ID}:op:<key>      cached result of this op (cmsgpack), PX = retention
---   KEYS[3] {acct:ID}:unj           op keys applied here but not yet confirmed journaled
+--   KEYS[3] {<slot tag>}:unj        slot index (set): "<account>|<key>" of every op applied
+--                                   here but not yet confirmed journaled (one SADD per op)
 --   KEYS[4] {<slot tag>}:ix:x       slot index (zset): "<account>|<balance>|<reservation>" by
 --                                   expiry in epoch us; the TTL sweep reads it
---   KEYS[5] {<slot tag>}:ix:u       slot index (set): accounts that have unjournaled ops
---   KEYS[6] {acct:ID}:m             account meta (existence)
+--   KEYS[5] {acct:ID}:m             account meta (existence)
 --   ARGV[1] account  ARGV[2] balance  ARGV[3] retention ms  ARGV[4] now (epoch us)  ARGV[5] key
 -- A result is the array {status, granted, amount_after, available_after, low, effect, hold,
 -- hold_exp_us (-1: reservation gone), has_hold, balance, reservation} plus a trailing replayed
@@ -26,8 +26,7 @@ end
 local function finish(res, mutated)
   redis.call('SET', KEYS[2], cmsgpack.pack(res), 'PX', ARGV[3])
   if mutated then
-    redis.call('SADD', KEYS[3], ARGV[5])
-    redis.call('SADD', KEYS[5], ARGV[1])
+    redis.call('SADD', KEYS[3], ARGV[1] .. '|' .. ARGV[5])
   end
   res[#res + 1] = 0
   return res
@@ -46,7 +45,7 @@ end
 -- the balance is missing: tell an unknown account (not cached, as nothing exists to attach it
 -- to) from an unknown balance (cached like any result)
 local function missing(bal, res)
-  if redis.call('EXISTS', KEYS[6]) == 0 then return {'unknown_account'} end
+  if redis.call('EXISTS', KEYS[5]) == 0 then return {'unknown_account'} end
   return finish({'unknown_balance', 0, 0, 0, 0, 0, 0, 0, 0, bal, res}, false)
 end
 

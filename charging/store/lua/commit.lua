@@ -1,5 +1,5 @@
 -- commit: debit what was used against a reservation; release the rest (or keep it).
--- KEYS: see _prelude.lua (1 balance, 2 op, 3 unj, 4 ix:x, 5 ix:u, 6 meta)
+-- KEYS: see _prelude.lua (1 balance, 2 op, 3 unj, 4 ix:x, 5 meta)
 -- ARGV: 1 account, 2 balance, 3 retention_ms, 4 now_us, 5 key, 6 reservation, 7 used,
 --       8 release_rest ('1' removes the reservation)
 local r = replay()

@@ -1,7 +1,5 @@
--- confirm: forget op keys the ledger has journaled durably; drop the account from the slot's
--- "has unjournaled ops" index when none is left.
--- KEYS: 1 {acct:ID}:unj, 2 {<slot tag>}:ix:u
--- ARGV: 1 account, 2.. op keys (at most 1000 per call)
-if #ARGV > 1 then redis.call('SREM', KEYS[1], unpack(ARGV, 2)) end
-if redis.call('SCARD', KEYS[1]) == 0 then redis.call('SREM', KEYS[2], ARGV[1]) end
+-- confirm: forget ops the ledger has journaled durably (drop them from the slot's unjournaled set).
+-- KEYS: 1 {<slot tag>}:unj (set of "<account>|<op key>")
+-- ARGV: 1.. members "<account>|<op key>" (at most 1000 per call)
+if #ARGV > 0 then redis.call('SREM', KEYS[1], unpack(ARGV)) end
 return 1

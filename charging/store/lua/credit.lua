@@ -1,5 +1,5 @@
 -- credit: topup or refund; refuses a result past 2^53-1 (amount + credit_limit) as out_of_range.
--- KEYS: see _prelude.lua (1 balance, 2 op, 3 unj, 4 ix:x, 5 ix:u, 6 meta)
+-- KEYS: see _prelude.lua (1 balance, 2 op, 3 unj, 4 ix:x, 5 meta)
 -- ARGV: 1 account, 2 balance, 3 retention_ms, 4 now_us, 5 key, 6 amount
 local r = replay()
 if r then return r end

@@ -1,5 +1,5 @@
 -- debit: direct debiting (no reservation), all or nothing unless partial.
--- KEYS: see _prelude.lua (1 balance, 2 op, 3 unj, 4 ix:x, 5 ix:u, 6 meta)
+-- KEYS: see _prelude.lua (1 balance, 2 op, 3 unj, 4 ix:x, 5 meta)
 -- ARGV: 1 account, 2 balance, 3 retention_ms, 4 now_us, 5 key, 6 amount, 7 partial ('1')
 local r = replay()
 if r then return r end

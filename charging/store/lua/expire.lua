@@ -1,8 +1,8 @@
 -- expire: release the reservations of one hash slot whose expiry <= now (the TTL sweep).
--- KEYS: 1 {<slot tag>}:ix:x, 2 {<slot tag>}:ix:u
+-- KEYS: 1 {<slot tag>}:ix:x, 2 {<slot tag>}:unj (set of "<account>|<op key>" not yet journaled)
 -- ARGV: 1 now_us, 2 limit, 3 retention_ms
 -- Members of ix:x are "<account>|<balance>|<reservation>" (account and balance ids hold no '|').
--- The accounts' keys ({acct:ID}:b:<balance>, {acct:ID}:op:<key>, {acct:ID}:unj) are derived
+-- The accounts' keys ({acct:ID}:b:<balance>, {acct:ID}:op:<key>) are derived
 -- here; every one of them lives in this same hash slot (that is how the slot tag was chosen),
 -- so this stays correct on Redis Cluster.
 -- Returns a list of {account, key, result...} with result as in _prelude.lua. The op key is
@@ -28,8 +28,7 @@ for _, member in ipairs(due) do
     local key = 'expire:' .. bal .. ':' .. res .. ':' .. rexp
     local result = {'ok', 0, amt, amt - rsv + cl, 0, 0, -held, -1, 1, bal, res}
     redis.call('SET', pre .. ':op:' .. key, cmsgpack.pack(result), 'PX', ARGV[3])
-    redis.call('SADD', pre .. ':unj', key)
-    redis.call('SADD', KEYS[2], account)
+    redis.call('SADD', KEYS[2], account .. '|' .. key)
     table.insert(result, 1, key)
     table.insert(result, 1, account)
     out[#out + 1] = result

@@ -1,5 +1,5 @@
 -- release: remove a reservation, returning its hold to the balance.
--- KEYS: see _prelude.lua (1 balance, 2 op, 3 unj, 4 ix:x, 5 ix:u, 6 meta)
+-- KEYS: see _prelude.lua (1 balance, 2 op, 3 unj, 4 ix:x, 5 meta)
 -- ARGV: 1 account, 2 balance, 3 retention_ms, 4 now_us, 5 key, 6 reservation
 local r = replay()
 if r then return r end

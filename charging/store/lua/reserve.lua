@@ -1,5 +1,5 @@
 -- reserve: hold an amount on a balance for a reservation (adds to it, refreshes its expiry).
--- KEYS: see _prelude.lua (1 balance, 2 op, 3 unj, 4 ix:x, 5 ix:u, 6 meta)
+-- KEYS: see _prelude.lua (1 balance, 2 op, 3 unj, 4 ix:x, 5 meta)
 -- ARGV: 1 account, 2 balance, 3 retention_ms, 4 now_us, 5 key, 6 reservation, 7 amount,
 --       8 exp_us (new expiry), 9 partial ('1' grants what is available)
 local r = replay()

@@ -1,0 +1,90 @@
+"""FastPipe (charging/store/redis_fast.py): ordering, error replies, held batches, lost
+connections and reconnects, against the real redis-server fixture."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from urllib.parse import urlparse
+
+import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, ResponseError
+
+from charging.store import redis_fast
+from charging.store.redis_fast import FastPipe
+
+
+def _addr(url: str) -> tuple[str, int]:
+    u = urlparse(url)
+    return u.hostname or "127.0.0.1", u.port or 6379
+
+
+def test_replies_in_order_across_held_batches(redis_url: str) -> None:
+    async def main() -> None:
+        pipe = FastPipe(*_addr(redis_url))
+        try:
+            key = "fastpipe:order"
+            await pipe.call("DEL", key)
+            # many ticks' worth of commands: more batches than MAX_INFLIGHT, so some are held
+            futs = []
+            for i in range(50):
+                futs += [pipe.call("RPUSH", key, i) for _ in range(3)]
+                await asyncio.sleep(0)
+            got = await asyncio.gather(*futs)
+            assert got == list(range(1, 151))  # RPUSH answers the new length: strictly ordered
+            assert await pipe.call("LLEN", key) == 150
+        finally:
+            await pipe.close()
+
+    asyncio.run(main())
+
+
+def test_error_replies_fail_only_their_caller(redis_url: str) -> None:
+    async def main() -> None:
+        pipe = FastPipe(*_addr(redis_url))
+        try:
+            ok1 = pipe.call("SET", "fastpipe:x", "1")
+            bad = pipe.call("EVALSHA", "0" * 40, 0)
+            wrong = pipe.call("LPUSH", "fastpipe:x", "v")  # WRONGTYPE
+            ok2 = pipe.call("GET", "fastpipe:x")
+            assert await ok1 == b"OK"
+            with pytest.raises(NoScriptError):
+                await bad
+            with pytest.raises(ResponseError):
+                await wrong
+            assert await ok2 == b"1"
+        finally:
+            await pipe.close()
+
+    asyncio.run(main())
+
+
+def test_connection_refused_and_lost_then_reconnect(redis_url: str) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead_port = s.getsockname()[1]
+
+    async def main() -> None:
+        dead = FastPipe("127.0.0.1", dead_port, connect_timeout=2)
+        with pytest.raises(RedisConnectionError):
+            await dead.call("PING")
+        await dead.close()
+
+        pipe = FastPipe(*_addr(redis_url))
+        try:
+            assert await pipe.call("PING") == b"PONG"
+            # the server drops this client: whoever waits fails, the next call reconnects
+            cid = await pipe.call("CLIENT", "ID")
+            with pytest.raises(RedisConnectionError):
+                await asyncio.gather(pipe.call("CLIENT", "KILL", "ID", cid, "SKIPME", "no"),
+                                     pipe.call("BLPOP", "fastpipe:never", 5))
+            assert await pipe.call("PING") == b"PONG"
+        finally:
+            await pipe.close()
+
+    asyncio.run(main())
+
+
+def test_limits_are_sane() -> None:
+    assert redis_fast.MAX_INFLIGHT >= 1 and redis_fast.MAX_BATCH >= 64
