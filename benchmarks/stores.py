@@ -146,10 +146,24 @@ def _start_redis(workdir: str) -> tuple[subprocess.Popen[bytes], int]:
     raise RuntimeError("redis-server did not start")
 
 
+def _cli(port: int, *args: str) -> str:
+    return subprocess.run(["redis-cli", "-p", str(port), *args], capture_output=True, text=True,
+                          check=True, timeout=30).stdout
+
+
+def _evalsha_usec(port: int) -> float | None:
+    """Server CPU microseconds per EVALSHA since the last CONFIG RESETSTAT (INFO commandstats):
+    the server's cost per script, which the machine's load disturbs far less than rates."""
+    for line in _cli(port, "info", "commandstats").splitlines():
+        if line.startswith("cmdstat_evalsha:"):
+            fields = dict(f.split("=", 1) for f in line.split(":", 1)[1].split(","))
+            return float(fields["usec_per_call"])
+    return None
+
+
 def _redis_benchmark(port: int, pipeline: int, n: int) -> float:
     script = "return redis.call('HINCRBY', KEYS[1], 'amt', ARGV[1])"
-    sha = subprocess.run(["redis-cli", "-p", str(port), "script", "load", script],
-                         capture_output=True, text=True, check=True, timeout=30).stdout.strip()
+    sha = _cli(port, "script", "load", script).strip()
     out = subprocess.run(["redis-benchmark", "-p", str(port), "-c", "50", "-n", str(n),
                           "-P", str(pipeline), "--csv", "evalsha", sha, "1", "bench:k", "1"],
                          capture_output=True, text=True, check=True, timeout=120).stdout
@@ -158,8 +172,9 @@ def _redis_benchmark(port: int, pipeline: int, n: int) -> float:
 
 
 async def _redis_once(url: str, seconds: float, tasks: int, accounts: int,
-                      rep: int) -> tuple[float, float]:
-    """(pairs/s, share of the wall time this client process was on a CPU)."""
+                      rep: int) -> tuple[float, float, float]:
+    """(pairs/s, share of the wall time this client process was on a CPU, client CPU
+    microseconds per pair)."""
     from charging.store.redis_store import RedisStore
 
     store = RedisStore.from_url(url)
@@ -201,7 +216,8 @@ async def _redis_once(url: str, seconds: float, tasks: int, accounts: int,
         t, c = time.perf_counter(), time.process_time()
         await asyncio.gather(confirmer(), *(worker(w) for w in range(tasks)))
         wall = time.perf_counter() - t
-        return done / wall, (time.process_time() - c) / wall
+        cpu = time.process_time() - c
+        return done / wall, cpu / wall, cpu / max(done, 1) * 1e6
     finally:
         await store.close()
 
@@ -214,14 +230,21 @@ def bench_redis(args: argparse.Namespace) -> dict[str, Any]:
         proc, port = _start_redis(tmp)
         try:
             url = f"redis://127.0.0.1:{port}/0"
-            runs = [runner(_redis_once(url, args.seconds, args.tasks, args.accounts, rep))
-                    for rep in range(args.reps)]
+            runs = []
+            for rep in range(args.reps):
+                runs.append(runner(_redis_once(url, args.seconds, args.tasks, args.accounts,
+                                               rep)))
+                if rep == 0 and args.reps > 1:  # count the measured ops, not the setup
+                    _cli(port, "config", "resetstat")
+            usec_store = _evalsha_usec(port)
+            _cli(port, "config", "resetstat")
             plain = [_redis_benchmark(port, 1, args.baseline_n) for _ in range(args.reps)]
             piped = [_redis_benchmark(port, 16, args.baseline_n * 4) for _ in range(args.reps)]
+            usec_base = _evalsha_usec(port)
         finally:
             proc.terminate()
             proc.wait(10)
-    values = [v for v, _ in runs]
+    values = [v for v, _, _ in runs]
     value = statistics.median(values)
     base = statistics.median(plain) / 2
     return {"bench": "stores.redis", "unit": "pairs/s", "value": round(value),
@@ -232,7 +255,11 @@ def bench_redis(args: argparse.Namespace) -> dict[str, Any]:
                                    "value": round(statistics.median(piped) / 2)},
             "ratio_pipelined": round(value / (statistics.median(piped) / 2), 4),
             "runs": [round(v) for v in values],
-            "client_cpu_share": round(statistics.median(c for _, c in runs), 3),
+            "client_cpu_share": round(statistics.median(c for _, c, _ in runs), 3),
+            "client_cpu_us_per_pair": round(statistics.median(u for _, _, u in runs), 1),
+            # server CPU per script call (INFO commandstats), ours (reps 2.. incl. confirms)
+            # vs the baseline's one-HINCRBY script: the load-independent cost comparison
+            "server_usec_per_evalsha": usec_store, "baseline_server_usec_per_evalsha": usec_base,
             "tasks": args.tasks, "accounts": args.accounts,
             "seconds": args.seconds, "reps": args.reps, "loop": loop_name, "target": 25_000}
 
