@@ -38,6 +38,7 @@ cdef extern from "Python.h":
         PyMemberDef *d_member
     object PyType_GenericAlloc(PyTypeObject *t, Py_ssize_t nitems)
     void PyObject_GC_UnTrack(void *op)
+    PyObject* PyDict_SetDefault(object d, object key, object default) except NULL  # borrowed
 
 cdef object OpResult = None
 cdef object Hold = None
@@ -233,9 +234,14 @@ def reserve(store, key, account, balance, reservation, amount, double ttl, doubl
     acct = <object>p
     if not _cached(acct):
         return reserve_ref(store, key, account, balance, reservation, amount, ttl, now, partial)
+    # a new retention epoch: the reference rotates the caches (once per epoch per account)
+    ep = _get(acct, A_EPOCH)
+    sep = _get(store, S_EPOCH)
+    if (ep is not sep and ep != sep) or now >= <double>_get(store, S_EP_END):
+        return reserve_ref(store, key, account, balance, reservation, amount, ttl, now, partial)
     ops = _get(acct, A_OPS)
     old = _get(acct, A_OLD)
-    if PyDict_Contains(ops, key) or (len(<dict>old) and PyDict_Contains(old, key)):
+    if len(<dict>old) and PyDict_Contains(old, key):
         return reserve_ref(store, key, account, balance, reservation, amount, ttl, now, partial)
     balances = _get(acct, A_BALANCES)
     p = PyDict_GetItem(balances, balance) if type(balances) is dict else NULL
@@ -257,15 +263,6 @@ def reserve(store, key, account, balance, reservation, amount, double ttl, doubl
     cdef long long exp_us = <long long>rint((now + ttl) * 1000000.0)
     expires = <double>exp_us / 1000000.0
     exp_obj = exp_us
-    p = PyDict_GetItem(resd, reservation)
-    if p == NULL:
-        PyDict_SetItem(resd, reservation, [amount, exp_obj])
-    else:
-        res = <object>p
-        res[0] = res[0] + amount
-        res[1] = exp_obj
-    _set(bal, B_RESERVED, reserved + amt)
-    heappush(_get(store, S_HEAP), _untracked((exp_obj, account, balance, reservation)))
     cdef long long after = before - amt
     cdef long long lowv
     after_obj = after
@@ -275,13 +272,19 @@ def reserve(store, key, account, balance, reservation, amount, double ttl, doubl
         lowv = <long long>low
         lowflag = before >= lowv and lowv > after
     events = LOW_EVENTS if lowflag else EMPTY
-    ep = _get(acct, A_EPOCH)
-    sep = _get(store, S_EPOCH)
-    if (ep is not sep and ep != sep) or now >= <double>_get(store, S_EP_END):
-        store._rotate(acct, now)
-        ops = _get(acct, A_OPS)
-    PyDict_SetItem(ops, key, _untracked((S_OK, amount, cur, after_obj, lowflag, balance,
-                                         reservation, 0, amount, expires, True)))
+    # one lookup both checks the key is new and caches the result; nothing is changed yet
+    entry = _untracked((S_OK, amount, cur, after_obj, lowflag, balance, reservation, 0, amount,
+                        expires, True))
+    if PyDict_SetDefault(ops, key, entry) != <PyObject*>entry:
+        return reserve_ref(store, key, account, balance, reservation, amount, ttl, now, partial)
+    fresh = [amount, exp_obj]
+    p = PyDict_SetDefault(resd, reservation, fresh)
+    if p != <PyObject*>fresh:
+        res = <object>p
+        res[0] = res[0] + amount
+        res[1] = exp_obj
+    _set(bal, B_RESERVED, reserved + amt)
+    heappush(_get(store, S_HEAP), _untracked((exp_obj, account, balance, reservation)))
     return new_result(key, EMPTY, (new_hold(account, balance, reservation, amount, expires),),
                       amount, cur, after_obj, lowflag, events)
 
@@ -301,9 +304,14 @@ def commit(store, key, account, balance, reservation, used, double now, release_
     acct = <object>p
     if not _cached(acct):
         return commit_ref(store, key, account, balance, reservation, used, now, release_rest)
+    # a new retention epoch: the reference rotates the caches (once per epoch per account)
+    ep = _get(acct, A_EPOCH)
+    sep = _get(store, S_EPOCH)
+    if (ep is not sep and ep != sep) or now >= <double>_get(store, S_EP_END):
+        return commit_ref(store, key, account, balance, reservation, used, now, release_rest)
     ops = _get(acct, A_OPS)
     old = _get(acct, A_OLD)
-    if PyDict_Contains(ops, key) or (len(<dict>old) and PyDict_Contains(old, key)):
+    if len(<dict>old) and PyDict_Contains(old, key):
         return commit_ref(store, key, account, balance, reservation, used, now, release_rest)
     balances = _get(acct, A_BALANCES)
     p = PyDict_GetItem(balances, balance) if type(balances) is dict else NULL
@@ -325,15 +333,11 @@ def commit(store, key, account, balance, reservation, used, double now, release_
     cdef bint rr = release_rest
     if rr:
         freed = held
-        PyDict_DelItem(resd, reservation)
         hexp = None
     else:
         freed = debit if debit < held else held
-        res[0] = held - freed
         hexp = res[1] / 1000000.0
-    _set(bal, B_RESERVED, reserved - freed)
     amount_after = cur - debit
-    _set(bal, B_AMOUNT, amount_after)
     cdef long long after = before + freed - debit
     cdef long long lowv
     after_obj = after
@@ -347,14 +351,17 @@ def commit(store, key, account, balance, reservation, used, double now, release_
     neg_debit = -debit
     neg_freed = -freed
     debit_obj = debit
+    # one lookup both checks the key is new and caches the result; nothing is changed yet
+    entry = _untracked((S_OK, debit_obj, amount_after, after_obj, lowflag, balance, reservation,
+                        neg_debit, neg_freed, hexp, has_hold))
+    if PyDict_SetDefault(ops, key, entry) != <PyObject*>entry:
+        return commit_ref(store, key, account, balance, reservation, used, now, release_rest)
+    if rr:
+        PyDict_DelItem(resd, reservation)
+    else:
+        res[0] = held - freed
+    _set(bal, B_RESERVED, reserved - freed)
+    _set(bal, B_AMOUNT, amount_after)
     holds = (new_hold(account, balance, reservation, neg_freed, hexp),) if has_hold else EMPTY
     effects = (new_effect(account, balance, neg_debit),) if debit else EMPTY
-    ep = _get(acct, A_EPOCH)
-    sep = _get(store, S_EPOCH)
-    if (ep is not sep and ep != sep) or now >= <double>_get(store, S_EP_END):
-        store._rotate(acct, now)
-        ops = _get(acct, A_OPS)
-    PyDict_SetItem(ops, key, _untracked((S_OK, debit_obj, amount_after, after_obj, lowflag,
-                                         balance, reservation, neg_debit, neg_freed, hexp,
-                                         has_hold)))
     return new_result(key, effects, holds, debit_obj, amount_after, after_obj, lowflag, events)
