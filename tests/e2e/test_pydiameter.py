@@ -7,6 +7,7 @@ must hold matching records.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from typing import Any
 
@@ -15,7 +16,9 @@ import pytest
 from charging.money import parse_amount
 from tests.e2e.conftest import PYD, ROOT, Server
 
-pytestmark = pytest.mark.skipif(not PYD.exists(), reason="needs .venv-pydiameter (make build)")
+# Skipped on a dev box without the venv; under CI=true the missing peer fails the run instead.
+pytestmark = pytest.mark.skipif(not PYD.exists() and os.environ.get("CI") != "true",
+                                reason="needs .venv-pydiameter (make build)")
 
 DRIVER = ROOT / "tests" / "e2e" / "pyd_driver.py"
 
