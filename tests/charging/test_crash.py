@@ -25,8 +25,7 @@ from click.testing import CliRunner
 
 from charging.journal import JournalReader
 from charging.ledger.audit import idem_counts, journal_balances
-
-pytest.importorskip("charging.store.memory")
+from charging.store import memory  # noqa: F401  (a missing embedded store is a failure, not a skip)
 
 ROOT = Path(__file__).resolve().parents[2]
 ACCOUNTS = [f"acct{i}" for i in range(8)]
@@ -44,8 +43,13 @@ class Worker:
             worker_cmd(data, redis_url),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=ROOT, env=env, bufsize=0)
         assert self.proc.stdout is not None
-        ready = json.loads(self.proc.stdout.readline())
-        assert ready.get("ready"), ready
+        try:
+            ready = json.loads(self.proc.stdout.readline())
+            assert ready.get("ready"), ready
+        except BaseException:  # a worker that failed to start must not outlive the test
+            self.proc.kill()
+            self.proc.wait()
+            raise
         self.ready = ready
         self.acks: list[dict[str, Any]] = []
         self._t = threading.Thread(target=self._read, daemon=True)

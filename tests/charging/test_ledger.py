@@ -11,8 +11,7 @@ from charging.journal import Journal, JournalReader
 from charging.ledger import Ledger
 from charging.ledger.audit import idem_counts, journal_balances
 from charging.store.base import AccountKind, BalanceKind, BalanceSpec
-
-MemoryStore = pytest.importorskip("charging.store.memory").MemoryStore
+from charging.store.memory import MemoryStore
 
 T0 = 1_800_000_000.0
 EUR = BalanceSpec("EUR", BalanceKind.MONEY, "EUR", amount=10_000_000, low_threshold=2_000_000)
