@@ -202,6 +202,7 @@ def reconcile_cmd(partner: str, period: str, their_cdrs: str, tolerance_seconds:
     """Match our journal records with a partner's CDRs; write CSV + HTML, open disputes."""
     from decimal import Decimal, InvalidOperation
 
+    from charging.money import MoneyError, parse_amount
     from settlement.reconcile import CdrFileError, reconcile_journal
 
     cfg = _config(partners_file)
@@ -220,8 +221,22 @@ def reconcile_cmd(partner: str, period: str, their_cdrs: str, tolerance_seconds:
     except InvalidOperation:
         click.echo("--tolerance-pct/--their-total: not a decimal number", err=True)
         sys.exit(2)
+    if not pct.is_finite() or pct < 0:
+        click.echo(f"--tolerance-pct: must be a finite number >= 0, got {tolerance_pct!r}",
+                   err=True)
+        sys.exit(2)
+    if total is not None:
+        try:
+            parse_amount(total)  # the amount reconcile compares: finite, at most 6 decimals
+        except MoneyError as exc:
+            click.echo(f"--their-total: {exc}", err=True)
+            sys.exit(2)
     ddir = _data_dir(data_dir)
     jdir = Path(journal_dir) if journal_dir else ddir / "journal"
+    if not jdir.is_dir():
+        click.echo(f"{jdir}: no journal directory (generate traffic with `icx settle generate`)",
+                   err=True)
+        sys.exit(2)
     out = Path(out_dir) if out_dir else ddir / "settlement" / "recon"
     try:
         result = reconcile_journal(cfg, jdir, partner=partner, period=per,
@@ -232,6 +247,9 @@ def reconcile_cmd(partner: str, period: str, their_cdrs: str, tolerance_seconds:
     except CdrFileError as exc:
         click.echo(str(exc), err=True)
         sys.exit(2)
+    except Exception as exc:  # journal corruption, I/O: a runtime failure, exit 1
+        click.echo(f"reconcile failed: {type(exc).__name__}: {exc}", err=True)
+        sys.exit(1)
     if as_json:
         click.echo(json.dumps(result.summary, sort_keys=True))
     else:

@@ -69,3 +69,24 @@ def test_inconsistency_exits_1(tmp_path: Path) -> None:
     r = _run("settle", "--period", "2026-11", "--data-dir", str(tmp_path), "--partners", str(DEMO))
     assert r.exit_code == 1
     assert "unknown partner 'stranger'" in r.output
+
+
+def test_reconcile_bad_options_exit_2(tmp_path: Path) -> None:
+    d = str(tmp_path)
+    cdrs = tmp_path / "theirs.csv"
+    cdrs.write_text("cdr_id,calling_number,called_number,start_time,duration_s,charge,currency\n")
+    base = ("reconcile", "--partner", "orange-fr", "--period", "2026-11", "--their-cdrs",
+            str(cdrs), "--data-dir", d, "--partners", str(DEMO))
+    r = _run(*base)
+    assert r.exit_code == 2 and "no journal directory" in r.output
+    assert not (tmp_path / "settlement").exists()
+    (tmp_path / "journal").mkdir()
+    for opt, value, text in (("--their-total", "NaN", "--their-total: not a finite"),
+                             ("--their-total", "1.1234567", "--their-total: more than 6"),
+                             ("--tolerance-pct", "-5", "--tolerance-pct: must be"),
+                             ("--tolerance-pct", "Infinity", "--tolerance-pct: must be")):
+        r = _run(*base, opt, value)
+        assert r.exit_code == 2 and text in r.output, (opt, value, r.output)
+    r = _run(*base, "--their-total", "0.00", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["invoice_compare"]["theirs"] == "0.00"
