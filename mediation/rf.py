@@ -60,8 +60,11 @@ def acr_to_request(msg: Message, smap: ServiceMap) -> ChargingRequest:
     context = _str(msg.find(C.SERVICE_CONTEXT_ID))
     service = smap.context_service(context)
     if service is None:
-        raise BadRequest(5004, msg.find(C.SERVICE_CONTEXT_ID) or sid_avp,
-                         "unknown Service-Context-Id")
+        if context is None:
+            # No Service-Context-Id and no default service: the AVP we need is missing, so
+            # 5005 with a zero-filled example (RFC 6733 §7.5), not 5004 naming the Session-Id.
+            raise missing(C.SERVICE_CONTEXT_ID)
+        raise BadRequest(5004, msg.find(C.SERVICE_CONTEXT_ID), "unknown Service-Context-Id")
     unit = SERVICE_UNIT[service]
     used = 0
     present = False
