@@ -52,7 +52,11 @@ def test_malformed_mscc_and_unknown_context_then_service_continues(server: Serve
             await peer.close()
 
     a1, a2, a3 = asyncio.run(run())
-    assert a1.get("Result-Code") in (5014, 5004) and a1.find("Failed-AVP") is not None
+    # A member overrunning its Grouped AVP is a bad AVP length (RFC 6733 §7.1.5: 5014), a
+    # permanent failure: no E bit (§7.1.3), in both codec modes.
+    assert a1.get("Result-Code") == 5014 and a1.find("Failed-AVP") is not None
+    assert not a1.is_error and not a1.is_request
+    assert not a2.is_error and a2.get("CC-Request-Type") == 1 and a2.get("CC-Request-Number") == 0
     assert a1.get("Session-Id") == "bad;1"
     assert a2.get("Result-Code") == 5031 and a2.find("Failed-AVP") is not None
     assert a3.get("Result-Code") == 2001
