@@ -45,6 +45,20 @@ class AccountSpec:
     identities: tuple[str, ...]
 
 
+def _money(entry: dict[str, Any], key: str, where: str) -> int:
+    """Micro-units of ``entry[key]`` (a decimal string or an integer; default 0).
+
+    A TOML float (``amount = 10.5``) is refused: money never passes through float."""
+    value = entry.get(key, "0")
+    if isinstance(value, float) or isinstance(value, bool):
+        raise AccountsFileError(f"{where}.{key}: write money as a decimal string "
+                                f"(\"{value}\"), not a TOML {type(value).__name__}")
+    try:
+        return parse_amount(str(value))
+    except MoneyError as exc:
+        raise AccountsFileError(f"{where}.{key}: {exc}") from exc
+
+
 def _spec(entry: dict[str, Any], where: str, account: str,
           identities: list[str]) -> AccountSpec:
     try:
@@ -53,11 +67,8 @@ def _spec(entry: dict[str, Any], where: str, account: str,
         raise AccountsFileError(f"{where}.kind: unknown account kind {entry.get('kind')!r}") \
             from exc
     currency = str(entry.get("currency", "EUR"))
-    try:
-        amount = parse_amount(str(entry.get("amount", "0")))
-        limit = parse_amount(str(entry.get("credit_limit", "0")))
-    except MoneyError as exc:
-        raise AccountsFileError(f"{where}.amount: {exc}") from exc
+    amount = _money(entry, "amount", where)
+    limit = _money(entry, "credit_limit", where)
     balance = BalanceSpec(id=currency, kind=BalanceKind.MONEY, currency=currency, amount=amount,
                           credit_limit=limit)
     return AccountSpec(account, kind, (balance,), tuple(identities))
