@@ -77,9 +77,18 @@ def test_unknown_context_is_5031_and_bad_request_type_5004() -> None:
     with pytest.raises(BadRequest) as exc:
         ccr_to_request(ccr(context="nope@x"), SMAP)
     assert exc.value.result_code == 5031
+    # B6: 5031 requires Failed-AVP (the bad rating input: here the Service-Context-Id).
+    assert exc.value.failed is not None and exc.value.failed.code == 461
     with pytest.raises(BadRequest) as exc:
         ccr_to_request(ccr(rtype=9), SMAP)
     assert exc.value.result_code == 5004
+    assert exc.value.failed is not None and exc.value.failed.code == 416
+    msg = ccr(rtype=9, number=4)
+    cca = decode_message(error_cca(msg, exc.value, origin_host="ocs", origin_realm="r").encode())
+    v = values(cca.avps)
+    assert not cca.is_error and v["Result-Code"] == 5004 and v["Auth-Application-Id"] == 4
+    assert v["CC-Request-Type"] == 9 and v["CC-Request-Number"] == 4  # echoed as received
+    assert v["Failed-AVP"][0].code == 416
 
 
 def test_cca_echoes_and_carries_per_mscc_results() -> None:
