@@ -191,6 +191,9 @@ _UNIT_CODES = frozenset((C.CC_TIME, C.CC_TOTAL_OCTETS, C.CC_INPUT_OCTETS, C.CC_O
                          C.CC_SERVICE_SPECIFIC_UNITS))
 
 
+_MAX_EXPONENT = 18  # |Exponent| beyond this cannot describe a real amount of money
+
+
 def _money(a: Avp | None) -> int | None:
     """Micro-units of a CC-Money member (Unit-Value = Value-Digits x 10^Exponent, RFC 4006
     §8.8) when the RSU/USU counts money only; None when it names a service unit. The
@@ -207,7 +210,14 @@ def _money(a: Avp | None) -> int | None:
         return None
     uv = children(first(children(cm), C.UNIT_VALUE))
     digits = _int(first(uv, C.VALUE_DIGITS), 0) or 0
-    exp = (_int(first(uv, C.EXPONENT), 0) or 0) + 6
+    exponent = _int(first(uv, C.EXPONENT), 0) or 0
+    # Exponent is an Integer32: 10 ** 2_000_000_000 would stall the server (invariant 5), and
+    # a negative amount would turn a debit into a credit. Both are bad values: 5004 + Failed-AVP.
+    if digits < 0:
+        raise BadRequest(5004, cm, "negative CC-Money")
+    if not -_MAX_EXPONENT <= exponent <= _MAX_EXPONENT:
+        raise BadRequest(5004, cm, "CC-Money Exponent out of range")
+    exp = exponent + 6
     if exp >= 0:
         return digits * 10 ** exp
     return digits // 10 ** (-exp)

@@ -13,6 +13,7 @@ from charging.requests import (
     UnitsResult,
     Verb,
 )
+from diameter.avp import Avp
 from diameter.message import decode_message
 from mediation.ro import BadRequest, ccr_to_request, error_cca, normalise_address, result_to_cca
 from mediation.service_map import ServiceMap
@@ -120,3 +121,23 @@ def test_normalise_address() -> None:
     assert normalise_address("sip:+41 79 123@x;user=phone") == "4179123"
     assert normalise_address("tel:0041791") == "41791"
     assert normalise_address("internet.APN") == "internet.apn"
+
+
+def _money_rsu(digits: int, exponent: int) -> Avp:
+    return A("Requested-Service-Unit", [A("CC-Money", [
+        A("Unit-Value", [A("Value-Digits", digits), A("Exponent", exponent)]),
+        A("Currency-Code", 978)])])
+
+
+def test_money_units_are_exact_micro_units() -> None:
+    req = ccr_to_request(ccr(extra=[_money_rsu(125, -2)]), SMAP)  # 1.25 -> 1_250_000 micro
+    assert req.units[0].money and req.units[0].requested == 1_250_000
+
+
+@pytest.mark.parametrize("digits,exponent", [(-5, -2), (1, 2_000_000_000), (1, -2_000_000_000)])
+def test_negative_or_absurd_money_is_5004_not_a_credit_or_a_stall(digits: int,
+                                                                  exponent: int) -> None:
+    with pytest.raises(BadRequest) as exc:
+        ccr_to_request(ccr(extra=[_money_rsu(digits, exponent)]), SMAP)
+    assert exc.value.result_code == 5004
+    assert exc.value.failed is not None and exc.value.failed.code == 413  # CC-Money
