@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import secrets
 import struct
 import time
 from collections.abc import Callable
@@ -54,7 +55,12 @@ class ClientPeer(asyncio.Protocol):
         self.frames = FrameBuffer(16 * 1024 * 1024)
         self.pending: dict[int, AnswerCallback | asyncio.Future[bytes]] = {}
         self._hbh = itertools.count((os.getpid() & 0xFFF) << 20 | 1)
-        self._e2e = itertools.count(int(time.time()) << 20 & 0xFFFFFFFF)
+        # RFC 6733 §3: high 12 bits = low 12 bits of the clock, low 20 bits random. With a
+        # zero low part two `icx ccr` runs in the same second reused End-to-End ids and the
+        # server's duplicate cache (Origin-Host + End-to-End-Id) answered the second run
+        # with the first run's stored answer.
+        self._e2e = itertools.count((int(time.time()) & 0xFFF) << 20
+                                    | secrets.randbits(20))
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.server_requests: dict[int, int] = {}  # command code -> count (DWR, RAR, ASR)
 
