@@ -259,6 +259,11 @@ class RatingEngine:
               origin: str = "") -> int:
         """Fast path: the price in micro-units only (no explanation object). NoTariff when none."""
         d = self._latest.get(deck) or self.deck(deck)
+        if (self.band_mode == "split" and d.band_ids and usage > 0
+                and service in (Service.VOICE, Service.DATA_TIME)):
+            # split pricing is rate()'s path; the index prices in one band only
+            return self.rate(deck=deck, service=service, destination=destination,
+                             origin=origin or None, at=at, usage=usage).price
         band = self._band_id(d, at)[0] if d.band_ids else 0
         p: int = d.index.price(service.code, self._key(destination), math.floor(at), usage,
                                self._key(origin) if origin else "", band)

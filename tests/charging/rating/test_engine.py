@@ -151,6 +151,8 @@ def test_split_mode_prices_each_band(tmp_path: Path, deck_csv: Callable[..., str
     e = banded(tmp_path, deck_csv, compiled, "split")
     p = e.rate(deck="d", service=Service.VOICE, destination="4179", at=at(2026, 3, 27, 18, 59), usage=120)
     assert (p.band, p.price) == ("peak+offpeak", 600_000 + 300_000)
+    # the fast path (what online sessions price with) splits too
+    assert e.price("d", Service.VOICE, "4179", at(2026, 3, 27, 18, 59), 120) == 600_000 + 300_000
     start = e.rate(deck="d", service=Service.VOICE, destination="4179", at=at(2026, 3, 27, 18, 58, 30), usage=30)
     assert (start.band, start.price) == ("peak", 300_000)
 
