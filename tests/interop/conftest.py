@@ -74,7 +74,11 @@ def start_icx(tmp: Path, *extra: str, watchdog: int = 6) -> Served:
     assert proc.stdout is not None
     line = proc.stdout.readline()  # blocks until serving (or exit: empty line)
     if "serving" not in line:
-        proc.wait(10)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:  # alive but not serving: never leak the process
+            proc.kill()
+            proc.wait(5)
         raise AssertionError(f"icx serve did not start: {line!r}\n{stderr.read_text()}")
     return Served(proc, port, stderr)
 
