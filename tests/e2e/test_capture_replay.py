@@ -60,7 +60,8 @@ def test_comverse_ccr_i_u_t(server: Server, shared_data: Path) -> None:
         assert ans.get("Validity-Time") == 600
     assert answers[2].find("Granted-Service-Unit") is None
     amount, reserved = server.balance("919080000016")
-    assert reserved == 0 and amount <= 50_000_000
+    # The U and T report CC-Money 1 each (Value-Digits 1, no Exponent): 2.00 debited, exactly.
+    assert reserved == 0 and amount == 50_000_000 - 2_000_000
 
 
 def test_magma_gy_session(server: Server, shared_data: Path) -> None:
