@@ -298,6 +298,18 @@ class ChargingService:
         if isinstance(found, Outcome):
             return ChargingResult(outcome=found, failed_field="Subscription-Id")
         account, balance, currency = found
+        deck_of = getattr(self.rater, "deck", None)  # RatingEngine.deck(name).meta.currency
+        if deck_of is not None:
+            try:
+                deck_currency = deck_of(self.config.deck).meta.currency
+            except self.config.no_tariff_errors:
+                deck_currency = None  # no deck: the first price says RATING_FAILED
+            if deck_currency and deck_currency != currency:
+                # prices are in the deck's currency: never hold/debit them from another one
+                return ChargingResult(outcome=Outcome.RATING_FAILED,
+                                      failed_field="Subscription-Id",
+                                      message=f"deck currency {deck_currency} != balance "
+                                              f"currency {currency}")
         session = Session(
             session_id=req.session_id, account=account, balance=balance, currency=currency,
             service=req.service, subscriber=req.subscriber, destination=req.destination,
@@ -570,6 +582,12 @@ class ChargingService:
         if isinstance(found, Outcome):
             return ChargingResult(outcome=found, failed_field="Subscription-Id")
         account, balance, currency = found
+        if rated.currency and rated.currency != currency:
+            # The price is in the deck's currency: never debit it from a balance in another
+            # one (money is exact and carries its currency; no FX is applied here).
+            return ChargingResult(outcome=Outcome.RATING_FAILED, failed_field="destination",
+                                  message=f"deck currency {rated.currency} != balance "
+                                          f"currency {currency}")
         if action is EventAction.CHECK_BALANCE:
             available = await self._available(account, balance)
             return ChargingResult(outcome=Outcome.SUCCESS, enough_credit=available >= price,
