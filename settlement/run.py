@@ -101,7 +101,23 @@ def settle(cfg: SettlementConfig, source: RecordSource, *, data_dir: Path, perio
     if close and not report.problems:
         for pid, inv, late in to_close:
             state.close(pid, str(period), inv, late)
-    state.save(data_dir)
+    elif close:
+        # nothing was closed: the files and the summary must not say "final"
+        report.status = report.summary["status"] = "draft"
+        drafts = {pid for pid, _, _ in to_close}
+        for pid in drafts:
+            report.invoices[pid]["status"] = "draft"
+        for row in rows:
+            if row["partner"] in drafts:
+                row["status"] = "draft"
+    if agg.result.problems:
+        # A record that could not be settled (unknown partner, bad price, ...) is not in any
+        # bucket: keeping the old checkpoint and sums makes every later run read it again and
+        # report it (exit 1, no close) until the partners file or the journal is fixed,
+        # instead of the next run closing the period without it.
+        SettlementState.load(data_dir).save(data_dir)
+    else:
+        state.save(data_dir)
     if out_dir is not None:
         for pid, inv in report.invoices.items():
             bilateral = any(a.type == "bilateral" for a in cfg.agreements_of(pid))

@@ -90,3 +90,28 @@ def test_reconcile_bad_options_exit_2(tmp_path: Path) -> None:
     r = _run(*base, "--their-total", "0.00", "--json")
     assert r.exit_code == 0, r.output
     assert json.loads(r.output)["invoice_compare"]["theirs"] == "0.00"
+
+
+def test_inconsistency_is_reported_again_and_never_closes(tmp_path: Path) -> None:
+    """A record that cannot be settled is not forgotten by the next run (the checkpoint is not
+    committed), and --close with an inconsistency writes drafts, never "final"."""
+    from charging.journal import SyncJournal
+
+    from .conftest import rec
+
+    j = SyncJournal(tmp_path / "journal", fsync=False)
+    j.append(rec(partner="stranger", n=1))
+    j.append(rec(n=2))
+    j.close()
+    args = ("settle", "--period", "2026-11", "--data-dir", str(tmp_path), "--partners",
+            str(DEMO), "--partner", "orange-fr", "--close", "--json")
+    for _ in range(2):
+        r = _run(*args)
+        assert r.exit_code == 1
+        assert "unknown partner 'stranger'" in r.output
+        doc = json.loads(next(ln for ln in r.output.splitlines() if ln.startswith("{")))
+        assert doc["records_read"] == 2 and doc["status"] == "draft"
+        assert [row["status"] for row in doc["partners"]] == ["draft"]
+        inv = json.loads((tmp_path / "settlement" / "out" / "2026-11" / "orange-fr" /
+                          "INV-2026-11-ORANGE-FR.json").read_text())
+        assert inv["status"] == "draft"
