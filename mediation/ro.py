@@ -109,7 +109,7 @@ def _str(a: Avp | None) -> str | None:
 
 
 def _time(a: Avp | None) -> float | None:
-    """Epoch seconds of a Time AVP (decoded as datetime, or NTP seconds as int)."""
+    """Epoch seconds of a Time AVP (decoded as Unix seconds int, or datetime)."""
     if a is None:
         return None
     v = a.value
@@ -118,7 +118,9 @@ def _time(a: Avp | None) -> float | None:
             v = v.replace(tzinfo=_dt.UTC)
         return v.timestamp()
     if isinstance(v, int):
-        return float(v - _NTP_OFFSET) if v > _NTP_OFFSET else float(v)
+        # The codec already turns NTP seconds into Unix seconds (RFC 2030 rollover, both codec
+        # modes); subtracting the offset again sent every time after 2039-12-31 back to 1970.
+        return float(v)
     if isinstance(v, bytes) and len(v) == 4:
         return float(int.from_bytes(v, "big") - _NTP_OFFSET)
     return None

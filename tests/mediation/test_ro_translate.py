@@ -141,3 +141,9 @@ def test_negative_or_absurd_money_is_5004_not_a_credit_or_a_stall(digits: int,
         ccr_to_request(ccr(extra=[_money_rsu(digits, exponent)]), SMAP)
     assert exc.value.result_code == 5004
     assert exc.value.failed is not None and exc.value.failed.code == 413  # CC-Money
+
+
+@pytest.mark.parametrize("unix", [1_800_000_000, 2_300_000_000])  # 2027 and 2042 (NTP era 1)
+def test_event_timestamp_is_unix_seconds_either_side_of_2040(unix: int) -> None:
+    req = ccr_to_request(ccr(extra=[A("Event-Timestamp", unix)]), SMAP)
+    assert req.at == unix
