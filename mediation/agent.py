@@ -57,10 +57,13 @@ class ChargingAgent:
         elif code == 271 and self.rf_enabled:
             answer = await self._acr(request)
         else:
-            # 3xxx protocol error: generic grammar with the E bit (RFC 6733 §7.1.3).
+            # 3xxx protocol error: generic grammar with the E bit (RFC 6733 §7.1.3). An ACR
+            # with [rf] disabled names a known command of an application we do not serve:
+            # 3007 APPLICATION_UNSUPPORTED, not 3001 COMMAND_UNSUPPORTED.
+            protocol_rc = 3007 if code == 271 else 3001
             answer = ro.answer(request, [ro.avp(C.ORIGIN_HOST, self.origin_host),
                                          ro.avp(C.ORIGIN_REALM, self.origin_realm),
-                                         ro.avp(C.RESULT_CODE, 3001)], error=True)
+                                         ro.avp(C.RESULT_CODE, protocol_rc)], error=True)
         rc = answer.find(C.RESULT_CODE)
         self.metrics.observe(CMD_NAMES.get(code, str(code)),
                              int(rc.value) if rc is not None else 0,
