@@ -155,6 +155,12 @@ def generate_cmd(period: str, count: int, seed: int, their_cdrs: str | None, par
 
     cfg = _config(partners_file)
     per = _period(period)
+    demo = cfg.partners.get("orange-fr")
+    if their_cdrs and (demo is None
+                       or (demo.cdr_mapping or "orange") not in cfg.cdr_mappings):
+        click.echo(f"{partners_file}:partners.orange-fr: --their-cdrs needs the demo partner "
+                   "orange-fr and its CDR mapping", err=True)
+        sys.exit(2)
     jdir = Path(journal_dir) if journal_dir else _data_dir(data_dir) / "journal"
     gen = TrafficGenerator(per, seed=seed, node=f"gen{seed}")
     kept: list[dict[str, Any]] = []

@@ -115,3 +115,14 @@ def test_inconsistency_is_reported_again_and_never_closes(tmp_path: Path) -> Non
         inv = json.loads((tmp_path / "settlement" / "out" / "2026-11" / "orange-fr" /
                           "INV-2026-11-ORANGE-FR.json").read_text())
         assert inv["status"] == "draft"
+
+
+def test_generate_their_cdrs_without_the_demo_partner_exits_2(tmp_path: Path) -> None:
+    partners = tmp_path / "p.toml"
+    partners.write_text(DEMO.read_text().replace("orange-fr", "orange-xx"))
+    r = _run("settle", "generate", "--period", "2026-11", "--records", "10", "--data-dir",
+             str(tmp_path), "--partners", str(partners), "--their-cdrs",
+             str(tmp_path / "o.csv"))
+    assert r.exit_code == 2
+    assert f"{partners}:partners.orange-fr:" in r.output
+    assert not (tmp_path / "journal").exists()
