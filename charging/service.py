@@ -42,7 +42,7 @@ from charging.requests import (
     Verb,
 )
 from charging.sessions import Grant, Session, SessionTable
-from charging.store.base import BalanceKind, OpStatus
+from charging.store.base import MAX_AMOUNT, BalanceKind, OpStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,15 +240,19 @@ class ChargingService:
         """Price only (the rater's fast path when it has one); None = no tariff."""
         if usage <= 0:
             return 0
+        if usage > MAX_AMOUNT:
+            return None  # an Unsigned64 report no store can hold: cannot be rated (5031)
         if self._price is None:
             rated = self._rate(session, service, usage, at)
-            return None if rated is None else rated.price
-        try:
-            return int(self._price(session.deck, self._to_rating(service),
-                                   session.destination or "", at, usage,
-                                   session.origin or ""))
-        except self.config.no_tariff_errors:
-            return None
+            price = None if rated is None else rated.price
+        else:
+            try:
+                price = int(self._price(session.deck, self._to_rating(service),
+                                        session.destination or "", at, usage,
+                                        session.origin or ""))
+            except self.config.no_tariff_errors:
+                return None
+        return None if price is not None and price > MAX_AMOUNT else price
 
     def _fields(self, session: Session, req: ChargingRequest, service: ServiceKind,
                 *, usage: int | None = None, price: int | None = None,
@@ -568,12 +572,18 @@ class ChargingService:
         units = su.requested or su.used or (1 if unit is UnitKind.EVENTS else
                                             self.config.default_quota[unit])
         deck = self.config.deck
+        if units > MAX_AMOUNT:  # an Unsigned64 count no store can hold
+            return ChargingResult(outcome=Outcome.RATING_FAILED,
+                                  failed_field="Multiple-Services-Credit-Control")
         try:
             rated = self.rater.rate(deck=deck, service=self._to_rating(service),
                                     destination=req.destination or "", origin=req.origin,
                                     at=at, usage=units)
         except self.config.no_tariff_errors:
             return ChargingResult(outcome=Outcome.RATING_FAILED, failed_field="destination")
+        if rated.price > MAX_AMOUNT:
+            return ChargingResult(outcome=Outcome.RATING_FAILED,
+                                  failed_field="Multiple-Services-Credit-Control")
         price = rated.price
         if action is EventAction.PRICE_ENQUIRY:
             # B5: Cost-Information only; no balance check, no reservation.
