@@ -42,11 +42,13 @@ def _period(text: str) -> Period:
 
 
 def _progress_bar(total: int, label: str) -> Any:
+    from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+    # the bar lives on stderr: on stdout it left a blank first line before the --json output
     prog = Progress(TextColumn(label), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
                     TimeRemainingColumn(), transient=True, disable=not sys.stderr.isatty(),
-                    console=None)
+                    console=Console(stderr=True))
     return prog, prog.add_task(label, total=max(total, 1))
 
 

@@ -25,6 +25,10 @@ def test_generate_settle_close_reconcile(tmp_path: Path) -> None:
     r = _run("settle", "--period", "2026-11", "--data-dir", d, "--partners", str(DEMO), "--json")
     assert r.exit_code == 0, r.output
     doc = json.loads(r.output)
+    sep = CliRunner(mix_stderr=False).invoke(
+        main, ["settle", "--period", "2026-11", "--data-dir", d, "--partners", str(DEMO),
+               "--json"], catch_exceptions=False)
+    assert sep.exit_code == 0 and sep.stdout.startswith("{")  # nothing before the JSON line
     assert doc["records_read"] == 3000 and doc["status"] == "draft" and doc["problems"] == []
     assert {row["partner"] for row in doc["partners"]} == {"orange-fr", "att-us", "globalhub",
                                                            "gamesco", "mvno-uk", "carrier_a"}
