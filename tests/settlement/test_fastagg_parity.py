@@ -25,10 +25,11 @@ from settlement.generate import TrafficGenerator, write_journal
 
 from .conftest import T0
 
-# Under CI=true with extensions enabled a missing build is a failure, not a skip.
+# Under CI=true (or ICX_REQUIRE_EXTENSIONS=1) with extensions enabled a missing build is a
+# failure, not a skip.
+_REQUIRED = os.environ.get("CI") == "true" or os.environ.get("ICX_REQUIRE_EXTENSIONS") == "1"
 pytestmark = pytest.mark.skipif(
-    not fastagg.available()
-    and (not cython_ext.extensions_enabled() or os.environ.get("CI") != "true"),
+    not fastagg.available() and (not cython_ext.extensions_enabled() or not _REQUIRED),
     reason="cython_ext.settle_agg not built or disabled")
 NOV = Period(2026, 11)
 TZ = {"orange-fr": "Europe/Paris", "att-us": "America/New_York", "globalhub": "UTC",
