@@ -41,7 +41,7 @@ from charging.rating.model import (
     rate_to_str,
 )
 from charging.rating.numbers import name_for_prefix, normalise
-from charging.rating.price import amount_numerator
+from charging.rating.price import amount_numerator, price_micros
 from charging.rating.store import DeckStore
 
 _ext = cython_ext.load("rating")
@@ -67,6 +67,11 @@ def make_index(data: DeckData, *, compiled: bool | None = None) -> Any:
             # prices it exactly, only slower.
     return PureDeckIndex(data, build_groups(data))
 
+
+EXACT_C_USAGE = 2**36
+"""Usages above this are priced by the pure reference: the compiled index truncates prices past
+2**63 micro-units to 64 bits (an Unsigned64 report could wrap to a small price); below it a
+wrap needs a rate above ~134 major units per unit."""
 
 @dataclass(slots=True)
 class LoadedDeck:
@@ -259,8 +264,8 @@ class RatingEngine:
               origin: str = "") -> int:
         """Fast path: the price in micro-units only (no explanation object). NoTariff when none."""
         d = self._latest.get(deck) or self.deck(deck)
-        if (self.band_mode == "split" and d.band_ids and usage > 0
-                and service in (Service.VOICE, Service.DATA_TIME)):
+        if usage > EXACT_C_USAGE or (self.band_mode == "split" and d.band_ids and usage > 0
+                                     and service in (Service.VOICE, Service.DATA_TIME)):
             # split pricing is rate()'s path; the index prices in one band only
             return self.rate(deck=deck, service=service, destination=destination,
                              origin=origin or None, at=at, usage=usage).price
@@ -291,6 +296,9 @@ class RatingEngine:
         if (self.band_mode == "split" and d.band_ids and usage > 0
                 and service in (Service.VOICE, Service.DATA_TIME)):
             price, billed, exact, band_name = self._split_price(d, service, key, okey, at, usage, row)
+        elif usage > EXACT_C_USAGE:
+            price, billed = price_micros(usage, row)  # the compiled index would wrap at 2**63
+            exact = _exact(billed, row)
         else:
             price, billed = d.index.price_row(i, usage)
             exact = _exact(billed, row)

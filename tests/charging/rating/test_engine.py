@@ -12,6 +12,7 @@ import pytest
 
 from charging.fx import FxTable
 from charging.rating import BandCalendar, NoTariff, RatingEngine, Service
+from charging.rating.price import price_micros
 from charging.rating.store import DeckStore
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -204,3 +205,16 @@ def test_tiers_are_exposed_for_settlement(engine: RatingEngine, deck_csv: Callab
     tiers = engine.tiers(deck="d", service=Service.VOICE, destination="4179", at=0)
     assert [(t.after_units, t.rate) for t in tiers] == [(60000, 80_000_000), (300000, 50_000_000)]
     assert engine.rate(deck="d", service=Service.VOICE, destination="41", at=0, usage=1).tiers == tiers
+
+
+def test_huge_usages_are_priced_exactly(engine: RatingEngine, deck_csv: Callable[..., str]) -> None:
+    """An Unsigned64 count: the compiled index used to truncate the price to 64 bits (0.298384
+    EUR for 368,934,881,474,197 SMS at 0.05); both paths now give the exact reference price."""
+    engine.import_csv(deck_csv("service,prefix,rate\nsms,44,0.05\n"), deck="d")
+    row = engine.lookup(deck="d", service=Service.SMS, destination="447700900123", at=0)
+    for usage in (2**36, 2**36 + 1, 368_934_881_474_197, 2**53 - 1):
+        want = price_micros(usage, row)[0]
+        assert want == usage * 50_000
+        assert engine.price("d", Service.SMS, "447700900123", 0, usage) == want
+        assert engine.rate(deck="d", service=Service.SMS, destination="447700900123", at=0,
+                           usage=usage).price == want
