@@ -24,11 +24,13 @@ from tests.diameter.conftest import deep
 @pytest.fixture(autouse=True, scope="module")
 def _compiled_codec() -> None:
     """Skip when there is one codec (ICX_NO_EXTENSIONS=1, or a dev box without the build);
-    under CI=true with extensions enabled a missing or stale build fails instead of hiding
+    under CI=true (or ICX_REQUIRE_EXTENSIONS=1) with extensions enabled a missing or stale build fails instead of hiding
     every parity test behind a skip."""
     if EXT is not None:
         return
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes") and extensions_enabled():
+    required = (os.environ.get("CI", "").lower() in ("1", "true", "yes")
+                or os.environ.get("ICX_REQUIRE_EXTENSIONS") == "1")  # same switch as charging
+    if required and extensions_enabled():
         pytest.fail("compiled codec not built or stale (run setup.py build_ext --inplace)")
     pytest.skip("compiled codec not built or disabled")
 
