@@ -13,7 +13,7 @@ MVNO whose account is debited by each record, and Ro-path records that name only
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import msgpack
@@ -141,6 +141,15 @@ class TrafficGenerator:
         return rec
 
 
+def _flush(journal: Any, frames: list[bytes], progress: Callable[[int], None] | None) -> int:
+    """Append *frames* (may be empty) in one call; report progress; return how many."""
+    if frames:
+        journal.append_many(frames)
+        if progress:
+            progress(len(frames))
+    return len(frames)
+
+
 def write_journal(directory: str, records: Iterator[dict[str, Any]], *, batch: int = 20_000,
                   segment_bytes: int = 64 << 20, progress: Any = None) -> int:
     """Append *records* to the journal in *directory* in bulk (fsync at the end only)."""
@@ -154,16 +163,9 @@ def write_journal(directory: str, records: Iterator[dict[str, Any]], *, batch: i
         for rec in records:
             buf.append(packb(rec))
             if len(buf) >= batch:
-                journal.append_many(buf)
-                count += len(buf)
-                if progress:
-                    progress(len(buf))
+                count += _flush(journal, buf, progress)
                 buf = []
-        if buf:
-            journal.append_many(buf)
-            count += len(buf)
-            if progress:
-                progress(len(buf))
+        count += _flush(journal, buf, progress)
         journal.rotate()
     finally:
         journal.close(seal=True)
@@ -198,16 +200,9 @@ def write_journal_cycled(directory: str, gen: TrafficGenerator, count: int, *,
             buf[off:off + 10] = b"%010d" % i
             batch.append(bytes(buf))
             if len(batch) == 20_000:
-                journal.append_many(batch)
-                written += len(batch)
-                if progress:
-                    progress(len(batch))
+                written += _flush(journal, batch, progress)
                 batch = []
-        if batch:
-            journal.append_many(batch)
-            written += len(batch)
-            if progress:
-                progress(len(batch))
+        written += _flush(journal, batch, progress)
         journal.rotate()
     finally:
         journal.close(seal=True)
