@@ -17,6 +17,7 @@ from settlement.currency import PeriodError, is_currency, zone_of
 
 AGREEMENT_TYPES = ("bilateral", "transit", "revenue_share", "commitment")
 TRANSIT_KINDS = ("transit", "hubbing", "refile")
+DURATION_ROUNDINGS = ("up", "half_up", "down")
 
 
 class SettlementConfigError(Exception):
@@ -99,6 +100,11 @@ class CdrMapping:
     start_format: str = "iso"  # "iso", "epoch", "epoch_ms" or a strptime pattern
     timezone: str = "UTC"
     delimiter: str = ","
+    # The agreement's billing of a duration in seconds: exact durations ("60.7") are rounded
+    # to a multiple of billing_increment seconds by duration_rounding (up: a started
+    # increment counts, the usual switch convention; half_up; down) before comparing.
+    duration_rounding: str = "up"
+    billing_increment: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,9 +253,17 @@ def parse_config(data: dict[str, Any], *, file: str) -> SettlementConfig:
                 zone_of(tz)
             except PeriodError as exc:
                 r.bad(f"{key}.timezone", str(exc))
-        if all(fields.values()) and fmt and tz:
+        rounding = r.str_(t, key, "duration_rounding", "up")
+        if rounding not in DURATION_ROUNDINGS:
+            r.bad(f"{key}.duration_rounding",
+                  f"must be one of {', '.join(DURATION_ROUNDINGS)}, got {rounding!r}")
+        inc = r.int_(t, key, "billing_increment", 1)
+        if inc == 0:
+            r.bad(f"{key}.billing_increment", "must be a positive number of seconds")
+        if all(fields.values()) and fmt and tz and rounding in DURATION_ROUNDINGS and inc:
             mappings[name] = CdrMapping(**fields, **opt, start_format=fmt, timezone=tz,
-                                        delimiter=delim)
+                                        delimiter=delim, duration_rounding=rounding,
+                                        billing_increment=inc)
 
     partners: dict[str, Partner] = {}
     for pid, raw in _items(r, top.get("partners", {}), "partners"):

@@ -2,13 +2,15 @@
 
 One file per partner and period, ``<data-dir>/settlement/disputes/DSP-<period>-<PARTNER>.json``,
 rewritten deterministically on each reconciliation. Ids are stable for the same pair
-(``class`` + our record id + their CDR id), and an operator's status change (``open`` ->
+(``class`` + our record id + their CDR id); durations are seconds (a JSON number, or a
+decimal string such as ``"60.7"`` when not whole); and an operator's status change (``open`` ->
 ``accepted`` / ``rejected`` / ``resolved``) on an existing id is kept across re-runs.
 """
 
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,13 @@ REASONS = {
     "only_ours": "call in our journal, missing from the partner's CDRs",
     "only_theirs": "call in the partner's CDRs, not in our journal",
 }
+
+
+def _duration(d: Any) -> int | str:
+    """Whole seconds as a JSON number; a sub-second duration exactly, as a decimal string."""
+    if d == int(d):
+        return int(d)
+    return format(Decimal(d).normalize(), "f")
 
 
 def disputes_path(data_dir: Path, partner: str, period: Period) -> Path:
@@ -43,8 +52,8 @@ def open_disputes(data_dir: Path, partner: str, period: Period, pairs: list[Any]
             "status": previous.get(key, "open"), "class": pr.cls, "reason": REASONS[pr.cls],
             "our_id": pr.ours.id if pr.ours else None,
             "their_id": pr.theirs.id if pr.theirs else None,
-            "our_duration": pr.ours.duration if pr.ours else None,
-            "their_duration": pr.theirs.duration if pr.theirs else None,
+            "our_duration": _duration(pr.ours.duration) if pr.ours else None,
+            "their_duration": _duration(pr.theirs.duration) if pr.theirs else None,
             "our_amount": format_amount(pr.ours.amount) if pr.ours and pr.ours.amount is not None
             else None,
             "their_amount": format_amount(pr.theirs.amount)

@@ -5,15 +5,27 @@ missing): a pair shares the A- and B-number (digits only, international ``00`` p
 dropped) and starts within ``tolerance_seconds``; among candidates the closest start wins.
 A pair is
 
-* ``exact``: same start second, same duration, same amount (when the file has amounts);
-* ``within_tolerance``: the durations differ by at most ``max(tolerance_seconds,
+* ``exact``: same start second, same billed duration, same amount (when the file has amounts);
+* ``within_tolerance``: the exact durations differ by at most ``max(tolerance_seconds,
   tolerance_pct% of our duration)`` and the amounts by at most ``tolerance_pct%``;
 * ``mismatch``: paired, but beyond that tolerance;
 
-and what is left is ``only_ours`` / ``only_theirs``. The money variance is ours - theirs, per
-class and in total. Every mismatch and unmatched record opens a dispute (deterministic ids,
-``<data-dir>/settlement/disputes/``). The partner's invoice total (``--their-total``, else
-the sum of their CDR amounts) is compared with our rounded total.
+and what is left is ``only_ours`` / ``only_theirs``.
+
+Durations are exact: a partner's ``60.7`` is kept as Decimal seconds (never truncated), and
+the agreement's billing rule of the CDR mapping (``duration_rounding`` up|half_up|down to a
+multiple of ``billing_increment`` seconds, default: up to whole seconds) gives the billed
+seconds both sides are compared on; a sub-second difference is shown exactly and judged
+against the tolerance exactly.
+
+Money is compared in the partner's (invoice) currency, converted the way settlement converts
+(settlement/fx.py: the record's own ``fx``, else the ``[[fx]]`` period rate; no rate is a
+:class:`ReconcileError` naming both currencies; amounts are never added across currencies).
+A pair's amounts are converted one by one (rounded once to micro-units, HALF_UP); the totals
+convert each source currency's exact sum once, as the invoice does. The money variance is
+ours - theirs, per class and in total. Every mismatch and unmatched record opens a dispute
+(deterministic ids, ``<data-dir>/settlement/disputes/``). The partner's invoice total
+(``--their-total``, else the sum of their CDR amounts) is compared with our rounded total.
 """
 
 from __future__ import annotations
@@ -22,17 +34,18 @@ import bisect
 import csv
 import random
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from charging.money import MoneyError, div_round, format_amount, parse_amount
+from charging.money import MoneyError, Rounding, div_round, format_amount, parse_amount
 from settlement.config import CdrMapping, SettlementConfig
 from settlement.currency import Period, round_invoice, zone_of
 from settlement.disputes import open_disputes
+from settlement.fx import Conversion, FxError, convert, find_rate
 from settlement.writers import to_json, write_atomic
 
 CLASSES = ("exact", "within_tolerance", "mismatch", "only_ours", "only_theirs")
@@ -42,18 +55,54 @@ class CdrFileError(ValueError):
     """The partner's file cannot be read: ``file:line: what is wrong``."""
 
 
+class ReconcileError(ValueError):
+    """Reconciliation cannot be done consistently (e.g. no FX rate between two currencies)."""
+
+
+NO_FX = ("", "", "")
+_ROUNDINGS = {"up": Rounding.UP, "half_up": Rounding.HALF_UP, "down": Rounding.DOWN}
+
+
+def billed_seconds(duration: Decimal | int, increment: int = 1, rounding: str = "up") -> int:
+    """*duration* (exact seconds) rounded to a multiple of *increment* seconds by *rounding*
+    (``up``: a started increment counts; ``half_up``; ``down``)."""
+    f = Fraction(duration) / increment
+    return div_round(f.numerator, f.denominator, _ROUNDINGS[rounding]) * increment
+
+
 @dataclass(frozen=True, slots=True)
 class Cdr:
-    """One call from either side (ours from the journal, theirs from the CSV)."""
+    """One call from either side (ours from the journal, theirs from the CSV).
+
+    ``duration`` is exact seconds (a partner's ``"60.7"`` stays 60.7); ``billed`` the seconds
+    after the agreement's rounding (None: the duration rounded up to whole seconds).
+    ``amount``/``currency`` are what the record says; :func:`reconcile` compares them in the
+    partner's currency (``source_amount``/``source_currency`` then keep the original)."""
 
     id: str
     a: str
     b: str
     start_us: int
-    duration: int
+    duration: Decimal | int
     amount: int | None  # micro-units
     currency: str | None
     line: int = 0
+    billed: int | None = None
+    fx: tuple[str, str, str] = NO_FX  # our record's own fx (from, rate, date)
+    source_amount: int | None = None
+    source_currency: str | None = None
+
+    @property
+    def billed_s(self) -> int:
+        return self.billed if self.billed is not None else billed_seconds(self.duration)
+
+
+def duration_text(d: Decimal | int) -> str:
+    """An exact duration as plain decimal text (``60``, ``60.7``), never an exponent."""
+    if isinstance(d, int):
+        return str(d)
+    text = format(d.normalize(), "f")
+    return text
 
 
 def digits(number: str) -> str:
@@ -97,10 +146,14 @@ def read_partner_cdrs(path: Path, mapping: CdrMapping) -> list[Cdr]:
                 raise CdrFileError(f"{path}:{line}: bad {mapping.start} "
                                    f"{row[mapping.start]!r}: {exc}") from exc
             try:
-                duration = int(Decimal(row[mapping.duration].strip()))
+                # exact: "60.7" is 60.7 s, never truncated to 60 (the billing rule rounds)
+                duration = Decimal(row[mapping.duration].strip())
             except (ValueError, ArithmeticError) as exc:
                 raise CdrFileError(f"{path}:{line}: bad {mapping.duration} "
                                    f"{row[mapping.duration]!r}") from exc
+            if not duration.is_finite():
+                raise CdrFileError(f"{path}:{line}: bad {mapping.duration} "
+                                   f"{row[mapping.duration]!r}")
             if duration < 0:
                 raise CdrFileError(f"{path}:{line}: negative {mapping.duration}")
             amount = None
@@ -112,15 +165,20 @@ def read_partner_cdrs(path: Path, mapping: CdrMapping) -> list[Cdr]:
             out.append(Cdr(id=row[mapping.id] if mapping.id else f"line-{line}",
                            a=digits(row[mapping.a]), b=digits(row[mapping.b]), start_us=start,
                            duration=duration, amount=amount,
-                           currency=row[mapping.currency].strip() if mapping.currency else None,
-                           line=line))
+                           currency=(row[mapping.currency].strip() or None)
+                           if mapping.currency else None,
+                           line=line, billed=billed_seconds(duration, mapping.billing_increment,
+                                                            mapping.duration_rounding)))
     return out
 
 
 def our_cdrs(records: Iterable[Mapping[str, Any]], partner: str, lo: int, hi: int,
-             direction: str = "any", service: str = "voice") -> list[Cdr]:
+             direction: str = "any", service: str = "voice", *,
+             mapping: CdrMapping | None = None) -> list[Cdr]:
     """Our side: the partner's records (top level or a leg) of *service* ("any" for all)
-    that start in [lo, hi)."""
+    that start in [lo, hi). *mapping* gives the billing rule of durations (default: up to
+    whole seconds)."""
+    inc, rounding = (mapping.billing_increment, mapping.duration_rounding) if mapping else (1, "up")
     out = []
     for rec in records:
         if rec.get("type") not in ("rated", "adjust"):
@@ -137,12 +195,73 @@ def our_cdrs(records: Iterable[Mapping[str, Any]], partner: str, lo: int, hi: in
             if direction != "any" and src.get("direction") != direction:
                 continue
             usage = rec.get("usage") or 0
+            duration = usage if rec.get("unit", "s") == "s" else 0
+            fx = rec.get("fx")
             out.append(Cdr(id=str(rec.get("id")), a=digits(str(rec.get("a") or "")),
                            b=digits(str(rec.get("b") or "")), start_us=start,
-                           duration=usage if rec.get("unit", "s") == "s" else 0,
+                           duration=duration,
                            amount=parse_amount(src["price"]) if src.get("price") else None,
-                           currency=src.get("currency")))
+                           currency=src.get("currency"),
+                           billed=billed_seconds(duration, inc, rounding),
+                           fx=(str(fx.get("from", "")), str(fx.get("rate", "")),
+                               str(fx.get("date", ""))) if isinstance(fx, Mapping) else NO_FX))
     return out
+
+
+class _Converter:
+    """Amounts into the partner's currency with the conversion settlement uses
+    (settlement/fx.py), one lookup per (currency, record fx)."""
+
+    def __init__(self, cfg: SettlementConfig, period: Period, target: str) -> None:
+        self.cfg, self.period, self.target = cfg, str(period), target
+        self.used: dict[tuple[str, tuple[str, str, str]], Conversion | None] = {}
+
+    def conversion(self, cdr: Cdr, side: str) -> Conversion | None:
+        ccy = cdr.currency or self.target  # a file without a currency column: the invoice's
+        key = (ccy, cdr.fx)
+        if key not in self.used:
+            try:
+                self.used[key] = find_rate(self.cfg, self.period, ccy, self.target, *cdr.fx)
+            except FxError as exc:
+                raise ReconcileError(
+                    f"{side} {cdr.id!r} is in {ccy}, the partner invoices in {self.target}: "
+                    f"{exc}; amounts in different currencies are never added") from None
+        return self.used[key]
+
+    def to_target(self, cdr: Cdr, side: str) -> Cdr:
+        """*cdr* with its amount in the target currency (the original kept as source_*)."""
+        if cdr.amount is None:
+            return cdr
+        conv = self.conversion(cdr, side)
+        if conv is None and (cdr.currency or self.target) == self.target:
+            return replace(cdr, currency=self.target, source_amount=cdr.amount,
+                           source_currency=self.target)
+        return replace(cdr, amount=convert(cdr.amount, conv), currency=self.target,
+                       source_amount=cdr.amount, source_currency=cdr.currency)
+
+    def total(self, cdrs: Iterable[Cdr], side: str) -> tuple[int, dict[str, int]]:
+        """(sum in the target currency, exact sums per source currency): each source
+        currency's (and record fx's) exact sum is converted once, like an invoice line."""
+        groups: dict[tuple[str, tuple[str, str, str]], tuple[int, Cdr]] = {}
+        for c in cdrs:
+            if c.source_amount is None:
+                continue
+            ccy = c.source_currency or self.target
+            k = (ccy, c.fx)
+            have = groups.get(k)
+            groups[k] = (c.source_amount + (have[0] if have else 0), have[1] if have else c)
+        total = 0
+        by_ccy: dict[str, int] = {}
+        for (ccy, _), (micros, sample) in sorted(groups.items()):
+            total += convert(micros, self.conversion(replace(sample, currency=ccy), side))
+            by_ccy[ccy] = by_ccy.get(ccy, 0) + micros
+        return total, by_ccy
+
+    def shown(self) -> list[dict[str, str]]:
+        return [{"from": ccy, "to": self.target, "rate": c.shown, "date": c.date,
+                 "source": c.source} for (ccy, _), c in sorted(self.used.items(),
+                                                            key=lambda kv: kv[0])
+                if c is not None]
 
 
 @dataclass
@@ -192,10 +311,11 @@ def match(ours: list[Cdr], theirs: list[Cdr], *, tolerance_seconds: int,
 
 def _classify(o: Cdr, t: Cdr, tol_s: int, pct: Fraction) -> str:
     same_amount = o.amount is None or t.amount is None or o.amount == t.amount
-    if o.start_us // 1_000_000 == t.start_us // 1_000_000 and o.duration == t.duration \
+    if o.start_us // 1_000_000 == t.start_us // 1_000_000 and o.billed_s == t.billed_s \
             and same_amount:
         return "exact"
-    dur_ok = abs(o.duration - t.duration) <= max(Fraction(tol_s), pct * o.duration)
+    ours = Fraction(o.duration)
+    dur_ok = abs(ours - Fraction(t.duration)) <= max(Fraction(tol_s), pct * ours)
     amt_ok = (o.amount is None or t.amount is None
               or abs(o.amount - t.amount) <= pct * abs(o.amount))
     return "within_tolerance" if dur_ok and amt_ok else "mismatch"
@@ -218,17 +338,19 @@ def reconcile(cfg: SettlementConfig, records: Iterable[Mapping[str, Any]], *, pa
     mapping = cfg.cdr_mappings[p.cdr_mapping or ""]
     theirs_all = read_partner_cdrs(their_cdrs, mapping)
     lo, hi = period.bounds_us(p.timezone)
-    theirs = [t for t in theirs_all if lo <= t.start_us < hi]
-    ours = our_cdrs(records, partner, lo, hi, direction, service)
+    ccy = p.currency
+    conv = _Converter(cfg, period, ccy)
+    theirs = [conv.to_target(t, "their CDR") for t in theirs_all if lo <= t.start_us < hi]
+    ours = [conv.to_target(o, "our record") for o in
+            our_cdrs(records, partner, lo, hi, direction, service, mapping=mapping)]
     pairs = match(ours, theirs, tolerance_seconds=tolerance_seconds, tolerance_pct=tolerance_pct)
     counts = {c: 0 for c in CLASSES}
     variance = {c: 0 for c in CLASSES}
     for pr in pairs:
         counts[pr.cls] += 1
         variance[pr.cls] += pr.variance
-    our_amount = sum(o.amount or 0 for o in ours)
-    their_amount = sum(t.amount or 0 for t in theirs)
-    ccy = p.currency
+    our_amount, our_by_ccy = conv.total(ours, "our record")
+    their_amount, their_by_ccy = conv.total(theirs, "their CDR")
     our_total = round_invoice(our_amount, ccy)
     their_inv = parse_amount(their_total) if their_total is not None else round_invoice(
         their_amount, ccy)
@@ -243,6 +365,11 @@ def reconcile(cfg: SettlementConfig, records: Iterable[Mapping[str, Any]], *, pa
         "counts": counts, "variance_by_class": {k: format_amount(v) for k, v in variance.items()},
         "our_amount": format_amount(our_amount), "their_amount": format_amount(their_amount),
         "variance": format_amount(our_amount - their_amount),
+        "our_amount_by_currency": {k: format_amount(v) for k, v in our_by_ccy.items()},
+        "their_amount_by_currency": {k: format_amount(v) for k, v in their_by_ccy.items()},
+        "fx": conv.shown(),
+        "duration_rounding": mapping.duration_rounding,
+        "billing_increment": mapping.billing_increment,
         "invoice_compare": {"ours": format_amount(our_total), "theirs": format_amount(their_inv),
                             "difference": format_amount(diff),
                             "within_tolerance": abs(diff) <= allowed},
@@ -282,19 +409,32 @@ def _us_text(us: int) -> str:
 
 PAIR_COLUMNS = ("class", "our_id", "their_id", "their_line", "a", "b", "our_start",
                 "their_start", "our_duration", "their_duration", "our_amount", "their_amount",
-                "variance")
+                "variance", "our_billed", "their_billed", "duration_difference",
+                "our_source_amount", "their_source_amount")
+
+
+def _source(c: Cdr | None) -> str:
+    if c is None or c.source_amount is None or c.source_currency == c.currency:
+        return ""
+    return f"{format_amount(c.source_amount)} {c.source_currency}"
 
 
 def pair_row(pr: Pair) -> list[str]:
+    """One CSV row: durations exact (``60.7``), billed seconds after the agreement's rounding,
+    amounts in the partner's currency (the original currency's amount when converted)."""
     o, t = pr.ours, pr.theirs
     ref = o or t
     assert ref is not None
+    diff = ""
+    if o and t:
+        diff = duration_text(Decimal(o.duration) - Decimal(t.duration))
     return [pr.cls, o.id if o else "", t.id if t else "", str(t.line) if t else "", ref.a, ref.b,
             _us_text(o.start_us) if o else "", _us_text(t.start_us) if t else "",
-            str(o.duration) if o else "", str(t.duration) if t else "",
+            duration_text(o.duration) if o else "", duration_text(t.duration) if t else "",
             format_amount(o.amount) if o and o.amount is not None else "",
             format_amount(t.amount) if t and t.amount is not None else "",
-            format_amount(pr.variance)]
+            format_amount(pr.variance), str(o.billed_s) if o else "",
+            str(t.billed_s) if t else "", diff, _source(o), _source(t)]
 
 
 def pairs_csv(pairs: list[Pair]) -> str:

@@ -211,7 +211,7 @@ def reconcile_cmd(partner: str, period: str, their_cdrs: str, tolerance_seconds:
     from decimal import Decimal, InvalidOperation
 
     from charging.money import MoneyError, parse_amount
-    from settlement.reconcile import CdrFileError, reconcile_journal
+    from settlement.reconcile import CdrFileError, ReconcileError, reconcile_journal
 
     cfg = _config(partners_file)
     per = _period(period)
@@ -255,6 +255,9 @@ def reconcile_cmd(partner: str, period: str, their_cdrs: str, tolerance_seconds:
     except CdrFileError as exc:
         click.echo(str(exc), err=True)
         sys.exit(2)
+    except ReconcileError as exc:  # an inconsistency (no FX rate between two currencies)
+        click.echo(f"reconcile: {exc}", err=True)
+        sys.exit(1)
     except Exception as exc:  # journal corruption, I/O: a runtime failure, exit 1
         click.echo(f"reconcile failed: {type(exc).__name__}: {exc}", err=True)
         sys.exit(1)
