@@ -29,6 +29,7 @@ import structlog
 
 from diameter.adapter import DiameterServer, Handler, PeerProtocol
 from diameter.avp import Avp
+from diameter.constants import APP_ACCOUNTING
 from diameter.message import Message
 from diameter.peer import DISCONNECT_REBOOTING
 from diameter.peer_config import PeerConfig
@@ -55,6 +56,9 @@ def peer_config(settings: Settings, *, origin_state_id: int | None = None) -> Pe
     d = settings.diameter
     return PeerConfig(
         origin_host=d.origin_host,
+        # Advertise only what is served (RFC 6733 §5.3): with [rf] disabled a peer that
+        # negotiated Rf from our CEA would get 3007 on every ACR.
+        acct_application_ids=(APP_ACCOUNTING,) if settings.rf.enabled else (),
         origin_realm=d.origin_realm,
         host_ip_addresses=(_host_ip(d.listen_host),),
         vendor_id=d.vendor_id,
