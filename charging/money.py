@@ -61,8 +61,14 @@ def parse_amount(text: str | int | Decimal, *, rounding: Rounding | None = None)
     """Parse a decimal amount (``"0.12"``, ``"-3"``, ``Decimal``) into micro-units.
 
     Raises :class:`MoneyError` when the text is not a number, or has more than 6 decimals and
-    no *rounding* was given (precision is never lost silently).
+    no *rounding* was given (precision is never lost silently). A ``float`` or ``bool`` is
+    refused with :class:`MoneyError` (a ValueError): a binary float is not an exact decimal
+    (``0.1`` is 0.1000000000000000055...), and ``True`` is no amount; callers pass the decimal
+    text they received (JSON/TOML/CSV string) or a Decimal/int.
     """
+    if isinstance(text, bool) or isinstance(text, float):
+        raise MoneyError(f"amount must be a decimal string, Decimal or int, "
+                         f"not {type(text).__name__}: {text!r}")
     if isinstance(text, int):
         return text * MICROS
     try:

@@ -74,13 +74,17 @@ class RecordOps:
 def _units(value: Any, kind: BalanceKind | None) -> int:
     """A journal amount -> store units. ints are store units already; decimal strings are major
     units for money (-> micro-units) and whole units for buckets (docs/journal-schema.md)."""
-    if isinstance(value, bool):
+    if isinstance(value, bool) or isinstance(value, float):
+        # a float is not an exact decimal (journal-schema: ints or decimal strings only)
         raise ValueError(f"not an amount: {value!r}")
     if isinstance(value, int):
         return value
     if kind is BalanceKind.MONEY or kind is None:
-        return parse_amount(value if isinstance(value, str | Decimal) else str(value))
-    return int(Decimal(str(value)))
+        return parse_amount(value)
+    units = Decimal(str(value))
+    if units != units.to_integral_value():
+        raise ValueError(f"not a whole number of units: {value!r}")
+    return int(units)
 
 
 def decode_record(

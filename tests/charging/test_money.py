@@ -74,3 +74,13 @@ def test_round_to_places_cents() -> None:
     assert round_to_places(47_650, 4) == 47_700  # 0.04765 -> 0.0477 (PeerEdge example)
     assert round_to_places(47_650, 3) == 48_000
     assert round_to_places(-47_650, 2) == -50_000
+
+
+@pytest.mark.parametrize("bad", [10.5, 0.1, 1.0, float("nan"), True, False])
+def test_parse_refuses_float_and_bool(bad: object) -> None:
+    # a float is not an exact decimal and a bool is no amount: never turned into micro-units
+    with pytest.raises(MoneyError, match="decimal string"):
+        parse_amount(bad)  # type: ignore[arg-type]
+    assert parse_amount("10.5") == 10_500_000  # the decimal text still parses
+    assert parse_amount(Decimal("0.1")) == 100_000
+    assert parse_amount(3) == 3 * MICROS

@@ -165,3 +165,20 @@ def test_idempotency_retention_is_bounded() -> None:
         assert (await s.debit("x1", "a", "EUR", 1, now=NOW + 7201)).replayed
 
     asyncio.run(body())
+
+
+@pytest.mark.parametrize(("balance", "amount"), [("EUR", 0.5), ("EUR", True), ("sec", 1.5),
+                                                  ("sec", "1.5")])
+def test_apply_record_refuses_inexact_amounts(balance: str, amount: Any) -> None:
+    # journal amounts are ints or decimal strings (docs/journal-schema.md): a float is not an
+    # exact decimal and a fractional unit count is no bucket amount; neither is guessed at
+    store = asyncio.run(fresh())
+    before = asyncio.run(store.get("a1"))
+    rec = {"v": 1, "type": "rated", "idem": "k-bad", "ts": to_us(NOW), "result": "ok",
+           "balance_effects": [{"account": "a1", "balance": balance, "amount": amount}],
+           "holds": []}
+    with pytest.raises(ValueError):
+        store.apply_record(rec)
+    assert asyncio.run(store.get("a1")) == before
+    rec["balance_effects"][0]["amount"] = "-0.5" if balance == "EUR" else "-2"
+    assert store.apply_record(rec)
