@@ -37,6 +37,19 @@ from mediation.agent import ChargingAgent
 KEY_APP = web.AppKey("icx_admin", dict)
 
 
+def _json_type(value: Any) -> str:
+    """The JSON type name of a decoded value (for error messages)."""
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if value is None:
+        return "null"
+    if isinstance(value, dict):
+        return "object"
+    return "array" if isinstance(value, list) else type(value).__name__
+
+
 def _json(data: Any, status: int = 200) -> web.Response:
     return web.Response(text=json.dumps(data), status=status, content_type="application/json")
 
@@ -71,8 +84,15 @@ def build_app(*, service: ChargingService, agent: ChargingAgent | None, accounts
             return _json({"error": "body must be JSON"}, 400)
         if not isinstance(body, dict) or "amount" not in body:
             return _json({"error": "need {\"amount\": \"10.00\"}"}, 400)
+        amount = body["amount"]
+        # JSON numbers with a fraction arrive as binary floats (10.1 is not exactly 10.1):
+        # money is a decimal string, or a whole number of major units; bool is no amount.
+        if type(amount) is not str and type(amount) is not int:
+            return _json({"error": "amount must be a decimal string such as \"10.50\" "
+                                   f"(or a whole number), not JSON {_json_type(amount)} "
+                                   f"{json.dumps(amount)}"}, 400)
         try:
-            out = await topup(accounts, ledger, request.match_info["id"], str(body["amount"]),
+            out = await topup(accounts, ledger, request.match_info["id"], str(amount),
                               now=clock(), balance=body.get("balance"), key=body.get("key"))
         except OperatorError as exc:
             return _json({"error": str(exc)}, exc.status)

@@ -79,3 +79,28 @@ def test_admin_api_and_cli(server: Server) -> None:
 
     seen = asyncio.run(hold_session())
     assert seen == {258: 1, 274: 1}
+
+
+def _post(url: str, body: object) -> tuple[int, dict]:
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.request.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_topup_refuses_json_float_amounts(server: Server) -> None:
+    url = server.admin_url + "/api/accounts/41790000002/topup"
+    opening = server.balance("41790000002")[0]
+    for bad in (10.5, 0.1, 10.0, True, None, ["1"]):
+        status, body = _post(url, {"amount": bad, "reauth": False})
+        assert status == 400, (bad, body)
+        assert "decimal string" in body["error"], body
+    assert server.balance("41790000002")[0] == opening  # nothing was credited
+    status, body = _post(url, {"amount": "10.50", "reauth": False})
+    assert status == 200 and body["balances"][0]["amount"] == "60.50", body
+    status, body = _post(url, {"amount": 2, "reauth": False})  # a whole number of major units
+    assert status == 200 and body["balances"][0]["amount"] == "62.50", body
+    assert server.balance("41790000002")[0] == opening + 12_500_000
