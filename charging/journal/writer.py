@@ -23,7 +23,8 @@ import queue
 import threading
 import time
 import zlib
-from collections.abc import Iterable, Mapping
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,8 @@ import msgpack
 
 from charging.journal.framing import FRAME_HEAD, HEADER_LEN, MARK
 from charging.journal.segments import JournalError, Position, Recovered, SegmentWriter
+
+DurableCallback = Callable[[BaseException | None], None]
 
 _crc32 = zlib.crc32
 _pack_head = FRAME_HEAD.pack
@@ -157,6 +160,8 @@ class Journal:
         self._closed = False
         self._durable = alloc.last
         self._durable_waiters: list[tuple[Position, asyncio.Future[None]]] = []
+        # call_when_durable: (pos, callback) in registration order, released from the left
+        self._callbacks: deque[tuple[Position, DurableCallback]] = deque()
         self._idle_timer: asyncio.TimerHandle | None = None
         self.groups = 0  # group commits done (metrics)
         self.records = 0
@@ -248,6 +253,32 @@ class Journal:
         self._durable_waiters.append((pos, fut))
         await fut
 
+    def call_when_durable(self, pos: Position, callback: DurableCallback) -> None:
+        """Call ``callback(None)`` on the event loop once everything up to ``pos`` is durable,
+        or ``callback(exc)`` (a :class:`JournalError`) if the group commit failed.
+
+        The cheap alternative to awaiting a future per request (invariant 3, journal before
+        answer: write the answer from the callback). Call it from the loop's thread. Callbacks
+        run in registration order; register positions in non-decreasing order (the natural
+        order: positions are handed out in append order) and they also run in position order.
+        When ``pos`` is already durable the callback is scheduled with ``loop.call_soon`` (never
+        called re-entrantly). A callback that raises is reported to the loop's exception
+        handler; the others still run. ``pos`` beyond the last appended record is treated as
+        the last appended record.
+        """
+        if pos <= self._durable and not self._callbacks:
+            self._loop.call_soon(callback, None)
+            return
+        if self._failed is not None:
+            self._loop.call_soon(callback, JournalError(f"journal write failed: {self._failed!r}"))
+            return
+        last = self._alloc.last
+        if pos > last:
+            pos = last
+        self._callbacks.append((pos, callback))
+        # pos <= durable here means it queues behind a pending callback and is released with
+        # it (order kept); pos > durable means a group holding it is pending or in flight.
+
     async def rotate(self) -> None:
         """Seal the open segment now (if it holds records) and wait until it is sealed."""
         if self._alloc.offset <= HEADER_LEN:
@@ -319,9 +350,15 @@ class Journal:
                     f.set_exception(err)
             self._group = None
             self._durable_waiters.clear()
+            cbs = self._callbacks
+            while cbs:
+                self._run_callback(cbs.popleft()[1], err)
             return
         self.groups += 1
         self._durable = upto
+        cbs = self._callbacks
+        while cbs and cbs[0][0] <= upto:
+            self._run_callback(cbs.popleft()[1], None)
         group.set_result(None)
         if self._durable_waiters:
             keep = []
@@ -334,6 +371,13 @@ class Journal:
             self._durable_waiters = keep
         if self._group is not None:
             self._dispatch()
+
+    def _run_callback(self, cb: DurableCallback, exc: BaseException | None) -> None:
+        try:
+            cb(exc)
+        except Exception as e:  # noqa: BLE001 -- one bad callback must not stop the others
+            self._loop.call_exception_handler({
+                "message": "journal call_when_durable callback failed", "exception": e})
 
     def _arm_idle_timer(self) -> None:
         self._idle_timer = self._loop.call_later(

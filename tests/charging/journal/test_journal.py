@@ -214,3 +214,76 @@ def test_torn_header_rewritten(tmp_path: Path) -> None:
     j.append(rec(0))
     j.close()
     assert [r["id"] for _, r in JournalReader(tmp_path).iter_from()] == ["t-0"]
+
+
+def test_call_when_durable_in_order(tmp_path: Path) -> None:
+    async def main() -> None:
+        j = await Journal.open(tmp_path)
+        calls: list[tuple[int, object, Position]] = []
+        for i in range(300):
+            pos, _group = j.append_nowait(rec(i))
+            j.call_when_durable(pos, lambda exc, i=i, pos=pos: calls.append((i, exc, j.durable)))
+            if i % 37 == 0:
+                await asyncio.sleep(0)  # let groups form and complete in between
+        await j.flush()
+        assert [c[0] for c in calls] == list(range(300))  # never reordered
+        assert all(c[1] is None for c in calls)
+        got = {p for p, _ in JournalReader(tmp_path).iter_from()}
+        assert len(got) == 300
+        # already durable: scheduled with call_soon, never called re-entrantly
+        late: list[object] = []
+        j.call_when_durable(j.durable, late.append)
+        assert late == []
+        await asyncio.sleep(0)
+        assert late == [None]
+        await j.close()
+
+    asyncio.run(main())
+
+
+def test_call_when_durable_callback_sees_durable_position(tmp_path: Path) -> None:
+    async def main() -> None:
+        j = await Journal.open(tmp_path)
+        seen: list[bool] = []
+        positions = []
+        for i in range(50):
+            pos, _ = j.append_nowait(rec(i))
+            positions.append(pos)
+            j.call_when_durable(pos, lambda exc, pos=pos: seen.append(pos <= j.durable))
+        errors: list[object] = []
+        j._loop.set_exception_handler(lambda _loop, ctx: errors.append(ctx["exception"]))
+
+        def boom(_exc: BaseException | None) -> None:
+            raise RuntimeError("bad callback")
+
+        j.call_when_durable(positions[-1], boom)
+        after: list[object] = []
+        j.call_when_durable(positions[-1], after.append)
+        await j.flush()
+        assert seen == [True] * 50
+        assert after == [None]  # a raising callback does not stop the others
+        assert len(errors) == 1 and isinstance(errors[0], RuntimeError)
+        await j.close()
+
+    asyncio.run(main())
+
+
+def test_call_when_durable_failure(tmp_path: Path) -> None:
+    async def main() -> None:
+        j = await Journal.open(tmp_path)
+        await j.append(rec(0))
+        os.close(j._writer._fd)  # the next group write fails (EBADF)
+        got: list[BaseException | None] = []
+        pos, group = j.append_nowait(rec(1))
+        j.call_when_durable(pos, got.append)
+        with pytest.raises(JournalError):
+            await group
+        assert len(got) == 1 and isinstance(got[0], JournalError)
+        later: list[BaseException | None] = []
+        j.call_when_durable(pos, later.append)
+        await asyncio.sleep(0)
+        assert len(later) == 1 and isinstance(later[0], JournalError)
+        j._writer._fd = None  # already closed above
+        await j.close()
+
+    asyncio.run(main())
