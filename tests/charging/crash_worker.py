@@ -109,7 +109,8 @@ async def run_op(ledger: Ledger, op: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(kind)
     return {"n": op["n"], "key": key, "status": r.status.value, "granted": r.granted,
             "replayed": r.replayed,
-            "effects": [e.amount for e in r.effects], "holds": [h.amount for h in r.holds]}
+            "effects": [[e.account, e.balance, e.amount] for e in r.effects],
+            "holds": [[h.account, h.balance, h.reservation, h.amount] for h in r.holds]}
 
 
 async def serve(data: Path, redis_url: str | None) -> None:
