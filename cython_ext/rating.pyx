@@ -65,6 +65,8 @@ cdef uint64_t FNV_PRIME = 1099511628211ULL
 cdef int64_t UNLIMITED = 1LL << 53
 cdef int64_t LIM30 = 1LL << 30
 cdef int64_t LIM31 = 1LL << 31
+cdef int64_t LIM62 = 1LL << 62
+cdef int64_t INT64_MAX = 0x7FFFFFFFFFFFFFFF
 
 
 cdef inline uint64_t _seed(int svc) noexcept nogil:
@@ -345,10 +347,17 @@ cdef class CompiledDeck:
             free(hp)
         return result
 
-    cdef inline int64_t _price(self, Py_ssize_t i, int64_t usage, int64_t* billed_out) noexcept nogil:
-        cdef int64_t a, b, billed, total, den, n64
-        cdef i128 num
+    cdef inline int64_t _price(self, Py_ssize_t i, int64_t usage, int64_t* billed_out,
+                               bint* big) noexcept nogil:
+        """The price in micro-units, exactly as price.price_micros; sets *big* (and returns 0)
+        when the billed units or the price do not fit in 64 bits, or a value is negative (C
+        division truncates where Python floors): the caller then prices with :meth:`_exact`
+        in Python integers, so no price is ever truncated (an absurd rate, > ~134 major units
+        per unit, used to wrap in the 128-bit branch)."""
+        cdef int64_t a, b, billed, den, n64
+        cdef i128 num, q, total, billed128
         cdef RowC* row = &self.rows[i]
+        big[0] = False
         if usage <= 0:
             billed_out[0] = 0
             return 0
@@ -357,19 +366,46 @@ cdef class CompiledDeck:
             billed = a
         else:
             b = row.inc_next
-            billed = a + ((usage - a + b - 1) // b) * b
+            billed128 = a + ((<i128>usage - a + b - 1) // b) * b
+            if billed128 >= LIM62:
+                big[0] = True
+                return 0
+            billed = <int64_t>billed128
         billed_out[0] = billed
-        den = row.rate_unit * 1000
-        if billed < LIM31 and row.rate_first < LIM30 and row.rate < LIM30 and den < LIM30:
+        den = <int64_t>row.rate_unit * 1000  # int32 * 1000 would wrap past 2**31
+        if (billed < LIM31 and 0 <= row.rate_first < LIM30 and 0 <= row.rate < LIM30
+                and den < LIM30 and 0 <= row.fee < LIM62):
             # Everything fits in 63 bits: plain 64-bit division (the common case).
             n64 = a * row.rate_first + (billed - a) * row.rate
             total = row.fee + (2 * n64 + den) // (2 * den)
         else:
+            if row.rate_first < 0 or row.rate < 0 or row.fee < 0:
+                big[0] = True
+                return 0
+            # a < 2**31, rates < 2**63, billed < 2**62: num < 2**125 + 2**94, 2*num fits
             num = <i128>a * row.rate_first + <i128>(billed - a) * row.rate
-            total = row.fee + <int64_t>((2 * num + den) // (2 * <i128>den))
+            q = (2 * num + den) // (2 * <i128>den)
+            total = row.fee + q
+            if total > INT64_MAX:
+                big[0] = True
+                return 0
         if total < row.min_charge:
             total = row.min_charge
-        return total
+        return <int64_t>total
+
+    cdef object _exact(self, Py_ssize_t i, object usage):
+        """(price, billed) in Python integers: price.price_micros on row *i* (never wraps)."""
+        cdef RowC* row = &self.rows[i]
+        a = int(row.inc_first)
+        b = int(row.inc_next)
+        if usage <= 0:
+            return 0, 0
+        billed = a if usage <= a else a + -(-(usage - a) // b) * b
+        num = a * int(row.rate_first) + (billed - a) * int(row.rate)
+        den = int(row.rate_unit) * 1000
+        total = int(row.fee) + (2 * num + den) // (2 * den)
+        m = int(row.min_charge)
+        return (total if total >= m else m), billed
 
     def find(self, int svc, str key, str origin, long long at, int band):
         """Row index of the match, or -1 (see PureDeckIndex.find)."""
@@ -381,9 +417,12 @@ cdef class CompiledDeck:
     def price_row(self, Py_ssize_t i, long long usage):
         """(price micro-units, billed units) of *usage* under row *i*."""
         cdef int64_t billed
+        cdef bint big
         if i < 0 or i >= self.nrows:
             raise IndexError(i)
-        p = self._price(i, usage, &billed)
+        p = self._price(i, usage, &billed, &big)
+        if big:
+            return self._exact(i, usage)
         return p, billed
 
     def price(self, int svc, str key, long long at, long long usage, str origin="", int band=0):
@@ -392,12 +431,16 @@ cdef class CompiledDeck:
         cdef int64_t billed
         cdef const char* kp = PyUnicode_AsUTF8AndSize(key, &n)
         cdef const char* op = PyUnicode_AsUTF8AndSize(origin, &on)
+        cdef bint big
         cdef Py_ssize_t r = self._find(svc, kp, n, op, on, at, band)
         if r < 0:
             return NO_TARIFF
         if self.rows[r].blocked:
             return BLOCKED
-        return self._price(r, usage, &billed)
+        p = self._price(r, usage, &billed, &big)
+        if big:
+            return self._exact(r, usage)[0]
+        return p
 
     def max_units_row(self, Py_ssize_t i, long long budget):
         """See charging.rating.price.max_units."""
@@ -436,6 +479,7 @@ cdef class CompiledDeck:
         cdef Py_ssize_t j, r, kn, on = 0, base, cnt, b_i, L, top, k, t
         cdef const char* op = ""
         cdef int64_t billed
+        cdef bint big
         cdef Py_ssize_t ok = 0
         cdef int b = 0
         cdef long long[::1] bandv
@@ -526,7 +570,11 @@ cdef class CompiledDeck:
                     elif self.rows[r].blocked:
                         prices[j] = BLOCKED
                     else:
-                        prices[j] = self._price(r, usages[j], &billed)
+                        prices[j] = self._price(r, usages[j], &billed, &big)
+                        if big:
+                            # exact in Python integers; a price beyond int64 raises
+                            # OverflowError here, as the pure twin's array("q") does
+                            prices[j] = self._exact(r, usages[j])[0]
                         ok += 1
                 base += cnt
         finally:
