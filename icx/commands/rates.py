@@ -130,11 +130,13 @@ def rates_import(file: str, deck: str, partner: str | None, direction: str, curr
     total = _count_lines(file)
     try:
         if total >= 100_000 and sys.stderr.isatty():
+            from rich.console import Console
             from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+            # the bar lives on stderr: on stdout it left a blank line before the --json output
             with Progress(TextColumn("importing {task.description}"), BarColumn(),
                           TextColumn("{task.completed}/{task.total} lines"), TimeRemainingColumn(),
-                          transient=True) as progress:
+                          transient=True, console=Console(stderr=True)) as progress:
                 task = progress.add_task(os.path.basename(file), total=total)
                 summary = _import_with_progress(
                     engine, file, deck, partner, direction, currency, effective, service, tz,

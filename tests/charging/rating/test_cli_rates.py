@@ -77,3 +77,52 @@ def test_config_decks_import_at_start_is_idempotent(tmp_path: Path) -> None:
     assert [s.version for s in again] == [None, None, None]
     assert engine.deck("carrier_a_buy").meta.partner == "carrier_a"
     assert engine.deck("carrier_a_buy").meta.direction == "buy"
+
+
+def test_import_progress_bar_stays_off_stdout(tmp_path: Path) -> None:
+    """A 100k-line import draws its progress bar when stderr is a terminal; with --json piped
+    on stdout, stdout must hold exactly the JSON document (the bar used to leave a blank line
+    there). A real process: stderr is a pseudo-terminal, stdout a pipe."""
+    import os
+    import pty
+    import subprocess
+    import sys
+    import threading
+
+    deck = tmp_path / "big.csv"
+    with deck.open("w") as fh:
+        fh.write("prefix,destination,rate,billing\n")
+        fh.writelines(f"{1_000_000 + i},Dest {i % 50},0.0{i % 90 + 10},60/1\n"
+                      for i in range(100_000))
+    master, slave = pty.openpty()
+    seen: list[bytes] = []
+
+    def drain() -> None:  # keep the terminal's buffer from filling (the writer would block)
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            seen.append(chunk)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        code = ("import sys; from icx.cli import main; "
+                "sys.exit(main(sys.argv[1:], prog_name='icx'))")
+        proc = subprocess.run(
+            [sys.executable, "-c", code, "rates", "import", str(deck), "--deck", "big",
+             "--data-dir", str(tmp_path / "data"), "--json"],
+            stdout=subprocess.PIPE, stderr=slave, stdin=subprocess.DEVNULL, cwd=ROOT,
+            timeout=300, check=False)
+    finally:
+        os.close(slave)
+        reader.join(10)
+        os.close(master)
+    assert proc.returncode == 0
+    lines = proc.stdout.decode().splitlines()
+    assert len(lines) == 1
+    doc = json.loads(lines[0])
+    assert (doc["deck"], doc["version"], doc["rows"], doc["new"]) == ("big", 1, 100_000, 100_000)
