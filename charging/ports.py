@@ -44,30 +44,44 @@ class Rater(Protocol):
 
 
 class Ledger(Protocol):
-    """Money operations: each runs ONE atomic idempotent store op and journals it (with the
-    caller's rating ``fields``) before returning. Same key -> same result, nothing new written."""
+    """Money operations: each runs ONE atomic idempotent store op and enqueues its journal
+    record (with the caller's rating ``fields``). Same key -> same result, nothing new written.
+    ``wait=True`` returns once the record is durable; ``wait=False`` once it is enqueued, and
+    the caller must ``await wait_durable(position)`` before answering (invariant 3)."""
+
+    @property
+    def position(self) -> Any:
+        """Journal position after the last record enqueued."""
+
+    async def wait_durable(self, pos: Any) -> None: ...
 
     async def reserve(self, key: str, account: str, balance: str, reservation: str, amount: int,
                       *, ttl: float, now: float, partial: bool = False,
-                      fields: dict[str, Any] | None = None) -> OpResult: ...
+                      fields: dict[str, Any] | None = None,
+                      wait: bool = True) -> OpResult: ...
 
     async def commit(self, key: str, account: str, balance: str, reservation: str, used: int,
                      *, now: float, release_rest: bool = True,
-                     fields: dict[str, Any] | None = None) -> OpResult: ...
+                     fields: dict[str, Any] | None = None,
+                      wait: bool = True) -> OpResult: ...
 
     async def release(self, key: str, account: str, balance: str, reservation: str, *,
-                      now: float, fields: dict[str, Any] | None = None) -> OpResult: ...
+                      now: float, fields: dict[str, Any] | None = None,
+                      wait: bool = True) -> OpResult: ...
 
     async def debit(self, key: str, account: str, balance: str, amount: int, *, now: float,
-                    partial: bool = False, fields: dict[str, Any] | None = None) -> OpResult: ...
+                    partial: bool = False, fields: dict[str, Any] | None = None,
+                      wait: bool = True) -> OpResult: ...
 
     async def refund(self, key: str, account: str, balance: str, amount: int, *, now: float,
-                     fields: dict[str, Any] | None = None) -> OpResult: ...
+                     fields: dict[str, Any] | None = None,
+                      wait: bool = True) -> OpResult: ...
 
     async def topup(self, key: str, account: str, balance: str, amount: int, *, now: float,
-                    fields: dict[str, Any] | None = None) -> OpResult: ...
+                    fields: dict[str, Any] | None = None,
+                      wait: bool = True) -> OpResult: ...
 
-    async def record(self, fields: dict[str, Any], *, now: float) -> None:
+    async def record(self, fields: dict[str, Any], *, now: float, wait: bool = True) -> None:
         """Append a record that moves no money (an offline rated record, a note)."""
 
 

@@ -22,11 +22,12 @@ connection fees apply once per call, exactly as the whole call would be rated at
 from __future__ import annotations
 
 import asyncio
-import dataclasses
+import collections
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
+from charging.journal import Position
 from charging.money import format_amount
 from charging.ports import Accounts, Ledger, RatedLike, Rater
 from charging.requests import (
@@ -88,7 +89,9 @@ class ChargingService:
         # (copying a full dict's keys per request cost O(cache size) once it was full).
         self._answers: OrderedDict[str, ChargingResult] = OrderedDict()
         self._closed_offline: OrderedDict[str, None] = OrderedDict()  # Rf sessions stopped
-        self._locks: dict[str, asyncio.Lock] = {}
+        # Session-Id -> waiters of the request in progress (None: nobody waits). A request
+        # of a session absent here runs at once; no lock object, no future on that path.
+        self._busy: dict[str, collections.deque[asyncio.Future[None]] | None] = {}
         self._to_rating = rating_service or (lambda s: s.value)
         # RatingEngine.price(deck, service, destination, at, usage, origin) -> micro-units:
         # the allocation-free path; rate() (with its explanation) only where fields need it.
@@ -98,28 +101,82 @@ class ChargingService:
 
     # ------------------------------------------------------------------ public entry points
     async def handle(self, req: ChargingRequest, *, now: float) -> ChargingResult:
-        """Decide one request. Never raises for bad input: the outcome says what is wrong."""
+        """Decide one request and return once every record it caused or depended on is
+        durable (invariant 3). Never raises for bad input: the outcome says what is wrong;
+        raises JournalError when the journal failed (the agent answers 5012)."""
+        result = await self.decide(req, now=now)
+        await self.wait_durable(self.durable_mark())
+        return result
+
+    async def decide(self, req: ChargingRequest, *, now: float) -> ChargingResult:
+        """Decide one request and enqueue every journal record it causes, WITHOUT waiting for
+        the group commit. The caller MUST read :meth:`durable_mark` right after (before any
+        other await) and send the answer only once the journal is durable up to that mark.
+
+        With a store whose ops complete without suspending (the embedded store) this
+        coroutine never suspends either, so it can be driven eagerly with
+        ``coro.send(None)`` (StopIteration carries the result). Requests of one session are
+        decided one at a time in arrival order; only a request arriving while another of its
+        session is still in progress (a suspending store: Redis) waits for its turn."""
         key = req.idem_key or f"{req.session_id}:{int(req.verb)}:{req.request_number}"
         cached = self._cached(req, key)
         if cached is not None:
             self._count("retransmit")
-            return cached
+            return cached  # the mark covers the original's records (still enqueued before)
         if req.failed_field is not None:
             return ChargingResult(outcome=Outcome.INVALID_VALUE, failed_field=req.failed_field)
-        lock = self._locks.get(req.session_id)
-        if lock is None:
-            lock = self._locks[req.session_id] = asyncio.Lock()
+        sid = req.session_id
+        busy = self._busy
+        if sid in busy:
+            await self._wait_turn(sid)
+            cached = self._cached(req, key)  # a twin may have finished
+            if cached is not None:
+                self._next_turn(sid)
+                return cached
+        else:
+            busy[sid] = None
         try:
-            async with lock:
-                cached = self._cached(req, key)  # a twin may have finished
-                if cached is not None:
-                    return cached
-                result = await self._dispatch(req, key, now)
-                self._remember(req, key, result)
+            result = await self._dispatch(req, key, now)
+            self._remember(req, key, result)
         finally:
-            if not lock.locked() and not getattr(lock, "_waiters", None):
-                self._locks.pop(req.session_id, None)
+            self._next_turn(sid)
         return result
+
+    def durable_mark(self) -> Position:
+        """The journal position the answer of the request just decided must wait for: the
+        end of everything enqueued so far (its own records, a retransmit's original, and
+        every record whose effect it read)."""
+        return self.ledger.position
+
+    async def wait_durable(self, mark: Position) -> None:
+        """Return once the journal is durable up to *mark* (JournalError if it failed)."""
+        await self.ledger.wait_durable(mark)
+
+    async def _wait_turn(self, sid: str) -> None:
+        """Queue behind the request of session *sid* in progress; return holding the turn."""
+        waiters = self._busy[sid]
+        if waiters is None:
+            waiters = self._busy[sid] = collections.deque()
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        waiters.append(fut)
+        try:
+            await fut
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled():
+                self._next_turn(sid)  # we were handed the turn: pass it on
+            else:
+                waiters.remove(fut)
+            raise
+
+    def _next_turn(self, sid: str) -> None:
+        """Hand session *sid*'s turn to its next waiting request, or free it."""
+        waiters = self._busy.get(sid)
+        while waiters:
+            fut = waiters.popleft()
+            if not fut.done():
+                fut.set_result(None)
+                return
+        self._busy.pop(sid, None)
 
     def _cached(self, req: ChargingRequest, key: str) -> ChargingResult | None:
         """The answer already given to this request: the open session's last answer, else
@@ -143,6 +200,8 @@ class ChargingService:
             await self._offline_close(session, now, end=now, result="tcc_expired",
                                       key=f"rf:{session.id}:tcc")
             closed.append(session.id)
+        if closed:
+            await self.wait_durable(self.durable_mark())
         return closed
 
     async def kill(self, session_id: str, *, now: float) -> bool:
@@ -151,6 +210,7 @@ class ChargingService:
         if session is None:
             return False
         await self._release_all(session, now, reason="killed")
+        await self.wait_durable(self.durable_mark())
         return True
 
     def open_sessions(self) -> list[Session]:
@@ -392,7 +452,6 @@ class ChargingService:
         #    commit runs concurrently with the next reservation (a new reservation id), so
         #    both journal records share one group commit.
         used_cost = 0
-        commit: asyncio.Future[Any] | None = None
         priced: tuple[int, int, ServiceKind] | None = None  # (units, cost, service) rated here
         if su.used_present or su.used:
             used = max(0, su.used)
@@ -408,18 +467,17 @@ class ChargingService:
                 fields.update(self._tariff(session, service, at))
             fields["start"] = int(session.started * 1_000_000)
             fields["end"] = int(at * 1_000_000)
-            commit = asyncio.ensure_future(self._commit(session, grant, grant.held_n, used_cost,
-                                                        key, now, fields))
+            op = await self._commit(session, grant, grant.held_n, used_cost, key, now, fields)
             grant.used_total += used
-            grant.cost_total = before + used_cost  # corrected below if less was debited
             grant.held = 0
             grant.held_n = -1
             grant.granted = 0
+            # book what was really debited (the credit limit may cut it)
+            used_cost = op.granted if op.ok else 0
+            grant.cost_total = before + used_cost
             self._count("commit")
         requested = su.requested
         if terminate or (requested is None and req.verb is not Verb.INITIAL):
-            if commit is not None:
-                used_cost = await self._settle(grant, commit, used_cost)
             if terminate:
                 return UnitsResult(outcome=Outcome.SUCCESS, used_cost=used_cost, **base)
             # No RSU: debit the USU, grant nothing new (RFC 4006 §5.1.2); after FUI the client
@@ -430,13 +488,8 @@ class ChargingService:
         # 2. Reserve the next grant.
         want = requested or self.config.default_quota[unit]
         want = min(want, self.config.max_quota[unit])
-        result = await self._reserve(session, req, grant, want, key, at, now, used_cost, base,
-                                     after=commit, priced=priced)
-        if commit is not None:
-            settled = await self._settle(grant, commit, used_cost)
-            if settled != used_cost:
-                result = dataclasses.replace(result, used_cost=settled)
-        return result
+        return await self._reserve(session, req, grant, want, key, at, now, used_cost, base,
+                                   priced=priced)
 
     async def _commit(self, session: Session, grant: Grant, held_n: int, amount: int,
                       key: str, now: float, fields: dict[str, Any]) -> Any:
@@ -446,24 +499,15 @@ class ChargingService:
         if held_n >= 0:
             op = await self.ledger.commit(f"{key}:c", session.account, session.balance,
                                           grant.hold_id(session.id, held_n), amount, now=now,
-                                          release_rest=True, fields=fields)
+                                          release_rest=True, fields=fields, wait=False)
             if op.status is not OpStatus.UNKNOWN_RESERVATION:
                 return op
         return await self.ledger.debit(f"{key}:d", session.account, session.balance, amount,
-                                       now=now, partial=True, fields=fields)
-
-    async def _settle(self, grant: Grant, commit: asyncio.Future[Any], expected: int) -> int:
-        """Wait for a commit; book what was really debited (the credit limit may cut it)."""
-        op = await commit
-        debited = op.granted if op.ok else 0
-        if debited != expected:
-            grant.cost_total += debited - expected
-        return debited
+                                       now=now, partial=True, fields=fields, wait=False)
 
     async def _reserve(self, session: Session, req: ChargingRequest, grant: Grant, want: int,
                        key: str, at: float, now: float, used_cost: int,
                        base: dict[str, Any], *,
-                       after: asyncio.Future[Any] | None = None,
                        priced: tuple[int, int, ServiceKind] | None = None) -> UnitsResult:
         """Reserve the next grant. ``priced``: (units, cost, service) the commit of this same
         request already rated at ``at`` -- reused instead of rating the same usage twice."""
@@ -490,11 +534,9 @@ class ChargingService:
         reservation = grant.hold_id(session.id, req.request_number)
         op = await self.ledger.reserve(f"{key}:r", session.account, session.balance,
                                        reservation, amount, ttl=ttl, now=now,
-                                       fields=fields)
+                                       fields=fields, wait=False)
         if op.status is OpStatus.INSUFFICIENT:
             # Grant the most the balance allows, on increment boundaries (FUI TERMINATE).
-            if after is not None:
-                await asyncio.wait([after])  # the commit's release counts as available
             available = await self._available(session.account, session.balance)
             if money:
                 fit = min(want, available)
@@ -520,7 +562,7 @@ class ChargingService:
             fields["price"] = format_amount(amount)
             op = await self.ledger.reserve(f"{key}:rf", session.account, session.balance,
                                            reservation, amount, ttl=ttl, now=now,
-                                           fields=fields)
+                                           fields=fields, wait=False)
             if not op.ok:
                 grant.final = True
                 return UnitsResult(outcome=Outcome.CREDIT_LIMIT_REACHED, used_cost=used_cost,
@@ -557,7 +599,8 @@ class ChargingService:
                       "account": session.account, "result": reason}
             await self.ledger.release(f"{key or 'ro:' + session.id}:rel:{grant.key}",
                                       session.account, session.balance,
-                                      grant.hold_id(session.id), now=now, fields=fields)
+                                      grant.hold_id(session.id), now=now, fields=fields,
+                                      wait=False)
             grant.held = 0
             grant.held_n = -1
             grant.granted = 0
@@ -611,9 +654,11 @@ class ChargingService:
         fields["start"] = fields["end"] = int(at * 1_000_000)
         if action is EventAction.REFUND:
             fields["usage"] = -units
-            op = await self.ledger.refund(key, account, balance, price, now=now, fields=fields)
+            op = await self.ledger.refund(key, account, balance, price, now=now, fields=fields,
+                                          wait=False)
         else:
-            op = await self.ledger.debit(key, account, balance, price, now=now, fields=fields)
+            op = await self.ledger.debit(key, account, balance, price, now=now, fields=fields,
+                                         wait=False)
         if op.status is OpStatus.INSUFFICIENT:
             return ChargingResult(outcome=Outcome.CREDIT_LIMIT_REACHED, currency=currency,
                                   cost=price)
@@ -710,5 +755,5 @@ class ChargingService:
             fields["result"] = "unrated"
         else:
             fields.update(price=format_amount(0), currency=session.currency)
-        await self.ledger.record(fields, now=now)
+        await self.ledger.record(fields, now=now, wait=False)
         self._count("offline_record")

@@ -83,6 +83,7 @@ class Ledger:
         self.clock = clock
         self._ids = RecordIds(node)
         self._meta: dict[tuple[str, str], tuple[bool, str | None]] = {}
+        self._failed: BaseException | None = None  # an op moved money but was not journaled
         self._inflight = 0  # ops between their store call and their journal enqueue
         self._pause: asyncio.Event | None = None  # set while a snapshot is being cut
         self._since_snapshot = 0
@@ -112,15 +113,43 @@ class Ledger:
                 self._meta[(account, b.id)] = (b.kind is BalanceKind.MONEY, b.currency)
 
     # ------------------------------------------------------------------ the op pipeline
+    @property
+    def failed(self) -> bool:
+        """True once the journal failed or an op could not be journaled after the store
+        moved money: the ledger refuses every further money op (fail closed); a restart's
+        recovery resynchronises the store from the journal."""
+        return self._failed is not None or self.journal.failed
+
+    @property
+    def position(self) -> Position:
+        """Journal position after the last record enqueued (what an answer must wait for)."""
+        return self.journal.position
+
+    async def wait_durable(self, pos: Position) -> None:
+        """Return once the journal is durable up to ``pos``; raises JournalError if the
+        journal failed before that."""
+        if pos <= self.journal.durable:
+            return
+        await self.journal.wait_durable(pos)
+
+    def _refuse(self) -> None:
+        if self._failed is not None:
+            raise JournalError("ledger failed: an op could not be journaled; refusing money "
+                               "operations until restart") from self._failed
+        raise JournalError("journal failed: refusing money operations until restart")
+
     async def _run(self, op: str, account: str, balance: str,
                    call: Callable[[], Awaitable[OpResult]], now: float,
-                   fields: dict[str, Any] | None) -> OpResult:
+                   fields: dict[str, Any] | None, wait: bool = True) -> OpResult:
+        """One store op + its journal enqueue, back to back. ``wait``: return only once the
+        record is durable; ``wait=False``: return as soon as it is enqueued -- the CALLER
+        must then wait for ``position`` to be durable before answering (invariant 3)."""
         if self._pause is not None:
             await self._pause.wait()
         journal = self.journal
-        if journal.failed:
+        if self._failed is not None or journal.failed:
             # Never move money we cannot journal (the embedded store would diverge).
-            raise JournalError("journal failed: refusing money operations until restart")
+            self._refuse()
         if (account, balance) not in self._meta:  # cached after an account's first op
             await self._ensure_meta(account, balance)
         self._inflight += 1
@@ -129,9 +158,15 @@ class Ledger:
             if res.replayed:
                 group = None
             elif res.ok or res.effects or res.holds:
-                rec = op_record(op=op, result=res, record_id=self._ids.next(),
-                                ts_us=int(now * 1_000_000), meta=self._meta_of, fields=fields)
-                pos, group = journal.append_nowait(rec)
+                try:
+                    rec = op_record(op=op, result=res, record_id=self._ids.next(),
+                                    ts_us=int(now * 1_000_000), meta=self._meta_of,
+                                    fields=fields)
+                    pos, group = journal.append_nowait(rec)
+                except BaseException as exc:
+                    # The store moved money the journal does not have: fail closed.
+                    self._failed = exc
+                    raise
                 seq = 0 if self.embedded else self._track(pos)
             else:
                 group = None  # refused, nothing moved: nothing to journal
@@ -139,14 +174,22 @@ class Ledger:
             self._inflight -= 1
         if group is None:
             if res.replayed:
-                # The original may still be in its group commit: never answer ahead of it.
-                await self.journal.wait_durable(self.journal.position)
+                if wait:
+                    # The original may still be in its group commit: never answer ahead.
+                    await self.wait_durable(journal.position)
                 self.stats["replayed"] += 1
             else:
                 self.stats["ops"] += 1
             return res
-        await group
-        self._after(res, now, account, seq)
+        if wait:
+            await group
+            self._after(res, now, account, seq)
+        elif self.embedded and not res.low_balance:
+            self._after(res, now, account, seq)  # nothing in it depends on durability
+        else:
+            # Redis confirmations and low-balance events only once the record is durable.
+            group.add_done_callback(lambda f: None if f.cancelled() or f.exception()
+                                    else self._after(res, now, account, seq))
         return res
 
     def _track(self, pos: Position) -> int:
@@ -169,6 +212,7 @@ class Ledger:
                                       res.key, int(now * 1_000_000)))
         self._since_snapshot += 1
         if (self.snapshot_dir is not None and self.embedded and self._snapshot_task is None
+                and self._failed is None
                 and (self._since_snapshot >= self.snapshot_records
                      or time.monotonic() - self._last_snapshot >= self.snapshot_seconds)):
             self._snapshot_task = asyncio.ensure_future(self._snapshot_job())
@@ -183,42 +227,46 @@ class Ledger:
     # ------------------------------------------------------------------ money operations
     async def reserve(self, key: str, account: str, balance: str, reservation: str, amount: int,
                       *, ttl: float, now: float, partial: bool = False,
-                      fields: dict[str, Any] | None = None) -> OpResult:
-        """Hold ``amount``; journaled as a ``hold`` record. See BalanceStore.reserve."""
+                      fields: dict[str, Any] | None = None, wait: bool = True) -> OpResult:
+        """Hold ``amount``; journaled as a ``hold`` record. See BalanceStore.reserve.
+        ``wait=False`` (every money op): see :meth:`_run` -- the caller waits for durability."""
         return await self._run("reserve", account, balance, lambda: self.store.reserve(
             key, account, balance, reservation, amount, ttl=ttl, now=now, partial=partial),
-            now, fields)
+            now, fields, wait)
 
     async def commit(self, key: str, account: str, balance: str, reservation: str, used: int,
                      *, now: float, release_rest: bool = True,
-                     fields: dict[str, Any] | None = None) -> OpResult:
+                     fields: dict[str, Any] | None = None, wait: bool = True) -> OpResult:
         """Debit ``used`` against a reservation; journaled as ``rated``."""
         return await self._run("commit", account, balance, lambda: self.store.commit(
             key, account, balance, reservation, used, now=now, release_rest=release_rest),
-            now, fields)
+            now, fields, wait)
 
     async def release(self, key: str, account: str, balance: str, reservation: str, *,
-                      now: float, fields: dict[str, Any] | None = None) -> OpResult:
+                      now: float, fields: dict[str, Any] | None = None,
+                      wait: bool = True) -> OpResult:
         return await self._run("release", account, balance, lambda: self.store.release(
-            key, account, balance, reservation, now=now), now, fields)
+            key, account, balance, reservation, now=now), now, fields, wait)
 
     async def debit(self, key: str, account: str, balance: str, amount: int, *, now: float,
-                    partial: bool = False, fields: dict[str, Any] | None = None) -> OpResult:
+                    partial: bool = False, fields: dict[str, Any] | None = None,
+                    wait: bool = True) -> OpResult:
         return await self._run("debit", account, balance, lambda: self.store.debit(
-            key, account, balance, amount, now=now, partial=partial), now, fields)
+            key, account, balance, amount, now=now, partial=partial), now, fields, wait)
 
     async def refund(self, key: str, account: str, balance: str, amount: int, *, now: float,
-                     fields: dict[str, Any] | None = None) -> OpResult:
+                     fields: dict[str, Any] | None = None, wait: bool = True) -> OpResult:
         return await self._run("refund", account, balance, lambda: self.store.refund(
-            key, account, balance, amount, now=now), now, fields)
+            key, account, balance, amount, now=now), now, fields, wait)
 
     async def topup(self, key: str, account: str, balance: str, amount: int, *, now: float,
-                    fields: dict[str, Any] | None = None) -> OpResult:
+                    fields: dict[str, Any] | None = None, wait: bool = True) -> OpResult:
         return await self._run("topup", account, balance, lambda: self.store.topup(
-            key, account, balance, amount, now=now), now, fields)
+            key, account, balance, amount, now=now), now, fields, wait)
 
-    async def record(self, fields: dict[str, Any], *, now: float) -> None:
-        """Append a record that moves no money (offline rated record, note); durable on return.
+    async def record(self, fields: dict[str, Any], *, now: float, wait: bool = True) -> None:
+        """Append a record that moves no money (offline rated record, note); durable on return
+        (``wait=False``: enqueued; the caller waits for :attr:`position`).
         ``fields`` must not carry balance_effects/holds that did not happen in the store."""
         rec = dict(fields)
         rec.setdefault("type", "rated")
@@ -226,7 +274,10 @@ class Ledger:
         rec.setdefault("holds", [])
         rec.update(v=1, id=self._ids.next(), ts=int(now * 1_000_000))
         rec.setdefault("idem", rec["id"])
-        await self.journal.append(rec)
+        if wait:
+            await self.journal.append(rec)
+        else:
+            self.journal.append_nowait(rec)
 
     async def create_account(self, account: str, kind: AccountKind, balances: list[BalanceSpec],
                              identities: list[str] | None = None, *, now: float | None = None,
@@ -273,6 +324,8 @@ class Ledger:
         result ``ok`` and op ``expire``); return how many."""
         if self._pause is not None:
             await self._pause.wait()
+        if self.failed:
+            return 0  # fail closed: move nothing more (the restart's recovery catches up)
         self._inflight += 1
         group = None
         seqs: list[int] = []
@@ -281,10 +334,14 @@ class Ledger:
             for res in results:
                 for h in res.holds:
                     await self._ensure_meta_sync_safe(h.account, h.balance)
-                rec = op_record(op="expire", result=res, record_id=self._ids.next(),
-                                ts_us=int(now * 1_000_000), meta=self._meta_of,
-                                fields={"type": "release", "reason": "ttl"})
-                pos, group = self.journal.append_nowait(rec)
+                try:
+                    rec = op_record(op="expire", result=res, record_id=self._ids.next(),
+                                    ts_us=int(now * 1_000_000), meta=self._meta_of,
+                                    fields={"type": "release", "reason": "ttl"})
+                    pos, group = self.journal.append_nowait(rec)
+                except BaseException as exc:
+                    self._failed = exc  # the store released holds the journal lacks
+                    raise
                 seqs.append(self._track(pos))
         finally:
             self._inflight -= 1
@@ -311,8 +368,8 @@ class Ledger:
         written (temp + fsync + rename, off the loop) only once P is durable, so a snapshot
         never holds an op the journal could lose.
         """
-        if self.snapshot_dir is None or not self.embedded:
-            return None
+        if self.snapshot_dir is None or not self.embedded or self._failed is not None:
+            return None  # (after a failed enqueue the store holds money the journal lacks)
         from charging.store import snapshot as snap
 
         pause = self._pause = asyncio.Event()
