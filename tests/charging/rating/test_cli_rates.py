@@ -21,11 +21,11 @@ def run(*args: str) -> tuple[int, str, str]:
 def test_import_then_explain(tmp_path: Path) -> None:
     dd = str(tmp_path / "data")
     code, out, _ = run("rates", "import", str(ROOT / "config/decks/retail.csv"), "--deck", "retail", "--data-dir", dd)
-    assert code == 0 and "deck retail version 1: 6 rows" in out and "6 new" in out
+    assert code == 0 and "deck retail version 1: 11 rows" in out and "11 new" in out
     code, out, _ = run("rates", "import", str(ROOT / "config/decks/retail.csv"), "--deck", "retail",
                        "--data-dir", dd, "--json")
     summary = json.loads(out)
-    assert code == 0 and summary["version"] == 2 and summary["unchanged"] == 6
+    assert code == 0 and summary["version"] == 2 and summary["unchanged"] == 11
     code, out, _ = run("rate", "--deck", "retail", "--to", "+41 79 123 45 67", "--seconds", "125",
                        "--at", "2026-11-26T12:00:00", "--data-dir", dd, "--json")
     got = json.loads(out)
@@ -53,10 +53,31 @@ def test_skip_bad_writes_rejects(tmp_path: Path, deck_csv: Callable[..., str]) -
     assert Path(bad + ".rejects.csv").read_text().splitlines()[1].startswith("3,rate is not")
 
 
+def test_demo_deck_prices_mms_and_content(tmp_path: Path) -> None:
+    """The service map serves mms and content: the demo retail deck prices both."""
+    dd = str(tmp_path / "data")
+    run("rates", "import", str(ROOT / "config/decks/retail.csv"), "--deck", "retail", "--data-dir", dd)
+    want = {  # (to, events, service) -> (price, prefix, destination)
+        ("+44 7700 900123", "1", "mms"): ("0.40", "44", "United Kingdom"),
+        ("41791234567", "2", "mms"): ("0.60", "41", "Switzerland"),
+        ("0033612345678", "1", "mms"): ("0.40", "33", "France"),
+        ("game-1", "3", "content"): ("5.97", "game-1", "Premium game"),
+        ("news-daily", "1", "content"): ("1.00", "", "Any content item"),
+    }
+    for (to, n, service), expected in want.items():
+        code, out, err = run("rate", "--deck", "retail", "--to", to, "--events", n, "--service",
+                             service, "--at", "2026-11-26T12:00:00", "--data-dir", dd, "--json")
+        assert code == 0, err
+        got = json.loads(out)
+        assert (got["price"], got["prefix"], got["destination"]) == expected
+        assert (got["service"], got["unit"], got["currency"]) == (service, "event", "EUR")
+
+
 def test_rate_errors(tmp_path: Path) -> None:
     dd = str(tmp_path / "data")
     run("rates", "import", str(ROOT / "config/decks/retail.csv"), "--deck", "retail", "--data-dir", dd)
-    code, out, _ = run("rate", "--deck", "retail", "--to", "1", "--events", "1", "--service", "content",
+    # MMS has no catch-all in the demo deck: an MMS to +1 has no tariff
+    code, out, _ = run("rate", "--deck", "retail", "--to", "1", "--events", "1", "--service", "mms",
                        "--data-dir", dd, "--json")
     assert code == 1 and json.loads(out)["error"] == "no_tariff"
     code, _, err = run("rate", "--deck", "retail", "--to", "1", "--seconds", "1", "--events", "1", "--data-dir", dd)

@@ -44,8 +44,11 @@ def test_demo_retail_deck(engine: RatingEngine) -> None:
     assert engine.price("retail", Service.VOICE, "41791234567", now, 125) == 250_000
     assert engine.max_units(deck="retail", service=Service.VOICE, destination="41791234567", at=now,
                             budget=1_000_000) == 500
-    with pytest.raises(NoTariff):
-        engine.rate(deck="retail", service=Service.CONTENT, destination="x", at=now, usage=1)
+    assert engine.rate(deck="retail", service=Service.MMS, destination="447700900123", at=now, usage=1).price == 400_000
+    assert engine.rate(deck="retail", service=Service.CONTENT, destination="x", at=now, usage=2).price == 2_000_000
+    assert engine.price("retail", Service.CONTENT, "game-1", now, 1) == 1_990_000
+    with pytest.raises(NoTariff):  # MMS has no catch-all: another country has no tariff
+        engine.rate(deck="retail", service=Service.MMS, destination="12125551234", at=now, usage=1)
     with pytest.raises(NoTariff):
         engine.rate(deck="nope", service=Service.VOICE, destination="41", at=now, usage=1)
 
@@ -196,8 +199,10 @@ def test_rate_batch_matches_single_rating(engine: RatingEngine) -> None:
     usages = [125, 61, 61, 0, 3600]
     prices, rows = engine.rate_batch("retail", Service.VOICE, dests, usages, [0] * 5)
     assert list(prices) == [engine.price("retail", Service.VOICE, d, 0, u) for d, u in zip(dests, usages, strict=True)]
-    prices2, _ = engine.rate_batch("retail", Service.CONTENT, dests, usages, [0] * 5)
-    assert list(prices2) == [-1] * 5
+    prices2, _ = engine.rate_batch("retail", Service.MMS, dests, usages, [0] * 5)
+    assert list(prices2) == [125 * 300_000, 61 * 400_000, -1, 0, -1]
+    prices3, _ = engine.rate_batch("retail", Service.DATA_TIME, dests, usages, [0] * 5, version=1)
+    assert list(prices3) == [60_000, 40_000, 40_000, 0, 1_200_000]
 
 
 def test_tiers_are_exposed_for_settlement(engine: RatingEngine, deck_csv: Callable[..., str]) -> None:
