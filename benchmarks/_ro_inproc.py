@@ -80,7 +80,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             cfg.write_text(cfg.read_text().replace("fsync = true", "fsync = false", 1))
         settings = load_settings(cfg)
         app = await build_charging(settings, tmp / "data", admin=False)
-        server = wiring.build_server(settings, app.agent.handle)
+        server = wiring.build_server(settings, app.agent.handle, responder=app.agent.respond)
         proto = server._protocol()
         tr = _Transport()
         proto.connection_made(tr)  # type: ignore[arg-type]

@@ -70,6 +70,7 @@ DISCONNECT_BUSY = 1
 DISCONNECT_DO_NOT_WANT = 2
 
 _LIVE = OPEN_STATES | {PeerState.CLOSING}
+_R_OPEN, _I_OPEN = PeerState.R_OPEN, PeerState.I_OPEN
 _TABLE_KEYS = frozenset(TRANSITIONS)
 
 
@@ -295,11 +296,21 @@ class PeerConnection:
         False when the bytes could not be sent (connection terminated). Raises KeyError if the
         Hop-by-Hop is not a request awaiting an answer.
         """
-        key = self._inflight.pop(answer.hop_by_hop)
-        data = answer.encode()
+        return self.send_answer_bytes(answer.hop_by_hop, answer.encode(), now)
+
+    def send_answer_bytes(self, hop_by_hop: int, data: bytes, now: float) -> bool:
+        """:meth:`send_answer` for an answer already encoded (its header must carry the
+        request's Hop-by-Hop and End-to-End identifiers)."""
+        key = self._inflight.pop(hop_by_hop)
         if key is not None:
             self._dups.complete(key, data)
-        if self.terminated or (self.state, PeerInput.SEND_MESSAGE) not in _TABLE_KEYS:
+        state = self.state
+        if self.terminated:
+            return False
+        if state is _R_OPEN or state is _I_OPEN:  # the table's only action: Snd-Message
+            self._out.append(data)
+            return True
+        if (state, PeerInput.SEND_MESSAGE) not in _TABLE_KEYS:
             return False
         self._fire(PeerInput.SEND_MESSAGE, now, data=data)
         return True

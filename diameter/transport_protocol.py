@@ -2,7 +2,18 @@
 
 Shape of aioquic ``asyncio/protocol.py``: on every input (bytes, timer, connection loss) feed
 the sans-IO :class:`~diameter.peer.PeerConnection`, drain its events, write its bytes, re-arm
-its one timer. Application requests run as tasks of ``handler(request, peer)``.
+its one timer.
+
+Application requests go to one of two hooks:
+
+- ``responder(request, peer)`` (synchronous; preferred on the hot path): it must call
+  :meth:`PeerProtocol.reply` exactly once for the request, now or later (for example from a
+  journal durability callback). Replies made while the received bytes are being processed
+  go out with that read's one ``transport.write``; replies made later are coalesced into one
+  write per connection per event-loop turn.
+- ``handler(request, peer) -> answer`` (``async def``): the coroutine is run eagerly
+  (``coro.send(None)``); an answer ready without suspending costs no Task. Only a handler
+  that really suspends is handed to a Task, which resumes it where it stopped.
 """
 
 from __future__ import annotations
@@ -10,13 +21,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from types import CoroutineType
 from typing import Any, cast
 
 import structlog
 
 from diameter.answers import error_answer
 from diameter.duplicates import DuplicateCache
+from diameter.eager import resume as _resume
 from diameter.message import Message
 from diameter.peer import DISCONNECT_REBOOTING, PeerConnection
 from diameter.peer_config import PeerConfig, Role
@@ -32,9 +45,12 @@ from diameter.peer_events import (
 )
 from diameter.peer_registry import PeerRegistry
 
-__all__ = ["Handler", "PeerProtocol", "COUNTERS"]
+__all__ = ["Handler", "Responder", "PeerProtocol", "COUNTERS"]
 
 Handler = Callable[[Message, "PeerProtocol"], Awaitable[Message]]
+# Must call peer.reply(request, answer) exactly once, now or later; must not raise for bad
+# input (an exception is answered 5012 by the adapter).
+Responder = Callable[[Message, "PeerProtocol"], None]
 
 log = structlog.get_logger("icx.diameter")
 # PeerConnection counters summed by DiameterServer.stats()
@@ -61,10 +77,12 @@ class PeerProtocol(asyncio.Protocol):
         on_close: Callable[[PeerProtocol], None] | None = None,
         peer_host: str | None = None,
         reopen: bool = False,
+        responder: Responder | None = None,
     ) -> None:
         self.config = config
         self.role = role
         self.handler = handler
+        self.responder = responder
         self.conn: PeerConnection | None = None
         self.transport: asyncio.Transport | None = None
         self.remote_address: Any = None
@@ -86,6 +104,8 @@ class PeerProtocol(asyncio.Protocol):
         self._write_paused = False
         self._read_paused = False
         self._closing = False
+        self._in_handle = False  # inside _handle: a reply rides on its closing _transmit
+        self._flush_armed = False  # a deferred _flush is scheduled on the loop
         self.disconnect_cause: int | None = None  # set when the peer sent us a DPR
 
     # ------------------------------------------------------------------ properties
@@ -170,6 +190,35 @@ class PeerProtocol(asyncio.Protocol):
         finally:
             self._waiters.pop(hbh, None)
 
+    def reply(self, request: Message, answer: Message | bytes, t0_ns: int = 0) -> None:
+        """Send the answer to *request* (a request given to the responder/handler).
+
+        *answer* is a Message (its Hop-by-Hop/End-to-End are set from the request, RFC 6733
+        §6.2) or the encoded answer whose header already carries them. It goes into the
+        duplicate cache and the request stops counting as in flight. Bytes are written at the
+        end of the current read, or on the next loop turn together with every other reply of
+        this turn (one ``transport.write``). *t0_ns* (``time.perf_counter_ns()`` when the
+        request arrived) feeds the ``diameter.request`` log line's elapsed time."""
+        conn = self.conn
+        if conn is None:
+            return
+        if answer.__class__ is bytes:
+            conn.send_answer_bytes(request.hop_by_hop, answer, self._loop.time())  # type: ignore[arg-type]
+        else:
+            ans = cast(Message, answer)
+            ans.hop_by_hop = request.hop_by_hop
+            ans.end_to_end = request.end_to_end
+            conn.send_answer(ans, self._loop.time())
+        if _log_enabled(_INFO):
+            self._log_request(request, answer, t0_ns)
+        if not self._in_handle and not self._flush_armed:
+            self._flush_armed = True
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_armed = False
+        self._transmit()
+
     def close(self, cause: int = DISCONNECT_REBOOTING) -> None:
         """Graceful close: DPR when open (the DPA receiver closes), else close at once."""
         conn = self.conn
@@ -193,49 +242,15 @@ class PeerProtocol(asyncio.Protocol):
 
     def _handle(self, events: list[Event], transmit: bool = True) -> None:
         terminated: ConnectionTerminated | None = None
-        for ev in events:
-            if isinstance(ev, RequestReceived):
-                self._dispatch(ev)
-            elif isinstance(ev, AnswerReceived):
-                fut = self._waiters.get(ev.message.hop_by_hop)
-                if fut is not None and not fut.done():
-                    fut.set_result(ev.message)
-            elif isinstance(ev, CapabilitiesExchanged):
-                log.info(
-                    "diameter.peer_open",
-                    peer=ev.peer_host,
-                    realm=ev.peer_realm,
-                    applications=sorted(ev.applications),
-                    address=str(self.remote_address),
-                )
-                if not self.opened.done():
-                    self.opened.set_result(ev)
-                if self._on_open is not None:
-                    self._on_open(self)
-            elif isinstance(ev, ConnectionTerminated):
-                terminated = ev
-            elif isinstance(ev, WatchdogStateChanged):
-                log.info(
-                    "diameter.watchdog", peer=self.peer_host, old=ev.old.value, new=ev.new.value
-                )
-            elif isinstance(ev, ProtocolErrorEvent):
-                log.warning(
-                    "diameter.protocol_error",
-                    peer=self.peer_host,
-                    address=str(self.remote_address),
-                    result_code=ev.error.result_code if ev.error is not None else None,
-                    error=ev.description,
-                    answered=ev.answered,
-                )
-            elif isinstance(ev, PeerClosing):
-                if ev.by_peer:
-                    self.disconnect_cause = ev.disconnect_cause
-                log.info(
-                    "diameter.peer_closing",
-                    peer=self.peer_host,
-                    disconnect_cause=ev.disconnect_cause,
-                    by_peer=ev.by_peer,
-                )
+        self._in_handle = True
+        try:
+            for ev in events:
+                if ev.__class__ is RequestReceived:
+                    self._dispatch(ev)  # type: ignore[arg-type]
+                else:
+                    terminated = self._other_event(ev) or terminated
+        finally:
+            self._in_handle = False
         if transmit:
             self._transmit()
         if terminated is not None and self.transport is not None and not self._closing:
@@ -243,6 +258,51 @@ class PeerProtocol(asyncio.Protocol):
             log.info("diameter.peer_closed", peer=self.peer_host, reason=terminated.reason)
             # close() flushes what is buffered first: "send what can be sent, then close"
             self.transport.close()
+
+    def _other_event(self, ev: Event) -> ConnectionTerminated | None:
+        """Every event but RequestReceived; returns it when it is ConnectionTerminated."""
+        terminated: ConnectionTerminated | None = None
+        if isinstance(ev, AnswerReceived):
+            fut = self._waiters.get(ev.message.hop_by_hop)
+            if fut is not None and not fut.done():
+                fut.set_result(ev.message)
+        elif isinstance(ev, CapabilitiesExchanged):
+            log.info(
+                "diameter.peer_open",
+                peer=ev.peer_host,
+                realm=ev.peer_realm,
+                applications=sorted(ev.applications),
+                address=str(self.remote_address),
+            )
+            if not self.opened.done():
+                self.opened.set_result(ev)
+            if self._on_open is not None:
+                self._on_open(self)
+        elif isinstance(ev, ConnectionTerminated):
+            terminated = ev
+        elif isinstance(ev, WatchdogStateChanged):
+            log.info(
+                "diameter.watchdog", peer=self.peer_host, old=ev.old.value, new=ev.new.value
+            )
+        elif isinstance(ev, ProtocolErrorEvent):
+            log.warning(
+                "diameter.protocol_error",
+                peer=self.peer_host,
+                address=str(self.remote_address),
+                result_code=ev.error.result_code if ev.error is not None else None,
+                error=ev.description,
+                answered=ev.answered,
+            )
+        elif isinstance(ev, PeerClosing):
+            if ev.by_peer:
+                self.disconnect_cause = ev.disconnect_cause
+            log.info(
+                "diameter.peer_closing",
+                peer=self.peer_host,
+                disconnect_cause=ev.disconnect_cause,
+                by_peer=ev.by_peer,
+            )
+        return terminated
 
     def _transmit(self) -> None:
         conn = self.conn
@@ -289,50 +349,105 @@ class PeerProtocol(asyncio.Protocol):
             transport.resume_reading()
 
     def _dispatch(self, ev: RequestReceived) -> None:
+        request = ev.message
+        responder = self.responder
+        if responder is not None:
+            try:
+                responder(request, self)
+            except Exception:
+                self._handler_failed(request, time.perf_counter_ns())
+            return
         handler = self.handler
         if handler is None:
             conn = self.conn
             assert conn is not None
             ans = error_answer(
-                ev.message, conn.me, 3001, error_message="no application handler is configured"
+                request, conn.me, 3001, error_message="no application handler is configured"
             )
-            conn.send_answer(ans, self._loop.time())
-            self._log_request(ev.message, ans, time.perf_counter_ns())
+            self.reply(request, ans, time.perf_counter_ns())
             return
-        task = self._loop.create_task(self._run_handler(handler, ev.message))
+        t0 = time.perf_counter_ns()
+        try:
+            aw = handler(request, self)
+            if not isinstance(aw, CoroutineType):
+                self._spawn(self._run_handler(request, aw, t0))
+                return
+            # Eager start (what 3.12's eager_task_factory does): most answers are ready
+            # without suspending, and then no Task, no call_soon, no future is made.
+            yielded = aw.send(None)
+        except StopIteration as stop:
+            self._answer(request, stop.value, t0)
+        except Exception:
+            self._handler_failed(request, t0)
+        else:
+            self._spawn(self._run_handler(request, _resume(aw, yielded), t0))
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = self._loop.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _run_handler(self, handler: Handler, request: Message) -> None:
-        t0 = time.perf_counter_ns()
+    def _answer(self, request: Message, answer: Message, t0: int) -> None:
+        if not isinstance(answer, Message):
+            log.error("diameter.handler_failed", peer=self.peer_host, command=request.code,
+                      error=f"handler returned {type(answer).__name__}, not a Message")
+            self._handler_failed(request, t0, logged=True)
+            return
+        self.reply(request, answer, t0)
+
+    def _handler_failed(self, request: Message, t0: int, logged: bool = False) -> None:
+        if not logged:
+            log.exception("diameter.handler_failed", peer=self.peer_host, command=request.code)
+        conn = self.conn
+        assert conn is not None
+        if request.hop_by_hop not in conn._inflight:
+            return  # already answered (a responder that failed after its reply)
+        answer = error_answer(request, conn.me, 5012, error_message="internal error", e_bit=False)
+        self.reply(request, answer, t0)
+
+    async def _run_handler(self, request: Message, aw: Awaitable[Message], t0: int) -> None:
         conn = self.conn
         assert conn is not None
         try:
-            answer = await handler(request, self)
+            answer = await aw
         except asyncio.CancelledError:
             conn.abandon_request(request.hop_by_hop)  # never answered: not a pending duplicate
             raise
         except Exception:
-            log.exception("diameter.handler_failed", peer=self.peer_host, command=request.code)
-            answer = error_answer(
-                request, conn.me, 5012, error_message="internal error", e_bit=False
-            )
-        # the answer must correlate whatever the handler built (RFC 6733 §6.2)
-        answer.hop_by_hop = request.hop_by_hop
-        answer.end_to_end = request.end_to_end
-        conn.send_answer(answer, self._loop.time())
-        self._log_request(request, answer, t0)
-        self._transmit()
-
-    def _log_request(self, request: Message, answer: Message, t0: int) -> None:
-        if not log.is_enabled_for(_INFO):
+            self._handler_failed(request, t0)
             return
+        self._answer(request, answer, t0)
+
+    def _log_request(self, request: Message, answer: Message | bytes, t0: int) -> None:
+        if answer.__class__ is bytes:
+            result_code = _result_code_of(answer)  # type: ignore[arg-type]
+        else:
+            result_code = cast(Message, answer).get("Result-Code")
         log.info(
             "diameter.request",
             peer=self.peer_host,
             command=request.code,
             app=request.app_id,
             session=request.get("Session-Id"),
-            result_code=answer.get("Result-Code"),
-            elapsed_us=(time.perf_counter_ns() - t0) // 1000,
+            result_code=result_code,
+            elapsed_us=(time.perf_counter_ns() - t0) // 1000 if t0 else None,
         )
+
+
+def _log_enabled(level: int) -> bool:
+    return bool(log.is_enabled_for(level))
+
+
+def _result_code_of(data: bytes) -> int | None:
+    """Result-Code (268, base) of an encoded answer: a scan of the top-level AVP headers."""
+    i, n = 20, len(data)
+    while i + 8 <= n:
+        code = int.from_bytes(data[i:i + 4], "big")
+        flags = data[i + 4]
+        length = int.from_bytes(data[i + 5:i + 8], "big")
+        if length < 8:
+            return None
+        if code == 268 and not flags & 0x80 and length == 12:
+            return int.from_bytes(data[i + 8:i + 12], "big")
+        i += (length + 3) & ~3
+    return None

@@ -11,7 +11,7 @@ from diameter.duplicates import DuplicateCache
 from diameter.peer import DISCONNECT_REBOOTING
 from diameter.peer_config import PeerConfig, Role
 from diameter.peer_registry import PeerRegistry
-from diameter.transport_protocol import COUNTERS, Handler, PeerProtocol
+from diameter.transport_protocol import COUNTERS, Handler, PeerProtocol, Responder
 from diameter.transport_sctp import TransportUnavailable, sctp_server_socket
 
 __all__ = ["DiameterServer"]
@@ -22,8 +22,9 @@ log = structlog.get_logger("icx.diameter")
 class DiameterServer:
     """A listening Diameter node. ``await start()``, then ``await close()`` to DPR every peer.
 
-    Extension point: *handler* answers every application request (the Ro/Rf agent's
-    ``handle``); :attr:`peers` lists the open connections by Origin-Host (for RAR/ASR).
+    Extension point: *responder* (synchronous, calls ``peer.reply`` once per request, now or
+    later: the Ro/Rf agent's ``respond``) or *handler* (``async def``, returns the answer)
+    answers every application request; the responder wins when both are given. :attr:`peers` lists the open connections by Origin-Host (for RAR/ASR).
     """
 
     def __init__(
@@ -34,9 +35,11 @@ class DiameterServer:
         host: str = "127.0.0.1",
         port: int = 3868,
         transport: str = "tcp",
+        responder: Responder | None = None,
     ) -> None:
         self.config = config
         self.handler = handler
+        self.responder = responder
         self.host = host
         self.port = port
         self.transport = transport
@@ -77,6 +80,7 @@ class DiameterServer:
             registry=self.registry,
             on_open=self._opened,
             on_close=self._closed,
+            responder=self.responder,
         )
         self._accepted.add(proto)
         self.accepted_total += 1
@@ -122,9 +126,16 @@ class DiameterServer:
         if self._server is not None:
             self._server.close()
         protos = list(self._accepted)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout / 2
         busy = [t for p in protos for t in p._tasks]
         if busy:
             await asyncio.wait(busy, timeout=timeout / 2)
+        # answers a responder still owes (waiting for journal durability, say)
+        while loop.time() < deadline and any(
+            p.conn is not None and p.conn.inflight and not p.conn.terminated for p in protos
+        ):
+            await asyncio.sleep(0.005)
         for proto in protos:
             proto.close(cause)  # DPR when open; a connection still before CER just closes
         if protos:

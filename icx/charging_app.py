@@ -142,7 +142,8 @@ async def build_charging(settings: Settings, data_dir: Path, *, admin: bool = Tr
     metrics = Metrics()
     agent = ChargingAgent(service, smap, origin_host=settings.diameter.origin_host,
                           origin_realm=settings.diameter.origin_realm, metrics=metrics,
-                          rf_enabled=settings.rf.enabled)
+                          rf_enabled=settings.rf.enabled,
+                          when_durable=getattr(journal, "call_when_durable", None))
     metrics.gauge("icx_active_sessions", "Open online charging sessions.",
                   lambda: len(service.sessions))
     metrics.gauge("icx_offline_sessions", "Open offline (Rf) accounting sessions.",
@@ -238,7 +239,8 @@ async def start_server(settings: Settings, data_dir: Path, *, port: int | None =
     if port is not None:
         settings = dataclasses.replace(
             settings, diameter=dataclasses.replace(settings.diameter, listen_port=port))
-    server = wiring.build_server(settings, charging.agent.handle)
+    server = wiring.build_server(settings, charging.agent.handle,
+                                 responder=charging.agent.respond)
     try:
         await server.start()
     except BaseException:

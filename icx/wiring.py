@@ -33,6 +33,7 @@ from diameter.constants import APP_ACCOUNTING
 from diameter.message import Message
 from diameter.peer import DISCONNECT_REBOOTING
 from diameter.peer_config import PeerConfig
+from diameter.transport_protocol import Responder
 from diameter.transport_sctp import TransportUnavailable, sctp_unavailable_reason
 from icx.settings import Settings
 
@@ -74,8 +75,10 @@ def peer_config(settings: Settings, *, origin_state_id: int | None = None) -> Pe
     )
 
 
-def build_server(settings: Settings, handler: Handler | None = None) -> DiameterServer:
-    """The Diameter server of ``[diameter]`` (not started: ``await server.start()``)."""
+def build_server(settings: Settings, handler: Handler | None = None, *,
+                 responder: Responder | None = None) -> DiameterServer:
+    """The Diameter server of ``[diameter]`` (not started: ``await server.start()``).
+    *responder* (the agent's ``respond``) wins over *handler* when both are given."""
     d = settings.diameter
     return DiameterServer(
         peer_config(settings),
@@ -83,6 +86,7 @@ def build_server(settings: Settings, handler: Handler | None = None) -> Diameter
         host=d.listen_host,
         port=d.listen_port,
         transport=d.transport,
+        responder=responder,
     )
 
 
@@ -132,13 +136,15 @@ async def start(
         if reason is not None:
             raise TransportUnavailable(reason)
     app = None
+    responder: Responder | None = None
     if charging and handler is None:
         from icx.charging_app import build_charging  # heavy: only when charging is served
 
         app = await build_charging(settings, data_dir)
         handler = app.agent.handle
+        responder = app.agent.respond
         app.agent.sender = send_server_request
-    server = build_server(settings, handler)
+    server = build_server(settings, handler, responder=responder)
     try:
         await server.start()
     except BaseException:

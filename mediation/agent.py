@@ -1,22 +1,36 @@
 """The Ro/Rf agent: the request handler the Diameter server calls for every application request.
 
-``await agent.handle(request, peer) -> answer`` (the hook of icx/wiring.py). It translates
-(mediation/ro.py, mediation/rf.py), lets the charging service decide, translates back, and
-records metrics. It also remembers which peer carries which session, so the operator API can
+Two hooks, same answers:
+
+- ``agent.respond(request, peer)`` (the server's *responder*, what icx/wiring.py installs):
+  synchronous. It translates, runs ``service.decide`` eagerly (``coro.send(None)``: with the
+  embedded store the decision is ready without suspending, so no Task and no future), builds
+  the answer at once and hands it to ``peer.reply`` from the journal's durability callback
+  (``journal.call_when_durable(service.durable_mark(), cb)``, invariant 3: journal before
+  answer). A decision that does suspend (Redis) continues in a Task. Without ``decide``/a
+  durability hook (older engines) it falls back to ``service.handle`` the same way.
+- ``await agent.handle(request, peer) -> answer``: the same through ``service.handle`` (tests,
+  tools).
+
+It translates (mediation/ro.py, mediation/rf.py), lets the charging service decide,
+translates back, and records metrics. It also remembers which peer carries which session, so the operator API can
 send server-initiated RAR (re-auth after a top-up) and ASR (kill) to the right client (facts D).
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import itertools
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import structlog
 
-from charging.requests import Outcome
+from charging.requests import ChargingRequest, ChargingResult, Outcome
 from charging.service import ChargingService
+from diameter.eager import resume as _resume
 from diameter.message import Message
 from mediation import avp_codes as C
 from mediation import rf, ro
@@ -29,6 +43,12 @@ CMD_NAMES = {272: "CCR", 271: "ACR", 258: "RAR", 274: "ASR", 275: "STR"}
 
 # A sender of server-initiated requests: (peer, avps, command code, app id) -> answer.
 Sender = Callable[[Any, int, int, list[Any]], Awaitable[Message | None]]
+# journal.call_when_durable(position, callback(exc | None)): the answer waits for it.
+WhenDurable = Callable[[Any, Callable[[BaseException | None], None]], None]
+
+_perf_ns = time.perf_counter_ns
+_UNABLE = ChargingResult(outcome=Outcome.UNABLE_TO_COMPLY)
+_OUT_OF_SPACE = ChargingResult(outcome=Outcome.OUT_OF_SPACE)
 
 
 class ChargingAgent:
@@ -36,7 +56,11 @@ class ChargingAgent:
 
     def __init__(self, service: ChargingService, smap: ServiceMap, *, origin_host: str,
                  origin_realm: str, metrics: Metrics | None = None, rf_enabled: bool = True,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 when_durable: WhenDurable | None = None) -> None:
+        """*when_durable*: the journal's ``call_when_durable`` (with a service that has
+        ``decide``/``durable_mark``, :meth:`respond` answers from it); None: ``respond``
+        answers after ``service.handle``, which waits for durability itself."""
         self.service = service
         self.smap = smap
         self.origin_host = origin_host
@@ -47,6 +71,109 @@ class ChargingAgent:
         self.peers: dict[str, Any] = {}  # Origin-Host -> peer handle (for RAR/ASR)
         self.sender: Sender | None = None
         self._ids = itertools.count(int(time.time()) << 20)
+        decide = getattr(service, "decide", None)
+        mark = getattr(service, "durable_mark", None)
+        self._split = (decide, mark, when_durable) if (
+            decide is not None and mark is not None and when_durable is not None) else None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # ---------------------------------------------------------------- the responder
+    def respond(self, request: Message, peer: Any) -> None:
+        """The Diameter server's responder: answer *request* through ``peer.reply`` exactly
+        once (now, or when the journal is durable). Never raises for bad input."""
+        t0 = _perf_ns()
+        code = request.code
+        if code == 272:
+            try:
+                req = ro.ccr_to_request(request, self.smap)
+            except ro.BadRequest as err:
+                log.info("ccr_rejected", result_code=err.result_code, reason=err.message)
+                self._reply(peer, request, ro.error_cca(
+                    request, err, origin_host=self.origin_host,
+                    origin_realm=self.origin_realm), t0)
+                return
+            if peer is not None and req.peer_host and self.peers.get(req.peer_host) is not peer:
+                self.peers[req.peer_host] = peer
+        elif code == 271 and self.rf_enabled:
+            try:
+                req = rf.acr_to_request(request, self.smap)
+            except ro.BadRequest as err:
+                self._reply(peer, request, rf.error_aca(
+                    request, err, origin_host=self.origin_host,
+                    origin_realm=self.origin_realm), t0)
+                return
+        else:
+            protocol_rc = 3007 if code == 271 else 3001
+            self._reply(peer, request, ro.answer(
+                request, [ro.avp(C.ORIGIN_HOST, self.origin_host),
+                          ro.avp(C.ORIGIN_REALM, self.origin_realm),
+                          ro.avp(C.RESULT_CODE, protocol_rc)], error=True), t0)
+            return
+        split = self._split
+        coro: Coroutine[Any, Any, ChargingResult]
+        if split is not None:
+            coro = split[0](req, now=self.clock())
+        else:
+            coro = self.service.handle(req, now=self.clock())
+        try:
+            yielded = coro.send(None)
+        except StopIteration as stop:
+            self._decided(peer, request, req, stop.value, t0)
+        except Exception:
+            self._decided(peer, request, req, self._failed(req), t0, mark=False)
+        else:  # the decision suspended (a Redis round trip, a session's turn): a Task
+            task = asyncio.get_running_loop().create_task(
+                self._finish(peer, request, req, _resume(coro, yielded), t0))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _finish(self, peer: Any, request: Message, req: ChargingRequest,
+                      rest: Awaitable[ChargingResult], t0: int) -> None:
+        try:
+            result = await rest
+        except Exception:
+            self._decided(peer, request, req, self._failed(req), t0, mark=False)
+            return
+        self._decided(peer, request, req, result, t0)  # no await between: the mark is ours
+
+    def _failed(self, req: ChargingRequest) -> ChargingResult:
+        log.exception("accounting_failed" if req.offline else "charging_failed",
+                      session=req.session_id)
+        return _OUT_OF_SPACE if req.offline else _UNABLE
+
+    def _answer_for(self, request: Message, req: ChargingRequest,
+                    result: ChargingResult) -> Message:
+        if request.code == 272:
+            return ro.result_to_cca(request, req, result, origin_host=self.origin_host,
+                                    origin_realm=self.origin_realm)
+        return rf.result_to_aca(request, result, origin_host=self.origin_host,
+                                origin_realm=self.origin_realm)
+
+    def _decided(self, peer: Any, request: Message, req: ChargingRequest,
+                 result: ChargingResult, t0: int, mark: bool = True) -> None:
+        split = self._split
+        if split is None or not mark:
+            self._reply(peer, request, self._answer_for(request, req, result), t0)
+            return
+        pos = split[1]()  # read right after decide (before any other await): the contract
+        answer = self._answer_for(request, req, result)
+        split[2](pos, functools.partial(self._durable, peer, request, req, answer, t0))
+
+    def _durable(self, peer: Any, request: Message, req: ChargingRequest, answer: Message,
+                 t0: int, exc: BaseException | None) -> None:
+        if exc is not None:  # the group commit failed: nothing promised, answer 5012/4002
+            log.error("journal_failed", session=req.session_id, error=repr(exc))
+            result = _OUT_OF_SPACE if req.offline else _UNABLE
+            answer = self._answer_for(request, req, result)
+        self._reply(peer, request, answer, t0)
+
+    def _reply(self, peer: Any, request: Message, answer: Message, t0: int) -> None:
+        rc = answer.find(C.RESULT_CODE)
+        code = request.code
+        self.metrics.observe(CMD_NAMES.get(code) or str(code),
+                             rc.value if rc is not None else 0,  # type: ignore[arg-type]
+                             (_perf_ns() - t0) * 1e-9)
+        peer.reply(request, answer, t0)
 
     async def handle(self, request: Message, peer: Any = None) -> Message:
         """Answer one request. Never raises for bad input (invariant 5)."""
@@ -83,8 +210,7 @@ class ChargingAgent:
             result = await self.service.handle(req, now=self.clock())
         except Exception:  # the engine failed: answer 5012, keep serving (invariant 5)
             log.exception("charging_failed", session=req.session_id)
-            from charging.requests import ChargingResult
-            result = ChargingResult(outcome=Outcome.UNABLE_TO_COMPLY)
+            result = _UNABLE
         return ro.result_to_cca(msg, req, result, origin_host=self.origin_host,
                                 origin_realm=self.origin_realm)
 
@@ -98,8 +224,7 @@ class ChargingAgent:
             result = await self.service.handle(req, now=self.clock())
         except Exception:
             log.exception("accounting_failed", session=req.session_id)
-            from charging.requests import ChargingResult
-            result = ChargingResult(outcome=Outcome.OUT_OF_SPACE)
+            result = _OUT_OF_SPACE
         return rf.result_to_aca(msg, result, origin_host=self.origin_host,
                                 origin_realm=self.origin_realm)
 
