@@ -918,3 +918,263 @@ cdef class SegmentAggregator:
                 slow_list.append((p, e))
         self.stop = off
         return off
+
+
+# --- reconciliation: select one partner's calls from raw segments ----------------------------
+# Twin of settlement.reconcile.our_cdrs over journal bytes (spec: the pure path in
+# settlement/recon_source.py); tests/settlement/test_recon_source.py holds both equal.
+
+cdef extern from "Python.h":
+    object PyUnicode_DecodeUTF8(const char* s, Py_ssize_t size, const char* errors)
+
+cdef enum:
+    R_TYPE = 0
+    R_SERVICE = 1
+    R_START = 2
+    R_LEGS = 3
+    R_PARTNER = 4
+    R_DECK = 5
+    R_ID = 6
+    R_A = 7
+    R_B = 8
+    R_USAGE = 9
+    R_UNIT = 10
+    R_PRICE = 11
+    R_CURRENCY = 12
+    R_DIRECTION = 13
+    R_FX = 14
+    RNF = 15
+
+
+cdef inline int recon_field(const uint8_t* k, Py_ssize_t n) noexcept:
+    if n == 1:
+        if k[0] == b'a':
+            return R_A
+        if k[0] == b'b':
+            return R_B
+    elif n == 2:
+        if k[0] == b'i' and k[1] == b'd':
+            return R_ID
+        if k[0] == b'f' and k[1] == b'x':
+            return R_FX
+    elif n == 4:
+        if memcmp(k, b"type", 4) == 0:
+            return R_TYPE
+        if memcmp(k, b"legs", 4) == 0:
+            return R_LEGS
+        if memcmp(k, b"deck", 4) == 0:
+            return R_DECK
+        if memcmp(k, b"unit", 4) == 0:
+            return R_UNIT
+    elif n == 5:
+        if memcmp(k, b"start", 5) == 0:
+            return R_START
+        if memcmp(k, b"usage", 5) == 0:
+            return R_USAGE
+        if memcmp(k, b"price", 5) == 0:
+            return R_PRICE
+    elif n == 7:
+        if memcmp(k, b"service", 7) == 0:
+            return R_SERVICE
+        if memcmp(k, b"partner", 7) == 0:
+            return R_PARTNER
+    elif n == 8:
+        if memcmp(k, b"currency", 8) == 0:
+            return R_CURRENCY
+    elif n == 9:
+        if memcmp(k, b"direction", 9) == 0:
+            return R_DIRECTION
+    return -1
+
+
+cdef inline Py_ssize_t recon_walk(const uint8_t* b, Py_ssize_t p, Py_ssize_t e, Py_ssize_t* fo,
+                                  Py_ssize_t* fe) noexcept:
+    """Spans of the reconciliation keys of the map at p (the last of a repeated key wins,
+    as in a decoded dict); -1 if malformed or not a map."""
+    cdef Py_ssize_t cnt, ko, klen, vo, ve, i
+    cdef uint8_t t
+    cdef int f
+    for i in range(RNF):
+        fo[i] = -1
+    ko = container(b, p, e, 1, &cnt)
+    if ko < 0:
+        return -1
+    for i in range(cnt):
+        if ko >= e:
+            return -1
+        t = b[ko]
+        if 0xa0 <= t <= 0xbf:
+            klen = t & 0x1f
+            vo = ko + 1 + klen
+            f = recon_field(b + ko + 1, klen)
+        elif t == 0xd9 and ko + 2 <= e:
+            klen = b[ko + 1]
+            vo = ko + 2 + klen
+            f = recon_field(b + ko + 2, klen)
+        else:
+            vo = skip(b, ko, e)
+            f = -1
+            if vo < 0:
+                return -1
+        if vo >= e:
+            return -1
+        ve = skip(b, vo, e)
+        if ve < 0:
+            return -1
+        if f >= 0:
+            fo[f] = vo
+            fe[f] = ve
+        ko = ve
+    return ko
+
+
+cdef inline int str_is(const uint8_t* b, Py_ssize_t o, Py_ssize_t e, const char* want,
+                       Py_ssize_t n) noexcept:
+    """1 when the value at [o, e) is the msgpack str *want*."""
+    cdef Py_ssize_t so = 0, sl = 0
+    if o < 0 or not str_span(b, o, e, &so, &sl):
+        return 0
+    return sl == n and memcmp(b + so, want, n) == 0
+
+
+cdef inline object opt_str(const uint8_t* b, Py_ssize_t o, Py_ssize_t e, int* ok):
+    """The str at [o, e) (None when absent or nil); *ok* = 0 for any other type."""
+    cdef Py_ssize_t so = 0, sl = 0
+    if o < 0 or b[o] == 0xc0:
+        return None
+    if not str_span(b, o, e, &so, &sl):
+        ok[0] = 0
+        return None
+    return PyUnicode_DecodeUTF8(<const char*>(b + so), sl, "strict")
+
+
+def select_calls(data, Py_ssize_t start, Py_ssize_t max_record, bytes partner, list decks,
+                 str service, long long lo, long long hi):
+    """One partner's calls of [lo, hi) in segment bytes *data* from *start*.
+
+    Returns ``(end, problem, fast, slow)``: *end* the offset after the last frame that checked
+    (*problem* set when a frame does not check, as in SegmentAggregator.feed); *fast* a list
+    of ``(id, a, b, start, usage, is_seconds, micros | None, currency, direction)`` for plain
+    records of *partner* (or, with no partner, whose deck is in *decks*: ``(deck, direction)``
+    pairs of str); *slow* the (payload start, end) spans the spec must decode (legs, fx, a
+    price that is not a plain decimal, unusual types). Any other record is not a candidate.
+    *service* "any" selects every service."""
+    cdef const uint8_t[:] view = data
+    cdef Py_ssize_t n = view.shape[0]
+    cdef const uint8_t* b
+    cdef Py_ssize_t off = start, p, e, so = 0, sl = 0
+    cdef uint32_t length, crc
+    cdef Py_ssize_t fo[RNF]
+    cdef Py_ssize_t fe[RNF]
+    cdef int64_t when, usage, micros
+    cdef int ok, is_s, has_price
+    cdef Py_ssize_t cnt, k
+    cdef const char* pp = PyBytes_AS_STRING(partner)
+    cdef Py_ssize_t pn = PyBytes_GET_SIZE(partner)
+    cdef bytes svc_b = service.encode()
+    cdef const char* sp = PyBytes_AS_STRING(svc_b)
+    cdef Py_ssize_t sn = PyBytes_GET_SIZE(svc_b)
+    cdef bint any_service = service == "any"
+    cdef list deck_b = [d.encode() for d, _ in decks]
+    cdef list deck_dir = [dr for _, dr in decks]
+    cdef list fast = []
+    cdef list slow = []
+    cdef object direction, price, currency, rid, a, bb
+    cdef bytes db
+    problem = None
+    if n == 0:
+        return start, None, fast, slow
+    b = &view[0]
+    while off < n:
+        if n - off < 10:
+            problem = "truncated frame header"
+            break
+        if b[off] != 0xCE or b[off + 5] != 0xCE:
+            problem = "bad frame header"
+            break
+        length = be32(b + off + 1)
+        crc = be32(b + off + 6)
+        if length > max_record:
+            problem = "bad frame header"
+            break
+        p = off + 10
+        e = p + length
+        if e > n:
+            problem = "truncated record"
+            break
+        if frame_crc(b + p, length) != crc:
+            problem = "checksum mismatch"
+            break
+        off = e
+        if recon_walk(b, p, e, fo, fe) < 0:
+            slow.append((p, e))
+            continue
+        if not (str_is(b, fo[R_TYPE], fe[R_TYPE], "rated", 5)
+                or str_is(b, fo[R_TYPE], fe[R_TYPE], "adjust", 6)):
+            continue
+        if not any_service and not str_is(b, fo[R_SERVICE], fe[R_SERVICE], sp, sn):
+            continue
+        if fo[R_START] < 0 or not read_int(b, fo[R_START], fe[R_START], &when):
+            continue  # not an int (a uint64 past int64 is past hi too)
+        if not lo <= when < hi:
+            continue
+        if fo[R_LEGS] >= 0 and b[fo[R_LEGS]] != 0xc0:
+            if not (container(b, fo[R_LEGS], fe[R_LEGS], 0, &cnt) >= 0 and cnt == 0):
+                slow.append((p, e))  # legs (or an odd value): the spec decides
+                continue
+        direction = None
+        if fo[R_PARTNER] >= 0 and b[fo[R_PARTNER]] != 0xc0:
+            if not str_span(b, fo[R_PARTNER], fe[R_PARTNER], &so, &sl):
+                slow.append((p, e))
+                continue
+            if sl == 0:
+                pass  # "" is no partner: the deck decides, as for an absent one
+            elif not (sl == pn and memcmp(b + so, pp, pn) == 0):
+                continue
+            else:
+                ok = 1
+                direction = opt_str(b, fo[R_DIRECTION], fe[R_DIRECTION], &ok)
+                if not ok:
+                    slow.append((p, e))
+                    continue
+        if direction is None and not (fo[R_PARTNER] >= 0 and b[fo[R_PARTNER]] != 0xc0
+                                      and fe[R_PARTNER] - fo[R_PARTNER] > 1):
+            # no partner: the record settles with the partner whose agreement names its deck
+            if fo[R_DECK] < 0 or not str_span(b, fo[R_DECK], fe[R_DECK], &so, &sl):
+                continue
+            for k in range(len(deck_b)):
+                db = <bytes>PyList_GET_ITEM(deck_b, k)
+                if PyBytes_GET_SIZE(db) == sl and memcmp(b + so, PyBytes_AS_STRING(db), sl) == 0:
+                    direction = <object>PyList_GET_ITEM(deck_dir, k)
+                    break
+            else:
+                continue
+        if fo[R_FX] >= 0 and b[fo[R_FX]] != 0xc0:
+            slow.append((p, e))
+            continue
+        ok = 1
+        rid = opt_str(b, fo[R_ID], fe[R_ID], &ok)
+        a = opt_str(b, fo[R_A], fe[R_A], &ok)
+        bb = opt_str(b, fo[R_B], fe[R_B], &ok)
+        currency = opt_str(b, fo[R_CURRENCY], fe[R_CURRENCY], &ok)
+        if not ok or rid is None:
+            slow.append((p, e))
+            continue
+        usage = 0
+        if fo[R_USAGE] >= 0 and b[fo[R_USAGE]] != 0xc0:
+            if not read_int(b, fo[R_USAGE], fe[R_USAGE], &usage):
+                slow.append((p, e))
+                continue
+        is_s = fo[R_UNIT] < 0 or str_is(b, fo[R_UNIT], fe[R_UNIT], "s", 1)
+        price = None
+        if fo[R_PRICE] >= 0 and b[fo[R_PRICE]] != 0xc0:
+            if b[fo[R_PRICE]] == 0xa0:
+                pass  # "" is no price
+            elif parse_micros(b, fo[R_PRICE], fe[R_PRICE], &micros):
+                price = micros
+            else:
+                slow.append((p, e))
+                continue
+        fast.append((rid, a or "", bb or "", when, usage, bool(is_s), price, currency,
+                     direction))
+    return off, problem, fast, slow

@@ -262,12 +262,13 @@ def reconcile_cmd(partner: str, period: str, their_cdrs: str, tolerance_seconds:
         click.echo(f"reconcile failed: {type(exc).__name__}: {exc}", err=True)
         sys.exit(1)
     if as_json:
-        click.echo(json.dumps(result.summary, sort_keys=True))
+        click.echo(json.dumps({**result.summary, "fast_path": result.fast_path}, sort_keys=True))
     else:
         s = result.summary
         click.echo(f"{partner} {per}: " + ", ".join(f"{k} {v}" for k, v in s["counts"].items()))
         click.echo(f"  ours {s['our_amount']} / theirs {s['their_amount']} {s['currency']}, "
-                   f"variance {s['variance']}; disputes opened {s['disputes_opened']}")
+                   f"variance {s['variance']}; disputes opened {s['disputes_opened']} "
+                   f"({'compiled' if result.fast_path else 'pure'} journal path)")
         for path in result.files:
             click.echo(f"  {path}")
 
