@@ -26,8 +26,131 @@ objects' construction, and cyclic-GC passes over the tuples each op leaves behin
 from cpython.object cimport PyObject, PyTypeObject
 from cpython.ref cimport Py_INCREF, Py_XDECREF
 from cpython.dict cimport PyDict_GetItem, PyDict_SetItem, PyDict_DelItem, PyDict_Contains
+from cpython.list cimport PyList_GET_SIZE, PyList_GET_ITEM
+from cpython.tuple cimport PyTuple_GET_ITEM
 from libc.math cimport rint
 from _heapq import heappush
+
+cdef extern from *:
+    """
+    /* Ready: an awaitable that is already complete (what `await` of a coroutine that never
+       suspends yields, minus the coroutine). `await ready` hands back its value through the
+       am_send slot (Python >= 3.10: PyIter_Send calls it, no StopIteration is raised), or,
+       for generic iteration (`yield from ready.__await__()`, asyncio.ensure_future), via an
+       unnormalised StopIteration(value) as CPython's own generators do. Awaiting it again
+       returns the same value (like a done Future). Not GC-tracked: it holds one reference to
+       a result object, which never refers back to it, so it can be part of no cycle. */
+    typedef struct { PyObject_HEAD PyObject *value; } IcxReady;
+    static PyTypeObject IcxReady_Type;
+    #define ICX_READY_FREE 32
+    static IcxReady *icx_ready_free[ICX_READY_FREE];
+    static int icx_ready_nfree = 0;
+
+    static PyObject *icx_ready_new(PyObject *value) {
+        IcxReady *r;
+        if (icx_ready_nfree > 0) {
+            r = icx_ready_free[--icx_ready_nfree];
+            (void)PyObject_Init((PyObject *)r, &IcxReady_Type);
+        } else {
+            r = PyObject_New(IcxReady, &IcxReady_Type);
+            if (r == NULL) return NULL;
+        }
+        Py_INCREF(value);
+        r->value = value;
+        return (PyObject *)r;
+    }
+    static void icx_ready_dealloc(IcxReady *r) {
+        Py_CLEAR(r->value);
+        if (icx_ready_nfree < ICX_READY_FREE) icx_ready_free[icx_ready_nfree++] = r;
+        else PyObject_Free(r);
+    }
+    static PyObject *icx_ready_await(PyObject *self) { Py_INCREF(self); return self; }
+    static PyObject *icx_ready_next(IcxReady *r) {
+        PyObject *v = r->value;
+        if (PyTuple_Check(v) || PyExceptionInstance_Check(v)) {
+            /* normalising would unpack a tuple / chain an exception: build it properly */
+            PyObject *e = PyObject_CallOneArg(PyExc_StopIteration, v);
+            if (e != NULL) { PyErr_SetObject(PyExc_StopIteration, e); Py_DECREF(e); }
+            return NULL;
+        }
+        Py_INCREF(PyExc_StopIteration);
+        Py_INCREF(v);
+        PyErr_Restore(PyExc_StopIteration, v, NULL);
+        return NULL;
+    }
+    static PyObject *icx_ready_result(IcxReady *r, PyObject *unused) {
+        Py_INCREF(r->value);
+        return r->value;
+    }
+    static PyObject *icx_ready_done(PyObject *self, PyObject *unused) { Py_RETURN_TRUE; }
+    #if PY_VERSION_HEX >= 0x030A0000
+    static PySendResult icx_ready_send(IcxReady *r, PyObject *arg, PyObject **result) {
+        Py_INCREF(r->value);
+        *result = r->value;
+        return PYGEN_RETURN;
+    }
+    #endif
+    static PyMethodDef icx_ready_methods[] = {
+        {"result", (PyCFunction)icx_ready_result, METH_NOARGS, "The value (already there)."},
+        {"done", (PyCFunction)icx_ready_done, METH_NOARGS, "Always True."},
+        {NULL, NULL, 0, NULL}
+    };
+    static PyAsyncMethods icx_ready_as_async = {
+        (unaryfunc)icx_ready_await, 0, 0,
+    #if PY_VERSION_HEX >= 0x030A0000
+        (sendfunc)icx_ready_send,
+    #endif
+    };
+    static int icx_ready_init(void) {
+        IcxReady_Type.tp_name = "cython_ext.store_ops.Ready";
+        IcxReady_Type.tp_basicsize = sizeof(IcxReady);
+        IcxReady_Type.tp_dealloc = (destructor)icx_ready_dealloc;
+        IcxReady_Type.tp_as_async = &icx_ready_as_async;
+        IcxReady_Type.tp_flags = Py_TPFLAGS_DEFAULT;
+        IcxReady_Type.tp_doc = "An awaitable already holding its result (store op answers).";
+        IcxReady_Type.tp_iter = PyObject_SelfIter;
+        IcxReady_Type.tp_iternext = (iternextfunc)icx_ready_next;
+        IcxReady_Type.tp_methods = icx_ready_methods;
+        return PyType_Ready(&IcxReady_Type);
+    }
+    """
+    int icx_ready_init() except -1
+    object icx_ready_new(object value)
+    PyTypeObject IcxReady_Type
+
+icx_ready_init()
+Ready = <object>&IcxReady_Type
+
+cdef extern from *:
+    """
+    /* 1 when v is an exact int in [0, 2**53-1] (the store's amount range), else 0; never
+       leaves an exception set. On 3.11 the digit count answers most cases without a
+       conversion (ob_size = sign * 30-bit digits; 2**53 needs two). */
+    static int icx_amount_ok(PyObject *v) {
+        int overflow;
+        long long x;
+        if (!PyLong_CheckExact(v)) return 0;
+    #if PY_VERSION_HEX < 0x030C0000
+        if (Py_SIZE(v) < 0 || Py_SIZE(v) > 2) return 0;
+        if (Py_SIZE(v) < 2) return 1;
+    #endif
+        x = PyLong_AsLongLongAndOverflow(v, &overflow);
+        if (overflow || (x == -1 && PyErr_Occurred())) { PyErr_Clear(); return 0; }
+        return 0 <= x && x <= 9007199254740991LL;
+    }
+    /* *out = v as a C long long when v is an exact int that fits; else 0 (no exception). */
+    static int icx_as_ll(PyObject *v, long long *out) {
+        int overflow;
+        long long x;
+        if (!PyLong_CheckExact(v)) return 0;
+        x = PyLong_AsLongLongAndOverflow(v, &overflow);
+        if (overflow || (x == -1 && PyErr_Occurred())) { PyErr_Clear(); return 0; }
+        *out = x;
+        return 1;
+    }
+    """
+    bint icx_amount_ok(object v)
+    bint icx_as_ll(object v, long long *out)
 
 cdef extern from "Python.h":
     ctypedef struct PyMemberDef:
@@ -78,11 +201,39 @@ cdef inline PyObject** _slot(object o, Py_ssize_t off):
     return <PyObject**>((<char*><PyObject*>o) + off)
 
 
+cdef int _unset() except -1:
+    raise AttributeError("slot not set")
+
+
 cdef inline object _get(object o, Py_ssize_t off):
     cdef PyObject *p = _slot(o, off)[0]
     if p == NULL:
-        raise AttributeError("slot not set")
+        _unset()
     return <object>p
+
+
+cdef int _heap_push(object heap, tuple item, long long exp_us) except -1:
+    """heapq.heappush(heap, item) for an (expiry µs, ...) entry: append, and when the parent's
+    expiry is smaller (the usual case: expiries mostly grow) the heap property already holds,
+    which is where heapq's sift would stop too (tuples compare by their first item when those
+    differ); any other case goes through heapq itself."""
+    cdef Py_ssize_t n
+    cdef PyObject *parent
+    if type(heap) is not list:
+        heappush(heap, item)
+        return 0
+    (<list>heap).append(item)
+    n = PyList_GET_SIZE(heap) - 1
+    if n == 0:
+        return 0
+    cdef long long pexp
+    parent = PyList_GET_ITEM(heap, (n - 1) >> 1)
+    if type(<object>parent) is tuple and len(<tuple><object>parent) > 0:
+        if icx_as_ll(<object>PyTuple_GET_ITEM(<object>parent, 0), &pexp) and pexp < exp_us:
+            return 0
+    (<list>heap).pop()
+    heappush(heap, item)
+    return 0
 
 
 cdef inline void _set(object o, Py_ssize_t off, object v):
@@ -221,9 +372,24 @@ cdef inline bint _cached(acct):
 def reserve(store, key, account, balance, reservation, amount, double ttl, double now,
             partial=False):
     """Twin of MemoryStore._reserve_py (same arguments, same result, same state change)."""
+    return _reserve(store, key, account, balance, reservation, amount, ttl, now, partial)
+
+
+def reserve_ready(store, key, account, balance, reservation, amount, *, double ttl,
+                  double now, partial=False):
+    """MemoryStore.reserve (the BalanceStore coroutine method) when compiled: the op runs now,
+    and the answer comes back as an already-complete awaitable (:data:`Ready`): ``await
+    store.reserve(...)`` gives the same result as the reference coroutine, without building
+    and running a coroutine per call. Errors (ValueError for a bad amount) raise at the call,
+    which for ``await store.reserve(...)`` is the same place."""
+    return icx_ready_new(_reserve(store, key, account, balance, reservation, amount, ttl, now,
+                                  partial))
+
+
+cdef object _reserve(store, key, account, balance, reservation, amount, double ttl, double now,
+                     partial):
     cdef PyObject *p
-    if (not FAST_STATE or type(amount) is not int or amount < 0 or amount > MAX_AMOUNT
-            or type(key) is not str):
+    if not FAST_STATE or not icx_amount_ok(amount) or type(key) is not str:
         return reserve_ref(store, key, account, balance, reservation, amount, ttl, now, partial)
     if not isinstance(store, StoreT):
         return reserve_ref(store, key, account, balance, reservation, amount, ttl, now, partial)
@@ -234,15 +400,21 @@ def reserve(store, key, account, balance, reservation, amount, double ttl, doubl
     acct = <object>p
     if not _cached(acct):
         return reserve_ref(store, key, account, balance, reservation, amount, ttl, now, partial)
-    # a new retention epoch: the reference rotates the caches (once per epoch per account)
-    ep = _get(acct, A_EPOCH)
-    sep = _get(store, S_EPOCH)
-    if (ep is not sep and ep != sep) or now >= <double>_get(store, S_EP_END):
-        return reserve_ref(store, key, account, balance, reservation, amount, ttl, now, partial)
     ops = _get(acct, A_OPS)
     old = _get(acct, A_OLD)
     if len(<dict>old) and PyDict_Contains(old, key):
         return reserve_ref(store, key, account, balance, reservation, amount, ttl, now, partial)
+    # a new retention epoch (once per epoch per account): rotate the caches as the reference
+    # does when it remembers a result, after checking the key is in neither of them
+    ep = _get(acct, A_EPOCH)
+    sep = _get(store, S_EPOCH)
+    if (ep is not sep and ep != sep) or now >= <double>_get(store, S_EP_END):
+        if PyDict_Contains(ops, key):
+            return reserve_ref(store, key, account, balance, reservation, amount, ttl, now, partial)
+        store._rotate(acct, now)
+        ops = _get(acct, A_OPS)
+        if not _cached(acct):
+            return reserve_ref(store, key, account, balance, reservation, amount, ttl, now, partial)
     balances = _get(acct, A_BALANCES)
     p = PyDict_GetItem(balances, balance) if type(balances) is dict else NULL
     if p == NULL or type(<object>p) is not BalanceT:
@@ -284,16 +456,26 @@ def reserve(store, key, account, balance, reservation, amount, double ttl, doubl
         res[0] = res[0] + amount
         res[1] = exp_obj
     _set(bal, B_RESERVED, reserved + amt)
-    heappush(_get(store, S_HEAP), _untracked((exp_obj, account, balance, reservation)))
+    _heap_push(_get(store, S_HEAP), _untracked((exp_obj, account, balance, reservation)), exp_us)
     return new_result(key, EMPTY, (new_hold(account, balance, reservation, amount, expires),),
                       amount, cur, after_obj, lowflag, events)
 
 
 def commit(store, key, account, balance, reservation, used, double now, release_rest=True):
     """Twin of MemoryStore._commit_py (same arguments, same result, same state change)."""
+    return _commit(store, key, account, balance, reservation, used, now, release_rest)
+
+
+def commit_ready(store, key, account, balance, reservation, used, *, double now,
+                 release_rest=True):
+    """MemoryStore.commit when compiled: see :func:`reserve_ready`."""
+    return icx_ready_new(_commit(store, key, account, balance, reservation, used, now,
+                                 release_rest))
+
+
+cdef object _commit(store, key, account, balance, reservation, used, double now, release_rest):
     cdef PyObject *p
-    if (not FAST_STATE or type(used) is not int or used < 0 or used > MAX_AMOUNT
-            or type(key) is not str):
+    if not FAST_STATE or not icx_amount_ok(used) or type(key) is not str:
         return commit_ref(store, key, account, balance, reservation, used, now, release_rest)
     if not isinstance(store, StoreT):
         return commit_ref(store, key, account, balance, reservation, used, now, release_rest)
@@ -304,15 +486,21 @@ def commit(store, key, account, balance, reservation, used, double now, release_
     acct = <object>p
     if not _cached(acct):
         return commit_ref(store, key, account, balance, reservation, used, now, release_rest)
-    # a new retention epoch: the reference rotates the caches (once per epoch per account)
-    ep = _get(acct, A_EPOCH)
-    sep = _get(store, S_EPOCH)
-    if (ep is not sep and ep != sep) or now >= <double>_get(store, S_EP_END):
-        return commit_ref(store, key, account, balance, reservation, used, now, release_rest)
     ops = _get(acct, A_OPS)
     old = _get(acct, A_OLD)
     if len(<dict>old) and PyDict_Contains(old, key):
         return commit_ref(store, key, account, balance, reservation, used, now, release_rest)
+    # a new retention epoch (once per epoch per account): rotate the caches as the reference
+    # does when it remembers a result, after checking the key is in neither of them
+    ep = _get(acct, A_EPOCH)
+    sep = _get(store, S_EPOCH)
+    if (ep is not sep and ep != sep) or now >= <double>_get(store, S_EP_END):
+        if PyDict_Contains(ops, key):
+            return commit_ref(store, key, account, balance, reservation, used, now, release_rest)
+        store._rotate(acct, now)
+        ops = _get(acct, A_OPS)
+        if not _cached(acct):
+            return commit_ref(store, key, account, balance, reservation, used, now, release_rest)
     balances = _get(acct, A_BALANCES)
     p = PyDict_GetItem(balances, balance) if type(balances) is dict else NULL
     if p == NULL or type(<object>p) is not BalanceT:
@@ -350,7 +538,7 @@ def commit(store, key, account, balance, reservation, used, double now, release_
     has_hold = freed != 0 or rr
     neg_debit = -debit
     neg_freed = -freed
-    debit_obj = debit
+    debit_obj = used if debit == u else debit  # the caller's int when all was covered
     # one lookup both checks the key is new and caches the result; nothing is changed yet
     entry = _untracked((S_OK, debit_obj, amount_after, after_obj, lowflag, balance, reservation,
                         neg_debit, neg_freed, hexp, has_hold))

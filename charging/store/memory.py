@@ -296,6 +296,10 @@ class MemoryStore:
     # too). They are the compiled twins when built, else the Python reference (selected below).
     reserve_sync = _reserve_py
     commit_sync = _commit_py
+    # The coroutine methods as written above (when compiled, reserve/commit are replaced by
+    # store_ops.reserve_ready/commit_ready, which return an already-complete awaitable).
+    reserve_coro = reserve
+    commit_coro = commit
 
     async def release(self, key: str, account: str, balance: str, reservation: str, *,
                       now: float) -> OpResult:
@@ -511,3 +515,8 @@ if _ext is not None:
               MemoryStore._commit_py, _fast_new, _Account, _Balance, MemoryStore)
     MemoryStore.reserve_sync = _ext.reserve  # type: ignore[assignment,method-assign]
     MemoryStore.commit_sync = _ext.commit  # type: ignore[assignment,method-assign]
+    # The awaited methods: the compiled op answers with an already-complete awaitable instead
+    # of a coroutine wrapping it (same result on await; see store_ops.reserve_ready). The
+    # coroutine versions stay reachable as reserve_coro / commit_coro (the reference).
+    MemoryStore.reserve = _ext.reserve_ready  # type: ignore[assignment,method-assign]
+    MemoryStore.commit = _ext.commit_ready  # type: ignore[assignment,method-assign]

@@ -22,6 +22,8 @@ NOW = 1_800_000_000.0
 class PureStore(MemoryStore):
     reserve_sync = MemoryStore._reserve_py  # type: ignore[assignment]
     commit_sync = MemoryStore._commit_py  # type: ignore[assignment]
+    reserve = MemoryStore.reserve_coro  # type: ignore[assignment]
+    commit = MemoryStore.commit_coro  # type: ignore[assignment]
 
 
 OP = st.tuples(
@@ -35,7 +37,7 @@ OP = st.tuples(
 )
 
 
-async def run(store: MemoryStore, ops: list[Any]) -> list[Any]:
+async def run(store: MemoryStore, ops: list[Any], awaited: bool = False) -> list[Any]:
     for acct in ("a", "b"):
         await store.create_account(acct, AccountKind.POSTPAID_PARTNER, [
             BalanceSpec("EUR", BalanceKind.MONEY, "EUR", 500, 100, low_threshold=200),
@@ -45,8 +47,14 @@ async def run(store: MemoryStore, ops: list[Any]) -> list[Any]:
         key = f"k{i % 7}" if flag else f"k{i}"  # some keys repeat: replays
         now = NOW + dt
         try:
-            if name == "reserve":
+            if name == "reserve" and awaited:
+                r = await store.reserve(key, acct, bal, res, amount, ttl=10.0, now=now,
+                                        partial=flag)
+            elif name == "reserve":
                 r = store.reserve_sync(key, acct, bal, res, amount, 10.0, now, flag)
+            elif name in ("commit", "commit_keep") and awaited:
+                r = await store.commit(key, acct, bal, res, amount, now=now,
+                                       release_rest=name == "commit")
             elif name in ("commit", "commit_keep"):
                 r = store.commit_sync(key, acct, bal, res, amount, now, name == "commit")
             elif name == "debit":
@@ -70,3 +78,46 @@ def test_twin_matches_reference(ops: list[Any], retention: float) -> None:
     fast = asyncio.run(run(MemoryStore(retention=retention), ops))
     ref = asyncio.run(run(PureStore(retention=retention), ops))
     assert fast == ref
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(OP, max_size=40), st.sampled_from([48 * 3600.0, 20.0]))
+def test_awaited_twin_matches_reference_coroutines(ops: list[Any], retention: float) -> None:
+    """``await store.reserve/commit(...)``: the compiled already-complete awaitables answer
+    exactly like the reference coroutines (and like the synchronous twin)."""
+    assert MemoryStore.reserve is not MemoryStore.reserve_coro
+    fast = asyncio.run(run(MemoryStore(retention=retention), ops, awaited=True))
+    ref = asyncio.run(run(PureStore(retention=retention), ops, awaited=True))
+    assert fast == ref
+    assert fast == asyncio.run(run(MemoryStore(retention=retention), ops))
+
+
+def test_ready_awaitable_behaves_like_a_done_future() -> None:
+    async def main() -> None:
+        store = MemoryStore()
+        await store.create_account("a", AccountKind.PREPAID_SUBSCRIBER,
+                                   [BalanceSpec("EUR", BalanceKind.MONEY, "EUR", 1000)])
+        ready = store.reserve("k1", "a", "EUR", "r1", 100, ttl=30.0, now=NOW)
+        assert ready.done()
+        first = await ready
+        assert first.ok and first.granted == 100 and ready.result() is first
+        assert await ready is first  # awaiting again gives the same answer, as a done Future
+        # generic awaiting paths: a Task around it, gather, and yield from __await__()
+        task = asyncio.ensure_future(store.commit("k2", "a", "EUR", "r1", 40, now=NOW))
+        assert (await task).effects[0].amount == -40
+        a, b = await asyncio.gather(store.reserve("k3", "a", "EUR", "r2", 1, ttl=1.0, now=NOW),
+                                    store.reserve("k3", "a", "EUR", "r2", 1, ttl=1.0, now=NOW))
+        assert a.ok and b.replayed and (a.holds, a.granted) == (b.holds, b.granted)
+
+        def gen() -> Any:
+            return (yield from store.reserve("k4", "a", "EUR", "r3", 5, ttl=1.0,
+                                             now=NOW).__await__())
+        it = gen()
+        with pytest.raises(StopIteration) as stop:
+            next(it)
+        assert stop.value.value.key == "k4" and stop.value.value.granted == 5
+        with pytest.raises(ValueError):  # a bad amount raises at the call (the await site)
+            await store.reserve("k5", "a", "EUR", "r1", -1, ttl=1.0, now=NOW)
+        with pytest.raises(TypeError):
+            await store.commit("k6", "a", "EUR", "r1", 1, NOW)  # now is keyword-only
+    asyncio.run(main())
