@@ -66,6 +66,9 @@ class ServiceConfig:
     # Threshold); None = omit.
     quota_threshold_percent: int | None = None
     answer_cache_size: int = 20_000  # retransmit window beyond each session's last answer
+    # After an ASR answered 2001 the session waits this long for the client's CCR-T before
+    # the service releases its hold itself (protocol-facts D; Tcc still applies if sooner).
+    kill_grace: float = 30.0
     max_sessions: int = 1_000_000
     currency: str = "EUR"
     no_tariff_errors: tuple[type[BaseException], ...] = (LookupError,)
@@ -96,7 +99,9 @@ class ChargingService:
         # RatingEngine.price(deck, service, destination, at, usage, origin) -> micro-units:
         # the allocation-free path; rate() (with its explanation) only where fields need it.
         self._price = getattr(rater, "price", None)
-        self._tariffs: dict[tuple[str, str, str], tuple[str, str, str]] = {}
+        self._tariffs: dict[tuple[str, str, str], dict[str, str]] = {}
+        self._texts: dict[int, str] = {}  # amount -> format_amount(amount)
+        self._killed: dict[str, Session] = {}  # killed after ASA 2001, awaiting the CCR-T
         self.counters: dict[str, int] = {}
 
     # ------------------------------------------------------------------ public entry points
@@ -193,9 +198,21 @@ class ChargingService:
         closed Session-Ids. Offline sessions without STOP are closed with a rated record."""
         closed: list[str] = []
         for session in self.sessions.expired(now):
+            self._killed.pop(session.id, None)
             await self._release_all(session, now, reason="tcc_expired")
             closed.append(session.id)
             self._count("tcc_expired")
+        for sid, session in list(self._killed.items()):
+            assert session.killed is not None
+            if self.sessions.get(sid) is not session:
+                del self._killed[sid]  # ended by its CCR-T (or replaced)
+            elif session.killed <= now and sid not in self._busy:
+                # killed after ASA 2001 and no CCR-T within kill_grace: release the hold
+                del self._killed[sid]
+                self.sessions.pop(sid)
+                await self._release_all(session, now, reason="killed")
+                closed.append(sid)
+                self._count("kill_expired")
         for session in self.offline.expired(now):
             await self._offline_close(session, now, end=now, result="tcc_expired",
                                       key=f"rf:{session.id}:tcc")
@@ -204,13 +221,39 @@ class ChargingService:
             await self.wait_durable(self.durable_mark())
         return closed
 
-    async def kill(self, session_id: str, *, now: float) -> bool:
-        """Operator kill: release the session's reservations and forget it (after an ASR)."""
-        session = self.sessions.pop(session_id)
+    async def kill(self, session_id: str, *, now: float,
+                   asa_result_code: int | None = None) -> bool:
+        """Operator kill, after the ASR was sent; False when no such open session.
+
+        Protocol-facts D: after ASA 2001 the client ends its side with a CCR-T (the ASR is not
+        one), so with ``asa_result_code == 2001`` the session stays open, marked killed: its
+        hold stays, the CCR-T commits the usage as usual, an UPDATE gets its usage committed
+        but no new grant, and if no CCR-T comes within ``kill_grace`` seconds (or Tcc, if
+        sooner) :meth:`supervise` releases the hold. Any other answer (none, no peer, 5002,
+        5012, ...): the client will not report, so the hold is released at once."""
+        session = self.sessions.get(session_id)
         if session is None:
             return False
-        await self._release_all(session, now, reason="killed")
+        if asa_result_code == 2001:
+            if session.killed is None:
+                session.killed = now + self.config.kill_grace
+                self._killed[session_id] = session
+            self._count("killed")
+            return True
+        busy = session_id in self._busy
+        if busy:
+            await self._wait_turn(session_id)  # let a request in progress finish first
+        try:
+            if self.sessions.get(session_id) is not session:
+                return True  # it ended meanwhile (a CCR-T): its hold is already gone
+            self.sessions.pop(session_id)
+            self._killed.pop(session_id, None)
+            await self._release_all(session, now, reason="killed")
+        finally:
+            if busy:
+                self._next_turn(session_id)
         await self.wait_durable(self.durable_mark())
+        self._count("killed")
         return True
 
     def open_sessions(self) -> list[Session]:
@@ -296,23 +339,46 @@ class ChargingService:
         except self.config.no_tariff_errors:
             return None
 
-    def _cost(self, session: Session, service: ServiceKind, usage: int, at: float) -> int | None:
-        """Price only (the rater's fast path when it has one); None = no tariff."""
+    def _cost(self, session: Session, grant: Grant, usage: int) -> int | None:
+        """Price of the session's first *usage* units of the grant's service, rated at the
+        session start (as the whole call will be rated at the end); None = no tariff or a
+        price no store can hold. The last answer is kept on the grant: the commit of a
+        granted quota re-prices exactly the units its reservation priced."""
+        if usage == grant.priced_u:
+            return grant.priced_c
         if usage <= 0:
             return 0
         if usage > MAX_AMOUNT:
             return None  # an Unsigned64 report no store can hold: cannot be rated (5031)
+        rsvc = grant.rsvc
+        if rsvc is None:
+            rsvc = grant.rsvc = self._to_rating(grant.service)
         if self._price is None:
-            rated = self._rate(session, service, usage, at)
-            price = None if rated is None else rated.price
+            rated = self._rate(session, grant.service, usage, session.started)
+            if rated is None:
+                return None
+            price = rated.price
         else:
             try:
-                price = int(self._price(session.deck, self._to_rating(service),
-                                        session.destination or "", at, usage,
-                                        session.origin or ""))
+                price = int(self._price(session.deck, rsvc, session.destination or "",
+                                        session.started, usage, session.origin or ""))
             except self.config.no_tariff_errors:
                 return None
-        return None if price is not None and price > MAX_AMOUNT else price
+        if price > MAX_AMOUNT:
+            return None
+        grant.priced_u = usage
+        grant.priced_c = price
+        return price
+
+    def _money_text(self, amount: int) -> str:
+        """format_amount, memoised: sessions repeat a few prices (a bounded dict)."""
+        text = self._texts.get(amount)
+        if text is None:
+            text = format_amount(amount)
+            if len(self._texts) >= 4096:
+                self._texts.clear()
+            self._texts[amount] = text
+        return text
 
     def _fields(self, session: Session, req: ChargingRequest, service: ServiceKind,
                 *, usage: int | None = None, price: int | None = None,
@@ -335,20 +401,26 @@ class ChargingService:
             f["destination"] = rated.destination
         return f
 
-    def _tariff(self, session: Session, service: ServiceKind, at: float) -> dict[str, str]:
-        """deck_version / prefix / destination name of the session's tariff, for journal
-        records; cached by (deck, service, destination) so rate() runs once per B-number."""
-        key = (session.deck, service.value, session.destination or "")
+    def _tariff(self, session: Session, grant: Grant) -> dict[str, str]:
+        """deck_version / prefix / destination name of the grant's tariff, for its rated
+        records: one rate() per (deck, service, B-number), shared by every session (the
+        same dict object), remembered on the grant."""
+        hit = grant.tariff
+        if hit is not None:
+            return hit
+        key = (session.deck, grant.svc, session.destination or "")
         hit = self._tariffs.get(key)
         if hit is None:
-            rated = self._rate(session, service, 1, at)
+            rated = self._rate(session, grant.service, 1, session.started)
             if rated is None:
                 return {}
-            hit = (str(rated.deck_version), rated.prefix, rated.destination)
+            hit = {"deck_version": str(rated.deck_version), "prefix": rated.prefix,
+                   "destination": rated.destination}
             if len(self._tariffs) > 4096:
                 self._tariffs.clear()
             self._tariffs[key] = hit
-        return {"deck_version": hit[0], "prefix": hit[1], "destination": hit[2]}
+        grant.tariff = hit
+        return hit
 
     # ------------------------------------------------------------------ INITIAL
     async def _initial(self, req: ChargingRequest, key: str, now: float) -> ChargingResult:
@@ -389,13 +461,19 @@ class ChargingService:
         return result
 
     # ------------------------------------------------------------------ UPDATE / TERMINATE
+    def _end(self, session: Session) -> None:
+        """Forget a session that ends by a request (TERMINATE, failed UPDATE)."""
+        self.sessions.pop(session.id)
+        if session.killed is not None:
+            self._killed.pop(session.id, None)
+
     async def _update(self, session: Session, req: ChargingRequest, key: str,
                       now: float) -> ChargingResult:
         session.last_number = max(session.last_number, req.request_number)
         terminate = req.verb is Verb.TERMINATE
         if terminate:
             result = await self._grant_all(session, req, key, now, terminate=True)
-            self.sessions.pop(session.id)
+            self._end(session)
             await self._release_all(session, now, reason="terminated", key=key)
             return result
         result = await self._grant_all(session, req, key, now)
@@ -403,7 +481,7 @@ class ChargingService:
             self.sessions.touch(session, now + self.config.tcc)
         else:
             # RFC 4006 §7: UPDATE failed -> debit used units -> Idle.
-            self.sessions.pop(session.id)
+            self._end(session)
             await self._release_all(session, now, reason=result.outcome.value, key=key)
         return result
 
@@ -412,84 +490,106 @@ class ChargingService:
         """Commit every reported usage and (unless terminating) reserve the next grants."""
         slices = req.units or (ServiceUnits(requested=0 if req.verb is Verb.INITIAL else None),)
         at = req.at or now
-        results: list[UnitsResult] = []
-        for i, su in enumerate(slices):
-            results.append(await self._one_slice(session, req, su, f"{key}:{i}", at, now,
-                                                 terminate=terminate))
-        outcomes = [r.outcome for r in results]
-        cost = session.cost_total
-        if all(o is Outcome.SUCCESS for o in outcomes):
-            outcome = Outcome.SUCCESS
-        elif req.multiple_services and any(o is Outcome.SUCCESS for o in outcomes):
-            outcome = Outcome.SUCCESS  # per-MSCC codes carry the failures
-        elif req.multiple_services and not terminate and req.verb is Verb.UPDATE:
-            outcome = Outcome.SUCCESS if len(outcomes) > 1 else outcomes[0]
+        if len(slices) == 1:  # the common case: one MSCC (or command-level units)
+            r = await self._one_slice(session, req, slices[0], f"{key}:0", at, now, terminate)
+            results: tuple[UnitsResult, ...] = (r,)
+            outcome = r.outcome
+            final = r.final_unit
         else:
-            outcome = next(o for o in outcomes if o is not Outcome.SUCCESS)
-        if terminate and outcome is Outcome.CREDIT_LIMIT_REACHED:
-            outcome = Outcome.SUCCESS  # a final report always succeeds once committed
-        final = any(r.final_unit for r in results)
+            parts = []
+            for i, su in enumerate(slices):
+                parts.append(await self._one_slice(session, req, su, f"{key}:{i}", at, now,
+                                                   terminate))
+            results = tuple(parts)
+            outcome = _combined(req, [r.outcome for r in results], terminate)
+            final = any(r.final_unit for r in results)
+        if outcome is not _SUCCESS and terminate and outcome is Outcome.CREDIT_LIMIT_REACHED:
+            outcome = _SUCCESS  # a final report always succeeds once committed
         return ChargingResult(
-            outcome=outcome, units=tuple(results), currency=session.currency, cost=cost,
+            outcome=outcome, units=results, currency=session.currency,
+            cost=session.cost_total,
             validity_time=None if terminate else self.config.validity_time,
             final_unit=final,
-            failed_field=None if outcome is Outcome.SUCCESS else "Multiple-Services-Credit-Control",
+            failed_field=None if outcome is _SUCCESS else "Multiple-Services-Credit-Control",
         )
 
-    async def _one_slice(self, session: Session, req: ChargingRequest, su: ServiceUnits,
-                         key: str, at: float, now: float, *, terminate: bool) -> UnitsResult:
-        service = su.service or session.service
-        unit = UnitKind.MONEY if su.money else SERVICE_UNIT[service]
+    def _grant_of(self, session: Session, su: ServiceUnits) -> Grant:
+        """The slice's grant, created on its first request (its service and unit are fixed
+        then: later slices of the same rating group / service id are charged alike)."""
         gkey = su.service_id if su.service_id is not None else (
             su.rating_group if su.rating_group is not None else -1)
-        grant = session.grant(gkey)
-        if grant is None:
-            grant = Grant(gkey, service, unit)
-            session.grants.append(grant)
-        base: dict[str, Any] = {"rating_group": su.rating_group, "service_id": su.service_id,
-                                "unit": unit}
-        # 1. Commit the reported usage (cumulative pricing, see module docstring). The
-        #    commit runs concurrently with the next reservation (a new reservation id), so
-        #    both journal records share one group commit.
+        for g in session.grants:
+            if g.key == gkey:
+                return g
+        service = su.service or session.service
+        grant = Grant(gkey, service, UnitKind.MONEY if su.money else SERVICE_UNIT[service])
+        grant.rsvc = self._to_rating(service)
+        session.grants.append(grant)
+        return grant
+
+    def _rated_fields(self, session: Session, grant: Grant) -> dict[str, Any]:
+        """The constant journal fields of the grant's rated records (built once)."""
+        f = grant.fields
+        if f is None:
+            f = grant.fields = {
+                "session": session.id, "service": grant.svc, "unit": grant.unit.value,
+                "a": session.origin or session.subscriber, "b": session.destination,
+                "account": session.account, "deck": session.deck, "currency": session.currency,
+                "result": "ok", "start": int(session.started * 1_000_000)}
+        return f
+
+    async def _one_slice(self, session: Session, req: ChargingRequest, su: ServiceUnits,
+                         key: str, at: float, now: float, terminate: bool) -> UnitsResult:
+        grant = self._grant_of(session, su)
+        unit = grant.unit
+        money = unit is UnitKind.MONEY
+        # 1. Commit the reported usage (cumulative pricing, see module docstring); the commit
+        #    and the next reservation enqueue their records back to back (one group commit).
         used_cost = 0
-        priced: tuple[int, int, ServiceKind] | None = None  # (units, cost, service) rated here
         if su.used_present or su.used:
-            used = max(0, su.used)
+            used = su.used if su.used > 0 else 0
             before = grant.cost_total
-            total = (before + used if unit is UnitKind.MONEY
-                     else self._cost(session, service, grant.used_total + used, at))
+            total = before + used if money else self._cost(session, grant,
+                                                           grant.used_total + used)
             if total is None:
-                return UnitsResult(outcome=Outcome.RATING_FAILED, **base)
-            used_cost = max(0, total - before)
-            priced = (grant.used_total + used, total, service)
-            fields = self._fields(session, req, service, usage=used, price=used_cost)
-            if used and unit is not UnitKind.MONEY:
-                fields.update(self._tariff(session, service, at))
-            fields["start"] = int(session.started * 1_000_000)
+                return UnitsResult(outcome=Outcome.RATING_FAILED, rating_group=su.rating_group,
+                                   service_id=su.service_id, unit=unit)
+            used_cost = total - before if total > before else 0
+            fields = dict(self._rated_fields(session, grant))
+            fields["request"] = str(req.request_number)
+            fields["usage"] = used
+            fields["price"] = self._money_text(used_cost)
             fields["end"] = int(at * 1_000_000)
+            if used and not money:
+                fields.update(self._tariff(session, grant))
             op = await self._commit(session, grant, grant.held_n, used_cost, key, now, fields)
             grant.used_total += used
             grant.held = 0
             grant.held_n = -1
             grant.granted = 0
             # book what was really debited (the credit limit may cut it)
-            used_cost = op.granted if op.ok else 0
+            used_cost = op.granted if op.status is _OK else 0
             grant.cost_total = before + used_cost
             self._count("commit")
         requested = su.requested
-        if terminate or (requested is None and req.verb is not Verb.INITIAL):
+        # (killed after ASA 2001: commit what is reported, grant nothing new)
+        if terminate or session.killed is not None or (
+                requested is None and req.verb is not Verb.INITIAL):
             if terminate:
-                return UnitsResult(outcome=Outcome.SUCCESS, used_cost=used_cost, **base)
+                return UnitsResult(outcome=_SUCCESS, used_cost=used_cost,
+                                   rating_group=su.rating_group, service_id=su.service_id,
+                                   unit=unit)
             # No RSU: debit the USU, grant nothing new (RFC 4006 §5.1.2); after FUI the client
             # reports with no rating AVPs and gets Validity-Time only (facts B5).
-            return UnitsResult(outcome=Outcome.SUCCESS, used_cost=used_cost,
+            return UnitsResult(outcome=_SUCCESS, used_cost=used_cost,
                                validity_time=self.config.validity_time if grant.final else None,
-                               **base)
+                               rating_group=su.rating_group, service_id=su.service_id,
+                               unit=unit)
         # 2. Reserve the next grant.
         want = requested or self.config.default_quota[unit]
-        want = min(want, self.config.max_quota[unit])
-        return await self._reserve(session, req, grant, want, key, at, now, used_cost, base,
-                                   priced=priced)
+        cap = self.config.max_quota[unit]
+        return await self._reserve(session, req, grant, want if want < cap else cap, key, now,
+                                   used_cost, su)
 
     async def _commit(self, session: Session, grant: Grant, held_n: int, amount: int,
                       key: str, now: float, fields: dict[str, Any]) -> Any:
@@ -506,36 +606,32 @@ class ChargingService:
                                        now=now, partial=True, fields=fields, wait=False)
 
     async def _reserve(self, session: Session, req: ChargingRequest, grant: Grant, want: int,
-                       key: str, at: float, now: float, used_cost: int,
-                       base: dict[str, Any], *,
-                       priced: tuple[int, int, ServiceKind] | None = None) -> UnitsResult:
-        """Reserve the next grant. ``priced``: (units, cost, service) the commit of this same
-        request already rated at ``at`` -- reused instead of rating the same usage twice."""
+                       key: str, now: float, used_cost: int, su: ServiceUnits) -> UnitsResult:
+        """Reserve the next grant of *want* units: the price of the session's usage so far
+        plus *want*, minus the price of the usage so far (both rated at the session start)."""
         assert session.account is not None and session.balance is not None
-        service = grant.service
         u = grant.used_total
         money = grant.unit is UnitKind.MONEY
         if money:
             cost_u: int | None = grant.cost_total
-        elif priced is not None and priced[0] == u and priced[2] is service:
-            cost_u = priced[1]
+            cost_w: int | None = grant.cost_total + want
         else:
-            cost_u = self._cost(session, service, u, at)
-        cost_w = (cost_u + want) if money and cost_u is not None else self._cost(
-            session, service, u + want, at)
+            cost_u = self._cost(session, grant, u)
+            cost_w = None if cost_u is None else self._cost(session, grant, u + want)
         if cost_u is None or cost_w is None:
-            return UnitsResult(outcome=Outcome.RATING_FAILED, used_cost=used_cost, **base)
-        amount = max(0, cost_w - cost_u)
+            return self._units(Outcome.RATING_FAILED, grant, su, used_cost)
+        amount = cost_w - cost_u if cost_w > cost_u else 0
         ttl = self.config.tcc + 60.0
         final = False
         # A hold moves no money: keep its record small (the journal is write-bandwidth bound).
         fields: dict[str, Any] = {"session": session.id, "request": str(req.request_number),
-                                  "service": service.value, "price": format_amount(amount)}
+                                  "service": grant.svc, "price": self._money_text(amount)}
         reservation = grant.hold_id(session.id, req.request_number)
         op = await self.ledger.reserve(f"{key}:r", session.account, session.balance,
                                        reservation, amount, ttl=ttl, now=now,
                                        fields=fields, wait=False)
-        if op.status is OpStatus.INSUFFICIENT:
+        status = op.status
+        if status is OpStatus.INSUFFICIENT:
             # Grant the most the balance allows, on increment boundaries (FUI TERMINATE).
             available = await self._available(session.account, session.balance)
             if money:
@@ -543,49 +639,53 @@ class ChargingService:
             else:
                 try:
                     total_units = self.rater.max_units(
-                        deck=session.deck, service=self._to_rating(service),
-                        destination=session.destination or "", origin=session.origin, at=at,
-                        budget=available + cost_u)
+                        deck=session.deck, service=grant.rsvc,
+                        destination=session.destination or "", origin=session.origin,
+                        at=session.started, budget=available + cost_u)
                 except self.config.no_tariff_errors:
-                    return UnitsResult(outcome=Outcome.RATING_FAILED, used_cost=used_cost,
-                                       **base)
+                    return self._units(Outcome.RATING_FAILED, grant, su, used_cost)
                 fit = min(want, total_units - u)
             if fit <= 0:
                 grant.final = True
-                return UnitsResult(outcome=Outcome.CREDIT_LIMIT_REACHED, used_cost=used_cost,
-                                   **base)
+                return self._units(Outcome.CREDIT_LIMIT_REACHED, grant, su, used_cost)
             if money:
                 amount = fit
             else:
-                cost_f = self._cost(session, service, u + fit, at) or 0
-                amount = max(0, cost_f - cost_u)
-            fields["price"] = format_amount(amount)
+                cost_f = self._cost(session, grant, u + fit)
+                if cost_f is None:
+                    # The tariff is gone (or the price no longer fits): never a free grant.
+                    return self._units(Outcome.RATING_FAILED, grant, su, used_cost)
+                amount = cost_f - cost_u if cost_f > cost_u else 0
+            fields["price"] = self._money_text(amount)
             op = await self.ledger.reserve(f"{key}:rf", session.account, session.balance,
                                            reservation, amount, ttl=ttl, now=now,
                                            fields=fields, wait=False)
             if not op.ok:
                 grant.final = True
-                return UnitsResult(outcome=Outcome.CREDIT_LIMIT_REACHED, used_cost=used_cost,
-                                   **base)
+                return self._units(Outcome.CREDIT_LIMIT_REACHED, grant, su, used_cost)
             want = fit
             final = True
-        elif op.status is OpStatus.UNKNOWN_ACCOUNT:
-            return UnitsResult(outcome=Outcome.USER_UNKNOWN, used_cost=used_cost, **base)
-        elif not op.ok:
-            return UnitsResult(outcome=Outcome.CREDIT_LIMIT_REACHED, used_cost=used_cost, **base)
+        elif status is OpStatus.UNKNOWN_ACCOUNT:
+            return self._units(Outcome.USER_UNKNOWN, grant, su, used_cost)
+        elif status is not _OK:
+            return self._units(Outcome.CREDIT_LIMIT_REACHED, grant, su, used_cost)
         grant.granted = want
         grant.held = amount
         grant.held_n = req.request_number
         grant.final = final
         self._count("reserve")
-        threshold = None
-        if self.config.quota_threshold_percent is not None:
-            threshold = want * self.config.quota_threshold_percent // 100
+        pct = self.config.quota_threshold_percent
         return UnitsResult(
-            outcome=Outcome.SUCCESS, granted=want, final_unit=final, used_cost=used_cost,
+            outcome=_SUCCESS, granted=want, final_unit=final, used_cost=used_cost,
             validity_time=self.config.validity_time,
-            quota_holding_time=self.config.quota_holding_time, quota_threshold=threshold,
-            **base)
+            quota_holding_time=self.config.quota_holding_time,
+            quota_threshold=None if pct is None else want * pct // 100,
+            rating_group=su.rating_group, service_id=su.service_id, unit=grant.unit)
+
+    @staticmethod
+    def _units(outcome: Outcome, grant: Grant, su: ServiceUnits, used_cost: int) -> UnitsResult:
+        return UnitsResult(outcome=outcome, used_cost=used_cost, rating_group=su.rating_group,
+                           service_id=su.service_id, unit=grant.unit)
 
     async def _release_all(self, session: Session, now: float, *, reason: str,
                            key: str | None = None) -> None:
@@ -757,3 +857,18 @@ class ChargingService:
             fields.update(price=format_amount(0), currency=session.currency)
         await self.ledger.record(fields, now=now, wait=False)
         self._count("offline_record")
+
+
+_SUCCESS = Outcome.SUCCESS
+_OK = OpStatus.OK
+
+
+def _combined(req: ChargingRequest, outcomes: list[Outcome], terminate: bool) -> Outcome:
+    """The command-level outcome of several slices (per-MSCC codes carry the details)."""
+    if all(o is _SUCCESS for o in outcomes):
+        return _SUCCESS
+    if req.multiple_services and any(o is _SUCCESS for o in outcomes):
+        return _SUCCESS  # per-MSCC codes carry the failures
+    if req.multiple_services and not terminate and req.verb is Verb.UPDATE:
+        return _SUCCESS if len(outcomes) > 1 else outcomes[0]
+    return next(o for o in outcomes if o is not _SUCCESS)

@@ -23,7 +23,7 @@ class Grant:
     """The quota state of one rating group (or service id) inside a session."""
 
     __slots__ = ("key", "service", "unit", "granted", "used_total", "cost_total", "held",
-                 "held_n", "final")
+                 "held_n", "final", "svc", "rsvc", "priced_u", "priced_c", "fields", "tariff")
 
     def __init__(self, key: int, service: ServiceKind, unit: UnitKind) -> None:
         self.key = key  # rating group / service id; -1 for command-level units
@@ -35,6 +35,13 @@ class Grant:
         self.held = 0  # micro-units currently held for this grant
         self.held_n = -1  # request number that placed the current hold (-1 = none)
         self.final = False  # the last grant the balance allows was given (FUI sent)
+        # Per-grant caches of the charging service (built once per session, not per op):
+        self.svc = service.value  # journal `service`
+        self.rsvc: Any = None  # the rater's service object (set by the service)
+        self.priced_u = -1  # cumulative units last priced (at the session start) ...
+        self.priced_c = 0  # ... and their price, micro-units
+        self.fields: dict[str, Any] | None = None  # constant fields of its rated records
+        self.tariff: dict[str, str] | None = None  # deck_version / prefix / destination
 
     def hold_id(self, session_id: str, number: int | None = None) -> str:
         """Store reservation id of the hold placed by request *number* (default: current).
@@ -47,7 +54,7 @@ class Session:
 
     __slots__ = ("id", "account", "balance", "currency", "service", "subscriber", "destination",
                  "origin", "peer_host", "peer_realm", "deck", "started", "expires", "last_number",
-                 "grants", "offline", "seen", "context", "answer_n", "answer")
+                 "grants", "offline", "seen", "context", "answer_n", "answer", "killed")
 
     def __init__(
         self,
@@ -89,6 +96,9 @@ class Session:
         self.context = context
         self.answer_n = -1  # CC-Request-Number of the last answered request
         self.answer: Any = None  # its ChargingResult (retransmits get it back)
+        # Operator kill answered ASA 2001: when the service releases the hold itself if no
+        # CCR-T comes first (epoch seconds); None = not killed.
+        self.killed: float | None = None
 
     @property
     def reserved(self) -> int:
@@ -121,6 +131,7 @@ class Session:
             "reserved_micros": self.reserved,
             "cost_micros": self.cost_total,
             "currency": self.currency,
+            "killed": self.killed is not None,
             "grants": [
                 {"key": g.key, "unit": g.unit.value, "granted": g.granted, "used": g.used_total,
                  "final": g.final}

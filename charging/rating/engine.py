@@ -132,6 +132,7 @@ class RatingEngine:
         self._generation = -1
         self._tp = self.technical_prefixes
         self._band_cache: dict[int, str] = {}
+        self._keys: dict[str, str] = {}  # destination -> normalise(destination, tp)
 
     @classmethod
     def open(cls, data_dir: str | os.PathLike[str], **kwargs: Any) -> RatingEngine:
@@ -226,7 +227,14 @@ class RatingEngine:
     def _key(self, destination: str) -> str:
         if destination.isdigit() and not self._tp:
             return destination[2:] if destination.startswith("00") else destination
-        return normalise(destination, self._tp)
+        # APNs / URIs repeat (every data CCR names the same few): normalise each once.
+        key = self._keys.get(destination)
+        if key is None:
+            key = normalise(destination, self._tp)
+            if len(self._keys) >= 4096:
+                self._keys.clear()
+            self._keys[destination] = key
+        return key
 
     def _band_id(self, d: LoadedDeck, at: float) -> tuple[int, str]:
         if not d.band_ids:

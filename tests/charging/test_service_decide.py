@@ -144,3 +144,56 @@ def test_a_cancelled_waiter_passes_the_turn_on(stack: Runner) -> None:  # noqa: 
         assert not svc._busy
 
     stack(body)
+
+
+def test_kill_after_asa_2001_keeps_the_hold_and_the_ccr_t_debits_the_usage(
+        stack: Runner) -> None:  # noqa: F811
+    async def body(app: ChargingApp) -> None:
+        svc = app.service
+        await svc.handle(voice(Verb.INITIAL, 0, requested=300), now=T0)
+        assert await money(app, "41790000001") == (50_000_000, 600_000)
+        assert await svc.kill("s1", now=T0 + 80, asa_result_code=2001)
+        # protocol-facts D: the ASR is not a CCR-T -- the hold stays until the client's
+        assert await money(app, "41790000001") == (50_000_000, 600_000)
+        assert svc.sessions.get("s1") is not None and svc.sessions.get("s1").as_dict()["killed"]
+        u = await svc.handle(voice(Verb.UPDATE, 1, used=60, requested=300), now=T0 + 85)
+        assert u.ok and u.units[0].granted is None  # usage committed, no new grant
+        assert await svc.supervise(T0 + 90) == []  # within kill_grace: still waiting
+        t = await svc.handle(voice(Verb.TERMINATE, 2, used=30), now=T0 + 90)
+        assert t.ok and t.cost == 180_000  # 90 s at 0.12/min
+        assert await money(app, "41790000001") == (50_000_000 - 180_000, 0)
+        assert svc.sessions.get("s1") is None and not svc._killed
+        assert await svc.supervise(T0 + 10_000) == []
+
+    stack(body)
+
+
+def test_kill_after_asa_2001_without_a_ccr_t_releases_after_the_grace(
+        stack: Runner) -> None:  # noqa: F811
+    async def body(app: ChargingApp) -> None:
+        svc = app.service
+        await svc.handle(voice(Verb.INITIAL, 0, requested=300), now=T0)
+        await svc.kill("s1", now=T0 + 10, asa_result_code=2001)
+        grace = svc.config.kill_grace
+        assert await svc.supervise(T0 + 10 + grace - 1) == []
+        assert await svc.supervise(T0 + 10 + grace) == ["s1"]
+        assert await money(app, "41790000001") == (50_000_000, 0)
+        r = await svc.handle(voice(Verb.TERMINATE, 1, used=30), now=T0 + 20 + grace)
+        assert r.outcome is Outcome.UNKNOWN_SESSION
+
+    stack(body)
+
+
+def test_kill_without_a_2001_asa_releases_at_once(stack: Runner) -> None:  # noqa: F811
+    async def body(app: ChargingApp) -> None:
+        svc = app.service
+        for n, asa in enumerate((None, 5002, 5012)):
+            sid = f"k{n}"
+            await svc.handle(voice(Verb.INITIAL, 0, sid=sid, requested=300), now=T0)
+            assert await money(app, "41790000001") == (50_000_000, 600_000)
+            assert await svc.kill(sid, now=T0 + 1, asa_result_code=asa)
+            assert await money(app, "41790000001") == (50_000_000, 0)
+            assert svc.sessions.get(sid) is None
+        assert not await svc.kill("nope", now=T0)
+
+    stack(body)
