@@ -112,7 +112,8 @@ def build_app(*, service: ChargingService, agent: ChargingAgent | None, accounts
         if service.sessions.get(sid) is None:
             return _json({"error": f"no open session {sid!r}"}, 404)
         asa = await agent.abort(sid) if agent is not None else None
-        released = await service.kill(sid, now=clock())
+        # ASA 2001: the client will send its CCR-T (protocol-facts D), the session waits for it
+        released = await service.kill(sid, now=clock(), asa_result_code=asa)
         return _json({"session_id": sid, "asa_result_code": asa, "released": released})
 
     async def reauth(request: web.Request) -> web.Response:

@@ -1,5 +1,6 @@
 """Admin HTTP + CLI against the running server: /healthz, /metrics, balance show/topup (with a
-RAR to the open session), sessions list/kill (ASR to the client, reservation released)."""
+RAR to the open session), sessions list/kill (ASR to the client; after ASA 2001 the session waits
+for the client's CCR-T, which debits the usage and releases the rest -- protocol-facts D)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,18 @@ def _ccr_i(peer: ClientPeer, sid: str) -> Message:
         voice_info("41790000005", "41791234567")], proxiable=True)
 
 
+def _ccr_t(peer: ClientPeer, sid: str, used: int) -> Message:
+    return Message.request(272, 4, [
+        A("Session-Id", sid), A("Origin-Host", peer.origin_host), A("Origin-Realm", "icx.test"),
+        A("Destination-Realm", "icx.local"), A("Auth-Application-Id", 4),
+        A("Service-Context-Id", "32260@3gpp.org"), A("CC-Request-Type", 3),
+        A("CC-Request-Number", 1),
+        A("Subscription-Id", [A("Subscription-Id-Type", 0),
+                              A("Subscription-Id-Data", "41790000005")]),
+        A("Multiple-Services-Indicator", 1), mscc(100, usu=("CC-Time", used), reason=2),
+        voice_info("41790000005", "41791234567")], proxiable=True)
+
+
 def test_admin_api_and_cli(server: Server) -> None:
     runner = CliRunner()
     admin = ["--admin", server.admin_url]
@@ -42,7 +55,12 @@ def test_admin_api_and_cli(server: Server) -> None:
         peer = await connect("127.0.0.1", server.port, origin_host="adm.icx.test")
         cca = await peer.request(_ccr_i(peer, sid))
         assert cca.get("Result-Code") == 2001
-        await asyncio.get_running_loop().run_in_executor(None, cli_steps)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, cli_steps)
+        # After ASA 2001 the client ends its side with a CCR-T: its usage is debited.
+        cca = await peer.request(_ccr_t(peer, sid, 90))
+        assert cca.get("Result-Code") == 2001
+        await loop.run_in_executor(None, after_ccr_t)
         await peer.close()
         done.set()
         return dict(peer.server_requests)
@@ -68,9 +86,17 @@ def test_admin_api_and_cli(server: Server) -> None:
         res = runner.invoke(cli, ["sessions", "kill", sid, "--json", *admin])
         assert res.exit_code == 0 and json.loads(res.output)["asa_result_code"] == 2001
         res = runner.invoke(cli, ["balance", "show", "41790000005", "--json", *admin])
-        assert json.loads(res.output)["balances"][0]["reserved"] == "0.00"
+        # the ASR is not a CCR-T: the hold stays until the client's CCR-T (or kill_grace)
+        assert json.loads(res.output)["balances"][0]["reserved"] == "0.60"
+        res = runner.invoke(cli, ["sessions", "list", "--json", *admin])
+        assert json.loads(res.output)["sessions"][0]["killed"] is True
+
+    def after_ccr_t() -> None:
+        res = runner.invoke(cli, ["balance", "show", "41790000005", "--json", *admin])
+        bal = json.loads(res.output)["balances"][0]
+        assert (bal["amount"], bal["reserved"]) == ("59.82", "0.00")  # 90 s at 0.12/min
         status, metrics = _get(server.admin_url + "/metrics")
-        assert 'icx_diameter_requests_total{command="CCR",result_code="2001"} 1' in metrics
+        assert 'icx_diameter_requests_total{command="CCR",result_code="2001"} 2' in metrics
         assert "icx_diameter_request_seconds_bucket" in metrics
         assert "icx_active_sessions 0" in metrics and "icx_journal_lag_bytes" in metrics
         # bad input -> exit 2
