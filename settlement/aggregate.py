@@ -4,7 +4,8 @@ A bucket is keyed by :data:`KEY_FIELDS` and holds ``[count, usage, micros]`` (ex
 micro-units of the record currency). Only records with a ``partner`` (or ``legs``) settle:
 types ``rated`` (usage), ``refund`` and ``adjust`` (signed amounts, netted on the invoice).
 A record without a partner (the Ro/Rf path writes the deck, not the partner) settles with the
-partner whose agreement names its deck (``deck_partners``: deck -> (partner, direction)).
+partner whose agreement names its deck (``deck_partners``: deck -> (partner, direction)); a
+deck several partners' agreements name (``shared_decks``) cannot attribute it: a problem.
 A transit/hub record settles each of its ``legs`` with the leg's partner (schema: legs carry
 partner, direction, deck, deck_version, price, currency) and not its top-level price.
 
@@ -72,12 +73,15 @@ class Aggregator:
 
     def __init__(self, timezones: Mapping[str, str], prepaid: Mapping[str, str] | None = None,
                  target: Period | None = None,
-                 deck_partners: Mapping[str, tuple[str, str]] | None = None) -> None:
+                 deck_partners: Mapping[str, tuple[str, str]] | None = None,
+                 shared_decks: Mapping[str, str] | None = None) -> None:
         self.timezones = dict(timezones)
         self.prepaid = dict(prepaid or {})
         self.target = target
         # deck -> (partner, direction): records of the Ro/Rf path carry the deck, not the partner
         self.deck_partners = dict(deck_partners or {})
+        # deck -> who claims it: a record with only such a deck is a problem, not settled
+        self.shared_decks = dict(shared_decks or {})
         self.result = AggregateResult()
         self._prices: dict[str, int] = {}
         # partner -> (lo, hi, "YYYY-MM") of the target period: the common case avoids zoneinfo
@@ -123,7 +127,8 @@ class Aggregator:
         if type(when) is not int:
             when = rec.get("ts")
             if type(when) is not int:
-                if rec.get("partner") or legs or rec.get("deck") in self.deck_partners:
+                if (rec.get("partner") or legs or rec.get("deck") in self.deck_partners
+                        or rec.get("deck") in self.shared_decks):
                     res.problems.append(f"record {rec.get('id')!r}: no start or ts")
                 return
         usage = rec.get("usage")
@@ -147,6 +152,11 @@ class Aggregator:
             src = {**rec, "partner": partner, "direction": direction}
             if self._one(rec, src, kind, when, usage, service, destination, fxk):
                 res.settled += 1
+        elif self.shared_decks and rec.get("deck") in self.shared_decks:
+            deck = rec["deck"]
+            res.problems.append(
+                f"record {rec.get('id')!r}: no partner, and its deck {deck!r} is named by "
+                f"several agreements ({self.shared_decks[deck]}): cannot tell whose it is")
         if self.prepaid:
             self._movements(rec, when)
 
@@ -224,8 +234,9 @@ def fx_key(fx: Any) -> tuple[str, str, str]:
 
 def aggregate(records: Iterable[Mapping[str, Any]], timezones: Mapping[str, str],
               prepaid: Mapping[str, str] | None = None, target: Period | None = None,
-              deck_partners: Mapping[str, tuple[str, str]] | None = None) -> AggregateResult:
+              deck_partners: Mapping[str, tuple[str, str]] | None = None,
+              shared_decks: Mapping[str, str] | None = None) -> AggregateResult:
     """One-shot helper: aggregate *records* and return the result."""
-    agg = Aggregator(timezones, prepaid, target, deck_partners)
+    agg = Aggregator(timezones, prepaid, target, deck_partners, shared_decks)
     agg.add_many(records)
     return agg.result

@@ -117,16 +117,28 @@ class SettlementConfig:
     fx: tuple[FxRate, ...] = ()
     cdr_mappings: dict[str, CdrMapping] = field(default_factory=dict)
 
-    def deck_partners(self) -> dict[str, tuple[str, str]]:
-        """deck -> (partner, direction) from the bilateral agreements' sell/buy decks."""
-        out: dict[str, tuple[str, str]] = {}
+    def deck_claims(self) -> dict[str, list[tuple[str, str]]]:
+        """deck -> the distinct (partner, direction) whose bilateral agreements name it."""
+        out: dict[str, list[tuple[str, str]]] = {}
         for a in self.agreements:
             if a.type == "bilateral":
-                if a.sell_deck:
-                    out[a.sell_deck] = (a.partner, "sell")
-                if a.buy_deck:
-                    out[a.buy_deck] = (a.partner, "buy")
+                for deck, direction in ((a.sell_deck, "sell"), (a.buy_deck, "buy")):
+                    if deck and (a.partner, direction) not in out.setdefault(deck, []):
+                        out[deck].append((a.partner, direction))
         return out
+
+    def deck_partners(self) -> dict[str, tuple[str, str]]:
+        """deck -> (partner, direction) from the bilateral agreements' sell/buy decks, for the
+        decks exactly one partner and direction claims: a record that names only its deck
+        (the Ro/Rf path) settles there. A shared deck is in :meth:`shared_decks` instead."""
+        return {d: c[0] for d, c in self.deck_claims().items() if len(c) == 1}
+
+    def shared_decks(self) -> dict[str, str]:
+        """deck -> who claims it, for decks named by several partners or directions (a common
+        sell deck): a record with only such a deck cannot be attributed (a problem, never
+        silently the last agreement's partner)."""
+        return {d: ", ".join(f"{p} ({dr})" for p, dr in sorted(c))
+                for d, c in self.deck_claims().items() if len(c) > 1}
 
     def agreements_of(self, partner: str) -> list[Agreement]:
         return [a for a in self.agreements if a.partner == partner]

@@ -112,7 +112,7 @@ def read_journal(directory: Path, cp: Position | None, agg: Aggregator,
     k = min(workers, len(segs))
     agg.result.workers = k
     groups = [segs[i * len(segs) // k:(i + 1) * len(segs) // k] for i in range(k)]
-    params = (agg.timezones, agg.prepaid, agg.target, agg.deck_partners)
+    params = (agg.timezones, agg.prepaid, agg.target, agg.deck_partners, agg.shared_decks)
     new = cp
     with cf.ProcessPoolExecutor(k, mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = [pool.submit(_group_worker, str(directory), [s.number for s in g], cp, params)
@@ -134,8 +134,8 @@ def read_journal(directory: Path, cp: Position | None, agg: Aggregator,
 def _group_worker(directory: str, numbers: list[int], cp: Position | None,
                   params: tuple[Any, ...]) -> tuple[Any, ...]:
     """Run in a worker process: aggregate the segments *numbers*; errors come back as data."""
-    timezones, prepaid, target, deck_partners = params
-    agg = Aggregator(timezones, prepaid, target, deck_partners)
+    timezones, prepaid, target, deck_partners, shared_decks = params
+    agg = Aggregator(timezones, prepaid, target, deck_partners, shared_decks)
     wanted = set(numbers)
     segs = [s for s in JournalReader(directory).segments() if s.number in wanted]
     nbytes = [0]
@@ -167,7 +167,7 @@ def _read_segments(segs: list[Any], cp: Position | None, agg: Aggregator,
     mod = _module()
     slots = _Slots(agg)
     prepaid = [acct.encode() for acct in agg.prepaid if isinstance(acct, str)]
-    fa = mod.SegmentAggregator(slots, prepaid, bool(agg.deck_partners))
+    fa = mod.SegmentAggregator(slots, prepaid, bool(agg.deck_partners or agg.shared_decks))
     slow_total = 0
     new = cp
     unpackb = msgpack.unpackb

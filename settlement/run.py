@@ -69,7 +69,8 @@ def settle(cfg: SettlementConfig, source: RecordSource, *, data_dir: Path, perio
     state = SettlementState.load(data_dir)
     agg = Aggregator({p.id: p.timezone for p in cfg.partners.values()},
                      {p.prepaid_account: p.id for p in cfg.partners.values() if p.prepaid_account},
-                     target=period, deck_partners=cfg.deck_partners())
+                     target=period, deck_partners=cfg.deck_partners(),
+                     shared_decks=cfg.shared_decks())
     state.checkpoint = source.read(state.checkpoint, agg, progress)
     _merge(state, agg.result)
     report.records_read = agg.result.records

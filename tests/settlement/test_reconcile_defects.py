@@ -48,7 +48,7 @@ sell_deck = "sell-eu"
 id = "GB-BIL"
 partner = "gbco"
 type = "bilateral"
-sell_deck = "sell-eu"
+sell_deck = "sell-gb"
 
 [[fx]]
 period = "2026-11"
@@ -206,3 +206,52 @@ def test_bad_duration_rules_are_config_errors(tmp_path: Path) -> None:
     theirs = _csv(tmp_path, [("P0", "3361", "1212", T0 // S, "NaN", "", "")])
     with pytest.raises(Exception, match=rf"^{theirs}:2: bad dur 'NaN'"):
         read_partner_cdrs(theirs, _cfg(tmp_path).cdr_mappings["plain"])
+
+
+# -- 7. more of the same kind ---------------------------------------------------------------
+def test_ro_path_records_with_only_a_deck_reconcile_with_the_decks_partner(tmp_path: Path) -> None:
+    """settle bills a record that names only its deck to the partner whose agreement names
+    that deck; reconcile ignored such records (every one of them became only_theirs)."""
+    cfg = _cfg(tmp_path)
+    ours = _ours("usco", 2)
+    for r in ours:
+        del r["partner"], r["direction"]  # as the Ro/Rf path writes them: deck sell-eu only
+    theirs = _csv(tmp_path, [(f"P{i}", "3361000000" + str(i), "12125550100",
+                              (T0 + i * 600 * S) // S, 60, "1.085", "USD") for i in range(2)])
+    for res in (reconcile(cfg, ours, partner="usco", period=NOV, their_cdrs=theirs),
+                _journal_reconcile(tmp_path, cfg, ours, theirs)):
+        assert res.summary["counts"]["exact"] == 2 and res.summary["counts"]["only_theirs"] == 0
+
+
+def _journal_reconcile(tmp_path: Path, cfg, records, theirs):
+    from settlement.reconcile import reconcile_journal
+
+    j = tmp_path / "j"
+    if not j.exists():
+        write_journal(str(j), iter(records))
+    return reconcile_journal(cfg, j, partner="usco", period=NOV, their_cdrs=theirs)
+
+
+@pytest.mark.parametrize("pure", [False, True])
+def test_a_deck_only_record_of_a_shared_sell_deck_is_an_inconsistency(tmp_path: Path,
+                                                                      pure: bool) -> None:
+    """sell-eu is named by two agreements (orange-fr and att-us): a record with only that deck
+    was billed silently to the last one (att-us). Now the run reports it and exits 1."""
+    from .conftest import DEMO
+
+    r = rec(id="ro-1", price="1.00")
+    del r["partner"], r["direction"]
+    write_journal(str(tmp_path / "journal"), iter([r, rec(id="ok-1", price="0.50")]))
+    env = {"ICX_NO_EXTENSIONS": "1"} if pure else {}
+    res = CliRunner(mix_stderr=False).invoke(
+        main, ["settle", "--period", "2026-11", "--data-dir", str(tmp_path), "--partners",
+               str(DEMO), "--json"], env=env)
+    assert res.exit_code == 1
+    assert ("inconsistency: record 'ro-1': no partner, and its deck 'sell-eu' is named by "
+            "several agreements (att-us (sell), orange-fr (sell)): cannot tell whose it is"
+            ) in res.stderr
+    doc = json.loads(res.stdout)
+    rows = {row["partner"]: row for row in doc["partners"]}
+    assert rows["att-us"]["receivable"] == "0.00"  # not 1.09 USD of a call that is not theirs
+    # orange-fr: its own 0.50 call + the 100.00 shortfall of its 50,000-minute commitment
+    assert rows["orange-fr"]["receivable"] == "100.50"
