@@ -373,9 +373,51 @@ class RatingEngine:
         included, fits in *budget* micro-units; 0 if not even the first increment fits.
         A free tariff returns UNLIMITED_UNITS (clamp it). Raises NoTariff."""
         d = self.deck(deck, version)
-        i, _ = self._find(d, service, self._key(destination), self._key(origin) if origin else "", at)
+        key = self._key(destination)
+        okey = self._key(origin) if origin else ""
+        i, _ = self._find(d, service, key, okey, at)
         units: int = d.index.max_units_row(i, budget)
+        if (self.band_mode == "split" and d.band_ids
+                and service in (Service.VOICE, Service.DATA_TIME)):
+            # Split mode prices each second in its own band (as price() does): the start
+            # band's answer is wrong once the call would cross a band change.
+            return self._split_max_units(d, service, key, okey, at, budget, d.row(i))
         return units
+
+    def _split_max_units(self, d: LoadedDeck, service: Service, key: str, okey: str,
+                         at: float, budget: int, row: Row) -> int:
+        """max_units in split mode: the largest increment boundary (the start row's
+        increments, as :meth:`_split_price` bills) whose split price fits *budget*. The
+        price never falls as usage grows, so: doubling, then bisection over boundaries."""
+        first, step = max(1, row.inc_first), max(1, row.inc_next)
+
+        def units_of(k: int) -> int:  # k-th boundary: 0, first, first + step, ...
+            return 0 if k <= 0 else first + (k - 1) * step
+
+        def fits(k: int) -> bool:
+            if k <= 0:
+                return True
+            return self._split_price(d, service, key, okey, at, units_of(k), row)[0] <= budget
+
+        if not fits(1):
+            return 0
+        # Searched up to SPLIT_SEARCH_CAP seconds: pricing walks every band change, and no
+        # grant comes near a month (the service clamps to its max quota anyway).
+        top = max(1, (SPLIT_SEARCH_CAP - first) // step + 1)
+        lo, hi = 1, 2
+        while hi <= top and fits(hi):  # lo fits; hi does not, or is past the cap
+            lo, hi = hi, hi * 2
+        if hi > top:
+            if fits(top):
+                return units_of(top)
+            hi = top
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if fits(mid):
+                lo = mid
+            else:
+                hi = mid
+        return units_of(lo)
 
     def tiers(self, *, deck: str, service: Service, destination: str, at: float,
               origin: str | None = None, version: int | None = None) -> tuple[Tier, ...]:
@@ -404,6 +446,10 @@ class RatingEngine:
         a = ats if isinstance(ats, array) and ats.typecode == "q" else array("q", ats)
         d.index.rate_batch(service.code, keys, u, a, prices, rows, okeys, bands)
         return prices, rows
+
+
+SPLIT_SEARCH_CAP = 31 * 86_400
+"""Split-mode max_units answers at most this many seconds (see _split_max_units)."""
 
 
 def _exact(billed: int, row: Row) -> tuple[int, int]:
