@@ -181,7 +181,10 @@ class InvoiceBuilder:
         ccy = self.partner.currency
         places = minor_places(ccy)
         try:
-            conv = find_rate(self.cfg, str(self.period), ln.currency, ccy, *ln.fx)
+            # an adjustment line corrects a closed period: its records convert at THAT
+            # period's rate (a late November call at the December rate would mix periods)
+            conv = find_rate(self.cfg, ln.ref_period or str(self.period), ln.currency, ccy,
+                             *ln.fx)
         except FxError as exc:
             self.problems.append(f"partner {self.partner.id!r}: {exc}")
             conv = None

@@ -1,0 +1,52 @@
+"""Settlement defects found in review (money across periods and currencies), each pinned
+with exact values through the real CLI on a real journal."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from icx.cli import main
+from settlement.generate import write_journal
+
+from .conftest import DEMO, T0, rec
+
+
+def _settle(d: Path, *args: str, pure: bool = False) -> Any:
+    env = {"ICX_NO_EXTENSIONS": "1"} if pure else {}
+    return CliRunner(mix_stderr=False).invoke(
+        main, ["settle", *args, "--data-dir", str(d), "--partners", str(DEMO)], env=env)
+
+
+def _att(i: int, start: int) -> dict[str, Any]:
+    return rec(id=f"att-{i}", start=start, ts=start, partner="att-us", direction="sell",
+               destination="USA", price="10.00", currency="EUR")
+
+
+@pytest.mark.parametrize("pure", [False, True])
+def test_a_late_record_converts_at_the_rate_of_its_closed_period(tmp_path: Path,
+                                                                 pure: bool) -> None:
+    """att-us invoices in USD; [[fx]] has EUR->USD 1.0850 for 2026-11 and 1.0900 for 2026-12.
+    A November call that arrives after November was closed is an adjustment on the December
+    invoice referencing INV-2026-11: it converts at November's 1.0850 (10.85 USD), not at
+    December's 1.0900 (10.90 USD)."""
+    write_journal(str(tmp_path / "journal"), iter([_att(1, T0)]))
+    r = _settle(tmp_path, "--period", "2026-11", "--close", "--partner", "att-us", pure=pure)
+    assert r.exit_code == 0, r.stderr
+    nov = json.loads((tmp_path / "settlement" / "out" / "2026-11" / "att-us" /
+                      "INV-2026-11-ATT-US.json").read_text())
+    assert nov["totals"]["receivable"] == "10.85"
+    write_journal(str(tmp_path / "journal"), iter([_att(2, T0 + 1_000_000)]))
+    r = _settle(tmp_path, "--period", "2026-12", "--partner", "att-us", "--json", pure=pure)
+    assert r.exit_code == 0, r.stderr
+    dec = json.loads((tmp_path / "settlement" / "out" / "2026-12" / "att-us" /
+                      "INV-2026-12-ATT-US.json").read_text())
+    (adj,) = [ln for ln in dec["lines"] if ln["section"] == "adjustment_sell"]
+    assert (adj["ref"], adj["ref_period"], adj["source_amount"], adj["fx_rate"],
+            adj["fx_date"], adj["exact"], adj["amount"]) == (
+        "INV-2026-11-ATT-US", "2026-11", "10.00", "1.0850", "2026-10-23", "10.85", "10.85")
+    assert dec["totals"]["receivable"] == "10.85"
