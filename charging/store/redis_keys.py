@@ -1,20 +1,30 @@
 """Redis key layout of the balance store, and the slot-index trick that makes it cluster-safe.
 
 Every key of an account carries the hash tag ``{acct:ID}`` so a Lua script touching one
-account touches one hash slot (runs unchanged on Redis Cluster)::
+account touches one hash slot (runs unchanged on Redis Cluster). An account is ONE hash, so an
+op reads everything it needs (balance, hold, its own idempotency record) with one HMGET and
+writes it back with one HSET::
 
-    {acct:ID}:m            hash   kind, spec (canonical JSON), ids (JSON)
-    {acct:ID}:bl           list   balance ids in creation order
-    {acct:ID}:b:<balance>  hash   kind cur amt rsv cl pri [exp] [low] (integers as strings),
-                                  plus "r:<reservation>" -> "<amount>:<expiry us>" per hold
-    {acct:ID}:op:<key>     string the op's cached result (cmsgpack), PX = retention
-    {id:<identity>}        string account id
+    {acct:ID}:a   hash   kind, spec (canonical JSON), ids (JSON), bl (balance ids, '|'-joined),
+                         oe (newest idempotency epoch), pc (prune cursor, while pruning);
+                         "<bal>|k" kind, "<bal>|$" currency, "<bal>|a" amount, "<bal>|r"
+                         reserved, "<bal>|c" credit limit, "<bal>|p" priority, "<bal>|x"
+                         expiry us, "<bal>|l" low threshold (integers as decimal strings);
+                         "<bal>|h|<reservation>" -> "<amount>:<expiry us>" per hold;
+                         "|<op key>" -> the op's cached result "<epoch>|<status>|...".
+    {id:<identity>}  string  account id
+
+Field names cannot collide: meta fields hold no '|', balance fields start with a non-empty
+balance id and '|', op records start with '|'. Idempotency records carry their epoch
+(``floor(now / retention)``) and count while it is >= the account's newest epoch - 1, like the
+embedded store's two rotating dicts; the ops after an epoch change prune stale ones a few at a
+time (lua/_prelude.lua).
 
 Global scans (expired reservations, unjournaled ops) cannot use one global key: a script may
 only write keys of its own slot. So each op also writes a *slot index* whose key lives in the
 account's slot: ``{T}:ix:x`` (zset "<account>|<balance>|<reservation>" -> expiry us) and
 ``{T}:unj`` (set of "<account>|<op key>" applied but not yet confirmed journaled: one SADD
-per op, and recovery reads one set per slot), where ``T`` is a short tag chosen so that
+per op that changed state; recovery reads one set per slot), where ``T`` is a short tag chosen so that
 ``CRC16(T) % 16384`` equals the account's slot. The tags in use are kept in ``{icx}:slots``
 (written by create_account, before the account exists). A sweep reads the registry, one ZCOUNT
 per tag (pipelined per node), then runs the expire script once per slot with due holds:
@@ -72,3 +82,8 @@ def account_tag(account: str) -> str:
 
 def identity_key(identity: str) -> str:
     return "{id:" + identity + "}"
+
+
+def account_key(account: str) -> str:
+    """``{acct:ID}:a``: the one hash holding *account* (see module docstring)."""
+    return "{acct:" + account + "}:a"

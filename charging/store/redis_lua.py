@@ -20,6 +20,10 @@ class Script:
     source: str
     sha: str
 
+    @property
+    def sha_b(self) -> bytes:
+        return self.sha.encode()
+
 
 def _load(name: str, *, prelude: bool) -> Script:
     src = (_DIR / f"{name}.lua").read_text(encoding="utf-8")
@@ -36,6 +40,5 @@ CREDIT = _load("credit", prelude=True)
 EXPIRE = _load("expire", prelude=False)
 CREATE = _load("create", prelude=False)
 GET = _load("get", prelude=False)
-CONFIRM = _load("confirm", prelude=False)
 
-ALL = (RESERVE, COMMIT, RELEASE, DEBIT, CREDIT, EXPIRE, CREATE, GET, CONFIRM)
+ALL = (RESERVE, COMMIT, RELEASE, DEBIT, CREDIT, EXPIRE, CREATE, GET)

@@ -1,21 +1,24 @@
 """The Redis balance store: one Lua script per operation, cluster-safe key layout.
 
 Every money operation is ONE server-side script (charging/store/lua/, KEYS/ARGV documented in
-each file) called with EVALSHA: atomic, no read-modify-write from Python, no lock. All keys of
-an account share the hash tag ``{acct:ID}`` (layout: charging/store/redis_keys.py), so the same
+each file) called with EVALSHA: atomic, no read-modify-write from Python, no lock. An account
+is one hash ``{acct:ID}:a`` (layout: charging/store/redis_keys.py), so an op is one HMGET (its
+balance, hold and idempotency record), one HSET, and the slot-index updates (ZADD/ZREM of the
+hold's expiry, SADD of the unjournaled marker); all its keys share one hash slot, so the same
 scripts run on a standalone server and on Redis Cluster (``RedisStore.from_cluster``).
 
-Idempotency: a script stores its result under ``{acct:ID}:op:<key>`` with a TTL of
-``retention`` (default 48 h) and returns it on replay (``replayed=True``). Each script that
-changed state also adds "<account>|<key>" to its slot's ``{T}:unj`` set (redis_keys); the
-ledger lists those with
-:meth:`RedisStore.pending_ops` after a crash and clears them with
-:meth:`RedisStore.confirm_journaled` once journaled.
+Idempotency: a script keeps its result as the field ``|<key>`` of the account hash, tagged with
+the epoch ``floor(now / retention)`` (default 48 h): it is replayed (``replayed=True``) for at
+least ``retention`` and at most twice that, like the embedded store. Each script that changed
+state also adds "<account>|<key>" to its slot's ``{T}:unj`` set (redis_keys); the ledger lists
+those with :meth:`RedisStore.pending_ops` after a crash and clears them with
+:meth:`RedisStore.confirm_journaled` (plain SREMs) once journaled.
 
 Throughput: on a standalone server, calls issued in the same loop tick are pipelined on one
 connection (redis_fast.FastPipe: raw protocol + hiredis reader; redis_batch.Batcher for
-TLS/unix URLs). Exactness: amounts stay within +/-(2**53-1) (base.MAX_AMOUNT),
-checked in Python before the call and again in the scripts.
+TLS/unix URLs). On a cluster, redis-py's RedisCluster routes each call by slot (MOVED/ASK
+handled there). Exactness: amounts stay within +/-(2**53-1) (base.MAX_AMOUNT), checked in
+Python before the call and again in the scripts.
 """
 
 from __future__ import annotations
@@ -26,7 +29,6 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-import msgpack
 from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.connection import BlockingConnectionPool, Connection, ConnectionPool
@@ -34,6 +36,7 @@ from redis.exceptions import NoScriptError
 
 from charging.store import redis_lua as lua
 from charging.store.base import (
+    MAX_AMOUNT,
     AccountKind,
     AccountView,
     BalanceKind,
@@ -54,11 +57,16 @@ from charging.store.common import (
 )
 from charging.store.redis_batch import Batcher
 from charging.store.redis_fast import FastPipe
-from charging.store.redis_keys import REGISTRY, account_tag, identity_key, prefix
+from charging.store.redis_keys import REGISTRY, account_key, account_tag, identity_key
 
 _STATUS = {s.value.encode(): s for s in OpStatus} | {s.value: s for s in OpStatus}
+_OK = OpStatus.OK
+_UNKNOWN_BALANCE = OpStatus.UNKNOWN_BALANCE
 _LOW_EVENTS = ("low_balance",)
 _CONFIRM_CHUNK = 1000
+_EVALSHA = b"EVALSHA"
+_NKEYS = b"3"  # every single-balance op script: account hash, ix:x, unj (lua/_prelude.lua)
+_ONE, _ZERO = b"1", b"0"
 
 
 def _s(v: Any) -> str:
@@ -91,10 +99,10 @@ class RedisStore:
         self._batcher: Batcher | FastPipe | None = None
         if pool is not None:
             self._batcher = _fast_pipe(pool) or Batcher(pool)
+        # the hot path's send: queue one command, get a future (None: through redis-py)
+        self._send = self._batcher.call if self._batcher is not None else None
         self.retention = retention
-        self._ret_ms = str(int(retention * 1000))
-        self._tags_cache: dict[str, str] = {}
-        self._keys_cache: dict[tuple[str, str], tuple[str, ...]] = {}
+        self._keys_cache: dict[str, tuple[str, str, str]] = {}
 
     @classmethod
     def from_url(cls, url: str, *, retention: float = DEFAULT_RETENTION,
@@ -116,43 +124,36 @@ class RedisStore:
     # ------------------------------------------------------------------ script calls
     async def _eval(self, script: lua.Script, keys: list[str], args: list[Any]) -> Any:
         try:
-            if self._batcher is not None:
-                return await self._batcher.call("EVALSHA", script.sha, len(keys), *keys, *args)
+            if self._send is not None:
+                return await self._send("EVALSHA", script.sha, len(keys), *keys, *args)
             return await self._r.evalsha(script.sha, len(keys), *keys, *args)
         except NoScriptError:
             # Not cached on that server (restart, new cluster node): EVAL runs and caches it.
             return await self._r.eval(script.source, len(keys), *keys, *args)
 
-    def _op_keys(self, account: str, balance: str, key: str) -> list[str]:
-        """KEYS of the single-balance scripts (see lua/_prelude.lua); the fixed ones cached."""
-        fixed = self._keys_cache.get((account, balance))
-        if fixed is None:
+    async def _op(self, script: lua.Script, argv: tuple[Any, ...]) -> Any:
+        """Run a single-balance op script; *argv* is its 3 KEYS then its ARGV. Hot path: a
+        queued EVALSHA on the pipe, NOSCRIPT answered by EVAL (which caches the script)."""
+        try:
+            if self._send is not None:
+                return await self._send(_EVALSHA, script.sha_b, _NKEYS, *argv)
+            return await self._r.evalsha(script.sha, 3, *argv)
+        except NoScriptError:
+            return await self._r.eval(script.source, 3, *argv)
+
+    def _op_keys(self, account: str) -> tuple[str, str, str]:
+        """KEYS of the single-balance scripts (see lua/_prelude.lua), cached per account."""
+        ks = self._keys_cache.get(account)
+        if ks is None:
             if len(self._keys_cache) > 1_000_000:
                 self._keys_cache.clear()
-            p = prefix(account)
-            t = self._tag(account)
-            fixed = self._keys_cache[(account, balance)] = (
-                f"{p}:b:{balance}", p + ":op:", t + ":unj", t + ":ix:x", p + ":m")
-        return [fixed[0], fixed[1] + key, fixed[2], fixed[3], fixed[4]]
+            t = "{" + account_tag(account) + "}"
+            ks = self._keys_cache[account] = (account_key(account), t + ":ix:x", t + ":unj")
+        return ks
 
-    def _tag(self, account: str) -> str:
-        """``{T}``: the hash-tagged slot-index prefix for *account* (cached)."""
-        t = self._tags_cache.get(account)
-        if t is None:
-            if len(self._tags_cache) > 1_000_000:
-                self._tags_cache.clear()
-            t = self._tags_cache[account] = "{" + account_tag(account) + "}"
-        return t
-
-    def _result(self, key: str, account: str, reply: list[Any]) -> OpResult:
-        """A single-op script reply -> OpResult (unknown account: not cached, no flag)."""
-        status = _STATUS[reply[0]]
-        if status is OpStatus.UNKNOWN_ACCOUNT:
-            return OpResult(key, status)
-        replayed = reply[11] == 1
-        if status is OpStatus.UNKNOWN_BALANCE:
-            return OpResult(key, status, replayed=replayed)
-        return _decode(key, account, reply, replayed)
+    def _epoch(self, now: float) -> int:
+        """The idempotency epoch of *now* (the embedded store computes it the same way)."""
+        return int(now // self.retention)
 
     # ------------------------------------------------------------------ accounts
     async def create_account(self, account: str, kind: AccountKind, balances: list[BalanceSpec],
@@ -174,15 +175,15 @@ class RedisStore:
             if owner is not None and _s(owner) != account:
                 raise ValueError(f"identity {ident} already belongs to {_s(owner)}")
         await self._r.sadd(REGISTRY, account_tag(account))
-        p = prefix(account)
         argv: list[Any] = [kind.value,
                            json.dumps([list(spec_tuple(s)) for s in balances], separators=(",", ":")),
-                           json.dumps(ids, separators=(",", ":")), p]
+                           json.dumps(ids, separators=(",", ":")),
+                           "|".join(s.id for s in balances)]
         for s in balances:
             argv += [s.id, s.kind.value, s.currency or "", str(s.amount), str(s.credit_limit),
                      str(s.priority), "" if s.expires_at is None else str(to_us(s.expires_at)),
                      "" if s.low_threshold is None else str(s.low_threshold)]
-        out = await self._eval(lua.CREATE, [p + ":m", p + ":bl"], argv)
+        out = await self._eval(lua.CREATE, [account_key(account)], argv)
         if _s(out) == "different":
             raise ValueError(f"account {account} exists with a different definition")
         for ident in ids:
@@ -196,8 +197,7 @@ class RedisStore:
         return None if v is None else _s(v)
 
     async def get(self, account: str) -> AccountView | None:
-        p = prefix(account)
-        out = await self._eval(lua.GET, [p + ":m", p + ":bl"], [p])
+        out = await self._eval(lua.GET, [account_key(account)], [])
         if not out:
             return None
         balances = []
@@ -208,36 +208,53 @@ class RedisStore:
         return AccountView(account, AccountKind(_s(out[0])), tuple(balances),
                            tuple(json.loads(_s(out[1]))))
 
+    async def reservations(self, account: str, balance: str) -> dict[str, tuple[int, int]]:
+        """The holds of one balance: reservation -> (amount, expiry epoch us). For audits and
+        tests (the crash test compares them with the journal); not a hot path."""
+        prefix = balance + "|h|"
+        out: dict[str, tuple[int, int]] = {}
+        async for f, v in self._r.hscan_iter(account_key(account), match=prefix + "*"):
+            amount, exp = _s(v).split(":")
+            out[_s(f)[len(prefix):]] = (int(amount), int(exp))
+        return out
+
     # ------------------------------------------------------------------ operations
+    # Each op: check its amount, one script call (KEYS cached per account), decode the reply.
+    # Written out per method (no shared coroutine in between): this is the client's hot path.
     async def reserve(self, key: str, account: str, balance: str, reservation: str,
                       amount: int, *, ttl: float, now: float, partial: bool = False) -> OpResult:
-        check_amount(amount)
-        reply = await self._eval(lua.RESERVE, self._op_keys(account, balance, key), [
-            account, balance, self._ret_ms, round(now * 1_000_000), key, reservation, amount,
-            round((now + ttl) * 1_000_000), "1" if partial else "0"])
-        return self._result(key, account, reply)
+        if amount.__class__ is not int or not 0 <= amount <= MAX_AMOUNT:
+            check_amount(amount)
+        reply = await self._op(lua.RESERVE, (
+            *(self._keys_cache.get(account) or self._op_keys(account)), account, balance,
+            int(now // self.retention), round(now * 1_000_000), key, reservation, amount,
+            round((now + ttl) * 1_000_000), _ONE if partial else _ZERO))
+        return _result(key, account, balance, reservation, reply)
 
     async def commit(self, key: str, account: str, balance: str, reservation: str, used: int,
                      *, now: float, release_rest: bool = True) -> OpResult:
-        check_amount(used, "used")
-        reply = await self._eval(lua.COMMIT, self._op_keys(account, balance, key), [
-            account, balance, self._ret_ms, round(now * 1_000_000), key, reservation, used,
-            "1" if release_rest else "0"])
-        return self._result(key, account, reply)
+        if used.__class__ is not int or not 0 <= used <= MAX_AMOUNT:
+            check_amount(used, "used")
+        reply = await self._op(lua.COMMIT, (
+            *(self._keys_cache.get(account) or self._op_keys(account)), account, balance,
+            int(now // self.retention), round(now * 1_000_000), key, reservation, used,
+            _ONE if release_rest else _ZERO))
+        return _result(key, account, balance, reservation, reply)
 
     async def release(self, key: str, account: str, balance: str, reservation: str, *,
                       now: float) -> OpResult:
-        reply = await self._eval(lua.RELEASE, self._op_keys(account, balance, key), [
-            account, balance, self._ret_ms, round(now * 1_000_000), key, reservation])
-        return self._result(key, account, reply)
+        reply = await self._op(lua.RELEASE, (
+            *self._op_keys(account), account, balance, self._epoch(now),
+            round(now * 1_000_000), key, reservation))
+        return _result(key, account, balance, reservation, reply)
 
     async def debit(self, key: str, account: str, balance: str, amount: int, *, now: float,
                     partial: bool = False) -> OpResult:
         check_amount(amount)
-        reply = await self._eval(lua.DEBIT, self._op_keys(account, balance, key), [
-            account, balance, self._ret_ms, round(now * 1_000_000), key, amount,
-            "1" if partial else "0"])
-        return self._result(key, account, reply)
+        reply = await self._op(lua.DEBIT, (
+            *self._op_keys(account), account, balance, self._epoch(now),
+            round(now * 1_000_000), key, amount, _ONE if partial else _ZERO))
+        return _result(key, account, balance, "", reply)
 
     async def refund(self, key: str, account: str, balance: str, amount: int, *,
                      now: float) -> OpResult:
@@ -250,9 +267,10 @@ class RedisStore:
     async def _credit(self, key: str, account: str, balance: str, amount: int,
                       now: float) -> OpResult:
         check_amount(amount)
-        reply = await self._eval(lua.CREDIT, self._op_keys(account, balance, key), [
-            account, balance, self._ret_ms, round(now * 1_000_000), key, amount])
-        return self._result(key, account, reply)
+        reply = await self._op(lua.CREDIT, (
+            *self._op_keys(account), account, balance, self._epoch(now),
+            round(now * 1_000_000), key, amount))
+        return _result(key, account, balance, "", reply)
 
     # ------------------------------------------------------------------ sweeps
     async def _tags(self) -> list[str]:
@@ -281,9 +299,9 @@ class RedisStore:
                 break
             t = "{" + tag + "}"
             rows = await self._eval(lua.EXPIRE, [t + ":ix:x", t + ":unj"],
-                                    [now_us, limit - len(out), self._ret_ms])
+                                    [now_us, limit - len(out), self._epoch(now)])
             for row in rows:
-                out.append(_decode(_s(row[1]), _s(row[0]), row[2:], False))
+                out.append(_fresh(_s(row[1]), _s(row[0]), _s(row[11]), _s(row[12]), row[2:11]))
         return out
 
     async def pending_ops(self) -> list[OpResult]:
@@ -299,26 +317,26 @@ class RedisStore:
             return []
         pipe = self._r.pipeline(transaction=False)
         for account, k in pairs:
-            pipe.get(f"{prefix(account)}:op:{k}")
+            pipe.hget(account_key(account), "|" + k)
         out: list[OpResult] = []
         for (account, k), raw in zip(pairs, await pipe.execute(), strict=True):
-            if raw is not None:  # older than the retention: nothing left to recover
-                reply = msgpack.unpackb(raw, raw=False)
-                out.append(_decode(k, account, reply, False))
+            if raw is not None:  # pruned (older than the retention): nothing left to recover
+                out.append(_record(k, account, raw, False))
         return out
 
     async def confirm_journaled(self, keys: Iterable[tuple[str, str]]) -> None:
-        """Forget (account, op key) pairs the ledger has journaled durably (batched)."""
+        """Forget (account, op key) pairs the ledger has journaled durably: one plain SREM per
+        slot index (and per 1000 members), issued together (one pipeline on a standalone
+        server, concurrent per node on a cluster); the first error is raised after all end."""
         by_slot: dict[str, list[str]] = defaultdict(list)
         for account, key in keys:
-            by_slot[self._tag(account)].append(account + "|" + key)
+            by_slot[self._op_keys(account)[2]].append(account + "|" + key)
         calls = []
-        for t, members in by_slot.items():
+        for unj, members in by_slot.items():
             for i in range(0, len(members), _CONFIRM_CHUNK):
-                calls.append(self._eval(lua.CONFIRM, [t + ":unj"],
-                                        members[i:i + _CONFIRM_CHUNK]))
-        # issued together: one pipeline through the batcher (standalone), concurrent per node
-        # (cluster); the first error is raised after all have finished
+                chunk = members[i:i + _CONFIRM_CHUNK]
+                calls.append(self._send("SREM", unj, *chunk) if self._send is not None
+                             else self._r.srem(unj, *chunk))
         results = await asyncio.gather(*calls, return_exceptions=True)
         for r in results:
             if isinstance(r, BaseException):
@@ -342,16 +360,44 @@ class RedisStore:
             await self._pool.disconnect()
 
 
-def _decode(key: str, account: str, r: list[Any], replayed: bool) -> OpResult:
-    """A script result array (see lua/_prelude.lua) -> OpResult."""
+def _result(key: str, account: str, balance: str, reservation: str, reply: Any) -> OpResult:
+    """An op script's reply (lua/_prelude.lua) -> OpResult: a fresh result array, a replayed
+    record string, or {'unknown_account'} (not cached)."""
+    if reply.__class__ is list:
+        if len(reply) == 1:
+            return OpResult(key, OpStatus.UNKNOWN_ACCOUNT)
+        return _fresh(key, account, balance, reservation, reply)
+    return _record(key, account, reply, True)
+
+
+def _fresh(key: str, account: str, balance: str, reservation: str, r: list[Any]) -> OpResult:
+    """A fresh result array {status, granted, amount, available, low, effect, hold, hold_exp
+    (an int, or its decimal bytes), has_hold} -> OpResult (the caller's balance/reservation: the script acted on those)."""
     status = _STATUS[r[0]]
-    if status is OpStatus.UNKNOWN_BALANCE:
+    if status is _UNKNOWN_BALANCE:
+        return OpResult(key, status)
+    _, granted, amount, avail, low, eff, hold, hexp, has_hold = r
+    if hexp.__class__ is bytes:  # copied from ARGV / the hold field by the script
+        hexp = int(hexp)
+    return OpResult(
+        key, status, (Effect(account, balance, eff),) if eff else (),
+        (Hold(account, balance, reservation, hold, None if hexp == -1 else hexp / 1_000_000),)
+        if has_hold else (),
+        granted, amount, avail, False, low == 1, _LOW_EVENTS if low == 1 else ())
+
+
+def _record(key: str, account: str, raw: bytes | str, replayed: bool) -> OpResult:
+    """A cached record "<epoch>|<status>|<granted>|<amount>|<available>|<low>|<effect>|<hold>|
+    <hold_exp>|<has_hold>|<balance>|<reservation>" -> OpResult (the reservation is last: it
+    may itself hold '|')."""
+    f = _s(raw).split("|", 11)
+    status = _STATUS[f[1]]
+    if status is _UNKNOWN_BALANCE:
         return OpResult(key, status, replayed=replayed)
-    granted, amount, avail, low, eff, hold, hexp, has_hold, balance, reservation = r[1:11]
-    if balance.__class__ is bytes:
-        balance, reservation = balance.decode(), reservation.decode()
-    effects = (Effect(account, balance, eff),) if eff else ()
-    holds = (Hold(account, balance, reservation, hold,
-                  None if hexp == -1 else hexp / 1_000_000),) if has_hold else ()
-    return OpResult(key, status, effects, holds, granted, amount, avail, replayed, low == 1,
-                    _LOW_EVENTS if low == 1 else ())
+    granted, amount, avail, low, eff, hold, hexp, has_hold = (int(x) for x in f[2:10])
+    balance, reservation = f[10], f[11]
+    return OpResult(
+        key, status, (Effect(account, balance, eff),) if eff else (),
+        (Hold(account, balance, reservation, hold, None if hexp == -1 else hexp / 1_000_000),)
+        if has_hold else (),
+        granted, amount, avail, replayed, low == 1, _LOW_EVENTS if low == 1 else ())

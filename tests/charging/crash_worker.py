@@ -71,21 +71,14 @@ async def state(ledger: Ledger) -> dict[str, Any]:
 
 
 async def redis_state(ledger: Ledger) -> dict[str, Any]:
-    from charging.store.redis_keys import prefix
-
     out: dict[str, Any] = {}
     for acct, _kind in ACCOUNTS:
         view = await ledger.store.get(acct)
         for b in view.balances:
-            raw = await ledger.store._r.hgetall(f"{prefix(acct)}:b:{b.id}")
-            res = {}
-            for k, v in raw.items():
-                k, v = k.decode(), v.decode()
-                if k.startswith("r:"):
-                    amount, exp = v.split(":")
-                    res[k[2:]] = [int(amount), int(exp)]
+            holds = await ledger.store.reservations(acct, b.id)
             out[f"{acct}/{b.id}"] = {"amount": b.amount, "reserved": b.reserved,
-                                     "credit_limit": b.credit_limit, "reservations": res}
+                                     "credit_limit": b.credit_limit,
+                                     "reservations": {r: list(v) for r, v in holds.items()}}
     return out
 
 

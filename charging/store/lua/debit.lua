@@ -1,25 +1,27 @@
 -- debit: direct debiting (no reservation), all or nothing unless partial.
--- KEYS: see _prelude.lua (1 balance, 2 op, 3 unj, 4 ix:x, 5 meta)
--- ARGV: 1 account, 2 balance, 3 retention_ms, 4 now_us, 5 key, 6 amount, 7 partial ('1')
-local r = replay()
-if r then return r end
-local bal = ARGV[2]
-local b = redis.call('HMGET', KEYS[1], 'amt', 'rsv', 'cl', 'exp', 'low')
-if not b[1] then return missing(bal, '') end
-local amt, rsv, cl = tonumber(b[1]), tonumber(b[2]), tonumber(b[3])
-local before = amt - rsv + cl
-if b[4] and tonumber(b[4]) <= tonumber(ARGV[4]) then
-  return finish({'expired', 0, amt, before, 0, 0, 0, 0, 0, bal, ''}, false)
+-- KEYS: see _prelude.lua (1 account hash, 2 ix:x, 3 unj)
+-- ARGV: 1 account, 2 balance, 3 epoch, 4 now_us, 5 key, 6 amount, 7 partial ('1')
+local b = redis.call('HMGET', ACC, OPF, 'oe', B .. 'a', B .. 'r', B .. 'c', B .. 'x', B .. 'l')
+if b[1] then
+  local r = replay(b[1])
+  if r then return r end
 end
-local want = tonumber(ARGV[6])
-local take = want
-if want > before then
-  if ARGV[7] ~= '1' or before <= 0 then
-    return finish({'insufficient', 0, amt, before, 0, 0, 0, 0, 0, bal, ''}, false)
-  end
+local oe = b[2]
+if not b[3] then return missing(oe, '') end
+local amt, rsv, cl = tonumber(b[3]), tonumber(b[4]), tonumber(b[5])
+local before = amt - rsv + cl
+if b[6] and tonumber(b[6]) <= tonumber(ARGV[4]) then
+  return refuse('expired', amt, b[3], before, oe, '')
+end
+local take = tonumber(ARGV[6])
+if take > before then
+  if ARGV[7] ~= '1' or before <= 0 then return refuse('insufficient', amt, b[3], before, oe, '') end
   take = before
 end
-if take ~= 0 then redis.call('HSET', KEYS[1], 'amt', fmt(amt - take)) end
+local sets = {}
+if take ~= 0 then sets = {B .. 'a', fmt(amt - take)} end
 local after = before - take
-return finish({'ok', take, amt - take, after, low_crossed(b[5], before, after), -take, 0, 0, 0,
-               bal, ''}, take ~= 0)
+local low, low_s = low_crossed(b[7], before, after)
+return finish({'ok', take, amt - take, after, low, -take, 0, 0, 0},
+              EP .. '|ok|' .. string.format('%d|%d|%d|', take, amt - take, after) .. low_s ..
+              string.format('|%d|0|0|0|', -take) .. ARGV[2] .. '|', take ~= 0, sets, oe)

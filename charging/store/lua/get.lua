@@ -1,15 +1,20 @@
 -- get: an account and all its balances in one consistent read.
--- KEYS: 1 {acct:ID}:m, 2 {acct:ID}:bl
--- ARGV: 1 key prefix "{acct:ID}" (balance hashes {acct:ID}:b:<id> share the slot)
+-- KEYS: 1 {acct:ID}:a (the account hash)
+-- ARGV: none
 -- Returns {kind, identities_json, then 8 per balance: id, kind, currency ('' none), amt, rsv,
 -- cl, pri, exp ('' none)} or nil when the account does not exist.
-local m = redis.call('HMGET', KEYS[1], 'kind', 'ids')
+local m = redis.call('HMGET', KEYS[1], 'kind', 'ids', 'bl')
 if not m[1] then return false end
 local out = {m[1], m[2]}
-for _, id in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do
-  local f = redis.call('HMGET', ARGV[1] .. ':b:' .. id, 'kind', 'cur', 'amt', 'rsv', 'cl', 'pri',
-                       'exp')
+if m[3] == '' then return out end
+local ids, fields = {}, {}
+for id in string.gmatch(m[3], '[^|]+') do
+  ids[#ids + 1] = id
+  for _, f in ipairs({'k', '$', 'a', 'r', 'c', 'p', 'x'}) do fields[#fields + 1] = id .. '|' .. f end
+end
+local v = redis.call('HMGET', KEYS[1], unpack(fields))
+for i, id in ipairs(ids) do
   out[#out + 1] = id
-  for j = 1, 7 do out[#out + 1] = f[j] or '' end
+  for j = 1, 7 do out[#out + 1] = v[(i - 1) * 7 + j] or '' end
 end
 return out

@@ -1,18 +1,21 @@
 -- release: remove a reservation, returning its hold to the balance.
--- KEYS: see _prelude.lua (1 balance, 2 op, 3 unj, 4 ix:x, 5 meta)
--- ARGV: 1 account, 2 balance, 3 retention_ms, 4 now_us, 5 key, 6 reservation
-local r = replay()
-if r then return r end
-local bal, res = ARGV[2], ARGV[6]
-local rf = 'r:' .. res
-local b = redis.call('HMGET', KEYS[1], 'amt', 'rsv', 'cl', rf)
-if not b[1] then return missing(bal, res) end
-local amt, rsv, cl = tonumber(b[1]), tonumber(b[2]), tonumber(b[3])
-if not b[4] then
-  return finish({'unknown_reservation', 0, amt, amt - rsv + cl, 0, 0, 0, 0, 0, bal, res}, false)
+-- KEYS: see _prelude.lua (1 account hash, 2 ix:x, 3 unj)
+-- ARGV: 1 account, 2 balance, 3 epoch, 4 now_us, 5 key, 6 reservation
+local res = ARGV[6]
+local hf = B .. 'h|' .. res
+local b = redis.call('HMGET', ACC, OPF, 'oe', B .. 'a', B .. 'r', B .. 'c', hf)
+if b[1] then
+  local r = replay(b[1])
+  if r then return r end
 end
-local held = held_of(b[4])
-redis.call('HDEL', KEYS[1], rf)
-redis.call('HSET', KEYS[1], 'rsv', fmt(rsv - held))
-redis.call('ZREM', KEYS[4], ARGV[1] .. '|' .. bal .. '|' .. res)
-return finish({'ok', 0, amt, amt - rsv + held + cl, 0, 0, -held, -1, 1, bal, res}, true)
+local oe = b[2]
+if not b[3] then return missing(oe, res) end
+local amt, rsv, cl = tonumber(b[3]), tonumber(b[4]), tonumber(b[5])
+if not b[6] then return refuse('unknown_reservation', amt, b[3], amt - rsv + cl, oe, res) end
+local held = held_of(b[6])
+redis.call('HDEL', ACC, hf)
+redis.call('ZREM', KEYS[2], ARGV[1] .. '|' .. ARGV[2] .. '|' .. res)
+local after = amt - rsv + held + cl
+return finish({'ok', 0, amt, after, 0, 0, -held, -1, 1},
+              EP .. '|ok|0|' .. b[3] .. string.format('|%d|0|0|%d|-1|1|', after, -held) ..
+              ARGV[2] .. '|' .. res, true, {B .. 'r', fmt(rsv - held)}, oe)

@@ -1,30 +1,34 @@
 -- reserve: hold an amount on a balance for a reservation (adds to it, refreshes its expiry).
--- KEYS: see _prelude.lua (1 balance, 2 op, 3 unj, 4 ix:x, 5 meta)
--- ARGV: 1 account, 2 balance, 3 retention_ms, 4 now_us, 5 key, 6 reservation, 7 amount,
+-- KEYS: see _prelude.lua (1 account hash, 2 ix:x, 3 unj)
+-- ARGV: 1 account, 2 balance, 3 epoch, 4 now_us, 5 key, 6 reservation, 7 amount,
 --       8 exp_us (new expiry), 9 partial ('1' grants what is available)
-local r = replay()
-if r then return r end
-local bal, res = ARGV[2], ARGV[6]
-local rf = 'r:' .. res
-local b = redis.call('HMGET', KEYS[1], 'amt', 'rsv', 'cl', 'exp', 'low', rf)
-if not b[1] then return missing(bal, res) end
-local amt, rsv, cl = tonumber(b[1]), tonumber(b[2]), tonumber(b[3])
-local before = amt - rsv + cl
-if b[4] and tonumber(b[4]) <= tonumber(ARGV[4]) then
-  return finish({'expired', 0, amt, before, 0, 0, 0, 0, 0, bal, res}, false)
+local res = ARGV[6]
+local hf = B .. 'h|' .. res
+local b = redis.call('HMGET', ACC, OPF, 'oe', B .. 'a', B .. 'r', B .. 'c', B .. 'x', B .. 'l',
+                     hf)
+if b[1] then
+  local r = replay(b[1])
+  if r then return r end
 end
-local want = tonumber(ARGV[7])
-local grant = want
-if want > before then
-  if ARGV[9] ~= '1' or before <= 0 then
-    return finish({'insufficient', 0, amt, before, 0, 0, 0, 0, 0, bal, res}, false)
-  end
+local oe = b[2]
+if not b[3] then return missing(oe, res) end
+local amt, rsv, cl = tonumber(b[3]), tonumber(b[4]), tonumber(b[5])
+local before = amt - rsv + cl
+if b[6] and tonumber(b[6]) <= tonumber(ARGV[4]) then
+  return refuse('expired', amt, b[3], before, oe, res)
+end
+local grant, gs = tonumber(ARGV[7]), ARGV[7]
+if grant > before then
+  if ARGV[9] ~= '1' or before <= 0 then return refuse('insufficient', amt, b[3], before, oe, res) end
   grant = before
+  gs = fmt(grant)
 end
 local held = 0
-if b[6] then held = held_of(b[6]) end
-redis.call('HSET', KEYS[1], 'rsv', fmt(rsv + grant), rf, fmt(held + grant) .. ':' .. ARGV[8])
-redis.call('ZADD', KEYS[4], ARGV[8], ARGV[1] .. '|' .. bal .. '|' .. res)
+if b[8] then held = held_of(b[8]) end
+redis.call('ZADD', KEYS[2], ARGV[8], ARGV[1] .. '|' .. ARGV[2] .. '|' .. res)
 local after = before - grant
-return finish({'ok', grant, amt, after, low_crossed(b[5], before, after), 0, grant,
-               tonumber(ARGV[8]), 1, bal, res}, true)
+local low, low_s = low_crossed(b[7], before, after)
+return finish({'ok', grant, amt, after, low, 0, grant, ARGV[8], 1},
+              EP .. '|ok|' .. gs .. '|' .. b[3] .. '|' .. fmt(after) .. '|' .. low_s .. '|0|' ..
+              gs .. '|' .. ARGV[8] .. '|1|' .. ARGV[2] .. '|' .. res, true,
+              {B .. 'r', fmt(rsv + grant), hf, fmt(held + grant) .. ':' .. ARGV[8]}, oe)

@@ -9,7 +9,7 @@ from typing import Any
 
 from charging.store import redis_lua as lua
 from charging.store.base import MAX_AMOUNT, AccountKind, BalanceKind, BalanceSpec, OpStatus
-from charging.store.redis_keys import account_tag, key_slot, prefix, slot_tag
+from charging.store.redis_keys import account_key, account_tag, key_slot, prefix, slot_tag
 from tests.charging.store.conftest import Harness
 
 NOW = 1_800_000_000.0
@@ -47,6 +47,7 @@ def test_all_keys_of_an_account_share_a_slot(rh: Harness) -> None:
             await store.reserve("k1", acct, "EUR", "s1", 10, ttl=5, now=NOW)
             await store.debit("k2", acct, "sms", 1, now=NOW)
             await store.expire_reservations(now=NOW + 10)
+            await store.reserve("k3", acct, "EUR", "s2", 10, ttl=500, now=NOW)
         r = store._r
         keys: list[str] = []
         if rh.kind == "cluster":
@@ -57,7 +58,9 @@ def test_all_keys_of_an_account_share_a_slot(rh: Harness) -> None:
         for acct in ("alpha", "beta", "+4917012345"):
             mine = [k for k in keys if k.startswith(prefix(acct))]
             mine += [k for k in keys if k.startswith("{" + account_tag(acct) + "}")]
-            assert len(mine) >= 6, mine
+            # the account hash and its slot's two indexes (layout: redis_keys)
+            assert {account_key(acct), "{" + account_tag(acct) + "}:ix:x",
+                    "{" + account_tag(acct) + "}:unj"} <= set(mine), mine
             slots = {await r.execute_command("CLUSTER KEYSLOT", k) for k in mine} \
                 if rh.kind == "cluster" else {key_slot(k) for k in mine}
             assert slots == {key_slot(prefix(acct))}, (acct, mine)
@@ -87,17 +90,15 @@ def test_lua_rejects_what_doubles_cannot_hold(rh: Harness) -> None:
 
     async def body(store: Any) -> None:
         await store.create_account("big", AccountKind.PREPAID_PARTNER, eur(MAX_AMOUNT - 1))
-        keys = store._op_keys("big", "EUR", "raw1")
-        base = ["big", "EUR", store._ret_ms, 1, "raw1"]
-        out = await store._eval(lua.CREDIT, keys, [*base, 2])
+        keys = list(store._op_keys("big"))
+        epoch = store._epoch(NOW)
+        out = await store._eval(lua.CREDIT, keys, ["big", "EUR", epoch, 1, "raw1", 2])
         assert out[0] == b"out_of_range"
-        keys = store._op_keys("big", "EUR", "raw2")
-        out = await store._eval(lua.CREDIT, keys, ["big", "EUR", store._ret_ms, 1, "raw2",
-                                                   str(2**60)])
+        out = await store._eval(lua.CREDIT, keys, ["big", "EUR", epoch, 1, "raw2", str(2**60)])
         assert out[0] == b"out_of_range"
         assert (await store.topup("k3", "big", "EUR", 1, now=NOW)).balance_after == MAX_AMOUNT
         # stored as exact integer text, not "9.007199254741e+15"
-        raw = await store._r.hget(prefix("big") + ":b:EUR", "amt")
+        raw = await store._r.hget(account_key("big"), "EUR|a")
         assert raw == str(MAX_AMOUNT).encode()
         r = await store.reserve("k4", "big", "EUR", "s", MAX_AMOUNT, ttl=5, now=NOW)
         assert r.ok and r.available_after == 0
@@ -167,3 +168,55 @@ def test_packers_agree() -> None:
     cmds = [("EVALSHA", "abc", 2, "{acct:ü}:b:EUR", b"raw\r\n", 9007199254740991, -5, "")]
     assert pack(cmds) == pack_py(cmds)
     assert pack_py(cmds).startswith(b"*8\r\n$7\r\nEVALSHA\r\n")
+
+
+def test_idempotency_retention_epochs_and_pruning(rh: Harness) -> None:
+    """Records live in the account hash tagged with their epoch: remembered at least one
+    retention, forgotten after two, and pruned from the hash by the ops that follow."""
+
+    async def body(store: Any) -> None:
+        store.retention = 3600.0
+        await store.create_account("a", AccountKind.PREPAID_SUBSCRIBER, eur(10_000))
+        for i in range(150):  # past the listpack size: HSCAN then pages with a cursor
+            assert (await store.debit(f"old{i}", "a", "EUR", 1, now=NOW)).ok
+        await store.debit("new", "a", "EUR", 1, now=NOW + 3000)
+        # a later epoch (NOW + 3599 may be in the next one): both still remembered
+        assert (await store.debit("new", "a", "EUR", 1, now=NOW + 3000 + 3599)).replayed
+        assert (await store.debit("old0", "a", "EUR", 1, now=NOW + 3599)).replayed
+        # two epochs on: forgotten, the op acts again
+        later = NOW + 3 * 3600
+        again = await store.debit("old1", "a", "EUR", 1, now=later)
+        assert again.ok and not again.replayed
+        for i in range(10):  # the ops after the epoch change prune the stale records
+            await store.debit(f"x{i}", "a", "EUR", 1, now=later)
+        fields = [_s(f) async for f, _ in store._r.hscan_iter(account_key("a"), match="|*")]
+        assert not [f for f in fields if f.startswith("|old") and f != "|old1"], fields
+        assert "|old1" in fields and "|x9" in fields
+        assert await store._r.hget(account_key("a"), "pc") is None  # pruning finished
+        view = await store.get("a")
+        assert view.balances[0].amount == 10_000 - 150 - 1 - 1 - 10
+
+    rh.run(body)
+
+
+def test_a_key_replays_across_balances_of_its_account(rh: Harness) -> None:
+    async def body(store: Any) -> None:
+        await store.create_account("a", AccountKind.PREPAID_PARTNER, [
+            *eur(100), BalanceSpec("o", BalanceKind.EVENTS, None, 5)])
+        first = await store.debit("k", "a", "EUR", 7, now=NOW)
+        again = await store.debit("k", "a", "o", 1, now=NOW)  # a balance named like a prefix
+        assert again.replayed and again.effects == first.effects
+        miss = await store.debit("u", "a", "nope", 1, now=NOW)
+        assert miss.status is OpStatus.UNKNOWN_BALANCE and not miss.replayed
+        assert (await store.debit("u", "a", "nope", 1, now=NOW)).replayed
+        r = await store.reserve("r|1", "a", "o", "res|with|bars", 2, ttl=5, now=NOW)
+        rr = await store.reserve("r|1", "a", "o", "res|with|bars", 2, ttl=5, now=NOW)
+        assert rr.replayed and (rr.holds, rr.granted) == (r.holds, r.granted)
+        assert await store.reservations("a", "o") == {"res|with|bars": (2, 1_800_000_005_000_000)}
+        assert [b.amount for b in (await store.get("a")).balances] == [93, 5]
+
+    rh.run(body)
+
+
+def _s(v: Any) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
