@@ -1,0 +1,196 @@
+"""Shared state and helpers of the charging service (see charging/service.py): its config,
+account lookup, pricing with per-grant caches, and releasing a session's holds. The online
+(charging/service_online.py) and event/offline (charging/service_events.py) halves build on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from charging.money import format_amount
+from charging.ports import Accounts, Ledger, RatedLike, Rater
+from charging.requests import ChargingRequest, ChargingResult, Outcome, ServiceKind, UnitKind
+from charging.sessions import Grant, Session, SessionTable
+from charging.store.base import MAX_AMOUNT, BalanceKind
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceConfig:
+    """Tunables of the charging service (filled from [ro]/[rf] settings by the wiring)."""
+
+    deck: str = "retail"
+    # Quota granted when the RSU is empty (or absent on INITIAL), by unit.
+    default_quota: dict[UnitKind, int] = field(default_factory=lambda: {
+        UnitKind.TIME: 300, UnitKind.OCTETS: 10_000_000, UnitKind.EVENTS: 1,
+        UnitKind.MONEY: 1_000_000})
+    # Upper bound on one grant, by unit (a client asking for a day gets this much).
+    max_quota: dict[UnitKind, int] = field(default_factory=lambda: {
+        UnitKind.TIME: 3600, UnitKind.OCTETS: 1_000_000_000, UnitKind.EVENTS: 100,
+        UnitKind.MONEY: 100_000_000})
+    validity_time: int = 600  # seconds (Validity-Time AVP)
+    tcc: float = 1200.0  # session supervision; RFC 4006 §13: may be 2 x Validity-Time
+    quota_holding_time: int | None = None  # seconds (3GPP Quota-Holding-Time); None = omit
+    # Fraction of a grant (percent) at which the client re-authorises (Time/Volume/Unit-Quota-
+    # Threshold); None = omit.
+    quota_threshold_percent: int | None = None
+    answer_cache_size: int = 20_000  # retransmit window beyond each session's last answer
+    # After an ASR answered 2001 the session waits this long for the client's CCR-T before
+    # the service releases its hold itself (protocol-facts D; Tcc still applies if sooner).
+    kill_grace: float = 30.0
+    max_sessions: int = 1_000_000
+    currency: str = "EUR"
+    no_tariff_errors: tuple[type[BaseException], ...] = (LookupError,)
+    node: str = "icx"
+
+
+class ServiceCore:
+    """The state every part of :class:`charging.service.ChargingService` shares."""
+
+    def __init__(self, *, rater: Rater, ledger: Ledger, accounts: Accounts,
+                 config: ServiceConfig | None = None,
+                 rating_service: Any = None) -> None:
+        self.rater = rater
+        self.ledger = ledger
+        self.accounts = accounts
+        self.config = config or ServiceConfig()
+        self.sessions = SessionTable()
+        self.offline = SessionTable()
+        # FIFO-bounded caches: OrderedDict.popitem(last=False) evicts the oldest in O(1)
+        # (copying a full dict's keys per request cost O(cache size) once it was full).
+        self._answers: OrderedDict[str, ChargingResult] = OrderedDict()
+        self._closed_offline: OrderedDict[str, None] = OrderedDict()  # Rf sessions stopped
+        # Session-Id -> waiters of the request in progress (None: nobody waits). A request
+        # of a session absent here runs at once; no lock object, no future on that path.
+        self._busy: dict[str, collections.deque[asyncio.Future[None]] | None] = {}
+        self._to_rating = rating_service or (lambda s: s.value)
+        # RatingEngine.price(deck, service, destination, at, usage, origin) -> micro-units:
+        # the allocation-free path; rate() (with its explanation) only where fields need it.
+        self._price = getattr(rater, "price", None)
+        self._tariffs: dict[tuple[str, str, str], dict[str, str]] = {}
+        self._texts: dict[int, str] = {}  # amount -> format_amount(amount)
+        self._killed: dict[str, Session] = {}  # killed after ASA 2001, awaiting the CCR-T
+        self.counters: dict[str, int] = {}
+
+    def _count(self, name: str) -> None:
+        self.counters[name] = self.counters.get(name, 0) + 1
+
+    async def _account(self, subscriber: str | None) -> tuple[str, str, str] | Outcome:
+        """(account, money balance id, currency) for a subscriber, or USER_UNKNOWN."""
+        if not subscriber:
+            return Outcome.USER_UNKNOWN
+        account = await self.accounts.resolve(subscriber)
+        if account is None:
+            return Outcome.USER_UNKNOWN
+        view = await self.accounts.get(account)
+        if view is None:
+            return Outcome.USER_UNKNOWN
+        money = [b for b in view.balances if b.kind is BalanceKind.MONEY]
+        if not money:
+            return Outcome.SERVICE_DENIED
+        money.sort(key=lambda b: (b.currency != self.config.currency, b.priority))
+        chosen = money[0]
+        return account, chosen.id, chosen.currency or self.config.currency
+
+    async def _available(self, account: str, balance: str) -> int:
+        view = await self.accounts.get(account)
+        if view is None:
+            return 0
+        for b in view.balances:
+            if b.id == balance:
+                return max(0, b.available)
+        return 0
+
+    def _rate(self, session: Session | ChargingRequest, service: ServiceKind, usage: int,
+              at: float) -> RatedLike | None:
+        """Price *usage* units of *service* for the session's destination; None = no tariff."""
+        deck = getattr(session, "deck", None) or self.config.deck
+        try:
+            return self.rater.rate(deck=deck, service=self._to_rating(service),
+                                   destination=session.destination or "",
+                                   origin=session.origin, at=at, usage=usage)
+        except self.config.no_tariff_errors:
+            return None
+
+    def _cost(self, session: Session, grant: Grant, usage: int) -> int | None:
+        """Price of the session's first *usage* units of the grant's service, rated at the
+        session start (as the whole call will be rated at the end); None = no tariff or a
+        price no store can hold. The last answer is kept on the grant: the commit of a
+        granted quota re-prices exactly the units its reservation priced."""
+        if usage == grant.priced_u:
+            return grant.priced_c
+        if usage <= 0:
+            return 0
+        if usage > MAX_AMOUNT:
+            return None  # an Unsigned64 report no store can hold: cannot be rated (5031)
+        rsvc = grant.rsvc
+        if rsvc is None:
+            rsvc = grant.rsvc = self._to_rating(grant.service)
+        if self._price is None:
+            rated = self._rate(session, grant.service, usage, session.started)
+            if rated is None:
+                return None
+            price = rated.price
+        else:
+            try:
+                price = int(self._price(session.deck, rsvc, session.destination or "",
+                                        session.started, usage, session.origin or ""))
+            except self.config.no_tariff_errors:
+                return None
+        if price > MAX_AMOUNT:
+            return None
+        grant.priced_u = usage
+        grant.priced_c = price
+        return price
+
+    def _money_text(self, amount: int) -> str:
+        """format_amount, memoised: sessions repeat a few prices (a bounded dict)."""
+        text = self._texts.get(amount)
+        if text is None:
+            text = format_amount(amount)
+            if len(self._texts) >= 4096:
+                self._texts.clear()
+            self._texts[amount] = text
+        return text
+
+    def _tariff(self, session: Session, grant: Grant) -> dict[str, str]:
+        """deck_version / prefix / destination name of the grant's tariff, for its rated
+        records: one rate() per (deck, service, B-number), shared by every session (the
+        same dict object), remembered on the grant."""
+        hit = grant.tariff
+        if hit is not None:
+            return hit
+        key = (session.deck, grant.svc, session.destination or "")
+        hit = self._tariffs.get(key)
+        if hit is None:
+            rated = self._rate(session, grant.service, 1, session.started)
+            if rated is None:
+                return {}
+            hit = {"deck_version": str(rated.deck_version), "prefix": rated.prefix,
+                   "destination": rated.destination}
+            if len(self._tariffs) > 4096:
+                self._tariffs.clear()
+            self._tariffs[key] = hit
+        grant.tariff = hit
+        return hit
+
+    async def _release_all(self, session: Session, now: float, *, reason: str,
+                           key: str | None = None) -> None:
+        """Give back every hold of *session* (TERMINATE rest, Tcc expiry, kill, failure)."""
+        if session.account is None or session.balance is None:
+            return
+        for grant in session.grants:
+            if grant.held <= 0:
+                continue
+            fields = {"session": session.id, "service": grant.service.value,
+                      "account": session.account, "result": reason}
+            await self.ledger.release(f"{key or 'ro:' + session.id}:rel:{grant.key}",
+                                      session.account, session.balance,
+                                      grant.hold_id(session.id), now=now, fields=fields,
+                                      wait=False)
+            grant.held = 0
+            grant.held_n = -1
+            grant.granted = 0

@@ -1,0 +1,207 @@
+"""One-off events (RFC 4006 §5.2: DIRECT_DEBITING / REFUND / CHECK_BALANCE / PRICE_ENQUIRY)
+and offline (Rf) accounting sessions, rated once at STOP. Part of
+:class:`charging.service.ChargingService`; ledger ops and records are enqueued with
+``wait=False`` (the caller of ``decide`` waits for the durable mark).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from charging.money import format_amount
+from charging.ports import RatedLike
+from charging.requests import (
+    SERVICE_UNIT,
+    ChargingRequest,
+    ChargingResult,
+    EventAction,
+    Outcome,
+    ServiceKind,
+    ServiceUnits,
+    UnitKind,
+    UnitsResult,
+    Verb,
+)
+from charging.service_core import ServiceCore
+from charging.sessions import Grant, Session
+from charging.store.base import MAX_AMOUNT, OpStatus
+
+
+class EventsAndOffline(ServiceCore):
+    """EVENT requests and Rf sessions."""
+
+    def _fields(self, session: Session, req: ChargingRequest, service: ServiceKind,
+                *, usage: int | None = None, price: int | None = None,
+                rated: RatedLike | None = None, result: str = "ok") -> dict[str, Any]:
+        """Journal fields per docs/journal-schema.md (the ledger adds effects and holds)."""
+        f: dict[str, Any] = {
+            "session": session.id, "request": str(req.request_number),
+            "service": service.value, "unit": SERVICE_UNIT[service].value,
+            "a": session.origin or session.subscriber, "b": session.destination,
+            "account": session.account, "deck": session.deck, "currency": session.currency,
+            "result": result,
+        }
+        if usage is not None:
+            f["usage"] = usage
+        if price is not None:
+            f["price"] = format_amount(price)
+        if rated is not None:
+            f["deck_version"] = str(rated.deck_version)
+            f["prefix"] = rated.prefix
+            f["destination"] = rated.destination
+        return f
+
+    # ------------------------------------------------------------------ EVENT
+
+    async def _event(self, req: ChargingRequest, key: str, now: float) -> ChargingResult:
+        action = req.action if req.action is not None else EventAction.DIRECT_DEBITING
+        at = req.at or now
+        su = req.units[0] if req.units else ServiceUnits()
+        service = su.service or req.service
+        unit = SERVICE_UNIT[service]
+        units = su.requested or su.used or (1 if unit is UnitKind.EVENTS else
+                                            self.config.default_quota[unit])
+        deck = self.config.deck
+        if units > MAX_AMOUNT:  # an Unsigned64 count no store can hold
+            return ChargingResult(outcome=Outcome.RATING_FAILED,
+                                  failed_field="Multiple-Services-Credit-Control")
+        try:
+            rated = self.rater.rate(deck=deck, service=self._to_rating(service),
+                                    destination=req.destination or "", origin=req.origin,
+                                    at=at, usage=units)
+        except self.config.no_tariff_errors:
+            return ChargingResult(outcome=Outcome.RATING_FAILED, failed_field="destination")
+        if rated.price > MAX_AMOUNT:
+            return ChargingResult(outcome=Outcome.RATING_FAILED,
+                                  failed_field="Multiple-Services-Credit-Control")
+        price = rated.price
+        if action is EventAction.PRICE_ENQUIRY:
+            # B5: Cost-Information only; no balance check, no reservation.
+            return ChargingResult(outcome=Outcome.SUCCESS, cost=price, currency=rated.currency)
+        found = await self._account(req.subscriber)
+        if isinstance(found, Outcome):
+            return ChargingResult(outcome=found, failed_field="Subscription-Id")
+        account, balance, currency = found
+        if rated.currency and rated.currency != currency:
+            # The price is in the deck's currency: never debit it from a balance in another
+            # one (money is exact and carries its currency; no FX is applied here).
+            return ChargingResult(outcome=Outcome.RATING_FAILED, failed_field="destination",
+                                  message=f"deck currency {rated.currency} != balance "
+                                          f"currency {currency}")
+        if action is EventAction.CHECK_BALANCE:
+            available = await self._available(account, balance)
+            return ChargingResult(outcome=Outcome.SUCCESS, enough_credit=available >= price,
+                                  currency=currency, cost=price)
+        session = Session(
+            session_id=req.session_id, account=account, balance=balance, currency=currency,
+            service=service, subscriber=req.subscriber, destination=req.destination,
+            origin=req.origin, peer_host=req.peer_host, peer_realm=req.peer_realm, deck=deck,
+            started=at, expires=now)
+        fields = self._fields(session, req, service, usage=units, price=price, rated=rated)
+        fields["start"] = fields["end"] = int(at * 1_000_000)
+        if action is EventAction.REFUND:
+            fields["usage"] = -units
+            op = await self.ledger.refund(key, account, balance, price, now=now, fields=fields,
+                                          wait=False)
+        else:
+            op = await self.ledger.debit(key, account, balance, price, now=now, fields=fields,
+                                         wait=False)
+        if op.status is OpStatus.INSUFFICIENT:
+            return ChargingResult(outcome=Outcome.CREDIT_LIMIT_REACHED, currency=currency,
+                                  cost=price)
+        if not op.ok:
+            return ChargingResult(outcome=Outcome.USER_UNKNOWN
+                                  if op.status is OpStatus.UNKNOWN_ACCOUNT
+                                  else Outcome.UNABLE_TO_COMPLY)
+        self._count("event")
+        return ChargingResult(
+            outcome=Outcome.SUCCESS, currency=currency, cost=price, granted_event_units=units,
+            units=(UnitsResult(rating_group=su.rating_group, service_id=su.service_id,
+                               unit=unit, granted=units, used_cost=price),))
+
+    # ------------------------------------------------------------------ offline (Rf)
+
+    async def _offline(self, req: ChargingRequest, key: str, now: float) -> ChargingResult:
+        """ACR START/INTERIM/STOP/EVENT: accumulate usage, write ONE rated record at STOP.
+
+        Postpaid / interconnect: no balance check and no balance effect; settlement reads the
+        rated record from the journal. Duplicates (Session-Id + Accounting-Record-Number) are
+        answered success and dropped."""
+        at = req.at or now
+        used = sum(max(0, s.used) for s in req.units)
+        if req.verb is Verb.EVENT:
+            session = self._offline_session(req, at, now)
+            usage = used or (1 if SERVICE_UNIT[req.service] is UnitKind.EVENTS else 0)
+            await self._offline_rate(session, usage, now, end=at, key=key, result="ok")
+            return ChargingResult(outcome=Outcome.SUCCESS)
+        if req.session_id in self._closed_offline:
+            return ChargingResult(outcome=Outcome.SUCCESS, message="duplicate")
+        found = self.offline.get(req.session_id)
+        if found is None:
+            session = self._offline_session(req, at, now)
+            self.offline.add(session)
+        else:
+            session = found
+        assert session.seen is not None
+        if req.request_number in session.seen:
+            return ChargingResult(outcome=Outcome.SUCCESS, message="duplicate")
+        session.seen.add(req.request_number)
+        grant = session.grant(-1)
+        if grant is None:
+            grant = Grant(-1, session.service, SERVICE_UNIT[session.service])
+            session.grants.append(grant)
+        if used:
+            grant.used_total += used
+        elif req.verb is not Verb.INITIAL and SERVICE_UNIT[session.service] is UnitKind.TIME:
+            # No USU: the usage is the time since START (Event-Timestamp based).
+            grant.used_total = max(grant.used_total, int(at - session.started))
+        session.last_number = max(session.last_number, req.request_number)
+        if req.verb is Verb.TERMINATE:
+            self.offline.pop(session.id)
+            await self._offline_close(session, now, end=at, result="ok", key=key)
+        else:
+            self.offline.touch(session, now + self.config.tcc)
+        return ChargingResult(outcome=Outcome.SUCCESS)
+
+    def _offline_session(self, req: ChargingRequest, at: float, now: float) -> Session:
+        return Session(
+            session_id=req.session_id, account=None, balance=None,
+            currency=self.config.currency, service=req.service, subscriber=req.subscriber,
+            destination=req.destination, origin=req.origin or req.subscriber,
+            peer_host=req.peer_host, peer_realm=req.peer_realm, deck=self.config.deck,
+            started=at, expires=now + self.config.tcc, offline=True, context=req.context)
+
+    async def _offline_close(self, session: Session, now: float, *, end: float, result: str,
+                             key: str) -> None:
+        self._closed_offline[session.id] = None
+        if len(self._closed_offline) > self.config.answer_cache_size:
+            self._closed_offline.popitem(last=False)
+        grant = session.grant(-1)
+        usage = grant.used_total if grant else 0
+        await self._offline_rate(session, usage, now, end=end, key=key, result=result)
+
+    async def _offline_rate(self, session: Session, usage: int, now: float, *, end: float,
+                            key: str, result: str) -> None:
+        service = session.service
+        rated = self._rate(session, service, usage, end) if usage > 0 else None
+        if session.account is None and session.subscriber:
+            session.account = await self.accounts.resolve(session.subscriber)
+        fields: dict[str, Any] = {
+            "type": "rated", "idem": key, "session": session.id,
+            "request": str(session.last_number), "service": service.value,
+            "usage": usage, "unit": SERVICE_UNIT[service].value,
+            "a": session.origin, "b": session.destination, "account": session.account,
+            "deck": session.deck, "start": int(session.started * 1_000_000),
+            "end": int(end * 1_000_000), "result": result,
+            "balance_effects": [], "holds": [],
+        }
+        if rated is not None:
+            fields.update(price=format_amount(rated.price), currency=rated.currency,
+                          deck_version=str(rated.deck_version), prefix=rated.prefix,
+                          destination=rated.destination)
+        elif usage > 0:
+            fields["result"] = "unrated"
+        else:
+            fields.update(price=format_amount(0), currency=session.currency)
+        await self.ledger.record(fields, now=now, wait=False)
+        self._count("offline_record")

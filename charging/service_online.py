@@ -1,0 +1,310 @@
+"""Online charging sessions (RFC 4006 §5, facts B5): INITIAL / UPDATE / TERMINATE, each slice
+(MSCC) committing its reported usage and reserving the next grant through the ledger.
+
+Part of :class:`charging.service.ChargingService` (see its module docstring for the rules).
+Every ledger op runs with ``wait=False``: records are enqueued, the caller of ``decide`` waits
+once for the durable mark (invariant 3). With the embedded store nothing here suspends.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from charging.requests import (
+    SERVICE_UNIT,
+    ChargingRequest,
+    ChargingResult,
+    Outcome,
+    ServiceUnits,
+    UnitKind,
+    UnitsResult,
+    Verb,
+)
+from charging.service_core import ServiceCore
+from charging.sessions import Grant, Session
+from charging.store.base import OpStatus
+
+
+class OnlineCharging(ServiceCore):
+    """INITIAL / UPDATE / TERMINATE of online sessions."""
+
+    # ------------------------------------------------------------------ INITIAL
+
+    async def _initial(self, req: ChargingRequest, key: str, now: float) -> ChargingResult:
+        existing = self.sessions.get(req.session_id)
+        if existing is not None:
+            # A new INITIAL for an open session id: treat it as an update of that session.
+            return await self._update(existing, req, key, now)
+        if len(self.sessions) >= self.config.max_sessions:
+            return ChargingResult(outcome=Outcome.UNABLE_TO_COMPLY, message="session limit")
+        found = await self._account(req.subscriber)
+        if isinstance(found, Outcome):
+            return ChargingResult(outcome=found, failed_field="Subscription-Id")
+        account, balance, currency = found
+        deck_of = getattr(self.rater, "deck", None)  # RatingEngine.deck(name).meta.currency
+        if deck_of is not None:
+            try:
+                deck_currency = deck_of(self.config.deck).meta.currency
+            except self.config.no_tariff_errors:
+                deck_currency = None  # no deck: the first price says RATING_FAILED
+            if deck_currency and deck_currency != currency:
+                # prices are in the deck's currency: never hold/debit them from another one
+                return ChargingResult(outcome=Outcome.RATING_FAILED,
+                                      failed_field="Subscription-Id",
+                                      message=f"deck currency {deck_currency} != balance "
+                                              f"currency {currency}")
+        session = Session(
+            session_id=req.session_id, account=account, balance=balance, currency=currency,
+            service=req.service, subscriber=req.subscriber, destination=req.destination,
+            origin=req.origin, peer_host=req.peer_host, peer_realm=req.peer_realm,
+            deck=self.config.deck, started=req.at or now, expires=now + self.config.tcc,
+            context=req.context,
+        )
+        result = await self._grant_all(session, req, key, now)
+        if result.outcome is Outcome.SUCCESS:
+            self.sessions.add(session)
+        else:
+            await self._release_all(session, now, reason=result.outcome.value, key=key)
+        return result
+
+    # ------------------------------------------------------------------ UPDATE / TERMINATE
+
+    def _end(self, session: Session) -> None:
+        """Forget a session that ends by a request (TERMINATE, failed UPDATE)."""
+        self.sessions.pop(session.id)
+        if session.killed is not None:
+            self._killed.pop(session.id, None)
+
+    async def _update(self, session: Session, req: ChargingRequest, key: str,
+                      now: float) -> ChargingResult:
+        session.last_number = max(session.last_number, req.request_number)
+        terminate = req.verb is Verb.TERMINATE
+        if terminate:
+            result = await self._grant_all(session, req, key, now, terminate=True)
+            self._end(session)
+            await self._release_all(session, now, reason="terminated", key=key)
+            return result
+        result = await self._grant_all(session, req, key, now)
+        if result.outcome is Outcome.SUCCESS:
+            self.sessions.touch(session, now + self.config.tcc)
+        else:
+            # RFC 4006 §7: UPDATE failed -> debit used units -> Idle.
+            self._end(session)
+            await self._release_all(session, now, reason=result.outcome.value, key=key)
+        return result
+
+    async def _grant_all(self, session: Session, req: ChargingRequest, key: str, now: float,
+                         *, terminate: bool = False) -> ChargingResult:
+        """Commit every reported usage and (unless terminating) reserve the next grants."""
+        slices = req.units or (ServiceUnits(requested=0 if req.verb is Verb.INITIAL else None),)
+        at = req.at or now
+        if len(slices) == 1:  # the common case: one MSCC (or command-level units)
+            r = await self._one_slice(session, req, slices[0], f"{key}:0", at, now, terminate)
+            results: tuple[UnitsResult, ...] = (r,)
+            outcome = r.outcome
+            final = r.final_unit
+        else:
+            parts = []
+            for i, su in enumerate(slices):
+                parts.append(await self._one_slice(session, req, su, f"{key}:{i}", at, now,
+                                                   terminate))
+            results = tuple(parts)
+            outcome = _combined(req, [r.outcome for r in results], terminate)
+            final = any(r.final_unit for r in results)
+        if outcome is not _SUCCESS and terminate and outcome is Outcome.CREDIT_LIMIT_REACHED:
+            outcome = _SUCCESS  # a final report always succeeds once committed
+        return ChargingResult(
+            outcome=outcome, units=results, currency=session.currency,
+            cost=session.cost_total,
+            validity_time=None if terminate else self.config.validity_time,
+            final_unit=final,
+            failed_field=None if outcome is _SUCCESS else "Multiple-Services-Credit-Control",
+        )
+
+    def _grant_of(self, session: Session, su: ServiceUnits) -> Grant:
+        """The slice's grant, created on its first request (its service and unit are fixed
+        then: later slices of the same rating group / service id are charged alike)."""
+        gkey = su.service_id if su.service_id is not None else (
+            su.rating_group if su.rating_group is not None else -1)
+        for g in session.grants:
+            if g.key == gkey:
+                return g
+        service = su.service or session.service
+        grant = Grant(gkey, service, UnitKind.MONEY if su.money else SERVICE_UNIT[service])
+        grant.rsvc = self._to_rating(service)
+        session.grants.append(grant)
+        return grant
+
+    def _rated_fields(self, session: Session, grant: Grant) -> dict[str, Any]:
+        """The constant journal fields of the grant's rated records (built once)."""
+        f = grant.fields
+        if f is None:
+            f = grant.fields = {
+                "session": session.id, "service": grant.svc, "unit": grant.unit.value,
+                "a": session.origin or session.subscriber, "b": session.destination,
+                "account": session.account, "deck": session.deck, "currency": session.currency,
+                "result": "ok", "start": int(session.started * 1_000_000)}
+        return f
+
+    async def _one_slice(self, session: Session, req: ChargingRequest, su: ServiceUnits,
+                         key: str, at: float, now: float, terminate: bool) -> UnitsResult:
+        grant = self._grant_of(session, su)
+        unit = grant.unit
+        money = unit is UnitKind.MONEY
+        # 1. Commit the reported usage (cumulative pricing, see module docstring); the commit
+        #    and the next reservation enqueue their records back to back (one group commit).
+        used_cost = 0
+        if su.used_present or su.used:
+            used = su.used if su.used > 0 else 0
+            before = grant.cost_total
+            total = before + used if money else self._cost(session, grant,
+                                                           grant.used_total + used)
+            if total is None:
+                return UnitsResult(outcome=Outcome.RATING_FAILED, rating_group=su.rating_group,
+                                   service_id=su.service_id, unit=unit)
+            used_cost = total - before if total > before else 0
+            fields = dict(self._rated_fields(session, grant))
+            fields["request"] = str(req.request_number)
+            fields["usage"] = used
+            fields["price"] = self._money_text(used_cost)
+            fields["end"] = int(at * 1_000_000)
+            if used and not money:
+                fields.update(self._tariff(session, grant))
+            op = await self._commit(session, grant, grant.held_n, used_cost, key, now, fields)
+            grant.used_total += used
+            grant.held = 0
+            grant.held_n = -1
+            grant.granted = 0
+            # book what was really debited (the credit limit may cut it)
+            used_cost = op.granted if op.status is _OK else 0
+            grant.cost_total = before + used_cost
+            self._count("commit")
+        requested = su.requested
+        # (killed after ASA 2001: commit what is reported, grant nothing new)
+        if terminate or session.killed is not None or (
+                requested is None and req.verb is not Verb.INITIAL):
+            if terminate:
+                return UnitsResult(outcome=_SUCCESS, used_cost=used_cost,
+                                   rating_group=su.rating_group, service_id=su.service_id,
+                                   unit=unit)
+            # No RSU: debit the USU, grant nothing new (RFC 4006 §5.1.2); after FUI the client
+            # reports with no rating AVPs and gets Validity-Time only (facts B5).
+            return UnitsResult(outcome=_SUCCESS, used_cost=used_cost,
+                               validity_time=self.config.validity_time if grant.final else None,
+                               rating_group=su.rating_group, service_id=su.service_id,
+                               unit=unit)
+        # 2. Reserve the next grant.
+        want = requested or self.config.default_quota[unit]
+        cap = self.config.max_quota[unit]
+        return await self._reserve(session, req, grant, want if want < cap else cap, key, now,
+                                   used_cost, su)
+
+    async def _commit(self, session: Session, grant: Grant, held_n: int, amount: int,
+                      key: str, now: float, fields: dict[str, Any]) -> Any:
+        """Debit *amount* against the grant's current hold (the rest is released), or a plain
+        partial debit when nothing is held (after FUI, or an unknown/expired hold)."""
+        assert session.account is not None and session.balance is not None
+        if held_n >= 0:
+            op = await self.ledger.commit(f"{key}:c", session.account, session.balance,
+                                          grant.hold_id(session.id, held_n), amount, now=now,
+                                          release_rest=True, fields=fields, wait=False)
+            if op.status is not OpStatus.UNKNOWN_RESERVATION:
+                return op
+        return await self.ledger.debit(f"{key}:d", session.account, session.balance, amount,
+                                       now=now, partial=True, fields=fields, wait=False)
+
+    async def _reserve(self, session: Session, req: ChargingRequest, grant: Grant, want: int,
+                       key: str, now: float, used_cost: int, su: ServiceUnits) -> UnitsResult:
+        """Reserve the next grant of *want* units: the price of the session's usage so far
+        plus *want*, minus the price of the usage so far (both rated at the session start)."""
+        assert session.account is not None and session.balance is not None
+        u = grant.used_total
+        money = grant.unit is UnitKind.MONEY
+        if money:
+            cost_u: int | None = grant.cost_total
+            cost_w: int | None = grant.cost_total + want
+        else:
+            cost_u = self._cost(session, grant, u)
+            cost_w = None if cost_u is None else self._cost(session, grant, u + want)
+        if cost_u is None or cost_w is None:
+            return self._units(Outcome.RATING_FAILED, grant, su, used_cost)
+        amount = cost_w - cost_u if cost_w > cost_u else 0
+        ttl = self.config.tcc + 60.0
+        final = False
+        # A hold moves no money: keep its record small (the journal is write-bandwidth bound).
+        fields: dict[str, Any] = {"session": session.id, "request": str(req.request_number),
+                                  "service": grant.svc, "price": self._money_text(amount)}
+        reservation = grant.hold_id(session.id, req.request_number)
+        op = await self.ledger.reserve(f"{key}:r", session.account, session.balance,
+                                       reservation, amount, ttl=ttl, now=now,
+                                       fields=fields, wait=False)
+        status = op.status
+        if status is OpStatus.INSUFFICIENT:
+            # Grant the most the balance allows, on increment boundaries (FUI TERMINATE).
+            available = await self._available(session.account, session.balance)
+            if money:
+                fit = min(want, available)
+            else:
+                try:
+                    total_units = self.rater.max_units(
+                        deck=session.deck, service=grant.rsvc,
+                        destination=session.destination or "", origin=session.origin,
+                        at=session.started, budget=available + cost_u)
+                except self.config.no_tariff_errors:
+                    return self._units(Outcome.RATING_FAILED, grant, su, used_cost)
+                fit = min(want, total_units - u)
+            if fit <= 0:
+                grant.final = True
+                return self._units(Outcome.CREDIT_LIMIT_REACHED, grant, su, used_cost)
+            if money:
+                amount = fit
+            else:
+                cost_f = self._cost(session, grant, u + fit)
+                if cost_f is None:
+                    # The tariff is gone (or the price no longer fits): never a free grant.
+                    return self._units(Outcome.RATING_FAILED, grant, su, used_cost)
+                amount = cost_f - cost_u if cost_f > cost_u else 0
+            fields["price"] = self._money_text(amount)
+            op = await self.ledger.reserve(f"{key}:rf", session.account, session.balance,
+                                           reservation, amount, ttl=ttl, now=now,
+                                           fields=fields, wait=False)
+            if not op.ok:
+                grant.final = True
+                return self._units(Outcome.CREDIT_LIMIT_REACHED, grant, su, used_cost)
+            want = fit
+            final = True
+        elif status is OpStatus.UNKNOWN_ACCOUNT:
+            return self._units(Outcome.USER_UNKNOWN, grant, su, used_cost)
+        elif status is not _OK:
+            return self._units(Outcome.CREDIT_LIMIT_REACHED, grant, su, used_cost)
+        grant.granted = want
+        grant.held = amount
+        grant.held_n = req.request_number
+        grant.final = final
+        self._count("reserve")
+        pct = self.config.quota_threshold_percent
+        return UnitsResult(
+            outcome=_SUCCESS, granted=want, final_unit=final, used_cost=used_cost,
+            validity_time=self.config.validity_time,
+            quota_holding_time=self.config.quota_holding_time,
+            quota_threshold=None if pct is None else want * pct // 100,
+            rating_group=su.rating_group, service_id=su.service_id, unit=grant.unit)
+
+    @staticmethod
+    def _units(outcome: Outcome, grant: Grant, su: ServiceUnits, used_cost: int) -> UnitsResult:
+        return UnitsResult(outcome=outcome, used_cost=used_cost, rating_group=su.rating_group,
+                           service_id=su.service_id, unit=grant.unit)
+
+_SUCCESS = Outcome.SUCCESS
+_OK = OpStatus.OK
+
+
+def _combined(req: ChargingRequest, outcomes: list[Outcome], terminate: bool) -> Outcome:
+    """The command-level outcome of several slices (per-MSCC codes carry the details)."""
+    if all(o is _SUCCESS for o in outcomes):
+        return _SUCCESS
+    if req.multiple_services and any(o is _SUCCESS for o in outcomes):
+        return _SUCCESS  # per-MSCC codes carry the failures
+    if req.multiple_services and not terminate and req.verb is Verb.UPDATE:
+        return _SUCCESS if len(outcomes) > 1 else outcomes[0]
+    return next(o for o in outcomes if o is not _SUCCESS)
