@@ -24,7 +24,7 @@ import functools
 import itertools
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from typing import Any, cast
 
 import structlog
 
@@ -35,6 +35,8 @@ from diameter.message import Message
 from mediation import avp_codes as C
 from mediation import rf, ro
 from mediation.metrics import Metrics
+from mediation.ro import OUTCOME_RESULT_CODE as OUTCOME_RC
+from mediation.ro_wire import CcaWriter
 from mediation.service_map import ServiceMap
 
 log = structlog.get_logger("icx.ro")
@@ -76,6 +78,7 @@ class ChargingAgent:
         self._split = (decide, mark, when_durable) if (
             decide is not None and mark is not None and when_durable is not None) else None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._cca = CcaWriter(origin_host, origin_realm)
 
     # ---------------------------------------------------------------- the responder
     def respond(self, request: Message, peer: Any) -> None:
@@ -142,8 +145,11 @@ class ChargingAgent:
         return _OUT_OF_SPACE if req.offline else _UNABLE
 
     def _answer_for(self, request: Message, req: ChargingRequest,
-                    result: ChargingResult) -> Message:
+                    result: ChargingResult) -> Message | bytes:
         if request.code == 272:
+            data = self._cca.encode(request, req, result)  # pre-encoded pieces
+            if data is not None:
+                return data
             return ro.result_to_cca(request, req, result, origin_host=self.origin_host,
                                     origin_realm=self.origin_realm)
         return rf.result_to_aca(request, result, origin_host=self.origin_host,
@@ -153,26 +159,32 @@ class ChargingAgent:
                  result: ChargingResult, t0: int, mark: bool = True) -> None:
         split = self._split
         if split is None or not mark:
-            self._reply(peer, request, self._answer_for(request, req, result), t0)
+            self._reply(peer, request, self._answer_for(request, req, result), t0,
+                        result.outcome)
             return
         pos = split[1]()  # read right after decide (before any other await): the contract
         answer = self._answer_for(request, req, result)
-        split[2](pos, functools.partial(self._durable, peer, request, req, answer, t0))
+        split[2](pos, functools.partial(self._durable, peer, request, req, answer, t0,
+                                        result.outcome))
 
-    def _durable(self, peer: Any, request: Message, req: ChargingRequest, answer: Message,
-                 t0: int, exc: BaseException | None) -> None:
+    def _durable(self, peer: Any, request: Message, req: ChargingRequest,
+                 answer: Message | bytes, t0: int, outcome: Outcome,
+                 exc: BaseException | None) -> None:
         if exc is not None:  # the group commit failed: nothing promised, answer 5012/4002
             log.error("journal_failed", session=req.session_id, error=repr(exc))
             result = _OUT_OF_SPACE if req.offline else _UNABLE
-            answer = self._answer_for(request, req, result)
-        self._reply(peer, request, answer, t0)
+            answer, outcome = self._answer_for(request, req, result), result.outcome
+        self._reply(peer, request, answer, t0, outcome)
 
-    def _reply(self, peer: Any, request: Message, answer: Message, t0: int) -> None:
-        rc = answer.find(C.RESULT_CODE)
+    def _reply(self, peer: Any, request: Message, answer: Message | bytes, t0: int,
+               outcome: Outcome | None = None) -> None:
         code = request.code
-        self.metrics.observe(CMD_NAMES.get(code) or str(code),
-                             rc.value if rc is not None else 0,  # type: ignore[arg-type]
-                             (_perf_ns() - t0) * 1e-9)
+        if outcome is not None:
+            rc: int = OUTCOME_RC[outcome]  # Ro and Rf share the one table
+        else:
+            found = cast(Message, answer).find(C.RESULT_CODE)
+            rc = int(found.value) if found is not None else 0
+        self.metrics.observe(CMD_NAMES.get(code) or str(code), rc, (_perf_ns() - t0) * 1e-9)
         peer.reply(request, answer, t0)
 
     async def handle(self, request: Message, peer: Any = None) -> Message:

@@ -302,7 +302,12 @@ _SUB_RANK = {C.SUB_E164: 0, C.SUB_IMSI: 1, C.SUB_SIP_URI: 2}  # preferred Subscr
 
 
 def _subscriber(msg: Message) -> str | None:
-    subs = msg.find_all(C.SUBSCRIPTION_ID)
+    return _subscriber_of(msg.find_all(C.SUBSCRIPTION_ID),
+                          msg.find(C.SERVICE_INFORMATION, C.V3GPP), msg.find(C.USER_NAME))
+
+
+def _subscriber_of(subs: list[Avp], service_information: Avp | None,
+                   user_name: Avp | None) -> str | None:
     best: tuple[int, str] | None = None
     for s in subs:
         kids = children(s)
@@ -313,15 +318,17 @@ def _subscriber(msg: Message) -> str | None:
         rank = _SUB_RANK.get(t if t is not None else -1, 3)
         if best is None or rank < best[0]:
             best = (rank, data)
+            if rank == 0:
+                break  # E.164 is the best rank; a later one never replaces it (strict <)
     if best is None:
         # Service-Information may carry Subscription-Id too (C3); else User-Name.
-        for s in every(children(msg.find(C.SERVICE_INFORMATION, C.V3GPP)), C.SUBSCRIPTION_ID):
+        for s in every(children(service_information), C.SUBSCRIPTION_ID):
             data = _str(first(children(s), C.SUBSCRIPTION_ID_DATA))
             if data:
                 best = (0, data)
                 break
     if best is None:
-        name = _str(msg.find(C.USER_NAME))
+        name = _str(user_name)
         return normalise_address(name) if name else None
     return normalise_address(best[1])
 
@@ -330,7 +337,12 @@ def parties(msg: Message, service: ServiceKind) -> tuple[str | None, str | None]
     """(origin, destination) used for pricing, per service (facts C3/C4):
     voice: IMS-Information Calling/Called-Party-Address; SMS: Recipient-Info/Recipient-Address/
     Address-Data; MMS: MMS-Information/Recipient-Address/Address-Data; data: the APN."""
-    si = children(msg.find(C.SERVICE_INFORMATION, C.V3GPP))
+    return _parties_of(msg.find(C.SERVICE_INFORMATION, C.V3GPP), service)
+
+
+def _parties_of(service_information: Avp | None,
+                service: ServiceKind) -> tuple[str | None, str | None]:
+    si = children(service_information)
     if not si:
         return None, None
     if service is ServiceKind.VOICE:
@@ -359,45 +371,81 @@ def parties(msg: Message, service: ServiceKind) -> tuple[str | None, str | None]
     return None, None
 
 
+# Top-level AVPs (vendor 0) ccr_to_request reads the first of, by slot.
+_TOP_SLOTS = {code: i for i, code in enumerate((
+    C.SESSION_ID, C.CC_REQUEST_TYPE, C.CC_REQUEST_NUMBER, C.SERVICE_CONTEXT_ID,
+    C.MULTIPLE_SERVICES_INDICATOR, C.REQUESTED_SERVICE_UNIT, C.SERVICE_IDENTIFIER,
+    C.REQUESTED_ACTION, C.ORIGIN_HOST, C.ORIGIN_REALM, C.EVENT_TIMESTAMP, C.TERMINATION_CAUSE,
+    C.USER_NAME))}
+_NO_TOP: tuple[Avp | None, ...] = (None,) * len(_TOP_SLOTS)
+
+
 def ccr_to_request(msg: Message, smap: ServiceMap) -> ChargingRequest:
     """Translate a CCR. Raises :class:`BadRequest` (5005/5004/5031 + Failed-AVP) when the
     request cannot be understood. Caller answers with :func:`result_to_cca` or
     :func:`error_cca`."""
-    sid_avp = msg.find(C.SESSION_ID)
+    # One pass over the top-level AVPs (first of each, every MSCC/USU/Subscription-Id) instead
+    # of a find() scan per field; members of Grouped AVPs are only read where needed.
+    top = list(_NO_TOP)
+    slot_of = _TOP_SLOTS.get
+    msccs: list[Avp] = []
+    usus: list[Avp] = []
+    subs: list[Avp] = []
+    si_avp = aoc_avp = None
+    for a in msg.avps:
+        code = a.code
+        vendor = a.vendor
+        if vendor == 0:
+            i = slot_of(code)
+            if i is not None:
+                if top[i] is None:
+                    top[i] = a
+            elif code == C.MULTIPLE_SERVICES_CREDIT_CONTROL:
+                msccs.append(a)
+            elif code == C.USED_SERVICE_UNIT:
+                usus.append(a)
+            elif code == C.SUBSCRIPTION_ID:
+                subs.append(a)
+        elif vendor == C.V3GPP:
+            if code == C.SERVICE_INFORMATION:
+                if si_avp is None:
+                    si_avp = a
+            elif code == C.AOC_REQUEST_TYPE and aoc_avp is None:
+                aoc_avp = a
+    (sid_avp, rtype_avp, number_avp, context_avp, msi_avp, rsu, service_id_avp, action_avp,
+     origin_host_avp, origin_realm_avp, timestamp_avp, cause_avp, user_name_avp) = top
     if sid_avp is None:
         raise missing(C.SESSION_ID)
     session_id = _str(sid_avp) or ""
-    rtype = _int(msg.find(C.CC_REQUEST_TYPE))
+    rtype = _int(rtype_avp)
     if rtype is None:
         raise missing(C.CC_REQUEST_TYPE)
-    number = _int(msg.find(C.CC_REQUEST_NUMBER))
+    number = _int(number_avp)
     if number is None:
         raise missing(C.CC_REQUEST_NUMBER)
     try:
         verb = Verb(rtype)
     except ValueError:
-        raise BadRequest(5004, msg.find(C.CC_REQUEST_TYPE), "bad CC-Request-Type") from None
-    context = _str(msg.find(C.SERVICE_CONTEXT_ID))
+        raise BadRequest(5004, rtype_avp, "bad CC-Request-Type") from None
+    context = _str(context_avp)
     if context is None:
         raise missing(C.SERVICE_CONTEXT_ID)
     base_service = smap.context_service(context)
     if base_service is None:
-        raise BadRequest(5031, msg.find(C.SERVICE_CONTEXT_ID), "unknown Service-Context-Id")
-    msccs = msg.find_all(C.MULTIPLE_SERVICES_CREDIT_CONTROL)
-    msi = _int(msg.find(C.MULTIPLE_SERVICES_INDICATOR), 0) == 1
+        raise BadRequest(5031, context_avp, "unknown Service-Context-Id")
+    msi = _int(msi_avp, 0) == 1
     slices: list[ServiceUnits] = [_slice(m, context, smap, base_service, verb) for m in msccs]
     if not slices:
         unit = SERVICE_UNIT[base_service]
-        rsu = msg.find(C.REQUESTED_SERVICE_UNIT)
         requested, rsu_present = _units(rsu, unit)
         used = 0
         present = False
-        for usu in msg.find_all(C.USED_SERVICE_UNIT):
+        for usu in usus:
             n, _ = _units(usu, unit)
             used += n or 0
             present = True
-        sid = _int(msg.find(C.SERVICE_IDENTIFIER))
-        money = _money_slice(rsu, msg.find_all(C.USED_SERVICE_UNIT))
+        sid = _int(service_id_avp)
+        money = _money_slice(rsu, usus)
         if money is not None:
             slices.append(ServiceUnits(service_id=sid, requested=money[0], used=money[1],
                                        used_present=money[2], service=base_service,
@@ -407,27 +455,26 @@ def ccr_to_request(msg: Message, smap: ServiceMap) -> ChargingRequest:
                                        requested=(requested or 0) if rsu_present else None,
                                        used=used, used_present=present, service=base_service))
     service = slices[0].service if slices and slices[0].service else base_service
-    origin, destination = parties(msg, service)
-    subscriber = _subscriber(msg)
+    origin, destination = _parties_of(si_avp, service)
+    subscriber = _subscriber_of(subs, si_avp, user_name_avp)
     action = None
     if verb is Verb.EVENT:
-        ra = _int(msg.find(C.REQUESTED_ACTION), 0)
+        ra = _int(action_avp, 0)
         try:
             action = EventAction(ra if ra is not None else 0)
         except ValueError:
-            raise BadRequest(5004, msg.find(C.REQUESTED_ACTION), "bad Requested-Action") \
-                from None
-    aoc = _int(msg.find(C.AOC_REQUEST_TYPE, C.V3GPP), 0)
-    origin_host = _str(msg.find(C.ORIGIN_HOST)) or ""
+            raise BadRequest(5004, action_avp, "bad Requested-Action") from None
+    aoc = _int(aoc_avp, 0)
+    origin_host = _str(origin_host_avp) or ""
     return ChargingRequest(
         verb=verb, session_id=session_id, request_number=number, service=service,
         subscriber=subscriber, destination=destination,
         origin=origin or subscriber, units=tuple(slices), multiple_services=msi or bool(msccs),
         action=action, idem_key=f"ro:{session_id}:{number}",
-        peer_host=origin_host, peer_realm=_str(msg.find(C.ORIGIN_REALM)) or "",
-        context=context, at=_time(msg.find(C.EVENT_TIMESTAMP)),
+        peer_host=origin_host, peer_realm=_str(origin_realm_avp) or "",
+        context=context, at=_time(timestamp_avp),
         want_cost=bool(aoc) or action is EventAction.PRICE_ENQUIRY,
-        termination_cause=_int(msg.find(C.TERMINATION_CAUSE)),
+        termination_cause=_int(cause_avp),
     )
 
 
