@@ -57,14 +57,23 @@ def check_invoice(inv: dict[str, Any], buckets: Buckets,
 
 
 def check_prepaid(inv: dict[str, Any], movements: dict[tuple[str, str, str], int]) -> list[str]:
-    """A prepaid partner's balance moved by exactly minus its billed usage in the period."""
+    """A prepaid partner's balance moved by exactly minus its billed usage in the period, in
+    EVERY currency (its records in another currency than the invoice's, and the balance they
+    debited, are checked in that currency: never skipped, never added across currencies)."""
     account = inv["partner"].get("prepaid_account")
     if not account:
         return []
-    moved = movements.get((account, inv["currency"], inv["period"]), 0)
-    billed = sum(parse_amount(line["source_amount"]) for line in inv["lines"]
-                 if line["section"] == "sell" and line["currency"] == inv["currency"])
-    if moved != -billed:
-        return [f"{inv['invoice_no']}: prepaid account {account} moved {moved} micro-units, "
-                f"billed usage {billed}"]
-    return []
+    billed: dict[str, int] = {}
+    for line in inv["lines"]:
+        if line["section"] == "sell" and line["kind"] not in _SYNTHETIC:
+            billed[line["currency"]] = (billed.get(line["currency"], 0)
+                                        + parse_amount(line["source_amount"]))
+    moved = {ccy: v for (acct, ccy, period), v in movements.items()
+             if acct == account and period == inv["period"]}
+    out = []
+    for ccy in sorted(set(billed) | set(moved) | {inv["currency"]}):
+        if moved.get(ccy, 0) != -billed.get(ccy, 0):
+            out.append(f"{inv['invoice_no']}: prepaid account {account} moved "
+                       f"{moved.get(ccy, 0)} micro-{ccy}, billed usage {billed.get(ccy, 0)} "
+                       f"micro-{ccy}")
+    return out

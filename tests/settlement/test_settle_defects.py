@@ -50,3 +50,36 @@ def test_a_late_record_converts_at_the_rate_of_its_closed_period(tmp_path: Path,
             adj["fx_date"], adj["exact"], adj["amount"]) == (
         "INV-2026-11-ATT-US", "2026-11", "10.00", "1.0850", "2026-10-23", "10.85", "10.85")
     assert dec["totals"]["receivable"] == "10.85"
+
+
+def _mvno(i: int, price: str, ccy: str, moved: str, moved_ccy: str) -> dict[str, Any]:
+    return rec(id=f"mv-{i}", start=T0 + i * 1_000_000, partner="mvno-uk", direction="sell",
+               deck="sell-mvno", destination="UK Mobile", price=price, currency=ccy,
+               account="partner:mvno-uk",
+               balance_effects=[{"account": "partner:mvno-uk", "balance": moved_ccy,
+                                 "currency": moved_ccy, "amount": moved}])
+
+
+@pytest.mark.parametrize("pure", [False, True])
+def test_prepaid_check_covers_records_in_another_currency(tmp_path: Path, pure: bool) -> None:
+    """mvno-uk is prepaid and invoiced in GBP. A 1.00 EUR call that debited only 0.50 EUR of
+    its account does not tie: the check looked at GBP only and passed (exit 0)."""
+    write_journal(str(tmp_path / "journal"), iter([
+        _mvno(1, "0.15", "GBP", "-0.15", "GBP"),  # ties in GBP
+        _mvno(2, "1.00", "EUR", "-0.50", "EUR"),  # does not tie in EUR
+    ]))
+    r = _settle(tmp_path, "--period", "2026-11", "--partner", "mvno-uk", pure=pure)
+    assert r.exit_code == 1
+    assert ("inconsistency: INV-2026-11-MVNO-UK: prepaid account partner:mvno-uk moved "
+            "-500000 micro-EUR, billed usage 1000000 micro-EUR") in r.stderr
+    assert "micro-GBP" not in r.stderr
+
+
+@pytest.mark.parametrize("pure", [False, True])
+def test_prepaid_check_passes_when_every_currency_ties(tmp_path: Path, pure: bool) -> None:
+    write_journal(str(tmp_path / "journal"), iter([
+        _mvno(1, "0.15", "GBP", "-0.15", "GBP"), _mvno(2, "1.00", "EUR", "-1.00", "EUR")]))
+    r = _settle(tmp_path, "--period", "2026-11", "--partner", "mvno-uk", "--json", pure=pure)
+    assert r.exit_code == 0, r.stderr
+    # 0.15 GBP + 1.00 EUR at the agreed EUR->GBP 0.8700 = 0.15 + 0.87
+    assert json.loads(r.stdout)["partners"][0]["receivable"] == "1.02"
