@@ -23,6 +23,11 @@ def report_html(summary: dict[str, Any], pairs: list[Any], disputes: list[dict[s
         f"({s['their_rows_outside_period']} outside the period). Tolerance: start and duration "
         f"&plusmn;{s['tolerance_seconds']} s, or {_e(s['tolerance_pct'])}% of duration and "
         f"amount.</p>",
+        f"<p>Amounts in {_e(s['currency'])}"
+        + "".join(f"; {_e(f['from'])}&rarr;{_e(f['to'])} {_e(f['rate'])} ({_e(f['date'])}, "
+                  f"{_e(f['source'])})" for f in s.get("fx", []))
+        + f". Durations are exact; billed {_e(s.get('duration_rounding', 'up'))} to "
+        f"{_e(s.get('billing_increment', 1))} s.</p>",
         "<table><tr><th>Class</th><th class=n>Calls</th><th class=n>Variance (ours - theirs)"
         "</th></tr>",
     ]

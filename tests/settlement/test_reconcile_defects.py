@@ -125,6 +125,8 @@ def test_reconcile_converts_a_mixed_currency_partner_file(tmp_path: Path) -> Non
     rows = (tmp_path / "o" / "2026-11" / "usco" / "RECON-2026-11-USCO.csv").read_text().splitlines()
     assert rows[0].endswith("our_source_amount,their_source_amount")
     assert rows[1].endswith(",1.085,1.085,0.00,60,60,0,1.00 EUR,1.00 EUR")
+    html = (tmp_path / "o" / "2026-11" / "usco" / "RECON-2026-11-USCO.html").read_text()
+    assert "Amounts in USD; EUR&rarr;USD 1.0850 (2026-10-23, agreement)." in html
 
 
 def test_reconcile_without_an_fx_rate_refuses_naming_both_currencies(tmp_path: Path) -> None:
