@@ -49,6 +49,9 @@ class DiameterSection:
     duplicate_cache_entries: int = field(default=100_000, metadata=check(in_range(1, 50_000_000)))
     # Empty = accept any peer; otherwise CER from others gets 3010 and a close.
     allowed_peers: tuple[str, ...] = ()
+    # One `diameter.request` log line per answered request (at INFO). Costs CPU per request
+    # at log_level "info"; false turns only this line off.
+    request_log: bool = True
 
 
 @dataclass(frozen=True, slots=True)
