@@ -43,7 +43,7 @@ from typing import Any
 
 from charging.money import MoneyError, Rounding, div_round, format_amount, parse_amount
 from settlement.config import CdrMapping, SettlementConfig
-from settlement.currency import Period, round_invoice, zone_of
+from settlement.currency import Period, is_currency, round_invoice, zone_of
 from settlement.disputes import open_disputes
 from settlement.fx import Conversion, FxError, convert, find_rate
 from settlement.writers import to_json, write_atomic
@@ -190,16 +190,16 @@ def read_partner_cdrs(path: Path, mapping: CdrMapping) -> list[Cdr]:
                     amount = parse_amount(row[mapping.amount].strip())
                 except MoneyError as exc:
                     raise CdrFileError(f"{path}:{line}: bad {mapping.amount}: {exc}") from exc
+            ccy = (row[mapping.currency].strip() or None) if mapping.currency else None
+            if ccy is not None and not is_currency(ccy):
+                raise CdrFileError(f"{path}:{line}: bad {mapping.currency} {ccy!r} "
+                                   "(an ISO 4217 code such as EUR)")
             out.append(Cdr(id=row[mapping.id] if mapping.id else f"line-{line}",
                            a=digits(row[mapping.a]), b=digits(row[mapping.b]), start_us=start,
-                           duration=duration, amount=amount,
-                           currency=(row[mapping.currency].strip() or None)
-                           if mapping.currency else None,
-                           line=line, billed=billed_seconds(duration, mapping.billing_increment,
-                                                            mapping.duration_rounding),
-                           source_amount=amount,
-                           source_currency=(row[mapping.currency].strip() or None)
-                           if mapping.currency else None))
+                           duration=duration, amount=amount, currency=ccy, line=line,
+                           billed=billed_seconds(duration, mapping.billing_increment,
+                                                 mapping.duration_rounding),
+                           source_amount=amount, source_currency=ccy))
     return out
 
 

@@ -257,3 +257,18 @@ def test_a_deck_only_record_of_a_shared_sell_deck_is_an_inconsistency(tmp_path: 
     assert rows["att-us"]["receivable"] == "0.00"  # not 1.09 USD of a call that is not theirs
     # orange-fr: its own 0.50 call + the 100.00 shortfall of its 50,000-minute commitment
     assert rows["orange-fr"]["receivable"] == "100.50"
+
+
+def test_a_partner_row_with_a_bad_currency_is_bad_input_exit_2(tmp_path: Path) -> None:
+    """An unreadable currency cell is the partner file's fault (file:line, exit 2), not a
+    missing FX rate of ours (exit 1)."""
+    cfg_file = tmp_path / "partners.toml"
+    _cfg(tmp_path)
+    write_journal(str(tmp_path / "journal"), iter(_ours("usco", 1)))
+    theirs = _csv(tmp_path, [("P0", "33610000000", "12125550100", T0 // S, 60, "1.085", "USD"),
+                             ("P1", "33610000001", "12125550100", T0 // S, 60, "1.085", "usd $")])
+    r = CliRunner(mix_stderr=False).invoke(
+        main, ["reconcile", "--partner", "usco", "--period", "2026-11", "--their-cdrs",
+               str(theirs), "--data-dir", str(tmp_path), "--partners", str(cfg_file)])
+    assert r.exit_code == 2
+    assert r.stderr == f"{theirs}:3: bad ccy 'usd $' (an ISO 4217 code such as EUR)\n"
