@@ -14,7 +14,7 @@ The converted amount is ``src_micros * rate`` rounded once, HALF_UP, to micro-un
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 
 from charging.money import Rounding, div_round
@@ -39,9 +39,16 @@ def find_rate(cfg: SettlementConfig, period: str, src: str, dst: str, fx_from: s
     if src == dst:
         return None
     if fx_rate and fx_from == dst:
-        r = Decimal(fx_rate)
-        if r > 0:
-            return Conversion(Decimal(1) / r, f"1/{fx_rate}", fx_date, "record")
+        try:
+            r = Decimal(fx_rate)
+        except InvalidOperation:
+            r = Decimal("NaN")
+        if not r.is_finite() or r <= 0:
+            # a rate that is no positive number (garbage, NaN, Infinity: 1/Infinity would
+            # convert every amount to 0) is an inconsistency, never a guess
+            raise FxError(f"record fx rate {fx_rate!r} ({fx_from}->{src}) is not a positive "
+                          "decimal")
+        return Conversion(Decimal(1) / r, f"1/{fx_rate}", fx_date, "record")
     agreed = cfg.fx_rate(period, src, dst)
     if agreed is not None:
         return Conversion(agreed.rate, _shown(cfg, period, src, dst), agreed.date, "agreement")

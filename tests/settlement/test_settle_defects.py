@@ -83,3 +83,19 @@ def test_prepaid_check_passes_when_every_currency_ties(tmp_path: Path, pure: boo
     assert r.exit_code == 0, r.stderr
     # 0.15 GBP + 1.00 EUR at the agreed EUR->GBP 0.8700 = 0.15 + 0.87
     assert json.loads(r.stdout)["partners"][0]["receivable"] == "1.02"
+
+
+@pytest.mark.parametrize("rate", ["Infinity", "abc", "0", "-1.08"])
+def test_a_record_fx_rate_that_is_no_positive_number_is_an_inconsistency(
+        tmp_path: Path, rate: str) -> None:
+    """att-us (USD) record priced in EUR "converted from USD": a record rate of Infinity made
+    1/Infinity = 0 (an OverflowError traceback), "abc" an InvalidOperation traceback, and 0
+    or a negative rate silently fell back to the period rate. Now: a named inconsistency."""
+    r = _att(1, T0)
+    r["fx"] = {"from": "USD", "to": "EUR", "rate": rate, "date": "2026-11-01"}
+    write_journal(str(tmp_path / "journal"), iter([r]))
+    res = _settle(tmp_path, "--period", "2026-11", "--partner", "att-us")
+    assert res.exit_code == 1
+    assert (f"inconsistency: partner 'att-us': record fx rate {rate!r} (USD->EUR) is not a "
+            "positive decimal") in res.stderr
+    assert "Traceback" not in res.stderr and "settle failed" not in res.stderr
