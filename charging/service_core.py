@@ -73,15 +73,36 @@ class ServiceCore:
         self._tariffs: dict[tuple[str, str, str], dict[str, str]] = {}
         self._texts: dict[int, str] = {}  # amount -> format_amount(amount)
         self._killed: dict[str, Session] = {}  # killed after ASA 2001, awaiting the CCR-T
+        self._accounts_seen: dict[str, tuple[str, str, str]] = {}  # see _account
+        cfg = self.config
+        self._quotas: dict[int, tuple[int, int]] = {  # id(UnitKind) -> (default, max) quota
+            id(u): (cfg.default_quota[u], cfg.max_quota[u]) for u in UnitKind
+            if u in cfg.default_quota and u in cfg.max_quota}
         self.counters: dict[str, int] = {}
 
     def _count(self, name: str) -> None:
         self.counters[name] = self.counters.get(name, 0) + 1
 
     async def _account(self, subscriber: str | None) -> tuple[str, str, str] | Outcome:
-        """(account, money balance id, currency) for a subscriber, or USER_UNKNOWN."""
+        """(account, money balance id, currency) for a subscriber, or USER_UNKNOWN.
+
+        Found answers are cached (bounded): the store has no operation that removes an
+        account or changes its set of balances (create_account refuses a different
+        definition), so the choice cannot go stale. Misses are not cached (an account may be
+        provisioned later)."""
         if not subscriber:
             return Outcome.USER_UNKNOWN
+        hit = self._accounts_seen.get(subscriber)
+        if hit is not None:
+            return hit
+        found = await self._account_lookup(subscriber)
+        if not isinstance(found, Outcome):
+            if len(self._accounts_seen) >= 65_536:
+                self._accounts_seen.clear()
+            self._accounts_seen[subscriber] = found
+        return found
+
+    async def _account_lookup(self, subscriber: str) -> tuple[str, str, str] | Outcome:
         account = await self.accounts.resolve(subscriber)
         if account is None:
             return Outcome.USER_UNKNOWN

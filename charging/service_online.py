@@ -194,8 +194,8 @@ class OnlineCharging(ServiceCore):
                                rating_group=su.rating_group, service_id=su.service_id,
                                unit=unit)
         # 2. Reserve the next grant.
-        want = requested or self.config.default_quota[unit]
-        cap = self.config.max_quota[unit]
+        default, cap = self._quotas[id(unit)]  # (by id: an Enum hashes in Python code)
+        want = requested or default
         return await self._reserve(session, req, grant, want if want < cap else cap, key, now,
                                    used_cost, su)
 

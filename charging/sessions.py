@@ -107,7 +107,10 @@ class Session:
 
     @property
     def cost_total(self) -> int:
-        return sum(g.cost_total for g in self.grants)
+        grants = self.grants
+        if len(grants) == 1:
+            return grants[0].cost_total
+        return sum(g.cost_total for g in grants)
 
     def grant(self, key: int) -> Grant | None:
         for g in self.grants:

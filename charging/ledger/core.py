@@ -29,7 +29,9 @@ from typing import Any
 from charging.journal import Journal, JournalError, JournalReader, Position
 from charging.journal.records import RecordIds, account_record, amount_text, op_record
 from charging.ledger import recovery
-from charging.store.base import AccountKind, BalanceKind, BalanceSpec, OpResult
+from charging.store.base import AccountKind, BalanceKind, BalanceSpec, OpResult, OpStatus
+
+_OK = OpStatus.OK
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +166,7 @@ class Ledger:
             res = await call
             if res.replayed:
                 group = None
-            elif res.ok or res.effects or res.holds:
+            elif res.status is _OK or res.effects or res.holds:
                 try:
                     rec = op_record(op=op, result=res, record_id=self._ids.next(),
                                     ts_us=int(now * 1_000_000), meta=self._meta_of,
@@ -192,7 +194,13 @@ class Ledger:
             await group
             self._after(res, now, account, seq)
         elif self.embedded and not res.low_balance:
-            self._after(res, now, account, seq)  # nothing in it depends on durability
+            # _after's embedded part inline (nothing in it depends on durability)
+            stats = self.stats
+            stats["ops"] += 1
+            stats["journaled"] += 1
+            self._since_snapshot += 1
+            if self.snapshot_dir is not None and self._snapshot_task is None:
+                self._maybe_snapshot()
         else:
             # Redis confirmations and low-balance events only once the record is durable.
             group.add_done_callback(lambda f: None if f.cancelled() or f.exception()
@@ -218,10 +226,14 @@ class Ledger:
                 self._emit(LowBalance(first.account, first.balance, res.available_after,
                                       res.key, int(now * 1_000_000)))
         self._since_snapshot += 1
-        if (self.snapshot_dir is not None and self.embedded and self._snapshot_task is None
-                and self._failed is None
-                and (self._since_snapshot >= self.snapshot_records
-                     or time.monotonic() - self._last_snapshot >= self.snapshot_seconds)):
+        if self.snapshot_dir is not None and self.embedded and self._snapshot_task is None:
+            self._maybe_snapshot()
+
+    def _maybe_snapshot(self) -> None:
+        """Start a snapshot job when one is due (by records or by time)."""
+        if self._failed is None and (
+                self._since_snapshot >= self.snapshot_records
+                or time.monotonic() - self._last_snapshot >= self.snapshot_seconds):
             self._snapshot_task = asyncio.ensure_future(self._snapshot_job())
 
     def _emit(self, event: LowBalance) -> None:
