@@ -41,7 +41,23 @@ def _period(text: str) -> Period:
         sys.exit(2)
 
 
+class _NoBar:
+    """Stands in for the rich bar when stderr is no terminal (a disabled rich Progress still
+    wrote a blank line to stderr when it stopped)."""
+
+    def __enter__(self) -> _NoBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def advance(self, task: Any, n: float = 1) -> None:
+        return None
+
+
 def _progress_bar(total: int, label: str) -> Any:
+    if not sys.stderr.isatty():
+        return _NoBar(), 0
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 

@@ -99,3 +99,15 @@ def test_a_record_fx_rate_that_is_no_positive_number_is_an_inconsistency(
     assert (f"inconsistency: partner 'att-us': record fx rate {rate!r} (USD->EUR) is not a "
             "positive decimal") in res.stderr
     assert "Traceback" not in res.stderr and "settle failed" not in res.stderr
+
+
+def test_settle_json_leaves_stderr_empty_when_it_is_no_terminal(tmp_path: Path) -> None:
+    """A disabled progress bar still wrote a blank line to stderr (a log file got one per
+    run); `settle generate` wrote it too."""
+    r = CliRunner(mix_stderr=False).invoke(
+        main, ["settle", "generate", "--period", "2026-11", "--records", "10", "--data-dir",
+               str(tmp_path), "--partners", str(DEMO)])
+    assert r.exit_code == 0 and r.stderr == ""
+    r = _settle(tmp_path, "--period", "2026-11", "--partner", "orange-fr", "--json")
+    assert r.exit_code == 0 and r.stderr == ""
+    assert json.loads(r.stdout)["records_read"] == 10
