@@ -52,11 +52,11 @@ def test_generated_traffic_same_calls(tmp_path: Path) -> None:
     gen = TrafficGenerator(NOV, seed=5, node="g5")
     write_journal(str(tmp_path / "j"), gen.records(4000), segment_bytes=256 << 10)
     assert len(JournalReader(tmp_path / "j").segments()) > 2
-    for direction in ("any", "sell", "buy"):
-        for service in ("voice", "sms", "any"):
-            pure, comp = both(tmp_path / "j", direction=direction, service=service)
-            assert pure == comp
+    for direction, service in (("any", "any"), ("sell", "sms"), ("buy", "voice")):
+        pure, comp = both(tmp_path / "j", direction=direction, service=service)
+        assert pure == comp
     pure, comp = both(tmp_path / "j")
+    assert pure == comp
     assert len(pure) > 1000  # orange-fr voice: top-level records and hub legs
 
 

@@ -81,7 +81,7 @@ def test_engine_prices_an_absurd_rate_exactly_with_the_compiled_index(tmp_path: 
                        usage=usage).price == want
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(rate=BIG, first=BIG, a=st.integers(1, 2**31 - 1), b=st.integers(1, 2**31 - 1),
        unit=st.sampled_from([1, 60, 1_000_000, 2**31 - 1]), fee=BIG, minc=BIG,
        usages=st.lists(st.one_of(st.integers(-2, 2**40), BIG), min_size=1, max_size=8))
