@@ -233,8 +233,9 @@ class ChargingService(OnlineCharging, EventsAndOffline, ServiceCore):
         if session is not None and req.verb is not Verb.EVENT and not req.offline:
             if session.answer is not None and session.answer_n != req.request_number:
                 # the previous answer moves to the global cache under its own key
-                self._answers[self._key_of(req, session.answer_n)] = session.answer
+                self._answers[session.answer_key] = session.answer
             session.answer_n, session.answer = req.request_number, result
+            session.answer_key = key
         else:
             self._answers[key] = result
         answers = self._answers
@@ -242,9 +243,3 @@ class ChargingService(OnlineCharging, EventsAndOffline, ServiceCore):
         while excess > 0:  # FIFO eviction, oldest first
             answers.popitem(last=False)
             excess -= 1
-
-    @staticmethod
-    def _key_of(req: ChargingRequest, number: int) -> str:
-        """The idempotency key the agent would give request *number* of this session."""
-        prefix = req.idem_key.rsplit(":", 1)[0] if req.idem_key else req.session_id
-        return f"{prefix}:{number}"

@@ -54,7 +54,8 @@ class Session:
 
     __slots__ = ("id", "account", "balance", "currency", "service", "subscriber", "destination",
                  "origin", "peer_host", "peer_realm", "deck", "started", "expires", "last_number",
-                 "grants", "offline", "seen", "context", "answer_n", "answer", "killed")
+                 "grants", "offline", "seen", "context", "answer_n", "answer", "answer_key",
+                 "killed")
 
     def __init__(
         self,
@@ -96,6 +97,7 @@ class Session:
         self.context = context
         self.answer_n = -1  # CC-Request-Number of the last answered request
         self.answer: Any = None  # its ChargingResult (retransmits get it back)
+        self.answer_key = ""  # its idempotency key (where the answer moves when replaced)
         # Operator kill answered ASA 2001: when the service releases the hold itself if no
         # CCR-T comes first (epoch seconds); None = not killed.
         self.killed: float | None = None
