@@ -203,3 +203,41 @@ def test_icx_reconcile_takes_the_compiled_path_with_the_same_report(tmp_path: Pa
     assert docs[1].pop("fast_path") is False  # cython_ext.load honours the variable per call
     assert docs[0] == docs[1] and files[0] == files[1]
     assert docs[0]["counts"]["exact"] > 500
+
+
+def test_select_calls_survives_mutated_payloads() -> None:
+    """Fuzz: CRC-valid frames whose msgpack payload is mutated (bytes changed, dropped,
+    inserted, cut) give a result or, for invalid UTF-8 in a selected record's text, the same
+    UnicodeDecodeError msgpack raises: never a crash or another error."""
+    import random
+    import struct
+    import zlib
+
+    import msgpack
+
+    mod = cython_ext.load("settle_agg")
+    if mod is None:
+        pytest.skip("cython_ext.settle_agg not built or disabled")
+    base = msgpack.packb(rec(id="x"))
+    rng = random.Random(7)
+    header = b"ICXJ\x00\x01" + bytes(10)
+    for _ in range(20_000):
+        b = bytearray(base)
+        for _ in range(rng.randint(1, 6)):
+            op = rng.random()
+            if op < 0.5:
+                b[rng.randrange(len(b))] = rng.randrange(256)
+            elif op < 0.75 and len(b) > 2:
+                del b[rng.randrange(len(b))]
+            else:
+                b.insert(rng.randrange(len(b)), rng.randrange(256))
+        if rng.random() < 0.1:
+            b = b[:rng.randrange(len(b))]
+        frame = (header + b"\xce" + struct.pack(">I", len(b)) + b"\xce"
+                 + struct.pack(">I", zlib.crc32(b)) + bytes(b))
+        try:
+            end, problem, fast, slow = mod.select_calls(frame, 16, 1 << 24, b"orange-fr",
+                                                        [("sell-eu", "sell")], "any", 0, 2**62)
+        except UnicodeDecodeError:
+            continue
+        assert end == len(frame) and problem is None and len(fast) + len(slow) <= 1
