@@ -141,29 +141,24 @@ class Ledger:
         raise JournalError("journal failed: refusing money operations until restart")
 
     async def _run(self, op: str, account: str, balance: str,
-                   call: Awaitable[OpResult], now: float,
+                   call: Callable[[], Awaitable[OpResult]], now: float,
                    fields: dict[str, Any] | None, wait: bool = True) -> OpResult:
-        """One store op (*call*: the store's awaitable, not awaited yet) + its journal enqueue,
-        back to back. ``wait``: return only once the record is durable; ``wait=False``:
-        return as soon as it is enqueued -- the CALLER must then wait for ``position`` to be
-        durable before answering (invariant 3)."""
+        """One store op + its journal enqueue, back to back. *call* makes the store's
+        awaitable and is called only after the checks below: the compiled embedded store runs
+        the op when called, not when awaited. ``wait``: return only once the record is
+        durable; ``wait=False``: return as soon as it is enqueued -- the CALLER must then wait
+        for ``position`` to be durable before answering (invariant 3)."""
         journal = self.journal
-        try:
-            if self._pause is not None:
-                await self._pause.wait()
-            if self._failed is not None or journal.failed:
-                # Never move money we cannot journal (the embedded store would diverge).
-                self._refuse()
-            if (account, balance) not in self._meta:  # cached after an account's first op
-                await self._ensure_meta(account, balance)
-        except BaseException:
-            close = getattr(call, "close", None)  # a coroutine never started: nothing moved
-            if close is not None:
-                close()
-            raise
+        if self._pause is not None:
+            await self._pause.wait()
+        if self._failed is not None or journal.failed:
+            # Never move money we cannot journal (the embedded store would diverge).
+            self._refuse()
+        if (account, balance) not in self._meta:  # cached after an account's first op
+            await self._ensure_meta(account, balance)
         self._inflight += 1
         try:
-            res = await call
+            res = await call()
             if res.replayed:
                 group = None
             elif res.status is _OK or res.effects or res.holds:
@@ -249,7 +244,7 @@ class Ledger:
                       fields: dict[str, Any] | None = None, wait: bool = True) -> OpResult:
         """Hold ``amount``; journaled as a ``hold`` record. See BalanceStore.reserve.
         ``wait=False`` (every money op): see :meth:`_run` -- the caller waits for durability."""
-        return await self._run("reserve", account, balance, self.store.reserve(
+        return await self._run("reserve", account, balance, lambda: self.store.reserve(
             key, account, balance, reservation, amount, ttl=ttl, now=now, partial=partial),
             now, fields, wait)
 
@@ -257,30 +252,30 @@ class Ledger:
                      *, now: float, release_rest: bool = True,
                      fields: dict[str, Any] | None = None, wait: bool = True) -> OpResult:
         """Debit ``used`` against a reservation; journaled as ``rated``."""
-        return await self._run("commit", account, balance, self.store.commit(
+        return await self._run("commit", account, balance, lambda: self.store.commit(
             key, account, balance, reservation, used, now=now, release_rest=release_rest),
             now, fields, wait)
 
     async def release(self, key: str, account: str, balance: str, reservation: str, *,
                       now: float, fields: dict[str, Any] | None = None,
                       wait: bool = True) -> OpResult:
-        return await self._run("release", account, balance, self.store.release(
+        return await self._run("release", account, balance, lambda: self.store.release(
             key, account, balance, reservation, now=now), now, fields, wait)
 
     async def debit(self, key: str, account: str, balance: str, amount: int, *, now: float,
                     partial: bool = False, fields: dict[str, Any] | None = None,
                     wait: bool = True) -> OpResult:
-        return await self._run("debit", account, balance, self.store.debit(
+        return await self._run("debit", account, balance, lambda: self.store.debit(
             key, account, balance, amount, now=now, partial=partial), now, fields, wait)
 
     async def refund(self, key: str, account: str, balance: str, amount: int, *, now: float,
                      fields: dict[str, Any] | None = None, wait: bool = True) -> OpResult:
-        return await self._run("refund", account, balance, self.store.refund(
+        return await self._run("refund", account, balance, lambda: self.store.refund(
             key, account, balance, amount, now=now), now, fields, wait)
 
     async def topup(self, key: str, account: str, balance: str, amount: int, *, now: float,
                     fields: dict[str, Any] | None = None, wait: bool = True) -> OpResult:
-        return await self._run("topup", account, balance, self.store.topup(
+        return await self._run("topup", account, balance, lambda: self.store.topup(
             key, account, balance, amount, now=now), now, fields, wait)
 
     async def record(self, fields: dict[str, Any], *, now: float, wait: bool = True) -> None:

@@ -31,6 +31,9 @@ def test_an_op_the_journal_cannot_take_fails_the_ledger_closed(tmp_path: Path) -
                      lambda: ledger.topup("t1", "a1", "EUR", 1, now=T0, wait=False)):
             with pytest.raises(JournalError):
                 await call()
+        view = await ledger.store.get("a1")  # refused before the store was touched
+        assert view is not None and view.balances[0].amount == 10_000_000 - 300_000
+        assert view.balances[0].reserved == 0
         assert await ledger.snapshot() is None  # never a snapshot of the diverged store
         assert await ledger.expire(T0 + 10_000) == 0
         await ledger.close()
