@@ -78,6 +78,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         cfg = make_config(tmp, free_port(), free_port())
         if not args.fsync:
             cfg.write_text(cfg.read_text().replace("fsync = true", "fsync = false", 1))
+        if args.no_request_log:
+            cfg.write_text(cfg.read_text().replace("request_log = true", "request_log = false",
+                                                   1))
         settings = load_settings(cfg)
         app = await build_charging(settings, tmp / "data", admin=False)
         server = wiring.build_server(settings, app.agent.handle, responder=app.agent.respond)
@@ -176,7 +179,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 "cpu_us_median_window": round(sorted(windows)[len(windows) // 2] * 1e3, 1)
                 if windows else None,
                 "rate_wall": round(answered / wall), "rate_cpu": round(answered / cpu),
-                "codes": codes, "fsync": args.fsync}
+                "codes": codes, "fsync": args.fsync, "log_level": args.log_level,
+                "request_log": not args.no_request_log}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -187,12 +191,17 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=256)
     ap.add_argument("--fsync", action="store_true")
     ap.add_argument("--profile", default="")
+    ap.add_argument("--log-level", default="warning",
+                    help="info: measure with the per-request diameter.request line (JSON "
+                         "lines on stderr)")
+    ap.add_argument("--no-request-log", action="store_true",
+                    help="[diameter] request_log = false")
     args = ap.parse_args()
     import uvloop
 
     uvloop.install()
     from icx import logging_setup
-    logging_setup.configure("json", "warning")
+    logging_setup.configure("json", args.log_level)
     print(json.dumps(asyncio.run(run(args))))
 
 

@@ -189,6 +189,9 @@ def main() -> None:
                    baseline_latency_ms=base["latency_ms"],
                    server_cpu_us=peak.get("server_cpu_us"),
                    baseline_cpu_us=base.get("server_cpu_us"),
+                   # the load harness's own CPU per request (its worker processes)
+                   client_cpu_us=peak.get("client_cpu_us"),
+                   baseline_client_cpu_us=base.get("client_cpu_us"),
                    load_average=round(os.getloadavg()[0], 2))
         out["paced"]["server_cpu_us"] = paced.get("server_cpu_us")
         # 4. Redis store

@@ -54,6 +54,8 @@ class PeerConfig:
     # Check every application request against the dictionary grammar before the handler sees
     # it (RFC 6733 §7 error answers). Base requests (CER/DWR/DPR) are always checked.
     validate_requests: bool = True
+    # The adapter logs one `diameter.request` line per answered request (when INFO is on).
+    log_requests: bool = True
 
     def local_applications(self) -> frozenset[int]:
         """Every application id we support (auth, acct and vendor-specific)."""

@@ -83,6 +83,7 @@ class PeerProtocol(asyncio.Protocol):
         self.role = role
         self.handler = handler
         self.responder = responder
+        self._log_requests = config.log_requests
         self.conn: PeerConnection | None = None
         self.transport: asyncio.Transport | None = None
         self.remote_address: Any = None
@@ -209,7 +210,7 @@ class PeerProtocol(asyncio.Protocol):
             ans.hop_by_hop = request.hop_by_hop
             ans.end_to_end = request.end_to_end
             conn.send_answer(ans, self._loop.time())
-        if _log_enabled(_INFO):
+        if self._log_requests and _log_enabled(_INFO):
             self._log_request(request, answer, t0_ns)
         if not self._in_handle and not self._flush_armed:
             self._flush_armed = True

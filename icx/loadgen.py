@@ -30,10 +30,12 @@ from icx.diameter_client import (
     data_info,
     mscc,
     sms_info,
+    utf8_avp,
     voice_info,
 )
 
 KINDS = ("voice", "data", "sms")
+DEST_POOL = 64  # distinct called numbers per worker (templates are cached per number)
 CONTEXTS = {"voice": "32260@3gpp.org", "data": "32251@3gpp.org", "sms": "32274@3gpp.org"}
 
 
@@ -58,10 +60,11 @@ class LoadConfig:
 
 
 class _Session:
-    __slots__ = ("kind", "sid", "step", "steps", "tpl", "peer")
+    __slots__ = ("kind", "sid", "sid_avp", "step", "steps", "tpl", "peer")
 
     def __init__(self, kind: str, sid: str, steps: int, tpl: CcrTemplate,
                  peer: ClientPeer) -> None:
+        self.sid_avp = utf8_avp(263, sid)  # Session-Id, encoded once per session
         self.peer = peer  # its Origin-Host is in the template: (Origin-Host, E2E) must be
         # unique, so a session's requests always go out on its own connection
         self.kind = kind
@@ -71,14 +74,14 @@ class _Session:
         self.tpl = tpl
 
 
-def _tail(s: _Session, updates: int) -> tuple[int, int, list[Any]]:
-    """(CC-Request-Type, CC-Request-Number, variable AVPs) of the session's next request."""
-    if s.kind == "sms":
+def tail_for(kind: str, n: int, updates: int) -> tuple[int, int, list[Any]]:
+    """(CC-Request-Type, CC-Request-Number, variable AVPs) of request *n* of a *kind*
+    session: I, U x *updates*, T (an SMS is one EVENT)."""
+    if kind == "sms":
         return 4, 0, [A("Requested-Action", 0),
                       A("Requested-Service-Unit", [A("CC-Service-Specific-Units", 1)])]
-    unit, amount, rg = (("CC-Time", 60, 100) if s.kind == "voice"
+    unit, amount, rg = (("CC-Time", 60, 100) if kind == "voice"
                         else ("CC-Total-Octets", 1_000_000, 1))
-    n = s.step
     if n == 0:
         return 1, 0, [A("Multiple-Services-Indicator", 1), mscc(rg, rsu=(unit, amount))]
     if n <= updates:
@@ -103,6 +106,15 @@ async def _worker(cfg: LoadConfig, index: int, nconn: int, sessions: int,
     rate = cfg.rate / cfg.processes if cfg.rate else 0.0
     inflight = [0]
     done = asyncio.get_running_loop().create_future()
+    # Everything constant is encoded once: the tail of each (kind, step), the template of
+    # each (connection, kind, subscriber, destination); destinations come from a small pool.
+    tails: dict[tuple[str, int], tuple[int, int, bytes]] = {}
+    for kind in KINDS:
+        for n in range(1 if kind == "sms" else cfg.updates + 2):
+            rtype, number, avps = tail_for(kind, n, cfg.updates)
+            tails[kind, n] = (rtype, number, b"".join(a.encode() for a in avps))
+    dests = [f"4179{rnd.randrange(10**7):07d}" for _ in range(DEST_POOL)]
+    templates: dict[tuple[int, str, str, int], CcrTemplate] = {}
 
     def new_session() -> _Session | None:
         if sessions and counters["sessions"] >= sessions:
@@ -110,16 +122,22 @@ async def _worker(cfg: LoadConfig, index: int, nconn: int, sessions: int,
         counters["sessions"] += 1
         kind = mix[next(seq) % len(mix)]
         sub = str(cfg.first_subscriber + rnd.randrange(cfg.subscribers))
-        peer = peers[counters["sessions"] % len(peers)]
-        if kind == "voice":
-            extra = [voice_info(sub, f"4179{rnd.randrange(10**7):07d}")]
-        elif kind == "sms":
-            extra = [sms_info(f"4179{rnd.randrange(10**7):07d}")]
-        else:
-            extra = [data_info("internet")]
-        tpl = CcrTemplate(origin_host=peer.origin_host, origin_realm="icx.test",
-                          dest_realm=cfg.dest_realm, context=CONTEXTS[kind], subscriber=sub,
-                          extra=extra)
+        pi = counters["sessions"] % len(peers)
+        peer = peers[pi]
+        di = rnd.randrange(DEST_POOL) if kind != "data" else 0
+        key = (pi, kind, sub, di)
+        tpl = templates.get(key)
+        if tpl is None:
+            if kind == "voice":
+                extra = [voice_info(sub, dests[di])]
+            elif kind == "sms":
+                extra = [sms_info(dests[di])]
+            else:
+                extra = [data_info("internet")]
+            tpl = templates[key] = CcrTemplate(
+                origin_host=peer.origin_host, origin_realm="icx.test",
+                dest_realm=cfg.dest_realm, context=CONTEXTS[kind], subscriber=sub,
+                extra=extra)
         steps = 1 if kind == "sms" else cfg.updates + 2
         return _Session(kind, f"{peer.origin_host};{index};{next(seq)}", steps, tpl, peer)
 
@@ -129,8 +147,8 @@ async def _worker(cfg: LoadConfig, index: int, nconn: int, sessions: int,
             counters["starved"] += 1
             return False
         s: _Session = picked
-        rtype, number, tail = _tail(s, cfg.updates)
-        body = s.tpl.body(s.sid, rtype, number, tail)
+        rtype, number, tail = tails[s.kind, s.step]
+        body = s.tpl.body_bytes(s.sid_avp, rtype, number, tail)
         t0 = time.perf_counter()
 
         def on_answer(raw: bytes, rc: int) -> None:
@@ -153,6 +171,7 @@ async def _worker(cfg: LoadConfig, index: int, nconn: int, sessions: int,
 
     closed_loop = rate == 0
     stopping = [False]
+    cpu0 = time.process_time()
     start = time.perf_counter()
     last_report = start
     if closed_loop:
@@ -185,10 +204,11 @@ async def _worker(cfg: LoadConfig, index: int, nconn: int, sessions: int,
         except TimeoutError:
             pass
     timeouts = inflight[0]
+    cpu = time.process_time() - cpu0
     for p in peers:
         await p.close()
     return {"latencies": lat.tobytes(), "codes": codes, "elapsed": elapsed,
-            "timeouts": timeouts, **counters}
+            "timeouts": timeouts, "cpu": cpu, **counters}
 
 
 def _run_worker(cfg: LoadConfig, index: int, nconn: int, sessions: int, queue: Any) -> None:
@@ -258,7 +278,9 @@ def run_load(cfg: LoadConfig) -> dict[str, Any]:
     codes: dict[int, int] = {}
     totals = {"sent": 0, "answered": 0, "sessions": 0, "timeouts": 0}
     elapsed = 0.0
+    client_cpu = 0.0
     for r in results.values():
+        client_cpu += r.get("cpu", 0.0)
         a = array("d")
         a.frombytes(r["latencies"])
         lat.extend(a)
@@ -281,6 +303,9 @@ def run_load(cfg: LoadConfig) -> dict[str, Any]:
                        (("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p999", 0.999))},
         "connections": cfg.connections, "processes": procs, "mix": list(cfg.mix),
         "updates": cfg.updates, "worker_errors": errors,
+        # the harness's own CPU per answered request (all worker processes): what it would
+        # take from a core the server shares
+        "client_cpu_us": round(client_cpu / answered * 1e6, 1) if answered else None,
     }
 
 

@@ -72,6 +72,7 @@ def peer_config(settings: Settings, *, origin_state_id: int | None = None) -> Pe
         max_inflight=d.max_inflight_per_peer,
         duplicate_cache_seconds=d.duplicate_cache_seconds,
         duplicate_cache_entries=d.duplicate_cache_entries,
+        log_requests=d.request_log,
     )
 
 

@@ -6,9 +6,13 @@ Result-Code, achieved rate, latency p50/p90/p99/p999 (ms).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import subprocess
 import sys
+from pathlib import Path
+from typing import Any
 
 import click
 
@@ -43,9 +47,13 @@ def bench() -> None:
               help="FIRST:COUNT of subscriber MSISDNs to charge.")
 @click.option("--realm", default="icx.local", show_default=True, help="Destination-Realm.")
 @click.option("--quiet", is_flag=True, help="No progress line.")
+@click.option("--ceiling", is_flag=True,
+              help="First run the same load against a minimal Python CCA responder "
+                   "(benchmarks/_ro_responder.py, started here): the harness's ceiling, "
+                   "reported as 'ceiling' next to the result.")
 def diameter(host: str, port: int, connections: int, sessions: int, updates: int, rate: float,
              duration: float, mix: str, processes: int, window: int, subscribers: str,
-             realm: str, quiet: bool) -> None:
+             realm: str, quiet: bool, ceiling: bool) -> None:
     """Drive a Diameter Ro server (this one, or any OCS at --host/--port)."""
     kinds = tuple(k.strip() for k in mix.split(",") if k.strip())
     bad = [k for k in kinds if k not in KINDS]
@@ -66,15 +74,47 @@ def diameter(host: str, port: int, connections: int, sessions: int, updates: int
                      updates=updates, rate=rate, duration=duration, mix=kinds, processes=procs,
                      window=window, first_subscriber=first, subscribers=count, dest_realm=realm,
                      progress=not quiet)
+    if ceiling and not (_ROOT / "benchmarks" / "_ro_responder.py").exists():
+        click.echo("--ceiling:1: needs benchmarks/_ro_responder.py (run from the repository)",
+                   err=True)
+        sys.exit(2)
     try:
+        top = _ceiling(cfg) if ceiling else None
         out = run_load(cfg)
-    except (OSError, ConnectionError) as exc:
+    except (OSError, ConnectionError, RuntimeError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
+    if top is not None:
+        out["ceiling"] = {"name": "minimal Python CCA responder", "value": top["value"],
+                          "latency_ms": top["latency_ms"],
+                          "client_cpu_us": top.get("client_cpu_us")}
+        out["ceiling_ratio"] = round(out["value"] / top["value"], 3) if top["value"] else None
     click.echo(json.dumps(out))
     if out["worker_errors"] and not out["requests"]:
         click.echo(f"error: {out['worker_errors'][0]}", err=True)
         sys.exit(1)
+
+
+_ROOT = Path(__file__).resolve().parents[2]  # the repository checkout (benchmarks/ beside icx/)
+
+
+def _ceiling(cfg: LoadConfig) -> dict[str, Any]:
+    """The same load against the minimal responder on a free local port (its own process)."""
+    proc = subprocess.Popen([sys.executable, "-m", "benchmarks._ro_responder", "--port", "0",
+                             "--uvloop"], stdout=subprocess.PIPE, text=True, cwd=_ROOT)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().split()
+        if len(line) != 2 or line[0] != "READY":
+            raise RuntimeError("the minimal responder did not start")
+        return run_load(dataclasses.replace(cfg, host="127.0.0.1", port=int(line[1])))
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
 
 
 commands = [bench]

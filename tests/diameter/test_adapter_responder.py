@@ -204,3 +204,22 @@ def test_responder_exception_answers_5012_once() -> None:
         assert got == [(100, 5012), (101, 2001)]
 
     asyncio.run(main())
+
+
+def test_request_log_line_and_its_switch() -> None:
+    from structlog.testing import capture_logs
+
+    async def main(log_requests: bool) -> list[dict[str, Any]]:
+        def respond(req: Message, peer: PeerProtocol) -> None:
+            peer.reply(req, answer_for(req, peer.conn.me, 2001))  # type: ignore[union-attr]
+
+        with capture_logs() as logs:
+            proto, tr = await opened(responder=respond, cfg={"log_requests": log_requests})
+            proto.data_received(ccrs(2))
+        assert len(tr.answers()) == 2
+        return [e for e in logs if e["event"] == "diameter.request"]
+
+    on = asyncio.run(main(True))
+    assert [(e["session"], e["result_code"], e["command"]) for e in on] == [
+        ("pgw.client.example;100", 2001, 272), ("pgw.client.example;101", 2001, 272)]
+    assert asyncio.run(main(False)) == []

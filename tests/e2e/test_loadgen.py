@@ -6,8 +6,11 @@ from __future__ import annotations
 import json
 
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from icx.cli import main as cli
+from icx.diameter_client import A, CcrTemplate, mscc, utf8_avp, voice_info
 from icx.loadgen import LoadConfig, run_load
 from tests.e2e.conftest import Server
 
@@ -39,3 +42,41 @@ def test_bench_cli_prints_one_json_line(server: Server) -> None:
     # (the in-process server's log lines share stdout here; the harness prints one JSON line)
     lines = [ln for ln in res.stdout.splitlines() if ln.startswith('{"bench"')]
     assert len(lines) == 1 and json.loads(lines[0])["requests"] == 3
+
+
+@settings(max_examples=200, deadline=None)
+@given(sid=st.text(max_size=60), rtype=st.sampled_from([1, 2, 3, 4]),
+       number=st.integers(0, 2**32 - 1))
+def test_prebuilt_request_bytes_match_the_codec(sid: str, rtype: int, number: int) -> None:
+    """The harness's pre-encoded pieces are exactly what the codec writes."""
+    tpl = CcrTemplate(origin_host="h.icx.test", origin_realm="icx.test", dest_realm="icx.local",
+                      context="32260@3gpp.org", subscriber="41790000001",
+                      extra=[voice_info("41790000001", "41791234567")])
+    tail = [mscc(100, rsu=("CC-Time", 60))]
+    assert utf8_avp(263, sid) == A("Session-Id", sid).encode()
+    expected = b"".join([A("Session-Id", sid).encode(), tpl.prefix_tail,
+                         A("CC-Request-Type", rtype).encode(),
+                         A("CC-Request-Number", number).encode(), tpl.suffix,
+                         *(a.encode() for a in tail)])
+    assert tpl.body(sid, rtype, number, tail) == expected
+    assert tpl.body_bytes(utf8_avp(263, sid), rtype, number,
+                          b"".join(a.encode() for a in tail)) == expected
+
+
+def test_summary_reports_harness_cpu(server: Server) -> None:
+    out = run_load(LoadConfig(port=server.port, connections=1, processes=1, sessions=4,
+                              updates=1, duration=30, mix=("voice",), subscribers=20,
+                              progress=False))
+    assert out["requests"] == 12 and out["client_cpu_us"] is not None
+    assert out["client_cpu_us"] > 0
+
+
+def test_bench_cli_ceiling_runs_the_minimal_responder_first(server: Server) -> None:
+    res = CliRunner(mix_stderr=False).invoke(cli, [
+        "bench", "diameter", "--port", str(server.port), "-c", "1", "-p", "1", "-s", "3",
+        "-d", "20", "--mix", "sms", "--subscribers", "41790000001:5", "--quiet", "--ceiling"])
+    assert res.exit_code == 0, res.output
+    out = json.loads([ln for ln in res.stdout.splitlines() if ln.startswith('{"bench"')][-1])
+    assert out["requests"] == 3 and out["ceiling"]["value"] > 0
+    assert out["ceiling"]["name"] == "minimal Python CCA responder"
+    assert out["ceiling_ratio"] is not None
