@@ -126,6 +126,19 @@ class FastPipe:
             loop.call_soon(self._flush)
         return fut
 
+    def call_packed(self, packed: bytes) -> asyncio.Future[Any]:
+        """Like :meth:`call` for ONE command already RESP-encoded by the caller (the store
+        pre-encodes the constant head of its EVALSHA calls: packing 15 arguments with
+        hiredis cost more than the rest of the call)."""
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Any] = loop.create_future()
+        self._bufs.append(packed)
+        self._futs.append(fut)
+        if not self._scheduled:
+            self._scheduled = True
+            loop.call_soon(self._flush)
+        return fut
+
     def _flush(self) -> None:
         self._scheduled = False
         if not self._futs:

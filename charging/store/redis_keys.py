@@ -6,10 +6,11 @@ op reads everything it needs (balance, hold, its own idempotency record) with on
 writes it back with one HSET::
 
     {acct:ID}:a   hash   kind, spec (canonical JSON), ids (JSON), bl (balance ids, '|'-joined),
-                         oe (newest idempotency epoch), pc (prune cursor, while pruning);
-                         "<bal>|k" kind, "<bal>|$" currency, "<bal>|a" amount, "<bal>|r"
-                         reserved, "<bal>|c" credit limit, "<bal>|p" priority, "<bal>|x"
-                         expiry us, "<bal>|l" low threshold (integers as decimal strings);
+                         oe ("<newest idempotency epoch>[:<prune cursor>]");
+                         "<bal>|" -> "<amount>:<reserved>:<credit limit>:<expiry us>:<low
+                         threshold>" (integers as decimal strings, the last two may be empty:
+                         the state every op reads, in ONE field), "<bal>|k" kind, "<bal>|$"
+                         currency, "<bal>|p" priority (read by get only);
                          "<bal>|h|<reservation>" -> "<amount>:<expiry us>" per hold;
                          "|<op key>" -> the op's cached result "<epoch>|<status>|...".
     {id:<identity>}  string  account id
@@ -24,8 +25,8 @@ Global scans (expired reservations, unjournaled ops) cannot use one global key: 
 only write keys of its own slot. So each op also writes a *slot index* whose key lives in the
 account's slot: ``{T}:ix:x`` (zset "<account>|<balance>|<reservation>" -> expiry us) and
 ``{T}:unj`` (set of "<account>|<op key>" applied but not yet confirmed journaled: one SADD
-per op that changed state; recovery reads one set per slot), where ``T`` is a short tag chosen so that
-``CRC16(T) % 16384`` equals the account's slot. The tags in use are kept in ``{icx}:slots``
+per op that changed state; recovery reads one set per slot), where ``T`` is a short tag chosen
+so that ``CRC16(T) % 16384`` equals the account's slot. The tags in use are kept in ``{icx}:slots``
 (written by create_account, before the account exists). A sweep reads the registry, one ZCOUNT
 per tag (pipelined per node), then runs the expire script once per slot with due holds:
 O(slots in use) commands per sweep, at most 16384 however many accounts there are.

@@ -19,17 +19,15 @@ class Script:
     name: str
     source: str
     sha: str
-
-    @property
-    def sha_b(self) -> bytes:
-        return self.sha.encode()
+    sha_b: bytes  # the SHA1 hex as bytes (what EVALSHA sends)
 
 
 def _load(name: str, *, prelude: bool) -> Script:
     src = (_DIR / f"{name}.lua").read_text(encoding="utf-8")
     if prelude:
         src = (_DIR / "_prelude.lua").read_text(encoding="utf-8") + "\n" + src
-    return Script(name, src, hashlib.sha1(src.encode()).hexdigest())
+    sha = hashlib.sha1(src.encode()).hexdigest()
+    return Script(name, src, sha, sha.encode())
 
 
 RESERVE = _load("reserve", prelude=True)

@@ -26,9 +26,10 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import defaultdict
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, cast
 
+from hiredis import pack_command
 from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.connection import BlockingConnectionPool, Connection, ConnectionPool
@@ -59,8 +60,9 @@ from charging.store.redis_batch import Batcher
 from charging.store.redis_fast import FastPipe
 from charging.store.redis_keys import REGISTRY, account_key, account_tag, identity_key
 
+# hiredis' stub types its argument as a 1-tuple; it takes any tuple of str/bytes/int
+_pack = cast(Callable[[tuple[Any, ...]], bytes], pack_command)
 _STATUS = {s.value.encode(): s for s in OpStatus} | {s.value: s for s in OpStatus}
-_OK = OpStatus.OK
 _UNKNOWN_BALANCE = OpStatus.UNKNOWN_BALANCE
 _LOW_EVENTS = ("low_balance",)
 _CONFIRM_CHUNK = 1000
@@ -101,6 +103,9 @@ class RedisStore:
             self._batcher = _fast_pipe(pool) or Batcher(pool)
         # the hot path's send: queue one command, get a future (None: through redis-py)
         self._send = self._batcher.call if self._batcher is not None else None
+        # ...and for one pre-encoded command (FastPipe only; see _head)
+        self._packed = self._batcher.call_packed if isinstance(self._batcher, FastPipe) else None
+        self._heads: dict[tuple[str, str, str], bytes] = {}
         self.retention = retention
         self._keys_cache: dict[str, tuple[str, str, str]] = {}
 
@@ -131,15 +136,38 @@ class RedisStore:
             # Not cached on that server (restart, new cluster node): EVAL runs and caches it.
             return await self._r.eval(script.source, len(keys), *keys, *args)
 
-    async def _op(self, script: lua.Script, argv: tuple[Any, ...]) -> Any:
-        """Run a single-balance op script; *argv* is its 3 KEYS then its ARGV. Hot path: a
-        queued EVALSHA on the pipe, NOSCRIPT answered by EVAL (which caches the script)."""
+    async def _op(self, script: lua.Script, account: str, balance: str,
+                  var: tuple[Any, ...]) -> Any:
+        """Run a single-balance op script: KEYS from *account*, ARGV = account, balance, *var*.
+        On FastPipe the command is the cached encoded head plus *var* packed; NOSCRIPT is
+        answered by EVAL (which caches the script on that server)."""
         try:
+            if self._packed is not None:
+                return await self._packed(
+                    (self._heads.get((script.name, account, balance))
+                     or self._head(script, account, balance, len(var))) + _pack(var)[4:])
+            argv = (*self._op_keys(account), account, balance, *var)
             if self._send is not None:
                 return await self._send(_EVALSHA, script.sha_b, _NKEYS, *argv)
             return await self._r.evalsha(script.sha, 3, *argv)
         except NoScriptError:
-            return await self._r.eval(script.source, 3, *argv)
+            return await self._noscript(script, account, balance, var)
+
+    async def _noscript(self, script: lua.Script, account: str, balance: str,
+                        var: tuple[Any, ...]) -> Any:
+        return await self._r.eval(script.source, 3, *self._op_keys(account), account, balance,
+                                  *var)
+
+    def _head(self, script: lua.Script, account: str, balance: str, nvar: int) -> bytes:
+        """The RESP encoding of ``EVALSHA <sha> 3 <KEYS> <account> <balance>`` under an array
+        header counting *nvar* more arguments (< 10: ``pack(var)[4:]`` drops var's own
+        4-byte header); cached per (script, account, balance)."""
+        if len(self._heads) > 1_000_000:
+            self._heads.clear()
+        body = _pack((_EVALSHA, script.sha_b, _NKEYS, *self._op_keys(account), account, balance))
+        head = self._heads[(script.name, account, balance)] = (
+            b"*%d\r\n" % (8 + nvar) + body[body.index(b"\r\n") + 2:])
+        return head
 
     def _op_keys(self, account: str) -> tuple[str, str, str]:
         """KEYS of the single-balance scripts (see lua/_prelude.lua), cached per account."""
@@ -219,41 +247,56 @@ class RedisStore:
         return out
 
     # ------------------------------------------------------------------ operations
-    # Each op: check its amount, one script call (KEYS cached per account), decode the reply.
-    # Written out per method (no shared coroutine in between): this is the client's hot path.
+    # Each op: check its amount, one script call (its encoded head cached per account and
+    # balance), decode the reply. reserve/commit inline the FastPipe call (no coroutine in
+    # between): they are the client's hot path.
     async def reserve(self, key: str, account: str, balance: str, reservation: str,
                       amount: int, *, ttl: float, now: float, partial: bool = False) -> OpResult:
         if amount.__class__ is not int or not 0 <= amount <= MAX_AMOUNT:
             check_amount(amount)
-        reply = await self._op(lua.RESERVE, (
-            *(self._keys_cache.get(account) or self._op_keys(account)), account, balance,
-            int(now // self.retention), round(now * 1_000_000), key, reservation, amount,
-            round((now + ttl) * 1_000_000), _ONE if partial else _ZERO))
+        var = (int(now // self.retention), round(now * 1_000_000), key, reservation, amount,
+               round((now + ttl) * 1_000_000), _ONE if partial else _ZERO)
+        packed = self._packed
+        if packed is None:
+            reply = await self._op(lua.RESERVE, account, balance, var)
+        else:
+            try:
+                reply = await packed((self._heads.get(("reserve", account, balance))
+                                      or self._head(lua.RESERVE, account, balance, 7))
+                                     + _pack(var)[4:])
+            except NoScriptError:
+                reply = await self._noscript(lua.RESERVE, account, balance, var)
         return _result(key, account, balance, reservation, reply)
 
     async def commit(self, key: str, account: str, balance: str, reservation: str, used: int,
                      *, now: float, release_rest: bool = True) -> OpResult:
         if used.__class__ is not int or not 0 <= used <= MAX_AMOUNT:
             check_amount(used, "used")
-        reply = await self._op(lua.COMMIT, (
-            *(self._keys_cache.get(account) or self._op_keys(account)), account, balance,
-            int(now // self.retention), round(now * 1_000_000), key, reservation, used,
-            _ONE if release_rest else _ZERO))
+        var = (int(now // self.retention), round(now * 1_000_000), key, reservation, used,
+               _ONE if release_rest else _ZERO)
+        packed = self._packed
+        if packed is None:
+            reply = await self._op(lua.COMMIT, account, balance, var)
+        else:
+            try:
+                reply = await packed((self._heads.get(("commit", account, balance))
+                                      or self._head(lua.COMMIT, account, balance, 6))
+                                     + _pack(var)[4:])
+            except NoScriptError:
+                reply = await self._noscript(lua.COMMIT, account, balance, var)
         return _result(key, account, balance, reservation, reply)
 
     async def release(self, key: str, account: str, balance: str, reservation: str, *,
                       now: float) -> OpResult:
-        reply = await self._op(lua.RELEASE, (
-            *self._op_keys(account), account, balance, self._epoch(now),
-            round(now * 1_000_000), key, reservation))
+        reply = await self._op(lua.RELEASE, account, balance, (
+            self._epoch(now), round(now * 1_000_000), key, reservation))
         return _result(key, account, balance, reservation, reply)
 
     async def debit(self, key: str, account: str, balance: str, amount: int, *, now: float,
                     partial: bool = False) -> OpResult:
         check_amount(amount)
-        reply = await self._op(lua.DEBIT, (
-            *self._op_keys(account), account, balance, self._epoch(now),
-            round(now * 1_000_000), key, amount, _ONE if partial else _ZERO))
+        reply = await self._op(lua.DEBIT, account, balance, (
+            self._epoch(now), round(now * 1_000_000), key, amount, _ONE if partial else _ZERO))
         return _result(key, account, balance, "", reply)
 
     async def refund(self, key: str, account: str, balance: str, amount: int, *,
@@ -267,9 +310,8 @@ class RedisStore:
     async def _credit(self, key: str, account: str, balance: str, amount: int,
                       now: float) -> OpResult:
         check_amount(amount)
-        reply = await self._op(lua.CREDIT, (
-            *self._op_keys(account), account, balance, self._epoch(now),
-            round(now * 1_000_000), key, amount))
+        reply = await self._op(lua.CREDIT, account, balance, (
+            self._epoch(now), round(now * 1_000_000), key, amount))
         return _result(key, account, balance, "", reply)
 
     # ------------------------------------------------------------------ sweeps

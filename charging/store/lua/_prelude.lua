@@ -1,9 +1,10 @@
 -- Shared helpers prepended to every single-balance op script (reserve, commit, release, debit,
 -- credit). Not a script by itself. Those scripts share one KEYS/ARGV layout:
 --   KEYS[1] {acct:ID}:a        the account hash (layout: charging/store/redis_keys.py): meta,
---                              "<bal>|<f>" balance fields, "<bal>|h|<res>" -> "<amount>:<exp_us>"
---                              holds, "|<op key>" -> cached op record, "oe" -> "<newest op
---                              epoch>[:<prune cursor>]"
+--                              "<bal>|" -> "<amount>:<reserved>:<credit limit>:<expiry us>:<low
+--                              threshold>" (the last two may be empty), "<bal>|h|<res>" ->
+--                              "<amount>:<exp_us>" holds, "|<op key>" -> cached op record,
+--                              "oe" -> "<newest op epoch>[:<prune cursor>]"
 --   KEYS[2] {<slot tag>}:ix:x  slot index (zset): "<account>|<balance>|<reservation>" by expiry
 --                              in epoch us; the TTL sweep reads it
 --   KEYS[3] {<slot tag>}:unj   slot index (set): "<account>|<key>" of every op that changed
@@ -18,97 +19,60 @@
 -- A record is valid while its epoch >= the op's epoch - 1 (a key is remembered at least one
 -- retention and at most two, like the embedded store); after an epoch change the next ops
 -- prune stale records a few at a time (HSCAN cursor kept in "oe").
--- Cost model (why the scripts look like this): in Redis' Lua every number<->string conversion,
--- table and new string costs about a microsecond, and so does each field HMGET returns; so the
--- hot path compares strings instead of parsing them, copies ARGV/field strings into the
--- record instead of formatting numbers, and makes one HMGET, one HSET and the index updates.
+-- Cost model (why the scripts look like this; measured in instructions per EVALSHA under
+-- callgrind, see benchmarks/_stores_redis.py): every field HMGET asks for (~3.5k), every
+-- closure a script defines (~1k, created on EVERY call: hence one helper, and inline code),
+-- every number<->string conversion, table and new string costs; so an op reads 4 fields (its
+-- record, "oe", the balance state in one field, the hold), compares strings instead of parsing
+-- them, copies ARGV/field strings into the record instead of formatting numbers, and makes
+-- one HMGET, one HSET and the index updates.
 -- Amounts are integers below 2^53 (exact in Lua doubles); computed ones are written back with
 -- string.format('%d'), never tostring or '..' on a number (14 significant digits).
 local ACC, KEY, EP = KEYS[1], ARGV[5], ARGV[3]
 local OPF = '|' .. KEY
 local B = ARGV[2] .. '|'
 
-local function fmt(n) return string.format('%d', n) end
-
--- 1 and '1' when the op took the balance from >= the low threshold to below it
-local function low_crossed(lowthr, before, after)
-  if lowthr then
-    local t = tonumber(lowthr)
-    if before >= t and t > after then return 1, '1' end
-  end
-  return 0, '0'
-end
-
--- the cached record of this key, when it is still within the retention window
-local function replay(rec)
-  local e = tonumber(string.sub(rec, 1, string.find(rec, '|', 1, true) - 1))
-  if e >= tonumber(EP) - 1 then return rec end
-  return nil
-end
-
--- Slow path of finish(): the account's first op, a new epoch, an op from an older epoch, or a
--- prune in progress. Appends the new "oe" value to *sets* when it changes; prunes one HSCAN
--- page of records older than the window (memory only: replay() already ignores them).
-local function epoch_step(oe, sets)
-  local newest, cur = tonumber(EP), nil
-  if oe then
-    local sep = string.find(oe, ':', 1, true)
-    local e = tonumber(sep and string.sub(oe, 1, sep - 1) or oe)
-    if sep then cur = string.sub(oe, sep + 1) end
-    if e < newest then
-      cur = '0'  -- a new epoch: records two epochs old are stale from now on
-    else
-      newest = e
-    end
-  end
-  if cur then
-    local scan = redis.call('HSCAN', ACC, cur, 'MATCH', '|*', 'COUNT', 64)
-    local stale, items = {}, scan[2]
-    for i = 1, #items, 2 do
-      local v = items[i + 1]
-      if tonumber(string.sub(v, 1, string.find(v, '|', 1, true) - 1)) < newest - 1
-          and items[i] ~= OPF then
-        stale[#stale + 1] = items[i]
-      end
-    end
-    if #stale > 0 then redis.call('HDEL', ACC, unpack(stale)) end
-    cur = scan[1]
-  end
-  local value = fmt(newest)
-  if cur and cur ~= '0' then value = value .. ':' .. cur end
-  if value ~= oe then
-    sets[#sets + 1] = 'oe'
-    sets[#sets + 1] = value
-  end
-end
-
 -- Write the op record *rec* (plus the caller's field updates in *sets*) with one HSET; mark
--- the op unjournaled when it changed state; return the fresh reply.
+-- the op unjournaled when it changed state; return the fresh reply. The slow path (the
+-- account's first op, a new epoch, an op from an older epoch, a prune in progress) updates
+-- "oe" and prunes one HSCAN page of records older than the window (memory only: the replay
+-- check already ignores them).
 local function finish(reply, rec, mutated, sets, oe)
   sets[#sets + 1] = OPF
   sets[#sets + 1] = rec
-  if oe ~= EP then epoch_step(oe, sets) end
+  if oe ~= EP then
+    local newest, cur = tonumber(EP), nil
+    if oe then
+      local sep = string.find(oe, ':', 1, true)
+      local e = tonumber(sep and string.sub(oe, 1, sep - 1) or oe)
+      if sep then cur = string.sub(oe, sep + 1) end
+      if e < newest then
+        cur = '0'  -- a new epoch: records two epochs old are stale from now on
+      else
+        newest = e
+      end
+    end
+    if cur then
+      local scan = redis.call('HSCAN', ACC, cur, 'MATCH', '|*', 'COUNT', 64)
+      local stale, items = {}, scan[2]
+      for i = 1, #items, 2 do
+        local v = items[i + 1]
+        if tonumber(string.sub(v, 1, string.find(v, '|', 1, true) - 1)) < newest - 1
+            and items[i] ~= OPF then
+          stale[#stale + 1] = items[i]
+        end
+      end
+      if #stale > 0 then redis.call('HDEL', ACC, unpack(stale)) end
+      cur = scan[1]
+    end
+    local value = string.format('%d', newest)
+    if cur and cur ~= '0' then value = value .. ':' .. cur end
+    if value ~= oe then
+      sets[#sets + 1] = 'oe'
+      sets[#sets + 1] = value
+    end
+  end
   redis.call('HSET', ACC, unpack(sets))
   if mutated then redis.call('SADD', KEYS[3], ARGV[1] .. '|' .. KEY) end
   return reply
-end
-
--- a refusal that changes nothing (cached like any result)
-local function refuse(status, amt, amt_s, avail, oe, res)
-  return finish({status, 0, amt, avail, 0, 0, 0, 0, 0},
-                EP .. '|' .. status .. '|0|' .. amt_s .. '|' .. fmt(avail) .. '|0|0|0|0|0|' ..
-                ARGV[2] .. '|' .. res, false, {}, oe)
-end
-
--- the balance is missing: tell an unknown account (not cached) from an unknown balance
--- (cached like any result)
-local function missing(oe, res)
-  if redis.call('HEXISTS', ACC, 'kind') == 0 then return {'unknown_account'} end
-  return finish({'unknown_balance', 0, 0, 0, 0, 0, 0, 0, 0},
-                EP .. '|unknown_balance|0|0|0|0|0|0|0|0|' .. ARGV[2] .. '|' .. res, false, {}, oe)
-end
-
-local function held_of(cur)
-  local sep = string.find(cur, ':', 1, true)
-  return tonumber(string.sub(cur, 1, sep - 1)), string.sub(cur, sep + 1)
 end

@@ -4,17 +4,27 @@
 --       8 release_rest ('1' removes the reservation)
 local res = ARGV[6]
 local hf = B .. 'h|' .. res
-local b = redis.call('HMGET', ACC, OPF, 'oe', B .. 'a', B .. 'r', B .. 'c', B .. 'l', hf)
-if b[1] then
-  local r = replay(b[1])
-  if r then return r end
+local b = redis.call('HMGET', ACC, OPF, 'oe', B, hf)
+if b[1] and tonumber(string.sub(b[1], 1, string.find(b[1], '|', 1, true) - 1))
+    >= tonumber(EP) - 1 then
+  return b[1]  -- replay (lua/_prelude.lua)
 end
 local oe = b[2]
-if not b[3] then return missing(oe, res) end
-local amt, rsv, cl = tonumber(b[3]), tonumber(b[4]), tonumber(b[5])
-local before = amt - rsv + cl
-if not b[7] then return refuse('unknown_reservation', amt, b[3], before, oe, res) end
-local held, rexp = held_of(b[7])
+if not b[3] then
+  if redis.call('HEXISTS', ACC, 'kind') == 0 then return {'unknown_account'} end
+  return finish({'unknown_balance', 0, 0, 0, 0, 0, 0, 0, 0},
+                EP .. '|unknown_balance|0|0|0|0|0|0|0|0|' .. ARGV[2] .. '|' .. res, false, {}, oe)
+end
+local a, r, c, x, l = string.match(b[3], '^([^:]*):([^:]*):([^:]*):([^:]*):(.*)$')
+local amt, rsv = tonumber(a), tonumber(r)
+local before = amt - rsv + tonumber(c)
+if not b[4] then
+  return finish({'unknown_reservation', 0, amt, before, 0, 0, 0, 0, 0},
+                EP .. '|unknown_reservation|0|' .. a ..
+                string.format('|%d|0|0|0|0|0|', before) .. ARGV[2] .. '|' .. res, false, {}, oe)
+end
+local hs, rexp = string.match(b[4], '^([^:]*):(.*)$')
+local held = tonumber(hs)
 local used = tonumber(ARGV[7])
 -- used beyond the hold is debited as far as the credit limit allows
 local debit = used
@@ -24,18 +34,20 @@ if ARGV[8] == '1' then
   freed, hexp, has_hold = held, '-1', 1
   redis.call('HDEL', ACC, hf)
   redis.call('ZREM', KEYS[2], ARGV[1] .. '|' .. ARGV[2] .. '|' .. res)
-  sets = {B .. 'a', fmt(amt - debit), B .. 'r', fmt(rsv - freed)}
+  sets = {B, string.format('%d:%d:', amt - debit, rsv - freed) .. c .. ':' .. x .. ':' .. l}
 else
   freed = debit
   if debit > held then freed = held end
   hexp, has_hold = rexp, 0
   if freed ~= 0 then has_hold = 1 end
-  sets = {B .. 'a', fmt(amt - debit), B .. 'r', fmt(rsv - freed),
-          hf, fmt(held - freed) .. ':' .. rexp}
+  sets = {B, string.format('%d:%d:', amt - debit, rsv - freed) .. c .. ':' .. x .. ':' .. l,
+          hf, string.format('%d:', held - freed) .. rexp}
 end
 local after = before + freed - debit
-local low, low_s = low_crossed(b[6], before, after)
+local low = 0
+if l ~= '' and before >= tonumber(l) and tonumber(l) > after then low = 1 end
 return finish({'ok', debit, amt - debit, after, low, -debit, -freed, hexp, has_hold},
-              EP .. '|ok|' .. string.format('%d|%d|%d|', debit, amt - debit, after) .. low_s ..
-              string.format('|%d|%d|', -debit, -freed) .. hexp .. (has_hold == 1 and '|1|' or '|0|') ..
-              ARGV[2] .. '|' .. res, debit ~= 0 or has_hold == 1, sets, oe)
+              EP .. string.format('|ok|%d|%d|%d|%d|%d|%d|', debit, amt - debit, after, low,
+                                  -debit, -freed) ..
+              hexp .. (has_hold == 1 and '|1|' or '|0|') .. ARGV[2] .. '|' .. res,
+              debit ~= 0 or has_hold == 1, sets, oe)

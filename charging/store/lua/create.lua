@@ -12,13 +12,14 @@ redis.call('DEL', KEYS[1])  -- leftovers of a half-written account (none in prac
 local sets = {'kind', ARGV[1], 'spec', ARGV[2], 'ids', ARGV[3], 'bl', ARGV[4]}
 for i = 5, #ARGV, 8 do
   local b = ARGV[i] .. '|'
-  for _, kv in ipairs({{'k', ARGV[i + 1]}, {'$', ARGV[i + 2]}, {'a', ARGV[i + 3]}, {'r', '0'},
-                       {'c', ARGV[i + 4]}, {'p', ARGV[i + 5]}}) do
+  -- the state in one field (what every op reads): amount:reserved:credit:expiry:low
+  sets[#sets + 1] = b
+  sets[#sets + 1] = ARGV[i + 3] .. ':0:' .. ARGV[i + 4] .. ':' .. ARGV[i + 6] .. ':' .. ARGV[i + 7]
+  -- and what only get() reads
+  for _, kv in ipairs({{'k', ARGV[i + 1]}, {'$', ARGV[i + 2]}, {'p', ARGV[i + 5]}}) do
     sets[#sets + 1] = b .. kv[1]
     sets[#sets + 1] = kv[2]
   end
-  if ARGV[i + 6] ~= '' then sets[#sets + 1] = b .. 'x'; sets[#sets + 1] = ARGV[i + 6] end
-  if ARGV[i + 7] ~= '' then sets[#sets + 1] = b .. 'l'; sets[#sets + 1] = ARGV[i + 7] end
 end
 redis.call('HSET', KEYS[1], unpack(sets))
 return 'created'

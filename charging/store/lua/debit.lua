@@ -1,27 +1,38 @@
 -- debit: direct debiting (no reservation), all or nothing unless partial.
 -- KEYS: see _prelude.lua (1 account hash, 2 ix:x, 3 unj)
 -- ARGV: 1 account, 2 balance, 3 epoch, 4 now_us, 5 key, 6 amount, 7 partial ('1')
-local b = redis.call('HMGET', ACC, OPF, 'oe', B .. 'a', B .. 'r', B .. 'c', B .. 'x', B .. 'l')
-if b[1] then
-  local r = replay(b[1])
-  if r then return r end
+local b = redis.call('HMGET', ACC, OPF, 'oe', B)
+if b[1] and tonumber(string.sub(b[1], 1, string.find(b[1], '|', 1, true) - 1))
+    >= tonumber(EP) - 1 then
+  return b[1]  -- replay (lua/_prelude.lua)
 end
 local oe = b[2]
-if not b[3] then return missing(oe, '') end
-local amt, rsv, cl = tonumber(b[3]), tonumber(b[4]), tonumber(b[5])
-local before = amt - rsv + cl
-if b[6] and tonumber(b[6]) <= tonumber(ARGV[4]) then
-  return refuse('expired', amt, b[3], before, oe, '')
+if not b[3] then
+  if redis.call('HEXISTS', ACC, 'kind') == 0 then return {'unknown_account'} end
+  return finish({'unknown_balance', 0, 0, 0, 0, 0, 0, 0, 0},
+                EP .. '|unknown_balance|0|0|0|0|0|0|0|0|' .. ARGV[2] .. '|', false, {}, oe)
 end
-local take = tonumber(ARGV[6])
-if take > before then
-  if ARGV[7] ~= '1' or before <= 0 then return refuse('insufficient', amt, b[3], before, oe, '') end
-  take = before
+local a, r, c, x, l = string.match(b[3], '^([^:]*):([^:]*):([^:]*):([^:]*):(.*)$')
+local amt = tonumber(a)
+local before = amt - tonumber(r) + tonumber(c)
+local take, status = tonumber(ARGV[6]), nil
+if x ~= '' and tonumber(x) <= tonumber(ARGV[4]) then
+  status = 'expired'
+elseif take > before then
+  if ARGV[7] ~= '1' or before <= 0 then status = 'insufficient' else take = before end
+end
+if status then
+  return finish({status, 0, amt, before, 0, 0, 0, 0, 0},
+                EP .. '|' .. status .. '|0|' .. a .. string.format('|%d|0|0|0|0|0|', before) ..
+                ARGV[2] .. '|', false, {}, oe)
 end
 local sets = {}
-if take ~= 0 then sets = {B .. 'a', fmt(amt - take)} end
+if take ~= 0 then
+  sets = {B, string.format('%d:', amt - take) .. r .. ':' .. c .. ':' .. x .. ':' .. l}
+end
 local after = before - take
-local low, low_s = low_crossed(b[7], before, after)
+local low = 0
+if l ~= '' and before >= tonumber(l) and tonumber(l) > after then low = 1 end
 return finish({'ok', take, amt - take, after, low, -take, 0, 0, 0},
-              EP .. '|ok|' .. string.format('%d|%d|%d|', take, amt - take, after) .. low_s ..
-              string.format('|%d|0|0|0|', -take) .. ARGV[2] .. '|', take ~= 0, sets, oe)
+              EP .. string.format('|ok|%d|%d|%d|%d|%d|0|0|0|', take, amt - take, after, low,
+                                  -take) .. ARGV[2] .. '|', take ~= 0, sets, oe)

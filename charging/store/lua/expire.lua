@@ -18,15 +18,16 @@ for _, member in ipairs(due) do
   local acc = '{acct:' .. account .. '}:a'
   local b = bal .. '|'
   local hf = b .. 'h|' .. res
-  local v = redis.call('HMGET', acc, b .. 'a', b .. 'r', b .. 'c', hf)
-  if v[1] and v[4] then
-    local sep = string.find(v[4], ':', 1, true)
-    local held, rexp = tonumber(string.sub(v[4], 1, sep - 1)), string.sub(v[4], sep + 1)
-    local amt, rsv, cl = tonumber(v[1]), tonumber(v[2]) - held, tonumber(v[3])
+  local v = redis.call('HMGET', acc, b, hf)
+  if v[1] and v[2] then
+    local hs, rexp = string.match(v[2], '^([^:]*):(.*)$')
+    local held = tonumber(hs)
+    local a, r, c, tail = string.match(v[1], '^([^:]*):([^:]*):([^:]*):(.*)$')
+    local amt, rsv, cl = tonumber(a), tonumber(r) - held, tonumber(c)
     local key = 'expire:' .. bal .. ':' .. res .. ':' .. rexp
     redis.call('HDEL', acc, hf)
-    redis.call('HSET', acc, b .. 'r', string.format('%d', rsv), '|' .. key,
-               string.format('%s|ok|0|%d|%d|0|0|%d|-1|1|%s|%s', ARGV[3], amt, amt - rsv + cl,
+    redis.call('HSET', acc, b, a .. string.format(':%d:', rsv) .. c .. ':' .. tail, '|' .. key,
+               string.format('%s|ok|0|%s|%d|0|0|%d|-1|1|%s|%s', ARGV[3], a, amt - rsv + cl,
                              -held, bal, res))
     redis.call('SADD', KEYS[2], account .. '|' .. key)
     out[#out + 1] = {account, key, 'ok', 0, amt, amt - rsv + cl, 0, 0, -held, -1, 1, bal, res}

@@ -10,11 +10,12 @@ if m[3] == '' then return out end
 local ids, fields = {}, {}
 for id in string.gmatch(m[3], '[^|]+') do
   ids[#ids + 1] = id
-  for _, f in ipairs({'k', '$', 'a', 'r', 'c', 'p', 'x'}) do fields[#fields + 1] = id .. '|' .. f end
+  for _, f in ipairs({'', 'k', '$', 'p'}) do fields[#fields + 1] = id .. '|' .. f end
 end
 local v = redis.call('HMGET', KEYS[1], unpack(fields))
 for i, id in ipairs(ids) do
-  out[#out + 1] = id
-  for j = 1, 7 do out[#out + 1] = v[(i - 1) * 7 + j] or '' end
+  local st, kind, cur, pri = v[i * 4 - 3], v[i * 4 - 2], v[i * 4 - 1], v[i * 4]
+  local a, r, c, x = string.match(st, '^([^:]*):([^:]*):([^:]*):([^:]*):')
+  for _, f in ipairs({id, kind, cur or '', a, r, c, pri, x}) do out[#out + 1] = f end
 end
 return out

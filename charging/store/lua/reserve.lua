@@ -4,31 +4,44 @@
 --       8 exp_us (new expiry), 9 partial ('1' grants what is available)
 local res = ARGV[6]
 local hf = B .. 'h|' .. res
-local b = redis.call('HMGET', ACC, OPF, 'oe', B .. 'a', B .. 'r', B .. 'c', B .. 'x', B .. 'l',
-                     hf)
-if b[1] then
-  local r = replay(b[1])
-  if r then return r end
+local b = redis.call('HMGET', ACC, OPF, 'oe', B, hf)
+if b[1] and tonumber(string.sub(b[1], 1, string.find(b[1], '|', 1, true) - 1))
+    >= tonumber(EP) - 1 then
+  return b[1]  -- replay (lua/_prelude.lua)
 end
 local oe = b[2]
-if not b[3] then return missing(oe, res) end
-local amt, rsv, cl = tonumber(b[3]), tonumber(b[4]), tonumber(b[5])
-local before = amt - rsv + cl
-if b[6] and tonumber(b[6]) <= tonumber(ARGV[4]) then
-  return refuse('expired', amt, b[3], before, oe, res)
+if not b[3] then
+  if redis.call('HEXISTS', ACC, 'kind') == 0 then return {'unknown_account'} end
+  return finish({'unknown_balance', 0, 0, 0, 0, 0, 0, 0, 0},
+                EP .. '|unknown_balance|0|0|0|0|0|0|0|0|' .. ARGV[2] .. '|' .. res, false, {}, oe)
 end
-local grant, gs = tonumber(ARGV[7]), ARGV[7]
-if grant > before then
-  if ARGV[9] ~= '1' or before <= 0 then return refuse('insufficient', amt, b[3], before, oe, res) end
-  grant = before
-  gs = fmt(grant)
+local a, r, c, x, l = string.match(b[3], '^([^:]*):([^:]*):([^:]*):([^:]*):(.*)$')
+local amt, rsv = tonumber(a), tonumber(r)
+local before = amt - rsv + tonumber(c)
+local grant, gs, status = tonumber(ARGV[7]), ARGV[7], nil
+if x ~= '' and tonumber(x) <= tonumber(ARGV[4]) then
+  status = 'expired'
+elseif grant > before then
+  if ARGV[9] ~= '1' or before <= 0 then
+    status = 'insufficient'
+  else
+    grant = before
+    gs = string.format('%d', grant)
+  end
+end
+if status then
+  return finish({status, 0, amt, before, 0, 0, 0, 0, 0},
+                EP .. '|' .. status .. '|0|' .. a .. string.format('|%d|0|0|0|0|0|', before) ..
+                ARGV[2] .. '|' .. res, false, {}, oe)
 end
 local held = 0
-if b[8] then held = held_of(b[8]) end
+if b[4] then held = tonumber(string.match(b[4], '^[^:]*')) end
 redis.call('ZADD', KEYS[2], ARGV[8], ARGV[1] .. '|' .. ARGV[2] .. '|' .. res)
 local after = before - grant
-local low, low_s = low_crossed(b[7], before, after)
+local low = 0
+if l ~= '' and before >= tonumber(l) and tonumber(l) > after then low = 1 end
 return finish({'ok', grant, amt, after, low, 0, grant, ARGV[8], 1},
-              EP .. '|ok|' .. gs .. '|' .. b[3] .. '|' .. fmt(after) .. '|' .. low_s .. '|0|' ..
-              gs .. '|' .. ARGV[8] .. '|1|' .. ARGV[2] .. '|' .. res, true,
-              {B .. 'r', fmt(rsv + grant), hf, fmt(held + grant) .. ':' .. ARGV[8]}, oe)
+              EP .. '|ok|' .. gs .. '|' .. a .. string.format('|%d|%d|0|', after, low) .. gs ..
+              '|' .. ARGV[8] .. '|1|' .. ARGV[2] .. '|' .. res, true,
+              {B, a .. string.format(':%d:', rsv + grant) .. c .. ':' .. x .. ':' .. l,
+               hf, string.format('%d:', held + grant) .. ARGV[8]}, oe)

@@ -98,8 +98,8 @@ def test_lua_rejects_what_doubles_cannot_hold(rh: Harness) -> None:
         assert out[0] == b"out_of_range"
         assert (await store.topup("k3", "big", "EUR", 1, now=NOW)).balance_after == MAX_AMOUNT
         # stored as exact integer text, not "9.007199254741e+15"
-        raw = await store._r.hget(account_key("big"), "EUR|a")
-        assert raw == str(MAX_AMOUNT).encode()
+        raw = await store._r.hget(account_key("big"), "EUR|")  # amount:reserved:credit:exp:low
+        assert raw == f"{MAX_AMOUNT}:0:0::".encode()
         r = await store.reserve("k4", "big", "EUR", "s", MAX_AMOUNT, ttl=5, now=NOW)
         assert r.ok and r.available_after == 0
         c = await store.commit("k5", "big", "EUR", "s", MAX_AMOUNT - 12345, now=NOW)
