@@ -25,7 +25,7 @@ objects' construction, and cyclic-GC passes over the tuples each op leaves behin
 
 from cpython.object cimport PyObject, PyTypeObject
 from cpython.ref cimport Py_INCREF, Py_XDECREF
-from cpython.dict cimport PyDict_GetItem, PyDict_SetItem, PyDict_DelItem, PyDict_Contains
+from cpython.dict cimport PyDict_GetItemWithError, PyDict_DelItem, PyDict_Contains
 from cpython.list cimport PyList_GET_SIZE, PyList_GET_ITEM
 from cpython.tuple cimport PyTuple_GET_ITEM
 from libc.math cimport rint
@@ -394,7 +394,7 @@ cdef object _reserve(store, key, account, balance, reservation, amount, double t
     if not isinstance(store, StoreT):
         return reserve_ref(store, key, account, balance, reservation, amount, ttl, now, partial)
     accounts = _get(store, S_ACCOUNTS)
-    p = PyDict_GetItem(accounts, account) if type(accounts) is dict else NULL
+    p = PyDict_GetItemWithError(accounts, account) if type(accounts) is dict else NULL
     if p == NULL or type(<object>p) is not AccountT:
         return reserve_ref(store, key, account, balance, reservation, amount, ttl, now, partial)
     acct = <object>p
@@ -416,7 +416,7 @@ cdef object _reserve(store, key, account, balance, reservation, amount, double t
         if not _cached(acct):
             return reserve_ref(store, key, account, balance, reservation, amount, ttl, now, partial)
     balances = _get(acct, A_BALANCES)
-    p = PyDict_GetItem(balances, balance) if type(balances) is dict else NULL
+    p = PyDict_GetItemWithError(balances, balance) if type(balances) is dict else NULL
     if p == NULL or type(<object>p) is not BalanceT:
         return reserve_ref(store, key, account, balance, reservation, amount, ttl, now, partial)
     bal = <object>p
@@ -480,7 +480,7 @@ cdef object _commit(store, key, account, balance, reservation, used, double now,
     if not isinstance(store, StoreT):
         return commit_ref(store, key, account, balance, reservation, used, now, release_rest)
     accounts = _get(store, S_ACCOUNTS)
-    p = PyDict_GetItem(accounts, account) if type(accounts) is dict else NULL
+    p = PyDict_GetItemWithError(accounts, account) if type(accounts) is dict else NULL
     if p == NULL or type(<object>p) is not AccountT:
         return commit_ref(store, key, account, balance, reservation, used, now, release_rest)
     acct = <object>p
@@ -502,12 +502,12 @@ cdef object _commit(store, key, account, balance, reservation, used, double now,
         if not _cached(acct):
             return commit_ref(store, key, account, balance, reservation, used, now, release_rest)
     balances = _get(acct, A_BALANCES)
-    p = PyDict_GetItem(balances, balance) if type(balances) is dict else NULL
+    p = PyDict_GetItemWithError(balances, balance) if type(balances) is dict else NULL
     if p == NULL or type(<object>p) is not BalanceT:
         return commit_ref(store, key, account, balance, reservation, used, now, release_rest)
     bal = <object>p
     resd = _get(bal, B_RES)
-    p = PyDict_GetItem(resd, reservation) if type(resd) is dict else NULL
+    p = PyDict_GetItemWithError(resd, reservation) if type(resd) is dict else NULL
     if p == NULL or type(<object>p) is not list or len(<list>p) != 2:
         return commit_ref(store, key, account, balance, reservation, used, now, release_rest)
     res = <object>p
