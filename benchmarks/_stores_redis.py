@@ -57,6 +57,22 @@ def _evalsha_usec(port: int) -> float | None:
     return None
 
 
+def _server_cpu(port: int) -> float:
+    """The server's main-thread CPU seconds so far (INFO cpu): unlike usec_per_call (wall time
+    inside the call, which a loaded machine inflates whenever the server is preempted) it only
+    counts the CPU the server really spent, parsing and replying included."""
+    d = dict(line.split(":", 1) for line in _cli(port, "info", "cpu").splitlines()
+             if line.startswith("used_cpu_") and "main_thread" in line)
+    return float(d["used_cpu_sys_main_thread"]) + float(d["used_cpu_user_main_thread"])
+
+
+def _evalsha_calls(port: int) -> int:
+    for line in _cli(port, "info", "commandstats").splitlines():
+        if line.startswith("cmdstat_evalsha:"):
+            return int(line.split("calls=", 1)[1].split(",", 1)[0])
+    return 0
+
+
 def _redis_benchmark(port: int, pipeline: int, n: int) -> float:
     script = "return redis.call('HINCRBY', KEYS[1], 'amt', ARGV[1])"
     sha = _cli(port, "script", "load", script).strip()
@@ -127,16 +143,22 @@ def bench_redis(args: argparse.Namespace) -> dict[str, Any]:
         try:
             url = f"redis://127.0.0.1:{port}/0"
             runs = []
+            cpu0 = 0.0
             for rep in range(args.reps):
                 runs.append(runner(_redis_once(url, args.seconds, args.tasks, args.accounts,
                                                rep)))
                 if rep == 0 and args.reps > 1:  # count the measured ops, not the setup
                     _cli(port, "config", "resetstat")
+                    cpu0 = _server_cpu(port)
             usec_store = _evalsha_usec(port)
+            # server CPU per EVALSHA (reps 2..; the confirms' SREMs are included in the CPU)
+            cpu_store = (_server_cpu(port) - cpu0) / max(_evalsha_calls(port), 1) * 1e6
             _cli(port, "config", "resetstat")
+            cpu0 = _server_cpu(port)
             plain = [_redis_benchmark(port, 1, args.baseline_n) for _ in range(args.reps)]
             piped = [_redis_benchmark(port, 16, args.baseline_n * 4) for _ in range(args.reps)]
             usec_base = _evalsha_usec(port)
+            cpu_base = (_server_cpu(port) - cpu0) / max(_evalsha_calls(port), 1) * 1e6
         finally:
             proc.terminate()
             proc.wait(10)
@@ -156,5 +178,8 @@ def bench_redis(args: argparse.Namespace) -> dict[str, Any]:
             # server CPU per script call (INFO commandstats), ours (reps 2.. incl. confirms)
             # vs the baseline's one-HINCRBY script: the load-independent cost comparison
             "server_usec_per_evalsha": usec_store, "baseline_server_usec_per_evalsha": usec_base,
+            # server main-thread CPU per EVALSHA (INFO cpu): what the load disturbs least
+            "server_cpu_us_per_evalsha": round(cpu_store, 1),
+            "baseline_server_cpu_us_per_evalsha": round(cpu_base, 1),
             "tasks": args.tasks, "accounts": args.accounts,
             "seconds": args.seconds, "reps": args.reps, "loop": loop_name, "target": 25_000}
