@@ -17,6 +17,14 @@ objects' construction, and cyclic-GC passes over the tuples each op leaves behin
   descriptors in :func:`init` (only when the object's type is exactly the class checked there);
 * results are allocated with the type's ``tp_alloc`` and filled slot by slot (what
   ``object.__new__`` + the dataclass ``__init__`` do, minus the bytecode);
+* ``await store.reserve(...)`` cost a coroutine (frame, keyword binding, send, dealloc) around
+  the op: :func:`reserve_ready`/:func:`commit_ready` return a :data:`Ready` instead, a C object
+  already holding the result whose ``am_send`` slot hands it to ``await`` directly (no
+  StopIteration), recycled through a small free list;
+* the expiry-heap push is inlined for the usual case (expiries grow, so the new entry stays a
+  leaf), amounts are range-checked in C, and a new idempotency epoch is rotated here (through
+  ``MemoryStore._rotate``) instead of handing the op to the reference, so the cache dicts only
+  ever receive untracked tuples and stay invisible to the cyclic GC;
 * the idempotency-cache tuple and the expiry-heap tuple hold atoms only (str/int/float/bool/
   None), so they can never be part of a reference cycle: they are untracked by the cyclic GC at
   creation (CPython would untrack them at their first collection anyway; doing it now keeps

@@ -15,6 +15,12 @@ per-op log and nested tuples cost half of the embedded throughput).
 
 Reservations live until released, committed or swept by :meth:`expire_reservations`; a commit
 that arrives after the TTL but before the sweep still counts.
+
+Hot path (cython_ext/store_ops.pyx, when built): ``reserve``/``commit`` are the compiled twins
+of ``_reserve_py``/``_commit_py`` and answer with an already-complete awaitable instead of a
+coroutine: the op runs at the call, ``await`` hands back the OpResult (awaiting it again gives
+the same result, like a done Future). Callers only ever ``await`` them, so nothing changes for
+them; the coroutine versions remain as ``reserve_coro``/``commit_coro`` (pure mode uses them).
 """
 
 from __future__ import annotations
