@@ -121,3 +121,25 @@ def test_ready_awaitable_behaves_like_a_done_future() -> None:
         with pytest.raises(TypeError):
             await store.commit("k6", "a", "EUR", "r1", 1, NOW)  # now is keyword-only
     asyncio.run(main())
+
+
+def test_compiled_hot_path_keeps_the_cache_out_of_the_cyclic_gc() -> None:
+    """The idempotency cache and the expiry heap hold only untracked tuples, and the cache
+    dicts stay untracked across an epoch rotation (the GC never walks millions of results)."""
+    import gc
+
+    async def main() -> MemoryStore:
+        store = MemoryStore(retention=20.0)
+        await store.create_account("a", AccountKind.PREPAID_SUBSCRIBER,
+                                   [BalanceSpec("EUR", BalanceKind.MONEY, "EUR", 10**9)])
+        for i in range(100):  # crosses several 20 s epochs
+            now = NOW + i
+            await store.reserve(f"r{i}", "a", "EUR", f"s{i}", 10, ttl=30.0, now=now)
+            await store.commit(f"c{i}", "a", "EUR", f"s{i}", 5, now=now)
+        return store
+
+    store = asyncio.run(main())
+    acct = store._accounts["a"]
+    assert acct.ops and acct.old and not gc.is_tracked(acct.ops) and not gc.is_tracked(acct.old)
+    assert not any(gc.is_tracked(v) for v in (*acct.ops.values(), *acct.old.values()))
+    assert not any(gc.is_tracked(t) for t in store._heap)
