@@ -64,6 +64,7 @@ from charging.store.redis_keys import REGISTRY, account_key, account_tag, identi
 _pack = cast(Callable[[tuple[Any, ...]], bytes], pack_command)
 _STATUS = {s.value.encode(): s for s in OpStatus} | {s.value: s for s in OpStatus}
 _UNKNOWN_BALANCE = OpStatus.UNKNOWN_BALANCE
+_OK = OpStatus.OK
 _LOW_EVENTS = ("low_balance",)
 _CONFIRM_CHUNK = 1000
 _EVALSHA = b"EVALSHA"
@@ -254,8 +255,9 @@ class RedisStore:
                       amount: int, *, ttl: float, now: float, partial: bool = False) -> OpResult:
         if amount.__class__ is not int or not 0 <= amount <= MAX_AMOUNT:
             check_amount(amount)
+        exp_us = round((now + ttl) * 1_000_000)
         var = (int(now // self.retention), round(now * 1_000_000), key, reservation, amount,
-               round((now + ttl) * 1_000_000), _ONE if partial else _ZERO)
+               exp_us, _ONE if partial else _ZERO)
         packed = self._packed
         if packed is None:
             reply = await self._op(lua.RESERVE, account, balance, var)
@@ -266,6 +268,11 @@ class RedisStore:
                                      + _pack(var)[4:])
             except NoScriptError:
                 reply = await self._noscript(lua.RESERVE, account, balance, var)
+        if reply.__class__ is list and reply[0] == b"ok":  # the common case, decoded inline
+            low = reply[4] == 1
+            return OpResult(key, _OK, (), (Hold(account, balance, reservation, reply[1],
+                                                exp_us / 1_000_000),),
+                            reply[1], reply[2], reply[3], False, low, _LOW_EVENTS if low else ())
         return _result(key, account, balance, reservation, reply)
 
     async def commit(self, key: str, account: str, balance: str, reservation: str, used: int,
@@ -284,6 +291,12 @@ class RedisStore:
                                      + _pack(var)[4:])
             except NoScriptError:
                 reply = await self._noscript(lua.COMMIT, account, balance, var)
+        if release_rest and reply.__class__ is list and reply[0] == b"ok":  # decoded inline
+            low = reply[4] == 1
+            eff = reply[5]
+            return OpResult(key, _OK, (Effect(account, balance, eff),) if eff else (),
+                            (Hold(account, balance, reservation, reply[6], None),),
+                            reply[1], reply[2], reply[3], False, low, _LOW_EVENTS if low else ())
         return _result(key, account, balance, reservation, reply)
 
     async def release(self, key: str, account: str, balance: str, reservation: str, *,
