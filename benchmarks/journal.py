@@ -11,9 +11,14 @@ Diameter connection hands over per loop turn). Also measured in the same run:
 * ``reader``: settlement's fast path, records/s through ``JournalReader.chunks()`` decoded
   and raw;
 * baseline: one ``os.write`` + ``os.fdatasync`` per record (no group commit), same records;
-* ``records_per_cpu_second`` (records / CPU time of the process, all threads) and the load
-  average: on a shared, oversubscribed machine wall-clock rates say more about the neighbours
-  than about the code.
+* ``records_per_cpu_second`` (records / CPU time of the process, all threads),
+  ``loop_thread_cpu_us_per_record`` (the event-loop thread alone: what caps throughput, as
+  the writer thread runs without the GIL) and the load average: on a shared, oversubscribed
+  machine wall-clock rates say more about the neighbours than about the code;
+* ``paced.group_p50_ms`` / ``group_p99_ms``: where a group's time goes -- ``writer_wake``
+  (queue put -> writer thread running: GIL hand-off and CPU run queue), ``write_dsync`` (the
+  one O_DSYNC write: the disk), ``release`` (write done -> the loop releases the waiters:
+  GIL hand-off back and loop wake-up); ``gc_max_ms`` the longest GC pause in the paced run.
 
 Medians of ``--reps`` repetitions. ``python -m benchmarks.journal [--seconds S] [--reps N]``.
 """
@@ -22,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import shutil
@@ -57,8 +63,9 @@ RECORDS = [record(i) for i in range(4096)]
 
 
 async def batched(d: Path, seconds: float, appenders: int = 64, batch: int = 32
-                  ) -> tuple[float, float]:
-    """(records/s wall clock, records per CPU-second of this process, all threads)."""
+                  ) -> tuple[float, float, float]:
+    """(records/s wall clock, records per CPU-second of this process (all threads), CPU
+    microseconds per record of the event-loop thread alone)."""
     j = await Journal.open(d)
     stop = time.perf_counter() + seconds
     count = 0
@@ -74,11 +81,13 @@ async def batched(d: Path, seconds: float, appenders: int = 64, batch: int = 32
 
     t = time.perf_counter()
     cpu = time.process_time()
+    main_cpu = time.thread_time()
     await asyncio.gather(*(worker(w) for w in range(appenders)))
     el = time.perf_counter() - t
     cpu = time.process_time() - cpu
+    main_cpu = time.thread_time() - main_cpu
     await j.close()
-    return count / el, count / cpu if cpu > 0 else 0.0
+    return count / el, count / cpu if cpu > 0 else 0.0, main_cpu / count * 1e6
 
 
 async def per_record(d: Path, seconds: float, tasks: int = 256) -> float:
@@ -101,11 +110,22 @@ async def per_record(d: Path, seconds: float, tasks: int = 256) -> float:
     return count / el
 
 
-async def paced(d: Path, seconds: float, rate: int = 20_000) -> dict[str, float]:
+async def paced(d: Path, seconds: float, rate: int = 20_000) -> dict[str, Any]:
     """Offer ``rate`` records/s; append-to-durable latency of every record, taken when its
     group commit completes (the moment the journal releases its waiters), measured from the
     append call and from the record's scheduled time (so a late loop counts against us)."""
     j = await Journal.open(d)
+    j.trace = []  # per group: (dispatched, write started, write+sync ended, waiters released)
+    gc_pauses: list[float] = []
+    gc_start = [0.0]
+
+    def on_gc(phase: str, _info: dict[str, Any]) -> None:
+        if phase == "start":
+            gc_start[0] = time.perf_counter()
+        else:
+            gc_pauses.append(time.perf_counter() - gc_start[0])
+
+    gc.callbacks.append(on_gc)
     from_call: list[float] = []
     from_sched: list[float] = []
     clock = time.perf_counter
@@ -140,15 +160,27 @@ async def paced(d: Path, seconds: float, rate: int = 20_000) -> dict[str, float]
         await last_group
     el = clock() - t0
     await j.close()
+    gc.callbacks.remove(on_gc)
 
     def q(xs: list[float], p: float) -> float:
         xs = sorted(xs)
-        return xs[min(len(xs) - 1, int(p * len(xs)))] * 1000
+        return xs[min(len(xs) - 1, int(p * len(xs)))] * 1000 if xs else 0.0
 
+    tr = j.trace
+    wake = [b - a for a, b, _c, _d in tr]  # queue put -> writer thread running (GIL, CPU)
+    sync = [c - b for _a, b, c, _d in tr]  # one O_DSYNC write (the disk)
+    back = [dd - c for _a, _b, c, dd in tr]  # writer done -> loop releases waiters
     return {"offered_rps": rate, "achieved_rps": round(total / el),
             "p50_ms": round(q(from_call, 0.5), 3), "p99_ms": round(q(from_call, 0.99), 3),
             "p99_from_schedule_ms": round(q(from_sched, 0.99), 3),
-            "max_ms": round(q(from_call, 1.0), 3), "groups": j.groups}
+            "max_ms": round(q(from_call, 1.0), 3), "groups": j.groups,
+            "group_p99_ms": {"writer_wake": round(q(wake, 0.99), 3),
+                             "write_dsync": round(q(sync, 0.99), 3),
+                             "release": round(q(back, 0.99), 3)},
+            "group_p50_ms": {"writer_wake": round(q(wake, 0.5), 3),
+                             "write_dsync": round(q(sync, 0.5), 3),
+                             "release": round(q(back, 0.5), 3)},
+            "gc_max_ms": round(max(gc_pauses, default=0.0) * 1000, 3)}
 
 
 def baseline(d: Path, seconds: float) -> float:
@@ -180,6 +212,14 @@ def reader_speed(d: Path) -> dict[str, float]:
     return {"records": n, "decoded_rps": round(decoded), "raw_rps": round(raw)}
 
 
+def _median(xs: Any) -> Any:
+    """Median of numbers, or of dicts of numbers key by key (the paced breakdown)."""
+    xs = list(xs)
+    if isinstance(xs[0], dict):
+        return {k: _median(x[k] for x in xs) for k in xs[0]}
+    return statistics.median(xs)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=3.0, help="per measurement")
@@ -190,19 +230,20 @@ def main() -> None:
     try:
         import uvloop
 
-        run = uvloop.run
+        run: Any = uvloop.run
         loop_name = "uvloop"
     except ImportError:  # pragma: no cover
         run = asyncio.run
         loop_name = "asyncio"
     root = Path(tempfile.mkdtemp(prefix="icx-bench-journal-", dir=args.dir))
     try:
-        thr, cpu, prt, base, lat = [], [], [], [], []
+        thr, cpu, main_us, prt, base, lat = [], [], [], [], [], []
         reader: dict[str, float] = {}
         for rep in range(args.reps):
-            wall, per_cpu = run(batched(root / f"b{rep}", args.seconds))
+            wall, per_cpu, loop_us = run(batched(root / f"b{rep}", args.seconds))
             thr.append(wall)
             cpu.append(per_cpu)
+            main_us.append(loop_us)
             prt.append(run(per_record(root / f"p{rep}", args.seconds)))
             base.append(baseline(root / f"base{rep}", min(args.seconds, 2.0)))
             lat.append(run(paced(root / f"l{rep}", args.seconds, args.rate)))
@@ -212,15 +253,18 @@ def main() -> None:
                 shutil.rmtree(root / f"{sub}{rep}", ignore_errors=True)
         value = statistics.median(thr)
         b = statistics.median(base)
-        lat_med = {k: statistics.median(x[k] for x in lat) for k in lat[0]}
+        lat_med = {k: _median(x[k] for x in lat) for k in lat[0]}
         out = {"bench": "journal", "unit": "records/s", "value": round(value),
                "baseline": {"name": "os.write+fdatasync per record", "value": round(b)},
                "ratio": round(value / b, 2) if b else None,
-               "ext": cython_ext.load("journal_scan") is not None,
+               "ext": cython_ext.load("journal_frame") is not None
+               and cython_ext.load("journal_scan") is not None,
                "mode": "64 appenders x append_many(32), fdatasync per group",
                "reps": args.reps, "seconds": args.seconds, "loop": loop_name,
                "all_values": [round(x) for x in thr],
                "records_per_cpu_second": round(statistics.median(cpu)),
+               "loop_thread_cpu_us_per_record": round(statistics.median(main_us), 3),
+               "switch_interval_ms": sys.getswitchinterval() * 1000,
                "fdatasync_ms": round(1000 / b, 3) if b else None,
                "load_avg_1m": os.getloadavg()[0],
                "per_record_tasks_rps": round(statistics.median(prt)),

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import struct
 import zlib
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 MAGIC = b"ICXJ"
 FORMAT_VERSION = 1
@@ -38,6 +39,88 @@ _crc32 = zlib.crc32
 def frame(payload: bytes) -> bytes:
     """Frame one msgpack payload (header + payload)."""
     return _pack_head(MARK, len(payload), MARK, _crc32(payload)) + payload
+
+
+def pack_frames(pack: Callable[[Any], bytes], records: list[Any], start: int, buf: bytearray,
+                offset: int, limit: int, ends: list[int] | None,
+                fallback: Callable[[Any], bytes] | None = None) -> tuple[int, int]:
+    """Pack ``records[start:]`` and append each, framed, to ``buf`` (the group's bytes).
+
+    A record is a msgpack-able map packed with ``pack``, or ``bytes`` already packed. When
+    ``pack`` raises and ``fallback`` is given, the record is packed with ``fallback`` instead
+    (its result or its exception counts): see :func:`record_packers`. ``offset`` is the segment offset where ``buf`` ends. Stops before
+    a record that would take the segment past ``limit`` bytes unless the segment holds no record
+    yet (``offset == HEADER_LEN``): the caller rotates and calls again from the returned index.
+    Appends each framed record's end offset (its position) to ``ends`` unless None. Returns
+    ``(index of the first record not framed, new offset)``. Raises ValueError for a record over
+    :data:`MAX_RECORD` (recovery would take it for corruption). The compiled twin is
+    ``cython_ext/journal_frame.pyx``; select with :func:`frame_packer`.
+    """
+    n = len(records)
+    i = start
+    head = _pack_head
+    crc32 = _crc32
+    while i < n:
+        r = records[i]
+        if isinstance(r, bytes):
+            payload = r
+        elif fallback is None:
+            payload = pack(r)
+        else:
+            try:
+                payload = pack(r)
+            except Exception:  # noqa: BLE001 -- the reference packer decides (value or error)
+                payload = fallback(r)
+        plen = len(payload)
+        if plen > MAX_RECORD:
+            raise ValueError(f"journal record of {plen} bytes exceeds the {MAX_RECORD} limit")
+        size = FRAME_HEAD_LEN + plen
+        if offset > HEADER_LEN and offset + size > limit:
+            return i, offset
+        buf += head(MARK, plen, MARK, crc32(payload))
+        buf += payload
+        offset += size
+        if ends is not None:
+            ends.append(offset)
+        i += 1
+    return i, offset
+
+
+PackFrames = Callable[
+    [Callable[[Any], bytes], list[Any], int, bytearray, int, int, "list[int] | None",
+     "Callable[[Any], bytes] | None"],
+    tuple[int, int],
+]
+
+
+def record_packers() -> tuple[Callable[[Any], bytes], Callable[[Any], bytes] | None]:
+    """``(pack, fallback)`` for :func:`pack_frames`: the journal's record packer.
+
+    The reference encoding is ``msgpack.Packer(use_bin_type=True)`` (docs/journal-schema.md).
+    msgspec's MessagePack encoder writes the very same bytes for every value the schema uses
+    (None, bool, int, float, str, bytes, list, tuple, dict; tests/charging/journal/
+    test_frame_packer.py checks byte parity) about twice as fast, so it packs first and msgpack
+    is the fallback: whatever msgspec refuses is packed -- or refused, with msgpack's own
+    error -- exactly as before. (msgspec also accepts a few types msgpack refuses, e.g.
+    Decimal, datetime, UUID, set: not schema types; callers must not pass them.) Without
+    msgspec installed msgpack packs alone.
+    """
+    import msgpack
+
+    reference = msgpack.Packer(use_bin_type=True).pack
+    try:
+        import msgspec
+    except ImportError:  # pragma: no cover - msgspec is a pinned dependency
+        return reference, None
+    return msgspec.msgpack.Encoder().encode, reference
+
+
+def frame_packer() -> PackFrames:
+    """:func:`pack_frames`, the compiled twin when built and enabled, else the pure one."""
+    import cython_ext
+
+    mod = cython_ext.load("journal_frame")
+    return mod.pack_frames if mod is not None else pack_frames  # type: ignore[no-any-return]
 
 
 class ScanResult(NamedTuple):

@@ -56,9 +56,26 @@ def _b36(n: int) -> str:
     return "".join(reversed(out)) or "0"
 
 
+_AMOUNT_CACHE: dict[int, str] = {}
+_AMOUNT_CACHE_MAX = 8192
+
+
 def amount_text(amount: int, is_money: bool) -> str:
     """Store units -> the journal's signed decimal string."""
-    return format_amount(amount) if is_money else str(amount)
+    if not is_money:
+        return str(amount)
+    # Prices and grants repeat (the same tariff, the same 60 s quota), so the text of recent
+    # money amounts is cached: format_amount is the slowest step of a record.
+    text = _AMOUNT_CACHE.get(amount)
+    if text is None:
+        if len(_AMOUNT_CACHE) >= _AMOUNT_CACHE_MAX:
+            _AMOUNT_CACHE.clear()
+        text = _AMOUNT_CACHE[amount] = format_amount(amount)
+    return text
+
+
+# OpStatus member -> its value (Enum.value is a descriptor lookup: slow on the hot path)
+_STATUS_TEXT: dict[Any, str] = {}
 
 
 def op_record(
@@ -75,9 +92,12 @@ def op_record(
     ``fields`` are the caller's rating fields (session, service, usage, price, a, b, partner,
     direction, deck_version, ...) copied as given; ``v``, ``id``, ``ts``, ``idem``, ``op``,
     ``result``, ``granted``, ``balance_effects`` and ``holds`` are set here and win over them.
+    Called once per money op on the server's hot path: keep it lean (the key order and types
+    are those of docs/journal-schema.md; tests/charging/journal/test_records.py pins them).
     """
     rec: dict[str, Any] = dict(fields) if fields else {}
-    rec.setdefault("type", OP_TYPES.get(op, "rated"))
+    if "type" not in rec:
+        rec["type"] = OP_TYPES.get(op, "rated")
     effects = []
     for e in result.effects:
         is_money, currency = meta(e.account, e.balance)
@@ -85,14 +105,24 @@ def op_record(
                         "amount": amount_text(e.amount, is_money)})
     holds = []
     for h in result.holds:
-        is_money, _cur = meta(h.account, h.balance)
+        is_money = meta(h.account, h.balance)[0]
+        exp = h.expires_at
         holds.append({"account": h.account, "balance": h.balance, "reservation": h.reservation,
                       "amount": amount_text(h.amount, is_money),
-                      "expires": None if h.expires_at is None
-                      else int(round(h.expires_at * 1_000_000))})
-    rec.update(v=SCHEMA_VERSION, id=record_id, ts=ts_us, idem=result.key, op=op,
-               result=result.status.value, granted=result.granted,
-               balance_effects=effects, holds=holds)
+                      "expires": None if exp is None else int(round(exp * 1_000_000))})
+    status = result.status
+    status_text = _STATUS_TEXT.get(status)
+    if status_text is None:
+        status_text = _STATUS_TEXT[status] = status.value
+    rec["v"] = SCHEMA_VERSION
+    rec["id"] = record_id
+    rec["ts"] = ts_us
+    rec["idem"] = result.key
+    rec["op"] = op
+    rec["result"] = status_text
+    rec["granted"] = result.granted
+    rec["balance_effects"] = effects
+    rec["holds"] = holds
     return rec
 
 

@@ -1,44 +1,48 @@
 """The journal writers: :class:`Journal` (asyncio, group commit) and :class:`SyncJournal`.
 
-Group commit (invariant 3, journal before answer): ``await journal.append(rec)`` packs and
-frames the record on the event loop, assigns its :class:`Position`, and joins the current
-*group*. When the writer thread is idle the group is handed over in one hop (one queue put
-per group, never per record), written with one ``write`` per segment and made durable (the
-file is opened ``O_DSYNC``, so that one ``write`` returns only once the data is on disk: one
-syscall and one GIL round-trip per group, see below); only then is the group's shared future
-resolved, via one ``call_soon_threadsafe``, and every waiter released. Records arriving
-meanwhile form the next group, so batch size adapts to load and the loop keeps serving while
-the disk syncs.
+Group commit (invariant 3, journal before answer): ``journal.append_nowait(rec)`` (or
+``append_many_nowait``) packs and frames the record on the event loop into the group's one
+contiguous buffer (``framing.pack_frames``, compiled twin ``cython_ext/journal_frame.pyx``),
+assigns its :class:`Position`, and joins the current *group*. When the writer thread is idle
+the group is handed over in one hop (one queue put per group, never per record) at the end of
+the loop turn, or at once when it reaches ``eager_bytes`` (so the disk works while the loop
+packs the rest); it is written with one ``write`` per segment and made durable (the file is
+opened ``O_DSYNC``, so that one ``write`` returns only once the data is on disk: one syscall
+and one GIL round-trip per group, see below); only then are the group's waiters released, via
+one ``call_soon_threadsafe``: ``call_when_durable`` callbacks in order, then the group's shared
+future. Records arriving meanwhile form the next group, so batch size adapts to load and the
+loop keeps serving while the disk syncs.
 
 Why a bare thread and O_DSYNC rather than an executor and write+fdatasync: every time the
-writer thread needs the GIL back while the loop is busy it may wait up to the interpreter's
-switch interval (5 ms by default). Fewer GIL re-acquisitions per group means lower p99
-latency; servers may also lower ``sys.setswitchinterval`` (icx serve does not change it).
+writer thread needs the GIL back while the loop is busy it waits up to the interpreter's
+switch interval (5 ms by default) -- to start a group (waking from the queue) and to report
+it done. Fewer GIL re-acquisitions per group means lower p99 latency, and :meth:`Journal.open`
+lowers the switch interval to ``SWITCH_INTERVAL`` (0.5 ms; never raises it; pass
+``switch_interval=None`` to leave it alone): the loop then yields the GIL to the writer within
+0.5 ms. A lower interval costs nothing while no other thread wants the GIL.
 """
 
 from __future__ import annotations
 
 import asyncio
 import queue
+import sys
 import threading
 import time
-import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import msgpack
-
-from charging.journal.framing import FRAME_HEAD, HEADER_LEN, MARK
+from charging.journal.framing import HEADER_LEN, frame_packer, record_packers
 from charging.journal.segments import JournalError, Position, Recovered, SegmentWriter
 
 DurableCallback = Callable[[BaseException | None], None]
 
-_crc32 = zlib.crc32
-_pack_head = FRAME_HEAD.pack
 _new_position = tuple.__new__
-_HEAD_LEN = FRAME_HEAD.size
+EAGER_BYTES = 32 << 10
+SWITCH_INTERVAL = 0.0005
+_clock = time.perf_counter
 
 
 class _GroupFuture(asyncio.Future[None]):
@@ -55,7 +59,12 @@ class _GroupFuture(asyncio.Future[None]):
 
 
 class _Allocator:
-    """Assigns positions and segment rotation; collects framed bytes per segment."""
+    """Assigns positions and segment rotation; collects the framed bytes of the next group.
+
+    The bytes of the current segment accumulate in one contiguous ``bytearray`` (packed and
+    framed in one call per batch by :func:`~charging.journal.framing.pack_frames`, compiled
+    when built); :meth:`take` hands the group to the writer as ``[(segment, bytes), ...]``.
+    """
 
     def __init__(self, segment: int, offset: int, segment_bytes: int, rotate_seconds: float):
         self.segment = segment
@@ -63,38 +72,68 @@ class _Allocator:
         self.segment_bytes = segment_bytes
         self.rotate_seconds = rotate_seconds
         self.started = time.monotonic()
-        self.parts: list[tuple[int, bytearray]] = []
+        self.parts: list[tuple[int, bytearray]] = []  # earlier segments of this group
+        self.buf = bytearray()  # this segment's framed bytes not yet taken
         self.last = Position(segment, self.offset)
-        self._packer = msgpack.Packer(use_bin_type=True)
+        self._pack, self._fallback = record_packers()
+        self._frames = frame_packer()
+
+    def _due(self) -> bool:
+        # Time-based rotation is checked once per call (not per record): a group spans
+        # milliseconds, rotate_seconds is minutes.
+        return (self.offset > HEADER_LEN and self.rotate_seconds > 0
+                and time.monotonic() - self.started >= self.rotate_seconds)
 
     def add(self, record: Mapping[str, Any] | bytes) -> Position:
-        payload = record if isinstance(record, bytes) else self._packer.pack(record)
-        size = _HEAD_LEN + len(payload)
-        if self.offset > HEADER_LEN and (
-            self.offset + size > self.segment_bytes
-            or (self.rotate_seconds and time.monotonic() - self.started >= self.rotate_seconds)
-        ):
+        """Frame one record; return its position."""
+        if self.rotate_seconds and self._due():
             self.rotate()
-        parts = self.parts
-        if not parts or parts[-1][0] != self.segment:
-            parts.append((self.segment, bytearray()))
-        buf = parts[-1][1]
-        buf += _pack_head(MARK, len(payload), MARK, _crc32(payload))
-        buf += payload
-        self.offset += size
-        pos = _new_position(Position, (self.segment, self.offset))  # skips NamedTuple.__new__
-        self.last = pos
+        i, self.offset = self._frames(self._pack, [record], 0, self.buf, self.offset,
+                                      self.segment_bytes, None, self._fallback)
+        if not i:
+            self.rotate()
+            i, self.offset = self._frames(self._pack, [record], 0, self.buf, self.offset,
+                                          self.segment_bytes, None, self._fallback)
+        pos = self.last = _new_position(Position, (self.segment, self.offset))
         return pos
+
+    def add_many(self, records: list[Any], positions: bool = True) -> list[Position]:
+        """Frame ``records`` in order; return their positions (``[]`` unless ``positions``)."""
+        if self.rotate_seconds and self._due():
+            self.rotate()
+        out: list[Position] = []
+        n = len(records)
+        i = 0
+        while True:
+            ends: list[int] | None = [] if positions else None
+            i, self.offset = self._frames(self._pack, records, i, self.buf, self.offset,
+                                          self.segment_bytes, ends, self._fallback)
+            if ends:
+                seg = self.segment
+                out += [_new_position(Position, (seg, e)) for e in ends]
+            if i >= n:
+                break
+            self.rotate()
+        if n:
+            self.last = _new_position(Position, (self.segment, self.offset))
+        return out
 
     def rotate(self) -> None:
         """Start a new segment for the next record (the writer seals the current one)."""
+        if self.buf:
+            self.parts.append((self.segment, self.buf))
+            self.buf = bytearray()
         self.segment += 1
         self.offset = HEADER_LEN
         self.started = time.monotonic()
         self.parts.append((self.segment, bytearray()))
 
     def take(self) -> list[tuple[int, bytearray]]:
+        """The group's parts, in order (a rotation with no record is a part with no bytes)."""
         parts, self.parts = self.parts, []
+        if self.buf:
+            parts.append((self.segment, self.buf))
+            self.buf = bytearray()
         return parts
 
 
@@ -118,7 +157,7 @@ class SyncJournal:
         return self.append_many([record])[0]
 
     def append_many(self, records: Iterable[Mapping[str, Any] | bytes]) -> list[Position]:
-        positions = [self._alloc.add(r) for r in records]
+        positions = self._alloc.add_many(list(records))
         self._writer.write_and_sync(self._alloc.take())
         return positions
 
@@ -143,10 +182,15 @@ class Journal:
     """
 
     def __init__(self, writer: SegmentWriter, alloc: _Allocator, *, group_window: float,
-                 recovered: Recovered) -> None:
+                 recovered: Recovered, eager_bytes: int = EAGER_BYTES,
+                 switch_interval: float | None = SWITCH_INTERVAL) -> None:
         self._writer = writer
         self._alloc = alloc
         self._window = group_window
+        # 0 disables eager dispatch (then a group always waits for the end of the loop turn)
+        self._eager = eager_bytes if eager_bytes > 0 else 1 << 62
+        if switch_interval is not None and sys.getswitchinterval() > switch_interval:
+            sys.setswitchinterval(switch_interval)
         self.recovered = recovered
         self._loop = asyncio.get_running_loop()
         self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -164,6 +208,8 @@ class Journal:
         self._callbacks: deque[tuple[Position, DurableCallback]] = deque()
         self._idle_timer: asyncio.TimerHandle | None = None
         self.groups = 0  # group commits done (metrics)
+        # set to [] to collect per-group timings (perf_counter seconds): see _done
+        self.trace: list[tuple[float, float, float, float]] | None = None
         self.records = 0
         if alloc.rotate_seconds:
             self._arm_idle_timer()
@@ -171,15 +217,24 @@ class Journal:
     @classmethod
     async def open(cls, directory: str | Path, *, segment_bytes: int = 64 << 20,
                    rotate_seconds: float = 0.0, fsync: bool = True, group_window: float = 0.0,
-                   allow_quarantined: bool = False) -> Journal:
+                   allow_quarantined: bool = False, eager_bytes: int = EAGER_BYTES,
+                   switch_interval: float | None = SWITCH_INTERVAL) -> Journal:
         """Recover ``directory`` (truncate a torn tail; quarantine + raise on corruption) and
-        return a journal ready to append. Raises JournalError / JournalCorruptError."""
+        return a journal ready to append. Raises JournalError / JournalCorruptError.
+
+        ``eager_bytes``: when the writer is idle and the pending group reaches this size it is
+        handed over at once instead of at the end of the loop turn, so the disk works while
+        the loop is still packing the rest (0 = never). ``switch_interval``: lower the
+        interpreter's switch interval to this (never raise it; None = leave it): every hand-off
+        to and from the writer thread waits up to that interval for the GIL while the loop is
+        busy (see the module docstring)."""
         writer = SegmentWriter(directory, fsync=fsync, dsync=fsync)
         loop = asyncio.get_running_loop()
         recovered = await loop.run_in_executor(
             None, lambda: writer.open(allow_quarantined=allow_quarantined))
         alloc = _Allocator(writer.segment, writer.offset, segment_bytes, rotate_seconds)
-        return cls(writer, alloc, group_window=group_window, recovered=recovered)
+        return cls(writer, alloc, group_window=group_window, recovered=recovered,
+                   eager_bytes=eager_bytes, switch_interval=switch_interval)
 
     # -- appending -------------------------------------------------------------------------
 
@@ -192,13 +247,16 @@ class Journal:
         """
         if self._failed is not None or self._closed:
             raise JournalError("journal is closed or failed") from self._failed
-        pos = self._alloc.add(record)
+        alloc = self._alloc
+        pos = alloc.add(record)
         self.records += 1
         group = self._group
         if group is None:
             group = self._group = _GroupFuture(loop=self._loop)
             if not self._busy and not self._scheduled:
                 self._schedule()
+        if len(alloc.buf) >= self._eager and not self._busy:
+            self._dispatch()
         return pos, group
 
     async def append(self, record: Mapping[str, Any] | bytes) -> Position:
@@ -210,14 +268,33 @@ class Journal:
 
     async def append_many(self, records: Iterable[Mapping[str, Any] | bytes]) -> list[Position]:
         """Append several records in order (same group); return once all are durable."""
-        positions = []
-        group = None
-        for r in records:
-            pos, group = self.append_nowait(r)
-            positions.append(pos)
+        positions, group = self.append_many_nowait(records)
         if group is not None:
             await group
         return positions
+
+    def append_many_nowait(
+        self, records: Iterable[Mapping[str, Any] | bytes], *, positions: bool = True,
+    ) -> tuple[list[Position], asyncio.Future[None] | None]:
+        """Enqueue ``records`` in order; return their positions and the group future (None
+        when ``records`` is empty). With ``positions=False`` no Position is built per record
+        (cheaper): use :attr:`position` after the call for the last one."""
+        if self._failed is not None or self._closed:
+            raise JournalError("journal is closed or failed") from self._failed
+        recs = records if isinstance(records, list) else list(records)
+        if not recs:
+            return [], None
+        alloc = self._alloc
+        out = alloc.add_many(recs, positions)
+        self.records += len(recs)
+        group = self._group
+        if group is None:
+            group = self._group = _GroupFuture(loop=self._loop)
+            if not self._busy and not self._scheduled:
+                self._schedule()
+        if len(alloc.buf) >= self._eager and not self._busy:
+            self._dispatch()
+        return out, group
 
     @property
     def directory(self) -> Path:
@@ -312,7 +389,7 @@ class Journal:
         parts = self._alloc.take()
         upto = self._alloc.last
         self._busy = True
-        self._jobs.put((self._writer.write_and_sync, parts, group, upto))
+        self._jobs.put((self._writer.write_and_sync, parts, group, upto, _clock()))
 
     def _writer_main(self) -> None:
         """The writer thread: one job (a whole group) at a time, one wake-up of the loop each."""
@@ -322,9 +399,10 @@ class Journal:
             job = get()
             if job is None:
                 return
-            fn, arg, group, upto = job
+            fn, arg, group, upto, t_dispatch = job
             err: BaseException | None = None
             result: Any = None
+            t_start = _clock()
             try:
                 result = fn(arg)
             except BaseException as exc:  # noqa: BLE001 -- handed to the loop, never lost
@@ -332,16 +410,19 @@ class Journal:
             if group is None:  # a plain call (close): the future is in ``upto``
                 call(_resolve, upto, result, err)
             else:
-                call(self._done, err, group, upto)
+                call(self._done, err, group, upto, (t_dispatch, t_start, _clock()))
 
     async def _call(self, fn: Any, arg: Any = None) -> Any:
         fut = self._loop.create_future()
-        self._jobs.put((fn, arg, None, fut))
+        self._jobs.put((fn, arg, None, fut, 0.0))
         return await fut
 
     def _done(self, exc: BaseException | None, group: asyncio.Future[None],
-              upto: Position) -> None:
+              upto: Position, times: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> None:
         self._busy = False
+        if self.trace is not None:
+            # (dispatched, write started, write+sync ended, loop released) per group
+            self.trace.append((*times, _clock()))
         if exc is not None:
             self._failed = exc
             err = JournalError(f"journal write failed: {exc!r}")
