@@ -2,7 +2,7 @@
 journal records (group commit with fsync), no Diameter, no agent.
 
 ``python -m benchmarks.charging_decide [--requests 20000] [--concurrency 256] [--no-fsync]
-[--reps 3] [--profile out.prof]`` prints ONE JSON line. ``value``: process CPU µs per CCR of
+[--reps 3] [--handle] [--profile out.prof]`` prints ONE JSON line. ``value``: process CPU µs per CCR of
 the whole core (mix I/U/U/T, voice + data sessions, like benchmarks/ro.py); ``baseline``: the
 CPU µs per CCR of the bare store ops the same mix needs (reserve / commit+reserve /
 commit, measured in the same run on a fresh store) -- the floor the core adds to. Medians of
@@ -81,15 +81,22 @@ async def core_run(tmp: Path, args: argparse.Namespace, prof: Any) -> tuple[floa
         prof.enable()
     # Waves of `concurrency` sessions, one step each per wave: I for all, then U, U, T; each
     # wave waits once for durability of its mark (what the edge does per read batch).
+    eager = hasattr(svc, "decide") and not args.handle
+    args.path = "decide" if eager else "handle"
     for start in range(0, sessions, args.concurrency):
         block = reqs[start:start + args.concurrency]
         for step in range(4):
-            for r in block:
-                res = drive(svc.decide(r[step], now=now))
-                if not res.ok:
-                    raise RuntimeError(f"{r[step].session_id} {step}: {res.outcome}")
-                done += 1
-            await svc.wait_durable(svc.durable_mark())
+            if eager:
+                for r in block:
+                    res = drive(svc.decide(r[step], now=now))
+                    if not res.ok:
+                        raise RuntimeError(f"{r[step].session_id} {step}: {res.outcome}")
+                await svc.wait_durable(svc.durable_mark())
+            else:  # handle() per request, one task each (the path before decide() existed)
+                results = await asyncio.gather(*(svc.handle(r[step], now=now) for r in block))
+                if not all(res.ok for res in results):
+                    raise RuntimeError(f"step {step}: {[x.outcome for x in results]}")
+            done += len(block)
     if prof:
         prof.disable()
     used, loop_used = time.process_time() - c0, time.thread_time() - l0
@@ -126,6 +133,9 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--no-fsync", dest="fsync", action="store_false")
     ap.add_argument("--profile")
+    ap.add_argument("--handle", action="store_true",
+                    help="await handle() per request in tasks instead of decide() eagerly "
+                         "(automatic for a service without decide(): the old path)")
     args = ap.parse_args()
     load = os.getloadavg()[0]
     prof = None
@@ -155,6 +165,7 @@ def main() -> None:
         "loop_thread_us": round(statistics.median(loop), 1),
         "baseline": {"name": "bare_store_ops", "value": round(floor, 1)},
         "ratio": round(value / floor, 2), "ext": load_ext("store_ops") is not None,
+        "path": getattr(args, "path", "decide"),
         "requests": args.requests, "reps": args.reps, "fsync": args.fsync,
         "load": round(load, 2)}))
 
