@@ -429,7 +429,8 @@ cdef object _reserve(store, key, account, balance, reservation, amount, double t
         return reserve_ref(store, key, account, balance, reservation, amount, ttl, now, partial)
     bal = <object>p
     exp = _get(bal, B_EXP)
-    if exp is not None and exp <= <long long>rint(now * 1000000.0):
+    cdef long long exp_c
+    if exp is not None and (not icx_as_ll(exp, &exp_c) or exp_c <= <long long>rint(now * 1000000.0)):
         return reserve_ref(store, key, account, balance, reservation, amount, ttl, now, partial)
     resd = _get(bal, B_RES)
     if type(resd) is not dict:
@@ -441,11 +442,11 @@ cdef object _reserve(store, key, account, balance, reservation, amount, double t
     if amt > before:
         return reserve_ref(store, key, account, balance, reservation, amount, ttl, now, partial)
     cdef long long exp_us = <long long>rint((now + ttl) * 1000000.0)
-    expires = <double>exp_us / 1000000.0
-    exp_obj = exp_us
+    cdef object expires = <double>exp_us / 1000000.0
+    cdef object exp_obj = exp_us
     cdef long long after = before - amt
     cdef long long lowv
-    after_obj = after
+    cdef object after_obj = after
     low = _get(bal, B_LOW)
     lowflag = False
     if low is not None:
@@ -533,10 +534,10 @@ cdef object _commit(store, key, account, balance, reservation, used, double now,
     else:
         freed = debit if debit < held else held
         hexp = res[1] / 1000000.0
-    amount_after = cur - debit
+    cdef object amount_after = cur - debit
     cdef long long after = before + freed - debit
     cdef long long lowv
-    after_obj = after
+    cdef object after_obj = after
     low = _get(bal, B_LOW)
     lowflag = False
     if low is not None:
@@ -544,9 +545,9 @@ cdef object _commit(store, key, account, balance, reservation, used, double now,
         lowflag = before >= lowv and lowv > after
     events = LOW_EVENTS if lowflag else EMPTY
     has_hold = freed != 0 or rr
-    neg_debit = -debit
-    neg_freed = -freed
-    debit_obj = used if debit == u else debit  # the caller's int when all was covered
+    cdef object neg_debit = -debit
+    cdef object neg_freed = -freed
+    cdef object debit_obj = used if debit == u else debit  # the caller's int when all was covered
     # one lookup both checks the key is new and caches the result; nothing is changed yet
     entry = _untracked((S_OK, debit_obj, amount_after, after_obj, lowflag, balance, reservation,
                         neg_debit, neg_freed, hexp, has_hold))
