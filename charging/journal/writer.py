@@ -84,38 +84,54 @@ class _Allocator:
         return (self.offset > HEADER_LEN and self.rotate_seconds > 0
                 and time.monotonic() - self.started >= self.rotate_seconds)
 
+    def _frame(self, records: list[Any], start: int, ends: list[int] | None) -> int:
+        """Frame ``records[start:]`` into this segment's buffer; return the index reached.
+        All or nothing: if packing a record raises, this call's bytes are dropped again, so
+        buffer and offset never disagree (the error propagates)."""
+        buf = self.buf
+        before = len(buf)
+        try:
+            i, self.offset = self._frames(self._pack, records, start, buf, self.offset,
+                                          self.segment_bytes, ends, self._fallback)
+        except BaseException:
+            del buf[before:]
+            if ends:
+                ends.clear()
+            raise
+        return i  # type: ignore[no-any-return]
+
     def add(self, record: Mapping[str, Any] | bytes) -> Position:
-        """Frame one record; return its position."""
+        """Frame one record; return its position (nothing is enqueued if it raises)."""
         if self.rotate_seconds and self._due():
             self.rotate()
-        i, self.offset = self._frames(self._pack, [record], 0, self.buf, self.offset,
-                                      self.segment_bytes, None, self._fallback)
-        if not i:
+        if not self._frame([record], 0, None):
             self.rotate()
-            i, self.offset = self._frames(self._pack, [record], 0, self.buf, self.offset,
-                                          self.segment_bytes, None, self._fallback)
+            self._frame([record], 0, None)
         pos = self.last = _new_position(Position, (self.segment, self.offset))
         return pos
 
     def add_many(self, records: list[Any], positions: bool = True) -> list[Position]:
-        """Frame ``records`` in order; return their positions (``[]`` unless ``positions``)."""
+        """Frame ``records`` in order; return their positions (``[]`` unless ``positions``).
+        If a record cannot be packed the error propagates; the records of the same segment
+        in this call are dropped (earlier segments' stay enqueued)."""
         if self.rotate_seconds and self._due():
             self.rotate()
         out: list[Position] = []
         n = len(records)
         i = 0
-        while True:
-            ends: list[int] | None = [] if positions else None
-            i, self.offset = self._frames(self._pack, records, i, self.buf, self.offset,
-                                          self.segment_bytes, ends, self._fallback)
-            if ends:
-                seg = self.segment
-                out += [_new_position(Position, (seg, e)) for e in ends]
-            if i >= n:
-                break
-            self.rotate()
-        if n:
-            self.last = _new_position(Position, (self.segment, self.offset))
+        try:
+            while True:
+                ends: list[int] | None = [] if positions else None
+                i = self._frame(records, i, ends)
+                if ends:
+                    seg = self.segment
+                    out += [_new_position(Position, (seg, e)) for e in ends]
+                if i >= n:
+                    break
+                self.rotate()
+        finally:
+            if n:
+                self.last = _new_position(Position, (self.segment, self.offset))
         return out
 
     def rotate(self) -> None:
@@ -285,13 +301,13 @@ class Journal:
         if not recs:
             return [], None
         alloc = self._alloc
-        out = alloc.add_many(recs, positions)
-        self.records += len(recs)
         group = self._group
-        if group is None:
+        if group is None:  # first: should add_many raise midway, what it enqueued gets written
             group = self._group = _GroupFuture(loop=self._loop)
             if not self._busy and not self._scheduled:
                 self._schedule()
+        out = alloc.add_many(recs, positions)
+        self.records += len(recs)
         if len(alloc.buf) >= self._eager and not self._busy:
             self._dispatch()
         return out, group

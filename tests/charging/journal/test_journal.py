@@ -287,3 +287,29 @@ def test_call_when_durable_failure(tmp_path: Path) -> None:
         await j.close()
 
     asyncio.run(main())
+
+
+def test_unpackable_record_leaves_positions_consistent(tmp_path: Path) -> None:
+    async def main() -> None:
+        j = await Journal.open(tmp_path)
+        await j.append(rec(0))
+        with pytest.raises(TypeError):
+            await j.append_many([rec(1), {"bad": object()}, rec(2)])
+        with pytest.raises(TypeError):
+            j.append_nowait({"bad": object()})
+        positions = await j.append_many([rec(3), rec(4)])
+        assert j.durable == j.position == positions[-1]
+        await j.close()
+
+    asyncio.run(main())
+    got = list(JournalReader(tmp_path).iter_from())
+    assert [r["id"] for _, r in got] == ["t-0", "t-3", "t-4"]  # the failed batch left nothing
+
+
+def test_sync_append_many_rotates_mid_batch(tmp_path: Path) -> None:
+    j = SyncJournal(tmp_path, segment_bytes=700)
+    positions = j.append_many([rec(i) for i in range(40)])
+    j.close()
+    got = list(JournalReader(tmp_path).iter_from())
+    assert [p for p, _ in got] == positions
+    assert len({p.segment for p in positions}) > 3
