@@ -11,9 +11,12 @@ Application requests go to one of two hooks:
   journal durability callback). Replies made while the received bytes are being processed
   go out with that read's one ``transport.write``; replies made later are coalesced into one
   write per connection per event-loop turn.
-- ``handler(request, peer) -> answer`` (``async def``): the coroutine is run eagerly
-  (``coro.send(None)``); an answer ready without suspending costs no Task. Only a handler
-  that really suspends is handed to a Task, which resumes it where it stopped.
+- ``handler(request, peer) -> answer`` (``async def``): each runs in a Task; with
+  ``eager_handlers=True`` the coroutine is started with ``coro.send(None)`` instead, so an
+  answer ready without suspending costs no Task, and only a handler that really suspends is
+  handed to a Task, which resumes it where it stopped. Eager start runs outside any Task:
+  only for handlers that do not need ``asyncio.current_task()`` (``asyncio.timeout``) before
+  their first suspension.
 """
 
 from __future__ import annotations
@@ -78,12 +81,16 @@ class PeerProtocol(asyncio.Protocol):
         peer_host: str | None = None,
         reopen: bool = False,
         responder: Responder | None = None,
+        eager_handlers: bool = False,
     ) -> None:
         self.config = config
         self.role = role
         self.handler = handler
         self.responder = responder
         self._log_requests = config.log_requests
+        # Start handler coroutines with send(None) outside a Task: only for handlers whose
+        # first step never needs asyncio.current_task() (asyncio.timeout does).
+        self._eager = eager_handlers
         self.conn: PeerConnection | None = None
         self.transport: asyncio.Transport | None = None
         self.remote_address: Any = None
@@ -370,7 +377,7 @@ class PeerProtocol(asyncio.Protocol):
         t0 = time.perf_counter_ns()
         try:
             aw = handler(request, self)
-            if not isinstance(aw, CoroutineType):
+            if not self._eager or not isinstance(aw, CoroutineType):
                 self._spawn(self._run_handler(request, aw, t0))
                 return
             # Eager start (what 3.12's eager_task_factory does): most answers are ready

@@ -36,8 +36,10 @@ class DiameterServer:
         port: int = 3868,
         transport: str = "tcp",
         responder: Responder | None = None,
+        eager_handlers: bool = False,
     ) -> None:
         self.config = config
+        self.eager_handlers = eager_handlers
         self.handler = handler
         self.responder = responder
         self.host = host
@@ -81,6 +83,7 @@ class DiameterServer:
             on_open=self._opened,
             on_close=self._closed,
             responder=self.responder,
+            eager_handlers=self.eager_handlers,
         )
         self._accepted.add(proto)
         self.accepted_total += 1

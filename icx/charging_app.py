@@ -143,7 +143,8 @@ async def build_charging(settings: Settings, data_dir: Path, *, admin: bool = Tr
     agent = ChargingAgent(service, smap, origin_host=settings.diameter.origin_host,
                           origin_realm=settings.diameter.origin_realm, metrics=metrics,
                           rf_enabled=settings.rf.enabled,
-                          when_durable=getattr(journal, "call_when_durable", None))
+                          when_durable=getattr(journal, "call_when_durable", None),
+                          eager=_never_suspends(store))
     metrics.gauge("icx_active_sessions", "Open online charging sessions.",
                   lambda: len(service.sessions))
     metrics.gauge("icx_offline_sessions", "Open offline (Rf) accounting sessions.",
@@ -179,6 +180,14 @@ def tune_gc() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
+
+
+def _never_suspends(store: Any) -> bool:
+    """The embedded store answers without awaiting I/O, so the agent may start decisions
+    eagerly; the Redis stores await the network under asyncio.timeout (needs a Task)."""
+    from charging.store.memory import MemoryStore
+
+    return isinstance(store, MemoryStore)
 
 
 def _lag(journal: Journal) -> float:

@@ -59,10 +59,15 @@ class ChargingAgent:
     def __init__(self, service: ChargingService, smap: ServiceMap, *, origin_host: str,
                  origin_realm: str, metrics: Metrics | None = None, rf_enabled: bool = True,
                  clock: Callable[[], float] = time.time,
-                 when_durable: WhenDurable | None = None) -> None:
+                 when_durable: WhenDurable | None = None, eager: bool = True) -> None:
         """*when_durable*: the journal's ``call_when_durable`` (with a service that has
         ``decide``/``durable_mark``, :meth:`respond` answers from it); None: ``respond``
-        answers after ``service.handle``, which waits for durability itself."""
+        answers after ``service.handle``, which waits for durability itself.
+
+        *eager*: start each decision with ``coro.send(None)`` outside any Task. Only for a
+        service whose first step never needs ``asyncio.current_task()`` (the embedded store:
+        it never suspends); a store that awaits I/O under ``asyncio.timeout`` (redis-py's
+        pool) must run in a Task from the start: pass False."""
         self.service = service
         self.smap = smap
         self.origin_host = origin_host
@@ -78,6 +83,7 @@ class ChargingAgent:
         self._split = (decide, mark, when_durable) if (
             decide is not None and mark is not None and when_durable is not None) else None
         self._tasks: set[asyncio.Task[None]] = set()
+        self.eager = eager
         self._cca = CcaWriter(origin_host, origin_realm)
 
     # ---------------------------------------------------------------- the responder
@@ -118,17 +124,22 @@ class ChargingAgent:
             coro = split[0](req, now=self.clock())
         else:
             coro = self.service.handle(req, now=self.clock())
+        if not self.eager:
+            self._spawn(self._finish(peer, request, req, coro, t0))
+            return
         try:
             yielded = coro.send(None)
         except StopIteration as stop:
             self._decided(peer, request, req, stop.value, t0)
         except Exception:
             self._decided(peer, request, req, self._failed(req), t0, mark=False)
-        else:  # the decision suspended (a Redis round trip, a session's turn): a Task
-            task = asyncio.get_running_loop().create_task(
-                self._finish(peer, request, req, _resume(coro, yielded), t0))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        else:  # the decision suspended (a session's turn): it continues in a Task
+            self._spawn(self._finish(peer, request, req, _resume(coro, yielded), t0))
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _finish(self, peer: Any, request: Message, req: ChargingRequest,
                       rest: Awaitable[ChargingResult], t0: int) -> None:

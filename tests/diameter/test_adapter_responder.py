@@ -78,7 +78,7 @@ def test_sync_handler_answers_without_a_task() -> None:
         async def handle(req: Message, peer: PeerProtocol) -> Message:
             return answer_for(req, peer.conn.me, 2001)  # type: ignore[union-attr]
 
-        proto, tr = await opened(handler=handle)
+        proto, tr = await opened(handler=handle, eager_handlers=True)
         proto.data_received(ccrs(3))
         # answered inside data_received: one write for the whole read, no task left
         assert len(tr.writes) == 1 and not proto._tasks
@@ -97,7 +97,7 @@ def test_suspending_handler_continues_in_a_task() -> None:
             await gate
             return answer_for(req, peer.conn.me, 2001)  # type: ignore[union-attr]
 
-        proto, tr = await opened(handler=handle)
+        proto, tr = await opened(handler=handle, eager_handlers=True)
         proto.data_received(ccrs(2))
         assert not tr.writes and len(proto._tasks) == 2
         assert proto.conn is not None and proto.conn.inflight == 2
@@ -117,7 +117,7 @@ def test_handler_exception_answers_5012_eager_and_suspended() -> None:
                 await asyncio.sleep(0)
             raise RuntimeError("boom")
 
-        proto, tr = await opened(handler=handle)
+        proto, tr = await opened(handler=handle, eager_handlers=True)
         proto.data_received(ccrs(2))
         for _ in range(3):
             await asyncio.sleep(0)
@@ -223,3 +223,24 @@ def test_request_log_line_and_its_switch() -> None:
     assert [(e["session"], e["result_code"], e["command"]) for e in on] == [
         ("pgw.client.example;100", 2001, 272), ("pgw.client.example;101", 2001, 272)]
     assert asyncio.run(main(False)) == []
+
+
+def test_default_handlers_run_in_a_task_with_current_task() -> None:
+    """Without eager_handlers a handler may use asyncio.timeout() from its first line."""
+
+    async def main() -> None:
+        async def handle(req: Message, peer: PeerProtocol) -> Message:
+            async with asyncio.timeout(5):
+                assert asyncio.current_task() is not None
+                await asyncio.sleep(0)
+            return answer_for(req, peer.conn.me, 2001)  # type: ignore[union-attr]
+
+        proto, tr = await opened(handler=handle)
+        proto.data_received(ccrs(2))
+        assert not tr.writes and len(proto._tasks) == 2
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert sorted((a.hop_by_hop, a.get("Result-Code")) for a in tr.answers()) == [
+            (100, 2001), (101, 2001)]
+
+    asyncio.run(main())

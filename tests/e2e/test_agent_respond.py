@@ -162,3 +162,40 @@ def test_bad_request_and_unserved_command_answer_at_once(tmp_path: Path) -> None
             await app.close()
 
     asyncio.run(main())
+
+
+def test_non_eager_agent_runs_decisions_in_tasks(tmp_path: Path) -> None:
+    """A store that awaits under asyncio.timeout (redis-py's pool) needs a current Task from
+    the first step: with eager=False the decision runs in one (Redis answered 5012 before)."""
+
+    async def main() -> None:
+        app = await build(tmp_path)
+        try:
+            base = app.agent
+            service = base.service
+            decide = service.decide
+
+            async def timed_decide(req: Any, *, now: float) -> Any:
+                async with asyncio.timeout(5):  # RuntimeError outside a Task
+                    await asyncio.sleep(0)
+                    return await decide(req, now=now)
+
+            service.decide = timed_decide  # type: ignore[method-assign]
+            agent = ChargingAgent(service, base.smap, origin_host=base.origin_host,
+                                  origin_realm=base.origin_realm,
+                                  when_durable=app.journal.call_when_durable, eager=False)
+            peer = Peer(app)
+            agent.respond(ccr("r;6", 1, 0, A("Multiple-Services-Indicator", 1),
+                              mscc(100, rsu=("CC-Time", 60))), peer)
+            assert agent._tasks
+            await asyncio.gather(*agent._tasks)
+            await settle(app)
+            assert [a.get("Result-Code") for _, a, _ in peer.replies] == [2001]
+            assert app.agent.eager  # the embedded store: eager by default
+        finally:
+            await app.close()
+
+    from charging.service import ChargingService
+    if not hasattr(ChargingService, "decide"):
+        pytest.skip("charging service without decide()/durable_mark()")
+    asyncio.run(main())
