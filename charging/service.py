@@ -36,6 +36,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
+from collections.abc import Coroutine
+from typing import Any
 
 from charging.journal import Position
 from charging.requests import ChargingRequest, ChargingResult, Outcome, Verb
@@ -211,19 +213,21 @@ class ChargingService(OnlineCharging, EventsAndOffline, ServiceCore):
 
     # ------------------------------------------------------------------ dispatch
 
-    async def _dispatch(self, req: ChargingRequest, key: str, now: float) -> ChargingResult:
+    def _dispatch(self, req: ChargingRequest, key: str,
+                  now: float) -> Coroutine[Any, Any, ChargingResult]:
+        """The coroutine that decides *req* (a plain method: one frame less per request)."""
         if req.offline:
-            return await self._offline(req, key, now)
+            return self._offline(req, key, now)
         verb = req.verb
         if verb is Verb.INITIAL:
-            return await self._initial(req, key, now)
+            return self._initial(req, key, now)
         if verb is Verb.UPDATE or verb is Verb.TERMINATE:
             session = self.sessions.get(req.session_id)
             if session is None:
-                return ChargingResult(outcome=Outcome.UNKNOWN_SESSION,
-                                      message="no open session")
-            return await self._update(session, req, key, now)
-        return await self._event(req, key, now)
+                return _ready(ChargingResult(outcome=Outcome.UNKNOWN_SESSION,
+                                             message="no open session"))
+            return self._update(session, req, key, now)
+        return self._event(req, key, now)
 
     def _remember(self, req: ChargingRequest, key: str, result: ChargingResult) -> None:
         """Keep the answer for retransmits (RFC 4006 §5.1.2 / facts B5: same Session-Id and
@@ -243,3 +247,7 @@ class ChargingService(OnlineCharging, EventsAndOffline, ServiceCore):
         while excess > 0:  # FIFO eviction, oldest first
             answers.popitem(last=False)
             excess -= 1
+
+
+async def _ready(result: ChargingResult) -> ChargingResult:
+    return result

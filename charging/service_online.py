@@ -170,7 +170,20 @@ class OnlineCharging(ServiceCore):
             fields["end"] = int(at * 1_000_000)
             if used and not money:
                 fields.update(self._tariff(session, grant))
-            op = await self._commit(session, grant, grant.held_n, used_cost, key, now, fields)
+            # Debit against the grant's current hold (the rest is released), or a plain
+            # partial debit when nothing is held (after FUI, or an unknown/expired hold).
+            account, balance = session.account, session.balance
+            assert account is not None and balance is not None
+            held_n = grant.held_n
+            op = None
+            if held_n >= 0:
+                op = await self.ledger.commit(f"{key}:c", account, balance,
+                                              grant.hold_id(session.id, held_n), used_cost,
+                                              now=now, release_rest=True, fields=fields,
+                                              wait=False)
+            if op is None or op.status is OpStatus.UNKNOWN_RESERVATION:
+                op = await self.ledger.debit(f"{key}:d", account, balance, used_cost, now=now,
+                                             partial=True, fields=fields, wait=False)
             grant.used_total += used
             grant.held = 0
             grant.held_n = -1
@@ -198,20 +211,6 @@ class OnlineCharging(ServiceCore):
         want = requested or default
         return await self._reserve(session, req, grant, want if want < cap else cap, key, now,
                                    used_cost, su)
-
-    async def _commit(self, session: Session, grant: Grant, held_n: int, amount: int,
-                      key: str, now: float, fields: dict[str, Any]) -> Any:
-        """Debit *amount* against the grant's current hold (the rest is released), or a plain
-        partial debit when nothing is held (after FUI, or an unknown/expired hold)."""
-        assert session.account is not None and session.balance is not None
-        if held_n >= 0:
-            op = await self.ledger.commit(f"{key}:c", session.account, session.balance,
-                                          grant.hold_id(session.id, held_n), amount, now=now,
-                                          release_rest=True, fields=fields, wait=False)
-            if op.status is not OpStatus.UNKNOWN_RESERVATION:
-                return op
-        return await self.ledger.debit(f"{key}:d", session.account, session.balance, amount,
-                                       now=now, partial=True, fields=fields, wait=False)
 
     async def _reserve(self, session: Session, req: ChargingRequest, grant: Grant, want: int,
                        key: str, now: float, used_cost: int, su: ServiceUnits) -> UnitsResult:
