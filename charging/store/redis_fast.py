@@ -13,13 +13,17 @@ No MULTI and no atomicity across commands: each Lua script is atomic on its own;
 command (error reply) fails only its caller. A lost connection fails every caller still waiting
 with ConnectionError; such a caller does not know whether its script ran and must retry with
 the same idempotency key. The next call reconnects.
+
+``FastPipe.ops`` (set by redis_opbatch.PipeOps) is a queue of store ops the pipe empties right
+before each write (``emit``): ops issued while batches are held join the next write, as ONE
+batch-script command.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import Any
+from typing import Any, Protocol
 
 from hiredis import Reader
 from hiredis import pack_command as _pack
@@ -40,6 +44,15 @@ writes and reads on both ends (the syscalls were most of the client's CPU with o
 tick of a few commands each), while two in flight keep the server busy while the client handles
 the previous batch's replies."""
 MAX_BATCH = 1024  # a held batch this big is sent anyway
+
+
+class OpQueue(Protocol):
+    """What a FastPipe asks of its op queue (redis_opbatch.PipeOps)."""
+
+    def __len__(self) -> int: ...
+
+    def emit(self) -> None:
+        """Queue the pending ops as command(s) with FastPipe.enqueue (no flush scheduled)."""
 
 
 class _Protocol(asyncio.Protocol):
@@ -113,6 +126,25 @@ class FastPipe:
         self._bufs: list[bytes] = []
         self._futs: list[asyncio.Future[Any]] = []
         self._scheduled = False
+        self.ops: OpQueue | None = None
+
+    def _pending(self) -> int:
+        """Commands and queued ops not yet written."""
+        return len(self._futs) + (len(self.ops) if self.ops is not None else 0)
+
+    def kick(self) -> None:
+        """Make sure a flush is scheduled (an op was queued on :attr:`ops`)."""
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def enqueue(self, packed: bytes) -> asyncio.Future[Any]:
+        """Append one RESP-encoded command to the batch being written (for :attr:`ops`'s
+        ``emit``, called from inside the flush: schedules nothing)."""
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._bufs.append(packed)
+        self._futs.append(fut)
+        return fut
 
     def call(self, *args: Any) -> asyncio.Future[Any]:
         """Queue one command (str/bytes/int arguments); the future resolves to its reply, or
@@ -141,15 +173,19 @@ class FastPipe:
 
     def _flush(self) -> None:
         self._scheduled = False
-        if not self._futs:
+        if not self._pending():
             return
         proto = self._proto
         if proto is None or proto.transport is None or proto.transport.is_closing():
+            if self.ops is not None:
+                self.ops.emit()  # their futures fail with the others if the connect fails
             if self._connecting is None:
                 self._connecting = asyncio.ensure_future(self._connect())
             return  # _connect flushes once connected
-        if len(proto.ends) >= MAX_INFLIGHT and len(self._futs) < MAX_BATCH:
+        if len(proto.ends) >= MAX_INFLIGHT and self._pending() < MAX_BATCH:
             return  # held: _batch_done flushes when a batch on the wire is answered
+        if self.ops is not None:
+            self.ops.emit()
         bufs, futs = self._bufs, self._futs
         self._bufs, self._futs = [], []
         proto.waiting.extend(futs)
@@ -160,7 +196,7 @@ class FastPipe:
     def _batch_done(self) -> None:
         # after the replies' callbacks (scheduled first): the woken tasks queue their next
         # commands before this flush runs
-        if self._futs and not self._scheduled:
+        if self._pending() and not self._scheduled:
             self._scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)
 
@@ -195,7 +231,7 @@ class FastPipe:
             return
         finally:
             self._connecting = None
-        if self._futs:
+        if self._pending():
             self._flush()
 
     async def drain(self) -> None:
@@ -204,7 +240,7 @@ class FastPipe:
             if self._connecting is not None:
                 await asyncio.gather(self._connecting, return_exceptions=True)
                 continue
-            if self._scheduled or self._futs:
+            if self._scheduled or self._pending():
                 await asyncio.sleep(0)
                 continue
             proto = self._proto

@@ -14,10 +14,13 @@ state also adds "<account>|<key>" to its slot's ``{T}:unj`` set (redis_keys); th
 those with :meth:`RedisStore.pending_ops` after a crash and clears them with
 :meth:`RedisStore.confirm_journaled` (plain SREMs) once journaled.
 
-Throughput: on a standalone server, calls issued in the same loop tick are pipelined on one
-connection (redis_fast.FastPipe: raw protocol + hiredis reader; redis_batch.Batcher for
-TLS/unix URLs). On a cluster, redis-py's RedisCluster routes each call by slot (MOVED/ASK
-handled there). Exactness: amounts stay within +/-(2**53-1) (base.MAX_AMOUNT), checked in
+Throughput: the ops issued in the same loop tick are auto-batched (redis_opbatch): grouped by
+hash slot (a standalone server: one group) and each group sent as ONE EVALSHA of the batch
+script (lua/batch.lua: the same op code, one reply per op; a group of one uses the op's own
+script). On a standalone server the calls are pipelined on one connection (redis_fast.FastPipe:
+raw protocol + hiredis reader, ops joining the next write while batches are held;
+redis_batch.Batcher for TLS/unix URLs). On a cluster, redis-py's RedisCluster routes each
+group's call by slot (MOVED/ASK handled there). Exactness: amounts stay within +/-(2**53-1) (base.MAX_AMOUNT), checked in
 Python before the call and again in the scripts.
 """
 
@@ -26,10 +29,9 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import defaultdict
-from collections.abc import Callable, Iterable
-from typing import Any, cast
+from collections.abc import Iterable
+from typing import Any
 
-from hiredis import pack_command
 from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.connection import BlockingConnectionPool, Connection, ConnectionPool
@@ -59,16 +61,14 @@ from charging.store.common import (
 from charging.store.redis_batch import Batcher
 from charging.store.redis_fast import FastPipe
 from charging.store.redis_keys import REGISTRY, account_key, account_tag, identity_key
+from charging.store.redis_opbatch import PipeOps, SlotOps
 
-# hiredis' stub types its argument as a 1-tuple; it takes any tuple of str/bytes/int
-_pack = cast(Callable[[tuple[Any, ...]], bytes], pack_command)
 _STATUS = {s.value.encode(): s for s in OpStatus} | {s.value: s for s in OpStatus}
 _UNKNOWN_BALANCE = OpStatus.UNKNOWN_BALANCE
 _OK = OpStatus.OK
 _LOW_EVENTS = ("low_balance",)
 _CONFIRM_CHUNK = 1000
 _EVALSHA = b"EVALSHA"
-_NKEYS = b"3"  # every single-balance op script: account hash, ix:x, unj (lua/_prelude.lua)
 _ONE, _ZERO = b"1", b"0"
 
 
@@ -102,11 +102,17 @@ class RedisStore:
         self._batcher: Batcher | FastPipe | None = None
         if pool is not None:
             self._batcher = _fast_pipe(pool) or Batcher(pool)
-        # the hot path's send: queue one command, get a future (None: through redis-py)
+        # queue one command, get a future (None: through redis-py)
         self._send = self._batcher.call if self._batcher is not None else None
-        # ...and for one pre-encoded command (FastPipe only; see _head)
-        self._packed = self._batcher.call_packed if isinstance(self._batcher, FastPipe) else None
-        self._heads: dict[tuple[str, str, str], bytes] = {}
+        # the ops' auto-batcher (redis_opbatch): ops of one tick -> one call per hash slot
+        self._ops: PipeOps | SlotOps
+        if isinstance(self._batcher, FastPipe):
+            self._ops = PipeOps(self._batcher)
+        elif self._send is not None:
+            send = self._send
+            self._ops = SlotOps(lambda *a: send(_EVALSHA, *a), self._r.eval, by_slot=False)
+        else:
+            self._ops = SlotOps(self._r.evalsha, self._r.eval, by_slot=self._cluster)
         self.retention = retention
         self._keys_cache: dict[str, tuple[str, str, str]] = {}
 
@@ -137,38 +143,13 @@ class RedisStore:
             # Not cached on that server (restart, new cluster node): EVAL runs and caches it.
             return await self._r.eval(script.source, len(keys), *keys, *args)
 
-    async def _op(self, script: lua.Script, account: str, balance: str,
-                  var: tuple[Any, ...]) -> Any:
-        """Run a single-balance op script: KEYS from *account*, ARGV = account, balance, *var*.
-        On FastPipe the command is the cached encoded head plus *var* packed; NOSCRIPT is
-        answered by EVAL (which caches the script on that server)."""
-        try:
-            if self._packed is not None:
-                return await self._packed(
-                    (self._heads.get((script.name, account, balance))
-                     or self._head(script, account, balance, len(var))) + _pack(var)[4:])
-            argv = (*self._op_keys(account), account, balance, *var)
-            if self._send is not None:
-                return await self._send(_EVALSHA, script.sha_b, _NKEYS, *argv)
-            return await self._r.evalsha(script.sha, 3, *argv)
-        except NoScriptError:
-            return await self._noscript(script, account, balance, var)
-
-    async def _noscript(self, script: lua.Script, account: str, balance: str,
-                        var: tuple[Any, ...]) -> Any:
-        return await self._r.eval(script.source, 3, *self._op_keys(account), account, balance,
-                                  *var)
-
-    def _head(self, script: lua.Script, account: str, balance: str, nvar: int) -> bytes:
-        """The RESP encoding of ``EVALSHA <sha> 3 <KEYS> <account> <balance>`` under an array
-        header counting *nvar* more arguments (< 10: ``pack(var)[4:]`` drops var's own
-        4-byte header); cached per (script, account, balance)."""
-        if len(self._heads) > 1_000_000:
-            self._heads.clear()
-        body = _pack((_EVALSHA, script.sha_b, _NKEYS, *self._op_keys(account), account, balance))
-        head = self._heads[(script.name, account, balance)] = (
-            b"*%d\r\n" % (8 + nvar) + body[body.index(b"\r\n") + 2:])
-        return head
+    def _op(self, script: lua.Script, account: str, balance: str,
+            var: tuple[Any, ...]) -> asyncio.Future[Any]:
+        """Queue a single-balance op script (KEYS from *account*, ARGV = account, balance,
+        *var*) on the auto-batcher; the future resolves to its reply (NOSCRIPT handled
+        there)."""
+        return self._ops.op(script, self._keys_cache.get(account) or self._op_keys(account),
+                            (account, balance, *var))
 
     def _op_keys(self, account: str) -> tuple[str, str, str]:
         """KEYS of the single-balance scripts (see lua/_prelude.lua), cached per account."""
@@ -248,9 +229,8 @@ class RedisStore:
         return out
 
     # ------------------------------------------------------------------ operations
-    # Each op: check its amount, one script call (its encoded head cached per account and
-    # balance), decode the reply. reserve/commit inline the FastPipe call (no coroutine in
-    # between): they are the client's hot path.
+    # Each op: check its amount, queue it on the auto-batcher (one script call per tick and
+    # hash slot), decode the reply; reserve/commit decode the common reply inline.
     async def reserve(self, key: str, account: str, balance: str, reservation: str,
                       amount: int, *, ttl: float, now: float, partial: bool = False) -> OpResult:
         if amount.__class__ is not int or not 0 <= amount <= MAX_AMOUNT:
@@ -258,16 +238,7 @@ class RedisStore:
         exp_us = round((now + ttl) * 1_000_000)
         var = (int(now // self.retention), round(now * 1_000_000), key, reservation, amount,
                exp_us, _ONE if partial else _ZERO)
-        packed = self._packed
-        if packed is None:
-            reply = await self._op(lua.RESERVE, account, balance, var)
-        else:
-            try:
-                reply = await packed((self._heads.get(("reserve", account, balance))
-                                      or self._head(lua.RESERVE, account, balance, 7))
-                                     + _pack(var)[4:])
-            except NoScriptError:
-                reply = await self._noscript(lua.RESERVE, account, balance, var)
+        reply = await self._op(lua.RESERVE, account, balance, var)
         if reply.__class__ is list and reply[0] == b"ok":  # the common case, decoded inline
             low = reply[4] == 1
             return OpResult(key, _OK, (), (Hold(account, balance, reservation, reply[1],
@@ -281,16 +252,7 @@ class RedisStore:
             check_amount(used, "used")
         var = (int(now // self.retention), round(now * 1_000_000), key, reservation, used,
                _ONE if release_rest else _ZERO)
-        packed = self._packed
-        if packed is None:
-            reply = await self._op(lua.COMMIT, account, balance, var)
-        else:
-            try:
-                reply = await packed((self._heads.get(("commit", account, balance))
-                                      or self._head(lua.COMMIT, account, balance, 6))
-                                     + _pack(var)[4:])
-            except NoScriptError:
-                reply = await self._noscript(lua.COMMIT, account, balance, var)
+        reply = await self._op(lua.COMMIT, account, balance, var)
         if release_rest and reply.__class__ is list and reply[0] == b"ok":  # decoded inline
             low = reply[4] == 1
             eff = reply[5]
@@ -406,6 +368,8 @@ class RedisStore:
             await self._r.flushall()
 
     async def close(self) -> None:
+        if isinstance(self._ops, SlotOps):
+            await self._ops.drain()
         if isinstance(self._batcher, FastPipe):
             await self._batcher.close()
         elif self._batcher is not None:

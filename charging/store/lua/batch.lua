@@ -1,0 +1,52 @@
+-- batch: run many single-balance ops (reserve, commit, release, debit, credit) in ONE call, in
+-- order, and return one reply per op: amortises the fixed per-EVALSHA cost (~40k instructions
+-- even for an empty script) over the ops of one client loop tick.
+-- KEYS: 3 per op, in op order: KEYS[3i-2] {acct:ID}:a, KEYS[3i-1] {<slot tag>}:ix:x,
+--       KEYS[3i] {<slot tag>}:unj (exactly the single-op scripts' KEYS, lua/_prelude.lua)
+-- ARGV: per op, in the same order: <op letter> ('r' reserve, 'c' commit, 'l' release,
+--       'd' debit, 't' credit), <n>, then the n ARGV of that op's single-op script
+--       (account, balance, epoch, now_us, key, ...: see that script's header)
+-- Returns an array with one element per op: exactly what the single-op script returns (a
+-- fresh result array, a replayed record string, {'unknown_account'}), or an error reply for
+-- that op alone (bad arguments, or a runtime error caught by pcall).
+-- The op bodies are NOT in this file: charging/store/redis_lua.py prepends, for each op,
+-- "local function op_<name>(KEYS, ARGV)" + _prelude.lua + <name>.lua + "end", so the logic
+-- exists once and the single-op scripts and this batch run the same code.
+-- Isolation: each op runs under pcall, so an op that raises fails alone. Arguments the
+-- bodies parse as numbers are checked here BEFORE the op runs: with them valid, and the
+-- account fields written only by these scripts (canonical decimal strings), the bodies cannot
+-- raise after their first write (their parsing, lookups and arithmetic come first; after
+-- that only string.format('%d') of numbers, concatenation of strings and redis.call on keys
+-- the op was given); Redis 7 does not refuse a script's writes for OOM once it has written.
+-- So an op is applied wholly or not at all, and a batch never stops half way.
+local OPS = {r = op_reserve, c = op_commit, l = op_release, d = op_debit, t = op_credit}
+-- ARGV positions (within the op's own ARGV) that must be numbers: epoch, now, amounts, expiry
+local NUM = {r = {3, 4, 7, 8}, c = {3, 4, 7}, l = {3, 4}, d = {3, 4, 6}, t = {3, 4, 6}}
+local out, p, k, nargv = {}, 1, 1, #ARGV
+while p <= nargv do
+  local code, n = ARGV[p], tonumber(ARGV[p + 1])
+  local f = OPS[code]
+  if not f or not n or p + 1 + n > nargv or k + 2 > #KEYS then
+    return redis.error_reply('ERR batch: malformed op at ARGV[' .. p .. ']')
+  end
+  local argv = {unpack(ARGV, p + 2, p + 1 + n)}
+  local bad = nil
+  for _, i in ipairs(NUM[code]) do
+    if not tonumber(argv[i]) then bad = i end
+  end
+  if bad then
+    out[#out + 1] = redis.error_reply('ERR batch: ARGV ' .. bad .. ' of op ' .. #out + 1 ..
+                                      ' is not a number')
+  else
+    local ok, r = pcall(f, {KEYS[k], KEYS[k + 1], KEYS[k + 2]}, argv)
+    if ok then
+      out[#out + 1] = r
+    elseif type(r) == 'table' and r.err then
+      out[#out + 1] = r
+    else
+      out[#out + 1] = redis.error_reply('ERR batch: ' .. tostring(r))
+    end
+  end
+  p, k = p + 2 + n, k + 3
+end
+return out
