@@ -155,6 +155,16 @@ class OnlineCharging(ServiceCore):
         #    and the next reservation enqueue their records back to back (one group commit).
         used_cost = 0
         if su.used_present or su.used:
+            undo = grant.undo
+            if undo is not None and undo[0] == key:
+                # A retry of a request whose commit went through before it failed (5012):
+                # back to the grant as it was, so the commit below replays by its key (the
+                # hold id and the usage total are those of the first attempt): charged once.
+                (_k, grant.held_n, grant.used_total, grant.cost_total, grant.held,
+                 grant.granted) = undo
+            else:
+                grant.undo = (key, grant.held_n, grant.used_total, grant.cost_total,
+                              grant.held, grant.granted)
             used = su.used if su.used > 0 else 0
             before = grant.cost_total
             total = before + used if money else self._cost(session, grant,

@@ -23,7 +23,8 @@ class Grant:
     """The quota state of one rating group (or service id) inside a session."""
 
     __slots__ = ("key", "service", "unit", "granted", "used_total", "cost_total", "held",
-                 "held_n", "final", "svc", "rsvc", "priced_u", "priced_c", "fields", "tariff")
+                 "held_n", "final", "svc", "rsvc", "priced_u", "priced_c", "fields", "tariff",
+                 "undo")
 
     def __init__(self, key: int, service: ServiceKind, unit: UnitKind) -> None:
         self.key = key  # rating group / service id; -1 for command-level units
@@ -42,6 +43,10 @@ class Grant:
         self.priced_c = 0  # ... and their price, micro-units
         self.fields: dict[str, Any] | None = None  # constant fields of its rated records
         self.tariff: dict[str, str] | None = None  # deck_version / prefix / destination
+        # (slice key, held_n, used_total, cost_total, held, granted) before the last commit:
+        # a retry of that request (it failed later, answered 5012) starts from this state, so
+        # its commit replays by key instead of charging the usage a second time
+        self.undo: tuple[str, int, int, int, int, int] | None = None
 
     def hold_id(self, session_id: str, number: int | None = None) -> str:
         """Store reservation id of the hold placed by request *number* (default: current).

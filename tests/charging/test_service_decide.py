@@ -197,3 +197,44 @@ def test_kill_without_a_2001_asa_releases_at_once(stack: Runner) -> None:  # noq
         assert not await svc.kill("nope", now=T0)
 
     stack(body)
+
+
+class _ReserveFailsOnce:
+    """A real store whose next reserve raises once armed (a Redis round trip timing out)."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self.armed = False
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._inner, name)
+        if name != "reserve":
+            return attr
+
+        def reserve(*a: Any, **kw: Any) -> Any:
+            if self.armed:
+                self.armed = False
+                raise ConnectionError("store timed out")
+            return attr(*a, **kw)
+
+        return reserve
+
+
+def test_a_failed_update_not_retried_still_charges_the_whole_call_once(
+        stack: Runner) -> None:  # noqa: F811
+    import pytest
+
+    async def body(app: ChargingApp) -> None:
+        svc = app.service
+        store = _ReserveFailsOnce(app.store)
+        svc.ledger.store = store
+        assert (await svc.handle(voice(Verb.INITIAL, 0, requested=60), now=T0)).ok
+        store.armed = True  # the UPDATE's commit lands, its next reserve fails (5012)
+        with pytest.raises(ConnectionError):
+            await svc.handle(voice(Verb.UPDATE, 1, used=60, requested=60), now=T0 + 60)
+        # no retry: the client ends the call with 30 s more
+        t = await svc.handle(voice(Verb.TERMINATE, 2, used=30), now=T0 + 90)
+        assert t.ok and t.cost == 180_000  # 90 s at 0.12/min, each second once
+        assert await money(app, "41790000001") == (50_000_000 - 180_000, 0)
+
+    stack(body)

@@ -1,0 +1,60 @@
+"""Review findings (hot path): a request whose decision failed half-way (the store or the
+journal raised after an earlier op of the same request went through, answered 5012) must be
+charged exactly once when the client retries it -- with the same CC-Request-Number, as RFC
+4006 §5.1.2 / facts B5 ask. Real stack (engine + MemoryStore + journal); the store wrapper
+raises once on a reserve, like a Redis round trip that times out after the commit landed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from charging.requests import Verb
+from icx.charging_app import ChargingApp
+from tests.charging.test_service import T0, Runner, money, stack, voice  # noqa: F401
+
+
+class _FailOnce:
+    """A real store whose next ``reserve`` raises (a transient store error) once armed."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self.armed = False
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._inner, name)
+        if name != "reserve":
+            return attr
+
+        def reserve(*a: Any, **kw: Any) -> Any:
+            if self.armed:
+                self.armed = False
+                raise ConnectionError("store timed out")
+            return attr(*a, **kw)
+
+        return reserve
+
+
+def test_an_update_retried_after_a_failure_between_commit_and_reserve_charges_once(
+        stack: Runner) -> None:  # noqa: F811
+    async def body(app: ChargingApp) -> None:
+        svc = app.service
+        store = _FailOnce(app.store)
+        svc.ledger.store = store
+        r = await svc.handle(voice(Verb.INITIAL, 0, requested=60), now=T0)
+        assert r.ok and r.units[0].granted == 60
+        # The UPDATE's commit (60 s = 0.12) goes through, then the next reserve fails: 5012.
+        store.armed = True
+        with pytest.raises(ConnectionError):
+            await svc.handle(voice(Verb.UPDATE, 1, used=60, requested=60), now=T0 + 60)
+        # The client retries the same request (same Session-Id + CC-Request-Number).
+        u = await svc.handle(voice(Verb.UPDATE, 1, used=60, requested=60), now=T0 + 61)
+        assert u.ok and u.units[0].used_cost == 120_000 and u.units[0].granted == 60
+        t = await svc.handle(voice(Verb.TERMINATE, 2, used=30), now=T0 + 90)
+        assert t.ok and t.cost == 180_000  # 90 s at 0.12/min, not 150 s
+        await svc.wait_durable(svc.durable_mark())
+        assert await money(app, "41790000001") == (50_000_000 - 180_000, 0)
+
+    stack(body)
