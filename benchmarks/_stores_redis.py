@@ -84,9 +84,9 @@ def _redis_benchmark(port: int, pipeline: int, n: int) -> float:
 
 
 async def _redis_once(url: str, seconds: float, tasks: int, accounts: int,
-                      rep: int) -> tuple[float, float, float]:
+                      rep: int) -> tuple[float, float, float, int]:
     """(pairs/s, share of the wall time this client process was on a CPU, client CPU
-    microseconds per pair)."""
+    microseconds per pair, pairs done)."""
     from charging.store.redis_store import RedisStore
 
     store = RedisStore.from_url(url)
@@ -129,7 +129,7 @@ async def _redis_once(url: str, seconds: float, tasks: int, accounts: int,
         await asyncio.gather(confirmer(), *(worker(w) for w in range(tasks)))
         wall = time.perf_counter() - t
         cpu = time.process_time() - c
-        return done / wall, cpu / wall, cpu / max(done, 1) * 1e6
+        return done / wall, cpu / wall, cpu / max(done, 1) * 1e6, done
     finally:
         await store.close()
 
@@ -151,8 +151,14 @@ def bench_redis(args: argparse.Namespace) -> dict[str, Any]:
                     _cli(port, "config", "resetstat")
                     cpu0 = _server_cpu(port)
             usec_store = _evalsha_usec(port)
-            # server CPU per EVALSHA (reps 2..; the confirms' SREMs are included in the CPU)
-            cpu_store = (_server_cpu(port) - cpu0) / max(_evalsha_calls(port), 1) * 1e6
+            # server CPU per EVALSHA (reps 2..; the confirms' SREMs are included in the CPU).
+            # An EVALSHA may be a batch of ops (charging/store/redis_opbatch.py): per op too.
+            cpu_delta = _server_cpu(port) - cpu0
+            calls = _evalsha_calls(port)
+            ops = 2 * sum(r[3] for r in runs[1:]) if len(runs) > 1 else 2 * runs[0][3]
+            cpu_store = cpu_delta / max(calls, 1) * 1e6
+            cpu_store_op = cpu_delta / max(ops, 1) * 1e6
+            usec_store_op = None if usec_store is None else usec_store * calls / max(ops, 1)
             _cli(port, "config", "resetstat")
             cpu0 = _server_cpu(port)
             plain = [_redis_benchmark(port, 1, args.baseline_n) for _ in range(args.reps)]
@@ -162,7 +168,7 @@ def bench_redis(args: argparse.Namespace) -> dict[str, Any]:
         finally:
             proc.terminate()
             proc.wait(10)
-    values = [v for v, _, _ in runs]
+    values = [v for v, _, _, _ in runs]
     value = statistics.median(values)
     base = statistics.median(plain) / 2
     return {"bench": "stores.redis", "unit": "pairs/s", "value": round(value),
@@ -173,13 +179,17 @@ def bench_redis(args: argparse.Namespace) -> dict[str, Any]:
                                    "value": round(statistics.median(piped) / 2)},
             "ratio_pipelined": round(value / (statistics.median(piped) / 2), 4),
             "runs": [round(v) for v in values],
-            "client_cpu_share": round(statistics.median(c for _, c, _ in runs), 3),
-            "client_cpu_us_per_pair": round(statistics.median(u for _, _, u in runs), 1),
+            "client_cpu_share": round(statistics.median(c for _, c, _, _ in runs), 3),
+            "client_cpu_us_per_pair": round(statistics.median(u for _, _, u, _ in runs), 1),
             # server CPU per script call (INFO commandstats), ours (reps 2.. incl. confirms)
             # vs the baseline's one-HINCRBY script: the load-independent cost comparison
             "server_usec_per_evalsha": usec_store, "baseline_server_usec_per_evalsha": usec_base,
             # server main-thread CPU per EVALSHA (INFO cpu): what the load disturbs least
             "server_cpu_us_per_evalsha": round(cpu_store, 1),
             "baseline_server_cpu_us_per_evalsha": round(cpu_base, 1),
+            # per store op (reserve or commit): an EVALSHA now carries a batch of them
+            "ops_per_evalsha": round(ops / max(calls, 1), 2),
+            "server_cpu_us_per_op": round(cpu_store_op, 1),
+            "server_usec_per_op": None if usec_store_op is None else round(usec_store_op, 2),
             "tasks": args.tasks, "accounts": args.accounts,
             "seconds": args.seconds, "reps": args.reps, "loop": loop_name, "target": 25_000}
