@@ -58,3 +58,20 @@ def test_an_update_retried_after_a_failure_between_commit_and_reserve_charges_on
         assert await money(app, "41790000001") == (50_000_000 - 180_000, 0)
 
     stack(body)
+
+
+def test_the_last_update_retransmitted_after_the_terminate_gets_its_own_answer(
+        stack: Runner) -> None:  # noqa: F811
+    async def body(app: ChargingApp) -> None:
+        svc = app.service
+        assert (await svc.handle(voice(Verb.INITIAL, 0, requested=60), now=T0)).ok
+        u = await svc.handle(voice(Verb.UPDATE, 1, used=60, requested=60), now=T0 + 60)
+        assert u.ok
+        # pipelined client: the CCR-T ends the session, then the UPDATE's answer is found lost
+        t = await svc.handle(voice(Verb.TERMINATE, 2, used=30), now=T0 + 90)
+        assert t.ok
+        again = await svc.handle(voice(Verb.UPDATE, 1, used=60, requested=60), now=T0 + 91)
+        assert again is u  # facts B5: (Session-Id, CC-Request-Number) gets the same answer
+        assert await money(app, "41790000001") == (50_000_000 - 180_000, 0)
+
+    stack(body)
