@@ -104,7 +104,16 @@ class _Allocator:
         """Frame one record; return its position (nothing is enqueued if it raises)."""
         if self.rotate_seconds and self._due():
             self.rotate()
-        if not self._frame([record], 0, None):
+        # _frame inlined: this is the ledger's per-op path
+        buf = self.buf
+        before = len(buf)
+        try:
+            i, self.offset = self._frames(self._pack, [record], 0, buf, self.offset,
+                                          self.segment_bytes, None, self._fallback)
+        except BaseException:
+            del buf[before:]
+            raise
+        if not i:
             self.rotate()
             self._frame([record], 0, None)
         pos = self.last = _new_position(Position, (self.segment, self.offset))
