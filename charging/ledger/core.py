@@ -100,6 +100,12 @@ class Ledger:
         self._confirmed_seqs: set[int] = set()
         self._confirmed_upto: Position | None = None
         self._checkpoint_written = 0.0
+        # Redis: op keys whose store call raised (the op may have run with its reply lost:
+        # redis_fast/redis_batch say "retry with the same key") and keys enqueued here but not
+        # yet confirmed to the store. A later replay of an unsure key that the store still
+        # lists unjournaled and this ledger never enqueued is journaled then (see _run).
+        self._unsure: dict[str, None] = {}
+        self._unconfirmed: dict[str, None] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self.stats = {"ops": 0, "replayed": 0, "journaled": 0, "expired": 0, "snapshots": 0}
 
@@ -143,7 +149,8 @@ class Ledger:
 
     async def _run(self, op: str, account: str, balance: str,
                    call: Callable[[], Awaitable[OpResult]], now: float,
-                   fields: dict[str, Any] | None, wait: bool = True) -> OpResult:
+                   fields: dict[str, Any] | None, wait: bool = True,
+                   key: str = "") -> OpResult:
         """One store op + its journal enqueue, back to back. *call* makes the store's
         awaitable and is called only after the checks below: the compiled embedded store runs
         the op when called, not when awaited. ``wait``: return only once the record is
@@ -159,8 +166,16 @@ class Ledger:
             await self._ensure_meta(account, balance)
         self._inflight += 1
         try:
-            res = await call()
-            if res.replayed:
+            try:
+                res = await call()
+            except Exception:
+                if not self.embedded and key:
+                    self._note_unsure(key)
+                raise
+            replayed = res.replayed
+            if replayed and self._unsure and res.key in self._unsure:
+                replayed = await self._replay_of_lost_reply(res, account)
+            if replayed:
                 group = None
             elif res.status is _OK or res.effects or res.holds:
                 try:
@@ -172,13 +187,13 @@ class Ledger:
                     # The store moved money the journal does not have: fail closed.
                     self._failed = exc
                     raise
-                seq = 0 if self.embedded else self._track(pos)
+                seq = 0 if self.embedded else self._track(pos, res.key)
             else:
                 group = None  # refused, nothing moved: nothing to journal
         finally:
             self._inflight -= 1
         if group is None:
-            if res.replayed:
+            if replayed:
                 if wait:
                     # The original may still be in its group commit: never answer ahead.
                     await self.wait_durable(journal.position)
@@ -203,12 +218,33 @@ class Ledger:
                                     else self._after(res, now, account, seq))
         return res
 
-    def _track(self, pos: Position) -> int:
+    def _track(self, pos: Position, key: str) -> int:
         if self.embedded:
             return 0
         self._seq += 1
         self._enq.append((self._seq, pos))
+        self._unconfirmed[key] = None
         return self._seq
+
+    def _note_unsure(self, key: str) -> None:
+        unsure = self._unsure
+        if len(unsure) >= 65_536:  # bounded: forget the oldest
+            del unsure[next(iter(unsure))]
+        unsure[key] = None
+
+    async def _replay_of_lost_reply(self, res: OpResult, account: str) -> bool:
+        """*res* replays an op whose earlier call raised. True: a plain replay (this ledger
+        enqueued it, or the store no longer lists it unjournaled); False: the op ran but its
+        reply was lost and nobody journaled it -- the caller journals it now, with its fields,
+        before the answer (invariant 3) and confirms it after the fsync as usual."""
+        key = res.key
+        self._unsure.pop(key, None)
+        if key in self._unconfirmed:
+            return True
+        for p in await self.store.pending_ops():
+            if p.key == key and recovery.account_of(p) in (account, None):
+                return False
+        return True
 
     def _after(self, res: OpResult, now: float, account: str | None, seq: int) -> None:
         self.stats["ops"] += 1
@@ -249,7 +285,7 @@ class Ledger:
         ``wait=False`` (every money op): see :meth:`_run` -- the caller waits for durability."""
         return self._run("reserve", account, balance, lambda: self.store.reserve(
             key, account, balance, reservation, amount, ttl=ttl, now=now, partial=partial),
-            now, fields, wait)
+            now, fields, wait, key)
 
     def commit(self, key: str, account: str, balance: str, reservation: str, used: int,
                *, now: float, release_rest: bool = True,
@@ -257,29 +293,29 @@ class Ledger:
         """Debit ``used`` against a reservation; journaled as ``rated``."""
         return self._run("commit", account, balance, lambda: self.store.commit(
             key, account, balance, reservation, used, now=now, release_rest=release_rest),
-            now, fields, wait)
+            now, fields, wait, key)
 
     def release(self, key: str, account: str, balance: str, reservation: str, *,
                 now: float, fields: dict[str, Any] | None = None,
                 wait: bool = True) -> _Op:
         return self._run("release", account, balance, lambda: self.store.release(
-            key, account, balance, reservation, now=now), now, fields, wait)
+            key, account, balance, reservation, now=now), now, fields, wait, key)
 
     def debit(self, key: str, account: str, balance: str, amount: int, *, now: float,
               partial: bool = False, fields: dict[str, Any] | None = None,
               wait: bool = True) -> _Op:
         return self._run("debit", account, balance, lambda: self.store.debit(
-            key, account, balance, amount, now=now, partial=partial), now, fields, wait)
+            key, account, balance, amount, now=now, partial=partial), now, fields, wait, key)
 
     def refund(self, key: str, account: str, balance: str, amount: int, *, now: float,
                fields: dict[str, Any] | None = None, wait: bool = True) -> _Op:
         return self._run("refund", account, balance, lambda: self.store.refund(
-            key, account, balance, amount, now=now), now, fields, wait)
+            key, account, balance, amount, now=now), now, fields, wait, key)
 
     def topup(self, key: str, account: str, balance: str, amount: int, *, now: float,
               fields: dict[str, Any] | None = None, wait: bool = True) -> _Op:
         return self._run("topup", account, balance, lambda: self.store.topup(
-            key, account, balance, amount, now=now), now, fields, wait)
+            key, account, balance, amount, now=now), now, fields, wait, key)
 
     async def record(self, fields: dict[str, Any], *, now: float, wait: bool = True) -> None:
         """Append a record that moves no money (offline rated record, note); durable on return
@@ -359,7 +395,7 @@ class Ledger:
                 except BaseException as exc:
                     self._failed = exc  # the store released holds the journal lacks
                     raise
-                seqs.append(self._track(pos))
+                seqs.append(self._track(pos, res.key))
         finally:
             self._inflight -= 1
         if group is not None:
@@ -486,6 +522,9 @@ class Ledger:
         if self._to_confirm:
             batch, self._to_confirm = self._to_confirm, []
             await self.store.confirm_journaled([(a, k) for a, k, _n in batch if a])
+            unconfirmed = self._unconfirmed
+            for _a, k, _n in batch:
+                unconfirmed.pop(k, None)
             self._confirmed_seqs.update(n for _a, _k, n in batch)
             enq, done = self._enq, self._confirmed_seqs
             while enq and enq[0][0] in done:

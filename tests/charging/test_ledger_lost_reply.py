@@ -42,11 +42,6 @@ class _LostReply:
         return op
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "open defect (review2 report): Ledger._run takes every store replay for 'already "
-    "journaled'; the fix needs the Redis store to say whether a key is still unjournaled "
-    "(SISMEMBER on its slot's unj set) plus the ledger's own enqueued-not-confirmed keys, "
-    "else a retry after a journaled op would be journaled twice"))
 def test_a_retried_op_whose_reply_was_lost_is_journaled_with_its_fields(
         tmp_path: Path, url: str) -> None:  # noqa: F811
     async def main() -> None:
@@ -77,5 +72,34 @@ def test_a_retried_op_whose_reply_was_lost_is_journaled_with_its_fields(
         await shut(ledger)
         assert idem_counts(tmp_path / "journal")["k1"] == 1
         assert journal_balances(tmp_path / "journal") == {("a1", "EUR"): 7_500_000}
+
+    asyncio.run(main())
+
+
+def test_a_retry_after_a_journaled_op_and_a_failed_call_is_not_journaled_twice(
+        tmp_path: Path, url: str) -> None:  # noqa: F811
+    async def main() -> None:
+        ledger = await open_ledger(tmp_path, url)
+        await ledger.recover(now=T0)
+        await ledger.create_account("a1", AccountKind.PREPAID_SUBSCRIBER, [EUR], now=T0)
+        store = _LostReply(ledger.store)
+        ledger.store = store
+        first = await ledger.debit("k1", "a1", "EUR", 1_000_000, now=T0, wait=False)
+        assert first.ok and not first.replayed
+        # the same key again (a 5012 retry of its request) and its reply is lost ...
+        store.armed = True
+        with pytest.raises(ConnectionError):
+            await ledger.debit("k1", "a1", "EUR", 1_000_000, now=T0 + 1, wait=False)
+        # ... before (k1 enqueued, unconfirmed) and after the confirmation alike
+        assert (await ledger.debit("k1", "a1", "EUR", 1_000_000, now=T0 + 2)).replayed
+        store.armed = True
+        with pytest.raises(ConnectionError):
+            await ledger.debit("k1", "a1", "EUR", 1_000_000, now=T0 + 3, wait=False)
+        await ledger.journal.flush()
+        await ledger.flush_confirmations()
+        assert (await ledger.debit("k1", "a1", "EUR", 1_000_000, now=T0 + 4)).replayed
+        await shut(ledger)
+        assert idem_counts(tmp_path / "journal")["k1"] == 1
+        assert journal_balances(tmp_path / "journal") == {("a1", "EUR"): 9_000_000}
 
     asyncio.run(main())
