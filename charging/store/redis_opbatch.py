@@ -53,16 +53,16 @@ def batch_args(ops: list[_Op]) -> tuple[Any, ...]:
     return (len(keys), *keys, *argv)
 
 
-def _deliver(ops: list[_Op], replies: Any) -> None:
-    """Hand each op its element of the batch reply (an error element fails that op only)."""
-    if replies.__class__ is not list or len(replies) != len(ops):
+def _deliver(futs: list[asyncio.Future[Any]], replies: Any) -> None:
+    """Hand each op's future its element of the batch reply (an error element fails that op
+    only)."""
+    if replies.__class__ is not list or len(replies) != len(futs):
         exc = RuntimeError(f"batch script: unexpected reply {replies!r:.200}")
-        for op in ops:
-            if not op[3].done():
-                op[3].set_exception(exc)
+        for fut in futs:
+            if not fut.done():
+                fut.set_exception(exc)
         return
-    for op, reply in zip(ops, replies, strict=True):
-        fut = op[3]
+    for fut, reply in zip(futs, replies, strict=True):
         if fut.done():  # the caller was cancelled
             continue
         if isinstance(reply, Exception):
@@ -77,24 +77,54 @@ def _fail(ops: list[_Op], exc: BaseException) -> None:
             op[3].set_exception(exc)
 
 
+def _bulk(v: bytes) -> bytes:
+    return b"$%d\r\n%s\r\n" % (len(v), v)
+
+
 class PipeOps:
-    """Op queue emptied by a FastPipe when it writes (FastPipe.ops): all ops in ONE call."""
+    """Op queue emptied by a FastPipe when it writes (FastPipe.ops): all ops in ONE call.
+
+    Commands are assembled from pre-encoded RESP pieces (packing a whole batch's arguments
+    per write cost more client CPU than the rest of the op): per account its 3 KEYS, per
+    (script, account, balance) the op's ARGV head ``<letter> <n> <account> <balance>``; only
+    the op's variable arguments are packed per call (hiredis, in C)."""
 
     def __init__(self, pipe: FastPipe) -> None:
         self._pipe = pipe
-        self._ops: list[_Op] = []
+        # queued: (script, account, balance, packed KEYS, packed var args, their count,
+        # the caller's future)
+        self._ops: list[tuple[lua.Script, str, str, bytes, bytes, int,
+                              asyncio.Future[Any]]] = []
+        self._keys: dict[str, bytes] = {}
+        self._heads: dict[tuple[str, str, str], bytes] = {}
         pipe.ops = self
 
     def __len__(self) -> int:
         return len(self._ops)
 
-    def op(self, script: lua.Script, keys: tuple[str, str, str],
-           args: tuple[Any, ...]) -> asyncio.Future[Any]:
-        """Queue one single-balance op; the future resolves to the script's reply."""
+    def op(self, script: lua.Script, keys: tuple[str, str, str], account: str, balance: str,
+           var: tuple[Any, ...]) -> asyncio.Future[Any]:
+        """Queue one single-balance op (its KEYS, ARGV = account, balance, *var*, fewer than
+        8 var arguments); the future resolves to the script's reply."""
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._ops.append((script, keys, args, fut))
+        kseg = self._keys.get(account)
+        if kseg is None:
+            if len(self._keys) > 1_000_000:
+                self._keys.clear()
+                self._heads.clear()
+            kseg = self._keys[account] = b"".join(_bulk(k.encode()) for k in keys)
+        # _pack(var) starts with its 4-byte array header "*N\r\n" (N < 10): dropped
+        self._ops.append((script, account, balance, kseg, _pack(var)[4:], len(var), fut))
         self._pipe.kick()
         return fut
+
+    def _head(self, script: lua.Script, account: str, balance: str, nvar: int) -> bytes:
+        head = self._heads.get((script.name, account, balance))
+        if head is None:
+            head = self._heads[(script.name, account, balance)] = (
+                _bulk(_LETTER[script.name]) + _bulk(b"%d" % (2 + nvar))
+                + _bulk(account.encode()) + _bulk(balance.encode()))
+        return head
 
     def emit(self) -> None:
         """Called by the pipe right before it writes: queue the pending ops as one command."""
@@ -102,46 +132,48 @@ class PipeOps:
         if not ops:
             return
         if len(ops) == 1:
-            script, keys, args, fut = ops[0]
-            inner = self._pipe.enqueue(_pack((_EVALSHA, script.sha_b, _THREE, *keys, *args)))
-            inner.add_done_callback(lambda f: self._single_done(ops, f))
+            script, account, balance, kseg, var, nvar, fut = ops[0]
+            # EVALSHA sha 3 <3 keys> account balance <var>: the op's own script
+            body = (_bulk(b"3") + kseg + _bulk(account.encode())
+                    + _bulk(balance.encode()) + var)
+            n = 8 + nvar
+            inner = self._pipe.enqueue(b"*%d\r\n" % n + _bulk(_EVALSHA) + _bulk(script.sha_b)
+                                       + body)
+            inner.add_done_callback(lambda f: self._done(f, [fut], False, script, n, body))
             return
-        cmd = batch_args(ops)
-        inner = self._pipe.enqueue(_pack((_EVALSHA, lua.BATCH.sha_b, *cmd)))
-        inner.add_done_callback(lambda f: self._batch_done(ops, cmd, f))
+        kparts: list[bytes] = []
+        aparts: list[bytes] = []
+        futs: list[asyncio.Future[Any]] = []
+        n = 3
+        head = self._head
+        for script, account, balance, kseg, var, nvar, fut in ops:
+            kparts.append(kseg)
+            aparts.append(head(script, account, balance, nvar))
+            aparts.append(var)
+            futs.append(fut)
+            n += 7 + nvar  # 3 keys, letter, n, account, balance, the var args
+        body = _bulk(b"%d" % (3 * len(ops))) + b"".join(kparts) + b"".join(aparts)
+        inner = self._pipe.enqueue(b"*%d\r\n" % n + _bulk(_EVALSHA) + _bulk(lua.BATCH.sha_b)
+                                   + body)
+        inner.add_done_callback(lambda f: self._done(f, futs, True, lua.BATCH, n, body))
 
-    def _single_done(self, ops: list[_Op], f: asyncio.Future[Any]) -> None:
-        script, keys, args, fut = ops[0]
+    def _done(self, f: asyncio.Future[Any], futs: list[asyncio.Future[Any]], batch: bool,
+              script: lua.Script, n: int, body: bytes, retried: bool = False) -> None:
         exc = f.exception()
         if exc is None:
-            if not fut.done():
-                fut.set_result(f.result())
-        elif isinstance(exc, NoScriptError):  # not cached there: EVAL runs and caches it
-            again = self._pipe.call(_EVAL, script.source, _THREE, *keys, *args)
-            again.add_done_callback(lambda g: _chain(g, fut))
-        elif not fut.done():
-            fut.set_exception(exc)
-
-    def _batch_done(self, ops: list[_Op], cmd: tuple[Any, ...], f: asyncio.Future[Any]) -> None:
-        exc = f.exception()
-        if exc is None:
-            _deliver(ops, f.result())
-        elif isinstance(exc, NoScriptError):
-            again = self._pipe.call(_EVAL, lua.BATCH.source, *cmd)
-            again.add_done_callback(
-                lambda g: _fail(ops, e) if (e := g.exception()) else _deliver(ops, g.result()))
+            if batch:
+                _deliver(futs, f.result())
+            elif not futs[0].done():
+                futs[0].set_result(f.result())
+        elif isinstance(exc, NoScriptError) and not retried:
+            # not cached on that server: EVAL runs it and caches it
+            again = self._pipe.call_packed(b"*%d\r\n" % n + _bulk(_EVAL)
+                                           + _bulk(script.source.encode()) + body)
+            again.add_done_callback(lambda g: self._done(g, futs, batch, script, n, body, True))
         else:
-            _fail(ops, exc)
-
-
-def _chain(src: asyncio.Future[Any], dst: asyncio.Future[Any]) -> None:
-    if dst.done():
-        return
-    exc = src.exception()
-    if exc is not None:
-        dst.set_exception(exc)
-    else:
-        dst.set_result(src.result())
+            for fut in futs:
+                if not fut.done():
+                    fut.set_exception(exc)
 
 
 class SlotOps:
@@ -158,12 +190,13 @@ class SlotOps:
         self._scheduled = False
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def op(self, script: lua.Script, keys: tuple[str, str, str],
-           args: tuple[Any, ...]) -> asyncio.Future[Any]:
-        """Queue one single-balance op; the future resolves to the script's reply."""
+    def op(self, script: lua.Script, keys: tuple[str, str, str], account: str, balance: str,
+           var: tuple[Any, ...]) -> asyncio.Future[Any]:
+        """Queue one single-balance op (its KEYS, ARGV = account, balance, *var*); the future
+        resolves to the script's reply."""
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
-        self._ops.append((script, keys, args, fut))
+        self._ops.append((script, keys, (account, balance, *var), fut))
         if not self._scheduled:
             self._scheduled = True
             loop.call_soon(self._flush)
@@ -199,7 +232,7 @@ class SlotOps:
                 replies = await self._evalsha(lua.BATCH.sha, *cmd)
             except NoScriptError:
                 replies = await self._eval(lua.BATCH.source, *cmd)
-            _deliver(ops, replies)
+            _deliver([op[3] for op in ops], replies)
         except Exception as exc:
             _fail(ops, exc)
 

@@ -149,7 +149,7 @@ class RedisStore:
         *var*) on the auto-batcher; the future resolves to its reply (NOSCRIPT handled
         there)."""
         return self._ops.op(script, self._keys_cache.get(account) or self._op_keys(account),
-                            (account, balance, *var))
+                            account, balance, var)
 
     def _op_keys(self, account: str) -> tuple[str, str, str]:
         """KEYS of the single-balance scripts (see lua/_prelude.lua), cached per account."""
