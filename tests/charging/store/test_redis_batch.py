@@ -211,5 +211,12 @@ def test_an_op_error_fails_only_that_op(redis_url: str) -> None:
         assert state.startswith("970:0:50:")
         with pytest.raises(ResponseError, match="malformed"):
             r.eval(lua.BATCH.source, 3, *keys, b"z", 1, "a")
+        # a malformed op after a good one: refused whole, before the good one writes
+        with pytest.raises(ResponseError, match="malformed"):
+            r.eval(lua.BATCH.source, 6, *keys, *keys, *op("y1", "5"), b"d", 99, "a")
+        with pytest.raises(ResponseError, match="KEYS"):
+            r.eval(lua.BATCH.source, 6, *keys, *keys, *op("y2", "5"))
+        assert r.hget(keys[0], "EUR|").decode() == state
+        assert r.hget(keys[0], "|y1") is None and r.hget(keys[0], "|y2") is None
     finally:
         r.close()
