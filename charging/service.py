@@ -149,7 +149,13 @@ class ChargingService(OnlineCharging, EventsAndOffline, ServiceCore):
         record (RFC 4006 §5.1.2 "Tcc expires -> release reservations -> Idle"). Returns the
         closed Session-Ids. Offline sessions without STOP are closed with a rated record."""
         closed: list[str] = []
+        busy = self._busy
         for session in self.sessions.expired(now):
+            if session.id in busy:
+                # a request of it is in progress (the store suspended): it restarts Tcc or
+                # ends the session itself; closing it here would release the hold under it
+                self.sessions.add(session)
+                continue
             self._killed.pop(session.id, None)
             await self._release_all(session, now, reason="tcc_expired")
             closed.append(session.id)

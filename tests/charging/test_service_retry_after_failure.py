@@ -75,3 +75,29 @@ def test_the_last_update_retransmitted_after_the_terminate_gets_its_own_answer(
         assert await money(app, "41790000001") == (50_000_000 - 180_000, 0)
 
     stack(body)
+
+
+def test_supervise_leaves_a_session_whose_request_is_in_progress(
+        stack: Runner) -> None:  # noqa: F811
+    import asyncio
+
+    from tests.charging.test_service_decide import _Yielding
+
+    async def body(app: ChargingApp) -> None:
+        svc = app.service
+        svc.ledger.store = _Yielding(app.store)
+        tcc = svc.config.tcc
+        assert (await svc.handle(voice(Verb.INITIAL, 0, requested=60), now=T0)).ok
+        # the client's CCR-U arrives right at the Tcc edge and waits on the (suspending) store
+        update = asyncio.ensure_future(
+            svc.handle(voice(Verb.UPDATE, 1, used=60, requested=60), now=T0 + tcc))
+        await asyncio.sleep(0)
+        assert "s1" in svc._busy
+        assert await svc.supervise(T0 + tcc) == []  # not closed under the request's feet
+        u = await update
+        assert u.ok and u.units[0].granted == 60
+        t = await svc.handle(voice(Verb.TERMINATE, 2, used=30), now=T0 + tcc + 30)
+        assert t.ok and t.cost == 180_000  # the granted quota's usage is billed
+        assert await money(app, "41790000001") == (50_000_000 - 180_000, 0)
+
+    stack(body)
