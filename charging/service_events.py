@@ -150,6 +150,7 @@ class EventsAndOffline(ServiceCore):
         if grant is None:
             grant = Grant(-1, session.service, SERVICE_UNIT[session.service])
             session.grants.append(grant)
+        used_before, last_before = grant.used_total, session.last_number
         if used:
             grant.used_total += used
         elif req.verb is not Verb.INITIAL and SERVICE_UNIT[session.service] is UnitKind.TIME:
@@ -158,7 +159,16 @@ class EventsAndOffline(ServiceCore):
         session.last_number = max(session.last_number, req.request_number)
         if req.verb is Verb.TERMINATE:
             self.offline.pop(session.id)
-            await self._offline_close(session, now, end=at, result="ok", key=key)
+            try:
+                await self._offline_close(session, now, end=at, result="ok", key=key)
+            except BaseException:
+                # Nothing was recorded (answered 4002): undo, so that the CTF's retry of this
+                # ACR writes the record instead of being dropped as a duplicate.
+                self._closed_offline.pop(session.id, None)
+                session.seen.discard(req.request_number)
+                grant.used_total, session.last_number = used_before, last_before
+                self.offline.add(session)
+                raise
         else:
             self.offline.touch(session, now + self.config.tcc)
         return ChargingResult(outcome=Outcome.SUCCESS)

@@ -101,3 +101,46 @@ def test_supervise_leaves_a_session_whose_request_is_in_progress(
         assert await money(app, "41790000001") == (50_000_000 - 180_000, 0)
 
     stack(body)
+
+
+def test_an_acr_stop_retried_after_a_failure_before_its_record_is_written_is_recorded(
+        stack: Runner) -> None:  # noqa: F811
+    from charging.journal import JournalReader
+    from charging.requests import ChargingRequest, ServiceKind
+
+    class _ResolveFailsOnce:
+        def __init__(self, inner: Any) -> None:
+            self._inner = inner
+            self.armed = False
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._inner, name)
+
+        async def resolve(self, subscriber: str) -> Any:
+            if self.armed:
+                self.armed = False
+                raise ConnectionError("store timed out")
+            return await self._inner.resolve(subscriber)
+
+    def acr(verb: Verb, n: int, at: float) -> ChargingRequest:
+        return ChargingRequest(verb=verb, session_id="rf1", request_number=n,
+                               service=ServiceKind.VOICE, subscriber="41790000003",
+                               destination="447700900123", idem_key=f"rf:rf1:{n}",
+                               offline=True, at=at)
+
+    async def body(app: ChargingApp) -> None:
+        svc = app.service
+        accounts = _ResolveFailsOnce(svc.accounts)
+        svc.accounts = accounts
+        assert (await svc.handle(acr(Verb.INITIAL, 0, T0), now=T0)).ok
+        accounts.armed = True  # the STOP fails before its rated record is enqueued (4002)
+        with pytest.raises(ConnectionError):
+            await svc.handle(acr(Verb.TERMINATE, 1, T0 + 95), now=T0 + 95)
+        # the CTF retries the same ACR: it must be recorded now, not dropped as a duplicate
+        assert (await svc.handle(acr(Verb.TERMINATE, 1, T0 + 95), now=T0 + 96)).ok
+        await app.journal.flush()
+        recs = [r for _, r in JournalReader(app.journal._writer.directory).iter_from(None)
+                if r.get("session") == "rf1"]
+        assert len(recs) == 1 and recs[0]["usage"] == 95
+
+    stack(body)
