@@ -90,6 +90,10 @@ class RoSection:
     validity_time: int = field(default=600, metadata=check(in_range(0, 86400)))
     # Tcc (RFC 4006 §13): a session silent this long is closed and its reservations released.
     tcc_seconds: float = field(default=1200.0, metadata=check(in_range(1, 7 * 86400)))
+    # After an operator kill answered ASA 2001, how long to wait for the client's CCR-T (which
+    # debits the usage) before releasing the hold (protocol-facts D: keep the session until the
+    # CCR-T arrives or Tcc runs out; this bounds it further).
+    kill_grace_seconds: float = field(default=30.0, metadata=check(in_range(1, 7 * 86400)))
     default_time_quota: int = field(default=300, metadata=check(in_range(1, 86400)))
     default_octet_quota: int = field(default=10_000_000, metadata=check(in_range(1, 2**40)))
     default_event_quota: int = field(default=1, metadata=check(in_range(1, 10_000)))

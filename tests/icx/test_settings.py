@@ -51,3 +51,18 @@ def test_check_config_cli_exit_codes(tmp_path: Path) -> None:
 def test_version() -> None:
     res = CliRunner().invoke(main, ["--version"])
     assert res.exit_code == 0 and "icx, version" in res.output
+
+
+def test_kill_grace_is_an_ro_setting_the_service_gets(tmp_path: Path) -> None:
+    from icx.charging_app import service_config
+
+    demo = load_settings(ROOT / "config" / "icx.toml")
+    assert service_config(demo).kill_grace == 30.0
+    cfg = tmp_path / "ro.toml"
+    cfg.write_text("[ro]\nkill_grace_seconds = 5\n")
+    assert service_config(load_settings(cfg)).kill_grace == 5.0
+    cfg.write_text("[ro]\nkill_grace_seconds = 0\n")
+    with pytest.raises(ConfigError) as err:
+        load_settings(cfg)
+    assert any(line.startswith(f"{cfg}:ro.kill_grace_seconds: must be between 1")
+               for line in str(err.value).splitlines())
