@@ -532,14 +532,18 @@ cdef inline Py_ssize_t container(const uint8_t* b, Py_ssize_t o, Py_ssize_t e, i
     return -1
 
 
-cdef inline Py_ssize_t walk(const uint8_t* b, Py_ssize_t p, Py_ssize_t e, Py_ssize_t* fo,
-                            Py_ssize_t* fe) noexcept:
-    """Spans of the known keys of the map at p; return the offset after it, -1 if malformed
-    or not a map."""
+ctypedef int (*field_fn)(const uint8_t* k, Py_ssize_t n) noexcept
+
+
+cdef inline Py_ssize_t walk_keys(const uint8_t* b, Py_ssize_t p, Py_ssize_t e, Py_ssize_t* fo,
+                                 Py_ssize_t* fe, Py_ssize_t nf, field_fn field) noexcept:
+    """Spans of the keys ``field`` knows (index < nf) in the map at p (the last of a repeated
+    key wins, as in a decoded dict); return the offset after the map, -1 if malformed or not
+    a map."""
     cdef Py_ssize_t cnt, ko, klen, vo, ve, i
     cdef uint8_t t
     cdef int f
-    for i in range(NF):
+    for i in range(nf):
         fo[i] = -1
     ko = container(b, p, e, 1, &cnt)
     if ko < 0:
@@ -551,11 +555,11 @@ cdef inline Py_ssize_t walk(const uint8_t* b, Py_ssize_t p, Py_ssize_t e, Py_ssi
         if 0xa0 <= t <= 0xbf:
             klen = t & 0x1f
             vo = ko + 1 + klen
-            f = field_of(b + ko + 1, klen)
+            f = field(b + ko + 1, klen)
         elif t == 0xd9 and ko + 2 <= e:
             klen = b[ko + 1]
             vo = ko + 2 + klen
-            f = field_of(b + ko + 2, klen)
+            f = field(b + ko + 2, klen)
         else:
             vo = skip(b, ko, e)
             f = -1
@@ -571,6 +575,12 @@ cdef inline Py_ssize_t walk(const uint8_t* b, Py_ssize_t p, Py_ssize_t e, Py_ssi
             fe[f] = ve
         ko = ve
     return ko
+
+
+cdef inline Py_ssize_t walk(const uint8_t* b, Py_ssize_t p, Py_ssize_t e, Py_ssize_t* fo,
+                            Py_ssize_t* fe) noexcept:
+    """Spans of the settlement keys of the map at p (see walk_keys)."""
+    return walk_keys(b, p, e, fo, fe, NF, field_of)
 
 
 cdef class SegmentAggregator:
@@ -989,43 +999,8 @@ cdef inline int recon_field(const uint8_t* k, Py_ssize_t n) noexcept:
 
 cdef inline Py_ssize_t recon_walk(const uint8_t* b, Py_ssize_t p, Py_ssize_t e, Py_ssize_t* fo,
                                   Py_ssize_t* fe) noexcept:
-    """Spans of the reconciliation keys of the map at p (the last of a repeated key wins,
-    as in a decoded dict); -1 if malformed or not a map."""
-    cdef Py_ssize_t cnt, ko, klen, vo, ve, i
-    cdef uint8_t t
-    cdef int f
-    for i in range(RNF):
-        fo[i] = -1
-    ko = container(b, p, e, 1, &cnt)
-    if ko < 0:
-        return -1
-    for i in range(cnt):
-        if ko >= e:
-            return -1
-        t = b[ko]
-        if 0xa0 <= t <= 0xbf:
-            klen = t & 0x1f
-            vo = ko + 1 + klen
-            f = recon_field(b + ko + 1, klen)
-        elif t == 0xd9 and ko + 2 <= e:
-            klen = b[ko + 1]
-            vo = ko + 2 + klen
-            f = recon_field(b + ko + 2, klen)
-        else:
-            vo = skip(b, ko, e)
-            f = -1
-            if vo < 0:
-                return -1
-        if vo >= e:
-            return -1
-        ve = skip(b, vo, e)
-        if ve < 0:
-            return -1
-        if f >= 0:
-            fo[f] = vo
-            fe[f] = ve
-        ko = ve
-    return ko
+    """Spans of the reconciliation keys of the map at p (see walk_keys)."""
+    return walk_keys(b, p, e, fo, fe, RNF, recon_field)
 
 
 cdef inline int str_is(const uint8_t* b, Py_ssize_t o, Py_ssize_t e, const char* want,
