@@ -522,7 +522,7 @@ if _ext is not None:
     MemoryStore.reserve_sync = _ext.reserve  # type: ignore[assignment,method-assign]
     MemoryStore.commit_sync = _ext.commit  # type: ignore[assignment,method-assign]
     # The awaited methods: the compiled op answers with an already-complete awaitable instead
-    # of a coroutine wrapping it (same result on await; see store_ops.reserve_ready). The
+    # of a coroutine wrapping it (same result on await; see store_ops.reserve_ready), through
+    # method descriptors that parse the usual call shape in C (store_ops.methods). The
     # coroutine versions stay reachable as reserve_coro / commit_coro (the reference).
-    MemoryStore.reserve = _ext.reserve_ready  # type: ignore[assignment,method-assign]
-    MemoryStore.commit = _ext.commit_ready  # type: ignore[assignment,method-assign]
+    MemoryStore.reserve, MemoryStore.commit = _ext.methods(MemoryStore)  # type: ignore[method-assign]
