@@ -29,6 +29,9 @@
 -- Amounts are integers below 2^53 (exact in Lua doubles); computed ones are written back with
 -- string.format('%d'), never tostring or '..' on a number (14 significant digits).
 local ACC, KEY, EP = KEYS[1], ARGV[5], ARGV[3]
+-- the epoch, parsed once (every body returns NAN(3) first when it is not a number; the other
+-- numeric ARGV are parsed by the bodies where they use them, before their first write)
+local EPN = tonumber(EP)
 local OPF = '|' .. KEY
 local B = ARGV[2] .. '|'
 
@@ -41,7 +44,7 @@ local function finish(reply, rec, mutated, sets, oe)
   sets[#sets + 1] = OPF
   sets[#sets + 1] = rec
   if oe ~= EP then
-    local newest, cur = tonumber(EP), nil
+    local newest, cur = EPN, nil
     if oe then
       local sep = string.find(oe, ':', 1, true)
       local e = tonumber(sep and string.sub(oe, 1, sep - 1) or oe)

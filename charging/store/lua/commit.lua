@@ -4,9 +4,12 @@
 --       8 release_rest ('1' removes the reservation)
 local res = ARGV[6]
 local hf = B .. 'h|' .. res
+if not EPN then return redis.error_reply('ERR ARGV 3 is not a number') end
+local used = tonumber(ARGV[7])
+if not used then return redis.error_reply('ERR ARGV 7 is not a number') end
 local b = redis.call('HMGET', ACC, OPF, 'oe', B, hf)
 if b[1] and tonumber(string.sub(b[1], 1, string.find(b[1], '|', 1, true) - 1))
-    >= tonumber(EP) - 1 then
+    >= EPN - 1 then
   return b[1]  -- replay (lua/_prelude.lua)
 end
 local oe = b[2]
@@ -25,7 +28,6 @@ if not b[4] then
 end
 local hs, rexp = string.match(b[4], '^([^:]*):(.*)$')
 local held = tonumber(hs)
-local used = tonumber(ARGV[7])
 -- used beyond the hold is debited as far as the credit limit allows
 local debit = used
 if used > held + before then debit = held + before end

@@ -1,9 +1,12 @@
 -- debit: direct debiting (no reservation), all or nothing unless partial.
 -- KEYS: see _prelude.lua (1 account hash, 2 ix:x, 3 unj)
 -- ARGV: 1 account, 2 balance, 3 epoch, 4 now_us, 5 key, 6 amount, 7 partial ('1')
+if not EPN then return redis.error_reply('ERR ARGV 3 is not a number') end
+local take = tonumber(ARGV[6])
+if not take then return redis.error_reply('ERR ARGV 6 is not a number') end
 local b = redis.call('HMGET', ACC, OPF, 'oe', B)
 if b[1] and tonumber(string.sub(b[1], 1, string.find(b[1], '|', 1, true) - 1))
-    >= tonumber(EP) - 1 then
+    >= EPN - 1 then
   return b[1]  -- replay (lua/_prelude.lua)
 end
 local oe = b[2]
@@ -15,7 +18,7 @@ end
 local a, r, c, x, l = string.match(b[3], '^([^:]*):([^:]*):([^:]*):([^:]*):(.*)$')
 local amt = tonumber(a)
 local before = amt - tonumber(r) + tonumber(c)
-local take, status = tonumber(ARGV[6]), nil
+local status = nil
 if x ~= '' and tonumber(x) <= tonumber(ARGV[4]) then
   status = 'expired'
 elseif take > before then

@@ -3,9 +3,10 @@
 -- ARGV: 1 account, 2 balance, 3 epoch, 4 now_us, 5 key, 6 reservation
 local res = ARGV[6]
 local hf = B .. 'h|' .. res
+if not EPN then return redis.error_reply('ERR ARGV 3 is not a number') end
 local b = redis.call('HMGET', ACC, OPF, 'oe', B, hf)
 if b[1] and tonumber(string.sub(b[1], 1, string.find(b[1], '|', 1, true) - 1))
-    >= tonumber(EP) - 1 then
+    >= EPN - 1 then
   return b[1]  -- replay (lua/_prelude.lua)
 end
 local oe = b[2]

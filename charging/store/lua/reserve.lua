@@ -2,11 +2,15 @@
 -- KEYS: see _prelude.lua (1 account hash, 2 ix:x, 3 unj)
 -- ARGV: 1 account, 2 balance, 3 epoch, 4 now_us, 5 key, 6 reservation, 7 amount,
 --       8 exp_us (new expiry), 9 partial ('1' grants what is available)
+-- (exp_us is parsed by the ZADD, reserve's first write: a bad one fails before any write)
 local res = ARGV[6]
 local hf = B .. 'h|' .. res
+if not EPN then return redis.error_reply('ERR ARGV 3 is not a number') end
+local grant = tonumber(ARGV[7])
+if not grant then return redis.error_reply('ERR ARGV 7 is not a number') end
 local b = redis.call('HMGET', ACC, OPF, 'oe', B, hf)
 if b[1] and tonumber(string.sub(b[1], 1, string.find(b[1], '|', 1, true) - 1))
-    >= tonumber(EP) - 1 then
+    >= EPN - 1 then
   return b[1]  -- replay (lua/_prelude.lua)
 end
 local oe = b[2]
@@ -18,7 +22,7 @@ end
 local a, r, c, x, l = string.match(b[3], '^([^:]*):([^:]*):([^:]*):([^:]*):(.*)$')
 local amt, rsv = tonumber(a), tonumber(r)
 local before = amt - rsv + tonumber(c)
-local grant, gs, status = tonumber(ARGV[7]), ARGV[7], nil
+local gs, status = ARGV[7], nil
 if x ~= '' and tonumber(x) <= tonumber(ARGV[4]) then
   status = 'expired'
 elseif grant > before then
