@@ -145,16 +145,7 @@ cdef bytes _assemble(uint32_t code, int flags, uint32_t vendor, const unsigned c
 cdef class Avp:
     """Compiled twin of diameter.avp.AvpPy (see its docstring for the contract)."""
 
-    cdef public uint32_t code
-    cdef public int flags
-    cdef public uint32_t vendor
-    cdef public object _type
-    cdef public object _value
-    cdef public object _buf
-    cdef public Py_ssize_t _off
-    cdef public Py_ssize_t _hlen
-    cdef public Py_ssize_t _len
-    cdef public Py_ssize_t _end
+    # Attributes are declared in diameter_codec.pxd (shared with the other twins).
 
     def __init__(self, code, value=_UNSET, *, vendor=0, flags=None, type=None):
         if flags is None:
@@ -513,13 +504,7 @@ cpdef list walk(bytes buf, Py_ssize_t start, Py_ssize_t end):
 cdef class Message:
     """Compiled twin of diameter.message.MessagePy (see its docstring for the contract)."""
 
-    cdef public int version
-    cdef public int flags
-    cdef public uint32_t code
-    cdef public uint32_t app_id
-    cdef public uint32_t hop_by_hop
-    cdef public uint32_t end_to_end
-    cdef public list avps
+    # Attributes are declared in diameter_codec.pxd.
 
     def __init__(self, code, app_id=0, avps=(), *, flags=0, hop_by_hop=0, end_to_end=0,
                  version=1):

@@ -94,9 +94,17 @@ def check_avps(list avps, object grammar, *, bint strict=False):
             if mx > 0 and c > mx:
                 raise _Error(5009, f"{name} occurs too many times", failed_avp=a.encode())
         if t == T_GROUPED:
-            v = a.value
             sub = d[4]
-            check_avps(v, sub if sub is not None else _ANY_GRAMMAR, strict=strict)
+            if sub is None:
+                sub = _ANY_GRAMMAR
+            # A received, untouched Grouped AVP is checked on its bytes (no member objects);
+            # on any doubt the object path below runs and raises the exact error.
+            if (key != 260 and a._buf is not None and a._value is _UNSET
+                    and _group_ok(<bytes>a._buf, a._off + a._hlen, a._off + a._len, sub,
+                                  strict)):
+                continue
+            v = a.value
+            check_avps(v, sub, strict=strict)
             if key == 260:
                 _check_vsai(v)
         elif _fixed_size(t) > 0:
@@ -127,3 +135,113 @@ cdef _check_address_c(Avp a, str name):
         raise _Error(5004, f"{name} family {family} with {n - 2} octets", failed_avp=a.encode())
     if family == 0 or family == 65535:
         raise _Error(5004, f"{name} address family {family}", failed_avp=a.encode())
+
+
+cdef bint _utf8_ok(const unsigned char* p, Py_ssize_t n):
+    """True when p[:n] is valid UTF-8 (ASCII checked in C; others by the codec itself)."""
+    cdef Py_ssize_t i
+    for i in range(n):
+        if p[i] >= 0x80:
+            try:
+                PyUnicode_DecodeUTF8(<const char*>p, n, NULL)
+            except UnicodeDecodeError:
+                return False
+            return True
+    return True
+
+
+cdef bint _group_ok(bytes buf, Py_ssize_t start, Py_ssize_t end, object grammar,
+                    bint strict) except -1:
+    """True when check_avps would accept the members of buf[start:end] against ``grammar``
+    (the same rules, on the bytes, without Avp objects); False on any problem or doubt --
+    the caller then runs the object path, which raises the exact DiameterError. Never True
+    where that path would raise."""
+    cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(buf)
+    cdef tuple info = _grammar_info(grammar)
+    cdef dict limits = <dict>info[0]
+    cdef bint any_avp = info[1]
+    cdef dict counts = {}
+    cdef Py_ssize_t off = start, length, hlen, nxt, n, mx, c, fixed
+    cdef uint32_t code, vendor, fl
+    cdef int flags, t, family
+    cdef tuple d
+    if end > PyBytes_GET_SIZE(buf):
+        return False
+    while off < end:
+        if end - off < 8:
+            return False
+        code = _u32(p + off)
+        fl = _u32(p + off + 4)
+        flags = fl >> 24
+        length = fl & 0xFFFFFF
+        if flags & 0x80:
+            if end - off < 12:
+                return False
+            vendor = _u32(p + off + 8)
+            hlen = 12
+        else:
+            vendor = 0
+            hlen = 8
+        if length < hlen or off + length > end:
+            return False
+        nxt = off + ((length + 3) & ~3)
+        if nxt > end:
+            nxt = end
+        n = length - hlen
+        if flags & 0x1F or (flags & 0x80 and vendor == 0):
+            return False
+        key = (<uint64_t>vendor << 32) | code
+        dd = _VDEFS.get(key)
+        if dd is None:
+            if flags & 0x40:
+                return False
+            off = nxt
+            continue
+        d = <tuple>dd
+        t = d[1]
+        if strict and d[2] and flags & 0x40:
+            return False
+        lim = limits.get(key)
+        if lim is None:
+            if not any_avp:
+                return False
+        else:
+            mx = lim
+            if mx == 0:
+                return False
+            c = counts.get(key, 0) + 1
+            counts[key] = c
+            if mx > 0 and c > mx:
+                return False
+        if t == T_GROUPED:
+            if key == 260:
+                return False
+            sub = d[4]
+            if not _group_ok(buf, off + hlen, off + length,
+                             sub if sub is not None else _ANY_GRAMMAR, strict):
+                return False
+        else:
+            fixed = _fixed_size(t)
+            if fixed > 0:
+                if n != fixed:
+                    return False
+                if t == T_ENUM:
+                    enum = d[3]
+                    if enum and <int32_t>_u32(p + off + hlen) not in enum:
+                        return False
+            elif t == T_UTF8 or t == T_IDENT or t == T_URI or t == T_IPFILTER:
+                if not _utf8_ok(p + off + hlen, n):
+                    return False
+            elif t == T_ADDRESS:
+                if n < 2:
+                    return False
+                family = (p[off + hlen] << 8) | p[off + hlen + 1]
+                if (family == 1 and n != 6) or (family == 2 and n != 18):
+                    return False
+                if family == 0 or family == 65535:
+                    return False
+        off = nxt
+    for r in <tuple>info[2]:
+        if counts.get(r[0], 0) < r[1]:
+            return False
+    return True

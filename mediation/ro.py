@@ -7,6 +7,7 @@ engine's decision back. The ONE table from engine outcomes to Result-Codes is
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -24,6 +25,8 @@ from charging.requests import (
     UnitsResult,
     Verb,
 )
+from cython_ext import load
+from diameter.avp import _TYPES as _AVP_TYPES
 from diameter.avp import Avp, decode_avps, zero_filled
 from diameter.message import Message
 from mediation import avp_codes as C
@@ -380,10 +383,11 @@ _TOP_SLOTS = {code: i for i, code in enumerate((
 _NO_TOP: tuple[Avp | None, ...] = (None,) * len(_TOP_SLOTS)
 
 
-def ccr_to_request(msg: Message, smap: ServiceMap) -> ChargingRequest:
+def ccr_to_request_py(msg: Message, smap: ServiceMap) -> ChargingRequest:
     """Translate a CCR. Raises :class:`BadRequest` (5005/5004/5031 + Failed-AVP) when the
     request cannot be understood. Caller answers with :func:`result_to_cca` or
-    :func:`error_cca`."""
+    :func:`error_cca`. The executable spec of the compiled twin (see :func:`ccr_to_request`,
+    which callers use)."""
     # One pass over the top-level AVPs (first of each, every MSCC/USU/Subscription-Id) instead
     # of a find() scan per field; members of Grouped AVPs are only read where needed.
     top = list(_NO_TOP)
@@ -476,6 +480,39 @@ def ccr_to_request(msg: Message, smap: ServiceMap) -> ChargingRequest:
         want_cost=bool(aoc) or action is EventAction.PRICE_ENQUIRY,
         termination_cause=_int(cause_avp),
     )
+
+
+def _select_twin() -> Any:
+    """The one selection point of cython_ext/ro_request.pyx (None: pure Python only). The
+    twin reads the frame bytes through the compiled codec's AVPs, so it needs that codec."""
+    from diameter.avp import EXT
+
+    ext = load("ro_request")
+    if ext is None or EXT is None or getattr(ext, "ABI", None) != 1:
+        return None
+    try:
+        ext.configure(types=_AVP_TYPES, request_cls=ChargingRequest, units_cls=ServiceUnits,
+                      service_map_cls=ServiceMap, service_unit=SERVICE_UNIT,
+                      unit_kind=UnitKind, service_kind=ServiceKind, verb=Verb,
+                      event_action=EventAction, reporting_reason=ReportingReason,
+                      normalise=normalise_address, time_of=_time, fields_of=dataclasses.fields)
+    except ValueError:  # the request model changed shape: keep the spec
+        return None
+    return ext
+
+
+_TWIN = _select_twin()
+
+
+def ccr_to_request(msg: Message, smap: ServiceMap) -> ChargingRequest:
+    """Translate a CCR (the compiled twin for the common case of a received CCR, else
+    :func:`ccr_to_request_py`; same request, same :class:`BadRequest`). Caller answers with
+    :func:`result_to_cca` or :func:`error_cca`."""
+    if _TWIN is not None:
+        req: ChargingRequest | None = _TWIN.ccr_to_request(msg, smap)
+        if req is not None:
+            return req
+    return ccr_to_request_py(msg, smap)
 
 
 # ---------------------------------------------------------------------------- result -> CCA
