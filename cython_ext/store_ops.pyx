@@ -42,6 +42,7 @@ runs the reference with the same arguments, so every unusual case is the spec's 
 """
 
 from cpython.object cimport PyObject, PyTypeObject
+from cpython.pycapsule cimport PyCapsule_GetPointer
 from _heapq import heappush
 
 cdef extern from *:
@@ -146,6 +147,18 @@ cdef extern from *:
        OpResult), NULL with an exception set (MemoryError and the like), or NULL with NO exception
        set: "not the common path, ask the reference" (which then answers or raises exactly as the
        spec does). Nothing is mutated before the point where the op is known to succeed. */
+    /* cython_ext/store_results.pyx: C constructors of its Effect / Hold / OpResult (new
+       references; arguments borrowed), handed over in its _C_API capsule. */
+    typedef struct {
+        PyObject *(*result)(PyObject *key, PyObject *status, PyObject *effects,
+                            PyObject *holds, PyObject *granted, PyObject *bal_after,
+                            PyObject *avail_after, PyObject *replayed, PyObject *low,
+                            PyObject *events);
+        PyObject *(*hold)(PyObject *account, PyObject *balance, PyObject *reservation,
+                          PyObject *amount, PyObject *expires);
+        PyObject *(*effect)(PyObject *account, PyObject *balance, PyObject *amount);
+    } IcxResultsAPI;
+
     typedef struct {
         int fast_new, fast_state;
         PyTypeObject *store_t, *acct_t, *bal_t, *result_t, *hold_t, *effect_t;
@@ -158,6 +171,7 @@ cdef extern from *:
         Py_ssize_t e_account, e_balance, e_amount;
         PyObject *ok, *low_events, *empty, *s_ok, *zero, *heappush, *rotate_name;
         PyObject *reserve_ref, *commit_ref;
+        IcxResultsAPI *api;  /* the compiled result classes' constructors, when those are used */
     } IcxStore;
     static IcxStore icx_s;
 
@@ -220,6 +234,9 @@ cdef extern from *:
     static PyObject *icx_new_result(PyObject *key, PyObject *effects, PyObject *holds,
                                     PyObject *granted, PyObject *bal_after, PyObject *avail_after,
                                     PyObject *low, PyObject *events) {
+        if (icx_s.api != NULL)
+            return icx_s.api->result(key, icx_s.ok, effects, holds, granted, bal_after,
+                                     avail_after, Py_False, low, events);
         if (!icx_s.fast_new)
             return PyObject_CallFunctionObjArgs((PyObject *)icx_s.result_t, key, icx_s.ok, effects,
                                                 holds, granted, bal_after, avail_after, Py_False,
@@ -238,7 +255,9 @@ cdef extern from *:
     static PyObject *icx_one_hold(PyObject *account, PyObject *balance, PyObject *reservation,
                                   PyObject *amount, PyObject *expires) {
         PyObject *h, *t;
-        if (!icx_s.fast_new) {
+        if (icx_s.api != NULL) {
+            h = icx_s.api->hold(account, balance, reservation, amount, expires);
+        } else if (!icx_s.fast_new) {
             h = PyObject_CallFunctionObjArgs((PyObject *)icx_s.hold_t, account, balance,
                                              reservation, amount, expires, NULL);
         } else {
@@ -257,7 +276,9 @@ cdef extern from *:
     /* (Effect(account, balance, amount),) */
     static PyObject *icx_one_effect(PyObject *account, PyObject *balance, PyObject *amount) {
         PyObject *e, *t;
-        if (!icx_s.fast_new) {
+        if (icx_s.api != NULL) {
+            e = icx_s.api->effect(account, balance, amount);
+        } else if (!icx_s.fast_new) {
             e = PyObject_CallFunctionObjArgs((PyObject *)icx_s.effect_t, account, balance, amount,
                                              NULL);
         } else {
@@ -735,6 +756,44 @@ cdef extern from *:
         return icx_generic_call(icx_commit_generic, self, args, nargs, kwnames);
     }
 
+    /* MemoryStore.reserve_sync / .commit_sync when compiled (the ledger's synchronous path,
+       cf. charging/ledger/sync_ops.py): all arguments positional, parsed here; any other
+       shape goes to the Cython-parsed reserve / commit. */
+    static PyObject *icx_reserve_sync_generic, *icx_commit_sync_generic;
+
+    static PyObject *icx_reserve_sync_method(PyObject *self, PyObject *const *args,
+                                             Py_ssize_t nargs, PyObject *kwnames) {
+        double ttl, now;
+        if ((kwnames != NULL && PyTuple_GET_SIZE(kwnames)) || (nargs != 7 && nargs != 8))
+            goto generic;
+        if (!icx_double(args[5], &ttl) || !icx_double(args[6], &now)) goto generic;
+        return icx_reserve_any(self, args[0], args[1], args[2], args[3], args[4], ttl, now,
+                               nargs == 8 ? args[7] : Py_False);
+    generic:
+        return icx_generic_call(icx_reserve_sync_generic, self, args, nargs, kwnames);
+    }
+
+    static PyObject *icx_commit_sync_method(PyObject *self, PyObject *const *args,
+                                            Py_ssize_t nargs, PyObject *kwnames) {
+        double now;
+        if ((kwnames != NULL && PyTuple_GET_SIZE(kwnames)) || (nargs != 6 && nargs != 7))
+            goto generic;
+        if (!icx_double(args[5], &now)) goto generic;
+        return icx_commit_any(self, args[0], args[1], args[2], args[3], args[4], now,
+                              nargs == 7 ? args[6] : Py_True);
+    generic:
+        return icx_generic_call(icx_commit_sync_generic, self, args, nargs, kwnames);
+    }
+
+    static PyMethodDef icx_reserve_sync_def = {"reserve_sync",
+        (PyCFunction)(void (*)(void))icx_reserve_sync_method, METH_FASTCALL | METH_KEYWORDS,
+        "reserve_sync(key, account, balance, reservation, amount, ttl, now, partial=False): "
+        "the synchronous op (compiled), answers the OpResult."};
+    static PyMethodDef icx_commit_sync_def = {"commit_sync",
+        (PyCFunction)(void (*)(void))icx_commit_sync_method, METH_FASTCALL | METH_KEYWORDS,
+        "commit_sync(key, account, balance, reservation, used, now, release_rest=True): "
+        "the synchronous op (compiled), answers the OpResult."};
+
     static PyMethodDef icx_reserve_def = {"reserve", (PyCFunction)(void (*)(void))icx_reserve_method,
         METH_FASTCALL | METH_KEYWORDS,
         "reserve(key, account, balance, reservation, amount, *, ttl, now, partial=False): "
@@ -744,9 +803,11 @@ cdef extern from *:
         "commit(key, account, balance, reservation, used, *, now, release_rest=True): "
         "BalanceStore.commit (compiled), an already-complete awaitable holding the OpResult."};
 
-    /* Descriptors for MemoryStore (type t): what `store.reserve` / `store.commit` resolve to. */
-    static PyObject *icx_methods(PyObject *t, PyObject *reserve_generic, PyObject *commit_generic) {
-        PyObject *a, *b;
+    /* Descriptors for MemoryStore (type t): what `store.reserve` / `store.commit` /
+       `store.reserve_sync` / `store.commit_sync` resolve to. */
+    static PyObject *icx_methods(PyObject *t, PyObject *reserve_generic, PyObject *commit_generic,
+                                 PyObject *reserve_sync_generic, PyObject *commit_sync_generic) {
+        PyObject *a, *b, *c, *d;
         if (!PyType_Check(t)) { PyErr_SetString(PyExc_TypeError, "a type"); return NULL; }
         if (icx_s_ttl == NULL) {
             icx_s_ttl = PyUnicode_InternFromString("ttl");
@@ -764,7 +825,19 @@ cdef extern from *:
             Py_DECREF(a);
             return NULL;
         }
-        return Py_BuildValue("(NN)", a, b);
+        Py_INCREF(reserve_sync_generic);
+        Py_XSETREF(icx_reserve_sync_generic, reserve_sync_generic);
+        Py_INCREF(commit_sync_generic);
+        Py_XSETREF(icx_commit_sync_generic, commit_sync_generic);
+        c = PyDescr_NewMethod((PyTypeObject *)t, &icx_reserve_sync_def);
+        d = c ? PyDescr_NewMethod((PyTypeObject *)t, &icx_commit_sync_def) : NULL;
+        if (d == NULL) {
+            Py_DECREF(a);
+            Py_DECREF(b);
+            Py_XDECREF(c);
+            return NULL;
+        }
+        return Py_BuildValue("(NNNN)", a, b, c, d);
     }
     """
     ctypedef struct IcxStore:
@@ -791,14 +864,15 @@ cdef extern from *:
         PyObject *rotate_name
         PyObject *reserve_ref
         PyObject *commit_ref
+        void *api
     IcxStore icx_s
     object icx_reserve_any(object store, object key, object account, object balance,
                            object reservation, object amount, double ttl, double now,
                            object partial)
     object icx_commit_any(object store, object key, object account, object balance,
                           object reservation, object used, double now, object release_rest)
-    object icx_ready_wrap(object value)
-    object icx_methods(object t, object reserve_generic, object commit_generic)
+    object icx_methods(object t, object reserve_generic, object commit_generic,
+                       object reserve_sync_generic, object commit_sync_generic)
 
 cdef extern from "Python.h":
     ctypedef struct PyMemberDef:
@@ -810,6 +884,7 @@ cdef extern from "Python.h":
 
 # The objects icx_s points at are kept alive here (icx_s holds borrowed pointers).
 cdef list _keep = []
+cdef list _keep_api = []
 
 
 cdef Py_ssize_t _offset(cls, str name) except -1:
@@ -821,7 +896,7 @@ cdef Py_ssize_t _offset(cls, str name) except -1:
 
 
 def init(op_result, hold, effect, ok, low_events, reserve_py, commit_py, fast_new=False,
-         account_cls=None, balance_cls=None, store_cls=None):
+         account_cls=None, balance_cls=None, store_cls=None, results_api=None):
     """Bind the classes and the Python reference (called once by memory.py).
 
     *fast_new*: the caller checked that the three result classes are slots dataclasses with
@@ -830,9 +905,15 @@ def init(op_result, hold, effect, ok, low_events, reserve_py, commit_py, fast_ne
     their fields used here are slots) state is read and written at the slots' offsets;
     *store_cls*: MemoryStore, whose ``_accounts``/``_heap``/``_epoch``/``_ep_end`` slots are
     read the same way (for instances of it and its subclasses). Without them every op runs
-    the reference. Returns (fast_new, fast_state) as enabled."""
+    the reference. *results_api*: ``cython_ext.store_results._C_API`` when the three result
+    classes are that module's (base.py selected them): results are built by its C
+    constructors. Returns (fast_new, fast_state) as enabled."""
     icx_s.fast_new = 0
     icx_s.fast_state = 0
+    icx_s.api = NULL
+    if results_api is not None:
+        icx_s.api = PyCapsule_GetPointer(results_api, b"cython_ext.store_results._C_API")
+        _keep_api[:] = [results_api]
     _keep[:] = [op_result, hold, effect, ok, low_events, reserve_py, commit_py, (), "ok", 0,
                 heappush, "_rotate"]
     icx_s.result_t = <PyTypeObject*>op_result
@@ -904,6 +985,11 @@ def fast_paths():
     return bool(icx_s.fast_new), bool(icx_s.fast_state)
 
 
+def compiled_results():
+    """Whether results are built by cython_ext.store_results' C constructors."""
+    return icx_s.api != NULL
+
+
 def reserve(store, key, account, balance, reservation, amount, double ttl, double now,
             partial=False):
     """Twin of MemoryStore._reserve_py (same arguments, same result, same state change)."""
@@ -923,19 +1009,20 @@ def reserve_ready(store, key, account, balance, reservation, amount, *, double t
     coroutine, without building and running a coroutine per call. Errors (ValueError for a
     bad amount) raise at the call, which for ``await store.reserve(...)`` is the same place.
     The usual call shape is parsed in C first (see :func:`methods`)."""
-    return icx_ready_wrap(icx_reserve_any(store, key, account, balance, reservation, amount,
-                                          ttl, now, partial))
+    return icx_ready_new(icx_reserve_any(store, key, account, balance, reservation, amount,
+                                         ttl, now, partial))
 
 
 def commit_ready(store, key, account, balance, reservation, used, *, double now,
                  release_rest=True):
     """MemoryStore.commit when compiled: see :func:`reserve_ready`."""
-    return icx_ready_wrap(icx_commit_any(store, key, account, balance, reservation, used, now,
-                                         release_rest))
+    return icx_ready_new(icx_commit_any(store, key, account, balance, reservation, used, now,
+                                        release_rest))
 
 
 def methods(store_cls):
-    """(reserve, commit) method descriptors for *store_cls* (MemoryStore): the awaited ops
-    with the usual call shape parsed in C from the caller's argument vector; any other shape
-    is handed to :func:`reserve_ready` / :func:`commit_ready`."""
-    return icx_methods(store_cls, reserve_ready, commit_ready)
+    """(reserve, commit, reserve_sync, commit_sync) method descriptors for *store_cls*
+    (MemoryStore): the ops with the usual call shape parsed in C from the caller's argument
+    vector; any other shape is handed to :func:`reserve_ready` / :func:`commit_ready` /
+    :func:`reserve` / :func:`commit`."""
+    return icx_methods(store_cls, reserve_ready, commit_ready, reserve, commit)

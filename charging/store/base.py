@@ -14,7 +14,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+from cython_ext import load
 
 
 class AccountKind(str, Enum):
@@ -206,3 +208,17 @@ class BalanceStore(Protocol):
         """Forget (account, op key) pairs once their journal records are durable."""
 
     async def close(self) -> None: ...
+
+
+# The compiled twins of Effect / Hold / OpResult (cython_ext/store_results.pyx): same
+# constructor, fields, ``ok``, ==, hash and repr (tests/charging/store/test_result_classes.py),
+# built from a free list and freed without the cyclic GC -- building and freeing the dataclass
+# instances above was a quarter of the embedded store's cost per reserve+commit pair. The
+# dataclasses stay the reference (PyEffect / PyHold / PyOpResult) and are what
+# ICX_NO_EXTENSIONS=1 or an unbuilt tree uses. Type checkers see the dataclasses.
+PyEffect, PyHold, PyOpResult = Effect, Hold, OpResult
+if not TYPE_CHECKING:
+    _results = load("store_results")
+    if _results is not None:
+        _results.bind(OpStatus.OK)
+        Effect, Hold, OpResult = _results.Effect, _results.Hold, _results.OpResult

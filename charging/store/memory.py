@@ -512,17 +512,22 @@ _FIELDS = {
     Effect: ("account", "balance", "amount"),
 }
 if _ext is not None:
-    # The twin fills result objects slot by slot; only while the classes have exactly the
+    # base.py's result classes are cython_ext.store_results' when that is built: the twin
+    # then builds results with that module's C constructors (its _C_API capsule).
+    _results = load("store_results")
+    _api = (_results._C_API if _results is not None and (OpResult, Hold, Effect)
+            == (_results.OpResult, _results.Hold, _results.Effect) else None)
+    # Else the twin fills the dataclasses slot by slot; only while they have exactly the
     # fields it knows (a field added to base.py falls back to calling the class).
-    _fast_new = all(tuple(f.name for f in dataclasses.fields(c)) == names
+    _fast_new = all(dataclasses.is_dataclass(c)
+                    and tuple(f.name for f in dataclasses.fields(c)) == names
                     and getattr(c, "__slots__", None) == names for c, names in _FIELDS.items())
     # _Account/_Balance: the twin reads and writes their slots at the descriptors' offsets
     _ext.init(OpResult, Hold, Effect, _OK, _LOW_EVENTS, MemoryStore._reserve_py,
-              MemoryStore._commit_py, _fast_new, _Account, _Balance, MemoryStore)
-    MemoryStore.reserve_sync = _ext.reserve  # type: ignore[assignment,method-assign]
-    MemoryStore.commit_sync = _ext.commit  # type: ignore[assignment,method-assign]
+              MemoryStore._commit_py, _fast_new, _Account, _Balance, MemoryStore, _api)
     # The awaited methods: the compiled op answers with an already-complete awaitable instead
-    # of a coroutine wrapping it (same result on await; see store_ops.reserve_ready), through
-    # method descriptors that parse the usual call shape in C (store_ops.methods). The
+    # of a coroutine wrapping it (same result on await; see store_ops.reserve_ready). All four
+    # are method descriptors that parse the usual call shape in C (store_ops.methods). The
     # coroutine versions stay reachable as reserve_coro / commit_coro (the reference).
-    MemoryStore.reserve, MemoryStore.commit = _ext.methods(MemoryStore)  # type: ignore[method-assign]
+    (MemoryStore.reserve, MemoryStore.commit,  # type: ignore[method-assign]
+     MemoryStore.reserve_sync, MemoryStore.commit_sync) = _ext.methods(MemoryStore)

@@ -143,3 +143,81 @@ def test_compiled_hot_path_keeps_the_cache_out_of_the_cyclic_gc() -> None:
     assert acct.ops and acct.old and not gc.is_tracked(acct.ops) and not gc.is_tracked(acct.old)
     assert not any(gc.is_tracked(v) for v in (*acct.ops.values(), *acct.old.values()))
     assert not any(gc.is_tracked(t) for t in store._heap)
+
+
+def test_every_call_shape_of_the_awaited_methods_answers_like_the_reference() -> None:
+    """The compiled methods parse the usual shape (5 positional, ttl/now/partial or
+    now/release_rest by keyword) in C and hand every other shape to the generic path: the
+    answers and the errors are the reference coroutines'."""
+    calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = [
+        ("reserve", ("k1", "a", "EUR", "r1", 100), {"ttl": 30.0, "now": NOW}),
+        ("reserve", ("k2", "a", "EUR", "r2", 100), {"now": NOW, "ttl": 30, "partial": True}),
+        ("reserve", ("k3", "a", "EUR", "r3"), {"amount": 10, "ttl": 30.0, "now": NOW}),
+        ("reserve", (), {"key": "k4", "account": "a", "balance": "EUR", "reservation": "r4",
+                         "amount": 10, "ttl": 1.5, "now": NOW}),
+        ("reserve", ("k5", "a", "EUR", "r5", 10), {"ttl": 30.0}),  # now missing
+        ("reserve", ("k6", "a", "EUR", "r6", 10), {"ttl": 30.0, "now": NOW, "bogus": 1}),
+        ("reserve", ("k7", "a", "EUR", "r7", 10, 30.0, NOW), {}),  # ttl/now keyword-only
+        ("reserve", ("k1", "a", "EUR", "r1", 100), {"ttl": 30.0, "now": NOW}),  # replay
+        ("commit", ("c1", "a", "EUR", "r1", 40), {"now": NOW}),
+        ("commit", ("c2", "a", "EUR", "r2", 40), {"release_rest": False, "now": NOW + 1}),
+        ("commit", ("c3", "a", "EUR", "r2", 10), {"now": NOW + 2, "release_rest": 0}),
+        ("commit", ("c4", "a", "EUR"), {"reservation": "r3", "used": 5, "now": NOW}),
+        ("commit", ("c5", "a", "EUR", "r4", 5), {}),  # now missing
+        ("commit", ("c6", "a", "EUR", "r4", 5), {"now": NOW, "now2": 1}),
+        ("commit", ("c7", "a", "EUR", "r4", 5), {"now": NOW, "release_rest": True,
+                                                  "partial": 1}),
+        ("commit", ("c1", "a", "EUR", "r1", 40), {"now": NOW}),  # replay
+        ("commit", ("c8", "a", "EUR", "nope", 1), {"now": NOW}),
+    ]
+
+    async def play(store: MemoryStore) -> list[Any]:
+        await store.create_account("a", AccountKind.PREPAID_SUBSCRIBER,
+                                   [BalanceSpec("EUR", BalanceKind.MONEY, "EUR", 150)])
+        out: list[Any] = []
+        for name, args, kwargs in calls:
+            try:
+                out.append(await getattr(store, name)(*args, **kwargs))
+            except TypeError:
+                out.append("TypeError")  # the messages name different functions
+        out.append(await store.get("a"))
+        return out
+
+    fast = asyncio.run(play(MemoryStore()))
+    ref = asyncio.run(play(PureStore()))
+    assert fast == ref
+    assert fast.count("TypeError") == 6
+
+
+def test_every_call_shape_of_the_sync_methods_answers_like_the_reference() -> None:
+    """reserve_sync / commit_sync: all-positional calls are parsed in C, anything else goes
+    to the generic path; answers and errors are the reference's."""
+    calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = [
+        ("reserve_sync", ("k1", "a", "EUR", "r1", 100, 30.0, NOW), {}),
+        ("reserve_sync", ("k2", "a", "EUR", "r2", 100, 30, NOW, True), {}),
+        ("reserve_sync", ("k3", "a", "EUR", "r3", 10, 30.0), {"now": NOW}),
+        ("reserve_sync", ("k4", "a", "EUR", "r4", 10, 30.0, NOW), {"partial": False}),
+        ("reserve_sync", ("k5", "a", "EUR", "r5", 10), {}),
+        ("reserve_sync", ("k1", "a", "EUR", "r1", 100, 30.0, NOW), {}),  # replay
+        ("commit_sync", ("c1", "a", "EUR", "r1", 40, NOW), {}),
+        ("commit_sync", ("c2", "a", "EUR", "r2", 40, NOW + 1, False), {}),
+        ("commit_sync", ("c3", "a", "EUR", "r3", 5, NOW), {"release_rest": True}),
+        ("commit_sync", ("c4", "a", "EUR", "r4", 5), {}),
+        ("commit_sync", ("c1", "a", "EUR", "r1", 40, NOW), {}),  # replay
+    ]
+
+    async def play(store: MemoryStore) -> list[Any]:
+        await store.create_account("a", AccountKind.PREPAID_SUBSCRIBER,
+                                   [BalanceSpec("EUR", BalanceKind.MONEY, "EUR", 150)])
+        out: list[Any] = []
+        for name, args, kwargs in calls:
+            try:
+                out.append(getattr(store, name)(*args, **kwargs))
+            except TypeError:
+                out.append("TypeError")
+        out.append(await store.get("a"))
+        return out
+
+    fast = asyncio.run(play(MemoryStore()))
+    assert fast == asyncio.run(play(PureStore()))
+    assert fast.count("TypeError") == 2
