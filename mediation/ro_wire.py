@@ -11,8 +11,12 @@ encoded once at start), so flags and widths follow the dictionary.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
+from typing import Any
 
 from charging.requests import ChargingRequest, ChargingResult, Outcome, UnitKind, UnitsResult
+from cython_ext import load
+from diameter.avp import EXT as _CODEC_EXT
 from diameter.avp import Avp
 from diameter.message import Message
 from mediation import avp_codes as C
@@ -29,13 +33,19 @@ _PACK = {4: struct.Struct("!I").pack, 8: struct.Struct("!Q").pack}
 class _Scalar:
     """An Unsigned32/64 AVP: the codec's header bytes, then the packed value."""
 
-    __slots__ = ("prefix", "pack")
+    __slots__ = ("prefix", "pack", "width")
 
     def __init__(self, code: int, vendor: int = 0) -> None:
         enc = Avp.new(code, 0, vendor=vendor).encode()
         hdr = 12 if vendor else 8
         self.prefix = enc[:hdr]
-        self.pack = _PACK[len(enc) - hdr]
+        self.width = len(enc) - hdr
+        self.pack = _PACK[self.width]
+
+    @property
+    def piece(self) -> tuple[bytes, int]:
+        """(header bytes, payload width): what the compiled twin needs."""
+        return self.prefix, self.width
 
     def __call__(self, value: int) -> bytes:
         return self.prefix + self.pack(value)
@@ -47,8 +57,25 @@ def _grouped(code: int, vendor: int = 0) -> tuple[int, int]:
     return enc[4], len(enc)
 
 
+def _select_twin() -> Any:
+    """The one selection point of cython_ext/ro_cca.pyx (None: the Python writer only)."""
+    ext = load("ro_cca")
+    if ext is None or _CODEC_EXT is None or getattr(ext, "ABI", None) != 1:
+        return None
+    return ext
+
+
+_TWIN = _select_twin()
+
+
 class CcaWriter:
-    """Writes CCAs for one Origin-Host/Realm. Construct once; :meth:`encode` per answer."""
+    """Writes CCAs for one Origin-Host/Realm. Construct once; per answer call
+    ``encode(ccr, request, result)``: the CCA bytes (Hop-by-Hop/End-to-End of *ccr*), or None
+    outside the common case (then use ``result_to_cca``). ``encode`` is the compiled twin
+    (cython_ext/ro_cca.pyx) when it is built, else :meth:`encode_py`, its spec; the twin
+    calls :meth:`encode_py` for whatever it declines."""
+
+    encode: Callable[[Message, ChargingRequest, ChargingResult], bytes | None]
 
     def __init__(self, origin_host: str, origin_realm: str) -> None:
         self._tail = (Avp.new(C.ORIGIN_HOST, origin_host).encode()
@@ -73,6 +100,18 @@ class CcaWriter:
         self._gsu_flags, self._gsu_hdr = _grouped(C.GRANTED_SERVICE_UNIT)
         self._mscc_flags, self._mscc_hdr = _grouped(C.MULTIPLE_SERVICES_CREDIT_CONTROL)
         self._mscc_rc: dict[Outcome, bytes] = {}
+        self.encode = self.encode_py
+        if _TWIN is not None:
+            self.encode = _TWIN.CcaEncoder(
+                fallback=self.encode_py, tail=self._tail, rc=self._rc.piece,
+                rtype=self._rtype, rnum=self._rnum.piece, sid=self._sid.piece,
+                rg=self._rg.piece, vt=self._vt.piece, qht=self._qht.piece,
+                units=[(k, u.piece, self._thresholds[k].piece)
+                       for k, u in self._units.items()],
+                outcomes=list(OUTCOME_RESULT_CODE.items()), money=UnitKind.MONEY,
+                fui=self._fui,
+                gsu=(C.GRANTED_SERVICE_UNIT, self._gsu_flags, self._gsu_hdr),
+                mscc=(C.MULTIPLE_SERVICES_CREDIT_CONTROL, self._mscc_flags, self._mscc_hdr)).encode
 
     def _head(self, code: int) -> bytes:
         head = self._heads.get(code)
@@ -80,8 +119,8 @@ class CcaWriter:
             head = self._heads[code] = self._rc(code) + self._tail
         return head
 
-    def encode(self, ccr: Message, request: ChargingRequest,
-               result: ChargingResult) -> bytes | None:
+    def encode_py(self, ccr: Message, request: ChargingRequest,
+                  result: ChargingResult) -> bytes | None:
         """The CCA bytes (Hop-by-Hop/End-to-End of *ccr*), or None outside the common case."""
         if (not request.multiple_services or result.enough_credit is not None
                 or (request.want_cost and result.cost is not None)):

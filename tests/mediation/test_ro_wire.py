@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -77,3 +79,34 @@ def test_writer_declines_what_it_does_not_cover() -> None:
     huge = UnitsResult(unit=UnitKind.TIME, granted=60, validity_time=2**32)
     assert WRITER.encode(msg, req, ChargingResult(outcome=Outcome.SUCCESS,
                                                   units=(huge,))) is None
+
+
+# --- the compiled twin (cython_ext/ro_cca.pyx) against the Python writer, its spec ----------
+wide = st.none() | st.integers(-2, 2**64 + 1) | st.sampled_from([0, 1, 2**32 - 1, 2**32, True])
+wide_units = st.builds(
+    UnitsResult,
+    rating_group=wide, service_id=wide, outcome=st.sampled_from(list(Outcome)),
+    unit=st.sampled_from(list(UnitKind)), granted=wide, validity_time=wide,
+    final_unit=st.booleans(), quota_holding_time=wide, quota_threshold=wide)
+
+
+@settings(max_examples=150, deadline=None)
+@given(results=st.lists(wide_units, max_size=40), outcome=st.sampled_from(list(Outcome)),
+       rtype=st.sampled_from([1, 2, 3, 4]), number=st.integers(-1, 2**32),
+       sid=st.text(min_size=1, max_size=3000), multiple=st.booleans(),
+       enough=st.none() | st.booleans(), failed=st.none() | st.just("Subscription-Id"))
+def test_twin_matches_python_writer(results: list[UnitsResult], outcome: Outcome, rtype: int,
+                                    number: int, sid: str, multiple: bool,
+                                    enough: bool | None, failed: str | None) -> None:
+    msg = ccr(sid=sid, rtype=rtype, msccs=[[A("Rating-Group", 100)]] if multiple else None)
+    req = ro.ccr_to_request(msg, SMAP)
+    req = dataclasses.replace(req, request_number=number)
+    result = ChargingResult(outcome=outcome, units=tuple(results), currency="EUR",
+                            enough_credit=enough, failed_field=failed)
+    assert WRITER.encode(msg, req, result) == WRITER.encode_py(msg, req, result)
+
+
+def test_twin_is_selected_when_built() -> None:
+    from mediation import ro_wire
+
+    assert (WRITER.encode != WRITER.encode_py) == (ro_wire._TWIN is not None)
