@@ -60,13 +60,23 @@ def record(i: int) -> dict[str, Any]:
 
 
 RECORDS = [record(i) for i in range(4096)]
+PREALLOCATE = True  # --no-preallocate: segments grow with each write (the old layout)
+DSYNC = True  # --fdatasync: pwrite + fdatasync per group instead of one O_DSYNC pwrite
+
+
+async def _open(d: Path) -> Journal:
+    """A journal in *d*, its first segment zero-filled before the clock starts (steady state:
+    a running server prepares segments ahead of need; only its very first start fills one)."""
+    j = await Journal.open(d, preallocate=PREALLOCATE, dsync=DSYNC)
+    await j.wait_preallocated()
+    return j
 
 
 async def batched(d: Path, seconds: float, appenders: int = 64, batch: int = 32
                   ) -> tuple[float, float, float]:
     """(records/s wall clock, records per CPU-second of this process (all threads), CPU
     microseconds per record of the event-loop thread alone)."""
-    j = await Journal.open(d)
+    j = await _open(d)
     stop = time.perf_counter() + seconds
     count = 0
 
@@ -91,7 +101,7 @@ async def batched(d: Path, seconds: float, appenders: int = 64, batch: int = 32
 
 
 async def per_record(d: Path, seconds: float, tasks: int = 256) -> float:
-    j = await Journal.open(d)
+    j = await _open(d)
     stop = time.perf_counter() + seconds
     count = 0
 
@@ -114,7 +124,7 @@ async def paced(d: Path, seconds: float, rate: int = 20_000) -> dict[str, Any]:
     """Offer ``rate`` records/s; append-to-durable latency of every record, taken when its
     group commit completes (the moment the journal releases its waiters), measured from the
     append call and from the record's scheduled time (so a late loop counts against us)."""
-    j = await Journal.open(d)
+    j = await _open(d)
     j.trace = []  # per group: (dispatched, write started, write+sync ended, waiters released)
     gc_pauses: list[float] = []
     gc_start = [0.0]
@@ -226,7 +236,14 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--rate", type=int, default=20_000, help="paced load, records/s")
     ap.add_argument("--dir", default=None, help="where to write (default: a temp dir)")
+    ap.add_argument("--no-preallocate", action="store_true",
+                    help="segments grow with each write (the layout before preallocation)")
+    ap.add_argument("--fdatasync", action="store_true",
+                    help="pwrite + fdatasync per group instead of one O_DSYNC pwrite")
     args = ap.parse_args()
+    global PREALLOCATE, DSYNC
+    PREALLOCATE = not args.no_preallocate
+    DSYNC = not args.fdatasync
     try:
         import uvloop
 
@@ -260,6 +277,8 @@ def main() -> None:
                "ext": cython_ext.load("journal_frame") is not None
                and cython_ext.load("journal_scan") is not None,
                "mode": "64 appenders x append_many(32), fdatasync per group",
+               "preallocate": PREALLOCATE, "sync": "O_DSYNC pwrite" if DSYNC
+               else "pwrite+fdatasync",
                "reps": args.reps, "seconds": args.seconds, "loop": loop_name,
                "all_values": [round(x) for x in thr],
                "records_per_cpu_second": round(statistics.median(cpu)),

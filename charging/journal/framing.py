@@ -175,10 +175,37 @@ def classify_stop(buf: bytes | bytearray | memoryview, stop: int, problem: str) 
     """
     # Even "truncated record" goes through the search: a damaged length field in the middle
     # of a segment also claims to run past the end, and must not truncate what follows it.
-    mv = memoryview(buf)
-    if not any(mv[stop:]):
+    # A preallocated segment's zero tail (segments.py) is the common case: all zeros after
+    # the stop is the end of the data, nothing to search.
+    if zeros_from(buf, stop):
         return True
-    return not intact_frame_after(mv, stop + 1)
+    return not intact_frame_after(buf, stop + 1)
+
+
+def zeros_from(buf: bytes | bytearray | memoryview, start: int) -> bool:
+    """True when every byte of ``buf`` from ``start`` on is zero (or there is none).
+
+    ``bytes.count`` runs in C (a 64 MiB preallocated tail takes ~50 ms; ``any()`` over a
+    memoryview took seconds)."""
+    data = buf if isinstance(buf, bytes | bytearray) else bytes(buf)
+    return data.count(0, start) == max(len(data) - start, 0)
+
+
+_ZERO_STEP = 1 << 20
+
+
+def data_end(buf: bytes | bytearray | memoryview, start: int) -> int:
+    """Offset just after the last non-zero byte of ``buf`` at or after ``start`` (``start``
+    when there is none): where a preallocated segment's zero tail begins."""
+    data = buf if isinstance(buf, bytes | bytearray) else bytes(buf)
+    hi = len(data)
+    # Whole zero blocks from the end first (C speed), then the one block that is not.
+    while hi > start:
+        lo = max(start, hi - _ZERO_STEP)
+        if data.count(0, lo, hi) != hi - lo:
+            return lo + len(bytes(data[lo:hi]).rstrip(b"\0"))
+        hi = lo
+    return start
 
 
 def intact_frame_after(buf: bytes | bytearray | memoryview, start: int) -> bool:

@@ -13,6 +13,11 @@ Closed segments must check completely: a bad frame raises :class:`JournalCorrupt
 reader never skips a record). In the open segment the reader stops quietly at the first
 incomplete frame: that is a group commit still being written.
 
+The open segment may be preallocated (zeros after its records up to the segment size): it
+is read in steps and the read stops once the frames have provably ended (the scan of what
+was read stopped at a frame that is not cut by the read's end, and a whole zero block
+followed), so a reader polling the open segment reads its data, not 64 MiB of zeros.
+
 Durability: records in the open segment may not be fsynced yet (a crash could still truncate
 them). Batch consumers that must never see a record twice or lose one (settlement) read
 closed segments only (``include_open=False``) or stop at ``Journal.durable`` in-process.
@@ -21,7 +26,8 @@ closed segments only (``include_open=False``) or stop at ``Journal.durable`` in-
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
+import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -112,7 +118,7 @@ class JournalReader:
         path = seg.path
         closed = seg.closed
         try:
-            data = path.read_bytes()
+            data = path.read_bytes() if closed else read_open_segment(path, self._scan)
         except FileNotFoundError:
             if closed:
                 raise
@@ -153,3 +159,38 @@ class JournalReader:
                 if was_enabled:
                     gc.enable()
         return Chunk(seg.number, start, ends, records, closed)
+
+
+READ_STEP = 1 << 20
+_TRUNCATED = ("truncated frame header", "truncated record")
+
+
+def read_open_segment(path: Path, scan: Callable[[bytes, int], Any] = scan_frames) -> bytes:
+    """The bytes of an open segment a reader needs: all of it, minus a preallocated zero tail.
+
+    Reads :data:`READ_STEP` blocks; after a block that is all zeros, scans the frames read so
+    far (resuming where the last scan stopped): if the scan stops at a frame that the read's
+    end does not cut ("bad frame header" / "checksum mismatch": here, the first zero header),
+    a scan of the whole file would stop at the very same place -- so the rest is never read.
+    A frame cut by the read's end ("truncated ...": possibly a record with a long zero run)
+    makes it read on. Exact for readers, which stop quietly at the first frame that does
+    not check in the open segment; recovery and verify, which must look at everything after
+    that frame, read the whole file.
+    """
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        first = fh.read(2 * READ_STEP)
+        if len(first) >= size or len(first) < HEADER_LEN:
+            return first + fh.read() if len(first) < size else first
+        buf = bytearray(first)
+        pos = HEADER_LEN
+        while True:
+            block = fh.read(READ_STEP)
+            if not block:
+                return bytes(buf)
+            buf += block
+            if block.count(0) == len(block):
+                good_end, _ends, problem = scan(buf, pos)
+                if problem is not None and problem not in _TRUNCATED:
+                    return bytes(buf)
+                pos = good_end

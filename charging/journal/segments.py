@@ -5,9 +5,16 @@ Layout of a journal directory::
     <dir>/000000000001.seg      closed segment (immutable; settlement reads these)
     <dir>/000000000002.open     the one segment being appended to
     <dir>/quarantine/...        segments that failed their checksums (moved here, never read)
+    <dir>/next.prep             the next segment, preallocated ahead of need (prealloc.py)
 
-Names sort in write order (zero-padded segment number). A segment is closed by fsync + rename
-``.open`` -> ``.seg`` + fsync of the directory; a closed segment is never written again.
+Names sort in write order (zero-padded segment number). A segment is closed by fsync,
+truncation of its preallocated zero tail (if any), fsync, rename ``.open`` -> ``.seg`` and fsync
+of the directory; a closed segment is never written again and never ends in zeros.
+
+The open segment may be *preallocated*: created at its full size with real zeros so that every
+group commit overwrites existing blocks (no metadata change, no jbd2 commit per sync). Its
+records are followed by zeros; the first all-zero frame header after the last record is the
+end of the data (framing.classify_stop tells it from corruption).
 """
 
 from __future__ import annotations
@@ -25,14 +32,17 @@ from charging.journal.framing import (
     SEGMENT_HEADER,
     check_header,
     classify_stop,
+    data_end,
     scan_frames,
     torn_header,
 )
+from charging.journal.prealloc import Preallocator
 
 OPEN_SUFFIX = ".open"
 CLOSED_SUFFIX = ".seg"
 QUARANTINE = "quarantine"
 _NAME = re.compile(r"^(\d{12})\.(open|seg)$")
+FIRST_FILL = 1 << 20  # first zero-fill of a segment created without preallocation
 
 
 class Position(NamedTuple):
@@ -134,15 +144,22 @@ class Recovered(NamedTuple):
     sealed: tuple[int, ...]  # stale .open segments that were closed
 
 
-def recover(directory: str | Path, *, allow_quarantined: bool = False) -> Recovered:
+def recover(directory: str | Path, *, allow_quarantined: bool = False,
+            keep_zero_tail: bool = False) -> Recovered:
     """Bring ``directory`` to a clean state before appending; return where to append.
 
     Every ``.open`` segment is scanned: a torn tail is truncated to its last complete record
     (those bytes were never fsynced, so nobody was answered for them); corruption moves the
     segment to quarantine/ and raises :class:`JournalCorruptError`. A stale ``.open`` segment
-    that is not the newest is sealed. Refuses to start (JournalError) while quarantine/ holds
-    files unless ``allow_quarantined`` -- a quarantined segment holds money records that the
-    balances depend on, so silently going on would lose them.
+    that is not the newest is sealed (truncated to its data first). Refuses to start
+    (JournalError) while quarantine/ holds files unless ``allow_quarantined`` -- a quarantined
+    segment holds money records that the balances depend on, so silently going on would lose
+    them.
+
+    ``keep_zero_tail`` (a preallocating writer): the newest segment keeps its zero tail --
+    the torn bytes before it are overwritten with zeros instead of truncated, and
+    ``truncated`` counts only those (non-zero) bytes; the returned offset is the data end,
+    not the file size. Without it (the old behaviour) the tail is truncated, zeros included.
     """
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
@@ -155,9 +172,11 @@ def recover(directory: str | Path, *, allow_quarantined: bool = False) -> Recove
     truncated = 0
     sealed: list[int] = []
     last_no = segs[-1].number if segs else 0
+    end = 0
     for seg in segs:
         if seg.closed:
             continue
+        newest = seg.number == last_no
         data = seg.path.read_bytes()
         problem = check_header(data)
         if problem is not None:
@@ -165,24 +184,41 @@ def recover(directory: str | Path, *, allow_quarantined: bool = False) -> Recove
                 # Crash while creating the file: rewrite the header.
                 _rewrite(seg.path, SEGMENT_HEADER)
                 truncated += len(data)
+                end = HEADER_LEN
                 continue
             target = quarantine(d, seg.path)
             raise JournalCorruptError(str(seg.path), 0, problem, str(target))
         res = scan_frames(data, HEADER_LEN)
+        end = res.good_end
         if res.problem is not None:
-            if classify_stop(data, res.good_end, res.problem):
-                truncated += len(data) - res.good_end
-                _truncate(seg.path, res.good_end)
-            else:
+            if not classify_stop(data, res.good_end, res.problem):
                 target = quarantine(d, seg.path)
                 raise JournalCorruptError(str(seg.path), res.good_end, res.problem, str(target))
-        if seg.number != last_no:
+            nonzero_end = data_end(data, res.good_end)
+            if keep_zero_tail and newest and nonzero_end < len(data):
+                # Preallocated: zero the torn bytes, keep the zeros after them.
+                truncated += nonzero_end - res.good_end
+                if nonzero_end > res.good_end:
+                    _zero(seg.path, res.good_end, nonzero_end - res.good_end)
+            else:
+                truncated += len(data) - res.good_end
+                _truncate(seg.path, res.good_end)
+        if not newest:
             _seal(d, seg.number)
             sealed.append(seg.number)
     segs = list_segments(d)
     if segs and not segs[-1].closed:
-        return Recovered(segs[-1].number, segs[-1].path.stat().st_size, truncated, tuple(sealed))
+        return Recovered(segs[-1].number, end, truncated, tuple(sealed))
     return Recovered(last_no + 1, 0, truncated, tuple(sealed))
+
+
+def _zero(path: Path, offset: int, length: int) -> None:
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        os.pwrite(fd, bytes(length), offset)
+        os.fdatasync(fd)
+    finally:
+        os.close(fd)
 
 
 def _truncate(path: Path, size: int) -> None:
@@ -217,9 +253,16 @@ class SegmentWriter:
     of the sync API). :meth:`write` takes ``(segment, data)`` parts already framed by the
     caller, switching (rotating) segments when the number changes; :meth:`sync` makes
     everything written durable. Call :meth:`open` first (it runs :func:`recover`).
+
+    ``preallocate``: the segment size to preallocate (0 = off, the file grows with each
+    write). With it the open segment is zero-filled to that size in the background and the
+    next one is prepared once the open one is half full (prealloc.py), so group commits
+    overwrite initialised blocks. Data is written with ``pwrite`` at the tracked data end
+    (never O_APPEND: a preallocated file's end is not the data end).
     """
 
-    def __init__(self, directory: str | Path, *, fsync: bool = True, dsync: bool = False) -> None:
+    def __init__(self, directory: str | Path, *, fsync: bool = True, dsync: bool = False,
+                 preallocate: int = 0) -> None:
         self.directory = Path(directory)
         self.fsync = fsync
         # O_DSYNC: each write() returns once its data is durable, so a group commit is ONE
@@ -228,39 +271,94 @@ class SegmentWriter:
         self.segment = 0
         self._fd: int | None = None
         self._dirty = False
+        self._end = 0  # data end of the open segment (the next write goes here)
+        self._pre: Preallocator | None = (
+            Preallocator(self.directory, preallocate, fsync=fsync) if preallocate > 0 else None)
+        self._next_at = 1 << 62  # data end at which the next segment is prepared
+        self._fill_to = 0  # zero-filled size requested for the open segment
+        self._check_at = 1 << 62  # min(next_at, fill_to // 2): when write() has work to do
 
     def open(self, *, allow_quarantined: bool = False) -> Recovered:
-        rec = recover(self.directory, allow_quarantined=allow_quarantined)
-        self._open_segment(rec.segment)
+        rec = recover(self.directory, allow_quarantined=allow_quarantined,
+                      keep_zero_tail=self._pre is not None)
+        if self._pre is not None:
+            self._pre.start()
+        self._open_segment(rec.segment, rec.offset)
         return rec
 
     @property
     def offset(self) -> int:
-        """Current end of the open segment (after the header for a fresh one)."""
+        """Current data end of the open segment (after the header for a fresh one)."""
         assert self._fd is not None
-        return os.fstat(self._fd).st_size
+        return self._end
 
-    def _open_segment(self, number: int) -> None:
+    @property
+    def preallocator(self) -> Preallocator | None:
+        return self._pre
+
+    def _open_segment(self, number: int, end: int = 0, prepared: Path | None = None) -> None:
         path = self.directory / segment_name(number, closed=False)
-        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | (os.O_DSYNC if self.dsync else 0)
+        if prepared is not None:
+            os.replace(prepared, path)  # the caller fsyncs the directory
+        flags = os.O_RDWR | os.O_CREAT | (os.O_DSYNC if self.dsync else 0)
         fd = os.open(path, flags, 0o644)
-        if os.fstat(fd).st_size == 0:
-            _write_all(fd, SEGMENT_HEADER)
+        size = os.fstat(fd).st_size
+        if size == 0:
+            _pwrite_all(fd, SEGMENT_HEADER, 0)
             if self.fsync:
                 os.fsync(fd)
                 fsync_dir(self.directory)
+            size = HEADER_LEN
         self._fd = fd
         self.segment = number
+        self._end = max(end, HEADER_LEN)
+        pre = self._pre
+        if pre is not None:
+            self._fill_to = size
+            self._next_at = max(self._end, pre.size // 2)
+            self._check_at = self._next_at
+            if size < pre.size:
+                self._grow_fill(path)
+
+    def _grow_fill(self, path: Path | None = None) -> None:
+        """Ask for the open segment to be zero-filled further: to 4x its data end (at least
+        FIRST_FILL; at most the segment size), so the zeros stay well ahead of the writer."""
+        pre = self._pre
+        assert pre is not None
+        target = min(pre.size, max(FIRST_FILL, 4 * self._end, self._fill_to))
+        if target > self._fill_to or path is not None:
+            self._fill_to = target
+            pre.fill_active(path or self.directory / segment_name(self.segment, closed=False),
+                            target)
+        grow_at = self._fill_to // 2 if self._fill_to < pre.size else 1 << 62
+        self._check_at = min(self._next_at, grow_at)
 
     def rotate_to(self, number: int) -> None:
-        """Seal the open segment (fsync, rename to .seg) and start segment ``number``."""
+        """Seal the open segment (fsync, cut its zero tail, rename to .seg) and start segment
+        ``number`` -- from the prepared file when there is one (no waiting for zeros)."""
         assert self._fd is not None and number > self.segment
+        self._close_fd(seal=True)
+        prepared = self._pre.take_next() if self._pre is not None else None
+        os.replace(self.directory / segment_name(self.segment, closed=False),
+                   self.directory / segment_name(self.segment, closed=True))
+        self._open_segment(number, prepared=prepared)
+        if prepared is not None and self.fsync:
+            # One directory sync makes both renames durable before any record is written to
+            # the new segment (a fresh file's creation synced the directory already).
+            fsync_dir(self.directory)
+
+    def _close_fd(self, *, seal: bool) -> None:
+        """Stop the filler, sync and close the open segment; ``seal``: cut the zero tail."""
+        fd = self._fd
+        assert fd is not None
+        if self._pre is not None:
+            self._pre.cancel_active()
+        if seal and os.fstat(fd).st_size > self._end:
+            os.ftruncate(fd, self._end)  # a closed segment never ends in zeros
         if self.fsync:  # also with O_DSYNC: metadata (size) durable before the rename
-            os.fsync(self._fd)
-        os.close(self._fd)
+            os.fsync(fd)
+        os.close(fd)
         self._fd = None
-        _seal(self.directory, self.segment)
-        self._open_segment(number)
 
     def write(self, parts: Sequence[tuple[int, bytes | bytearray]]) -> None:
         """Write framed bytes; a part for a higher segment number rotates first."""
@@ -269,8 +367,19 @@ class SegmentWriter:
                 self.rotate_to(number)
             if data:
                 assert self._fd is not None
-                _write_all(self._fd, data)
+                pre = self._pre
+                if pre is None:
+                    _pwrite_all(self._fd, data, self._end)
+                else:
+                    with pre.lock:  # the filler may be extending this file
+                        _pwrite_all(self._fd, data, self._end)
+                self._end += len(data)
                 self._dirty = True
+                if self._end >= self._check_at and pre is not None:
+                    if self._end >= self._next_at:
+                        self._next_at = 1 << 62
+                        pre.prepare_next()
+                    self._grow_fill()
 
     def sync(self) -> None:
         """fdatasync the open segment if anything was written since the last sync."""
@@ -283,20 +392,24 @@ class SegmentWriter:
         self.write(parts)
         self.sync()
 
+    def wait_preallocated(self, timeout: float | None = None) -> bool:
+        """Block until the background zero-filling has nothing pending (True) or timeout."""
+        return self._pre.wait_idle(timeout) if self._pre is not None else True
+
     def close(self, *, seal: bool = False) -> None:
-        """Sync and close; with ``seal`` the open segment is closed for good (.seg)."""
-        if self._fd is None:
-            return
-        if self.fsync:
-            os.fsync(self._fd)
-        os.close(self._fd)
-        self._fd = None
-        if seal:
-            _seal(self.directory, self.segment)
+        """Sync and close; with ``seal`` the open segment is closed for good (.seg). Without
+        it a preallocated segment keeps its zero tail (the next open appends over it)."""
+        if self._fd is not None:
+            self._close_fd(seal=seal)
+            if seal:
+                _seal(self.directory, self.segment)
+        if self._pre is not None:
+            self._pre.close()
 
 
-def _write_all(fd: int, data: bytes | bytearray) -> None:
+def _pwrite_all(fd: int, data: bytes | bytearray, offset: int) -> None:
     view = memoryview(data)
     while view:
-        n = os.write(fd, view)
+        n = os.pwrite(fd, view, offset)
         view = view[n:]
+        offset += n

@@ -4,7 +4,9 @@
 checksum, and that every payload decodes to a schema map (``v``, ``type``, ``idem``). A closed
 segment must check to its last byte. The open segment may end in a torn tail (a crash during
 a group commit): reported as a note, because the next open truncates it and nobody was
-answered for those bytes.
+answered for those bytes. The open segment may also be preallocated: its records are followed
+by zeros up to the segment size, which is free space, not a finding (``size`` counts the data,
+``allocated`` the file). A closed segment never ends in zeros: there they are a problem.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 
 import msgpack
 
-from charging.journal.framing import HEADER_LEN, check_header, classify_stop
+from charging.journal.framing import HEADER_LEN, check_header, classify_stop, data_end
 from charging.journal.segments import SegmentInfo, list_segments, quarantined
 
 
@@ -26,7 +28,8 @@ class SegmentReport:
     path: Path
     number: int
     closed: bool
-    size: int = 0
+    size: int = 0  # bytes of data (header + frames; a torn tail counts, a zero tail does not)
+    allocated: int = 0  # the file's size
     records: int = 0
     first_ts: int | None = None
     last_ts: int | None = None
@@ -47,7 +50,7 @@ def verify_segment(seg: SegmentInfo) -> SegmentReport:
         if seg.closed:
             rep.problems.append(f"{seg.path}:0: segment vanished while verifying")
         return rep  # the open segment was sealed meanwhile; its .seg is listed next time
-    rep.size = len(data)
+    rep.size = rep.allocated = len(data)
     problem = check_header(data)
     if problem is not None:
         rep.problems.append(f"{seg.path}:0: {problem}")
@@ -56,8 +59,10 @@ def verify_segment(seg: SegmentInfo) -> SegmentReport:
     if problem is not None:
         torn = classify_stop(data, good_end, problem)
         if torn and not seg.closed:
-            rep.notes.append(f"{seg.path}:{good_end}: torn tail ({len(data) - good_end} bytes, "
-                             f"{problem}); truncated when the journal is next opened")
+            rep.size = end = data_end(data, good_end)
+            if end > good_end:
+                rep.notes.append(f"{seg.path}:{good_end}: torn tail ({end - good_end} bytes, "
+                                 f"{problem}); removed when the journal is next opened")
         else:
             rep.problems.append(f"{seg.path}:{good_end}: {problem}")
     mv = memoryview(data)

@@ -243,7 +243,8 @@ class Journal:
     async def open(cls, directory: str | Path, *, segment_bytes: int = 64 << 20,
                    rotate_seconds: float = 0.0, fsync: bool = True, group_window: float = 0.0,
                    allow_quarantined: bool = False, eager_bytes: int = EAGER_BYTES,
-                   switch_interval: float | None = SWITCH_INTERVAL) -> Journal:
+                   switch_interval: float | None = SWITCH_INTERVAL,
+                   preallocate: bool = True, dsync: bool = True) -> Journal:
         """Recover ``directory`` (truncate a torn tail; quarantine + raise on corruption) and
         return a journal ready to append. Raises JournalError / JournalCorruptError.
 
@@ -252,8 +253,15 @@ class Journal:
         the loop is still packing the rest (0 = never). ``switch_interval``: lower the
         interpreter's switch interval to this (never raise it; None = leave it): every hand-off
         to and from the writer thread waits up to that interval for the GIL while the loop is
-        busy (see the module docstring)."""
-        writer = SegmentWriter(directory, fsync=fsync, dsync=fsync)
+        busy (see the module docstring). ``preallocate``: segments are zero-filled to
+        ``segment_bytes`` ahead of need by a background thread, so a group commit overwrites
+        initialised blocks and its sync needs no metadata commit (segments.py, prealloc.py);
+        right after opening a journal whose open segment is not preallocated yet the first
+        syncs still pay for it (see :meth:`wait_preallocated`). ``dsync``: the segment is
+        opened O_DSYNC, so a group commit is one ``pwrite`` (False: ``pwrite`` + ``fdatasync``,
+        two syscalls; measured in benchmarks/journal.py ``--fdatasync``)."""
+        writer = SegmentWriter(directory, fsync=fsync, dsync=fsync and dsync,
+                               preallocate=segment_bytes if preallocate else 0)
         loop = asyncio.get_running_loop()
         recovered = await loop.run_in_executor(
             None, lambda: writer.open(allow_quarantined=allow_quarantined))
@@ -497,6 +505,12 @@ class Journal:
             a.rotate()
             self._mark_rotation()
         self._arm_idle_timer()
+
+    async def wait_preallocated(self, timeout: float | None = None) -> bool:
+        """Wait until the background zero-filling has nothing pending (True; False on
+        timeout). For benchmarks and tests that measure the steady state; a server need not
+        wait (appends work meanwhile, their syncs are just slower)."""
+        return await self._loop.run_in_executor(None, self._writer.wait_preallocated, timeout)
 
     async def flush(self) -> None:
         """Wait until everything enqueued so far is durable."""

@@ -143,11 +143,14 @@ def _jsonable(v: Any) -> Any:
 @_data_dir
 @click.option("--json", "as_json", is_flag=True, help="One JSON line.")
 def stats(data_dir: str, as_json: bool) -> None:
-    """Segments, records, bytes, first/last record time, records by type."""
+    """Segments, records, bytes, first/last record time, records by type.
+
+    ``bytes`` counts the data; ``allocated`` the files (the open segment is preallocated: zeros
+    after its records up to the segment size)."""
     jdir = _journal_dir(data_dir)
     segs = list_segments(jdir)
     types: Counter[str] = Counter()
-    records = size = 0
+    records = size = allocated = 0
     first: int | None = None
     last: int | None = None
     problems: list[str] = []
@@ -160,6 +163,7 @@ def stats(data_dir: str, as_json: bool) -> None:
             types.update(item.types)
             records += item.records
             size += item.size
+            allocated += item.allocated
             problems.extend(item.problems)
             if item.first_ts is not None:
                 first = item.first_ts if first is None else min(first, item.first_ts)
@@ -168,6 +172,7 @@ def stats(data_dir: str, as_json: bool) -> None:
             progress.advance(task)
     result = {"journal": str(jdir), "segments": len(segs),
               "closed": sum(1 for s in segs if s.closed), "records": records, "bytes": size,
+              "allocated": allocated,
               "first": _iso(first), "last": _iso(last), "types": dict(sorted(types.items())),
               "problems": len(problems)}
     if as_json:
