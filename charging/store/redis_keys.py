@@ -6,7 +6,9 @@ op reads everything it needs (balance, hold, its own idempotency record) with on
 writes it back with one HSET::
 
     {acct:ID}:a   hash   kind, spec (canonical JSON), ids (JSON), bl (balance ids, '|'-joined),
-                         oe ("<newest idempotency epoch>[:<prune cursor>]");
+                         oe ("<newest idempotency epoch>[:<prune cursor>]"), enc (a
+                         200-byte filler: the hash is a hashtable from the start, never a
+                         listpack scanned linearly per field; lua/create.lua);
                          "<bal>|" -> "<amount>:<reserved>:<credit limit>:<expiry us>:<low
                          threshold>" (integers as decimal strings, the last two may be empty:
                          the state every op reads, in ONE field), "<bal>|k" kind, "<bal>|$"

@@ -220,3 +220,46 @@ def test_a_key_replays_across_balances_of_its_account(rh: Harness) -> None:
 
 def _s(v: Any) -> str:
     return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def test_confirm_more_than_one_srem_chunk(rh: Harness) -> None:
+    """Confirms of one slot index past _CONFIRM_CHUNK members go out as several SREMs."""
+    from charging.store.redis_store import _CONFIRM_CHUNK
+
+    async def body(store: Any) -> None:
+        await store.create_account("a", AccountKind.PREPAID_SUBSCRIBER, eur(10**9))
+        await store.create_account("b", AccountKind.PREPAID_SUBSCRIBER, eur(10**9))
+        n = _CONFIRM_CHUNK + 7
+        done = []
+        for i in range(n):
+            for a in ("a", "b"):
+                r = await store.debit(f"d{i}", a, "EUR", 1, now=NOW)
+                assert r.ok
+                done.append((a, f"d{i}"))
+        assert len(await store.pending_ops()) == 2 * n
+        await store.confirm_journaled(done[:-2])
+        assert sorted((r.key, r.balance_after) for r in await store.pending_ops()) == \
+            [(f"d{n - 1}", 10**9 - n)] * 2
+        await store.confirm_journaled(done[-2:])
+        assert await store.pending_ops() == []
+
+    rh.run(body)
+
+
+def test_account_hash_is_a_hashtable_from_creation(rh: Harness) -> None:
+    """Short op records (event debits) must not keep the account hash a listpack, where every
+    field access is a linear scan (lua/create.lua: the 'enc' filler)."""
+    async def body(store: Any) -> None:
+        await store.create_account("a", AccountKind.PREPAID_SUBSCRIBER,
+                                   [BalanceSpec("sms", BalanceKind.EVENTS, None, 100)])
+        for i in range(3):
+            assert (await store.debit(f"d{i}", "a", "sms", 1, now=NOW)).ok
+        node = store._r.get_node_from_key(account_key("a")) if hasattr(
+            store._r, "get_node_from_key") else None
+        enc = await (store._r.object("encoding", account_key("a")) if node is None else
+                     store._r.execute_command("OBJECT", "ENCODING", account_key("a"),
+                                              target_nodes=node))
+        assert enc in (b"hashtable", "hashtable")
+        assert (await store.get("a")).balances[0].amount == 97
+
+    rh.run(body)
