@@ -11,7 +11,10 @@ one is sent as the op's own single-op script.
 
 On a FastPipe the groups are not built per tick but when the pipe really writes (see
 FastPipe.ops): while batches are held (MAX_INFLIGHT on the wire) ops keep joining the next
-one, so a loaded client sends fewer, bigger batches. Elsewhere (redis-py cluster client, the
+one, so a loaded client sends fewer, bigger batches; and once EARLY_OPS ops are queued while a
+batch slot is free they are written at once, so the server runs them while the client still
+wakes the rest of its callers (two batches alternate instead of one batch in lockstep).
+Order is kept: one connection, commands run in the order written, ops in queue order. Elsewhere (redis-py cluster client, the
 TLS/unix Batcher) a per-tick flush sends one call per group.
 
 Per op: its reply, or its own error (the batch script catches an op's runtime error with
@@ -30,7 +33,7 @@ from hiredis import pack_command
 from redis.exceptions import NoScriptError, ResponseError
 
 from charging.store import redis_lua as lua
-from charging.store.redis_fast import FastPipe, _error
+from charging.store.redis_fast import EARLY_OPS, FastPipe, _error
 from charging.store.redis_keys import key_slot
 
 _pack = cast(Callable[[tuple[Any, ...]], bytes], pack_command)
@@ -91,12 +94,12 @@ class PipeOps:
 
     def __init__(self, pipe: FastPipe) -> None:
         self._pipe = pipe
-        # queued: (script, account, balance, packed KEYS, packed var args, their count,
-        # the caller's future)
-        self._ops: list[tuple[lua.Script, str, str, bytes, bytes, int,
+        # queued: (script, account, balance, packed KEYS, packed ARGV head, packed var args,
+        # their count, the caller's future)
+        self._ops: list[tuple[lua.Script, str, str, bytes, bytes, bytes, int,
                               asyncio.Future[Any]]] = []
-        self._keys: dict[str, bytes] = {}
-        self._heads: dict[tuple[str, str, str], bytes] = {}
+        # account -> (its packed KEYS, (script name, balance) -> its packed ARGV head)
+        self._acct: dict[str, tuple[bytes, dict[tuple[str, str], bytes]]] = {}
         pipe.ops = self
 
     def __len__(self) -> int:
@@ -107,24 +110,27 @@ class PipeOps:
         """Queue one single-balance op (its KEYS, ARGV = account, balance, *var*, fewer than
         8 var arguments); the future resolves to the script's reply."""
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        kseg = self._keys.get(account)
-        if kseg is None:
-            if len(self._keys) > 1_000_000:
-                self._keys.clear()
-                self._heads.clear()
-            kseg = self._keys[account] = b"".join(_bulk(k.encode()) for k in keys)
-        # _pack(var) starts with its 4-byte array header "*N\r\n" (N < 10): dropped
-        self._ops.append((script, account, balance, kseg, _pack(var)[4:], len(var), fut))
-        self._pipe.kick()
-        return fut
-
-    def _head(self, script: lua.Script, account: str, balance: str, nvar: int) -> bytes:
-        head = self._heads.get((script.name, account, balance))
+        ent = self._acct.get(account)
+        if ent is None:
+            if len(self._acct) > 1_000_000:
+                self._acct.clear()
+            ent = self._acct[account] = (b"".join(_bulk(k.encode()) for k in keys), {})
+        head = ent[1].get((script.name, balance))
         if head is None:
-            head = self._heads[(script.name, account, balance)] = (
-                _bulk(_LETTER[script.name]) + _bulk(b"%d" % (2 + nvar))
+            head = ent[1][(script.name, balance)] = (
+                _bulk(_LETTER[script.name]) + _bulk(b"%d" % (2 + len(var)))
                 + _bulk(account.encode()) + _bulk(balance.encode()))
-        return head
+        # _pack(var) starts with its 4-byte array header "*N\r\n" (N < 10): dropped
+        ops = self._ops
+        ops.append((script, account, balance, ent[0], head, _pack(var)[4:], len(var), fut))
+        pipe = self._pipe
+        if len(ops) >= EARLY_OPS:
+            pipe.flush_early()  # the server starts on these while we make the rest
+            if not self._ops:
+                return fut
+        if not pipe._scheduled:
+            pipe.kick()
+        return fut
 
     def emit(self) -> None:
         """Called by the pipe right before it writes: queue the pending ops as one command."""
@@ -132,7 +138,7 @@ class PipeOps:
         if not ops:
             return
         if len(ops) == 1:
-            script, account, balance, kseg, var, nvar, fut = ops[0]
+            script, account, balance, kseg, _, var, nvar, fut = ops[0]
             # EVALSHA sha 3 <3 keys> account balance <var>: the op's own script
             body = (_bulk(b"3") + kseg + _bulk(account.encode())
                     + _bulk(balance.encode()) + var)
@@ -144,14 +150,13 @@ class PipeOps:
         kparts: list[bytes] = []
         aparts: list[bytes] = []
         futs: list[asyncio.Future[Any]] = []
-        n = 3
-        head = self._head
-        for script, account, balance, kseg, var, nvar, fut in ops:
+        n = 3 + 7 * len(ops)  # per op: 3 keys, letter, n, account, balance (+ its var args)
+        for _, _, _, kseg, head, var, nvar, fut in ops:
             kparts.append(kseg)
-            aparts.append(head(script, account, balance, nvar))
+            aparts.append(head)
             aparts.append(var)
             futs.append(fut)
-            n += 7 + nvar  # 3 keys, letter, n, account, balance, the var args
+            n += nvar
         body = _bulk(b"%d" % (3 * len(ops))) + b"".join(kparts) + b"".join(aparts)
         inner = self._pipe.enqueue(b"*%d\r\n" % n + _bulk(_EVALSHA) + _bulk(lua.BATCH.sha_b)
                                    + body)

@@ -18,10 +18,12 @@ Throughput: the ops issued in the same loop tick are auto-batched (redis_opbatch
 hash slot (a standalone server: one group) and each group sent as ONE EVALSHA of the batch
 script (lua/batch.lua: the same op code, one reply per op; a group of one uses the op's own
 script). On a standalone server the calls are pipelined on one connection (redis_fast.FastPipe:
-raw protocol + hiredis reader, ops joining the next write while batches are held;
-redis_batch.Batcher for TLS/unix URLs). On a cluster, redis-py's RedisCluster routes each
-group's call by slot (MOVED/ASK handled there). Exactness: amounts stay within +/-(2**53-1) (base.MAX_AMOUNT), checked in
-Python before the call and again in the scripts.
+raw protocol + hiredis reader, ops joining the next write while batches are held, and written
+early in chunks of redis_fast.EARLY_OPS while a batch slot is free, so client and server work
+at the same time; redis_batch.Batcher for TLS/unix URLs). Confirms (SREMs) go out packed by
+hiredis behind one future (FastPipe.call_many). On a cluster, redis-py's RedisCluster routes
+each group's call by slot (MOVED/ASK handled there). Exactness: amounts stay within
++/-(2**53-1) (base.MAX_AMOUNT), checked in Python before the call and again in the scripts.
 """
 
 from __future__ import annotations
@@ -29,9 +31,10 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import defaultdict
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, cast
 
+from hiredis import pack_command
 from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.connection import BlockingConnectionPool, Connection, ConnectionPool
@@ -70,6 +73,8 @@ _LOW_EVENTS = ("low_balance",)
 _CONFIRM_CHUNK = 1000
 _EVALSHA = b"EVALSHA"
 _ONE, _ZERO = b"1", b"0"
+_SREM = b"SREM"
+_pack = cast(Callable[[tuple[Any, ...]], bytes], pack_command)  # one command, RESP (C)
 
 
 def _s(v: Any) -> str:
@@ -115,6 +120,8 @@ class RedisStore:
             self._ops = SlotOps(self._r.evalsha, self._r.eval, by_slot=self._cluster)
         self.retention = retention
         self._keys_cache: dict[str, tuple[str, str, str]] = {}
+        # the FastPipe, when there is one (confirms go through its call_many)
+        self._pipe = self._batcher if isinstance(self._batcher, FastPipe) else None
 
     @classmethod
     def from_url(cls, url: str, *, retention: float = DEFAULT_RETENTION,
@@ -345,6 +352,9 @@ class RedisStore:
         """Forget (account, op key) pairs the ledger has journaled durably: one plain SREM per
         slot index (and per 1000 members), issued together (one pipeline on a standalone
         server, concurrent per node on a cluster); the first error is raised after all end."""
+        if self._pipe is not None:
+            await self._pipe.call_many(self._srem_commands(keys))
+            return
         by_slot: dict[str, list[str]] = defaultdict(list)
         for account, key in keys:
             by_slot[self._op_keys(account)[2]].append(account + "|" + key)
@@ -358,6 +368,26 @@ class RedisStore:
         for r in results:
             if isinstance(r, BaseException):
                 raise r
+
+    def _srem_commands(self, keys: Iterable[tuple[str, str]]) -> list[bytes]:
+        """The confirms as RESP-encoded SREMs, one per slot index (and per 1000 members),
+        packed by hiredis in C; sent behind one future (FastPipe.call_many)."""
+        by_slot: dict[str, list[str | bytes]] = {}
+        cache = self._keys_cache
+        for account, key in keys:
+            unj = (cache.get(account) or self._op_keys(account))[2]
+            members = by_slot.get(unj)
+            if members is None:
+                members = by_slot[unj] = [_SREM, unj]
+            members.append(account + "|" + key)
+        out = []
+        for cmd in by_slot.values():
+            if len(cmd) <= _CONFIRM_CHUNK + 2:
+                out.append(_pack(tuple(cmd)))
+                continue
+            for i in range(2, len(cmd), _CONFIRM_CHUNK):
+                out.append(_pack((_SREM, cmd[1], *cmd[i:i + _CONFIRM_CHUNK])))
+        return out
 
     # ------------------------------------------------------------------ admin
     async def flush_all_for_tests(self) -> None:

@@ -88,3 +88,53 @@ def test_connection_refused_and_lost_then_reconnect(redis_url: str) -> None:
 
 def test_limits_are_sane() -> None:
     assert redis_fast.MAX_INFLIGHT >= 1 and redis_fast.MAX_BATCH >= 64
+
+
+def test_call_many_waits_for_every_reply_and_raises_the_first_error(redis_url: str) -> None:
+    async def main() -> None:
+        pipe = FastPipe(*_addr(redis_url))
+        try:
+            await pipe.call("DEL", "fastpipe:m1", "fastpipe:m2", "fastpipe:str")
+            await pipe.call("SET", "fastpipe:str", "x")
+            cmds = [b"*3\r\n$4\r\nSADD\r\n$11\r\nfastpipe:m1\r\n$1\r\na\r\n",
+                    b"*3\r\n$4\r\nSADD\r\n$12\r\nfastpipe:str\r\n$1\r\na\r\n",  # WRONGTYPE
+                    b"*3\r\n$4\r\nSADD\r\n$11\r\nfastpipe:m2\r\n$1\r\nb\r\n"]
+            with pytest.raises(ResponseError, match="WRONGTYPE"):
+                await pipe.call_many(cmds)
+            # the commands around the failed one ran, and the pipe is still in step
+            assert await pipe.call("SMEMBERS", "fastpipe:m1") == [b"a"]
+            assert await pipe.call("SMEMBERS", "fastpipe:m2") == [b"b"]
+            assert await pipe.call_many([]) is None
+            assert await pipe.call_many(cmds[:1]) is None
+        finally:
+            await pipe.close()
+
+    asyncio.run(main())
+
+
+def test_early_write_puts_two_batches_on_the_wire_before_any_reply(redis_url: str) -> None:
+    """Ops gathered past EARLY_OPS are written at once while a batch slot is free (the server
+    runs them while the client makes the rest): two chunks in flight, the rest held, and every
+    reply still reaches its own caller in order."""
+    from charging.store import redis_lua as lua
+    from charging.store.redis_opbatch import PipeOps
+
+    async def main() -> None:
+        pipe = FastPipe(*_addr(redis_url))
+        ops = PipeOps(pipe)
+        try:
+            await pipe.call("PING")  # connected
+            n = 2 * redis_fast.EARLY_OPS + 5
+            # unknown accounts: each op answers {'unknown_account'} and writes nothing
+            futs = [ops.op(lua.DEBIT, (f"{{acct:zz{i}}}:a", "{t}:ix:x", "{t}:unj"), f"zz{i}",
+                           "EUR", (0, 1, f"k{i}", 1, b"0")) for i in range(n)]
+            proto = pipe._proto
+            assert proto is not None
+            assert len(proto.ends) == redis_fast.MAX_INFLIGHT == 2  # written, none answered yet
+            assert len(ops) == 5  # held for the next write
+            got = await asyncio.gather(*futs)
+            assert got == [[b"unknown_account"]] * n
+        finally:
+            await pipe.close()
+
+    asyncio.run(main())
