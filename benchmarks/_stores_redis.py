@@ -73,6 +73,20 @@ def _evalsha_calls(port: int) -> int:
     return 0
 
 
+def _shapes(port: int, accounts: int) -> dict[str, Any]:
+    """Sizes and encodings of the keys the op scripts touch: the account hashes (their op
+    records accumulate for the retention), the slot indexes (unj sets, ix:x zsets)."""
+    sample = [f"{{acct:a{i}}}:a" for i in range(0, accounts, max(1, accounts // 20))]
+    lens = [int(_cli(port, "hlen", k)) for k in sample]
+    encs = sorted({_cli(port, "object", "encoding", k).strip() for k in sample})
+    unj = [k for k in _cli(port, "--scan", "--pattern", "*:unj").split()]
+    ixs = [k for k in _cli(port, "--scan", "--pattern", "*:ix:x").split()]
+    return {"account_hash_fields_median": statistics.median(lens) if lens else 0,
+            "account_hash_encodings": encs, "unj_sets": len(unj),
+            "unj_max_members": max((int(_cli(port, "scard", k)) for k in unj[:200]), default=0),
+            "ix_x_zsets": len(ixs)}
+
+
 def _redis_benchmark(port: int, pipeline: int, n: int) -> float:
     script = "return redis.call('HINCRBY', KEYS[1], 'amt', ARGV[1])"
     sha = _cli(port, "script", "load", script).strip()
@@ -151,6 +165,7 @@ def bench_redis(args: argparse.Namespace) -> dict[str, Any]:
                     _cli(port, "config", "resetstat")
                     cpu0 = _server_cpu(port)
             usec_store = _evalsha_usec(port)
+            shapes = _shapes(port, args.accounts)
             # server CPU per EVALSHA (reps 2..; the confirms' SREMs are included in the CPU).
             # An EVALSHA may be a batch of ops (charging/store/redis_opbatch.py): per op too.
             cpu_delta = _server_cpu(port) - cpu0
@@ -191,5 +206,7 @@ def bench_redis(args: argparse.Namespace) -> dict[str, Any]:
             "ops_per_evalsha": round(ops / max(calls, 1), 2),
             "server_cpu_us_per_op": round(cpu_store_op, 1),
             "server_usec_per_op": None if usec_store_op is None else round(usec_store_op, 2),
+            # what the scripts work on at the end of the runs (deliverable: why per-op cost)
+            "shapes": shapes,
             "tasks": args.tasks, "accounts": args.accounts,
             "seconds": args.seconds, "reps": args.reps, "loop": loop_name, "target": 25_000}
