@@ -21,6 +21,11 @@ of ``_reserve_py``/``_commit_py`` and answer with an already-complete awaitable 
 coroutine: the op runs at the call, ``await`` hands back the OpResult (awaiting it again gives
 the same result, like a done Future). Callers only ever ``await`` them, so nothing changes for
 them; the coroutine versions remain as ``reserve_coro``/``commit_coro`` (pure mode uses them).
+All four (``reserve``, ``commit``, ``reserve_sync``, ``commit_sync``) are then C method
+descriptors parsing the usual call shape themselves, and the results are the compiled result
+classes base.py selects (cython_ext/store_results.pyx), built by that module's C constructors.
+Measured with callgrind (benchmarks/_stores_embedded.py): 11.9k -> 9.2k instructions per
+awaited reserve+commit pair, 11.3k -> 8.3k through the synchronous methods.
 """
 
 from __future__ import annotations
