@@ -11,6 +11,50 @@ cdef dict _GCACHE = {}
 
 cdef enum:
     T_ADDRESS = 9
+    MAX_SLOTS = 255
+
+# (vendor 0 | 3GPP) code -> the _VDEFS tuple (borrowed: _VDEFS holds it), NULL when unknown.
+cdef PyObject* _D0[_T0_SIZE]
+cdef PyObject* _D3[_T3_SIZE]
+
+
+cdef inline object _vdef(uint32_t code, uint32_t vendor):
+    """_VDEFS.get(vendor << 32 | code) without building the key for the common vendors."""
+    cdef PyObject* d
+    if vendor == 0 and code < _T0_SIZE:
+        d = _D0[code]
+        return None if d == NULL else <object>d
+    if vendor == 10415 and code < _T3_SIZE:
+        d = _D3[code]
+        return None if d == NULL else <object>d
+    return _VDEFS.get((<uint64_t>vendor << 32) | code)
+
+
+@cython.final
+cdef class _GInfo:
+    """A grammar's limits as C tables (code -> count slot) when every key it names is a
+    vendor 0 / 3GPP code the tables cover; otherwise ``tabled`` is False and the dict path
+    (limits, counts by key) runs, as before."""
+    cdef object grammar
+    cdef dict limits
+    cdef bint any_avp
+    cdef tuple req          # ((key, min, name), ...)
+    cdef bint tabled
+    cdef int nslots
+    cdef unsigned char s0[_T0_SIZE]  # code -> slot + 1 (0: not in the grammar)
+    cdef unsigned char s3[_T3_SIZE]
+    cdef int mx[MAX_SLOTS]
+    cdef int nreq
+    cdef unsigned char req_slot[MAX_SLOTS]
+    cdef int req_min[MAX_SLOTS]
+
+    cdef inline int slot(self, uint32_t code, uint32_t vendor) noexcept:
+        """count slot + 1 of (code, vendor), 0 when the grammar does not name it."""
+        if vendor == 0:
+            return self.s0[code] if code < _T0_SIZE else 0
+        if vendor == 10415:
+            return self.s3[code] if code < _T3_SIZE else 0
+        return 0
 
 
 def configure_validate(*, defs, fixed_sizes, any_grammar, example, check_vsai, check_avps_py):
@@ -23,18 +67,60 @@ def configure_validate(*, defs, fixed_sizes, any_grammar, example, check_vsai, c
     _check_vsai = check_vsai
     _check_avps_py = check_avps_py
     _GCACHE.clear()
+    memset(_D0, 0, sizeof(_D0))
+    memset(_D3, 0, sizeof(_D3))
+    for key, d in defs.items():
+        code = key & 0xFFFFFFFF
+        vendor = key >> 32
+        if vendor == 0 and code < _T0_SIZE:
+            _D0[code] = <PyObject*>d
+        elif vendor == 10415 and code < _T3_SIZE:
+            _D3[code] = <PyObject*>d
 
 
-cdef tuple _grammar_info(object grammar):
-    """(limits dict, any_avp, ((key, min, name), ...)) for a Grammar, cached by identity."""
+cdef _GInfo _grammar_info(object grammar):
+    """The grammar's tables, cached by identity."""
     info = _GCACHE.get(id(grammar))
-    if info is not None and (<tuple>info)[3] is grammar:
-        return <tuple>info
-    req = tuple(((<uint64_t><uint32_t>r.key[1] << 32) | <uint32_t>r.key[0], r.min, r.name)
-                for r in grammar.required)
-    info = (grammar.limits, bool(grammar.any_avp), req, grammar)
-    _GCACHE[id(grammar)] = info
-    return <tuple>info
+    if info is not None and (<_GInfo>info).grammar is grammar:
+        return <_GInfo>info
+    cdef _GInfo g = _GInfo.__new__(_GInfo)
+    g.grammar = grammar
+    g.limits = grammar.limits
+    g.any_avp = bool(grammar.any_avp)
+    g.req = tuple(((<uint64_t><uint32_t>r.key[1] << 32) | <uint32_t>r.key[0], r.min, r.name)
+                  for r in grammar.required)
+    memset(g.s0, 0, sizeof(g.s0))
+    memset(g.s3, 0, sizeof(g.s3))
+    g.tabled = len(g.limits) <= MAX_SLOTS and len(g.req) <= MAX_SLOTS
+    g.nslots = 0
+    if g.tabled:
+        for key, mx in g.limits.items():
+            code = key & 0xFFFFFFFF
+            vendor = key >> 32
+            if not (-2**31 <= mx < 2**31):
+                g.tabled = False
+                break
+            if vendor == 0 and code < _T0_SIZE:
+                g.s0[code] = g.nslots + 1
+            elif vendor == 10415 and code < _T3_SIZE:
+                g.s3[code] = g.nslots + 1
+            else:
+                g.tabled = False
+                break
+            g.mx[g.nslots] = mx
+            g.nslots += 1
+    g.nreq = 0
+    if g.tabled:
+        for key, mn, name in g.req:
+            sl = g.slot(key & 0xFFFFFFFF, key >> 32)
+            if sl == 0 or not (-2**31 <= mn < 2**31):
+                g.tabled = False
+                break
+            g.req_slot[g.nreq] = sl - 1
+            g.req_min[g.nreq] = mn
+            g.nreq += 1
+    _GCACHE[id(grammar)] = g
+    return g
 
 
 cdef inline Py_ssize_t _fixed_size(int t) noexcept:
@@ -57,20 +143,23 @@ def check_avps(list avps, object grammar, *, bint strict=False):
     for x in avps:
         if type(x) is not Avp:  # AVPs built with the pure class: use the spec
             return _check_avps_py(avps, grammar, strict=strict)
-    cdef tuple info = _grammar_info(grammar)
-    cdef dict limits = <dict>info[0]
-    cdef bint any_avp = info[1]
-    cdef dict counts = {}
+    cdef _GInfo info = _grammar_info(grammar)
+    cdef dict limits = info.limits
+    cdef bint any_avp = info.any_avp
+    cdef bint tabled = info.tabled
+    cdef dict counts = None if tabled else {}
+    cdef int cnt[MAX_SLOTS]
     cdef Avp a
-    cdef int flags, t
+    cdef int flags, t, sl, i
     cdef Py_ssize_t mx, c, n
     cdef tuple d
+    if tabled:
+        memset(cnt, 0, info.nslots * sizeof(int))
     for a in avps:
         flags = a.flags
         if flags & 0x1F or (flags & 0x80 and a.vendor == 0):
             raise _Error(3009, f"AVP {a.code} flags 0x{flags:02x}", failed_avp=a.encode())
-        key = (<uint64_t>a.vendor << 32) | a.code
-        dd = _VDEFS.get(key)
+        dd = _vdef(a.code, a.vendor)
         if dd is None:
             if flags & 0x40:
                 raise _Error(5001, f"unsupported AVP {a.code}/{a.vendor} with M bit",
@@ -81,31 +170,46 @@ def check_avps(list avps, object grammar, *, bint strict=False):
         t = d[1]
         if strict and d[2] and flags & 0x40:
             raise _Error(3009, f"M bit set on {name}", failed_avp=a.encode())
-        lim = limits.get(key)
-        if lim is None:
-            if not any_avp:
-                raise _Error(5008, f"{name} not allowed here", failed_avp=a.encode())
+        if tabled:
+            sl = info.slot(a.code, a.vendor)
+            if sl == 0:
+                if not any_avp:
+                    raise _Error(5008, f"{name} not allowed here", failed_avp=a.encode())
+            else:
+                mx = info.mx[sl - 1]
+                if mx == 0:
+                    raise _Error(5008, f"{name} not allowed here", failed_avp=a.encode())
+                cnt[sl - 1] += 1
+                if mx > 0 and cnt[sl - 1] > mx:
+                    raise _Error(5009, f"{name} occurs too many times", failed_avp=a.encode())
         else:
-            mx = lim
-            if mx == 0:
-                raise _Error(5008, f"{name} not allowed here", failed_avp=a.encode())
-            c = counts.get(key, 0) + 1
-            counts[key] = c
-            if mx > 0 and c > mx:
-                raise _Error(5009, f"{name} occurs too many times", failed_avp=a.encode())
+            key = (<uint64_t>a.vendor << 32) | a.code
+            lim = limits.get(key)
+            if lim is None:
+                if not any_avp:
+                    raise _Error(5008, f"{name} not allowed here", failed_avp=a.encode())
+            else:
+                mx = lim
+                if mx == 0:
+                    raise _Error(5008, f"{name} not allowed here", failed_avp=a.encode())
+                c = counts.get(key, 0) + 1
+                counts[key] = c
+                if mx > 0 and c > mx:
+                    raise _Error(5009, f"{name} occurs too many times", failed_avp=a.encode())
         if t == T_GROUPED:
             sub = d[4]
             if sub is None:
                 sub = _ANY_GRAMMAR
             # A received, untouched Grouped AVP is checked on its bytes (no member objects);
             # on any doubt the object path below runs and raises the exact error.
-            if (key != 260 and a._buf is not None and a._value is _UNSET
+            if (not (a.code == 260 and a.vendor == 0) and a._buf is not None
+                    and a._value is _UNSET
                     and _group_ok(<bytes>a._buf, a._off + a._hlen, a._off + a._len, sub,
                                   strict)):
                 continue
             v = a.value
             check_avps(v, sub, strict=strict)
-            if key == 260:
+            if a.code == 260 and a.vendor == 0:
                 _check_vsai(v)
         elif _fixed_size(t) > 0:
             n = _payload_len(a)
@@ -119,9 +223,15 @@ def check_avps(list avps, object grammar, *, bint strict=False):
             a.value
         elif t == T_ADDRESS:
             _check_address_c(a, name)
-    for r in <tuple>info[2]:
-        if counts.get(r[0], 0) < r[1]:
-            raise _Error(5005, f"missing {r[2]}", failed_avp=_example(r[2]))
+    if tabled:
+        for i in range(info.nreq):
+            if cnt[info.req_slot[i]] < info.req_min[i]:
+                r = info.req[i]
+                raise _Error(5005, f"missing {r[2]}", failed_avp=_example(r[2]))
+    else:
+        for r in info.req:
+            if counts.get(r[0], 0) < r[1]:
+                raise _Error(5005, f"missing {r[2]}", failed_avp=_example(r[2]))
 
 
 cdef _check_address_c(Avp a, str name):
@@ -157,16 +267,20 @@ cdef bint _group_ok(bytes buf, Py_ssize_t start, Py_ssize_t end, object grammar,
     the caller then runs the object path, which raises the exact DiameterError. Never True
     where that path would raise."""
     cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(buf)
-    cdef tuple info = _grammar_info(grammar)
-    cdef dict limits = <dict>info[0]
-    cdef bint any_avp = info[1]
-    cdef dict counts = {}
+    cdef _GInfo info = _grammar_info(grammar)
+    cdef dict limits = info.limits
+    cdef bint any_avp = info.any_avp
+    cdef bint tabled = info.tabled
+    cdef dict counts = None if tabled else {}
+    cdef int cnt[MAX_SLOTS]
     cdef Py_ssize_t off = start, length, hlen, nxt, n, mx, c, fixed
     cdef uint32_t code, vendor, fl
-    cdef int flags, t, family
+    cdef int flags, t, family, sl, i
     cdef tuple d
     if end > PyBytes_GET_SIZE(buf):
         return False
+    if tabled:
+        memset(cnt, 0, info.nslots * sizeof(int))
     while off < end:
         if end - off < 8:
             return False
@@ -190,8 +304,7 @@ cdef bint _group_ok(bytes buf, Py_ssize_t start, Py_ssize_t end, object grammar,
         n = length - hlen
         if flags & 0x1F or (flags & 0x80 and vendor == 0):
             return False
-        key = (<uint64_t>vendor << 32) | code
-        dd = _VDEFS.get(key)
+        dd = _vdef(code, vendor)
         if dd is None:
             if flags & 0x40:
                 return False
@@ -201,20 +314,34 @@ cdef bint _group_ok(bytes buf, Py_ssize_t start, Py_ssize_t end, object grammar,
         t = d[1]
         if strict and d[2] and flags & 0x40:
             return False
-        lim = limits.get(key)
-        if lim is None:
-            if not any_avp:
-                return False
+        if tabled:
+            sl = info.slot(code, vendor)
+            if sl == 0:
+                if not any_avp:
+                    return False
+            else:
+                mx = info.mx[sl - 1]
+                if mx == 0:
+                    return False
+                cnt[sl - 1] += 1
+                if mx > 0 and cnt[sl - 1] > mx:
+                    return False
         else:
-            mx = lim
-            if mx == 0:
-                return False
-            c = counts.get(key, 0) + 1
-            counts[key] = c
-            if mx > 0 and c > mx:
-                return False
+            key = (<uint64_t>vendor << 32) | code
+            lim = limits.get(key)
+            if lim is None:
+                if not any_avp:
+                    return False
+            else:
+                mx = lim
+                if mx == 0:
+                    return False
+                c = counts.get(key, 0) + 1
+                counts[key] = c
+                if mx > 0 and c > mx:
+                    return False
         if t == T_GROUPED:
-            if key == 260:
+            if code == 260 and vendor == 0:
                 return False
             sub = d[4]
             if not _group_ok(buf, off + hlen, off + length,
@@ -241,7 +368,12 @@ cdef bint _group_ok(bytes buf, Py_ssize_t start, Py_ssize_t end, object grammar,
                 if family == 0 or family == 65535:
                     return False
         off = nxt
-    for r in <tuple>info[2]:
-        if counts.get(r[0], 0) < r[1]:
-            return False
+    if tabled:
+        for i in range(info.nreq):
+            if cnt[info.req_slot[i]] < info.req_min[i]:
+                return False
+    else:
+        for r in info.req:
+            if counts.get(r[0], 0) < r[1]:
+                return False
     return True

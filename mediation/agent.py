@@ -49,6 +49,9 @@ Sender = Callable[[Any, int, int, list[Any]], Awaitable[Message | None]]
 WhenDurable = Callable[[Any, Callable[[BaseException | None], None]], None]
 
 _perf_ns = time.perf_counter_ns
+# Outcome -> Result-Code by member identity: an Enum member hashes through a Python-level
+# __hash__ (hash of its name) on every dict lookup; id() does not.
+_RC_BY_ID = {id(o): rc for o, rc in OUTCOME_RC.items()}
 _UNABLE = ChargingResult(outcome=Outcome.UNABLE_TO_COMPLY)
 _OUT_OF_SPACE = ChargingResult(outcome=Outcome.OUT_OF_SPACE)
 
@@ -191,7 +194,7 @@ class ChargingAgent:
                outcome: Outcome | None = None) -> None:
         code = request.code
         if outcome is not None:
-            rc: int = OUTCOME_RC[outcome]  # Ro and Rf share the one table
+            rc: int = _RC_BY_ID[id(outcome)]  # Ro and Rf share the one table
         else:
             found = cast(Message, answer).find(C.RESULT_CODE)
             rc = int(found.value) if found is not None else 0
