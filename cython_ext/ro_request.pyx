@@ -12,19 +12,41 @@ than expected. The caller (mediation/ro.py, the one selection point) then runs t
 function, which raises the BadRequest or builds the request, so every outcome is the spec's.
 
 Requests are built without the frozen dataclasses' ``__init__`` (object.__setattr__ per field,
-~6 us for ChargingRequest): every field is set with PyObject_GenericSetAttr, the C function
-behind object.__setattr__; fields this module does not know get their declared default
-(``configure`` refuses a class with a field without one, or with __post_init__).
+~6 us for ChargingRequest): the instance is allocated with tp_alloc and every field is
+written into its slot (the member descriptor's offset; PyObject_GenericSetAttr, the C function
+behind object.__setattr__, where a field is not a plain object slot); fields this module does
+not know get their declared default (``configure`` refuses a class with a field without one,
+or with __post_init__).
 """
 
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.object cimport PyObject_GenericSetAttr
+from cpython.ref cimport PyObject, Py_DECREF, Py_INCREF
 from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
 from libc.string cimport memset
 
 from dataclasses import MISSING
+
+
+cdef extern from "Python.h":
+    ctypedef struct PyMemberDef:
+        int type
+        Py_ssize_t offset
+        int flags
+    ctypedef struct PyMemberDescrObject:
+        PyMemberDef* d_member
+    ctypedef struct _TypeObject "PyTypeObject":
+        PyObject* (*tp_alloc)(_TypeObject*, Py_ssize_t) except NULL
+    ctypedef struct _MemberDescrType "PyTypeObject":
+        pass
+    _MemberDescrType PyMemberDescr_Type
+
+cdef enum:
+    _T_OBJECT_EX = 16  # structmember.h: a slot holding an object (AttributeError when NULL)
+    _READONLY = 1
+    _MAX_FIELDS = 64
 
 from cython_ext.diameter_codec cimport Avp, Message
 
@@ -124,10 +146,8 @@ class _Bail(Exception):
 cdef object _BAIL = _Bail
 
 # Handed over by configure().
-cdef object _Request = None
-cdef object _Units = None
-cdef tuple _REQ_DEFAULTS = ()   # ((name, default), ...) of ChargingRequest fields not set here
-cdef tuple _UNITS_DEFAULTS = ()
+cdef object _REQ = None    # _Layout of ChargingRequest
+cdef object _UNITS = None  # _Layout of ServiceUnits
 cdef object _ServiceMap = None
 cdef dict _SERVICE_UNIT = {}
 cdef object _UNIT_TIME = None
@@ -165,14 +185,12 @@ def configure(*, types, request_cls, units_cls, service_map_cls, service_unit, u
     Raises ValueError when a model class cannot be built field by field (a field this module
     does not set has no plain default, or the class has __post_init__): the caller then
     keeps the pure function."""
-    global _Request, _Units, _REQ_DEFAULTS, _UNITS_DEFAULTS, _ServiceMap, _SERVICE_UNIT
+    global _REQ, _UNITS, _ServiceMap, _SERVICE_UNIT
     global _UNIT_TIME, _UNIT_OCTETS, _UNIT_EVENTS, _normalise, _time, _VERBS, _VERB_EVENT
     global _ACTIONS, _PRICE_ENQUIRY, _REASONS, _REASON_OTHER
     global _VOICE, _SMS, _MMS, _DATA, _DATA_TIME
-    _REQ_DEFAULTS = _defaults(request_cls, fields_of, _REQ_NAMES)
-    _UNITS_DEFAULTS = _defaults(units_cls, fields_of, _UNITS_NAMES)
-    _Request = request_cls
-    _Units = units_cls
+    _REQ = _Layout(request_cls, _REQ_NAMES, _defaults(request_cls, fields_of, _REQ_NAMES))
+    _UNITS = _Layout(units_cls, _UNITS_NAMES, _defaults(units_cls, fields_of, _UNITS_NAMES))
     _ServiceMap = service_map_cls
     _SERVICE_UNIT = dict(service_unit)
     _UNIT_TIME = unit_kind.TIME
@@ -220,14 +238,67 @@ cdef tuple _defaults(object cls, object fields_of, tuple known):
     return tuple(out)
 
 
-cdef object _build(object cls, tuple names, tuple values, tuple defaults):
-    """An instance of a (frozen, slots) dataclass with every field set, no __init__."""
-    cdef object obj = cls.__new__(cls)
-    cdef Py_ssize_t i
-    for i in range(len(names)):
-        PyObject_GenericSetAttr(obj, names[i], values[i])
-    for pair in defaults:
-        PyObject_GenericSetAttr(obj, (<tuple>pair)[0], (<tuple>pair)[1])
+cdef class _Layout:
+    """Where each field of a slots dataclass lives in the instance: the offsets of its
+    member descriptors (object slots), in the order names + defaults. ``ok`` is False when a
+    field is not a plain writable object slot (then PyObject_GenericSetAttr is used)."""
+    cdef object cls
+    cdef tuple names
+    cdef tuple defaults
+    cdef bint ok
+    cdef int n
+    cdef Py_ssize_t offsets[_MAX_FIELDS]
+
+    def __init__(self, cls, tuple names, tuple defaults):
+        cdef PyMemberDef* m
+        self.cls = cls
+        self.names = names
+        self.defaults = defaults
+        self.ok = isinstance(cls, type) and len(names) + len(defaults) <= _MAX_FIELDS
+        self.n = 0
+        if not self.ok:
+            return
+        for name in names + tuple(pair[0] for pair in defaults):
+            descr = cls.__dict__.get(name)
+            if descr is None or type(descr) is not <object>&PyMemberDescr_Type:
+                self.ok = False
+                return
+            m = (<PyMemberDescrObject*>descr).d_member
+            if m.type != _T_OBJECT_EX or m.flags & _READONLY:
+                self.ok = False
+                return
+            self.offsets[self.n] = m.offset
+            self.n += 1
+
+
+cdef inline void _put(PyObject* o, Py_ssize_t offset, object value) noexcept:
+    Py_INCREF(value)
+    (<PyObject**>((<char*>o) + offset))[0] = <PyObject*>value
+
+
+cdef object _build(_Layout lay, tuple values):
+    """An instance of a (frozen, slots) dataclass with every field set, no __init__: the
+    fields are written into their slots (the tp_alloc'ed instance has them NULL)."""
+    cdef Py_ssize_t i, nv = len(values)
+    cdef PyObject* o
+    if not lay.ok:
+        obj = lay.cls.__new__(lay.cls)
+        for i in range(nv):
+            PyObject_GenericSetAttr(obj, lay.names[i], values[i])
+        for pair in lay.defaults:
+            PyObject_GenericSetAttr(obj, (<tuple>pair)[0], (<tuple>pair)[1])
+        return obj
+    if nv != len(lay.names):
+        raise ValueError("field count")
+    o = (<_TypeObject*>lay.cls).tp_alloc(<_TypeObject*>lay.cls, 0)
+    obj = <object>o
+    Py_DECREF(obj)  # <object> took a reference of its own
+    for i in range(nv):
+        _put(o, lay.offsets[i], values[i])
+    i = nv
+    for pair in lay.defaults:
+        _put(o, lay.offsets[i], (<tuple>pair)[1])
+        i += 1
     return obj
 
 
@@ -432,9 +503,8 @@ cdef object _slice(const unsigned char* p, Kid* mscc, object context, object sma
         raise _BAIL  # BadRequest 5004
     if requested is not None:
         requested = requested or 0
-    return _build(_Units, _UNITS_NAMES,
-                  (rg, sid, requested, used, used_present, tuple(reasons), service, False),
-                  _UNITS_DEFAULTS)
+    return _build(<_Layout>_UNITS,
+                  (rg, sid, requested, used, used_present, tuple(reasons), service, False))
 
 
 # ------------------------------------------------------------------------------ parties
@@ -664,10 +734,9 @@ cdef object _translate(object msg, object smap):
             present = True
         sid = _int(p, &top[S_SERVICE_ID]) if have[S_SERVICE_ID] else None
         if rsu_present or present or verb is _VERB_EVENT:
-            slices.append(_build(_Units, _UNITS_NAMES,
+            slices.append(_build(<_Layout>_UNITS,
                                  (None, sid, (requested or 0) if rsu_present else None, used,
-                                  present, _EMPTY_TUPLE, base_service, False),
-                                 _UNITS_DEFAULTS))
+                                  present, _EMPTY_TUPLE, base_service, False)))
     service = base_service
     if slices:
         s0 = slices[0].service
@@ -689,10 +758,10 @@ cdef object _translate(object msg, object smap):
     if have[S_TIMESTAMP]:
         at = _time(_top_avp(avps, EVENT_TIMESTAMP))
     cause = _int(p, &top[S_CAUSE]) if have[S_CAUSE] else None
-    return _build(_Request, _REQ_NAMES, (
+    return _build(<_Layout>_REQ, (
         verb, session_id, number, service, subscriber, destination, origin or subscriber,
         tuple(slices), msi or n_mscc > 0, action, f"ro:{session_id}:{number}", origin_host,
-        realm, context, at, bool(aoc_v) or action is _PRICE_ENQUIRY, cause), _REQ_DEFAULTS)
+        realm, context, at, bool(aoc_v) or action is _PRICE_ENQUIRY, cause))
 
 
 cdef object _top_avp(list avps, uint32_t code):
