@@ -15,12 +15,20 @@ into the error answer (Result-Code, Failed-AVP, E bit). Checks, in order:
    undecodable value (bad UTF-8, bad Address, enum out of range) -> 5004;
    wrong payload length for the type or a broken Grouped payload -> 5014
 4. a required AVP missing -> 5005 with a zero-filled example in Failed-AVP (§7.5)
+
+Before all that, a received message over ``8 * MAX_NESTING`` bytes is checked for Grouped AVPs
+nested deeper than :data:`MAX_NESTING` (-> 5004, a zero-filled example of the too-deep AVP in
+Failed-AVP): the checks recurse per level, and Failed-AVP and every Grouped AVP with
+``* [ AVP ]`` may hold itself, so a 64 KiB message can nest ~8000 levels -- enough to overflow
+the C stack of the compiled twin (the process dies) or the interpreter's recursion limit.
 """
 
 from __future__ import annotations
 
+import struct
+
 from diameter import dictionary
-from diameter.avp import EXT, Avp, example
+from diameter.avp import EXT, Avp, example, zero_filled
 from diameter.dictionary.model import Grammar, MRule
 from diameter.errors import DiameterError
 from diameter.message import FLAG_E, FLAG_P, FLAG_R, Message
@@ -44,6 +52,11 @@ _TEXT = frozenset(
     for t in (AvpType.UTF8STRING, AvpType.DIAMETER_IDENTITY, AvpType.DIAMETER_URI, AvpType.IP_FILTER_RULE)
 )
 _VSAI = 260
+# Deepest Grouped nesting accepted. Real Ro/Gy messages nest < 10 levels; 256 keeps the pure
+# spec far below the recursion limit, and a message shorter than 8 * MAX_NESTING bytes
+# (every hot-path CCR) cannot nest that deep, so it is never walked.
+MAX_NESTING = 256
+_HEAD = struct.Struct(">II")
 _AUTH_APP = (258, 0)
 _ACCT_APP = (259, 0)
 
@@ -68,6 +81,7 @@ def check_request(msg: Message, *, strict: bool = False) -> None:
     if msg.flags & FLAG_P and not cmd.proxiable:
         raise DiameterError(3008, f"P bit set on {cmd.request_abbrev}", header=hdr, partial=msg)
     try:
+        _check_nesting(msg.avps)
         check_avps(msg.avps, cmd.request, strict=strict)
     except DiameterError as exc:
         exc.header = hdr
@@ -80,7 +94,41 @@ def check_answer(msg: Message, *, strict: bool = False) -> None:
     (E-bit answers follow the generic grammar, §7.2). Raises DiameterError."""
     cmd = dictionary.command(msg.code, msg.app_id)
     grammar = cmd.answer if cmd is not None and not msg.flags & FLAG_E else _ANY
+    _check_nesting(msg.avps)
     check_avps(msg.avps, grammar, strict=strict)
+
+
+def _check_nesting(avps: list[Avp]) -> None:
+    """Raise 5004 when a received message nests known Grouped AVPs :data:`MAX_NESTING` deep
+    or more (see the module docstring). Walks the frame bytes iteratively (no recursion, no
+    Avp objects) and only for frames long enough to nest that deep; a broken length stops the
+    walk of its level (the checks proper report it). Messages built in Python are not walked."""
+    if not avps:
+        return
+    buf = getattr(avps[0], "_buf", None)
+    if buf is None or len(buf) < 8 * MAX_NESTING:
+        return
+    head = _HEAD.unpack_from
+    defs = _DEFS
+    todo = [(avps[0]._off, len(buf), 1)]
+    while todo:
+        off, end, depth = todo.pop()
+        while end - off >= 8:
+            code, fl = head(buf, off)
+            length = fl & 0xFFFFFF
+            flags = fl >> 24
+            hlen = 12 if flags & 0x80 else 8
+            if length < hlen or off + length > end:
+                break
+            vendor = head(buf, off + 4)[1] if hlen == 12 else 0
+            d = defs.get((vendor << 32) | code)
+            if d is not None and d[1] == _GROUPED:
+                if depth >= MAX_NESTING:
+                    raise DiameterError(
+                        5004, f"Grouped AVPs nested deeper than {MAX_NESTING} levels",
+                        failed_avp=zero_filled(code, vendor, flags))
+                todo.append((off + hlen, off + length, depth + 1))
+            off += (length + 3) & ~3
 
 
 def check_avps_py(avps: list[Avp], grammar: Grammar, *, strict: bool = False) -> None:
