@@ -60,6 +60,11 @@ cdef extern from *:
 cdef class Effect:
     """A settled money/unit movement (debit negative). Journaled as ``balance_effects``."""
 
+    # dataclasses.fields / replace / asdict / is_dataclass and match statements work as on
+    # base.py's dataclass: bind() copies its field table into this dict
+    __dataclass_fields__ = {}
+    __match_args__ = ("account", "balance", "amount")
+
     cdef readonly object account
     cdef readonly object balance
     cdef readonly object amount
@@ -103,6 +108,11 @@ cdef class Hold:
     (``apply_record``) rebuilds the reservations exactly.
     """
 
+    # dataclasses.fields / replace / asdict / is_dataclass and match statements work as on
+    # base.py's dataclass: bind() copies its field table into this dict
+    __dataclass_fields__ = {}
+    __match_args__ = ("account", "balance", "reservation", "amount", "expires_at")
+
     cdef readonly object account
     cdef readonly object balance
     cdef readonly object reservation
@@ -145,6 +155,12 @@ cdef class Hold:
 @cython.freelist(64)
 cdef class OpResult:
     """What an operation did. The same key always returns the same result."""
+
+    # dataclasses.fields / replace / asdict / is_dataclass and match statements work as on
+    # base.py's dataclass: bind() copies its field table into this dict
+    __dataclass_fields__ = {}
+    __match_args__ = ("key", "status", "effects", "holds", "granted", "balance_after",
+                      "available_after", "replayed", "low_balance", "events")
 
     cdef readonly object key
     cdef readonly object status
@@ -206,11 +222,20 @@ cdef class OpResult:
 cdef object _OK = None
 
 
-def bind(ok):
-    """Tell the module which status means OK (``OpStatus.OK``; base.py calls this once):
-    cython_ext imports nothing from charging (the dependency rule)."""
+def bind(ok, effect_ref=None, hold_ref=None, result_ref=None):
+    """Tell the module which status means OK (``OpStatus.OK``) and which dataclasses these
+    classes twin (base.py calls this once; cython_ext imports nothing from charging: the
+    dependency rule). Their field tables are copied, so the ``dataclasses`` functions work on
+    these classes as on the reference."""
     global _OK
     _OK = ok
+    for cls, ref in ((Effect, effect_ref), (Hold, hold_ref), (OpResult, result_ref)):
+        if ref is not None:
+            if tuple(ref.__dataclass_fields__) != FIELDS[cls.__name__]:
+                raise TypeError(f"{ref.__name__}: fields differ from the compiled twin's")
+            table = cls.__dataclass_fields__
+            table.clear()
+            table.update(ref.__dataclass_fields__)
 
 
 # Field names in constructor order, as dataclasses.fields() gives them for base.py's classes.

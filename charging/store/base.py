@@ -220,5 +220,5 @@ PyEffect, PyHold, PyOpResult = Effect, Hold, OpResult
 if not TYPE_CHECKING:
     _results = load("store_results")
     if _results is not None:
-        _results.bind(OpStatus.OK)
+        _results.bind(OpStatus.OK, PyEffect, PyHold, PyOpResult)
         Effect, Hold, OpResult = _results.Effect, _results.Hold, _results.OpResult

@@ -114,3 +114,26 @@ def test_results_are_outside_the_cyclic_gc() -> None:
     r = _results.OpResult("k", OpStatus.OK, (), (h,), 1)
     assert not gc.is_tracked(r) and not gc.is_tracked(h)
     assert not gc.is_tracked(_results.Effect("a", "b", 1))
+
+
+def test_the_dataclasses_functions_work_as_on_the_reference() -> None:
+    """dataclasses.fields / replace / asdict / astuple / is_dataclass and match statements:
+    callers written against base.py's dataclasses keep working on the compiled classes."""
+    import dataclasses
+
+    fast = _results.OpResult("k", OpStatus.OK, (_results.Effect("a", "EUR", -5),),
+                             (_results.Hold("a", "EUR", "r", -5, None),), 5, 10, 20)
+    ref = base.PyOpResult("k", OpStatus.OK, (base.PyEffect("a", "EUR", -5),),
+                          (base.PyHold("a", "EUR", "r", -5, None),), 5, 10, 20)
+    assert dataclasses.is_dataclass(fast) and dataclasses.is_dataclass(_results.Hold)
+    assert [f.name for f in dataclasses.fields(fast)] == [f.name for f in dataclasses.fields(ref)]
+    assert dataclasses.asdict(fast) == dataclasses.asdict(ref)
+    assert dataclasses.astuple(fast) == dataclasses.astuple(ref)
+    replayed = dataclasses.replace(fast, replayed=True)
+    assert type(replayed) is _results.OpResult
+    assert repr(replayed) == repr(dataclasses.replace(ref, replayed=True))
+    match fast:
+        case _results.OpResult(key, status, effects):
+            assert (key, status, len(effects)) == ("k", OpStatus.OK, 1)
+        case _:
+            raise AssertionError("no match")
