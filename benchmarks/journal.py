@@ -68,7 +68,7 @@ async def _open(d: Path) -> Journal:
     """A journal in *d*, its first segment zero-filled before the clock starts (steady state:
     a running server prepares segments ahead of need; only its very first start fills one)."""
     j = await Journal.open(d, preallocate=PREALLOCATE, dsync=DSYNC)
-    await j.wait_preallocated()
+    await j.wait_preallocated(full=True)
     return j
 
 

@@ -392,9 +392,18 @@ class SegmentWriter:
         self.write(parts)
         self.sync()
 
-    def wait_preallocated(self, timeout: float | None = None) -> bool:
-        """Block until the background zero-filling has nothing pending (True) or timeout."""
-        return self._pre.wait_idle(timeout) if self._pre is not None else True
+    def wait_preallocated(self, timeout: float | None = None, *, full: bool = False) -> bool:
+        """Block until the background zero-filling has nothing pending (True) or timeout.
+        ``full``: first ask for the open segment to be filled to the whole segment size (the
+        steady state of a running journal, whose segments are prepared ahead of need).
+        Call from the thread that writes (or while no write is in flight)."""
+        if self._pre is None:
+            return True
+        if full and self._fd is not None and self._fill_to < self._pre.size:
+            self._fill_to = self._pre.size
+            self._pre.fill_active(self.directory / segment_name(self.segment, closed=False))
+            self._check_at = self._next_at
+        return self._pre.wait_idle(timeout)
 
     def close(self, *, seal: bool = False) -> None:
         """Sync and close; with ``seal`` the open segment is closed for good (.seg). Without

@@ -506,11 +506,17 @@ class Journal:
             self._mark_rotation()
         self._arm_idle_timer()
 
-    async def wait_preallocated(self, timeout: float | None = None) -> bool:
+    async def wait_preallocated(self, timeout: float | None = None, *,
+                                full: bool = False) -> bool:
         """Wait until the background zero-filling has nothing pending (True; False on
-        timeout). For benchmarks and tests that measure the steady state; a server need not
-        wait (appends work meanwhile, their syncs are just slower)."""
-        return await self._loop.run_in_executor(None, self._writer.wait_preallocated, timeout)
+        timeout). ``full``: have the open segment filled to its whole size first (call it
+        before appending). For benchmarks and tests that measure the steady state (a running
+        journal's segments are prepared ahead of need); a server need not wait (appends work
+        meanwhile, their syncs are just slower)."""
+        if full:
+            await self.flush()  # the writer thread is idle: its state may be touched here
+        return await self._loop.run_in_executor(
+            None, lambda: self._writer.wait_preallocated(timeout, full=full))
 
     async def flush(self) -> None:
         """Wait until everything enqueued so far is durable."""

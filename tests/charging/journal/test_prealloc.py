@@ -328,6 +328,8 @@ def test_fill_grows_with_the_data_and_reader_reads_only_the_data(tmp_path: Path)
         got = list(JournalReader(tmp_path).iter_from())
         assert len(got) == 2001 and got[1][1]["blob"] == bytes(3 << 20)
         assert got[-1][0] == j.position
+        assert await j.wait_preallocated(10, full=True)  # the steady state: the whole segment
+        assert path.stat().st_size == big
         await j.close()
 
     asyncio.run(main())
