@@ -140,6 +140,10 @@ class JournalSection:
     fsync: bool = True
     # Wait this long (ms) before dispatching a group when the writer is idle; 0 = next loop turn.
     group_window_ms: float = field(default=0.0, metadata=check(in_range(0, 100)))
+    # Keep the open segment preallocated at full size with real zeros (the next one prepared
+    # in the background), so a group commit's sync writes data only, never ext4 metadata.
+    # false: append to a growing file (slower, bigger p99; for disks short of space).
+    preallocate: bool = True
     # Embedded store: cut a snapshot after this many journaled ops or this many seconds.
     snapshot_records: int = field(default=100_000, metadata=check(in_range(1, 10**9)))
     snapshot_seconds: float = field(default=300.0, metadata=check(in_range(1, 86400)))

@@ -66,3 +66,32 @@ def test_kill_grace_is_an_ro_setting_the_service_gets(tmp_path: Path) -> None:
         load_settings(cfg)
     assert any(line.startswith(f"{cfg}:ro.kill_grace_seconds: must be between 1")
                for line in str(err.value).splitlines())
+
+
+@pytest.mark.parametrize("preallocate", [True, False])
+def test_journal_preallocate_setting_reaches_the_journal(tmp_path: Path, preallocate: bool) -> None:
+    """[journal] preallocate = false makes the server append to a growing segment file; the
+    default keeps the open segment at its full size (zeros past the data)."""
+    import asyncio
+
+    from icx.charging_app import build_charging
+
+    cfg = tmp_path / "j.toml"
+    cfg.write_text(f"[journal]\nsegment_bytes = 1048576\n"
+                   f"preallocate = {'true' if preallocate else 'false'}\n")
+    settings = load_settings(cfg)
+    assert settings.journal.preallocate is preallocate
+
+    async def open_and_close() -> int:
+        app = await build_charging(settings, tmp_path / "data", admin=False)
+        try:
+            await app.journal.wait_preallocated(full=True)
+            return max(p.stat().st_size for p in (tmp_path / "data" / "journal").glob("*.open"))
+        finally:
+            await app.close()
+
+    size = asyncio.run(open_and_close())
+    if preallocate:
+        assert size == 1048576
+    else:
+        assert size < 4096
