@@ -84,6 +84,23 @@ class Ledger(Protocol):
     async def record(self, fields: dict[str, Any], *, now: float, wait: bool = True) -> None:
         """Append a record that moves no money (an offline rated record, a note)."""
 
+    # The synchronous per-op path (charging/ledger/sync_ops.py). The service uses it only
+    # when the ledger has ``sync_ready`` and it answers True for the balance; a ledger
+    # without it is driven through the awaited methods above alone.
+    def sync_ready(self, account: str, balance: str) -> bool: ...
+
+    def reserve_now(self, key: str, account: str, balance: str, reservation: str,
+                    amount: int, *, ttl: float, now: float,
+                    fields: dict[str, Any] | None = None) -> OpResult: ...
+
+    def commit_now(self, key: str, account: str, balance: str, reservation: str, used: int,
+                   *, now: float, fields: dict[str, Any] | None = None) -> OpResult: ...
+
+    def commit_reserve_now(self, ckey: str, account: str, balance: str, creservation: str,
+                           used: int, cfields: dict[str, Any], rkey: str, rreservation: str,
+                           amount: int, *, ttl: float, now: float,
+                           rfields: dict[str, Any]) -> tuple[OpResult, OpResult | None]: ...
+
 
 class Accounts(Protocol):
     """Read-only account access (the store)."""

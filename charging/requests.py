@@ -180,3 +180,78 @@ class ChargingResult:
     @property
     def ok(self) -> bool:
         return self.outcome is Outcome.SUCCESS
+
+
+# Positional builders for the service's per-request results: the generated keyword-only
+# __init__ costs about three times a plain object.__new__ plus slot stores (measured 8.2 vs
+# 2.5 us under load, 10 fields). They set EVERY field; should a field be added to the classes
+# above without updating them, the check below makes them call the classes instead.
+_new = object.__new__
+
+
+def units_result(rating_group: int | None, service_id: int | None, outcome: Outcome,
+                 unit: UnitKind, granted: int | None, validity_time: int | None,
+                 final_unit: bool, used_cost: int, quota_holding_time: int | None,
+                 quota_threshold: int | None) -> UnitsResult:
+    """``UnitsResult(...)`` with every field given, positionally (the hot path)."""
+    r = _new(UnitsResult)
+    r.rating_group = rating_group
+    r.service_id = service_id
+    r.outcome = outcome
+    r.unit = unit
+    r.granted = granted
+    r.validity_time = validity_time
+    r.final_unit = final_unit
+    r.used_cost = used_cost
+    r.quota_holding_time = quota_holding_time
+    r.quota_threshold = quota_threshold
+    return r
+
+
+def charging_result(outcome: Outcome, units: tuple[UnitsResult, ...], currency: str | None,
+                    cost: int | None, validity_time: int | None, final_unit: bool,
+                    failed_field: str | None) -> ChargingResult:
+    """``ChargingResult(...)`` of an online session request (enough_credit and
+    granted_event_units None, no message), positionally (the hot path)."""
+    r = _new(ChargingResult)
+    r.outcome = outcome
+    r.units = units
+    r.currency = currency
+    r.cost = cost
+    r.validity_time = validity_time
+    r.final_unit = final_unit
+    r.enough_credit = None
+    r.granted_event_units = None
+    r.failed_field = failed_field
+    r.message = ""
+    return r
+
+
+def _fields_known() -> bool:
+    import dataclasses
+
+    return (tuple(f.name for f in dataclasses.fields(UnitsResult)) == (
+        "rating_group", "service_id", "outcome", "unit", "granted", "validity_time",
+        "final_unit", "used_cost", "quota_holding_time", "quota_threshold")
+        and tuple(f.name for f in dataclasses.fields(ChargingResult)) == (
+        "outcome", "units", "currency", "cost", "validity_time", "final_unit",
+        "enough_credit", "granted_event_units", "failed_field", "message"))
+
+
+if not _fields_known():  # pragma: no cover - a guard for future edits
+    def units_result(rating_group: int | None, service_id: int | None, outcome: Outcome,
+                     unit: UnitKind, granted: int | None, validity_time: int | None,
+                     final_unit: bool, used_cost: int, quota_holding_time: int | None,
+                     quota_threshold: int | None) -> UnitsResult:
+        return UnitsResult(rating_group=rating_group, service_id=service_id, outcome=outcome,
+                           unit=unit, granted=granted, validity_time=validity_time,
+                           final_unit=final_unit, used_cost=used_cost,
+                           quota_holding_time=quota_holding_time,
+                           quota_threshold=quota_threshold)
+
+    def charging_result(outcome: Outcome, units: tuple[UnitsResult, ...], currency: str | None,
+                        cost: int | None, validity_time: int | None, final_unit: bool,
+                        failed_field: str | None) -> ChargingResult:
+        return ChargingResult(outcome=outcome, units=units, currency=currency, cost=cost,
+                              validity_time=validity_time, final_unit=final_unit,
+                              failed_field=failed_field)

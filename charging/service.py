@@ -76,13 +76,20 @@ class ChargingService(OnlineCharging, EventsAndOffline, ServiceCore):
         decided one at a time in arrival order; only a request arriving while another of its
         session is still in progress (a suspending store: Redis) waits for its turn."""
         key = req.idem_key or f"{req.session_id}:{int(req.verb)}:{req.request_number}"
-        cached = self._cached(req, key)
+        sid = req.session_id
+        # _cached() inlined (the per-request path): the open session's last answer, else the
+        # bounded global cache
+        session = self._session_of(sid)
+        if (session is not None and session.answer_n == req.request_number
+                and session.answer is not None and req.verb is not _EVENT):
+            cached = session.answer
+        else:
+            cached = self._answers.get(key)
         if cached is not None:
             self._count("retransmit")
             return cached  # the mark covers the original's records (still enqueued before)
         if req.failed_field is not None:
             return ChargingResult(outcome=Outcome.INVALID_VALUE, failed_field=req.failed_field)
-        sid = req.session_id
         busy = self._busy
         if sid in busy:
             await self._wait_turn(sid)
@@ -225,10 +232,10 @@ class ChargingService(OnlineCharging, EventsAndOffline, ServiceCore):
         if req.offline:
             return self._offline(req, key, now)
         verb = req.verb
-        if verb is Verb.INITIAL:
+        if verb is _INITIAL:
             return self._initial(req, key, now)
-        if verb is Verb.UPDATE or verb is Verb.TERMINATE:
-            session = self.sessions.get(req.session_id)
+        if verb is _UPDATE or verb is _TERMINATE:
+            session = self._session_of(req.session_id)
             if session is None:
                 return _ready(ChargingResult(outcome=Outcome.UNKNOWN_SESSION,
                                              message="no open session"))
@@ -239,8 +246,8 @@ class ChargingService(OnlineCharging, EventsAndOffline, ServiceCore):
         """Keep the answer for retransmits (RFC 4006 §5.1.2 / facts B5: same Session-Id and
         CC-Request-Number get the same answer). An open session keeps its last answer in
         place; the previous one moves to the bounded global cache."""
-        session = self.sessions.get(req.session_id)
-        if session is not None and req.verb is not Verb.EVENT and not req.offline:
+        session = self._session_of(req.session_id)
+        if session is not None and req.verb is not _EVENT and not req.offline:
             if session.answer is not None and session.answer_n != req.request_number:
                 # the previous answer moves to the global cache under its own key
                 self._answers[session.answer_key] = session.answer
@@ -257,3 +264,6 @@ class ChargingService(OnlineCharging, EventsAndOffline, ServiceCore):
 
 async def _ready(result: ChargingResult) -> ChargingResult:
     return result
+
+
+_INITIAL, _UPDATE, _TERMINATE, _EVENT = Verb.INITIAL, Verb.UPDATE, Verb.TERMINATE, Verb.EVENT

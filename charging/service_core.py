@@ -58,6 +58,8 @@ class ServiceCore:
         self.accounts = accounts
         self.config = config or ServiceConfig()
         self.sessions = SessionTable()
+        # SessionTable.get without the method frame (the per-request lookups)
+        self._session_of = self.sessions.getter()
         self.offline = SessionTable()
         # FIFO-bounded caches: OrderedDict.popitem(last=False) evicts the oldest in O(1)
         # (copying a full dict's keys per request cost O(cache size) once it was full).
@@ -79,6 +81,8 @@ class ServiceCore:
             id(u): (cfg.default_quota[u], cfg.max_quota[u]) for u in UnitKind
             if u in cfg.default_quota and u in cfg.max_quota}
         self.counters: dict[str, int] = {}
+        # The ledger's synchronous ops (charging/ledger/sync_ops.py), when it has them.
+        self._sync_ledger = hasattr(ledger, "sync_ready")
 
     def _count(self, name: str) -> None:
         self.counters[name] = self.counters.get(name, 0) + 1

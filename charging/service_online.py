@@ -19,10 +19,12 @@ from charging.requests import (
     UnitKind,
     UnitsResult,
     Verb,
+    charging_result,
+    units_result,
 )
 from charging.service_core import ServiceCore
 from charging.sessions import Grant, Session
-from charging.store.base import OpStatus
+from charging.store.base import OpResult, OpStatus
 
 
 class OnlineCharging(ServiceCore):
@@ -85,7 +87,10 @@ class OnlineCharging(ServiceCore):
         if terminate:
             result = await self._grant_all(session, req, key, now, terminate=True)
             self._end(session)
-            await self._release_all(session, now, reason="terminated", key=key)
+            for grant in session.grants:
+                if grant.held > 0:  # (a commit releases its hold's rest: usually none left)
+                    await self._release_all(session, now, reason="terminated", key=key)
+                    break
             return result
         result = await self._grant_all(session, req, key, now)
         if result.outcome is Outcome.SUCCESS:
@@ -116,13 +121,12 @@ class OnlineCharging(ServiceCore):
             final = any(r.final_unit for r in results)
         if outcome is not _SUCCESS and terminate and outcome is Outcome.CREDIT_LIMIT_REACHED:
             outcome = _SUCCESS  # a final report always succeeds once committed
-        return ChargingResult(
-            outcome=outcome, units=results, currency=session.currency,
-            cost=session.cost_total,
-            validity_time=None if terminate else self.config.validity_time,
-            final_unit=final,
-            failed_field=None if outcome is _SUCCESS else "Multiple-Services-Credit-Control",
-        )
+        grants = session.grants
+        return charging_result(
+            outcome, results, session.currency,
+            grants[0].cost_total if len(grants) == 1 else session.cost_total,
+            None if terminate else self.config.validity_time, final,
+            None if outcome is _SUCCESS else "Multiple-Services-Credit-Control")
 
     def _grant_of(self, session: Session, su: ServiceUnits) -> Grant:
         """The slice's grant, created on its first request (its service and unit are fixed
@@ -154,6 +158,23 @@ class OnlineCharging(ServiceCore):
         grant = self._grant_of(session, su)
         unit = grant.unit
         money = unit is UnitKind.MONEY
+        account, balance = session.account, session.balance
+        assert account is not None and balance is not None
+        ledger = self.ledger
+        # The embedded store: the ledger's synchronous ops (no coroutine per op), and the
+        # commit + next reserve of an UPDATE as one ledger call with one journal append.
+        sync = self._sync_ledger and ledger.sync_ready(account, balance)
+        requested = su.requested
+        # (killed after ASA 2001: commit what is reported, grant nothing new)
+        grant_next = not (terminate or session.killed is not None or (
+            requested is None and req.verb is not Verb.INITIAL))
+        want = 0
+        if grant_next:
+            default, cap = self._quotas[id(unit)]  # (by id: an Enum hashes in Python code)
+            want = requested or default
+            if want > cap:
+                want = cap
+        pre: tuple[int, int, dict[str, Any], OpResult] | None = None
         # 1. Commit the reported usage (cumulative pricing, see module docstring); the commit
         #    and the next reservation enqueue their records back to back (one group commit).
         used_cost = 0
@@ -176,27 +197,45 @@ class OnlineCharging(ServiceCore):
                 return UnitsResult(outcome=Outcome.RATING_FAILED, rating_group=su.rating_group,
                                    service_id=su.service_id, unit=unit)
             used_cost = total - before if total > before else 0
-            fields = dict(self._rated_fields(session, grant))
-            fields["request"] = str(req.request_number)
-            fields["usage"] = used
-            fields["price"] = self._money_text(used_cost)
-            fields["end"] = int(at * 1_000_000)
             if used and not money:
-                fields.update(self._tariff(session, grant))
+                fields = {**self._rated_fields(session, grant),
+                          "request": str(req.request_number), "usage": used,
+                          "price": self._money_text(used_cost), "end": int(at * 1_000_000),
+                          **self._tariff(session, grant)}
+            else:
+                fields = {**self._rated_fields(session, grant),
+                          "request": str(req.request_number), "usage": used,
+                          "price": self._money_text(used_cost), "end": int(at * 1_000_000)}
             # Debit against the grant's current hold (the rest is released), or a plain
             # partial debit when nothing is held (after FUI, or an unknown/expired hold).
-            account, balance = session.account, session.balance
-            assert account is not None and balance is not None
             held_n = grant.held_n
             op = None
             if held_n >= 0:
-                op = await self.ledger.commit(f"{key}:c", account, balance,
-                                              grant.hold_id(session.id, held_n), used_cost,
-                                              now=now, release_rest=True, fields=fields,
-                                              wait=False)
+                creservation = grant.hold_id(session.id, held_n)
+                if not sync:
+                    op = await ledger.commit(f"{key}:c", account, balance, creservation,
+                                             used_cost, now=now, release_rest=True,
+                                             fields=fields, wait=False)
+                elif grant_next:
+                    nxt = self._next_cost(session, grant, grant.used_total + used, want)
+                    if nxt is None:  # no price for the next grant: commit alone
+                        op = ledger.commit_now(f"{key}:c", account, balance, creservation,
+                                               used_cost, now=now, fields=fields)
+                    else:
+                        cost_u, amount = nxt
+                        rfields = self._hold_fields(session, req, grant, amount)
+                        op, rres = ledger.commit_reserve_now(
+                            f"{key}:c", account, balance, creservation, used_cost, fields,
+                            f"{key}:r", grant.hold_id(session.id, req.request_number), amount,
+                            ttl=self.config.tcc + 60.0, now=now, rfields=rfields)
+                        if rres is not None:
+                            pre = (cost_u, amount, rfields, rres)
+                else:
+                    op = ledger.commit_now(f"{key}:c", account, balance, creservation,
+                                           used_cost, now=now, fields=fields)
             if op is None or op.status is OpStatus.UNKNOWN_RESERVATION:
-                op = await self.ledger.debit(f"{key}:d", account, balance, used_cost, now=now,
-                                             partial=True, fields=fields, wait=False)
+                op = await ledger.debit(f"{key}:d", account, balance, used_cost, now=now,
+                                        partial=True, fields=fields, wait=False)
             grant.used_total += used
             grant.held = 0
             grant.held_n = -1
@@ -204,56 +243,78 @@ class OnlineCharging(ServiceCore):
             # book what was really debited (the credit limit may cut it)
             used_cost = op.granted if op.status is _OK else 0
             grant.cost_total = before + used_cost
-            self._count("commit")
-        requested = su.requested
-        # (killed after ASA 2001: commit what is reported, grant nothing new)
-        if terminate or session.killed is not None or (
-                requested is None and req.verb is not Verb.INITIAL):
+            counters = self.counters
+            counters["commit"] = counters.get("commit", 0) + 1
+        if not grant_next:
             if terminate:
-                return UnitsResult(outcome=_SUCCESS, used_cost=used_cost,
-                                   rating_group=su.rating_group, service_id=su.service_id,
-                                   unit=unit)
+                return units_result(su.rating_group, su.service_id, _SUCCESS, unit, None, None,
+                                    False, used_cost, None, None)
             # No RSU: debit the USU, grant nothing new (RFC 4006 §5.1.2); after FUI the client
             # reports with no rating AVPs and gets Validity-Time only (facts B5).
             return UnitsResult(outcome=_SUCCESS, used_cost=used_cost,
                                validity_time=self.config.validity_time if grant.final else None,
                                rating_group=su.rating_group, service_id=su.service_id,
                                unit=unit)
-        # 2. Reserve the next grant.
-        default, cap = self._quotas[id(unit)]  # (by id: an Enum hashes in Python code)
-        want = requested or default
-        return await self._reserve(session, req, grant, want if want < cap else cap, key, now,
-                                   used_cost, su)
+        # 2. Reserve the next grant (done above with the commit when `pre` is set).
+        return await self._reserve(session, req, grant, want, key, now, used_cost, su, sync,
+                                   pre)
+
+    def _next_cost(self, session: Session, grant: Grant, u: int,
+                   want: int) -> tuple[int, int] | None:
+        """(price of the first *u* units, price of the next *want* units) -- both rated at
+        the session start -- or None when either has no price. Money grants: (cost so far,
+        want)."""
+        if grant.unit is UnitKind.MONEY:
+            return grant.cost_total, want
+        cost_u = self._cost(session, grant, u)
+        if cost_u is None:
+            return None
+        cost_w = self._cost(session, grant, u + want)
+        if cost_w is None:
+            return None
+        return cost_u, cost_w - cost_u if cost_w > cost_u else 0
+
+    def _hold_fields(self, session: Session, req: ChargingRequest, grant: Grant,
+                     amount: int) -> dict[str, Any]:
+        # A hold moves no money: keep its record small (the journal is write-bandwidth bound).
+        return {"session": session.id, "request": str(req.request_number),
+                "service": grant.svc, "price": self._money_text(amount)}
 
     async def _reserve(self, session: Session, req: ChargingRequest, grant: Grant, want: int,
-                       key: str, now: float, used_cost: int, su: ServiceUnits) -> UnitsResult:
+                       key: str, now: float, used_cost: int, su: ServiceUnits,
+                       sync: bool = False,
+                       pre: tuple[int, int, dict[str, Any], OpResult] | None = None,
+                       ) -> UnitsResult:
         """Reserve the next grant of *want* units: the price of the session's usage so far
-        plus *want*, minus the price of the usage so far (both rated at the session start)."""
-        assert session.account is not None and session.balance is not None
+        plus *want*, minus the price of the usage so far (both rated at the session start).
+        ``pre``: (cost so far, amount, record fields, result) of that reserve when it already
+        ran (with the commit); ``sync``: the ledger's synchronous ops may be used."""
+        account, balance = session.account, session.balance
+        assert account is not None and balance is not None
         u = grant.used_total
         money = grant.unit is UnitKind.MONEY
-        if money:
-            cost_u: int | None = grant.cost_total
-            cost_w: int | None = grant.cost_total + want
-        else:
-            cost_u = self._cost(session, grant, u)
-            cost_w = None if cost_u is None else self._cost(session, grant, u + want)
-        if cost_u is None or cost_w is None:
-            return self._units(Outcome.RATING_FAILED, grant, su, used_cost)
-        amount = cost_w - cost_u if cost_w > cost_u else 0
         ttl = self.config.tcc + 60.0
+        if pre is None:
+            nxt = self._next_cost(session, grant, u, want)
+            if nxt is None:
+                return self._units(Outcome.RATING_FAILED, grant, su, used_cost)
+            cost_u, amount = nxt
+            fields = self._hold_fields(session, req, grant, amount)
+            reservation = grant.hold_id(session.id, req.request_number)
+            if sync:
+                op = self.ledger.reserve_now(f"{key}:r", account, balance, reservation,
+                                             amount, ttl=ttl, now=now, fields=fields)
+            else:
+                op = await self.ledger.reserve(f"{key}:r", account, balance, reservation,
+                                               amount, ttl=ttl, now=now, fields=fields,
+                                               wait=False)
+        else:
+            cost_u, amount, fields, op = pre
         final = False
-        # A hold moves no money: keep its record small (the journal is write-bandwidth bound).
-        fields: dict[str, Any] = {"session": session.id, "request": str(req.request_number),
-                                  "service": grant.svc, "price": self._money_text(amount)}
-        reservation = grant.hold_id(session.id, req.request_number)
-        op = await self.ledger.reserve(f"{key}:r", session.account, session.balance,
-                                       reservation, amount, ttl=ttl, now=now,
-                                       fields=fields, wait=False)
         status = op.status
         if status is OpStatus.INSUFFICIENT:
             # Grant the most the balance allows, on increment boundaries (FUI TERMINATE).
-            available = await self._available(session.account, session.balance)
+            available = await self._available(account, balance)
             if money:
                 fit = min(want, available)
             else:
@@ -276,10 +337,12 @@ class OnlineCharging(ServiceCore):
                     # The tariff is gone (or the price no longer fits): never a free grant.
                     return self._units(Outcome.RATING_FAILED, grant, su, used_cost)
                 amount = cost_f - cost_u if cost_f > cost_u else 0
+            fields = dict(fields)  # (the refused reserve wrote no record from it)
             fields["price"] = self._money_text(amount)
-            op = await self.ledger.reserve(f"{key}:rf", session.account, session.balance,
-                                           reservation, amount, ttl=ttl, now=now,
-                                           fields=fields, wait=False)
+            op = await self.ledger.reserve(f"{key}:rf", account, balance,
+                                           grant.hold_id(session.id, req.request_number),
+                                           amount, ttl=ttl, now=now, fields=fields,
+                                           wait=False)
             if not op.ok:
                 grant.final = True
                 return self._units(Outcome.CREDIT_LIMIT_REACHED, grant, su, used_cost)
@@ -293,14 +356,13 @@ class OnlineCharging(ServiceCore):
         grant.held = amount
         grant.held_n = req.request_number
         grant.final = final
-        self._count("reserve")
+        counters = self.counters
+        counters["reserve"] = counters.get("reserve", 0) + 1
         pct = self.config.quota_threshold_percent
-        return UnitsResult(
-            outcome=_SUCCESS, granted=want, final_unit=final, used_cost=used_cost,
-            validity_time=self.config.validity_time,
-            quota_holding_time=self.config.quota_holding_time,
-            quota_threshold=None if pct is None else want * pct // 100,
-            rating_group=su.rating_group, service_id=su.service_id, unit=grant.unit)
+        cfg = self.config
+        return units_result(su.rating_group, su.service_id, _SUCCESS, grant.unit, want,
+                            cfg.validity_time, final, used_cost, cfg.quota_holding_time,
+                            None if pct is None else want * pct // 100)
 
     @staticmethod
     def _units(outcome: Outcome, grant: Grant, su: ServiceUnits, used_cost: int) -> UnitsResult:

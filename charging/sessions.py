@@ -13,7 +13,7 @@ last-activity order (``touch`` moves a session to the end), which makes expiry O
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from charging.requests import ServiceKind, UnitKind
@@ -173,6 +173,11 @@ class SessionTable:
 
     def get(self, session_id: str) -> Session | None:
         return self._sessions.get(session_id)
+
+    def getter(self) -> Callable[[str], Session | None]:
+        """:meth:`get` as the table's bound ``dict.get`` (no Python frame per lookup); valid
+        for the table's lifetime (the dict is never replaced)."""
+        return self._sessions.get
 
     def add(self, session: Session) -> None:
         self._sessions.pop(session.id, None)

@@ -95,7 +95,14 @@ def op_record(
     Called once per money op on the server's hot path: keep it lean (the key order and types
     are those of docs/journal-schema.md; tests/charging/journal/test_records.py pins them).
     """
-    rec: dict[str, Any] = dict(fields) if fields else {}
+    return op_record_into(dict(fields) if fields else {}, op, result, record_id, ts_us, meta)
+
+
+def op_record_into(rec: dict[str, Any], op: str, result: Any, record_id: str, ts_us: int,
+                   meta: MetaFn) -> dict[str, Any]:
+    """:func:`op_record` into the caller's own fresh dict *rec* (its rating fields, which
+    this fills and returns: the caller must not reuse it). Saves the copy of the fields on the
+    ledger's per-op path; same keys, same order, same values as :func:`op_record`."""
     if "type" not in rec:
         rec["type"] = OP_TYPES.get(op, "rated")
     effects = []
@@ -105,11 +112,11 @@ def op_record(
                         "amount": amount_text(e.amount, is_money)})
     holds = []
     for h in result.holds:
-        is_money = meta(h.account, h.balance)[0]
         exp = h.expires_at
         holds.append({"account": h.account, "balance": h.balance, "reservation": h.reservation,
-                      "amount": amount_text(h.amount, is_money),
-                      "expires": None if exp is None else int(round(exp * 1_000_000))})
+                      "amount": amount_text(h.amount, meta(h.account, h.balance)[0]),
+                      # round() of a float is already an int (of an int: the int)
+                      "expires": None if exp is None else round(exp * 1_000_000)})
     status = result.status
     status_text = _STATUS_TEXT.get(status)
     if status_text is None:

@@ -29,6 +29,7 @@ from typing import Any
 from charging.journal import Journal, JournalError, JournalReader, Position
 from charging.journal.records import RecordIds, account_record, amount_text, op_record
 from charging.ledger import recovery
+from charging.ledger.sync_ops import SyncOps
 from charging.store.base import AccountKind, BalanceKind, BalanceSpec, OpResult, OpStatus
 
 _OK = OpStatus.OK
@@ -56,7 +57,7 @@ class RecoveryReport:
     problems: tuple[str, ...]
 
 
-class Ledger:
+class Ledger(SyncOps):
     """Create with ``Ledger(store, journal, ...)``, then ``await ledger.recover(now=...)``
     BEFORE serving, then ``ledger.start()`` for the background jobs (expiry sweep, snapshots,
     Redis confirmations); ``await ledger.close()`` at shutdown (closes neither store nor
@@ -74,8 +75,8 @@ class Ledger:
                  snapshot_seconds: float = 300.0, expiry_interval: float = 1.0,
                  on_low_balance: Callable[[LowBalance], Any] | None = None,
                  events_max: int = 10_000, clock: Callable[[], float] = time.time) -> None:
-        self.store = store
         self.journal = journal
+        self.store = store  # (a property: see SyncOps.store)
         self.embedded = hasattr(store, "apply_record")
         self.snapshot_dir = Path(snapshot_dir) if snapshot_dir is not None else None
         self.snapshot_records = snapshot_records

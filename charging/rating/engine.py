@@ -44,6 +44,8 @@ from charging.rating.numbers import name_for_prefix, normalise
 from charging.rating.price import amount_numerator, price_micros
 from charging.rating.store import DeckStore
 
+_CODE_BY_ID = {id(s): s.code for s in Service}  # price()'s service code, by identity
+
 _ext = cython_ext.load("rating")
 
 
@@ -278,8 +280,10 @@ class RatingEngine:
             return self.rate(deck=deck, service=service, destination=destination,
                              origin=origin or None, at=at, usage=usage).price
         band = self._band_id(d, at)[0] if d.band_ids else 0
-        p: int = d.index.price(service.code, self._key(destination), math.floor(at), usage,
-                               self._key(origin) if origin else "", band)
+        # Service.code is a property over an Enum-keyed dict (a Python-level hash per call)
+        code = _CODE_BY_ID.get(id(service))
+        p: int = d.index.price(service.code if code is None else code, self._key(destination),
+                               math.floor(at), usage, self._key(origin) if origin else "", band)
         if p < 0:
             raise NoTariff(f"deck {deck!r}: no {service.value} tariff for {destination!r}"
                            + (" (closed)" if p == BLOCKED else ""))
