@@ -95,9 +95,30 @@ def segment_name(number: int, *, closed: bool) -> str:
     return f"{number:012d}{CLOSED_SUFFIX if closed else OPEN_SUFFIX}"
 
 
+_LIST_TRIES = 5
+
+
 def list_segments(directory: str | Path) -> list[SegmentInfo]:
-    """Every segment in ``directory`` in write order (quarantine/ excluded)."""
+    """Every segment in ``directory`` in write order (quarantine/ excluded), each once.
+
+    A rename racing ``os.listdir`` (sealing ``N.open`` -> ``N.seg``, a prepared file renamed
+    in as the new ``.open``) may show an entry under both names or under neither (POSIX
+    leaves readdir unspecified for entries changed meanwhile; seen on ext4 with a live
+    writer). A reader that trusted such a listing yielded segment N twice, or skipped it and
+    moved its checkpoint past it (settlement would bill records twice or never). So the
+    ``.seg`` wins over an ``.open`` of the same number, and a listing with a hole in the
+    numbers is taken again (a hole that stays -- a quarantined or removed segment -- is real).
+    """
     out: list[SegmentInfo] = []
+    for _ in range(_LIST_TRIES):
+        out = _list_once(directory)
+        if not out or out[-1].number - out[0].number + 1 == len(out):
+            break
+    return out
+
+
+def _list_once(directory: str | Path) -> list[SegmentInfo]:
+    found: dict[int, SegmentInfo] = {}
     try:
         names = os.listdir(directory)
     except FileNotFoundError:
@@ -105,9 +126,11 @@ def list_segments(directory: str | Path) -> list[SegmentInfo]:
     for name in names:
         m = _NAME.match(name)
         if m:
-            out.append(SegmentInfo(int(m.group(1)), Path(directory) / name, m.group(2) == "seg"))
-    out.sort(key=lambda s: (s.number, not s.closed))
-    return out
+            number, closed = int(m.group(1)), m.group(2) == "seg"
+            seen = found.get(number)
+            if seen is None or (closed and not seen.closed):
+                found[number] = SegmentInfo(number, Path(directory) / name, closed)
+    return [found[n] for n in sorted(found)]
 
 
 def quarantined(directory: str | Path) -> list[Path]:
