@@ -31,13 +31,13 @@ from icx.charging_app import ChargingApp, build_charging
 from icx.settings import AccountsSection, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
-RICH = [f"4179000000{i}" for i in range(1, 6)]  # 50.00 each
+RICH = [f"4179000000{i}" for i in range(1, 6)]  # 1000.00 each: killed sessions hold
 POOR = ["41790000100", "41790000101", "41790000102"]  # run dry: FUI, then 4012
 ACCOUNTS_TOML = """
 [[range]]
 first = "41790000001"
 last = "41790000005"
-amount = "50.00"
+amount = "1000.00"
 [[range]]
 first = "41790000100"
 last = "41790000102"
@@ -54,8 +54,11 @@ def settings_for(data: Path) -> Any:
     # small segments and frequent snapshots: kills land on rotations and snapshots too
     journal = dataclasses.replace(s.journal, segment_bytes=64 * 1024, snapshot_records=300,
                                   snapshot_seconds=0.5, expiry_interval=0.05)
+    # Tcc 2 s: holds of killed sessions expire (TTL = Tcc + 60 s) within a soak, so
+    # recovery and the expiry sweep run under kills too
+    ro = dataclasses.replace(s.ro, tcc_seconds=2)
     return dataclasses.replace(s, accounts=AccountsSection(files=(str(accounts),)),
-                               journal=journal)
+                               journal=journal, ro=ro)
 
 
 def request(o: dict[str, Any]) -> ChargingRequest:
@@ -134,7 +137,7 @@ class Traffic:
                 "rg": 10 if data else 1,
                 "dest": "" if data else r.choice(["41791234567", "447700900123",
                                                   "33612345678"])}
-        quota = [0, 1_000_000, 20_000_000, 100_000_000] if data else [0, 30, 60, 300, 3600]
+        quota = [0, 1_000_000, 20_000_000, 100_000_000] if data else [0, 30, 60, 300, 600]
         used = ([0, 500_000, 5_000_000, 40_000_000] if data else [0, 10, 60, 61, 300])
         updates = r.randint(0, 5)
 
