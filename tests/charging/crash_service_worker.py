@@ -31,13 +31,13 @@ from icx.charging_app import ChargingApp, build_charging
 from icx.settings import AccountsSection, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
-RICH = [f"4179000000{i}" for i in range(1, 6)]  # 1000.00 each: killed sessions hold
+RICH = [f"4179000000{i}" for i in range(1, 6)]  # 20000.00 each: killed sessions hold
 POOR = ["41790000100", "41790000101", "41790000102"]  # run dry: FUI, then 4012
 ACCOUNTS_TOML = """
 [[range]]
 first = "41790000001"
 last = "41790000005"
-amount = "1000.00"
+amount = "20000.00"
 [[range]]
 first = "41790000100"
 last = "41790000102"

@@ -162,7 +162,8 @@ def audit(data: Path, client: Client) -> dict[str, Any]:
     return {"answered": len(client.acked), "answers": client.answers,
             "sent": len(client.sent), "commits_checked": checked,
             "retransmits_compared": client.retransmits_compared,
-            "outcomes": dict(outcomes), "records": sum(counts.values()),
+            "outcomes": dict(outcomes),
+            "fui": sum(1 for a in client.acked.values() if a["final"]), "records": sum(counts.values()),
             "live_reservations": sum(len(b["reservations"]) for b in chk["state"].values())}
 
 
