@@ -10,8 +10,8 @@ mediation/agent.py does, reads ``durable_mark()`` right after, and prints one ``
 line per request ONLY from ``journal.call_when_durable`` -- what the CCA would have carried.
 Before deciding it prints a ``{"sent": ...}`` line so the driver can retransmit unanswered
 requests after a restart (``DATA_DIR/retries.json``, sent first). The driver kills it with
-SIGKILL at random moments. ``--check`` recovers (expiring what is due), prints the store's
-state as one JSON line and exits.
+SIGKILL at random moments. ``--check [--later S]`` recovers (expiring what is due, S seconds
+from now), prints the store's state as one JSON line and exits.
 """
 
 from __future__ import annotations
@@ -181,7 +181,12 @@ async def serve(data: Path, seed: int) -> None:
     await asyncio.Event().wait()  # until killed
 
 
-async def check(data: Path) -> None:
+async def check(data: Path, later: float = 0.0) -> None:
+    """Recover and print the store's state. *later* > 0: the clock reads that many seconds
+    ahead (recovery's expiry sweep then finds every hold due)."""
+    if later:
+        real = time.time
+        time.time = lambda: real() + later  # build_charging reads time.time()
     before_us = int(time.time() * 1_000_000)  # recovery expires everything due by then
     app = await build_charging(settings_for(data), data / "data", admin=False)
     out: dict[str, Any] = {}
@@ -197,7 +202,8 @@ async def check(data: Path) -> None:
 def main() -> None:
     data = Path(sys.argv[1])
     if "--check" in sys.argv:
-        asyncio.run(check(data))
+        later = float(sys.argv[sys.argv.index("--later") + 1]) if "--later" in sys.argv else 0.0
+        asyncio.run(check(data, later))
     else:
         asyncio.run(serve(data, int(sys.argv[2])))
 

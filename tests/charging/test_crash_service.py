@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 import threading
@@ -106,12 +107,27 @@ class Client:
         return self.rng.sample(unacked, min(k, len(unacked)))
 
 
-def audit(data: Path, client: Client) -> dict[str, Any]:
+def _check(data: Path, *later: str) -> tuple[dict[str, Any], bytes]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     out = subprocess.run(
         [sys.executable, "-m", "tests.charging.crash_service_worker", str(data), "0",
-         "--check"], cwd=ROOT, env=env, capture_output=True, check=True)
-    chk = next(_lines(out.stdout.splitlines()))
+         "--check", *later], cwd=ROOT, env=env, capture_output=True, check=True)
+    return next(_lines(out.stdout.splitlines())), out.stdout
+
+
+def _verify(data: Path) -> None:
+    from icx.cli import main as icx_main
+
+    res = CliRunner().invoke(icx_main, ["journal", "verify", "--data-dir",
+                                        str(data / "data")])
+    assert res.exit_code == 0, res.output
+
+
+def audit(data: Path, client: Client) -> dict[str, Any]:
+    chk, stdout = _check(data)
+    # build_charging logs "ledger_recovered expired=N ..." (structlog, on stdout)
+    found = re.search(rb"ledger_recovered.*?expired=(\d+)", stdout)
+    expired_at_check = int(found.group(1)) if found else None
     jdir = data / "data" / "journal"
     # (1) balance == opening + Σ balance_effects; never overdrawn; holds add up
     expected = journal_balances(jdir)
@@ -153,17 +169,25 @@ def audit(data: Path, client: Client) -> dict[str, Any]:
         # else: answered without a commit (a retransmit after a restart finds no session:
         # unknown_session). The unanswered original's commit may be journaled -- once (above).
     # (3) the journal verifies
-    from icx.cli import main as icx_main
-
-    res = CliRunner().invoke(icx_main, ["journal", "verify", "--data-dir",
-                                        str(data / "data")])
-    assert res.exit_code == 0, res.output
+    _verify(data)
+    # (4') an hour later every hold is past its TTL (Tcc + 60 s): the recovery's expiry
+    # sweep releases them all, journaled, and the balances still add up
+    late, late_out = _check(data, "--later", "3600")
+    expected = journal_balances(jdir)
+    for name, b in late["state"].items():
+        acct, bal = name.split("/")
+        assert b["reservations"] == {} and b["reserved"] == 0, (name, b)
+        assert b["amount"] == expected[(acct, bal)], (name, b, expected[(acct, bal)])
+    _verify(data)
+    found = re.search(rb"ledger_recovered.*?expired=(\d+)", late_out)
     outcomes = Counter(a["outcome"] for a in client.acked.values())
     return {"answered": len(client.acked), "answers": client.answers,
             "sent": len(client.sent), "commits_checked": checked,
             "retransmits_compared": client.retransmits_compared,
             "outcomes": dict(outcomes),
             "fui": sum(1 for a in client.acked.values() if a["final"]), "records": sum(counts.values()),
+            "expired_at_check": expired_at_check,
+            "expired_an_hour_later": int(found.group(1)) if found else None,
             "live_reservations": sum(len(b["reservations"]) for b in chk["state"].values())}
 
 
