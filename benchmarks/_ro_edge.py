@@ -16,12 +16,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from benchmarks._ro_inproc import _tail
+from benchmarks._ro_inproc import _tail, ccr_templates
 from charging.requests import ChargingResult, Outcome, UnitKind, UnitsResult
 from diameter.avp import EXT
 from diameter.message import decode_message
 from diameter.validate import check_request
-from icx.diameter_client import CcrTemplate, data_info, voice_info
 from mediation import ro
 from mediation.ro_wire import CcaWriter
 from mediation.service_map import ServiceMap
@@ -31,15 +30,7 @@ _HDR = struct.Struct("!IIIII")
 
 def frames(n: int) -> list[bytes]:
     """*n* CCR frames: sessions of I, U, U, T alternating voice and data."""
-    tpls = {}
-    for kind in ("voice", "data"):
-        extra = [voice_info("41790000001", "41791234567")] if kind == "voice" else [
-            data_info("internet")]
-        tpls[kind] = CcrTemplate(origin_host="bench.icx.test", origin_realm="icx.test",
-                                 dest_realm="icx.local",
-                                 context="32260@3gpp.org" if kind == "voice"
-                                 else "32251@3gpp.org",
-                                 subscriber="41790000001", extra=extra)
+    tpls = ccr_templates()
     out: list[bytes] = []
     i = 0
     while len(out) < n:

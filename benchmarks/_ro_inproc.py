@@ -58,6 +58,20 @@ class _Transport:
         return 0
 
 
+def ccr_templates() -> dict[str, CcrTemplate]:
+    """The benchmark's CCR templates by kind ("voice", "data"): one demo subscriber."""
+    tpls = {}
+    for kind in ("voice", "data"):
+        extra = [voice_info("41790000001", "41791234567")] if kind == "voice" else [
+            data_info("internet")]
+        tpls[kind] = CcrTemplate(origin_host="bench.icx.test", origin_realm="icx.test",
+                                 dest_realm="icx.local",
+                                 context="32260@3gpp.org" if kind == "voice"
+                                 else "32251@3gpp.org",
+                                 subscriber="41790000001", extra=extra)
+    return tpls
+
+
 def _tail(kind: str, n: int, updates: int) -> tuple[int, int, list[Any]]:
     unit, amount, rg = (("CC-Time", 60, 100) if kind == "voice"
                         else ("CC-Total-Octets", 1_000_000, 1))
@@ -100,15 +114,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         pending: dict[int, list[Any]] = {}  # hbh -> session [kind, sid, step, tpl]
         hbh = iter(range(1, 1 << 31))
         seq = iter(range(1 << 31))
-        tpls = {}
-        for kind in ("voice", "data"):
-            extra = [voice_info("41790000001", "41791234567")] if kind == "voice" else [
-                data_info("internet")]
-            tpls[kind] = CcrTemplate(origin_host="bench.icx.test", origin_realm="icx.test",
-                                     dest_realm="icx.local",
-                                     context="32260@3gpp.org" if kind == "voice"
-                                     else "32251@3gpp.org",
-                                     subscriber="41790000001", extra=extra)
+        tpls = ccr_templates()
 
         def make(i: int) -> list[Any]:
             kind = "voice" if i % 2 else "data"

@@ -28,8 +28,10 @@ from charging.store.memory import MemoryStore
 
 
 # ---------------------------------------------------------------------------------- embedded
-def _embedded_once(pairs: int, accounts: int, awaited: bool) -> tuple[float, float]:
-    """(pairs/s by the wall clock, pairs/s by this process's CPU time)."""
+def _seeded(pairs: int, accounts: int) -> tuple[MemoryStore, list[str], list[str], list[str],
+                                               list[str], list[float]]:
+    """A store with *accounts* rich EUR accounts and the per-pair keys and times, with the
+    setup's garbage already collected."""
     store = MemoryStore()
     for i in range(accounts):
         store.create_account_sync(f"a{i}", AccountKind.PREPAID_SUBSCRIBER,
@@ -43,6 +45,23 @@ def _embedded_once(pairs: int, accounts: int, awaited: bool) -> tuple[float, flo
     # now, or the timed loop's first gen0/gen1 collections walk them (measured 30-80 ms per
     # 100k-pair run, i.e. 5-15 % of it, harness cost, not the store's).
     gc.collect()
+    return store, names, keys, rkeys, ckeys, nows
+
+
+async def _awaited_pairs(store: MemoryStore, names: list[str], keys: list[str],
+                         rkeys: list[str], ckeys: list[str], nows: list[float]) -> None:
+    """Await one reserve+commit pair per key, as the ledger calls the store."""
+    accounts = len(names)
+    for i in range(len(keys)):
+        a = names[i % accounts]
+        now = nows[i]
+        await store.reserve(rkeys[i], a, "EUR", keys[i], 100, ttl=30.0, now=now)
+        await store.commit(ckeys[i], a, "EUR", keys[i], 50, now=now)
+
+
+def _embedded_once(pairs: int, accounts: int, awaited: bool) -> tuple[float, float]:
+    """(pairs/s by the wall clock, pairs/s by this process's CPU time)."""
+    store, names, keys, rkeys, ckeys, nows = _seeded(pairs, accounts)
 
     if not awaited:
         reserve, commit = store.reserve_sync, store.commit_sync
@@ -56,11 +75,7 @@ def _embedded_once(pairs: int, accounts: int, awaited: bool) -> tuple[float, flo
 
     async def run() -> tuple[float, float]:
         t, c = time.perf_counter(), time.process_time()
-        for i in range(pairs):
-            a = names[i % accounts]
-            now = nows[i]
-            await store.reserve(rkeys[i], a, "EUR", keys[i], 100, ttl=30.0, now=now)
-            await store.commit(ckeys[i], a, "EUR", keys[i], 50, now=now)
+        await _awaited_pairs(store, names, keys, rkeys, ckeys, nows)
         return pairs / (time.perf_counter() - t), pairs / (time.process_time() - c)
 
     return asyncio.run(run())
@@ -109,25 +124,8 @@ def _embedded_ext() -> bool:
 def _callgrind_driver(pairs: int, accounts: int = 200) -> None:
     """Await *pairs* reserve+commit pairs like :func:`_embedded_once` (no timing): the body of
     one asyncio task step, which callgrind's ``--toggle-collect=task_step_impl`` isolates."""
-    store = MemoryStore()
-    for i in range(accounts):
-        store.create_account_sync(f"a{i}", AccountKind.PREPAID_SUBSCRIBER,
-                                  [BalanceSpec("EUR", BalanceKind.MONEY, "EUR", 10**15)], [])
-    names = [f"a{i}" for i in range(accounts)]
-    keys = [str(i) for i in range(pairs)]
-    rkeys = ["r" + k for k in keys]
-    ckeys = ["c" + k for k in keys]
-    nows = [NOW + i * 1e-5 for i in range(pairs)]
-    gc.collect()
-
-    async def run() -> None:
-        for i in range(pairs):
-            a = names[i % accounts]
-            now = nows[i]
-            await store.reserve(rkeys[i], a, "EUR", keys[i], 100, ttl=30.0, now=now)
-            await store.commit(ckeys[i], a, "EUR", keys[i], 50, now=now)
-
-    asyncio.run(run())
+    store, names, keys, rkeys, ckeys, nows = _seeded(pairs, accounts)
+    asyncio.run(_awaited_pairs(store, names, keys, rkeys, ckeys, nows))
 
 
 if __name__ == "__main__":
