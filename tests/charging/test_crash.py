@@ -36,15 +36,28 @@ def worker_cmd(data: Path, redis_url: str | None) -> list[str]:
     return cmd + ["--redis", redis_url] if redis_url else cmd
 
 
+def json_lines(stream: Any) -> Any:
+    """A worker's JSON lines, in order; other output (structlog's start-up lines) is skipped."""
+    for raw in stream:
+        if raw.startswith(b"{"):
+            yield json.loads(raw)
+
+
 class Worker:
-    def __init__(self, data: Path, redis_url: str | None = None) -> None:
+    """One incarnation of a crash worker: started, read until its ``ready`` line, then its
+    acknowledgement lines collected by a thread until :meth:`kill`. ``cmd``/``stdin``: another
+    worker module (default: tests.charging.crash_worker, fed ops on stdin)."""
+
+    def __init__(self, data: Path, redis_url: str | None = None, *,
+                 cmd: list[str] | None = None, stdin: int = subprocess.PIPE) -> None:
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         self.proc = subprocess.Popen(
-            worker_cmd(data, redis_url),
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=ROOT, env=env, bufsize=0)
+            cmd or worker_cmd(data, redis_url),
+            stdin=stdin, stdout=subprocess.PIPE, cwd=ROOT, env=env, bufsize=0)
         assert self.proc.stdout is not None
+        self._it = json_lines(self.proc.stdout)
         try:
-            ready = json.loads(self.proc.stdout.readline())
+            ready = next(self._it)
             assert ready.get("ready"), ready
         except BaseException:  # a worker that failed to start must not outlive the test
             self.proc.kill()
@@ -56,9 +69,11 @@ class Worker:
         self._t.start()
 
     def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.acks.append(json.loads(line))
+        try:
+            for line in self._it:
+                self.acks.append(line)
+        except json.JSONDecodeError:
+            pass  # a line cut by the kill: never an acknowledgement (acks are whole lines)
 
     def send(self, ops: list[dict[str, Any]]) -> bool:
         assert self.proc.stdin is not None

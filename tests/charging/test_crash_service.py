@@ -21,7 +21,6 @@ import random
 import re
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -33,44 +32,15 @@ from click.testing import CliRunner
 from charging.journal import JournalReader
 from charging.ledger.audit import idem_counts, journal_balances
 from charging.money import parse_amount
-from tests.charging.test_crash import ROOT, Worker
-
-
-def _lines(stream: Any) -> Any:
-    """The worker's JSON lines (structlog's start-up lines are skipped)."""
-    for raw in stream:
-        if raw.startswith(b"{"):
-            yield json.loads(raw)
+from tests.charging.test_crash import ROOT, Worker, json_lines
 
 
 class ServiceWorker(Worker):
-    """One incarnation of the service worker (kill/send as :class:`Worker`)."""
+    """One incarnation of the service worker (kill/acks as :class:`Worker`)."""
 
     def __init__(self, data: Path, seed: int) -> None:
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.charging.crash_service_worker", str(data), str(seed)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, cwd=ROOT, env=env, bufsize=0)
-        assert self.proc.stdout is not None
-        self._it = _lines(self.proc.stdout)
-        try:
-            ready = next(self._it)
-            assert ready.get("ready"), ready
-        except BaseException:  # a worker that failed to start must not outlive the test
-            self.proc.kill()
-            self.proc.wait()
-            raise
-        self.ready = ready
-        self.acks: list[dict[str, Any]] = []
-        self._t = threading.Thread(target=self._read, daemon=True)
-        self._t.start()
-
-    def _read(self) -> None:
-        try:
-            for line in self._it:
-                self.acks.append(line)
-        except json.JSONDecodeError:
-            pass  # a line cut by the kill: never an answer (acks are whole lines)
+        super().__init__(data, cmd=[sys.executable, "-m", "tests.charging.crash_service_worker",
+                                    str(data), str(seed)], stdin=subprocess.DEVNULL)
 
 
 class Client:
@@ -112,7 +82,7 @@ def _check(data: Path, *later: str) -> tuple[dict[str, Any], bytes]:
     out = subprocess.run(
         [sys.executable, "-m", "tests.charging.crash_service_worker", str(data), "0",
          "--check", *later], cwd=ROOT, env=env, capture_output=True, check=True)
-    return next(_lines(out.stdout.splitlines())), out.stdout
+    return next(json_lines(out.stdout.splitlines())), out.stdout
 
 
 def _verify(data: Path) -> None:
