@@ -32,7 +32,7 @@ DupKey = tuple[str, int]
 class DuplicateCache:
     """A bounded (size and time) map (Origin-Host, End-to-End-Id) -> answer bytes."""
 
-    __slots__ = ("lifetime", "max_entries", "_entries")
+    __slots__ = ("lifetime", "max_entries", "_entries", "_oldest")
 
     def __init__(self, lifetime: float = 240.0, max_entries: int = 100_000) -> None:
         """*lifetime* seconds (RFC 6733 §6.2: End-to-End-Ids are unique for >= 4 minutes)."""
@@ -40,6 +40,10 @@ class DuplicateCache:
         self.max_entries = max_entries
         # insertion order == time order, so expiry only ever looks at the head
         self._entries: OrderedDict[DupKey, tuple[float, bytes | None]] = OrderedDict()
+        # A lower bound of the oldest entry's time: while ``now - lifetime`` is below it
+        # nothing can be due, and lookup() skips the head inspection (the per-request cost).
+        # Removing entries (eviction, abandon) may leave it low: that only costs one look.
+        self._oldest = float("inf")
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -50,22 +54,46 @@ class DuplicateCache:
         return (origin_host.lower(), end_to_end)
 
     def _expire(self, now: float) -> None:
-        entries = self._entries
         limit = now - self.lifetime
+        if limit < self._oldest:
+            return
+        entries = self._entries
         while entries:
             k, (t, _) = next(iter(entries.items()))
             if t > limit:
-                break
+                self._oldest = t
+                return
             del entries[k]
+        self._oldest = float("inf")
 
     def lookup(self, key: DupKey, now: float) -> Lookup | bytes:
         """MISS, PENDING, or the stored encoded answer for *key*."""
-        self._expire(now)
+        if now - self.lifetime >= self._oldest:
+            self._expire(now)
         hit = self._entries.get(key)
         if hit is None:
             return Lookup.MISS
         answer = hit[1]
         return Lookup.PENDING if answer is None else answer
+
+    def claim(self, key: DupKey, now: float) -> Lookup | bytes:
+        """:meth:`lookup`, and on a MISS also :meth:`begin` (one call on the hot path). A
+        caller that then refuses the request (3004) must :meth:`abandon` the key."""
+        if now - self.lifetime >= self._oldest:
+            self._expire(now)
+        entries = self._entries
+        hit = entries.get(key)
+        if hit is not None:
+            answer = hit[1]
+            return Lookup.PENDING if answer is None else answer
+        if self.lifetime > 0:
+            entries[key] = (now, None)  # a new key goes to the end: no move_to_end needed
+            if now < self._oldest:
+                self._oldest = now
+            if len(entries) > self.max_entries:
+                while len(entries) > self.max_entries:
+                    entries.popitem(last=False)
+        return Lookup.MISS
 
     def begin(self, key: DupKey, now: float) -> None:
         """Mark *key* as being processed (call after a MISS, before invoking the handler)."""
@@ -74,6 +102,8 @@ class DuplicateCache:
         entries = self._entries
         entries[key] = (now, None)
         entries.move_to_end(key)
+        if now < self._oldest:
+            self._oldest = now
         while len(entries) > self.max_entries:
             entries.popitem(last=False)
 

@@ -303,7 +303,11 @@ class PeerConnection:
         request's Hop-by-Hop and End-to-End identifiers)."""
         key = self._inflight.pop(hop_by_hop)
         if key is not None:
-            self._dups.complete(key, data)
+            # DuplicateCache.complete() inlined (the per-answer path; same package)
+            entries = self._dups._entries
+            hit = entries.get(key)
+            if hit is not None:
+                entries[key] = (hit[0], data)
         state = self.state
         if self.terminated:
             return False

@@ -19,13 +19,21 @@ from diameter.constants import (
     CMD_DEVICE_WATCHDOG,
     CMD_DISCONNECT_PEER,
 )
-from diameter.duplicates import DuplicateCache, Lookup
+from diameter.duplicates import Lookup
 from diameter.errors import DiameterError
 from diameter.message import Message, decode_message
 from diameter.peer_config import Role
 from diameter.peer_events import AnswerReceived, RequestReceived
-from diameter.peer_states import OPEN_STATES, InvalidTransition, PeerInput, PeerState
+from diameter.peer_states import (
+    OPEN_STATES,
+    TRANSITIONS,
+    Action,
+    InvalidTransition,
+    PeerInput,
+    PeerState,
+)
 from diameter.validate import check_request
+from diameter.watchdog import JITTER, WatchdogState
 
 if TYPE_CHECKING:
     from diameter.peer import PeerConnection
@@ -34,6 +42,17 @@ __all__ = ["on_frame", "process_request", "process_answer"]
 
 _BASE = (CMD_CAPABILITIES_EXCHANGE, CMD_DEVICE_WATCHDOG, CMD_DISCONNECT_PEER)
 _LIVE = OPEN_STATES | {PeerState.CLOSING}
+# The fast lane (an application request on an open connection) is derived from the one
+# transition table: the states whose Rcv-Message row only processes and stays put. Today
+# R-Open and I-Open (RFC 6733 §5.6); a table edit that changes those rows turns it off.
+_FAST = tuple(
+    s for s in OPEN_STATES
+    if TRANSITIONS.get((s, PeerInput.RCV_MESSAGE)) == ((Action.PROCESS,), s)
+)
+_FAST_A = _FAST[0] if _FAST else None
+_FAST_B = _FAST[-1] if _FAST else None
+_WD_OKAY = WatchdogState.OKAY
+_FLAG_R = 0x80
 
 
 def on_frame(conn: PeerConnection, frame: bytes, now: float) -> None:
@@ -46,8 +65,34 @@ def on_frame(conn: PeerConnection, frame: bytes, now: float) -> None:
             conn._terminate(f"framing lost: {err}", abort=True)
         return
     code = msg.code
-    is_req = msg.is_request
     state = conn.state
+    if (
+        (state is _FAST_A or state is _FAST_B)
+        and msg.flags & _FLAG_R
+        and code not in _BASE
+        and msg.app_id != APP_COMMON
+    ):
+        # Fast lane: what the general path below does for an application request on an
+        # open connection, without the table lookup and the event plumbing (the row is
+        # (state, Rcv-Message) -> Process, state: see _FAST).
+        wd = conn._watchdog
+        if wd is not None:
+            if wd.state is _WD_OKAY:
+                # Watchdog.received() in state OKAY for a non-DWA: SetWatchdog (RFC 3539)
+                wd.deadline = now + wd.twinit - JITTER + 2 * JITTER * wd._rng()
+            else:
+                old = wd.state
+                wd.received(now, is_dwa=False)
+                conn._watchdog_changed(old)
+        if conn.config.validate_requests:
+            try:
+                check_request(msg)  # RFC 6733 §7: 3001/3007/3008/3009/5001/5004/5005/...
+            except DiameterError as err:
+                conn._protocol_error(err, answered=conn._answer_error(err))
+                return
+        process_request(conn, msg, now)
+        return
+    is_req = msg.is_request
 
     if state is PeerState.CLOSED:
         # Incoming-connection logic (A7): the first message must be a CER.
@@ -176,8 +221,14 @@ def process_request(conn: PeerConnection, msg: Message, now: float) -> None:
         )
         return
     host = msg.get("Origin-Host", "")
-    key = DuplicateCache.key(host if isinstance(host, str) else "", msg.end_to_end)
-    hit = conn._dups.lookup(key, now)
+    # DuplicateCache.key(), inlined (the per-request path)
+    key = (host.lower() if host.__class__ is str else "", msg.end_to_end)
+    dups = conn._dups
+    inflight = conn._inflight
+    hbh = msg.hop_by_hop
+    busy = len(inflight) >= conn.config.max_inflight or hbh in inflight
+    # claim() = lookup() + begin() on a MISS; a request refused with 3004 is only looked up
+    hit = dups.lookup(key, now) if busy else dups.claim(key, now)
     if hit is Lookup.PENDING:
         conn.duplicates_dropped += 1  # the original's answer is on its way
         return
@@ -186,12 +237,11 @@ def process_request(conn: PeerConnection, msg: Message, now: float) -> None:
         conn.duplicates_answered += 1
         conn._out.append(patch_hop_by_hop(hit, msg.hop_by_hop))
         return
-    if len(conn._inflight) >= conn.config.max_inflight or msg.hop_by_hop in conn._inflight:
+    if busy:
         conn.too_busy += 1
         conn._send(error_answer(msg, conn.me, 3004, error_message="too many requests in flight"))
         return
-    conn._dups.begin(key, now)
-    conn._inflight[msg.hop_by_hop] = key
+    inflight[hbh] = key
     conn._events.append(RequestReceived(msg, now))
 
 

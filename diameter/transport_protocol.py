@@ -99,6 +99,7 @@ class PeerProtocol(asyncio.Protocol):
         )
         self.closed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._loop = asyncio.get_running_loop()
+        self._now = self._loop.time
         self._dups = duplicates
         self._registry = registry
         self._on_open = on_open
@@ -211,7 +212,7 @@ class PeerProtocol(asyncio.Protocol):
         if conn is None:
             return
         if answer.__class__ is bytes:
-            conn.send_answer_bytes(request.hop_by_hop, answer, self._loop.time())  # type: ignore[arg-type]
+            conn.send_answer_bytes(request.hop_by_hop, answer, self._now())  # type: ignore[arg-type]
         else:
             ans = cast(Message, answer)
             ans.hop_by_hop = request.hop_by_hop
@@ -251,10 +252,19 @@ class PeerProtocol(asyncio.Protocol):
     def _handle(self, events: list[Event], transmit: bool = True) -> None:
         terminated: ConnectionTerminated | None = None
         self._in_handle = True
+        responder = self.responder
         try:
             for ev in events:
                 if ev.__class__ is RequestReceived:
-                    self._dispatch(ev)  # type: ignore[arg-type]
+                    if responder is None:
+                        self._dispatch(ev)  # type: ignore[arg-type]
+                        continue
+                    # _dispatch() inlined for a responder (the per-request path)
+                    request = ev.message  # type: ignore[attr-defined]
+                    try:
+                        responder(request, self)
+                    except Exception:
+                        self._handler_failed(request, time.perf_counter_ns())
                 else:
                     terminated = self._other_event(ev) or terminated
         finally:

@@ -64,6 +64,44 @@ _ACCT_APP = (259, 0)
 def check_request(msg: Message, *, strict: bool = False) -> None:
     """Validate a received request; raises DiameterError (see the module doc for the codes).
     ``strict`` also refuses M on must-not-M AVPs (3009)."""
+    flags = msg.flags
+    code = msg.code
+    cmd = _COMMANDS.get((code, msg.app_id))
+    if (msg.version != 1 or flags & _BAD_BITS != FLAG_R or cmd is None
+            or (flags & FLAG_P and not cmd.proxiable)):
+        # the first header problem, in the documented order (raises); or the command seen
+        # for the first time
+        cmd = _header_error(msg)
+    avps = msg.avps
+    try:
+        if avps:
+            buf = getattr(avps[0], "_buf", None)
+            if buf is not None and len(buf) >= 8 * MAX_NESTING:
+                _check_nesting(avps)
+        check_avps(avps, cmd.request, strict=strict)
+    except DiameterError as exc:
+        exc.header = msg.header
+        exc.partial = msg
+        raise
+
+
+_BAD_BITS = FLAG_R | FLAG_E
+# (code, app) -> command, filled on first use from dictionary.command(). Session commands
+# match any application, so a peer could name endless (code, app) pairs: bounded.
+_COMMANDS_MAX = 1024
+_COMMANDS: dict[tuple[int, int], dictionary.CommandDef] = {}
+
+
+def _remember_command(code: int, app_id: int) -> dictionary.CommandDef | None:
+    cmd = dictionary.command(code, app_id)
+    if cmd is not None and dictionary.command_known(code) and len(_COMMANDS) < _COMMANDS_MAX:
+        _COMMANDS[(code, app_id)] = cmd
+    return cmd
+
+
+def _header_error(msg: Message) -> dictionary.CommandDef:
+    """Raise the first header problem of *msg* (RFC 6733 §3, §7.1.3), in the module doc's
+    order; returns the command only when the header is fine (one not remembered yet)."""
     hdr = msg.header
     if msg.version != 1:
         raise DiameterError(5011, f"version {msg.version}", header=hdr, partial=msg)
@@ -73,20 +111,14 @@ def check_request(msg: Message, *, strict: bool = False) -> None:
         raise DiameterError(3008, "E bit set in a request", header=hdr, partial=msg)
     if not dictionary.command_known(msg.code):
         raise DiameterError(3001, f"command {msg.code} unsupported", header=hdr, partial=msg)
-    cmd = dictionary.command(msg.code, msg.app_id)
+    cmd = _remember_command(msg.code, msg.app_id)
     if cmd is None:
         raise DiameterError(
             3007, f"command {msg.code} in application {msg.app_id}", header=hdr, partial=msg
         )
     if msg.flags & FLAG_P and not cmd.proxiable:
         raise DiameterError(3008, f"P bit set on {cmd.request_abbrev}", header=hdr, partial=msg)
-    try:
-        _check_nesting(msg.avps)
-        check_avps(msg.avps, cmd.request, strict=strict)
-    except DiameterError as exc:
-        exc.header = hdr
-        exc.partial = msg
-        raise
+    return cmd
 
 
 def check_answer(msg: Message, *, strict: bool = False) -> None:

@@ -49,6 +49,7 @@ Sender = Callable[[Any, int, int, list[Any]], Awaitable[Message | None]]
 WhenDurable = Callable[[Any, Callable[[BaseException | None], None]], None]
 
 _perf_ns = time.perf_counter_ns
+_partial = functools.partial
 # Outcome -> Result-Code by member identity: an Enum member hashes through a Python-level
 # __hash__ (hash of its name) on every dict lookup; id() does not.
 _RC_BY_ID = {id(o): rc for o, rc in OUTCOME_RC.items()}
@@ -88,6 +89,8 @@ class ChargingAgent:
         self._tasks: set[asyncio.Task[None]] = set()
         self.eager = eager
         self._cca = CcaWriter(origin_host, origin_realm)
+        self._cca_encode = self._cca.encode
+        self._ccr_twin = ro._TWIN.ccr_to_request if ro._TWIN is not None else None
 
     # ---------------------------------------------------------------- the responder
     def respond(self, request: Message, peer: Any) -> None:
@@ -97,15 +100,21 @@ class ChargingAgent:
         code = request.code
         if code == 272:
             try:
-                req = ro.ccr_to_request(request, self.smap)
+                req = None
+                twin = self._ccr_twin
+                if twin is not None:
+                    req = twin(request, self.smap)
+                if req is None:
+                    req = ro.ccr_to_request(request, self.smap)
             except ro.BadRequest as err:
                 log.info("ccr_rejected", result_code=err.result_code, reason=err.message)
                 self._reply(peer, request, ro.error_cca(
                     request, err, origin_host=self.origin_host,
                     origin_realm=self.origin_realm), t0)
                 return
-            if peer is not None and req.peer_host and self.peers.get(req.peer_host) is not peer:
-                self.peers[req.peer_host] = peer
+            host = req.peer_host
+            if peer is not None and host and self.peers.get(host) is not peer:
+                self.peers[host] = peer
         elif code == 271 and self.rf_enabled:
             try:
                 req = rf.acr_to_request(request, self.smap)
@@ -133,7 +142,17 @@ class ChargingAgent:
         try:
             yielded = coro.send(None)
         except StopIteration as stop:
-            self._decided(peer, request, req, stop.value, t0)
+            result = stop.value
+            if split is None:
+                self._decided(peer, request, req, result, t0)
+                return
+            # _decided() inlined (the per-request path): the mark right after decide, the
+            # answer now, sent from the durability callback (invariant 3)
+            pos = split[1]()
+            data = self._cca_encode(request, req, result) if code == 272 else None
+            answer = data if data is not None else self._answer_for(request, req, result)
+            split[2](pos, _partial(self._durable, peer, request, req, answer, t0,
+                                   result.outcome))
         except Exception:
             self._decided(peer, request, req, self._failed(req), t0, mark=False)
         else:  # the decision suspended (a session's turn): it continues in a Task
@@ -188,7 +207,11 @@ class ChargingAgent:
             log.error("journal_failed", session=req.session_id, error=repr(exc))
             result = _OUT_OF_SPACE if req.offline else _UNABLE
             answer, outcome = self._answer_for(request, req, result), result.outcome
-        self._reply(peer, request, answer, t0, outcome)
+        # _reply() inlined (the per-request path)
+        code = request.code
+        self.metrics.observe(CMD_NAMES.get(code) or str(code), _RC_BY_ID[id(outcome)],
+                             (_perf_ns() - t0) * 1e-9)
+        peer.reply(request, answer, t0)
 
     def _reply(self, peer: Any, request: Message, answer: Message | bytes, t0: int,
                outcome: Outcome | None = None) -> None:
