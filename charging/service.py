@@ -40,11 +40,11 @@ from collections.abc import Coroutine
 from typing import Any
 
 from charging.journal import Position
-from charging.requests import ChargingRequest, ChargingResult, Outcome, Verb
+from charging.requests import ChargingRequest, ChargingResult, Outcome, ServiceUnits, Verb
 from charging.service_core import ServiceConfig, ServiceCore
 from charging.service_events import EventsAndOffline
 from charging.service_online import OnlineCharging
-from charging.sessions import Session
+from charging.sessions import Grant, Session
 
 __all__ = ["ChargingService", "ServiceConfig"]
 
@@ -75,6 +75,13 @@ class ChargingService(OnlineCharging, EventsAndOffline, ServiceCore):
         ``coro.send(None)`` (StopIteration carries the result). Requests of one session are
         decided one at a time in arrival order; only a request arriving while another of its
         session is still in progress (a suspending store: Redis) waits for its turn."""
+        fast = self._fast
+        if fast is not None:
+            done = fast(self, req, now)  # the compiled twin (see ServiceCore._fast)
+            if done is not None:
+                if done.__class__ is ChargingResult:
+                    return done  # type: ignore[no-any-return]
+                return await done  # type: ignore[no-any-return]  # (its rare rest)
         key = req.idem_key or f"{req.session_id}:{int(req.verb)}:{req.request_number}"
         sid = req.session_id
         # _cached() inlined (the per-request path): the open session's last answer, else the
@@ -104,6 +111,32 @@ class ChargingService(OnlineCharging, EventsAndOffline, ServiceCore):
             self._remember(req, key, result)
         finally:
             self._next_turn(sid)
+        return result
+
+    async def _fast_rest(self, req: ChargingRequest, key: str, now: float, session: Session,
+                         su: ServiceUnits, grant: Grant, terminate: bool, grant_next: bool,
+                         want: int, committed: Any, pre: Any,
+                         initial: bool) -> ChargingResult:
+        """The rest of a request the compiled fast path began (cython_ext/charging_slice.pyx)
+        once its store op(s) ran with an outcome that is not the plain one: the Python path's
+        own steps from that point (:meth:`_settle` or :meth:`_reserve`, then the session's
+        end and the answer cache). It marked the session busy; the turn is passed on here."""
+        skey = f"{key}:0"
+        try:
+            if initial:
+                r = await self._reserve(session, req, grant, want, skey, now, 0, su, True, pre)
+                result = self._slice_answer(session, req, r, terminate)
+                result = await self._initial_end(session, result, key, now)
+            else:
+                r = await self._settle(session, req, su, grant, skey, now, terminate,
+                                       grant_next, want, True, committed)
+                result = self._slice_answer(session, req, r, terminate)
+                reason = self._update_end(session, result, terminate, now)
+                if reason is not None:
+                    await self._release_all(session, now, reason=reason, key=key)
+            self._remember(req, key, result)
+        finally:
+            self._next_turn(req.session_id)
         return result
 
     def durable_mark(self) -> Position:

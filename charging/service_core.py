@@ -11,11 +11,34 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
+import cython_ext
+from charging.journal import records as _records
 from charging.money import format_amount
 from charging.ports import Accounts, Ledger, RatedLike, Rater
-from charging.requests import ChargingRequest, ChargingResult, Outcome, ServiceKind, UnitKind
+from charging.requests import (
+    ChargingRequest,
+    ChargingResult,
+    Outcome,
+    ServiceKind,
+    UnitKind,
+    UnitsResult,
+    Verb,
+)
 from charging.sessions import Grant, Session, SessionTable
-from charging.store.base import MAX_AMOUNT, BalanceKind
+from charging.store.base import MAX_AMOUNT, BalanceKind, OpStatus
+
+# The compiled twin of the plain online request on the embedded store's synchronous ledger
+# path (cython_ext/charging_slice.pyx); the Python of service.py / service_online.py is its
+# spec and the path of everything else (Redis, events, Rf, retransmits, refusals).
+_slice: Any = cython_ext.load("charging_slice")
+if _slice is not None:
+    _slice.init(verbs=(Verb.INITIAL, Verb.UPDATE, Verb.TERMINATE, Verb.EVENT),
+                success=Outcome.SUCCESS, ok=OpStatus.OK,
+                unknown_reservation=OpStatus.UNKNOWN_RESERVATION, money_unit=UnitKind.MONEY,
+                charging_result_cls=ChargingResult, units_result_cls=UnitsResult,
+                session_cls=Session, max_amount=MAX_AMOUNT,
+                amount_cache=_records._AMOUNT_CACHE, amount_text=_records.amount_text,
+                op_types=_records.OP_TYPES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +106,9 @@ class ServiceCore:
         self.counters: dict[str, int] = {}
         # The ledger's synchronous ops (charging/ledger/sync_ops.py), when it has them.
         self._sync_ledger = hasattr(ledger, "sync_ready")
+        # decide()'s compiled fast path (None: the Python path only); it checks per request
+        # that the session's balance is on the synchronous ops (sync_ready).
+        self._fast: Any = _slice.decide if _slice is not None and self._sync_ledger else None
 
     def _count(self, name: str) -> None:
         self.counters[name] = self.counters.get(name, 0) + 1

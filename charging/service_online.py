@@ -63,6 +63,11 @@ class OnlineCharging(ServiceCore):
             context=req.context,
         )
         result = await self._grant_all(session, req, key, now)
+        return await self._initial_end(session, result, key, now)
+
+    async def _initial_end(self, session: Session, result: ChargingResult, key: str,
+                           now: float) -> ChargingResult:
+        """Open the session after a successful INITIAL, else give back what it holds."""
         if result.outcome is Outcome.SUCCESS:
             self.sessions.add(session)
         else:
@@ -84,22 +89,28 @@ class OnlineCharging(ServiceCore):
                       now: float) -> ChargingResult:
         session.last_number = max(session.last_number, req.request_number)
         terminate = req.verb is Verb.TERMINATE
+        result = await self._grant_all(session, req, key, now, terminate=terminate)
+        reason = self._update_end(session, result, terminate, now)
+        if reason is not None:
+            await self._release_all(session, now, reason=reason, key=key)
+        return result
+
+    def _update_end(self, session: Session, result: ChargingResult, terminate: bool,
+                    now: float) -> str | None:
+        """The session after an UPDATE/TERMINATE: restart Tcc, or end it. Returns the reason
+        to release what it still holds (the caller must await :meth:`_release_all`), or None."""
         if terminate:
-            result = await self._grant_all(session, req, key, now, terminate=True)
             self._end(session)
             for grant in session.grants:
                 if grant.held > 0:  # (a commit releases its hold's rest: usually none left)
-                    await self._release_all(session, now, reason="terminated", key=key)
-                    break
-            return result
-        result = await self._grant_all(session, req, key, now)
+                    return "terminated"
+            return None
         if result.outcome is Outcome.SUCCESS:
             self.sessions.touch(session, now + self.config.tcc)
-        else:
-            # RFC 4006 §7: UPDATE failed -> debit used units -> Idle.
-            self._end(session)
-            await self._release_all(session, now, reason=result.outcome.value, key=key)
-        return result
+            return None
+        # RFC 4006 §7: UPDATE failed -> debit used units -> Idle.
+        self._end(session)
+        return result.outcome.value
 
     async def _grant_all(self, session: Session, req: ChargingRequest, key: str, now: float,
                          *, terminate: bool = False) -> ChargingResult:
@@ -108,17 +119,23 @@ class OnlineCharging(ServiceCore):
         at = req.at or now
         if len(slices) == 1:  # the common case: one MSCC (or command-level units)
             r = await self._one_slice(session, req, slices[0], f"{key}:0", at, now, terminate)
-            results: tuple[UnitsResult, ...] = (r,)
-            outcome = r.outcome
-            final = r.final_unit
-        else:
-            parts = []
-            for i, su in enumerate(slices):
-                parts.append(await self._one_slice(session, req, su, f"{key}:{i}", at, now,
-                                                   terminate))
-            results = tuple(parts)
-            outcome = _combined(req, [r.outcome for r in results], terminate)
-            final = any(r.final_unit for r in results)
+            return self._slice_answer(session, req, r, terminate)
+        parts = []
+        for i, su in enumerate(slices):
+            parts.append(await self._one_slice(session, req, su, f"{key}:{i}", at, now,
+                                               terminate))
+        results = tuple(parts)
+        outcome = _combined(req, [r.outcome for r in results], terminate)
+        final = any(r.final_unit for r in results)
+        return self._answer(session, results, outcome, final, terminate)
+
+    def _slice_answer(self, session: Session, req: ChargingRequest, r: UnitsResult,
+                      terminate: bool) -> ChargingResult:
+        """The answer of a request with one slice whose result is *r*."""
+        return self._answer(session, (r,), r.outcome, r.final_unit, terminate)
+
+    def _answer(self, session: Session, results: tuple[UnitsResult, ...], outcome: Outcome,
+                final: bool, terminate: bool) -> ChargingResult:
         if outcome is not _SUCCESS and terminate and outcome is Outcome.CREDIT_LIMIT_REACHED:
             outcome = _SUCCESS  # a final report always succeeds once committed
         grants = session.grants
@@ -177,7 +194,6 @@ class OnlineCharging(ServiceCore):
         pre: tuple[int, int, dict[str, Any], OpResult] | None = None
         # 1. Commit the reported usage (cumulative pricing, see module docstring); the commit
         #    and the next reservation enqueue their records back to back (one group commit).
-        used_cost = 0
         if su.used_present or su.used:
             undo = grant.undo
             if undo is not None and undo[0] == key:
@@ -233,9 +249,31 @@ class OnlineCharging(ServiceCore):
                 else:
                     op = ledger.commit_now(f"{key}:c", account, balance, creservation,
                                            used_cost, now=now, fields=fields)
+            return await self._settle(session, req, su, grant, key, now, terminate, grant_next,
+                                      want, sync, (op, pre, before, used, used_cost, fields))
+        return await self._settle(session, req, su, grant, key, now, terminate, grant_next,
+                                  want, sync, None)
+
+    async def _settle(self, session: Session, req: ChargingRequest, su: ServiceUnits,
+                      grant: Grant, key: str, now: float, terminate: bool, grant_next: bool,
+                      want: int, sync: bool,
+                      committed: tuple[OpResult | None, Any, int, int, int, dict[str, Any]]
+                      | None) -> UnitsResult:
+        """The rest of a slice after its commit's store call (:meth:`_one_slice`; also the
+        compiled fast path's continuation, cython_ext/charging_slice.pyx): book the commit
+        (a plain partial debit when it found no hold), then reserve the next grant.
+        ``committed``: (commit result or None when none ran, the reserve that ran with it or
+        None, cost_total before, units used, their cost, the record fields); None: no usage
+        was reported."""
+        used_cost = 0
+        pre: tuple[int, int, dict[str, Any], OpResult] | None = None
+        if committed is not None:
+            op, pre, before, used, used_cost, fields = committed
+            account, balance = session.account, session.balance
+            assert account is not None and balance is not None
             if op is None or op.status is OpStatus.UNKNOWN_RESERVATION:
-                op = await ledger.debit(f"{key}:d", account, balance, used_cost, now=now,
-                                        partial=True, fields=fields, wait=False)
+                op = await self.ledger.debit(f"{key}:d", account, balance, used_cost, now=now,
+                                             partial=True, fields=fields, wait=False)
             grant.used_total += used
             grant.held = 0
             grant.held_n = -1
@@ -245,6 +283,7 @@ class OnlineCharging(ServiceCore):
             grant.cost_total = before + used_cost
             counters = self.counters
             counters["commit"] = counters.get("commit", 0) + 1
+        unit = grant.unit
         if not grant_next:
             if terminate:
                 return units_result(su.rating_group, su.service_id, _SUCCESS, unit, None, None,

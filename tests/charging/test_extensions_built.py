@@ -10,7 +10,8 @@ import pytest
 
 import cython_ext
 
-TWINS = ["rating", "store_ops", "store_results", "journal_scan", "journal_frame"]
+TWINS = ["rating", "store_ops", "store_results", "journal_scan", "journal_frame",
+         "charging_slice"]
 
 
 @pytest.mark.parametrize("name", TWINS)

@@ -1,0 +1,247 @@
+"""The compiled fast path of ``ChargingService.decide`` (cython_ext/charging_slice.pyx) against
+the Python path it twins (charging/service*.py, the executable spec): random online traffic
+through two real stacks (embedded store, real journal) -- one with the twin, one with
+``svc._fast = None`` -- must give equal answers, equal journal records (same keys in the same
+order, same bytes; record ids aside: each ledger has its own boot prefix), equal balances and
+holds, equal service counters and ledger stats.
+
+The traffic covers what the twin must hand back to the Python path or finish through its
+continuation: voice / data / SMS / money slices, several rating groups, accounts running dry
+(FUI, then 4012), an unknown subscriber, an MMS without tariff (5031), retransmits, UPDATEs
+without RSU or without usage, an unknown session, retries of the same request number, holds
+expired by supervision (the commit finds no hold: partial debit) and an INITIAL for an open
+session id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import random
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import cython_ext
+from charging.journal import JournalReader
+from charging.requests import ChargingRequest, ServiceKind, ServiceUnits, Verb
+from icx.charging_app import ChargingApp, build_charging
+from icx.settings import AccountsSection, load_settings
+from tests.charging.test_service import ROOT, T0
+
+pytestmark = pytest.mark.skipif(cython_ext.load("charging_slice") is None,
+                                reason="cython_ext.charging_slice not built (or disabled)")
+
+ACCOUNTS = """
+[[range]]
+first = "41790000001"
+last = "41790000004"
+amount = "50.00"
+[[account]]
+id = "41790000100"
+amount = "0.30"
+[[account]]
+id = "41790000101"
+amount = "0.07"
+"""
+SUBSCRIBERS = ["41790000001", "41790000002", "41790000003", "41790000004", "41790000100",
+               "41790000101"]
+
+# service -> (destination, typical quanta)
+SERVICES: dict[ServiceKind, tuple[str, list[int]]] = {
+    ServiceKind.VOICE: ("41791234567", [0, 30, 60, 61, 500]),
+    ServiceKind.DATA: ("internet", [0, 1000, 999_999, 5_000_000]),
+    ServiceKind.SMS: ("41791234567", [0, 1, 2]),
+    ServiceKind.MMS: ("4915112345678", [0, 1]),  # no tariff: 5031
+    ServiceKind.DATA_TIME: ("internet", [0, 60, 120]),
+}
+
+
+def _req(verb: Verb, sid: str, n: int, sub: str, service: ServiceKind,
+         units: tuple[ServiceUnits, ...]) -> ChargingRequest:
+    dest = SERVICES[service][0]
+    return ChargingRequest(verb=verb, session_id=sid, request_number=n, service=service,
+                           subscriber=sub, destination=dest, origin="41790000001",
+                           units=units, multiple_services=True, idem_key=f"ro:{sid}:{n}",
+                           peer_host="pgw.test", peer_realm="test")
+
+
+def _traffic(seed: int) -> list[tuple[str, Any, float]]:
+    """(kind, request or None, now) steps: kind "req" decides, "tick" runs supervise(now)."""
+    rnd = random.Random(seed)
+    per_session: list[list[tuple[str, Any, float]]] = []
+    for s in range(rnd.randint(3, 7)):
+        sid = f"f{seed}-{s}"
+        sub = rnd.choice(SUBSCRIBERS + ["41799999999"])  # (last: unknown subscriber)
+        service = rnd.choice(list(SERVICES))
+        quanta = SERVICES[service][1]
+        money = rnd.random() < 0.15
+        rgs = [1] if rnd.random() < 0.8 else [1, 2]
+        t = T0 + s
+
+        def units(requested: bool, used: bool, *, rgs: list[int] = rgs, money: bool = money,
+                  quanta: list[int] = quanta) -> tuple[ServiceUnits, ...]:
+            return tuple(ServiceUnits(
+                rating_group=rg,
+                requested=(rnd.choice([0] + quanta) if not money else rnd.choice(
+                    [0, 10_000, 500_000])) if requested else None,
+                used=(rnd.choice(quanta) if not money else rnd.choice([0, 5_000, 60_000]))
+                if used else 0,
+                used_present=used, money=money) for rg in rgs)
+
+        steps: list[tuple[str, Any, float]] = [
+            ("req", _req(Verb.INITIAL, sid, 0, sub, service, units(True, False)), t)]
+        n = 0
+        for _ in range(rnd.randint(0, 5)):
+            n += 1
+            t += rnd.choice([5, 30, 60])
+            kind = rnd.random()
+            if kind < 0.1:
+                u = units(False, True)  # no RSU: debit, grant nothing new
+            elif kind < 0.15:
+                u = units(True, False)  # no usage reported
+            else:
+                u = units(True, True)
+            req = _req(Verb.UPDATE, sid, n, sub, service, u)
+            steps.append(("req", req, t))
+            r = rnd.random()
+            if r < 0.15:
+                steps.append(("req", req, t + 1))  # retransmit
+            elif r < 0.2:
+                steps.append(("tick", None, t + 1300))  # Tcc: the hold goes away
+            elif r < 0.25:
+                # a new INITIAL for the open session id (treated as an update)
+                n += 1
+                steps.append(("req", _req(Verb.INITIAL, sid, n, sub, service,
+                                          units(True, True)), t + 2))
+        n += 1
+        t += 3
+        steps.append(("req", _req(Verb.TERMINATE, sid, n, sub, service,
+                                  units(False, rnd.random() < 0.9)), t))
+        if rnd.random() < 0.1:
+            steps.append(("req", _req(Verb.UPDATE, sid, n + 1, sub, service,
+                                      units(True, True)), t + 1))  # after the end: 5002
+        per_session.append(steps)
+    merged: list[tuple[str, Any, float]] = []
+    while per_session:
+        q = rnd.choice(per_session)
+        merged.append(q.pop(0))
+        if not q:
+            per_session.remove(q)
+    return merged
+
+
+async def _run(app: ChargingApp, traffic: list[tuple[str, Any, float]],
+               fast: bool) -> dict[str, Any]:
+    svc = app.service
+    if fast:
+        assert svc._fast is not None
+    else:
+        svc._fast = None
+    results: list[Any] = []
+    for kind, req, now in traffic:
+        if kind == "tick":
+            results.append(sorted(await svc.supervise(now)))
+        else:
+            results.append(await svc.handle(req, now=now))
+    await svc.wait_durable(svc.durable_mark())
+    await app.journal.flush()
+    records = []
+    for _pos, rec in JournalReader(app.journal.directory).iter_from(None):
+        rec = dict(rec)
+        if rec.get("type") == "account":
+            continue
+        rec["id"] = ""
+        records.append(msgpack.packb(rec))
+    balances = []
+    for acct in SUBSCRIBERS:
+        view = await app.store.get(acct)
+        assert view is not None
+        balances.append([(b.amount, b.reserved) for b in view.balances])
+    sessions = sorted((s.id, s.last_number, s.answer_n, s.answer,
+                       [(g.key, g.granted, g.used_total, g.cost_total, g.held, g.held_n,
+                         g.final) for g in s.grants]) for s in svc.sessions)
+    return {"results": results, "records": records, "balances": balances,
+            "sessions": sessions, "counters": dict(svc.counters),
+            "stats": dict(app.ledger.stats), "answers": list(svc._answers.items())}
+
+
+def _stack_run(tmp: Path, traffic: list[tuple[str, Any, float]], fast: bool) -> Any:
+    tmp.mkdir()
+    accounts = tmp / "accounts.toml"
+    accounts.write_text(ACCOUNTS)
+    cfg = load_settings(ROOT / "config" / "icx.toml")
+    cfg = dataclasses.replace(cfg, accounts=AccountsSection(files=(str(accounts),)))
+
+    async def main() -> Any:
+        app = await build_charging(cfg, tmp / "data", admin=False)
+        try:
+            return await _run(app, traffic, fast)
+        finally:
+            await app.close()
+
+    return asyncio.run(main())
+
+
+@settings(max_examples=12, deadline=None)
+@given(st.integers(0, 2**32))
+def test_fast_path_equals_python_path(tmp_path_factory: pytest.TempPathFactory,
+                                      seed: int) -> None:
+    traffic = _traffic(seed)
+    tmp = tmp_path_factory.mktemp("fast")
+    fast = _stack_run(tmp / "fast", traffic, fast=True)
+    py = _stack_run(tmp / "py", traffic, fast=False)
+    for part in ("results", "records", "balances", "sessions", "counters", "stats",
+                 "answers"):
+        assert fast[part] == py[part], part
+
+
+def test_fast_path_is_taken_and_equal_on_plain_sessions(tmp_path: Path) -> None:
+    """Plain voice/data sessions (the benchmark's mix): the twin decides them (no Python
+    path), with the same answers and journal bytes."""
+    traffic: list[tuple[str, Any, float]] = []
+    for i in range(6):
+        sid = f"p{i}"
+        service = ServiceKind.VOICE if i % 2 else ServiceKind.DATA
+        q = 60 if i % 2 else 1_000_000
+        sub = SUBSCRIBERS[i % 4]
+        traffic.append(("req", _req(Verb.INITIAL, sid, 0, sub, service,
+                                    (ServiceUnits(rating_group=1, requested=q),)), T0))
+        for n in (1, 2):
+            traffic.append(("req", _req(Verb.UPDATE, sid, n, sub, service, (ServiceUnits(
+                rating_group=1, requested=q, used=q, used_present=True),)), T0 + 60 * n))
+        traffic.append(("req", _req(Verb.TERMINATE, sid, 3, sub, service, (ServiceUnits(
+            rating_group=1, used=q // 2, used_present=True),)), T0 + 200))
+    taken: list[bool] = []
+    slice_mod: Any = cython_ext.load("charging_slice")
+
+    def spy(svc: Any, req: Any, now: float) -> Any:
+        out = slice_mod.decide(svc, req, now)
+        taken.append(out is not None)
+        return out
+
+    async def main(tmp: Path) -> None:
+        accounts = tmp / "accounts.toml"
+        accounts.write_text(ACCOUNTS)
+        cfg = dataclasses.replace(load_settings(ROOT / "config" / "icx.toml"),
+                                  accounts=AccountsSection(files=(str(accounts),)))
+        app = await build_charging(cfg, tmp / "data", admin=False)
+        try:
+            # the first request of each account goes the Python way (account lookup)
+            for sub in SUBSCRIBERS[:4]:
+                await app.service._account(sub)
+            app.service._fast = spy
+            for _kind, req, now in traffic:
+                assert (await app.service.handle(req, now=now)).ok
+        finally:
+            await app.close()
+
+    asyncio.run(main(tmp_path))
+    assert taken and all(taken)
+    fast = _stack_run(tmp_path / "a", traffic, fast=True)
+    py = _stack_run(tmp_path / "b", traffic, fast=False)
+    assert fast == py
