@@ -20,6 +20,10 @@ Diameter connection hands over per loop turn). Also measured in the same run:
   one O_DSYNC write: the disk), ``release`` (write done -> the loop releases the waiters:
   GIL hand-off back and loop wake-up); ``gc_max_ms`` the longest GC pause in the paced run.
 
+The journal's default writer is measured: the native GIL-free writer threads when the
+extensions are built (``--writer-threads N``, 0 = the Python writer thread; ``writer`` in the
+output says which ran).
+
 Medians of ``--reps`` repetitions. ``python -m benchmarks.journal [--seconds S] [--reps N]``.
 """
 
@@ -43,6 +47,7 @@ import msgpack
 import cython_ext
 from charging.journal import Journal, JournalReader
 from charging.journal.framing import frame
+from charging.journal.writer import WRITER_THREADS
 
 
 def record(i: int) -> dict[str, Any]:
@@ -62,13 +67,20 @@ def record(i: int) -> dict[str, Any]:
 RECORDS = [record(i) for i in range(4096)]
 PREALLOCATE = True  # --no-preallocate: segments grow with each write (the old layout)
 DSYNC = True  # --fdatasync: pwrite + fdatasync per group instead of one O_DSYNC pwrite
+THREADS = WRITER_THREADS  # --writer-threads: native writer threads (0 = Python writer)
+GC_FREEZE = False  # --gc-freeze: gc.freeze() once the journal is open (option (d) of issue 4)
 
 
 async def _open(d: Path) -> Journal:
     """A journal in *d*, its first segment zero-filled before the clock starts (steady state:
     a running server prepares segments ahead of need; only its very first start fills one)."""
-    j = await Journal.open(d, preallocate=PREALLOCATE, dsync=DSYNC)
+    j = await Journal.open(d, preallocate=PREALLOCATE, dsync=DSYNC, writer_threads=THREADS)
     await j.wait_preallocated(full=True)
+    if GC_FREEZE:
+        # what a server can do once loaded: the objects alive now (records, modules) leave
+        # the collector's generations, so a full collection no longer walks them
+        gc.collect()
+        gc.freeze()
     return j
 
 
@@ -239,11 +251,19 @@ def main() -> None:
     ap.add_argument("--no-preallocate", action="store_true",
                     help="segments grow with each write (the layout before preallocation)")
     ap.add_argument("--fdatasync", action="store_true",
-                    help="pwrite + fdatasync per group instead of one O_DSYNC pwrite")
+                    help="Python writer: pwrite + fdatasync per group instead of one O_DSYNC "
+                    "pwrite")
+    ap.add_argument("--writer-threads", type=int, default=WRITER_THREADS,
+                    help="native writer threads = groups in flight (0: the Python writer)")
+    ap.add_argument("--gc-freeze", action="store_true",
+                    help="gc.freeze() after opening each journal (GC pauses, option (d))")
     args = ap.parse_args()
-    global PREALLOCATE, DSYNC
+    global PREALLOCATE, DSYNC, THREADS, GC_FREEZE
+    GC_FREEZE = args.gc_freeze
     PREALLOCATE = not args.no_preallocate
     DSYNC = not args.fdatasync
+    THREADS = args.writer_threads
+    native = THREADS > 0 and cython_ext.load("journal_io") is not None
     try:
         import uvloop
 
@@ -277,8 +297,11 @@ def main() -> None:
                "ext": cython_ext.load("journal_frame") is not None
                and cython_ext.load("journal_scan") is not None,
                "mode": "64 appenders x append_many(32), fdatasync per group",
-               "preallocate": PREALLOCATE, "sync": "O_DSYNC pwrite" if DSYNC
-               else "pwrite+fdatasync",
+               "preallocate": PREALLOCATE,
+               "writer": f"native x{THREADS} (GIL-free threads, eventfd)" if native
+               else "python thread",
+               "sync": "pwrite+fdatasync" if native or not DSYNC else "O_DSYNC pwrite",
+               "gc_freeze": GC_FREEZE,
                "reps": args.reps, "seconds": args.seconds, "loop": loop_name,
                "all_values": [round(x) for x in thr],
                "records_per_cpu_second": round(statistics.median(cpu)),

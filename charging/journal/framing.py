@@ -42,8 +42,10 @@ def frame(payload: bytes) -> bytes:
 
 
 def pack_frames(pack: Callable[[Any], bytes], records: list[Any], start: int, buf: bytearray,
-                offset: int, limit: int, ends: list[int] | None,
-                fallback: Callable[[Any], bytes] | None = None) -> tuple[int, int]:
+                offset: int, limit: int, ends: list[Any] | None,
+                fallback: Callable[[Any], bytes] | None = None,
+                position: type[tuple[Any, ...]] | None = None,
+                segment: int = 0) -> tuple[int, int]:
     """Pack ``records[start:]`` and append each, framed, to ``buf`` (the group's bytes).
 
     A record is a msgpack-able map packed with ``pack``, or ``bytes`` already packed. When
@@ -51,10 +53,14 @@ def pack_frames(pack: Callable[[Any], bytes], records: list[Any], start: int, bu
     (its result or its exception counts): see :func:`record_packers`. ``offset`` is the segment offset where ``buf`` ends. Stops before
     a record that would take the segment past ``limit`` bytes unless the segment holds no record
     yet (``offset == HEADER_LEN``): the caller rotates and calls again from the returned index.
-    Appends each framed record's end offset (its position) to ``ends`` unless None. Returns
-    ``(index of the first record not framed, new offset)``. Raises ValueError for a record over
-    :data:`MAX_RECORD` (recovery would take it for corruption). The compiled twin is
-    ``cython_ext/journal_frame.pyx``; select with :func:`frame_packer`.
+    Appends each framed record's end offset (its position) to ``ends`` unless None -- as
+    ``position(segment, offset)`` when ``position`` (a tuple subclass: segments.Position) is
+    given, else as the bare offset. Returns ``(index of the first record not framed, new
+    offset)``. Raises ValueError for a record over :data:`MAX_RECORD` (recovery would take it
+    for corruption). ``pack`` must be a msgpack encoder: the compiled twin
+    (``cython_ext/journal_frame.pyx``, select with :func:`frame_packer`) packs runs of map
+    records as one list, ``pack(records[i:j])``, and cuts the array's elements apart (the same
+    bytes as ``pack`` of each); records before one that raises are framed, as here.
     """
     n = len(records)
     i = start
@@ -81,14 +87,14 @@ def pack_frames(pack: Callable[[Any], bytes], records: list[Any], start: int, bu
         buf += payload
         offset += size
         if ends is not None:
-            ends.append(offset)
+            ends.append(offset if position is None else tuple.__new__(position, (segment, offset)))
         i += 1
     return i, offset
 
 
 PackFrames = Callable[
-    [Callable[[Any], bytes], list[Any], int, bytearray, int, int, "list[int] | None",
-     "Callable[[Any], bytes] | None"],
+    [Callable[[Any], bytes], list[Any], int, bytearray, int, int, "list[Any] | None",
+     "Callable[[Any], bytes] | None", "type[tuple[Any, ...]] | None", int],
     tuple[int, int],
 ]
 

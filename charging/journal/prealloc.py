@@ -120,6 +120,12 @@ class Preallocator:
             while self._busy_active:
                 self._cond.wait()
 
+    def filling(self) -> bool:
+        """True while a :meth:`fill_active` job is pending or running. Only the writer side
+        starts such jobs, so a writer that sees False may write the open segment without
+        :attr:`lock` until it next calls :meth:`fill_active` (the native writer's fast path)."""
+        return self._active is not None or self._busy_active
+
     def prepare_next(self) -> None:
         """Build ``next.prep`` in the background unless it exists already."""
         with self._cond:

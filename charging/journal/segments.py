@@ -404,6 +404,29 @@ class SegmentWriter:
                         pre.prepare_next()
                     self._grow_fill()
 
+    @property
+    def fd(self) -> int:
+        """The open segment's file descriptor (for :meth:`reserve`'s caller)."""
+        assert self._fd is not None
+        return self._fd
+
+    def reserve(self, nbytes: int) -> int:
+        """Claim ``nbytes`` at the data end for a write done elsewhere (the native writer
+        threads, cython_ext/journal_io.pyx); return their offset, or -1 when this write must
+        go through :meth:`write` instead: no segment open, the prealloc bookkeeping of
+        :meth:`write` is due (next segment, further zero-fill), or the filler is still busy
+        with the open segment (then writes must hold its lock). The caller must write exactly
+        ``nbytes`` at the returned offset before anything else writes this segment, and must
+        not call :meth:`write` while such a write is in flight."""
+        if self._fd is None or self._end + nbytes >= self._check_at:
+            return -1
+        pre = self._pre
+        if pre is not None and (self._fill_to < pre.size or pre.filling()):
+            return -1
+        off = self._end
+        self._end = off + nbytes
+        return off
+
     def sync(self) -> None:
         """fdatasync the open segment if anything was written since the last sync."""
         if self._dirty and self.fsync and not self.dsync and self._fd is not None:

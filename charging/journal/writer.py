@@ -25,6 +25,7 @@ lowers the switch interval to ``SWITCH_INTERVAL`` (0.5 ms; never raises it; pass
 from __future__ import annotations
 
 import asyncio
+import os
 import queue
 import sys
 import threading
@@ -34,6 +35,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import cython_ext
 from charging.journal.framing import HEADER_LEN, frame_packer, record_packers
 from charging.journal.segments import JournalError, Position, Recovered, SegmentWriter
 
@@ -42,6 +44,7 @@ DurableCallback = Callable[[BaseException | None], None]
 _new_position = tuple.__new__
 EAGER_BYTES = 32 << 10
 SWITCH_INTERVAL = 0.0005
+WRITER_THREADS = 2  # native writer threads = group commits in flight (cython_ext/journal_io)
 _clock = time.perf_counter
 
 
@@ -84,19 +87,22 @@ class _Allocator:
         return (self.offset > HEADER_LEN and self.rotate_seconds > 0
                 and time.monotonic() - self.started >= self.rotate_seconds)
 
-    def _frame(self, records: list[Any], start: int, ends: list[int] | None) -> int:
+    def _frame(self, records: list[Any], start: int, ends: list[Any] | None) -> int:
         """Frame ``records[start:]`` into this segment's buffer; return the index reached.
-        All or nothing: if packing a record raises, this call's bytes are dropped again, so
+        Each framed record's Position is appended to ``ends`` (unless None). All or nothing:
+        if packing a record raises, this call's bytes (and positions) are dropped again, so
         buffer and offset never disagree (the error propagates)."""
         buf = self.buf
         before = len(buf)
+        had = len(ends) if ends is not None else 0
         try:
             i, self.offset = self._frames(self._pack, records, start, buf, self.offset,
-                                          self.segment_bytes, ends, self._fallback)
+                                          self.segment_bytes, ends, self._fallback,
+                                          Position, self.segment)
         except BaseException:
             del buf[before:]
-            if ends:
-                ends.clear()
+            if ends is not None:
+                del ends[had:]
             raise
         return i  # type: ignore[no-any-return]
 
@@ -109,7 +115,7 @@ class _Allocator:
         before = len(buf)
         try:
             i, self.offset = self._frames(self._pack, [record], 0, buf, self.offset,
-                                          self.segment_bytes, None, self._fallback)
+                                          self.segment_bytes, None, self._fallback, None, 0)
         except BaseException:
             del buf[before:]
             raise
@@ -125,16 +131,15 @@ class _Allocator:
         in this call are dropped (earlier segments' stay enqueued)."""
         if self.rotate_seconds and self._due():
             self.rotate()
+        # Positions are built by the framer itself (no per-record Python step), straight
+        # into ``out``; positions=False builds none.
         out: list[Position] = []
+        ends = out if positions else None
         n = len(records)
         i = 0
         try:
             while True:
-                ends: list[int] | None = [] if positions else None
                 i = self._frame(records, i, ends)
-                if ends:
-                    seg = self.segment
-                    out += [_new_position(Position, (seg, e)) for e in ends]
                 if i >= n:
                     break
                 self.rotate()
@@ -208,7 +213,8 @@ class Journal:
 
     def __init__(self, writer: SegmentWriter, alloc: _Allocator, *, group_window: float,
                  recovered: Recovered, eager_bytes: int = EAGER_BYTES,
-                 switch_interval: float | None = SWITCH_INTERVAL) -> None:
+                 switch_interval: float | None = SWITCH_INTERVAL,
+                 writer_threads: int = 0) -> None:
         self._writer = writer
         self._alloc = alloc
         self._window = group_window
@@ -229,6 +235,19 @@ class Journal:
         self._closed = False
         self._durable = alloc.last
         self._durable_waiters: list[tuple[Position, asyncio.Future[None]]] = []
+        # The native writer (cython_ext/journal_io.pyx): groups whose bytes lie in the open
+        # segment go to its GIL-free threads, up to ``writer_threads`` in flight, completions
+        # read from its eventfd by the loop itself; anything else (rotation, prealloc work)
+        # goes to the Python writer thread once nothing is in flight.
+        self._io: Any = None
+        self._sync = writer.fsync
+        self._max_inflight = max(1, writer_threads)
+        self._inflight: deque[tuple[_GroupFuture, Position, float]] = deque()
+        if writer_threads > 0:
+            mod = cython_ext.load("journal_io")
+            if mod is not None:
+                self._io = mod.GroupWriter(writer_threads)
+                self._loop.add_reader(self._io.fd, self._reap)
         # call_when_durable: (pos, callback) in registration order, released from the left
         self._callbacks: deque[tuple[Position, DurableCallback]] = deque()
         self._idle_timer: asyncio.TimerHandle | None = None
@@ -244,7 +263,8 @@ class Journal:
                    rotate_seconds: float = 0.0, fsync: bool = True, group_window: float = 0.0,
                    allow_quarantined: bool = False, eager_bytes: int = EAGER_BYTES,
                    switch_interval: float | None = SWITCH_INTERVAL,
-                   preallocate: bool = True, dsync: bool = True) -> Journal:
+                   preallocate: bool = True, dsync: bool = True,
+                   writer_threads: int = WRITER_THREADS) -> Journal:
         """Recover ``directory`` (truncate a torn tail; quarantine + raise on corruption) and
         return a journal ready to append. Raises JournalError / JournalCorruptError.
 
@@ -259,15 +279,23 @@ class Journal:
         right after opening a journal whose open segment is not preallocated yet the first
         syncs still pay for it (see :meth:`wait_preallocated`). ``dsync``: the segment is
         opened O_DSYNC, so a group commit is one ``pwrite`` (False: ``pwrite`` + ``fdatasync``,
-        two syscalls; measured in benchmarks/journal.py ``--fdatasync``)."""
-        writer = SegmentWriter(directory, fsync=fsync, dsync=fsync and dsync,
+        two syscalls; measured in benchmarks/journal.py ``--fdatasync``); it applies to the
+        Python writer only. ``writer_threads``: group commits go to that many native writer
+        threads (cython_ext/journal_io.pyx: ``pwrite`` + ``fdatasync`` without the GIL,
+        completion through an eventfd; 2 = two groups in flight, released strictly in order);
+        0, or extensions disabled/not built: the Python writer thread alone."""
+        native = writer_threads > 0 and cython_ext.load("journal_io") is not None
+        # The native threads overlap group k+1's pwrite with group k's fdatasync: an O_DSYNC
+        # file would make each pwrite wait for its own sync (no overlap), so it is not used.
+        writer = SegmentWriter(directory, fsync=fsync, dsync=fsync and dsync and not native,
                                preallocate=segment_bytes if preallocate else 0)
         loop = asyncio.get_running_loop()
         recovered = await loop.run_in_executor(
             None, lambda: writer.open(allow_quarantined=allow_quarantined))
         alloc = _Allocator(writer.segment, writer.offset, segment_bytes, rotate_seconds)
         return cls(writer, alloc, group_window=group_window, recovered=recovered,
-                   eager_bytes=eager_bytes, switch_interval=switch_interval)
+                   eager_bytes=eager_bytes, switch_interval=switch_interval,
+                   writer_threads=writer_threads if native else 0)
 
     # -- appending -------------------------------------------------------------------------
 
@@ -418,11 +446,43 @@ class Journal:
         self._scheduled = False
         if self._busy or self._group is None:
             return
+        io = self._io
+        if io is not None:
+            alloc = self._alloc
+            if not alloc.parts:  # no rotation in this group: maybe the native fast path
+                buf = alloc.buf
+                off = self._writer.reserve(len(buf))
+                if off >= 0:
+                    group, self._group = self._group, None
+                    alloc.buf = bytearray()
+                    self._inflight.append((group, alloc.last, _clock()))
+                    io.submit(self._writer.fd, buf, off, self._sync)
+                    if len(self._inflight) >= self._max_inflight:
+                        self._busy = True
+                    return
+            if self._inflight:
+                # The Python writer may rotate or touch prealloc state: only once the native
+                # writes in flight are done (_reap dispatches again).
+                self._busy = True
+                return
         group, self._group = self._group, None
         parts = self._alloc.take()
         upto = self._alloc.last
         self._busy = True
         self._jobs.put((self._writer.write_and_sync, parts, group, upto, _clock()))
+
+    def _reap(self) -> None:
+        """The native writer's eventfd is readable: release the groups completed, in order."""
+        done = self._io.reap()
+        inflight = self._inflight
+        for _seq, err, t_start, t_end in done:
+            group, upto, t_dispatch = inflight.popleft()
+            exc = None if not err else OSError(err, os.strerror(err))
+            self._complete(exc, group, upto, (t_dispatch, t_start, t_end))
+        if done:
+            self._busy = False
+            if self._group is not None:
+                self._dispatch()
 
     def _writer_main(self) -> None:
         """The writer thread: one job (a whole group) at a time, one wake-up of the loop each."""
@@ -452,14 +512,28 @@ class Journal:
 
     def _done(self, exc: BaseException | None, group: asyncio.Future[None],
               upto: Position, times: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> None:
+        """The Python writer thread finished a group (called on the loop)."""
         self._busy = False
+        self._complete(exc, group, upto, times)
+        if self._group is not None:
+            self._dispatch()
+
+    def _complete(self, exc: BaseException | None, group: asyncio.Future[None],
+                  upto: Position, times: tuple[float, float, float]) -> None:
+        """Release one group, called in group order. A failure fails this group and every
+        one after it (in flight or pending): none of them may be reported durable."""
         if self.trace is not None:
             # (dispatched, write started, write+sync ended, loop released) per group
             self.trace.append((*times, _clock()))
+        if self._failed is not None:  # an earlier group failed: this one was failed with it
+            if not group.done():
+                group.set_exception(JournalError(f"journal write failed: {self._failed!r}"))
+            return
         if exc is not None:
             self._failed = exc
             err = JournalError(f"journal write failed: {exc!r}")
-            for f in [group, self._group] + [w for _, w in self._durable_waiters]:
+            later = [g for g, _u, _t in self._inflight]
+            for f in [group, self._group, *later] + [w for _, w in self._durable_waiters]:
                 if f is not None and not f.done():
                     f.set_exception(err)
             self._group = None
@@ -483,8 +557,6 @@ class Journal:
                 else:
                     keep.append((pos, w))
             self._durable_waiters = keep
-        if self._group is not None:
-            self._dispatch()
 
     def _run_callback(self, cb: DurableCallback, exc: BaseException | None) -> None:
         try:
@@ -531,6 +603,12 @@ class Journal:
         self._closed = True
         if self._idle_timer is not None:
             self._idle_timer.cancel()
+        io = self._io
+        if io is not None:
+            # Join the native threads once the jobs submitted are done (after a failure some
+            # may still be running) -- before the segment's fd is closed under them.
+            self._loop.remove_reader(io.fd)
+            await self._loop.run_in_executor(None, io.close)
         await self._call(lambda _arg: self._writer.close(seal=seal))
         self._jobs.put(None)
         await self._loop.run_in_executor(None, self._thread.join)
