@@ -30,6 +30,16 @@ cdef inline object _vdef(uint32_t code, uint32_t vendor):
     return _VDEFS.get((<uint64_t>vendor << 32) | code)
 
 
+cdef inline object _value_of(Avp a):
+    """``a.value`` without the Python property dispatch (same decode, same cache, same
+    5004 on bad UTF-8)."""
+    v = a._value
+    if v is _UNSET:
+        v = a._decode()
+        a._value = v
+    return v
+
+
 @cython.final
 cdef class _GInfo:
     """A grammar's limits as C tables (code -> count slot) when every key it names is a
@@ -67,6 +77,8 @@ def configure_validate(*, defs, fixed_sizes, any_grammar, example, check_vsai, c
     _check_vsai = check_vsai
     _check_avps_py = check_avps_py
     _GCACHE.clear()
+    memset(_gfront_key, 0, sizeof(_gfront_key))
+    memset(_gfront_val, 0, sizeof(_gfront_val))
     memset(_D0, 0, sizeof(_D0))
     memset(_D3, 0, sizeof(_D3))
     for key, d in defs.items():
@@ -78,10 +90,25 @@ def configure_validate(*, defs, fixed_sizes, any_grammar, example, check_vsai, c
             _D3[code] = <PyObject*>d
 
 
+# A direct-mapped front for _GCACHE, by the grammar's address: several lookups per message
+# (one per Grouped AVP checked), each a call of id() and a dict lookup otherwise. Borrowed
+# pointers: _GCACHE keeps every _GInfo (and each keeps its grammar) until configure_validate
+# clears both.
+cdef enum:
+    _GFRONT = 64
+cdef PyObject* _gfront_key[_GFRONT]
+cdef PyObject* _gfront_val[_GFRONT]
+
+
 cdef _GInfo _grammar_info(object grammar):
     """The grammar's tables, cached by identity."""
+    cdef size_t h = (<size_t><PyObject*>grammar >> 4) & (_GFRONT - 1)
+    if _gfront_key[h] == <PyObject*>grammar:
+        return <_GInfo>_gfront_val[h]
     info = _GCACHE.get(id(grammar))
     if info is not None and (<_GInfo>info).grammar is grammar:
+        _gfront_key[h] = <PyObject*>grammar
+        _gfront_val[h] = <PyObject*>info
         return <_GInfo>info
     cdef _GInfo g = _GInfo.__new__(_GInfo)
     g.grammar = grammar
@@ -217,10 +244,15 @@ def check_avps(list avps, object grammar, *, bint strict=False):
                 raise _Error(5014, f"{name} payload length {n}", failed_avp=a.encode())
             if t == T_ENUM:
                 enum = d[3]
-                if enum and a.value not in enum:
+                if enum and _value_of(a) not in enum:
                     raise _Error(5004, f"{name} value {a.value} unknown", failed_avp=a.encode())
         elif t == T_UTF8 or t == T_IDENT or t == T_URI or t == T_IPFILTER:
-            a.value
+            # valid UTF-8 is all that is checked: test the bytes in place (no str is built
+            # for AVPs nobody reads); on a problem the decode raises the exact 5004
+            if not (a._value is _UNSET and a._buf is not None
+                    and _utf8_ok(<const unsigned char*>PyBytes_AS_STRING(<bytes>a._buf)
+                                 + a._off + a._hlen, a._len - a._hlen)):
+                _value_of(a)
         elif t == T_ADDRESS:
             _check_address_c(a, name)
     if tabled:

@@ -40,9 +40,11 @@ class DuplicateCache:
         self.max_entries = max_entries
         # insertion order == time order, so expiry only ever looks at the head
         self._entries: OrderedDict[DupKey, tuple[float, bytes | None]] = OrderedDict()
-        # A lower bound of the oldest entry's time: while ``now - lifetime`` is below it
-        # nothing can be due, and lookup() skips the head inspection (the per-request cost).
-        # Removing entries (eviction, abandon) may leave it low: that only costs one look.
+        # At most the time of the head entry (the only one expiry looks at): while
+        # ``now - lifetime`` is below it nothing is due, and lookup() skips the head
+        # inspection (the per-request cost). Whatever changes the head other than the expiry
+        # walk sets it to the new head's time or -inf (the next lookup walks and resets it):
+        # times are arguments and need not grow, so a new head may be older than the last.
         self._oldest = float("inf")
 
     def __len__(self) -> int:
@@ -91,21 +93,29 @@ class DuplicateCache:
             if now < self._oldest:
                 self._oldest = now
             if len(entries) > self.max_entries:
-                while len(entries) > self.max_entries:
-                    entries.popitem(last=False)
+                self._evict()
         return Lookup.MISS
+
+    def _evict(self) -> None:
+        entries = self._entries
+        while len(entries) > self.max_entries:
+            entries.popitem(last=False)
+        self._oldest = next(iter(entries.values()))[0] if entries else float("inf")
 
     def begin(self, key: DupKey, now: float) -> None:
         """Mark *key* as being processed (call after a MISS, before invoking the handler)."""
         if self.lifetime <= 0:
             return
         entries = self._entries
+        moved = key in entries  # it may have been the head
         entries[key] = (now, None)
         entries.move_to_end(key)
-        if now < self._oldest:
+        if moved:
+            self._oldest = float("-inf")
+        elif now < self._oldest:
             self._oldest = now
-        while len(entries) > self.max_entries:
-            entries.popitem(last=False)
+        if len(entries) > self.max_entries:
+            self._evict()
 
     def complete(self, key: DupKey, answer: bytes) -> None:
         """Store the encoded *answer* for *key* (no-op if the entry was evicted meanwhile)."""
@@ -118,3 +128,4 @@ class DuplicateCache:
         hit = self._entries.get(key)
         if hit is not None and hit[1] is None:
             del self._entries[key]
+            self._oldest = float("-inf")  # it may have been the head

@@ -70,7 +70,7 @@ _OPS = st.lists(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=400, deadline=None)
 @given(ops=_OPS, lifetime=st.sampled_from([0.0, 1.0, 3.0]), cap=st.integers(1, 5))
 def test_claim_matches_lookup_then_begin(ops: list[tuple[str, int, float]], lifetime: float,
                                          cap: int) -> None:
