@@ -15,6 +15,7 @@ import cython_ext
 from charging.journal import records as _records
 from charging.money import format_amount
 from charging.ports import Accounts, Ledger, RatedLike, Rater
+from charging.rating.engine import EXACT_C_USAGE
 from charging.requests import (
     ChargingRequest,
     ChargingResult,
@@ -38,7 +39,7 @@ if _slice is not None:
                 charging_result_cls=ChargingResult, units_result_cls=UnitsResult,
                 session_cls=Session, max_amount=MAX_AMOUNT,
                 amount_cache=_records._AMOUNT_CACHE, amount_text=_records.amount_text,
-                op_types=_records.OP_TYPES)
+                op_types=_records.OP_TYPES, exact_usage=EXACT_C_USAGE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +109,8 @@ class ServiceCore:
         self._sync_ledger = hasattr(ledger, "sync_ready")
         # decide()'s compiled fast path (None: the Python path only); it checks per request
         # that the session's balance is on the synchronous ops (sync_ready).
-        self._fast: Any = _slice.decide if _slice is not None and self._sync_ledger else None
+        self._fast: Any = (_slice.FastPath(self).decide
+                           if _slice is not None and self._sync_ledger else None)
 
     def _count(self, name: str) -> None:
         self.counters[name] = self.counters.get(name, 0) + 1

@@ -24,7 +24,7 @@ class Grant:
 
     __slots__ = ("key", "service", "unit", "granted", "used_total", "cost_total", "held",
                  "held_n", "final", "svc", "rsvc", "priced_u", "priced_c", "fields", "tariff",
-                 "undo")
+                 "undo", "plan")
 
     def __init__(self, key: int, service: ServiceKind, unit: UnitKind) -> None:
         self.key = key  # rating group / service id; -1 for command-level units
@@ -47,6 +47,9 @@ class Grant:
         # a retry of that request (it failed later, answered 5012) starts from this state, so
         # its commit replays by key instead of charging the usage a second time
         self.undo: tuple[str, int, int, int, int, int] | None = None
+        # The compiled fast path's rating shortcut (cython_ext/charging_slice.pyx: the tariff
+        # row its prices come from, see RatingEngine.price_plan); None = not looked up yet.
+        self.plan: Any = None
 
     def hold_id(self, session_id: str, number: int | None = None) -> str:
         """Store reservation id of the hold placed by request *number* (default: current).

@@ -5,7 +5,7 @@ The executable spec is the pure Python of charging/service.py (``decide``),
 charging/service_online.py (``_initial`` / ``_update`` / ``_grant_all`` / ``_one_slice`` /
 ``_reserve``), charging/service_core.py (``_cost``, ``_money_text``),
 charging/ledger/sync_ops.py (``reserve_now`` / ``commit_now`` / ``commit_reserve_now``) and
-charging/journal/records.py (``op_record_into``). :func:`decide` runs the same steps for the
+charging/journal/records.py (``op_record_into``). :meth:`FastPath.decide` runs the same steps for the
 plain request of an online session -- one slice, INITIAL / UPDATE / TERMINATE, the session's
 account on the ledger's synchronous ops -- without a Python frame per step: the store ops
 (compiled, cython_ext/store_ops.pyx), both journal records (same keys, same order, same
@@ -22,13 +22,13 @@ It returns:
   grant what fits / 4012, a commit that found no hold -> partial debit): the caller awaits it
   (``ChargingService._fast_rest``, the Python path's own code from there on).
 
-charging/service_core.py selects it (``cython_ext.load("charging_slice")``, once); the
+charging/service_core.py selects it (``cython_ext.load("charging_slice")``, once; one
+:class:`FastPath` per service keeps the service's and ledger's long-lived attributes); the
 parity tests (tests/charging/test_service_fast_path.py) run random sessions through both
 paths and compare answers, balances, holds and journal bytes.
 """
 
-cimport cython
-from cpython.dict cimport PyDict_Copy, PyDict_GetItem, PyDict_SetItem
+from cpython.dict cimport PyDict_Copy, PyDict_GetItem
 from cpython.object cimport PyObject
 from cpython.tuple cimport PyTuple_GET_SIZE
 
@@ -36,7 +36,7 @@ from cpython.tuple cimport PyTuple_GET_SIZE
 cdef object _INITIAL, _UPDATE, _TERMINATE, _EVENT
 cdef object _SUCCESS, _OK, _UNKNOWN_RES, _MONEY
 cdef object _ChargingResult, _UnitsResult, _Session
-cdef object _MAX_AMOUNT
+cdef object _MAX_AMOUNT, _EXACT_C_USAGE
 cdef dict _AMOUNT_CACHE
 cdef object _amount_text
 cdef object _TYPES = None  # op -> record type
@@ -47,11 +47,12 @@ cdef bint _ready = False
 
 
 def init(*, verbs, success, ok, unknown_reservation, money_unit, charging_result_cls,
-         units_result_cls, session_cls, max_amount, amount_cache, amount_text, op_types):
+         units_result_cls, session_cls, max_amount, amount_cache, amount_text, op_types,
+         exact_usage):
     """Bind the reference classes and constants (charging/service_core.py calls it once)."""
     global _INITIAL, _UPDATE, _TERMINATE, _EVENT, _SUCCESS, _OK, _UNKNOWN_RES, _MONEY
     global _ChargingResult, _UnitsResult, _Session, _MAX_AMOUNT, _AMOUNT_CACHE, _amount_text
-    global _TYPES, _ready
+    global _TYPES, _ready, _EXACT_C_USAGE
     _INITIAL, _UPDATE, _TERMINATE, _EVENT = verbs
     _SUCCESS = success
     _OK = ok
@@ -64,19 +65,27 @@ def init(*, verbs, success, ok, unknown_reservation, money_unit, charging_result
     _AMOUNT_CACHE = amount_cache
     _amount_text = amount_text
     _TYPES = op_types
+    _EXACT_C_USAGE = exact_usage  # RatingEngine.price: beyond it, rate() prices exactly
     _ready = True
 
 
+cdef extern from "<time.h>" nogil:
+    ctypedef long time_t
+    struct timespec:
+        time_t tv_sec
+        long tv_nsec
+    int clock_gettime(int clk, timespec *tp)
+    int CLOCK_MONOTONIC
+
+
+cdef inline double _monotonic():
+    """time.monotonic() (CLOCK_MONOTONIC on Linux, as CPython's)."""
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return ts.tv_sec + ts.tv_nsec * 1e-9
+
+
 # ---------------------------------------------------------------------- small helpers
-
-cdef inline object _money_text(svc, object amount):
-    """ServiceCore._money_text (its cache dict first)."""
-    cdef dict texts = svc._texts
-    cdef PyObject *hit = PyDict_GetItem(texts, amount)
-    if hit is not NULL:
-        return <object>hit
-    return svc._money_text(amount)
-
 
 cdef inline object _amount(object amount, object is_money):
     """records.amount_text."""
@@ -87,45 +96,6 @@ cdef inline object _amount(object amount, object is_money):
     if hit is not NULL:
         return <object>hit
     return _amount_text(amount, True)
-
-
-cdef object _cost(svc, session, grant, object usage):
-    """ServiceCore._cost: price of the session's first *usage* units (cached on the grant)."""
-    if usage == grant.priced_u:
-        return grant.priced_c
-    if usage <= 0:
-        return 0
-    if usage > _MAX_AMOUNT:
-        return None
-    price_fn = svc._price
-    if price_fn is None:
-        return svc._cost(session, grant, usage)
-    rsvc = grant.rsvc
-    if rsvc is None:
-        rsvc = grant.rsvc = svc._to_rating(grant.service)
-    try:
-        price = int(price_fn(session.deck, rsvc, session.destination or "", session.started,
-                             usage, session.origin or ""))
-    except svc.config.no_tariff_errors:
-        return None
-    if price > _MAX_AMOUNT:
-        return None
-    grant.priced_u = usage
-    grant.priced_c = price
-    return price
-
-
-cdef object _next_cost(svc, session, grant, object u, object want):
-    """OnlineCharging._next_cost: (cost of the first u units, cost of the next want) or None."""
-    if grant.unit is _MONEY:
-        return (grant.cost_total, want)
-    cost_u = _cost(svc, session, grant, u)
-    if cost_u is None:
-        return None
-    cost_w = _cost(svc, session, grant, u + want)
-    if cost_w is None:
-        return None
-    return (cost_u, cost_w - cost_u if cost_w > cost_u else 0)
 
 
 cdef dict _record(dict rec, str op, res, str record_id, object ts_us, dict meta):
@@ -168,53 +138,8 @@ cdef dict _record(dict rec, str op, res, str record_id, object ts_us, dict meta)
     return rec
 
 
-cdef inline str _next_id(ids):
-    """RecordIds.next."""
-    return ids._prefix + str(next(ids._counter))
-
-
-cdef inline bint _moved(res):
+cdef inline bint _moved(res) except -1:
     return res.status is _OK or bool(res.effects) or bool(res.holds)
-
-
-cdef void _count_plain(ledger, res) except *:
-    """SyncOps._count_plain."""
-    cdef dict stats = ledger.stats
-    if res.replayed:
-        stats["replayed"] += 1
-    elif not _moved(res):
-        stats["ops"] += 1
-
-
-cdef void _journaled(ledger, res, now, account, group) except *:
-    """SyncOps._journaled."""
-    cdef dict stats
-    if res.low_balance:
-        ledger._journaled(res, now, account, group)
-        return
-    stats = ledger.stats
-    stats["ops"] += 1
-    stats["journaled"] += 1
-    ledger._since_snapshot += 1
-    if ledger.snapshot_dir is not None and ledger._snapshot_task is None:
-        ledger._maybe_snapshot()
-
-
-cdef void _journal_one(ledger, res, str op, now, dict fields, account) except *:
-    """SyncOps._journal_now (fields: a fresh dict)."""
-    if res.replayed:
-        ledger.stats["replayed"] += 1
-    elif _moved(res):
-        try:
-            rec = _record(fields, op, res, _next_id(ledger._ids), int(now * 1_000_000),
-                          ledger._meta)
-            _pos, group = ledger.journal.append_nowait(rec)
-        except BaseException as exc:
-            ledger._failed = exc  # the store moved money the journal does not have
-            raise
-        _journaled(ledger, res, now, account, group)
-    else:
-        ledger.stats["ops"] += 1
 
 
 cdef object _units(su, outcome, unit, granted, validity_time, final_unit, used_cost,
@@ -234,316 +159,497 @@ cdef object _units(su, outcome, unit, granted, validity_time, final_unit, used_c
     return r
 
 
-cdef object _answer(session, r, bint terminate, cfg):
-    """OnlineCharging._slice_answer of a SUCCESS slice result *r*."""
-    grants = session.grants
-    res = _new(_ChargingResult)
-    res.outcome = _SUCCESS
-    res.units = (r,)
-    res.currency = session.currency
-    res.cost = grants[0].cost_total if len(grants) == 1 else session.cost_total
-    res.validity_time = None if terminate else cfg.validity_time
-    res.final_unit = r.final_unit
-    res.enough_credit = None
-    res.granted_event_units = None
-    res.failed_field = None
-    res.message = ""
-    return res
-
-
-cdef void _remember(svc, req, str key, session, result) except *:
-    """ChargingService._remember (session: the open session of the request, or None)."""
-    cdef object answers = svc._answers
-    if session is not None:
-        if session.answer is not None and session.answer_n != req.request_number:
-            answers[session.answer_key] = session.answer
-        session.answer_n = req.request_number
-        session.answer = result
-        session.answer_key = key
-    else:
-        answers[key] = result
-    excess = len(answers) - svc.config.answer_cache_size
-    while excess > 0:
-        answers.popitem(last=False)
-        excess -= 1
-
-
-cdef inline void _count(svc, str name) except *:
-    cdef dict counters = svc.counters
-    counters[name] = counters.get(name, 0) + 1
-
-
-cdef object _reserved(svc, session, req, su, grant, want, amount, object used_cost, cfg):
-    """OnlineCharging._reserve after an OK reserve: book it, build the slice result."""
-    grant.granted = want
-    grant.held = amount
-    grant.held_n = req.request_number
-    grant.final = False
-    _count(svc, "reserve")
-    pct = cfg.quota_threshold_percent
-    return _units(su, _SUCCESS, grant.unit, want, cfg.validity_time, False, used_cost,
-                  cfg.quota_holding_time, None if pct is None else want * pct // 100)
-
-
-cdef inline bint _sync_ready(ledger, account, balance) except -1:
-    """SyncOps.sync_ready."""
-    return (ledger._sync and ledger._failed is None and (account, balance) in ledger._meta
-            and not ledger.journal.failed)
-
-
 cdef inline str _hold_id(str sid, grant, object n):
     """Grant.hold_id."""
     return f"{sid}|{grant.key}|{n}"
 
 
-cdef inline object _want(svc, unit, requested):
-    default, cap = svc._quotas[id(unit)]
-    want = requested or default
-    return cap if want > cap else want
+cdef inline dict _hold_fields(str sid, req, grant, str price):
+    """OnlineCharging._hold_fields."""
+    return {"session": sid, "request": str(req.request_number), "service": grant.svc,
+            "price": price}
 
 
-# ---------------------------------------------------------------------- entry point
+# ---------------------------------------------------------------------- the fast path
 
-def decide(svc, req, now):
-    """ChargingService.decide for the plain online request: a ChargingResult, None (nothing
-    changed: run the Python path) or a coroutine to await (see the module docstring)."""
-    if not _ready or req.offline or req.failed_field is not None:
-        return None
-    verb = req.verb
-    if verb is _EVENT:
-        return None
-    key = req.idem_key
-    if not key:
-        return None
-    units = req.units
-    if type(units) is not tuple or PyTuple_GET_SIZE(units) != 1:
-        return None
-    sid = req.session_id
-    cdef dict sessions = svc.sessions._sessions
-    cdef PyObject *sp = PyDict_GetItem(sessions, sid)
-    session = <object>sp if sp is not NULL else None
-    if session is not None and session.answer_n == req.request_number \
-            and session.answer is not None:
-        return None  # a retransmit: the Python path answers it
-    if key in svc._answers or sid in svc._busy:
-        return None
-    if verb is _INITIAL:
-        if session is not None:
+cdef class FastPath:
+    """The fast path of one ChargingService: its attributes that never change (the session
+    table, the caches, the ledger's dicts, config values) read once; refreshed when the
+    service's ``config`` or ``ledger`` is replaced. ``decide`` is the entry point."""
+
+    cdef object svc, cfg, ledger, journal, ids, answers, sessions_table, deck_of
+    cdef dict sessions, busy, counters, texts, quotas, accounts_seen, meta, stats
+    cdef object tcc, ttl, validity_time, qht, pct, answer_cache_size, max_sessions, deck
+    cdef object no_tariff_errors
+    cdef bint snapshots
+    cdef object snapshot_records
+    cdef double snapshot_seconds
+
+    def __init__(self, svc):
+        self.svc = svc
+        self._refresh()
+
+    cdef int _refresh(self) except -1:
+        svc = self.svc
+        cfg = self.cfg = svc.config
+        ledger = self.ledger = svc.ledger
+        self.sessions_table = svc.sessions
+        self.sessions = svc.sessions._sessions
+        self.answers = svc._answers
+        self.busy = svc._busy
+        self.counters = svc.counters
+        self.texts = svc._texts
+        self.quotas = svc._quotas
+        self.accounts_seen = svc._accounts_seen
+        self.deck_of = getattr(svc.rater, "deck", None)
+        self.tcc = cfg.tcc
+        self.ttl = cfg.tcc + 60.0
+        self.validity_time = cfg.validity_time
+        self.qht = cfg.quota_holding_time
+        self.pct = cfg.quota_threshold_percent
+        self.answer_cache_size = cfg.answer_cache_size
+        self.max_sessions = cfg.max_sessions
+        self.deck = cfg.deck
+        self.no_tariff_errors = cfg.no_tariff_errors
+        self.journal = ledger.journal
+        self.ids = ledger._ids
+        self.meta = ledger._meta
+        self.stats = ledger.stats
+        self.snapshots = ledger.snapshot_dir is not None
+        self.snapshot_records = ledger.snapshot_records
+        self.snapshot_seconds = ledger.snapshot_seconds
+        return 0
+
+    # ------------------------------------------------------------------ entry point
+
+    def decide(self, svc, req, now):
+        """ChargingService.decide for the plain online request: a ChargingResult, None
+        (nothing changed: run the Python path) or a coroutine to await (module docstring)."""
+        if svc is not self.svc:
             return None
-        return _initial(svc, req, key, now, units[0])
-    if session is None or (verb is not _UPDATE and verb is not _TERMINATE):
-        return None
-    return _update(svc, session, req, key, now, units[0], verb is _TERMINATE)
-
-
-cdef object _initial(svc, req, str key, now, su):
-    cfg = svc.config
-    if len(svc.sessions) >= cfg.max_sessions:
-        return None
-    if su.used_present or su.used:
-        return None
-    subscriber = req.subscriber
-    if not subscriber:
-        return None
-    found = svc._accounts_seen.get(subscriber)
-    if found is None:
-        return None  # the first request of an account: the Python path looks it up
-    account, balance, currency = found
-    deck_of = getattr(svc.rater, "deck", None)
-    if deck_of is not None:
-        try:
-            deck_currency = deck_of(cfg.deck).meta.currency
-        except cfg.no_tariff_errors:
+        if svc.config is not self.cfg or svc.ledger is not self.ledger:
+            self._refresh()
+        if not _ready or req.offline or req.failed_field is not None:
             return None
-        if deck_currency and deck_currency != currency:
+        verb = req.verb
+        if verb is _EVENT:
             return None
-    ledger = svc.ledger
-    if not (svc._sync_ledger and _sync_ready(ledger, account, balance)):
-        return None
-    session = _Session(
-        session_id=req.session_id, account=account, balance=balance, currency=currency,
-        service=req.service, subscriber=subscriber, destination=req.destination,
-        origin=req.origin, peer_host=req.peer_host, peer_realm=req.peer_realm,
-        deck=cfg.deck, started=req.at or now, expires=now + cfg.tcc, context=req.context)
-    grant = svc._grant_of(session, su)  # (the new session's own: nothing shared changes)
-    want = _want(svc, grant.unit, su.requested)
-    nxt = _next_cost(svc, session, grant, grant.used_total, want)
-    if nxt is None:
-        return None
-    cost_u, amount = nxt
-    skey = key + ":0"
-    sid = req.session_id
-    fields = {"session": sid, "request": str(req.request_number), "service": grant.svc,
-              "price": _money_text(svc, amount)}
-    # -- from here on the store moves money: no way back to "None"
-    res = ledger._store.reserve_sync(skey + ":r", account, balance,
-                                     _hold_id(sid, grant, req.request_number), amount,
-                                     cfg.tcc + 60.0, now, False)
-    _journal_one(ledger, res, "reserve", now, fields, account)
-    if res.status is not _OK:
-        svc._busy[sid] = None
-        return svc._fast_rest(req, key, now, session, su, grant, False, True, want, None,
-                              (cost_u, amount, fields, res), True)
-    r = _reserved(svc, session, req, su, grant, want, amount, 0, cfg)
-    result = _answer(session, r, False, cfg)
-    sessions = svc.sessions._sessions
-    sessions.pop(sid, None)
-    sessions[sid] = session
-    _remember(svc, req, key, session, result)
-    return result
+        key = req.idem_key
+        if not key:
+            return None
+        units = req.units
+        if type(units) is not tuple or PyTuple_GET_SIZE(units) != 1:
+            return None
+        sid = req.session_id
+        cdef PyObject *sp = PyDict_GetItem(self.sessions, sid)
+        session = <object>sp if sp is not NULL else None
+        if session is not None and session.answer_n == req.request_number \
+                and session.answer is not None:
+            return None  # a retransmit: the Python path answers it
+        if key in self.answers or sid in self.busy:
+            return None
+        if verb is _INITIAL:
+            if session is not None:
+                return None
+            return self._initial(req, key, now, units[0])
+        if session is None or (verb is not _UPDATE and verb is not _TERMINATE):
+            return None
+        return self._update(session, req, key, now, units[0], verb is _TERMINATE)
 
+    # ------------------------------------------------------------------ INITIAL
 
-cdef object _update(svc, session, req, str key, now, su, bint terminate):
-    if session.killed is not None:
-        return None
-    if not (su.used_present or su.used):
-        return None
-    requested = su.requested
-    grant_next = not terminate and requested is not None
-    if not terminate and not grant_next:
-        return None  # an UPDATE without RSU: the Python path
-    sv = su.service_id
-    gkey = sv if sv is not None else (su.rating_group if su.rating_group is not None else -1)
-    grant = None
-    for g in session.grants:
-        if g.key == gkey:
-            grant = g
-            break
-    if grant is None:
-        return None  # its first report: the Python path creates the grant
-    if terminate:
-        for g in session.grants:
-            if g is not grant and g.held > 0:
-                return None  # another grant still holds: the Python path releases it
-    skey = key + ":0"
-    undo = grant.undo
-    if undo is not None and undo[0] == skey:
-        return None  # a retry after 5012: the Python path replays it
-    held_n = grant.held_n
-    if held_n < 0:
-        return None  # nothing held: a plain debit (the Python path)
-    account, balance = session.account, session.balance
-    ledger = svc.ledger
-    if not (svc._sync_ledger and _sync_ready(ledger, account, balance)):
-        return None
-    cfg = svc.config
-    unit = grant.unit
-    money = unit is _MONEY
-    used = su.used if su.used > 0 else 0
-    before = grant.cost_total
-    used_total = grant.used_total
-    total = before + used if money else _cost(svc, session, grant, used_total + used)
-    if total is None:
-        return None
-    want = 0
-    nxt = None
-    if grant_next:
-        want = _want(svc, unit, requested)
-        nxt = _next_cost(svc, session, grant, used_total + used, want)
+    cdef object _initial(self, req, str key, now, su):
+        svc = self.svc
+        if len(self.sessions) >= self.max_sessions:
+            return None
+        if su.used_present or su.used:
+            return None
+        subscriber = req.subscriber
+        if not subscriber:
+            return None
+        found = self.accounts_seen.get(subscriber)
+        if found is None:
+            return None  # the first request of an account: the Python path looks it up
+        account, balance, currency = found
+        if self.deck_of is not None:
+            try:
+                deck_currency = self.deck_of(self.deck).meta.currency
+            except self.no_tariff_errors:
+                return None
+            if deck_currency and deck_currency != currency:
+                return None
+        ledger = self.ledger
+        if not (svc._sync_ledger and self._sync_ready(account, balance)):
+            return None
+        sid = req.session_id
+        session = _Session(
+            session_id=sid, account=account, balance=balance, currency=currency,
+            service=req.service, subscriber=subscriber, destination=req.destination,
+            origin=req.origin, peer_host=req.peer_host, peer_realm=req.peer_realm,
+            deck=self.deck, started=req.at or now, expires=now + self.tcc, context=req.context)
+        grant = svc._grant_of(session, su)  # (the new session's own: nothing shared changes)
+        want = self._want(grant.unit, su.requested)
+        nxt = self._next_cost(session, grant, grant.used_total, want)
         if nxt is None:
             return None
-    rated = grant.fields
-    if rated is None:
-        rated = svc._rated_fields(session, grant)
-    tariff = None
-    if used and not money:
-        tariff = grant.tariff
-        if tariff is None:
-            tariff = svc._tariff(session, grant)
-    # -- from here on the grant and the store change: no way back to "None"
-    session.last_number = max(session.last_number, req.request_number)
-    grant.undo = (skey, held_n, used_total, before, grant.held, grant.granted)
-    used_cost = total - before if total > before else 0
-    at = req.at or now
-    cdef dict fields = PyDict_Copy(rated)
-    fields["request"] = str(req.request_number)
-    fields["usage"] = used
-    fields["price"] = _money_text(svc, used_cost)
-    fields["end"] = int(at * 1_000_000)
-    if tariff:
-        fields.update(tariff)
-    sid = session.id
-    store = ledger._store
-    creservation = _hold_id(sid, grant, held_n)
-    pre = None
-    cdef dict rfields
-    if grant_next:
         cost_u, amount = nxt
-        rfields = {"session": sid, "request": str(req.request_number), "service": grant.svc,
-                   "price": _money_text(svc, amount)}
-        # SyncOps.commit_reserve_now
-        op = store.commit_sync(skey + ":c", account, balance, creservation, used_cost, now,
-                               True)
-        if op.status is _UNKNOWN_RES and not op.effects and not op.holds:
-            _count_plain(ledger, op)
-        else:
-            try:
-                rres = store.reserve_sync(skey + ":r", account, balance,
-                                          _hold_id(sid, grant, req.request_number), amount,
-                                          cfg.tcc + 60.0, now, False)
-            except BaseException:
-                _journal_one(ledger, op, "commit", now, fields, account)  # it moved money
-                raise
-            _journal_two(ledger, op, fields, rres, rfields, now, account)
-            pre = (cost_u, amount, rfields, rres)
-    else:
-        op = store.commit_sync(skey + ":c", account, balance, creservation, used_cost, now,
-                               True)
-        _journal_one(ledger, op, "commit", now, fields, account)
-    if op.status is _UNKNOWN_RES or (pre is not None and pre[3].status is not _OK) or (
-            grant_next and pre is None):
-        svc._busy[sid] = None
-        return svc._fast_rest(req, key, now, session, su, grant, terminate, grant_next, want,
-                              (op, pre, before, used, used_cost, fields), None, False)
-    # OnlineCharging._settle: book the commit
-    grant.used_total = used_total + used
-    grant.held = 0
-    grant.held_n = -1
-    grant.granted = 0
-    used_cost = op.granted if op.status is _OK else 0
-    grant.cost_total = before + used_cost
-    _count(svc, "commit")
-    if terminate:
-        r = _units(su, _SUCCESS, unit, None, None, False, used_cost, None, None)
-        result = _answer(session, r, True, cfg)
-        # OnlineCharging._end (not killed: checked above)
-        svc.sessions._sessions.pop(sid, None)
-        if session.answer is not None:
-            svc._answers[session.answer_key] = session.answer
-        _remember(svc, req, key, None, result)
-        return result
-    r = _reserved(svc, session, req, su, grant, want, pre[1], used_cost, cfg)
-    result = _answer(session, r, False, cfg)
-    # SessionTable.touch
-    session.expires = now + cfg.tcc
-    sessions = svc.sessions._sessions
-    if sessions.get(sid) is session:
-        del sessions[sid]
+        skey = key + ":0"
+        fields = _hold_fields(sid, req, grant, self._money_text(amount))
+        # -- from here on the store moves money: no way back to "None"
+        res = ledger._store.reserve_sync(skey + ":r", account, balance,
+                                         _hold_id(sid, grant, req.request_number), amount,
+                                         self.ttl, now, False)
+        self._journal_one(res, "reserve", now, fields, account)
+        if res.status is not _OK:
+            self.busy[sid] = None
+            return svc._fast_rest(req, key, now, session, su, grant, False, True, want, None,
+                                  (cost_u, amount, fields, res), True)
+        r = self._reserved(session, req, su, grant, want, amount, 0)
+        result = self._answer(session, r, False)
+        sessions = self.sessions
+        sessions.pop(sid, None)
         sessions[sid] = session
-    _remember(svc, req, key, session, result)
-    return result
+        self._remember(req, key, session, result)
+        return result
 
+    # ------------------------------------------------------------------ UPDATE / TERMINATE
 
-cdef void _journal_two(ledger, cres, dict cfields, rres, dict rfields, now,
-                       account) except *:
-    """The journal half of SyncOps.commit_reserve_now (both records in one append)."""
-    cdef list recs = []
-    ts = int(now * 1_000_000)
-    cdef dict meta = ledger._meta
-    ids = ledger._ids
-    if not cres.replayed and _moved(cres):
-        recs.append(_record(cfields, "commit", cres, _next_id(ids), ts, meta))
-    if not rres.replayed and _moved(rres):
-        recs.append(_record(rfields, "reserve", rres, _next_id(ids), ts, meta))
-    if recs:
+    cdef object _update(self, session, req, str key, now, su, bint terminate):
+        svc = self.svc
+        if session.killed is not None:
+            return None
+        if not (su.used_present or su.used):
+            return None
+        requested = su.requested
+        grant_next = not terminate and requested is not None
+        if not terminate and not grant_next:
+            return None  # an UPDATE without RSU: the Python path
+        sv = su.service_id
+        gkey = sv if sv is not None else (
+            su.rating_group if su.rating_group is not None else -1)
+        grant = None
+        grants = session.grants
+        for g in grants:
+            if g.key == gkey:
+                grant = g
+                break
+        if grant is None:
+            return None  # its first report: the Python path creates the grant
+        if terminate:
+            for g in grants:
+                if g is not grant and g.held > 0:
+                    return None  # another grant still holds: the Python path releases it
+        skey = key + ":0"
+        undo = grant.undo
+        if undo is not None and undo[0] == skey:
+            return None  # a retry after 5012: the Python path replays it
+        held_n = grant.held_n
+        if held_n < 0:
+            return None  # nothing held: a plain debit (the Python path)
+        account, balance = session.account, session.balance
+        ledger = self.ledger
+        if not (svc._sync_ledger and self._sync_ready(account, balance)):
+            return None
+        unit = grant.unit
+        money = unit is _MONEY
+        used = su.used if su.used > 0 else 0
+        before = grant.cost_total
+        used_total = grant.used_total
+        total = before + used if money else self._cost(session, grant, used_total + used)
+        if total is None:
+            return None
+        want = 0
+        nxt = None
+        if grant_next:
+            want = self._want(unit, requested)
+            nxt = self._next_cost(session, grant, used_total + used, want)
+            if nxt is None:
+                return None
+        rated = grant.fields
+        if rated is None:
+            rated = svc._rated_fields(session, grant)
+        tariff = None
+        if used and not money:
+            tariff = grant.tariff
+            if tariff is None:
+                tariff = svc._tariff(session, grant)
+        # -- from here on the grant and the store change: no way back to "None"
+        n = req.request_number
+        if n > session.last_number:
+            session.last_number = n
+        grant.undo = (skey, held_n, used_total, before, grant.held, grant.granted)
+        used_cost = total - before if total > before else 0
+        at = req.at or now
+        cdef dict fields = PyDict_Copy(rated)
+        fields["request"] = str(n)
+        fields["usage"] = used
+        fields["price"] = self._money_text(used_cost)
+        fields["end"] = int(at * 1_000_000)
+        if tariff:
+            fields.update(tariff)
+        sid = session.id
+        store = ledger._store
+        creservation = _hold_id(sid, grant, held_n)
+        pre = None
+        cdef dict rfields
+        if grant_next:
+            cost_u, amount = nxt
+            rfields = _hold_fields(sid, req, grant, self._money_text(amount))
+            # SyncOps.commit_reserve_now
+            op = store.commit_sync(skey + ":c", account, balance, creservation, used_cost,
+                                   now, True)
+            if op.status is _UNKNOWN_RES and not op.effects and not op.holds:
+                self._count_plain(op)
+            else:
+                try:
+                    rres = store.reserve_sync(skey + ":r", account, balance,
+                                              _hold_id(sid, grant, n), amount, self.ttl, now,
+                                              False)
+                except BaseException:
+                    self._journal_one(op, "commit", now, fields, account)  # it moved money
+                    raise
+                self._journal_two(op, fields, rres, rfields, now, account)
+                pre = (cost_u, amount, rfields, rres)
+        else:
+            op = store.commit_sync(skey + ":c", account, balance, creservation, used_cost, now,
+                                   True)
+            self._journal_one(op, "commit", now, fields, account)
+        if op.status is _UNKNOWN_RES or (pre is not None and pre[3].status is not _OK) or (
+                grant_next and pre is None):
+            self.busy[sid] = None
+            return svc._fast_rest(req, key, now, session, su, grant, terminate, grant_next,
+                                  want, (op, pre, before, used, used_cost, fields), None, False)
+        # OnlineCharging._settle: book the commit
+        grant.used_total = used_total + used
+        grant.held = 0
+        grant.held_n = -1
+        grant.granted = 0
+        used_cost = op.granted if op.status is _OK else 0
+        grant.cost_total = before + used_cost
+        self._count("commit")
+        if terminate:
+            r = _units(su, _SUCCESS, unit, None, None, False, used_cost, None, None)
+            result = self._answer(session, r, True)
+            # OnlineCharging._end (not killed: checked above)
+            self.sessions.pop(sid, None)
+            if session.answer is not None:
+                self.answers[session.answer_key] = session.answer
+            self._remember(req, key, None, result)
+            return result
+        r = self._reserved(session, req, su, grant, want, pre[1], used_cost)
+        result = self._answer(session, r, False)
+        # SessionTable.touch
+        session.expires = now + self.tcc
+        sessions = self.sessions
+        if sessions.get(sid) is session:
+            del sessions[sid]
+            sessions[sid] = session
+        self._remember(req, key, session, result)
+        return result
+
+    # ------------------------------------------------------------------ service helpers
+
+    cdef inline object _money_text(self, object amount):
+        """ServiceCore._money_text (its cache dict first)."""
+        cdef PyObject *hit = PyDict_GetItem(self.texts, amount)
+        if hit is not NULL:
+            return <object>hit
+        return self.svc._money_text(amount)
+
+    cdef inline object _want(self, unit, requested):
+        default, cap = self.quotas[id(unit)]
+        want = requested or default
+        return cap if want > cap else want
+
+    cdef inline int _count(self, str name) except -1:
+        cdef dict counters = self.counters
+        counters[name] = counters.get(name, 0) + 1
+        return 0
+
+    cdef object _cost(self, session, grant, object usage):
+        """ServiceCore._cost: price of the session's first *usage* units (cached on the grant;
+        the tariff row found once per grant: RatingEngine.price_plan)."""
+        if usage == grant.priced_u:
+            return grant.priced_c
+        if usage <= 0:
+            return 0
+        if usage > _MAX_AMOUNT:
+            return None
+        svc = self.svc
+        price_fn = svc._price
+        if price_fn is None:
+            return svc._cost(session, grant, usage)
+        plan = grant.plan
+        if plan is None:
+            plan = grant.plan = self._plan(session, grant, price_fn)
+        if plan is not False and plan[0] is price_fn and usage <= plan[5] \
+                and plan[1]._latest.get(session.deck) is plan[2]:
+            price = plan[3].price_row(plan[4], usage)[0]
+        else:
+            rsvc = grant.rsvc
+            if rsvc is None:
+                rsvc = grant.rsvc = svc._to_rating(grant.service)
+            try:
+                price = int(price_fn(session.deck, rsvc, session.destination or "",
+                                     session.started, usage, session.origin or ""))
+            except self.no_tariff_errors:
+                return None
+        if price > _MAX_AMOUNT:
+            return None
+        grant.priced_u = usage
+        grant.priced_c = price
+        return price
+
+    cdef object _plan(self, session, grant, price_fn):
+        """(price_fn, engine, deck, index, row, max usage) or False (price() every time)."""
+        engine = getattr(price_fn, "__self__", None)
+        plan_fn = getattr(engine, "price_plan", None)
+        if plan_fn is None:
+            return False
+        rsvc = grant.rsvc
+        if rsvc is None:
+            rsvc = grant.rsvc = self.svc._to_rating(grant.service)
         try:
-            _pos, group = ledger.journal.append_many_nowait(recs, positions=False)
-        except BaseException as exc:
-            ledger._failed = exc  # the store moved money the journal does not have
-            raise
-        _journaled(ledger, cres, now, account, group)
-        if len(recs) == 2:
-            _journaled(ledger, rres, now, account, group)
-    if len(recs) < 2:
-        _count_plain(ledger, cres)
-        _count_plain(ledger, rres)
+            found = plan_fn(session.deck, rsvc, session.destination or "", session.started,
+                            session.origin or "")
+        except self.no_tariff_errors:
+            return False
+        if found is None:
+            return False
+        d, index, row = found
+        return (price_fn, engine, d, index, row, _EXACT_C_USAGE)
+
+    cdef object _next_cost(self, session, grant, object u, object want):
+        """OnlineCharging._next_cost: (cost of the first u units, cost of the next want)."""
+        if grant.unit is _MONEY:
+            return (grant.cost_total, want)
+        cost_u = self._cost(session, grant, u)
+        if cost_u is None:
+            return None
+        cost_w = self._cost(session, grant, u + want)
+        if cost_w is None:
+            return None
+        return (cost_u, cost_w - cost_u if cost_w > cost_u else 0)
+
+    cdef object _reserved(self, session, req, su, grant, want, amount, object used_cost):
+        """OnlineCharging._reserve after an OK reserve: book it, build the slice result."""
+        grant.granted = want
+        grant.held = amount
+        grant.held_n = req.request_number
+        grant.final = False
+        self._count("reserve")
+        pct = self.pct
+        return _units(su, _SUCCESS, grant.unit, want, self.validity_time, False, used_cost,
+                      self.qht, None if pct is None else want * pct // 100)
+
+    cdef object _answer(self, session, r, bint terminate):
+        """OnlineCharging._slice_answer of a SUCCESS slice result *r*."""
+        grants = session.grants
+        res = _new(_ChargingResult)
+        res.outcome = _SUCCESS
+        res.units = (r,)
+        res.currency = session.currency
+        res.cost = grants[0].cost_total if len(grants) == 1 else session.cost_total
+        res.validity_time = None if terminate else self.validity_time
+        res.final_unit = r.final_unit
+        res.enough_credit = None
+        res.granted_event_units = None
+        res.failed_field = None
+        res.message = ""
+        return res
+
+    cdef int _remember(self, req, str key, session, result) except -1:
+        """ChargingService._remember (session: the open session of the request, or None)."""
+        answers = self.answers
+        if session is not None:
+            if session.answer is not None and session.answer_n != req.request_number:
+                answers[session.answer_key] = session.answer
+            session.answer_n = req.request_number
+            session.answer = result
+            session.answer_key = key
+        else:
+            answers[key] = result
+        excess = len(answers) - self.answer_cache_size
+        while excess > 0:
+            answers.popitem(last=False)
+            excess -= 1
+        return 0
+
+    # ------------------------------------------------------------------ ledger helpers
+
+    cdef inline bint _sync_ready(self, account, balance) except -1:
+        """SyncOps.sync_ready."""
+        ledger = self.ledger
+        return (ledger._sync and ledger._failed is None and (account, balance) in self.meta
+                and not self.journal.failed)
+
+    cdef inline str _next_id(self):
+        """RecordIds.next."""
+        ids = self.ids
+        return ids._prefix + str(next(ids._counter))
+
+    cdef int _count_plain(self, res) except -1:
+        """SyncOps._count_plain."""
+        if res.replayed:
+            self.stats["replayed"] += 1
+        elif not _moved(res):
+            self.stats["ops"] += 1
+        return 0
+
+    cdef int _journaled(self, res, now, account, group) except -1:
+        """SyncOps._journaled (Ledger._maybe_snapshot called only once one is due)."""
+        ledger = self.ledger
+        if res.low_balance:
+            ledger._journaled(res, now, account, group)
+            return 0
+        stats = self.stats
+        stats["ops"] += 1
+        stats["journaled"] += 1
+        since = ledger._since_snapshot + 1
+        ledger._since_snapshot = since
+        if self.snapshots and ledger._snapshot_task is None and (
+                since >= self.snapshot_records
+                or _monotonic() - ledger._last_snapshot >= self.snapshot_seconds):
+            ledger._maybe_snapshot()
+        return 0
+
+    cdef int _journal_one(self, res, str op, now, dict fields, account) except -1:
+        """SyncOps._journal_now (fields: a fresh dict)."""
+        ledger = self.ledger
+        if res.replayed:
+            self.stats["replayed"] += 1
+        elif _moved(res):
+            try:
+                rec = _record(fields, op, res, self._next_id(), int(now * 1_000_000),
+                              self.meta)
+                _pos, group = self.journal.append_nowait(rec)
+            except BaseException as exc:
+                ledger._failed = exc  # the store moved money the journal does not have
+                raise
+            self._journaled(res, now, account, group)
+        else:
+            self.stats["ops"] += 1
+        return 0
+
+    cdef int _journal_two(self, cres, dict cfields, rres, dict rfields, now,
+                          account) except -1:
+        """The journal half of SyncOps.commit_reserve_now (both records in one append)."""
+        cdef list recs = []
+        ts = int(now * 1_000_000)
+        if not cres.replayed and _moved(cres):
+            recs.append(_record(cfields, "commit", cres, self._next_id(), ts, self.meta))
+        if not rres.replayed and _moved(rres):
+            recs.append(_record(rfields, "reserve", rres, self._next_id(), ts, self.meta))
+        if recs:
+            try:
+                _pos, group = self.journal.append_many_nowait(recs, positions=False)
+            except BaseException as exc:
+                self.ledger._failed = exc  # the store moved money the journal does not have
+                raise
+            self._journaled(cres, now, account, group)
+            if len(recs) == 2:
+                self._journaled(rres, now, account, group)
+        if len(recs) < 2:
+            self._count_plain(cres)
+            self._count_plain(rres)
+        return 0

@@ -289,6 +289,29 @@ class RatingEngine:
                            + (" (closed)" if p == BLOCKED else ""))
         return p
 
+    def price_plan(self, deck: str, service: Service, destination: str, at: float,
+                   origin: str = "") -> tuple[LoadedDeck, Any, int] | None:
+        """What :meth:`price` looks up before it prices, for a caller that prices many usages
+        of one (deck, service, destination, at, origin) -- a charging session's grant:
+        ``(d, index, row)`` such that ``index.price_row(row, usage)[0] == price(deck, service,
+        destination, at, usage, origin)`` for ``0 < usage <= EXACT_C_USAGE`` as long as
+        ``self._latest.get(deck) is d`` (a new deck version voids it: the caller checks).
+        None when that shortcut does not apply (split band pricing, no tariff, a closed
+        destination): call :meth:`price`. Raises what :meth:`price` raises for a missing deck."""
+        d = self._latest.get(deck) or self.deck(deck)
+        if self.band_mode == "split" and d.band_ids and service in (Service.VOICE,
+                                                                    Service.DATA_TIME):
+            return None
+        if not hasattr(d.index, "price_row"):
+            return None
+        band = self._band_id(d, at)[0] if d.band_ids else 0
+        code = _CODE_BY_ID.get(id(service))
+        row: int = d.index.find(service.code if code is None else code, self._key(destination),
+                                self._key(origin) if origin else "", math.floor(at), band)
+        if row < 0 or d.data.blocked[row]:
+            return None
+        return d, d.index, row
+
     def rate(
         self, *, deck: str, service: Service, destination: str, origin: str | None = None,
         at: float, usage: int, version: int | None = None, currency: str | None = None,

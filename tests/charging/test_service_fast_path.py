@@ -217,12 +217,6 @@ def test_fast_path_is_taken_and_equal_on_plain_sessions(tmp_path: Path) -> None:
         traffic.append(("req", _req(Verb.TERMINATE, sid, 3, sub, service, (ServiceUnits(
             rating_group=1, used=q // 2, used_present=True),)), T0 + 200))
     taken: list[bool] = []
-    slice_mod: Any = cython_ext.load("charging_slice")
-
-    def spy(svc: Any, req: Any, now: float) -> Any:
-        out = slice_mod.decide(svc, req, now)
-        taken.append(out is not None)
-        return out
 
     async def main(tmp: Path) -> None:
         accounts = tmp / "accounts.toml"
@@ -234,6 +228,13 @@ def test_fast_path_is_taken_and_equal_on_plain_sessions(tmp_path: Path) -> None:
             # the first request of each account goes the Python way (account lookup)
             for sub in SUBSCRIBERS[:4]:
                 await app.service._account(sub)
+            fast = app.service._fast
+
+            def spy(svc: Any, req: Any, now: float) -> Any:
+                out = fast(svc, req, now)
+                taken.append(out is not None)
+                return out
+
             app.service._fast = spy
             for _kind, req, now in traffic:
                 assert (await app.service.handle(req, now=now)).ok
