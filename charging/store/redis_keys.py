@@ -23,13 +23,16 @@ balance id and '|', op records start with '|'. Idempotency records carry their e
 embedded store's two rotating dicts; the ops after an epoch change prune stale ones a few at a
 time (lua/_prelude.lua).
 
-Global scans (expired reservations, unjournaled ops) cannot use one global key: a script may
-only write keys of its own slot. So each op also writes a *slot index* whose key lives in the
-account's slot: ``{T}:ix:x`` (zset "<account>|<balance>|<reservation>" -> expiry us) and
-``{T}:unj`` (set of "<account>|<op key>" applied but not yet confirmed journaled: one SADD
-per op that changed state; recovery reads one set per slot), where ``T`` is a short tag chosen
-so that ``CRC16(T) % 16384`` equals the account's slot. The tags in use are kept in ``{icx}:slots``
-(written by create_account, before the account exists). A sweep reads the registry, one ZCOUNT
+Global scans (expired reservations, unjournaled ops) need indexes: ``{T}:ix:x`` (zset
+"<account>|<balance>|<reservation>" -> expiry us) and ``{T}:unj`` (set of "<account>|<op key>"
+applied but not yet confirmed journaled; recovery reads them). On Redis Cluster they cannot be
+one global key (a script may only write keys of its own slot), so each account's ops write the
+*slot index* of its slot: ``T`` is a short tag chosen so that ``CRC16(T) % 16384`` equals the
+account's slot. On a standalone server every account uses the one tag ``STANDALONE_TAG``, so
+a batch of ops on any accounts updates ONE zset and ONE set (one ZADD/ZREM/SADD per batch
+instead of one per op: lua/batch.lua). The tags in use are kept in ``{icx}:slots`` (written by
+create_account, before the account exists; a server that held per-slot indexes from before
+keeps them listed there, so sweeps and recovery still read them). A sweep reads the registry, one ZCOUNT
 per tag (pipelined per node), then runs the expire script once per slot with due holds:
 O(slots in use) commands per sweep, at most 16384 however many accounts there are.
 Account and balance ids must not contain '|' (checked at create_account).
@@ -41,6 +44,8 @@ import binascii
 
 SLOTS = 16384
 REGISTRY = "{icx}:slots"
+STANDALONE_TAG = "ix"
+"""The index tag of every account on a standalone server (see the module docstring)."""
 
 _TAGS: list[str] | None = None
 

@@ -1,10 +1,12 @@
 """The Lua scripts of the Redis store (charging/store/lua/*.lua), loaded once at import.
 
-Each single-balance op script is ``_prelude.lua`` + its own file; its SHA1 is computed here so
-calls go straight to EVALSHA. The batch script (``batch.lua``) is built from the SAME sources:
-for each op, ``local function op_<name>(KEYS, ARGV)`` + prelude + op file + ``end``, then the
-dispatcher in batch.lua, so an op's logic exists once and runs identically alone or batched. On NOSCRIPT (a restarted or new server, a cluster node that never
-saw the script) the store falls back to EVAL with the source, which also caches it there.
+Each op file (reserve, commit, release, debit, credit) defines ``local function op_<name>``;
+its single-op script is ``_prelude.lua`` + the op file + a footer that calls the function on
+KEYS/ARGV and applies the deferred index updates (``flush``). The batch script is the prelude
++ every op file + ``batch.lua`` (the dispatcher), so an op's logic exists once and runs
+identically alone or batched. SHA1s are computed here so calls go straight to EVALSHA; on
+NOSCRIPT (a restarted or new server, a cluster node that never saw the script) the store falls
+back to EVAL with the source, which also caches it there.
 """
 
 from __future__ import annotations
@@ -24,12 +26,30 @@ class Script:
     sha_b: bytes  # the SHA1 hex as bytes (what EVALSHA sends)
 
 
-def _load(name: str, *, prelude: bool) -> Script:
-    src = (_DIR / f"{name}.lua").read_text(encoding="utf-8")
-    if prelude:
-        src = (_DIR / "_prelude.lua").read_text(encoding="utf-8") + "\n" + src
+def _script(name: str, src: str) -> Script:
     sha = hashlib.sha1(src.encode()).hexdigest()
     return Script(name, src, sha, sha.encode())
+
+
+def _read(name: str) -> str:
+    return (_DIR / f"{name}.lua").read_text(encoding="utf-8")
+
+
+# KEYS 1 account hash, 2 ix:x, 3 unj; ARGV 1 account, 2 balance, 3 epoch, 4 now, 5 key, 6..
+# (an op function takes the balance field "<balance>|" and the record field "|<key>", and
+# ignores the arguments past its own: lua/_prelude.lua)
+_FOOTER = """
+local r = op_{name}(KEYS[1], ARGV[1], ARGV[2] .. '|', ARGV[3], tonumber(ARGV[3]), ARGV[4],
+                    '|' .. ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9])
+flush(KEYS[2], KEYS[3])
+return r
+"""
+
+
+def _load(name: str, *, prelude: bool) -> Script:
+    if not prelude:
+        return _script(name, _read(name))
+    return _script(name, _read("_prelude") + "\n" + _read(name) + _FOOTER.format(name=name))
 
 
 RESERVE = _load("reserve", prelude=True)
@@ -47,15 +67,8 @@ BATCH_OPS = {"reserve": "r", "commit": "c", "release": "l", "debit": "d", "credi
 
 
 def _load_batch() -> Script:
-    prelude = (_DIR / "_prelude.lua").read_text(encoding="utf-8")
-    parts = []
-    for name in BATCH_OPS:
-        body = (_DIR / f"{name}.lua").read_text(encoding="utf-8")
-        # KEYS/ARGV become the function's parameters: the body runs unchanged on the op's slice
-        parts.append(f"local function op_{name}(KEYS, ARGV)\n{prelude}\n{body}\nend\n")
-    src = "".join(parts) + (_DIR / "batch.lua").read_text(encoding="utf-8")
-    sha = hashlib.sha1(src.encode()).hexdigest()
-    return Script("batch", src, sha, sha.encode())
+    ops = "".join(_read(name) + "\n" for name in BATCH_OPS)
+    return _script("batch", _read("_prelude") + "\n" + ops + _read("batch"))
 
 
 BATCH = _load_batch()

@@ -2,12 +2,13 @@
 
 Every EVALSHA costs the server a fixed floor (~40k instructions even for an empty script, more
 than a third of one of our op scripts) and us a command to pack and a reply to parse. So the
-ops issued in the same loop tick are grouped by hash slot (a standalone server takes them all
-in ONE group: any keys may go in one call there; a cluster gets one group per slot, which
-stays correct since a script may only touch its own slot) and each group is sent as one
-EVALSHA of ``lua/batch.lua`` (KEYS/ARGV layout in its header), which runs the ops in order
-with the very same op code as the single-op scripts and answers one reply per op. A group of
-one is sent as the op's own single-op script.
+ops issued in the same loop tick are grouped by their index keys (a standalone server keeps
+every account's indexes under one tag, redis_keys.STANDALONE_TAG, so its ops are all ONE
+group; a cluster gets one group per hash slot, which stays correct since a script may only
+touch its own slot) and each group is sent as one EVALSHA of ``lua/batch.lua`` (KEYS/ARGV
+layout in its header), which runs the ops in order with the very same op code as the
+single-op scripts, updates the indexes once for the whole call (one ZADD, ZREM, SADD) and
+answers one reply per op. A group of one is sent as the op's own single-op script.
 
 On a FastPipe the groups are not built per tick but when the pipe really writes (see
 FastPipe.ops): while batches are held (MAX_INFLIGHT on the wire) ops keep joining the next
@@ -33,26 +34,30 @@ from hiredis import pack_command
 from redis.exceptions import NoScriptError, ResponseError
 
 from charging.store import redis_lua as lua
+from charging.store.redis_codec import select as _select_codec
 from charging.store.redis_fast import EARLY_OPS, FastPipe, _error
-from charging.store.redis_keys import key_slot
 
 _pack = cast(Callable[[tuple[Any, ...]], bytes], pack_command)
 _EVALSHA, _EVAL, _THREE = b"EVALSHA", b"EVAL", b"3"
 _LETTER = {name: letter.encode() for name, letter in lua.BATCH_OPS.items()}
+# RESP of an op's variable arguments (compiled twin when built: cython_ext/redis_codec.pyx)
+_pack_args = _select_codec()[0]
 
 # one queued op: (script, its 3 KEYS, its ARGV, the caller's future)
 _Op = tuple[lua.Script, tuple[str, str, str], tuple[Any, ...], "asyncio.Future[Any]"]
 
 
 def batch_args(ops: list[_Op]) -> tuple[Any, ...]:
-    """``numkeys, KEYS..., ARGV...`` of one batch-script call running *ops* (lua/batch.lua)."""
-    keys: list[Any] = []
+    """``numkeys, KEYS..., ARGV...`` of one batch-script call running *ops*, which must share
+    their index keys (KEYS 2 and 3: same slot tag; lua/batch.lua)."""
+    keys: list[Any] = [ops[0][1][1], ops[0][1][2]]
     argv: list[Any] = []
     for script, ks, args, _ in ops:
-        keys += ks
+        keys.append(ks[0])
         argv.append(_LETTER[script.name])
-        argv.append(len(args))
-        argv += args
+        argv.append(args[0])
+        argv.append(args[1] + "|")  # the balance's field (the op key comes as "|<key>")
+        argv += args[2:]
     return (len(keys), *keys, *argv)
 
 
@@ -88,18 +93,20 @@ class PipeOps:
     """Op queue emptied by a FastPipe when it writes (FastPipe.ops): all ops in ONE call.
 
     Commands are assembled from pre-encoded RESP pieces (packing a whole batch's arguments
-    per write cost more client CPU than the rest of the op): per account its 3 KEYS, per
-    (script, account, balance) the op's ARGV head ``<letter> <n> <account> <balance>``; only
-    the op's variable arguments are packed per call (hiredis, in C)."""
+    per write cost more client CPU than the rest of the op): per account its packed hash key,
+    per (script, account, balance) the op's ARGV head ``<letter> <account> <balance>``; only
+    the op's variable arguments are packed per call (hiredis, in C). Ops whose index keys
+    differ (never on one standalone server: redis_keys.STANDALONE_TAG) go out as one call per
+    index pair, in queue order per pair (ops of different pairs touch different accounts)."""
 
     def __init__(self, pipe: FastPipe) -> None:
         self._pipe = pipe
-        # queued: (script, account, balance, packed KEYS, packed ARGV head, packed var args,
-        # their count, the caller's future)
-        self._ops: list[tuple[lua.Script, str, str, bytes, bytes, bytes, int,
+        # queued: (script, account, balance, packed index KEYS, packed account KEY, packed
+        # ARGV head, packed var args, their count, the caller's future)
+        self._ops: list[tuple[lua.Script, str, str, bytes, bytes, bytes, bytes, int,
                               asyncio.Future[Any]]] = []
-        # account -> (its packed KEYS, (script name, balance) -> its packed ARGV head)
-        self._acct: dict[str, tuple[bytes, dict[tuple[str, str], bytes]]] = {}
+        # account -> (packed index keys, packed hash key, (script, balance) -> packed head)
+        self._acct: dict[str, tuple[bytes, bytes, dict[tuple[str, str], bytes]]] = {}
         pipe.ops = self
 
     def __len__(self) -> int:
@@ -107,22 +114,25 @@ class PipeOps:
 
     def op(self, script: lua.Script, keys: tuple[str, str, str], account: str, balance: str,
            var: tuple[Any, ...]) -> asyncio.Future[Any]:
-        """Queue one single-balance op (its KEYS, ARGV = account, balance, *var*, fewer than
-        8 var arguments); the future resolves to the script's reply."""
+        """Queue one single-balance op (its KEYS; ARGV = account, balance, *var*: epoch,
+        now_us, "|<key>", the op's own arguments; fewer than 8 var arguments); the future
+        resolves to the op's reply. Even a lone op goes out as a batch (of one): its
+        arguments are packed for the batch script's layout."""
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         ent = self._acct.get(account)
         if ent is None:
             if len(self._acct) > 1_000_000:
                 self._acct.clear()
-            ent = self._acct[account] = (b"".join(_bulk(k.encode()) for k in keys), {})
-        head = ent[1].get((script.name, balance))
+            ent = self._acct[account] = (_bulk(keys[1].encode()) + _bulk(keys[2].encode()),
+                                         _bulk(keys[0].encode()), {})
+        head = ent[2].get((script.name, balance))
         if head is None:
-            head = ent[1][(script.name, balance)] = (
-                _bulk(_LETTER[script.name]) + _bulk(b"%d" % (2 + len(var)))
-                + _bulk(account.encode()) + _bulk(balance.encode()))
-        # _pack(var) starts with its 4-byte array header "*N\r\n" (N < 10): dropped
+            head = ent[2][(script.name, balance)] = (
+                _bulk(_LETTER[script.name]) + _bulk(account.encode())
+                + _bulk(balance.encode() + b"|"))  # the balance's field (lua/batch.lua)
         ops = self._ops
-        ops.append((script, account, balance, ent[0], head, _pack(var)[4:], len(var), fut))
+        ops.append((script, account, balance, ent[0], ent[1], head, _pack_args(var), len(var),
+                    fut))
         pipe = self._pipe
         if len(ops) >= EARLY_OPS:
             pipe.flush_early()  # the server starts on these while we make the rest
@@ -133,31 +143,35 @@ class PipeOps:
         return fut
 
     def emit(self) -> None:
-        """Called by the pipe right before it writes: queue the pending ops as one command."""
+        """Called by the pipe right before it writes: queue the pending ops as one command
+        (one per index-key pair)."""
         ops, self._ops = self._ops, []
         if not ops:
             return
-        if len(ops) == 1:
-            script, account, balance, kseg, _, var, nvar, fut = ops[0]
-            # EVALSHA sha 3 <3 keys> account balance <var>: the op's own script
-            body = (_bulk(b"3") + kseg + _bulk(account.encode())
-                    + _bulk(balance.encode()) + var)
-            n = 8 + nvar
-            inner = self._pipe.enqueue(b"*%d\r\n" % n + _bulk(_EVALSHA) + _bulk(script.sha_b)
-                                       + body)
-            inner.add_done_callback(lambda f: self._done(f, [fut], False, script, n, body))
-            return
-        kparts: list[bytes] = []
+        ix = ops[0][3]
+        for op in ops:
+            if op[3] is not ix and op[3] != ix:
+                groups: dict[bytes, list[Any]] = {}
+                for o in ops:
+                    groups.setdefault(o[3], []).append(o)
+                for group in groups.values():
+                    self._emit(group)
+                return
+        self._emit(ops)
+
+    def _emit(self, ops: list[tuple[lua.Script, str, str, bytes, bytes, bytes, bytes, int,
+                                    asyncio.Future[Any]]]) -> None:
+        kparts: list[bytes] = [ops[0][3]]
         aparts: list[bytes] = []
         futs: list[asyncio.Future[Any]] = []
-        n = 3 + 7 * len(ops)  # per op: 3 keys, letter, n, account, balance (+ its var args)
-        for _, _, _, kseg, head, var, nvar, fut in ops:
+        n = 5 + 4 * len(ops)  # EVALSHA sha numkeys ix unj; per op: key, letter, account, balance
+        for _, _, _, _, kseg, head, var, nvar, fut in ops:
             kparts.append(kseg)
             aparts.append(head)
             aparts.append(var)
             futs.append(fut)
             n += nvar
-        body = _bulk(b"%d" % (3 * len(ops))) + b"".join(kparts) + b"".join(aparts)
+        body = _bulk(b"%d" % (2 + len(ops))) + b"".join(kparts) + b"".join(aparts)
         inner = self._pipe.enqueue(b"*%d\r\n" % n + _bulk(_EVALSHA) + _bulk(lua.BATCH.sha_b)
                                    + body)
         inner.add_done_callback(lambda f: self._done(f, futs, True, lua.BATCH, n, body))
@@ -184,7 +198,8 @@ class PipeOps:
 class SlotOps:
     """Op queue flushed once per loop tick through a generic async *evalsha*/*eval* (redis-py:
     the cluster client routes each call by its keys' slot; the TLS/unix Batcher), one call per
-    hash slot when *by_slot* (a cluster), else one call for all."""
+    index-key pair: per hash slot on a cluster, one for all on a standalone server. (*by_slot*
+    is kept for callers; the grouping follows from the keys.)"""
 
     def __init__(self, evalsha: Callable[..., Awaitable[Any]],
                  eval_: Callable[..., Awaitable[Any]], *, by_slot: bool) -> None:
@@ -197,8 +212,8 @@ class SlotOps:
 
     def op(self, script: lua.Script, keys: tuple[str, str, str], account: str, balance: str,
            var: tuple[Any, ...]) -> asyncio.Future[Any]:
-        """Queue one single-balance op (its KEYS, ARGV = account, balance, *var*); the future
-        resolves to the script's reply."""
+        """Queue one single-balance op (its KEYS; ARGV = account, balance, *var*: epoch,
+        now_us, "|<key>", the op's own arguments); the future resolves to its reply."""
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
         self._ops.append((script, keys, (account, balance, *var), fut))
@@ -210,12 +225,11 @@ class SlotOps:
     def _flush(self) -> None:
         self._scheduled = False
         ops, self._ops = self._ops, []
-        groups: dict[int, list[_Op]] = {}
-        if self._by_slot:
-            for op in ops:
-                groups.setdefault(key_slot(op[1][0]), []).append(op)
-        elif ops:
-            groups[0] = ops
+        # one call per index-key pair: per hash slot on a cluster (the slot's tag), one for
+        # all on a standalone server (redis_keys.STANDALONE_TAG)
+        groups: dict[str, list[_Op]] = {}
+        for op in ops:
+            groups.setdefault(op[1][1], []).append(op)
         for group in groups.values():
             task = asyncio.ensure_future(self._send(group))
             self._tasks.add(task)
@@ -225,6 +239,8 @@ class SlotOps:
         try:
             if len(ops) == 1:
                 script, keys, args, fut = ops[0]
+                # the single-op script takes the plain key (ARGV[5]; queued as "|<key>")
+                args = (*args[:4], args[4][1:], *args[5:])
                 try:
                     reply = await self._evalsha(script.sha, 3, *keys, *args)
                 except NoScriptError:

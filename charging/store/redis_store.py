@@ -62,8 +62,15 @@ from charging.store.common import (
     spec_tuple,
 )
 from charging.store.redis_batch import Batcher
+from charging.store.redis_codec import select as _select_codec
 from charging.store.redis_fast import FastPipe
-from charging.store.redis_keys import REGISTRY, account_key, account_tag, identity_key
+from charging.store.redis_keys import (
+    REGISTRY,
+    STANDALONE_TAG,
+    account_key,
+    account_tag,
+    identity_key,
+)
 from charging.store.redis_opbatch import PipeOps, SlotOps
 
 _STATUS = {s.value.encode(): s for s in OpStatus} | {s.value: s for s in OpStatus}
@@ -75,6 +82,7 @@ _EVALSHA = b"EVALSHA"
 _ONE, _ZERO = b"1", b"0"
 _SREM = b"SREM"
 _pack = cast(Callable[[tuple[Any, ...]], bytes], pack_command)  # one command, RESP (C)
+_, _reserve_ok, _commit_ok = _select_codec()
 
 
 def _s(v: Any) -> str:
@@ -164,9 +172,14 @@ class RedisStore:
         if ks is None:
             if len(self._keys_cache) > 1_000_000:
                 self._keys_cache.clear()
-            t = "{" + account_tag(account) + "}"
+            t = "{" + self._tag(account) + "}"
             ks = self._keys_cache[account] = (account_key(account), t + ":ix:x", t + ":unj")
         return ks
+
+    def _tag(self, account: str) -> str:
+        """The index tag of *account*: its slot's on a cluster, the one shared tag on a
+        standalone server (redis_keys)."""
+        return account_tag(account) if self._cluster else STANDALONE_TAG
 
     def _epoch(self, now: float) -> int:
         """The idempotency epoch of *now* (the embedded store computes it the same way)."""
@@ -191,7 +204,7 @@ class RedisStore:
             owner = await self._r.get(identity_key(ident))
             if owner is not None and _s(owner) != account:
                 raise ValueError(f"identity {ident} already belongs to {_s(owner)}")
-        await self._r.sadd(REGISTRY, account_tag(account))
+        await self._r.sadd(REGISTRY, self._tag(account))
         argv: list[Any] = [kind.value,
                            json.dumps([list(spec_tuple(s)) for s in balances], separators=(",", ":")),
                            json.dumps(ids, separators=(",", ":")),
@@ -200,7 +213,8 @@ class RedisStore:
             argv += [s.id, s.kind.value, s.currency or "", str(s.amount), str(s.credit_limit),
                      str(s.priority), "" if s.expires_at is None else str(to_us(s.expires_at)),
                      "" if s.low_threshold is None else str(s.low_threshold)]
-        out = await self._eval(lua.CREATE, [account_key(account)], argv)
+        out = await self._eval(lua.CREATE, [account_key(account), self._op_keys(account)[1]],
+                               argv)
         if _s(out) == "different":
             raise ValueError(f"account {account} exists with a different definition")
         for ident in ids:
@@ -243,42 +257,39 @@ class RedisStore:
         if amount.__class__ is not int or not 0 <= amount <= MAX_AMOUNT:
             check_amount(amount)
         exp_us = round((now + ttl) * 1_000_000)
-        var = (int(now // self.retention), round(now * 1_000_000), key, reservation, amount,
+        var = (int(now // self.retention), round(now * 1_000_000), "|" + key, reservation, amount,
                exp_us, _ONE if partial else _ZERO)
         reply = await self._op(lua.RESERVE, account, balance, var)
-        if reply.__class__ is list and reply[0] == b"ok":  # the common case, decoded inline
-            low = reply[4] == 1
-            return OpResult(key, _OK, (), (Hold(account, balance, reservation, reply[1],
-                                                exp_us / 1_000_000),),
-                            reply[1], reply[2], reply[3], False, low, _LOW_EVENTS if low else ())
+        # a fresh ok record, the common case (redis_codec; compiled twin when built)
+        res = _reserve_ok(reply, key, account, balance, reservation, exp_us / 1_000_000)
+        if res is not None:
+            return res
         return _result(key, account, balance, reservation, reply)
 
     async def commit(self, key: str, account: str, balance: str, reservation: str, used: int,
                      *, now: float, release_rest: bool = True) -> OpResult:
         if used.__class__ is not int or not 0 <= used <= MAX_AMOUNT:
             check_amount(used, "used")
-        var = (int(now // self.retention), round(now * 1_000_000), key, reservation, used,
+        var = (int(now // self.retention), round(now * 1_000_000), "|" + key, reservation, used,
                _ONE if release_rest else _ZERO)
         reply = await self._op(lua.COMMIT, account, balance, var)
-        if release_rest and reply.__class__ is list and reply[0] == b"ok":  # decoded inline
-            low = reply[4] == 1
-            eff = reply[5]
-            return OpResult(key, _OK, (Effect(account, balance, eff),) if eff else (),
-                            (Hold(account, balance, reservation, reply[6], None),),
-                            reply[1], reply[2], reply[3], False, low, _LOW_EVENTS if low else ())
+        if release_rest:  # a fresh ok record, the common case (redis_codec)
+            res = _commit_ok(reply, key, account, balance, reservation)
+            if res is not None:
+                return res
         return _result(key, account, balance, reservation, reply)
 
     async def release(self, key: str, account: str, balance: str, reservation: str, *,
                       now: float) -> OpResult:
         reply = await self._op(lua.RELEASE, account, balance, (
-            self._epoch(now), round(now * 1_000_000), key, reservation))
+            self._epoch(now), round(now * 1_000_000), "|" + key, reservation))
         return _result(key, account, balance, reservation, reply)
 
     async def debit(self, key: str, account: str, balance: str, amount: int, *, now: float,
                     partial: bool = False) -> OpResult:
         check_amount(amount)
         reply = await self._op(lua.DEBIT, account, balance, (
-            self._epoch(now), round(now * 1_000_000), key, amount, _ONE if partial else _ZERO))
+            self._epoch(now), round(now * 1_000_000), "|" + key, amount, _ONE if partial else _ZERO))
         return _result(key, account, balance, "", reply)
 
     async def refund(self, key: str, account: str, balance: str, amount: int, *,
@@ -293,7 +304,7 @@ class RedisStore:
                       now: float) -> OpResult:
         check_amount(amount)
         reply = await self._op(lua.CREDIT, account, balance, (
-            self._epoch(now), round(now * 1_000_000), key, amount))
+            self._epoch(now), round(now * 1_000_000), "|" + key, amount))
         return _result(key, account, balance, "", reply)
 
     # ------------------------------------------------------------------ sweeps
@@ -410,13 +421,15 @@ class RedisStore:
 
 
 def _result(key: str, account: str, balance: str, reservation: str, reply: Any) -> OpResult:
-    """An op script's reply (lua/_prelude.lua) -> OpResult: a fresh result array, a replayed
-    record string, or {'unknown_account'} (not cached)."""
-    if reply.__class__ is list:
-        if len(reply) == 1:
+    """An op script's reply (lua/_prelude.lua) -> OpResult: a fresh record, a replayed record
+    in an array of one, or {'unknown_account'} (not cached)."""
+    if reply.__class__ is bytes:
+        return _record(key, account, reply, False)
+    if reply.__class__ is list and len(reply) == 1:
+        if reply[0] == b"unknown_account":
             return OpResult(key, OpStatus.UNKNOWN_ACCOUNT)
-        return _fresh(key, account, balance, reservation, reply)
-    return _record(key, account, reply, True)
+        return _record(key, account, reply[0], True)
+    raise RuntimeError(f"op script: unexpected reply {reply!r:.200}")
 
 
 def _fresh(key: str, account: str, balance: str, reservation: str, r: list[Any]) -> OpResult:

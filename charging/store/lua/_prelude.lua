@@ -1,81 +1,106 @@
--- Shared helpers prepended to every single-balance op script (reserve, commit, release, debit,
--- credit). Not a script by itself. Those scripts share one KEYS/ARGV layout:
---   KEYS[1] {acct:ID}:a        the account hash (layout: charging/store/redis_keys.py): meta,
---                              "<bal>|" -> "<amount>:<reserved>:<credit limit>:<expiry us>:<low
---                              threshold>" (the last two may be empty), "<bal>|h|<res>" ->
---                              "<amount>:<exp_us>" holds, "|<op key>" -> cached op record,
---                              "oe" -> "<newest op epoch>[:<prune cursor>]"
---   KEYS[2] {<slot tag>}:ix:x  slot index (zset): "<account>|<balance>|<reservation>" by expiry
---                              in epoch us; the TTL sweep reads it
---   KEYS[3] {<slot tag>}:unj   slot index (set): "<account>|<key>" of every op that changed
---                              state here and is not yet confirmed journaled
+-- Shared helpers of the single-balance ops (reserve, commit, release, debit, credit). Not a
+-- script by itself: charging/store/redis_lua.py builds each single-op script as this prelude
+-- + the op's file (which defines "local function op_<name>(...)") + a footer calling it on
+-- KEYS/ARGV then flush(); the batch script is this prelude + every op file + batch.lua.
+-- The single-op scripts share one KEYS/ARGV layout:
+--   KEYS[1] {acct:ID}:a   the account hash (layout: charging/store/redis_keys.py): meta,
+--                         "<bal>|" -> "<amount>:<reserved>:<credit limit>:<expiry us>:<low
+--                         threshold>" (the last two may be empty), "<bal>|h|<res>" ->
+--                         "<amount>:<exp_us>" holds, "|<op key>" -> cached op record,
+--                         "oe" -> "<newest op epoch>[:<prune cursor>]"
+--   KEYS[2] {T}:ix:x      reservation index (zset): "<account>|<balance>|<reservation>" by
+--                         expiry in epoch us; the TTL sweep reads it
+--   KEYS[3] {T}:unj       unjournaled index (set): "<account>|<key>" of every op that changed
+--                         state and is not yet confirmed journaled
 --   ARGV[1] account  ARGV[2] balance  ARGV[3] idempotency epoch (floor(now / retention))
 --   ARGV[4] now (epoch us)  ARGV[5] op key  ARGV[6..] the op's own arguments
--- A fresh result is the flat array {status, granted, amount_after, available_after, low,
--- effect, hold, hold_exp_us (-1: reservation gone; a string when copied from a field/ARGV),
--- has_hold}; a replay returns the cached record string "<epoch>|<status>|<granted>|<amount>|
--- <available>|<low>|<effect>|<hold>|<hold_exp>|<has_hold>|<balance>|<reservation>" instead;
--- an unknown account returns {'unknown_account'} (not cached: nothing to attach it to).
--- A record is valid while its epoch >= the op's epoch - 1 (a key is remembered at least one
--- retention and at most two, like the embedded store); after an epoch change the next ops
--- prune stale records a few at a time (HSCAN cursor kept in "oe").
--- Cost model (why the scripts look like this; measured in instructions per EVALSHA under
--- callgrind, see benchmarks/_stores_redis.py): every field HMGET asks for (~3.5k), every
--- closure a script defines (~1k, created on EVERY call: hence one helper, and inline code),
--- every number<->string conversion, table and new string costs; so an op reads 4 fields (its
--- record, "oe", the balance state in one field, the hold), compares strings instead of parsing
--- them, copies ARGV/field strings into the record instead of formatting numbers, and makes
--- one HMGET, one HSET and the index updates.
+-- An op function takes (acc, account, B, ep, epn, now, opf, <its own arguments>): acc the
+-- account hash key, B the balance id + '|' (its state field), ep the epoch string and epn its
+-- number (nil: not a number), opf '|' + the op key (its record field), the rest the ARGV
+-- strings in the order above (the batch script sends B and opf ready-made: fewer strings).
+-- An op that changed state appends "<account>|<key>" (account .. opf) to UNJ.
+-- Reply: a fresh result is its op record, the string "<epoch>|<status>|<granted>|<amount>|
+-- <available>|<low>|<effect>|<hold>|<hold_exp>|<has_hold>|<balance>|<reservation>" (hold_exp
+-- -1: reservation gone), also kept in the hash as the field "|<key>"; a replay is that cached
+-- record in an array of one, {record}; an unknown account is {'unknown_account'} (not
+-- cached: nothing to attach it to). A record is valid while its epoch >= the op's epoch - 1 (a
+-- key is remembered at least one retention and at most two, like the embedded store); after
+-- an epoch change the next ops prune stale records a few at a time (HSCAN cursor in "oe").
+-- Index updates are DEFERRED: an op notes its reservation's new expiry (or removal) in IXC and
+-- its unjournaled member in UNJ; flush() applies them once per script call (one ZADD, one
+-- ZREM, one SADD for a whole batch: a batch's ops share their index keys, lua/batch.lua).
+-- Cost model (why the code looks like this; callgrind instructions, Redis 7.0, see
+-- benchmarks/_stores_redis_callgrind.py): each redis.call ~6k (fake client, argv objects,
+-- lookup, reply -> Lua) plus the command; each reply element converted to RESP ~900 (so a
+-- fresh result is one string, not an array); tonumber() ~1.1k (two strtod: lua_isnumber then
+-- lua_tonumber) while arithmetic coercion of a string ("x + 0") is one strtod: used on the
+-- fields the scripts wrote themselves (canonical), tonumber() kept for ARGV (it must answer
+-- nil, not raise); string.format ~1.3k per call + ~760 per %d (sprintf), a '..' chain one
+-- string; a table or closure per op ~1k + GC. So an op is one HMGET, one HSET (+ HDEL when a
+-- hold goes), no table, no closure, numbers formatted only where computed.
 -- Amounts are integers below 2^53 (exact in Lua doubles); computed ones are written back with
 -- string.format('%d'), never tostring or '..' on a number (14 significant digits).
-local ACC, KEY, EP = KEYS[1], ARGV[5], ARGV[3]
--- the epoch, parsed once (every body returns NAN(3) first when it is not a number; the other
--- numeric ARGV are parsed by the bodies where they use them, before their first write)
-local EPN = tonumber(EP)
-local OPF = '|' .. KEY
-local B = ARGV[2] .. '|'
+local IXC = {}  -- reservation index member -> its new expiry string, or false: removed
+local UNJ, NUNJ = {}, 0  -- unjournaled members "<account>|<key>", in op order
 
--- Write the op record *rec* (plus the caller's field updates in *sets*) with one HSET; mark
--- the op unjournaled when it changed state; return the fresh reply. The slow path (the
--- account's first op, a new epoch, an op from an older epoch, a prune in progress) updates
--- "oe" and prunes one HSCAN page of records older than the window (memory only: the replay
--- check already ignores them).
-local function finish(reply, rec, mutated, sets, oe)
-  sets[#sets + 1] = OPF
-  sets[#sets + 1] = rec
-  if oe ~= EP then
-    local newest, cur = EPN, nil
-    if oe then
-      local sep = string.find(oe, ':', 1, true)
-      local e = tonumber(sep and string.sub(oe, 1, sep - 1) or oe)
-      if sep then cur = string.sub(oe, sep + 1) end
-      if e < newest then
-        cur = '0'  -- a new epoch: records two epochs old are stale from now on
-      else
-        newest = e
-      end
-    end
-    if cur then
-      local scan = redis.call('HSCAN', ACC, cur, 'MATCH', '|*', 'COUNT', 64)
-      local stale, items = {}, scan[2]
-      for i = 1, #items, 2 do
-        local v = items[i + 1]
-        if tonumber(string.sub(v, 1, string.find(v, '|', 1, true) - 1)) < newest - 1
-            and items[i] ~= OPF then
-          stale[#stale + 1] = items[i]
-        end
-      end
-      if #stale > 0 then redis.call('HDEL', ACC, unpack(stale)) end
-      cur = scan[1]
-    end
-    local value = string.format('%d', newest)
-    if cur and cur ~= '0' then value = value .. ':' .. cur end
-    if value ~= oe then
-      sets[#sets + 1] = 'oe'
-      sets[#sets + 1] = value
+-- The slow path of an op that writes its record (the account's first op, a new epoch, an op
+-- from an older epoch, a prune in progress): update "oe" and prune one HSCAN page of records
+-- older than the window (memory only: the replay check already ignores them). *opf* is the
+-- op's own record field (written by the caller: never pruned here).
+local function epoch_slow(acc, ep, epn, opf, oe)
+  local newest, cur = epn, nil
+  if oe then
+    local sep = string.find(oe, ':', 1, true)
+    local e = tonumber(sep and string.sub(oe, 1, sep - 1) or oe)
+    if sep then cur = string.sub(oe, sep + 1) end
+    if e < newest then
+      cur = '0'  -- a new epoch: records two epochs old are stale from now on
+    else
+      newest = e
     end
   end
-  redis.call('HSET', ACC, unpack(sets))
-  if mutated then redis.call('SADD', KEYS[3], ARGV[1] .. '|' .. KEY) end
-  return reply
+  if cur then
+    local scan = redis.call('HSCAN', acc, cur, 'MATCH', '|*', 'COUNT', 64)
+    local stale, items = {}, scan[2]
+    for i = 1, #items, 2 do
+      local v = items[i + 1]
+      if tonumber(string.sub(v, 1, string.find(v, '|', 1, true) - 1)) < newest - 1
+          and items[i] ~= opf then
+        stale[#stale + 1] = items[i]
+      end
+    end
+    if #stale > 0 then redis.call('HDEL', acc, unpack(stale)) end
+    cur = scan[1]
+  end
+  local value = string.format('%d', newest)
+  if cur and cur ~= '0' then value = value .. ':' .. cur end
+  if value ~= oe then redis.call('HSET', acc, 'oe', value) end
+end
+
+-- Write a refusal's record (no state change) and return it.
+local function refuse(acc, ep, epn, opf, oe, rec)
+  redis.call('HSET', acc, opf, rec)
+  if oe ~= ep then epoch_slow(acc, ep, epn, opf, oe) end
+  return rec
+end
+
+-- Apply the deferred index updates of this script call (ix: the reservation zset, unj: the
+-- unjournaled set; one of each for all the call's ops).
+-- (in commands of at most 1000 arguments: unpack() is bounded by the Lua C stack, 8000)
+local function flush(ix, unj)
+  for i = 1, NUNJ, 1000 do
+    redis.call('SADD', unj, unpack(UNJ, i, math.min(i + 999, NUNJ)))
+  end
+  local add, del, na, nd = {}, {}, 0, 0
+  for m, e in pairs(IXC) do
+    if e then
+      add[na + 1], add[na + 2] = e, m
+      na = na + 2
+    else
+      nd = nd + 1
+      del[nd] = m
+    end
+  end
+  for i = 1, na, 1000 do redis.call('ZADD', ix, unpack(add, i, math.min(i + 999, na))) end
+  for i = 1, nd, 1000 do redis.call('ZREM', ix, unpack(del, i, math.min(i + 999, nd))) end
 end

@@ -2,54 +2,63 @@
 -- KEYS: see _prelude.lua (1 account hash, 2 ix:x, 3 unj)
 -- ARGV: 1 account, 2 balance, 3 epoch, 4 now_us, 5 key, 6 reservation, 7 used,
 --       8 release_rest ('1' removes the reservation)
-local res = ARGV[6]
-local hf = B .. 'h|' .. res
-if not EPN then return redis.error_reply('ERR ARGV 3 is not a number') end
-local used = tonumber(ARGV[7])
-if not used then return redis.error_reply('ERR ARGV 7 is not a number') end
-local b = redis.call('HMGET', ACC, OPF, 'oe', B, hf)
-if b[1] and tonumber(string.sub(b[1], 1, string.find(b[1], '|', 1, true) - 1))
-    >= EPN - 1 then
-  return b[1]  -- replay (lua/_prelude.lua)
+local function op_commit(acc, account, B, ep, epn, now, opf, res, used, release_rest)
+  if not epn then return redis.error_reply('ERR ARGV 3 is not a number') end
+  local debit = tonumber(used)
+  if not debit or debit < 0 then return redis.error_reply('ERR ARGV 7 is not a number >= 0') end
+  local hf = B .. 'h|' .. res
+  local b = redis.call('HMGET', acc, opf, 'oe', B, hf)
+  local rec = b[1]
+  if rec and tonumber(string.sub(rec, 1, string.find(rec, '|', 1, true) - 1)) >= epn - 1 then
+    return {rec}  -- replay: the record is still within the window
+  end
+  local oe, st = b[2], b[3]
+  if not st then
+    if redis.call('HEXISTS', acc, 'kind') == 0 then return {'unknown_account'} end
+    return refuse(acc, ep, epn, opf, oe,
+                  ep .. '|unknown_balance|0|0|0|0|0|0|0|0|' .. B .. res)
+  end
+  local a, r, c, x, l = string.match(st, '^([^:]*):([^:]*):([^:]*):([^:]*):(.*)$')
+  local amt, rsv = a + 0, r + 0
+  local before = amt - rsv + c
+  if not b[4] then
+    return refuse(acc, ep, epn, opf, oe, ep .. '|unknown_reservation|0|' .. a ..
+                  string.format('|%d|0|0|0|0|0|', before) .. B .. res)
+  end
+  local hs, rexp = string.match(b[4], '^([^:]*):(.*)$')
+  local held = hs + 0
+  -- used beyond the hold is debited as far as the credit limit allows
+  local ds = used
+  if debit > held + before then
+    debit = held + before
+    ds = string.format('%d', debit)
+  end
+  local freed, fs, hexp, has_hold
+  if release_rest == '1' then
+    freed, fs, hexp, has_hold = held, hs, '-1', '1'
+  else
+    freed, fs, hexp, has_hold = debit, ds, rexp, '1'
+    if debit > held then freed, fs = held, hs end
+    if freed == 0 then has_hold = '0' end
+  end
+  local after = before + freed - debit
+  local low = '0'
+  if l ~= '' and before >= l + 0 and l + 0 > after then low = '1' end
+  rec = ep .. '|ok|' .. ds .. string.format('|%d|%d|', amt - debit, after) .. low ..
+        (debit == 0 and '|0|' or '|-' .. ds .. '|') .. (freed == 0 and '0|' or '-' .. fs .. '|') ..
+        hexp .. '|' .. has_hold .. '|' .. B .. res
+  local state = string.format('%d:%d:', amt - debit, rsv - freed) .. c .. ':' .. x .. ':' .. l
+  if release_rest == '1' then
+    redis.call('HDEL', acc, hf)
+    redis.call('HSET', acc, B, state, opf, rec)
+    IXC[account .. '|' .. B .. res] = false
+  else
+    redis.call('HSET', acc, B, state, hf, string.format('%d:', held - freed) .. rexp, opf, rec)
+  end
+  if oe ~= ep then epoch_slow(acc, ep, epn, opf, oe) end
+  if debit ~= 0 or has_hold == '1' then
+    NUNJ = NUNJ + 1
+    UNJ[NUNJ] = account .. opf
+  end
+  return rec
 end
-local oe = b[2]
-if not b[3] then
-  if redis.call('HEXISTS', ACC, 'kind') == 0 then return {'unknown_account'} end
-  return finish({'unknown_balance', 0, 0, 0, 0, 0, 0, 0, 0},
-                EP .. '|unknown_balance|0|0|0|0|0|0|0|0|' .. ARGV[2] .. '|' .. res, false, {}, oe)
-end
-local a, r, c, x, l = string.match(b[3], '^([^:]*):([^:]*):([^:]*):([^:]*):(.*)$')
-local amt, rsv = tonumber(a), tonumber(r)
-local before = amt - rsv + tonumber(c)
-if not b[4] then
-  return finish({'unknown_reservation', 0, amt, before, 0, 0, 0, 0, 0},
-                EP .. '|unknown_reservation|0|' .. a ..
-                string.format('|%d|0|0|0|0|0|', before) .. ARGV[2] .. '|' .. res, false, {}, oe)
-end
-local hs, rexp = string.match(b[4], '^([^:]*):(.*)$')
-local held = tonumber(hs)
--- used beyond the hold is debited as far as the credit limit allows
-local debit = used
-if used > held + before then debit = held + before end
-local freed, hexp, has_hold, sets
-if ARGV[8] == '1' then
-  freed, hexp, has_hold = held, '-1', 1
-  redis.call('HDEL', ACC, hf)
-  redis.call('ZREM', KEYS[2], ARGV[1] .. '|' .. ARGV[2] .. '|' .. res)
-  sets = {B, string.format('%d:%d:', amt - debit, rsv - freed) .. c .. ':' .. x .. ':' .. l}
-else
-  freed = debit
-  if debit > held then freed = held end
-  hexp, has_hold = rexp, 0
-  if freed ~= 0 then has_hold = 1 end
-  sets = {B, string.format('%d:%d:', amt - debit, rsv - freed) .. c .. ':' .. x .. ':' .. l,
-          hf, string.format('%d:', held - freed) .. rexp}
-end
-local after = before + freed - debit
-local low = 0
-if l ~= '' and before >= tonumber(l) and tonumber(l) > after then low = 1 end
-return finish({'ok', debit, amt - debit, after, low, -debit, -freed, hexp, has_hold},
-              EP .. string.format('|ok|%d|%d|%d|%d|%d|%d|', debit, amt - debit, after, low,
-                                  -debit, -freed) ..
-              hexp .. (has_hold == 1 and '|1|' or '|0|') .. ARGV[2] .. '|' .. res,
-              debit ~= 0 or has_hold == 1, sets, oe)

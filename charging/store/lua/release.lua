@@ -1,33 +1,36 @@
 -- release: remove a reservation, returning its hold to the balance.
 -- KEYS: see _prelude.lua (1 account hash, 2 ix:x, 3 unj)
 -- ARGV: 1 account, 2 balance, 3 epoch, 4 now_us, 5 key, 6 reservation
-local res = ARGV[6]
-local hf = B .. 'h|' .. res
-if not EPN then return redis.error_reply('ERR ARGV 3 is not a number') end
-local b = redis.call('HMGET', ACC, OPF, 'oe', B, hf)
-if b[1] and tonumber(string.sub(b[1], 1, string.find(b[1], '|', 1, true) - 1))
-    >= EPN - 1 then
-  return b[1]  -- replay (lua/_prelude.lua)
+local function op_release(acc, account, B, ep, epn, now, opf, res)
+  if not epn then return redis.error_reply('ERR ARGV 3 is not a number') end
+  local hf = B .. 'h|' .. res
+  local b = redis.call('HMGET', acc, opf, 'oe', B, hf)
+  local rec = b[1]
+  if rec and tonumber(string.sub(rec, 1, string.find(rec, '|', 1, true) - 1)) >= epn - 1 then
+    return {rec}  -- replay: the record is still within the window
+  end
+  local oe, st = b[2], b[3]
+  if not st then
+    if redis.call('HEXISTS', acc, 'kind') == 0 then return {'unknown_account'} end
+    return refuse(acc, ep, epn, opf, oe,
+                  ep .. '|unknown_balance|0|0|0|0|0|0|0|0|' .. B .. res)
+  end
+  local a, r, c, x, l = string.match(st, '^([^:]*):([^:]*):([^:]*):([^:]*):(.*)$')
+  local amt, rsv = a + 0, r + 0
+  if not b[4] then
+    return refuse(acc, ep, epn, opf, oe, ep .. '|unknown_reservation|0|' .. a ..
+                  string.format('|%d|0|0|0|0|0|', amt - rsv + c) .. B .. res)
+  end
+  local hs = string.match(b[4], '^[^:]*')
+  local held = hs + 0
+  rec = ep .. '|ok|0|' .. a .. string.format('|%d|0|0|', amt - rsv + held + c) ..
+        (held == 0 and '0' or '-' .. hs) .. '|-1|1|' .. B .. res
+  redis.call('HDEL', acc, hf)
+  redis.call('HSET', acc, B, a .. string.format(':%d:', rsv - held) .. c .. ':' .. x .. ':' .. l,
+             opf, rec)
+  if oe ~= ep then epoch_slow(acc, ep, epn, opf, oe) end
+  IXC[account .. '|' .. B .. res] = false
+  NUNJ = NUNJ + 1
+  UNJ[NUNJ] = account .. opf
+  return rec
 end
-local oe = b[2]
-if not b[3] then
-  if redis.call('HEXISTS', ACC, 'kind') == 0 then return {'unknown_account'} end
-  return finish({'unknown_balance', 0, 0, 0, 0, 0, 0, 0, 0},
-                EP .. '|unknown_balance|0|0|0|0|0|0|0|0|' .. ARGV[2] .. '|' .. res, false, {}, oe)
-end
-local a, r, c, x, l = string.match(b[3], '^([^:]*):([^:]*):([^:]*):([^:]*):(.*)$')
-local amt, rsv = tonumber(a), tonumber(r)
-if not b[4] then
-  local avail = amt - rsv + tonumber(c)
-  return finish({'unknown_reservation', 0, amt, avail, 0, 0, 0, 0, 0},
-                EP .. '|unknown_reservation|0|' .. a ..
-                string.format('|%d|0|0|0|0|0|', avail) .. ARGV[2] .. '|' .. res, false, {}, oe)
-end
-local held = tonumber(string.match(b[4], '^[^:]*'))
-redis.call('HDEL', ACC, hf)
-redis.call('ZREM', KEYS[2], ARGV[1] .. '|' .. ARGV[2] .. '|' .. res)
-local after = amt - rsv + held + tonumber(c)
-return finish({'ok', 0, amt, after, 0, 0, -held, -1, 1},
-              EP .. '|ok|0|' .. a .. string.format('|%d|0|0|%d|-1|1|', after, -held) ..
-              ARGV[2] .. '|' .. res, true,
-              {B, a .. string.format(':%d:', rsv - held) .. c .. ':' .. x .. ':' .. l}, oe)

@@ -9,7 +9,14 @@ from typing import Any
 
 from charging.store import redis_lua as lua
 from charging.store.base import MAX_AMOUNT, AccountKind, BalanceKind, BalanceSpec, OpStatus
-from charging.store.redis_keys import account_key, account_tag, key_slot, prefix, slot_tag
+from charging.store.redis_keys import (
+    STANDALONE_TAG,
+    account_key,
+    account_tag,
+    key_slot,
+    prefix,
+    slot_tag,
+)
 from tests.charging.store.conftest import Harness
 
 NOW = 1_800_000_000.0
@@ -55,14 +62,22 @@ def test_all_keys_of_an_account_share_a_slot(rh: Harness) -> None:
                 keys += [k.decode() async for k in r.scan_iter(target_nodes=node, count=1000)]
         else:
             keys = [k.decode() async for k in r.scan_iter(count=1000)]
+        if rh.kind != "cluster":
+            # standalone: every account's indexes under the one shared tag (redis_keys)
+            assert {"{ix}:ix:x", "{ix}:unj"} <= set(keys), keys
+            assert STANDALONE_TAG == "ix" and not any(
+                k.startswith("{" + account_tag(a) + "}")
+                for a in ("alpha", "beta", "+4917012345") for k in keys)
         for acct in ("alpha", "beta", "+4917012345"):
             mine = [k for k in keys if k.startswith(prefix(acct))]
+            if rh.kind != "cluster":
+                assert mine == [account_key(acct)]
+                continue
             mine += [k for k in keys if k.startswith("{" + account_tag(acct) + "}")]
             # the account hash and its slot's two indexes (layout: redis_keys)
             assert {account_key(acct), "{" + account_tag(acct) + "}:ix:x",
                     "{" + account_tag(acct) + "}:unj"} <= set(mine), mine
-            slots = {await r.execute_command("CLUSTER KEYSLOT", k) for k in mine} \
-                if rh.kind == "cluster" else {key_slot(k) for k in mine}
+            slots = {await r.execute_command("CLUSTER KEYSLOT", k) for k in mine}
             assert slots == {key_slot(prefix(acct))}, (acct, mine)
 
     rh.run(body)
@@ -93,9 +108,9 @@ def test_lua_rejects_what_doubles_cannot_hold(rh: Harness) -> None:
         keys = list(store._op_keys("big"))
         epoch = store._epoch(NOW)
         out = await store._eval(lua.CREDIT, keys, ["big", "EUR", epoch, 1, "raw1", 2])
-        assert out[0] == b"out_of_range"
+        assert out.split(b"|")[1] == b"out_of_range"  # the fresh record
         out = await store._eval(lua.CREDIT, keys, ["big", "EUR", epoch, 1, "raw2", str(2**60)])
-        assert out[0] == b"out_of_range"
+        assert out.split(b"|")[1] == b"out_of_range"  # the fresh record
         assert (await store.topup("k3", "big", "EUR", 1, now=NOW)).balance_after == MAX_AMOUNT
         # stored as exact integer text, not "9.007199254741e+15"
         raw = await store._r.hget(account_key("big"), "EUR|")  # amount:reserved:credit:exp:low
@@ -261,5 +276,13 @@ def test_account_hash_is_a_hashtable_from_creation(rh: Harness) -> None:
                                               target_nodes=node))
         assert enc in (b"hashtable", "hashtable")
         assert (await store.get("a")).balances[0].amount == 97
+        # and its reservation index a skiplist (lua/create.lua), which expiry never returns
+        ix = store._op_keys("a")[1]
+        assert (await store.reserve("r1", "a", "sms", "s1", 1, ttl=5, now=NOW)).ok
+        enc = await (store._r.object("encoding", ix) if node is None else
+                     store._r.execute_command("OBJECT", "ENCODING", ix, target_nodes=node))
+        assert enc in (b"skiplist", "skiplist")
+        assert (await store.commit("c1", "a", "sms", "s1", 1, now=NOW)).ok
+        assert await store.expire_reservations(now=NOW + 10**9) == []
 
     rh.run(body)

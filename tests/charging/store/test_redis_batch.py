@@ -205,26 +205,29 @@ def test_an_op_error_fails_only_that_op(redis_url: str) -> None:
         finally:
             await store.close()
 
-    keys = asyncio.run(prep())
+    acc, ix, unj = asyncio.run(prep())
     r: Any = redis.Redis.from_url(redis_url)
     try:
         def op(key: str, amount: str) -> list[Any]:
-            return [b"d", 7, "a", "EUR", 0, int(NOW * 1e6), key, amount, "0"]
+            # the batch layout: balance as its field "EUR|", the key as its field "|<key>"
+            return [b"d", "a", "EUR|", 0, int(NOW * 1e6), "|" + key, amount, "0"]
 
         argv = op("x1", "10") + op("x2", "ten") + op("x3", "20")
-        out = r.eval(lua.BATCH.source, 9, *keys, *keys, *keys, *argv)
-        assert out[0][0] == b"ok" and out[2][0] == b"ok"
+        out = r.eval(lua.BATCH.source, 5, ix, unj, acc, acc, acc, *argv)
+        assert out[0].split(b"|")[1] == b"ok" and out[2].split(b"|")[1] == b"ok"
         assert isinstance(out[1], ResponseError) and "not a number" in str(out[1])
-        state = r.hget(keys[0], "EUR|").decode()
+        state = r.hget(acc, "EUR|").decode()
         assert state.startswith("970:0:50:")
+        # the deferred index update: both debits unjournaled, with ONE SADD for the call
+        assert r.smembers(unj) == {b"a|x1", b"a|x3"}
         with pytest.raises(ResponseError, match="malformed"):
-            r.eval(lua.BATCH.source, 3, *keys, b"z", 1, "a")
+            r.eval(lua.BATCH.source, 3, ix, unj, acc, b"z", "a")
         # a malformed op after a good one: refused whole, before the good one writes
         with pytest.raises(ResponseError, match="malformed"):
-            r.eval(lua.BATCH.source, 6, *keys, *keys, *op("y1", "5"), b"d", 99, "a")
+            r.eval(lua.BATCH.source, 4, ix, unj, acc, acc, *op("y1", "5"), b"d", "a")
         with pytest.raises(ResponseError, match="KEYS"):
-            r.eval(lua.BATCH.source, 6, *keys, *keys, *op("y2", "5"))
-        assert r.hget(keys[0], "EUR|").decode() == state
-        assert r.hget(keys[0], "|y1") is None and r.hget(keys[0], "|y2") is None
+            r.eval(lua.BATCH.source, 4, ix, unj, acc, acc, *op("y2", "5"))
+        assert r.hget(acc, "EUR|").decode() == state
+        assert r.hget(acc, "|y1") is None and r.hget(acc, "|y2") is None
     finally:
         r.close()

@@ -127,7 +127,7 @@ def test_early_write_puts_two_batches_on_the_wire_before_any_reply(redis_url: st
             n = 2 * redis_fast.EARLY_OPS + 5
             # unknown accounts: each op answers {'unknown_account'} and writes nothing
             futs = [ops.op(lua.DEBIT, (f"{{acct:zz{i}}}:a", "{t}:ix:x", "{t}:unj"), f"zz{i}",
-                           "EUR", (0, 1, f"k{i}", 1, b"0")) for i in range(n)]
+                           "EUR", (0, 1, f"|k{i}", 1, b"0")) for i in range(n)]
             proto = pipe._proto
             assert proto is not None
             assert len(proto.ends) == redis_fast.MAX_INFLIGHT == 2  # written, none answered yet

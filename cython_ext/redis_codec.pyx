@@ -1,0 +1,173 @@
+# cython: language_level=3
+"""Compiled twin of charging/store/redis_codec.py (the reference and the spec): RESP encoding
+of an op's variable arguments, decoding of a fresh reserve / commit record into an OpResult.
+
+Same results as the reference for every input (tests/charging/store/test_redis_codec.py,
+hypothesis): numbers of up to 18 digits (optional '-') are parsed here, anything else goes to
+``int()`` like the reference. The result classes come from :func:`bind` (cython_ext imports
+nothing from charging: the dependency rule).
+"""
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.unicode cimport PyUnicode_AsUTF8String
+from libc.string cimport memcpy
+
+cdef object _OK = None
+cdef object _LOW_EVENTS = ()
+cdef object _OpResult = None
+cdef object _Hold = None
+cdef object _Effect = None
+cdef tuple _EMPTY = ()
+
+
+def bind(ok, low_events, op_result, hold, effect):
+    """The status OK, the low-balance events tuple and the result classes to build."""
+    global _OK, _LOW_EVENTS, _OpResult, _Hold, _Effect
+    _OK, _LOW_EVENTS, _OpResult, _Hold, _Effect = ok, low_events, op_result, hold, effect
+
+
+cdef inline Py_ssize_t _put_int(char *p, long long v):
+    """Decimal of v at p; returns its length (p has room for 21 bytes)."""
+    cdef char tmp[24]
+    cdef Py_ssize_t n = 0, i
+    cdef unsigned long long u
+    cdef bint neg = v < 0
+    if neg:
+        u = <unsigned long long>(-(v + 1)) + 1
+    else:
+        u = <unsigned long long>v
+    while True:
+        tmp[n] = <char>(48 + u % 10)
+        n += 1
+        u //= 10
+        if u == 0:
+            break
+    i = 0
+    if neg:
+        p[0] = 45
+        i = 1
+    while n > 0:
+        n -= 1
+        p[i] = tmp[n]
+        i += 1
+    return i
+
+
+def pack_args(tuple args):
+    """RESP bulk strings of *args* (bytes, str as UTF-8, int as decimal), no array header."""
+    cdef Py_ssize_t total = 0, n, i
+    cdef object a, v
+    cdef char num[24]
+    cdef char *out
+    cdef bytes res
+    cdef list vals = []
+    for a in args:
+        if type(a) is bytes:
+            v = a
+        elif type(a) is str:
+            v = PyUnicode_AsUTF8String(a)
+        elif type(a) is int:
+            if -9223372036854775807 <= a <= 9223372036854775807:
+                n = _put_int(num, <long long>a)
+                v = PyBytes_FromStringAndSize(num, n)
+            else:
+                v = b"%d" % a
+        else:
+            raise TypeError(f"cannot send {type(a).__name__} to Redis")
+        vals.append(v)
+        # "$" len "\r\n" v "\r\n"
+        n = PyBytes_GET_SIZE(v)
+        total += n + 5 + _put_int(num, n)
+    res = PyBytes_FromStringAndSize(NULL, total)
+    out = PyBytes_AS_STRING(res)
+    i = 0
+    for v in vals:
+        n = PyBytes_GET_SIZE(v)
+        out[i] = 36
+        i += 1
+        i += _put_int(out + i, n)
+        out[i] = 13
+        out[i + 1] = 10
+        i += 2
+        memcpy(out + i, PyBytes_AS_STRING(v), n)
+        i += n
+        out[i] = 13
+        out[i + 1] = 10
+        i += 2
+    return res
+
+
+cdef object _num(const char *s, Py_ssize_t a, Py_ssize_t b, bytes rec):
+    """int() of rec[a:b]: parsed here when it is -?[0-9]{1,18}, else by int() (the
+    reference's behaviour for anything else, errors included)."""
+    cdef Py_ssize_t i = a
+    cdef long long v = 0
+    cdef bint neg = False
+    if i < b and s[i] == 45:
+        neg = True
+        i += 1
+    if i == b or b - i > 18:
+        return int(rec[a:b])
+    while i < b:
+        if s[i] < 48 or s[i] > 57:
+            return int(rec[a:b])
+        v = v * 10 + (s[i] - 48)
+        i += 1
+    return -v if neg else v
+
+
+cdef int _cuts(const char *s, Py_ssize_t n, Py_ssize_t *pos, int want):
+    """Positions of the first *want* '|' in s[:n] into pos; how many were found."""
+    cdef int k = 0
+    cdef Py_ssize_t i
+    for i in range(n):
+        if s[i] == 124:
+            pos[k] = i
+            k += 1
+            if k == want:
+                break
+    return k
+
+
+def reserve_ok(rec, key, account, balance, reservation, expires_at):
+    """Twin of redis_codec.reserve_ok."""
+    cdef Py_ssize_t pos[8]
+    cdef const char *s
+    cdef Py_ssize_t n
+    if type(rec) is not bytes:
+        return None
+    s = PyBytes_AS_STRING(rec)
+    n = PyBytes_GET_SIZE(rec)
+    if _cuts(s, n, pos, 6) < 6:
+        return None
+    if pos[1] - pos[0] != 3 or s[pos[0] + 1] != 111 or s[pos[0] + 2] != 107:  # "ok"
+        return None
+    low = pos[5] - pos[4] == 2 and s[pos[4] + 1] == 49
+    granted = _num(s, pos[1] + 1, pos[2], rec)
+    return _OpResult(key, _OK, _EMPTY,
+                     (_Hold(account, balance, reservation, granted, expires_at),),
+                     granted, _num(s, pos[2] + 1, pos[3], rec), _num(s, pos[3] + 1, pos[4], rec),
+                     False, low, _LOW_EVENTS if low else _EMPTY)
+
+
+def commit_ok(rec, key, account, balance, reservation):
+    """Twin of redis_codec.commit_ok."""
+    cdef Py_ssize_t pos[8]
+    cdef const char *s
+    cdef Py_ssize_t n
+    if type(rec) is not bytes:
+        return None
+    s = PyBytes_AS_STRING(rec)
+    n = PyBytes_GET_SIZE(rec)
+    if _cuts(s, n, pos, 8) < 8:
+        return None
+    if pos[1] - pos[0] != 3 or s[pos[0] + 1] != 111 or s[pos[0] + 2] != 107:  # "ok"
+        return None
+    low = pos[5] - pos[4] == 2 and s[pos[4] + 1] == 49
+    eff = _num(s, pos[5] + 1, pos[6], rec)
+    return _OpResult(key, _OK, (_Effect(account, balance, eff),) if eff else _EMPTY,
+                     (_Hold(account, balance, reservation, _num(s, pos[6] + 1, pos[7], rec),
+                            None),),
+                     _num(s, pos[1] + 1, pos[2], rec), _num(s, pos[2] + 1, pos[3], rec),
+                     _num(s, pos[3] + 1, pos[4], rec), False, low,
+                     _LOW_EVENTS if low else _EMPTY)
