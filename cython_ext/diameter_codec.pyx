@@ -302,12 +302,12 @@ cdef class Avp:
                 if ti == T_U64:
                     u64 = <uint64_t>v
                     _put32(tmp, <uint32_t>(u64 >> 32))
-                    _put32(tmp + 4, <uint32_t>(u64 & 0xFFFFFFFF))
+                    _put32(tmp + 4, <uint32_t>u64)  # low 32 bits, in C
                     return PyBytes_FromStringAndSize(<char*>tmp, 8)
                 if ti == T_I64:
                     u64 = <uint64_t><int64_t>v
                     _put32(tmp, <uint32_t>(u64 >> 32))
-                    _put32(tmp + 4, <uint32_t>(u64 & 0xFFFFFFFF))
+                    _put32(tmp + 4, <uint32_t>u64)  # low 32 bits, in C
                     return PyBytes_FromStringAndSize(<char*>tmp, 8)
             except OverflowError:
                 return _encode_scalar(ti, v)
@@ -401,7 +401,7 @@ cdef object _encode_int(Avp a):
         _put32(p + hlen, <uint32_t>u)
     else:
         _put32(p + hlen, <uint32_t>(u >> 32))
-        _put32(p + hlen + 4, <uint32_t>(u & 0xFFFFFFFF))
+        _put32(p + hlen + 4, <uint32_t>u)  # low 32 bits, in C
     return out
 
 

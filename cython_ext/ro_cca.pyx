@@ -60,7 +60,7 @@ cdef Py_ssize_t _scalar(unsigned char* out, Py_ssize_t pos, _Scalar s, object va
         v = <uint64_t>value
     except OverflowError:
         return -1
-    if s.width == 4 and v > 0xFFFFFFFF:
+    if s.width == 4 and v >> 32:  # C arithmetic: 0xFFFFFFFF is a Python int to Cython
         return -1
     pos = _copy(out, pos, s.prefix)
     if pos < 0 or pos + s.width > BUF:
@@ -69,7 +69,7 @@ cdef Py_ssize_t _scalar(unsigned char* out, Py_ssize_t pos, _Scalar s, object va
         _put32(out + pos, <uint32_t>v)
     else:
         _put32(out + pos, <uint32_t>(v >> 32))
-        _put32(out + pos + 4, <uint32_t>(v & 0xFFFFFFFF))
+        _put32(out + pos + 4, <uint32_t>v)  # the low 32 bits
     return pos + s.width
 
 

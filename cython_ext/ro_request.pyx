@@ -327,7 +327,7 @@ cdef int _walk(const unsigned char* p, Py_ssize_t off, Py_ssize_t end, Kid* out)
         out[n].code = _u32(p + off)
         fl = _u32(p + off + 4)
         length = fl & 0xFFFFFF
-        if fl & 0x80000000:
+        if fl >> 31:  # V bit (a literal > INT_MAX would make this a Python-level &)
             if end - off < 12:
                 raise _BAIL
             out[n].vendor = _u32(p + off + 8)

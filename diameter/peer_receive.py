@@ -53,6 +53,7 @@ _FAST_A = _FAST[0] if _FAST else None
 _FAST_B = _FAST[-1] if _FAST else None
 _WD_OKAY = WatchdogState.OKAY
 _FLAG_R = 0x80
+_ORIGIN_HOST = 264  # RFC 6733 §6.3
 
 
 def on_frame(conn: PeerConnection, frame: bytes, now: float) -> None:
@@ -220,7 +221,7 @@ def process_request(conn: PeerConnection, msg: Message, now: float) -> None:
             )
         )
         return
-    host = msg.get("Origin-Host", "")
+    host = msg.get(_ORIGIN_HOST, "")  # by code: no name lookup
     # DuplicateCache.key(), inlined (the per-request path)
     key = (host.lower() if host.__class__ is str else "", msg.end_to_end)
     dups = conn._dups
