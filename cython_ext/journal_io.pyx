@@ -17,7 +17,10 @@ whole sync and then its own. Order is kept where it matters:
 * the ``pwrite`` calls happen strictly in submission order (group k+1's waits until group
   k's has returned), so the page cache -- what survives a kill -9 of the process -- always
   holds a prefix of the submitted groups, never a later group without an earlier one
-  (recovery would take the hole for corruption);
+  (recovery would take the hole for corruption). That holds after an error too: once a
+  ``pwrite`` on an fd failed, every later job for that fd fails with ``ECANCELED`` without
+  writing (a transient EIO must not leave a hole with later groups after it), until
+  :meth:`GroupWriter.close` -- a caller reusing that fd number needs a new GroupWriter;
 * :meth:`GroupWriter.reap` reports completions strictly in submission order: a group is
   reported only once it AND every group before it are done, so the caller releases waiters
   in order, and a failed group is reported before anything after it (the caller fails
@@ -52,6 +55,9 @@ cdef extern from "<pthread.h>" nogil:
     int pthread_cond_destroy(pthread_cond_t*)
     int pthread_cond_wait(pthread_cond_t*, pthread_mutex_t*)
     int pthread_cond_broadcast(pthread_cond_t*)
+
+cdef extern from "<errno.h>" nogil:
+    int ECANCELED
 
 cdef extern from "<sys/eventfd.h>" nogil:
     int eventfd(unsigned int, int)
@@ -90,6 +96,7 @@ cdef struct Shared:
     long long next_submit
     int stop
     int efd
+    int failed_fd  # an fd whose pwrite failed (-1: none): later jobs for it are not written
 
 
 cdef inline double _now() noexcept nogil:
@@ -119,11 +126,13 @@ cdef void* _thread_main(void* arg) noexcept nogil:
         # writes in submission order: wait until the previous job's pwrite has returned
         while sh.next_write != seq:
             pthread_cond_wait(&sh.cv, &sh.mu)
+        # an earlier job's pwrite on this fd failed: writing this one would leave a hole
+        # before it (the file must hold a prefix of the jobs)
+        err = ECANCELED if sh.failed_fd >= 0 and job.fd == sh.failed_fd else 0
         pthread_mutex_unlock(&sh.mu)
         job.t_start = _now()
-        err = 0
         done = 0
-        while done < job.length:
+        while err == 0 and done < job.length:
             n = pwrite(job.fd, job.data + done, <size_t>(job.length - done),
                        job.offset + done)
             if n < 0:
@@ -133,6 +142,8 @@ cdef void* _thread_main(void* arg) noexcept nogil:
                 break
             done += n
         pthread_mutex_lock(&sh.mu)
+        if err != 0 and job.fd >= 0:
+            sh.failed_fd = job.fd
         sh.next_write += 1
         pthread_cond_broadcast(&sh.cv)
         pthread_mutex_unlock(&sh.mu)
@@ -177,6 +188,7 @@ cdef class GroupWriter:
             raise OSError(errno, "eventfd failed")
         self.sh.next_take = self.sh.next_write = self.sh.next_submit = 0
         self.sh.stop = 0
+        self.sh.failed_fd = -1
         for i in range(RING):
             self.sh.jobs[i].state = FREE
         self.next_reap = 0
