@@ -14,6 +14,7 @@ from typing import Any
 
 from benchmarks._stores_common import NOW, _loop_runner
 from charging.store.base import AccountKind, BalanceKind, BalanceSpec
+from cython_ext import load
 
 
 # ------------------------------------------------------------------------------------- redis
@@ -208,5 +209,7 @@ def bench_redis(args: argparse.Namespace) -> dict[str, Any]:
             "server_usec_per_op": None if usec_store_op is None else round(usec_store_op, 2),
             # what the scripts work on at the end of the runs (deliverable: why per-op cost)
             "shapes": shapes,
+            # the client codec's compiled twin in use (cython_ext/redis_codec.pyx)
+            "codec_ext": load("redis_codec") is not None,
             "tasks": args.tasks, "accounts": args.accounts,
             "seconds": args.seconds, "reps": args.reps, "loop": loop_name, "target": 25_000}

@@ -28,17 +28,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any, cast
+from typing import Any
 
-from hiredis import pack_command
 from redis.exceptions import NoScriptError, ResponseError
 
 from charging.store import redis_lua as lua
 from charging.store.redis_codec import select as _select_codec
 from charging.store.redis_fast import EARLY_OPS, FastPipe, _error
 
-_pack = cast(Callable[[tuple[Any, ...]], bytes], pack_command)
-_EVALSHA, _EVAL, _THREE = b"EVALSHA", b"EVAL", b"3"
+_EVALSHA, _EVAL = b"EVALSHA", b"EVAL"
 _LETTER = {name: letter.encode() for name, letter in lua.BATCH_OPS.items()}
 # RESP of an op's variable arguments (compiled twin when built: cython_ext/redis_codec.pyx)
 _pack_args = _select_codec()[0]
@@ -95,48 +93,70 @@ class PipeOps:
     Commands are assembled from pre-encoded RESP pieces (packing a whole batch's arguments
     per write cost more client CPU than the rest of the op): per account its packed hash key,
     per (script, account, balance) the op's ARGV head ``<letter> <account> <balance>``; only
-    the op's variable arguments are packed per call (hiredis, in C). Ops whose index keys
+    the op's variable arguments are packed per call (redis_codec.pack_args; compiled twin). Ops whose index keys
     differ (never on one standalone server: redis_keys.STANDALONE_TAG) go out as one call per
     index pair, in queue order per pair (ops of different pairs touch different accounts)."""
 
     def __init__(self, pipe: FastPipe) -> None:
         self._pipe = pipe
-        # queued: (script, account, balance, packed index KEYS, packed account KEY, packed
-        # ARGV head, packed var args, their count, the caller's future)
-        self._ops: list[tuple[lua.Script, str, str, bytes, bytes, bytes, bytes, int,
-                              asyncio.Future[Any]]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None  # the pipe's, bound at first use
+        # the queued ops, as the pieces of their command (parallel lists: no tuple per op)
+        self._ix: bytes | None = None  # their packed index KEYS (shared object per pair)
+        self._kparts: list[bytes] = []  # per op: its packed account hash KEY
+        self._aparts: list[bytes] = []  # per op: its packed ARGV head, its packed var args
+        self._futs: list[asyncio.Future[Any]] = []  # per op: the caller's future
+        self._nvar = 0  # var args queued
+        # groups closed because an op with other index keys came (not on one standalone
+        # server): (ix, kparts, aparts, futs, nvar), written before the current group
+        self._cut: list[tuple[bytes, list[bytes], list[bytes], list[asyncio.Future[Any]],
+                              int]] = []
         # account -> (packed index keys, packed hash key, (script, balance) -> packed head)
         self._acct: dict[str, tuple[bytes, bytes, dict[tuple[str, str], bytes]]] = {}
+        self._ixseg: dict[bytes, bytes] = {}  # one object per index-key pair (``is`` test)
         pipe.ops = self
 
     def __len__(self) -> int:
-        return len(self._ops)
+        return len(self._futs) + sum(len(c[3]) for c in self._cut)
 
     def op(self, script: lua.Script, keys: tuple[str, str, str], account: str, balance: str,
            var: tuple[Any, ...]) -> asyncio.Future[Any]:
         """Queue one single-balance op (its KEYS; ARGV = account, balance, *var*: epoch,
-        now_us, "|<key>", the op's own arguments; fewer than 8 var arguments); the future
-        resolves to the op's reply. Even a lone op goes out as a batch (of one): its
-        arguments are packed for the batch script's layout."""
-        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        now_us, "|<key>", the op's own arguments); the future resolves to the op's reply.
+        Even a lone op goes out as a batch (of one): its arguments are packed for the batch
+        script's layout. Call from the pipe's event loop only."""
+        loop = self._loop
+        if loop is None:  # get_running_loop() costs a getpid() syscall: once, not per op
+            loop = self._loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Any] = loop.create_future()
         ent = self._acct.get(account)
         if ent is None:
             if len(self._acct) > 1_000_000:
                 self._acct.clear()
-            ent = self._acct[account] = (_bulk(keys[1].encode()) + _bulk(keys[2].encode()),
+            ix = _bulk(keys[1].encode()) + _bulk(keys[2].encode())
+            ent = self._acct[account] = (self._ixseg.setdefault(ix, ix),
                                          _bulk(keys[0].encode()), {})
         head = ent[2].get((script.name, balance))
         if head is None:
             head = ent[2][(script.name, balance)] = (
                 _bulk(_LETTER[script.name]) + _bulk(account.encode())
                 + _bulk(balance.encode() + b"|"))  # the balance's field (lua/batch.lua)
-        ops = self._ops
-        ops.append((script, account, balance, ent[0], ent[1], head, _pack_args(var), len(var),
-                    fut))
+        if ent[0] is not self._ix:
+            if self._futs:  # other index keys (another slot): the group so far goes first
+                self._cut.append((self._ix, self._kparts, self._aparts, self._futs,
+                                  self._nvar))  # type: ignore[arg-type]
+                self._kparts, self._aparts, self._futs, self._nvar = [], [], [], 0
+            self._ix = ent[0]
+        self._kparts.append(ent[1])
+        aparts = self._aparts
+        aparts.append(head)
+        aparts.append(_pack_args(var))
+        self._nvar += len(var)
+        futs = self._futs
+        futs.append(fut)
         pipe = self._pipe
-        if len(ops) >= EARLY_OPS:
+        if len(futs) >= EARLY_OPS:
             pipe.flush_early()  # the server starts on these while we make the rest
-            if not self._ops:
+            if not self._futs:
                 return fut
         if not pipe._scheduled:
             pipe.kick()
@@ -144,34 +164,24 @@ class PipeOps:
 
     def emit(self) -> None:
         """Called by the pipe right before it writes: queue the pending ops as one command
-        (one per index-key pair)."""
-        ops, self._ops = self._ops, []
-        if not ops:
+        (one per index-key pair, in queue order)."""
+        if self._cut:
+            cut, self._cut = self._cut, []
+            for group in cut:
+                self._emit(*group)
+        if not self._futs:
             return
-        ix = ops[0][3]
-        for op in ops:
-            if op[3] is not ix and op[3] != ix:
-                groups: dict[bytes, list[Any]] = {}
-                for o in ops:
-                    groups.setdefault(o[3], []).append(o)
-                for group in groups.values():
-                    self._emit(group)
-                return
-        self._emit(ops)
+        assert self._ix is not None
+        group = (self._ix, self._kparts, self._aparts, self._futs, self._nvar)
+        self._kparts, self._aparts, self._futs, self._nvar = [], [], [], 0
+        self._emit(*group)
 
-    def _emit(self, ops: list[tuple[lua.Script, str, str, bytes, bytes, bytes, bytes, int,
-                                    asyncio.Future[Any]]]) -> None:
-        kparts: list[bytes] = [ops[0][3]]
-        aparts: list[bytes] = []
-        futs: list[asyncio.Future[Any]] = []
-        n = 5 + 4 * len(ops)  # EVALSHA sha numkeys ix unj; per op: key, letter, account, balance
-        for _, _, _, _, kseg, head, var, nvar, fut in ops:
-            kparts.append(kseg)
-            aparts.append(head)
-            aparts.append(var)
-            futs.append(fut)
-            n += nvar
-        body = _bulk(b"%d" % (2 + len(ops))) + b"".join(kparts) + b"".join(aparts)
+    def _emit(self, ix: bytes, kparts: list[bytes], aparts: list[bytes],
+              futs: list[asyncio.Future[Any]], nvar: int) -> None:
+        nops = len(futs)
+        # EVALSHA sha numkeys ix unj; per op: key, letter, account, balance (+ its var args)
+        n = 5 + 4 * nops + nvar
+        body = b"".join((_bulk(b"%d" % (2 + nops)), ix, *kparts, *aparts))
         inner = self._pipe.enqueue(b"*%d\r\n" % n + _bulk(_EVALSHA) + _bulk(lua.BATCH.sha_b)
                                    + body)
         inner.add_done_callback(lambda f: self._done(f, futs, True, lua.BATCH, n, body))

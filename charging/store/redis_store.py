@@ -3,27 +3,32 @@
 Every money operation is ONE server-side script (charging/store/lua/, KEYS/ARGV documented in
 each file) called with EVALSHA: atomic, no read-modify-write from Python, no lock. An account
 is one hash ``{acct:ID}:a`` (layout: charging/store/redis_keys.py), so an op is one HMGET (its
-balance, hold and idempotency record), one HSET, and the slot-index updates (ZADD/ZREM of the
-hold's expiry, SADD of the unjournaled marker); all its keys share one hash slot, so the same
-scripts run on a standalone server and on Redis Cluster (``RedisStore.from_cluster``).
+balance, hold and idempotency record), one HSET (plus an HDEL when a hold goes), and its index
+updates (the hold's expiry in ``{T}:ix:x``, the unjournaled marker in ``{T}:unj``), which the
+scripts defer and apply once per script call: one ZADD/ZREM/SADD for a whole batch. All of an
+op's keys share one hash slot, so the same scripts run on a standalone server and on Redis
+Cluster (``RedisStore.from_cluster``).
 
 Idempotency: a script keeps its result as the field ``|<key>`` of the account hash, tagged with
 the epoch ``floor(now / retention)`` (default 48 h): it is replayed (``replayed=True``) for at
 least ``retention`` and at most twice that, like the embedded store. Each script that changed
-state also adds "<account>|<key>" to its slot's ``{T}:unj`` set (redis_keys); the ledger lists
-those with :meth:`RedisStore.pending_ops` after a crash and clears them with
+state also adds "<account>|<key>" to its index tag's ``{T}:unj`` set (redis_keys: one tag per
+hash slot on a cluster, one for all accounts on a standalone server); the ledger lists those
+with :meth:`RedisStore.pending_ops` after a crash and clears them with
 :meth:`RedisStore.confirm_journaled` (plain SREMs) once journaled.
 
 Throughput: the ops issued in the same loop tick are auto-batched (redis_opbatch): grouped by
-hash slot (a standalone server: one group) and each group sent as ONE EVALSHA of the batch
-script (lua/batch.lua: the same op code, one reply per op; a group of one uses the op's own
-script). On a standalone server the calls are pipelined on one connection (redis_fast.FastPipe:
-raw protocol + hiredis reader, ops joining the next write while batches are held, and written
-early in chunks of redis_fast.EARLY_OPS while a batch slot is free, so client and server work
-at the same time; redis_batch.Batcher for TLS/unix URLs). Confirms (SREMs) go out packed by
-hiredis behind one future (FastPipe.call_many). On a cluster, redis-py's RedisCluster routes
-each group's call by slot (MOVED/ASK handled there). Exactness: amounts stay within
-+/-(2**53-1) (base.MAX_AMOUNT), checked in Python before the call and again in the scripts.
+index keys (a standalone server: one group; a cluster: one per hash slot) and each group sent
+as ONE EVALSHA of the batch script (lua/batch.lua: the same op code, one reply per op: the
+fresh op record, a string). On a standalone server the calls are pipelined on one connection
+(redis_fast.FastPipe: raw protocol + hiredis reader, ops joining the next write while batches
+are held, and written early in chunks of redis_fast.EARLY_OPS while a batch slot is free, so
+client and server work at the same time; redis_batch.Batcher for TLS/unix URLs); an op's
+arguments are RESP-encoded and its fresh reserve/commit record decoded by redis_codec
+(compiled twin cython_ext/redis_codec.pyx). Confirms (SREMs) go out packed by hiredis behind
+one future (FastPipe.call_many). On a cluster, redis-py's RedisCluster routes each group's
+call by slot (MOVED/ASK handled there). Exactness: amounts stay within +/-(2**53-1)
+(base.MAX_AMOUNT), checked in Python before the call and again in the scripts.
 """
 
 from __future__ import annotations
@@ -259,7 +264,8 @@ class RedisStore:
         exp_us = round((now + ttl) * 1_000_000)
         var = (int(now // self.retention), round(now * 1_000_000), "|" + key, reservation, amount,
                exp_us, _ONE if partial else _ZERO)
-        reply = await self._op(lua.RESERVE, account, balance, var)
+        reply = await self._ops.op(lua.RESERVE, self._keys_cache.get(account) or self._op_keys(
+            account), account, balance, var)  # (self._op inlined: the hot pair)
         # a fresh ok record, the common case (redis_codec; compiled twin when built)
         res = _reserve_ok(reply, key, account, balance, reservation, exp_us / 1_000_000)
         if res is not None:
@@ -272,7 +278,8 @@ class RedisStore:
             check_amount(used, "used")
         var = (int(now // self.retention), round(now * 1_000_000), "|" + key, reservation, used,
                _ONE if release_rest else _ZERO)
-        reply = await self._op(lua.COMMIT, account, balance, var)
+        reply = await self._ops.op(lua.COMMIT, self._keys_cache.get(account) or self._op_keys(
+            account), account, balance, var)  # (self._op inlined: the hot pair)
         if release_rest:  # a fresh ok record, the common case (redis_codec)
             res = _commit_ok(reply, key, account, balance, reservation)
             if res is not None:

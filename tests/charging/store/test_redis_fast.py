@@ -138,3 +138,46 @@ def test_early_write_puts_two_batches_on_the_wire_before_any_reply(redis_url: st
             await pipe.close()
 
     asyncio.run(main())
+
+
+def test_ops_with_other_index_keys_go_out_as_their_own_calls_in_order(redis_url: str) -> None:
+    """PipeOps cuts its queue where an op's index keys differ from the previous op's (never
+    on one standalone store; possible for a raw caller): one batch call per run of equal
+    index keys, written in queue order, each op's deferred index update on its own keys."""
+    from charging.store import redis_lua as lua
+    from charging.store.base import AccountKind, BalanceKind, BalanceSpec
+    from charging.store.redis_keys import account_key
+    from charging.store.redis_opbatch import PipeOps
+    from charging.store.redis_store import RedisStore
+
+    async def main() -> None:
+        store = RedisStore.from_url(redis_url)
+        pipe = FastPipe(*_addr(redis_url))
+        ops = PipeOps(pipe)
+        try:
+            await store.flush_all_for_tests()
+            for a in ("m0", "m1"):  # (an account's keys are cached: one tag per account)
+                await store.create_account(a, AccountKind.PREPAID_SUBSCRIBER,
+                                           [BalanceSpec("EUR", BalanceKind.MONEY, "EUR", 100)])
+            await pipe.call("SCRIPT", "LOAD", lua.BATCH.source)  # no NOSCRIPT retries
+            await pipe.call("CONFIG", "RESETSTAT")
+            tags = ["t0", "t0", "t1", "t0", "t1", "t1"]
+            futs = [ops.op(lua.DEBIT, (account_key("m" + t[1]), f"{{{t}}}:ix:x",
+                                       f"{{{t}}}:unj"), "m" + t[1], "EUR",
+                           (0, 1, f"|d{i}", 1, b"0")) for i, t in enumerate(tags)]
+            assert len(ops) == 6
+            got = await asyncio.gather(*futs)
+            assert [r.split(b"|")[3] for r in got] == [b"99", b"98", b"99", b"97", b"98", b"97"]
+            stats = (await pipe.call("INFO", "commandstats")).decode()
+            calls = {ln.split(":")[0]: int(ln.split("calls=")[1].split(",")[0])
+                     for ln in stats.splitlines() if ln.startswith("cmdstat_")}
+            assert calls["cmdstat_evalsha"] == 4, calls  # t0 t0 | t1 | t0 | t1 t1
+            assert sorted(await pipe.call("SMEMBERS", "{t0}:unj")) == [b"m0|d0", b"m0|d1",
+                                                                         b"m0|d3"]
+            assert sorted(await pipe.call("SMEMBERS", "{t1}:unj")) == [b"m1|d2", b"m1|d4",
+                                                                         b"m1|d5"]
+        finally:
+            await pipe.close()
+            await store.close()
+
+    asyncio.run(main())
