@@ -66,9 +66,9 @@ def test_no_rotation_and_clean_restart_after_a_failed_native_write(tmp_path: Pat
         # the idle timer finds the segment old enough (as after rotate_seconds)
         j._alloc.started -= 7200.0
         j._idle_check()
-        g = j._group
-        if g is not None:
-            await asyncio.wait([g], timeout=5)
+        rot = j._group
+        if rot is not None:
+            await asyncio.wait([rot], timeout=5)
         await j.close()
 
     asyncio.run(run())
