@@ -9,7 +9,11 @@ nothing from charging: the dependency rule).
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.long cimport PyLong_AsLongLongAndOverflow
 from cpython.unicode cimport PyUnicode_AsUTF8String
+
+cdef extern from "Python.h":
+    const char *PyUnicode_AsUTF8AndSize(object unicode, Py_ssize_t *size) except NULL
 from libc.string cimport memcpy
 
 cdef object _OK = None
@@ -54,7 +58,50 @@ cdef inline Py_ssize_t _put_int(char *p, long long v):
 
 
 def pack_args(tuple args):
-    """RESP bulk strings of *args* (bytes, str as UTF-8, int as decimal), no array header."""
+    """RESP bulk strings of *args* (bytes, str as UTF-8, int as decimal), no array header.
+
+    Written straight into one stack buffer (a str's UTF-8 is its own buffer when ASCII, an
+    int's digits are made here): no object per argument. Past the buffer, or for an int
+    beyond 64 bits, the general path below."""
+    cdef char buf[1024]
+    cdef char num[24]
+    cdef Py_ssize_t i = 0, n
+    cdef const char *p
+    cdef long long v
+    cdef int overflow = 0
+    cdef object a
+    for a in args:
+        if type(a) is bytes:
+            p = PyBytes_AS_STRING(a)
+            n = PyBytes_GET_SIZE(a)
+        elif type(a) is str:
+            p = PyUnicode_AsUTF8AndSize(a, &n)
+        elif type(a) is int:
+            v = PyLong_AsLongLongAndOverflow(a, &overflow)
+            if overflow:
+                return _pack_general(args)
+            n = _put_int(num, v)
+            p = num
+        else:
+            raise TypeError(f"cannot send {type(a).__name__} to Redis")
+        if i + n + 32 > 1024:
+            return _pack_general(args)
+        buf[i] = 36
+        i += 1
+        i += _put_int(buf + i, n)
+        buf[i] = 13
+        buf[i + 1] = 10
+        i += 2
+        memcpy(buf + i, p, n)
+        i += n
+        buf[i] = 13
+        buf[i + 1] = 10
+        i += 2
+    return PyBytes_FromStringAndSize(buf, i)
+
+
+cdef bytes _pack_general(tuple args):
+    """pack_args for any size (one bytes object per argument, then one copy)."""
     cdef Py_ssize_t total = 0, n, i
     cdef object a, v
     cdef char num[24]
@@ -67,11 +114,7 @@ def pack_args(tuple args):
         elif type(a) is str:
             v = PyUnicode_AsUTF8String(a)
         elif type(a) is int:
-            if -9223372036854775807 <= a <= 9223372036854775807:
-                n = _put_int(num, <long long>a)
-                v = PyBytes_FromStringAndSize(num, n)
-            else:
-                v = b"%d" % a
+            v = b"%d" % a
         else:
             raise TypeError(f"cannot send {type(a).__name__} to Redis")
         vals.append(v)
