@@ -152,7 +152,7 @@ class ChargingAgent:
             data = self._cca_encode(request, req, result) if code == 272 else None
             answer = data if data is not None else self._answer_for(request, req, result)
             split[2](pos, _partial(self._durable, peer, request, req, answer, t0,
-                                   result.outcome))
+                                   result.outcome, code))
         except Exception:
             self._decided(peer, request, req, self._failed(req), t0, mark=False)
         else:  # the decision suspended (a session's turn): it continues in a Task
@@ -198,17 +198,16 @@ class ChargingAgent:
         pos = split[1]()  # read right after decide (before any other await): the contract
         answer = self._answer_for(request, req, result)
         split[2](pos, functools.partial(self._durable, peer, request, req, answer, t0,
-                                        result.outcome))
+                                        result.outcome, request.code))
 
     def _durable(self, peer: Any, request: Message, req: ChargingRequest,
-                 answer: Message | bytes, t0: int, outcome: Outcome,
+                 answer: Message | bytes, t0: int, outcome: Outcome, code: int,
                  exc: BaseException | None) -> None:
         if exc is not None:  # the group commit failed: nothing promised, answer 5012/4002
             log.error("journal_failed", session=req.session_id, error=repr(exc))
             result = _OUT_OF_SPACE if req.offline else _UNABLE
             answer, outcome = self._answer_for(request, req, result), result.outcome
-        # _reply() inlined (the per-request path)
-        code = request.code
+        # _reply() inlined (the per-request path); *code* is request.code (read once)
         self.metrics.observe(CMD_NAMES.get(code) or str(code), _RC_BY_ID[id(outcome)],
                              (_perf_ns() - t0) * 1e-9)
         peer.reply(request, answer, t0)
