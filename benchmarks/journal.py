@@ -302,6 +302,7 @@ def main() -> None:
                else "python thread",
                "sync": "pwrite+fdatasync" if native or not DSYNC else "O_DSYNC pwrite",
                "gc_freeze": GC_FREEZE,
+               "crc_fold": bool(getattr(cython_ext.load("journal_frame"), "SIMD_CRC", False)),
                "reps": args.reps, "seconds": args.seconds, "loop": loop_name,
                "all_values": [round(x) for x in thr],
                "records_per_cpu_second": round(statistics.median(cpu)),

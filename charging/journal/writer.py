@@ -13,6 +13,15 @@ one ``call_soon_threadsafe``: ``call_when_durable`` callbacks in order, then the
 future. Records arriving meanwhile form the next group, so batch size adapts to load and the
 loop keeps serving while the disk syncs.
 
+The native writer (``cython_ext/journal_io.pyx``, ``writer_threads`` > 0, the default when
+built): a group whose bytes lie in the open segment goes to GIL-free POSIX threads instead --
+``pwrite`` + ``fdatasync``, completion read by the loop from an eventfd (``loop.add_reader``),
+two groups in flight, pwrites in submission order, releases strictly in order, a failure fails
+every later group (see :meth:`Journal._dispatch`, :meth:`Journal._reap`,
+:meth:`Journal._complete`). Rotation and the prealloc bookkeeping stay on the Python writer
+thread below, which runs only while no native write is in flight. What follows is about that
+thread (and the whole path when extensions are off).
+
 Why a bare thread and O_DSYNC rather than an executor and write+fdatasync: every time the
 writer thread needs the GIL back while the loop is busy it waits up to the interpreter's
 switch interval (5 ms by default) -- to start a group (waking from the queue) and to report

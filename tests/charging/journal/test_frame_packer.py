@@ -148,3 +148,25 @@ def test_record_packer_refuses_like_msgpack(value: Any) -> None:
     for impl in [p.values[0] for p in IMPLS]:
         with pytest.raises(want.type):
             impl(pack, [value], 0, bytearray(), HEADER_LEN, 1 << 30, None, fallback)
+
+
+@pytest.mark.skipif(_ext is None, reason="journal_frame extension not built or disabled")
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=3000), st.integers(0, 15))
+def test_frame_crc_matches_zlib(data: bytes, skip: int) -> None:
+    """The framer's CRC (carry-less-multiply folding when the CPU has it, zlib's for the
+    tail) is zlib.crc32, for every length and alignment."""
+    import zlib
+
+    assert _ext is not None
+    view = memoryview(data)[min(skip, len(data)):]
+    assert _ext.crc32(view) == zlib.crc32(view) == _ext.crc32_zlib(view)
+
+
+def test_frame_crc_large_and_patterns() -> None:
+    import zlib
+
+    if _ext is None:
+        pytest.skip("journal_frame extension not built or disabled")
+    for data in [bytes(64), b"\xff" * 64, bytes(range(256)) * 4099, os.urandom(1 << 20) + b"x"]:
+        assert _ext.crc32(data) == zlib.crc32(data)
