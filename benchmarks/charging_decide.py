@@ -2,12 +2,14 @@
 journal records (group commit with fsync), no Diameter, no agent.
 
 ``python -m benchmarks.charging_decide [--requests 20000] [--concurrency 256] [--no-fsync]
-[--reps 3] [--handle] [--profile out.prof]`` prints ONE JSON line. ``value``: process CPU µs per CCR of
-the whole core (mix I/U/U/T, voice + data sessions, like benchmarks/ro.py); ``baseline``: the
-CPU µs per CCR of the bare store ops the same mix needs (reserve / commit+reserve /
-commit, measured in the same run on a fresh store) -- the floor the core adds to. Medians of
-``--reps`` repetitions; ``value_min`` too; ``loop_thread_us``: the event-loop thread alone (without the journal
-writer thread's write/fsync system time). ``load`` is the 1-minute load average at the start.
+[--reps 3] [--handle] [--python-path] [--profile out.prof]`` prints ONE JSON line. ``value``:
+process CPU µs per CCR of the whole core (mix I/U/U/T, voice + data sessions, like
+benchmarks/ro.py); ``baseline``: the CPU µs per CCR of the bare store ops the same mix needs
+(reserve / commit+reserve / commit, measured in the same run on a fresh store) -- the floor
+the core adds to. Medians of ``--reps`` repetitions; ``value_min`` too; ``fast_path``:
+decide() ran its compiled twin (``--python-path``: the Python path instead, for an A/B);
+``loop_thread_us``: the event-loop thread alone (without the journal writer thread's
+write/fsync system time). ``load`` is the 1-minute load average at the start.
 """
 
 from __future__ import annotations
@@ -71,6 +73,8 @@ async def core_run(tmp: Path, args: argparse.Namespace, prof: Any) -> tuple[floa
         cfg.write_text(cfg.read_text().replace("fsync = true", "fsync = false", 1))
     app = await build_charging(load_settings(cfg), tmp / "data", admin=False)
     svc = app.service
+    if args.python_path:
+        svc._fast = None  # the Python path (the compiled twin's spec), for an A/B
     sessions = args.requests // 4
     reqs = [requests_for(i) for i in range(sessions)]
     await app.journal.flush()
@@ -133,6 +137,8 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--no-fsync", dest="fsync", action="store_false")
     ap.add_argument("--profile")
+    ap.add_argument("--python-path", action="store_true",
+                    help="decide() without its compiled fast path (cython_ext/charging_slice)")
     ap.add_argument("--handle", action="store_true",
                     help="await handle() per request in tasks instead of decide() eagerly "
                          "(automatic for a service without decide(): the old path)")
@@ -166,6 +172,7 @@ def main() -> None:
         "baseline": {"name": "bare_store_ops", "value": round(floor, 1)},
         "ratio": round(value / floor, 2), "ext": load_ext("store_ops") is not None,
         "path": getattr(args, "path", "decide"),
+        "fast_path": load_ext("charging_slice") is not None and not args.python_path,
         "requests": args.requests, "reps": args.reps, "fsync": args.fsync,
         "load": round(load, 2)}))
 

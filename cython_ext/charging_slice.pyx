@@ -170,6 +170,348 @@ cdef inline dict _hold_fields(str sid, req, grant, str price):
             "price": price}
 
 
+# ---------------------------------------------------------------------- record bytes
+# The record as msgpack bytes (docs/journal-schema.md: msgpack.Packer(use_bin_type=True) of
+# the op_record_into dict), written straight from the fields and the store result: no record
+# dict, no generic encoder walk. The journal frames bytes records as they are. Values other
+# than str / int / bool / None / float (and str keys) make it give up (None): the caller
+# builds the dict instead. tests/charging/test_service_fast_path.py checks the bytes against
+# msgpack's over random fields and results.
+
+from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython.float cimport PyFloat_AS_DOUBLE
+from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_AsUnsignedLongLong
+from cpython.unicode cimport PyUnicode_AsUTF8AndSize
+from libc.stdlib cimport free, malloc, realloc
+from libc.string cimport memcpy
+
+cdef struct Buf:
+    unsigned char *p  # a stack array, or heap once a record outgrows it
+    Py_ssize_t n
+    Py_ssize_t cap
+    bint heap
+
+# op_record_into's own keys, in the order it sets them (after "type")
+cdef tuple _OVER = ("v", "id", "ts", "idem", "op", "result", "granted", "balance_effects",
+                    "holds")
+cdef dict _OVER_AT = {k: i for i, k in enumerate(_OVER)}
+
+
+cdef int _room(Buf *b, Py_ssize_t k) except -1:
+    cdef Py_ssize_t cap
+    cdef unsigned char *p
+    if b.n + k <= b.cap:
+        return 0
+    cap = b.cap * 2
+    while cap < b.n + k:
+        cap *= 2
+    if b.heap:
+        p = <unsigned char*>realloc(b.p, cap)
+    else:
+        p = <unsigned char*>malloc(cap)
+        if p is not NULL:
+            memcpy(p, b.p, b.n)
+    if p is NULL:
+        raise MemoryError()
+    b.p = p
+    b.cap = cap
+    b.heap = True
+    return 0
+
+
+cdef inline int _b1(Buf *b, unsigned char c) except -1:
+    _room(b, 1)
+    b.p[b.n] = c
+    b.n += 1
+    return 0
+
+
+cdef inline int _be(Buf *b, unsigned char tag, unsigned long long v, int nbytes) except -1:
+    cdef int i
+    _room(b, 1 + nbytes)
+    b.p[b.n] = tag
+    for i in range(nbytes):
+        b.p[b.n + 1 + i] = <unsigned char>(v >> (8 * (nbytes - 1 - i)))
+    b.n += 1 + nbytes
+    return 0
+
+
+cdef int _w_str(Buf *b, str s) except -1:
+    cdef Py_ssize_t n
+    cdef const char *u = PyUnicode_AsUTF8AndSize(s, &n)
+    if n < 32:
+        _b1(b, 0xa0 | <unsigned char>n)
+    elif n < 256:
+        _be(b, 0xd9, n, 1)
+    elif n < 65536:
+        _be(b, 0xda, n, 2)
+    else:
+        _be(b, 0xdb, n, 4)
+    _room(b, n)
+    memcpy(b.p + b.n, u, n)
+    b.n += n
+    return 0
+
+
+cdef int _w_int(Buf *b, object v) except -1:
+    """msgpack-python's choice: the smallest unsigned form for v >= 0, signed for v < 0.
+    Returns 1 when v does not fit 64 bits (msgpack refuses it: leave it to the dict path)."""
+    cdef int overflow = 0
+    cdef long long x = PyLong_AsLongLongAndOverflow(v, &overflow)
+    cdef unsigned long long u
+    if overflow > 0:
+        try:
+            u = PyLong_AsUnsignedLongLong(v)
+        except OverflowError:
+            return 1
+        _be(b, 0xcf, u, 8)
+        return 0
+    if overflow < 0:
+        return 1
+    if x >= 0:
+        if x < 128:
+            _b1(b, <unsigned char>x)
+        elif x < 256:
+            _be(b, 0xcc, x, 1)
+        elif x < 65536:
+            _be(b, 0xcd, x, 2)
+        elif x < 4294967296:
+            _be(b, 0xce, x, 4)
+        else:
+            _be(b, 0xcf, x, 8)
+    elif x >= -32:
+        _b1(b, <unsigned char>(x & 0xff))
+    elif x >= -128:
+        _be(b, 0xd0, <unsigned long long>x, 1)
+    elif x >= -32768:
+        _be(b, 0xd1, <unsigned long long>x, 2)
+    elif x >= -2147483648:
+        _be(b, 0xd2, <unsigned long long>x, 4)
+    else:
+        _be(b, 0xd3, <unsigned long long>x, 8)
+    return 0
+
+
+cdef int _w_obj(Buf *b, object v) except -1:
+    """One scalar value; 1 = a type this encoder does not write."""
+    cdef double d
+    cdef unsigned long long bits
+    t = type(v)
+    if t is str:
+        return _w_str(b, <str>v)
+    if v is None:
+        return _b1(b, 0xc0)
+    if t is bool:
+        return _b1(b, 0xc3 if v else 0xc2)
+    if t is int:
+        return _w_int(b, v)
+    if t is float:
+        d = PyFloat_AS_DOUBLE(v)
+        memcpy(&bits, &d, 8)
+        return _be(b, 0xcb, bits, 8)
+    return 1
+
+
+cdef inline int _w_len(Buf *b, unsigned char fix, unsigned char t16, unsigned char t32,
+                       Py_ssize_t n) except -1:
+    if n < 16:
+        return _b1(b, fix | <unsigned char>n)
+    if n < 65536:
+        return _be(b, t16, n, 2)
+    return _be(b, t32, n, 4)
+
+
+cdef object _last_meta_key = None
+cdef object _last_meta = None
+cdef object _last_meta_dict = None
+
+
+cdef inline object _meta_get(dict meta, account, balance):
+    """meta.get((account, balance), (True, None)); the last answer is kept (a record's effects
+    and holds name the same balance). Entries of the ledger's meta dict never change once
+    set (an account's balances are fixed: create_account refuses another definition)."""
+    global _last_meta_key, _last_meta, _last_meta_dict
+    cdef PyObject *m
+    key = _last_meta_key
+    if key is not None and _last_meta_dict is meta and (<tuple>key)[0] == account \
+            and (<tuple>key)[1] == balance:
+        return _last_meta
+    key = (account, balance)
+    m = PyDict_GetItem(meta, key)
+    if m is NULL:
+        return _NO_META  # (not kept: the ledger may learn it later)
+    _last_meta_key = key
+    _last_meta = <object>m
+    _last_meta_dict = meta
+    return _last_meta
+
+
+cdef int _w_over(Buf *b, Py_ssize_t i, str op, res, str record_id, object ts_us, dict meta,
+                 object status_text) except -1:
+    """The value of op_record_into's own key _OVER[i]; 1 = give up."""
+    cdef PyObject *m
+    if i == 0:
+        return _b1(b, 1)
+    if i == 1:
+        return _w_str(b, record_id)
+    if i == 2:
+        return _w_obj(b, ts_us)
+    if i == 3:
+        return _w_obj(b, res.key)
+    if i == 4:
+        return _w_str(b, op)
+    if i == 5:
+        return _w_obj(b, status_text)
+    if i == 6:
+        return _w_obj(b, res.granted)
+    if i == 7:
+        effects = res.effects
+        _w_len(b, 0x90, 0xdc, 0xdd, len(effects))
+        for e in effects:
+            mt = _meta_get(meta, e.account, e.balance)
+            _b1(b, 0x84)
+            _w_str(b, "account")
+            if _w_obj(b, e.account):
+                return 1
+            _w_str(b, "balance")
+            if _w_obj(b, e.balance):
+                return 1
+            _w_str(b, "currency")
+            if _w_obj(b, mt[1]):
+                return 1
+            _w_str(b, "amount")
+            if _w_obj(b, _amount(e.amount, mt[0])):
+                return 1
+        return 0
+    holds = res.holds
+    _w_len(b, 0x90, 0xdc, 0xdd, len(holds))
+    for h in holds:
+        mt = _meta_get(meta, h.account, h.balance)
+        exp = h.expires_at
+        _b1(b, 0x85)
+        _w_str(b, "account")
+        if _w_obj(b, h.account):
+            return 1
+        _w_str(b, "balance")
+        if _w_obj(b, h.balance):
+            return 1
+        _w_str(b, "reservation")
+        if _w_obj(b, h.reservation):
+            return 1
+        _w_str(b, "amount")
+        if _w_obj(b, _amount(h.amount, mt[0])):
+            return 1
+        _w_str(b, "expires")
+        if _w_obj(b, None if exp is None else round(exp * 1_000_000)):
+            return 1
+    return 0
+
+
+cdef Py_hash_t _OVER_HASH[9]
+for _i in range(9):
+    _OVER_HASH[_i] = hash(_OVER[_i])
+cdef Py_ssize_t _HEAD = 5  # room for the largest map header, written once the size is known
+
+
+cdef inline int _over_index(str k) except -2:
+    """The index of *k* in _OVER, or -1: by the str's cached hash first (no dict lookup)."""
+    cdef Py_hash_t h = hash(k)
+    cdef int i
+    for i in range(9):
+        if _OVER_HASH[i] == h and k == <str>_OVER[i]:
+            return i
+    return -1
+
+
+cdef object _pack_record(dict fields, str op, res, str record_id, object ts_us, dict meta):
+    """msgpack bytes of op_record_into(fields, op, res, record_id, ts_us, meta), *fields*
+    left as it is; None when a value is not one this encoder writes (build the dict)."""
+    cdef unsigned char stack[2048]
+    cdef Buf buf
+    buf.p = stack
+    buf.n = _HEAD
+    buf.cap = 2048
+    buf.heap = False
+    try:
+        return _pack_into(&buf, fields, op, res, record_id, ts_us, meta)
+    finally:
+        if buf.heap:
+            free(buf.p)
+
+
+cdef object _pack_into(Buf *b, dict fields, str op, res, str record_id, object ts_us,
+                       dict meta):
+    cdef PyObject *m
+    cdef Py_ssize_t n, start
+    cdef int i
+    cdef bint present[9]
+    cdef bint has_type = False
+    for i in range(9):
+        present[i] = False
+    status = res.status
+    m = PyDict_GetItem(_STATUS_TEXT, status)
+    if m is NULL:
+        status_text = status.value
+        _STATUS_TEXT[status] = status_text
+    else:
+        status_text = <object>m
+    n = len(fields)
+    for k, v in fields.items():
+        if type(k) is not str:
+            return None
+        _w_str(b, <str>k)
+        i = _over_index(<str>k)
+        if i >= 0:
+            present[i] = True
+            if _w_over(b, i, op, res, record_id, ts_us, meta, status_text):
+                return None
+        else:
+            if not has_type and (<str>k) == "type":
+                has_type = True
+            if _w_obj(b, v):
+                return None
+    if not has_type:
+        n += 1
+        _w_str(b, "type")
+        _w_str(b, _TYPES.get(op, "rated"))
+    for i in range(9):
+        if not present[i]:
+            n += 1
+            _w_str(b, <str>_OVER[i])
+            if _w_over(b, i, op, res, record_id, ts_us, meta, status_text):
+                return None
+    # the map header, just before the entries
+    if n < 16:
+        start = _HEAD - 1
+        b.p[start] = 0x80 | <unsigned char>n
+    elif n < 65536:
+        start = _HEAD - 3
+        b.p[start] = 0xde
+        b.p[start + 1] = <unsigned char>(n >> 8)
+        b.p[start + 2] = <unsigned char>n
+    else:
+        start = _HEAD - 5
+        b.p[start] = 0xdf
+        b.p[start + 1] = <unsigned char>(n >> 24)
+        b.p[start + 2] = <unsigned char>(n >> 16)
+        b.p[start + 3] = <unsigned char>(n >> 8)
+        b.p[start + 4] = <unsigned char>n
+    return PyBytes_FromStringAndSize(<char*>b.p + start, b.n - start)
+
+
+cdef object _record_out(dict fields, str op, res, str record_id, object ts_us, dict meta):
+    """The record to append: its bytes, or (a value the encoder does not write) the dict."""
+    packed = _pack_record(fields, op, res, record_id, ts_us, meta)
+    if packed is None:
+        return _record(fields, op, res, record_id, ts_us, meta)
+    return packed
+
+
+def pack_record(dict fields, str op, res, str record_id, ts_us, dict meta):
+    """For the tests: :func:`_pack_record` (None: the dict path)."""
+    return _pack_record(fields, op, res, record_id, ts_us, meta)
+
+
 # ---------------------------------------------------------------------- the fast path
 
 cdef class FastPath:
@@ -602,10 +944,15 @@ cdef class FastPath:
         if res.low_balance:
             ledger._journaled(res, now, account, group)
             return 0
+        return self._journaled_n(1)
+
+    cdef int _journaled_n(self, int count) except -1:
+        """SyncOps._journaled of *count* ops without a low-balance event."""
+        ledger = self.ledger
         stats = self.stats
-        stats["ops"] += 1
-        stats["journaled"] += 1
-        since = ledger._since_snapshot + 1
+        stats["ops"] += count
+        stats["journaled"] += count
+        since = ledger._since_snapshot + count
         ledger._since_snapshot = since
         if self.snapshots and ledger._snapshot_task is None and (
                 since >= self.snapshot_records
@@ -620,8 +967,8 @@ cdef class FastPath:
             self.stats["replayed"] += 1
         elif _moved(res):
             try:
-                rec = _record(fields, op, res, self._next_id(), int(now * 1_000_000),
-                              self.meta)
+                rec = _record_out(fields, op, res, self._next_id(), int(now * 1_000_000),
+                                  self.meta)
                 _pos, group = self.journal.append_nowait(rec)
             except BaseException as exc:
                 ledger._failed = exc  # the store moved money the journal does not have
@@ -637,18 +984,22 @@ cdef class FastPath:
         cdef list recs = []
         ts = int(now * 1_000_000)
         if not cres.replayed and _moved(cres):
-            recs.append(_record(cfields, "commit", cres, self._next_id(), ts, self.meta))
+            recs.append(_record_out(cfields, "commit", cres, self._next_id(), ts, self.meta))
         if not rres.replayed and _moved(rres):
-            recs.append(_record(rfields, "reserve", rres, self._next_id(), ts, self.meta))
+            recs.append(_record_out(rfields, "reserve", rres, self._next_id(), ts,
+                                    self.meta))
         if recs:
             try:
                 _pos, group = self.journal.append_many_nowait(recs, positions=False)
             except BaseException as exc:
                 self.ledger._failed = exc  # the store moved money the journal does not have
                 raise
-            self._journaled(cres, now, account, group)
-            if len(recs) == 2:
-                self._journaled(rres, now, account, group)
+            if len(recs) == 2 and not cres.low_balance and not rres.low_balance:
+                self._journaled_n(2)  # (both at once: the same counts, one snapshot check)
+            else:
+                self._journaled(cres, now, account, group)
+                if len(recs) == 2:
+                    self._journaled(rres, now, account, group)
         if len(recs) < 2:
             self._count_plain(cres)
             self._count_plain(rres)
