@@ -427,6 +427,15 @@ class SegmentWriter:
         self._end = off + nbytes
         return off
 
+    def unreserve(self, offset: int) -> None:
+        """A write claimed by :meth:`reserve` at ``offset`` failed: the data end goes back
+        there, as after a failed :meth:`write` (which never advances it), so a seal cuts the
+        segment at the last good record. (The native writer writes nothing after a failed
+        ``pwrite``; after a failed sync the later bytes may be in the file -- never
+        acknowledged, cut by a seal, kept by recovery like any unacknowledged tail.)"""
+        if self._fd is not None and HEADER_LEN <= offset < self._end:
+            self._end = offset
+
     def sync(self) -> None:
         """fdatasync the open segment if anything was written since the last sync."""
         if self._dirty and self.fsync and not self.dsync and self._fd is not None:

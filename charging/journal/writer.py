@@ -250,8 +250,10 @@ class Journal:
         # goes to the Python writer thread once nothing is in flight.
         self._io: Any = None
         self._sync = writer.fsync
+        writer_threads = min(writer_threads, 4)  # GroupWriter runs at most 4
         self._max_inflight = max(1, writer_threads)
-        self._inflight: deque[tuple[_GroupFuture, Position, float]] = deque()
+        # (group, position after it, dispatch time, its offset in the segment)
+        self._inflight: deque[tuple[_GroupFuture, Position, float, int]] = deque()
         if writer_threads > 0:
             mod = cython_ext.load("journal_io")
             if mod is not None:
@@ -428,6 +430,8 @@ class Journal:
 
     async def rotate(self) -> None:
         """Seal the open segment now (if it holds records) and wait until it is sealed."""
+        if self._failed is not None:
+            raise JournalError("journal failed") from self._failed
         if self._alloc.offset <= HEADER_LEN:
             return
         self._alloc.rotate()
@@ -453,8 +457,8 @@ class Journal:
 
     def _dispatch(self) -> None:
         self._scheduled = False
-        if self._busy or self._group is None:
-            return
+        if self._busy or self._group is None or self._failed is not None:
+            return  # once a write failed nothing more is written (no record after a hole)
         io = self._io
         if io is not None:
             alloc = self._alloc
@@ -464,7 +468,7 @@ class Journal:
                 if off >= 0:
                     group, self._group = self._group, None
                     alloc.buf = bytearray()
-                    self._inflight.append((group, alloc.last, _clock()))
+                    self._inflight.append((group, alloc.last, _clock(), off))
                     io.submit(self._writer.fd, buf, off, self._sync)
                     if len(self._inflight) >= self._max_inflight:
                         self._busy = True
@@ -485,8 +489,14 @@ class Journal:
         done = self._io.reap()
         inflight = self._inflight
         for _seq, err, t_start, t_end in done:
-            group, upto, t_dispatch = inflight.popleft()
-            exc = None if not err else OSError(err, os.strerror(err))
+            group, upto, t_dispatch, offset = inflight.popleft()
+            exc = None
+            if err:
+                exc = OSError(err, os.strerror(err))
+                # the data end was claimed at dispatch: back to where the failed group began
+                # (the first failure: later groups begin after it)
+                if self._failed is None:
+                    self._writer.unreserve(offset)
             self._complete(exc, group, upto, (t_dispatch, t_start, t_end))
         if done:
             self._busy = False
@@ -541,7 +551,7 @@ class Journal:
         if exc is not None:
             self._failed = exc
             err = JournalError(f"journal write failed: {exc!r}")
-            later = [g for g, _u, _t in self._inflight]
+            later = [g for g, _u, _t, _o in self._inflight]
             for f in [group, self._group, *later] + [w for _, w in self._durable_waiters]:
                 if f is not None and not f.done():
                     f.set_exception(err)
@@ -579,8 +589,8 @@ class Journal:
             max(self._alloc.rotate_seconds / 4, 0.05), self._idle_check)
 
     def _idle_check(self) -> None:
-        if self._closed:
-            return
+        if self._closed or self._failed is not None:
+            return  # a failed journal neither writes nor seals (see _dispatch)
         a = self._alloc
         if a.offset > HEADER_LEN and time.monotonic() - a.started >= a.rotate_seconds:
             a.rotate()

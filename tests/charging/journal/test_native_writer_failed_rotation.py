@@ -30,9 +30,6 @@ def rec(i: int) -> dict[str, object]:
 
 
 @pytest.mark.skipif(_io is None, reason="cython_ext.journal_io not built/enabled")
-@pytest.mark.xfail(strict=True, reason="review s4: Journal._idle_check/_dispatch still rotate "
-                   "and write after a failed native write (charging/journal/writer.py; "
-                   "that file had another engineer's uncommitted edits)")
 def test_no_rotation_and_clean_restart_after_a_failed_native_write(tmp_path: Path,
                                                                    monkeypatch: Any) -> None:
     assert _io is not None
@@ -86,9 +83,6 @@ def test_no_rotation_and_clean_restart_after_a_failed_native_write(tmp_path: Pat
 
 
 @pytest.mark.skipif(_io is None, reason="cython_ext.journal_io not built/enabled")
-@pytest.mark.xfail(strict=True, reason="review s4: SegmentWriter.reserve advanced the data end "
-                   "for the failed native group and nothing rolls it back, so close(seal=True) "
-                   "cuts the segment past the hole (fix in charging/journal/writer.py)")
 def test_seal_after_a_failed_native_write_leaves_a_readable_segment(tmp_path: Path,
                                                                     monkeypatch: Any) -> None:
     """close(seal=True) after a failed native write (settlement/generate.py seals its journal
