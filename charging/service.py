@@ -28,7 +28,11 @@ Operator kill (protocol-facts D): after an ASR answered 2001 the session stays o
 killed, until the client's CCR-T (which commits the usage) or ``kill_grace``; any other ASA
 answer (or none) releases the hold at once. Layout: service_core.py (config, shared helpers),
 service_online.py (INITIAL/UPDATE/TERMINATE), service_events.py (EVENT, Rf), this module
-(entry points, per-session ordering, answer cache, supervision).
+(entry points, per-session ordering, answer cache, supervision). With the extensions built,
+:meth:`ChargingService.decide` first offers the request to the compiled twin of the plain
+online request (cython_ext/charging_slice.pyx, ``ServiceCore._fast``): it decides it, or
+changes nothing and lets this Python (its executable spec) decide, or hands the rest of a
+rare outcome to :meth:`ChargingService._fast_rest`.
 """
 
 
