@@ -249,7 +249,7 @@ class Journal:
         # read from its eventfd by the loop itself; anything else (rotation, prealloc work)
         # goes to the Python writer thread once nothing is in flight.
         self._io: Any = None
-        self._sync = writer.fsync
+        self._sync = writer.fsync and not writer.dsync  # O_DSYNC: the pwrite is the sync
         writer_threads = min(writer_threads, 4)  # GroupWriter runs at most 4
         self._max_inflight = max(1, writer_threads)
         # (group, position after it, dispatch time, its offset in the segment)
@@ -296,9 +296,12 @@ class Journal:
         completion through an eventfd; 2 = two groups in flight, released strictly in order);
         0, or extensions disabled/not built: the Python writer thread alone."""
         native = writer_threads > 0 and cython_ext.load("journal_io") is not None
-        # The native threads overlap group k+1's pwrite with group k's fdatasync: an O_DSYNC
-        # file would make each pwrite wait for its own sync (no overlap), so it is not used.
-        writer = SegmentWriter(directory, fsync=fsync, dsync=fsync and dsync and not native,
+        # Two or more native threads overlap group k+1's pwrite with group k's fdatasync: an
+        # O_DSYNC file would make each pwrite wait for its own sync (no overlap), so it is not
+        # used then. One native thread keeps O_DSYNC (one syscall per group, as the Python
+        # writer) when ``dsync``.
+        writer = SegmentWriter(directory, fsync=fsync,
+                               dsync=fsync and dsync and not (native and writer_threads > 1),
                                preallocate=segment_bytes if preallocate else 0)
         loop = asyncio.get_running_loop()
         recovered = await loop.run_in_executor(
