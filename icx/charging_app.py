@@ -120,6 +120,7 @@ async def build_charging(settings: Settings, data_dir: Path, *, admin: bool = Tr
         data_dir / "journal", segment_bytes=jcfg.segment_bytes,
         rotate_seconds=jcfg.rotate_seconds, fsync=jcfg.fsync,
         group_window=jcfg.group_window_ms / 1000.0, preallocate=jcfg.preallocate,
+        writer_threads=jcfg.writer_threads,
     )
     ledger = Ledger(store, journal, node=settings.diameter.origin_host,
                     snapshot_dir=data_dir / "snapshots",

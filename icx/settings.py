@@ -144,6 +144,9 @@ class JournalSection:
     # in the background), so a group commit's sync writes data only, never ext4 metadata.
     # false: append to a growing file (slower, bigger p99; for disks short of space).
     preallocate: bool = True
+    # GIL-free native writer threads = group commits in flight (cython_ext/journal_io); 0 =
+    # the Python writer thread (also what runs without the compiled extensions).
+    writer_threads: int = field(default=2, metadata=check(in_range(0, 4)))
     # Embedded store: cut a snapshot after this many journaled ops or this many seconds.
     snapshot_records: int = field(default=100_000, metadata=check(in_range(1, 10**9)))
     snapshot_seconds: float = field(default=300.0, metadata=check(in_range(1, 86400)))

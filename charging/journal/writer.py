@@ -377,6 +377,12 @@ class Journal:
         return self._writer.directory
 
     @property
+    def native_writers(self) -> int:
+        """How many GIL-free native writer threads take group commits (0: the Python writer
+        thread; also 0 when the extensions are not built or ICX_NO_EXTENSIONS=1)."""
+        return self._max_inflight if self._io is not None else 0
+
+    @property
     def failed(self) -> bool:
         """True once a group commit failed: the journal accepts nothing more. The process
         should exit; recovery on the next start resynchronises store and journal."""

@@ -95,3 +95,36 @@ def test_journal_preallocate_setting_reaches_the_journal(tmp_path: Path, preallo
         assert size == 1048576
     else:
         assert size < 4096
+
+
+@pytest.mark.parametrize("threads", [0, 1, 2])
+def test_journal_writer_threads_setting_reaches_the_journal(tmp_path: Path, threads: int) -> None:
+    """[journal] writer_threads picks how many native writer threads take group commits (0:
+    the Python writer thread); without the compiled extensions it is always the Python one."""
+    import asyncio
+
+    import cython_ext
+    from icx.charging_app import build_charging
+
+    cfg = tmp_path / "j.toml"
+    cfg.write_text(f"[journal]\nsegment_bytes = 1048576\nwriter_threads = {threads}\n")
+    settings = load_settings(cfg)
+    assert settings.journal.writer_threads == threads
+
+    async def open_and_close() -> int:
+        app = await build_charging(settings, tmp_path / "data", admin=False)
+        try:
+            return app.journal.native_writers
+        finally:
+            await app.close()
+
+    native = cython_ext.load("journal_io") is not None
+    assert asyncio.run(open_and_close()) == (threads if native else 0)
+
+
+def test_journal_writer_threads_out_of_range_is_refused(tmp_path: Path) -> None:
+    cfg = tmp_path / "j.toml"
+    cfg.write_text("[journal]\nwriter_threads = 9\n")
+    with pytest.raises(ConfigError) as err:
+        load_settings(cfg)
+    assert f"{cfg}:journal.writer_threads:" in str(err.value)
