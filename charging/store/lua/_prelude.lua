@@ -84,6 +84,32 @@ local function refuse(acc, ep, epn, opf, oe, rec)
   return rec
 end
 
+-- The start every balance op shares: ONE HMGET (the op's record, "oe", the balance state
+-- and, for an op on a reservation, its hold field *hf*), the replay check, unknown account /
+-- balance (the refusal's record names the balance and *res*, '' for ops without one).
+-- Returns the reply to answer at once (a replay or a refusal), or nil followed by "oe", the
+-- hold value (nil: none, or not asked) and the state's five parts as strings (amount,
+-- reserved, credit limit, expiry us, low threshold).
+local function open_balance(acc, B, ep, epn, opf, res, hf)
+  local b
+  if hf then
+    b = redis.call('HMGET', acc, opf, 'oe', B, hf)
+  else
+    b = redis.call('HMGET', acc, opf, 'oe', B)
+  end
+  local rec = b[1]
+  if rec and tonumber(string.sub(rec, 1, string.find(rec, '|', 1, true) - 1)) >= epn - 1 then
+    return {rec}  -- replay: the record is still within the window
+  end
+  local oe, st = b[2], b[3]
+  if not st then
+    if redis.call('HEXISTS', acc, 'kind') == 0 then return {'unknown_account'} end
+    return refuse(acc, ep, epn, opf, oe, ep .. '|unknown_balance|0|0|0|0|0|0|0|0|' .. B .. res)
+  end
+  local a, r, c, x, l = string.match(st, '^([^:]*):([^:]*):([^:]*):([^:]*):(.*)$')
+  return nil, oe, b[4], a, r, c, x, l
+end
+
 -- Apply the deferred index updates of this script call (ix: the reservation zset, unj: the
 -- unjournaled set; one of each for all the call's ops).
 -- (in commands of at most 1000 arguments: unpack() is bounded by the Lua C stack, 8000)

@@ -7,25 +7,15 @@ local function op_commit(acc, account, B, ep, epn, now, opf, res, used, release_
   local debit = tonumber(used)
   if not debit or debit < 0 then return redis.error_reply('ERR ARGV 7 is not a number >= 0') end
   local hf = B .. 'h|' .. res
-  local b = redis.call('HMGET', acc, opf, 'oe', B, hf)
-  local rec = b[1]
-  if rec and tonumber(string.sub(rec, 1, string.find(rec, '|', 1, true) - 1)) >= epn - 1 then
-    return {rec}  -- replay: the record is still within the window
-  end
-  local oe, st = b[2], b[3]
-  if not st then
-    if redis.call('HEXISTS', acc, 'kind') == 0 then return {'unknown_account'} end
-    return refuse(acc, ep, epn, opf, oe,
-                  ep .. '|unknown_balance|0|0|0|0|0|0|0|0|' .. B .. res)
-  end
-  local a, r, c, x, l = string.match(st, '^([^:]*):([^:]*):([^:]*):([^:]*):(.*)$')
+  local early, oe, hv, a, r, c, x, l = open_balance(acc, B, ep, epn, opf, res, hf)
+  if early then return early end
   local amt, rsv = a + 0, r + 0
   local before = amt - rsv + c
-  if not b[4] then
+  if not hv then
     return refuse(acc, ep, epn, opf, oe, ep .. '|unknown_reservation|0|' .. a ..
                   string.format('|%d|0|0|0|0|0|', before) .. B .. res)
   end
-  local hs, rexp = string.match(b[4], '^([^:]*):(.*)$')
+  local hs, rexp = string.match(hv, '^([^:]*):(.*)$')
   local held = hs + 0
   -- used beyond the hold is debited as far as the credit limit allows
   local ds = used
@@ -44,7 +34,7 @@ local function op_commit(acc, account, B, ep, epn, now, opf, res, used, release_
   local after = before + freed - debit
   local low = '0'
   if l ~= '' and before >= l + 0 and l + 0 > after then low = '1' end
-  rec = ep .. '|ok|' .. ds .. string.format('|%d|%d|', amt - debit, after) .. low ..
+  local rec = ep .. '|ok|' .. ds .. string.format('|%d|%d|', amt - debit, after) .. low ..
         (debit == 0 and '|0|' or '|-' .. ds .. '|') .. (freed == 0 and '0|' or '-' .. fs .. '|') ..
         hexp .. '|' .. has_hold .. '|' .. B .. res
   local state = string.format('%d:%d:', amt - debit, rsv - freed) .. c .. ':' .. x .. ':' .. l

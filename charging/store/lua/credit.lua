@@ -5,24 +5,15 @@ local function op_credit(acc, account, B, ep, epn, now, opf, amount)
   if not epn then return redis.error_reply('ERR ARGV 3 is not a number') end
   local n = tonumber(amount)
   if not n then return redis.error_reply('ERR ARGV 6 is not a number') end
-  local b = redis.call('HMGET', acc, opf, 'oe', B)
-  local rec = b[1]
-  if rec and tonumber(string.sub(rec, 1, string.find(rec, '|', 1, true) - 1)) >= epn - 1 then
-    return {rec}  -- replay: the record is still within the window
-  end
-  local oe, st = b[2], b[3]
-  if not st then
-    if redis.call('HEXISTS', acc, 'kind') == 0 then return {'unknown_account'} end
-    return refuse(acc, ep, epn, opf, oe, ep .. '|unknown_balance|0|0|0|0|0|0|0|0|' .. B)
-  end
-  local a, r, c, x, l = string.match(st, '^([^:]*):([^:]*):([^:]*):([^:]*):(.*)$')
+  local early, oe, _, a, r, c, x, l = open_balance(acc, B, ep, epn, opf, '')
+  if early then return early end
   local amt, cl = a + 0, c + 0
   local avail = amt - r + cl
   if n < 0 or n > 9007199254740991 or amt + n + cl > 9007199254740991 then
     return refuse(acc, ep, epn, opf, oe, ep .. '|out_of_range|0|' .. a ..
                   string.format('|%d|0|0|0|0|0|', avail) .. B)
   end
-  rec = ep .. string.format('|ok|%d|%d|%d|0|%d|0|0|0|', n, amt + n, avail + n, n) ..
+  local rec = ep .. string.format('|ok|%d|%d|%d|0|%d|0|0|0|', n, amt + n, avail + n, n) ..
         B
   if n ~= 0 then
     redis.call('HSET', acc, B, string.format('%d:', amt + n) .. r .. ':' .. c .. ':' .. x ..

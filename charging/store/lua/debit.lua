@@ -5,17 +5,8 @@ local function op_debit(acc, account, B, ep, epn, now, opf, amount, partial)
   if not epn then return redis.error_reply('ERR ARGV 3 is not a number') end
   local take = tonumber(amount)
   if not take or take < 0 then return redis.error_reply('ERR ARGV 6 is not a number >= 0') end
-  local b = redis.call('HMGET', acc, opf, 'oe', B)
-  local rec = b[1]
-  if rec and tonumber(string.sub(rec, 1, string.find(rec, '|', 1, true) - 1)) >= epn - 1 then
-    return {rec}  -- replay: the record is still within the window
-  end
-  local oe, st = b[2], b[3]
-  if not st then
-    if redis.call('HEXISTS', acc, 'kind') == 0 then return {'unknown_account'} end
-    return refuse(acc, ep, epn, opf, oe, ep .. '|unknown_balance|0|0|0|0|0|0|0|0|' .. B)
-  end
-  local a, r, c, x, l = string.match(st, '^([^:]*):([^:]*):([^:]*):([^:]*):(.*)$')
+  local early, oe, _, a, r, c, x, l = open_balance(acc, B, ep, epn, opf, '')
+  if early then return early end
   local amt = a + 0
   local before = amt - r + c
   local status = nil
@@ -31,7 +22,7 @@ local function op_debit(acc, account, B, ep, epn, now, opf, amount, partial)
   local after = before - take
   local low = '0'
   if l ~= '' and before >= l + 0 and l + 0 > after then low = '1' end
-  rec = ep .. string.format('|ok|%d|%d|%d|', take, amt - take, after) .. low ..
+  local rec = ep .. string.format('|ok|%d|%d|%d|', take, amt - take, after) .. low ..
         string.format('|%d|0|0|0|', -take) .. B
   if take ~= 0 then
     redis.call('HSET', acc, B, string.format('%d:', amt - take) .. r .. ':' .. c .. ':' .. x ..

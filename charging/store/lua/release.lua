@@ -4,26 +4,16 @@
 local function op_release(acc, account, B, ep, epn, now, opf, res)
   if not epn then return redis.error_reply('ERR ARGV 3 is not a number') end
   local hf = B .. 'h|' .. res
-  local b = redis.call('HMGET', acc, opf, 'oe', B, hf)
-  local rec = b[1]
-  if rec and tonumber(string.sub(rec, 1, string.find(rec, '|', 1, true) - 1)) >= epn - 1 then
-    return {rec}  -- replay: the record is still within the window
-  end
-  local oe, st = b[2], b[3]
-  if not st then
-    if redis.call('HEXISTS', acc, 'kind') == 0 then return {'unknown_account'} end
-    return refuse(acc, ep, epn, opf, oe,
-                  ep .. '|unknown_balance|0|0|0|0|0|0|0|0|' .. B .. res)
-  end
-  local a, r, c, x, l = string.match(st, '^([^:]*):([^:]*):([^:]*):([^:]*):(.*)$')
+  local early, oe, hv, a, r, c, x, l = open_balance(acc, B, ep, epn, opf, res, hf)
+  if early then return early end
   local amt, rsv = a + 0, r + 0
-  if not b[4] then
+  if not hv then
     return refuse(acc, ep, epn, opf, oe, ep .. '|unknown_reservation|0|' .. a ..
                   string.format('|%d|0|0|0|0|0|', amt - rsv + c) .. B .. res)
   end
-  local hs = string.match(b[4], '^[^:]*')
+  local hs = string.match(hv, '^[^:]*')
   local held = hs + 0
-  rec = ep .. '|ok|0|' .. a .. string.format('|%d|0|0|', amt - rsv + held + c) ..
+  local rec = ep .. '|ok|0|' .. a .. string.format('|%d|0|0|', amt - rsv + held + c) ..
         (held == 0 and '0' or '-' .. hs) .. '|-1|1|' .. B .. res
   redis.call('HDEL', acc, hf)
   redis.call('HSET', acc, B, a .. string.format(':%d:', rsv - held) .. c .. ':' .. x .. ':' .. l,

@@ -7,18 +7,8 @@ local function op_reserve(acc, account, B, ep, epn, now, opf, res, amount, exp, 
   local grant = tonumber(amount)
   if not grant or grant < 0 then return redis.error_reply('ERR ARGV 7 is not a number >= 0') end
   local hf = B .. 'h|' .. res
-  local b = redis.call('HMGET', acc, opf, 'oe', B, hf)
-  local rec = b[1]
-  if rec and tonumber(string.sub(rec, 1, string.find(rec, '|', 1, true) - 1)) >= epn - 1 then
-    return {rec}  -- replay: the record is still within the window
-  end
-  local oe, st = b[2], b[3]
-  if not st then
-    if redis.call('HEXISTS', acc, 'kind') == 0 then return {'unknown_account'} end
-    return refuse(acc, ep, epn, opf, oe,
-                  ep .. '|unknown_balance|0|0|0|0|0|0|0|0|' .. B .. res)
-  end
-  local a, r, c, x, l = string.match(st, '^([^:]*):([^:]*):([^:]*):([^:]*):(.*)$')
+  local early, oe, hv, a, r, c, x, l = open_balance(acc, B, ep, epn, opf, res, hf)
+  if early then return early end
   local amt, rsv = a + 0, r + 0
   local before = amt - rsv + c
   local gs, status = amount, nil
@@ -39,11 +29,11 @@ local function op_reserve(acc, account, B, ep, epn, now, opf, res, amount, exp, 
   if not tonumber(exp) then return redis.error_reply('ERR ARGV 8 is not a number') end
   -- (checked before the first write: the deferred ZADD must not fail at the end of a batch)
   local hold = gs
-  if b[4] then hold = string.format('%d', string.match(b[4], '^[^:]*') + grant) end
+  if hv then hold = string.format('%d', string.match(hv, '^[^:]*') + grant) end
   local after = before - grant
   local low = '0'
   if l ~= '' and before >= l + 0 and l + 0 > after then low = '1' end
-  rec = ep .. '|ok|' .. gs .. '|' .. a .. string.format('|%d|', after) .. low .. '|0|' ..
+  local rec = ep .. '|ok|' .. gs .. '|' .. a .. string.format('|%d|', after) .. low .. '|0|' ..
         gs .. '|' .. exp .. '|1|' .. B .. res
   redis.call('HSET', acc, B, a .. string.format(':%d:', rsv + grant) .. c .. ':' .. x .. ':' .. l,
              hf, hold .. ':' .. exp, opf, rec)
