@@ -15,6 +15,7 @@ import pytest
 
 import cython_ext
 from charging.journal import Journal, JournalError, JournalReader, Position, list_segments
+from tests.charging.journal.native_faults import fail_second_native_write
 
 _io = cython_ext.load("journal_io")
 native = pytest.mark.skipif(_io is None, reason="cython_ext.journal_io not built/enabled")
@@ -181,18 +182,7 @@ def test_native_failure_fails_the_group_and_everything_after(tmp_path: Path,
                                                             monkeypatch: Any) -> None:
     """The 2nd native write fails (EBADF) while the 1st is in flight and a 3rd group waits:
     2 and 3 fail, 1 is durable, durable stays at 1, the journal refuses further appends."""
-    assert _io is not None
-    real = _io.GroupWriter
-
-    class Failing(real):  # type: ignore[misc, valid-type]
-        n = 0
-
-        def submit(self, fd: int, data: Any, offset: int, sync: bool) -> int:
-            Failing.n += 1
-            return super().submit(-1 if Failing.n == 2 else fd, data, offset,  # type: ignore[no-any-return]
-                                  sync)
-
-    monkeypatch.setattr(_io, "GroupWriter", Failing)
+    Failing = fail_second_native_write(monkeypatch)
 
     async def main() -> None:
         j = await Journal.open(tmp_path, writer_threads=2)

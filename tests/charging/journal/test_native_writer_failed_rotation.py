@@ -21,6 +21,7 @@ import pytest
 
 import cython_ext
 from charging.journal import Journal, JournalError, JournalReader
+from tests.charging.journal.native_faults import fail_second_native_write
 
 _io = cython_ext.load("journal_io")
 
@@ -32,18 +33,7 @@ def rec(i: int) -> dict[str, object]:
 @pytest.mark.skipif(_io is None, reason="cython_ext.journal_io not built/enabled")
 def test_no_rotation_and_clean_restart_after_a_failed_native_write(tmp_path: Path,
                                                                    monkeypatch: Any) -> None:
-    assert _io is not None
-    real = _io.GroupWriter
-
-    class Failing(real):  # type: ignore[misc, valid-type]
-        n = 0
-
-        def submit(self, fd: int, data: Any, offset: int, sync: bool) -> int:
-            Failing.n += 1
-            return super().submit(-1 if Failing.n == 2 else fd, data, offset,  # type: ignore[no-any-return]
-                                  sync)
-
-    monkeypatch.setattr(_io, "GroupWriter", Failing)
+    Failing = fail_second_native_write(monkeypatch)
 
     async def run() -> None:
         j = await Journal.open(tmp_path, writer_threads=2, rotate_seconds=3600.0)
@@ -69,7 +59,7 @@ def test_no_rotation_and_clean_restart_after_a_failed_native_write(tmp_path: Pat
         await j.close()
 
     asyncio.run(run())
-    monkeypatch.setattr(_io, "GroupWriter", real)
+    monkeypatch.undo()  # the real writer again
 
     async def reopen() -> list[str]:
         j = await Journal.open(tmp_path)  # must not find corruption
@@ -88,18 +78,7 @@ def test_seal_after_a_failed_native_write_leaves_a_readable_segment(tmp_path: Pa
     """close(seal=True) after a failed native write (settlement/generate.py seals its journal
     on close): the sealed segment must end at the last good record, as with the Python writer
     (which advances the data end only after a successful write)."""
-    assert _io is not None
-    real = _io.GroupWriter
-
-    class Failing(real):  # type: ignore[misc, valid-type]
-        n = 0
-
-        def submit(self, fd: int, data: Any, offset: int, sync: bool) -> int:
-            Failing.n += 1
-            return super().submit(-1 if Failing.n == 2 else fd, data, offset,  # type: ignore[no-any-return]
-                                  sync)
-
-    monkeypatch.setattr(_io, "GroupWriter", Failing)
+    Failing = fail_second_native_write(monkeypatch)
 
     async def run() -> None:
         j = await Journal.open(tmp_path, writer_threads=2, rotate_seconds=0)
