@@ -58,6 +58,29 @@ class _Transport:
         return 0
 
 
+async def open_peer(settings: Any, agent: Any) -> tuple[Any, Any, _Transport]:
+    """The Diameter server *settings* describe, answering through *agent* (its ``respond``
+    responder), on an in-memory transport past the CER/CEA exchange: (server, protocol,
+    transport). Feed CCR bytes to the protocol's ``data_received`` and read the answers
+    from the transport's ``out``. Patch the agent before calling (its methods are bound
+    here)."""
+    from icx import wiring
+
+    server = wiring.build_server(settings, agent.handle, responder=agent.respond)
+    proto = server._protocol()
+    tr = _Transport()
+    proto.connection_made(tr)  # type: ignore[arg-type]
+    cer = Message.request(257, 0, [
+        A("Origin-Host", "bench.icx.test"), A("Origin-Realm", "icx.test"),
+        A("Host-IP-Address", "127.0.0.1"), A("Vendor-Id", 0),
+        A("Product-Name", "icx-bench"), A("Auth-Application-Id", 4),
+        A("Acct-Application-Id", 3)])
+    proto.data_received(cer.encode())
+    await asyncio.sleep(0)
+    tr.out.clear()
+    return server, proto, tr
+
+
 def ccr_templates() -> dict[str, CcrTemplate]:
     """The benchmark's CCR templates by kind ("voice", "data"): one demo subscriber."""
     tpls = {}
@@ -83,7 +106,6 @@ def _tail(kind: str, n: int, updates: int) -> tuple[int, int, list[Any]]:
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    from icx import wiring
     from icx.charging_app import build_charging
     from icx.settings import load_settings
 
@@ -97,18 +119,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                                                    1))
         settings = load_settings(cfg)
         app = await build_charging(settings, tmp / "data", admin=False)
-        server = wiring.build_server(settings, app.agent.handle, responder=app.agent.respond)
-        proto = server._protocol()
-        tr = _Transport()
-        proto.connection_made(tr)  # type: ignore[arg-type]
-        cer = Message.request(257, 0, [
-            A("Origin-Host", "bench.icx.test"), A("Origin-Realm", "icx.test"),
-            A("Host-IP-Address", "127.0.0.1"), A("Vendor-Id", 0),
-            A("Product-Name", "icx-bench"), A("Auth-Application-Id", 4),
-            A("Acct-Application-Id", 3)])
-        proto.data_received(cer.encode())
-        await asyncio.sleep(0)
-        tr.out.clear()
+        server, proto, tr = await open_peer(settings, app.agent)
         updates = 2
         frames = FrameBuffer(1 << 24)
         pending: dict[int, list[Any]] = {}  # hbh -> session [kind, sid, step, tpl]

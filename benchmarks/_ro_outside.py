@@ -24,12 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks._ro_edge import frames
-from benchmarks._ro_inproc import _Transport
+from benchmarks._ro_inproc import _Transport, open_peer
 from benchmarks.ro import free_port, make_config
 from charging.requests import ChargingResult, Outcome, UnitKind, UnitsResult
 from diameter.avp import EXT
-from diameter.message import Message
-from icx.diameter_client import A
 
 _RESULT = ChargingResult(outcome=Outcome.SUCCESS, units=(UnitsResult(
     rating_group=100, outcome=Outcome.SUCCESS, unit=UnitKind.TIME, granted=60,
@@ -102,7 +100,6 @@ def _callgrind(*opts: str) -> None:
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    from icx import wiring
     from icx.charging_app import build_charging
     from icx.settings import load_settings
 
@@ -115,18 +112,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         agent = app.agent
         assert agent._split is not None
         agent._split = (_canned, agent._split[1], _Group().call_when_durable)
-        server = wiring.build_server(settings, agent.handle, responder=agent.respond)
-        proto = server._protocol()
-        tr = _Transport()
-        proto.connection_made(tr)  # type: ignore[arg-type]
-        cer = Message.request(257, 0, [
-            A("Origin-Host", "bench.icx.test"), A("Origin-Realm", "icx.test"),
-            A("Host-IP-Address", "127.0.0.1"), A("Vendor-Id", 0),
-            A("Product-Name", "icx-bench"), A("Auth-Application-Id", 4),
-            A("Acct-Application-Id", 3)])
-        proto.data_received(cer.encode())
-        await asyncio.sleep(0)
-        tr.out.clear()
+        server, proto, tr = await open_peer(settings, agent)
         per = args.concurrency
         raw = frames(args.requests)
         reps: list[float] = []
