@@ -27,10 +27,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import cython_ext
-from charging.journal import JournalReader
 from charging.requests import ChargingRequest, ServiceKind, ServiceUnits, Verb
 from icx.charging_app import ChargingApp, build_charging
 from icx.settings import AccountsSection, load_settings
+from tests.charging.journal_view import records_without_ids
 from tests.charging.test_service import ROOT, T0
 
 pytestmark = pytest.mark.skipif(cython_ext.load("charging_slice") is None,
@@ -150,13 +150,7 @@ async def _run(app: ChargingApp, traffic: list[tuple[str, Any, float]],
             results.append(await svc.handle(req, now=now))
     await svc.wait_durable(svc.durable_mark())
     await app.journal.flush()
-    records = []
-    for _pos, rec in JournalReader(app.journal.directory).iter_from(None):
-        rec = dict(rec)
-        if rec.get("type") == "account":
-            continue
-        rec["id"] = ""
-        records.append(msgpack.packb(rec))
+    records = records_without_ids(app.journal.directory)
     balances = []
     for acct in SUBSCRIBERS:
         view = await app.store.get(acct)

@@ -14,12 +14,10 @@ import random
 from pathlib import Path
 from typing import Any
 
-import msgpack
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from charging.journal import JournalReader
 from charging.requests import (
     ChargingResult,
     Outcome,
@@ -31,6 +29,7 @@ from charging.requests import (
 )
 from icx.charging_app import ChargingApp, build_charging
 from icx.settings import AccountsSection, load_settings
+from tests.charging.journal_view import records_without_ids
 from tests.charging.test_service import ACCOUNTS, ROOT, T0, voice
 
 
@@ -95,13 +94,7 @@ async def _run(app: ChargingApp, traffic: list[tuple[Any, float]],
     results = [await svc.handle(req, now=now) for req, now in traffic]
     await svc.wait_durable(svc.durable_mark())
     await app.journal.flush()
-    records = []
-    for _pos, rec in JournalReader(app.journal.directory).iter_from(None):
-        rec = dict(rec)
-        if rec.get("type") == "account":
-            continue
-        rec["id"] = ""
-        records.append(msgpack.packb(rec))
+    records = records_without_ids(app.journal.directory)
     balances = []
     for acct in ("41790000001", "41790000002", "41790000003", "41790000100"):
         view = await app.store.get(acct)
