@@ -10,13 +10,14 @@ import pkgutil
 
 import click
 
-from icx import __version__
+from icx import __version__, std_streams
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="icx")
 def main() -> None:
     """icx: real-time interconnect charging and settlement server."""
+    std_streams.ensure_open()
 
 
 def _register_commands() -> None:

@@ -40,3 +40,35 @@ def test_sctp_without_kernel_support_exits_2(tmp_path: Path) -> None:
     out = serve(cfg)
     assert out.returncode == 2, out.stderr[-2000:]
     assert "SCTP not supported by this kernel" in out.stderr
+
+
+def test_serve_started_with_stdin_closed_stops_cleanly(tmp_path: Path) -> None:
+    """A supervisor may start `icx serve` with stdin closed: fd 0 must not become the event
+    loop's epoll fd (libuv aborts when it closes an fd <= 2: the stop ended in SIGABRT)."""
+    import os
+    import signal
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(
+        '[server]\nlog_format = "json"\n[diameter]\nlisten_port = 0\n'
+        "[admin]\nenabled = false\n[journal]\nfsync = false\n",
+        encoding="utf-8",
+    )
+    stderr = tmp_path / "stderr"
+    with stderr.open("w") as err:
+        proc = subprocess.Popen(
+            [str(ICX), "serve", "-c", str(cfg), "--data-dir", str(tmp_path / "data")],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err, text=True,
+            preexec_fn=lambda: os.close(0),  # noqa: PLW1509 -- closes only the child's stdin
+        )
+        try:
+            assert proc.stdout is not None
+            line = proc.stdout.readline()  # blocks until serving (or exit: empty line)
+            assert "serving" in line, (line, stderr.read_text())
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(30) == 0, stderr.read_text()[-2000:]
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(5)
+    assert "uv__close" not in stderr.read_text()
