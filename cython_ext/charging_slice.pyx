@@ -312,6 +312,12 @@ cdef int _w_obj(Buf *b, object v) except -1:
     return 1
 
 
+
+cdef inline int _w_kv(Buf *b, str key, object v) except -1:
+    """One map entry: *key* then the scalar *v* (1 = a value type _w_obj does not write)."""
+    _w_str(b, key)
+    return _w_obj(b, v)
+
 cdef inline int _w_len(Buf *b, unsigned char fix, unsigned char t16, unsigned char t32,
                        Py_ssize_t n) except -1:
     if n < 16:
@@ -370,17 +376,13 @@ cdef int _w_over(Buf *b, Py_ssize_t i, str op, res, str record_id, object ts_us,
         for e in effects:
             mt = _meta_get(meta, e.account, e.balance)
             _b1(b, 0x84)
-            _w_str(b, "account")
-            if _w_obj(b, e.account):
+            if _w_kv(b, "account", e.account):
                 return 1
-            _w_str(b, "balance")
-            if _w_obj(b, e.balance):
+            if _w_kv(b, "balance", e.balance):
                 return 1
-            _w_str(b, "currency")
-            if _w_obj(b, mt[1]):
+            if _w_kv(b, "currency", mt[1]):
                 return 1
-            _w_str(b, "amount")
-            if _w_obj(b, _amount(e.amount, mt[0])):
+            if _w_kv(b, "amount", _amount(e.amount, mt[0])):
                 return 1
         return 0
     holds = res.holds
@@ -389,20 +391,15 @@ cdef int _w_over(Buf *b, Py_ssize_t i, str op, res, str record_id, object ts_us,
         mt = _meta_get(meta, h.account, h.balance)
         exp = h.expires_at
         _b1(b, 0x85)
-        _w_str(b, "account")
-        if _w_obj(b, h.account):
+        if _w_kv(b, "account", h.account):
             return 1
-        _w_str(b, "balance")
-        if _w_obj(b, h.balance):
+        if _w_kv(b, "balance", h.balance):
             return 1
-        _w_str(b, "reservation")
-        if _w_obj(b, h.reservation):
+        if _w_kv(b, "reservation", h.reservation):
             return 1
-        _w_str(b, "amount")
-        if _w_obj(b, _amount(h.amount, mt[0])):
+        if _w_kv(b, "amount", _amount(h.amount, mt[0])):
             return 1
-        _w_str(b, "expires")
-        if _w_obj(b, None if exp is None else round(exp * 1_000_000)):
+        if _w_kv(b, "expires", None if exp is None else round(exp * 1_000_000)):
             return 1
     return 0
 

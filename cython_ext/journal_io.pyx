@@ -274,6 +274,11 @@ cdef class GroupWriter:
     def close(self) -> None:
         """Finish the submitted jobs, stop and join the threads, close the eventfd.
         Blocks (call it from an executor or once nothing is in flight)."""
+        self._stop()
+
+    cdef void _stop(self):
+        """Once: let the threads finish the submitted jobs and exit, join them, close the
+        eventfd (close() and __dealloc__ both end here)."""
         cdef int i
         if self.closed:
             return
@@ -286,21 +291,11 @@ cdef class GroupWriter:
             for i in range(self.nthreads):
                 pthread_join(self.tids[i], NULL)
         self.nthreads = 0
-        close(self.sh.efd)
+        if self.sh.efd >= 0:
+            close(self.sh.efd)
         self.sh.efd = -1
 
     def __dealloc__(self):
-        cdef int i
-        if not self.closed:
-            self.closed = True
-            pthread_mutex_lock(&self.sh.mu)
-            self.sh.stop = 1
-            pthread_cond_broadcast(&self.sh.cv)
-            pthread_mutex_unlock(&self.sh.mu)
-            with nogil:
-                for i in range(self.nthreads):
-                    pthread_join(self.tids[i], NULL)
-            if self.sh.efd >= 0:
-                close(self.sh.efd)
+        self._stop()
         pthread_mutex_destroy(&self.sh.mu)
         pthread_cond_destroy(&self.sh.cv)
