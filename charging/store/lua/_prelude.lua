@@ -110,6 +110,24 @@ local function open_balance(acc, B, ep, epn, opf, res, hf)
   return nil, oe, b[4], a, r, c, x, l
 end
 
+-- The end of an op that moves a balance's amount by *delta* (credit, debit): the new state
+-- (only when delta ~= 0) and the op record in ONE HSET, the epoch bookkeeping, and the op noted
+-- unjournaled when it changed state. Returns the fresh reply (the record string).
+local function write_amount(acc, account, B, ep, epn, opf, oe, rec, delta, amt, r, c, x, l)
+  if delta ~= 0 then
+    redis.call('HSET', acc, B, string.format('%d:', amt + delta) .. r .. ':' .. c .. ':' .. x ..
+               ':' .. l, opf, rec)
+  else
+    redis.call('HSET', acc, opf, rec)
+  end
+  if oe ~= ep then epoch_slow(acc, ep, epn, opf, oe) end
+  if delta ~= 0 then
+    NUNJ = NUNJ + 1
+    UNJ[NUNJ] = account .. opf
+  end
+  return rec
+end
+
 -- Apply the deferred index updates of this script call (ix: the reservation zset, unj: the
 -- unjournaled set; one of each for all the call's ops).
 -- (in commands of at most 1000 arguments: unpack() is bounded by the Lua C stack, 8000)

@@ -15,16 +15,5 @@ local function op_credit(acc, account, B, ep, epn, now, opf, amount)
   end
   local rec = ep .. string.format('|ok|%d|%d|%d|0|%d|0|0|0|', n, amt + n, avail + n, n) ..
         B
-  if n ~= 0 then
-    redis.call('HSET', acc, B, string.format('%d:', amt + n) .. r .. ':' .. c .. ':' .. x ..
-               ':' .. l, opf, rec)
-  else
-    redis.call('HSET', acc, opf, rec)
-  end
-  if oe ~= ep then epoch_slow(acc, ep, epn, opf, oe) end
-  if n ~= 0 then
-    NUNJ = NUNJ + 1
-    UNJ[NUNJ] = account .. opf
-  end
-  return rec
+  return write_amount(acc, account, B, ep, epn, opf, oe, rec, n, amt, r, c, x, l)
 end

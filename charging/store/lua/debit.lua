@@ -24,16 +24,5 @@ local function op_debit(acc, account, B, ep, epn, now, opf, amount, partial)
   if l ~= '' and before >= l + 0 and l + 0 > after then low = '1' end
   local rec = ep .. string.format('|ok|%d|%d|%d|', take, amt - take, after) .. low ..
         string.format('|%d|0|0|0|', -take) .. B
-  if take ~= 0 then
-    redis.call('HSET', acc, B, string.format('%d:', amt - take) .. r .. ':' .. c .. ':' .. x ..
-               ':' .. l, opf, rec)
-  else
-    redis.call('HSET', acc, opf, rec)
-  end
-  if oe ~= ep then epoch_slow(acc, ep, epn, opf, oe) end
-  if take ~= 0 then
-    NUNJ = NUNJ + 1
-    UNJ[NUNJ] = account .. opf
-  end
-  return rec
+  return write_amount(acc, account, B, ep, epn, opf, oe, rec, -take, amt, r, c, x, l)
 end
