@@ -111,8 +111,9 @@ def _wait(port: int, proc: subprocess.Popen[bytes], seconds: float) -> None:
     raise RuntimeError("redis-server did not start")
 
 
-def _server(workdir: str, port: int, valgrind: list[str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([*valgrind, "redis-server", "--port", str(port), "--bind",
+def _server(workdir: str, port: int, valgrind: list[str],
+            exe: str = "redis-server") -> subprocess.Popen[bytes]:
+    return subprocess.Popen([*valgrind, exe, "--port", str(port), "--bind",
                              "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", workdir,
                              "--protected-mode", "no"], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
@@ -138,10 +139,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fill", type=int, default=350, help="pairs per account before measuring")
     ap.add_argument("--tasks", type=int, default=64)
     ap.add_argument("--keep", help="copy the callgrind output file here")
+    ap.add_argument("--redis-server", default="redis-server",
+                    help="the server binary (e.g. a build with symbols, for the breakdown)")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         port = _free_port()
-        proc = _server(tmp, port, [])
+        proc = _server(tmp, port, [], args.redis_server)
         try:
             _wait(port, proc, 15)
             _fill(port, args.accounts, args.fill)
@@ -153,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         out = os.path.join(tmp, "callgrind.out")
         port = _free_port()
         proc = _server(tmp, port, ["valgrind", "--tool=callgrind",
-                                   f"--callgrind-out-file={out}"])
+                                   f"--callgrind-out-file={out}"], args.redis_server)
         try:
             _wait(port, proc, 300)
             _run(port, args.accounts, 64, args.tasks)  # warm: script cache, connection

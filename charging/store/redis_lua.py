@@ -36,11 +36,21 @@ def _read(name: str) -> str:
 
 
 # KEYS 1 account hash, 2 ix:x, 3 unj; ARGV 1 account, 2 balance, 3 epoch, 4 now, 5 key, 6..
-# (an op function takes the balance field "<balance>|" and the record field "|<key>", and
-# ignores the arguments past its own: lua/_prelude.lua)
+# the op's own (its file's header). An op function takes (acc, ep, epn, flag, account, the
+# balance field "<balance>|", the record field "|<key>", then its own arguments in the batch's
+# order: lua/batch.lua), so each single-op script maps its ARGV onto that here.
+_CALLS = {
+    "reserve": "ARGV[9] == '1', ARGV[1], B, opf, ARGV[6], ARGV[7], ARGV[8], ARGV[4]",
+    "commit": "ARGV[8] == '1', ARGV[1], B, opf, ARGV[6], ARGV[7]",
+    "release": "false, ARGV[1], B, opf, ARGV[6]",
+    "debit": "ARGV[7] == '1', ARGV[1], B, opf, ARGV[6], ARGV[4]",
+    "credit": "false, ARGV[1], B, opf, ARGV[6]",
+}
 _FOOTER = """
-local r = op_{name}(KEYS[1], ARGV[1], ARGV[2] .. '|', ARGV[3], tonumber(ARGV[3]), ARGV[4],
-                    '|' .. ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9])
+local epn = tonumber(ARGV[3])
+if not epn then return redis.error_reply('ERR ARGV 3 is not a number') end
+local B, opf = ARGV[2] .. '|', '|' .. ARGV[5]
+local r = op_{name}(KEYS[1], ARGV[3], epn, {call})
 flush(KEYS[2], KEYS[3])
 return r
 """
@@ -49,7 +59,8 @@ return r
 def _load(name: str, *, prelude: bool) -> Script:
     if not prelude:
         return _script(name, _read(name))
-    return _script(name, _read("_prelude") + "\n" + _read(name) + _FOOTER.format(name=name))
+    return _script(name, _read("_prelude") + "\n" + _read(name)
+                   + _FOOTER.format(name=name, call=_CALLS[name]))
 
 
 RESERVE = _load("reserve", prelude=True)
@@ -63,7 +74,8 @@ GET = _load("get", prelude=False)
 
 
 BATCH_OPS = {"reserve": "r", "commit": "c", "release": "l", "debit": "d", "credit": "t"}
-"""Op script name -> its letter in the batch script's ARGV (lua/batch.lua)."""
+"""Op script name -> its letter in the batch script's ARGV (lua/batch.lua; with its flag set:
+reserve "R" partial, commit "k" keeps the rest, debit "D" partial)."""
 
 
 def _load_batch() -> Script:

@@ -8,7 +8,7 @@ group; a cluster gets one group per hash slot, which stays correct since a scrip
 touch its own slot) and each group is sent as one EVALSHA of ``lua/batch.lua`` (KEYS/ARGV
 layout in its header), which runs the ops in order with the very same op code as the
 single-op scripts, updates the indexes once for the whole call (one ZADD, ZREM, SADD) and
-answers one reply per op. A group of one is sent as the op's own single-op script.
+answers one reply per op. A group of one is a batch of one.
 
 On a FastPipe the groups are not built per tick but when the pipe really writes (see
 FastPipe.ops): while batches are held (MAX_INFLIGHT on the wire) ops keep joining the next
@@ -37,25 +37,48 @@ from charging.store.redis_codec import select as _select_codec
 from charging.store.redis_fast import EARLY_OPS, FastPipe, _error
 
 _EVALSHA, _EVAL = b"EVALSHA", b"EVAL"
-_LETTER = {name: letter.encode() for name, letter in lua.BATCH_OPS.items()}
 # RESP of an op's variable arguments (compiled twin when built: cython_ext/redis_codec.pyx)
 _pack_args = _select_codec()[0]
 
-# one queued op: (script, its 3 KEYS, its ARGV, the caller's future)
-_Op = tuple[lua.Script, tuple[str, str, str], tuple[Any, ...], "asyncio.Future[Any]"]
+# one queued op: (its letter, its 3 KEYS, account, balance, epoch, its batch ARGV tail, the
+# caller's future)
+_Op = tuple[bytes, tuple[str, str, str], str, str, int, tuple[Any, ...], "asyncio.Future[Any]"]
+
+
+def _is_one(v: Any) -> bool:
+    return v == b"1" or v == "1" or v == 1
+
+
+def batch_op(script: lua.Script, var: tuple[Any, ...]) -> tuple[bytes, int, tuple[Any, ...]]:
+    """An op given in its single-op script's ARGV order (*var*: epoch, now_us, "|<key>", the
+    op's own arguments; the older queue interface) -> (its batch letter, its epoch, its batch
+    ARGV tail) (lua/batch.lua)."""
+    ep, now, opf, *own = var
+    name = script.name
+    if name == "reserve":  # own: reservation, amount, exp_us, partial
+        return (b"R" if _is_one(own[3]) else b"r"), ep, (opf, own[0], own[1], own[2], now)
+    if name == "commit":  # own: reservation, used, release_rest
+        return (b"c" if _is_one(own[2]) else b"k"), ep, (opf, own[0], own[1])
+    if name == "release":  # own: reservation
+        return b"l", ep, (opf, own[0])
+    if name == "debit":  # own: amount, partial
+        return (b"D" if _is_one(own[1]) else b"d"), ep, (opf, own[0], now)
+    if name == "credit":  # own: amount
+        return b"t", ep, (opf, own[0])
+    raise ValueError(f"not a batch op script: {name}")
 
 
 def batch_args(ops: list[_Op]) -> tuple[Any, ...]:
     """``numkeys, KEYS..., ARGV...`` of one batch-script call running *ops*, which must share
-    their index keys (KEYS 2 and 3: same slot tag; lua/batch.lua)."""
+    their index keys (KEYS 2 and 3: same slot tag) and their epoch (lua/batch.lua)."""
     keys: list[Any] = [ops[0][1][1], ops[0][1][2]]
-    argv: list[Any] = []
-    for script, ks, args, _ in ops:
+    argv: list[Any] = [ops[0][4]]
+    for letter, ks, account, balance, _, var, _ in ops:
         keys.append(ks[0])
-        argv.append(_LETTER[script.name])
-        argv.append(args[0])
-        argv.append(args[1] + "|")  # the balance's field (the op key comes as "|<key>")
-        argv += args[2:]
+        argv.append(letter)
+        argv.append(account)
+        argv.append(balance + "|")  # the balance's field (the op key comes as "|<key>")
+        argv += var
     return (len(keys), *keys, *argv)
 
 
@@ -79,8 +102,8 @@ def _deliver(futs: list[asyncio.Future[Any]], replies: Any) -> None:
 
 def _fail(ops: list[_Op], exc: BaseException) -> None:
     for op in ops:
-        if not op[3].done():
-            op[3].set_exception(exc)
+        if not op[6].done():
+            op[6].set_exception(exc)
 
 
 def _bulk(v: bytes) -> bytes:
@@ -92,38 +115,48 @@ class PipeOps:
 
     Commands are assembled from pre-encoded RESP pieces (packing a whole batch's arguments
     per write cost more client CPU than the rest of the op): per account its packed hash key,
-    per (script, account, balance) the op's ARGV head ``<letter> <account> <balance>``; only
-    the op's variable arguments are packed per call (redis_codec.pack_args; compiled twin). Ops whose index keys
-    differ (never on one standalone server: redis_keys.STANDALONE_TAG) go out as one call per
-    index pair, in queue order per pair (ops of different pairs touch different accounts)."""
+    per (letter, account, balance) the op's ARGV head ``<letter> <account> <balance>``; only
+    the op's variable arguments are packed per call (redis_codec.pack_args; compiled twin).
+    Ops whose index keys differ (never on one standalone server: redis_keys.STANDALONE_TAG)
+    or whose epoch differs (once per retention) go out as one call per run of equal ones, in
+    queue order (ops of different index pairs touch different accounts)."""
 
     def __init__(self, pipe: FastPipe) -> None:
         self._pipe = pipe
         self._loop: asyncio.AbstractEventLoop | None = None  # the pipe's, bound at first use
         # the queued ops, as the pieces of their command (parallel lists: no tuple per op)
         self._ix: bytes | None = None  # their packed index KEYS (shared object per pair)
+        self._ep = -1  # their idempotency epoch (ARGV 1 of the batch)
         self._kparts: list[bytes] = []  # per op: its packed account hash KEY
         self._aparts: list[bytes] = []  # per op: its packed ARGV head, its packed var args
         self._futs: list[asyncio.Future[Any]] = []  # per op: the caller's future
         self._nvar = 0  # var args queued
-        # groups closed because an op with other index keys came (not on one standalone
-        # server): (ix, kparts, aparts, futs, nvar), written before the current group
-        self._cut: list[tuple[bytes, list[bytes], list[bytes], list[asyncio.Future[Any]],
+        # groups closed because an op with other index keys or another epoch came (not on one
+        # standalone server): (ix, ep, kparts, aparts, futs, nvar), written before the current
+        self._cut: list[tuple[bytes, int, list[bytes], list[bytes], list[asyncio.Future[Any]],
                               int]] = []
-        # account -> (packed index keys, packed hash key, (script, balance) -> packed head)
-        self._acct: dict[str, tuple[bytes, bytes, dict[tuple[str, str], bytes]]] = {}
+        # account -> (packed index keys, packed hash key, (letter, balance) -> packed head)
+        self._acct: dict[str, tuple[bytes, bytes, dict[tuple[bytes, str], bytes]]] = {}
         self._ixseg: dict[bytes, bytes] = {}  # one object per index-key pair (``is`` test)
         pipe.ops = self
 
     def __len__(self) -> int:
-        return len(self._futs) + sum(len(c[3]) for c in self._cut)
+        return len(self._futs) + sum(len(c[4]) for c in self._cut)
 
     def op(self, script: lua.Script, keys: tuple[str, str, str], account: str, balance: str,
            var: tuple[Any, ...]) -> asyncio.Future[Any]:
-        """Queue one single-balance op (its KEYS; ARGV = account, balance, *var*: epoch,
-        now_us, "|<key>", the op's own arguments); the future resolves to the op's reply.
-        Even a lone op goes out as a batch (of one): its arguments are packed for the batch
-        script's layout. Call from the pipe's event loop only."""
+        """Queue one single-balance op given in its single-op script's ARGV order (*var*:
+        epoch, now_us, "|<key>", the op's own arguments); the future resolves to its reply.
+        (The store itself calls :meth:`bop` with the batch layout.)"""
+        letter, ep, tail = batch_op(script, var)
+        return self.bop(letter, keys, account, balance, ep, tail)
+
+    def bop(self, letter: bytes, keys: tuple[str, str, str], account: str, balance: str,
+            ep: int, var: tuple[Any, ...]) -> asyncio.Future[Any]:
+        """Queue one single-balance op in the batch script's layout (lua/batch.lua): its
+        letter, KEYS, account, balance, idempotency epoch and the rest of its ARGV (*var*:
+        "|<key>", then its own arguments); the future resolves to the op's reply. Even a lone
+        op goes out as a batch (of one). Call from the pipe's event loop only."""
         loop = self._loop
         if loop is None:  # get_running_loop() costs a getpid() syscall: once, not per op
             loop = self._loop = asyncio.get_running_loop()
@@ -135,17 +168,17 @@ class PipeOps:
             ix = _bulk(keys[1].encode()) + _bulk(keys[2].encode())
             ent = self._acct[account] = (self._ixseg.setdefault(ix, ix),
                                          _bulk(keys[0].encode()), {})
-        head = ent[2].get((script.name, balance))
+        head = ent[2].get((letter, balance))
         if head is None:
-            head = ent[2][(script.name, balance)] = (
-                _bulk(_LETTER[script.name]) + _bulk(account.encode())
+            head = ent[2][(letter, balance)] = (
+                _bulk(letter) + _bulk(account.encode())
                 + _bulk(balance.encode() + b"|"))  # the balance's field (lua/batch.lua)
-        if ent[0] is not self._ix:
-            if self._futs:  # other index keys (another slot): the group so far goes first
-                self._cut.append((self._ix, self._kparts, self._aparts, self._futs,
+        if ent[0] is not self._ix or ep != self._ep:
+            if self._futs:  # other index keys (another slot) or epoch: the group so far first
+                self._cut.append((self._ix, self._ep, self._kparts, self._aparts, self._futs,
                                   self._nvar))  # type: ignore[arg-type]
                 self._kparts, self._aparts, self._futs, self._nvar = [], [], [], 0
-            self._ix = ent[0]
+            self._ix, self._ep = ent[0], ep
         self._kparts.append(ent[1])
         aparts = self._aparts
         aparts.append(head)
@@ -172,16 +205,17 @@ class PipeOps:
         if not self._futs:
             return
         assert self._ix is not None
-        group = (self._ix, self._kparts, self._aparts, self._futs, self._nvar)
+        group = (self._ix, self._ep, self._kparts, self._aparts, self._futs, self._nvar)
         self._kparts, self._aparts, self._futs, self._nvar = [], [], [], 0
         self._emit(*group)
 
-    def _emit(self, ix: bytes, kparts: list[bytes], aparts: list[bytes],
+    def _emit(self, ix: bytes, ep: int, kparts: list[bytes], aparts: list[bytes],
               futs: list[asyncio.Future[Any]], nvar: int) -> None:
         nops = len(futs)
-        # EVALSHA sha numkeys ix unj; per op: key, letter, account, balance (+ its var args)
-        n = 5 + 4 * nops + nvar
-        body = b"".join((_bulk(b"%d" % (2 + nops)), ix, *kparts, *aparts))
+        # EVALSHA sha numkeys ix unj, per op its key; epoch; per op: letter, account,
+        # balance (+ its var args)
+        n = 6 + 4 * nops + nvar
+        body = b"".join((_bulk(b"%d" % (2 + nops)), ix, *kparts, _bulk(b"%d" % ep), *aparts))
         inner = self._pipe.enqueue(b"*%d\r\n" % n + _bulk(_EVALSHA) + _bulk(lua.BATCH.sha_b)
                                    + body)
         inner.add_done_callback(lambda f: self._done(f, futs, True, lua.BATCH, n, body))
@@ -222,11 +256,18 @@ class SlotOps:
 
     def op(self, script: lua.Script, keys: tuple[str, str, str], account: str, balance: str,
            var: tuple[Any, ...]) -> asyncio.Future[Any]:
-        """Queue one single-balance op (its KEYS; ARGV = account, balance, *var*: epoch,
-        now_us, "|<key>", the op's own arguments); the future resolves to its reply."""
+        """Queue one single-balance op given in its single-op script's ARGV order (*var*:
+        epoch, now_us, "|<key>", the op's own arguments); the future resolves to its reply."""
+        letter, ep, tail = batch_op(script, var)
+        return self.bop(letter, keys, account, balance, ep, tail)
+
+    def bop(self, letter: bytes, keys: tuple[str, str, str], account: str, balance: str,
+            ep: int, var: tuple[Any, ...]) -> asyncio.Future[Any]:
+        """Queue one op in the batch script's layout (PipeOps.bop); the future resolves to its
+        reply."""
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
-        self._ops.append((script, keys, (account, balance, *var), fut))
+        self._ops.append((letter, keys, account, balance, ep, var, fut))
         if not self._scheduled:
             self._scheduled = True
             loop.call_soon(self._flush)
@@ -235,35 +276,24 @@ class SlotOps:
     def _flush(self) -> None:
         self._scheduled = False
         ops, self._ops = self._ops, []
-        # one call per index-key pair: per hash slot on a cluster (the slot's tag), one for
-        # all on a standalone server (redis_keys.STANDALONE_TAG)
-        groups: dict[str, list[_Op]] = {}
+        # one call per index-key pair (and epoch): per hash slot on a cluster (the slot's
+        # tag), one for all on a standalone server (redis_keys.STANDALONE_TAG)
+        groups: dict[tuple[str, int], list[_Op]] = {}
         for op in ops:
-            groups.setdefault(op[1][1], []).append(op)
+            groups.setdefault((op[1][1], op[4]), []).append(op)
         for group in groups.values():
             task = asyncio.ensure_future(self._send(group))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
     async def _send(self, ops: list[_Op]) -> None:
-        try:
-            if len(ops) == 1:
-                script, keys, args, fut = ops[0]
-                # the single-op script takes the plain key (ARGV[5]; queued as "|<key>")
-                args = (*args[:4], args[4][1:], *args[5:])
-                try:
-                    reply = await self._evalsha(script.sha, 3, *keys, *args)
-                except NoScriptError:
-                    reply = await self._eval(script.source, 3, *keys, *args)
-                if not fut.done():
-                    fut.set_result(reply)
-                return
+        try:  # (a lone op too: a batch of one)
             cmd = batch_args(ops)
             try:
                 replies = await self._evalsha(lua.BATCH.sha, *cmd)
             except NoScriptError:
                 replies = await self._eval(lua.BATCH.source, *cmd)
-            _deliver([op[3] for op in ops], replies)
+            _deliver([op[6] for op in ops], replies)
         except Exception as exc:
             _fail(ops, exc)
 

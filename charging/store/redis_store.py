@@ -84,7 +84,8 @@ _OK = OpStatus.OK
 _LOW_EVENTS = ("low_balance",)
 _CONFIRM_CHUNK = 1000
 _EVALSHA = b"EVALSHA"
-_ONE, _ZERO = b"1", b"0"
+# the ops' letters in the batch script (lua/batch.lua)
+_RESERVE, _RESERVE_PARTIAL, _COMMIT_RELEASE, _COMMIT_KEEP = b"r", b"R", b"c", b"k"
 _SREM = b"SREM"
 _pack = cast(Callable[[tuple[Any, ...]], bytes], pack_command)  # one command, RESP (C)
 _, _reserve_ok, _commit_ok = _select_codec()
@@ -163,13 +164,13 @@ class RedisStore:
             # Not cached on that server (restart, new cluster node): EVAL runs and caches it.
             return await self._r.eval(script.source, len(keys), *keys, *args)
 
-    def _op(self, script: lua.Script, account: str, balance: str,
+    def _op(self, letter: bytes, account: str, balance: str, now: float,
             var: tuple[Any, ...]) -> asyncio.Future[Any]:
-        """Queue a single-balance op script (KEYS from *account*, ARGV = account, balance,
-        *var*) on the auto-batcher; the future resolves to its reply (NOSCRIPT handled
-        there)."""
-        return self._ops.op(script, self._keys_cache.get(account) or self._op_keys(account),
-                            account, balance, var)
+        """Queue a single-balance op on the auto-batcher in the batch script's layout (its
+        letter, then *var*: "|<key>" and its own ARGV: lua/batch.lua); the future resolves to
+        its reply (NOSCRIPT handled there)."""
+        return self._ops.bop(letter, self._keys_cache.get(account) or self._op_keys(account),
+                             account, balance, int(now // self.retention), var)
 
     def _op_keys(self, account: str) -> tuple[str, str, str]:
         """KEYS of the single-balance scripts (see lua/_prelude.lua), cached per account."""
@@ -262,10 +263,11 @@ class RedisStore:
         if amount.__class__ is not int or not 0 <= amount <= MAX_AMOUNT:
             check_amount(amount)
         exp_us = round((now + ttl) * 1_000_000)
-        var = (int(now // self.retention), round(now * 1_000_000), "|" + key, reservation, amount,
-               exp_us, _ONE if partial else _ZERO)
-        reply = await self._ops.op(lua.RESERVE, self._keys_cache.get(account) or self._op_keys(
-            account), account, balance, var)  # (self._op inlined: the hot pair)
+        reply = await self._ops.bop(
+            _RESERVE_PARTIAL if partial else _RESERVE,
+            self._keys_cache.get(account) or self._op_keys(account), account, balance,
+            int(now // self.retention),
+            ("|" + key, reservation, amount, exp_us, round(now * 1_000_000)))  # (self._op inlined)
         # a fresh ok record, the common case (redis_codec; compiled twin when built)
         res = _reserve_ok(reply, key, account, balance, reservation, exp_us / 1_000_000)
         if res is not None:
@@ -276,10 +278,10 @@ class RedisStore:
                      *, now: float, release_rest: bool = True) -> OpResult:
         if used.__class__ is not int or not 0 <= used <= MAX_AMOUNT:
             check_amount(used, "used")
-        var = (int(now // self.retention), round(now * 1_000_000), "|" + key, reservation, used,
-               _ONE if release_rest else _ZERO)
-        reply = await self._ops.op(lua.COMMIT, self._keys_cache.get(account) or self._op_keys(
-            account), account, balance, var)  # (self._op inlined: the hot pair)
+        reply = await self._ops.bop(
+            _COMMIT_RELEASE if release_rest else _COMMIT_KEEP,
+            self._keys_cache.get(account) or self._op_keys(account), account, balance,
+            int(now // self.retention), ("|" + key, reservation, used))  # (self._op inlined)
         if release_rest:  # a fresh ok record, the common case (redis_codec)
             res = _commit_ok(reply, key, account, balance, reservation)
             if res is not None:
@@ -288,15 +290,14 @@ class RedisStore:
 
     async def release(self, key: str, account: str, balance: str, reservation: str, *,
                       now: float) -> OpResult:
-        reply = await self._op(lua.RELEASE, account, balance, (
-            self._epoch(now), round(now * 1_000_000), "|" + key, reservation))
+        reply = await self._op(b"l", account, balance, now, ("|" + key, reservation))
         return _result(key, account, balance, reservation, reply)
 
     async def debit(self, key: str, account: str, balance: str, amount: int, *, now: float,
                     partial: bool = False) -> OpResult:
         check_amount(amount)
-        reply = await self._op(lua.DEBIT, account, balance, (
-            self._epoch(now), round(now * 1_000_000), "|" + key, amount, _ONE if partial else _ZERO))
+        reply = await self._op(b"D" if partial else b"d", account, balance, now,
+                               ("|" + key, amount, round(now * 1_000_000)))
         return _result(key, account, balance, "", reply)
 
     async def refund(self, key: str, account: str, balance: str, amount: int, *,
@@ -310,8 +311,7 @@ class RedisStore:
     async def _credit(self, key: str, account: str, balance: str, amount: int,
                       now: float) -> OpResult:
         check_amount(amount)
-        reply = await self._op(lua.CREDIT, account, balance, (
-            self._epoch(now), round(now * 1_000_000), "|" + key, amount))
+        reply = await self._op(b"t", account, balance, now, ("|" + key, amount))
         return _result(key, account, balance, "", reply)
 
     # ------------------------------------------------------------------ sweeps

@@ -14,10 +14,12 @@
 --                         state and is not yet confirmed journaled
 --   ARGV[1] account  ARGV[2] balance  ARGV[3] idempotency epoch (floor(now / retention))
 --   ARGV[4] now (epoch us)  ARGV[5] op key  ARGV[6..] the op's own arguments
--- An op function takes (acc, account, B, ep, epn, now, opf, <its own arguments>): acc the
--- account hash key, B the balance id + '|' (its state field), ep the epoch string and epn its
--- number (nil: not a number), opf '|' + the op key (its record field), the rest the ARGV
--- strings in the order above (the batch script sends B and opf ready-made: fewer strings).
+-- An op function takes (acc, ep, epn, flag, account, B, opf, <its own arguments>): acc the
+-- account hash key, ep the epoch string and epn its number, flag the op's boolean (reserve,
+-- debit: partial; commit: release the rest), B the balance id + '|' (its state field), opf
+-- '|' + the op key (its record field), then its own ARGV strings in the batch's order (the
+-- batch script sends B and opf ready-made and only the arguments an op uses: lua/batch.lua;
+-- redis_lua.py maps each single-op script's ARGV onto this).
 -- An op that changed state appends "<account>|<key>" (account .. opf) to UNJ.
 -- Reply: a fresh result is its op record, the string "<epoch>|<status>|<granted>|<amount>|
 -- <available>|<low>|<effect>|<hold>|<hold_exp>|<has_hold>|<balance>|<reservation>" (hold_exp

@@ -4,11 +4,17 @@
 -- KEYS: 1 {T}:ix:x, 2 {T}:unj (the index keys of EVERY op in the call: a standalone server
 --       uses one pair for all accounts, a cluster batches per hash slot: redis_keys.py), then
 --       one per op, in op order: its account hash {acct:ID}:a
--- ARGV: per op, in the same order: <op letter> then that op's ARGV of its single-op script
---       (account, balance, epoch, now_us, key, ...: see the op's file) EXCEPT that the balance
---       comes as "<balance>|" and the key as "|<key>" (the fields they name: no per-op
---       concatenation here): 'r' reserve (9), 'c' commit (8), 'l' release (6), 'd' debit (7),
---       't' credit (6)
+-- ARGV: 1 the idempotency epoch of every op in the call (floor(now / retention): the client
+--       cuts a batch where it changes), then per op, in the same order: its letter and its
+--       arguments, only those it uses, its balance as the field "<balance>|" and its key as
+--       the field "|<key>" (no per-op concatenation here; cost model: lua/_prelude.lua, each
+--       ARGV element ~900 instructions):
+--         'r' reserve (R: partial)       account, balance, key, reservation, amount, exp_us, now_us
+--         'c' commit, release the rest   account, balance, key, reservation, used
+--         'k' commit, keep the rest      account, balance, key, reservation, used
+--         'l' release                    account, balance, key, reservation
+--         'd' debit (D: partial)         account, balance, key, amount, now_us
+--         't' credit                     account, balance, key, amount
 -- Returns an array with one element per op: exactly what the single-op script returns (the
 -- fresh record, {replayed record}, {'unknown_account'}: lua/_prelude.lua), or an error reply
 -- for that op alone (bad arguments, or a runtime error caught by pcall).
@@ -17,19 +23,24 @@
 -- same code.
 -- A malformed layout (unknown letter, too few ARGV, KEYS not 2 + one per op) fails the whole
 -- call before any op runs. Isolation: each op runs under pcall, so an op that raises fails
--- alone. Each op body parses every numeric ARGV it uses ONCE, before its first write, and
--- answers 'ERR ARGV <i> is not a number' for a bad one: with them valid, and the account
+-- alone. Each op body parses every numeric ARGV it uses ONCE, before its first write (a bad
+-- one raises there, answered 'ERR batch: an ARGV of op <j> is not a number'): with them valid, and the account
 -- fields written only by these scripts (canonical decimal strings), the bodies cannot raise
 -- after their first write (their parsing, lookups and arithmetic come first; after that only
 -- string.format('%d') of numbers, concatenation of strings and redis.call on keys the op was
 -- given); Redis 7 does not refuse a script's writes for OOM once it has written. So an op is
 -- applied wholly or not at all, and a batch never stops half way. An op's index updates are
 -- noted only after its writes, and applied by flush() at the end (lua/_prelude.lua).
-local OPS = {r = op_reserve, c = op_commit, l = op_release, d = op_debit, t = op_credit}
-local NARG = {r = 9, c = 8, l = 6, d = 7, t = 6}
+local OPS = {r = op_reserve, R = op_reserve, c = op_commit, k = op_commit, l = op_release,
+             d = op_debit, D = op_debit, t = op_credit}
+local FLAG = {R = true, c = true, D = true}  -- partial (R, D), release the rest (c)
+local NARG = {r = 7, R = 7, c = 5, k = 5, l = 4, d = 5, D = 5, t = 4}
+local ep = ARGV[1]
+local epn = tonumber(ep)
+if not epn then return redis.error_reply('ERR batch: ARGV 1 (the epoch) is not a number') end
 local nargv, nkeys = #ARGV, #KEYS
 -- the layout is checked whole BEFORE any op runs: a malformed call fails without writing
-local p, nops = 1, 0
+local p, nops = 2, 0
 while p <= nargv do
   local n = NARG[ARGV[p]]
   if not n or p + n > nargv then
@@ -38,17 +49,18 @@ while p <= nargv do
   p, nops = p + 1 + n, nops + 1
 end
 if nops + 2 ~= nkeys then return redis.error_reply('ERR batch: KEYS do not match the ops') end
-local out, lep, lepn = {}, nil, nil
-p = 1
+local out = {}
+p = 2
 for j = 1, nops do
   local letter = ARGV[p]
-  local ep = ARGV[p + 3]
-  if ep ~= lep then lep, lepn = ep, tonumber(ep) end  -- most ops of a call share the epoch
-  local ok, r = pcall(OPS[letter], KEYS[j + 2], ARGV[p + 1], ARGV[p + 2], ep, lepn,
-                      ARGV[p + 4], ARGV[p + 5], ARGV[p + 6], ARGV[p + 7], ARGV[p + 8],
-                      ARGV[p + 9])
+  -- (an op with fewer arguments ignores the next op's that follow: Lua drops extra ones)
+  local ok, r = pcall(OPS[letter], KEYS[j + 2], ep, epn, FLAG[letter], ARGV[p + 1],
+                      ARGV[p + 2], ARGV[p + 3], ARGV[p + 4], ARGV[p + 5], ARGV[p + 6],
+                      ARGV[p + 7])
   if ok or (type(r) == 'table' and r.err) then
     out[j] = r
+  elseif string.find(tostring(r), 'arithmetic', 1, true) then  -- 'x + 0' of a bad ARGV
+    out[j] = redis.error_reply('ERR batch: an ARGV of op ' .. j .. ' is not a number')
   else
     out[j] = redis.error_reply('ERR batch: ' .. tostring(r))
   end

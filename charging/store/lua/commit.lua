@@ -2,10 +2,10 @@
 -- KEYS: see _prelude.lua (1 account hash, 2 ix:x, 3 unj)
 -- ARGV: 1 account, 2 balance, 3 epoch, 4 now_us, 5 key, 6 reservation, 7 used,
 --       8 release_rest ('1' removes the reservation)
-local function op_commit(acc, account, B, ep, epn, now, opf, res, used, release_rest)
-  if not epn then return redis.error_reply('ERR ARGV 3 is not a number') end
-  local debit = tonumber(used)
-  if not debit or debit < 0 then return redis.error_reply('ERR ARGV 7 is not a number >= 0') end
+-- op_commit(..., release_rest, account, B, opf, res, used): release_rest a boolean
+local function op_commit(acc, ep, epn, release_rest, account, B, opf, res, used)
+  local debit = used + 0  -- raises for a non-number, before any write (lua/reserve.lua)
+  if debit < 0 then return redis.error_reply('ERR ARGV 7 is not a number >= 0') end
   local hf = B .. 'h|' .. res
   local early, oe, hv, a, r, c, x, l = open_balance(acc, B, ep, epn, opf, res, hf)
   if early then return early end
@@ -24,7 +24,7 @@ local function op_commit(acc, account, B, ep, epn, now, opf, res, used, release_
     ds = string.format('%d', debit)
   end
   local freed, fs, hexp, has_hold
-  if release_rest == '1' then
+  if release_rest then
     freed, fs, hexp, has_hold = held, hs, '-1', '1'
   else
     freed, fs, hexp, has_hold = debit, ds, rexp, '1'
@@ -38,7 +38,7 @@ local function op_commit(acc, account, B, ep, epn, now, opf, res, used, release_
         (debit == 0 and '|0|' or '|-' .. ds .. '|') .. (freed == 0 and '0|' or '-' .. fs .. '|') ..
         hexp .. '|' .. has_hold .. '|' .. B .. res
   local state = string.format('%d:%d:', amt - debit, rsv - freed) .. c .. ':' .. x .. ':' .. l
-  if release_rest == '1' then
+  if release_rest then
     redis.call('HDEL', acc, hf)
     redis.call('HSET', acc, B, state, opf, rec)
     IXC[account .. '|' .. B .. res] = false

@@ -1,10 +1,9 @@
 -- credit: topup or refund; refuses a result past 2^53-1 (amount + credit_limit) as out_of_range.
 -- KEYS: see _prelude.lua (1 account hash, 2 ix:x, 3 unj)
 -- ARGV: 1 account, 2 balance, 3 epoch, 4 now_us, 5 key, 6 amount
-local function op_credit(acc, account, B, ep, epn, now, opf, amount)
-  if not epn then return redis.error_reply('ERR ARGV 3 is not a number') end
-  local n = tonumber(amount)
-  if not n then return redis.error_reply('ERR ARGV 6 is not a number') end
+-- op_credit(..., _, account, B, opf, amount)
+local function op_credit(acc, ep, epn, _, account, B, opf, amount)
+  local n = amount + 0  -- raises for a non-number, before any write (lua/reserve.lua)
   local early, oe, _, a, r, c, x, l = open_balance(acc, B, ep, epn, opf, '')
   if early then return early end
   local amt, cl = a + 0, c + 0

@@ -1,19 +1,19 @@
 -- debit: direct debiting (no reservation), all or nothing unless partial.
 -- KEYS: see _prelude.lua (1 account hash, 2 ix:x, 3 unj)
 -- ARGV: 1 account, 2 balance, 3 epoch, 4 now_us, 5 key, 6 amount, 7 partial ('1')
-local function op_debit(acc, account, B, ep, epn, now, opf, amount, partial)
-  if not epn then return redis.error_reply('ERR ARGV 3 is not a number') end
-  local take = tonumber(amount)
-  if not take or take < 0 then return redis.error_reply('ERR ARGV 6 is not a number >= 0') end
+-- op_debit(..., partial, account, B, opf, amount, now): partial a boolean
+local function op_debit(acc, ep, epn, partial, account, B, opf, amount, now)
+  local take = amount + 0  -- raises for a non-number, before any write (lua/reserve.lua)
+  if take < 0 then return redis.error_reply('ERR ARGV 6 is not a number >= 0') end
   local early, oe, _, a, r, c, x, l = open_balance(acc, B, ep, epn, opf, '')
   if early then return early end
   local amt = a + 0
   local before = amt - r + c
   local status = nil
-  if x ~= '' and x + 0 <= tonumber(now) then
+  if x ~= '' and x + 0 <= now + 0 then
     status = 'expired'
   elseif take > before then
-    if partial ~= '1' or before <= 0 then status = 'insufficient' else take = before end
+    if not partial or before <= 0 then status = 'insufficient' else take = before end
   end
   if status then
     return refuse(acc, ep, epn, opf, oe, ep .. '|' .. status .. '|0|' .. a ..

@@ -1,8 +1,8 @@
 -- release: remove a reservation, returning its hold to the balance.
 -- KEYS: see _prelude.lua (1 account hash, 2 ix:x, 3 unj)
 -- ARGV: 1 account, 2 balance, 3 epoch, 4 now_us, 5 key, 6 reservation
-local function op_release(acc, account, B, ep, epn, now, opf, res)
-  if not epn then return redis.error_reply('ERR ARGV 3 is not a number') end
+-- op_release(..., _, account, B, opf, res)
+local function op_release(acc, ep, epn, _, account, B, opf, res)
   local hf = B .. 'h|' .. res
   local early, oe, hv, a, r, c, x, l = open_balance(acc, B, ep, epn, opf, res, hf)
   if early then return early end

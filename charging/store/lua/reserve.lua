@@ -2,20 +2,24 @@
 -- KEYS: see _prelude.lua (1 account hash, 2 ix:x, 3 unj)
 -- ARGV: 1 account, 2 balance, 3 epoch, 4 now_us, 5 key, 6 reservation, 7 amount,
 --       8 exp_us (new expiry), 9 partial ('1' grants what is available)
-local function op_reserve(acc, account, B, ep, epn, now, opf, res, amount, exp, partial)
-  if not epn then return redis.error_reply('ERR ARGV 3 is not a number') end
-  local grant = tonumber(amount)
-  if not grant or grant < 0 then return redis.error_reply('ERR ARGV 7 is not a number >= 0') end
+-- op_reserve(..., partial, account, B, opf, res, amount, exp, now): partial a boolean (the
+-- function's argument order is the batch's ARGV order: lua/batch.lua)
+local function op_reserve(acc, ep, epn, partial, account, B, opf, res, amount, exp, now)
+  -- ARGV numbers: 'x + 0' raises for a non-number (one strtod; tonumber() costs two), before
+  -- any write: the caller answers it as this op's error (lua/batch.lua)
+  local grant = amount + 0
+  if grant < 0 then return redis.error_reply('ERR ARGV 7 is not a number >= 0') end
+  local _ = exp + 0  -- checked here: the deferred ZADD must not fail at the end of a batch
   local hf = B .. 'h|' .. res
   local early, oe, hv, a, r, c, x, l = open_balance(acc, B, ep, epn, opf, res, hf)
   if early then return early end
   local amt, rsv = a + 0, r + 0
   local before = amt - rsv + c
   local gs, status = amount, nil
-  if x ~= '' and x + 0 <= tonumber(now) then
+  if x ~= '' and x + 0 <= now + 0 then
     status = 'expired'
   elseif grant > before then
-    if partial ~= '1' or before <= 0 then
+    if not partial or before <= 0 then
       status = 'insufficient'
     else
       grant = before
@@ -26,8 +30,6 @@ local function op_reserve(acc, account, B, ep, epn, now, opf, res, amount, exp, 
     return refuse(acc, ep, epn, opf, oe, ep .. '|' .. status .. '|0|' .. a ..
                   string.format('|%d|0|0|0|0|0|', before) .. B .. res)
   end
-  if not tonumber(exp) then return redis.error_reply('ERR ARGV 8 is not a number') end
-  -- (checked before the first write: the deferred ZADD must not fail at the end of a batch)
   local hold = gs
   if hv then hold = string.format('%d', string.match(hv, '^[^:]*') + grant) end
   local after = before - grant

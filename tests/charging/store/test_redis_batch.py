@@ -210,9 +210,9 @@ def test_an_op_error_fails_only_that_op(redis_url: str) -> None:
     try:
         def op(key: str, amount: str) -> list[Any]:
             # the batch layout: balance as its field "EUR|", the key as its field "|<key>"
-            return [b"d", "a", "EUR|", 0, int(NOW * 1e6), "|" + key, amount, "0"]
+            return [b"d", "a", "EUR|", "|" + key, amount, int(NOW * 1e6)]
 
-        argv = op("x1", "10") + op("x2", "ten") + op("x3", "20")
+        argv = [0] + op("x1", "10") + op("x2", "ten") + op("x3", "20")  # ARGV 1: the epoch
         out = r.eval(lua.BATCH.source, 5, ix, unj, acc, acc, acc, *argv)
         assert out[0].split(b"|")[1] == b"ok" and out[2].split(b"|")[1] == b"ok"
         assert isinstance(out[1], ResponseError) and "not a number" in str(out[1])
@@ -221,12 +221,14 @@ def test_an_op_error_fails_only_that_op(redis_url: str) -> None:
         # the deferred index update: both debits unjournaled, with ONE SADD for the call
         assert r.smembers(unj) == {b"a|x1", b"a|x3"}
         with pytest.raises(ResponseError, match="malformed"):
-            r.eval(lua.BATCH.source, 3, ix, unj, acc, b"z", "a")
+            r.eval(lua.BATCH.source, 3, ix, unj, acc, 0, b"z", "a")
         # a malformed op after a good one: refused whole, before the good one writes
         with pytest.raises(ResponseError, match="malformed"):
-            r.eval(lua.BATCH.source, 4, ix, unj, acc, acc, *op("y1", "5"), b"d", "a")
+            r.eval(lua.BATCH.source, 4, ix, unj, acc, acc, 0, *op("y1", "5"), b"d", "a")
         with pytest.raises(ResponseError, match="KEYS"):
-            r.eval(lua.BATCH.source, 4, ix, unj, acc, acc, *op("y2", "5"))
+            r.eval(lua.BATCH.source, 4, ix, unj, acc, acc, 0, *op("y2", "5"))
+        with pytest.raises(ResponseError, match="epoch"):
+            r.eval(lua.BATCH.source, 3, ix, unj, acc, "zero", *op("y3", "5"))
         assert r.hget(acc, "EUR|").decode() == state
         assert r.hget(acc, "|y1") is None and r.hget(acc, "|y2") is None
     finally:
