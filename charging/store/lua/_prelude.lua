@@ -42,6 +42,11 @@
 -- hold goes), no table, no closure, numbers formatted only where computed.
 -- Amounts are integers below 2^53 (exact in Lua doubles); computed ones are written back with
 -- string.format('%d'), never tostring or '..' on a number (14 significant digits).
+-- The library functions the ops use, as locals (upvalues of the op functions): a global
+-- lookup is two table reads per use (_G, then the library table), an upvalue none.
+local rcall, sfmt, smatch, sfind, ssub = redis.call, string.format, string.match, string.find,
+  string.sub
+local tonumber, tostring, type, pcall, unpack = tonumber, tostring, type, pcall, unpack
 local IXC = {}  -- reservation index member -> its new expiry string, or false: removed
 local UNJ, NUNJ = {}, 0  -- unjournaled members "<account>|<key>", in op order
 
@@ -52,9 +57,9 @@ local UNJ, NUNJ = {}, 0  -- unjournaled members "<account>|<key>", in op order
 local function epoch_slow(acc, ep, epn, opf, oe)
   local newest, cur = epn, nil
   if oe then
-    local sep = string.find(oe, ':', 1, true)
-    local e = tonumber(sep and string.sub(oe, 1, sep - 1) or oe)
-    if sep then cur = string.sub(oe, sep + 1) end
+    local sep = sfind(oe, ':', 1, true)
+    local e = tonumber(sep and ssub(oe, 1, sep - 1) or oe)
+    if sep then cur = ssub(oe, sep + 1) end
     if e < newest then
       cur = '0'  -- a new epoch: records two epochs old are stale from now on
     else
@@ -62,26 +67,26 @@ local function epoch_slow(acc, ep, epn, opf, oe)
     end
   end
   if cur then
-    local scan = redis.call('HSCAN', acc, cur, 'MATCH', '|*', 'COUNT', 64)
+    local scan = rcall('HSCAN', acc, cur, 'MATCH', '|*', 'COUNT', 64)
     local stale, items = {}, scan[2]
     for i = 1, #items, 2 do
       local v = items[i + 1]
-      if tonumber(string.sub(v, 1, string.find(v, '|', 1, true) - 1)) < newest - 1
+      if tonumber(ssub(v, 1, sfind(v, '|', 1, true) - 1)) < newest - 1
           and items[i] ~= opf then
         stale[#stale + 1] = items[i]
       end
     end
-    if #stale > 0 then redis.call('HDEL', acc, unpack(stale)) end
+    if #stale > 0 then rcall('HDEL', acc, unpack(stale)) end
     cur = scan[1]
   end
-  local value = string.format('%d', newest)
+  local value = sfmt('%d', newest)
   if cur and cur ~= '0' then value = value .. ':' .. cur end
-  if value ~= oe then redis.call('HSET', acc, 'oe', value) end
+  if value ~= oe then rcall('HSET', acc, 'oe', value) end
 end
 
 -- Write a refusal's record (no state change) and return it.
 local function refuse(acc, ep, epn, opf, oe, rec)
-  redis.call('HSET', acc, opf, rec)
+  rcall('HSET', acc, opf, rec)
   if oe ~= ep then epoch_slow(acc, ep, epn, opf, oe) end
   return rec
 end
@@ -95,20 +100,20 @@ end
 local function open_balance(acc, B, ep, epn, opf, res, hf)
   local b
   if hf then
-    b = redis.call('HMGET', acc, opf, 'oe', B, hf)
+    b = rcall('HMGET', acc, opf, 'oe', B, hf)
   else
-    b = redis.call('HMGET', acc, opf, 'oe', B)
+    b = rcall('HMGET', acc, opf, 'oe', B)
   end
   local rec = b[1]
-  if rec and tonumber(string.sub(rec, 1, string.find(rec, '|', 1, true) - 1)) >= epn - 1 then
+  if rec and tonumber(ssub(rec, 1, sfind(rec, '|', 1, true) - 1)) >= epn - 1 then
     return {rec}  -- replay: the record is still within the window
   end
   local oe, st = b[2], b[3]
   if not st then
-    if redis.call('HEXISTS', acc, 'kind') == 0 then return {'unknown_account'} end
+    if rcall('HEXISTS', acc, 'kind') == 0 then return {'unknown_account'} end
     return refuse(acc, ep, epn, opf, oe, ep .. '|unknown_balance|0|0|0|0|0|0|0|0|' .. B .. res)
   end
-  local a, r, c, x, l = string.match(st, '^([^:]*):([^:]*):([^:]*):([^:]*):(.*)$')
+  local a, r, c, x, l = smatch(st, '^([^:]*):([^:]*):([^:]*):([^:]*):(.*)$')
   return nil, oe, b[4], a, r, c, x, l
 end
 
@@ -117,10 +122,10 @@ end
 -- unjournaled when it changed state. Returns the fresh reply (the record string).
 local function write_amount(acc, account, B, ep, epn, opf, oe, rec, delta, amt, r, c, x, l)
   if delta ~= 0 then
-    redis.call('HSET', acc, B, string.format('%d:', amt + delta) .. r .. ':' .. c .. ':' .. x ..
+    rcall('HSET', acc, B, sfmt('%d:', amt + delta) .. r .. ':' .. c .. ':' .. x ..
                ':' .. l, opf, rec)
   else
-    redis.call('HSET', acc, opf, rec)
+    rcall('HSET', acc, opf, rec)
   end
   if oe ~= ep then epoch_slow(acc, ep, epn, opf, oe) end
   if delta ~= 0 then
@@ -135,7 +140,7 @@ end
 -- (in commands of at most 1000 arguments: unpack() is bounded by the Lua C stack, 8000)
 local function flush(ix, unj)
   for i = 1, NUNJ, 1000 do
-    redis.call('SADD', unj, unpack(UNJ, i, math.min(i + 999, NUNJ)))
+    rcall('SADD', unj, unpack(UNJ, i, math.min(i + 999, NUNJ)))
   end
   local add, del, na, nd = {}, {}, 0, 0
   for m, e in pairs(IXC) do
@@ -147,6 +152,6 @@ local function flush(ix, unj)
       del[nd] = m
     end
   end
-  for i = 1, na, 1000 do redis.call('ZADD', ix, unpack(add, i, math.min(i + 999, na))) end
-  for i = 1, nd, 1000 do redis.call('ZREM', ix, unpack(del, i, math.min(i + 999, nd))) end
+  for i = 1, na, 1000 do rcall('ZADD', ix, unpack(add, i, math.min(i + 999, na))) end
+  for i = 1, nd, 1000 do rcall('ZREM', ix, unpack(del, i, math.min(i + 999, nd))) end
 end

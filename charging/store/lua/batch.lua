@@ -59,7 +59,7 @@ for j = 1, nops do
                       ARGV[p + 7])
   if ok or (type(r) == 'table' and r.err) then
     out[j] = r
-  elseif string.find(tostring(r), 'arithmetic', 1, true) then  -- 'x + 0' of a bad ARGV
+  elseif sfind(tostring(r), 'arithmetic', 1, true) then  -- 'x + 0' of a bad ARGV
     out[j] = redis.error_reply('ERR batch: an ARGV of op ' .. j .. ' is not a number')
   else
     out[j] = redis.error_reply('ERR batch: ' .. tostring(r))

@@ -13,15 +13,15 @@ local function op_commit(acc, ep, epn, release_rest, account, B, opf, res, used)
   local before = amt - rsv + c
   if not hv then
     return refuse(acc, ep, epn, opf, oe, ep .. '|unknown_reservation|0|' .. a ..
-                  string.format('|%d|0|0|0|0|0|', before) .. B .. res)
+                  sfmt('|%d|0|0|0|0|0|', before) .. B .. res)
   end
-  local hs, rexp = string.match(hv, '^([^:]*):(.*)$')
+  local hs, rexp = smatch(hv, '^([^:]*):(.*)$')
   local held = hs + 0
   -- used beyond the hold is debited as far as the credit limit allows
   local ds = used
   if debit > held + before then
     debit = held + before
-    ds = string.format('%d', debit)
+    ds = sfmt('%d', debit)
   end
   local freed, fs, hexp, has_hold
   if release_rest then
@@ -34,16 +34,16 @@ local function op_commit(acc, ep, epn, release_rest, account, B, opf, res, used)
   local after = before + freed - debit
   local low = '0'
   if l ~= '' and before >= l + 0 and l + 0 > after then low = '1' end
-  local rec = ep .. '|ok|' .. ds .. string.format('|%d|%d|', amt - debit, after) .. low ..
+  local rec = ep .. '|ok|' .. ds .. sfmt('|%d|%d|', amt - debit, after) .. low ..
         (debit == 0 and '|0|' or '|-' .. ds .. '|') .. (freed == 0 and '0|' or '-' .. fs .. '|') ..
         hexp .. '|' .. has_hold .. '|' .. B .. res
-  local state = string.format('%d:%d:', amt - debit, rsv - freed) .. c .. ':' .. x .. ':' .. l
+  local state = sfmt('%d:%d:', amt - debit, rsv - freed) .. c .. ':' .. x .. ':' .. l
   if release_rest then
-    redis.call('HDEL', acc, hf)
-    redis.call('HSET', acc, B, state, opf, rec)
+    rcall('HDEL', acc, hf)
+    rcall('HSET', acc, B, state, opf, rec)
     IXC[account .. '|' .. B .. res] = false
   else
-    redis.call('HSET', acc, B, state, hf, string.format('%d:', held - freed) .. rexp, opf, rec)
+    rcall('HSET', acc, B, state, hf, sfmt('%d:', held - freed) .. rexp, opf, rec)
   end
   if oe ~= ep then epoch_slow(acc, ep, epn, opf, oe) end
   if debit ~= 0 or has_hold == '1' then

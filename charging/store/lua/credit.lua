@@ -10,9 +10,9 @@ local function op_credit(acc, ep, epn, _, account, B, opf, amount)
   local avail = amt - r + cl
   if n < 0 or n > 9007199254740991 or amt + n + cl > 9007199254740991 then
     return refuse(acc, ep, epn, opf, oe, ep .. '|out_of_range|0|' .. a ..
-                  string.format('|%d|0|0|0|0|0|', avail) .. B)
+                  sfmt('|%d|0|0|0|0|0|', avail) .. B)
   end
-  local rec = ep .. string.format('|ok|%d|%d|%d|0|%d|0|0|0|', n, amt + n, avail + n, n) ..
+  local rec = ep .. sfmt('|ok|%d|%d|%d|0|%d|0|0|0|', n, amt + n, avail + n, n) ..
         B
   return write_amount(acc, account, B, ep, epn, opf, oe, rec, n, amt, r, c, x, l)
 end

@@ -17,12 +17,12 @@ local function op_debit(acc, ep, epn, partial, account, B, opf, amount, now)
   end
   if status then
     return refuse(acc, ep, epn, opf, oe, ep .. '|' .. status .. '|0|' .. a ..
-                  string.format('|%d|0|0|0|0|0|', before) .. B)
+                  sfmt('|%d|0|0|0|0|0|', before) .. B)
   end
   local after = before - take
   local low = '0'
   if l ~= '' and before >= l + 0 and l + 0 > after then low = '1' end
-  local rec = ep .. string.format('|ok|%d|%d|%d|', take, amt - take, after) .. low ..
-        string.format('|%d|0|0|0|', -take) .. B
+  local rec = ep .. sfmt('|ok|%d|%d|%d|', take, amt - take, after) .. low ..
+        sfmt('|%d|0|0|0|', -take) .. B
   return write_amount(acc, account, B, ep, epn, opf, oe, rec, -take, amt, r, c, x, l)
 end

@@ -9,14 +9,14 @@ local function op_release(acc, ep, epn, _, account, B, opf, res)
   local amt, rsv = a + 0, r + 0
   if not hv then
     return refuse(acc, ep, epn, opf, oe, ep .. '|unknown_reservation|0|' .. a ..
-                  string.format('|%d|0|0|0|0|0|', amt - rsv + c) .. B .. res)
+                  sfmt('|%d|0|0|0|0|0|', amt - rsv + c) .. B .. res)
   end
-  local hs = string.match(hv, '^[^:]*')
+  local hs = smatch(hv, '^[^:]*')
   local held = hs + 0
-  local rec = ep .. '|ok|0|' .. a .. string.format('|%d|0|0|', amt - rsv + held + c) ..
+  local rec = ep .. '|ok|0|' .. a .. sfmt('|%d|0|0|', amt - rsv + held + c) ..
         (held == 0 and '0' or '-' .. hs) .. '|-1|1|' .. B .. res
-  redis.call('HDEL', acc, hf)
-  redis.call('HSET', acc, B, a .. string.format(':%d:', rsv - held) .. c .. ':' .. x .. ':' .. l,
+  rcall('HDEL', acc, hf)
+  rcall('HSET', acc, B, a .. sfmt(':%d:', rsv - held) .. c .. ':' .. x .. ':' .. l,
              opf, rec)
   if oe ~= ep then epoch_slow(acc, ep, epn, opf, oe) end
   IXC[account .. '|' .. B .. res] = false

@@ -23,21 +23,21 @@ local function op_reserve(acc, ep, epn, partial, account, B, opf, res, amount, e
       status = 'insufficient'
     else
       grant = before
-      gs = string.format('%d', grant)
+      gs = sfmt('%d', grant)
     end
   end
   if status then
     return refuse(acc, ep, epn, opf, oe, ep .. '|' .. status .. '|0|' .. a ..
-                  string.format('|%d|0|0|0|0|0|', before) .. B .. res)
+                  sfmt('|%d|0|0|0|0|0|', before) .. B .. res)
   end
   local hold = gs
-  if hv then hold = string.format('%d', string.match(hv, '^[^:]*') + grant) end
+  if hv then hold = sfmt('%d', smatch(hv, '^[^:]*') + grant) end
   local after = before - grant
   local low = '0'
   if l ~= '' and before >= l + 0 and l + 0 > after then low = '1' end
-  local rec = ep .. '|ok|' .. gs .. '|' .. a .. string.format('|%d|', after) .. low .. '|0|' ..
+  local rec = ep .. '|ok|' .. gs .. '|' .. a .. sfmt('|%d|', after) .. low .. '|0|' ..
         gs .. '|' .. exp .. '|1|' .. B .. res
-  redis.call('HSET', acc, B, a .. string.format(':%d:', rsv + grant) .. c .. ':' .. x .. ':' .. l,
+  rcall('HSET', acc, B, a .. sfmt(':%d:', rsv + grant) .. c .. ':' .. x .. ':' .. l,
              hf, hold .. ':' .. exp, opf, rec)
   if oe ~= ep then epoch_slow(acc, ep, epn, opf, oe) end
   IXC[account .. '|' .. B .. res] = exp
