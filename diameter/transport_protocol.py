@@ -22,6 +22,7 @@ Application requests go to one of two hooks:
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -30,10 +31,13 @@ from typing import Any, cast
 
 import structlog
 
+from cython_ext import load
+from diameter import peer_receive, validate
 from diameter.answers import error_answer
 from diameter.duplicates import DuplicateCache
 from diameter.eager import resume as _resume
-from diameter.message import Message
+from diameter.errors import DiameterError
+from diameter.message import Message, decode_message
 from diameter.peer import DISCONNECT_REBOOTING, PeerConnection
 from diameter.peer_config import PeerConfig, Role
 from diameter.peer_events import (
@@ -47,6 +51,7 @@ from diameter.peer_events import (
     WatchdogStateChanged,
 )
 from diameter.peer_registry import PeerRegistry
+from diameter.watchdog import JITTER, WatchdogState
 
 __all__ = ["Handler", "Responder", "PeerProtocol", "COUNTERS"]
 
@@ -59,6 +64,28 @@ log = structlog.get_logger("icx.diameter")
 # PeerConnection counters summed by DiameterServer.stats()
 COUNTERS = ("duplicates_answered", "duplicates_dropped", "too_busy", "answers_dropped")
 _INFO = logging.INFO
+
+
+def _select_lane() -> Any:
+    """The compiled receive lane (cython_ext/ro_lane.pyx ``Lane``: the twin of
+    ``PeerConnection.receive_data`` + the fast lane of ``peer_receive.on_frame`` +
+    ``process_request`` + the loop of :meth:`PeerProtocol._handle`, which stay its spec),
+    or None: only with the compiled codec (it reads the compiled Message's fields)."""
+    from diameter.avp import EXT
+
+    ext = load("ro_lane")
+    if ext is None or EXT is None or getattr(ext, "ABI", None) != 1:
+        return None
+    return ext.Lane(
+        decode=decode_message, on_frame=peer_receive.on_frame,
+        process_request=peer_receive.process_request, check_request=validate.check_request,
+        check_avps=validate.check_avps, diameter_error=DiameterError,
+        fast_states=peer_receive._FAST, wd_okay=WatchdogState.OKAY, jitter=JITTER,
+        commands=validate._COMMANDS, nesting_bytes=8 * validate.MAX_NESTING,
+        request_received=RequestReceived)
+
+
+_LANE = _select_lane()
 
 
 class PeerProtocol(asyncio.Protocol):
@@ -151,6 +178,18 @@ class PeerProtocol(asyncio.Protocol):
         conn = self.conn
         if conn is None:
             return
+        lane = _LANE
+        if lane is not None and self.responder is not None and data.__class__ is bytes:
+            # the compiled twin of receive_data + _handle's loop (None: it declined the read
+            # before touching anything, run the Python path)
+            self._in_handle = True
+            try:
+                terminated = lane.receive(self, conn, data, self._loop.time())
+            finally:
+                self._in_handle = False
+            if terminated is not None:
+                self._handled(terminated or None, True)
+                return
         self._handle(conn.receive_data(data, self._loop.time()))
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -269,6 +308,10 @@ class PeerProtocol(asyncio.Protocol):
                     terminated = self._other_event(ev) or terminated
         finally:
             self._in_handle = False
+        self._handled(terminated, transmit)
+
+    def _handled(self, terminated: ConnectionTerminated | None, transmit: bool) -> None:
+        """After the events of one input: write, then close when the connection ended."""
         if transmit:
             self._transmit()
         if terminated is not None and self.transport is not None and not self._closing:
@@ -454,6 +497,10 @@ class PeerProtocol(asyncio.Protocol):
 
 def _log_enabled(level: int) -> bool:
     return bool(log.is_enabled_for(level))
+
+
+if _LANE is not None:
+    _LANE.use_for_replies(PeerProtocol, functools.partial(_log_enabled, _INFO))
 
 
 def _result_code_of(data: bytes) -> int | None:

@@ -30,11 +30,12 @@ import structlog
 
 from charging.requests import ChargingRequest, ChargingResult, Outcome
 from charging.service import ChargingService
+from cython_ext import load
 from diameter.eager import resume as _resume
 from diameter.message import Message
 from mediation import avp_codes as C
 from mediation import rf, ro
-from mediation.metrics import Metrics
+from mediation.metrics import BUCKETS, Metrics
 from mediation.ro import OUTCOME_RESULT_CODE as OUTCOME_RC
 from mediation.ro_wire import CcaWriter
 from mediation.service_map import ServiceMap
@@ -55,6 +56,17 @@ _partial = functools.partial
 _RC_BY_ID = {id(o): rc for o, rc in OUTCOME_RC.items()}
 _UNABLE = ChargingResult(outcome=Outcome.UNABLE_TO_COMPLY)
 _OUT_OF_SPACE = ChargingResult(outcome=Outcome.OUT_OF_SPACE)
+
+
+def _select_lane() -> Any:
+    """The one selection point of cython_ext/ro_lane.pyx (None: ``respond_py`` only)."""
+    ext = load("ro_lane")
+    if ext is None or getattr(ext, "ABI", None) != 1:
+        return None
+    return ext
+
+
+_LANE = _select_lane()
 
 
 class ChargingAgent:
@@ -91,11 +103,19 @@ class ChargingAgent:
         self._cca = CcaWriter(origin_host, origin_realm)
         self._cca_encode = self._cca.encode
         self._ccr_twin = ro._TWIN.ccr_to_request if ro._TWIN is not None else None
+        # respond: the compiled twin of respond_py when it and the compiled translator are
+        # built (it hands everything it declines to respond_py)
+        self.respond: Callable[[Message, Any], None] = self.respond_py
+        if _LANE is not None and self._ccr_twin is not None:
+            self.respond = _LANE.Responder(
+                self, spec=self.respond_py, twin=self._ccr_twin, encode=self._cca_encode,
+                rc_by_id=_RC_BY_ID, resume=_resume, buckets=BUCKETS)
 
     # ---------------------------------------------------------------- the responder
-    def respond(self, request: Message, peer: Any) -> None:
-        """The Diameter server's responder: answer *request* through ``peer.reply`` exactly
-        once (now, or when the journal is durable). Never raises for bad input."""
+    def respond_py(self, request: Message, peer: Any) -> None:
+        """The Diameter server's responder (``respond``; this is its spec, the compiled twin
+        cython_ext/ro_lane.pyx runs when built): answer *request* through ``peer.reply``
+        exactly once (now, or when the journal is durable). Never raises for bad input."""
         t0 = _perf_ns()
         code = request.code
         if code == 272:
