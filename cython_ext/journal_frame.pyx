@@ -25,6 +25,7 @@ slicing-by-8 table of journal_crc.pxi (which journal_scan.pyx keeps).
 
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyByteArray_Resize
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_Check, PyBytes_GET_SIZE
+from cpython.dict cimport PyDict_CheckExact
 from cpython.list cimport PyList_GET_ITEM, PyList_GetSlice
 from libc.stdint cimport uint32_t, uint8_t
 from libc.string cimport memcpy
@@ -51,6 +52,323 @@ cdef extern from *:
     }
     """
     object icx_make_position(object tp, object seg, Py_ssize_t off)
+
+cdef extern from *:
+    """
+    /* The journal's record encoder: msgpack.Packer(use_bin_type=True)'s bytes for the exact
+       types a journal record holds (dict, list, tuple, str, int, float, bool, None, bytes),
+       written straight into the group's bytearray -- no intermediate bytes object, no walk
+       to find where a record ends, no buffer copy. Anything else (a subclass, a str that is
+       not UTF-8 encodable, an int beyond 64 bits, nesting deeper than ICX_MAX_DEPTH) makes
+       it return 1 ("declined") and the caller packs that record with the reference path.
+       Returns 0 (done), 1 (declined), -1 (a Python error is set: memory).
+
+       Writes go to the bytearray's allocation past its visible size; icx_out_close sets the
+       size to what was written (the same two fields PyByteArray_Resize's quick path sets). */
+    #include <string.h>
+    #include <stdint.h>
+    #define ICX_MAX_DEPTH 32
+    typedef struct {
+        PyObject* buf;          /* the bytearray (borrowed) */
+        unsigned char* base;    /* its ob_start */
+        Py_ssize_t pos;         /* bytes written */
+        Py_ssize_t cap;         /* bytes that fit in its allocation (one kept for the NUL) */
+    } icx_out;
+
+    static void icx_out_room(icx_out* o) {
+        PyByteArrayObject* b = (PyByteArrayObject*)o->buf;
+        o->base = (unsigned char*)b->ob_start;
+        o->cap = b->ob_alloc ? b->ob_alloc - (b->ob_start - b->ob_bytes) - 1 : 0;
+    }
+    /* a buffer export (memoryview) pins the bytearray: only PyByteArray_Resize may then
+       decide (it refuses, as the reference's ``buf +=`` does) */
+    static int icx_exported(PyObject* buf) { return ((PyByteArrayObject*)buf)->ob_exports > 0; }
+    static void icx_out_open(icx_out* o, PyObject* buf) {
+        o->buf = buf;
+        o->pos = Py_SIZE(buf);
+        icx_out_room(o);
+    }
+    static void icx_out_close(icx_out* o) {
+        /* what PyByteArray_Resize does when the size fits the allocation (no allocation
+           yet: nothing was written, the size is still 0) */
+        if (o->base != NULL) {
+            Py_SET_SIZE(o->buf, o->pos);
+            o->base[o->pos] = 0;
+        }
+    }
+    static int icx_out_grow(icx_out* o, Py_ssize_t need) {
+        Py_ssize_t want = o->pos + need;
+        Py_ssize_t cap = 2 * o->cap;
+        if (cap < want) cap = want;
+        if (cap < 1024) cap = 1024;
+        icx_out_close(o);  /* the bytes written so far are kept by the resize */
+        if (PyByteArray_Resize(o->buf, cap) < 0) return -1;
+        icx_out_room(o);
+        icx_out_close(o);
+        return 0;
+    }
+    #define ICX_NEED(o, n) do { if ((o)->pos + (Py_ssize_t)(n) > (o)->cap \
+                                    && icx_out_grow((o), (Py_ssize_t)(n)) < 0) return -1; } while (0)
+
+    static inline void icx_be16(unsigned char* p, uint32_t v) { p[0] = v >> 8; p[1] = v; }
+    static inline void icx_be32(unsigned char* p, uint32_t v) {
+        p[0] = v >> 24; p[1] = v >> 16; p[2] = v >> 8; p[3] = v;
+    }
+    static inline void icx_be64(unsigned char* p, uint64_t v) {
+        icx_be32(p, (uint32_t)(v >> 32)); icx_be32(p + 4, (uint32_t)v);
+    }
+
+    /* a container header: fix form below `fix`, else 16 or 32-bit count */
+    static inline unsigned char* icx_head(unsigned char* p, Py_ssize_t n, unsigned char fix,
+                                          Py_ssize_t fixmax, unsigned char t16) {
+        if (n < fixmax) { *p++ = fix | (unsigned char)n; }
+        else if (n < 65536) { p[0] = t16; icx_be16(p + 1, (uint32_t)n); p += 3; }
+        else { p[0] = t16 + 1; icx_be32(p + 1, (uint32_t)n); p += 5; }
+        return p;
+    }
+
+    /* A short copy without a call and without reading past the source: two overlapping
+       loads, the way memcpy itself does short sizes. */
+    static inline void icx_copy(unsigned char* d, const char* s, Py_ssize_t n) {
+        if (n > 16) {
+            memcpy(d, s, (size_t)n);
+        } else if (n >= 8) {
+            uint64_t x, y;
+            memcpy(&x, s, 8); memcpy(&y, s + n - 8, 8);
+            memcpy(d, &x, 8); memcpy(d + n - 8, &y, 8);
+        } else if (n >= 4) {
+            uint32_t x, y;
+            memcpy(&x, s, 4); memcpy(&y, s + n - 4, 4);
+            memcpy(d, &x, 4); memcpy(d + n - 4, &y, 4);
+        } else if (n > 0) {
+            d[0] = s[0]; d[n >> 1] = s[n >> 1]; d[n - 1] = s[n - 1];
+        }
+    }
+
+    static int icx_enc_str_slow(icx_out* o, PyObject* s) {
+        const char* d;
+        Py_ssize_t n;
+        unsigned char* p;
+        if (PyUnicode_IS_COMPACT_ASCII(s)) {
+            d = (const char*)(((PyASCIIObject*)s) + 1);
+            n = ((PyASCIIObject*)s)->length;
+        } else {
+            d = PyUnicode_AsUTF8AndSize(s, &n);
+            if (d == NULL) { PyErr_Clear(); return 1; }  /* e.g. a lone surrogate */
+        }
+        if ((uint64_t)n > 0xFFFFFFFFu) return 1;
+        ICX_NEED(o, n + 5);
+        p = o->base + o->pos;
+        if (n < 32) { *p++ = 0xA0 | (unsigned char)n; }
+        else if (n < 256) { p[0] = 0xD9; p[1] = (unsigned char)n; p += 2; }
+        else if (n < 65536) { p[0] = 0xDA; icx_be16(p + 1, (uint32_t)n); p += 3; }
+        else { p[0] = 0xDB; icx_be32(p + 1, (uint32_t)n); p += 5; }
+        icx_copy(p, d, n);
+        o->pos = (p - o->base) + n;
+        return 0;
+    }
+
+    /* an exact str; the common case (ASCII, under 32 bytes: a fixstr) inline */
+    static inline int icx_enc_str(icx_out* o, PyObject* s) {
+        if (PyUnicode_IS_COMPACT_ASCII(s)) {
+            Py_ssize_t n = ((PyASCIIObject*)s)->length;
+            if (n < 32 && o->pos + 32 <= o->cap) {
+                unsigned char* p = o->base + o->pos;
+                p[0] = 0xA0 | (unsigned char)n;
+                icx_copy(p + 1, (const char*)(((PyASCIIObject*)s) + 1), n);
+                o->pos += n + 1;
+                return 0;
+            }
+        }
+        return icx_enc_str_slow(o, s);
+    }
+
+    static int icx_enc_int(icx_out* o, PyObject* v) {
+        int overflow = 0;
+        long long x;
+        unsigned char* p;
+        uint64_t u;
+    #if PY_VERSION_HEX < 0x030C0000 && PYLONG_BITS_IN_DIGIT == 30
+        /* up to 60 bits read from the digits (the layout of CPython <= 3.11) */
+        Py_ssize_t sz = Py_SIZE(v);
+        const digit* dg = ((PyLongObject*)v)->ob_digit;
+        if (sz == 0) { x = 0; }
+        else if (sz == 1) { x = (long long)dg[0]; }
+        else if (sz == -1) { x = -(long long)dg[0]; }
+        else if (sz == 2) { x = (long long)dg[0] | ((long long)dg[1] << 30); }
+        else if (sz == -2) { x = -((long long)dg[0] | ((long long)dg[1] << 30)); }
+        else
+    #endif
+        {
+            x = PyLong_AsLongLongAndOverflow(v, &overflow);
+            if (overflow < 0) return 1;
+            if (overflow == 0 && x == -1 && PyErr_Occurred()) { PyErr_Clear(); return 1; }
+        }
+        if (overflow > 0) {
+            u = PyLong_AsUnsignedLongLong(v);
+            if (u == (uint64_t)-1 && PyErr_Occurred()) { PyErr_Clear(); return 1; }
+        } else {
+            u = (uint64_t)x;
+        }
+        ICX_NEED(o, 9);
+        p = o->base + o->pos;
+        if (overflow > 0 || x >= 0) {  /* msgpack: a non-negative int is unsigned */
+            if (u < 0x80) { p[0] = (unsigned char)u; o->pos += 1; }
+            else if (u < 0x100) { p[0] = 0xCC; p[1] = (unsigned char)u; o->pos += 2; }
+            else if (u < 0x10000) { p[0] = 0xCD; icx_be16(p + 1, (uint32_t)u); o->pos += 3; }
+            else if (u < 0x100000000ULL) { p[0] = 0xCE; icx_be32(p + 1, (uint32_t)u); o->pos += 5; }
+            else { p[0] = 0xCF; icx_be64(p + 1, u); o->pos += 9; }
+        } else {
+            if (x >= -32) { p[0] = (unsigned char)(x & 0xFF); o->pos += 1; }
+            else if (x >= -128) { p[0] = 0xD0; p[1] = (unsigned char)(x & 0xFF); o->pos += 2; }
+            else if (x >= -32768) { p[0] = 0xD1; icx_be16(p + 1, (uint32_t)(x & 0xFFFF)); o->pos += 3; }
+            else if (x >= -2147483648LL) { p[0] = 0xD2; icx_be32(p + 1, (uint32_t)x); o->pos += 5; }
+            else { p[0] = 0xD3; icx_be64(p + 1, (uint64_t)x); o->pos += 9; }
+        }
+        return 0;
+    }
+
+    static int icx_enc(icx_out* o, PyObject* v, int depth);
+
+    /* a value: str (most of a record) inline, the rest through icx_enc */
+    #define ICX_ENC(o, v, depth) \
+        (Py_IS_TYPE((v), &PyUnicode_Type) ? icx_enc_str((o), (v)) : icx_enc((o), (v), (depth)))
+
+    #if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000
+    /* CPython 3.11's dict keys object (Include/internal/pycore_dict.h, 3.11): a combined
+       table's entries in insertion order -- what PyDict_Next walks -- read directly, at a
+       fraction of PyDict_Next's cost per entry. Any other layout goes to PyDict_Next, and
+       the entry count is checked against the dict's size (declined if they differ). */
+    #define ICX_DICT_311 1
+    typedef struct {
+        Py_ssize_t dk_refcnt;
+        uint8_t dk_log2_size;
+        uint8_t dk_log2_index_bytes;
+        uint8_t dk_kind;  /* 0 general (hash, key, value), 1 unicode (key, value), 2 split */
+        uint32_t dk_version;
+        Py_ssize_t dk_usable;
+        Py_ssize_t dk_nentries;
+        char dk_indices[];
+    } icx_dictkeys311;
+    #endif
+
+    static int icx_enc_map(icx_out* o, PyObject* d, int depth) {
+        Py_ssize_t n = PyDict_GET_SIZE(d), it = 0, seen = 0;
+        PyObject *k, *val;
+        int rc;
+        if ((uint64_t)n > 0xFFFFFFFFu) return 1;
+        ICX_NEED(o, 5);
+        o->pos = icx_head(o->base + o->pos, n, 0x80, 16, 0xDE) - o->base;
+    #ifdef ICX_DICT_311
+        if (((PyDictObject*)d)->ma_values == NULL) {
+            icx_dictkeys311* dk = (icx_dictkeys311*)((PyDictObject*)d)->ma_keys;
+            PyObject** e = (PyObject**)(dk->dk_indices + ((size_t)1 << dk->dk_log2_index_bytes));
+            PyObject** end;
+            Py_ssize_t step;
+            if (dk->dk_kind == 1) { step = 2; }
+            else if (dk->dk_kind == 0) { step = 3; e += 1; }  /* skip me_hash */
+            else return 1;
+            end = e + step * dk->dk_nentries;
+            for (; e < end; e += step) {
+                val = e[1];
+                if (val == NULL) continue;  /* a deleted entry */
+                k = e[0];
+                rc = ICX_ENC(o, k, depth + 1);
+                if (rc) return rc;
+                rc = ICX_ENC(o, val, depth + 1);
+                if (rc) return rc;
+                seen++;
+            }
+            return seen == n ? 0 : 1;
+        }
+    #endif
+        while (PyDict_Next(d, &it, &k, &val)) {
+            rc = ICX_ENC(o, k, depth + 1);
+            if (rc) return rc;
+            rc = ICX_ENC(o, val, depth + 1);
+            if (rc) return rc;
+        }
+        return 0;
+    }
+
+    static int icx_enc_seq(icx_out* o, PyObject** items, Py_ssize_t n, int depth) {
+        Py_ssize_t k;
+        int rc;
+        if ((uint64_t)n > 0xFFFFFFFFu) return 1;
+        ICX_NEED(o, 5);
+        o->pos = icx_head(o->base + o->pos, n, 0x90, 16, 0xDC) - o->base;
+        for (k = 0; k < n; k++) {
+            rc = ICX_ENC(o, items[k], depth + 1);
+            if (rc) return rc;
+        }
+        return 0;
+    }
+
+    static int icx_enc(icx_out* o, PyObject* v, int depth) {
+        PyTypeObject* t = Py_TYPE(v);
+        unsigned char* p;
+        Py_ssize_t n;
+        if (t == &PyUnicode_Type) return icx_enc_str(o, v);
+        if (t == &PyLong_Type) return icx_enc_int(o, v);
+        if (v == Py_None || t == &PyBool_Type) {
+            ICX_NEED(o, 1);
+            o->base[o->pos++] = v == Py_None ? 0xC0 : (v == Py_True ? 0xC3 : 0xC2);
+            return 0;
+        }
+        if (t == &PyFloat_Type) {  /* msgpack's default: float 64 */
+            double x = PyFloat_AS_DOUBLE(v);
+            uint64_t bits;
+            memcpy(&bits, &x, 8);
+            ICX_NEED(o, 9);
+            p = o->base + o->pos;
+            p[0] = 0xCB;
+            icx_be64(p + 1, bits);
+            o->pos += 9;
+            return 0;
+        }
+        if (depth >= ICX_MAX_DEPTH) return 1;  /* the reference decides (its nest limit) */
+        if (t == &PyDict_Type) return icx_enc_map(o, v, depth);
+        if (t == &PyList_Type)
+            return icx_enc_seq(o, ((PyListObject*)v)->ob_item, PyList_GET_SIZE(v), depth);
+        if (t == &PyTuple_Type)
+            return icx_enc_seq(o, ((PyTupleObject*)v)->ob_item, PyTuple_GET_SIZE(v), depth);
+        if (t == &PyBytes_Type) {  /* use_bin_type=True: bin 8/16/32 */
+            n = PyBytes_GET_SIZE(v);
+            if ((uint64_t)n > 0xFFFFFFFFu) return 1;
+            ICX_NEED(o, n + 5);
+            p = o->base + o->pos;
+            if (n < 256) { p[0] = 0xC4; p[1] = (unsigned char)n; p += 2; }
+            else if (n < 65536) { p[0] = 0xC5; icx_be16(p + 1, (uint32_t)n); p += 3; }
+            else { p[0] = 0xC6; icx_be32(p + 1, (uint32_t)n); p += 5; }
+            icx_copy(p, PyBytes_AS_STRING(v), n);
+            o->pos = (p - o->base) + n;
+            return 0;
+        }
+        return 1;
+    }
+
+    /* One record: room for its frame head, then the map; on anything but success the output
+       goes back to where the record began. */
+    static int icx_enc_record(icx_out* o, PyObject* r) {
+        Py_ssize_t at = o->pos;
+        int rc;
+        if (o->pos + 10 > o->cap && icx_out_grow(o, 10) < 0) return -1;
+        o->pos += 10;
+        rc = icx_enc_map(o, r, 0);
+        if (rc) o->pos = at;
+        return rc;
+    }
+    """
+    ctypedef struct icx_out:
+        unsigned char* base
+        Py_ssize_t pos
+        Py_ssize_t cap
+    bint icx_exported(object buf)
+    void icx_out_open(icx_out* o, object buf)
+    void icx_out_close(icx_out* o)
+    int icx_out_grow(icx_out* o, Py_ssize_t need) except -1
+    int icx_enc_record(icx_out* o, object r) except -1
+
 
 cdef Py_ssize_t MAX_RECORD = 16 * 1024 * 1024
 cdef Py_ssize_t HEADER_LEN = 16
@@ -295,9 +613,92 @@ cdef int _append_frame(bytearray buf, const uint8_t* src, Py_ssize_t plen) excep
     return 0
 
 
+cdef object _reference_payload(pack, object r, fallback):
+    """The payload of one record as the pure reference makes it."""
+    if PyBytes_Check(r):
+        return r
+    if fallback is None:
+        payload = pack(r)
+    else:
+        try:
+            payload = pack(r)
+        except Exception:
+            payload = fallback(r)
+    if not PyBytes_Check(payload):
+        payload = bytes(payload)
+    return payload
+
+
+cdef object _pack_native(pack, list records, Py_ssize_t start, bytearray buf,
+                         Py_ssize_t offset, Py_ssize_t limit, list ends, fallback, position,
+                         segment):
+    """pack_frames with the built-in encoder (icx_enc_record) for dict records: each is
+    encoded straight into ``buf`` behind room for its frame head, its CRC taken from there
+    (still in cache), the head filled in. Records it declines, and bytes/non-dict records,
+    go through the reference path one by one."""
+    cdef Py_ssize_t n = len(records)
+    cdef Py_ssize_t i = start
+    cdef Py_ssize_t at, plen, size
+    cdef unsigned char* d
+    cdef icx_out out
+    cdef object r, payload
+    icx_out_open(&out, buf)
+    try:
+        while i < n:
+            r = <object>PyList_GET_ITEM(records, i)
+            if PyDict_CheckExact(r):
+                at = out.pos
+                if icx_enc_record(&out, r) == 0:
+                    plen = out.pos - at - HEAD
+                    if plen > MAX_RECORD:
+                        out.pos = at
+                        raise ValueError(
+                            f"journal record of {plen} bytes exceeds the {MAX_RECORD} limit")
+                    if offset > HEADER_LEN and offset + HEAD + plen > limit:
+                        out.pos = at
+                        return (i, offset)
+                    d = out.base + at
+                    d[0] = 0xCE
+                    _put_be32(d + 1, <uint32_t>plen)
+                    d[5] = 0xCE
+                    _put_be32(d + 6, _crc(d + HEAD, plen))
+                    offset += HEAD + plen
+                    if ends is not None:
+                        if position is None:
+                            ends.append(offset)
+                        else:
+                            ends.append(icx_make_position(position, segment, offset))
+                    i += 1
+                    continue
+            # the reference path runs Python code: the bytearray must be consistent meanwhile
+            icx_out_close(&out)
+            payload = _reference_payload(pack, r, fallback)
+            plen = PyBytes_GET_SIZE(payload)
+            if plen > MAX_RECORD:
+                raise ValueError(f"journal record of {plen} bytes exceeds the {MAX_RECORD} limit")
+            size = HEAD + plen
+            if offset > HEADER_LEN and offset + size > limit:
+                return (i, offset)
+            _append_frame(buf, <const uint8_t*>PyBytes_AS_STRING(payload), plen)
+            icx_out_open(&out, buf)
+            offset += size
+            if ends is not None:
+                if position is None:
+                    ends.append(offset)
+                else:
+                    ends.append(icx_make_position(position, segment, offset))
+            i += 1
+        return (i, offset)
+    finally:
+        icx_out_close(&out)
+
+
 def pack_frames(pack, list records, Py_ssize_t start, bytearray buf, Py_ssize_t offset,
-                Py_ssize_t limit, list ends, fallback=None, position=None, segment=0):
-    """See charging.journal.framing.pack_frames."""
+                Py_ssize_t limit, list ends, fallback=None, position=None, segment=0,
+                bint native=False):
+    """See charging.journal.framing.pack_frames. ``native``: dict records are encoded by the
+    built-in encoder (msgpack.Packer(use_bin_type=True)'s bytes, which ``pack`` must write
+    too) straight into ``buf``; else runs of them are packed by ``pack`` in one call."""
     cdef Py_ssize_t n = len(records)
     cdef Py_ssize_t i = start
     cdef Py_ssize_t j, k, m, plen, size, old, hl, count, total
@@ -309,6 +710,9 @@ def pack_frames(pack, list records, Py_ssize_t start, bytearray buf, Py_ssize_t 
     cdef object r, payload, blob
     if position is not None and not issubclass(position, tuple):
         raise TypeError("position must be a tuple subclass")
+    if native and not icx_exported(buf):
+        return _pack_native(pack, records, start, buf, offset, limit, ends, fallback,
+                            position, segment)
     while i < n:
         if i >= solo_until:
             # A run of map records: pack them in one call, frame each from the one blob.

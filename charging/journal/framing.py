@@ -45,7 +45,7 @@ def pack_frames(pack: Callable[[Any], bytes], records: list[Any], start: int, bu
                 offset: int, limit: int, ends: list[Any] | None,
                 fallback: Callable[[Any], bytes] | None = None,
                 position: type[tuple[Any, ...]] | None = None,
-                segment: int = 0) -> tuple[int, int]:
+                segment: int = 0, native: bool = False) -> tuple[int, int]:
     """Pack ``records[start:]`` and append each, framed, to ``buf`` (the group's bytes).
 
     A record is a msgpack-able map packed with ``pack``, or ``bytes`` already packed. When
@@ -61,6 +61,10 @@ def pack_frames(pack: Callable[[Any], bytes], records: list[Any], start: int, bu
     (``cython_ext/journal_frame.pyx``, select with :func:`frame_packer`) packs runs of map
     records as one list, ``pack(records[i:j])``, and cuts the array's elements apart (the same
     bytes as ``pack`` of each); records before one that raises are framed, as here.
+    ``native=True`` promises that ``pack`` writes ``msgpack.Packer(use_bin_type=True)``'s bytes
+    (as :func:`record_packers`' does): the compiled twin then encodes dict records itself,
+    straight into ``buf`` (exact dict/list/tuple/str/int/float/bool/None/bytes; anything else
+    goes through ``pack``/``fallback`` as here). Here it changes nothing.
     """
     n = len(records)
     i = start
@@ -94,7 +98,7 @@ def pack_frames(pack: Callable[[Any], bytes], records: list[Any], start: int, bu
 
 PackFrames = Callable[
     [Callable[[Any], bytes], list[Any], int, bytearray, int, int, "list[Any] | None",
-     "Callable[[Any], bytes] | None", "type[tuple[Any, ...]] | None", int],
+     "Callable[[Any], bytes] | None", "type[tuple[Any, ...]] | None", int, bool],
     tuple[int, int],
 ]
 

@@ -107,7 +107,7 @@ class _Allocator:
         try:
             i, self.offset = self._frames(self._pack, records, start, buf, self.offset,
                                           self.segment_bytes, ends, self._fallback,
-                                          Position, self.segment)
+                                          Position, self.segment, True)
         except BaseException:
             del buf[before:]
             if ends is not None:
@@ -124,7 +124,8 @@ class _Allocator:
         before = len(buf)
         try:
             i, self.offset = self._frames(self._pack, [record], 0, buf, self.offset,
-                                          self.segment_bytes, None, self._fallback, None, 0)
+                                          self.segment_bytes, None, self._fallback, None, 0,
+                                          True)
         except BaseException:
             del buf[before:]
             raise

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import collections
 import enum
+import functools
 import os
 from typing import Any
 
@@ -19,6 +21,9 @@ _ext = cython_ext.load("journal_frame")
 IMPLS = [pytest.param(pack_frames, id="py")]
 if _ext is not None:
     IMPLS.append(pytest.param(_ext.pack_frames, id="cython"))
+    # the built-in encoder (dict records written straight into the buffer)
+    IMPLS.append(pytest.param(functools.partial(_ext.pack_frames, native=True),
+                              id="cython-native"))
 
 _pack = msgpack.Packer(use_bin_type=True).pack
 
@@ -170,3 +175,147 @@ def test_frame_crc_large_and_patterns() -> None:
         pytest.skip("journal_frame extension not built or disabled")
     for data in [bytes(64), b"\xff" * 64, bytes(range(256)) * 4099, os.urandom(1 << 20) + b"x"]:
         assert _ext.crc32(data) == zlib.crc32(data)
+
+
+# -- the compiled built-in encoder (pack_frames(..., native=True)) -----------------------------
+
+_native = pytest.mark.skipif(_ext is None, reason="journal_frame extension not built or disabled")
+
+
+def _both(recs: list[Any], buf: bytes = b"", limit: int = 1 << 40,
+          start: int = 0) -> list[Any]:
+    """(result or exception type, buffer bytes, ends) of the pure reference and the native
+    encoder, each with the journal's own packers (record_packers)."""
+    assert _ext is not None
+    pack, fallback = framing.record_packers()
+    out = []
+    for impl, native in [(pack_frames, False), (_ext.pack_frames, True)]:
+        b = bytearray(buf)
+        ends: list[Any] = []
+        try:
+            got: Any = impl(pack, recs, start, b, HEADER_LEN, limit, ends, fallback, None, 0,
+                            native)
+        except Exception as exc:  # noqa: BLE001
+            got = type(exc)
+        out.append((got, bytes(b), ends))
+    return out
+
+
+class _Str(str):
+    pass
+
+
+class _Int(int):
+    pass
+
+
+class _Float(float):
+    pass
+
+
+class _Dict(dict):  # type: ignore[type-arg]
+    pass
+
+
+class _Obj:
+    def __init__(self) -> None:
+        self.a = 1
+        self.b = "two"
+
+
+def _split_dict() -> dict[str, Any]:
+    return _Obj().__dict__  # a split-table dict (keys shared with the class)
+
+
+def _holed_dict() -> dict[str, Any]:
+    d = {"a": 1, "b": 2, "c": 3, "d": 4}
+    del d["b"]  # a deleted entry inside the table
+    d["e"] = 5
+    return d
+
+
+_BOUNDARY_INTS = [0, 1, 127, 128, 255, 256, 65535, 65536, 2**30 - 1, 2**30, 2**32 - 1, 2**32,
+                  2**60 - 1, 2**60, 2**63 - 1, 2**63, 2**64 - 1, 2**64, -1, -32, -33, -128,
+                  -129, -32768, -32769, -(2**30), -(2**31), -(2**31) - 1, -(2**60),
+                  -(2**60) - 1, -(2**63), -(2**63) - 1, 10**30]
+_BOUNDARY_STRS = ["", "a", "ab", "abc", "abcd", "x" * 7, "x" * 8, "x" * 15, "x" * 16,
+                  "x" * 17, "x" * 31, "x" * 32, "x" * 255, "x" * 256, "x" * 65535,
+                  "x" * 65536, "é", "é" * 15, "é" * 16, "€" * 100, "\U0001F600" * 9, "\ud800"]
+
+
+@_native
+@pytest.mark.parametrize("value", [
+    *_BOUNDARY_INTS, *_BOUNDARY_STRS, None, True, False, 0.0, -1.5, 1e300, float("inf"),
+    float("nan"), b"", b"x" * 255, b"x" * 256, b"x" * 65536, bytearray(b"ab"),
+    list(range(15)), list(range(16)), list(range(65536)), tuple(range(3)), (),
+    {str(i): i for i in range(15)}, {str(i): i for i in range(16)},
+    {str(i): i for i in range(65536)}, {1: "int key", (1, 2): "tuple key", None: 0},
+    _holed_dict(), _split_dict(), collections.OrderedDict(a=1), _Dict(a=1), _Str("s"),
+    _Int(3), _Float(2.5), _Status.OK, _Kind.ONE, object(), {"a": [1, {"b": object()}]},
+], ids=repr)
+def test_native_encoder_writes_the_reference_bytes(value: Any) -> None:
+    """Every format boundary, dict layout and declined type: the native path leaves the
+    same bytes (or raises the same error) as the pure reference."""
+    for rec in ({"k": value}, {"k": [value, {"n": value}]}):
+        py, nat = _both([rec, {"after": 1}], b"prefix")
+        assert nat == py
+    for rec in (_holed_dict(), _split_dict()):  # the record itself in those layouts
+        py, nat = _both([rec])
+        assert nat == py
+
+
+@_native
+def test_native_encoder_nesting() -> None:
+    """Past its own depth bound (32) the encoder declines: the reference packs or refuses."""
+    for depth in (30, 31, 32, 33, 40, 600):
+        v: Any = 1
+        for _ in range(depth):
+            v = [v]
+        py, nat = _both([{"k": v}])
+        assert nat == py
+    cyclic: dict[str, Any] = {}
+    cyclic["self"] = cyclic
+    py, nat = _both([cyclic])
+    assert nat == py and isinstance(py[0], type)  # refused, by both
+
+
+@_native
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.dictionaries(st.text(max_size=8), schema_values, max_size=6),
+                          st.binary(max_size=60), st.just({"bad": object()}),
+                          st.just({"big": 2**70})), max_size=10),
+       st.integers(0, 4000), st.binary(max_size=20), st.integers(0, 3))
+def test_native_parity(recs: list[Any], limit: int, prefix: bytes, start: int) -> None:
+    """Random records (incl. ones the encoder declines and ones nobody can pack), random
+    segment limits, a buffer with bytes already in it: the same outcome as the reference --
+    result, buffer contents (also after an error) and positions."""
+    py, nat = _both(recs, prefix, limit, min(start, len(recs)))
+    assert nat == py
+
+
+@_native
+def test_native_grows_a_buffer_across_calls() -> None:
+    """Many calls appending to one buffer (as a group collects records): the bytes are the
+    concatenation of the frames, whatever the buffer's allocation was."""
+    assert _ext is not None
+    pack, fallback = framing.record_packers()
+    recs = [{"i": i, "s": "v" * (i % 40), "l": [i] * (i % 5)} for i in range(500)]
+    buf = bytearray()
+    off = HEADER_LEN
+    for k in range(0, 500, 7):
+        _i, off = _ext.pack_frames(pack, recs[k:k + 7], 0, buf, off, 1 << 40, None, fallback,
+                                   None, 0, True)
+    assert bytes(buf) == b"".join(frame(_pack(r)) for r in recs)
+    assert off == HEADER_LEN + len(buf)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_exported_buffer_refused(impl: Any) -> None:
+    """A buffer with a live export (memoryview) cannot grow: BufferError, nothing written."""
+    pack, fallback = framing.record_packers()
+    buf = bytearray(b"abc")
+    view = memoryview(buf)
+    with pytest.raises(BufferError):
+        impl(pack, [{"a": 1}], 0, buf, HEADER_LEN, 1 << 30, None, fallback)
+    assert bytes(buf) == b"abc"
+    view.release()
