@@ -9,9 +9,8 @@ writes it back with one HSET::
                          oe ("<newest idempotency epoch>[:<prune cursor>]"), enc (a
                          200-byte filler: the hash is a hashtable from the start, never a
                          listpack scanned linearly per field; lua/create.lua);
-                         "<bal>|" -> "<amount>:<reserved>:<credit limit>:<expiry us>:<low
-                         threshold>" (integers as decimal strings, the last two may be empty:
-                         the state every op reads, in ONE field), "<bal>|k" kind, "<bal>|$"
+                         "<bal>|" -> the balance state every op reads, in ONE field:
+                         binary (:func:`state_of`; lua/_prelude.lua), "<bal>|k" kind, "<bal>|$"
                          currency, "<bal>|p" priority (read by get only);
                          "<bal>|h|<reservation>" -> "<amount>:<expiry us>" per hold;
                          "|<op key>" -> the op's cached result "<epoch>|<status>|...".
@@ -41,6 +40,8 @@ Account and balance ids must not contain '|' (checked at create_account).
 from __future__ import annotations
 
 import binascii
+import math
+import struct
 
 SLOTS = 16384
 REGISTRY = "{icx}:slots"
@@ -95,3 +96,21 @@ def identity_key(identity: str) -> str:
 def account_key(account: str) -> str:
     """``{acct:ID}:a``: the one hash holding *account* (see module docstring)."""
     return "{acct:" + account + "}:a"
+
+
+_STATE = struct.Struct("<Bddddd")
+
+
+def state_of(raw: bytes) -> tuple[int, int, int, int | None, int | None]:
+    """The balance state field's value -> (amount, reserved, credit limit, expiry us or None,
+    low threshold or None). Layout (lua/_prelude.lua): struct ``<Bddddd`` = 0, amount,
+    reserved, credit limit, expiry us (+inf: none), low threshold (-inf: none), then the
+    amount's decimal text; integers below 2^53, exact as doubles. An account written by an
+    older version holds ``"<amount>:<reserved>:<credit>:<expiry>:<low>"`` (the last two may be
+    empty) until its next op: read too."""
+    if len(raw) > _STATE.size and raw[0] == 0:
+        _, a, r, c, x, low = _STATE.unpack_from(raw)
+        return (int(a), int(r), int(c), None if x == math.inf else int(x),
+                None if low == -math.inf else int(low))
+    a_s, r_s, c_s, x_s, l_s = raw.decode().split(":")
+    return (int(a_s), int(r_s), int(c_s), int(x_s) if x_s else None, int(l_s) if l_s else None)

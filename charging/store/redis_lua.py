@@ -1,6 +1,7 @@
 """The Lua scripts of the Redis store (charging/store/lua/*.lua), loaded once at import.
 
-Each op file (reserve, commit, release, debit, credit) defines ``local function op_<name>``;
+Every script starts with ``_prelude.lua`` (the binary balance state, its reader and writer,
+the ops' shared helpers). Each op file (reserve, commit, release, debit, credit) defines ``local function op_<name>``;
 its single-op script is ``_prelude.lua`` + the op file + a footer that calls the function on
 KEYS/ARGV and applies the deferred index updates (``flush``). The batch script is the prelude
 + every op file + ``batch.lua`` (the dispatcher), so an op's logic exists once and runs
@@ -56,21 +57,23 @@ return r
 """
 
 
-def _load(name: str, *, prelude: bool) -> Script:
-    if not prelude:
-        return _script(name, _read(name))
+def _load(name: str, *, op: bool) -> Script:
+    # every script gets the prelude (it holds the balance state's layout); an op script a
+    # footer calling its op function on its KEYS/ARGV
+    if not op:
+        return _script(name, _read("_prelude") + "\n" + _read(name))
     return _script(name, _read("_prelude") + "\n" + _read(name)
                    + _FOOTER.format(name=name, call=_CALLS[name]))
 
 
-RESERVE = _load("reserve", prelude=True)
-COMMIT = _load("commit", prelude=True)
-RELEASE = _load("release", prelude=True)
-DEBIT = _load("debit", prelude=True)
-CREDIT = _load("credit", prelude=True)
-EXPIRE = _load("expire", prelude=False)
-CREATE = _load("create", prelude=False)
-GET = _load("get", prelude=False)
+RESERVE = _load("reserve", op=True)
+COMMIT = _load("commit", op=True)
+RELEASE = _load("release", op=True)
+DEBIT = _load("debit", op=True)
+CREDIT = _load("credit", op=True)
+EXPIRE = _load("expire", op=False)
+CREATE = _load("create", op=False)
+GET = _load("get", op=False)
 
 
 BATCH_OPS = {"reserve": "r", "commit": "c", "release": "l", "debit": "d", "credit": "t"}

@@ -1,11 +1,11 @@
--- Shared helpers of the single-balance ops (reserve, commit, release, debit, credit). Not a
--- script by itself: charging/store/redis_lua.py builds each single-op script as this prelude
--- + the op's file (which defines "local function op_<name>(...)") + a footer calling it on
--- KEYS/ARGV then flush(); the batch script is this prelude + every op file + batch.lua.
+-- Shared helpers of the single-balance ops (reserve, commit, release, debit, credit) and the
+-- balance state's layout. Not a script by itself: charging/store/redis_lua.py builds each
+-- single-op script as this prelude + the op's file (which defines "local function
+-- op_<name>(...)") + a footer calling it on KEYS/ARGV then flush(); the batch script is this
+-- prelude + every op file + batch.lua; create, get and expire start with it too (the state).
 -- The single-op scripts share one KEYS/ARGV layout:
 --   KEYS[1] {acct:ID}:a   the account hash (layout: charging/store/redis_keys.py): meta,
---                         "<bal>|" -> "<amount>:<reserved>:<credit limit>:<expiry us>:<low
---                         threshold>" (the last two may be empty), "<bal>|h|<res>" ->
+--                         "<bal>|" -> the balance state (binary: below), "<bal>|h|<res>" ->
 --                         "<amount>:<exp_us>" holds, "|<op key>" -> cached op record,
 --                         "oe" -> "<newest op epoch>[:<prune cursor>]"
 --   KEYS[2] {T}:ix:x      reservation index (zset): "<account>|<balance>|<reservation>" by
@@ -40,8 +40,37 @@
 -- nil, not raise); string.format ~1.3k per call + ~760 per %d (sprintf), a '..' chain one
 -- string; a table or closure per op ~1k + GC. So an op is one HMGET, one HSET (+ HDEL when a
 -- hold goes), no table, no closure, numbers formatted only where computed.
--- Amounts are integers below 2^53 (exact in Lua doubles); computed ones are written back with
--- string.format('%d'), never tostring or '..' on a number (14 significant digits).
+-- Amounts are integers below 2^53 (exact in Lua doubles); computed ones are written into text
+-- with string.format('%d'), never tostring or '..' on a number (14 significant digits).
+-- The balance state field "<bal>|" of an account hash. Binary, so that an op neither
+-- pattern-matches nor converts text to numbers (string.match of the old "a:r:c:x:l" text plus
+-- its number coercions cost ~7k instructions per op, this unpack ~2.5k: callgrind, see the
+-- cost model in _prelude.lua):
+--   struct '<Bddddd' = 0 (the format mark), amount, reserved, credit limit, expiry us (+inf:
+--   none), low threshold (-inf: none); then the amount's decimal text (what the op records
+--   carry: an op that leaves the amount alone formats nothing).
+-- Doubles hold every integer below 2^53 exactly, and amounts are bounded so (base.MAX_AMOUNT,
+-- checked by the client and by the scripts). An account written by an older version holds the
+-- text "<amount>:<reserved>:<credit limit>:<expiry us>:<low threshold>" (the last two may be
+-- empty): read as well, and rewritten in this format by the next op that writes the state.
+local spack, sunpack = struct.pack, struct.unpack
+local INF = 1 / 0
+
+-- The state *st* as (amount text, amount, reserved, credit limit, expiry, low threshold).
+local function state_read(st)
+  if #st > 41 then
+    local m, a, r, c, x, l = sunpack('<Bddddd', st)
+    if m == 0 then return string.sub(st, 42), a, r, c, x, l end
+  end
+  local a, r, c, x, l = string.match(st, '^([^:]*):([^:]*):([^:]*):([^:]*):(.*)$')
+  return a, a + 0, r + 0, c + 0, x == '' and INF or x + 0, l == '' and -INF or l + 0
+end
+
+-- The state field's value; *at* is the decimal text of *amount*.
+local function state_write(at, amount, reserved, credit, expiry, low)
+  return spack('<Bddddd', 0, amount, reserved, credit, expiry, low) .. at
+end
+
 -- The library functions the ops use, as locals (upvalues of the op functions): a global
 -- lookup is two table reads per use (_G, then the library table), an upvalue none.
 local rcall, sfmt, smatch, sfind, ssub = redis.call, string.format, string.match, string.find,
@@ -95,8 +124,9 @@ end
 -- and, for an op on a reservation, its hold field *hf*), the replay check, unknown account /
 -- balance (the refusal's record names the balance and *res*, '' for ops without one).
 -- Returns the reply to answer at once (a replay or a refusal), or nil followed by "oe", the
--- hold value (nil: none, or not asked) and the state's five parts as strings (amount,
--- reserved, credit limit, expiry us, low threshold).
+-- hold value (nil: none, or not asked) and the state (_state.lua): the amount's decimal text,
+-- then as numbers amount, reserved, credit limit, expiry us (+inf: none), low threshold
+-- (-inf: none).
 local function open_balance(acc, B, ep, epn, opf, res, hf)
   local b
   if hf then
@@ -113,8 +143,11 @@ local function open_balance(acc, B, ep, epn, opf, res, hf)
     if rcall('HEXISTS', acc, 'kind') == 0 then return {'unknown_account'} end
     return refuse(acc, ep, epn, opf, oe, ep .. '|unknown_balance|0|0|0|0|0|0|0|0|' .. B .. res)
   end
-  local a, r, c, x, l = smatch(st, '^([^:]*):([^:]*):([^:]*):([^:]*):(.*)$')
-  return nil, oe, b[4], a, r, c, x, l
+  if #st > 41 then  -- (state_read inlined: the common case, one call fewer)
+    local m, a, r, c, x, l = sunpack('<Bddddd', st)
+    if m == 0 then return nil, oe, b[4], ssub(st, 42), a, r, c, x, l end
+  end
+  return nil, oe, b[4], state_read(st)
 end
 
 -- The end of an op that moves a balance's amount by *delta* (credit, debit): the new state
@@ -122,8 +155,8 @@ end
 -- unjournaled when it changed state. Returns the fresh reply (the record string).
 local function write_amount(acc, account, B, ep, epn, opf, oe, rec, delta, amt, r, c, x, l)
   if delta ~= 0 then
-    rcall('HSET', acc, B, sfmt('%d:', amt + delta) .. r .. ':' .. c .. ':' .. x ..
-               ':' .. l, opf, rec)
+    rcall('HSET', acc, B, state_write(sfmt('%d', amt + delta), amt + delta, r, c, x, l), opf,
+          rec)
   else
     rcall('HSET', acc, opf, rec)
   end

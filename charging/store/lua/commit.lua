@@ -7,9 +7,8 @@ local function op_commit(acc, ep, epn, release_rest, account, B, opf, res, used)
   local debit = used + 0  -- raises for a non-number, before any write (lua/reserve.lua)
   if debit < 0 then return redis.error_reply('ERR ARGV 7 is not a number >= 0') end
   local hf = B .. 'h|' .. res
-  local early, oe, hv, a, r, c, x, l = open_balance(acc, B, ep, epn, opf, res, hf)
+  local early, oe, hv, a, amt, rsv, c, x, l = open_balance(acc, B, ep, epn, opf, res, hf)
   if early then return early end
-  local amt, rsv = a + 0, r + 0
   local before = amt - rsv + c
   if not hv then
     return refuse(acc, ep, epn, opf, oe, ep .. '|unknown_reservation|0|' .. a ..
@@ -33,11 +32,13 @@ local function op_commit(acc, ep, epn, release_rest, account, B, opf, res, used)
   end
   local after = before + freed - debit
   local low = '0'
-  if l ~= '' and before >= l + 0 and l + 0 > after then low = '1' end
-  local rec = ep .. '|ok|' .. ds .. sfmt('|%d|%d|', amt - debit, after) .. low ..
+  if before >= l and l > after then low = '1' end  -- (l: -inf when none)
+  local at = a
+  if debit ~= 0 then at = sfmt('%d', amt - debit) end
+  local rec = ep .. '|ok|' .. ds .. '|' .. at .. sfmt('|%d|', after) .. low ..
         (debit == 0 and '|0|' or '|-' .. ds .. '|') .. (freed == 0 and '0|' or '-' .. fs .. '|') ..
         hexp .. '|' .. has_hold .. '|' .. B .. res
-  local state = sfmt('%d:%d:', amt - debit, rsv - freed) .. c .. ':' .. x .. ':' .. l
+  local state = spack('<Bddddd', 0, amt - debit, rsv - freed, c, x, l) .. at  -- (state_write)
   if release_rest then
     rcall('HDEL', acc, hf)
     rcall('HSET', acc, B, state, opf, rec)

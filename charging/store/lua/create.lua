@@ -21,9 +21,11 @@ local sets = {'kind', ARGV[1], 'spec', ARGV[2], 'ids', ARGV[3], 'bl', ARGV[4],
               'enc', string.rep('-', 200)}
 for i = 5, #ARGV, 8 do
   local b = ARGV[i] .. '|'
-  -- the state in one field (what every op reads): amount:reserved:credit:expiry:low
+  -- the state in one field (what every op reads: lua/_state.lua)
+  local x, l = ARGV[i + 6], ARGV[i + 7]
   sets[#sets + 1] = b
-  sets[#sets + 1] = ARGV[i + 3] .. ':0:' .. ARGV[i + 4] .. ':' .. ARGV[i + 6] .. ':' .. ARGV[i + 7]
+  sets[#sets + 1] = state_write(ARGV[i + 3], ARGV[i + 3] + 0, 0, ARGV[i + 4] + 0,
+                                x == '' and INF or x + 0, l == '' and -INF or l + 0)
   -- and what only get() reads
   for _, kv in ipairs({{'k', ARGV[i + 1]}, {'$', ARGV[i + 2]}, {'p', ARGV[i + 5]}}) do
     sets[#sets + 1] = b .. kv[1]

@@ -4,9 +4,8 @@
 -- op_credit(..., _, account, B, opf, amount)
 local function op_credit(acc, ep, epn, _, account, B, opf, amount)
   local n = amount + 0  -- raises for a non-number, before any write (lua/reserve.lua)
-  local early, oe, _, a, r, c, x, l = open_balance(acc, B, ep, epn, opf, '')
+  local early, oe, _, a, amt, r, cl, x, l = open_balance(acc, B, ep, epn, opf, '')
   if early then return early end
-  local amt, cl = a + 0, c + 0
   local avail = amt - r + cl
   if n < 0 or n > 9007199254740991 or amt + n + cl > 9007199254740991 then
     return refuse(acc, ep, epn, opf, oe, ep .. '|out_of_range|0|' .. a ..
@@ -14,5 +13,5 @@ local function op_credit(acc, ep, epn, _, account, B, opf, amount)
   end
   local rec = ep .. sfmt('|ok|%d|%d|%d|0|%d|0|0|0|', n, amt + n, avail + n, n) ..
         B
-  return write_amount(acc, account, B, ep, epn, opf, oe, rec, n, amt, r, c, x, l)
+  return write_amount(acc, account, B, ep, epn, opf, oe, rec, n, amt, r, cl, x, l)
 end

@@ -5,12 +5,11 @@
 local function op_debit(acc, ep, epn, partial, account, B, opf, amount, now)
   local take = amount + 0  -- raises for a non-number, before any write (lua/reserve.lua)
   if take < 0 then return redis.error_reply('ERR ARGV 6 is not a number >= 0') end
-  local early, oe, _, a, r, c, x, l = open_balance(acc, B, ep, epn, opf, '')
+  local early, oe, _, a, amt, r, c, x, l = open_balance(acc, B, ep, epn, opf, '')
   if early then return early end
-  local amt = a + 0
   local before = amt - r + c
   local status = nil
-  if x ~= '' and x + 0 <= now + 0 then
+  if x <= now + 0 then  -- (x: +inf when the balance never expires)
     status = 'expired'
   elseif take > before then
     if not partial or before <= 0 then status = 'insufficient' else take = before end
@@ -21,7 +20,7 @@ local function op_debit(acc, ep, epn, partial, account, B, opf, amount, now)
   end
   local after = before - take
   local low = '0'
-  if l ~= '' and before >= l + 0 and l + 0 > after then low = '1' end
+  if before >= l and l > after then low = '1' end  -- (l: -inf when none)
   local rec = ep .. sfmt('|ok|%d|%d|%d|', take, amt - take, after) .. low ..
         sfmt('|%d|0|0|0|', -take) .. B
   return write_amount(acc, account, B, ep, epn, opf, oe, rec, -take, amt, r, c, x, l)

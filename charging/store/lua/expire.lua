@@ -22,11 +22,11 @@ for _, member in ipairs(due) do
   if v[1] and v[2] then
     local hs, rexp = string.match(v[2], '^([^:]*):(.*)$')
     local held = tonumber(hs)
-    local a, r, c, tail = string.match(v[1], '^([^:]*):([^:]*):([^:]*):(.*)$')
-    local amt, rsv, cl = tonumber(a), tonumber(r) - held, tonumber(c)
+    local a, amt, r, cl, x, l = state_read(v[1])  -- (lua/_state.lua)
+    local rsv = r - held
     local key = 'expire:' .. bal .. ':' .. res .. ':' .. rexp
     redis.call('HDEL', acc, hf)
-    redis.call('HSET', acc, b, a .. string.format(':%d:', rsv) .. c .. ':' .. tail, '|' .. key,
+    redis.call('HSET', acc, b, state_write(a, amt, rsv, cl, x, l), '|' .. key,
                string.format('%s|ok|0|%s|%d|0|0|%d|-1|1|%s|%s', ARGV[3], a, amt - rsv + cl,
                              -held, bal, res))
     redis.call('SADD', KEYS[2], account .. '|' .. key)

@@ -4,9 +4,8 @@
 -- op_release(..., _, account, B, opf, res)
 local function op_release(acc, ep, epn, _, account, B, opf, res)
   local hf = B .. 'h|' .. res
-  local early, oe, hv, a, r, c, x, l = open_balance(acc, B, ep, epn, opf, res, hf)
+  local early, oe, hv, a, amt, rsv, c, x, l = open_balance(acc, B, ep, epn, opf, res, hf)
   if early then return early end
-  local amt, rsv = a + 0, r + 0
   if not hv then
     return refuse(acc, ep, epn, opf, oe, ep .. '|unknown_reservation|0|' .. a ..
                   sfmt('|%d|0|0|0|0|0|', amt - rsv + c) .. B .. res)
@@ -16,8 +15,7 @@ local function op_release(acc, ep, epn, _, account, B, opf, res)
   local rec = ep .. '|ok|0|' .. a .. sfmt('|%d|0|0|', amt - rsv + held + c) ..
         (held == 0 and '0' or '-' .. hs) .. '|-1|1|' .. B .. res
   rcall('HDEL', acc, hf)
-  rcall('HSET', acc, B, a .. sfmt(':%d:', rsv - held) .. c .. ':' .. x .. ':' .. l,
-             opf, rec)
+  rcall('HSET', acc, B, state_write(a, amt, rsv - held, c, x, l), opf, rec)
   if oe ~= ep then epoch_slow(acc, ep, epn, opf, oe) end
   IXC[account .. '|' .. B .. res] = false
   NUNJ = NUNJ + 1

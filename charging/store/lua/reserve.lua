@@ -11,12 +11,11 @@ local function op_reserve(acc, ep, epn, partial, account, B, opf, res, amount, e
   if grant < 0 then return redis.error_reply('ERR ARGV 7 is not a number >= 0') end
   local _ = exp + 0  -- checked here: the deferred ZADD must not fail at the end of a batch
   local hf = B .. 'h|' .. res
-  local early, oe, hv, a, r, c, x, l = open_balance(acc, B, ep, epn, opf, res, hf)
+  local early, oe, hv, a, amt, rsv, c, x, l = open_balance(acc, B, ep, epn, opf, res, hf)
   if early then return early end
-  local amt, rsv = a + 0, r + 0
   local before = amt - rsv + c
   local gs, status = amount, nil
-  if x ~= '' and x + 0 <= now + 0 then
+  if x <= now + 0 then  -- (x: +inf when the balance never expires)
     status = 'expired'
   elseif grant > before then
     if not partial or before <= 0 then
@@ -34,11 +33,12 @@ local function op_reserve(acc, ep, epn, partial, account, B, opf, res, amount, e
   if hv then hold = sfmt('%d', smatch(hv, '^[^:]*') + grant) end
   local after = before - grant
   local low = '0'
-  if l ~= '' and before >= l + 0 and l + 0 > after then low = '1' end
+  if before >= l and l > after then low = '1' end  -- (l: -inf when none)
   local rec = ep .. '|ok|' .. gs .. '|' .. a .. sfmt('|%d|', after) .. low .. '|0|' ..
         gs .. '|' .. exp .. '|1|' .. B .. res
-  rcall('HSET', acc, B, a .. sfmt(':%d:', rsv + grant) .. c .. ':' .. x .. ':' .. l,
-             hf, hold .. ':' .. exp, opf, rec)
+  -- (state_write inlined: lua/_state.lua)
+  rcall('HSET', acc, B, spack('<Bddddd', 0, amt, rsv + grant, c, x, l) .. a, hf,
+        hold .. ':' .. exp, opf, rec)
   if oe ~= ep then epoch_slow(acc, ep, epn, opf, oe) end
   IXC[account .. '|' .. B .. res] = exp
   NUNJ = NUNJ + 1

@@ -16,6 +16,7 @@ from charging.store.redis_keys import (
     key_slot,
     prefix,
     slot_tag,
+    state_of,
 )
 from tests.charging.store.conftest import Harness
 
@@ -112,9 +113,11 @@ def test_lua_rejects_what_doubles_cannot_hold(rh: Harness) -> None:
         out = await store._eval(lua.CREDIT, keys, ["big", "EUR", epoch, 1, "raw2", str(2**60)])
         assert out.split(b"|")[1] == b"out_of_range"  # the fresh record
         assert (await store.topup("k3", "big", "EUR", 1, now=NOW)).balance_after == MAX_AMOUNT
-        # stored as exact integer text, not "9.007199254741e+15"
-        raw = await store._r.hget(account_key("big"), "EUR|")  # amount:reserved:credit:exp:low
-        assert raw == f"{MAX_AMOUNT}:0:0::".encode()
+        # stored exactly: the binary state (lua/_prelude.lua) holds the amount as a double
+        # (exact below 2^53) and as integer text, not "9.007199254741e+15"
+        raw = await store._r.hget(account_key("big"), "EUR|")
+        assert state_of(raw) == (MAX_AMOUNT, 0, 0, None, None)
+        assert raw[41:] == str(MAX_AMOUNT).encode()
         r = await store.reserve("k4", "big", "EUR", "s", MAX_AMOUNT, ttl=5, now=NOW)
         assert r.ok and r.available_after == 0
         c = await store.commit("k5", "big", "EUR", "s", MAX_AMOUNT - 12345, now=NOW)
@@ -286,3 +289,49 @@ def test_account_hash_is_a_hashtable_from_creation(rh: Harness) -> None:
         assert await store.expire_reservations(now=NOW + 10**9) == []
 
     rh.run(body)
+
+
+def test_a_text_state_from_an_older_version_is_read_and_rewritten(rh: Harness) -> None:
+    """Accounts written before the binary balance state hold "a:r:c:x:l" text: every script
+    reads it (ops, get, the TTL sweep) and the next op that writes the state stores it in the
+    binary layout (lua/_prelude.lua), same figures."""
+
+    async def body(store: Any) -> None:
+        spec = [BalanceSpec("EUR", BalanceKind.MONEY, "EUR", 1000, 50, low_threshold=900,
+                            expires_at=NOW + 10_000)]
+        await store.create_account("old", AccountKind.PREPAID_PARTNER, spec)
+        key = account_key("old")
+        x_us = int((NOW + 10_000) * 1_000_000)
+        binary = await store._r.hget(key, "EUR|")
+        assert state_of(binary) == (1000, 0, 50, x_us, 900)
+        await store._r.hset(key, "EUR|", f"1000:0:50:{x_us}:900")  # the older text layout
+        assert state_of(await store._r.hget(key, "EUR|")) == (1000, 0, 50, x_us, 900)
+        assert (await store.get("old")).balances[0].amount == 1000
+        r = await store.reserve("k1", "old", "EUR", "s1", 200, ttl=5, now=NOW)
+        assert r.ok and r.available_after == 850 and r.low_balance
+        assert state_of(await store._r.hget(key, "EUR|")) == (1000, 200, 50, x_us, 900)
+        assert (await store._r.hget(key, "EUR|"))[0] == 0  # rewritten: binary
+        await store._r.hset(key, "EUR|", f"1000:200:50:{x_us}:900")  # text again
+        swept = await store.expire_reservations(now=NOW + 6)
+        assert [(e.status, e.available_after) for e in swept] == [(OpStatus.OK, 1050)]
+        assert state_of(await store._r.hget(key, "EUR|")) == (1000, 0, 50, x_us, 900)
+        await store._r.hset(key, "EUR|", "1000:0:50::")  # no expiry, no threshold
+        d = await store.debit("k2", "old", "EUR", 1040, now=NOW + 10_001)
+        assert d.ok and d.balance_after == -40 and not d.low_balance
+        view = (await store.get("old")).balances[0]
+        assert (view.amount, view.reserved, view.credit_limit, view.expires_at) == (-40, 0, 50,
+                                                                                   None)
+
+    rh.run(body)
+
+
+def test_state_of_reads_both_layouts() -> None:
+    import struct
+
+    inf = float("inf")
+    raw = struct.pack("<Bddddd", 0, 2**53 - 1, 7, 0, inf, -inf) + str(2**53 - 1).encode()
+    assert state_of(raw) == (2**53 - 1, 7, 0, None, None)
+    raw = struct.pack("<Bddddd", 0, -5, 0, 10, 1.8e15, 3) + b"-5"
+    assert state_of(raw) == (-5, 0, 10, 1_800_000_000_000_000, 3)
+    assert state_of(b"12:3:0::") == (12, 3, 0, None, None)
+    assert state_of(b"12:3:0:99:-4") == (12, 3, 0, 99, -4)
