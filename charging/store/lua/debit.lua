@@ -9,7 +9,7 @@ local function op_debit(acc, ep, epn, partial, account, B, opf, amount, now)
   if early then return early end
   local before = amt - r + c
   local status = nil
-  if x <= now + 0 then  -- (x: +inf when the balance never expires)
+  if x ~= INF and x <= now + 0 then  -- (x: +inf when the balance never expires)
     status = 'expired'
   elseif take > before then
     if not partial or before <= 0 then status = 'insufficient' else take = before end

@@ -15,7 +15,7 @@ local function op_reserve(acc, ep, epn, partial, account, B, opf, res, amount, e
   if early then return early end
   local before = amt - rsv + c
   local gs, status = amount, nil
-  if x <= now + 0 then  -- (x: +inf when the balance never expires)
+  if x ~= INF and x <= now + 0 then  -- (x: +inf when the balance never expires)
     status = 'expired'
   elseif grant > before then
     if not partial or before <= 0 then
