@@ -24,7 +24,7 @@ slicing-by-8 table of journal_crc.pxi (which journal_scan.pyx keeps).
 """
 
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyByteArray_Resize
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_Check, PyBytes_GET_SIZE
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_Check, PyBytes_CheckExact, PyBytes_GET_SIZE
 from cpython.dict cimport PyDict_CheckExact
 from cpython.list cimport PyList_GET_ITEM, PyList_GetSlice
 from libc.stdint cimport uint32_t, uint8_t
@@ -358,6 +358,20 @@ cdef extern from *:
         if (rc) o->pos = at;
         return rc;
     }
+
+    /* Room for n bytes in the bytearray's allocation, its size and contents unchanged. */
+    static int icx_reserve(PyObject* buf, Py_ssize_t n) {
+        icx_out o;
+        Py_ssize_t at;
+        icx_out_open(&o, buf);
+        if (n <= o.cap || ((PyByteArrayObject*)buf)->ob_exports > 0) return 0;
+        at = o.pos;
+        if (PyByteArray_Resize(buf, n) < 0) return -1;
+        icx_out_room(&o);
+        o.pos = at;
+        icx_out_close(&o);
+        return 0;
+    }
     """
     ctypedef struct icx_out:
         unsigned char* base
@@ -368,6 +382,7 @@ cdef extern from *:
     void icx_out_close(icx_out* o)
     int icx_out_grow(icx_out* o, Py_ssize_t need) except -1
     int icx_enc_record(icx_out* o, object r) except -1
+    int icx_reserve(object buf, Py_ssize_t n) except -1
 
 
 cdef Py_ssize_t MAX_RECORD = 16 * 1024 * 1024
@@ -634,21 +649,35 @@ cdef object _pack_native(pack, list records, Py_ssize_t start, bytearray buf,
                          segment):
     """pack_frames with the built-in encoder (icx_enc_record) for dict records: each is
     encoded straight into ``buf`` behind room for its frame head, its CRC taken from there
-    (still in cache), the head filled in. Records it declines, and bytes/non-dict records,
-    go through the reference path one by one."""
+    (still in cache), the head filled in; a bytes record is copied the same way. Records it
+    declines, and any other kind, go through the reference path one by one."""
     cdef Py_ssize_t n = len(records)
     cdef Py_ssize_t i = start
     cdef Py_ssize_t at, plen, size
     cdef unsigned char* d
     cdef icx_out out
+    cdef int rc
     cdef object r, payload
     icx_out_open(&out, buf)
     try:
         while i < n:
             r = <object>PyList_GET_ITEM(records, i)
-            if PyDict_CheckExact(r):
-                at = out.pos
-                if icx_enc_record(&out, r) == 0:
+            at = out.pos
+            if PyBytes_CheckExact(r):  # already packed: copied as it is
+                plen = PyBytes_GET_SIZE(r)
+                if plen > MAX_RECORD:
+                    raise ValueError(
+                        f"journal record of {plen} bytes exceeds the {MAX_RECORD} limit")
+                if offset > HEADER_LEN and offset + HEAD + plen > limit:
+                    return (i, offset)
+                if at + HEAD + plen > out.cap:
+                    icx_out_grow(&out, HEAD + plen)
+                memcpy(out.base + at + HEAD, PyBytes_AS_STRING(r), plen)
+                out.pos = at + HEAD + plen
+                rc = 0
+            elif PyDict_CheckExact(r):
+                rc = icx_enc_record(&out, r)
+                if rc == 0:
                     plen = out.pos - at - HEAD
                     if plen > MAX_RECORD:
                         out.pos = at
@@ -657,19 +686,22 @@ cdef object _pack_native(pack, list records, Py_ssize_t start, bytearray buf,
                     if offset > HEADER_LEN and offset + HEAD + plen > limit:
                         out.pos = at
                         return (i, offset)
-                    d = out.base + at
-                    d[0] = 0xCE
-                    _put_be32(d + 1, <uint32_t>plen)
-                    d[5] = 0xCE
-                    _put_be32(d + 6, _crc(d + HEAD, plen))
-                    offset += HEAD + plen
-                    if ends is not None:
-                        if position is None:
-                            ends.append(offset)
-                        else:
-                            ends.append(icx_make_position(position, segment, offset))
-                    i += 1
-                    continue
+            else:
+                rc = 1
+            if rc == 0:
+                d = out.base + at
+                d[0] = 0xCE
+                _put_be32(d + 1, <uint32_t>plen)
+                d[5] = 0xCE
+                _put_be32(d + 6, _crc(d + HEAD, plen))
+                offset += HEAD + plen
+                if ends is not None:
+                    if position is None:
+                        ends.append(offset)
+                    else:
+                        ends.append(icx_make_position(position, segment, offset))
+                i += 1
+                continue
             # the reference path runs Python code: the bytearray must be consistent meanwhile
             icx_out_close(&out)
             payload = _reference_payload(pack, r, fallback)
@@ -691,6 +723,14 @@ cdef object _pack_native(pack, list records, Py_ssize_t start, bytearray buf,
         return (i, offset)
     finally:
         icx_out_close(&out)
+
+
+def reserve(bytearray buf, Py_ssize_t n):
+    """Make room for ``n`` bytes in ``buf``'s allocation without changing its size or
+    contents (nothing when it has the room, or an export pins it), so framing that much
+    into it needs no reallocation: a group's buffer starts with room for what the last
+    group held. See charging.journal.framing.reserve."""
+    icx_reserve(buf, n)
 
 
 def pack_frames(pack, list records, Py_ssize_t start, bytearray buf, Py_ssize_t offset,

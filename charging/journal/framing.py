@@ -125,6 +125,22 @@ def record_packers() -> tuple[Callable[[Any], bytes], Callable[[Any], bytes] | N
     return msgspec.msgpack.Encoder().encode, reference
 
 
+def reserve(buf: bytearray, n: int) -> None:
+    """Make room for ``n`` bytes in ``buf`` ahead of use, its size and contents unchanged.
+
+    A bytearray's allocation is not visible from Python, so here this does nothing; the
+    compiled twin sizes the allocation, so that framing a group that large into ``buf``
+    needs no reallocation (select with :func:`buffer_reserve`)."""
+
+
+def buffer_reserve() -> Callable[[bytearray, int], None]:
+    """:func:`reserve`, the compiled twin when built and enabled, else the pure one."""
+    import cython_ext
+
+    mod = cython_ext.load("journal_frame")
+    return mod.reserve if mod is not None else reserve  # type: ignore[no-any-return]
+
+
 def frame_packer() -> PackFrames:
     """:func:`pack_frames`, the compiled twin when built and enabled, else the pure one."""
     import cython_ext

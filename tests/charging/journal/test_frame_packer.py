@@ -319,3 +319,26 @@ def test_exported_buffer_refused(impl: Any) -> None:
         impl(pack, [{"a": 1}], 0, buf, HEADER_LEN, 1 << 30, None, fallback)
     assert bytes(buf) == b"abc"
     view.release()
+
+
+@pytest.mark.parametrize("reserve", [framing.reserve] + (
+    [_ext.reserve] if _ext is not None else []), ids=["py", "cython"][:1 + (_ext is not None)])
+def test_reserve_keeps_size_and_bytes(reserve: Any) -> None:
+    """reserve() changes nothing a caller can see: size and bytes stay; framing into the
+    buffer afterwards gives the same bytes as into a fresh one."""
+    pack, fallback = framing.record_packers()
+    for start in (b"", b"abc", bytes(range(256)) * 20):
+        buf = bytearray(start)
+        reserve(buf, 100_000)
+        assert bytes(buf) == start
+        reserve(buf, 10)  # smaller than what it holds: nothing
+        assert bytes(buf) == start
+        recs = [{"i": i, "s": "x" * i} for i in range(50)]
+        framing.frame_packer()(pack, recs, 0, buf, HEADER_LEN, 1 << 40, None, fallback,
+                               None, 0, True)
+        assert bytes(buf) == start + b"".join(frame(_pack(r)) for r in recs)
+    buf = bytearray(b"pinned")
+    view = memoryview(buf)
+    reserve(buf, 1 << 20)  # an export pins the buffer: nothing, no error
+    assert bytes(buf) == b"pinned"
+    view.release()
