@@ -2,7 +2,8 @@
 journal records (group commit with fsync), no Diameter, no agent.
 
 ``python -m benchmarks.charging_decide [--requests 20000] [--concurrency 256] [--no-fsync]
-[--reps 3] [--handle] [--python-path] [--profile out.prof]`` prints ONE JSON line. ``value``:
+[--reps 3] [--handle] [--python-path] [--profile out.prof] [--callgrind]`` prints ONE JSON
+line. ``value``:
 process CPU µs per CCR of the whole core (mix I/U/U/T, voice + data sessions, like
 benchmarks/ro.py); ``baseline``: the CPU µs per CCR of the bare store ops the same mix needs
 (reserve / commit+reserve / commit, measured in the same run on a fresh store) -- the floor
@@ -10,16 +11,23 @@ the core adds to. Medians of ``--reps`` repetitions; ``value_min`` too; ``fast_p
 decide() ran its compiled twin (``--python-path``: the Python path instead, for an A/B);
 ``loop_thread_us``: the event-loop thread alone (without the journal writer thread's
 write/fsync system time). ``load`` is the 1-minute load average at the start.
+``gc_gen0_per_kccr``: young-generation collections per 1,000 CCRs (allocation churn of GC
+objects); ``blocks_kept_per_ccr``: allocated blocks still alive after the run per CCR (what
+the caches and journal buffers keep). ``--callgrind`` under ``valgrind --tool=callgrind
+--instr-atstart=no``: only the measured loop is instrumented (instructions per CCR = Ir /
+requests; use ``--reps 1``).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -56,6 +64,12 @@ def requests_for(i: int, updates: int = 2) -> list[ChargingRequest]:
     return out
 
 
+def _callgrind(*opts: str) -> None:
+    import subprocess
+    subprocess.run(["callgrind_control", *opts, str(os.getpid())], check=True,
+                   stdout=subprocess.DEVNULL)
+
+
 def drive(coro: Any) -> Any:
     try:
         coro.send(None)
@@ -65,6 +79,8 @@ def drive(coro: Any) -> Any:
 
 
 async def core_run(tmp: Path, args: argparse.Namespace, prof: Any) -> tuple[float, float]:
+    """CPU µs per CCR of the whole process and of the loop thread; also fills
+    ``args.alloc`` (GC gen-0 collections per 1,000 CCRs, allocated blocks kept per CCR)."""
     from icx.charging_app import build_charging
     from icx.settings import load_settings
 
@@ -80,7 +96,10 @@ async def core_run(tmp: Path, args: argparse.Namespace, prof: Any) -> tuple[floa
     await app.journal.flush()
     now = time.time()
     done = 0
+    gc0, blocks0 = gc.get_stats()[0]["collections"], sys.getallocatedblocks()
     c0, l0 = time.process_time(), time.thread_time()
+    if args.callgrind:  # instrument only the measured loop (run under valgrind)
+        _callgrind("-i", "on")
     if prof:
         prof.enable()
     # Waves of `concurrency` sessions, one step each per wave: I for all, then U, U, T; each
@@ -103,7 +122,11 @@ async def core_run(tmp: Path, args: argparse.Namespace, prof: Any) -> tuple[floa
             done += len(block)
     if prof:
         prof.disable()
+    if args.callgrind:
+        _callgrind("-i", "off")
     used, loop_used = time.process_time() - c0, time.thread_time() - l0
+    args.alloc.append(((gc.get_stats()[0]["collections"] - gc0) * 1000 / done,
+                       (sys.getallocatedblocks() - blocks0) / done))
     await app.close()
     return used / done * 1e6, loop_used / done * 1e6
 
@@ -142,7 +165,12 @@ def main() -> None:
     ap.add_argument("--handle", action="store_true",
                     help="await handle() per request in tasks instead of decide() eagerly "
                          "(automatic for a service without decide(): the old path)")
+    ap.add_argument("--callgrind", action="store_true",
+                    help="run under `valgrind --tool=callgrind --instr-atstart=no`: only the "
+                         "measured loop is instrumented (instructions per CCR = Ir / "
+                         "(requests * reps)); the bare store ops are not")
     args = ap.parse_args()
+    args.alloc = []
     load = os.getloadavg()[0]
     prof = None
     if args.profile:
@@ -174,6 +202,8 @@ def main() -> None:
         "path": getattr(args, "path", "decide"),
         "fast_path": load_ext("charging_slice") is not None and not args.python_path,
         "requests": args.requests, "reps": args.reps, "fsync": args.fsync,
+        "gc_gen0_per_kccr": round(statistics.median(a[0] for a in args.alloc), 2),
+        "blocks_kept_per_ccr": round(statistics.median(a[1] for a in args.alloc), 1),
         "load": round(load, 2)}))
 
 

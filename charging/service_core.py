@@ -17,15 +17,18 @@ from charging.money import format_amount
 from charging.ports import Accounts, Ledger, RatedLike, Rater
 from charging.rating.engine import EXACT_C_USAGE
 from charging.requests import (
+    SERVICE_UNIT,
     ChargingRequest,
     ChargingResult,
     Outcome,
     ServiceKind,
+    ServiceUnits,
     UnitKind,
     UnitsResult,
     Verb,
 )
 from charging.sessions import Grant, Session, SessionTable
+from charging.store import base as _store_base
 from charging.store.base import MAX_AMOUNT, BalanceKind, OpStatus
 
 # The compiled twin of the plain online request on the embedded store's synchronous ledger
@@ -39,7 +42,10 @@ if _slice is not None:
                 charging_result_cls=ChargingResult, units_result_cls=UnitsResult,
                 session_cls=Session, max_amount=MAX_AMOUNT,
                 amount_cache=_records._AMOUNT_CACHE, amount_text=_records.amount_text,
-                op_types=_records.OP_TYPES, exact_usage=EXACT_C_USAGE)
+                op_types=_records.OP_TYPES, exact_usage=EXACT_C_USAGE,
+                grant_cls=Grant, request_cls=ChargingRequest, units_cls=ServiceUnits,
+                op_result_cls=_store_base.OpResult, effect_cls=_store_base.Effect,
+                hold_cls=_store_base.Hold, service_unit=SERVICE_UNIT)
 
 
 @dataclass(frozen=True, slots=True)

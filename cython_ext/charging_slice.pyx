@@ -28,14 +28,26 @@ parity tests (tests/charging/test_service_fast_path.py) run random sessions thro
 paths and compare answers, balances, holds and journal bytes.
 """
 
-from cpython.dict cimport PyDict_Copy, PyDict_GetItem
+cimport cython
+from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython.dict cimport PyDict_Copy, PyDict_GetItem, PyDict_Next
+from cpython.float cimport PyFloat_AS_DOUBLE
+from cpython.long cimport (PyLong_AsLongLongAndOverflow, PyLong_AsUnsignedLongLong,
+                           PyLong_FromDouble)
+from cpython.unicode cimport PyUnicode_AsUTF8AndSize
+from libc.stdlib cimport free, malloc, realloc
+from libc.string cimport memcpy
+from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.object cimport PyObject
-from cpython.tuple cimport PyTuple_GET_SIZE
+from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
+
+include "charging_slots.pxi"
 
 # Bound by init() (cython_ext never imports charging: the dependency rule)
 cdef object _INITIAL, _UPDATE, _TERMINATE, _EVENT
 cdef object _SUCCESS, _OK, _UNKNOWN_RES, _MONEY
-cdef object _ChargingResult, _UnitsResult, _Session
+cdef object _ChargingResult, _UnitsResult, _Session, _Grant
+cdef dict _SERVICE_UNIT = {}
 cdef object _MAX_AMOUNT, _EXACT_C_USAGE
 cdef dict _AMOUNT_CACHE
 cdef object _amount_text
@@ -48,11 +60,18 @@ cdef bint _ready = False
 
 def init(*, verbs, success, ok, unknown_reservation, money_unit, charging_result_cls,
          units_result_cls, session_cls, max_amount, amount_cache, amount_text, op_types,
-         exact_usage):
-    """Bind the reference classes and constants (charging/service_core.py calls it once)."""
+         exact_usage, grant_cls=None, request_cls=None, units_cls=None, op_result_cls=None,
+         effect_cls=None, hold_cls=None, service_unit=None):
+    """Bind the reference classes and constants (charging/service_core.py calls it once).
+    The classes' field layouts are read here (charging_slots.pxi); a class not given is
+    reached by attribute name."""
     global _INITIAL, _UPDATE, _TERMINATE, _EVENT, _SUCCESS, _OK, _UNKNOWN_RES, _MONEY
     global _ChargingResult, _UnitsResult, _Session, _MAX_AMOUNT, _AMOUNT_CACHE, _amount_text
-    global _TYPES, _ready, _EXACT_C_USAGE
+    global _TYPES, _ready, _EXACT_C_USAGE, _Grant, _SERVICE_UNIT
+    _Grant = grant_cls
+    _SERVICE_UNIT = dict(service_unit or {})
+    _bind_layouts(session_cls, grant_cls, request_cls, units_cls, units_result_cls,
+                  charging_result_cls, op_result_cls, effect_cls, hold_cls)
     _INITIAL, _UPDATE, _TERMINATE, _EVENT = verbs
     _SUCCESS = success
     _OK = ok
@@ -105,21 +124,22 @@ cdef dict _record(dict rec, str op, res, str record_id, object ts_us, dict meta)
     cdef PyObject *m
     if "type" not in rec:
         rec["type"] = _TYPES.get(op, "rated")
-    for e in res.effects:
-        key = (e.account, e.balance)
+    for e in op_(res, O_EFFECTS):
+        key = (ef(e, E_ACCOUNT), ef(e, E_BALANCE))
         m = PyDict_GetItem(meta, key)
         mt = <object>m if m is not NULL else _NO_META
-        effects.append({"account": e.account, "balance": e.balance, "currency": mt[1],
-                        "amount": _amount(e.amount, mt[0])})
-    for h in res.holds:
-        exp = h.expires_at
-        key = (h.account, h.balance)
+        effects.append({"account": ef(e, E_ACCOUNT), "balance": ef(e, E_BALANCE),
+                        "currency": mt[1], "amount": _amount(ef(e, E_AMOUNT), mt[0])})
+    for h in op_(res, O_HOLDS):
+        exp = ho(h, H_EXPIRES_AT)
+        key = (ho(h, H_ACCOUNT), ho(h, H_BALANCE))
         m = PyDict_GetItem(meta, key)
         mt = <object>m if m is not NULL else _NO_META
-        holds.append({"account": h.account, "balance": h.balance,
-                      "reservation": h.reservation, "amount": _amount(h.amount, mt[0]),
-                      "expires": None if exp is None else round(exp * 1_000_000)})
-    status = res.status
+        holds.append({"account": ho(h, H_ACCOUNT), "balance": ho(h, H_BALANCE),
+                      "reservation": ho(h, H_RESERVATION),
+                      "amount": _amount(ho(h, H_AMOUNT), mt[0]),
+                      "expires": None if exp is None else _round_us(exp)})
+    status = op_(res, O_STATUS)
     m = PyDict_GetItem(_STATUS_TEXT, status)
     if m is NULL:
         status_text = status.value
@@ -129,45 +149,116 @@ cdef dict _record(dict rec, str op, res, str record_id, object ts_us, dict meta)
     rec["v"] = 1
     rec["id"] = record_id
     rec["ts"] = ts_us
-    rec["idem"] = res.key
+    rec["idem"] = op_(res, O_KEY)
     rec["op"] = op
     rec["result"] = status_text
-    rec["granted"] = res.granted
+    rec["granted"] = op_(res, O_GRANTED)
     rec["balance_effects"] = effects
     rec["holds"] = holds
     return rec
 
 
 cdef inline bint _moved(res) except -1:
-    return res.status is _OK or bool(res.effects) or bool(res.holds)
+    return (op_(res, O_STATUS) is _OK or bool(op_(res, O_EFFECTS))
+            or bool(op_(res, O_HOLDS)))
+
+
+cdef extern from "<math.h>" nogil:
+    double rint(double x)
+
+
+cdef object _round_us(object t):
+    """round(t * 1_000_000) (epoch seconds -> integer microseconds, as records.py does):
+    for a float, rint() in the default rounding mode is round-half-even as Python's round()."""
+    cdef double d
+    if type(t) is float:
+        d = (<double>t) * 1000000.0
+        if -9.0e15 < d < 9.0e15:
+            return PyLong_FromDouble(rint(d))
+    return round(t * 1_000_000)
 
 
 cdef object _units(su, outcome, unit, granted, validity_time, final_unit, used_cost,
                    qht, threshold):
     """requests.units_result."""
     r = _new(_UnitsResult)
-    r.rating_group = su.rating_group
-    r.service_id = su.service_id
-    r.outcome = outcome
-    r.unit = unit
-    r.granted = granted
-    r.validity_time = validity_time
-    r.final_unit = final_unit
-    r.used_cost = used_cost
-    r.quota_holding_time = qht
-    r.quota_threshold = threshold
+    ur_set(r, UR_RATING_GROUP, su_(su, U_RATING_GROUP))
+    ur_set(r, UR_SERVICE_ID, su_(su, U_SERVICE_ID))
+    ur_set(r, UR_OUTCOME, outcome)
+    ur_set(r, UR_UNIT, unit)
+    ur_set(r, UR_GRANTED, granted)
+    ur_set(r, UR_VALIDITY_TIME, validity_time)
+    ur_set(r, UR_FINAL_UNIT, final_unit)
+    ur_set(r, UR_USED_COST, used_cost)
+    ur_set(r, UR_QHT, qht)
+    ur_set(r, UR_THRESHOLD, threshold)
     return r
 
 
-cdef inline str _hold_id(str sid, grant, object n):
-    """Grant.hold_id."""
-    return f"{sid}|{grant.key}|{n}"
+cdef extern from "Python.h":
+    bint PyUnicode_IS_COMPACT_ASCII(object o)
+    void *PyUnicode_DATA(object o)
+    Py_ssize_t PyUnicode_GET_LENGTH(object o)
+    object PyUnicode_FromKindAndData(int kind, const void *buf, Py_ssize_t size)
+    int PyUnicode_1BYTE_KIND
+
+
+cdef inline Py_ssize_t _put_dec(char *p, long long v):
+    """Decimal digits of *v* at *p* (as str(int)); returns how many chars."""
+    cdef char tmp[24]
+    cdef Py_ssize_t n = 0, i
+    cdef unsigned long long u
+    cdef Py_ssize_t at = 0
+    if v < 0:
+        p[0] = 45  # '-'
+        at = 1
+        u = <unsigned long long>(-(v + 1)) + 1
+    else:
+        u = <unsigned long long>v
+    while True:
+        tmp[n] = <char>(48 + u % 10)
+        n += 1
+        u //= 10
+        if u == 0:
+            break
+    for i in range(n):
+        p[at + i] = tmp[n - 1 - i]
+    return at + n
+
+
+cdef str _hold_id(str sid, object key, object n):
+    """Grant.hold_id: f"{sid}|{key}|{n}" (written by hand for an ASCII id and int parts)."""
+    cdef char buf[320]
+    cdef int o1 = 0, o2 = 0
+    cdef long long k, m
+    cdef Py_ssize_t ln, at
+    if type(key) is int and type(n) is int and PyUnicode_IS_COMPACT_ASCII(sid):
+        ln = PyUnicode_GET_LENGTH(sid)
+        if ln <= 256:
+            k = PyLong_AsLongLongAndOverflow(key, &o1)
+            m = PyLong_AsLongLongAndOverflow(n, &o2)
+            if not o1 and not o2:
+                memcpy(buf, PyUnicode_DATA(sid), ln)
+                at = ln
+                buf[at] = 124  # '|'
+                at += 1
+                at += _put_dec(buf + at, k)
+                buf[at] = 124
+                at += 1
+                at += _put_dec(buf + at, m)
+                return PyUnicode_FromKindAndData(PyUnicode_1BYTE_KIND, buf, at)
+    return f"{sid}|{key}|{n}"
+
+
+def hold_id(str sid, key, n):
+    """For the tests: :func:`_hold_id`."""
+    return _hold_id(sid, key, n)
 
 
 cdef inline dict _hold_fields(str sid, req, grant, str price):
     """OnlineCharging._hold_fields."""
-    return {"session": sid, "request": str(req.request_number), "service": grant.svc,
-            "price": price}
+    return {"session": sid, "request": str(rq(req, R_REQUEST_NUMBER)),
+            "service": gr(grant, G_SVC), "price": price}
 
 
 # ---------------------------------------------------------------------- record bytes
@@ -178,12 +269,6 @@ cdef inline dict _hold_fields(str sid, req, grant, str price):
 # builds the dict instead. tests/charging/test_service_fast_path.py checks the bytes against
 # msgpack's over random fields and results.
 
-from cpython.bytes cimport PyBytes_FromStringAndSize
-from cpython.float cimport PyFloat_AS_DOUBLE
-from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_AsUnsignedLongLong
-from cpython.unicode cimport PyUnicode_AsUTF8AndSize
-from libc.stdlib cimport free, malloc, realloc
-from libc.string cimport memcpy
 
 cdef struct Buf:
     unsigned char *p  # a stack array, or heap once a record outgrows it
@@ -197,11 +282,15 @@ cdef tuple _OVER = ("v", "id", "ts", "idem", "op", "result", "granted", "balance
 cdef dict _OVER_AT = {k: i for i, k in enumerate(_OVER)}
 
 
-cdef int _room(Buf *b, Py_ssize_t k) except -1:
-    cdef Py_ssize_t cap
-    cdef unsigned char *p
+cdef inline int _room(Buf *b, Py_ssize_t k) except -1:
     if b.n + k <= b.cap:
         return 0
+    return _grow(b, k)
+
+
+cdef int _grow(Buf *b, Py_ssize_t k) except -1:
+    cdef Py_ssize_t cap
+    cdef unsigned char *p
     cap = b.cap * 2
     while cap < b.n + k:
         cap *= 2
@@ -238,7 +327,19 @@ cdef inline int _be(Buf *b, unsigned char tag, unsigned long long v, int nbytes)
 
 cdef int _w_str(Buf *b, str s) except -1:
     cdef Py_ssize_t n
-    cdef const char *u = PyUnicode_AsUTF8AndSize(s, &n)
+    cdef const char *u
+    if PyUnicode_IS_COMPACT_ASCII(s):
+        # an ASCII str is its own UTF-8: no conversion call, one room check
+        n = PyUnicode_GET_LENGTH(s)
+        if n < 32:
+            _room(b, n + 1)
+            b.p[b.n] = 0xa0 | <unsigned char>n
+            memcpy(b.p + b.n + 1, PyUnicode_DATA(s), n)
+            b.n += n + 1
+            return 0
+        u = <const char*>PyUnicode_DATA(s)
+    else:
+        u = PyUnicode_AsUTF8AndSize(s, &n)
     if n < 32:
         _b1(b, 0xa0 | <unsigned char>n)
     elif n < 256:
@@ -251,6 +352,11 @@ cdef int _w_str(Buf *b, str s) except -1:
     memcpy(b.p + b.n, u, n)
     b.n += n
     return 0
+
+
+# (typed: a literal beyond the C int range would make Cython compare as Python ints)
+cdef long long _U32_END = 4294967296
+cdef long long _I32_MIN = -2147483648
 
 
 cdef int _w_int(Buf *b, object v) except -1:
@@ -275,7 +381,7 @@ cdef int _w_int(Buf *b, object v) except -1:
             _be(b, 0xcc, x, 1)
         elif x < 65536:
             _be(b, 0xcd, x, 2)
-        elif x < 4294967296:
+        elif x < _U32_END:
             _be(b, 0xce, x, 4)
         else:
             _be(b, 0xcf, x, 8)
@@ -285,7 +391,7 @@ cdef int _w_int(Buf *b, object v) except -1:
         _be(b, 0xd0, <unsigned long long>x, 1)
     elif x >= -32768:
         _be(b, 0xd1, <unsigned long long>x, 2)
-    elif x >= -2147483648:
+    elif x >= _I32_MIN:
         _be(b, 0xd2, <unsigned long long>x, 4)
     else:
         _be(b, 0xd3, <unsigned long long>x, 8)
@@ -363,43 +469,45 @@ cdef int _w_over(Buf *b, Py_ssize_t i, str op, res, str record_id, object ts_us,
     if i == 2:
         return _w_obj(b, ts_us)
     if i == 3:
-        return _w_obj(b, res.key)
+        return _w_obj(b, op_(res, O_KEY))
     if i == 4:
         return _w_str(b, op)
     if i == 5:
         return _w_obj(b, status_text)
     if i == 6:
-        return _w_obj(b, res.granted)
+        return _w_obj(b, op_(res, O_GRANTED))
     if i == 7:
-        effects = res.effects
+        effects = op_(res, O_EFFECTS)
         _w_len(b, 0x90, 0xdc, 0xdd, len(effects))
         for e in effects:
-            mt = _meta_get(meta, e.account, e.balance)
+            account, balance = ef(e, E_ACCOUNT), ef(e, E_BALANCE)
+            mt = _meta_get(meta, account, balance)
             _b1(b, 0x84)
-            if _w_kv(b, "account", e.account):
+            if _w_kv(b, "account", account):
                 return 1
-            if _w_kv(b, "balance", e.balance):
+            if _w_kv(b, "balance", balance):
                 return 1
-            if _w_kv(b, "currency", mt[1]):
+            if _w_kv(b, "currency", (<tuple>mt)[1]):
                 return 1
-            if _w_kv(b, "amount", _amount(e.amount, mt[0])):
+            if _w_kv(b, "amount", _amount(ef(e, E_AMOUNT), (<tuple>mt)[0])):
                 return 1
         return 0
-    holds = res.holds
+    holds = op_(res, O_HOLDS)
     _w_len(b, 0x90, 0xdc, 0xdd, len(holds))
     for h in holds:
-        mt = _meta_get(meta, h.account, h.balance)
-        exp = h.expires_at
+        account, balance = ho(h, H_ACCOUNT), ho(h, H_BALANCE)
+        mt = _meta_get(meta, account, balance)
+        exp = ho(h, H_EXPIRES_AT)
         _b1(b, 0x85)
-        if _w_kv(b, "account", h.account):
+        if _w_kv(b, "account", account):
             return 1
-        if _w_kv(b, "balance", h.balance):
+        if _w_kv(b, "balance", balance):
             return 1
-        if _w_kv(b, "reservation", h.reservation):
+        if _w_kv(b, "reservation", ho(h, H_RESERVATION)):
             return 1
-        if _w_kv(b, "amount", _amount(h.amount, mt[0])):
+        if _w_kv(b, "amount", _amount(ho(h, H_AMOUNT), (<tuple>mt)[0])):
             return 1
-        if _w_kv(b, "expires", None if exp is None else round(exp * 1_000_000)):
+        if _w_kv(b, "expires", None if exp is None else _round_us(exp)):
             return 1
     return 0
 
@@ -410,9 +518,11 @@ for _i in range(9):
 cdef Py_ssize_t _HEAD = 5  # room for the largest map header, written once the size is known
 
 
-cdef inline int _over_index(str k) except -2:
-    """The index of *k* in _OVER, or -1: by the str's cached hash first (no dict lookup)."""
-    cdef Py_hash_t h = hash(k)
+cdef Py_hash_t _TYPE_HASH = hash("type")
+
+
+cdef inline int _over_index(str k, Py_hash_t h) except -2:
+    """The index of *k* (hash *h*) in _OVER, or -1: by the str's cached hash first."""
     cdef int i
     for i in range(9):
         if _OVER_HASH[i] == h and k == <str>_OVER[i]:
@@ -445,32 +555,35 @@ cdef object _pack_into(Buf *b, dict fields, str op, res, str record_id, object t
     cdef bint has_type = False
     for i in range(9):
         present[i] = False
-    status = res.status
+    status = op_(res, O_STATUS)
     m = PyDict_GetItem(_STATUS_TEXT, status)
     if m is NULL:
         status_text = status.value
         _STATUS_TEXT[status] = status_text
     else:
         status_text = <object>m
+    cdef Py_hash_t h
     n = len(fields)
     for k, v in fields.items():
         if type(k) is not str:
             return None
         _w_str(b, <str>k)
-        i = _over_index(<str>k)
+        h = hash(<str>k)  # (cached on the str)
+        i = _over_index(<str>k, h)
         if i >= 0:
             present[i] = True
             if _w_over(b, i, op, res, record_id, ts_us, meta, status_text):
                 return None
         else:
-            if not has_type and (<str>k) == "type":
+            if not has_type and h == _TYPE_HASH and (<str>k) == "type":
                 has_type = True
             if _w_obj(b, v):
                 return None
     if not has_type:
         n += 1
         _w_str(b, "type")
-        _w_str(b, _TYPES.get(op, "rated"))
+        m = PyDict_GetItem(_TYPES, op) if type(_TYPES) is dict else NULL
+        _w_str(b, <object>m if m is not NULL else _TYPES.get(op, "rated"))
     for i in range(9):
         if not present[i]:
             n += 1
@@ -509,20 +622,321 @@ def pack_record(dict fields, str op, res, str record_id, ts_us, dict meta):
     return _pack_record(fields, op, res, record_id, ts_us, meta)
 
 
-# ---------------------------------------------------------------------- the fast path
+# ---------------------------------------------------------------------- record templates
+# Every commit record of the online path has the same keys in the same order (the grant's
+# rated fields, request/usage/price/end, the tariff fields, then the record's own keys), and
+# so has every reserve record: only values change. A template is that shape packed once --
+# the map header, every key, the constant values ("v", "op", "type") -- with a code where a
+# value is written per record: the next entry of the fields dict (its key checked against
+# the template's: same key, same place), the status, the store result's parts, or one of the
+# per-record values. A record whose dicts do not have the template's keys (another shape)
+# gets a template of its own shape; one the packer cannot write goes the dict path. Same
+# bytes as _pack_record of the dict the Python path builds (hypothesis: test_service_fast_path).
+
+cdef enum:
+    V_ID = 1
+    V_TS = 2
+    V_IDEM = 3
+    V_RESULT = 4
+    V_GRANTED = 5
+    V_EFFECTS = 6
+    V_HOLDS = 7
+    V_REQUEST = 8   # the per-record values (_pack_tmpl's v_* arguments)
+    V_USAGE = 9
+    V_PRICE = 10
+    V_END = 11
+    V_DICT = 12          # the value of the current dict's next entry
+    V_DICT_RESULT = 13   # the current dict's next entry is "result": the status text
+    V_SECOND = 14        # the entries that follow are the second dict's
+
+# _OVER index -> its code (0: a constant written into the run: "v" is 1, "op" the op)
+cdef int _OVER_CODE[9]
+_OVER_CODE[:] = [0, V_ID, V_TS, V_IDEM, 0, V_RESULT, V_GRANTED, V_EFFECTS, V_HOLDS]
+cdef tuple _COMMIT_VARS = (("request", V_REQUEST), ("usage", V_USAGE), ("price", V_PRICE),
+                           ("end", V_END))
+
+
+@cython.final
+cdef class Tmpl:
+    """A record shape packed once (see above)."""
+    cdef tuple pieces  # (bytes, code, bytes, code, ..., bytes)
+    cdef tuple keys  # the dict keys, in the order the codes consume them
+    cdef str op  # the record's op (its "op" and "type" are in the runs)
+    cdef Py_ssize_t n1, n2  # the sizes of the first and second dict
+
+
+cdef int _flush(Buf *b, list pieces) except -1:
+    pieces.append(PyBytes_FromStringAndSize(<char*>b.p, b.n))
+    b.n = 0
+    return 0
+
+
+cdef int _shape_keys(dict d, list keys, bint *present, bint *has_type) except -2:
+    """Check the keys of one fields dict for a template: str keys, none of the record's own
+    keys but "result" (0: fine; -1: not templatable)."""
+    cdef int i
+    for k in d:
+        if type(k) is not str:
+            return -1
+        i = _over_index(<str>k, hash(<str>k))
+        if i == 5:
+            present[5] = True
+        elif i >= 0:
+            return -1
+        elif (<str>k) == "type":
+            has_type[0] = True
+        keys.append(k)
+    return 0
+
+
+cdef Tmpl _template(dict d1, tuple var, dict d2, str op):
+    """The template of records whose fields are d1's entries, then *var*'s keys ((key,
+    code), values given per record), then d2's entries (d2 may be None); None when the
+    shape is not one a template writes (a key set twice, a record key in the fields)."""
+    cdef unsigned char stack[2048]
+    cdef Buf buf
+    cdef Py_ssize_t n
+    cdef int i, code
+    cdef bint present[9]
+    cdef bint has_type = False
+    cdef list pieces = []
+    cdef list keys = []
+    for i in range(9):
+        present[i] = False
+    if _shape_keys(d1, keys, present, &has_type) < 0:
+        return None
+    for k, code in var:
+        if k in d1 or _over_index(<str>k, hash(<str>k)) >= 0 or k == "type":
+            return None
+    if d2:
+        for k in d2:
+            if k in d1 or any(k == kv[0] for kv in var):
+                return None
+        if _shape_keys(d2, keys, present, &has_type) < 0:
+            return None
+    n = len(keys) + len(var) + (0 if has_type else 1)
+    for i in range(9):
+        if not present[i]:
+            n += 1
+    buf.p = stack
+    buf.n = 0
+    buf.cap = 2048
+    buf.heap = False
+    try:
+        if n < 16:
+            _b1(&buf, 0x80 | <unsigned char>n)
+        else:
+            _be(&buf, 0xde, n, 2)
+        for k in d1:
+            _w_str(&buf, <str>k)
+            _flush(&buf, pieces)
+            pieces.append(V_DICT_RESULT if k == "result" else V_DICT)
+        for k, code in var:
+            _w_str(&buf, <str>k)
+            _flush(&buf, pieces)
+            pieces.append(code)
+        if d2:
+            _flush(&buf, pieces)
+            pieces.append(V_SECOND)
+            for k in d2:
+                _w_str(&buf, <str>k)
+                _flush(&buf, pieces)
+                pieces.append(V_DICT_RESULT if k == "result" else V_DICT)
+        if not has_type:
+            _w_str(&buf, "type")
+            _w_str(&buf, _TYPES.get(op, "rated"))
+        for i in range(9):
+            if not present[i]:
+                _w_str(&buf, <str>_OVER[i])
+                code = _OVER_CODE[i]
+                if code == 0:
+                    if i == 0:
+                        _b1(&buf, 1)  # "v"
+                    else:
+                        _w_str(&buf, op)  # "op"
+                else:
+                    _flush(&buf, pieces)
+                    pieces.append(code)
+        _flush(&buf, pieces)
+    finally:
+        if buf.heap:
+            free(buf.p)
+    cdef Tmpl t = Tmpl.__new__(Tmpl)
+    t.pieces = tuple(pieces)
+    t.keys = tuple(keys)
+    t.n1 = len(d1)
+    t.n2 = len(d2) if d2 else 0
+    t.op = op
+    return t
+
+
+cdef object _pack_tmpl(Tmpl t, res, str record_id, object ts_us, dict meta, dict d1, dict d2,
+                       object v_request, object v_usage, object v_price, object v_end):
+    """The record bytes by template *t*; None: the dicts are not of its shape, or a value
+    the packer does not write (build the dict record instead)."""
+    cdef unsigned char stack[2048]
+    cdef Buf buf
+    cdef tuple pieces = t.pieces
+    cdef tuple keys = t.keys
+    cdef Py_ssize_t k, ln, np = PyTuple_GET_SIZE(pieces), pos = 0, ki = 0
+    cdef long code
+    cdef int r
+    cdef PyObject *m
+    cdef PyObject *dk = NULL
+    cdef PyObject *dv = NULL
+    cdef dict cur = d1
+    if len(d1) != t.n1 or (len(d2) if d2 else 0) != t.n2:
+        return None
+    buf.p = stack
+    buf.n = 0
+    buf.cap = 2048
+    buf.heap = False
+    try:
+        for k in range(np):
+            piece = <object>PyTuple_GET_ITEM(pieces, k)
+            if k % 2 == 0:
+                ln = len(<bytes>piece)
+                _room(&buf, ln)
+                memcpy(buf.p + buf.n, <char*><bytes>piece, ln)
+                buf.n += ln
+                continue
+            code = <long>piece
+            if code == V_DICT or code == V_DICT_RESULT:
+                if not PyDict_Next(cur, &pos, &dk, &dv):
+                    return None
+                key = <object>PyTuple_GET_ITEM(keys, ki)
+                ki += 1
+                if dk is not <PyObject*>key and not (<object>dk == key):
+                    return None  # another shape
+                if code == V_DICT:
+                    r = _w_obj(&buf, <object>dv)
+                else:
+                    r = _w_obj(&buf, _status_text(res))
+            elif code == V_SECOND:
+                cur = d2
+                pos = 0
+                r = 0
+            elif code == V_ID:
+                r = _w_str(&buf, record_id)
+            elif code == V_TS:
+                r = _w_obj(&buf, ts_us)
+            elif code == V_IDEM:
+                r = _w_obj(&buf, op_(res, O_KEY))
+            elif code == V_RESULT:
+                r = _w_obj(&buf, _status_text(res))
+            elif code == V_GRANTED:
+                r = _w_obj(&buf, op_(res, O_GRANTED))
+            elif code == V_EFFECTS:
+                r = _w_over(&buf, 7, "", res, record_id, ts_us, meta, None)
+            elif code == V_HOLDS:
+                r = _w_over(&buf, 8, "", res, record_id, ts_us, meta, None)
+            elif code == V_REQUEST:
+                r = _w_obj(&buf, v_request)
+            elif code == V_USAGE:
+                r = _w_obj(&buf, v_usage)
+            elif code == V_PRICE:
+                r = _w_obj(&buf, v_price)
+            else:
+                r = _w_obj(&buf, v_end)
+            if r:
+                return None
+        return PyBytes_FromStringAndSize(<char*>buf.p, buf.n)
+    finally:
+        if buf.heap:
+            free(buf.p)
+
+
+cdef inline object _status_text(res):
+    cdef PyObject *m
+    status = op_(res, O_STATUS)
+    m = PyDict_GetItem(_STATUS_TEXT, status)
+    if m is not NULL:
+        return <object>m
+    text = status.value
+    _STATUS_TEXT[status] = text
+    return text
+
+
+def template_record(dict d1, tuple var, d2, str op, res, str record_id, ts_us, dict meta,
+                    v_request, v_usage, v_price, v_end, dict other1=None, other2=None):
+    """For the tests: the record bytes by a template of (d1, var, d2), packing (other1,
+    other2) when given (a record of another shape: None) -- None when not templatable or a
+    value the packer does not write."""
+    t = _template(d1, var, d2, op)
+    if t is None:
+        return None
+    if other1 is not None:
+        d1, d2 = other1, other2
+    return _pack_tmpl(t, res, record_id, ts_us, meta, d1, d2, v_request, v_usage, v_price,
+                      v_end)
+
+
+@cython.freelist(8)
+cdef class _Rec:
+    """The fields of one record the fast path journals, packed by template without a dict
+    where it can; the fields dict built only when needed (``dict_()``: a value the packer
+    does not write, the rare rest of a request)."""
+
+    cdef int kind  # T_COMMIT (rated + request/usage/price/end + tariff) or T_RESERVE (fields)
+    cdef dict fields  # the fields dict (a commit's is built lazily)
+    cdef dict rated  # commit: the grant's rated fields ...
+    cdef dict tariff  # ... and its tariff fields (or None)
+    cdef object request, usage, price, end
+
+    cdef dict dict_(self):
+        """The fields dict the Python path builds (OnlineCharging._settle)."""
+        cdef dict f = self.fields
+        if f is None:
+            f = PyDict_Copy(self.rated)
+            f["request"] = self.request
+            f["usage"] = self.usage
+            f["price"] = self.price
+            f["end"] = self.end
+            if self.tariff:
+                f.update(self.tariff)
+            self.fields = f
+        return f
+
+
+cdef enum:
+    T_COMMIT = 0
+    T_RESERVE = 1
+
+
+cdef _Rec _commit_rec(dict rated, object tariff, object request, object usage, object price,
+                      object end):
+    cdef _Rec r = _Rec.__new__(_Rec)
+    r.kind = T_COMMIT
+    r.rated = rated
+    r.tariff = tariff if tariff else None
+    r.request = request
+    r.usage = usage
+    r.price = price
+    r.end = end
+    return r
+
+
+cdef _Rec _reserve_rec(dict fields):
+    cdef _Rec r = _Rec.__new__(_Rec)
+    r.kind = T_RESERVE
+    r.fields = fields
+    return r
+
 
 cdef class FastPath:
     """The fast path of one ChargingService: its attributes that never change (the session
     table, the caches, the ledger's dicts, config values) read once; refreshed when the
     service's ``config`` or ``ledger`` is replaced. ``decide`` is the entry point."""
 
-    cdef object svc, cfg, ledger, journal, ids, answers, sessions_table, deck_of
+    cdef object svc, cfg, ledger, journal, ids, answers, sessions_table, deck_of, store
     cdef dict sessions, busy, counters, texts, quotas, accounts_seen, meta, stats
     cdef object tcc, ttl, validity_time, qht, pct, answer_cache_size, max_sessions, deck
-    cdef object no_tariff_errors
-    cdef bint snapshots
+    cdef object no_tariff_errors, to_rating, id_prefix, id_counter
+    cdef bint snapshots, sync, journal_failed_attr
     cdef object snapshot_records
     cdef double snapshot_seconds
+    cdef list rsvcs  # [(service, rating service), ...]: ServiceCore._to_rating, memoised
+    cdef Tmpl t_commit, t_commit_tariff, t_reserve  # record templates (None: none yet)
 
     def __init__(self, svc):
         self.svc = svc
@@ -541,6 +955,8 @@ cdef class FastPath:
         self.quotas = svc._quotas
         self.accounts_seen = svc._accounts_seen
         self.deck_of = getattr(svc.rater, "deck", None)
+        self.to_rating = svc._to_rating
+        self.rsvcs = []
         self.tcc = cfg.tcc
         self.ttl = cfg.tcc + 60.0
         self.validity_time = cfg.validity_time
@@ -552,11 +968,18 @@ cdef class FastPath:
         self.no_tariff_errors = cfg.no_tariff_errors
         self.journal = ledger.journal
         self.ids = ledger._ids
+        self.id_prefix = self.ids._prefix
+        self.id_counter = self.ids._counter
         self.meta = ledger._meta
         self.stats = ledger.stats
         self.snapshots = ledger.snapshot_dir is not None
         self.snapshot_records = ledger.snapshot_records
         self.snapshot_seconds = ledger.snapshot_seconds
+        self.store = None  # (ledger._store and its _sync: read by _sync_ready)
+        self.sync = False
+        # Journal.failed is ``self._failed is not None``: read the attribute itself (no
+        # property frame per request) when the journal has it
+        self.journal_failed_attr = "_failed" in getattr(self.journal, "__dict__", {})
         return 0
 
     # ------------------------------------------------------------------ entry point
@@ -568,32 +991,33 @@ cdef class FastPath:
             return None
         if svc.config is not self.cfg or svc.ledger is not self.ledger:
             self._refresh()
-        if not _ready or req.offline or req.failed_field is not None:
+        if not _ready or rq(req, R_OFFLINE) or rq(req, R_FAILED_FIELD) is not None:
             return None
-        verb = req.verb
+        verb = rq(req, R_VERB)
         if verb is _EVENT:
             return None
-        key = req.idem_key
+        key = rq(req, R_IDEM_KEY)
         if not key:
             return None
-        units = req.units
+        units = rq(req, R_UNITS)
         if type(units) is not tuple or PyTuple_GET_SIZE(units) != 1:
             return None
-        sid = req.session_id
+        sid = rq(req, R_SESSION_ID)
         cdef PyObject *sp = PyDict_GetItem(self.sessions, sid)
         session = <object>sp if sp is not NULL else None
-        if session is not None and session.answer_n == req.request_number \
-                and session.answer is not None:
+        if session is not None and ses(session, S_ANSWER_N) == rq(req, R_REQUEST_NUMBER) \
+                and ses(session, S_ANSWER) is not None:
             return None  # a retransmit: the Python path answers it
         if key in self.answers or sid in self.busy:
             return None
+        su = <object>PyTuple_GET_ITEM(units, 0)
         if verb is _INITIAL:
             if session is not None:
                 return None
-            return self._initial(req, key, now, units[0])
+            return self._initial(req, key, now, su)
         if session is None or (verb is not _UPDATE and verb is not _TERMINATE):
             return None
-        return self._update(session, req, key, now, units[0], verb is _TERMINATE)
+        return self._update(session, req, key, now, su, verb is _TERMINATE)
 
     # ------------------------------------------------------------------ INITIAL
 
@@ -601,9 +1025,9 @@ cdef class FastPath:
         svc = self.svc
         if len(self.sessions) >= self.max_sessions:
             return None
-        if su.used_present or su.used:
+        if su_(su, U_USED_PRESENT) or su_(su, U_USED):
             return None
-        subscriber = req.subscriber
+        subscriber = rq(req, R_SUBSCRIBER)
         if not subscriber:
             return None
         found = self.accounts_seen.get(subscriber)
@@ -617,29 +1041,29 @@ cdef class FastPath:
                 return None
             if deck_currency and deck_currency != currency:
                 return None
-        ledger = self.ledger
-        if not (svc._sync_ledger and self._sync_ready(account, balance)):
+        if not self._sync_ready(account, balance):
             return None
-        sid = req.session_id
-        session = _Session(
-            session_id=sid, account=account, balance=balance, currency=currency,
-            service=req.service, subscriber=subscriber, destination=req.destination,
-            origin=req.origin, peer_host=req.peer_host, peer_realm=req.peer_realm,
-            deck=self.deck, started=req.at or now, expires=now + self.tcc, context=req.context)
-        grant = svc._grant_of(session, su)  # (the new session's own: nothing shared changes)
-        want = self._want(grant.unit, su.requested)
-        nxt = self._next_cost(session, grant, grant.used_total, want)
+        sid = rq(req, R_SESSION_ID)
+        at = rq(req, R_AT)
+        session = self._new_session(req, sid, account, balance, currency, subscriber,
+                                    at or now, now + self.tcc)
+        grant = self._grant_of(session, su)  # (the new session's own: nothing shared changes)
+        unit = gr(grant, G_UNIT)
+        want = self._want(unit, su_(su, U_REQUESTED))
+        nxt = self._next_cost(session, grant, gr(grant, G_USED_TOTAL), want)
         if nxt is None:
             return None
         cost_u, amount = nxt
         skey = key + ":0"
+        n = rq(req, R_REQUEST_NUMBER)
         fields = _hold_fields(sid, req, grant, self._money_text(amount))
+        rec = _reserve_rec(fields)
         # -- from here on the store moves money: no way back to "None"
-        res = ledger._store.reserve_sync(skey + ":r", account, balance,
-                                         _hold_id(sid, grant, req.request_number), amount,
-                                         self.ttl, now, False)
-        self._journal_one(res, "reserve", now, fields, account)
-        if res.status is not _OK:
+        res = self.store.reserve_sync(skey + ":r", account, balance,
+                                      _hold_id(sid, gr(grant, G_KEY), n), amount,
+                                      self.ttl, now, False)
+        self._journal_one(res, "reserve", now, rec, account)
+        if op_(res, O_STATUS) is not _OK:
             self.busy[sid] = None
             return svc._fast_rest(req, key, now, session, su, grant, False, True, want, None,
                                   (cost_u, amount, fields, res), True)
@@ -651,49 +1075,140 @@ cdef class FastPath:
         self._remember(req, key, session, result)
         return result
 
+    cdef object _new_session(self, req, sid, account, balance, currency, subscriber,
+                             started, expires):
+        """Session(...) of an online request (Session.__init__, offline=False)."""
+        if not L_SES.complete:
+            return _Session(
+                session_id=sid, account=account, balance=balance, currency=currency,
+                service=rq(req, R_SERVICE), subscriber=subscriber,
+                destination=rq(req, R_DESTINATION), origin=rq(req, R_ORIGIN),
+                peer_host=rq(req, R_PEER_HOST), peer_realm=rq(req, R_PEER_REALM),
+                deck=self.deck, started=started, expires=expires,
+                context=rq(req, R_CONTEXT))
+        s = _new(_Session)
+        ses_set(s, S_ID, sid)
+        ses_set(s, S_ACCOUNT, account)
+        ses_set(s, S_BALANCE, balance)
+        ses_set(s, S_CURRENCY, currency)
+        ses_set(s, S_SERVICE, rq(req, R_SERVICE))
+        ses_set(s, S_SUBSCRIBER, subscriber)
+        ses_set(s, S_DESTINATION, rq(req, R_DESTINATION))
+        ses_set(s, S_ORIGIN, rq(req, R_ORIGIN))
+        ses_set(s, S_PEER_HOST, rq(req, R_PEER_HOST))
+        ses_set(s, S_PEER_REALM, rq(req, R_PEER_REALM))
+        ses_set(s, S_DECK, self.deck)
+        ses_set(s, S_STARTED, started)
+        ses_set(s, S_EXPIRES, expires)
+        ses_set(s, S_LAST_NUMBER, 0)
+        ses_set(s, S_GRANTS, [])
+        ses_set(s, S_OFFLINE, False)
+        ses_set(s, S_SEEN, None)
+        ses_set(s, S_CONTEXT, rq(req, R_CONTEXT))
+        ses_set(s, S_ANSWER_N, -1)
+        ses_set(s, S_ANSWER, None)
+        ses_set(s, S_ANSWER_KEY, "")
+        ses_set(s, S_KILLED, None)
+        return s
+
+    cdef object _grant_of(self, session, su):
+        """OnlineCharging._grant_of for a new session (no grant yet): Grant(...) appended."""
+        service = su_(su, U_SERVICE)
+        if not service:
+            service = ses(session, S_SERVICE)
+        money = su_(su, U_MONEY)
+        cdef PyObject *hit = NULL
+        if not money:
+            hit = PyDict_GetItem(_SERVICE_UNIT, service)
+        if not L_GR.complete or (not money and hit is NULL):
+            return self.svc._grant_of(session, su)
+        sv = su_(su, U_SERVICE_ID)
+        if sv is not None:
+            gkey = sv
+        else:
+            gkey = su_(su, U_RATING_GROUP)
+            if gkey is None:
+                gkey = -1
+        g = _new(_Grant)
+        gr_set(g, G_KEY, gkey)
+        gr_set(g, G_SERVICE, service)
+        gr_set(g, G_UNIT, _MONEY if money else <object>hit)
+        gr_set(g, G_GRANTED, 0)
+        gr_set(g, G_USED_TOTAL, 0)
+        gr_set(g, G_COST_TOTAL, 0)
+        gr_set(g, G_HELD, 0)
+        gr_set(g, G_HELD_N, -1)
+        gr_set(g, G_FINAL, False)
+        gr_set(g, G_SVC, service.value)
+        gr_set(g, G_RSVC, None)
+        gr_set(g, G_PRICED_U, -1)
+        gr_set(g, G_PRICED_C, 0)
+        gr_set(g, G_FIELDS, None)
+        gr_set(g, G_TARIFF, None)
+        gr_set(g, G_UNDO, None)
+        gr_set(g, G_PLAN, None)
+        gr_set(g, G_RSVC, self._rsvc(service))
+        (<list>ses(session, S_GRANTS)).append(g)
+        return g
+
+    cdef object _rsvc(self, service):
+        """ServiceCore._to_rating(service), memoised per service (a fixed mapping)."""
+        for pair in self.rsvcs:
+            if (<tuple>pair)[0] is service:
+                return (<tuple>pair)[1]
+        r = self.to_rating(service)
+        if len(self.rsvcs) < 64:
+            self.rsvcs.append((service, r))
+        return r
+
     # ------------------------------------------------------------------ UPDATE / TERMINATE
 
     cdef object _update(self, session, req, str key, now, su, bint terminate):
         svc = self.svc
-        if session.killed is not None:
+        if ses(session, S_KILLED) is not None:
             return None
-        if not (su.used_present or su.used):
+        used_present = su_(su, U_USED_PRESENT)
+        su_used = su_(su, U_USED)
+        if not (used_present or su_used):
             return None
-        requested = su.requested
+        requested = su_(su, U_REQUESTED)
         grant_next = not terminate and requested is not None
         if not terminate and not grant_next:
             return None  # an UPDATE without RSU: the Python path
-        sv = su.service_id
-        gkey = sv if sv is not None else (
-            su.rating_group if su.rating_group is not None else -1)
+        sv = su_(su, U_SERVICE_ID)
+        if sv is not None:
+            gkey = sv
+        else:
+            gkey = su_(su, U_RATING_GROUP)
+            if gkey is None:
+                gkey = -1
         grant = None
-        grants = session.grants
+        cdef list grants = ses(session, S_GRANTS)
         for g in grants:
-            if g.key == gkey:
+            if gr(g, G_KEY) == gkey:
                 grant = g
                 break
         if grant is None:
             return None  # its first report: the Python path creates the grant
         if terminate:
             for g in grants:
-                if g is not grant and g.held > 0:
+                if g is not grant and gr(g, G_HELD) > 0:
                     return None  # another grant still holds: the Python path releases it
         skey = key + ":0"
-        undo = grant.undo
+        undo = gr(grant, G_UNDO)
         if undo is not None and undo[0] == skey:
             return None  # a retry after 5012: the Python path replays it
-        held_n = grant.held_n
+        held_n = gr(grant, G_HELD_N)
         if held_n < 0:
             return None  # nothing held: a plain debit (the Python path)
-        account, balance = session.account, session.balance
-        ledger = self.ledger
-        if not (svc._sync_ledger and self._sync_ready(account, balance)):
+        account, balance = ses(session, S_ACCOUNT), ses(session, S_BALANCE)
+        if not self._sync_ready(account, balance):
             return None
-        unit = grant.unit
+        unit = gr(grant, G_UNIT)
         money = unit is _MONEY
-        used = su.used if su.used > 0 else 0
-        before = grant.cost_total
-        used_total = grant.used_total
+        used = su_used if su_used > 0 else 0
+        before = gr(grant, G_COST_TOTAL)
+        used_total = gr(grant, G_USED_TOTAL)
         total = before + used if money else self._cost(session, grant, used_total + used)
         if total is None:
             return None
@@ -704,83 +1219,89 @@ cdef class FastPath:
             nxt = self._next_cost(session, grant, used_total + used, want)
             if nxt is None:
                 return None
-        rated = grant.fields
+        rated = gr(grant, G_FIELDS)
         if rated is None:
             rated = svc._rated_fields(session, grant)
         tariff = None
         if used and not money:
-            tariff = grant.tariff
+            tariff = gr(grant, G_TARIFF)
             if tariff is None:
                 tariff = svc._tariff(session, grant)
         # -- from here on the grant and the store change: no way back to "None"
-        n = req.request_number
-        if n > session.last_number:
-            session.last_number = n
-        grant.undo = (skey, held_n, used_total, before, grant.held, grant.granted)
+        n = rq(req, R_REQUEST_NUMBER)
+        if n > ses(session, S_LAST_NUMBER):
+            ses_set(session, S_LAST_NUMBER, n)
+        held = gr(grant, G_HELD)
+        gr_set(grant, G_UNDO, (skey, held_n, used_total, before, held, gr(grant, G_GRANTED)))
         used_cost = total - before if total > before else 0
-        at = req.at or now
-        cdef dict fields = PyDict_Copy(rated)
-        fields["request"] = str(n)
-        fields["usage"] = used
-        fields["price"] = self._money_text(used_cost)
-        fields["end"] = int(at * 1_000_000)
-        if tariff:
-            fields.update(tariff)
-        sid = session.id
-        store = ledger._store
-        creservation = _hold_id(sid, grant, held_n)
+        at = rq(req, R_AT) or now
+        if not tariff:
+            tariff = None
+        crec = _commit_rec(rated, tariff, str(n), used, self._money_text(used_cost),
+                           int(at * 1_000_000))
+        sid = ses(session, S_ID)
+        store = self.store
+        gk = gr(grant, G_KEY)
+        creservation = _hold_id(sid, gk, held_n)
         pre = None
         cdef dict rfields
         if grant_next:
             cost_u, amount = nxt
             rfields = _hold_fields(sid, req, grant, self._money_text(amount))
+            rrec = _reserve_rec(rfields)
             # SyncOps.commit_reserve_now
             op = store.commit_sync(skey + ":c", account, balance, creservation, used_cost,
                                    now, True)
-            if op.status is _UNKNOWN_RES and not op.effects and not op.holds:
+            if op_(op, O_STATUS) is _UNKNOWN_RES and not op_(op, O_EFFECTS) \
+                    and not op_(op, O_HOLDS):
                 self._count_plain(op)
             else:
                 try:
                     rres = store.reserve_sync(skey + ":r", account, balance,
-                                              _hold_id(sid, grant, n), amount, self.ttl, now,
+                                              _hold_id(sid, gk, n), amount, self.ttl, now,
                                               False)
                 except BaseException:
-                    self._journal_one(op, "commit", now, fields, account)  # it moved money
+                    self._journal_one(op, "commit", now, crec, account)  # it moved money
                     raise
-                self._journal_two(op, fields, rres, rfields, now, account)
+                self._journal_two(op, crec, rres, rrec, now, account)
                 pre = (cost_u, amount, rfields, rres)
         else:
             op = store.commit_sync(skey + ":c", account, balance, creservation, used_cost, now,
                                    True)
-            self._journal_one(op, "commit", now, fields, account)
-        if op.status is _UNKNOWN_RES or (pre is not None and pre[3].status is not _OK) or (
+            self._journal_one(op, "commit", now, crec, account)
+        op_status = op_(op, O_STATUS)
+        if op_status is _UNKNOWN_RES or (
+                pre is not None and op_((<tuple>pre)[3], O_STATUS) is not _OK) or (
                 grant_next and pre is None):
             self.busy[sid] = None
             return svc._fast_rest(req, key, now, session, su, grant, terminate, grant_next,
-                                  want, (op, pre, before, used, used_cost, fields), None, False)
+                                  want, (op, pre, before, used, used_cost, crec.dict_()), None,
+                                  False)
         # OnlineCharging._settle: book the commit
-        grant.used_total = used_total + used
-        grant.held = 0
-        grant.held_n = -1
-        grant.granted = 0
-        used_cost = op.granted if op.status is _OK else 0
-        grant.cost_total = before + used_cost
+        gr_set(grant, G_USED_TOTAL, used_total + used)
+        gr_set(grant, G_HELD, 0)
+        gr_set(grant, G_HELD_N, -1)
+        gr_set(grant, G_GRANTED, 0)
+        used_cost = op_(op, O_GRANTED) if op_status is _OK else 0
+        gr_set(grant, G_COST_TOTAL, before + used_cost)
         self._count("commit")
         if terminate:
             r = _units(su, _SUCCESS, unit, None, None, False, used_cost, None, None)
             result = self._answer(session, r, True)
             # OnlineCharging._end (not killed: checked above)
             self.sessions.pop(sid, None)
-            if session.answer is not None:
-                self.answers[session.answer_key] = session.answer
+            answer = ses(session, S_ANSWER)
+            if answer is not None:
+                self.answers[ses(session, S_ANSWER_KEY)] = answer
             self._remember(req, key, None, result)
             return result
-        r = self._reserved(session, req, su, grant, want, pre[1], used_cost)
+        r = self._reserved(session, req, su, grant, want, (<tuple>pre)[1], used_cost)
         result = self._answer(session, r, False)
         # SessionTable.touch
-        session.expires = now + self.tcc
+        ses_set(session, S_EXPIRES, now + self.tcc)
         sessions = self.sessions
-        if sessions.get(sid) is session:
+        cdef PyObject *cur = PyDict_GetItem(sessions, sid)
+        if cur is <PyObject*>session:
             del sessions[sid]
             sessions[sid] = session
         self._remember(req, key, session, result)
@@ -808,8 +1329,8 @@ cdef class FastPath:
     cdef object _cost(self, session, grant, object usage):
         """ServiceCore._cost: price of the session's first *usage* units (cached on the grant;
         the tariff row found once per grant: RatingEngine.price_plan)."""
-        if usage == grant.priced_u:
-            return grant.priced_c
+        if usage == gr(grant, G_PRICED_U):
+            return gr(grant, G_PRICED_C)
         if usage <= 0:
             return 0
         if usage > _MAX_AMOUNT:
@@ -818,25 +1339,30 @@ cdef class FastPath:
         price_fn = svc._price
         if price_fn is None:
             return svc._cost(session, grant, usage)
-        plan = grant.plan
+        plan = gr(grant, G_PLAN)
         if plan is None:
-            plan = grant.plan = self._plan(session, grant, price_fn)
-        if plan is not False and plan[0] is price_fn and usage <= plan[5] \
-                and plan[1]._latest.get(session.deck) is plan[2]:
-            price = plan[3].price_row(plan[4], usage)[0]
+            plan = self._plan(session, grant, price_fn)
+            gr_set(grant, G_PLAN, plan)
+        deck = ses(session, S_DECK)
+        if plan is not False and (<tuple>plan)[0] is price_fn \
+                and usage <= (<tuple>plan)[5] \
+                and (<tuple>plan)[1]._latest.get(deck) is (<tuple>plan)[2]:
+            price = (<tuple>plan)[3].price_row((<tuple>plan)[4], usage)[0]
         else:
-            rsvc = grant.rsvc
+            rsvc = gr(grant, G_RSVC)
             if rsvc is None:
-                rsvc = grant.rsvc = svc._to_rating(grant.service)
+                rsvc = svc._to_rating(gr(grant, G_SERVICE))
+                gr_set(grant, G_RSVC, rsvc)
             try:
-                price = int(price_fn(session.deck, rsvc, session.destination or "",
-                                     session.started, usage, session.origin or ""))
+                price = int(price_fn(deck, rsvc, ses(session, S_DESTINATION) or "",
+                                     ses(session, S_STARTED), usage,
+                                     ses(session, S_ORIGIN) or ""))
             except self.no_tariff_errors:
                 return None
         if price > _MAX_AMOUNT:
             return None
-        grant.priced_u = usage
-        grant.priced_c = price
+        gr_set(grant, G_PRICED_U, usage)
+        gr_set(grant, G_PRICED_C, price)
         return price
 
     cdef object _plan(self, session, grant, price_fn):
@@ -845,12 +1371,13 @@ cdef class FastPath:
         plan_fn = getattr(engine, "price_plan", None)
         if plan_fn is None:
             return False
-        rsvc = grant.rsvc
+        rsvc = gr(grant, G_RSVC)
         if rsvc is None:
-            rsvc = grant.rsvc = self.svc._to_rating(grant.service)
+            rsvc = self.svc._to_rating(gr(grant, G_SERVICE))
+            gr_set(grant, G_RSVC, rsvc)
         try:
-            found = plan_fn(session.deck, rsvc, session.destination or "", session.started,
-                            session.origin or "")
+            found = plan_fn(ses(session, S_DECK), rsvc, ses(session, S_DESTINATION) or "",
+                            ses(session, S_STARTED), ses(session, S_ORIGIN) or "")
         except self.no_tariff_errors:
             return False
         if found is None:
@@ -860,8 +1387,8 @@ cdef class FastPath:
 
     cdef object _next_cost(self, session, grant, object u, object want):
         """OnlineCharging._next_cost: (cost of the first u units, cost of the next want)."""
-        if grant.unit is _MONEY:
-            return (grant.cost_total, want)
+        if gr(grant, G_UNIT) is _MONEY:
+            return (gr(grant, G_COST_TOTAL), want)
         cost_u = self._cost(session, grant, u)
         if cost_u is None:
             return None
@@ -872,40 +1399,46 @@ cdef class FastPath:
 
     cdef object _reserved(self, session, req, su, grant, want, amount, object used_cost):
         """OnlineCharging._reserve after an OK reserve: book it, build the slice result."""
-        grant.granted = want
-        grant.held = amount
-        grant.held_n = req.request_number
-        grant.final = False
+        gr_set(grant, G_GRANTED, want)
+        gr_set(grant, G_HELD, amount)
+        gr_set(grant, G_HELD_N, rq(req, R_REQUEST_NUMBER))
+        gr_set(grant, G_FINAL, False)
         self._count("reserve")
         pct = self.pct
-        return _units(su, _SUCCESS, grant.unit, want, self.validity_time, False, used_cost,
-                      self.qht, None if pct is None else want * pct // 100)
+        return _units(su, _SUCCESS, gr(grant, G_UNIT), want, self.validity_time, False,
+                      used_cost, self.qht, None if pct is None else want * pct // 100)
 
     cdef object _answer(self, session, r, bint terminate):
         """OnlineCharging._slice_answer of a SUCCESS slice result *r*."""
-        grants = session.grants
+        cdef list grants = ses(session, S_GRANTS)
         res = _new(_ChargingResult)
-        res.outcome = _SUCCESS
-        res.units = (r,)
-        res.currency = session.currency
-        res.cost = grants[0].cost_total if len(grants) == 1 else session.cost_total
-        res.validity_time = None if terminate else self.validity_time
-        res.final_unit = r.final_unit
-        res.enough_credit = None
-        res.granted_event_units = None
-        res.failed_field = None
-        res.message = ""
+        cr_set(res, CR_OUTCOME, _SUCCESS)
+        cr_set(res, CR_UNITS, (r,))
+        cr_set(res, CR_CURRENCY, ses(session, S_CURRENCY))
+        if len(grants) == 1:
+            cost = gr(<object>PyList_GET_ITEM(grants, 0), G_COST_TOTAL)
+        else:
+            cost = session.cost_total
+        cr_set(res, CR_COST, cost)
+        cr_set(res, CR_VALIDITY_TIME, None if terminate else self.validity_time)
+        cr_set(res, CR_FINAL_UNIT, ur(r, UR_FINAL_UNIT))
+        cr_set(res, CR_ENOUGH_CREDIT, None)
+        cr_set(res, CR_GRANTED_EVENT_UNITS, None)
+        cr_set(res, CR_FAILED_FIELD, None)
+        cr_set(res, CR_MESSAGE, "")
         return res
 
     cdef int _remember(self, req, str key, session, result) except -1:
         """ChargingService._remember (session: the open session of the request, or None)."""
         answers = self.answers
+        n = rq(req, R_REQUEST_NUMBER)
         if session is not None:
-            if session.answer is not None and session.answer_n != req.request_number:
-                answers[session.answer_key] = session.answer
-            session.answer_n = req.request_number
-            session.answer = result
-            session.answer_key = key
+            answer = ses(session, S_ANSWER)
+            if answer is not None and ses(session, S_ANSWER_N) != n:
+                answers[ses(session, S_ANSWER_KEY)] = answer
+            ses_set(session, S_ANSWER_N, n)
+            ses_set(session, S_ANSWER, result)
+            ses_set(session, S_ANSWER_KEY, key)
         else:
             answers[key] = result
         excess = len(answers) - self.answer_cache_size
@@ -917,19 +1450,41 @@ cdef class FastPath:
     # ------------------------------------------------------------------ ledger helpers
 
     cdef inline bint _sync_ready(self, account, balance) except -1:
-        """SyncOps.sync_ready."""
+        """``svc._sync_ledger and ledger.sync_ready(account, balance)``: the ledger's
+        ``_sync`` changes only with its store (SyncOps.store's setter), so it is read again
+        only when ``ledger._store`` is another object."""
         ledger = self.ledger
-        return (ledger._sync and ledger._failed is None and (account, balance) in self.meta
-                and not self.journal.failed)
+        store = ledger._store
+        if store is not self.store:
+            self.store = store
+            self.sync = bool(self.svc._sync_ledger) and bool(ledger._sync)
+        if not self.sync or ledger._failed is not None or (account, balance) not in self.meta:
+            return False
+        if self.journal_failed_attr:
+            return self.journal._failed is None
+        return not self.journal.failed
 
-    cdef inline str _next_id(self):
-        """RecordIds.next."""
-        ids = self.ids
-        return ids._prefix + str(next(ids._counter))
+    cdef str _next_id(self):
+        """RecordIds.next: f"{prefix}{next(counter)}" (written by hand: an ASCII prefix, a
+        64-bit count; the prefix and the counter object are fixed per RecordIds)."""
+        cdef char buf[160]
+        cdef int overflow = 0
+        cdef long long c
+        cdef Py_ssize_t ln
+        prefix = self.id_prefix
+        n = next(self.id_counter)
+        if type(n) is int and PyUnicode_IS_COMPACT_ASCII(prefix):
+            ln = PyUnicode_GET_LENGTH(prefix)
+            c = PyLong_AsLongLongAndOverflow(n, &overflow)
+            if ln <= 128 and not overflow:
+                memcpy(buf, PyUnicode_DATA(prefix), ln)
+                ln += _put_dec(buf + ln, c)
+                return PyUnicode_FromKindAndData(PyUnicode_1BYTE_KIND, buf, ln)
+        return f"{prefix}{n}"
 
     cdef int _count_plain(self, res) except -1:
         """SyncOps._count_plain."""
-        if res.replayed:
+        if op_(res, O_REPLAYED):
             self.stats["replayed"] += 1
         elif not _moved(res):
             self.stats["ops"] += 1
@@ -938,7 +1493,7 @@ cdef class FastPath:
     cdef int _journaled(self, res, now, account, group) except -1:
         """SyncOps._journaled (Ledger._maybe_snapshot called only once one is due)."""
         ledger = self.ledger
-        if res.low_balance:
+        if op_(res, O_LOW_BALANCE):
             ledger._journaled(res, now, account, group)
             return 0
         return self._journaled_n(1)
@@ -957,15 +1512,47 @@ cdef class FastPath:
             ledger._maybe_snapshot()
         return 0
 
-    cdef int _journal_one(self, res, str op, now, dict fields, account) except -1:
+    cdef object _out(self, _Rec rec, str op, res, str record_id, object ts_us):
+        """The record to append: its bytes by the template of its shape (built on the first
+        record of a shape, again when a record's shape differs), else _record_out of its
+        fields dict."""
+        cdef Tmpl t
+        cdef dict d1, d2
+        if rec.kind == T_COMMIT:
+            d1, d2 = rec.rated, rec.tariff
+            t = self.t_commit_tariff if d2 is not None else self.t_commit
+        else:
+            d1, d2 = rec.fields, None
+            t = self.t_reserve
+        if t is not None and t.op != op:
+            t = None
+        for attempt in range(2):
+            if t is not None:
+                packed = _pack_tmpl(t, res, record_id, ts_us, self.meta, d1, d2, rec.request,
+                                    rec.usage, rec.price, rec.end)
+                if packed is not None:
+                    return packed
+            if attempt:
+                break
+            t = _template(d1, _COMMIT_VARS if rec.kind == T_COMMIT else (), d2, op)
+            if t is None:
+                break
+            if rec.kind == T_RESERVE:
+                self.t_reserve = t
+            elif d2 is not None:
+                self.t_commit_tariff = t
+            else:
+                self.t_commit = t
+        return _record_out(rec.dict_(), op, res, record_id, ts_us, self.meta)
+
+    cdef int _journal_one(self, res, str op, now, _Rec fields, account) except -1:
         """SyncOps._journal_now (fields: a fresh dict)."""
         ledger = self.ledger
-        if res.replayed:
+        if op_(res, O_REPLAYED):
             self.stats["replayed"] += 1
         elif _moved(res):
             try:
-                rec = _record_out(fields, op, res, self._next_id(), int(now * 1_000_000),
-                                  self.meta)
+                rec = self._out(fields, op, res, self._next_id(), int(now * 1_000_000))
                 _pos, group = self.journal.append_nowait(rec)
             except BaseException as exc:
                 ledger._failed = exc  # the store moved money the journal does not have
@@ -975,23 +1562,23 @@ cdef class FastPath:
             self.stats["ops"] += 1
         return 0
 
-    cdef int _journal_two(self, cres, dict cfields, rres, dict rfields, now,
+    cdef int _journal_two(self, cres, _Rec cfields, rres, _Rec rfields, now,
                           account) except -1:
         """The journal half of SyncOps.commit_reserve_now (both records in one append)."""
         cdef list recs = []
         ts = int(now * 1_000_000)
-        if not cres.replayed and _moved(cres):
-            recs.append(_record_out(cfields, "commit", cres, self._next_id(), ts, self.meta))
-        if not rres.replayed and _moved(rres):
-            recs.append(_record_out(rfields, "reserve", rres, self._next_id(), ts,
-                                    self.meta))
+        if not op_(cres, O_REPLAYED) and _moved(cres):
+            recs.append(self._out(cfields, "commit", cres, self._next_id(), ts))
+        if not op_(rres, O_REPLAYED) and _moved(rres):
+            recs.append(self._out(rfields, "reserve", rres, self._next_id(), ts))
         if recs:
             try:
                 _pos, group = self.journal.append_many_nowait(recs, positions=False)
             except BaseException as exc:
                 self.ledger._failed = exc  # the store moved money the journal does not have
                 raise
-            if len(recs) == 2 and not cres.low_balance and not rres.low_balance:
+            if len(recs) == 2 and not op_(cres, O_LOW_BALANCE) \
+                    and not op_(rres, O_LOW_BALANCE):
                 self._journaled_n(2)  # (both at once: the same counts, one snapshot check)
             else:
                 self._journaled(cres, now, account, group)

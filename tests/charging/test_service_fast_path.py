@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 
 import cython_ext
 from charging.requests import ChargingRequest, ServiceKind, ServiceUnits, Verb
+from charging.sessions import Grant, Session
 from icx.charging_app import ChargingApp, build_charging
 from icx.settings import AccountsSection, load_settings
 from tests.charging.journal_view import records_without_ids
@@ -156,9 +157,14 @@ async def _run(app: ChargingApp, traffic: list[tuple[str, Any, float]],
         view = await app.store.get(acct)
         assert view is not None
         balances.append([(b.amount, b.reserved) for b in view.balances])
-    sessions = sorted((s.id, s.last_number, s.answer_n, s.answer,
-                       [(g.key, g.granted, g.used_total, g.cost_total, g.held, g.held_n,
-                         g.final) for g in s.grants]) for s in svc.sessions)
+    # every slot of the open sessions and their grants (the twin builds them without their
+    # __init__ and writes their slots at their offsets), but the twin's own rating
+    # shortcut
+    sessions = sorted(
+        ([(k, getattr(s, k)) for k in Session.__slots__ if k != "grants"],
+         [[(k, getattr(g, k)) for k in Grant.__slots__ if k != "plan"]
+          for g in s.grants])
+        for s in svc.sessions)
     return {"results": results, "records": records, "balances": balances,
             "sessions": sessions, "counters": dict(svc.counters),
             "stats": dict(app.ledger.stats), "answers": list(svc._answers.items())}
@@ -287,3 +293,108 @@ def test_record_bytes_equal_msgpack_of_the_record_dict(
         assert packed == expect
     else:  # only values outside str/int/bool/None/float (none here) or > 64-bit ints
         assert any(type(v) is int and not -2**63 <= v < 2**64 for v in fields.values())
+
+
+# ---------------------------------------------------------------------- typed field access
+
+
+def test_every_layout_is_read_by_offset() -> None:
+    """charging_slots.pxi reads the fields of the online path's objects at their offsets; a
+    class whose layout could not be read silently falls back to attribute names (correct but
+    slow): this says which one, should a class change shape."""
+    mod: Any = cython_ext.load("charging_slice")
+    known = mod.layouts_known()
+    assert all(by_offset for by_offset, _ in known.values()), known
+    # the classes the fast path builds itself must be built whole (every slot filled)
+    assert all(known[c][1] for c in ("Session", "Grant", "UnitsResult", "ChargingResult"))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.text(max_size=300), st.text(alphabet="abc.;-_0123456789", max_size=300)),
+       st.one_of(st.integers(-2**70, 2**70), st.integers(-1, 1000)),
+       st.one_of(st.integers(-2**70, 2**70), st.integers(0, 1000)))
+def test_hold_id_is_the_f_string(sid: str, key: int, n: int) -> None:
+    """Grant.hold_id's format, written by hand for ASCII ids and 64-bit parts."""
+    mod: Any = cython_ext.load("charging_slice")
+    assert mod.hold_id(sid, key, n) == f"{sid}|{key}|{n}"
+
+
+_VARS = (("request", 8), ("usage", 9), ("price", 10), ("end", 11))  # charging_slice V_*
+_results_st = st.tuples(
+    st.lists(st.tuples(st.sampled_from(["a1", "41790000001"]), st.sampled_from(["EUR", "min"]),
+                       st.integers(-10**12, 10**12)), max_size=2),
+    st.lists(st.tuples(st.sampled_from(["a1", "41790000001"]), st.sampled_from(["EUR", "min"]),
+                       st.text(max_size=40), st.integers(-10**12, 10**12),
+                       st.one_of(st.none(), st.floats(0, 4e9), st.floats(-1e17, 1e17))),
+             max_size=2),
+    st.sampled_from(["ok", "insufficient", "unknown_reservation"]),
+    st.one_of(st.none(), st.integers(0, 2**62)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(_keys, _scalar, max_size=16), st.booleans(),
+       st.one_of(st.none(), st.dictionaries(_keys, _scalar, max_size=4)),
+       st.sampled_from(["commit", "reserve", "other"]), _results_st, st.integers(0, 2**60),
+       st.lists(_scalar, min_size=4, max_size=4),
+       st.one_of(st.none(), st.dictionaries(_keys, _scalar, max_size=16)))
+def test_template_bytes_equal_the_dict_records(
+        d1: dict[str, Any], with_vars: bool, d2: dict[str, Any] | None, op: str,
+        result: Any, ts: int, values: list[Any], other: dict[str, Any] | None) -> None:
+    """A record template (the shape packed once, values written per record) gives the bytes
+    of the same fields as a dict -- the Python path's record -- or None (the dict path);
+    a record of another shape never gets the template's bytes."""
+    from charging.store.base import Effect, Hold, OpResult, OpStatus
+
+    effects, holds, status, granted = result
+    mod: Any = cython_ext.load("charging_slice")
+    res = OpResult(key="k", status=OpStatus(status),
+                   effects=tuple(Effect(a, b, x) for a, b, x in effects),
+                   holds=tuple(Hold(a, b, r, x, e) for a, b, r, x, e in holds),
+                   granted=granted)
+    meta = {("41790000001", "EUR"): (True, "EUR"), ("a1", "min"): (False, None)}
+    var = _VARS if with_vars else ()
+    vals = dict(zip((k for k, _ in _VARS), values, strict=True))
+    merged = dict(d1)
+    for k, _ in var:
+        merged[k] = vals[k]
+    merged.update(d2 or {})
+    args = ("icx-x-1", ts, meta, vals["request"], vals["usage"], vals["price"], vals["end"])
+    packed = mod.template_record(d1, var, d2, op, res, *args)
+    if packed is not None:
+        assert packed == mod.pack_record(merged, op, res, "icx-x-1", ts, meta)
+    if other is not None:  # a record of another first dict, by the same template
+        again = mod.template_record(d1, var, d2, op, res, *args, other1=other, other2=d2)
+        if again is not None:
+            assert list(other) == list(d1)  # same keys, same order: the same shape
+            merged2 = dict(other)
+            for k, _ in var:
+                merged2[k] = vals[k]
+            merged2.update(d2 or {})
+            assert again == mod.pack_record(merged2, op, res, "icx-x-1", ts, meta)
+
+
+def test_the_online_shapes_are_templated() -> None:
+    """The commit record's shape (rated fields, request/usage/price/end, tariff fields) and
+    the reserve record's are templates: same bytes as their dict records."""
+    from charging.store.base import Hold, OpResult, OpStatus
+
+    mod: Any = cython_ext.load("charging_slice")
+    rated = {"session": "s;1", "service": "voice", "unit": "s", "a": "41790000001",
+             "b": "41791234567", "account": "41790000001", "deck": "retail",
+             "currency": "EUR", "result": "ok", "start": 1_700_000_000_000_000}
+    tariff = {"deck_version": "1", "prefix": "41", "destination": "Switzerland"}
+    res = OpResult(key="ro:s;1:1:0:c", status=OpStatus.OK,
+                   holds=(Hold("41790000001", "EUR", "s;1|100|0", -120_000, None),),
+                   granted=60_000)
+    meta = {("41790000001", "EUR"): (True, "EUR")}
+    for d2 in (tariff, None):
+        packed = mod.template_record(rated, _VARS, d2, "commit", res, "icx-x-1", 5, meta,
+                                     "1", 60, "0.06", 7)
+        merged = {**rated, "request": "1", "usage": 60, "price": "0.06", "end": 7, **(d2 or {})}
+        assert packed is not None
+        assert packed == mod.pack_record(merged, "commit", res, "icx-x-1", 5, meta)
+    fields = {"session": "s;1", "request": "1", "service": "voice", "price": "0.12"}
+    packed = mod.template_record(fields, (), None, "reserve", res, "icx-x-2", 5, meta,
+                                 None, None, None, None)
+    assert packed is not None
+    assert packed == mod.pack_record(dict(fields), "reserve", res, "icx-x-2", 5, meta)

@@ -1,0 +1,265 @@
+# Included by charging_slice.pyx: typed field access to the slots objects of the online path.
+#
+# Session / Grant (charging/sessions.py), ChargingRequest / ServiceUnits / UnitsResult /
+# ChargingResult (charging/requests.py) are classes with __slots__, and the store's
+# OpResult / Effect / Hold are cdef classes (cython_ext/store_results.pyx): every field is a
+# member descriptor with a fixed offset in the object. A Python-level ``obj.field`` costs a
+# type lookup, a descriptor call and a member read (~100-150 instructions, callgrind); the
+# fast path reads and writes the slot at its offset instead (a pointer load), AFTER checking
+# that the object is exactly the class whose layout was read (``Py_TYPE(o) == L.tp``).
+# Anything else -- another class, a slot never set (NULL), a layout that could not be read
+# (``tp`` NULL) -- goes through getattr/setattr by name, so behaviour is the attribute
+# access's in every case. The classes stay the spec: nothing here defines a field.
+
+from cpython.object cimport PyTypeObject, Py_TYPE
+from cpython.ref cimport Py_INCREF, Py_XDECREF
+
+cdef extern from "structmember.h":
+    ctypedef struct PyMemberDef:
+        const char *name
+        int type
+        Py_ssize_t offset
+        int flags
+    int T_OBJECT
+    int T_OBJECT_EX
+    int READONLY
+
+cdef extern from "Python.h":
+    ctypedef struct PyMemberDescrObject:
+        PyMemberDef *d_member
+
+DEF MAX_FIELDS = 24
+
+cdef struct Layout:
+    PyTypeObject *tp    # NULL: the layout is unknown (always by name)
+    bint writable       # every field is a writable member
+    bint complete       # the fields are ALL of the class's slots (a C constructor may fill it)
+    Py_ssize_t off[MAX_FIELDS]
+
+
+cdef int _layout(Layout *L, object cls, tuple names, object all_slots) except -1:
+    """Read the member offsets of *names* on *cls* (exact class) into *L*."""
+    cdef PyMemberDef *m
+    cdef int i
+    L.tp = NULL
+    L.writable = True
+    L.complete = False
+    if len(names) > MAX_FIELDS:
+        return 0
+    for i, name in enumerate(names):
+        d = cls.__dict__.get(name)
+        if d is None or type(d).__name__ != "member_descriptor":
+            return 0
+        m = (<PyMemberDescrObject*><PyObject*>d).d_member
+        if m.type != T_OBJECT_EX and m.type != T_OBJECT:
+            return 0
+        if m.flags & READONLY:
+            L.writable = False
+        L.off[i] = m.offset
+    L.complete = all_slots is not None and tuple(all_slots) == names
+    L.tp = <PyTypeObject*><PyObject*>cls
+    return 0
+
+
+cdef int _layout_probe(Layout *L, object cls, tuple names) except -1:
+    """The layout of a cdef class whose fields are ``cdef readonly object`` (exposed as
+    getset properties, not members: no offset to read): build one instance with a distinct
+    sentinel per field (keywords) and find each sentinel's pointer in the object's memory
+    -- exactly once, within tp_basicsize -- and check getattr agrees. Anything else leaves
+    the layout unknown (by name)."""
+    cdef Py_ssize_t size, off, found
+    cdef int i
+    cdef PyObject **words
+    L.tp = NULL
+    L.writable = False
+    L.complete = False
+    if not isinstance(cls, type) or len(names) > MAX_FIELDS:
+        return 0
+    marks = [object() for _ in names]
+    try:
+        inst = cls(**dict(zip(names, marks)))
+    except Exception:
+        return 0
+    if type(inst) is not cls:
+        return 0
+    size = (<PyTypeObject*><PyObject*>cls).tp_basicsize
+    words = <PyObject**><PyObject*>inst
+    for i, name in enumerate(names):
+        if getattr(inst, name, None) is not marks[i]:
+            return 0
+        found = -1
+        for off in range(<Py_ssize_t>(sizeof(PyObject) // sizeof(PyObject*)),
+                         size // <Py_ssize_t>sizeof(PyObject*)):
+            if words[off] == <PyObject*>marks[i]:
+                if found >= 0:
+                    return 0
+                found = off * <Py_ssize_t>sizeof(PyObject*)
+        if found < 0:
+            return 0
+        L.off[i] = found
+    L.tp = <PyTypeObject*><PyObject*>cls
+    return 0
+
+
+cdef object _by_name(object o, tuple names, int i):
+    return getattr(o, <str>names[i])
+
+
+cdef inline object _get(Layout *L, tuple names, object o, int i):
+    cdef PyObject *v
+    if <PyTypeObject*>Py_TYPE(o) == L.tp:
+        v = (<PyObject**>((<char*><PyObject*>o) + L.off[i]))[0]
+        if v is not NULL:
+            return <object>v
+    return _by_name(o, names, i)
+
+
+cdef inline int _put(Layout *L, tuple names, object o, int i, object v) except -1:
+    cdef PyObject **slot
+    cdef PyObject *old
+    if <PyTypeObject*>Py_TYPE(o) == L.tp and L.writable:
+        slot = <PyObject**>((<char*><PyObject*>o) + L.off[i])
+        old = slot[0]
+        Py_INCREF(v)
+        slot[0] = <PyObject*>v
+        Py_XDECREF(old)
+        return 0
+    setattr(o, <str>names[i], v)
+    return 0
+
+
+# ---- the layouts (field indices are positions in the name tuples)
+
+cdef Layout L_SES, L_GR, L_REQ, L_SU, L_UR, L_CR, L_OP, L_EF, L_HO
+
+cdef tuple N_SES = ("id", "account", "balance", "currency", "service", "subscriber",
+                    "destination", "origin", "peer_host", "peer_realm", "deck", "started",
+                    "expires", "last_number", "grants", "offline", "seen", "context",
+                    "answer_n", "answer", "answer_key", "killed")
+cdef enum:
+    S_ID, S_ACCOUNT, S_BALANCE, S_CURRENCY, S_SERVICE, S_SUBSCRIBER, S_DESTINATION, S_ORIGIN
+    S_PEER_HOST, S_PEER_REALM, S_DECK, S_STARTED, S_EXPIRES, S_LAST_NUMBER, S_GRANTS
+    S_OFFLINE, S_SEEN, S_CONTEXT, S_ANSWER_N, S_ANSWER, S_ANSWER_KEY, S_KILLED
+
+cdef tuple N_GR = ("key", "service", "unit", "granted", "used_total", "cost_total", "held",
+                   "held_n", "final", "svc", "rsvc", "priced_u", "priced_c", "fields",
+                   "tariff", "undo", "plan")
+cdef enum:
+    G_KEY, G_SERVICE, G_UNIT, G_GRANTED, G_USED_TOTAL, G_COST_TOTAL, G_HELD, G_HELD_N
+    G_FINAL, G_SVC, G_RSVC, G_PRICED_U, G_PRICED_C, G_FIELDS, G_TARIFF, G_UNDO, G_PLAN
+
+cdef tuple N_REQ = ("verb", "session_id", "request_number", "service", "subscriber",
+                    "destination", "origin", "units", "idem_key", "peer_host", "peer_realm",
+                    "context", "at", "offline", "failed_field")
+cdef enum:
+    R_VERB, R_SESSION_ID, R_REQUEST_NUMBER, R_SERVICE, R_SUBSCRIBER, R_DESTINATION
+    R_ORIGIN, R_UNITS, R_IDEM_KEY, R_PEER_HOST, R_PEER_REALM, R_CONTEXT, R_AT, R_OFFLINE
+    R_FAILED_FIELD
+
+cdef tuple N_SU = ("rating_group", "service_id", "requested", "used", "used_present",
+                   "service", "money")
+cdef enum:
+    U_RATING_GROUP, U_SERVICE_ID, U_REQUESTED, U_USED, U_USED_PRESENT, U_SERVICE, U_MONEY
+
+cdef tuple N_UR = ("rating_group", "service_id", "outcome", "unit", "granted",
+                   "validity_time", "final_unit", "used_cost", "quota_holding_time",
+                   "quota_threshold")
+cdef enum:
+    UR_RATING_GROUP, UR_SERVICE_ID, UR_OUTCOME, UR_UNIT, UR_GRANTED, UR_VALIDITY_TIME
+    UR_FINAL_UNIT, UR_USED_COST, UR_QHT, UR_THRESHOLD
+
+cdef tuple N_CR = ("outcome", "units", "currency", "cost", "validity_time", "final_unit",
+                   "enough_credit", "granted_event_units", "failed_field", "message")
+cdef enum:
+    CR_OUTCOME, CR_UNITS, CR_CURRENCY, CR_COST, CR_VALIDITY_TIME, CR_FINAL_UNIT
+    CR_ENOUGH_CREDIT, CR_GRANTED_EVENT_UNITS, CR_FAILED_FIELD, CR_MESSAGE
+
+cdef tuple N_OP = ("key", "status", "effects", "holds", "granted", "replayed", "low_balance")
+cdef enum:
+    O_KEY, O_STATUS, O_EFFECTS, O_HOLDS, O_GRANTED, O_REPLAYED, O_LOW_BALANCE
+
+cdef tuple N_EF = ("account", "balance", "amount")
+cdef enum:
+    E_ACCOUNT, E_BALANCE, E_AMOUNT
+
+cdef tuple N_HO = ("account", "balance", "reservation", "amount", "expires_at")
+cdef enum:
+    H_ACCOUNT, H_BALANCE, H_RESERVATION, H_AMOUNT, H_EXPIRES_AT
+
+
+cdef object _slots_of(cls):
+    """The class's own __slots__ as a tuple (None when it has none)."""
+    s = cls.__dict__.get("__slots__")
+    if s is None:
+        return None
+    return (s,) if isinstance(s, str) else tuple(s)
+
+
+cdef int _bind_layouts(session_cls, grant_cls, request_cls, units_cls, units_result_cls,
+                       charging_result_cls, op_result_cls, effect_cls, hold_cls) except -1:
+    _layout(&L_SES, session_cls, N_SES, _slots_of(session_cls))
+    _layout(&L_GR, grant_cls, N_GR, _slots_of(grant_cls))
+    _layout(&L_REQ, request_cls, N_REQ, None)
+    _layout(&L_SU, units_cls, N_SU, None)
+    _layout(&L_UR, units_result_cls, N_UR, _slots_of(units_result_cls))
+    _layout(&L_CR, charging_result_cls, N_CR, _slots_of(charging_result_cls))
+    _layout(&L_OP, op_result_cls, N_OP, None)
+    if L_OP.tp == NULL:
+        _layout_probe(&L_OP, op_result_cls, N_OP)
+    _layout(&L_EF, effect_cls, N_EF, None)
+    if L_EF.tp == NULL:
+        _layout_probe(&L_EF, effect_cls, N_EF)
+    _layout(&L_HO, hold_cls, N_HO, None)
+    if L_HO.tp == NULL:
+        _layout_probe(&L_HO, hold_cls, N_HO)
+    return 0
+
+
+cdef tuple _known(Layout *L):
+    return (L.tp != NULL, L.tp != NULL and L.complete)
+
+
+def layouts_known():
+    """For the tests: class name -> (read by offset, C-constructible) of every layout."""
+    return {"Session": _known(&L_SES), "Grant": _known(&L_GR),
+            "ChargingRequest": _known(&L_REQ), "ServiceUnits": _known(&L_SU),
+            "UnitsResult": _known(&L_UR), "ChargingResult": _known(&L_CR),
+            "OpResult": _known(&L_OP), "Effect": _known(&L_EF), "Hold": _known(&L_HO)}
+
+
+# per-class accessors (i: one of the enum constants above)
+cdef inline object ses(o, int i):
+    return _get(&L_SES, N_SES, o, i)
+
+cdef inline int ses_set(o, int i, v) except -1:
+    return _put(&L_SES, N_SES, o, i, v)
+
+cdef inline object gr(o, int i):
+    return _get(&L_GR, N_GR, o, i)
+
+cdef inline int gr_set(o, int i, v) except -1:
+    return _put(&L_GR, N_GR, o, i, v)
+
+cdef inline object rq(o, int i):
+    return _get(&L_REQ, N_REQ, o, i)
+
+cdef inline object su_(o, int i):
+    return _get(&L_SU, N_SU, o, i)
+
+cdef inline int ur_set(o, int i, v) except -1:
+    return _put(&L_UR, N_UR, o, i, v)
+
+cdef inline object ur(o, int i):
+    return _get(&L_UR, N_UR, o, i)
+
+cdef inline int cr_set(o, int i, v) except -1:
+    return _put(&L_CR, N_CR, o, i, v)
+
+cdef inline object op_(o, int i):
+    return _get(&L_OP, N_OP, o, i)
+
+cdef inline object ef(o, int i):
+    return _get(&L_EF, N_EF, o, i)
+
+cdef inline object ho(o, int i):
+    return _get(&L_HO, N_HO, o, i)
