@@ -20,7 +20,8 @@ The CRC-32 is zlib's: whole 16-byte blocks (payloads of 64+ bytes) are folded wi
 carry-less multiplication (PCLMULQDQ, when the CPU has it: :data:`SIMD_CRC`), the tail and
 short payloads go through zlib's own ``crc32`` (linked: the function Python's ``zlib.crc32``
 calls). callgrind, a 421-byte record: ~216 instructions folded, ~1,830 zlib alone, ~1,400 the
-slicing-by-8 table of journal_crc.pxi (which journal_scan.pyx keeps).
+slicing-by-8 tables alone. The folding code lives in journal_crc.pxi, shared with
+journal_scan.pyx (recovery, verify, readers).
 """
 
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyByteArray_Resize
@@ -391,92 +392,8 @@ cdef Py_ssize_t HEAD = 10
 DEF RUN = 64  # records packed per call: bounds the work wasted when a segment fills up
 
 
-cdef extern from *:
-    """
-    /* CRC-32 (zlib's: reflected 0xEDB88320) by carry-less multiplication folding, after
-       Gopal et al., "Fast CRC Computation for Generic Polynomials Using PCLMULQDQ
-       Instruction" (Intel, 2009); the fold and Barrett constants are the bit-reflected ones
-       given at the end of that paper. ~0.2 instructions per byte against ~4.4 for zlib's
-       braided loop. Takes and returns the pre/post-inverted state (~crc) like zlib's inner
-       loop; n >= 64 and a multiple of 16. Compiled for PCLMUL+SSE4.1 only in this function;
-       called only when the CPU has them (icx_crc_simd_ok). */
-    #include <stdint.h>
-    #include <stddef.h>
-    #if defined(__x86_64__) && defined(__GNUC__)
-    #include <immintrin.h>
-    #define ICX_CRC_SIMD 1
-    __attribute__((target("pclmul,sse4.1")))
-    static uint32_t icx_crc_fold(uint32_t state, const unsigned char* p, size_t n) {
-        const __m128i k12 = _mm_set_epi64x(0x01c6e41596LL, 0x0154442bd4LL);
-        const __m128i k34 = _mm_set_epi64x(0x00ccaa009eLL, 0x01751997d0LL);
-        const __m128i k5 = _mm_set_epi64x(0, 0x0163cd6124LL);
-        const __m128i pu = _mm_set_epi64x(0x01f7011641LL, 0x01db710641LL);
-        const __m128i lo32 = _mm_setr_epi32(-1, 0, -1, 0);
-        __m128i a = _mm_loadu_si128((const __m128i*)(p + 0));
-        __m128i b = _mm_loadu_si128((const __m128i*)(p + 16));
-        __m128i c = _mm_loadu_si128((const __m128i*)(p + 32));
-        __m128i d = _mm_loadu_si128((const __m128i*)(p + 48));
-        __m128i t;
-        a = _mm_xor_si128(a, _mm_cvtsi32_si128((int)state));
-        p += 64;
-        n -= 64;
-        while (n >= 64) {  /* four lanes folded 512 bits forward */
-            __m128i a0 = _mm_clmulepi64_si128(a, k12, 0x00);
-            __m128i b0 = _mm_clmulepi64_si128(b, k12, 0x00);
-            __m128i c0 = _mm_clmulepi64_si128(c, k12, 0x00);
-            __m128i d0 = _mm_clmulepi64_si128(d, k12, 0x00);
-            a = _mm_xor_si128(_mm_clmulepi64_si128(a, k12, 0x11), a0);
-            b = _mm_xor_si128(_mm_clmulepi64_si128(b, k12, 0x11), b0);
-            c = _mm_xor_si128(_mm_clmulepi64_si128(c, k12, 0x11), c0);
-            d = _mm_xor_si128(_mm_clmulepi64_si128(d, k12, 0x11), d0);
-            a = _mm_xor_si128(a, _mm_loadu_si128((const __m128i*)(p + 0)));
-            b = _mm_xor_si128(b, _mm_loadu_si128((const __m128i*)(p + 16)));
-            c = _mm_xor_si128(c, _mm_loadu_si128((const __m128i*)(p + 32)));
-            d = _mm_xor_si128(d, _mm_loadu_si128((const __m128i*)(p + 48)));
-            p += 64;
-            n -= 64;
-        }
-        /* four lanes into one, 128 bits at a time */
-        t = _mm_clmulepi64_si128(a, k34, 0x00);
-        a = _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(a, k34, 0x11), b), t);
-        t = _mm_clmulepi64_si128(a, k34, 0x00);
-        a = _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(a, k34, 0x11), c), t);
-        t = _mm_clmulepi64_si128(a, k34, 0x00);
-        a = _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(a, k34, 0x11), d), t);
-        while (n >= 16) {
-            t = _mm_clmulepi64_si128(a, k34, 0x00);
-            a = _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(a, k34, 0x11),
-                                            _mm_loadu_si128((const __m128i*)p)), t);
-            p += 16;
-            n -= 16;
-        }
-        /* 128 -> 64 bits */
-        t = _mm_clmulepi64_si128(a, k34, 0x10);
-        a = _mm_xor_si128(_mm_srli_si128(a, 8), t);
-        t = _mm_srli_si128(a, 4);
-        a = _mm_xor_si128(_mm_clmulepi64_si128(_mm_and_si128(a, lo32), k5, 0x00), t);
-        /* Barrett reduction to 32 bits */
-        t = _mm_clmulepi64_si128(_mm_and_si128(a, lo32), pu, 0x10);
-        t = _mm_clmulepi64_si128(_mm_and_si128(t, lo32), pu, 0x00);
-        a = _mm_xor_si128(a, t);
-        return (uint32_t)_mm_extract_epi32(a, 1);
-    }
-    static int icx_crc_simd_ok(void) {
-        __builtin_cpu_init();
-        return __builtin_cpu_supports("pclmul") && __builtin_cpu_supports("sse4.1");
-    }
-    #else
-    #define ICX_CRC_SIMD 0
-    static uint32_t icx_crc_fold(uint32_t state, const unsigned char* p, size_t n) {
-        (void)p; (void)n; return state;
-    }
-    static int icx_crc_simd_ok(void) { return 0; }
-    #endif
-    """
-    uint32_t icx_crc_fold(uint32_t state, const unsigned char* p, size_t n) nogil
-    int icx_crc_simd_ok() nogil
+include "journal_crc.pxi"
 
-cdef bint SIMD = icx_crc_simd_ok() != 0
 SIMD_CRC = bool(SIMD)  # for tests and the benchmark's report
 
 

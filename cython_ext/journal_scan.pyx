@@ -2,8 +2,9 @@
 """Compiled twin of charging.journal.framing.scan_frames (the pure version is the spec).
 
 Same contract: scan_frames(buf, start) -> (good_end, ends, problem). The CRC-32 is the
-zlib/IEEE one (reflected polynomial 0xEDB88320), computed here with slicing-by-8 tables so the
-extension needs no zlib headers at build time.
+zlib/IEEE one (reflected polynomial 0xEDB88320): whole 16-byte blocks folded with carry-less
+multiplication when the CPU has PCLMULQDQ (:data:`SIMD_CRC`), the rest with slicing-by-8
+tables (journal_crc.pxi), so the extension needs no zlib headers at build time.
 """
 
 from libc.stdint cimport uint32_t, uint8_t
@@ -11,6 +12,8 @@ from libc.stdint cimport uint32_t, uint8_t
 cdef uint32_t MAX_RECORD = 16 * 1024 * 1024
 
 include "journal_crc.pxi"
+
+SIMD_CRC = bool(SIMD)  # for tests
 
 
 def crc32(const uint8_t[::1] data):
