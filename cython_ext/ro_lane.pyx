@@ -58,6 +58,8 @@ cdef class Responder:
     cdef dict rc_by_id
     cdef object resume      # diameter.eager.resume
     cdef object metrics
+    cdef list ccr_hist
+    cdef dict m_requests, m_sums, rc_keys
     cdef double buckets[32]
     cdef int nbuckets
 
@@ -73,6 +75,8 @@ cdef class Responder:
         self.rc_by_id = rc_by_id
         self.resume = resume
         self.metrics = agent.metrics
+        self.ccr_hist = None
+        self.rc_keys = {}
         self.nbuckets = -1  # -1: metrics.observe (the spec) does it
         if type(buckets) is tuple and len(buckets) <= 32:
             self.nbuckets = len(buckets)
@@ -80,20 +84,29 @@ cdef class Responder:
                 self.buckets[i] = buckets[i]
 
     cdef observe_ccr(self, int rc, double seconds):
-        """Metrics.observe("CCR", rc, seconds) (mediation/metrics.py, the spec)."""
+        """Metrics.observe("CCR", rc, seconds) (mediation/metrics.py, the spec). The
+        metrics object is the agent's, read at construction (the agent never replaces it);
+        its dicts and the CCR histogram list are created once and never replaced."""
         cdef int i = 0
-        m = self.metrics
-        hist = m._hist.get("CCR") if self.nbuckets >= 0 else None
-        if type(hist) is not list or len(<list>hist) != self.nbuckets + 1:
-            self.observe("CCR", rc, seconds)
-            return
-        key = ("CCR", rc)
-        requests = m.requests
+        cdef list hist = self.ccr_hist
+        if hist is None:
+            m = self.metrics
+            found = m._hist.get("CCR") if self.nbuckets >= 0 else None
+            if type(found) is not list or len(<list>found) != self.nbuckets + 1:
+                self.observe("CCR", rc, seconds)  # the first CCR creates the histogram
+                return
+            self.ccr_hist = hist = <list>found
+            self.m_requests = m.requests
+            self.m_sums = m._sum
+        key = self.rc_keys.get(rc)
+        if key is None:
+            key = self.rc_keys[rc] = ("CCR", rc)
+        requests = self.m_requests
         requests[key] = requests.get(key, 0) + 1
         while i < self.nbuckets and self.buckets[i] < seconds:  # bisect_left
             i += 1
-        (<list>hist)[i] += 1
-        sums = m._sum
+        hist[i] += 1
+        sums = self.m_sums
         sums["CCR"] += seconds
 
     def __call__(self, request, peer):
@@ -203,7 +216,8 @@ cdef class Lane:
     cdef dict commands
     cdef double jitter
     cdef Py_ssize_t nesting_bytes
-    cdef object protocol_cls, log_enabled
+    cdef object protocol_cls, log_enabled, log_config, log_wrapper
+    cdef bint log_on
 
     def __init__(self, *, decode, on_frame, process_request, check_request, check_avps,
                  diameter_error, fast_states, wd_okay, jitter, commands, nesting_bytes,
@@ -224,14 +238,31 @@ cdef class Lane:
         self.protocol_cls = protocol_cls
         self.log_enabled = log_enabled
 
-    def use_for_replies(self, protocol_cls, log_enabled):
+    def use_for_replies(self, protocol_cls, log_enabled, log_config=None):
         """Answers made by :class:`Durable` for a *protocol_cls* peer go through
         :meth:`reply` (the twin of ``PeerProtocol.reply``); *log_enabled()*: whether the
         per-request log line is on (then ``PeerProtocol.reply`` runs, it writes the line)."""
         global _REPLY_LANE
         self.protocol_cls = protocol_cls
         self.log_enabled = log_enabled
+        self.log_config = log_config
+        self.log_wrapper = None
         _REPLY_LANE = self
+
+    cdef bint _logging(self) except -1:
+        """``log_enabled()``, remembered while *log_config*'s wrapper class stays the same
+        (the rule of diameter/transport_protocol._log_enabled, which says when it holds)."""
+        cfg = self.log_config
+        if cfg is None:
+            return bool(self.log_enabled())
+        wrapper = getattr(cfg, "default_wrapper_class", None)
+        if wrapper is not None and wrapper is self.log_wrapper:
+            return self.log_on
+        on = bool(self.log_enabled())
+        if wrapper is not None and getattr(wrapper, "__module__", "") == "structlog._native":
+            self.log_wrapper = wrapper
+            self.log_on = on
+        return on
 
     cdef reply(self, proto, request, answer, long long t0):
         """``PeerProtocol.reply`` + ``PeerConnection.send_answer_bytes`` for encoded answer
@@ -240,7 +271,7 @@ cdef class Lane:
         if conn is None:
             return
         if (type(answer) is not bytes or type(request) is not Message or conn.terminated
-                or (proto._log_requests and self.log_enabled())):
+                or (proto._log_requests and self._logging())):
             proto.reply(request, answer, t0)
             return
         state = conn.state

@@ -496,11 +496,33 @@ class PeerProtocol(asyncio.Protocol):
 
 
 def _log_enabled(level: int) -> bool:
-    return bool(log.is_enabled_for(level))
+    """``log.is_enabled_for(level)``, remembered while structlog's wrapper class stays the
+    same: through the lazy proxy every call costs ~8k instructions (proxy -> bind -> the
+    filtering logger), paid per answer while ``request_log`` is on. A level filter from
+    ``structlog.make_filtering_bound_logger`` (what icx configures) is a class per level,
+    so a reconfiguration replaces the class and the cache follows it; any other wrapper
+    is asked every time (its answer may change without a reconfiguration)."""
+    wrapper = getattr(_SL_CONFIG, "default_wrapper_class", None)
+    if wrapper is None or getattr(wrapper, "__module__", "") != "structlog._native":
+        return bool(log.is_enabled_for(level))
+    hit = _ENABLED.get(level)
+    if hit is not None and hit[0] is wrapper:
+        return hit[1]
+    on = bool(log.is_enabled_for(level))
+    _ENABLED[level] = (wrapper, on)
+    return on
+
+
+_SL_CONFIG: Any
+try:  # the live configuration object (structlog.configure() sets its attributes)
+    from structlog._config import _CONFIG as _SL_CONFIG
+except ImportError:  # pragma: no cover - another structlog layout: ask every time
+    _SL_CONFIG = None
+_ENABLED: dict[int, tuple[object, bool]] = {}
 
 
 if _LANE is not None:
-    _LANE.use_for_replies(PeerProtocol, functools.partial(_log_enabled, _INFO))
+    _LANE.use_for_replies(PeerProtocol, functools.partial(_log_enabled, _INFO), _SL_CONFIG)
 
 
 def _result_code_of(data: bytes) -> int | None:
