@@ -12,7 +12,8 @@ writes it back with one HSET::
                          "<bal>|" -> the balance state every op reads, in ONE field:
                          binary (:func:`state_of`; lua/_prelude.lua), "<bal>|k" kind, "<bal>|$"
                          currency, "<bal>|p" priority (read by get only);
-                         "<bal>|h|<reservation>" -> "<amount>:<expiry us>" per hold;
+                         "<bal>|h|<reservation>" -> "<amount>:<expiry us>" per hold ('' once
+                         released: pruned later with the stale op records, lua/_prelude.lua);
                          "|<op key>" -> the op's cached result "<epoch>|<status>|...".
     {id:<identity>}  string  account id
 

@@ -3,7 +3,7 @@
 Every money operation is ONE server-side script (charging/store/lua/, KEYS/ARGV documented in
 each file) called with EVALSHA: atomic, no read-modify-write from Python, no lock. An account
 is one hash ``{acct:ID}:a`` (layout: charging/store/redis_keys.py), so an op is one HMGET (its
-balance, hold and idempotency record), one HSET (plus an HDEL when a hold goes), and its index
+balance, hold and idempotency record), one HSET (a hold that goes is marked released), and its index
 updates (the hold's expiry in ``{T}:ix:x``, the unjournaled marker in ``{T}:unj``), which the
 scripts defer and apply once per script call: one ZADD/ZREM/SADD for a whole batch. All of an
 op's keys share one hash slot, so the same scripts run on a standalone server and on Redis
@@ -251,6 +251,8 @@ class RedisStore:
         prefix = balance + "|h|"
         out: dict[str, tuple[int, int]] = {}
         async for f, v in self._r.hscan_iter(account_key(account), match=prefix + "*"):
+            if not v:  # released (lua/_prelude.lua: marked '', pruned later)
+                continue
             amount, exp = _s(v).split(":")
             out[_s(f)[len(prefix):]] = (int(amount), int(exp))
         return out

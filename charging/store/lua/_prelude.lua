@@ -38,8 +38,9 @@
 -- lua_tonumber) while arithmetic coercion of a string ("x + 0") is one strtod: used on the
 -- fields the scripts wrote themselves (canonical), tonumber() kept for ARGV (it must answer
 -- nil, not raise); string.format ~1.3k per call + ~760 per %d (sprintf), a '..' chain one
--- string; a table or closure per op ~1k + GC. So an op is one HMGET, one HSET (+ HDEL when a
--- hold goes), no table, no closure, numbers formatted only where computed.
+-- string; a table or closure per op ~1k + GC. So an op is one HMGET, one HSET (a hold
+-- that goes is marked released in it), no table, no closure, numbers formatted only where
+-- computed.
 -- Amounts are integers below 2^53 (exact in Lua doubles); computed ones are written into text
 -- with string.format('%d'), never tostring or '..' on a number (14 significant digits).
 -- The balance state field "<bal>|" of an account hash. Binary, so that an op neither
@@ -81,8 +82,9 @@ local UNJ, NUNJ = {}, 0  -- unjournaled members "<account>|<key>", in op order
 
 -- The slow path of an op that writes its record (the account's first op, a new epoch, an op
 -- from an older epoch, a prune in progress): update "oe" and prune one HSCAN page of records
--- older than the window (memory only: the replay check already ignores them). *opf* is the
--- op's own record field (written by the caller: never pruned here).
+-- older than the window (memory only: the replay check already ignores them) and of released
+-- holds (their '' marks, see below: absent and '' mean the same). *opf* is the op's own
+-- record field (written by the caller: never pruned here).
 local function epoch_slow(acc, ep, epn, opf, oe)
   local newest, cur = epn, nil
   if oe then
@@ -96,13 +98,16 @@ local function epoch_slow(acc, ep, epn, opf, oe)
     end
   end
   if cur then
-    local scan = rcall('HSCAN', acc, cur, 'MATCH', '|*', 'COUNT', 64)
+    local scan = rcall('HSCAN', acc, cur, 'COUNT', 64)
     local stale, items = {}, scan[2]
     for i = 1, #items, 2 do
-      local v = items[i + 1]
-      if tonumber(ssub(v, 1, sfind(v, '|', 1, true) - 1)) < newest - 1
-          and items[i] ~= opf then
-        stale[#stale + 1] = items[i]
+      local f, v = items[i], items[i + 1]
+      if string.byte(f) == 124 then  -- '|': an op record
+        if tonumber(ssub(v, 1, sfind(v, '|', 1, true) - 1)) < newest - 1 and f ~= opf then
+          stale[#stale + 1] = f
+        end
+      elseif v == '' and sfind(f, '|h|', 1, true) then  -- a released hold
+        stale[#stale + 1] = f
       end
     end
     if #stale > 0 then rcall('HDEL', acc, unpack(stale)) end
@@ -123,8 +128,11 @@ end
 -- The start every balance op shares: ONE HMGET (the op's record, "oe", the balance state
 -- and, for an op on a reservation, its hold field *hf*), the replay check, unknown account /
 -- balance (the refusal's record names the balance and *res*, '' for ops without one).
+-- A hold field is "<amount>:<expiry us>", or '' once released: commit and release mark it so
+-- in the HSET they write anyway instead of one more call (HDEL, ~1.4k instructions per op);
+-- epoch_slow prunes the marks with the stale records.
 -- Returns the reply to answer at once (a replay or a refusal), or nil followed by "oe", the
--- hold value (nil: none, or not asked) and the state (_state.lua): the amount's decimal text,
+-- hold value (nil: none, released, or not asked) and the state (_state.lua): the amount's decimal text,
 -- then as numbers amount, reserved, credit limit, expiry us (+inf: none), low threshold
 -- (-inf: none).
 local function open_balance(acc, B, ep, epn, opf, res, hf)
@@ -143,11 +151,13 @@ local function open_balance(acc, B, ep, epn, opf, res, hf)
     if rcall('HEXISTS', acc, 'kind') == 0 then return {'unknown_account'} end
     return refuse(acc, ep, epn, opf, oe, ep .. '|unknown_balance|0|0|0|0|0|0|0|0|' .. B .. res)
   end
+  local hv = b[4]
+  if hv == '' then hv = nil end  -- released
   if #st > 41 then  -- (state_read inlined: the common case, one call fewer)
     local m, a, r, c, x, l = sunpack('<Bddddd', st)
-    if m == 0 then return nil, oe, b[4], ssub(st, 42), a, r, c, x, l end
+    if m == 0 then return nil, oe, hv, ssub(st, 42), a, r, c, x, l end
   end
-  return nil, oe, b[4], state_read(st)
+  return nil, oe, hv, state_read(st)
 end
 
 -- The end of an op that moves a balance's amount by *delta* (credit, debit): the new state

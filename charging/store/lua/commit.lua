@@ -40,8 +40,7 @@ local function op_commit(acc, ep, epn, release_rest, account, B, opf, res, used)
         hexp .. '|' .. has_hold .. '|' .. B .. res
   local state = spack('<Bddddd', 0, amt - debit, rsv - freed, c, x, l) .. at  -- (state_write)
   if release_rest then
-    rcall('HDEL', acc, hf)
-    rcall('HSET', acc, B, state, opf, rec)
+    rcall('HSET', acc, B, state, hf, '', opf, rec)  -- hf '': released (open_balance)
     IXC[account .. '|' .. B .. res] = false
   else
     rcall('HSET', acc, B, state, hf, sfmt('%d:', held - freed) .. rexp, opf, rec)

@@ -4,6 +4,10 @@
 -- op_credit(..., _, account, B, opf, amount)
 local function op_credit(acc, ep, epn, _, account, B, opf, amount)
   local n = amount + 0  -- raises for a non-number, before any write (lua/reserve.lua)
+  -- NaN or a fraction: an error (nothing written); beyond 2^53-1 (+inf too): out_of_range
+  if n ~= n or (n % 1 ~= 0 and n < 9007199254740991) then
+    return redis.error_reply('ERR ARGV 6 is not an integer')
+  end
   local early, oe, _, a, amt, r, cl, x, l = open_balance(acc, B, ep, epn, opf, '')
   if early then return early end
   local avail = amt - r + cl

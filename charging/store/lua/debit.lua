@@ -4,7 +4,9 @@
 -- op_debit(..., partial, account, B, opf, amount, now): partial a boolean
 local function op_debit(acc, ep, epn, partial, account, B, opf, amount, now)
   local take = amount + 0  -- raises for a non-number, before any write (lua/reserve.lua)
-  if take < 0 then return redis.error_reply('ERR ARGV 6 is not a number >= 0') end
+  if not (take >= 0 and take <= 9007199254740991 and take % 1 == 0) then  -- (lua/reserve.lua)
+    return redis.error_reply('ERR ARGV 6 is not an integer in [0, 2^53-1]')
+  end
   local early, oe, _, a, amt, r, c, x, l = open_balance(acc, B, ep, epn, opf, '')
   if early then return early end
   local before = amt - r + c

@@ -19,7 +19,7 @@ for _, member in ipairs(due) do
   local b = bal .. '|'
   local hf = b .. 'h|' .. res
   local v = redis.call('HMGET', acc, b, hf)
-  if v[1] and v[2] then
+  if v[1] and v[2] and v[2] ~= '' then  -- ('': released, lua/_prelude.lua)
     local hs, rexp = string.match(v[2], '^([^:]*):(.*)$')
     local held = tonumber(hs)
     local a, amt, r, cl, x, l = state_read(v[1])  -- (lua/_state.lua)

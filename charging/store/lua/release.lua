@@ -14,8 +14,8 @@ local function op_release(acc, ep, epn, _, account, B, opf, res)
   local held = hs + 0
   local rec = ep .. '|ok|0|' .. a .. sfmt('|%d|0|0|', amt - rsv + held + c) ..
         (held == 0 and '0' or '-' .. hs) .. '|-1|1|' .. B .. res
-  rcall('HDEL', acc, hf)
-  rcall('HSET', acc, B, state_write(a, amt, rsv - held, c, x, l), opf, rec)
+  -- hf '': released (open_balance)
+  rcall('HSET', acc, B, state_write(a, amt, rsv - held, c, x, l), hf, '', opf, rec)
   if oe ~= ep then epoch_slow(acc, ep, epn, opf, oe) end
   IXC[account .. '|' .. B .. res] = false
   NUNJ = NUNJ + 1

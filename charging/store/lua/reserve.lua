@@ -7,9 +7,14 @@
 local function op_reserve(acc, ep, epn, partial, account, B, opf, res, amount, exp, now)
   -- ARGV numbers: 'x + 0' raises for a non-number (one strtod; tonumber() costs two), before
   -- any write: the caller answers it as this op's error (lua/batch.lua)
+  -- 'x + 0' also takes 'nan', 'inf', '1.5' (strtod): an amount must be an integer in
+  -- [0, 2^53-1] (NaN fails every comparison; x % 1 is NaN for +-inf)
   local grant = amount + 0
-  if grant < 0 then return redis.error_reply('ERR ARGV 7 is not a number >= 0') end
-  local _ = exp + 0  -- checked here: the deferred ZADD must not fail at the end of a batch
+  if not (grant >= 0 and grant <= 9007199254740991 and grant % 1 == 0) then
+    return redis.error_reply('ERR ARGV 7 is not an integer in [0, 2^53-1]')
+  end
+  -- checked here: the deferred ZADD must not fail at the end of a batch (it refuses NaN)
+  if (exp + 0) % 1 ~= 0 then return redis.error_reply('ERR ARGV 8 is not an integer') end
   local hf = B .. 'h|' .. res
   local early, oe, hv, a, amt, rsv, c, x, l = open_balance(acc, B, ep, epn, opf, res, hf)
   if early then return early end

@@ -335,3 +335,40 @@ def test_state_of_reads_both_layouts() -> None:
     assert state_of(raw) == (-5, 0, 10, 1_800_000_000_000_000, 3)
     assert state_of(b"12:3:0::") == (12, 3, 0, None, None)
     assert state_of(b"12:3:0:99:-4") == (12, 3, 0, 99, -4)
+
+
+def test_released_holds_are_marked_then_pruned(rh: Harness) -> None:
+    """Commit (releasing the rest) and release mark the hold field '' in the HSET they write
+    anyway (no HDEL call): a marked hold is no hold for every reader, a new reserve of that
+    reservation starts afresh, and the ops after an epoch change prune the marks."""
+
+    async def body(store: Any) -> None:
+        store.retention = 3600.0
+        await store.create_account("a", AccountKind.PREPAID_SUBSCRIBER, eur(10_000))
+        key = account_key("a")
+        for i in range(80):
+            assert (await store.reserve(f"r{i}", "a", "EUR", f"s{i}", 10, ttl=60, now=NOW)).ok
+            if i % 2:
+                assert (await store.commit(f"c{i}", "a", "EUR", f"s{i}", 4, now=NOW)).ok
+            else:
+                assert (await store.release(f"l{i}", "a", "EUR", f"s{i}", now=NOW)).ok
+        assert await store._r.hget(key, "EUR|h|s0") == b"" == await store._r.hget(key,
+                                                                                 "EUR|h|s1")
+        assert await store.reservations("a", "EUR") == {}
+        gone = await store.commit("c1b", "a", "EUR", "s1", 1, now=NOW)
+        assert gone.status is OpStatus.UNKNOWN_RESERVATION
+        assert (await store.release("l0b", "a", "EUR", "s0", now=NOW)).status \
+            is OpStatus.UNKNOWN_RESERVATION
+        again = await store.reserve("r1b", "a", "EUR", "s1", 7, ttl=60, now=NOW)
+        assert again.ok and again.holds[0].amount == 7  # afresh, not on top of a ghost
+        assert await store.reservations("a", "EUR") == {"s1": (7, int((NOW + 60) * 1e6))}
+        assert (await store.expire_reservations(now=NOW + 61))[0].holds[0].amount == -7
+        later = NOW + 3 * 3600
+        for i in range(10):  # after an epoch change the ops prune a page at a time
+            await store.debit(f"x{i}", "a", "EUR", 1, now=later)
+        marks = [_s(f) async for f, v in store._r.hscan_iter(key, match="EUR|h|*")]
+        assert marks == [], marks
+        view = (await store.get("a")).balances[0]
+        assert (view.amount, view.reserved) == (10_000 - 40 * 4 - 10, 0)
+
+    rh.run(body)
