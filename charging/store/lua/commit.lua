@@ -5,7 +5,9 @@
 -- op_commit(..., release_rest, account, B, opf, res, used): release_rest a boolean
 local function op_commit(acc, ep, epn, release_rest, account, B, opf, res, used)
   local debit = used + 0  -- raises for a non-number, before any write (lua/reserve.lua)
-  if debit < 0 then return redis.error_reply('ERR ARGV 7 is not a number >= 0') end
+  if not (debit >= 0 and debit <= 9007199254740991 and debit % 1 == 0) then  -- (reserve.lua)
+    return redis.error_reply('ERR ARGV 7 is not an integer in [0, 2^53-1]')
+  end
   local hf = B .. 'h|' .. res
   local early, oe, hv, a, amt, rsv, c, x, l = open_balance(acc, B, ep, epn, opf, res, hf)
   if early then return early end
