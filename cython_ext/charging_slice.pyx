@@ -923,6 +923,36 @@ cdef _Rec _reserve_rec(dict fields):
     return r
 
 
+cdef list _VALUES = []  # [(enum member, its .value), ...]: members and values never change
+
+
+cdef object _enum_value(member):
+    """``member.value`` of an Enum member (a Python property per read), remembered."""
+    for pair in _VALUES:
+        if (<tuple>pair)[0] is member:
+            return (<tuple>pair)[1]
+    v = member.value
+    if len(_VALUES) < 64:
+        _VALUES.append((member, v))
+    return v
+
+
+cdef dict _rated_fields(session, grant):
+    """OnlineCharging._rated_fields: the constant journal fields of the grant's rated
+    records, built once (same keys, same order, same values), kept on the grant."""
+    f = gr(grant, G_FIELDS)
+    if f is None:
+        origin = ses(session, S_ORIGIN)
+        f = {"session": ses(session, S_ID), "service": gr(grant, G_SVC),
+             "unit": _enum_value(gr(grant, G_UNIT)),
+             "a": origin or ses(session, S_SUBSCRIBER), "b": ses(session, S_DESTINATION),
+             "account": ses(session, S_ACCOUNT), "deck": ses(session, S_DECK),
+             "currency": ses(session, S_CURRENCY), "result": "ok",
+             "start": int(ses(session, S_STARTED) * 1_000_000)}
+        gr_set(grant, G_FIELDS, f)
+    return f
+
+
 cdef class FastPath:
     """The fast path of one ChargingService: its attributes that never change (the session
     table, the caches, the ledger's dicts, config values) read once; refreshed when the
@@ -1139,7 +1169,7 @@ cdef class FastPath:
         gr_set(g, G_HELD, 0)
         gr_set(g, G_HELD_N, -1)
         gr_set(g, G_FINAL, False)
-        gr_set(g, G_SVC, service.value)
+        gr_set(g, G_SVC, _enum_value(service))
         gr_set(g, G_RSVC, None)
         gr_set(g, G_PRICED_U, -1)
         gr_set(g, G_PRICED_C, 0)
@@ -1221,7 +1251,7 @@ cdef class FastPath:
                 return None
         rated = gr(grant, G_FIELDS)
         if rated is None:
-            rated = svc._rated_fields(session, grant)
+            rated = _rated_fields(session, grant)
         tariff = None
         if used and not money:
             tariff = gr(grant, G_TARIFF)
