@@ -78,6 +78,11 @@ class Preallocator:
         self._busy_active = False
         self._thread: threading.Thread | None = None
         self.filled_bytes = 0  # zero bytes written so far (metrics/tests)
+        # The open segment's size as the filler last saw or made it (0 until it has looked;
+        # back to 0 by cancel_active). It only grows, and the filler writes only at the file's
+        # end, so a write that ends at or below this never meets its zeros: the writer may
+        # do it without :attr:`lock` (SegmentWriter.reserve, the native writer).
+        self.active_end = 0
 
     # -- control (writer thread) ----------------------------------------------------------
 
@@ -119,11 +124,13 @@ class Preallocator:
             self._active = None
             while self._busy_active:
                 self._cond.wait()
+            self.active_end = 0  # the next file is another one
 
     def filling(self) -> bool:
         """True while a :meth:`fill_active` job is pending or running. Only the writer side
         starts such jobs, so a writer that sees False may write the open segment without
-        :attr:`lock` until it next calls :meth:`fill_active` (the native writer's fast path)."""
+        :attr:`lock` until it next calls :meth:`fill_active` (the native writer's fast path);
+        while it is True, only below :attr:`active_end`."""
         return self._active is not None or self._busy_active
 
     def prepare_next(self) -> None:
@@ -206,8 +213,10 @@ class Preallocator:
                         break
                     end = os.fstat(fd).st_size  # >= the writer's data end: zeros never on data
                     if end >= target:
+                        self.active_end = max(self.active_end, end)
                         break
                     n = os.pwrite(fd, _ZEROS[:min(CHUNK, target - end)], end)
+                    self.active_end = max(self.active_end, end + n)
                 self.filled_bytes += n
                 since_sync += n
                 if self.fsync and since_sync >= SYNC_EVERY:

@@ -414,14 +414,18 @@ class SegmentWriter:
         """Claim ``nbytes`` at the data end for a write done elsewhere (the native writer
         threads, cython_ext/journal_io.pyx); return their offset, or -1 when this write must
         go through :meth:`write` instead: no segment open, the prealloc bookkeeping of
-        :meth:`write` is due (next segment, further zero-fill), or the filler is still busy
-        with the open segment (then writes must hold its lock). The caller must write exactly
+        :meth:`write` is due (next segment, further zero-fill), or the open segment is not
+        filled to its size yet and the bytes would reach past what the filler has filled
+        (there writes must hold its lock; below it the filler never writes: a journal just
+        opened on a new or half-filled segment uses the native writer as soon as the first
+        zeros are there, not only once the whole segment is). The caller must write exactly
         ``nbytes`` at the returned offset before anything else writes this segment, and must
         not call :meth:`write` while such a write is in flight."""
         if self._fd is None or self._end + nbytes >= self._check_at:
             return -1
         pre = self._pre
-        if pre is not None and (self._fill_to < pre.size or pre.filling()):
+        if pre is not None and (self._fill_to < pre.size or pre.filling()) \
+                and self._end + nbytes > pre.active_end:
             return -1
         off = self._end
         self._end = off + nbytes

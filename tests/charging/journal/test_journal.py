@@ -164,8 +164,12 @@ def test_cancelled_waiter_does_not_hurt_others(tmp_path: Path) -> None:
 
 
 def test_write_failure_fails_waiters(tmp_path: Path) -> None:
+    # The Python writer thread's failure path (write_and_sync raising); the native writer's
+    # is test_native_writer.py::test_native_failure_fails_the_group_and_everything_after.
+    # (It ran here implicitly while a journal's first segment was not zero-filled to its
+    # size: the native writer now takes those groups too.)
     async def main() -> None:
-        j = await Journal.open(tmp_path)
+        j = await Journal.open(tmp_path, writer_threads=0)
         await j.append(rec(0))
 
         def boom(parts: object) -> None:
