@@ -1,6 +1,7 @@
 """Callgrind driver for the Redis store's server side: instructions per op, by function.
 
     python -m benchmarks._stores_redis_callgrind [--pairs 2000] [--accounts 50] [--fill 350]
+        [--redis-server PATH]
 
 Fills a plain redis-server with ``--accounts`` accounts carrying ``--fill`` reserve+commit pairs
 each (the op records a busy account accumulates within the retention), saves it, restarts the
@@ -8,7 +9,11 @@ same data under ``valgrind --tool=callgrind``, zeroes the counters, runs exactly
 reserve+commit pairs issued by the real client (64 tasks, the store's auto-batcher: batch
 EVALSHAs), dumps, and prints ONE JSON line: instructions per op in total
 and inclusive per named function (the script body, the redis.call plumbing, the commands
-themselves, the call's RESP parse). Not timed: instructions only.
+themselves, the call's RESP parse). Not timed: instructions only. Debian's redis-server is
+stripped (Lua's static functions have no names); for a breakdown by function pass
+``--redis-server`` a build of the same version with symbols (e.g. ``apt-get source redis`` and
+``make USE_SYSTEM_JEMALLOC=yes``). The total includes serverCron's memory stats (~1.5k per op
+here, an artifact of valgrind's slowness: cron runs per wall second).
 """
 
 from __future__ import annotations
