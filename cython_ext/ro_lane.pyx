@@ -21,7 +21,7 @@ from cpython.object cimport PyObject
 from cpython.ref cimport Py_DECREF
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 
-from cython_ext.diameter_codec cimport Message
+from cython_ext.diameter_codec cimport Avp, Message
 
 ABI = 1
 
@@ -32,6 +32,13 @@ cdef extern from "Python.h":
         PYGEN_ERROR
         PYGEN_NEXT
     PySendResult PyIter_Send(object iter, object arg, PyObject** presult)
+    object PyObject_Vectorcall(object callable, PyObject** args, size_t nargsf,
+                               object kwnames)
+
+
+# decide(req, now=...) through vectorcall with keyword names: Cython builds a dict per call
+# for a keyword argument otherwise
+cdef tuple _NOW_KW = ("now",)
 
 
 cdef inline long long _now_ns() noexcept nogil:
@@ -45,7 +52,8 @@ cdef inline long long _now_ns() noexcept nogil:
 cdef class Responder:
     """``agent.respond`` for the common CCR. Construct with the agent once; read the agent's
     ``_split`` (decide, durable_mark, call_when_durable) on every call, so a caller may
-    replace it afterwards (benchmarks do)."""
+    replace it afterwards (benchmarks do). ``smap``, ``peers``, ``clock`` and ``metrics``
+    are read once here: the agent sets them in its constructor and never replaces them."""
 
     cdef object agent
     cdef object spec        # agent.respond_py: everything this twin declines
@@ -130,7 +138,11 @@ cdef class Responder:
         if peer is not None and host and self.peers.get(host) is not peer:
             self.peers[host] = peer
         decide, mark, when_durable = <tuple>split
-        coro = decide(req, now=self.clock())
+        now = self.clock()
+        cdef PyObject* argv[2]
+        argv[0] = <PyObject*>req
+        argv[1] = <PyObject*>now
+        coro = PyObject_Vectorcall(decide, argv, 1, _NOW_KW)  # decide(req, now=now)
         sent = PyIter_Send(coro, None, &out)
         if sent == PYGEN_RETURN:
             result = <object>out
@@ -194,6 +206,10 @@ cdef Lane _REPLY_LANE = None
 
 
 # ------------------------------------------------------------------------------ receiving
+cdef inline tuple _header(Message m):
+    return (m.version, m.flags, m.code, m.app_id, m.hop_by_hop, m.end_to_end)
+
+
 @cython.final
 cdef class Lane:
     """Compiled twin of ``PeerConnection.receive_data`` + ``peer_receive.on_frame``'s fast
@@ -379,7 +395,6 @@ cdef class Lane:
             self.on_frame(conn, frame, now)  # the spec answers the decode error
             return None
         cdef Message m = <Message>msg
-        hdr = (m.version, m.flags, m.code, m.app_id, m.hop_by_hop, m.end_to_end)
         wd = conn._watchdog
         if wd is not None:
             if wd.state is self.wd_okay:
@@ -390,7 +405,8 @@ cdef class Lane:
                 wd.received(now, is_dwa=False)
                 conn._watchdog_changed(old)
         if conn.config.validate_requests:
-            if not self._valid(m, hdr):
+            if not self._valid(m):
+                hdr = _header(m)
                 try:
                     self.check_request(msg, header=hdr)  # raises the spec's error
                 except self.diameter_error as err:
@@ -398,21 +414,28 @@ cdef class Lane:
                     return None
         # process_request's common case: negotiated application, a new key, room in flight
         if app not in conn.applications:
-            self.process_request(conn, msg, now, hdr)
+            self.process_request(conn, msg, now, _header(m))
             return None  # its RequestReceived (if any) is in conn._events
-        host = msg.get(264, "")
+        host = ""  # msg.get(264, ""): Origin-Host by code, base vendor, the first one
+        for a in m.avps:
+            if type(a) is not Avp:
+                host = msg.get(264, "")
+                break
+            if (<Avp>a).code == 264 and (<Avp>a).vendor == 0:
+                host = a.value
+                break
         key = (host.lower() if type(host) is str else "", m.end_to_end)
         inflight = conn._inflight
         dups = conn._dups
         hbh = m.hop_by_hop
         if len(inflight) >= conn.config.max_inflight or hbh in inflight:
-            self.process_request(conn, msg, now, hdr)
+            self.process_request(conn, msg, now, _header(m))
             return None  # its RequestReceived (if any) is in conn._events
         if now - dups.lifetime >= dups._oldest:
             dups._expire(now)
         entries = dups._entries
         if key in entries:  # a duplicate: the spec answers or drops it
-            self.process_request(conn, msg, now, hdr)
+            self.process_request(conn, msg, now, _header(m))
             return None  # its RequestReceived (if any) is in conn._events
         # DuplicateCache.claim() on a MISS
         if dups.lifetime > 0:
@@ -424,7 +447,7 @@ cdef class Lane:
         inflight[hbh] = key
         return msg
 
-    cdef bint _valid(self, Message m, tuple hdr) except -1:
+    cdef bint _valid(self, Message m) except -1:
         """check_request's verdict when it is 'valid' on the common path (the remembered
         command, a clean header, a short buffer, check_avps passes); False: run the spec."""
         cmd = self.commands.get((m.code, m.app_id))
@@ -438,7 +461,7 @@ cdef class Lane:
             if buf is not None and len(buf) >= self.nesting_bytes:
                 return False
         try:
-            self.check_avps(avps, cmd.request, strict=False)
+            self.check_avps(avps, cmd.request)  # strict=False, its default (no kwargs dict)
         except self.diameter_error:
             return False
         return True
