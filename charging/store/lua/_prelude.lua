@@ -132,9 +132,9 @@ end
 -- in the HSET they write anyway instead of one more call (HDEL, ~1.4k instructions per op);
 -- epoch_slow prunes the marks with the stale records.
 -- Returns the reply to answer at once (a replay or a refusal), or nil followed by "oe", the
--- hold value (nil: none, released, or not asked) and the state (_state.lua): the amount's decimal text,
--- then as numbers amount, reserved, credit limit, expiry us (+inf: none), low threshold
--- (-inf: none).
+-- hold value (nil: none, released, or not asked) and the state (layout above): the amount's
+-- decimal text, then as numbers amount, reserved, credit limit, expiry us (+inf: none), low
+-- threshold (-inf: none).
 local function open_balance(acc, B, ep, epn, opf, res, hf)
   local b
   if hf then

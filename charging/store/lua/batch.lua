@@ -9,7 +9,8 @@
 --       arguments, only those it uses, its balance as the field "<balance>|" and its key as
 --       the field "|<key>" (no per-op concatenation here; cost model: lua/_prelude.lua, each
 --       ARGV element ~900 instructions):
---         'r' reserve (R: partial)       account, balance, key, reservation, amount, exp_us, now_us
+--         'r' reserve (R: partial)       account, balance, key, reservation, amount, exp_us,
+--                                        now_us
 --         'c' commit, release the rest   account, balance, key, reservation, used
 --         'k' commit, keep the rest      account, balance, key, reservation, used
 --         'l' release                    account, balance, key, reservation
@@ -24,8 +25,8 @@
 -- A malformed layout (unknown letter, too few ARGV, KEYS not 2 + one per op) fails the whole
 -- call before any op runs. Isolation: each op runs under pcall, so an op that raises fails
 -- alone. Each op body parses every numeric ARGV it uses ONCE, before its first write (a bad
--- one raises there, answered 'ERR batch: an ARGV of op <j> is not a number'): with them valid, and the account
--- fields written only by these scripts (canonical decimal strings), the bodies cannot raise
+-- one raises there, answered 'ERR batch: an ARGV of op <j> is not a number'): with them
+-- valid, and the account fields written only by these scripts, the bodies cannot raise
 -- after their first write (their parsing, lookups and arithmetic come first; after that only
 -- string.format('%d') of numbers, concatenation of strings and redis.call on keys the op was
 -- given); Redis 7 does not refuse a script's writes for OOM once it has written. So an op is

@@ -21,7 +21,7 @@ local sets = {'kind', ARGV[1], 'spec', ARGV[2], 'ids', ARGV[3], 'bl', ARGV[4],
               'enc', string.rep('-', 200)}
 for i = 5, #ARGV, 8 do
   local b = ARGV[i] .. '|'
-  -- the state in one field (what every op reads: lua/_state.lua)
+  -- the state in one field (what every op reads: lua/_prelude.lua)
   local x, l = ARGV[i + 6], ARGV[i + 7]
   sets[#sets + 1] = b
   sets[#sets + 1] = state_write(ARGV[i + 3], ARGV[i + 3] + 0, 0, ARGV[i + 4] + 0,

@@ -22,7 +22,7 @@ for _, member in ipairs(due) do
   if v[1] and v[2] and v[2] ~= '' then  -- ('': released, lua/_prelude.lua)
     local hs, rexp = string.match(v[2], '^([^:]*):(.*)$')
     local held = tonumber(hs)
-    local a, amt, r, cl, x, l = state_read(v[1])  -- (lua/_state.lua)
+    local a, amt, r, cl, x, l = state_read(v[1])  -- (lua/_prelude.lua)
     local rsv = r - held
     local key = 'expire:' .. bal .. ':' .. res .. ':' .. rexp
     redis.call('HDEL', acc, hf)

@@ -15,7 +15,7 @@ end
 local v = redis.call('HMGET', KEYS[1], unpack(fields))
 for i, id in ipairs(ids) do
   local st, kind, cur, pri = v[i * 4 - 3], v[i * 4 - 2], v[i * 4 - 1], v[i * 4]
-  local a, _, r, c, x = state_read(st)  -- (lua/_state.lua)
+  local a, _, r, c, x = state_read(st)  -- (lua/_prelude.lua)
   r, c = string.format('%d', r), string.format('%d', c)
   x = x == INF and '' or string.format('%d', x)
   for _, f in ipairs({id, kind, cur or '', a, r, c, pri, x}) do out[#out + 1] = f end

@@ -41,7 +41,7 @@ local function op_reserve(acc, ep, epn, partial, account, B, opf, res, amount, e
   if before >= l and l > after then low = '1' end  -- (l: -inf when none)
   local rec = ep .. '|ok|' .. gs .. '|' .. a .. sfmt('|%d|', after) .. low .. '|0|' ..
         gs .. '|' .. exp .. '|1|' .. B .. res
-  -- (state_write inlined: lua/_state.lua)
+  -- (state_write inlined: lua/_prelude.lua)
   rcall('HSET', acc, B, spack('<Bddddd', 0, amt, rsv + grant, c, x, l) .. a, hf,
         hold .. ':' .. exp, opf, rec)
   if oe ~= ep then epoch_slow(acc, ep, epn, opf, oe) end
