@@ -18,8 +18,8 @@ fallback packer behave the same. Records already given as ``bytes`` are never in
 
 The CRC-32 is zlib's: whole 16-byte blocks (payloads of 64+ bytes) are folded with
 carry-less multiplication (PCLMULQDQ, when the CPU has it: :data:`SIMD_CRC`), the tail and
-short payloads go through zlib's own ``crc32`` (linked: the function Python's ``zlib.crc32``
-calls). callgrind, a 421-byte record: ~216 instructions folded, ~1,830 zlib alone, ~1,400 the
+short payloads go through slicing-by-8 tables (journal_crc.pxi); without PCLMULQDQ zlib's own
+``crc32`` does it all (linked: the function Python's ``zlib.crc32`` calls). callgrind, a 421-byte record: ~216 instructions folded, ~1,830 zlib alone, ~1,400 the
 slicing-by-8 tables alone. The folding code lives in journal_crc.pxi, shared with
 journal_scan.pyx (recovery, verify, readers).
 """
@@ -399,12 +399,10 @@ SIMD_CRC = bool(SIMD)  # for tests and the benchmark's report
 
 cdef inline uint32_t _crc(const uint8_t* p, Py_ssize_t n) noexcept nogil:
     cdef unsigned long c = 0  # zlib's initial value (crc32(0, NULL, 0))
-    cdef Py_ssize_t k
-    if SIMD and n >= 64:
-        k = n & ~(<Py_ssize_t>15)
-        c = <uint32_t>~icx_crc_fold(~(<uint32_t>0), p, <size_t>k)
-        p += k
-        n -= k
+    if SIMD:
+        # folded 16-byte blocks, the tables for the tail (< 16 bytes) and short payloads:
+        # no call into zlib for a few bytes (~96 -> ~35 instructions per record)
+        return _crc32(p, n)
     while n > 0x40000000:  # zlib takes an unsigned int length
         c = zcrc32(c, p, 0x40000000)
         p += 0x40000000
