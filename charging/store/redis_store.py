@@ -392,6 +392,11 @@ class RedisStore:
     def _srem_commands(self, keys: Iterable[tuple[str, str]]) -> list[bytes]:
         """The confirms as RESP-encoded SREMs, one per slot index (and per 1000 members),
         packed by hiredis in C; sent behind one future (FastPipe.call_many)."""
+        if not self._cluster:  # one unj set for every account (redis_keys.STANDALONE_TAG)
+            unj = "{" + STANDALONE_TAG + "}:unj"
+            flat = [account + "|" + key for account, key in keys]
+            return [_pack((_SREM, unj, *flat[i:i + _CONFIRM_CHUNK]))
+                    for i in range(0, len(flat), _CONFIRM_CHUNK)]
         by_slot: dict[str, list[str | bytes]] = {}
         cache = self._keys_cache
         for account, key in keys:
