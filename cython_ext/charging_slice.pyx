@@ -54,6 +54,36 @@ cdef object _amount_text
 cdef object _TYPES = None  # op -> record type
 cdef dict _STATUS_TEXT = {}
 cdef object _new = object.__new__
+
+
+cdef extern from *:
+    """
+    /* object.__new__(cls) for a plain class (object's own tp_new, the generic allocator,
+       not abstract): what object_new does once its argument checks pass. NULL without an
+       error: not a plain class. */
+    static PyObject *icx_make_plain(PyObject *cls) {
+        PyTypeObject *tp = (PyTypeObject *)cls;
+        if (tp->tp_new == PyBaseObject_Type.tp_new && tp->tp_alloc == PyType_GenericAlloc
+                && !(tp->tp_flags & Py_TPFLAGS_IS_ABSTRACT))
+            return tp->tp_alloc(tp, 0);
+        return NULL;
+    }
+    """
+    PyObject *icx_make_plain(object cls)
+
+from cpython.exc cimport PyErr_Occurred
+
+
+cdef inline object _make(object cls):
+    """``object.__new__(cls)`` (a plain class allocated directly; any other by the call)."""
+    cdef PyObject *o = icx_make_plain(cls)
+    if o is NULL:
+        if PyErr_Occurred() is not NULL:
+            raise MemoryError()
+        return _new(cls)
+    r = <object>o
+    Py_XDECREF(o)  # (<object> took its own reference)
+    return r
 cdef tuple _NO_META = (True, None)
 cdef bint _ready = False
 
@@ -181,7 +211,7 @@ cdef object _round_us(object t):
 cdef object _units(su, outcome, unit, granted, validity_time, final_unit, used_cost,
                    qht, threshold):
     """requests.units_result."""
-    r = _new(_UnitsResult)
+    r = _make(_UnitsResult)
     ur_set(r, UR_RATING_GROUP, su_(su, U_RATING_GROUP))
     ur_set(r, UR_SERVICE_ID, su_(su, U_SERVICE_ID))
     ur_set(r, UR_OUTCOME, outcome)
@@ -1116,7 +1146,7 @@ cdef class FastPath:
                 peer_host=rq(req, R_PEER_HOST), peer_realm=rq(req, R_PEER_REALM),
                 deck=self.deck, started=started, expires=expires,
                 context=rq(req, R_CONTEXT))
-        s = _new(_Session)
+        s = _make(_Session)
         ses_set(s, S_ID, sid)
         ses_set(s, S_ACCOUNT, account)
         ses_set(s, S_BALANCE, balance)
@@ -1159,7 +1189,7 @@ cdef class FastPath:
             gkey = su_(su, U_RATING_GROUP)
             if gkey is None:
                 gkey = -1
-        g = _new(_Grant)
+        g = _make(_Grant)
         gr_set(g, G_KEY, gkey)
         gr_set(g, G_SERVICE, service)
         gr_set(g, G_UNIT, _MONEY if money else <object>hit)
@@ -1441,7 +1471,7 @@ cdef class FastPath:
     cdef object _answer(self, session, r, bint terminate):
         """OnlineCharging._slice_answer of a SUCCESS slice result *r*."""
         cdef list grants = ses(session, S_GRANTS)
-        res = _new(_ChargingResult)
+        res = _make(_ChargingResult)
         cr_set(res, CR_OUTCOME, _SUCCESS)
         cr_set(res, CR_UNITS, (r,))
         cr_set(res, CR_CURRENCY, ses(session, S_CURRENCY))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import random
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import cython_ext
-from charging.requests import ChargingRequest, ServiceKind, ServiceUnits, Verb
+from charging.requests import ChargingRequest, ChargingResult, ServiceKind, ServiceUnits, Verb
 from charging.sessions import Grant, Session
 from icx.charging_app import ChargingApp, build_charging
 from icx.settings import AccountsSection, load_settings
@@ -151,6 +152,12 @@ async def _run(app: ChargingApp, traffic: list[tuple[str, Any, float]],
             results.append(await svc.handle(req, now=now))
     await svc.wait_durable(svc.durable_mark())
     await app.journal.flush()
+    # the twin allocates sessions, grants and results itself: the collector must see them
+    # as it sees objects made by object.__new__
+    assert all(gc.is_tracked(s) and all(gc.is_tracked(g) for g in s.grants)
+               for s in svc.sessions)
+    assert all(gc.is_tracked(r) and all(gc.is_tracked(u) for u in r.units)
+               for r in results if isinstance(r, ChargingResult))
     records = records_without_ids(app.journal.directory)
     balances = []
     for acct in SUBSCRIBERS:
