@@ -28,6 +28,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import cython_ext
+from charging.journal import JournalReader
 from charging.requests import ChargingRequest, ChargingResult, ServiceKind, ServiceUnits, Verb
 from charging.sessions import Grant, Session
 from icx.charging_app import ChargingApp, build_charging
@@ -158,6 +159,13 @@ async def _run(app: ChargingApp, traffic: list[tuple[str, Any, float]],
                for s in svc.sessions)
     assert all(gc.is_tracked(r) and all(gc.is_tracked(u) for u in r.units)
                for r in results if isinstance(r, ChargingResult))
+    # record ids: the ledger's prefix and its counter, in journal order (the twin writes
+    # them by hand; the parity views blank them)
+    prefix = app.ledger._ids._prefix
+    ids = [rec["id"] for _pos, rec in JournalReader(app.journal.directory).iter_from(None)
+           if str(rec.get("id", "")).startswith(prefix)]
+    numbers = [int(i[len(prefix):]) for i in ids]
+    assert ids == [f"{prefix}{n}" for n in numbers] and numbers == sorted(set(numbers))
     records = records_without_ids(app.journal.directory)
     balances = []
     for acct in SUBSCRIBERS:
