@@ -49,7 +49,7 @@ _CALLS = {
 }
 _FOOTER = """
 local epn = tonumber(ARGV[3])
-if not epn then return redis.error_reply('ERR ARGV 3 is not a number') end
+if not epn or epn % 1 ~= 0 then return redis.error_reply('ERR ARGV 3 is not an integer') end
 local B, opf = ARGV[2] .. '|', '|' .. ARGV[5]
 local r = op_{name}(KEYS[1], ARGV[3], epn, {call})
 flush(KEYS[2], KEYS[3])

@@ -38,7 +38,10 @@ local FLAG = {R = true, c = true, D = true}  -- partial (R, D), release the rest
 local NARG = {r = 7, R = 7, c = 5, k = 5, l = 4, d = 5, D = 5, t = 4}
 local ep = ARGV[1]
 local epn = tonumber(ep)
-if not epn then return redis.error_reply('ERR batch: ARGV 1 (the epoch) is not a number') end
+-- (an integer: a 'nan' epoch would make every replay check false -- a retry charged again)
+if not epn or epn % 1 ~= 0 then
+  return redis.error_reply('ERR batch: ARGV 1 (the epoch) is not an integer')
+end
 local nargv, nkeys = #ARGV, #KEYS
 -- the layout is checked whole BEFORE any op runs: a malformed call fails without writing
 local p, nops = 2, 0

@@ -95,3 +95,22 @@ def test_a_bad_number_is_that_ops_error_and_writes_nothing(redis_url: str, what:
         assert r.zrange(ix, 0, -1, withscores=True) == ix_before
     finally:
         r.close()
+
+
+@pytest.mark.parametrize("epoch", ["nan", "inf", "1.5"])
+def test_a_bad_epoch_fails_the_call_before_any_op(redis_url: str, epoch: str) -> None:
+    """ARGV 1 of the batch: with a 'nan' epoch every replay check (record epoch >= epoch - 1)
+    is false, so a retry of the same key would be charged again."""
+    import redis
+
+    acc, ix, unj = _prep(redis_url)
+    r: Any = redis.Redis.from_url(redis_url)
+    try:
+        debit = [b"d", "a", "EUR|", "|e1", "7", NOW_US]
+        before = r.hgetall(acc)
+        for _ in range(2):  # (a retry: must not be charged twice either)
+            with pytest.raises(ResponseError, match="epoch"):
+                r.eval(lua.BATCH.source, 3, ix, unj, acc, epoch, *debit)
+        assert r.hgetall(acc) == before
+    finally:
+        r.close()
