@@ -732,17 +732,7 @@ def pack_frames(pack, list records, Py_ssize_t start, bytearray buf, Py_ssize_t 
                                 continue
                 solo_until = i + (j - i)  # this run goes record by record
         r = records[i]
-        if PyBytes_Check(r):
-            payload = r
-        elif fallback is None:
-            payload = pack(r)
-        else:
-            try:
-                payload = pack(r)
-            except Exception:
-                payload = fallback(r)
-        if not PyBytes_Check(payload):
-            payload = bytes(payload)
+        payload = _reference_payload(pack, r, fallback)
         plen = PyBytes_GET_SIZE(payload)
         if plen > MAX_RECORD:
             raise ValueError(f"journal record of {plen} bytes exceeds the {MAX_RECORD} limit")

@@ -30,31 +30,7 @@ def bind(ok, low_events, op_result, hold, effect):
     _OK, _LOW_EVENTS, _OpResult, _Hold, _Effect = ok, low_events, op_result, hold, effect
 
 
-cdef inline Py_ssize_t _put_int(char *p, long long v):
-    """Decimal of v at p; returns its length (p has room for 21 bytes)."""
-    cdef char tmp[24]
-    cdef Py_ssize_t n = 0, i
-    cdef unsigned long long u
-    cdef bint neg = v < 0
-    if neg:
-        u = <unsigned long long>(-(v + 1)) + 1
-    else:
-        u = <unsigned long long>v
-    while True:
-        tmp[n] = <char>(48 + u % 10)
-        n += 1
-        u //= 10
-        if u == 0:
-            break
-    i = 0
-    if neg:
-        p[0] = 45
-        i = 1
-    while n > 0:
-        n -= 1
-        p[i] = tmp[n]
-        i += 1
-    return i
+include "decimal_text.pxi"
 
 
 def pack_args(tuple args):
@@ -80,7 +56,7 @@ def pack_args(tuple args):
             v = PyLong_AsLongLongAndOverflow(a, &overflow)
             if overflow:
                 return _pack_general(args)
-            n = _put_int(num, v)
+            n = _put_dec(num, v)
             p = num
         else:
             raise TypeError(f"cannot send {type(a).__name__} to Redis")
@@ -88,7 +64,7 @@ def pack_args(tuple args):
             return _pack_general(args)
         buf[i] = 36
         i += 1
-        i += _put_int(buf + i, n)
+        i += _put_dec(buf + i, n)
         buf[i] = 13
         buf[i + 1] = 10
         i += 2
@@ -120,7 +96,7 @@ cdef bytes _pack_general(tuple args):
         vals.append(v)
         # "$" len "\r\n" v "\r\n"
         n = PyBytes_GET_SIZE(v)
-        total += n + 5 + _put_int(num, n)
+        total += n + 5 + _put_dec(num, n)
     res = PyBytes_FromStringAndSize(NULL, total)
     out = PyBytes_AS_STRING(res)
     i = 0
@@ -128,7 +104,7 @@ cdef bytes _pack_general(tuple args):
         n = PyBytes_GET_SIZE(v)
         out[i] = 36
         i += 1
-        i += _put_int(out + i, n)
+        i += _put_dec(out + i, n)
         out[i] = 13
         out[i + 1] = 10
         i += 2
