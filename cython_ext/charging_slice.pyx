@@ -236,6 +236,16 @@ cdef extern from "Python.h":
 include "decimal_text.pxi"
 
 
+cdef inline object _grant_key(su):
+    """The grant key of an MSCC, as the Python path's OnlineCharging._grant_of: the Service-Identifier,
+    else the Rating-Group, else -1."""
+    sv = su_(su, U_SERVICE_ID)
+    if sv is not None:
+        return sv
+    rg = su_(su, U_RATING_GROUP)
+    return -1 if rg is None else rg
+
+
 cdef str _hold_id(str sid, object key, object n):
     """Grant.hold_id: f"{sid}|{key}|{n}" (written by hand for an ASCII id and int parts)."""
     cdef char buf[320]
@@ -1162,13 +1172,7 @@ cdef class FastPath:
             hit = PyDict_GetItem(_SERVICE_UNIT, service)
         if not L_GR.complete or (not money and hit is NULL):
             return self.svc._grant_of(session, su)
-        sv = su_(su, U_SERVICE_ID)
-        if sv is not None:
-            gkey = sv
-        else:
-            gkey = su_(su, U_RATING_GROUP)
-            if gkey is None:
-                gkey = -1
+        gkey = _grant_key(su)
         g = _make(_Grant)
         gr_set(g, G_KEY, gkey)
         gr_set(g, G_SERVICE, service)
@@ -1215,13 +1219,7 @@ cdef class FastPath:
         grant_next = not terminate and requested is not None
         if not terminate and not grant_next:
             return None  # an UPDATE without RSU: the Python path
-        sv = su_(su, U_SERVICE_ID)
-        if sv is not None:
-            gkey = sv
-        else:
-            gkey = su_(su, U_RATING_GROUP)
-            if gkey is None:
-                gkey = -1
+        gkey = _grant_key(su)
         grant = None
         cdef list grants = ses(session, S_GRANTS)
         for g in grants:
