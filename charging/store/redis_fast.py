@@ -38,19 +38,21 @@ def _error(reply: ResponseError) -> ResponseError:
     return err if isinstance(err, ResponseError) else reply
 
 
-MAX_INFLIGHT = 2
+MAX_INFLIGHT = 3
 """Batches on the wire at once. More are held (and grow) until one is answered: fewer, bigger
 writes and reads on both ends (the syscalls were most of the client's CPU with one batch per
-tick of a few commands each), while two in flight keep the server busy while the client handles
-the previous batch's replies."""
+tick of a few commands each), while several in flight keep the server busy while the client
+handles the previous batch's replies. Three batches of ~16 ops (EARLY_OPS) beat two of ~32 in
+every interleaved pair of benchmarks.stores runs (64 tasks: medians 17.9k-22.0k vs 15.5k-17.5k
+pairs/s on the same noisy box): the server starts sooner and the two sides overlap more."""
 MAX_BATCH = 1024  # a held batch this big is sent anyway
-EARLY_OPS = 32
+EARLY_OPS = 16
 """Queued ops that are written at once (:meth:`FastPipe.flush_early`) when a batch slot is free,
 instead of at the end of the loop tick: the server starts on them while the client still
 handles the rest of the replies that woke their callers. Without it, 64 tasks woken by one
 reply batch answered in lockstep, one 64-op batch at a time: the server idled while the client
 built batch N+1 and the client idled while the server ran it (benchmarks.stores: ~0.4 + ~0.6
-core busy, neither saturated). Split, two batches alternate and keep both sides busy."""
+core busy, neither saturated). Split, the batches alternate and keep both sides busy."""
 
 
 class OpQueue(Protocol):

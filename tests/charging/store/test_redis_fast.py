@@ -112,10 +112,10 @@ def test_call_many_waits_for_every_reply_and_raises_the_first_error(redis_url: s
     asyncio.run(main())
 
 
-def test_early_write_puts_two_batches_on_the_wire_before_any_reply(redis_url: str) -> None:
+def test_early_write_fills_every_batch_slot_before_any_reply(redis_url: str) -> None:
     """Ops gathered past EARLY_OPS are written at once while a batch slot is free (the server
-    runs them while the client makes the rest): two chunks in flight, the rest held, and every
-    reply still reaches its own caller in order."""
+    runs them while the client makes the rest): MAX_INFLIGHT chunks in flight, the rest held,
+    and every reply still reaches its own caller in order."""
     from charging.store import redis_lua as lua
     from charging.store.redis_opbatch import PipeOps
 
@@ -124,13 +124,14 @@ def test_early_write_puts_two_batches_on_the_wire_before_any_reply(redis_url: st
         ops = PipeOps(pipe)
         try:
             await pipe.call("PING")  # connected
-            n = 2 * redis_fast.EARLY_OPS + 5
+            assert redis_fast.MAX_INFLIGHT >= 2
+            n = redis_fast.MAX_INFLIGHT * redis_fast.EARLY_OPS + 5
             # unknown accounts: each op answers {'unknown_account'} and writes nothing
             futs = [ops.op(lua.DEBIT, (f"{{acct:zz{i}}}:a", "{t}:ix:x", "{t}:unj"), f"zz{i}",
                            "EUR", (0, 1, f"|k{i}", 1, b"0")) for i in range(n)]
             proto = pipe._proto
             assert proto is not None
-            assert len(proto.ends) == redis_fast.MAX_INFLIGHT == 2  # written, none answered yet
+            assert len(proto.ends) == redis_fast.MAX_INFLIGHT  # written, none answered yet
             assert len(ops) == 5  # held for the next write
             got = await asyncio.gather(*futs)
             assert got == [[b"unknown_account"]] * n
