@@ -559,6 +559,31 @@ cdef object _reference_payload(pack, object r, fallback):
     return payload
 
 
+cdef inline int _note_end(list ends, position, segment, Py_ssize_t offset) except -1:
+    """Record a frame's end in *ends* (when the caller wants them): the offset, or a
+    ``position`` tuple of (segment, offset)."""
+    if ends is not None:
+        if position is None:
+            ends.append(offset)
+        else:
+            ends.append(icx_make_position(position, segment, offset))
+    return 0
+
+
+cdef Py_ssize_t _frame_reference(bytearray buf, pack, r, fallback, Py_ssize_t offset,
+                                 Py_ssize_t limit) except -2:
+    """Frame one record packed by the reference path at the end of *buf*; returns the new
+    offset, or -1 when the segment has no room for it (nothing written)."""
+    payload = _reference_payload(pack, r, fallback)
+    cdef Py_ssize_t plen = PyBytes_GET_SIZE(payload)
+    if plen > MAX_RECORD:
+        raise ValueError(f"journal record of {plen} bytes exceeds the {MAX_RECORD} limit")
+    if offset > HEADER_LEN and offset + HEAD + plen > limit:
+        return -1
+    _append_frame(buf, <const uint8_t*>PyBytes_AS_STRING(payload), plen)
+    return offset + HEAD + plen
+
+
 cdef object _pack_native(pack, list records, Py_ssize_t start, bytearray buf,
                          Py_ssize_t offset, Py_ssize_t limit, list ends, fallback, position,
                          segment):
@@ -610,30 +635,17 @@ cdef object _pack_native(pack, list records, Py_ssize_t start, bytearray buf,
                 d[5] = 0xCE
                 _put_be32(d + 6, _crc(d + HEAD, plen))
                 offset += HEAD + plen
-                if ends is not None:
-                    if position is None:
-                        ends.append(offset)
-                    else:
-                        ends.append(icx_make_position(position, segment, offset))
+                _note_end(ends, position, segment, offset)
                 i += 1
                 continue
             # the reference path runs Python code: the bytearray must be consistent meanwhile
             icx_out_close(&out)
-            payload = _reference_payload(pack, r, fallback)
-            plen = PyBytes_GET_SIZE(payload)
-            if plen > MAX_RECORD:
-                raise ValueError(f"journal record of {plen} bytes exceeds the {MAX_RECORD} limit")
-            size = HEAD + plen
-            if offset > HEADER_LEN and offset + size > limit:
+            size = _frame_reference(buf, pack, r, fallback, offset, limit)
+            if size < 0:
                 return (i, offset)
-            _append_frame(buf, <const uint8_t*>PyBytes_AS_STRING(payload), plen)
             icx_out_open(&out, buf)
-            offset += size
-            if ends is not None:
-                if position is None:
-                    ends.append(offset)
-                else:
-                    ends.append(icx_make_position(position, segment, offset))
+            offset = size
+            _note_end(ends, position, segment, offset)
             i += 1
         return (i, offset)
     finally:
@@ -720,31 +732,16 @@ def pack_frames(pack, list records, Py_ssize_t start, bytearray buf, Py_ssize_t 
                                     memcpy(d + HEAD, src, plen)
                                     d += HEAD + plen
                                     offset += HEAD + plen
-                                    if ends is not None:
-                                        if position is None:
-                                            ends.append(offset)
-                                        else:
-                                            ends.append(icx_make_position(position, segment,
-                                                                          offset))
+                                    _note_end(ends, position, segment, offset)
                                 i += m
                                 if j < 0:
                                     return (i, offset)
                                 continue
                 solo_until = i + (j - i)  # this run goes record by record
-        r = records[i]
-        payload = _reference_payload(pack, r, fallback)
-        plen = PyBytes_GET_SIZE(payload)
-        if plen > MAX_RECORD:
-            raise ValueError(f"journal record of {plen} bytes exceeds the {MAX_RECORD} limit")
-        size = HEAD + plen
-        if offset > HEADER_LEN and offset + size > limit:
+        size = _frame_reference(buf, pack, records[i], fallback, offset, limit)
+        if size < 0:
             return (i, offset)
-        _append_frame(buf, <const uint8_t*>PyBytes_AS_STRING(payload), plen)
-        offset += size
-        if ends is not None:
-            if position is None:
-                ends.append(offset)
-            else:
-                ends.append(icx_make_position(position, segment, offset))
+        offset = size
+        _note_end(ends, position, segment, offset)
         i += 1
     return (i, offset)
