@@ -18,9 +18,14 @@ whole sync and then its own. Order is kept where it matters:
   k's has returned), so the page cache -- what survives a kill -9 of the process -- always
   holds a prefix of the submitted groups, never a later group without an earlier one
   (recovery would take the hole for corruption). That holds after an error too: once a
-  ``pwrite`` on an fd failed, every later job for that fd fails with ``ECANCELED`` without
-  writing (a transient EIO must not leave a hole with later groups after it), until
-  :meth:`GroupWriter.close` -- a caller reusing that fd number needs a new GroupWriter;
+  ``pwrite`` or ``fdatasync`` on an fd failed, every later job for that fd not yet written
+  fails with ``ECANCELED`` without writing (a transient EIO must not leave a hole with later
+  groups after it), until :meth:`GroupWriter.close` -- a caller reusing that fd number needs
+  a new GroupWriter. (With two threads the next group's ``pwrite`` may already have run
+  while the failed sync was in progress: its records are then in the page cache but failed
+  like every group after the failed one -- never reported durable; a restart reads them
+  back like any unanswered record, and the store's idempotency keys keep a client's retry
+  from charging twice);
 * :meth:`GroupWriter.reap` reports completions strictly in submission order: a group is
   reported only once it AND every group before it are done, so the caller releases waiters
   in order, and a failed group is reported before anything after it (the caller fails
@@ -154,6 +159,11 @@ cdef void* _thread_main(void* arg) noexcept nogil:
                     break
         job.t_end = _now()
         pthread_mutex_lock(&sh.mu)
+        if err != 0 and job.fd >= 0:
+            # a failed sync too: after it the kernel may have dropped this group's dirty
+            # pages (the "fsyncgate" semantics of Linux writeback errors), so a later group
+            # written now could sit on disk after a hole; no job not yet written is written
+            sh.failed_fd = job.fd
         job.err = err
         job.state = DONE
         pthread_mutex_unlock(&sh.mu)
