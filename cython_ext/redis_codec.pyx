@@ -190,3 +190,121 @@ def commit_ok(rec, key, account, balance, reservation):
                      _num(s, pos[1] + 1, pos[2], rec), _num(s, pos[2] + 1, pos[3], rec),
                      _num(s, pos[3] + 1, pos[4], rec), False, low,
                      _LOW_EVENTS if low else _EMPTY)
+
+
+cdef bytes _pack_after(bytes head, tuple args):
+    """head + pack_args(args) as one bytes object (one stack buffer, one copy out)."""
+    cdef char buf[1024]
+    cdef char num[24]
+    cdef Py_ssize_t i, n
+    cdef const char *p
+    cdef long long v
+    cdef int overflow = 0
+    cdef object a
+    i = PyBytes_GET_SIZE(head)
+    if i > 512:
+        return head + _pack_general(args)
+    memcpy(buf, PyBytes_AS_STRING(head), i)
+    for a in args:
+        if type(a) is bytes:
+            p = PyBytes_AS_STRING(a)
+            n = PyBytes_GET_SIZE(a)
+        elif type(a) is str:
+            p = PyUnicode_AsUTF8AndSize(a, &n)
+        elif type(a) is int:
+            v = PyLong_AsLongLongAndOverflow(a, &overflow)
+            if overflow:
+                return head + _pack_general(args)
+            n = _put_dec(num, v)
+            p = num
+        else:
+            raise TypeError(f"cannot send {type(a).__name__} to Redis")
+        if i + n + 32 > 1024:
+            return head + _pack_general(args)
+        buf[i] = 36
+        i += 1
+        i += _put_dec(buf + i, n)
+        buf[i] = 13
+        buf[i + 1] = 10
+        i += 2
+        memcpy(buf + i, p, n)
+        i += n
+        buf[i] = 13
+        buf[i + 1] = 10
+        i += 2
+    return PyBytes_FromStringAndSize(buf, i)
+
+
+cdef bytes _bulk(bytes v):
+    return b"$%d\r\n%s\r\n" % (len(v), v)
+
+
+cdef class OpQueueCore:
+    """Twin of charging/store/redis_codec.OpQueueCore (the reference: same attributes, same
+    bytes out). Per op: its future, its pieces appended (the ARGV head and the var args as
+    ONE bytes object here, two there: the same bytes once joined), no Python frame."""
+
+    cdef public object _pipe, _loop, _ix, _ep
+    cdef public Py_ssize_t _early, _nvar
+    cdef public list _kparts, _aparts, _futs, _cut
+    cdef public dict _acct, _ixseg
+
+    def __init__(self, pipe, Py_ssize_t early_ops):
+        self._pipe = pipe
+        self._early = early_ops
+        self._loop = None
+        self._ix = None
+        self._ep = -1
+        self._kparts = []
+        self._aparts = []
+        self._futs = []
+        self._nvar = 0
+        self._cut = []
+        self._acct = {}
+        self._ixseg = {}
+
+    def bop(self, bytes letter, tuple keys, str account, str balance, ep, tuple var):
+        """Twin of the reference's bop."""
+        cdef object loop = self._loop
+        cdef object fut, ent, head, ix, pipe
+        cdef tuple tent
+        cdef dict heads
+        cdef tuple hk
+        if loop is None:
+            import asyncio
+            loop = self._loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        ent = self._acct.get(account)
+        if ent is None:
+            if len(self._acct) > 1_000_000:
+                self._acct.clear()
+            ix = _bulk((<str>keys[1]).encode()) + _bulk((<str>keys[2]).encode())
+            ent = (self._ixseg.setdefault(ix, ix), _bulk((<str>keys[0]).encode()), {})
+            self._acct[account] = ent
+        tent = <tuple>ent
+        heads = <dict>tent[2]
+        hk = (letter, balance)
+        head = heads.get(hk)
+        if head is None:
+            head = (_bulk(letter) + _bulk(account.encode())
+                    + _bulk(balance.encode() + b"|"))  # the balance's field (lua/batch.lua)
+            heads[hk] = head
+        if tent[0] is not self._ix or (ep is not self._ep and ep != self._ep):
+            if self._futs:  # other index keys (another slot) or epoch: the group so far first
+                self._cut.append((self._ix, self._ep, self._kparts, self._aparts, self._futs,
+                                  self._nvar))
+                self._kparts, self._aparts, self._futs, self._nvar = [], [], [], 0
+            self._ix, self._ep = tent[0], ep
+        head = _pack_after(<bytes>head, var)  # (before any append, as the reference)
+        self._kparts.append(tent[1])
+        self._aparts.append(head)
+        self._nvar += len(var)
+        self._futs.append(fut)
+        pipe = self._pipe
+        if len(self._futs) >= self._early:
+            pipe.flush_early()  # the server starts on these while we make the rest
+            if not self._futs:
+                return fut
+        if not pipe._scheduled:
+            pipe.kick()
+        return fut

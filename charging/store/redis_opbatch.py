@@ -28,17 +28,21 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import NoScriptError, ResponseError
 
 from charging.store import redis_lua as lua
-from charging.store.redis_codec import select as _select_codec
+from charging.store.redis_codec import OpQueueCore
+from charging.store.redis_codec import select_queue as _select_queue
 from charging.store.redis_fast import EARLY_OPS, FastPipe, _error
 
 _EVALSHA, _EVAL = b"EVALSHA", b"EVAL"
-# RESP of an op's variable arguments (compiled twin when built: cython_ext/redis_codec.pyx)
-_pack_args = _select_codec()[0]
+# the op queue's hot half (compiled twin when built: cython_ext/redis_codec.pyx)
+if TYPE_CHECKING:
+    _Core = OpQueueCore
+else:
+    _Core = _select_queue()
 
 # one queued op: (its letter, its 3 KEYS, account, balance, epoch, its batch ARGV tail, the
 # caller's future)
@@ -110,34 +114,20 @@ def _bulk(v: bytes) -> bytes:
     return b"$%d\r\n%s\r\n" % (len(v), v)
 
 
-class PipeOps:
+class PipeOps(_Core):
     """Op queue emptied by a FastPipe when it writes (FastPipe.ops): all ops in ONE call.
 
     Commands are assembled from pre-encoded RESP pieces (packing a whole batch's arguments
     per write cost more client CPU than the rest of the op): per account its packed hash key,
     per (letter, account, balance) the op's ARGV head ``<letter> <account> <balance>``; only
-    the op's variable arguments are packed per call (redis_codec.pack_args; compiled twin).
+    the op's variable arguments are packed per call. The queueing itself (:meth:`bop`, the
+    queue's state) is redis_codec.OpQueueCore, compiled when built (cython_ext/redis_codec.pyx).
     Ops whose index keys differ (never on one standalone server: redis_keys.STANDALONE_TAG)
     or whose epoch differs (once per retention) go out as one call per run of equal ones, in
     queue order (ops of different index pairs touch different accounts)."""
 
     def __init__(self, pipe: FastPipe) -> None:
-        self._pipe = pipe
-        self._loop: asyncio.AbstractEventLoop | None = None  # the pipe's, bound at first use
-        # the queued ops, as the pieces of their command (parallel lists: no tuple per op)
-        self._ix: bytes | None = None  # their packed index KEYS (shared object per pair)
-        self._ep = -1  # their idempotency epoch (ARGV 1 of the batch)
-        self._kparts: list[bytes] = []  # per op: its packed account hash KEY
-        self._aparts: list[bytes] = []  # per op: its packed ARGV head, its packed var args
-        self._futs: list[asyncio.Future[Any]] = []  # per op: the caller's future
-        self._nvar = 0  # var args queued
-        # groups closed because an op with other index keys or another epoch came (not on one
-        # standalone server): (ix, ep, kparts, aparts, futs, nvar), written before the current
-        self._cut: list[tuple[bytes, int, list[bytes], list[bytes], list[asyncio.Future[Any]],
-                              int]] = []
-        # account -> (packed index keys, packed hash key, (letter, balance) -> packed head)
-        self._acct: dict[str, tuple[bytes, bytes, dict[tuple[bytes, str], bytes]]] = {}
-        self._ixseg: dict[bytes, bytes] = {}  # one object per index-key pair (``is`` test)
+        super().__init__(pipe, EARLY_OPS)
         pipe.ops = self
 
     def __len__(self) -> int:
@@ -147,53 +137,9 @@ class PipeOps:
            var: tuple[Any, ...]) -> asyncio.Future[Any]:
         """Queue one single-balance op given in its single-op script's ARGV order (*var*:
         epoch, now_us, "|<key>", the op's own arguments); the future resolves to its reply.
-        (The store itself calls :meth:`bop` with the batch layout.)"""
+        (The store itself calls :meth:`bop` with the batch layout: redis_codec.OpQueueCore.)"""
         letter, ep, tail = batch_op(script, var)
-        return self.bop(letter, keys, account, balance, ep, tail)
-
-    def bop(self, letter: bytes, keys: tuple[str, str, str], account: str, balance: str,
-            ep: int, var: tuple[Any, ...]) -> asyncio.Future[Any]:
-        """Queue one single-balance op in the batch script's layout (lua/batch.lua): its
-        letter, KEYS, account, balance, idempotency epoch and the rest of its ARGV (*var*:
-        "|<key>", then its own arguments); the future resolves to the op's reply. Even a lone
-        op goes out as a batch (of one). Call from the pipe's event loop only."""
-        loop = self._loop
-        if loop is None:  # get_running_loop() costs a getpid() syscall: once, not per op
-            loop = self._loop = asyncio.get_running_loop()
-        fut: asyncio.Future[Any] = loop.create_future()
-        ent = self._acct.get(account)
-        if ent is None:
-            if len(self._acct) > 1_000_000:
-                self._acct.clear()
-            ix = _bulk(keys[1].encode()) + _bulk(keys[2].encode())
-            ent = self._acct[account] = (self._ixseg.setdefault(ix, ix),
-                                         _bulk(keys[0].encode()), {})
-        head = ent[2].get((letter, balance))
-        if head is None:
-            head = ent[2][(letter, balance)] = (
-                _bulk(letter) + _bulk(account.encode())
-                + _bulk(balance.encode() + b"|"))  # the balance's field (lua/batch.lua)
-        if ent[0] is not self._ix or ep != self._ep:
-            if self._futs:  # other index keys (another slot) or epoch: the group so far first
-                self._cut.append((self._ix, self._ep, self._kparts, self._aparts, self._futs,
-                                  self._nvar))  # type: ignore[arg-type]
-                self._kparts, self._aparts, self._futs, self._nvar = [], [], [], 0
-            self._ix, self._ep = ent[0], ep
-        self._kparts.append(ent[1])
-        aparts = self._aparts
-        aparts.append(head)
-        aparts.append(_pack_args(var))
-        self._nvar += len(var)
-        futs = self._futs
-        futs.append(fut)
-        pipe = self._pipe
-        if len(futs) >= EARLY_OPS:
-            pipe.flush_early()  # the server starts on these while we make the rest
-            if not self._futs:
-                return fut
-        if not pipe._scheduled:
-            pipe.kick()
-        return fut
+        return self.bop(letter, keys, account, balance, ep, tail)  # type: ignore[no-any-return]
 
     def emit(self) -> None:
         """Called by the pipe right before it writes: queue the pending ops as one command
