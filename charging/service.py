@@ -117,6 +117,59 @@ class ChargingService(OnlineCharging, EventsAndOffline, ServiceCore):
             self._next_turn(sid)
         return result
 
+    def decide_now(self, req: ChargingRequest, now: float) -> ChargingResult | None:
+        """:meth:`decide` without a coroutine, when the compiled fast path decides *req*.
+
+        Returns the result (the records it caused are enqueued, exactly as after
+        ``await decide``: the caller MUST then read :meth:`durable_mark` or call
+        :meth:`answer_when_durable` before any other decision, and send the answer only once
+        durable), or None: nothing was decided and nothing changed -- the caller runs
+        ``decide(req, now=now)`` (the coroutine) as before. Always None without the compiled
+        extensions (ICX_NO_EXTENSIONS=1) or without the synchronous ledger (Redis).
+        Raises what :meth:`decide` raises (JournalError: answer 5012)."""
+        fast = self._fast
+        if fast is None:
+            return None
+        done = fast(self, req, now)  # the compiled twin (see ServiceCore._fast)
+        if done is None or done.__class__ is ChargingResult:
+            return done  # type: ignore[no-any-return]
+        # The rare rest of an outcome that is not the plain one (_fast_rest): its awaits are
+        # the synchronous ledger's (the fast path runs only on it), so it finishes in one send.
+        try:
+            done.send(None)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        # Cannot happen with the synchronous ledger; if it did, stop the rest (its finally
+        # frees the session's turn) and fail like decide raising: the agent answers 5012 and
+        # a retry with the same number replays by idempotency key.
+        done.close()
+        raise RuntimeError("decide_now: the fast path's rest suspended")
+
+    def answer_when_durable(self, callback: Any) -> None:
+        """After :meth:`decide_now` / ``decide``: call ``callback(None)`` on the loop once
+        every record the request caused or depended on is durable, or ``callback(exc)`` (a
+        JournalError) if the group commit failed -- ``journal.call_when_durable(
+        durable_mark(), callback)`` in one call (invariant 3). Call it right after the
+        decision, before any other decision; callbacks run in registration order."""
+        ledger = self.ledger
+        when = getattr(getattr(ledger, "journal", None), "call_when_durable", None)
+        if when is not None:
+            when(ledger.position, callback)
+            return
+        # a ledger without the journal's callback entry (a test double): a task waits
+        mark = ledger.position
+        task = asyncio.get_running_loop().create_task(self._durable_then(mark, callback))
+        self._waiting.add(task)
+        task.add_done_callback(self._waiting.discard)
+
+    async def _durable_then(self, mark: Position, callback: Any) -> None:
+        try:
+            await self.wait_durable(mark)
+        except Exception as exc:  # JournalError: the caller answers 5012
+            callback(exc)
+            return
+        callback(None)
+
     async def _fast_rest(self, req: ChargingRequest, key: str, now: float, session: Session,
                          su: ServiceUnits, grant: Grant, terminate: bool, grant_next: bool,
                          want: int, committed: Any, pre: Any,

@@ -99,6 +99,7 @@ class ServiceCore:
         # of a session absent here runs at once; no lock object, no future on that path.
         self._busy: dict[str, collections.deque[asyncio.Future[None]] | None] = {}
         self._to_rating = rating_service or (lambda s: s.value)
+        self._waiting: set[asyncio.Task[None]] = set()  # answer_when_durable's fallback
         # RatingEngine.price(deck, service, destination, at, usage, origin) -> micro-units:
         # the allocation-free path; rate() (with its explanation) only where fields need it.
         self._price = getattr(rater, "price", None)
