@@ -105,11 +105,21 @@ async def core_run(tmp: Path, args: argparse.Namespace, prof: Any) -> tuple[floa
     # Waves of `concurrency` sessions, one step each per wave: I for all, then U, U, T; each
     # wave waits once for durability of its mark (what the edge does per read batch).
     eager = hasattr(svc, "decide") and not args.handle
-    args.path = "decide" if eager else "handle"
+    now_entry = eager and args.decide_now and hasattr(svc, "decide_now")
+    args.path = "decide_now" if now_entry else "decide" if eager else "handle"
     for start in range(0, sessions, args.concurrency):
         block = reqs[start:start + args.concurrency]
         for step in range(4):
-            if eager:
+            if now_entry:  # decide_now (no coroutine), the coroutine only when None
+                for r in block:
+                    rq = r[step]
+                    res = svc.decide_now(rq, now)
+                    if res is None:
+                        res = drive(svc.decide(rq, now=now))
+                    if not res.ok:
+                        raise RuntimeError(f"{rq.session_id} {step}: {res.outcome}")
+                await svc.wait_durable(svc.durable_mark())
+            elif eager:
                 for r in block:
                     res = drive(svc.decide(r[step], now=now))
                     if not res.ok:
@@ -165,6 +175,9 @@ def main() -> None:
     ap.add_argument("--handle", action="store_true",
                     help="await handle() per request in tasks instead of decide() eagerly "
                          "(automatic for a service without decide(): the old path)")
+    ap.add_argument("--decide-now", action="store_true",
+                    help="ChargingService.decide_now() per request (the synchronous entry; "
+                         "decide() only where it returns None) instead of driving decide()")
     ap.add_argument("--callgrind", action="store_true",
                     help="run under `valgrind --tool=callgrind --instr-atstart=no`: only the "
                          "measured loop is instrumented (instructions per CCR = Ir / "
