@@ -70,6 +70,8 @@ cdef class Responder:
     cdef dict m_requests, m_sums, rc_keys
     cdef double buckets[32]
     cdef int nbuckets
+    cdef object decide_now  # service.decide_now (round 6; None: older service)
+    cdef object split0      # the agent's _split decide_now goes with (benchmarks replace it)
 
     def __init__(self, agent, *, spec, twin, encode, rc_by_id, resume, buckets):
         self.agent = agent
@@ -85,6 +87,12 @@ cdef class Responder:
         self.metrics = agent.metrics
         self.ccr_hist = None
         self.rc_keys = {}
+        # decide_now(req, now) -> ChargingResult | None (charging/service.py): the fast
+        # path's decision without a coroutine object; None = run the coroutine decide.
+        # Used only while the agent's _split is still the one built with this service
+        # (benchmarks/_ro_outside replaces it with a canned decide).
+        self.decide_now = getattr(getattr(agent, "service", None), "decide_now", None)
+        self.split0 = getattr(agent, "_split", None)
         self.nbuckets = -1  # -1: metrics.observe (the spec) does it
         if type(buckets) is tuple and len(buckets) <= 32:
             self.nbuckets = len(buckets)
@@ -139,6 +147,21 @@ cdef class Responder:
             self.peers[host] = peer
         decide, mark, when_durable = <tuple>split
         now = self.clock()
+        if self.decide_now is not None and split is self.split0:
+            try:
+                result = self.decide_now(req, now)
+            except Exception:  # what decide raises (JournalError): answer as respond does
+                agent._decided(peer, request, req, agent._failed(req), t0, mark=False)
+                return
+            if result is not None:  # decided, records enqueued: as after `await decide`
+                pos = mark()  # right after the decision: the contract of durable_mark
+                answer = self.encode(request, req, result)
+                if answer is None:
+                    answer = agent._answer_for(request, req, result)
+                when_durable(pos, Durable(self, peer, request, req, answer, t0,
+                                          result.outcome))
+                return
+            # None: nothing was decided and nothing changed -- the coroutine below
         cdef PyObject* argv[2]
         argv[0] = <PyObject*>req
         argv[1] = <PyObject*>now
