@@ -146,12 +146,19 @@ class _Protocol(asyncio.Protocol):
         self._fail(RedisConnectionError(f"connection lost: {exc}" if exc else "connection closed"))
 
     def _fail(self, exc: Exception) -> None:
-        if self._pipe._proto is self:
-            self._pipe._proto = None
+        pipe = self._pipe
+        if pipe._proto is self:
+            pipe._proto = None
         while self.waiting:
             fut = self.waiting.popleft()
             if not fut.done():
                 fut.set_exception(exc)
+        # commands held behind MAX_INFLIGHT batches were never written: no reply will
+        # _batch_done them now, so flush (reconnect, or fail them) instead of leaving their
+        # callers waiting for the next command to kick the pipe
+        if pipe._pending() and not pipe._scheduled:
+            pipe._scheduled = True
+            asyncio.get_running_loop().call_soon(pipe._flush)
 
 
 class FastPipe:
