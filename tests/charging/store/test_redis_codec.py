@@ -92,3 +92,12 @@ def test_decoders_agree_with_the_general_record_decoder() -> None:
 @needs_ext
 def test_twin_is_selected() -> None:
     assert ref.select()[0] is ext.pack_args  # type: ignore[union-attr]
+
+
+@given(st.lists(st.text(max_size=40), max_size=120))
+@settings(max_examples=100, deadline=None)
+def test_the_stores_confirm_packing_is_hiredis(members: list[str]) -> None:
+    from charging.store.redis_store import _pack
+
+    cmd = (b"SREM", "{ix}:unj", *members)
+    assert _pack(cmd) == pack_command(cmd)
