@@ -33,15 +33,13 @@ def bind(ok, low_events, op_result, hold, effect):
 include "decimal_text.pxi"
 
 
-def pack_args(tuple args):
-    """RESP bulk strings of *args* (bytes, str as UTF-8, int as decimal), no array header.
-
-    Written straight into one stack buffer (a str's UTF-8 is its own buffer when ASCII, an
-    int's digits are made here): no object per argument. Past the buffer, or for an int
-    beyond 64 bits, the general path below."""
-    cdef char buf[1024]
+cdef Py_ssize_t _put_args(char *buf, Py_ssize_t i, tuple args) except -2:
+    """Write *args* as RESP bulk strings into ``buf`` (1024 bytes) from offset ``i``; return
+    the new end, or -1 when they do not fit or an int is beyond 64 bits (the caller then
+    takes :func:`_pack_general`). A str's UTF-8 is its own buffer when ASCII, an int's digits
+    are made here: no object per argument. TypeError for anything else."""
     cdef char num[24]
-    cdef Py_ssize_t i = 0, n
+    cdef Py_ssize_t n
     cdef const char *p
     cdef long long v
     cdef int overflow = 0
@@ -55,13 +53,13 @@ def pack_args(tuple args):
         elif type(a) is int:
             v = PyLong_AsLongLongAndOverflow(a, &overflow)
             if overflow:
-                return _pack_general(args)
+                return -1
             n = _put_dec(num, v)
             p = num
         else:
             raise TypeError(f"cannot send {type(a).__name__} to Redis")
         if i + n + 32 > 1024:
-            return _pack_general(args)
+            return -1
         buf[i] = 36
         i += 1
         i += _put_dec(buf + i, n)
@@ -73,6 +71,18 @@ def pack_args(tuple args):
         buf[i] = 13
         buf[i + 1] = 10
         i += 2
+    return i
+
+
+def pack_args(tuple args):
+    """RESP bulk strings of *args* (bytes, str as UTF-8, int as decimal), no array header.
+
+    Written straight into one stack buffer (:func:`_put_args`). Past the buffer, or for an
+    int beyond 64 bits, the general path below."""
+    cdef char buf[1024]
+    cdef Py_ssize_t i = _put_args(buf, 0, args)
+    if i < 0:
+        return _pack_general(args)
     return PyBytes_FromStringAndSize(buf, i)
 
 
@@ -195,43 +205,13 @@ def commit_ok(rec, key, account, balance, reservation):
 cdef bytes _pack_after(bytes head, tuple args):
     """head + pack_args(args) as one bytes object (one stack buffer, one copy out)."""
     cdef char buf[1024]
-    cdef char num[24]
-    cdef Py_ssize_t i, n
-    cdef const char *p
-    cdef long long v
-    cdef int overflow = 0
-    cdef object a
-    i = PyBytes_GET_SIZE(head)
+    cdef Py_ssize_t i = PyBytes_GET_SIZE(head)
     if i > 512:
         return head + _pack_general(args)
     memcpy(buf, PyBytes_AS_STRING(head), i)
-    for a in args:
-        if type(a) is bytes:
-            p = PyBytes_AS_STRING(a)
-            n = PyBytes_GET_SIZE(a)
-        elif type(a) is str:
-            p = PyUnicode_AsUTF8AndSize(a, &n)
-        elif type(a) is int:
-            v = PyLong_AsLongLongAndOverflow(a, &overflow)
-            if overflow:
-                return head + _pack_general(args)
-            n = _put_dec(num, v)
-            p = num
-        else:
-            raise TypeError(f"cannot send {type(a).__name__} to Redis")
-        if i + n + 32 > 1024:
-            return head + _pack_general(args)
-        buf[i] = 36
-        i += 1
-        i += _put_dec(buf + i, n)
-        buf[i] = 13
-        buf[i + 1] = 10
-        i += 2
-        memcpy(buf + i, p, n)
-        i += n
-        buf[i] = 13
-        buf[i + 1] = 10
-        i += 2
+    i = _put_args(buf, i, args)
+    if i < 0:
+        return head + _pack_general(args)
     return PyBytes_FromStringAndSize(buf, i)
 
 
