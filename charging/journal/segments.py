@@ -106,14 +106,39 @@ def list_segments(directory: str | Path) -> list[SegmentInfo]:
     leaves readdir unspecified for entries changed meanwhile; seen on ext4 with a live
     writer). A reader that trusted such a listing yielded segment N twice, or skipped it and
     moved its checkpoint past it (settlement would bill records twice or never). So the
-    ``.seg`` wins over an ``.open`` of the same number, and a listing with a hole in the
-    numbers is taken again (a hole that stays -- a quarantined or removed segment -- is real).
+    ``.seg`` wins over an ``.open`` of the same number, a listing with a hole in the numbers
+    is taken again, and a number still missing between two listed ones is looked up by name
+    (a writer rotating every few ms can race every retry) -- a hole that stays, a quarantined
+    or removed segment, is real.
     """
     out: list[SegmentInfo] = []
     for _ in range(_LIST_TRIES):
         out = _list_once(directory)
         if not out or out[-1].number - out[0].number + 1 == len(out):
-            break
+            return out
+    return _fill_holes(Path(directory), out)
+
+
+def lookup_segment(directory: Path, number: int) -> SegmentInfo | None:
+    """Segment ``number`` found by name, not by a listing: ``.open`` first, then ``.seg``.
+    Sealing renames ``.open`` -> ``.seg`` atomically, so when the first lookup misses the
+    second finds it; None only when the segment is really absent."""
+    for closed in (False, True):
+        path = directory / segment_name(number, closed=closed)
+        if path.exists():
+            return SegmentInfo(number, path, closed)
+    return None
+
+
+def _fill_holes(directory: Path, listed: list[SegmentInfo]) -> list[SegmentInfo]:
+    out: list[SegmentInfo] = []
+    for seg in listed:
+        if out:
+            for number in range(out[-1].number + 1, seg.number):
+                found = lookup_segment(directory, number)
+                if found is not None:
+                    out.append(found)
+        out.append(seg)
     return out
 
 
