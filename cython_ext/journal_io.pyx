@@ -24,8 +24,8 @@ whole sync and then its own. Order is kept where it matters:
   a new GroupWriter. (With two threads the next group's ``pwrite`` may already have run
   while the failed sync was in progress: its records are then in the page cache but failed
   like every group after the failed one -- never reported durable; a restart reads them
-  back like any unanswered record, and the store's idempotency keys keep a client's retry
-  from charging twice);
+  back like any unanswered record, and the store's idempotency keys make a client's retry
+  charge only once);
 * :meth:`GroupWriter.reap` reports completions strictly in submission order: a group is
   reported only once it AND every group before it are done, so the caller releases waiters
   in order, and a failed group is reported before anything after it (the caller fails
