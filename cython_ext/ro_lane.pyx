@@ -154,12 +154,7 @@ cdef class Responder:
                 agent._decided(peer, request, req, agent._failed(req), t0, mark=False)
                 return
             if result is not None:  # decided, records enqueued: as after `await decide`
-                pos = mark()  # right after the decision: the contract of durable_mark
-                answer = self.encode(request, req, result)
-                if answer is None:
-                    answer = agent._answer_for(request, req, result)
-                when_durable(pos, Durable(self, peer, request, req, answer, t0,
-                                          result.outcome))
+                self.answer_decided(peer, request, req, result, t0, mark, when_durable)
                 return
             # None: nothing was decided and nothing changed -- the coroutine below
         cdef PyObject* argv[2]
@@ -170,11 +165,7 @@ cdef class Responder:
         if sent == PYGEN_RETURN:
             result = <object>out
             Py_DECREF(result)
-            pos = mark()  # right after decide: the contract of durable_mark
-            answer = self.encode(request, req, result)
-            if answer is None:
-                answer = agent._answer_for(request, req, result)
-            when_durable(pos, Durable(self, peer, request, req, answer, t0, result.outcome))
+            self.answer_decided(peer, request, req, result, t0, mark, when_durable)
             return
         if sent == PYGEN_NEXT:  # the decision suspended (a session's turn): a Task goes on
             yielded = <object>out
@@ -185,6 +176,15 @@ cdef class Responder:
             raise_pending()
         except Exception:
             agent._decided(peer, request, req, agent._failed(req), t0, mark=False)
+
+    cdef answer_decided(self, peer, request, req, result, long long t0, mark, when_durable):
+        """A decided request (records enqueued): read the durability mark at once (the
+        contract of durable_mark), encode the CCA, send it from the durability callback."""
+        pos = mark()
+        answer = self.encode(request, req, result)
+        if answer is None:
+            answer = self.agent._answer_for(request, req, result)
+        when_durable(pos, Durable(self, peer, request, req, answer, t0, result.outcome))
 
 
 cdef int raise_pending() except -1:
