@@ -234,6 +234,7 @@ cdef extern from "Python.h":
 
 
 include "decimal_text.pxi"
+include "gc_untrack.pxi"
 
 
 cdef inline object _grant_key(su):
@@ -1469,6 +1470,7 @@ cdef class FastPath:
     cdef int _remember(self, req, str key, session, result) except -1:
         """ChargingService._remember (session: the open session of the request, or None)."""
         answers = self.answers
+        untrack_result(result, _ChargingResult, _UnitsResult)  # gc_untrack.pxi
         n = rq(req, R_REQUEST_NUMBER)
         if session is not None:
             answer = ses(session, S_ANSWER)

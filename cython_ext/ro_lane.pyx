@@ -25,6 +25,8 @@ from cython_ext.diameter_codec cimport Avp, Message
 
 ABI = 1
 
+include "gc_untrack.pxi"
+
 
 cdef extern from "Python.h":
     ctypedef enum PySendResult:
@@ -324,7 +326,9 @@ cdef class Lane:
             entries = conn._dups._entries
             hit = entries.get(key)
             if hit is not None:
-                entries[key] = (hit[0], answer)
+                entry = (hit[0], answer)
+                untrack_atomic_tuple(entry)
+                entries[key] = entry
         conn._out.append(answer)  # the table's only action in R-Open/I-Open: Snd-Message
         if not proto._in_handle and not proto._flush_armed:
             proto._flush_armed = True
@@ -462,7 +466,10 @@ cdef class Lane:
             return None  # its RequestReceived (if any) is in conn._events
         # DuplicateCache.claim() on a MISS
         if dups.lifetime > 0:
-            entries[key] = (now, None)
+            untrack_atomic_tuple(key)
+            entry = (now, None)
+            untrack_atomic_tuple(entry)
+            entries[key] = entry
             if now < dups._oldest:
                 dups._oldest = now
             if len(entries) > dups.max_entries:

@@ -145,3 +145,32 @@ def test_lane_handles_plain_ccrs_itself() -> None:
         out = _run(stream, [], True, [True])
     assert calls == [] and len(out["seen"]) == 4
     assert out["wire"].count(b"\x01") >= 4
+
+
+def test_lane_keeps_duplicate_entries_out_of_the_collector() -> None:
+    """The duplicate cache's (host, End-to-End) keys and (time, answer) entries made by the
+    lane are untracked at once (cython_ext/gc_untrack.pxi): they are atomic tuples, kept for
+    minutes, and each young collection would otherwise walk them once."""
+    import gc
+
+    entries: list[Any] = []
+
+    def keep(self: Any, data: bytes, now: float) -> Any:  # pragma: no cover - must not run
+        raise AssertionError("the lane handed a plain CCR to the spec")
+
+    async def main() -> None:
+        proto = PeerProtocol(SERVER, Role.RESPONDER, None,
+                             responder=lambda req, peer: entries.append(peer))
+        proto.connection_made(MemTransport())  # type: ignore[arg-type]
+        proto.data_received(cer())
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(transport_protocol.PeerConnection, "receive_data", keep)
+            proto.data_received(b"".join(_frames([0, 1, 2, 3])))
+        await asyncio.sleep(0)
+        conn = proto.conn
+        assert conn is not None
+        items = list(conn._dups._entries.items())
+        assert len(items) == 4 and len(entries) == 4
+        assert not any(gc.is_tracked(k) or gc.is_tracked(v) for k, v in items)
+
+    asyncio.run(main())
