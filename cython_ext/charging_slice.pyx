@@ -440,11 +440,6 @@ cdef int _w_obj(Buf *b, object v) except -1:
 
 
 
-cdef inline int _w_kv(Buf *b, str key, object v) except -1:
-    """One map entry: *key* then the scalar *v* (1 = a value type _w_obj does not write)."""
-    _w_str(b, key)
-    return _w_obj(b, v)
-
 cdef inline int _w_len(Buf *b, unsigned char fix, unsigned char t16, unsigned char t32,
                        Py_ssize_t n) except -1:
     if n < 16:
@@ -498,37 +493,143 @@ cdef int _w_over(Buf *b, Py_ssize_t i, str op, res, str record_id, object ts_us,
     if i == 6:
         return _w_obj(b, op_(res, O_GRANTED))
     if i == 7:
-        effects = op_(res, O_EFFECTS)
-        _w_len(b, 0x90, 0xdc, 0xdd, len(effects))
-        for e in effects:
-            account, balance = ef(e, E_ACCOUNT), ef(e, E_BALANCE)
-            mt = _meta_get(meta, account, balance)
-            _b1(b, 0x84)
-            if _w_kv(b, "account", account):
-                return 1
-            if _w_kv(b, "balance", balance):
-                return 1
-            if _w_kv(b, "currency", (<tuple>mt)[1]):
-                return 1
-            if _w_kv(b, "amount", _amount(ef(e, E_AMOUNT), (<tuple>mt)[0])):
-                return 1
-        return 0
+        return _w_effects(b, res, meta)
+    return _w_holds(b, res, meta)
+
+
+# The constant parts of an effect / hold map (records.op_record_into's key order): the map
+# header with the first key, then each further key, already msgpack-encoded (fixmap, fixstr)
+cdef const char *_K_EFFECT = b"\x84\xa7account"
+cdef const char *_K_HOLD = b"\x85\xa7account"
+cdef const char *_K_BALANCE = b"\xa7balance"
+cdef const char *_K_CURRENCY = b"\xa8currency"
+cdef const char *_K_RESERVATION = b"\xabreservation"
+cdef const char *_K_AMOUNT = b"\xa6amount"
+cdef const char *_K_EXPIRES = b"\xa7expires"
+
+
+cdef inline int _w_raw(Buf *b, const char *s, Py_ssize_t n) except -1:
+    _room(b, n)
+    memcpy(b.p + b.n, s, n)
+    b.n += n
+    return 0
+
+
+cdef inline int _w_short(Buf *b, const char *s, Py_ssize_t n) except -1:
+    """A str of n < 32 ASCII chars (fixstr)."""
+    _room(b, n + 1)
+    b.p[b.n] = 0xa0 | <unsigned char>n
+    memcpy(b.p + b.n + 1, s, n)
+    b.n += n + 1
+    return 0
+
+
+cdef inline int _w_fast(Buf *b, object v) except -1:
+    """_w_obj with its commonest case -- a short ASCII str -- written here."""
+    cdef Py_ssize_t n
+    if type(v) is str and PyUnicode_IS_COMPACT_ASCII(v):
+        n = PyUnicode_GET_LENGTH(v)
+        if n < 32:
+            return _w_short(b, <const char*>PyUnicode_DATA(v), n)
+    return _w_obj(b, v)
+
+
+cdef Py_ssize_t _money_dec(char *p, long long v):
+    """money.format_amount(v) (min_places=2) at *p* (room for 32): sign, whole units, '.',
+    the six micro digits with trailing zeros trimmed down to two."""
+    cdef unsigned long long u, frac
+    cdef Py_ssize_t at = 0, k
+    cdef char d[6]
+    cdef int i
+    if v < 0:
+        p[0] = 45  # '-'
+        at = 1
+        u = <unsigned long long>(-(v + 1)) + 1
+    else:
+        u = <unsigned long long>v
+    frac = u % 1000000
+    u //= 1000000
+    at += _put_dec(p + at, <long long>u)
+    p[at] = 46  # '.'
+    at += 1
+    for i in range(5, -1, -1):
+        d[i] = <char>(48 + frac % 10)
+        frac //= 10
+    k = 6
+    while k > 2 and d[k - 1] == 48:
+        k -= 1
+    memcpy(p + at, d, k)
+    return at + k
+
+
+def money_text(v):
+    """For the tests: the text _w_amount writes for a money amount *v* (a C long long)."""
+    cdef char buf[32]
+    cdef Py_ssize_t n = _money_dec(buf, v)
+    return PyUnicode_FromKindAndData(PyUnicode_1BYTE_KIND, buf, n)
+
+
+cdef inline int _w_amount(Buf *b, object amount, object is_money) except -1:
+    """records.amount_text(amount, is_money) as a msgpack str, written without the str (a
+    64-bit int; anything else through _amount)."""
+    cdef char tmp[32]
+    cdef int overflow = 0
+    cdef long long x
+    if type(amount) is int:
+        x = PyLong_AsLongLongAndOverflow(amount, &overflow)
+        if not overflow:
+            if is_money:
+                return _w_short(b, tmp, _money_dec(tmp, x))
+            return _w_short(b, tmp, _put_dec(tmp, x))
+    return _w_obj(b, _amount(amount, is_money))
+
+
+cdef int _w_effects(Buf *b, res, dict meta) except -1:
+    """op_record_into's "balance_effects" value; 1 = give up."""
+    effects = op_(res, O_EFFECTS)
+    _w_len(b, 0x90, 0xdc, 0xdd, len(effects))
+    for e in effects:
+        account, balance = ef(e, E_ACCOUNT), ef(e, E_BALANCE)
+        mt = _meta_get(meta, account, balance)
+        _w_raw(b, _K_EFFECT, 9)
+        if _w_fast(b, account):
+            return 1
+        _w_raw(b, _K_BALANCE, 8)
+        if _w_fast(b, balance):
+            return 1
+        _w_raw(b, _K_CURRENCY, 9)
+        if _w_fast(b, (<tuple>mt)[1]):
+            return 1
+        _w_raw(b, _K_AMOUNT, 7)
+        if _w_amount(b, ef(e, E_AMOUNT), (<tuple>mt)[0]):
+            return 1
+    return 0
+
+
+cdef int _w_holds(Buf *b, res, dict meta) except -1:
+    """op_record_into's "holds" value; 1 = give up."""
     holds = op_(res, O_HOLDS)
     _w_len(b, 0x90, 0xdc, 0xdd, len(holds))
     for h in holds:
         account, balance = ho(h, H_ACCOUNT), ho(h, H_BALANCE)
         mt = _meta_get(meta, account, balance)
         exp = ho(h, H_EXPIRES_AT)
-        _b1(b, 0x85)
-        if _w_kv(b, "account", account):
+        _w_raw(b, _K_HOLD, 9)
+        if _w_fast(b, account):
             return 1
-        if _w_kv(b, "balance", balance):
+        _w_raw(b, _K_BALANCE, 8)
+        if _w_fast(b, balance):
             return 1
-        if _w_kv(b, "reservation", ho(h, H_RESERVATION)):
+        _w_raw(b, _K_RESERVATION, 12)
+        if _w_fast(b, ho(h, H_RESERVATION)):
             return 1
-        if _w_kv(b, "amount", _amount(ho(h, H_AMOUNT), (<tuple>mt)[0])):
+        _w_raw(b, _K_AMOUNT, 7)
+        if _w_amount(b, ho(h, H_AMOUNT), (<tuple>mt)[0]):
             return 1
-        if _w_kv(b, "expires", None if exp is None else _round_us(exp)):
+        _w_raw(b, _K_EXPIRES, 8)
+        if exp is None:
+            _b1(b, 0xc0)
+        elif _w_obj(b, _round_us(exp)):
             return 1
     return 0
 
@@ -684,6 +785,38 @@ cdef class Tmpl:
     cdef tuple keys  # the dict keys, in the order the codes consume them
     cdef str op  # the record's op (its "op" and "type" are in the runs)
     cdef Py_ssize_t n1, n2  # the sizes of the first and second dict
+    # pieces as C arrays (the packer reads no tuple item, converts no code): run k's bytes
+    # (owned by pieces), then code k; nc codes, nc + 1 runs; keys' items (owned by keys)
+    cdef Py_ssize_t nc
+    cdef const char **run_p
+    cdef Py_ssize_t *run_n
+    cdef int *codes
+    cdef PyObject **keyp
+
+    def __dealloc__(self):
+        free(self.run_p)
+        free(self.run_n)
+        free(self.codes)
+        free(self.keyp)
+
+    cdef int _arrays(self) except -1:
+        cdef Py_ssize_t i, nk = len(self.keys)
+        self.nc = (len(self.pieces) - 1) // 2
+        self.run_p = <const char**>malloc((self.nc + 1) * sizeof(char*))
+        self.run_n = <Py_ssize_t*>malloc((self.nc + 1) * sizeof(Py_ssize_t))
+        self.codes = <int*>malloc((self.nc + 1) * sizeof(int))
+        self.keyp = <PyObject**>malloc((nk + 1) * sizeof(PyObject*))
+        if not self.run_p or not self.run_n or not self.codes or not self.keyp:
+            raise MemoryError()
+        for i in range(self.nc + 1):
+            piece = <bytes>self.pieces[2 * i]
+            self.run_p[i] = <const char*>piece
+            self.run_n[i] = len(piece)
+            if i < self.nc:
+                self.codes[i] = <int>self.pieces[2 * i + 1]
+        for i in range(nk):
+            self.keyp[i] = <PyObject*>self.keys[i]
+        return 0
 
 
 cdef int _flush(Buf *b, list pieces) except -1:
@@ -788,24 +921,24 @@ cdef Tmpl _template(dict d1, tuple var, dict d2, str op):
     t.n1 = len(d1)
     t.n2 = len(d2) if d2 else 0
     t.op = op
+    t._arrays()
     return t
 
 
 cdef object _pack_tmpl(Tmpl t, res, str record_id, object ts_us, dict meta, dict d1, dict d2,
                        object v_request, object v_usage, object v_price, object v_end):
     """The record bytes by template *t*; None: the dicts are not of its shape, or a value
-    the packer does not write (build the dict record instead)."""
+    the packer does not write (build the dict record instead). One pass over the template's
+    C arrays: a run of constant bytes, then the value its code names."""
     cdef unsigned char stack[2048]
     cdef Buf buf
-    cdef tuple pieces = t.pieces
-    cdef tuple keys = t.keys
-    cdef Py_ssize_t k, ln, np = PyTuple_GET_SIZE(pieces), pos = 0, ki = 0
-    cdef long code
-    cdef int r
-    cdef PyObject *m
+    cdef Py_ssize_t k, ln, nc = t.nc, pos = 0, ki = 0
+    cdef int code, r
     cdef PyObject *dk = NULL
     cdef PyObject *dv = NULL
+    cdef PyObject *key
     cdef dict cur = d1
+    status_text = None
     if len(d1) != t.n1 or (len(d2) if d2 else 0) != t.n2:
         return None
     buf.p = stack
@@ -813,54 +946,57 @@ cdef object _pack_tmpl(Tmpl t, res, str record_id, object ts_us, dict meta, dict
     buf.cap = 2048
     buf.heap = False
     try:
-        for k in range(np):
-            piece = <object>PyTuple_GET_ITEM(pieces, k)
-            if k % 2 == 0:
-                ln = len(<bytes>piece)
-                _room(&buf, ln)
-                memcpy(buf.p + buf.n, <char*><bytes>piece, ln)
-                buf.n += ln
-                continue
-            code = <long>piece
+        for k in range(nc):
+            ln = t.run_n[k]
+            if ln:
+                _w_raw(&buf, t.run_p[k], ln)
+            code = t.codes[k]
             if code == V_DICT or code == V_DICT_RESULT:
                 if not PyDict_Next(cur, &pos, &dk, &dv):
                     return None
-                key = <object>PyTuple_GET_ITEM(keys, ki)
+                key = t.keyp[ki]
                 ki += 1
-                if dk is not <PyObject*>key and not (<object>dk == key):
+                if dk is not key and not (<object>dk == <object>key):
                     return None  # another shape
                 if code == V_DICT:
-                    r = _w_obj(&buf, <object>dv)
+                    r = _w_fast(&buf, <object>dv)
                 else:
-                    r = _w_obj(&buf, _status_text(res))
+                    if status_text is None:
+                        status_text = _status_text(res)
+                    r = _w_fast(&buf, status_text)
             elif code == V_SECOND:
                 cur = d2
                 pos = 0
                 r = 0
             elif code == V_ID:
-                r = _w_str(&buf, record_id)
+                r = _w_fast(&buf, record_id)
             elif code == V_TS:
                 r = _w_obj(&buf, ts_us)
             elif code == V_IDEM:
                 r = _w_obj(&buf, op_(res, O_KEY))
             elif code == V_RESULT:
-                r = _w_obj(&buf, _status_text(res))
+                if status_text is None:
+                    status_text = _status_text(res)
+                r = _w_fast(&buf, status_text)
             elif code == V_GRANTED:
                 r = _w_obj(&buf, op_(res, O_GRANTED))
             elif code == V_EFFECTS:
-                r = _w_over(&buf, 7, "", res, record_id, ts_us, meta, None)
+                r = _w_effects(&buf, res, meta)
             elif code == V_HOLDS:
-                r = _w_over(&buf, 8, "", res, record_id, ts_us, meta, None)
+                r = _w_holds(&buf, res, meta)
             elif code == V_REQUEST:
-                r = _w_obj(&buf, v_request)
+                r = _w_fast(&buf, v_request)
             elif code == V_USAGE:
                 r = _w_obj(&buf, v_usage)
             elif code == V_PRICE:
-                r = _w_obj(&buf, v_price)
+                r = _w_fast(&buf, v_price)
             else:
                 r = _w_obj(&buf, v_end)
             if r:
                 return None
+        ln = t.run_n[nc]
+        if ln:
+            _w_raw(&buf, t.run_p[nc], ln)
         return PyBytes_FromStringAndSize(<char*>buf.p, buf.n)
     finally:
         if buf.heap:

@@ -420,3 +420,15 @@ def test_the_online_shapes_are_templated() -> None:
                                  None, None, None, None)
     assert packed is not None
     assert packed == mod.pack_record(dict(fields), "reserve", res, "icx-x-2", 5, meta)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(st.integers(-2**63, 2**63 - 1), st.integers(-10**8, 10**8),
+                 st.sampled_from([0, 1, -1, 10, 500_000, 1_000_000, -1_000_000, 1_230_000])))
+def test_money_text_is_format_amount(v: int) -> None:
+    """The record packer writes a money amount's text by hand (no str, no cache lookup):
+    the same text as money.format_amount (records.amount_text)."""
+    from charging.money import format_amount
+
+    mod: Any = cython_ext.load("charging_slice")
+    assert mod.money_text(v) == format_amount(v)
