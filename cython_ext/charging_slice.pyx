@@ -49,6 +49,7 @@ cdef object _SUCCESS, _OK, _UNKNOWN_RES, _MONEY
 cdef object _ChargingResult, _UnitsResult, _Session, _Grant
 cdef dict _SERVICE_UNIT = {}
 cdef object _MAX_AMOUNT, _EXACT_C_USAGE
+cdef long long _MAX_AMOUNT_C = 0  # _MAX_AMOUNT as a C integer (a store amount: < 2**63)
 cdef dict _AMOUNT_CACHE
 cdef object _amount_text
 cdef object _TYPES = None  # op -> record type
@@ -97,7 +98,7 @@ def init(*, verbs, success, ok, unknown_reservation, money_unit, charging_result
     reached by attribute name."""
     global _INITIAL, _UPDATE, _TERMINATE, _EVENT, _SUCCESS, _OK, _UNKNOWN_RES, _MONEY
     global _ChargingResult, _UnitsResult, _Session, _MAX_AMOUNT, _AMOUNT_CACHE, _amount_text
-    global _TYPES, _ready, _EXACT_C_USAGE, _Grant, _SERVICE_UNIT
+    global _TYPES, _ready, _EXACT_C_USAGE, _Grant, _SERVICE_UNIT, _MAX_AMOUNT_C
     _Grant = grant_cls
     _SERVICE_UNIT = dict(service_unit or {})
     _bind_layouts(session_cls, grant_cls, request_cls, units_cls, units_result_cls,
@@ -115,6 +116,7 @@ def init(*, verbs, success, ok, unknown_reservation, money_unit, charging_result
     _amount_text = amount_text
     _TYPES = op_types
     _EXACT_C_USAGE = exact_usage  # RatingEngine.price: beyond it, rate() prices exactly
+    _MAX_AMOUNT_C = max_amount  # (OverflowError: a store amount beyond 64 bits is no store's)
     _ready = True
 
 
@@ -1110,6 +1112,18 @@ cdef dict _rated_fields(session, grant):
     return f
 
 
+@cython.final
+@cython.freelist(16)
+cdef class _Plan:
+    """How a grant's prices are found without RatingEngine.price(): the row price_plan
+    found, priced by its deck index's price_row, valid while price is the same bound method
+    and ``latest[deck] is d`` (the engine's own dict of latest deck versions: a re-import
+    replaces the entry) and for usages up to max_usage (EXACT_C_USAGE)."""
+    cdef object price_fn, d, price_row, row
+    cdef dict latest
+    cdef long long max_usage
+
+
 cdef class FastPath:
     """The fast path of one ChargingService: its attributes that never change (the session
     table, the caches, the ledger's dicts, config values) read once; refreshed when the
@@ -1503,27 +1517,50 @@ cdef class FastPath:
 
     cdef object _cost(self, session, grant, object usage):
         """ServiceCore._cost: price of the session's first *usage* units (cached on the grant;
-        the tariff row found once per grant: RatingEngine.price_plan)."""
-        if usage == gr(grant, G_PRICED_U):
+        the tariff row found once per grant: RatingEngine.price_plan, kept as a _Plan)."""
+        cdef int overflow = 0
+        cdef long long u = 0
+        cdef _Plan plan
+        cdef PyObject *latest
+        cdef bint small = type(usage) is int
+        if small:
+            u = PyLong_AsLongLongAndOverflow(usage, &overflow)
+            small = not overflow
+        pu = gr(grant, G_PRICED_U)
+        if small and type(pu) is int:
+            if u == PyLong_AsLongLongAndOverflow(pu, &overflow) and not overflow:
+                return gr(grant, G_PRICED_C)
+        elif usage == pu:
             return gr(grant, G_PRICED_C)
-        if usage <= 0:
-            return 0
-        if usage > _MAX_AMOUNT:
-            return None
+        if small:
+            if u <= 0:
+                return 0
+            if u > _MAX_AMOUNT_C:
+                return None
+        else:
+            if usage <= 0:
+                return 0
+            if usage > _MAX_AMOUNT:
+                return None
         svc = self.svc
         price_fn = svc._price
         if price_fn is None:
             return svc._cost(session, grant, usage)
-        plan = gr(grant, G_PLAN)
-        if plan is None:
-            plan = self._plan(session, grant, price_fn)
-            gr_set(grant, G_PLAN, plan)
+        p = gr(grant, G_PLAN)
+        if p is None:
+            p = self._plan(session, grant, price_fn)
+            gr_set(grant, G_PLAN, p)
         deck = ses(session, S_DECK)
-        if plan is not False and (<tuple>plan)[0] is price_fn \
-                and usage <= (<tuple>plan)[5] \
-                and (<tuple>plan)[1]._latest.get(deck) is (<tuple>plan)[2]:
-            price = (<tuple>plan)[3].price_row((<tuple>plan)[4], usage)[0]
-        else:
+        price = None
+        if type(p) is _Plan:
+            plan = <_Plan>p
+            if plan.price_fn is price_fn and small and u <= plan.max_usage:
+                # the deck version the row was found in must still be the latest (a
+                # re-imported deck prices from its own rows: price() again)
+                latest = PyDict_GetItem(plan.latest, deck)
+                if latest is <PyObject*>plan.d:
+                    price = plan.price_row(plan.row, usage)[0]
+        if price is None:
             rsvc = gr(grant, G_RSVC)
             if rsvc is None:
                 rsvc = svc._to_rating(gr(grant, G_SERVICE))
@@ -1534,17 +1571,24 @@ cdef class FastPath:
                                      ses(session, S_ORIGIN) or ""))
             except self.no_tariff_errors:
                 return None
-        if price > _MAX_AMOUNT:
+        if type(price) is int:
+            u = PyLong_AsLongLongAndOverflow(price, &overflow)
+            if overflow > 0 or (overflow == 0 and u > _MAX_AMOUNT_C):
+                return None
+        elif price > _MAX_AMOUNT:
             return None
         gr_set(grant, G_PRICED_U, usage)
         gr_set(grant, G_PRICED_C, price)
         return price
 
     cdef object _plan(self, session, grant, price_fn):
-        """(price_fn, engine, deck, index, row, max usage) or False (price() every time)."""
+        """A _Plan (the row RatingEngine.price_plan found) or False (price() every time)."""
         engine = getattr(price_fn, "__self__", None)
         plan_fn = getattr(engine, "price_plan", None)
         if plan_fn is None:
+            return False
+        latest = getattr(engine, "_latest", None)
+        if type(latest) is not dict:
             return False
         rsvc = gr(grant, G_RSVC)
         if rsvc is None:
@@ -1558,7 +1602,14 @@ cdef class FastPath:
         if found is None:
             return False
         d, index, row = found
-        return (price_fn, engine, d, index, row, _EXACT_C_USAGE)
+        cdef _Plan plan = _Plan.__new__(_Plan)
+        plan.price_fn = price_fn
+        plan.latest = latest
+        plan.d = d
+        plan.price_row = index.price_row
+        plan.row = row
+        plan.max_usage = _EXACT_C_USAGE
+        return plan
 
     cdef object _next_cost(self, session, grant, object u, object want):
         """OnlineCharging._next_cost: (cost of the first u units, cost of the next want)."""
