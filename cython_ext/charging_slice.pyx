@@ -278,10 +278,6 @@ def hold_id(str sid, key, n):
     return _hold_id(sid, key, n)
 
 
-cdef inline dict _hold_fields(str sid, req, grant, str price):
-    """OnlineCharging._hold_fields."""
-    return {"session": sid, "request": str(rq(req, R_REQUEST_NUMBER)),
-            "service": gr(grant, G_SVC), "price": price}
 
 
 # ---------------------------------------------------------------------- record bytes
@@ -772,12 +768,18 @@ cdef enum:
     V_DICT = 12          # the value of the current dict's next entry
     V_DICT_RESULT = 13   # the current dict's next entry is "result": the status text
     V_SECOND = 14        # the entries that follow are the second dict's
+    V_SESSION = 15       # (a reserve record's per-record values)
+    V_SERVICE = 16
 
 # _OVER index -> its code (0: a constant written into the run: "v" is 1, "op" the op)
 cdef int _OVER_CODE[9]
 _OVER_CODE[:] = [0, V_ID, V_TS, V_IDEM, 0, V_RESULT, V_GRANTED, V_EFFECTS, V_HOLDS]
 cdef tuple _COMMIT_VARS = (("request", V_REQUEST), ("usage", V_USAGE), ("price", V_PRICE),
                            ("end", V_END))
+# a reserve record's fields (OnlineCharging._hold_fields: same keys, same order), all per record
+cdef tuple _RESERVE_VARS = (("session", V_SESSION), ("request", V_REQUEST),
+                            ("service", V_SERVICE), ("price", V_PRICE))
+cdef dict _NO_FIELDS = {}  # (never changed)
 
 
 @cython.final
@@ -928,7 +930,8 @@ cdef Tmpl _template(dict d1, tuple var, dict d2, str op):
 
 
 cdef object _pack_tmpl(Tmpl t, res, str record_id, object ts_us, dict meta, dict d1, dict d2,
-                       object v_request, object v_usage, object v_price, object v_end):
+                       object v_request, object v_usage, object v_price, object v_end,
+                       object v_session=None, object v_service=None):
     """The record bytes by template *t*; None: the dicts are not of its shape, or a value
     the packer does not write (build the dict record instead). One pass over the template's
     C arrays: a run of constant bytes, then the value its code names."""
@@ -992,6 +995,10 @@ cdef object _pack_tmpl(Tmpl t, res, str record_id, object ts_us, dict meta, dict
                 r = _w_obj(&buf, v_usage)
             elif code == V_PRICE:
                 r = _w_fast(&buf, v_price)
+            elif code == V_SESSION:
+                r = _w_fast(&buf, v_session)
+            elif code == V_SERVICE:
+                r = _w_fast(&buf, v_service)
             else:
                 r = _w_obj(&buf, v_end)
             if r:
@@ -1030,22 +1037,35 @@ def template_record(dict d1, tuple var, d2, str op, res, str record_id, ts_us, d
                       v_end)
 
 
+def reserve_record(str sid, str request, service, str price, res, str record_id, ts_us,
+                   dict meta):
+    """For the tests: a reserve record's bytes by the reserve template (no fields dict)."""
+    t = _template(_NO_FIELDS, _RESERVE_VARS, None, "reserve")
+    return _pack_tmpl(t, res, record_id, ts_us, meta, _NO_FIELDS, None, request, None, price,
+                      None, sid, service)
+
+
 @cython.freelist(8)
 cdef class _Rec:
     """The fields of one record the fast path journals, packed by template without a dict
     where it can; the fields dict built only when needed (``dict_()``: a value the packer
     does not write, the rare rest of a request)."""
 
-    cdef int kind  # T_COMMIT (rated + request/usage/price/end + tariff) or T_RESERVE (fields)
-    cdef dict fields  # the fields dict (a commit's is built lazily)
+    cdef int kind  # T_COMMIT (rated + request/usage/price/end + tariff) or T_RESERVE
+    cdef dict fields  # the fields dict (built lazily)
     cdef dict rated  # commit: the grant's rated fields ...
     cdef dict tariff  # ... and its tariff fields (or None)
-    cdef object request, usage, price, end
+    cdef object request, usage, price, end  # (a reserve: request and price)
+    cdef object session, service  # reserve: session id, journal service
 
     cdef dict dict_(self):
-        """The fields dict the Python path builds (OnlineCharging._settle)."""
+        """The fields dict the Python path builds (OnlineCharging._settle, _hold_fields)."""
         cdef dict f = self.fields
-        if f is None:
+        if f is None and self.kind == T_RESERVE:
+            f = {"session": self.session, "request": self.request, "service": self.service,
+                 "price": self.price}
+            self.fields = f
+        elif f is None:
             f = PyDict_Copy(self.rated)
             f["request"] = self.request
             f["usage"] = self.usage
@@ -1075,11 +1095,27 @@ cdef _Rec _commit_rec(dict rated, object tariff, object request, object usage, o
     return r
 
 
-cdef _Rec _reserve_rec(dict fields):
+cdef _Rec _reserve_rec(str sid, str request, grant, str price):
+    """The fields of OnlineCharging._hold_fields, its dict not built (dict_())."""
     cdef _Rec r = _Rec.__new__(_Rec)
     r.kind = T_RESERVE
-    r.fields = fields
+    r.session = sid
+    r.request = request
+    r.service = gr(grant, G_SVC)
+    r.price = price
     return r
+
+
+cdef str _int_text(object n):
+    """str(n) (an int in 64 bits written by hand)."""
+    cdef char buf[24]
+    cdef int overflow = 0
+    cdef long long x
+    if type(n) is int:
+        x = PyLong_AsLongLongAndOverflow(n, &overflow)
+        if not overflow:
+            return PyUnicode_FromKindAndData(PyUnicode_1BYTE_KIND, buf, _put_dec(buf, x))
+    return str(n)
 
 
 cdef list _VALUES = []  # [(enum member, its .value), ...]: members and values never change
@@ -1112,6 +1148,23 @@ cdef dict _rated_fields(session, grant):
     return f
 
 
+cdef long long _BIG_COUNT = 4611686018427387904  # 2**62 (typed: a C comparison)
+
+
+cdef inline int _bump(dict d, str key, long long n) except -1:
+    """``d[key] += n`` (a C addition when the count is an int that stays in 64 bits)."""
+    cdef int overflow = 0
+    cdef long long x
+    cdef PyObject *v = PyDict_GetItem(d, key)
+    if v is not NULL and type(<object>v) is int:
+        x = PyLong_AsLongLongAndOverflow(<object>v, &overflow)
+        if not overflow and x < _BIG_COUNT:
+            d[key] = x + n
+            return 0
+    d[key] = d[key] + n
+    return 0
+
+
 @cython.final
 @cython.freelist(16)
 cdef class _Plan:
@@ -1136,6 +1189,7 @@ cdef class FastPath:
     cdef bint snapshots, sync, journal_failed_attr
     cdef object snapshot_records
     cdef double snapshot_seconds
+    cdef long long snapshot_records_c  # snapshot_records as a C integer (-1: not an int)
     cdef list rsvcs  # [(service, rating service), ...]: ServiceCore._to_rating, memoised
     cdef Tmpl t_commit, t_commit_tariff, t_reserve  # record templates (None: none yet)
 
@@ -1176,6 +1230,10 @@ cdef class FastPath:
         self.snapshots = ledger.snapshot_dir is not None
         self.snapshot_records = ledger.snapshot_records
         self.snapshot_seconds = ledger.snapshot_seconds
+        sr = self.snapshot_records
+        self.snapshot_records_c = -1
+        if type(sr) is int and 0 <= sr < _BIG_COUNT:
+            self.snapshot_records_c = sr
         self.store = None  # (ledger._store and its _sync: read by _sync_ready)
         self.sync = False
         # Journal.failed is ``self._failed is not None``: read the attribute itself (no
@@ -1257,8 +1315,7 @@ cdef class FastPath:
         cost_u, amount = nxt
         skey = key + ":0"
         n = rq(req, R_REQUEST_NUMBER)
-        fields = _hold_fields(sid, req, grant, self._money_text(amount))
-        rec = _reserve_rec(fields)
+        rec = _reserve_rec(sid, _int_text(n), grant, self._money_text(amount))
         # -- from here on the store moves money: no way back to "None"
         res = self.store.reserve_sync(skey + ":r", account, balance,
                                       _hold_id(sid, gr(grant, G_KEY), n), amount,
@@ -1267,7 +1324,7 @@ cdef class FastPath:
         if op_(res, O_STATUS) is not _OK:
             self.busy[sid] = None
             return svc._fast_rest(req, key, now, session, su, grant, False, True, want, None,
-                                  (cost_u, amount, fields, res), True)
+                                  (cost_u, amount, rec.dict_(), res), True)
         r = self._reserved(session, req, su, grant, want, amount, 0)
         result = self._answer(session, r, False)
         sessions = self.sessions
@@ -1426,18 +1483,18 @@ cdef class FastPath:
         at = rq(req, R_AT) or now
         if not tariff:
             tariff = None
-        crec = _commit_rec(rated, tariff, str(n), used, self._money_text(used_cost),
+        ntext = _int_text(n)
+        crec = _commit_rec(rated, tariff, ntext, used, self._money_text(used_cost),
                            int(at * 1_000_000))
         sid = ses(session, S_ID)
         store = self.store
         gk = gr(grant, G_KEY)
         creservation = _hold_id(sid, gk, held_n)
         pre = None
-        cdef dict rfields
+        cdef _Rec rrec
         if grant_next:
             cost_u, amount = nxt
-            rfields = _hold_fields(sid, req, grant, self._money_text(amount))
-            rrec = _reserve_rec(rfields)
+            rrec = _reserve_rec(sid, ntext, grant, self._money_text(amount))
             # SyncOps.commit_reserve_now
             op = store.commit_sync(skey + ":c", account, balance, creservation, used_cost,
                                    now, True)
@@ -1453,7 +1510,7 @@ cdef class FastPath:
                     self._journal_one(op, "commit", now, crec, account)  # it moved money
                     raise
                 self._journal_two(op, crec, rres, rrec, now, account)
-                pre = (cost_u, amount, rfields, rres)
+                pre = (cost_u, amount, rrec, rres)
         else:
             op = store.commit_sync(skey + ":c", account, balance, creservation, used_cost, now,
                                    True)
@@ -1463,6 +1520,9 @@ cdef class FastPath:
                 pre is not None and op_((<tuple>pre)[3], O_STATUS) is not _OK) or (
                 grant_next and pre is None):
             self.busy[sid] = None
+            if pre is not None:  # (the reserve's fields as the dict _hold_fields builds)
+                pre = ((<tuple>pre)[0], (<tuple>pre)[1], (<_Rec>(<tuple>pre)[2]).dict_(),
+                       (<tuple>pre)[3])
             return svc._fast_rest(req, key, now, session, su, grant, terminate, grant_next,
                                   want, (op, pre, before, used, used_cost, crec.dict_()), None,
                                   False)
@@ -1726,17 +1786,38 @@ cdef class FastPath:
         return self._journaled_n(1)
 
     cdef int _journaled_n(self, int count) except -1:
-        """SyncOps._journaled of *count* ops without a low-balance event."""
+        """SyncOps._journaled of *count* ops without a low-balance event (the counters added
+        as C integers when they are ints, as Python's += otherwise)."""
+        cdef int overflow = 0
+        cdef long long since_c = 0
         ledger = self.ledger
         stats = self.stats
-        stats["ops"] += count
-        stats["journaled"] += count
-        since = ledger._since_snapshot + count
+        _bump(stats, "ops", count)
+        _bump(stats, "journaled", count)
+        since = ledger._since_snapshot
+        if type(since) is int:
+            since_c = PyLong_AsLongLongAndOverflow(since, &overflow) + count
+            if overflow:
+                since = since + count
+            else:
+                since = since_c
+        else:
+            since = since + count
         ledger._since_snapshot = since
-        if self.snapshots and ledger._snapshot_task is None and (
-                since >= self.snapshot_records
-                or _monotonic() - ledger._last_snapshot >= self.snapshot_seconds):
-            ledger._maybe_snapshot()
+        if self.snapshots and ledger._snapshot_task is None:
+            if not overflow and self.snapshot_records_c >= 0 and type(since) is int:
+                if since_c >= self.snapshot_records_c:
+                    ledger._maybe_snapshot()
+                    return 0
+            elif since >= self.snapshot_records:
+                ledger._maybe_snapshot()
+                return 0
+            last_snapshot = ledger._last_snapshot
+            if type(last_snapshot) is float:
+                if _monotonic() - PyFloat_AS_DOUBLE(last_snapshot) >= self.snapshot_seconds:
+                    ledger._maybe_snapshot()
+            elif _monotonic() - last_snapshot >= self.snapshot_seconds:
+                ledger._maybe_snapshot()
         return 0
 
     cdef object _out(self, _Rec rec, str op, res, str record_id, object ts_us):
@@ -1749,19 +1830,19 @@ cdef class FastPath:
             d1, d2 = rec.rated, rec.tariff
             t = self.t_commit_tariff if d2 is not None else self.t_commit
         else:
-            d1, d2 = rec.fields, None
+            d1, d2 = _NO_FIELDS, None
             t = self.t_reserve
         if t is not None and t.op != op:
             t = None
         for attempt in range(2):
             if t is not None:
                 packed = _pack_tmpl(t, res, record_id, ts_us, self.meta, d1, d2, rec.request,
-                                    rec.usage, rec.price, rec.end)
+                                    rec.usage, rec.price, rec.end, rec.session, rec.service)
                 if packed is not None:
                     return packed
             if attempt:
                 break
-            t = _template(d1, _COMMIT_VARS if rec.kind == T_COMMIT else (), d2, op)
+            t = _template(d1, _COMMIT_VARS if rec.kind == T_COMMIT else _RESERVE_VARS, d2, op)
             if t is None:
                 break
             if rec.kind == T_RESERVE:

@@ -432,3 +432,25 @@ def test_money_text_is_format_amount(v: int) -> None:
 
     mod: Any = cython_ext.load("charging_slice")
     assert mod.money_text(v) == format_amount(v)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=80), st.text(max_size=12), st.one_of(st.text(max_size=40), st.none()),
+       st.text(max_size=20), _results_st, st.integers(0, 2**60))
+def test_reserve_template_bytes_equal_the_hold_fields_record(
+        sid: str, request: str, service: str | None, price: str, result: Any, ts: int) -> None:
+    """The reserve record is packed from its four values without the _hold_fields dict: the
+    same bytes as the record of that dict (session, request, service, price)."""
+    from charging.store.base import Effect, Hold, OpResult, OpStatus
+
+    effects, holds, status, granted = result
+    mod: Any = cython_ext.load("charging_slice")
+    res = OpResult(key="k:0:r", status=OpStatus(status),
+                   effects=tuple(Effect(a, b, x) for a, b, x in effects),
+                   holds=tuple(Hold(a, b, r, x, e) for a, b, r, x, e in holds),
+                   granted=granted)
+    meta = {("41790000001", "EUR"): (True, "EUR"), ("a1", "min"): (False, None)}
+    fields = {"session": sid, "request": request, "service": service, "price": price}
+    packed = mod.reserve_record(sid, request, service, price, res, "icx-x-9", ts, meta)
+    # (None for both: a value msgpack cannot write, e.g. an expiry beyond 64 bits of us)
+    assert packed == mod.pack_record(fields, "reserve", res, "icx-x-9", ts, meta)
