@@ -197,6 +197,7 @@ cdef inline bint _moved(res) except -1:
 
 cdef extern from "<math.h>" nogil:
     double rint(double x)
+    double floor(double x)
 
 
 cdef object _round_us(object t):
@@ -1191,6 +1192,7 @@ cdef class FastPath:
     cdef double snapshot_seconds
     cdef long long snapshot_records_c  # snapshot_records as a C integer (-1: not an int)
     cdef list rsvcs  # [(service, rating service), ...]: ServiceCore._to_rating, memoised
+    cdef dict plans  # (deck version, rating service, destination, origin, start second) -> _Plan
     cdef Tmpl t_commit, t_commit_tariff, t_reserve  # record templates (None: none yet)
 
     def __init__(self, svc):
@@ -1212,6 +1214,7 @@ cdef class FastPath:
         self.deck_of = getattr(svc.rater, "deck", None)
         self.to_rating = svc._to_rating
         self.rsvcs = []
+        self.plans = {}
         self.tcc = cfg.tcc
         self.ttl = cfg.tcc + 60.0
         self.validity_time = cfg.validity_time
@@ -1642,7 +1645,18 @@ cdef class FastPath:
         return price
 
     cdef object _plan(self, session, grant, price_fn):
-        """A _Plan (the row RatingEngine.price_plan found) or False (price() every time)."""
+        """A _Plan (the row RatingEngine.price_plan found) or False (price() every time).
+
+        Plans are shared between grants: what price_plan returns depends only on the deck
+        version (``latest[deck]``), the rating service, the destination, the origin and the
+        start second (it finds the row at ``floor(at)``, its band is the start minute's), so
+        a plan found for one session serves every later one with the same key while that
+        deck version is the latest -- the sessions of one APN, or of one B-number, starting
+        within the same second. A re-imported deck is another version: its key differs."""
+        cdef _Plan plan
+        cdef PyObject *hit
+        cdef PyObject *dv
+        cdef long long sec
         engine = getattr(price_fn, "__self__", None)
         plan_fn = getattr(engine, "price_plan", None)
         if plan_fn is None:
@@ -1654,21 +1668,42 @@ cdef class FastPath:
         if rsvc is None:
             rsvc = self.svc._to_rating(gr(grant, G_SERVICE))
             gr_set(grant, G_RSVC, rsvc)
+        deck = ses(session, S_DECK)
+        destination = ses(session, S_DESTINATION) or ""
+        origin = ses(session, S_ORIGIN) or ""
+        started = ses(session, S_STARTED)
+        key = None
+        dobj = None  # (the deck version looked up: a strong reference across plan_fn)
+        dv = PyDict_GetItem(<dict>latest, deck)
+        if dv is not NULL and type(started) is float and -9.0e15 < <double>started < 9.0e15:
+            sec = <long long>floor(<double>started)
+            # (the deck version by identity: a plan keeps its deck alive, so no other object
+            # can have that id while the entry exists)
+            dobj = <object>dv
+            key = (<Py_ssize_t>dv, rsvc, destination, origin, sec)
+            hit = PyDict_GetItem(self.plans, key)
+            if hit is not NULL:
+                plan = <_Plan>hit
+                if plan.price_fn is price_fn and plan.d is dobj:
+                    return plan
         try:
-            found = plan_fn(ses(session, S_DECK), rsvc, ses(session, S_DESTINATION) or "",
-                            ses(session, S_STARTED), ses(session, S_ORIGIN) or "")
+            found = plan_fn(deck, rsvc, destination, started, origin)
         except self.no_tariff_errors:
             return False
         if found is None:
             return False
         d, index, row = found
-        cdef _Plan plan = _Plan.__new__(_Plan)
+        plan = _Plan.__new__(_Plan)
         plan.price_fn = price_fn
         plan.latest = latest
         plan.d = d
         plan.price_row = index.price_row
         plan.row = row
         plan.max_usage = _EXACT_C_USAGE
+        if key is not None and d is dobj:
+            if len(self.plans) >= 4096:
+                self.plans.clear()  # (bounded: keys of past seconds are dead)
+            self.plans[key] = plan
         return plan
 
     cdef object _next_cost(self, session, grant, object u, object want):

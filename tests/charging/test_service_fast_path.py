@@ -150,6 +150,10 @@ async def _run(app: ChargingApp, traffic: list[tuple[str, Any, float]],
     for kind, req, now in traffic:
         if kind == "tick":
             results.append(sorted(await svc.supervise(now)))
+        elif kind == "import":  # a new version of the retail deck (req: its CSV path)
+            svc.rater.import_csv(str(req), deck="retail", currency="EUR",
+                                 effective="2026-01-01")
+            results.append(None)
         else:
             results.append(await svc.handle(req, now=now))
     await svc.wait_durable(svc.durable_mark())
@@ -454,3 +458,76 @@ def test_reserve_template_bytes_equal_the_hold_fields_record(
     packed = mod.reserve_record(sid, request, service, price, res, "icx-x-9", ts, meta)
     # (None for both: a value msgpack cannot write, e.g. an expiry beyond 64 bits of us)
     assert packed == mod.pack_record(fields, "reserve", res, "icx-x-9", ts, meta)
+
+
+# Mon 2026-09-21 19:00 Europe/Zurich: peak ends (config/icx.toml [rating.bands])
+T_BAND = T0 + 10_000
+BANDED = ("service,prefix,destination,rate,band,billing,connection fee\n"
+          "voice,41,Switzerland,0.60,peak,1/1,0\nvoice,41,Switzerland,0.30,offpeak,1/1,0\n"
+          "voice,41,Switzerland,0.12,weekend,1/1,0\nvoice,*,Rest of world,0.50,,60/60,0\n"
+          "data,*,Any APN,0.03,,1000/1000,0\n")
+
+
+def test_shared_plans_follow_deck_versions_and_bands(tmp_path: Path) -> None:
+    """Price plans are shared by sessions with the same deck version, service, destination,
+    origin and start second. A deck re-imported mid-session (the open sessions' next
+    reports price by the new version, as the Python path's price() does), a session started
+    in the same second under the new version, sessions started either side of a time-band
+    boundary and reporting after it, and the old deck imported back: the compiled path
+    answers, journals and books exactly what the Python path does."""
+    banded = tmp_path / "banded.csv"
+    banded.write_text(BANDED)
+    original = ROOT / "config" / "decks" / "retail.csv"
+    voice, data = ServiceKind.VOICE, ServiceKind.DATA
+    traffic: list[tuple[str, Any, float]] = []
+
+    def initial(sid: str, sub: str, svc: ServiceKind, t: float) -> None:
+        q = 60 if svc is voice else 1_000_000
+        traffic.append(("req", _req(Verb.INITIAL, sid, 0, sub, svc,
+                                    (ServiceUnits(rating_group=1, requested=q),)), t))
+
+    def update(sid: str, n: int, sub: str, svc: ServiceKind, t: float, used: int,
+               verb: Verb = Verb.UPDATE) -> None:
+        q = 60 if svc is voice else 1_000_000
+        traffic.append(("req", _req(verb, sid, n, sub, svc, (ServiceUnits(
+            rating_group=1, requested=None if verb is Verb.TERMINATE else q, used=used,
+            used_present=True),)), t))
+
+    subs = {"v1": "41790000001", "v2": "41790000002", "d1": "41790000003",
+            "v3": "41790000004", "v4": "41790000001", "d2": "41790000002"}
+    kinds = {"v1": voice, "v2": voice, "d1": data, "v3": voice, "v4": voice, "d2": data}
+    for i, sub in enumerate(SUBSCRIBERS[:4]):  # each account seen once (then: fast path)
+        initial(f"w{i}", sub, data, T0 + i)
+        update(f"w{i}", 1, sub, data, T0 + i + 1, 10, Verb.TERMINATE)
+    initial("v1", subs["v1"], voice, T_BAND - 2.0)
+    initial("v2", subs["v2"], voice, T_BAND - 1.9)  # same second: v1's plan
+    initial("d1", subs["d1"], data, T_BAND - 1.8)
+    traffic.append(("import", banded, T_BAND - 1.7))
+    initial("v3", subs["v3"], voice, T_BAND - 1.6)  # same second, the new deck version
+    initial("d2", subs["d2"], data, T_BAND - 1.5)
+    initial("v4", subs["v4"], voice, T_BAND + 0.5)  # off-peak
+    for sid in subs:
+        update(sid, 1, subs[sid], kinds[sid], T_BAND + 30, 60 if kinds[sid] is voice
+               else 700_000)
+    traffic.append(("import", original, T_BAND + 40))  # the old rates, a third version
+    for sid in subs:
+        update(sid, 2, subs[sid], kinds[sid], T_BAND + 60, 45 if kinds[sid] is voice
+               else 1_000_000)
+    for sid in subs:
+        update(sid, 3, subs[sid], kinds[sid], T_BAND + 90, 20 if kinds[sid] is voice
+               else 10, Verb.TERMINATE)
+    fast = _stack_run(tmp_path / "a", traffic, fast=True)
+    py = _stack_run(tmp_path / "b", traffic, fast=False)
+    assert fast == py
+    # the versions and bands did price differently (the case is not vacuous): each first
+    # report commits what its reservation priced -- v1 the original 0.12/min, v3 (same
+    # start second, the banded version) peak 0.60/min, v4 (after 19:00) off-peak 0.30/min
+    results = [r for r in fast["results"] if isinstance(r, ChargingResult)]
+    assert all(r.ok for r in results)
+
+    def first_report(sid: str) -> int:
+        got = [r for (kind, req, _now), r in zip(traffic, fast["results"], strict=True)
+               if kind == "req" and req.session_id == sid]
+        return int(got[1].units[0].used_cost)
+
+    assert [first_report(s) for s in ("v1", "v3", "v4")] == [120_000, 600_000, 300_000]
