@@ -460,9 +460,12 @@ cdef inline object _meta_get(dict meta, account, balance):
     global _last_meta_key, _last_meta, _last_meta_dict
     cdef PyObject *m
     key = _last_meta_key
-    if key is not None and _last_meta_dict is meta and (<tuple>key)[0] == account \
-            and (<tuple>key)[1] == balance:
-        return _last_meta
+    if key is not None and _last_meta_dict is meta:
+        k0 = (<tuple>key)[0]
+        k1 = (<tuple>key)[1]
+        # (by identity first: a record's ids are the session's own str objects)
+        if (k0 is account or k0 == account) and (k1 is balance or k1 == balance):
+            return _last_meta
     key = (account, balance)
     m = PyDict_GetItem(meta, key)
     if m is NULL:
@@ -1184,6 +1187,8 @@ cdef class FastPath:
     service's ``config`` or ``ledger`` is replaced. ``decide`` is the entry point."""
 
     cdef object svc, cfg, ledger, journal, ids, answers, sessions_table, deck_of, store
+    cdef dict latest  # the rater's latest deck versions (RatingEngine._latest), or None
+    cdef object currency_of, deck_currency  # the deck version whose currency is kept
     cdef dict sessions, busy, counters, texts, quotas, accounts_seen, meta, stats
     cdef object tcc, ttl, validity_time, qht, pct, answer_cache_size, max_sessions, deck
     cdef object no_tariff_errors, to_rating, id_prefix, id_counter
@@ -1212,6 +1217,9 @@ cdef class FastPath:
         self.quotas = svc._quotas
         self.accounts_seen = svc._accounts_seen
         self.deck_of = getattr(svc.rater, "deck", None)
+        latest = getattr(svc.rater, "_latest", None)
+        self.latest = latest if type(latest) is dict else None
+        self.currency_of = self.deck_currency = None
         self.to_rating = svc._to_rating
         self.rsvcs = []
         self.plans = {}
@@ -1297,10 +1305,20 @@ cdef class FastPath:
             return None  # the first request of an account: the Python path looks it up
         account, balance, currency = found
         if self.deck_of is not None:
-            try:
-                deck_currency = self.deck_of(self.deck).meta.currency
-            except self.no_tariff_errors:
-                return None
+            # rater.deck(deck).meta.currency; the currency of the latest version is kept with
+            # that version (a LoadedDeck's meta never changes; a re-import is another object)
+            dv = PyDict_GetItem(self.latest, self.deck) if self.latest is not None else NULL
+            if dv is not NULL and <object>dv is self.currency_of:
+                deck_currency = self.deck_currency
+            else:
+                try:
+                    d = self.deck_of(self.deck)
+                except self.no_tariff_errors:
+                    return None
+                deck_currency = d.meta.currency
+                if dv is not NULL and <object>dv is d:
+                    self.currency_of = d
+                    self.deck_currency = deck_currency
             if deck_currency and deck_currency != currency:
                 return None
         if not self._sync_ready(account, balance):
