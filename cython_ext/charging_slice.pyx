@@ -250,6 +250,22 @@ cdef inline object _grant_key(su):
     return -1 if rg is None else rg
 
 
+cdef extern from "Python.h":
+    object PyUnicode_New(Py_ssize_t size, Py_UCS4 maxchar)
+
+
+cdef str _cat(str a, const char *suffix, Py_ssize_t n):
+    """``a + suffix`` for an ASCII *suffix* of n chars (one allocation, no concat call)."""
+    cdef Py_ssize_t ln
+    if PyUnicode_IS_COMPACT_ASCII(a):
+        ln = PyUnicode_GET_LENGTH(a)
+        r = PyUnicode_New(ln + n, 127)
+        memcpy(PyUnicode_DATA(r), PyUnicode_DATA(a), ln)
+        memcpy(<char*>PyUnicode_DATA(r) + ln, suffix, n)
+        return r
+    return a + suffix[:n].decode("ascii")
+
+
 cdef str _hold_id(str sid, object key, object n):
     """Grant.hold_id: f"{sid}|{key}|{n}" (written by hand for an ASCII id and int parts)."""
     cdef char buf[320]
@@ -1198,6 +1214,7 @@ cdef class FastPath:
     cdef long long snapshot_records_c  # snapshot_records as a C integer (-1: not an int)
     cdef list rsvcs  # [(service, rating service), ...]: ServiceCore._to_rating, memoised
     cdef dict plans  # (deck version, rating service, destination, origin, start second) -> _Plan
+    cdef list quota_pairs  # [(unit kind, (default, max quota)), ...]: _quotas, memoised
     cdef Tmpl t_commit, t_commit_tariff, t_reserve  # record templates (None: none yet)
 
     def __init__(self, svc):
@@ -1223,6 +1240,7 @@ cdef class FastPath:
         self.to_rating = svc._to_rating
         self.rsvcs = []
         self.plans = {}
+        self.quota_pairs = []
         self.tcc = cfg.tcc
         self.ttl = cfg.tcc + 60.0
         self.validity_time = cfg.validity_time
@@ -1334,11 +1352,11 @@ cdef class FastPath:
         if nxt is None:
             return None
         cost_u, amount = nxt
-        skey = key + ":0"
+        skey = _cat(key, b":0", 2)
         n = rq(req, R_REQUEST_NUMBER)
         rec = _reserve_rec(sid, _int_text(n), grant, self._money_text(amount))
         # -- from here on the store moves money: no way back to "None"
-        res = self.store.reserve_sync(skey + ":r", account, balance,
+        res = self.store.reserve_sync(_cat(skey, b":r", 2), account, balance,
                                       _hold_id(sid, gr(grant, G_KEY), n), amount,
                                       self.ttl, now, False)
         self._journal_one(res, "reserve", now, rec, account)
@@ -1461,7 +1479,7 @@ cdef class FastPath:
             for g in grants:
                 if g is not grant and gr(g, G_HELD) > 0:
                     return None  # another grant still holds: the Python path releases it
-        skey = key + ":0"
+        skey = _cat(key, b":0", 2)
         undo = gr(grant, G_UNDO)
         if undo is not None and undo[0] == skey:
             return None  # a retry after 5012: the Python path replays it
@@ -1517,14 +1535,14 @@ cdef class FastPath:
             cost_u, amount = nxt
             rrec = _reserve_rec(sid, ntext, grant, self._money_text(amount))
             # SyncOps.commit_reserve_now
-            op = store.commit_sync(skey + ":c", account, balance, creservation, used_cost,
+            op = store.commit_sync(_cat(skey, b":c", 2), account, balance, creservation, used_cost,
                                    now, True)
             if op_(op, O_STATUS) is _UNKNOWN_RES and not op_(op, O_EFFECTS) \
                     and not op_(op, O_HOLDS):
                 self._count_plain(op)
             else:
                 try:
-                    rres = store.reserve_sync(skey + ":r", account, balance,
+                    rres = store.reserve_sync(_cat(skey, b":r", 2), account, balance,
                                               _hold_id(sid, gk, n), amount, self.ttl, now,
                                               False)
                 except BaseException:
@@ -1533,7 +1551,7 @@ cdef class FastPath:
                 self._journal_two(op, crec, rres, rrec, now, account)
                 pre = (cost_u, amount, rrec, rres)
         else:
-            op = store.commit_sync(skey + ":c", account, balance, creservation, used_cost, now,
+            op = store.commit_sync(_cat(skey, b":c", 2), account, balance, creservation, used_cost, now,
                                    True)
             self._journal_one(op, "commit", now, crec, account)
         op_status = op_(op, O_STATUS)
@@ -1587,7 +1605,17 @@ cdef class FastPath:
         return self.svc._money_text(amount)
 
     cdef inline object _want(self, unit, requested):
-        default, cap = self.quotas[id(unit)]
+        """OnlineCharging._want: the requested units, else the unit's default quota, capped
+        (the quotas of a unit kind looked up once: ServiceCore._quotas never changes)."""
+        cdef tuple dc = None
+        for pair in self.quota_pairs:
+            if (<tuple>pair)[0] is unit:
+                dc = <tuple>(<tuple>pair)[1]
+                break
+        if dc is None:
+            dc = tuple(self.quotas[id(unit)])
+            self.quota_pairs.append((unit, dc))
+        default, cap = dc
         want = requested or default
         return cap if want > cap else want
 
