@@ -492,7 +492,9 @@ class Journal:
                 if off >= 0:
                     group, self._group = self._group, None
                     alloc.renew()
-                    self._inflight.append((group, alloc.last, _clock(), off))
+                    # the dispatch time only feeds ``trace`` (no clock read per group else)
+                    self._inflight.append((group, alloc.last,
+                                           _clock() if self.trace is not None else 0.0, off))
                     io.submit(self._writer.fd, buf, off, self._sync)
                     if len(self._inflight) >= self._max_inflight:
                         self._busy = True
@@ -512,16 +514,33 @@ class Journal:
         """The native writer's eventfd is readable: release the groups completed, in order."""
         done = self._io.reap()
         inflight = self._inflight
+        complete = self._complete
         for _seq, err, t_start, t_end in done:
             group, upto, t_dispatch, offset = inflight.popleft()
-            exc = None
             if err:
                 exc = OSError(err, os.strerror(err))
                 # the data end was claimed at dispatch: back to where the failed group began
                 # (the first failure: later groups begin after it)
                 if self._failed is None:
                     self._writer.unreserve(offset)
-            self._complete(exc, group, upto, (t_dispatch, t_start, t_end))
+                complete(exc, group, upto, (t_dispatch, t_start, t_end))
+            elif self.trace is not None or self._failed is not None:
+                complete(None, group, upto, (t_dispatch, t_start, t_end))
+            else:  # the common case: no times tuple, the release inlined (_complete's tail)
+                self.groups += 1
+                self._durable = upto
+                cbs = self._callbacks
+                while cbs and cbs[0][0] <= upto:
+                    cb = cbs.popleft()[1]
+                    try:
+                        cb(None)
+                    except Exception as e:  # noqa: BLE001 -- see _run_callback
+                        self._loop.call_exception_handler({
+                            "message": "journal call_when_durable callback failed",
+                            "exception": e})
+                group.set_result(None)
+                if self._durable_waiters:
+                    self._release_waiters(upto)
         if done:
             self._busy = False
             if self._group is not None:
@@ -592,14 +611,18 @@ class Journal:
             self._run_callback(cbs.popleft()[1], None)
         group.set_result(None)
         if self._durable_waiters:
-            keep = []
-            for pos, w in self._durable_waiters:
-                if pos <= upto:
-                    if not w.done():
-                        w.set_result(None)
-                else:
-                    keep.append((pos, w))
-            self._durable_waiters = keep
+            self._release_waiters(upto)
+
+    def _release_waiters(self, upto: Position) -> None:
+        """Resolve the wait_durable futures at or before ``upto`` (after the callbacks)."""
+        keep = []
+        for pos, w in self._durable_waiters:
+            if pos <= upto:
+                if not w.done():
+                    w.set_result(None)
+            else:
+                keep.append((pos, w))
+        self._durable_waiters = keep
 
     def _run_callback(self, cb: DurableCallback, exc: BaseException | None) -> None:
         try:
