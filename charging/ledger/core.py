@@ -418,27 +418,45 @@ class Ledger(SyncOps):
         """Cut a snapshot of the embedded store now; return the journal position it covers.
 
         New ops wait (microseconds) while ops already past their store call reach the
-        journal; the state is copied in one loop step at journal position P; the file is
-        written (temp + fsync + rename, off the loop) only once P is durable, so a snapshot
-        never holds an op the journal could lose.
+        journal; the state at journal position P is dumped by a forked child
+        (``snapshot.fork_dump``: the loop only pays for the fork) into a temp file, which is
+        renamed into place only once P is durable, so a snapshot never holds an op the
+        journal could lose.
         """
         if self.snapshot_dir is None or not self.embedded or self._failed is not None:
             return None  # (after a failed enqueue the store holds money the journal lacks)
         from charging.store import snapshot as snap
 
         pause = self._pause = asyncio.Event()
+        pid = 0
+        state: dict[str, Any] = {}
         try:
             while self._inflight:
                 await asyncio.sleep(0)
             pos = self.journal.position
-            state = snap.dump_state(self.store, [pos.segment, pos.offset])
+            where = [pos.segment, pos.offset]
+            path = recovery.snapshot_path(self.snapshot_dir, pos)
+            tmp = snap.temp_path(path)
+            if snap.CAN_FORK:
+                pid = snap.fork_dump(self.store, where, tmp)  # the child dumps (no loop stall)
+            else:
+                state = snap.dump_state(self.store, where)
         finally:
             self._pause = None
             pause.set()
-        await self.journal.wait_durable(pos)
-        path = recovery.snapshot_path(self.snapshot_dir, pos)
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, snap.write, path, state)
+        if pid:
+            # the child first (always reaped, even when the journal fails), then durability
+            await loop.run_in_executor(None, snap.reap, pid, tmp)
+            try:
+                await self.journal.wait_durable(pos)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
+            await loop.run_in_executor(None, snap.publish, tmp, path)
+        else:
+            await self.journal.wait_durable(pos)
+            await loop.run_in_executor(None, snap.write, path, state)
         await loop.run_in_executor(None, recovery.prune_snapshots, self.snapshot_dir)
         self._since_snapshot = 0
         self._last_snapshot = time.monotonic()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,8 @@ from charging.store.base import AccountKind, BalanceKind, BalanceSpec
 
 SNAPSHOT_RE = re.compile(r"^snapshot-(\d{12})-(\d{12})\.msgpack$")
 KEEP_SNAPSHOTS = 2
+# a snapshot temp file this old belongs to a write that will never finish
+STALE_TEMP_SECONDS = 3600.0
 
 
 def snapshot_path(directory: Path, pos: Position) -> Path:
@@ -45,8 +48,17 @@ def list_snapshots(directory: Path) -> list[tuple[Position, Path]]:
 
 
 def prune_snapshots(directory: Path, keep: int = KEEP_SNAPSHOTS) -> None:
+    """Keep the *keep* newest snapshots; also remove temp files an interrupted write left
+    (a process killed while its snapshot child was writing) once they are an hour old."""
     for _pos, path in list_snapshots(directory)[keep:]:
         path.unlink(missing_ok=True)
+    stale = time.time() - STALE_TEMP_SECONDS
+    for tmp in directory.glob(".snapshot-*.tmp-*"):
+        try:
+            if tmp.stat().st_mtime < stale:
+                tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
 
 
 def restore_newest(store: Any, directory: Path) -> tuple[Position | None, list[str]]:

@@ -1,0 +1,107 @@
+"""Snapshots dumped by a forked child (charging/store/snapshot.py ``fork_dump``): the file holds
+the state at the fork, never an op made after it; a failed child publishes nothing; stale
+temp files of interrupted writes are pruned."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from charging.journal import Journal
+from charging.ledger import Ledger, recovery
+from charging.store import snapshot as snap
+from charging.store.base import AccountKind, BalanceKind, BalanceSpec
+from charging.store.memory import MemoryStore
+
+T0 = 1_800_000_000.0
+EUR = BalanceSpec("EUR", BalanceKind.MONEY, "EUR", amount=10_000_000)
+
+pytestmark = pytest.mark.skipif(not snap.CAN_FORK, reason="no os.fork on this platform")
+
+
+async def _ledger(d: Path) -> tuple[Ledger, Journal]:
+    journal = await Journal.open(d / "journal")
+    ledger = Ledger(MemoryStore(), journal, snapshot_dir=d / "snapshots")
+    await ledger.recover(now=T0)
+    await ledger.create_account("a1", AccountKind.PREPAID_SUBSCRIBER, [EUR], now=T0)
+    return ledger, journal
+
+
+def _snapshot_amount(d: Path) -> tuple[int, set[str]]:
+    [(_pos, path)] = recovery.list_snapshots(d / "snapshots")[:1]
+    state = snap.read(path)
+    [acct] = state["accounts"]
+    amount = acct[4][0][3]
+    keys = {k for _a, _e, ops, old in state["ops"] for k, _v in ops + old}
+    return amount, keys
+
+
+def test_snapshot_holds_the_state_at_the_fork_not_later_ops(tmp_path: Path) -> None:
+    async def main() -> None:
+        ledger, journal = await _ledger(tmp_path)
+        await ledger.debit("d1", "a1", "EUR", 100_000, now=T0)
+        task = asyncio.ensure_future(ledger.snapshot())
+        await asyncio.sleep(0)  # the snapshot forks in its first step (no op in flight)
+        # made after the fork, while the child is still dumping: not in this snapshot
+        await ledger.debit("d2", "a1", "EUR", 250_000, now=T0)
+        pos = await task
+        assert pos is not None
+        amount, keys = _snapshot_amount(tmp_path)
+        assert amount == 10_000_000 - 100_000
+        assert "d1" in keys and "d2" not in keys
+        # nothing but snapshots left in the directory (the temp file was renamed)
+        assert [p.name for p in (tmp_path / "snapshots").iterdir()
+                if p.name.startswith(".")] == []
+        await ledger.close()
+        await journal.close()
+        # a restart restores the snapshot and replays d2 from the journal after it
+        journal2 = await Journal.open(tmp_path / "journal")
+        ledger2 = Ledger(MemoryStore(), journal2, snapshot_dir=tmp_path / "snapshots")
+        report = await ledger2.recover(now=T0)
+        assert report.snapshot == pos and report.replayed == 1
+        view = await ledger2.store.get("a1")
+        assert view is not None and view.balances[0].amount == 10_000_000 - 350_000
+        await ledger2.close()
+        await journal2.close()
+
+    asyncio.run(main())
+
+
+def test_a_failed_child_publishes_nothing(tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(store: object, position: object) -> dict[str, object]:
+        raise RuntimeError("dump failed")
+
+    async def main() -> None:
+        ledger, journal = await _ledger(tmp_path)
+        await ledger.debit("d1", "a1", "EUR", 100_000, now=T0)
+        monkeypatch.setattr(snap, "dump_state", broken)  # the child inherits the patch
+        with pytest.raises(snap.SnapshotError, match="snapshot child failed"):
+            await ledger.snapshot()
+        snaps = tmp_path / "snapshots"
+        assert not snaps.exists() or list(snaps.iterdir()) == []
+        # the ledger goes on: money still moves, and the next snapshot works
+        monkeypatch.undo()
+        assert (await ledger.debit("d2", "a1", "EUR", 1, now=T0)).ok
+        assert await ledger.snapshot() is not None
+        await ledger.close()
+        await journal.close()
+
+    asyncio.run(main())
+
+
+def test_prune_removes_only_stale_temp_files(tmp_path: Path) -> None:
+    tmp_path.joinpath("snapshot-000000000001-000000000010.msgpack").write_bytes(b"x")
+    old = tmp_path / ".snapshot-000000000001-000000000020.msgpack.tmp-1-2-3"
+    fresh = tmp_path / ".snapshot-000000000001-000000000030.msgpack.tmp-1-2-4"
+    old.write_bytes(b"x")
+    fresh.write_bytes(b"x")
+    past = time.time() - recovery.STALE_TEMP_SECONDS - 60
+    os.utime(old, (past, past))
+    recovery.prune_snapshots(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [fresh.name, "snapshot-000000000001-000000000010.msgpack"])
