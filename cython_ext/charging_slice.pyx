@@ -1209,9 +1209,7 @@ cdef class FastPath:
     cdef object tcc, ttl, validity_time, qht, pct, answer_cache_size, max_sessions, deck
     cdef object no_tariff_errors, to_rating, id_prefix, id_counter
     cdef bint snapshots, sync, journal_failed_attr
-    cdef object snapshot_records
     cdef double snapshot_seconds
-    cdef long long snapshot_records_c  # snapshot_records as a C integer (-1: not an int)
     cdef list rsvcs  # [(service, rating service), ...]: ServiceCore._to_rating, memoised
     cdef dict plans  # (deck version, rating service, destination, origin, start second) -> _Plan
     cdef list quota_pairs  # [(unit kind, (default, max quota)), ...]: _quotas, memoised
@@ -1257,12 +1255,7 @@ cdef class FastPath:
         self.meta = ledger._meta
         self.stats = ledger.stats
         self.snapshots = ledger.snapshot_dir is not None
-        self.snapshot_records = ledger.snapshot_records
         self.snapshot_seconds = ledger.snapshot_seconds
-        sr = self.snapshot_records
-        self.snapshot_records_c = -1
-        if type(sr) is int and 0 <= sr < _BIG_COUNT:
-            self.snapshot_records_c = sr
         self.store = None  # (ledger._store and its _sync: read by _sync_ready)
         self.sync = False
         # Journal.failed is ``self._failed is not None``: read the attribute itself (no
@@ -1870,7 +1863,10 @@ cdef class FastPath:
         """SyncOps._journaled of *count* ops without a low-balance event (the counters added
         as C integers when they are ints, as Python's += otherwise)."""
         cdef int overflow = 0
+        cdef int every_overflow = 0
         cdef long long since_c = 0
+        cdef long long every_c
+        cdef bint due
         ledger = self.ledger
         stats = self.stats
         _bump(stats, "ops", count)
@@ -1886,11 +1882,14 @@ cdef class FastPath:
             since = since + count
         ledger._since_snapshot = since
         if self.snapshots and ledger._snapshot_task is None:
-            if not overflow and self.snapshot_records_c >= 0 and type(since) is int:
-                if since_c >= self.snapshot_records_c:
-                    ledger._maybe_snapshot()
-                    return 0
-            elif since >= self.snapshot_records:
+            # ops between snapshots: the ledger's current spacing (Ledger._maybe_snapshot)
+            every = ledger._snapshot_every
+            if not overflow and type(since) is int and type(every) is int:
+                every_c = PyLong_AsLongLongAndOverflow(every, &every_overflow)
+                due = every_overflow == 0 and since_c >= every_c  # (overflow: never due)
+            else:
+                due = since >= every
+            if due:
                 ledger._maybe_snapshot()
                 return 0
             last_snapshot = ledger._last_snapshot

@@ -41,6 +41,7 @@ class SyncOps:
     _meta: dict[tuple[str, str], tuple[bool, str | None]]
     _failed: BaseException | None
     _since_snapshot: int
+    _snapshot_every: int
     _snapshot_task: Any
     _store: Any
     _sync: bool

@@ -105,3 +105,30 @@ def test_prune_removes_only_stale_temp_files(tmp_path: Path) -> None:
     recovery.prune_snapshots(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         [fresh.name, "snapshot-000000000001-000000000010.msgpack"])
+
+
+def test_snapshots_space_out_as_the_cache_grows(tmp_path: Path) -> None:
+    """By records, a snapshot comes after ``snapshot_records`` ops, then after as many ops as
+    were journaled in all: each dump holds the whole idempotency cache, so a fixed count would
+    make the dump cost per op grow with the cache."""
+    async def main() -> None:
+        journal = await Journal.open(tmp_path / "journal")
+        ledger = Ledger(MemoryStore(), journal, snapshot_dir=tmp_path / "snapshots",
+                        snapshot_records=10, snapshot_seconds=3600.0)
+        await ledger.recover(now=T0)
+        await ledger.create_account("a1", AccountKind.PREPAID_SUBSCRIBER, [EUR], now=T0)
+        taken_at = []
+        for i in range(200):
+            await ledger.debit(f"d{i}", "a1", "EUR", 1, now=T0)
+            task = ledger._snapshot_task
+            if task is not None:
+                await task
+                taken_at.append(ledger.stats["journaled"])
+        gaps = [b - a for a, b in zip([0, *taken_at], taken_at, strict=False)]
+        assert gaps[0] == 10
+        assert gaps[1:] == [max(10, before) for before in taken_at[:-1]]
+        assert len(taken_at) == 5  # 10, 20, 40, 80, 160 (a fixed count: 20 snapshots)
+        await ledger.close()
+        await journal.close()
+
+    asyncio.run(main())
