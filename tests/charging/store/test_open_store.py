@@ -29,6 +29,17 @@ def test_store_section_defaults_and_errors(tmp_path: Path) -> None:
                                      'idempotency_retention = 60\n'))
     text = str(err.value)
     assert "store.idempotency_retention" in text
+    # the embedded store may forget keys after 10 minutes; the Redis stores need a day
+    # (recovery journals the ops Redis applied before a crash from their kept results)
+    assert load_settings(_cfg(tmp_path, "[store]\nidempotency_retention = 600\n")
+                         ).store.idempotency_retention == 600
+    with pytest.raises(ConfigError) as err:
+        load_settings(_cfg(tmp_path, "[store]\nidempotency_retention = 599\n"))
+    assert "store.idempotency_retention" in str(err.value)
+    with pytest.raises(ConfigError) as err:
+        load_settings(_cfg(tmp_path, '[store]\nbackend = "redis"\n'
+                                     'idempotency_retention = 3600\n'))
+    assert "store.idempotency_retention" in str(err.value) and "86400" in str(err.value)
     with pytest.raises(ConfigError) as err:
         load_settings(_cfg(tmp_path, '[store]\nbackend = "redis-cluster"\n'))
     assert "store.cluster_nodes" in str(err.value)
