@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import json
+import logging
 import os
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -33,6 +34,7 @@ from charging.ledger.sync_ops import SyncOps
 from charging.store.base import AccountKind, BalanceKind, BalanceSpec, OpResult, OpStatus
 
 _OK = OpStatus.OK
+_log = logging.getLogger("icx.ledger")
 _Op = Coroutine[Any, Any, OpResult]
 
 
@@ -111,7 +113,8 @@ class Ledger(SyncOps):
         self._unsure: dict[str, None] = {}
         self._unconfirmed: dict[str, None] = {}
         self._tasks: list[asyncio.Task[None]] = []
-        self.stats = {"ops": 0, "replayed": 0, "journaled": 0, "expired": 0, "snapshots": 0}
+        self.stats = {"ops": 0, "replayed": 0, "journaled": 0, "expired": 0, "snapshots": 0,
+                      "snapshot_failures": 0}
 
     # ------------------------------------------------------------------ metadata
     def _meta_of(self, account: str, balance: str) -> tuple[bool, str | None]:
@@ -438,7 +441,7 @@ class Ledger(SyncOps):
         from charging.store import snapshot as snap
 
         pause = self._pause = asyncio.Event()
-        pid = 0
+        pid = err_fd = 0
         state: dict[str, Any] = {}
         try:
             while self._inflight:
@@ -448,7 +451,7 @@ class Ledger(SyncOps):
             path = recovery.snapshot_path(self.snapshot_dir, pos)
             tmp = snap.temp_path(path)
             if snap.CAN_FORK:
-                pid = snap.fork_dump(self.store, where, tmp)  # the child dumps (no loop stall)
+                pid, err_fd = snap.fork_dump(self.store, where, tmp)  # (no loop stall)
             else:
                 state = snap.dump_state(self.store, where)
         finally:
@@ -457,7 +460,7 @@ class Ledger(SyncOps):
         loop = asyncio.get_running_loop()
         if pid:
             # the child first (always reaped, even when the journal fails), then durability
-            await loop.run_in_executor(None, snap.reap, pid, tmp)
+            await loop.run_in_executor(None, snap.reap, pid, err_fd, tmp)
             try:
                 await self.journal.wait_durable(pos)
             except BaseException:
@@ -477,6 +480,14 @@ class Ledger(SyncOps):
     async def _snapshot_job(self) -> None:
         try:
             await self.snapshot()
+        except Exception as exc:
+            # A full disk or a failed child: keep serving (the journal holds everything), say
+            # so, and try again only after another full spacing (no fork storm).
+            self.stats["snapshot_failures"] += 1
+            self._since_snapshot = 0
+            self._last_snapshot = time.monotonic()
+            _log.warning("ledger snapshot failed (serving on; recovery replays more): %s: %s",
+                         type(exc).__name__, exc)
         finally:
             self._snapshot_task = None
 

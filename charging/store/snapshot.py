@@ -87,20 +87,28 @@ def write(path: Path, state: dict[str, Any]) -> None:
     publish(tmp, path)
 
 
-def fork_dump(store: MemoryStore, position: Any, tmp: Path) -> int:
+def fork_dump(store: MemoryStore, position: Any, tmp: Path) -> tuple[int, int]:
     """Fork a child that writes *store*'s state (as of now) to *tmp*, fsynced, and exits 0
-    (1 when it could not). Returns the child's pid: the caller MUST :func:`reap` it (off the
-    event loop: it blocks), then :func:`publish` *tmp* only once the journal is durable up to
-    *position* -- or unlink it. Call with the store quiet (no op half done): the child sees
-    exactly the state at the fork. Only where :data:`CAN_FORK`."""
-    pid = os.fork()
+    (1 when it could not, its reason written to a pipe). Returns (the child's pid, the read end
+    of that pipe): the caller MUST :func:`reap` both (off the event loop: it blocks), then
+    :func:`publish` *tmp* only once the journal is durable up to *position* -- or unlink it.
+    Call with the store quiet (no op half done): the child sees exactly the state at the
+    fork. Only where :data:`CAN_FORK`."""
+    err_r, err_w = os.pipe()
+    try:
+        pid = os.fork()
+    except BaseException:
+        os.close(err_r)
+        os.close(err_w)
+        raise
     if pid:
-        return pid
+        os.close(err_w)
+        return pid, err_r
     # The child: the only thread left is this one. Touch nothing of the parent's (its loop,
-    # sockets, journal): close every inherited descriptor (the parent keeps its own; a
-    # listening socket or a peer's connection must not outlive the parent), take the
-    # default signal dispositions (a SIGTERM to the group must not reach the parent's loop
-    # through the shared wakeup fd) and never collect (it would dirty every page).
+    # sockets, journal): close every inherited descriptor but the error pipe (the parent keeps
+    # its own; a listening socket or a peer's connection must not outlive the parent), take
+    # the default signal dispositions (a SIGTERM to the group must not reach the parent's
+    # loop through the shared wakeup fd) and never collect (it would dirty every page).
     code = 1
     try:
         gc.disable()
@@ -111,15 +119,19 @@ def fork_dump(store: MemoryStore, position: Any, tmp: Path) -> int:
                 signal.signal(sig, signal.SIG_DFL)
         except ValueError:  # forked from a loop outside the main thread: no handlers there
             pass
-        os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+        os.closerange(3, err_w)
+        os.closerange(err_w + 1, os.sysconf("SC_OPEN_MAX"))
         # and the standard streams: a pipe the parent's supervisor reads must see EOF when
         # the parent dies, not when this child is done
         null = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):
             os.dup2(null, fd)
         os.close(null)
-        _write_synced(tmp, msgpack.packb(dump_state(store, position), use_bin_type=True))
-        code = 0
+        try:
+            _write_synced(tmp, msgpack.packb(dump_state(store, position), use_bin_type=True))
+            code = 0
+        except BaseException as exc:
+            os.write(err_w, f"{type(exc).__name__}: {exc}"[:2000].encode(errors="replace"))
     finally:
         os._exit(code)  # no atexit, no buffered output of the parent's written twice
 
@@ -137,14 +149,20 @@ def _yield_cpu() -> None:
             pass
 
 
-def reap(pid: int, tmp: Path) -> None:
-    """Wait for the :func:`fork_dump` child *pid* (blocks); raise SnapshotError (and remove
-    *tmp*) when it did not write the snapshot."""
-    _pid, status = os.waitpid(pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
+def reap(pid: int, err_fd: int, tmp: Path) -> None:
+    """Wait for the :func:`fork_dump` child *pid* (blocks) and close *err_fd*; raise
+    SnapshotError with the child's reason (and remove *tmp*) when it did not write the
+    snapshot."""
+    try:
+        _pid, status = os.waitpid(pid, 0)
+        reason = os.read(err_fd, 4096).decode(errors="replace")
+    finally:
+        os.close(err_fd)
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
         tmp.unlink(missing_ok=True)
-        raise SnapshotError(f"{tmp}: the snapshot child failed "
-                            f"(exit {os.waitstatus_to_exitcode(status)})")
+        raise SnapshotError(f"{tmp}: the snapshot child failed (exit {code})"
+                            + (f": {reason}" if reason else ""))
 
 
 def read(path: Path) -> dict[str, Any]:

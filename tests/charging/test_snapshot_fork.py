@@ -80,7 +80,7 @@ def test_a_failed_child_publishes_nothing(tmp_path: Path,
         ledger, journal = await _ledger(tmp_path)
         await ledger.debit("d1", "a1", "EUR", 100_000, now=T0)
         monkeypatch.setattr(snap, "dump_state", broken)  # the child inherits the patch
-        with pytest.raises(snap.SnapshotError, match="snapshot child failed"):
+        with pytest.raises(snap.SnapshotError, match="snapshot child failed.*RuntimeError: dump failed"):
             await ledger.snapshot()
         snaps = tmp_path / "snapshots"
         assert not snaps.exists() or list(snaps.iterdir()) == []
@@ -128,6 +128,36 @@ def test_snapshots_space_out_as_the_cache_grows(tmp_path: Path) -> None:
         assert gaps[0] == 10
         assert gaps[1:] == [max(10, before) for before in taken_at[:-1]]
         assert len(taken_at) == 5  # 10, 20, 40, 80, 160 (a fixed count: 20 snapshots)
+        await ledger.close()
+        await journal.close()
+
+    asyncio.run(main())
+
+
+def test_a_failed_background_snapshot_is_counted_and_spaced(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """The job that snapshots by records: a failure is logged and counted, money keeps
+    moving, and the next attempt waits for another full spacing (no fork per op)."""
+    def broken(store: object, position: object) -> dict[str, object]:
+        raise RuntimeError("disk full")
+
+    async def main() -> None:
+        journal = await Journal.open(tmp_path / "journal")
+        ledger = Ledger(MemoryStore(), journal, snapshot_dir=tmp_path / "snapshots",
+                        snapshot_records=5, snapshot_seconds=3600.0)
+        await ledger.recover(now=T0)
+        await ledger.create_account("a1", AccountKind.PREPAID_SUBSCRIBER, [EUR], now=T0)
+        monkeypatch.setattr(snap, "dump_state", broken)
+        jobs = 0
+        for i in range(9):
+            assert (await ledger.debit(f"d{i}", "a1", "EUR", 1, now=T0)).ok
+            task = ledger._snapshot_task
+            if task is not None:
+                jobs += 1
+                await task
+        assert jobs == 1 and ledger.stats["snapshot_failures"] == 1
+        assert ledger.stats["snapshots"] == 0 and ledger._since_snapshot < 5
+        assert "ledger snapshot failed" in caplog.text and "RuntimeError: disk full" in caplog.text
         await ledger.close()
         await journal.close()
 
