@@ -155,6 +155,11 @@ async def build_charging(settings: Settings, data_dir: Path, *, admin: bool = Tr
                   service.sessions.reserved_total)
     metrics.gauge("icx_journal_lag_bytes", "Journal bytes appended but not yet durable.",
                   lambda: _lag(journal))
+    metrics.gauge("icx_snapshots_total", "Embedded-store snapshots written since start.",
+                  lambda: ledger.stats["snapshots"])
+    metrics.gauge("icx_snapshot_failures_total",
+                  "Embedded-store snapshots that failed since start (see the log).",
+                  lambda: ledger.stats["snapshot_failures"])
     app = ChargingApp(engine=engine, store=store, journal=journal, ledger=ledger,
                       service=service, agent=agent)
     tune_gc()

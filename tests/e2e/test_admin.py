@@ -99,6 +99,8 @@ def test_admin_api_and_cli(server: Server) -> None:
         assert 'icx_diameter_requests_total{command="CCR",result_code="2001"} 2' in metrics
         assert "icx_diameter_request_seconds_bucket" in metrics
         assert "icx_active_sessions 0" in metrics and "icx_journal_lag_bytes" in metrics
+        assert "icx_snapshot_failures_total 0" in metrics
+        assert "icx_snapshots_total " in metrics
         # bad input -> exit 2
         assert runner.invoke(cli, ["balance", "topup", "41790000005", "abc", *admin]).exit_code == 2
         assert runner.invoke(cli, ["balance", "show", "nobody", *admin]).exit_code == 2
