@@ -162,3 +162,55 @@ def test_a_failed_background_snapshot_is_counted_and_spaced(
         await journal.close()
 
     asyncio.run(main())
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc (Linux)")
+def test_the_child_keeps_no_descriptor_of_the_parent(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A listening socket (or a peer's connection) must not outlive the server in its
+    snapshot child: the child holds only its standard streams (on /dev/null) and the pipe
+    that carries its error back."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    real_dump, real_fork = snap.dump_state, snap.fork_dump
+    pids: list[int] = []
+
+    def slow_dump(store: MemoryStore, position: object) -> dict[str, object]:
+        time.sleep(1.0)  # (in the child) long enough to look at it
+        return real_dump(store, position)
+
+    def fork(store: MemoryStore, position: object, tmp: Path) -> tuple[int, int]:
+        pid, err_fd = real_fork(store, position, tmp)
+        pids.append(pid)
+        return pid, err_fd
+
+    monkeypatch.setattr(snap, "dump_state", slow_dump)
+    monkeypatch.setattr(snap, "fork_dump", fork)
+
+    async def main() -> list[str]:
+        ledger, journal = await _ledger(tmp_path)
+        task = asyncio.ensure_future(ledger.snapshot())
+        await asyncio.sleep(0)
+        [pid] = pids
+        deadline = time.monotonic() + 5.0
+        targets: list[str] = []
+        while time.monotonic() < deadline:
+            fd_dir = Path(f"/proc/{pid}/fd")
+            targets = sorted(os.readlink(p) for p in fd_dir.iterdir())
+            if len(targets) <= 4:  # the child has closed what it inherited
+                break
+            await asyncio.sleep(0.02)
+        assert await task is not None
+        await ledger.close()
+        await journal.close()
+        return targets
+
+    try:
+        targets = asyncio.run(main())
+    finally:
+        listener.close()
+    assert not [t for t in targets if t.startswith("socket:")], targets
+    assert targets.count("/dev/null") == 3 and len(targets) == 4, targets
