@@ -149,7 +149,8 @@ class JournalSection:
     # GIL-free native writer threads = group commits in flight (cython_ext/journal_io); 0 =
     # the Python writer thread (also what runs without the compiled extensions).
     writer_threads: int = field(default=2, metadata=check(in_range(0, 4)))
-    # Embedded store: cut a snapshot after this many journaled ops or this many seconds.
+    # Embedded store: cut a snapshot after this many journaled ops (then after as many as
+    # were journaled in all: the spacing doubles) or this many seconds, whichever first.
     snapshot_records: int = field(default=100_000, metadata=check(in_range(1, 10**9)))
     snapshot_seconds: float = field(default=300.0, metadata=check(in_range(1, 86400)))
     # How often expired reservations are released (s).
