@@ -8,6 +8,7 @@ import asyncio
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,9 +24,10 @@ EUR = BalanceSpec("EUR", BalanceKind.MONEY, "EUR", amount=10_000_000)
 pytestmark = pytest.mark.skipif(not snap.CAN_FORK, reason="no os.fork on this platform")
 
 
-async def _ledger(d: Path) -> tuple[Ledger, Journal]:
+async def _ledger(d: Path, **spacing: Any) -> tuple[Ledger, Journal]:
+    """A ledger with account a1 (10.00 EUR); *spacing*: snapshot_records/_seconds."""
     journal = await Journal.open(d / "journal")
-    ledger = Ledger(MemoryStore(), journal, snapshot_dir=d / "snapshots")
+    ledger = Ledger(MemoryStore(), journal, snapshot_dir=d / "snapshots", **spacing)
     await ledger.recover(now=T0)
     await ledger.create_account("a1", AccountKind.PREPAID_SUBSCRIBER, [EUR], now=T0)
     return ledger, journal
@@ -112,11 +114,7 @@ def test_snapshots_space_out_as_the_cache_grows(tmp_path: Path) -> None:
     were journaled in all: each dump holds the whole idempotency cache, so a fixed count would
     make the dump cost per op grow with the cache."""
     async def main() -> None:
-        journal = await Journal.open(tmp_path / "journal")
-        ledger = Ledger(MemoryStore(), journal, snapshot_dir=tmp_path / "snapshots",
-                        snapshot_records=10, snapshot_seconds=3600.0)
-        await ledger.recover(now=T0)
-        await ledger.create_account("a1", AccountKind.PREPAID_SUBSCRIBER, [EUR], now=T0)
+        ledger, journal = await _ledger(tmp_path, snapshot_records=10, snapshot_seconds=3600.0)
         taken_at = []
         for i in range(200):
             await ledger.debit(f"d{i}", "a1", "EUR", 1, now=T0)
@@ -142,11 +140,7 @@ def test_a_failed_background_snapshot_is_counted_and_spaced(
         raise RuntimeError("disk full")
 
     async def main() -> None:
-        journal = await Journal.open(tmp_path / "journal")
-        ledger = Ledger(MemoryStore(), journal, snapshot_dir=tmp_path / "snapshots",
-                        snapshot_records=5, snapshot_seconds=3600.0)
-        await ledger.recover(now=T0)
-        await ledger.create_account("a1", AccountKind.PREPAID_SUBSCRIBER, [EUR], now=T0)
+        ledger, journal = await _ledger(tmp_path, snapshot_records=5, snapshot_seconds=3600.0)
         monkeypatch.setattr(snap, "dump_state", broken)
         jobs = 0
         for i in range(9):
