@@ -22,6 +22,7 @@ import itertools
 import os
 import signal
 import threading
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -96,7 +97,12 @@ def fork_dump(store: MemoryStore, position: Any, tmp: Path) -> tuple[int, int]:
     fork. Only where :data:`CAN_FORK`."""
     err_r, err_w = os.pipe()
     try:
-        pid = os.fork()
+        with warnings.catch_warnings():
+            # Python 3.12+ warns on fork() with threads running (the journal's writer threads,
+            # executor threads). The child takes no lock those threads may hold: it touches
+            # no logger, journal or loop, only the store's objects, msgpack and a new file.
+            warnings.filterwarnings("ignore", ".*multi-threaded.*fork", DeprecationWarning)
+            pid = os.fork()
     except BaseException:
         os.close(err_r)
         os.close(err_w)
