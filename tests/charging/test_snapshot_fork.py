@@ -172,8 +172,12 @@ def test_the_child_keeps_no_descriptor_of_the_parent(tmp_path: Path,
     real_dump, real_fork = snap.dump_state, snap.fork_dump
     pids: list[int] = []
 
+    ready = tmp_path / "child-ready"
+
     def slow_dump(store: MemoryStore, position: object) -> dict[str, object]:
-        time.sleep(1.0)  # (in the child) long enough to look at it
+        # (in the child, past its clean-up) say so, and stay long enough to be looked at
+        ready.write_text("x")
+        time.sleep(1.0)
         return real_dump(store, position)
 
     def fork(store: MemoryStore, position: object, tmp: Path) -> tuple[int, int]:
@@ -184,21 +188,15 @@ def test_the_child_keeps_no_descriptor_of_the_parent(tmp_path: Path,
     monkeypatch.setattr(snap, "dump_state", slow_dump)
     monkeypatch.setattr(snap, "fork_dump", fork)
 
-    async def main() -> list[str]:
+    async def main() -> list[str] | None:
         ledger, journal = await _ledger(tmp_path)
         task = asyncio.ensure_future(ledger.snapshot())
         await asyncio.sleep(0)
         [pid] = pids
         deadline = time.monotonic() + 5.0
-        targets: list[str] = []
-        while time.monotonic() < deadline:
-            try:
-                targets = sorted(os.readlink(p) for p in Path(f"/proc/{pid}/fd").iterdir())
-            except FileNotFoundError:  # the child is gone: judge its last listing
-                break
-            if len(targets) <= 4:  # the child has closed what it inherited
-                break
-            await asyncio.sleep(0.02)
+        while not ready.exists() and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        targets = _descriptors(pid)
         assert await task is not None
         await ledger.close()
         await journal.close()
@@ -208,5 +206,23 @@ def test_the_child_keeps_no_descriptor_of_the_parent(tmp_path: Path,
         targets = asyncio.run(main())
     finally:
         listener.close()
+    assert targets is not None, "the child ended before it could be looked at"
     assert not [t for t in targets if t.startswith("socket:")], targets
     assert targets.count("/dev/null") == 3 and len(targets) == 4, targets
+
+
+def _descriptors(pid: int) -> list[str] | None:
+    """What the open descriptors of process *pid* point to; None once it has exited."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        if state == "Z":
+            return None
+        out = []
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                out.append(os.readlink(fd))
+            except FileNotFoundError:  # closed while we looked
+                pass
+        return sorted(out)
+    except FileNotFoundError:
+        return None
