@@ -294,6 +294,9 @@ def test_crash_during_prepare_leaves_no_segment(tmp_path: Path) -> None:
     async def main() -> None:
         j = await Journal.open(tmp_path, segment_bytes=SEG)
         await j.append(rec(0))
+        # the open segment is zero-filled by a background thread: wait for it (on a busy box
+        # the close could otherwise come first and leave it at its data size)
+        assert await j.wait_preallocated(10, full=True)
         await j.close()
 
     asyncio.run(main())
