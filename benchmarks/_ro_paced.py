@@ -24,30 +24,21 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import urllib.request
 from pathlib import Path
 from typing import Any
 
-from benchmarks.ro import PY, ROOT, ext_active, free_port, load, make_config, stop, wait_line
-
-_HIST = 'icx_diameter_request_seconds_bucket{command="CCR",le="'
-
-
-def server_hist(admin_port: int) -> dict[str, float]:
-    """The server's cumulative CCR histogram (le -> count) plus ``sum`` and ``count``."""
-    url = f"http://127.0.0.1:{admin_port}/metrics"
-    with urllib.request.urlopen(url, timeout=10) as resp:  # noqa: S310 (127.0.0.1 only)
-        text = resp.read().decode()
-    out: dict[str, float] = {}
-    for line in text.splitlines():
-        if line.startswith(_HIST):
-            le = line[len(_HIST):].split('"', 1)[0]
-            out[le] = float(line.rsplit(" ", 1)[1])
-        elif line.startswith('icx_diameter_request_seconds_sum{command="CCR"}'):
-            out["sum"] = float(line.rsplit(" ", 1)[1])
-        elif line.startswith('icx_diameter_request_seconds_count{command="CCR"}'):
-            out["count"] = float(line.rsplit(" ", 1)[1])
-    return out
+from benchmarks.ro import (
+    PY,
+    ROOT,
+    ext_active,
+    free_port,
+    load,
+    make_config,
+    server_hist,
+    server_share,
+    stop,
+    wait_line,
+)
 
 
 def phase(port: int, admin_port: int, pid: int, rate: float,
@@ -55,13 +46,11 @@ def phase(port: int, admin_port: int, pid: int, rate: float,
     h0 = server_hist(admin_port)
     res = load(port, args, rate=rate, server_pid=pid)
     h1 = server_hist(admin_port)
-    n = h1.get("count", 0.0) - h0.get("count", 0.0)
-    within = {f"le_{le}s": round((h1[le] - h0.get(le, 0.0)) / n, 3)
-              for le in ("0.005", "0.025", "0.1", "1.0") if n and le in h1}
+    share = server_share(h0, h1)
+    mean = share.pop("mean_ms", None)
     return {"rate": rate, "achieved": res["value"], "client_latency_ms": res["latency_ms"],
-            "server_mean_ms": round((h1.get("sum", 0.0) - h0.get("sum", 0.0)) / n * 1e3, 1)
-            if n else None,
-            "server_share": within, "errors": res["errors"], "timeouts": res["timeouts"],
+            "server_mean_ms": mean,
+            "server_share": share, "errors": res["errors"], "timeouts": res["timeouts"],
             "server_cpu_us": res.get("server_cpu_us"), "client_cpu_us": res.get("client_cpu_us"),
             "load_average": round(os.getloadavg()[0], 2)}
 

@@ -7,7 +7,8 @@ Phases (each with the load harness of icx/loadgen.py in its own worker process(e
 2. `icx serve` (embedded store, journal fsync on = full durability), closed loop, session mix
    I/U/U/T (voice + data): the sustained CCR/s;
 3. `icx serve` paced at ``--paced-rate`` (default 10,000/s): the p99 there (and the achieved
-   rate: a server that cannot reach it is reported as such, never hidden);
+   rate: a server that cannot reach it is reported as such, never hidden), and the share of
+   requests the server itself finished within 5/25/100 ms (its /metrics histogram);
 4. Redis store (when redis-server is on PATH): benchmarks/_ro_server.py on a fresh
    redis-server, closed loop;
 5. RSS of ``--rss-sessions`` open sessions (benchmarks/_ro_sessions_rss.py, a child process).
@@ -28,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +109,39 @@ def load(port: int, args: argparse.Namespace, *, rate: float = 0.0,
     return out
 
 
+_HIST = 'icx_diameter_request_seconds_bucket{command="CCR",le="'
+
+
+def server_hist(admin_port: int) -> dict[str, float]:
+    """The server's cumulative CCR histogram (le -> count) plus ``sum`` and ``count``."""
+    url = f"http://127.0.0.1:{admin_port}/metrics"
+    with urllib.request.urlopen(url, timeout=10) as resp:  # noqa: S310 (127.0.0.1 only)
+        text = resp.read().decode()
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith(_HIST):
+            le = line[len(_HIST):].split('"', 1)[0]
+            out[le] = float(line.rsplit(" ", 1)[1])
+        elif line.startswith('icx_diameter_request_seconds_sum{command="CCR"}'):
+            out["sum"] = float(line.rsplit(" ", 1)[1])
+        elif line.startswith('icx_diameter_request_seconds_count{command="CCR"}'):
+            out["count"] = float(line.rsplit(" ", 1)[1])
+    return out
+
+def server_share(h0: dict[str, float], h1: dict[str, float]) -> dict[str, Any]:
+    """Between two :func:`server_hist` readings: the share of CCRs the server itself (from
+    the request's hand-over to the responder to its durability callback) finished within 5,
+    25, 100 ms and 1 s, and its mean in ms. Client latency minus this is time before the
+    server looked at the request (socket buffers, a loop turn still busy)."""
+    n = h1.get("count", 0.0) - h0.get("count", 0.0)
+    if not n:
+        return {}
+    out: dict[str, Any] = {f"le_{le}s": round((h1[le] - h0.get(le, 0.0)) / n, 3)
+                           for le in ("0.005", "0.025", "0.1", "1.0") if le in h1}
+    out["mean_ms"] = round((h1.get("sum", 0.0) - h0.get("sum", 0.0)) / n * 1e3, 1)
+    return out
+
+
 def ext_active() -> bool:
     if os.environ.get("ICX_NO_EXTENSIONS") == "1":
         return False
@@ -157,7 +192,9 @@ def main() -> None:
         procs.append(serve)
         wait_line(serve, "icx: serving")
         peak = load(port, args, server_pid=serve.pid)
+        h0 = server_hist(aport)
         paced = load(port, args, rate=args.paced_rate, server_pid=serve.pid)
+        paced_share = server_share(h0, server_hist(aport))
         stop(serve)
         if not args.no_fsync_figure:
             # Same server with fsync off: what the CPU allows when the disk is not the limit.
@@ -194,6 +231,7 @@ def main() -> None:
                    baseline_client_cpu_us=base.get("client_cpu_us"),
                    load_average=round(os.getloadavg()[0], 2))
         out["paced"]["server_cpu_us"] = paced.get("server_cpu_us")
+        out["paced"]["server_share"] = paced_share
         # 4. Redis store
         redis = shutil.which("redis-server")
         if redis and not args.no_redis:
