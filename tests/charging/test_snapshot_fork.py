@@ -21,7 +21,7 @@ from charging.store.memory import MemoryStore
 T0 = 1_800_000_000.0
 EUR = BalanceSpec("EUR", BalanceKind.MONEY, "EUR", amount=10_000_000)
 
-pytestmark = pytest.mark.skipif(not snap.CAN_FORK, reason="no os.fork on this platform")
+needs_fork = pytest.mark.skipif(not snap.CAN_FORK, reason="no os.fork on this platform")
 
 
 async def _ledger(d: Path, **spacing: Any) -> tuple[Ledger, Journal]:
@@ -42,6 +42,7 @@ def _snapshot_amount(d: Path) -> tuple[int, set[str]]:
     return amount, keys
 
 
+@needs_fork
 def test_snapshot_holds_the_state_at_the_fork_not_later_ops(tmp_path: Path) -> None:
     async def main() -> None:
         ledger, journal = await _ledger(tmp_path)
@@ -73,6 +74,7 @@ def test_snapshot_holds_the_state_at_the_fork_not_later_ops(tmp_path: Path) -> N
     asyncio.run(main())
 
 
+@needs_fork
 def test_a_failed_child_publishes_nothing(tmp_path: Path,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(store: object, position: object) -> dict[str, object]:
@@ -109,6 +111,7 @@ def test_prune_removes_only_stale_temp_files(tmp_path: Path) -> None:
         [fresh.name, "snapshot-000000000001-000000000010.msgpack"])
 
 
+@needs_fork
 def test_snapshots_space_out_as_the_cache_grows(tmp_path: Path) -> None:
     """By records, a snapshot comes after ``snapshot_records`` ops, then after as many ops as
     were journaled in all: each dump holds the whole idempotency cache, so a fixed count would
@@ -132,6 +135,7 @@ def test_snapshots_space_out_as_the_cache_grows(tmp_path: Path) -> None:
     asyncio.run(main())
 
 
+@needs_fork
 def test_a_failed_background_snapshot_is_counted_and_spaced(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     """The job that snapshots by records: a failure is logged and counted, money keeps
@@ -158,6 +162,7 @@ def test_a_failed_background_snapshot_is_counted_and_spaced(
     asyncio.run(main())
 
 
+@needs_fork
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc (Linux)")
 def test_the_child_keeps_no_descriptor_of_the_parent(tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
@@ -226,3 +231,35 @@ def _descriptors(pid: int) -> list[str] | None:
         return sorted(out)
     except FileNotFoundError:
         return None
+
+
+def test_without_fork_the_state_is_dumped_in_the_loop(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where os.fork is missing the snapshot is dumped in the loop, with the same contract:
+    the state at its position, published once durable, restored with the journal after it."""
+    monkeypatch.setattr(snap, "CAN_FORK", False)
+
+    def no_fork(*args: object) -> tuple[int, int]:
+        raise AssertionError("forked although CAN_FORK is False")
+
+    monkeypatch.setattr(snap, "fork_dump", no_fork)
+
+    async def main() -> None:
+        ledger, journal = await _ledger(tmp_path)
+        await ledger.debit("d1", "a1", "EUR", 100_000, now=T0)
+        pos = await ledger.snapshot()
+        await ledger.debit("d2", "a1", "EUR", 250_000, now=T0)
+        await ledger.close()
+        await journal.close()
+        amount, keys = _snapshot_amount(tmp_path)
+        assert amount == 10_000_000 - 100_000 and "d1" in keys and "d2" not in keys
+        journal2 = await Journal.open(tmp_path / "journal")
+        ledger2 = Ledger(MemoryStore(), journal2, snapshot_dir=tmp_path / "snapshots")
+        report = await ledger2.recover(now=T0)
+        assert report.snapshot == pos and report.replayed == 1
+        view = await ledger2.store.get("a1")
+        assert view is not None and view.balances[0].amount == 10_000_000 - 350_000
+        await ledger2.close()
+        await journal2.close()
+
+    asyncio.run(main())

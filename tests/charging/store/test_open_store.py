@@ -21,32 +21,29 @@ def _cfg(tmp_path: Path, body: str) -> Path:
     return p
 
 
+def _config_error(tmp_path: Path, body: str) -> str:
+    """The ConfigError text of loading *body* (it must fail)."""
+    with pytest.raises(ConfigError) as err:
+        load_settings(_cfg(tmp_path, body))
+    return str(err.value)
+
+
 def test_store_section_defaults_and_errors(tmp_path: Path) -> None:
     s = load_settings(_cfg(tmp_path, "[store]\n"))
     assert s.store.backend == "embedded" and s.store.idempotency_retention >= 86400
-    with pytest.raises(ConfigError) as err:
-        load_settings(_cfg(tmp_path, '[store]\nbackend = "redis-cluster"\n'
-                                     'idempotency_retention = 60\n'))
-    text = str(err.value)
-    assert "store.idempotency_retention" in text
+    assert "store.idempotency_retention" in _config_error(
+        tmp_path, '[store]\nbackend = "redis-cluster"\nidempotency_retention = 60\n')
     # the embedded store may forget keys after 10 minutes; the Redis stores need a day
     # (recovery journals the ops Redis applied before a crash from their kept results)
     assert load_settings(_cfg(tmp_path, "[store]\nidempotency_retention = 600\n")
                          ).store.idempotency_retention == 600
-    with pytest.raises(ConfigError) as err:
-        load_settings(_cfg(tmp_path, "[store]\nidempotency_retention = 599\n"))
-    assert "store.idempotency_retention" in str(err.value)
-    with pytest.raises(ConfigError) as err:
-        load_settings(_cfg(tmp_path, '[store]\nbackend = "redis"\n'
-                                     'idempotency_retention = 3600\n'))
-    assert "store.idempotency_retention" in str(err.value) and "86400" in str(err.value)
-    with pytest.raises(ConfigError) as err:
-        load_settings(_cfg(tmp_path, '[store]\nbackend = "redis-cluster"\n'))
-    assert "store.cluster_nodes" in str(err.value)
-    with pytest.raises(ConfigError) as err:
-        load_settings(_cfg(tmp_path, '[store]\nbackend = "redis-cluster"\n'
-                                     'cluster_nodes = ["localhost"]\n'))
-    assert "store.cluster_nodes[0]" in str(err.value)
+    assert "store.idempotency_retention" in _config_error(
+        tmp_path, "[store]\nidempotency_retention = 599\n")
+    text = _config_error(tmp_path, '[store]\nbackend = "redis"\nidempotency_retention = 3600\n')
+    assert "store.idempotency_retention" in text and "86400" in text
+    assert "store.cluster_nodes" in _config_error(tmp_path, '[store]\nbackend = "redis-cluster"\n')
+    assert "store.cluster_nodes[0]" in _config_error(
+        tmp_path, '[store]\nbackend = "redis-cluster"\ncluster_nodes = ["localhost"]\n')
     with pytest.raises(ConfigError):
         load_settings(_cfg(tmp_path, '[store]\nbackend = "memcached"\n'))
 
