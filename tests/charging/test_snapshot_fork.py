@@ -42,6 +42,19 @@ def _snapshot_amount(d: Path) -> tuple[int, set[str]]:
     return amount, keys
 
 
+async def _restart_restores(d: Path, pos: Any) -> None:
+    """A restart restores the snapshot at *pos* and replays d2 (2.50) from the journal after
+    it: a1 ends at 10.00 - 1.00 - 2.50."""
+    journal = await Journal.open(d / "journal")
+    ledger = Ledger(MemoryStore(), journal, snapshot_dir=d / "snapshots")
+    report = await ledger.recover(now=T0)
+    assert report.snapshot == pos and report.replayed == 1
+    view = await ledger.store.get("a1")
+    assert view is not None and view.balances[0].amount == 10_000_000 - 350_000
+    await ledger.close()
+    await journal.close()
+
+
 @needs_fork
 def test_snapshot_holds_the_state_at_the_fork_not_later_ops(tmp_path: Path) -> None:
     async def main() -> None:
@@ -62,14 +75,7 @@ def test_snapshot_holds_the_state_at_the_fork_not_later_ops(tmp_path: Path) -> N
         await ledger.close()
         await journal.close()
         # a restart restores the snapshot and replays d2 from the journal after it
-        journal2 = await Journal.open(tmp_path / "journal")
-        ledger2 = Ledger(MemoryStore(), journal2, snapshot_dir=tmp_path / "snapshots")
-        report = await ledger2.recover(now=T0)
-        assert report.snapshot == pos and report.replayed == 1
-        view = await ledger2.store.get("a1")
-        assert view is not None and view.balances[0].amount == 10_000_000 - 350_000
-        await ledger2.close()
-        await journal2.close()
+        await _restart_restores(tmp_path, pos)
 
     asyncio.run(main())
 
@@ -253,13 +259,6 @@ def test_without_fork_the_state_is_dumped_in_the_loop(tmp_path: Path,
         await journal.close()
         amount, keys = _snapshot_amount(tmp_path)
         assert amount == 10_000_000 - 100_000 and "d1" in keys and "d2" not in keys
-        journal2 = await Journal.open(tmp_path / "journal")
-        ledger2 = Ledger(MemoryStore(), journal2, snapshot_dir=tmp_path / "snapshots")
-        report = await ledger2.recover(now=T0)
-        assert report.snapshot == pos and report.replayed == 1
-        view = await ledger2.store.get("a1")
-        assert view is not None and view.balances[0].amount == 10_000_000 - 350_000
-        await ledger2.close()
-        await journal2.close()
+        await _restart_restores(tmp_path, pos)
 
     asyncio.run(main())
