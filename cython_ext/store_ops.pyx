@@ -163,7 +163,7 @@ cdef extern from *:
         int fast_new, fast_state;
         PyTypeObject *store_t, *acct_t, *bal_t, *result_t, *hold_t, *effect_t;
         Py_ssize_t s_accounts, s_heap, s_epoch, s_ep_end;
-        Py_ssize_t a_balances, a_ops, a_old, a_epoch;
+        Py_ssize_t a_balances, a_ops, a_old, a_epoch, a_kept;
         Py_ssize_t b_amount, b_reserved, b_cl, b_exp, b_low, b_res;
         Py_ssize_t r_key, r_status, r_effects, r_holds, r_granted, r_bal, r_avail, r_replayed,
                    r_low, r_events;
@@ -340,7 +340,7 @@ cdef extern from *:
        (or an error is set). *ops_out: the current cache dict (borrowed). */
     static PyObject *icx_account(PyObject *store, PyObject *key, PyObject *account, double now,
                                  PyObject **ops_out) {
-        PyObject *accounts, *acct, *ops, *old, *ep, *sep, *ep_end_o, *r;
+        PyObject *accounts, *acct, *ops, *old, *kept, *ep, *sep, *ep_end_o, *r;
         long long a, b;
         double ep_end;
         int c, rotate;
@@ -358,6 +358,13 @@ cdef extern from *:
         if (PyDict_GET_SIZE(old)) {
             c = PyDict_Contains(old, key);
             if (c != 0) { if (c < 0) PyErr_Clear(); return NULL; }  /* a replay: the reference */
+        }
+        /* the kept top-up keys (rare: usually empty) */
+        kept = ICX_SLOT(acct, icx_s.a_kept);
+        if (kept == NULL || !PyDict_CheckExact(kept)) return NULL;
+        if (PyDict_GET_SIZE(kept)) {
+            c = PyDict_Contains(kept, key);
+            if (c != 0) { if (c < 0) PyErr_Clear(); return NULL; }
         }
         ep = ICX_SLOT(acct, icx_s.a_epoch);
         sep = ICX_SLOT(store, icx_s.s_epoch);
@@ -849,7 +856,7 @@ cdef extern from *:
         PyTypeObject *hold_t
         PyTypeObject *effect_t
         Py_ssize_t s_accounts, s_heap, s_epoch, s_ep_end
-        Py_ssize_t a_balances, a_ops, a_old, a_epoch
+        Py_ssize_t a_balances, a_ops, a_old, a_epoch, a_kept
         Py_ssize_t b_amount, b_reserved, b_cl, b_exp, b_low, b_res
         Py_ssize_t r_key, r_status, r_effects, r_holds, r_granted, r_bal, r_avail, r_replayed
         Py_ssize_t r_low, r_events
@@ -964,6 +971,7 @@ def init(op_result, hold, effect, ok, low_events, reserve_py, commit_py, fast_ne
             icx_s.a_ops = _offset(account_cls, "ops")
             icx_s.a_old = _offset(account_cls, "old")
             icx_s.a_epoch = _offset(account_cls, "epoch")
+            icx_s.a_kept = _offset(account_cls, "kept")
             icx_s.b_amount = _offset(balance_cls, "amount")
             icx_s.b_reserved = _offset(balance_cls, "reserved")
             icx_s.b_cl = _offset(balance_cls, "credit_limit")

@@ -23,6 +23,8 @@ from charging.ledger import Ledger
 from charging.rating import RatingEngine, RatingError, Service
 from charging.requests import ServiceKind, UnitKind
 from charging.service import ChargingService, ServiceConfig
+from charging.store import open_store as open_backend
+from charging.store.common import DEFAULT_RETENTION
 from icx.commands.rates import engine_from_settings, import_configured_decks
 from icx.settings import Settings
 from mediation.admin_http import build_app, start_admin
@@ -90,17 +92,13 @@ async def open_store(settings: Settings, data_dir: Path, url: str | None = None)
     """The balance store: *url* (``redis://...``) or the [store] section when it names Redis,
     else the embedded store."""
     st = getattr(settings, "store", None)
-    backend = getattr(st, "backend", "embedded") if st is not None else "embedded"
-    if url is None and backend == "embedded":
-        from charging.store.memory import MemoryStore
-        return MemoryStore()
-    from charging.store.redis_store import RedisStore
-    if url is not None or backend == "redis":
-        return RedisStore.from_url(str(url or getattr(st, "redis_url",
-                                                      "redis://127.0.0.1:6379/0")))
-    nodes = [(h, int(p)) for h, p in (n.rsplit(":", 1)
-                                      for n in getattr(st, "cluster_nodes", ()))]
-    return RedisStore.from_cluster(nodes)
+    backend = "redis" if url is not None else getattr(st, "backend", "embedded")
+    return open_backend(
+        backend, redis_url=str(url or getattr(st, "redis_url", "redis://127.0.0.1:6379/0")),
+        cluster_nodes=getattr(st, "cluster_nodes", ()),
+        max_connections=getattr(st, "max_connections", 64),
+        retention=getattr(st, "idempotency_retention", DEFAULT_RETENTION),
+        session_retention=getattr(st, "session_retention", None))
 
 
 async def build_charging(settings: Settings, data_dir: Path, *, admin: bool = True,

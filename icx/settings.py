@@ -173,14 +173,17 @@ class StoreSection:
     # Reservation TTL (s) when a caller gives none; Ro uses its own validity time.
     default_ttl: float = field(default=300.0, metadata=check(in_range(1, 86400)))
     # How long an idempotency key is remembered (s); a replay after that acts again.
-    # Memory: every op key is kept 1-2 x this long, ~540 bytes each in the embedded store
-    # (an Ro session of I/U/U/T makes 6 ops): at 1,000 CCR/s the default 48 h holds 130-260
-    # GB. The embedded store may go down to 600 s (Diameter clients retry within seconds to
-    # minutes, RFC 4006 Tx, RFC 6733 5.5.4); the Redis stores need >= 24 h, because an op
-    # Redis applied before a crash is journaled at recovery from its kept result, and a
-    # result pruned first would leave money moved with no record.
+    # Embedded store: top-up keys (a payment system's or operator's, retried for hours). The
+    # Redis stores: every key, and they need >= 24 h, because an op Redis applied before a
+    # crash is journaled at recovery from its kept result, and a result pruned first would
+    # leave money moved with no record.
     idempotency_retention: float = field(default=172800.0,
                                          metadata=check(in_range(600, 30 * 86400)))
+    # Embedded store only: how long the keys of every other op are remembered (s): reserve,
+    # commit, release, debit, refund, ~1.5 per CCR, each kept 1-2 x this long at ~540 bytes.
+    # Diameter peers retry within seconds to minutes (RFC 4006 Tx, RFC 6733 5.5.4 failover),
+    # so 300 s covers them: ~0.25-0.5 GB per 1,000 CCR/s. (48 h for these meant 130-260 GB.)
+    session_retention: float = field(default=300.0, metadata=check(in_range(60, 86400)))
 
     def validate(self) -> list[tuple[str, str]]:
         problems = []
@@ -192,6 +195,10 @@ class StoreSection:
                 problems.append((f"cluster_nodes[{i}]", f"expected host:port, got {node!r}"))
         if self.backend == "redis" and not self.redis_url.startswith(("redis://", "unix://")):
             problems.append(("redis_url", f"expected redis://host:port/db, got {self.redis_url!r}"))
+        if self.session_retention > self.idempotency_retention:
+            problems.append(("session_retention",
+                             f"must not exceed idempotency_retention "
+                             f"({self.idempotency_retention:g}), got {self.session_retention:g}"))
         if self.backend != "embedded" and self.idempotency_retention < REDIS_MIN_RETENTION:
             problems.append(("idempotency_retention",
                              f"backend {self.backend!r} needs >= {REDIS_MIN_RETENTION:.0f} s "

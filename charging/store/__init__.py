@@ -13,7 +13,8 @@ from charging.store.common import DEFAULT_RETENTION
 
 def open_store(backend: str, *, redis_url: str = "redis://127.0.0.1:6379/0",
                cluster_nodes: Sequence[str] = (), max_connections: int = 64,
-               retention: float = DEFAULT_RETENTION) -> Any:
+               retention: float = DEFAULT_RETENTION,
+               session_retention: float | None = None) -> Any:
     """Build the store named by *backend* ("embedded" | "redis" | "redis-cluster").
 
     Call it inside the running event loop for the Redis backends. The embedded store then needs
@@ -22,7 +23,7 @@ def open_store(backend: str, *, redis_url: str = "redis://127.0.0.1:6379/0",
     if backend == "embedded":
         from charging.store.memory import MemoryStore
 
-        return MemoryStore(retention=retention)
+        return MemoryStore(retention=retention, session_retention=session_retention)
     from charging.store.redis_store import RedisStore
 
     if backend == "redis":

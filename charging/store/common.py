@@ -19,6 +19,12 @@ DEFAULT_RETENTION = 48 * 3600.0
 replay of it would act again. Diameter clients retry for minutes (RFC 4006 Tx, RFC 6733 §5.5.4
 failover); 48 h comfortably covers an operator replaying a day of CDR files."""
 
+DEFAULT_SESSION_RETENTION = 300.0
+"""How long the embedded store remembers the keys of the protocol front ends' ops (seconds):
+reserve, commit, release, debit and refund, ~1.5 per CCR. Their peers retry within seconds to a
+minute or two (RFC 4006 Tx, RFC 6733 5.5.4 failover after the watchdog), so 300 s covers them
+with room to spare while keeping the cache to ~0.5 GB at 1,000 CCR/s (memory.py)."""
+
 
 def check_amount(amount: int, name: str = "amount") -> None:
     """Raise ValueError unless *amount* is an int in [0, MAX_AMOUNT]."""

@@ -7,11 +7,23 @@ and holds before answering (invariant 3); on start it calls :meth:`MemoryStore.r
 newest snapshot and then :meth:`MemoryStore.apply_record` for every journal record after the
 snapshot's position. :meth:`MemoryStore.snapshot` writes the state atomically.
 
-Idempotency: results are cached per account by key in two rotating epoch dicts of
-``retention`` seconds each (default 48 h, common.DEFAULT_RETENTION): a key is remembered at
-least ``retention`` and at most twice that. Rotation is O(1) per op, and the cache holds only
-flat tuples of atoms, which keeps the cyclic GC's work small (measured: GC passes over a
-per-op log and nested tuples cost half of the embedded throughput).
+Idempotency: results are cached per account by key, in two classes.
+
+* Top-ups (keys a payment system or an operator gives, retried over hours) are kept
+  ``retention`` seconds (default 48 h, common.DEFAULT_RETENTION), in the account's ``kept``
+  dict with their expiry; they are rare, so their memory does not matter.
+* Every other op (reserve, commit, release, debit, refund: the protocol front ends' keys, which
+  their peers retry within seconds to minutes, RFC 4006 Tx, RFC 6733 5.5.4) is kept
+  ``session_retention`` seconds (default 300 s, common.DEFAULT_SESSION_RETENTION) in two
+  rotating epoch dicts of that length: remembered at least ``session_retention`` and at most
+  twice that. These are ~1.5 ops per CCR at ~540 bytes each, so this window is what sizes the
+  cache (measured: 48 h for every key meant 130-260 GB at 1,000 CCR/s).
+
+Epochs are numbered one after the other, each ``session_retention`` long from the end of the
+previous one, so a snapshot cut with another length restores and carries on. Rotation is O(1)
+per op, and the cache holds only flat tuples of atoms, which keeps the cyclic GC's work small
+(measured: GC passes over a per-op log and nested tuples cost half of the embedded
+throughput).
 
 Reservations live until released, committed or swept by :meth:`expire_reservations`; a commit
 that arrives after the TTL but before the sweep still counts.
@@ -52,6 +64,7 @@ from charging.store.base import (
 )
 from charging.store.common import (
     DEFAULT_RETENTION,
+    DEFAULT_SESSION_RETENTION,
     check_account_id,
     check_amount,
     check_spec,
@@ -92,7 +105,7 @@ class _Balance:
 
 
 class _Account:
-    __slots__ = ("id", "kind", "balances", "identities", "specs", "ops", "old", "epoch")
+    __slots__ = ("id", "kind", "balances", "identities", "specs", "ops", "old", "epoch", "kept")
 
     def __init__(self, account: str, kind: AccountKind, specs: list[BalanceSpec],
                  identities: list[str]) -> None:
@@ -106,6 +119,9 @@ class _Account:
         self.ops: dict[str, tuple[Any, ...]] = {}
         self.old: dict[str, tuple[Any, ...]] = {}
         self.epoch = -1
+        # Top-up keys: key -> (expiry in op time, _pack(result)); dropped at a rotation after
+        # their expiry (see MemoryStore._rotate).
+        self.kept: dict[str, tuple[float, tuple[Any, ...]]] = {}
 
 
 def _low(bal: _Balance, before: int, after: int) -> bool:
@@ -119,15 +135,25 @@ class MemoryStore:
 
     # Slots (the compiled twin reads the hot ones at their offsets); __dict__ stays available
     # for subclasses and tests.
-    __slots__ = ("retention", "_accounts", "_ids", "_heap", "_epoch", "_ep_end", "__dict__")
+    __slots__ = ("retention", "session_retention", "_accounts", "_ids", "_heap", "_epoch",
+                 "_ep_end", "__dict__")
 
-    def __init__(self, *, retention: float = DEFAULT_RETENTION) -> None:
+    def __init__(self, *, retention: float = DEFAULT_RETENTION,
+                 session_retention: float | None = None) -> None:
+        """*retention*: how long a top-up key is remembered (s); *session_retention*: how long
+        every other key is (s; default the shorter of 300 s and *retention*)."""
+        if session_retention is None:
+            session_retention = min(DEFAULT_SESSION_RETENTION, retention)
+        if not 0 < session_retention <= retention:
+            raise ValueError(f"session_retention must be in (0, retention={retention:g}], "
+                             f"got {session_retention:g}")
         self.retention = retention
+        self.session_retention = session_retention
         self._accounts: dict[str, _Account] = {}
         self._ids: dict[str, str] = {}
         # (expiry µs, account, balance, reservation); stale entries are skipped lazily.
         self._heap: list[tuple[int, str, str, str]] = []
-        # Idempotency epochs: [epoch * retention, (epoch + 1) * retention) in op time.
+        # Idempotency epochs: the current one (numbered from 0 upwards) ends at _ep_end (op time).
         self._epoch = -1
         self._ep_end = float("-inf")
 
@@ -171,20 +197,33 @@ class MemoryStore:
                            acct.identities)
 
     # ------------------------------------------------------------------ helpers
-    def _remember(self, acct: _Account, key: str, result: OpResult, now: float) -> OpResult:
+    def _remember(self, acct: _Account, key: str, result: OpResult, now: float,
+                  keep: bool = False) -> OpResult:
+        """Cache *result* under *key*: a top-up (*keep*) for ``retention``, any other op for
+        ``session_retention`` (module docstring)."""
         if acct.epoch != self._epoch or now >= self._ep_end:
             self._rotate(acct, now)
-        acct.ops[key] = _pack(result)
+        if keep:
+            acct.kept[key] = (now + self.retention, _pack(result))
+        else:
+            acct.ops[key] = _pack(result)
         return result
 
     def _rotate(self, acct: _Account, now: float) -> None:
         """Bring the epoch up to *now* and *acct*'s cache to it: the current dict becomes the
-        previous one, the older one is dropped (callers check before inserting a key)."""
+        previous one, the older one is dropped, and so are expired top-up keys (callers check
+        before inserting a key)."""
         if now >= self._ep_end:
-            epoch = int(now // self.retention)
-            if epoch > self._epoch:
-                self._epoch = epoch
-                self._ep_end = (epoch + 1) * self.retention
+            length = self.session_retention
+            if self._epoch < 0 or self._ep_end == float("-inf"):
+                self._epoch += 1
+                self._ep_end = now + length
+            else:
+                # the epochs that went by with no op count too: a key is never kept longer than
+                # two epochs, however long the store was idle
+                passed = 1 + int((now - self._ep_end) // length)
+                self._epoch += passed
+                self._ep_end += passed * length
         if acct.epoch != self._epoch:
             if acct.epoch == self._epoch - 1:
                 acct.old = acct.ops
@@ -192,12 +231,18 @@ class MemoryStore:
                 acct.old = {}
             acct.ops = {}
             acct.epoch = self._epoch
+            if acct.kept:
+                acct.kept = {k: v for k, v in acct.kept.items() if v[0] > now}
 
     @staticmethod
     def _cached(acct: _Account, key: str) -> tuple[Any, ...] | None:
         done = acct.ops.get(key)
         if done is None and acct.old:
             done = acct.old.get(key)
+        if done is None and acct.kept:
+            kept = acct.kept.get(key)
+            if kept is not None:
+                done = kept[1]
         return done
 
     def _lookup(self, account: str, key: str, balance: str
@@ -356,22 +401,24 @@ class MemoryStore:
 
     async def topup(self, key: str, account: str, balance: str, amount: int, *,
                     now: float) -> OpResult:
-        return self._credit(key, account, balance, amount, now)
+        # a top-up's key comes from a payment system or an operator, which may retry for hours
+        return self._credit(key, account, balance, amount, now, keep=True)
 
-    def _credit(self, key: str, account: str, balance: str, amount: int, now: float) -> OpResult:
+    def _credit(self, key: str, account: str, balance: str, amount: int, now: float,
+                keep: bool = False) -> OpResult:
         check_amount(amount)
         done, acct, bal = self._lookup(account, key, balance)
         if done is not None:
             return done
         assert acct is not None
         if bal is None:
-            return self._remember(acct, key, OpResult(key, OpStatus.UNKNOWN_BALANCE), now)
+            return self._remember(acct, key, OpResult(key, OpStatus.UNKNOWN_BALANCE), now, keep)
         if bal.amount + amount + bal.credit_limit > MAX_AMOUNT:
-            return self._remember(acct, key, _result(key, OpStatus.OUT_OF_RANGE, bal), now)
+            return self._remember(acct, key, _result(key, OpStatus.OUT_OF_RANGE, bal), now, keep)
         bal.amount += amount
         effects = (Effect(account, balance, amount),) if amount else ()
         return self._remember(acct, key, _result(key, _OK, bal, effects=effects, granted=amount),
-                              now)
+                              now, keep)
 
     # ------------------------------------------------------------------ expiry
     async def expire_reservations(self, *, now: float, limit: int = 1000) -> list[OpResult]:
@@ -407,13 +454,14 @@ class MemoryStore:
 
     def prune(self, now: float) -> int:
         """Advance the idempotency epoch to *now* and rotate every account's cache, forgetting
-        keys older than 1-2 x ``retention``; return how many keys were dropped."""
+        keys older than 1-2 x ``session_retention`` and top-ups past ``retention``; return how
+        many keys were dropped."""
         dropped = 0
         if now >= self._ep_end:
             for acct in self._accounts.values():
-                before = len(acct.ops) + len(acct.old)
+                before = len(acct.ops) + len(acct.old) + len(acct.kept)
                 self._rotate(acct, now)
-                dropped += before - len(acct.ops) - len(acct.old)
+                dropped += before - len(acct.ops) - len(acct.old) - len(acct.kept)
         return dropped
 
     async def pending_ops(self) -> list[OpResult]:
@@ -451,7 +499,8 @@ class MemoryStore:
             granted = sum(-e.amount for e in effects) or sum(h.amount for h in holds
                                                               if h.amount > 0)
             status = OpStatus(ops.result) if ops.result in OpStatus._value2member_map_ else _OK
-            self._remember(acct, ops.key, OpResult(ops.key, status, effects, holds, granted), now)
+            self._remember(acct, ops.key, OpResult(ops.key, status, effects, holds, granted), now,
+                           keep=record.get("type") == "topup")
             applied = True
         return applied
 

@@ -1,8 +1,9 @@
 """Snapshots of the embedded store: one msgpack file, written atomically.
 
-Format (version 1): a msgpack map ``{"v": 1, "position": <journal position>, "accounts": [...],
-"ops": [...]}``. The idempotency cache is part of the snapshot: without it a client's retry that
-arrives after a restart would be charged a second time.
+Format (version 2): a msgpack map ``{"v": 2, "position": <journal position>, "retention": s,
+"epoch": n, "ep_end": t, "accounts": [...], "ops": [[account, epoch, ops, old, kept], ...]}``.
+The idempotency cache is part of the snapshot: without it a client's retry that arrives after a
+restart would be charged a second time. Version 1 (no ``ep_end``, no ``kept``) still restores.
 
 Atomic write: temp file in the same directory, fsync, rename over the target, fsync the
 directory, so a crash leaves either the old or the new snapshot, never a torn one.
@@ -33,7 +34,9 @@ from charging.store.base import AccountKind, BalanceKind, BalanceSpec
 if TYPE_CHECKING:
     from charging.store.memory import MemoryStore
 
-VERSION = 1
+VERSION = 2
+# Version 1 (before top-up keys were kept apart) restores too: its accounts have no kept keys.
+READABLE = (1, 2)
 _seq = itertools.count()
 
 
@@ -177,7 +180,7 @@ def read(path: Path) -> dict[str, Any]:
         state = msgpack.unpackb(raw, raw=False, strict_map_key=False)
     except (OSError, ValueError, msgpack.UnpackException) as exc:
         raise SnapshotError(f"{path}: cannot read snapshot: {exc}") from exc
-    if not isinstance(state, dict) or state.get("v") != VERSION:
+    if not isinstance(state, dict) or state.get("v") not in READABLE:
         raise SnapshotError(f"{path}: not a version-{VERSION} store snapshot")
     return state
 
@@ -191,10 +194,11 @@ def dump_state(store: MemoryStore, position: Any) -> dict[str, Any]:
                     for b in a.balances.values()]
         accounts.append([a.id, a.kind.value, list(a.identities), [list(s) for s in a.specs],
                          balances])
-    ops = [[a.id, a.epoch, list(a.ops.items()), list(a.old.items())]
-           for a in store._accounts.values() if a.ops or a.old]
+    ops = [[a.id, a.epoch, list(a.ops.items()), list(a.old.items()),
+            [[k, exp, packed] for k, (exp, packed) in a.kept.items()]]
+           for a in store._accounts.values() if a.ops or a.old or a.kept]
     return {"v": VERSION, "position": position, "retention": store.retention,
-            "epoch": store._epoch,
+            "epoch": store._epoch, "ep_end": store._ep_end,
             "accounts": accounts, "ops": ops}
 
 
@@ -225,16 +229,22 @@ def load_state(store: MemoryStore, state: dict[str, Any]) -> Any:
     store._accounts = accounts
     store._ids = ids
     store._heap = heap
-    # epochs are numbered in units of the retention they were cut with: keep that retention
-    store.retention = state.get("retention", store.retention)
+    # The current epoch carries on to its end as cut; the next ones have this store's length
+    # (MemoryStore._rotate). Version 1 numbered epochs as op time // its retention.
     store._epoch = state.get("epoch", -1)
-    store._ep_end = (store._epoch + 1) * store.retention if store._epoch >= 0 else float("-inf")
-    for account, epoch, ops, old in state["ops"]:
+    if store._epoch < 0:
+        store._ep_end = float("-inf")
+    elif "ep_end" in state:
+        store._ep_end = float(state["ep_end"])
+    else:
+        store._ep_end = (store._epoch + 1) * float(state.get("retention", store.retention))
+    for account, epoch, ops, old, *kept in state["ops"]:
         # msgpack gives lists back; the cache wants flat tuples (see packing.pack)
         acct = accounts[account]
         acct.epoch = epoch
         acct.ops = {k: _tuple(v) for k, v in ops}
         acct.old = {k: _tuple(v) for k, v in old}
+        acct.kept = {k: (exp, _tuple(v)) for k, exp, v in (kept[0] if kept else ())}
     return state.get("position")
 
 

@@ -38,7 +38,7 @@ def _snapshot_amount(d: Path) -> tuple[int, set[str]]:
     state = snap.read(path)
     [acct] = state["accounts"]
     amount = acct[4][0][3]
-    keys = {k for _a, _e, ops, old in state["ops"] for k, _v in ops + old}
+    keys = {k for _a, _e, ops, old, *_kept in state["ops"] for k, _v in ops + old}
     return amount, keys
 
 

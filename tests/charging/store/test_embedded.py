@@ -146,7 +146,7 @@ def test_snapshot_is_atomic_and_checked(tmp_path: Path) -> None:
 
 def test_idempotency_retention_is_bounded() -> None:
     async def body() -> None:
-        s = MemoryStore(retention=3600)
+        s = MemoryStore(retention=3600, session_retention=3600)
         await s.create_account("a", AccountKind.PREPAID_SUBSCRIBER, SPECS)
         await s.create_account("b", AccountKind.PREPAID_SUBSCRIBER, SPECS)
         await s.debit("old", "a", "EUR", 1, now=NOW)
@@ -163,6 +163,76 @@ def test_idempotency_retention_is_bounded() -> None:
         assert not (await s.debit("new", "a", "EUR", 1, now=NOW + 7201)).replayed
         assert not (await s.debit("quiet", "b", "EUR", 1, now=NOW + 7201)).replayed
         assert (await s.debit("x1", "a", "EUR", 1, now=NOW + 7201)).replayed
+
+    asyncio.run(body())
+
+
+def test_top_up_keys_outlive_session_keys(tmp_path: Path) -> None:
+    async def body() -> None:
+        s = MemoryStore(retention=7200, session_retention=300)
+        await s.create_account("a", AccountKind.PREPAID_SUBSCRIBER, SPECS)
+        assert (await s.topup("pay-1", "a", "EUR", 5, now=NOW)).ok
+        assert (await s.reserve("ro:x:0", "a", "EUR", "r", 7, ttl=60, now=NOW)).ok
+        assert (await s.topup("pay-1", "a", "EUR", 5, now=NOW + 299)).replayed
+        assert (await s.reserve("ro:x:0", "a", "EUR", "r", 7, ttl=60, now=NOW + 299)).replayed
+        # a top-up key used again by another op is still that top-up (compiled path included)
+        again = await s.reserve("pay-1", "a", "EUR", "r2", 7, ttl=60, now=NOW + 299)
+        assert again.replayed and again.effects[0].amount == 5 and not again.holds
+        # a restart keeps both classes and the epoch clock
+        s.snapshot(tmp_path / "snap", 1)
+        t = MemoryStore(retention=7200, session_retention=300)
+        t.restore(tmp_path / "snap")
+        # past two session epochs the reservation's key is gone, the top-up's is not
+        for store in (s, t):
+            assert store.prune(NOW + 601) == 1
+            assert not (await store.reserve("ro:x:0", "a", "EUR", "r", 7, ttl=60,
+                                            now=NOW + 601)).replayed
+            assert (await store.topup("pay-1", "a", "EUR", 5, now=NOW + 7199)).replayed
+            # and past its own retention (at the next rotation) the top-up's key goes too
+            store.prune(NOW + 7201)
+            assert not (await store.topup("pay-1", "a", "EUR", 5, now=NOW + 7201)).replayed
+        assert await s.get("a") == await t.get("a")
+
+    asyncio.run(body())
+
+
+def test_epochs_run_on_after_an_idle_spell() -> None:
+    async def body() -> None:
+        s = MemoryStore(retention=3600, session_retention=300)
+        await s.create_account("a", AccountKind.PREPAID_SUBSCRIBER, SPECS)
+        await s.debit("k1", "a", "EUR", 1, now=NOW)
+        # a day with no op: the epochs that went by count, so the key is not kept on
+        assert s.prune(NOW + 86_400) == 1
+        await s.debit("k2", "a", "EUR", 1, now=NOW + 86_400)
+        assert (await s.debit("k2", "a", "EUR", 1, now=NOW + 86_400 + 299)).replayed
+
+    asyncio.run(body())
+
+
+def test_version_1_snapshot_restores(tmp_path: Path) -> None:
+    # written before top-up keys were kept apart: epochs numbered as op time // retention
+    import msgpack
+
+    async def body() -> None:
+        s = await fresh()
+        r = await s.debit("old-key", "a0", "EUR", 1, now=NOW)
+        from charging.store import snapshot as snap
+
+        state = snap.dump_state(s, 7)
+        epoch = int(NOW // 172800)
+        state.update(v=1, retention=172800.0, epoch=epoch)
+        del state["ep_end"]
+        state["ops"] = [row[:4] for row in state["ops"]]
+        for row in state["ops"]:
+            row[1] = epoch
+        (tmp_path / "v1").write_bytes(msgpack.packb(state, use_bin_type=True))
+        t = MemoryStore()
+        assert t.restore(tmp_path / "v1") == 7
+        assert await t.get("a0") == await s.get("a0")
+        again = await t.debit("old-key", "a0", "EUR", 1, now=NOW + 60)
+        assert again.replayed and again.effects == r.effects
+        # that epoch runs to its end as cut; the next ones are the store's own length
+        assert t._ep_end == (epoch + 1) * 172800.0
 
     asyncio.run(body())
 

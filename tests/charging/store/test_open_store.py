@@ -48,6 +48,22 @@ def test_store_section_defaults_and_errors(tmp_path: Path) -> None:
         load_settings(_cfg(tmp_path, '[store]\nbackend = "memcached"\n'))
 
 
+def test_session_retention_setting_reaches_the_served_store(tmp_path: Path) -> None:
+    from icx.charging_app import open_store as serve_store
+
+    assert load_settings(_cfg(tmp_path, "[store]\n")).store.session_retention == 300
+    text = _config_error(tmp_path, "[store]\nidempotency_retention = 600\n"
+                                   "session_retention = 900\n")
+    assert "store.session_retention" in text and "idempotency_retention" in text
+    assert "store.session_retention" in _config_error(tmp_path,
+                                                      "[store]\nsession_retention = 59\n")
+    s = load_settings(_cfg(tmp_path, "[store]\nidempotency_retention = 3600\n"
+                                     "session_retention = 120\n"))
+    store = asyncio.run(serve_store(s, tmp_path))
+    assert isinstance(store, MemoryStore)
+    assert (store.retention, store.session_retention) == (3600, 120)
+
+
 def test_open_store_embedded() -> None:
     assert isinstance(open_store("embedded"), MemoryStore)
     with pytest.raises(ValueError):
