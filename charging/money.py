@@ -13,6 +13,7 @@ Rounding policy (documented in the README, tested in tests/charging/test_money.p
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal, InvalidOperation
 from enum import Enum
 from fractions import Fraction
@@ -57,6 +58,12 @@ def div_round(numerator: int, denominator: int, mode: Rounding = Rounding.HALF_U
     return -q if negative else q
 
 
+# "-12.345" and the like: ASCII digits only, at most 6 decimals (anything else takes the
+# Decimal path, which also strips blanks and reads exponents)
+_PLAIN = re.compile(r"(-?)([0-9]{1,18})(?:\.([0-9]{1,6}))?")
+_PAD = (0, 100_000, 10_000, 1_000, 100, 10, 1)
+
+
 def parse_amount(text: str | int | Decimal, *, rounding: Rounding | None = None) -> int:
     """Parse a decimal amount (``"0.12"``, ``"-3"``, ``Decimal``) into micro-units.
 
@@ -66,6 +73,14 @@ def parse_amount(text: str | int | Decimal, *, rounding: Rounding | None = None)
     (``0.1`` is 0.1000000000000000055...), and ``True`` is no amount; callers pass the decimal
     text they received (JSON/TOML/CSV string) or a Decimal/int.
     """
+    if isinstance(text, str):
+        # fast path for the plain decimal text the journal and the APIs carry ("-0.12", "50"):
+        # integer arithmetic, exact (hypothesis-tested against the general path below)
+        m = _PLAIN.fullmatch(text)
+        if m is not None:
+            sign, whole, frac = m.groups()
+            micros = int(whole) * MICROS + (int(frac) * _PAD[len(frac)] if frac else 0)
+            return -micros if sign else micros
     if isinstance(text, bool) or isinstance(text, float):
         raise MoneyError(f"amount must be a decimal string, Decimal or int, "
                          f"not {type(text).__name__}: {text!r}")

@@ -537,7 +537,10 @@ class Ledger(SyncOps):
                 break
         await self.journal.flush()
         if self.embedded and self.snapshot_dir is not None and replayed:
-            await self.snapshot()
+            # Cut one so the next start need not replay this again, but in the background: the
+            # store is ready, and a forked dump of it took ~4.5 s before serving after 600k
+            # records. A crash before it is published only means the same replay again.
+            self._snapshot_task = asyncio.ensure_future(self._snapshot_job())
         return RecoveryReport(snap_pos, replayed, journaled, confirmed, expired, tuple(problems))
 
     # ------------------------------------------------------------------ background jobs

@@ -14,6 +14,7 @@ Redis store (the op runs in Redis *before* the journal append):
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 import time
@@ -106,15 +107,24 @@ def replay(store: Any, reader: JournalReader, after: Position | None) -> tuple[i
     """Re-apply every record after ``after`` to the embedded store; return (applied, end)."""
     applied = 0
     end = after or Position(0, 0)
-    for chunk in reader.chunks(after):
-        for rec in chunk.records:
-            if rec.get("type") == "account":
-                apply_account_record(store, rec)
-                applied += 1
-            elif rec.get("balance_effects") or rec.get("holds"):
-                if store.apply_record(rec):
+    # Replay builds the idempotency cache: millions of long-lived tuples the cyclic GC would
+    # scan again and again (measured: 23 -> 14 us per record replayed). They hold no cycles,
+    # so the collector is paused until the journal is read.
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for chunk in reader.chunks(after):
+            for rec in chunk.records:
+                if rec.get("type") == "account":
+                    apply_account_record(store, rec)
                     applied += 1
-        end = chunk.end
+                elif rec.get("balance_effects") or rec.get("holds"):
+                    if store.apply_record(rec):
+                        applied += 1
+            end = chunk.end
+    finally:
+        if was_enabled:
+            gc.enable()
     return applied, end
 
 

@@ -84,3 +84,23 @@ def test_parse_refuses_float_and_bool(bad: object) -> None:
     assert parse_amount("10.5") == 10_500_000  # the decimal text still parses
     assert parse_amount(Decimal("0.1")) == 100_000
     assert parse_amount(3) == 3 * MICROS
+
+
+@given(st.from_regex(r"\A-?[0-9]{1,18}(\.[0-9]{1,6})?\Z"))
+def test_plain_text_fast_path_matches_the_decimal_path(text: str) -> None:
+    # parse_amount reads plain decimal text with integers; a Decimal takes the general path
+    assert parse_amount(text) == parse_amount(Decimal(text))
+
+
+@pytest.mark.parametrize("text", ["1.0000001", " 1.5", "1e3", "+2", "١٢", "1.", ".5", "--1",
+                                  "1234567890123456789.5"])
+def test_text_outside_the_fast_path_keeps_the_general_rules(text: str) -> None:
+    try:
+        expected: int | type[MoneyError] = parse_amount(Decimal(text.strip()))
+    except Exception:  # noqa: BLE001 - whatever Decimal makes of it, parse_amount must agree
+        expected = MoneyError
+    if expected is MoneyError:
+        with pytest.raises(MoneyError):
+            parse_amount(text)
+    else:
+        assert parse_amount(text) == expected

@@ -68,8 +68,8 @@ async def random_ops(store: MemoryStore, rng: random.Random, n: int, tag: str) -
     return out
 
 
-async def fresh() -> MemoryStore:
-    s = MemoryStore()
+async def fresh(cls: type[MemoryStore] = MemoryStore) -> MemoryStore:
+    s = cls()
     for i in range(3):
         await s.create_account(f"a{i}", AccountKind.PREPAID_PARTNER, SPECS, [f"+4930{i}"])
     return s
@@ -252,3 +252,54 @@ def test_apply_record_refuses_inexact_amounts(balance: str, amount: Any) -> None
     assert asyncio.run(store.get("a1")) == before
     rec["balance_effects"][0]["amount"] = "-0.5" if balance == "EUR" else "-2"
     assert store.apply_record(rec)
+
+
+class _GeneralOnly(MemoryStore):
+    """Replays every record through decode_record (no common-shape fast path)."""
+
+    def _apply_simple(self, record: Any) -> None:
+        return None
+
+
+def _state(s: MemoryStore) -> Any:
+    return ({a.id: ({b.id: (b.amount, b.reserved, dict(b.res)) for b in a.balances.values()},
+                    a.ops, a.old, a.kept) for a in s._accounts.values()}, sorted(s._heap))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_replay_fast_path_builds_the_general_paths_state(seed: int) -> None:
+    async def body() -> None:
+        rng = random.Random(seed)
+        live = await fresh()
+        records = [record_of(r, KINDS) for r in await random_ops(live, rng, 300, "k")
+                   if r.effects or r.holds]
+        # shapes the fast path must leave to the general one, or build the same entry for
+        extra = [
+            {"idem": "zero", "ts": to_us(NOW), "result": "ok", "holds": [],
+             "balance_effects": [{"account": "a0", "balance": "EUR", "amount": "0"}]},
+            {"idem": "two", "ts": to_us(NOW), "balance_effects": [
+                {"account": "a0", "balance": "EUR", "amount": "-1"},
+                {"account": "a1", "balance": "sec", "amount": "5"}]},
+            {"idem": "odd-status", "result": "whatever", "type": "topup",
+             "balance_effects": [{"account": "a2", "balance": "EUR", "amount": 7}]},
+            {"idem": "hold-other-bal", "ts": to_us(NOW), "holds": [
+                {"account": "a1", "balance": "sec", "reservation": 5, "amount": "3",
+                 "expires": to_us(NOW + 9)}],
+             "balance_effects": [{"account": "a1", "balance": "EUR", "amount": "-0.5"}]},
+        ]
+        records += extra
+        rng.shuffle(records)
+        fast, general = await fresh(), await fresh(_GeneralOnly)
+        for rec in records + records[:50]:  # and some replayed twice
+            assert fast.apply_record(rec) == general.apply_record(rec)
+        assert _state(fast) == _state(general)
+        for bad in ({"idem": "x", "balance_effects": [{"account": "ghost", "balance": "EUR",
+                                                        "amount": "1"}]},
+                    {"idem": "y", "balance_effects": [{"account": "a0", "balance": "EUR",
+                                                        "amount": 1.5}]}):
+            for store in (fast, general):
+                with pytest.raises((KeyError, ValueError)):
+                    store.apply_record(bad)
+        assert _state(fast) == _state(general)
+
+    asyncio.run(body())
