@@ -3,18 +3,19 @@
 Prints ONE JSON line. ``value`` is journal records/s that ``recovery.replay`` (what ``icx
 serve`` runs on start after a crash: read every record after the newest snapshot and
 re-apply it to the store) gets through. The journal holds the records an Ro load writes, in
-the two shapes nearly all of them have: a CCR-I's reservation (``hold``: one hold) and a
-CCR-U/T's commit with its next reservation (``rated``: one effect and one hold on the same
-balance), over 999 accounts, ``--records`` of them (default 300,000; at 10k CCR/s
-``snapshot_seconds`` = 300 leaves up to ~4.5 M to replay).
+the shapes and fields ``icx serve`` writes for I/U/U/T voice sessions (a reservation is a
+``hold`` record, a commit a ``rated`` one with its effect and the hold's release), over 999
+accounts, ``--records`` of them (default 300,000; at 10k CCR/s ``snapshot_seconds`` = 300
+leaves up to ~4.5 M to replay).
 
 Measured in the same run, on the same journal:
 
 * ``baseline``: the replay as it was before round 9: every record through the general
   ``decode_record`` path and its Decimal/Fraction amount parsing, with the cyclic GC running
   over the growing idempotency cache;
-* ``read_only``: records/s just reading and decoding the journal (msgpack), the floor of
-  both.
+* ``read_only``: records/s just reading the journal: ``full`` decodes whole records
+  (msgpack, what the baseline read), ``fields`` only the fields recovery reads
+  (``charging/journal/fields.py``, compiled when built; what the replay reads).
 
 ``python -m benchmarks.replay [--records N] [--reps 3]``; medians of ``--reps``.
 """
@@ -37,6 +38,8 @@ from pathlib import Path
 from typing import Any
 
 from charging.journal import Journal, JournalReader
+from charging.journal import fields as fields_mod
+from charging.journal.fields import REPLAY_FIELDS
 from charging.ledger import recovery
 from charging.money import MICROS
 from charging.store import common
@@ -57,31 +60,44 @@ def account_record(i: int) -> dict[str, Any]:
             "balance_effects": [], "holds": []}
 
 
-def op_record(i: int) -> dict[str, Any]:
-    """Record *i* of an I/U/U/T voice load: I reserves, U and T commit and re-reserve."""
-    session, step = divmod(i, 4)
-    acct = f"4179{session % ACCOUNTS:07d}"
-    sid = f"pgw.example.net;{session}"
-    hold = {"account": acct, "balance": "EUR", "reservation": f"{sid}|100|0",
-            "amount": "0.12", "expires": T0_US + i + 1_260_000_000}
-    base = {"session": sid, "request": str(step), "service": "voice", "price": "0.12",
-            "v": 1, "id": f"ocs-{i}", "ts": T0_US + i * 100, "result": "ok",
-            "granted": 120_000}
-    if step == 0:
-        return {**base, "type": "hold", "op": "reserve", "idem": f"ro:{sid}:0:0:0:r",
-                "balance_effects": [], "holds": [hold]}
-    return {**base, "type": "rated", "op": "commit", "idem": f"ro:{sid}:{step}:0:0:c",
-            "balance_effects": [{"account": acct, "balance": "EUR", "currency": "EUR",
-                                 "amount": "-0.12"}],
-            "holds": [{**hold, "amount": "-0.12"}]}
+def session_records(n: int) -> Any:
+    """The records of an I/U/U/T voice load as ``icx serve`` journals them (same fields): I
+    reserves (``hold``), each U commits (``rated``: the effect and the hold's release) and
+    reserves again, T commits; 6 records per session, 1.5 per CCR."""
+    for session in range(n):
+        acct = f"4179{session % ACCOUNTS:07d}"
+        sid = f"pgw.example.net;0;{session}"
+        ts = T0_US + session * 400
+        for step in range(4):
+            base = {"session": sid, "request": str(step), "service": "voice", "price": "0.12",
+                    "v": 1, "ts": ts + step * 100, "result": "ok", "granted": 120_000}
+            if step:
+                yield {**base, "unit": "s", "a": acct, "b": "41794889205", "account": acct,
+                       "deck": "retail", "currency": "EUR", "start": ts, "usage": 60,
+                       "end": ts + step * 100, "deck_version": "1", "prefix": "41",
+                       "destination": "Switzerland", "type": "rated",
+                       "id": f"ocs-{session}-{step}c", "idem": f"ro:{sid}:{step}:0:0:c",
+                       "op": "commit",
+                       "balance_effects": [{"account": acct, "balance": "EUR",
+                                            "currency": "EUR", "amount": "-0.12"}],
+                       "holds": [{"account": acct, "balance": "EUR",
+                                  "reservation": f"{sid}|100|{step - 1}", "amount": "-0.12",
+                                  "expires": None}]}
+            if step < 3:
+                yield {**base, "type": "hold", "id": f"ocs-{session}-{step}r",
+                       "idem": f"ro:{sid}:{step}:0:0:r", "op": "reserve",
+                       "balance_effects": [],
+                       "holds": [{"account": acct, "balance": "EUR",
+                                  "reservation": f"{sid}|100|{step}", "amount": "0.12",
+                                  "expires": ts + step * 100 + 1_260_000_000}]}
 
 
 async def write_journal(directory: Path, n: int) -> None:
     journal = await Journal.open(directory, fsync=False, preallocate=False)
     for i in range(ACCOUNTS):
         journal.append_nowait(account_record(i))
-    for i in range(n):
-        journal.append_nowait(op_record(i))
+    for i, rec in enumerate(session_records(n // 6)):
+        journal.append_nowait(rec)
         if i % 10_000 == 0:
             await journal.flush()
     await journal.close(seal=True)
@@ -122,10 +138,10 @@ def timed_replay(directory: Path, store: MemoryStore, *, gc_on: bool) -> tuple[f
     return time.perf_counter() - t0, applied
 
 
-def read_only(directory: Path) -> tuple[float, int]:
+def read_only(directory: Path, fields: tuple[str, ...] | None) -> tuple[float, int]:
     reader = JournalReader(directory)
     t0 = time.perf_counter()
-    n = sum(len(chunk.records) for chunk in reader.chunks(None))
+    n = sum(len(chunk.records) for chunk in reader.chunks(None, fields=fields))
     return time.perf_counter() - t0, n
 
 
@@ -138,8 +154,8 @@ def main() -> None:
     try:
         directory = tmp / "journal"
         asyncio.run(write_journal(directory, args.records))
-        total = args.records + ACCOUNTS
-        now, before, reads = [], [], []
+        total = args.records // 6 * 6 + ACCOUNTS
+        now, before, reads, picks = [], [], [], []
         applied = 0
         for _ in range(args.reps):
             secs, applied = timed_replay(directory, MemoryStore(), gc_on=False)
@@ -151,8 +167,10 @@ def main() -> None:
             finally:
                 common.parse_amount = parse
             before.append(total / secs)
-            secs, _ = read_only(directory)
+            secs, _ = read_only(directory, None)
             reads.append(total / secs)
+            secs, _ = read_only(directory, REPLAY_FIELDS)
+            picks.append(total / secs)
         value = statistics.median(now)
         base = statistics.median(before)
         print(json.dumps({
@@ -163,8 +181,9 @@ def main() -> None:
                                  "GC on)", "value": round(base, 1),
                          "us_per_record": round(1e6 / base, 2)},
             "ratio": round(value / base, 2),
-            "read_only": {"value": round(statistics.median(reads), 1),
-                          "us_per_record": round(1e6 / statistics.median(reads), 2)},
+            "read_only": {"full_us_per_record": round(1e6 / statistics.median(reads), 2),
+                          "fields_us_per_record": round(1e6 / statistics.median(picks), 2),
+                          "fields_compiled": fields_mod.pick is not fields_mod.pick_py},
             "replay_s_for_4_5M_records": round(4_500_000 / value, 1),
             "load_average": round(os.getloadavg()[0], 2),
         }))

@@ -42,6 +42,7 @@ from charging.journal.segments import (
     SegmentInfo,
     list_segments,
 )
+from cython_ext import load
 
 
 def _scanner() -> Any:
@@ -88,15 +89,19 @@ class JournalReader:
         segs = list_segments(self.directory)
         return segs if self.include_open else [s for s in segs if s.closed]
 
-    def chunks(self, checkpoint: Position | None = None, *, raw: bool = False) -> Iterator[Chunk]:
+    def chunks(self, checkpoint: Position | None = None, *, raw: bool = False,
+               fields: tuple[str, ...] | None = None) -> Iterator[Chunk]:
         """Yield the records after ``checkpoint`` (default: the beginning), one chunk per
-        segment. Raises JournalCorruptError on a bad frame in a closed segment."""
+        segment. Raises JournalCorruptError on a bad frame in a closed segment.
+
+        *fields*: the caller reads only these top-level fields; records may then carry only
+        them (the compiled reader decodes nothing else, charging/journal/fields.py)."""
         cp = checkpoint or START
         for seg in self.segments():
             if seg.number < cp.segment:
                 continue
             start = cp.offset if seg.number == cp.segment else 0
-            chunk = self._read_segment(seg, max(start, HEADER_LEN), raw)
+            chunk = self._read_segment(seg, max(start, HEADER_LEN), raw, fields)
             if chunk is not None and chunk.ends:
                 yield chunk
 
@@ -114,7 +119,8 @@ class JournalReader:
             for end, payload in zip(chunk.ends, chunk.records, strict=True):
                 yield Position(seg, end), payload
 
-    def _read_segment(self, seg: SegmentInfo, start: int, raw: bool) -> Chunk | None:
+    def _read_segment(self, seg: SegmentInfo, start: int, raw: bool,
+                      fields: tuple[str, ...] | None = None) -> Chunk | None:
         path = seg.path
         closed = seg.closed
         try:
@@ -146,20 +152,34 @@ class JournalReader:
                 records.append(mv[prev + FRAME_HEAD_LEN:e])
                 prev = e
         else:
-            unpacker = msgpack.Unpacker(None, raw=False, max_buffer_size=len(data) + 1)
-            unpacker.feed(mv[start:good_end])
-            it = iter(unpacker)
             # Decoding creates millions of containers; the cyclic GC would rescan them again
             # and again (msgpack docs: disable it around bulk unpacking). Records hold no cycles.
             was_enabled = gc.isenabled()
             gc.disable()
             try:
-                records = [rec for _len, _crc, rec in zip(it, it, it, strict=False)]
+                records = self._decode(mv, start, good_end, ends, fields)
             finally:
                 if was_enabled:
                     gc.enable()
         return Chunk(seg.number, start, ends, records, closed)
 
+
+    @staticmethod
+    def _decode(mv: memoryview, start: int, good_end: int, ends: list[int],
+                fields: tuple[str, ...] | None) -> list[Any]:
+        if fields is not None and _FIELDS_TWIN is not None:
+            try:
+                return list(_FIELDS_TWIN.pick_frames(mv, ends, start, FRAME_HEAD_LEN, fields))
+            except ValueError:
+                pass  # something it does not read: msgpack decodes the whole chunk
+        unpacker = msgpack.Unpacker(None, raw=False, max_buffer_size=len(mv) + 1)
+        unpacker.feed(mv[start:good_end])
+        it = iter(unpacker)
+        return [rec for _len, _crc, rec in zip(it, it, it, strict=False)]
+
+
+# the compiled field picker (charging/journal/fields.py), used when a caller names its fields
+_FIELDS_TWIN = load("journal_fields")
 
 READ_STEP = 1 << 20
 _TRUNCATED = ("truncated frame header", "truncated record")

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from charging.journal import JournalReader, Position
+from charging.journal.fields import REPLAY_FIELDS
 from charging.money import parse_amount
 from charging.store.base import AccountKind, BalanceKind, BalanceSpec
 
@@ -113,7 +114,7 @@ def replay(store: Any, reader: JournalReader, after: Position | None) -> tuple[i
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        for chunk in reader.chunks(after):
+        for chunk in reader.chunks(after, fields=REPLAY_FIELDS):
             for rec in chunk.records:
                 if rec.get("type") == "account":
                     apply_account_record(store, rec)

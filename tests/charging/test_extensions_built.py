@@ -10,7 +10,7 @@ import pytest
 
 import cython_ext
 
-TWINS = ["rating", "store_ops", "store_results", "journal_scan", "journal_frame",
+TWINS = ["rating", "store_ops", "store_results", "journal_scan", "journal_frame", "journal_fields",
          "charging_slice"]
 
 
