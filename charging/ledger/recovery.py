@@ -15,6 +15,7 @@ Redis store (the op runs in Redis *before* the journal append):
 from __future__ import annotations
 
 import gc
+import logging
 import os
 import re
 import time
@@ -26,6 +27,8 @@ from charging.journal import JournalReader, Position
 from charging.journal.fields import REPLAY_FIELDS
 from charging.money import parse_amount
 from charging.store.base import AccountKind, BalanceKind, BalanceSpec
+
+_log = logging.getLogger("icx.ledger")
 
 SNAPSHOT_RE = re.compile(r"^snapshot-(\d{12})-(\d{12})\.msgpack$")
 KEEP_SNAPSHOTS = 2
@@ -104,10 +107,18 @@ def apply_account_record(store: Any, rec: dict[str, Any]) -> None:
                               list(rec.get("identities", [])))
 
 
+PROGRESS_SECONDS = 2.0
+
+
 def replay(store: Any, reader: JournalReader, after: Position | None) -> tuple[int, Position]:
-    """Re-apply every record after ``after`` to the embedded store; return (applied, end)."""
-    applied = 0
+    """Re-apply every record after ``after`` to the embedded store; return (applied, end).
+
+    A long replay (minutes of traffic since the last snapshot) says how far it got every
+    ``PROGRESS_SECONDS`` on the ``icx.ledger`` logger, so a starting server is not taken for a
+    hung one."""
+    applied = seen = 0
     end = after or Position(0, 0)
+    t0 = last = time.monotonic()
     # Replay builds the idempotency cache: millions of long-lived tuples the cyclic GC would
     # scan again and again (measured: 23 -> 14 us per record replayed). They hold no cycles,
     # so the collector is paused until the journal is read.
@@ -123,6 +134,12 @@ def replay(store: Any, reader: JournalReader, after: Position | None) -> tuple[i
                     if store.apply_record(rec):
                         applied += 1
             end = chunk.end
+            seen += len(chunk.records)
+            now = time.monotonic()
+            if now - last >= PROGRESS_SECONDS:
+                last = now
+                _log.info("replaying the journal: %d records in %.1f s (%.0f/s), at %s",
+                          seen, now - t0, seen / (now - t0), end)
     finally:
         if was_enabled:
             gc.enable()

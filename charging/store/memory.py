@@ -43,6 +43,7 @@ awaited reserve+commit pair, 11.3k -> 8.3k through the synchronous methods.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import heapq
 from collections.abc import Mapping
 from pathlib import Path
@@ -620,8 +621,15 @@ class MemoryStore:
 
     def restore(self, path: str | Path) -> Any:
         """Replace the state with a snapshot's; return the journal position it covers."""
-        state = snap.read(Path(path))
-        return snap.load_state(self, state)
+        # Millions of containers that hold no cycles: the cyclic GC's passes over them while
+        # they were read and converted took 3.3 of 4.4 s (870k cached ops, a 93 MB snapshot).
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return snap.load_state(self, snap.read(Path(path)))
+        finally:
+            if was_enabled:
+                gc.enable()
 
     async def close(self) -> None:
         return None

@@ -207,3 +207,27 @@ def test_journal_failure_stops_money_moving(tmp_path: Path) -> None:
         await journal.close()
 
     asyncio.run(main())
+
+
+def test_long_replay_says_how_far_it_got(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                         caplog: pytest.LogCaptureFixture) -> None:
+    from charging.ledger import recovery
+
+    async def main() -> None:
+        ledger, journal = await open_ledger(tmp_path)
+        await ledger.create_account("a1", AccountKind.PREPAID_SUBSCRIBER, [EUR], now=T0)
+        for i in range(5):
+            await ledger.debit(f"d{i}", "a1", "EUR", 1, now=T0)
+        await journal.close()  # a crash: no snapshot after the ops
+        monkeypatch.setattr(recovery, "PROGRESS_SECONDS", 0.0)
+        caplog.set_level("INFO", logger="icx.ledger")
+        journal = await Journal.open(tmp_path / "journal")
+        ledger = Ledger(MemoryStore(), journal, snapshot_dir=tmp_path / "snapshots")
+        report = await ledger.recover(now=T0)
+        assert report.replayed == 6
+        lines = [r.getMessage() for r in caplog.records if "replaying the journal" in r.message]
+        assert lines and "6 records" in lines[-1]
+        await ledger.close()
+        await journal.close()
+
+    asyncio.run(main())
