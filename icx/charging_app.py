@@ -158,6 +158,12 @@ async def build_charging(settings: Settings, data_dir: Path, *, admin: bool = Tr
     metrics.gauge("icx_snapshot_failures_total",
                   "Embedded-store snapshots that failed since start (see the log).",
                   lambda: ledger.stats["snapshot_failures"])
+    metrics.gauge("icx_snapshot_fork_seconds",
+                  "How long the event loop stopped for the last snapshot's fork.",
+                  lambda: ledger.stats["snapshot_fork_us"] / 1e6)
+    metrics.gauge("icx_snapshot_fork_seconds_max",
+                  "The longest stop of the event loop for a snapshot's fork since start.",
+                  lambda: ledger.stats["snapshot_fork_us_max"] / 1e6)
     app = ChargingApp(engine=engine, store=store, journal=journal, ledger=ledger,
                       service=service, agent=agent)
     tune_gc()

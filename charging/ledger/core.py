@@ -114,7 +114,7 @@ class Ledger(SyncOps):
         self._unconfirmed: dict[str, None] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self.stats = {"ops": 0, "replayed": 0, "journaled": 0, "expired": 0, "snapshots": 0,
-                      "snapshot_failures": 0}
+                      "snapshot_failures": 0, "snapshot_fork_us": 0, "snapshot_fork_us_max": 0}
 
     # ------------------------------------------------------------------ metadata
     def _meta_of(self, account: str, balance: str) -> tuple[bool, str | None]:
@@ -451,7 +451,14 @@ class Ledger(SyncOps):
             path = recovery.snapshot_path(self.snapshot_dir, pos)
             tmp = snap.temp_path(path)
             if snap.CAN_FORK:
-                pid, err_fd = snap.fork_dump(self.store, where, tmp)  # (no loop stall)
+                # the loop stalls for the fork itself (it copies the page tables): measured,
+                # as it grows with RSS (docs/balances-and-journal.md)
+                t0 = time.perf_counter()
+                pid, err_fd = snap.fork_dump(self.store, where, tmp)
+                fork_us = round((time.perf_counter() - t0) * 1e6)
+                self.stats["snapshot_fork_us"] = fork_us
+                self.stats["snapshot_fork_us_max"] = max(fork_us,
+                                                         self.stats["snapshot_fork_us_max"])
             else:
                 state = snap.dump_state(self.store, where)
         finally:

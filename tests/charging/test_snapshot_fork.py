@@ -98,6 +98,8 @@ def test_a_failed_child_publishes_nothing(tmp_path: Path,
         monkeypatch.undo()
         assert (await ledger.debit("d2", "a1", "EUR", 1, now=T0)).ok
         assert await ledger.snapshot() is not None
+        # the loop's stop for each fork is measured (/metrics: icx_snapshot_fork_seconds)
+        assert 0 < ledger.stats["snapshot_fork_us"] <= ledger.stats["snapshot_fork_us_max"]
         await ledger.close()
         await journal.close()
 

@@ -101,6 +101,7 @@ def test_admin_api_and_cli(server: Server) -> None:
         assert "icx_active_sessions 0" in metrics and "icx_journal_lag_bytes" in metrics
         assert "icx_snapshot_failures_total 0" in metrics
         assert "icx_snapshots_total " in metrics
+        assert "icx_snapshot_fork_seconds " in metrics and "icx_snapshot_fork_seconds_max " in metrics
         # bad input -> exit 2
         assert runner.invoke(cli, ["balance", "topup", "41790000005", "abc", *admin]).exit_code == 2
         assert runner.invoke(cli, ["balance", "show", "nobody", *admin]).exit_code == 2

@@ -1,0 +1,69 @@
+"""cython_ext/arena.pyx: Python's arenas from one huge-page region (`[server] huge_page_heap`).
+
+Each check runs in a fresh interpreter: the allocator, once installed, serves the whole
+process."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import cython_ext
+
+ROOT = Path(__file__).resolve().parents[2]
+arena = cython_ext.load("arena")
+pytestmark = pytest.mark.skipif(arena is None, reason="cython_ext.arena not built or "
+                                "ICX_NO_EXTENSIONS=1")
+
+CHILD = r"""
+import gc, os, sys
+from cython_ext import arena
+assert arena.install() is True and arena.install() is True   # twice is harmless
+base, size = arena.region()
+assert base and size
+def made_here(n):
+    objs = [("k" * 30 + str(i), i, float(i)) for i in range(n)]
+    inside = sum(base <= id(o) < base + size for o in objs)
+    return objs, inside
+objs, inside = made_here(500_000)
+assert inside > 0.9 * len(objs), (inside, len(objs))   # new objects live in the region
+used, served, arena_size = arena.stats()
+assert served > 0 and arena_size > 0 and used >= served * arena_size
+del objs
+gc.collect()
+_, served_after, _ = arena.stats()
+assert served_after < served                            # emptied arenas come back...
+objs, inside = made_here(500_000)
+assert arena.stats()[0] == used                         # ...and are used again
+pid = os.fork()                                         # a forked child runs on it
+if pid == 0:
+    more = [str(i) for i in range(100_000)]
+    os._exit(0 if len(more) == 100_000 else 1)
+assert os.waitpid(pid, 0)[1] == 0
+huge = int(open("/proc/self/smaps_rollup").read().split("AnonHugePages:")[1].split()[0])
+print(huge)
+"""
+
+
+def _thp() -> str:
+    try:
+        text = Path("/sys/kernel/mm/transparent_hugepage/enabled").read_text()
+    except OSError:
+        return ""
+    return text[text.find("[") + 1:text.find("]")]
+
+
+def test_arenas_come_from_the_region_are_reused_and_survive_fork() -> None:
+    out = subprocess.run([sys.executable, "-c", CHILD], cwd=ROOT, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    huge_kb = int(out.stdout.split()[-1])
+    if _thp() in ("always", "madvise"):
+        # the kernel backs the advised region with 2 MiB pages (when it has them free)
+        assert huge_kb > 0
+    else:
+        pytest.skip(f"transparent huge pages are {_thp() or 'unknown'} here: the region "
+                    "works, on 4 KiB pages")
