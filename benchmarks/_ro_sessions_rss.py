@@ -35,6 +35,11 @@ async def run(n: int, config: str) -> dict[str, object]:
     accounts.write_text('[[range]]\nfirst = "41790000001"\nlast = "41790000999"\n'
                         'amount = "1000000.00"\n')
     settings = load_settings(config)
+    if settings.server.huge_page_heap:
+        # as `icx serve` runs: Python's heap on huge pages (RSS grows by 2 MiB pages there)
+        from icx.commands.serve import install_huge_page_heap
+
+        install_huge_page_heap()
     settings = dataclasses.replace(
         settings, accounts=AccountsSection(files=(str(accounts),)),
         journal=dataclasses.replace(settings.journal, fsync=False))

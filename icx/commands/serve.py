@@ -31,7 +31,7 @@ def _new_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
-def _huge_page_heap() -> None:
+def install_huge_page_heap() -> None:
     """Serve Python's object arenas from one huge-page region (cython_ext/arena.pyx), before
     the stack is imported and built, so most of the heap lands there."""
     import cython_ext
@@ -125,7 +125,7 @@ def serve(config: str, data_dir: str | None, charging: bool) -> None:
         sys.exit(2)
     logging_setup.configure(settings.server.log_format, settings.server.log_level)
     if settings.server.huge_page_heap:
-        _huge_page_heap()
+        install_huge_page_heap()
     directory = settings.data_dir(data_dir)
     with asyncio.Runner(loop_factory=_new_loop) as runner:
         code = runner.run(_serve(settings, directory, charging))
