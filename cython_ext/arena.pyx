@@ -15,6 +15,7 @@ does not shrink after a peak. When the region is full, or the size is not the ar
 the previous allocator serves. No Python twin: without it the default allocator runs.
 """
 
+from libc.errno cimport errno
 from libc.stdint cimport uintptr_t
 
 cdef extern from "Python.h":
@@ -108,6 +109,23 @@ def install(size_t reserve_bytes=64 * 1024 * 1024 * 1024):
     mine.free = _release
     PyObject_SetArenaAllocator(&mine)
     return True
+
+
+def collapse():
+    """Ask the kernel to rebuild the region's huge pages now (``MADV_COLLAPSE``, Linux 6.1+).
+    A fork's copy-on-write splits every huge page the parent writes to while the child runs,
+    so after a snapshot the next fork would copy 4 KiB entries again. Blocks while the kernel
+    copies (call it off the event loop: the GIL is released). Returns 0, or the errno (e.g.
+    EINVAL on an older kernel, EAGAIN when no huge page was free): advisory either way."""
+    cdef size_t length = (_used + HUGE - 1) & ~(<size_t>HUGE - 1)
+    cdef int rc
+    if _base == NULL or length == 0:
+        return 0
+    with nogil:
+        rc = madvise(<void *>_base, length, 25)  # MADV_COLLAPSE (asm-generic/mman-common.h)
+        if rc != 0:
+            rc = errno
+    return rc
 
 
 def stats():

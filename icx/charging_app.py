@@ -17,6 +17,7 @@ from typing import Any
 
 import structlog
 
+import cython_ext
 from charging.accounts_file import load_accounts, provision
 from charging.journal import Journal
 from charging.ledger import Ledger
@@ -158,6 +159,12 @@ async def build_charging(settings: Settings, data_dir: Path, *, admin: bool = Tr
     metrics.gauge("icx_snapshot_failures_total",
                   "Embedded-store snapshots that failed since start (see the log).",
                   lambda: ledger.stats["snapshot_failures"])
+    arena = cython_ext.load("arena")
+    if arena is not None and arena.region()[1]:
+        # the huge-page heap is on (icx serve, [server] huge_page_heap): after each snapshot,
+        # rebuild the huge pages its copy-on-write split, or the next fork copies 4 KiB
+        # entries again (measured on 860 MB: 22.6 ms -> 2.2 ms; the collapse took 0.3 s)
+        ledger.after_fork_snapshot = arena.collapse
     metrics.gauge("icx_snapshot_fork_seconds",
                   "How long the event loop stopped for the last snapshot's fork.",
                   lambda: ledger.stats["snapshot_fork_us"] / 1e6)

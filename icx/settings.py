@@ -23,7 +23,7 @@ class ServerSection:
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     # Python's object heap in one huge-page region (cython_ext/arena.pyx): a snapshot's fork
-    # then copies 512x fewer page-table entries (~20 ms per GB of RSS -> ~1 ms per GB).
+    # then copies 512x fewer page-table entries (~20 ms per GB of RSS -> ~4 ms per GB).
     huge_page_heap: bool = True
 
 

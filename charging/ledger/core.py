@@ -85,6 +85,9 @@ class Ledger(SyncOps):
         self.snapshot_seconds = snapshot_seconds
         self.expiry_interval = expiry_interval
         self.on_low_balance = on_low_balance
+        # Run in a worker thread after each forked snapshot's child is gone (icx serve: rebuild
+        # the huge pages the fork's copy-on-write split, cython_ext/arena.pyx collapse()).
+        self.after_fork_snapshot: Callable[[], Any] | None = None
         self.events: asyncio.Queue[LowBalance] = asyncio.Queue(maxsize=events_max)
         self.clock = clock
         self._ids = RecordIds(node)
@@ -467,7 +470,11 @@ class Ledger(SyncOps):
         loop = asyncio.get_running_loop()
         if pid:
             # the child first (always reaped, even when the journal fails), then durability
-            await loop.run_in_executor(None, snap.reap, pid, err_fd, tmp)
+            try:
+                await loop.run_in_executor(None, snap.reap, pid, err_fd, tmp)
+            finally:
+                if self.after_fork_snapshot is not None:
+                    await loop.run_in_executor(None, self.after_fork_snapshot)
             try:
                 await self.journal.wait_durable(pos)
             except BaseException:

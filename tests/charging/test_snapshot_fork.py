@@ -100,6 +100,15 @@ def test_a_failed_child_publishes_nothing(tmp_path: Path,
         assert await ledger.snapshot() is not None
         # the loop's stop for each fork is measured (/metrics: icx_snapshot_fork_seconds)
         assert 0 < ledger.stats["snapshot_fork_us"] <= ledger.stats["snapshot_fork_us_max"]
+        # and the after-fork hook runs once the child is gone, failed child or not
+        seen: list[int] = []
+        ledger.after_fork_snapshot = lambda: seen.append(len(seen))
+        assert await ledger.snapshot() is not None
+        monkeypatch.setattr(snap, "dump_state", broken)
+        with pytest.raises(snap.SnapshotError):
+            await ledger.snapshot()
+        monkeypatch.undo()
+        assert seen == [0, 1]
         await ledger.close()
         await journal.close()
 
