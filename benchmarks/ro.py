@@ -126,19 +126,29 @@ def server_hist(admin_port: int) -> dict[str, float]:
             out["sum"] = float(line.rsplit(" ", 1)[1])
         elif line.startswith('icx_diameter_request_seconds_count{command="CCR"}'):
             out["count"] = float(line.rsplit(" ", 1)[1])
+        elif line.startswith(("icx_snapshots_total ", "icx_snapshot_fork_seconds_max ")):
+            name, value = line.split(" ", 1)
+            out[name] = float(value)
     return out
+
 
 def server_share(h0: dict[str, float], h1: dict[str, float]) -> dict[str, Any]:
     """Between two :func:`server_hist` readings: the share of CCRs the server itself (from
     the request's hand-over to the responder to its durability callback) finished within 5,
     25, 100 ms and 1 s, and its mean in ms. Client latency minus this is time before the
-    server looked at the request (socket buffers, a loop turn still busy)."""
+    server looked at the request (socket buffers, a loop turn still busy). Also how many
+    snapshots the server cut in between and its longest fork stall so far: a young server
+    cuts them by record count, and each one's fork stops the loop."""
     n = h1.get("count", 0.0) - h0.get("count", 0.0)
     if not n:
         return {}
     out: dict[str, Any] = {f"le_{le}s": round((h1[le] - h0.get(le, 0.0)) / n, 3)
                            for le in ("0.005", "0.025", "0.1", "1.0") if le in h1}
     out["mean_ms"] = round((h1.get("sum", 0.0) - h0.get("sum", 0.0)) / n * 1e3, 1)
+    if "icx_snapshots_total" in h1:
+        out["snapshots"] = int(h1["icx_snapshots_total"] - h0.get("icx_snapshots_total", 0.0))
+    if "icx_snapshot_fork_seconds_max" in h1:
+        out["fork_max_ms_since_start"] = round(h1["icx_snapshot_fork_seconds_max"] * 1e3, 1)
     return out
 
 
