@@ -37,9 +37,9 @@ async def run(n: int, config: str) -> dict[str, object]:
     settings = load_settings(config)
     if settings.server.huge_page_heap:
         # as `icx serve` runs: Python's heap on huge pages (RSS grows by 2 MiB pages there)
-        from icx.commands.serve import install_huge_page_heap
+        from icx import huge_pages
 
-        install_huge_page_heap()
+        huge_pages.install()
     settings = dataclasses.replace(
         settings, accounts=AccountsSection(files=(str(accounts),)),
         journal=dataclasses.replace(settings.journal, fsync=False))

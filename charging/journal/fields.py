@@ -1,9 +1,11 @@
-"""Reading only some fields of journal records (recovery needs 6-10 of ~15).
+"""Reading only some fields of journal records (recovery needs 6-10 of a rated record's ~26).
 
 :func:`pick_py` / :func:`pick_frames_py` are the spec; ``cython_ext/journal_fields.pyx`` is their
 compiled twin, which decodes only the wanted fields and steps over the rest (reading was half
 of the replay time: benchmarks/replay.py). Both raise ``ValueError`` on a record they cannot
-read; callers then decode it in full with msgpack.
+read; callers then decode it in full with msgpack. Only the twin is worth calling: the pure
+spec decodes whole records anyway, so without the twin the reader decodes with msgpack
+(:data:`PICK_FRAMES` is None).
 """
 
 from __future__ import annotations
@@ -48,8 +50,6 @@ def pick_frames_py(buf: bytes | memoryview, ends: Iterable[int], start: int, hea
 
 
 _twin = load("journal_fields")
-#: The compiled twins when built (same contract), else the references above.
-pick: Callable[[bytes | memoryview, tuple[str, ...]], dict[Any, Any]] = (
-    _twin.pick if _twin is not None else pick_py)
-pick_frames: Callable[..., list[dict[Any, Any]]] = (
-    _twin.pick_frames if _twin is not None else pick_frames_py)
+#: The compiled :func:`pick_frames_py` when built and enabled, else None.
+PICK_FRAMES: Callable[..., list[dict[Any, Any]]] | None = (
+    _twin.pick_frames if _twin is not None else None)

@@ -34,6 +34,7 @@ from typing import Any
 
 import msgpack
 
+from charging.journal.fields import PICK_FRAMES
 from charging.journal.framing import FRAME_HEAD_LEN, HEADER_LEN, check_header, scan_frames
 from charging.journal.segments import (
     START,
@@ -42,7 +43,6 @@ from charging.journal.segments import (
     SegmentInfo,
     list_segments,
 )
-from cython_ext import load
 
 
 def _scanner() -> Any:
@@ -163,13 +163,12 @@ class JournalReader:
                     gc.enable()
         return Chunk(seg.number, start, ends, records, closed)
 
-
     @staticmethod
     def _decode(mv: memoryview, start: int, good_end: int, ends: list[int],
                 fields: tuple[str, ...] | None) -> list[Any]:
-        if fields is not None and _FIELDS_TWIN is not None:
+        if fields is not None and PICK_FRAMES is not None:
             try:
-                return list(_FIELDS_TWIN.pick_frames(mv, ends, start, FRAME_HEAD_LEN, fields))
+                return PICK_FRAMES(mv, ends, start, FRAME_HEAD_LEN, fields)
             except ValueError:
                 pass  # something it does not read: msgpack decodes the whole chunk
         unpacker = msgpack.Unpacker(None, raw=False, max_buffer_size=len(mv) + 1)
@@ -177,9 +176,6 @@ class JournalReader:
         it = iter(unpacker)
         return [rec for _len, _crc, rec in zip(it, it, it, strict=False)]
 
-
-# the compiled field picker (charging/journal/fields.py), used when a caller names its fields
-_FIELDS_TWIN = load("journal_fields")
 
 READ_STEP = 1 << 20
 _TRUNCATED = ("truncated frame header", "truncated record")

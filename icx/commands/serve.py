@@ -16,7 +16,7 @@ import click
 import structlog
 
 from diameter.transport_sctp import TransportUnavailable
-from icx import logging_setup
+from icx import huge_pages, logging_setup
 from icx.config_loader import ConfigError
 from icx.settings import Settings, load_settings
 
@@ -29,29 +29,6 @@ def _new_loop() -> asyncio.AbstractEventLoop:
     except ImportError:  # pragma: no cover - uvloop is a dependency
         return asyncio.new_event_loop()
     return uvloop.new_event_loop()
-
-
-def install_huge_page_heap() -> None:
-    """Serve Python's object arenas from one huge-page region (cython_ext/arena.pyx), before
-    the stack is imported and built, so most of the heap lands there."""
-    import cython_ext
-
-    arena = cython_ext.load("arena")
-    if arena is None:
-        log.info("icx.huge_page_heap", installed=False, reason="cython_ext.arena not built")
-        return
-    installed = arena.install()
-    log.info("icx.huge_page_heap", installed=installed, thp=_thp_mode())
-
-
-def _thp_mode() -> str:
-    """The kernel's transparent-huge-page mode ("always", "madvise", "never"; "" unknown)."""
-    try:
-        text = Path("/sys/kernel/mm/transparent_hugepage/enabled").read_text()
-    except OSError:
-        return ""
-    start, end = text.find("["), text.find("]")
-    return text[start + 1:end] if 0 <= start < end else ""
 
 
 async def _serve(settings: Settings, data_dir: Path, charging: bool) -> int:
@@ -125,7 +102,7 @@ def serve(config: str, data_dir: str | None, charging: bool) -> None:
         sys.exit(2)
     logging_setup.configure(settings.server.log_format, settings.server.log_level)
     if settings.server.huge_page_heap:
-        install_huge_page_heap()
+        huge_pages.install()
     directory = settings.data_dir(data_dir)
     with asyncio.Runner(loop_factory=_new_loop) as runner:
         code = runner.run(_serve(settings, directory, charging))

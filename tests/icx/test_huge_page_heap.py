@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import cython_ext
+from icx.huge_pages import thp_mode
 
 ROOT = Path(__file__).resolve().parents[2]
 arena = cython_ext.load("arena")
@@ -53,24 +54,16 @@ print(rc, huge)
 """
 
 
-def _thp() -> str:
-    try:
-        text = Path("/sys/kernel/mm/transparent_hugepage/enabled").read_text()
-    except OSError:
-        return ""
-    return text[text.find("[") + 1:text.find("]")]
-
-
 def test_arenas_come_from_the_region_are_reused_and_survive_fork() -> None:
     out = subprocess.run([sys.executable, "-c", CHILD], cwd=ROOT, capture_output=True,
                          text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     rc, huge_kb = (int(x) for x in out.stdout.split()[-2:])
-    if _thp() in ("always", "madvise"):
+    if thp_mode() in ("always", "madvise"):
         if huge_kb == 0 and rc == 11:  # EAGAIN: the kernel had no free 2 MiB page
             pytest.skip("no free huge page on this machine right now (MADV_COLLAPSE: EAGAIN)")
         # the kernel backs the advised region with 2 MiB pages
         assert huge_kb > 0, f"collapse() = {rc}"
     else:
-        pytest.skip(f"transparent huge pages are {_thp() or 'unknown'} here: the region "
+        pytest.skip(f"transparent huge pages are {thp_mode() or 'unknown'} here: the region "
                     "works, on 4 KiB pages")
