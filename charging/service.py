@@ -360,16 +360,11 @@ class ChargingService(OnlineCharging, EventsAndOffline, ServiceCore):
         if session is not None and req.verb is not _EVENT and not req.offline:
             if session.answer is not None and session.answer_n != req.request_number:
                 # the previous answer moves to the global cache under its own key
-                self._answers[session.answer_key] = session.answer
+                self.keep_answer(session.answer_key, session.answer)
             session.answer_n, session.answer = req.request_number, result
             session.answer_key = key
         else:
-            self._answers[key] = result
-        answers = self._answers
-        excess = len(answers) - self.config.answer_cache_size
-        while excess > 0:  # FIFO eviction, oldest first
-            answers.popitem(last=False)
-            excess -= 1
+            self.keep_answer(key, result)
 
 
 async def _ready(result: ChargingResult) -> ChargingResult:

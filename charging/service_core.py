@@ -91,10 +91,15 @@ class ServiceCore:
         # SessionTable.get without the method frame (the per-request lookups)
         self._session_of = self.sessions.getter()
         self.offline = SessionTable()
-        # FIFO-bounded caches: OrderedDict.popitem(last=False) evicts the oldest in O(1)
-        # (copying a full dict's keys per request cost O(cache size) once it was full).
-        self._answers: OrderedDict[str, ChargingResult] = OrderedDict()
-        self._closed_offline: OrderedDict[str, None] = OrderedDict()  # Rf sessions stopped
+        # FIFO-bounded answer cache: a dict plus a deque of its keys in insertion order
+        # (evict: del answers[order.popleft()], O(1)). Not an OrderedDict: it rebuilds its
+        # node index, one hash lookup per entry, whenever its dict resizes (a few ms of loop
+        # stall every ~2 s at 10k CCR/s); a dict's own resize only moves entries. Insert
+        # with keep_answer(); the compiled twin (cython_ext/charging_slice.pyx) does the same.
+        self._answers: dict[str, ChargingResult] = {}
+        self._answer_order: collections.deque[str] = collections.deque()
+        # Rf sessions stopped (FIFO-bounded; Rf rates only: an OrderedDict is fine here)
+        self._closed_offline: OrderedDict[str, None] = OrderedDict()
         # Session-Id -> waiters of the request in progress (None: nobody waits). A request
         # of a session absent here runs at once; no lock object, no future on that path.
         self._busy: dict[str, collections.deque[asyncio.Future[None]] | None] = {}
@@ -118,6 +123,20 @@ class ServiceCore:
         # that the session's balance is on the synchronous ops (sync_ready).
         self._fast: Any = (_slice.FastPath(self).decide
                            if _slice is not None and self._sync_ledger else None)
+
+    def keep_answer(self, key: str, result: ChargingResult) -> None:
+        """Remember *result* under *key* for retransmits, evicting the oldest past
+        ``answer_cache_size``. A key already there keeps its place (FIFO by first insert)."""
+        answers = self._answers
+        n = len(answers)
+        answers[key] = result
+        order = self._answer_order
+        if len(answers) != n:
+            order.append(key)
+        excess = len(order) - self.config.answer_cache_size
+        while excess > 0:  # FIFO eviction, oldest first
+            answers.pop(order.popleft(), None)
+            excess -= 1
 
     def _count(self, name: str) -> None:
         self.counters[name] = self.counters.get(name, 0) + 1

@@ -83,7 +83,7 @@ class OnlineCharging(ServiceCore):
             self._killed.pop(session.id, None)
         if session.answer is not None:
             # its last answer stays findable for retransmits (facts B5), like older ones
-            self._answers[session.answer_key] = session.answer
+            self.keep_answer(session.answer_key, session.answer)
 
     async def _update(self, session: Session, req: ChargingRequest, key: str,
                       now: float) -> ChargingResult:

@@ -1203,6 +1203,7 @@ cdef class FastPath:
     service's ``config`` or ``ledger`` is replaced. ``decide`` is the entry point."""
 
     cdef object svc, cfg, ledger, journal, ids, answers, sessions_table, deck_of, store
+    cdef object answer_order  # svc._answer_order: the answers' keys, oldest first
     cdef dict latest  # the rater's latest deck versions (RatingEngine._latest), or None
     cdef object currency_of, deck_currency  # the deck version whose currency is kept
     cdef dict sessions, busy, counters, texts, quotas, accounts_seen, meta, stats
@@ -1226,6 +1227,7 @@ cdef class FastPath:
         self.sessions_table = svc.sessions
         self.sessions = svc.sessions._sessions
         self.answers = svc._answers
+        self.answer_order = svc._answer_order
         self.busy = svc._busy
         self.counters = svc.counters
         self.texts = svc._texts
@@ -1573,7 +1575,7 @@ cdef class FastPath:
             self.sessions.pop(sid, None)
             answer = ses(session, S_ANSWER)
             if answer is not None:
-                self.answers[ses(session, S_ANSWER_KEY)] = answer
+                self._keep(ses(session, S_ANSWER_KEY), answer)
             self._remember(req, key, None, result)
             return result
         r = self._reserved(session, req, su, grant, want, (<tuple>pre)[1], used_cost)
@@ -1788,24 +1790,33 @@ cdef class FastPath:
         cr_set(res, CR_MESSAGE, "")
         return res
 
+    cdef int _keep(self, key, result) except -1:
+        """ServiceCore.keep_answer: the dict plus its FIFO deque of keys."""
+        cdef dict answers = self.answers
+        cdef Py_ssize_t n = len(answers)
+        answers[key] = result
+        order = self.answer_order
+        if len(answers) != n:
+            order.append(key)
+        excess = len(order) - self.answer_cache_size
+        while excess > 0:  # FIFO eviction, oldest first
+            answers.pop(order.popleft(), None)
+            excess -= 1
+        return 0
+
     cdef int _remember(self, req, str key, session, result) except -1:
         """ChargingService._remember (session: the open session of the request, or None)."""
-        answers = self.answers
         untrack_result(result, _ChargingResult, _UnitsResult)  # gc_untrack.pxi
         n = rq(req, R_REQUEST_NUMBER)
         if session is not None:
             answer = ses(session, S_ANSWER)
             if answer is not None and ses(session, S_ANSWER_N) != n:
-                answers[ses(session, S_ANSWER_KEY)] = answer
+                self._keep(ses(session, S_ANSWER_KEY), answer)
             ses_set(session, S_ANSWER_N, n)
             ses_set(session, S_ANSWER, result)
             ses_set(session, S_ANSWER_KEY, key)
         else:
-            answers[key] = result
-        excess = len(answers) - self.answer_cache_size
-        while excess > 0:
-            answers.popitem(last=False)
-            excess -= 1
+            self._keep(key, result)
         return 0
 
     # ------------------------------------------------------------------ ledger helpers

@@ -470,6 +470,7 @@ cdef class Lane:
             entry = (now, None)
             untrack_atomic_tuple(entry)
             entries[key] = entry
+            dups._order.append(key)  # list(_order) == list(_entries) (diameter/duplicates.py)
             if now < dups._oldest:
                 dups._oldest = now
             if len(entries) > dups.max_entries:

@@ -193,7 +193,8 @@ async def _run(app: ChargingApp, traffic: list[tuple[str, Any, float]],
         for s in svc.sessions)
     return {"results": results, "records": records, "balances": balances,
             "sessions": sessions, "counters": dict(svc.counters),
-            "stats": dict(app.ledger.stats), "answers": list(svc._answers.items())}
+            "stats": dict(app.ledger.stats), "answers": list(svc._answers.items()),
+            "answer_order": list(svc._answer_order)}
 
 
 def _stack_run(tmp: Path, traffic: list[tuple[str, Any, float]], fast: bool) -> Any:

@@ -27,6 +27,7 @@ def test_event_retransmit_after_the_answer_cache_forgot_it_is_not_charged_twice(
         first = await svc.handle(req, now=T0)
         assert first.ok and first.cost == 100_000
         svc._answers.clear()  # what an evicted entry or a restarted process looks like
+        svc._answer_order.clear()
         again = await svc.handle(req, now=T0 + 1)
         assert again is not first  # really decided again, not served from the cache
         assert again.ok and again.cost == first.cost

@@ -96,6 +96,7 @@ def test_claim_matches_lookup_then_begin(ops: list[tuple[str, int, float]], life
             cache.abandon(k)
             model.abandon(k)
         assert list(cache._entries.items()) == list(model.e.items())
+        assert list(cache._order) == list(cache._entries)
 
 
 def test_refused_3004_leaves_no_cache_entry_and_duplicates_still_answered() -> None:

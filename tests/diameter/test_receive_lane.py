@@ -109,7 +109,8 @@ def _run(stream: bytes, cuts: list[int], lane: bool, defer: list[bool]) -> dict[
         return {"wire": b"".join(tr.writes), "seen": seen, "state": conn.state,
                 "counters": (conn.duplicates_answered, conn.duplicates_dropped, conn.too_busy,
                              conn.answers_dropped, conn._frames.frames_total),
-                "inflight": sorted(conn._inflight), "dups": list(conn._dups._entries)}
+                "inflight": sorted(conn._inflight), "dups": list(conn._dups._entries),
+                "dups_order": list(conn._dups._order)}
 
     return asyncio.run(main())
 
