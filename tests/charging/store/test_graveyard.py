@@ -1,0 +1,126 @@
+"""charging/store/graveyard.py: big containers freed a bounded slice at a time, and the
+embedded store and the ledger using it (no 25-35 ms loop stall on an expiry-heap compaction
+or an idempotency epoch's end)."""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from pathlib import Path
+
+from charging.journal import Journal
+from charging.ledger import Ledger
+from charging.ledger import core as ledger_core
+from charging.store.base import AccountKind, BalanceKind, BalanceSpec, to_us
+from charging.store.graveyard import Graveyard
+from charging.store.memory import MemoryStore
+
+NOW = 1_800_000_000.0
+EUR = BalanceSpec("EUR", BalanceKind.MONEY, "EUR", 5_000_000, 0)
+
+
+class Thing:
+    """An entry whose freeing a weak reference can see."""
+
+    __slots__ = ("__weakref__",)
+
+
+def things(n: int) -> tuple[list[Thing], list[weakref.ref[Thing]]]:
+    items = [Thing() for _ in range(n)]
+    return items, [weakref.ref(t) for t in items]
+
+
+def alive(refs: list[weakref.ref[Thing]]) -> int:
+    return sum(r() is not None for r in refs)
+
+
+def test_small_containers_are_freed_at_once() -> None:
+    g = Graveyard()
+    items, refs = things(255)
+    g.bury(items)
+    del items
+    assert not g and g.pending == 0 and alive(refs) == 0
+
+
+def test_reclaim_frees_the_oldest_first_and_no_more_than_the_budget() -> None:
+    g = Graveyard()
+    first, first_refs = things(1000)
+    second, second_refs = things(600)
+    g.bury(first)
+    g.bury({i: t for i, t in enumerate(second)})
+    del first, second
+    assert g.pending == 1600 and alive(first_refs) == 1000 and alive(second_refs) == 600
+    assert g.reclaim(700) == 700
+    assert alive(first_refs) == 300 and alive(second_refs) == 600 and g.pending == 900
+    assert g.reclaim(500) == 500  # the rest of the list, then 200 of the dict
+    assert alive(first_refs) == 0 and alive(second_refs) == 400 and g.pending == 400
+    assert g.reclaim(10_000) == 400
+    assert not g and g.pending == 0 and alive(second_refs) == 0
+    assert g.reclaim(10) == 0
+
+
+def test_past_the_limit_bury_frees_at_once() -> None:
+    g = Graveyard(limit=1000)
+    first, first_refs = things(800)
+    second, second_refs = things(800)
+    g.bury(first)
+    g.bury(second)
+    del first, second
+    assert g.pending == 1000
+    assert alive(first_refs) == 200 and alive(second_refs) == 800
+    assert g.reclaim_all() == 1000
+    assert not g and g.pending == 0 and alive(first_refs) + alive(second_refs) == 0
+
+
+def test_heap_compaction_keeps_live_holds_and_buries_the_stale_heap() -> None:
+    async def body() -> None:
+        s = MemoryStore()
+        await s.create_account("a", AccountKind.PREPAID_SUBSCRIBER, [EUR])
+        assert (await s.reserve("k1", "a", "EUR", "live", 10, ttl=30, now=NOW)).ok
+        stale = [(to_us(NOW + 500 + i), "a", "EUR", f"gone{i}") for i in range(120_000)]
+        s._heap.extend(stale)
+        del stale
+        assert await s.expire_reservations(now=NOW + 1) == []  # compacts
+        assert s._heap == [(to_us(NOW + 30), "a", "EUR", "live")]
+        assert s.graveyard.pending >= 120_000  # the old heap waits for reclaim()
+        expired = await s.expire_reservations(now=NOW + 31)  # the live hold still expires
+        assert [h.reservation for r in expired for h in r.holds] == ["live"]
+        s.graveyard.reclaim_all()
+        assert not s.graveyard
+
+    asyncio.run(body())
+
+
+def test_an_epochs_end_buries_the_old_keys_and_keeps_the_retention() -> None:
+    async def body() -> None:
+        s = MemoryStore(retention=3600, session_retention=60)
+        await s.create_account("a", AccountKind.PREPAID_SUBSCRIBER, [EUR])
+        for i in range(300):
+            assert (await s.debit(f"d{i}", "a", "EUR", 1, now=NOW)).ok
+        assert s.prune(NOW + 61) == 0 and not s.graveyard  # the keys move to the old epoch
+        assert (await s.debit("d7", "a", "EUR", 1, now=NOW + 61)).replayed
+        assert s.prune(NOW + 121) == 300  # forgotten: their dict is buried, not freed
+        assert s.graveyard.pending == 300
+        assert not (await s.debit("d7", "a", "EUR", 1, now=NOW + 121)).replayed
+        assert s.graveyard.reclaim(1000) == 300 and not s.graveyard
+
+    asyncio.run(body())
+
+
+def test_the_ledger_reclaims_the_embedded_stores_graveyard(tmp_path: Path) -> None:
+    async def body() -> None:
+        journal = await Journal.open(tmp_path / "journal")
+        ledger = Ledger(MemoryStore(), journal, snapshot_dir=tmp_path / "snapshots")
+        await ledger.recover(now=NOW)
+        ledger.start()
+        try:
+            items, refs = things(4 * ledger_core.RECLAIM_BUDGET)
+            ledger.store.graveyard.bury(items)
+            del items
+            await asyncio.sleep(ledger_core.RECLAIM_IDLE + 0.5)
+            assert not ledger.store.graveyard and alive(refs) == 0
+        finally:
+            await ledger.close()
+            await journal.close()
+
+    asyncio.run(body())
