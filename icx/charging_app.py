@@ -27,6 +27,7 @@ from charging.service import ChargingService, ServiceConfig
 from charging.store import open_store as open_backend
 from charging.store.common import DEFAULT_RETENTION
 from icx.commands.rates import engine_from_settings, import_configured_decks
+from icx.loop_health import LoopHealth
 from icx.settings import Settings
 from mediation.admin_http import build_app, start_admin
 from mediation.agent import ChargingAgent
@@ -49,8 +50,11 @@ class ChargingApp:
     admin: Any = None  # aiohttp AppRunner
     admin_port: int | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    health: LoopHealth | None = None  # loop lag and GC pauses for /metrics
 
     async def close(self) -> None:
+        if self.health is not None:
+            self.health.stop()
         for t in self.tasks:
             t.cancel()
         for t in self.tasks:
@@ -171,9 +175,12 @@ async def build_charging(settings: Settings, data_dir: Path, *, admin: bool = Tr
     metrics.gauge("icx_snapshot_fork_seconds_max",
                   "The longest stop of the event loop for a snapshot's fork since start.",
                   lambda: ledger.stats["snapshot_fork_us_max"] / 1e6)
+    health = LoopHealth()
+    metrics.collector(health.render)
     app = ChargingApp(engine=engine, store=store, journal=journal, ledger=ledger,
-                      service=service, agent=agent)
+                      service=service, agent=agent, health=health)
     tune_gc()
+    health.start()
     app.tasks.append(asyncio.ensure_future(_supervise(service, settings.ro.supervision_interval)))
     if admin and settings.admin.enabled:
         web_app = build_app(service=service, agent=agent, accounts=store, ledger=ledger)

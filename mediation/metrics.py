@@ -23,6 +23,7 @@ class Metrics:
         self._hist: dict[str, list[int]] = {}
         self._sum: dict[str, float] = {}
         self.gauges: dict[str, tuple[str, Callable[[], float]]] = {}
+        self.collectors: list[Callable[[], list[str]]] = []
 
     def observe(self, command: str, result_code: int, seconds: float) -> None:
         key = (command, result_code)
@@ -37,6 +38,11 @@ class Metrics:
     def gauge(self, name: str, help_text: str, fn: Callable[[], float]) -> None:
         """Register a gauge evaluated at scrape time."""
         self.gauges[name] = (help_text, fn)
+
+    def collector(self, fn: Callable[[], list[str]]) -> None:
+        """Register a callback that returns whole exposition lines (HELP, TYPE and samples:
+        histograms, labelled counters), evaluated at scrape time after the gauges."""
+        self.collectors.append(fn)
 
     def render(self) -> str:
         """The Prometheus text exposition of everything."""
@@ -69,4 +75,10 @@ class Metrics:
             out.append(f"# HELP {name} {help_text}")
             out.append(f"# TYPE {name} gauge")
             out.append(f"{name} {value}")
+        for collect in self.collectors:
+            try:
+                lines = collect()
+            except Exception:  # a broken collector must not break the scrape
+                continue
+            out.extend(lines)
         return "\n".join(out) + "\n"

@@ -102,6 +102,11 @@ def test_admin_api_and_cli(server: Server) -> None:
         assert "icx_snapshot_failures_total 0" in metrics
         assert "icx_snapshots_total " in metrics
         assert "icx_snapshot_fork_seconds " in metrics and "icx_snapshot_fork_seconds_max " in metrics
+        # the serving loop's own health: its stalls and the collector's pauses
+        assert 'icx_event_loop_lag_seconds_bucket{le="+Inf"} ' in metrics
+        assert "icx_event_loop_lag_seconds_max " in metrics
+        assert 'icx_gc_pause_seconds_total{generation="0"} ' in metrics
+        assert "icx_gc_pause_seconds_max " in metrics
         # bad input -> exit 2
         assert runner.invoke(cli, ["balance", "topup", "41790000005", "abc", *admin]).exit_code == 2
         assert runner.invoke(cli, ["balance", "show", "nobody", *admin]).exit_code == 2
