@@ -126,9 +126,17 @@ def server_hist(admin_port: int) -> dict[str, float]:
             out["sum"] = float(line.rsplit(" ", 1)[1])
         elif line.startswith('icx_diameter_request_seconds_count{command="CCR"}'):
             out["count"] = float(line.rsplit(" ", 1)[1])
-        elif line.startswith(("icx_snapshots_total ", "icx_snapshot_fork_seconds_max ")):
-            name, value = line.split(" ", 1)
-            out[name] = float(value)
+        elif line.startswith(("icx_snapshots_total ", "icx_snapshot_fork_seconds_max ",
+                              "icx_event_loop_lag_seconds_max ", "icx_gc_pause_seconds_max ",
+                              'icx_event_loop_lag_seconds_bucket{le="0.005"} ',
+                              'icx_event_loop_lag_seconds_count ',
+                              "icx_gc_pause_seconds_total{")):
+            name, value = line.rsplit(" ", 1)
+            if name.startswith("icx_gc_pause_seconds_total{"):
+                name = "icx_gc_pause_seconds_total"  # summed over the generations
+                out[name] = out.get(name, 0.0) + float(value)
+            else:
+                out[name] = float(value)
     return out
 
 
@@ -137,8 +145,9 @@ def server_share(h0: dict[str, float], h1: dict[str, float]) -> dict[str, Any]:
     the request's hand-over to the responder to its durability callback) finished within 5,
     25, 100 ms and 1 s, and its mean in ms. Client latency minus this is time before the
     server looked at the request (socket buffers, a loop turn still busy). Also how many
-    snapshots the server cut in between and its longest fork stall so far: a young server
-    cuts them by record count, and each one's fork stops the loop."""
+    snapshots the server cut in between and its longest fork stall so far (a young server
+    cuts them by record count, and each one's fork stops the loop), and its loop's lag and
+    GC pauses."""
     n = h1.get("count", 0.0) - h0.get("count", 0.0)
     if not n:
         return {}
@@ -149,6 +158,20 @@ def server_share(h0: dict[str, float], h1: dict[str, float]) -> dict[str, Any]:
         out["snapshots"] = int(h1["icx_snapshots_total"] - h0.get("icx_snapshots_total", 0.0))
     if "icx_snapshot_fork_seconds_max" in h1:
         out["fork_max_ms_since_start"] = round(h1["icx_snapshot_fork_seconds_max"] * 1e3, 1)
+    # the loop's stalls (icx/loop_health.py): the share of its 25 ms ticks that ran over
+    # 5 ms late in the window, the longest lag and GC pause so far, GC time in the window
+    ticks = h1.get("icx_event_loop_lag_seconds_count", 0.0) - h0.get(
+        "icx_event_loop_lag_seconds_count", 0.0)
+    le5 = 'icx_event_loop_lag_seconds_bucket{le="0.005"}'
+    if ticks > 0 and le5 in h1:
+        out["loop_ticks_late_over_5ms"] = round(1 - (h1[le5] - h0.get(le5, 0.0)) / ticks, 3)
+    if "icx_event_loop_lag_seconds_max" in h1:
+        out["loop_lag_max_ms_since_start"] = round(h1["icx_event_loop_lag_seconds_max"] * 1e3,
+                                                   1)
+    if "icx_gc_pause_seconds_total" in h1:
+        out["gc_ms"] = round((h1["icx_gc_pause_seconds_total"]
+                              - h0.get("icx_gc_pause_seconds_total", 0.0)) * 1e3, 1)
+        out["gc_max_ms_since_start"] = round(h1.get("icx_gc_pause_seconds_max", 0.0) * 1e3, 1)
     return out
 
 
