@@ -129,6 +129,7 @@ async def build_charging(settings: Settings, data_dir: Path, *, admin: bool = Tr
                     snapshot_dir=data_dir / "snapshots",
                     snapshot_records=jcfg.snapshot_records,
                     snapshot_seconds=jcfg.snapshot_seconds,
+                    snapshot_mode=jcfg.snapshot_mode,
                     expiry_interval=jcfg.expiry_interval)
     report = await ledger.recover(now=time.time())
     log.info("ledger_recovered", replayed=report.replayed, expired=report.expired,

@@ -41,6 +41,12 @@ _OK = OpStatus.OK
 RECLAIM_BUDGET = 500
 RECLAIM_TICK = 0.005
 RECLAIM_IDLE = 0.25
+
+# A live snapshot (snapshot_mode "live", charging/store/live_dump.py): cache entries written
+# per step (~1-1.5 ms of loop time) and the pause between steps (the loop serves meanwhile).
+LIVE_STEP = 1_500
+LIVE_PAUSE = 0.01
+SNAPSHOT_MODES = ("fork", "live")
 _log = logging.getLogger("icx.ledger")
 _Op = Coroutine[Any, Any, OpResult]
 
@@ -83,7 +89,15 @@ class Ledger(SyncOps):
                  snapshot_dir: str | Path | None = None, snapshot_records: int = 100_000,
                  snapshot_seconds: float = 300.0, expiry_interval: float = 1.0,
                  on_low_balance: Callable[[LowBalance], Any] | None = None,
-                 events_max: int = 10_000, clock: Callable[[], float] = time.time) -> None:
+                 events_max: int = 10_000, clock: Callable[[], float] = time.time,
+                 snapshot_mode: str = "live") -> None:
+        """*snapshot_mode* (embedded store): "live" dumps from the loop in small steps (it
+        pays ~1 us per cached op, spread out), "fork" from a forked child (the loop pays the
+        fork and the copy-on-write faults after it); docs/balances-and-journal.md."""
+        if snapshot_mode not in SNAPSHOT_MODES:
+            raise ValueError(f"snapshot_mode must be one of {SNAPSHOT_MODES}, got "
+                             f"{snapshot_mode!r}")
+        self.snapshot_mode = snapshot_mode
         self.journal = journal
         self.store = store  # (a property: see SyncOps.store)
         self.embedded = hasattr(store, "apply_record")
@@ -450,6 +464,8 @@ class Ledger(SyncOps):
             return None  # (after a failed enqueue the store holds money the journal lacks)
         from charging.store import snapshot as snap
 
+        if self.snapshot_mode == "live":
+            return await self._live_snapshot()
         pause = self._pause = asyncio.Event()
         pid = err_fd = 0
         state: dict[str, Any] = {}
@@ -491,11 +507,62 @@ class Ledger(SyncOps):
         else:
             await self.journal.wait_durable(pos)
             await loop.run_in_executor(None, snap.write, path, state)
-        await loop.run_in_executor(None, recovery.prune_snapshots, self.snapshot_dir)
+        await self._snapshot_done()
+        return pos
+
+    async def _snapshot_done(self) -> None:
+        assert self.snapshot_dir is not None
+        await asyncio.get_running_loop().run_in_executor(None, recovery.prune_snapshots,
+                                                         self.snapshot_dir)
         self._since_snapshot = 0
         self._snapshot_every = max(self.snapshot_records, self.stats["journaled"])
         self._last_snapshot = time.monotonic()
         self.stats["snapshots"] += 1
+
+    async def _quiet_position(self) -> Position:
+        """The journal position once no op is between its store call and its journal
+        enqueue (new ops wait meanwhile, microseconds): every op the store holds is then
+        enqueued at or before it."""
+        pause = self._pause = asyncio.Event()
+        try:
+            while self._inflight:
+                await asyncio.sleep(0)
+            return self.journal.position
+        finally:
+            self._pause = None
+            pause.set()
+
+    async def _live_snapshot(self) -> Position:
+        """snapshot() without a fork (charging/store/live_dump.py): capture the accounts one
+        step at a time between requests; publish once everything the file holds is durable.
+        Recovery replays from where the dump began; ops the file already holds are skipped
+        by their keys (idempotent per account)."""
+        from charging.store import snapshot as snap
+        from charging.store.live_dump import LiveDump
+
+        assert self.snapshot_dir is not None
+        store = self.store
+        pos = await self._quiet_position()
+        path = recovery.snapshot_path(self.snapshot_dir, pos)
+        tmp = snap.temp_path(path)
+        loop = asyncio.get_running_loop()
+        dump = LiveDump(store, [pos.segment, pos.offset], tmp)
+        # A dump must end within an idempotency epoch (LiveDump.finish): aim at a quarter of
+        # one, with bigger steps when the cache is big (27M keys, 300 s: ~3,600 per step)
+        total = sum(len(a.ops) + len(a.old) for a in store._accounts.values())
+        epoch = getattr(store, "session_retention", 300.0)
+        step = max(LIVE_STEP, int(total * LIVE_PAUSE / (0.25 * epoch)) + 1)
+        try:
+            while not dump.step(step):
+                await asyncio.sleep(LIVE_PAUSE)
+            end = await self._quiet_position()
+            await loop.run_in_executor(None, dump.finish, store._epoch, store._ep_end)
+            await self.journal.wait_durable(end)
+            await loop.run_in_executor(None, snap.publish, tmp, path)
+        except BaseException:
+            dump.abort()
+            raise
+        await self._snapshot_done()
         return pos
 
     async def _snapshot_job(self) -> None:

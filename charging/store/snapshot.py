@@ -1,6 +1,6 @@
 """Snapshots of the embedded store: one msgpack file, written atomically.
 
-Format (version 2): a msgpack map ``{"v": 2, "position": <journal position>, "retention": s,
+Format (version 2; version 3 is the live dump's, live_dump.py): a msgpack map ``{"v": 2, "position": <journal position>, "retention": s,
 "epoch": n, "ep_end": t, "accounts": [...], "ops": [[account, epoch, ops, old, kept], ...]}``.
 The idempotency cache is part of the snapshot: without it a client's retry that arrives after a
 restart would be charged a second time. Version 1 (no ``ep_end``, no ``kept``) still restores.
@@ -36,7 +36,9 @@ if TYPE_CHECKING:
 
 VERSION = 2
 # Version 1 (before top-up keys were kept apart) restores too: its accounts have no kept keys.
-READABLE = (1, 2)
+# Version 3 is version 2 written by a live dump (live_dump.py): each key dict is a list of
+# chunks of [key, result] pairs.
+READABLE = (1, 2, 3)
 _seq = itertools.count()
 
 
@@ -238,7 +240,11 @@ def load_state(store: MemoryStore, state: dict[str, Any]) -> Any:
         store._ep_end = float(state["ep_end"])
     else:
         store._ep_end = (store._epoch + 1) * float(state.get("retention", store.retention))
+    chunked = state.get("v") == 3
     for account, epoch, ops, old, *kept in state["ops"]:
+        if chunked:
+            ops = itertools.chain.from_iterable(ops)
+            old = itertools.chain.from_iterable(old)
         # msgpack gives lists back; the cache wants flat tuples (see packing.pack)
         acct = accounts[account]
         acct.epoch = epoch

@@ -27,7 +27,8 @@ needs_fork = pytest.mark.skipif(not snap.CAN_FORK, reason="no os.fork on this pl
 async def _ledger(d: Path, **spacing: Any) -> tuple[Ledger, Journal]:
     """A ledger with account a1 (10.00 EUR); *spacing*: snapshot_records/_seconds."""
     journal = await Journal.open(d / "journal")
-    ledger = Ledger(MemoryStore(), journal, snapshot_dir=d / "snapshots", **spacing)
+    ledger = Ledger(MemoryStore(), journal, snapshot_dir=d / "snapshots",
+                    snapshot_mode="fork", **spacing)
     await ledger.recover(now=T0)
     await ledger.create_account("a1", AccountKind.PREPAID_SUBSCRIBER, [EUR], now=T0)
     return ledger, journal
@@ -46,7 +47,7 @@ async def _restart_restores(d: Path, pos: Any) -> None:
     """A restart restores the snapshot at *pos* and replays d2 (2.50) from the journal after
     it: a1 ends at 10.00 - 1.00 - 2.50."""
     journal = await Journal.open(d / "journal")
-    ledger = Ledger(MemoryStore(), journal, snapshot_dir=d / "snapshots")
+    ledger = Ledger(MemoryStore(), journal, snapshot_dir=d / "snapshots", snapshot_mode="fork")
     report = await ledger.recover(now=T0)
     assert report.snapshot == pos and report.replayed == 1
     view = await ledger.store.get("a1")
