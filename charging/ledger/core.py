@@ -137,6 +137,7 @@ class Ledger(SyncOps):
         self._unsure: dict[str, None] = {}
         self._unconfirmed: dict[str, None] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._closing = False
         self.stats = {"ops": 0, "replayed": 0, "journaled": 0, "expired": 0, "snapshots": 0,
                       "snapshot_failures": 0, "snapshot_fork_us": 0, "snapshot_fork_us_max": 0}
 
@@ -555,6 +556,8 @@ class Ledger(SyncOps):
         try:
             while not dump.step(step):
                 await asyncio.sleep(LIVE_PAUSE)
+                if self._closing:  # a prompt shutdown: the journal holds everything
+                    raise snap.SnapshotError("live snapshot dropped: the ledger is closing")
             end = await self._quiet_position()
             await loop.run_in_executor(None, dump.finish, store._epoch, store._ep_end)
             await self.journal.wait_durable(end)
@@ -569,6 +572,9 @@ class Ledger(SyncOps):
         try:
             await self.snapshot()
         except Exception as exc:
+            if self._closing:
+                _log.info("ledger snapshot dropped at shutdown: %s", exc)
+                return
             # A full disk or a failed child: keep serving (the journal holds everything), say
             # so, and try again only after another full spacing (no fork storm).
             self.stats["snapshot_failures"] += 1
@@ -698,7 +704,11 @@ class Ledger(SyncOps):
             return None
 
     async def close(self) -> None:
-        """Stop background jobs, flush confirmations and the journal (owners close those)."""
+        """Stop background jobs, flush confirmations and the journal (owners close those).
+        A live snapshot still being stepped is dropped (the previous one and the journal
+        restore the same state); a forked one, or a live one already writing its end, is
+        awaited."""
+        self._closing = True
         for t in self._tasks:
             t.cancel()
         for t in self._tasks:

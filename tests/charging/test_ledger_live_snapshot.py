@@ -81,3 +81,30 @@ def test_a_live_snapshot_cut_while_ops_run_restores_exactly(tmp_path: Path,
 def test_an_unknown_snapshot_mode_is_refused() -> None:
     with pytest.raises(ValueError, match="snapshot_mode"):
         Ledger(MemoryStore(), None, snapshot_mode="cow")  # type: ignore[arg-type]
+
+
+def test_close_drops_a_live_snapshot_still_being_written(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ledger_core, "LIVE_STEP", 1)
+    monkeypatch.setattr(ledger_core, "LIVE_PAUSE", 0.05)
+
+    async def main() -> None:
+        ledger, journal = await open_ledger(tmp_path, snapshot_mode="live")
+        for i in range(40):
+            await ledger.create_account(f"a{i}", AccountKind.PREPAID_SUBSCRIBER, [EUR], now=T0)
+        await ledger.debit("d1", "a3", "EUR", 100_000, now=T0)
+        ledger._snapshot_task = asyncio.ensure_future(ledger._snapshot_job())
+        await asyncio.sleep(0.2)  # a few of the 40 accounts written
+        assert ledger._snapshot_task is not None
+        before = ledger.stats["snapshots"]
+        await asyncio.wait_for(ledger.close(), 1.0)  # not the ~2 s the rest would take
+        await journal.close()
+        assert ledger.stats["snapshots"] == before and ledger.stats["snapshot_failures"] == 0
+        assert not [p for p in (tmp_path / "snapshots").iterdir() if p.name.startswith(".")]
+        restarted, journal2 = await open_ledger(tmp_path, snapshot_mode="live")
+        view = await restarted.store.get("a3")
+        assert view is not None and view.balances[0].amount == 10_000_000 - 100_000
+        await restarted.close()
+        await journal2.close()
+
+    asyncio.run(main())
