@@ -90,21 +90,28 @@ def test_snapshot_plus_replay_rebuilds_state(tmp_path: Path, seed: int) -> None:
         for r in before[-20:] + after:
             if r.effects or r.holds:
                 restored.apply_record(record_of(r, KINDS))
-        for i in range(3):
-            assert await restored.get(f"a{i}") == await live.get(f"a{i}")
-            assert await restored.resolve(f"+4930{i}") == f"a{i}"
         # replays of answered keys do not act again, on both sides of the snapshot
-        for r in before[:5] + after[-5:]:
-            if r.holds and r.holds[0].amount > 0:
-                again = await restored.reserve(r.key, r.holds[0].account, r.holds[0].balance,
-                                               "zz", 1, ttl=1, now=NOW)
-                assert again.replayed and again.holds == r.holds
-        # the expiry sweep sees the same reservations
-        a = await live.expire_reservations(now=NOW + 10_000)
-        b = await restored.expire_reservations(now=NOW + 10_000)
-        assert sorted((r.key, r.holds) for r in a) == sorted((r.key, r.holds) for r in b)
+        await assert_restored_like(restored, live, before[:5] + after[-5:], NOW)
 
     asyncio.run(body())
+
+
+async def assert_restored_like(restored: MemoryStore, live: MemoryStore,
+                               answered: list[OpResult], now: float) -> None:
+    """*restored* (a snapshot + journal replay) is *live*: the same balances and identities,
+    the *answered* reserves replay their first answer, and the expiry sweep releases the
+    same reservations."""
+    for i in range(3):
+        assert await restored.get(f"a{i}") == await live.get(f"a{i}")
+        assert await restored.resolve(f"+4930{i}") == f"a{i}"
+    for r in answered:
+        if r.holds and r.holds[0].amount > 0:
+            again = await restored.reserve(r.key, r.holds[0].account, r.holds[0].balance,
+                                           "zz", 1, ttl=1, now=now)
+            assert again.replayed and again.holds == r.holds
+    a = await live.expire_reservations(now=NOW + 10_000)
+    b = await restored.expire_reservations(now=NOW + 10_000)
+    assert sorted((r.key, r.holds) for r in a) == sorted((r.key, r.holds) for r in b)
 
 
 def test_apply_record_is_idempotent(tmp_path: Path) -> None:

@@ -14,7 +14,22 @@ from charging.store import live_dump
 from charging.store.base import OpResult
 from charging.store.memory import MemoryStore
 from charging.store.snapshot import SnapshotError, read
-from tests.charging.store.test_embedded import KINDS, NOW, fresh, random_ops, record_of
+from tests.charging.store.test_embedded import (
+    KINDS,
+    NOW,
+    assert_restored_like,
+    fresh,
+    random_ops,
+    record_of,
+)
+
+
+async def started(tmp_path: Path, ops: int, position: list[int]) -> tuple[MemoryStore,
+                                                                          live_dump.LiveDump]:
+    """A store after *ops* random ops and a live dump of it begun at *position*."""
+    live = await fresh()
+    await random_ops(live, random.Random(ops), ops, "k")
+    return live, live_dump.LiveDump(live, position, tmp_path / "snap")
 
 
 class LongKeys(MemoryStore):
@@ -76,26 +91,14 @@ def test_a_live_dump_plus_replay_from_its_start_is_the_live_store(tmp_path: Path
         for r in during + after:
             if r.effects or r.holds:
                 restored.apply_record(record_of(r, KINDS))
-        for i in range(3):
-            assert await restored.get(f"a{i}") == await live.get(f"a{i}")
-            assert await restored.resolve(f"+4930{i}") == f"a{i}"
-        for r in during + after:  # answered keys do not act again
-            if r.holds and r.holds[0].amount > 0:
-                again = await restored.reserve(r.key, r.holds[0].account, r.holds[0].balance,
-                                               "zz", 1, ttl=1, now=t + 2)
-                assert again.replayed and again.holds == r.holds
-        a = await live.expire_reservations(now=NOW + 10_000)
-        b = await restored.expire_reservations(now=NOW + 10_000)
-        assert sorted((r.key, r.holds) for r in a) == sorted((r.key, r.holds) for r in b)
+        await assert_restored_like(restored, live, during + after, t + 2)
 
     asyncio.run(body())
 
 
 def test_the_file_is_a_version_3_snapshot_with_chunked_key_lists(tmp_path: Path) -> None:
     async def body() -> None:
-        live = await fresh()
-        await random_ops(live, random.Random(1), 2600, "k")
-        dump = live_dump.LiveDump(live, [1, 2], tmp_path / "snap")
+        live, dump = await started(tmp_path, 2600, [1, 2])
         while not dump.step(10_000):
             pass
         dump.finish(live._epoch, live._ep_end)
@@ -119,9 +122,7 @@ def test_the_file_is_a_version_3_snapshot_with_chunked_key_lists(tmp_path: Path)
 
 def test_abort_leaves_no_file(tmp_path: Path) -> None:
     async def body() -> None:
-        live = await fresh()
-        await random_ops(live, random.Random(2), 100, "k")
-        dump = live_dump.LiveDump(live, [0, 0], tmp_path / "snap")
+        _live, dump = await started(tmp_path, 100, [0, 0])
         dump.step(1)
         dump.abort()
         assert not (tmp_path / "snap").exists()
@@ -131,9 +132,7 @@ def test_abort_leaves_no_file(tmp_path: Path) -> None:
 
 def test_a_dump_that_outlasts_an_epoch_is_dropped(tmp_path: Path) -> None:
     async def body() -> None:
-        live = await fresh()  # 300 s epochs
-        await random_ops(live, random.Random(3), 300, "k")
-        dump = live_dump.LiveDump(live, [0, 0], tmp_path / "snap")
+        live, dump = await started(tmp_path, 300, [0, 0])  # 300 s epochs
         dump.step(1)
         await ops_at(live, random.Random(4), 5, "late", NOW + 2000)  # epochs later
         while not dump.step(1):
