@@ -31,7 +31,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import msgpack
 
-from charging.store.snapshot import SnapshotError
+from charging.store.snapshot import SnapshotError, account_row, kept_rows
 
 if TYPE_CHECKING:
     from charging.store.memory import MemoryStore
@@ -63,7 +63,10 @@ class LiveDump:
         # what is still to be written, in order: packed bytes, or (pairs iterator, count)
         self._queue: list[bytes | tuple[Any, int]] = []
         self.entries = 0
+        # the cache entries to write (for the caller's pace: a dump must end within an epoch)
+        self.total = sum(len(a.ops) + len(a.old) for a in self._todo)
         self._epoch0 = store._epoch
+        self._retention = store.retention  # finish() runs in a worker thread
         pk = self._packer
         self._write(pk.pack_map_header(7) + pk.pack("ops") + pk.pack_array_header(len(self._todo)))
 
@@ -105,13 +108,10 @@ class LiveDump:
         later steps write in chunks (the copies are never mutated, so their iterators stay
         valid while the loop runs on). Returns a cost in entries."""
         pk = self._packer
-        balances = [[b.id, b.kind.value, b.currency, b.amount, b.reserved, b.credit_limit,
-                     b.priority, b.exp_us, b.low, [[k, r[0], r[1]] for k, r in b.res.items()]]
-                    for b in a.balances.values()]
-        self._rows.append(pk.pack([a.id, a.kind.value, list(a.identities),
-                                   [list(s) for s in a.specs], balances]))
+        row = account_row(a)
+        self._rows.append(pk.pack(row))
         ops, old = a.ops.copy(), a.old.copy()
-        kept = [[k, exp, packed] for k, (exp, packed) in a.kept.items()]
+        kept = kept_rows(a)
         queue = self._queue
         queue.append(pk.pack_array_header(5) + pk.pack(a.id) + pk.pack(a.epoch))
         # each dict: an array of chunks, each chunk an array of [key, result] pairs
@@ -122,7 +122,7 @@ class LiveDump:
                 queue.append((iter(d.items()), n))
         queue.append(pk.pack(kept))
         self.entries += len(ops) + len(old) + len(kept)
-        return len(balances) + len(kept)
+        return len(row[4]) + len(kept)
 
     def finish(self, epoch: int, ep_end: float) -> None:
         """Write the rest (accounts, header values, the epoch clock as of now: pass the
@@ -141,7 +141,7 @@ class LiveDump:
         pk = self._packer
         tail = [pk.pack("accounts"), pk.pack_array_header(len(self._rows)), *self._rows,
                 pk.pack("v"), pk.pack(VERSION), pk.pack("position"), pk.pack(self.position),
-                pk.pack("retention"), pk.pack(self.store.retention),
+                pk.pack("retention"), pk.pack(self._retention),
                 pk.pack("epoch"), pk.pack(epoch), pk.pack("ep_end"), pk.pack(ep_end)]
         assert self._fh is not None
         try:

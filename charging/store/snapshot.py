@@ -1,7 +1,8 @@
 """Snapshots of the embedded store: one msgpack file, written atomically.
 
-Format (version 2; version 3 is the live dump's, live_dump.py): a msgpack map ``{"v": 2, "position": <journal position>, "retention": s,
-"epoch": n, "ep_end": t, "accounts": [...], "ops": [[account, epoch, ops, old, kept], ...]}``.
+Format (version 2; version 3 is the live dump's, live_dump.py): a msgpack map ``{"v": 2,
+"position": <journal position>, "retention": s, "epoch": n, "ep_end": t, "accounts": [...],
+"ops": [[account, epoch, ops, old, kept], ...]}``.
 The idempotency cache is part of the snapshot: without it a client's retry that arrives after a
 restart would be charged a second time. Version 1 (no ``ep_end``, no ``kept``) still restores.
 
@@ -11,8 +12,8 @@ directory, so a crash leaves either the old or the new snapshot, never a torn on
 While serving, the state is dumped by the event loop in small steps (live_dump.py, the
 default: the fork below costs the loop ~250k copy-on-write faults in the second after it at
 10k CCR/s) or, with ``snapshot_mode = "fork"``, by a forked child (:func:`fork_dump`, as
-Redis's BGSAVE does): copying the idempotency cache (every op key of the retention window, ~10^6 entries after
-a minute at 10k CCR/s) in the event loop stopped it for 200-660 ms and set off a storm of
+Redis's BGSAVE does): copying the idempotency cache (every op key of the retention window,
+~10^6 entries after a minute at 10k CCR/s) in the event loop stopped it for 200-660 ms and set off a storm of
 young-generation collections over the copies. The child sees the state frozen at the fork
 (copy-on-write); the parent only pays for the fork itself (~1 ms) and for the pages it
 touches while the child runs.
@@ -189,17 +190,23 @@ def read(path: Path) -> dict[str, Any]:
     return state
 
 
+def account_row(a: Any) -> list[Any]:
+    """An account's row of ``accounts``: id, kind, identities, specs, balances with holds."""
+    balances = [[b.id, b.kind.value, b.currency, b.amount, b.reserved, b.credit_limit,
+                 b.priority, b.exp_us, b.low, [[k, r[0], r[1]] for k, r in b.res.items()]]
+                for b in a.balances.values()]
+    return [a.id, a.kind.value, list(a.identities), [list(s) for s in a.specs], balances]
+
+
+def kept_rows(a: Any) -> list[list[Any]]:
+    """An account's kept (top-up) keys as ``[key, expiry, result]`` rows."""
+    return [[k, exp, packed] for k, (exp, packed) in a.kept.items()]
+
+
 def dump_state(store: MemoryStore, position: Any) -> dict[str, Any]:
     """The store's whole state as plain msgpack-able data."""
-    accounts = []
-    for a in store._accounts.values():
-        balances = [[b.id, b.kind.value, b.currency, b.amount, b.reserved, b.credit_limit,
-                     b.priority, b.exp_us, b.low, [[k, r[0], r[1]] for k, r in b.res.items()]]
-                    for b in a.balances.values()]
-        accounts.append([a.id, a.kind.value, list(a.identities), [list(s) for s in a.specs],
-                         balances])
-    ops = [[a.id, a.epoch, list(a.ops.items()), list(a.old.items()),
-            [[k, exp, packed] for k, (exp, packed) in a.kept.items()]]
+    accounts = [account_row(a) for a in store._accounts.values()]
+    ops = [[a.id, a.epoch, list(a.ops.items()), list(a.old.items()), kept_rows(a)]
            for a in store._accounts.values() if a.ops or a.old or a.kept]
     return {"v": VERSION, "position": position, "retention": store.retention,
             "epoch": store._epoch, "ep_end": store._ep_end,
