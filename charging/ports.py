@@ -101,6 +101,16 @@ class Ledger(Protocol):
                            amount: int, *, ttl: float, now: float,
                            rfields: dict[str, Any]) -> tuple[OpResult, OpResult | None]: ...
 
+    # The same pair for a store that suspends but runs it as ONE op (Redis); used only when
+    # the ledger has ``sync_ready`` (above) and ``pairs_ops`` is True.
+    @property
+    def pairs_ops(self) -> bool: ...
+
+    async def commit_reserve(self, ckey: str, account: str, balance: str, creservation: str,
+                             used: int, cfields: dict[str, Any], rkey: str,
+                             rreservation: str, amount: int, *, ttl: float, now: float,
+                             rfields: dict[str, Any]) -> tuple[OpResult, OpResult | None]: ...
+
 
 class Accounts(Protocol):
     """Read-only account access (the store)."""

@@ -229,9 +229,22 @@ class OnlineCharging(ServiceCore):
             if held_n >= 0:
                 creservation = grant.hold_id(session.id, held_n)
                 if not sync:
-                    op = await ledger.commit(f"{key}:c", account, balance, creservation,
-                                             used_cost, now=now, release_rest=True,
-                                             fields=fields, wait=False)
+                    nxt = (self._next_cost(session, grant, grant.used_total + used, want)
+                           if grant_next and self._sync_ledger and ledger.pairs_ops
+                           else None)
+                    if nxt is None:
+                        op = await ledger.commit(f"{key}:c", account, balance, creservation,
+                                                 used_cost, now=now, release_rest=True,
+                                                 fields=fields, wait=False)
+                    else:  # a store that runs the commit and the next reserve as ONE op
+                        cost_u, amount = nxt
+                        rfields = self._hold_fields(session, req, grant, amount)
+                        op, rres = await ledger.commit_reserve(
+                            f"{key}:c", account, balance, creservation, used_cost, fields,
+                            f"{key}:r", grant.hold_id(session.id, req.request_number), amount,
+                            ttl=self.config.tcc + 60.0, now=now, rfields=rfields)
+                        if rres is not None:
+                            pre = (cost_u, amount, rfields, rres)
                 elif grant_next:
                     nxt = self._next_cost(session, grant, grant.used_total + used, want)
                     if nxt is None:  # no price for the next grant: commit alone

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import json
 import logging
 import os
@@ -333,6 +334,78 @@ class Ledger(SyncOps):
         return self._run("commit", account, balance, lambda: self.store.commit(
             key, account, balance, reservation, used, now=now, release_rest=release_rest),
             now, fields, wait, key)
+
+    @property
+    def pairs_ops(self) -> bool:
+        """True when the store runs a commit and the next reserve as one op
+        (:meth:`commit_reserve`: the Redis store)."""
+        return self._pair is not None
+
+    async def commit_reserve(self, ckey: str, account: str, balance: str, creservation: str,
+                             used: int, cfields: dict[str, Any], rkey: str,
+                             rreservation: str, amount: int, *, ttl: float, now: float,
+                             rfields: dict[str, Any]) -> tuple[OpResult, OpResult | None]:
+        """:meth:`SyncOps.commit_reserve_now` for a store that suspends (only when
+        :attr:`pairs_ops`): the commit of ``used`` against ``creservation`` (rest released)
+        and the reserve of ``amount`` as ``rreservation`` in ONE store op, both records
+        enqueued in order in one call (``wait=False``: the CALLER waits for :attr:`position`
+        to be durable before answering, invariant 3). ``(commit, None)``: the commit found no
+        such reservation and nothing else ran; the caller debits instead. The dicts become
+        the records."""
+        pair = self._pair
+        assert pair is not None
+        journal = self.journal
+        if self._pause is not None:
+            await self._pause.wait()
+        if self._failed is not None or journal.failed:
+            self._refuse()
+        if (account, balance) not in self._meta:
+            await self._ensure_meta(account, balance)
+        self._inflight += 1
+        try:
+            try:
+                cres, rres = await pair(ckey, account, balance, creservation, used, rkey,
+                                        rreservation, amount, ttl=ttl, now=now)
+            except Exception:
+                self._note_unsure(ckey)  # did either run? a retry replays both by key
+                self._note_unsure(rkey)
+                raise
+            done = [(cres, "commit", cfields)]
+            if rres is not None:
+                done.append((rres, "reserve", rfields))
+            recs, journaled = [], []
+            ts = int(now * 1_000_000)
+            for res, op, fields in done:
+                replayed = res.replayed
+                if replayed and self._unsure and res.key in self._unsure:
+                    replayed = await self._replay_of_lost_reply(res, account)
+                if replayed:
+                    self.stats["replayed"] += 1
+                elif res.status is _OK or res.effects or res.holds:
+                    recs.append(op_record(op=op, result=res, record_id=self._ids.next(),
+                                          ts_us=ts, meta=self._meta_of, fields=fields))
+                    journaled.append(res)
+                else:
+                    self.stats["ops"] += 1  # refused, nothing moved: nothing to journal
+            if recs:
+                try:
+                    positions, group = journal.append_many_nowait(recs)
+                except BaseException as exc:
+                    self._failed = exc  # the store moved money the journal does not have
+                    raise
+                assert group is not None
+                for res, pos in zip(journaled, positions, strict=True):
+                    seq = self._track(pos, res.key)
+                    group.add_done_callback(functools.partial(self._after_group, res, now, account, seq))
+        finally:
+            self._inflight -= 1
+        return cres, rres
+
+    def _after_group(self, res: OpResult, now: float, account: str, seq: int,
+                     group: asyncio.Future[None]) -> None:
+        """:meth:`_after` once *group* (the record's group commit) succeeded."""
+        if not group.cancelled() and group.exception() is None:
+            self._after(res, now, account, seq)
 
     def release(self, key: str, account: str, balance: str, reservation: str, *,
                 now: float, fields: dict[str, Any] | None = None,

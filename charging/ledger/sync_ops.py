@@ -45,6 +45,7 @@ class SyncOps:
     _snapshot_task: Any
     _store: Any
     _sync: bool
+    _pair: Callable[..., Any] | None
 
     _meta_of: Callable[[str, str], tuple[bool, str | None]]
     _maybe_snapshot: Callable[[], None]
@@ -62,6 +63,9 @@ class SyncOps:
         cls = type(store)
         self._sync = (hasattr(store, "apply_record") and getattr(cls, "reserve_sync", None)
                       is not None and getattr(cls, "commit_sync", None) is not None)
+        # a store that runs a commit and the next reserve as one op (Redis: Ledger.commit_reserve)
+        self._pair = (store.commit_reserve if getattr(cls, "commit_reserve", None) is not None
+                      else None)
 
     def sync_ready(self, account: str, balance: str) -> bool:
         """True when the ``*_now`` methods may run an op on this balance: embedded store with

@@ -76,9 +76,12 @@ CREATE = _load("create", op=False)
 GET = _load("get", op=False)
 
 
-BATCH_OPS = {"reserve": "r", "commit": "c", "release": "l", "debit": "d", "credit": "t"}
-"""Op script name -> its letter in the batch script's ARGV (lua/batch.lua; with its flag set:
-reserve "R" partial, commit "k" keeps the rest, debit "D" partial)."""
+BATCH_OPS = {"reserve": "r", "commit": "c", "release": "l", "debit": "d", "credit": "t",
+             "commit_reserve": "u"}
+"""Op file name -> its letter in the batch script's ARGV (lua/batch.lua; with its flag set:
+reserve "R" partial, commit "k" keeps the rest, debit "D" partial). In file order: the
+commit_reserve op calls op_commit and op_reserve, so it comes after them. It exists only in
+the batch script (no single-op script)."""
 
 
 def _load_batch() -> Script:
@@ -87,5 +90,8 @@ def _load_batch() -> Script:
 
 
 BATCH = _load_batch()
+
+BATCH_ONLY = frozenset({"commit_reserve"})
+"""Op files with no single-op script (they run only in the batch)."""
 
 ALL = (RESERVE, COMMIT, RELEASE, DEBIT, CREDIT, EXPIRE, CREATE, GET, BATCH)

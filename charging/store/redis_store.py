@@ -298,6 +298,38 @@ class RedisStore:
                 return res
         return _result(key, account, balance, reservation, reply)
 
+    async def commit_reserve(self, ckey: str, account: str, balance: str, creservation: str,
+                             used: int, rkey: str, rreservation: str, amount: int, *,
+                             ttl: float, now: float) -> tuple[OpResult, OpResult | None]:
+        """A CCR-UPDATE's commit (``release_rest``) and next reserve as ONE script op
+        (lua/commit_reserve.lua): the same two results, records and state as :meth:`commit`
+        then :meth:`reserve` -- except that when the commit finds no such reservation
+        (UNKNOWN_RESERVATION) no reserve runs and the second result is None (the caller
+        debits, then reserves: the ledger's ``commit_reserve_now`` contract). One op on the
+        wire and one suspension of the caller instead of two. A failed call (lost connection)
+        leaves the caller unsure of BOTH keys: retry with the same ones."""
+        if used.__class__ is not int or not 0 <= used <= MAX_AMOUNT:
+            check_amount(used, "used")
+        if amount.__class__ is not int or not 0 <= amount <= MAX_AMOUNT:
+            check_amount(amount)
+        exp_us = round((now + ttl) * 1_000_000)
+        reply = await self._ops.bop(
+            b"u", self._keys_cache.get(account) or self._op_keys(account), account, balance,
+            int(now // self.retention),
+            ("|" + ckey, creservation, used, "|" + rkey, rreservation, amount, exp_us,
+             round(now * 1_000_000)))
+        if reply.__class__ is not list or not 1 <= len(reply) <= 2:
+            raise RuntimeError(f"commit_reserve script: unexpected reply {reply!r:.200}")
+        c = reply[0]
+        cres = (_commit_ok(c, ckey, account, balance, creservation)
+                or _result(ckey, account, balance, creservation, c))
+        if len(reply) == 1:
+            return cres, None
+        r = reply[1]
+        rres = (_reserve_ok(r, rkey, account, balance, rreservation, exp_us / 1_000_000)
+                or _result(rkey, account, balance, rreservation, r))
+        return cres, rres
+
     async def release(self, key: str, account: str, balance: str, reservation: str, *,
                       now: float) -> OpResult:
         reply = await self._op(b"l", account, balance, now, ("|" + key, reservation))

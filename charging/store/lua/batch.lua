@@ -16,9 +16,12 @@
 --         'l' release                    account, balance, key, reservation
 --         'd' debit (D: partial)         account, balance, key, amount, now_us
 --         't' credit                     account, balance, key, amount
+--         'u' commit (release the rest)  account, balance, key, reservation, used, then the
+--             and reserve (commit_reserve) reserve's key, reservation, amount, exp_us, now_us
 -- Returns an array with one element per op: exactly what the single-op script returns (the
--- fresh record, {replayed record}, {'unknown_account'}: lua/_prelude.lua), or an error reply
--- for that op alone (bad arguments, or a runtime error caught by pcall).
+-- fresh record, {replayed record}, {'unknown_account'}: lua/_prelude.lua; 'u': an array of
+-- its commit's and reserve's replies, lua/commit_reserve.lua), or an error reply for that op
+-- alone (bad arguments, or a runtime error caught by pcall).
 -- The op functions are NOT in this file: charging/store/redis_lua.py prepends _prelude.lua and
 -- every op file, so the logic exists once and the single-op scripts and this batch run the
 -- same code.
@@ -33,9 +36,9 @@
 -- applied wholly or not at all, and a batch never stops half way. An op's index updates are
 -- noted only after its writes, and applied by flush() at the end (lua/_prelude.lua).
 local OPS = {r = op_reserve, R = op_reserve, c = op_commit, k = op_commit, l = op_release,
-             d = op_debit, D = op_debit, t = op_credit}
+             d = op_debit, D = op_debit, t = op_credit, u = op_commit_reserve}
 local FLAG = {R = true, c = true, D = true}  -- partial (R, D), release the rest (c)
-local NARG = {r = 7, R = 7, c = 5, k = 5, l = 4, d = 5, D = 5, t = 4}
+local NARG = {r = 7, R = 7, c = 5, k = 5, l = 4, d = 5, D = 5, t = 4, u = 10}
 local ep = ARGV[1]
 local epn = tonumber(ep)
 -- (an integer: a 'nan' epoch would make every replay check false -- a retry charged again)
@@ -60,7 +63,7 @@ for j = 1, nops do
   -- (an op with fewer arguments ignores the next op's that follow: Lua drops extra ones)
   local ok, r = pcall(OPS[letter], KEYS[j + 2], ep, epn, FLAG[letter], ARGV[p + 1],
                       ARGV[p + 2], ARGV[p + 3], ARGV[p + 4], ARGV[p + 5], ARGV[p + 6],
-                      ARGV[p + 7])
+                      ARGV[p + 7], ARGV[p + 8], ARGV[p + 9], ARGV[p + 10])
   if ok or (type(r) == 'table' and r.err) then
     out[j] = r
   elseif sfind(tostring(r), 'arithmetic', 1, true) then  -- 'x + 0' of a bad ARGV
