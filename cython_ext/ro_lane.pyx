@@ -136,8 +136,7 @@ cdef class Responder:
         cdef PySendResult sent
         agent = self.agent
         split = agent._split
-        if (type(request) is not Message or (<Message>request).code != 272 or split is None
-                or not agent.eager):
+        if type(request) is not Message or (<Message>request).code != 272 or split is None:
             self.spec(request, peer)
             return
         req = self.twin(request, self.smap)
@@ -149,6 +148,16 @@ cdef class Responder:
             self.peers[host] = peer
         decide, mark, when_durable = <tuple>split
         now = self.clock()
+        cdef PyObject* argv[2]
+        argv[0] = <PyObject*>req
+        argv[1] = <PyObject*>now
+        if not agent.eager:
+            # A store that awaits the network (Redis): the whole decision runs in a Task
+            # (its first step may need asyncio.current_task()); the agent's _finish hands
+            # the result back to decided() below.
+            coro = PyObject_Vectorcall(decide, argv, 1, _NOW_KW)  # decide(req, now=now)
+            agent._spawn(agent._finish(peer, request, req, coro, t0))
+            return
         if self.decide_now is not None and split is self.split0:
             try:
                 result = self.decide_now(req, now)
@@ -159,9 +168,6 @@ cdef class Responder:
                 self.answer_decided(peer, request, req, result, t0, mark, when_durable)
                 return
             # None: nothing was decided and nothing changed -- the coroutine below
-        cdef PyObject* argv[2]
-        argv[0] = <PyObject*>req
-        argv[1] = <PyObject*>now
         coro = PyObject_Vectorcall(decide, argv, 1, _NOW_KW)  # decide(req, now=now)
         sent = PyIter_Send(coro, None, &out)
         if sent == PYGEN_RETURN:
@@ -178,6 +184,14 @@ cdef class Responder:
             raise_pending()
         except Exception:
             agent._decided(peer, request, req, agent._failed(req), t0, mark=False)
+
+    def decided(self, peer, request, req, result, long long t0):
+        """``agent._decided`` for a CCR whose decision finished in a Task (the agent's
+        ``_finish``, right after ``decide`` returned: no await in between, so the durability
+        mark read here is the request's own) while the agent's ``_split`` is set: the answer
+        goes out through a Durable like an eagerly decided one."""
+        decide, mark, when_durable = <tuple>self.agent._split
+        self.answer_decided(peer, request, req, result, t0, mark, when_durable)
 
     cdef answer_decided(self, peer, request, req, result, long long t0, mark, when_durable):
         """A decided request (records enqueued): read the durability mark at once (the

@@ -106,10 +106,14 @@ class ChargingAgent:
         # respond: the compiled twin of respond_py when it and the compiled translator are
         # built (it hands everything it declines to respond_py)
         self.respond: Callable[[Message, Any], None] = self.respond_py
+        # the compiled answer of a CCR decided in a Task (_finish), or None: _decided
+        self._lane_decided: Callable[..., None] | None = None
         if _LANE is not None and self._ccr_twin is not None:
-            self.respond = _LANE.Responder(
+            lane = _LANE.Responder(
                 self, spec=self.respond_py, twin=self._ccr_twin, encode=self._cca_encode,
                 rc_by_id=_RC_BY_ID, resume=_resume, buckets=BUCKETS)
+            self.respond = lane
+            self._lane_decided = lane.decided
 
     # ---------------------------------------------------------------- the responder
     def respond_py(self, request: Message, peer: Any) -> None:
@@ -190,7 +194,12 @@ class ChargingAgent:
         except Exception:
             self._decided(peer, request, req, self._failed(req), t0, mark=False)
             return
-        self._decided(peer, request, req, result, t0)  # no await between: the mark is ours
+        # no await between decide and the mark: the mark is ours
+        lane = self._lane_decided
+        if lane is not None and request.code == 272 and self._split is not None:
+            lane(peer, request, req, result, t0)  # (its compiled twin: ro_lane.Responder)
+            return
+        self._decided(peer, request, req, result, t0)
 
     def _failed(self, req: ChargingRequest) -> ChargingResult:
         log.exception("accounting_failed" if req.offline else "charging_failed",

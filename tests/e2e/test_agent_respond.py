@@ -17,7 +17,7 @@ from diameter.message import Message, decode_message
 from icx.charging_app import ChargingApp, build_charging
 from icx.diameter_client import A, mscc, voice_info
 from icx.settings import AccountsSection, load_settings
-from mediation.agent import ChargingAgent
+from mediation.agent import _LANE, ChargingAgent
 from tests.e2e.conftest import ACCOUNTS, ROOT
 
 
@@ -199,3 +199,54 @@ def test_non_eager_agent_runs_decisions_in_tasks(tmp_path: Path) -> None:
     if not hasattr(ChargingService, "decide"):
         pytest.skip("charging service without decide()/durable_mark()")
     asyncio.run(main())
+
+
+def test_non_eager_answers_are_the_specs(tmp_path: Path) -> None:
+    """With eager=False (a store that awaits: Redis) the compiled Responder, when built,
+    translates, runs the decision in a Task and answers through its Durable callback: the
+    same answer bytes and metrics as the Python spec (respond_py), each sent only once the
+    journal is durable past the request's records."""
+
+    async def session(app: ChargingApp, use_spec: bool) -> tuple[list[bytes], Any]:
+        base = app.agent
+        agent = ChargingAgent(base.service, base.smap, origin_host=base.origin_host,
+                              origin_realm=base.origin_realm,
+                              when_durable=app.journal.call_when_durable, eager=False)
+        respond = agent.respond_py if use_spec else agent.respond
+        if not use_spec and _LANE is not None:
+            assert isinstance(respond, _LANE.Responder)  # the twin answers
+        peer = Peer(app)
+        requests = [
+            ccr("r;7", 1, 0, A("Multiple-Services-Indicator", 1),
+                mscc(100, rsu=("CC-Time", 60))),
+            ccr("r;7", 2, 1, mscc(100, rsu=("CC-Time", 60), usu=("CC-Time", 60))),
+            ccr("r;7", 2, 1, mscc(100, rsu=("CC-Time", 60), usu=("CC-Time", 60))),  # again
+            ccr("r;7", 3, 2, mscc(100, usu=("CC-Time", 20), reason=2)),
+            ccr("r;8", 2, 5, mscc(100, rsu=("CC-Time", 60))),  # no such session
+        ]
+        for n, request in enumerate(requests):
+            respond(request, peer)
+            await asyncio.gather(*agent._tasks)
+            mark = app.journal.position
+            await settle(app)
+            assert len(peer.replies) == n + 1
+            assert peer.replies[n][2] >= mark
+        return [a.encode() for _, a, _ in peer.replies], agent.metrics.requests
+
+    async def main(d: Path, use_spec: bool) -> tuple[list[bytes], Any]:
+        app = await build(d)
+        try:
+            return await session(app, use_spec)
+        finally:
+            await app.close()
+
+    from charging.service import ChargingService
+    if not hasattr(ChargingService, "decide"):
+        pytest.skip("charging service without decide()/durable_mark()")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    got = asyncio.run(main(tmp_path / "a", False))
+    want = asyncio.run(main(tmp_path / "b", True))
+    assert [decode_message(a).get("Result-Code") for a in got[0]] == [2001, 2001, 2001, 2001,
+                                                                     5002]
+    assert got == want
