@@ -228,40 +228,32 @@ class OnlineCharging(ServiceCore):
             op = None
             if held_n >= 0:
                 creservation = grant.hold_id(session.id, held_n)
-                if not sync:
-                    nxt = (self._next_cost(session, grant, grant.used_total + used, want)
-                           if grant_next and self._sync_ledger and ledger.pairs_ops
-                           else None)
-                    if nxt is None:
-                        op = await ledger.commit(f"{key}:c", account, balance, creservation,
-                                                 used_cost, now=now, release_rest=True,
-                                                 fields=fields, wait=False)
-                    else:  # a store that runs the commit and the next reserve as ONE op
-                        cost_u, amount = nxt
-                        rfields = self._hold_fields(session, req, grant, amount)
-                        op, rres = await ledger.commit_reserve(
-                            f"{key}:c", account, balance, creservation, used_cost, fields,
-                            f"{key}:r", grant.hold_id(session.id, req.request_number), amount,
-                            ttl=self.config.tcc + 60.0, now=now, rfields=rfields)
-                        if rres is not None:
-                            pre = (cost_u, amount, rfields, rres)
-                elif grant_next:
-                    nxt = self._next_cost(session, grant, grant.used_total + used, want)
-                    if nxt is None:  # no price for the next grant: commit alone
-                        op = ledger.commit_now(f"{key}:c", account, balance, creservation,
-                                               used_cost, now=now, fields=fields)
+                # With the next grant to reserve, the commit and the reserve run as ONE ledger
+                # call (the synchronous ledger's, or a store that pairs them: Redis).
+                paired = grant_next and (sync or (self._sync_ledger and ledger.pairs_ops))
+                nxt = (self._next_cost(session, grant, grant.used_total + used, want)
+                       if paired else None)
+                if nxt is not None:
+                    cost_u, amount = nxt
+                    rfields = self._hold_fields(session, req, grant, amount)
+                    pair = (f"{key}:c", account, balance, creservation, used_cost, fields,
+                            f"{key}:r", grant.hold_id(session.id, req.request_number), amount)
+                    ttl = self.config.tcc + 60.0
+                    if sync:
+                        op, rres = ledger.commit_reserve_now(*pair, ttl=ttl, now=now,
+                                                             rfields=rfields)
                     else:
-                        cost_u, amount = nxt
-                        rfields = self._hold_fields(session, req, grant, amount)
-                        op, rres = ledger.commit_reserve_now(
-                            f"{key}:c", account, balance, creservation, used_cost, fields,
-                            f"{key}:r", grant.hold_id(session.id, req.request_number), amount,
-                            ttl=self.config.tcc + 60.0, now=now, rfields=rfields)
-                        if rres is not None:
-                            pre = (cost_u, amount, rfields, rres)
-                else:
+                        op, rres = await ledger.commit_reserve(*pair, ttl=ttl, now=now,
+                                                               rfields=rfields)
+                    if rres is not None:
+                        pre = (cost_u, amount, rfields, rres)
+                elif sync:  # nothing to reserve next (or no price for it): commit alone
                     op = ledger.commit_now(f"{key}:c", account, balance, creservation,
                                            used_cost, now=now, fields=fields)
+                else:
+                    op = await ledger.commit(f"{key}:c", account, balance, creservation,
+                                             used_cost, now=now, release_rest=True,
+                                             fields=fields, wait=False)
             return await self._settle(session, req, su, grant, key, now, terminate, grant_next,
                                       want, sync, (op, pre, before, used, used_cost, fields))
         return await self._settle(session, req, su, grant, key, now, terminate, grant_next,

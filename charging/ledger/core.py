@@ -247,8 +247,8 @@ class Ledger(SyncOps):
                 self._maybe_snapshot()
         else:
             # Redis confirmations and low-balance events only once the record is durable.
-            group.add_done_callback(lambda f: None if f.cancelled() or f.exception()
-                                    else self._after(res, now, account, seq))
+            group.add_done_callback(functools.partial(self._after_group, res, now, account,
+                                                      seq))
         return res
 
     def _track(self, pos: Position, key: str) -> int:
@@ -351,7 +351,8 @@ class Ledger(SyncOps):
         enqueued in order in one call (``wait=False``: the CALLER waits for :attr:`position`
         to be durable before answering, invariant 3). ``(commit, None)``: the commit found no
         such reservation and nothing else ran; the caller debits instead. The dicts become
-        the records."""
+        the records. (:meth:`_run`'s steps for two results, kept inline like its own: this
+        is the Redis path's per-request call.)"""
         pair = self._pair
         assert pair is not None
         journal = self.journal
@@ -396,14 +397,16 @@ class Ledger(SyncOps):
                 assert group is not None
                 for res, pos in zip(journaled, positions, strict=True):
                     seq = self._track(pos, res.key)
-                    group.add_done_callback(functools.partial(self._after_group, res, now, account, seq))
+                    group.add_done_callback(
+                        functools.partial(self._after_group, res, now, account, seq))
         finally:
             self._inflight -= 1
         return cres, rres
 
-    def _after_group(self, res: OpResult, now: float, account: str, seq: int,
+    def _after_group(self, res: OpResult, now: float, account: str | None, seq: int,
                      group: asyncio.Future[None]) -> None:
-        """:meth:`_after` once *group* (the record's group commit) succeeded."""
+        """A group commit's done callback (``functools.partial`` of the op): :meth:`_after`
+        once *group*, the record's group commit, succeeded (a failed one fails the ledger)."""
         if not group.cancelled() and group.exception() is None:
             self._after(res, now, account, seq)
 

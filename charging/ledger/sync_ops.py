@@ -19,6 +19,7 @@ their journal enqueue; these cannot, so the snapshot's state copy (taken in one 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -50,6 +51,7 @@ class SyncOps:
     _meta_of: Callable[[str, str], tuple[bool, str | None]]
     _maybe_snapshot: Callable[[], None]
     _after: Callable[[OpResult, float, str | None, int], None]
+    _after_group: Callable[..., None]
 
     @property
     def store(self) -> Any:
@@ -163,8 +165,7 @@ class SyncOps:
         """Bookkeeping of one enqueued op (the embedded part of :meth:`Ledger._after`)."""
         if res.low_balance:
             # low-balance events only once the record is durable
-            group.add_done_callback(lambda f: None if f.cancelled() or f.exception()
-                                    else self._after(res, now, account, 0))
+            group.add_done_callback(functools.partial(self._after_group, res, now, account, 0))
             return
         stats = self.stats
         stats["ops"] += 1
