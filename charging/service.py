@@ -125,6 +125,7 @@ class ChargingService(OnlineCharging, EventsAndOffline, ServiceCore):
             await self._wait_turn(sid)
             cached = self._cached(req, key)  # a twin may have finished
             if cached is not None:
+                self._count("retransmit")  # (one that waited for its original's turn)
                 self._next_turn(sid)
                 return cached
         else:
@@ -192,20 +193,21 @@ class ChargingService(OnlineCharging, EventsAndOffline, ServiceCore):
     async def _fast_rest(self, req: ChargingRequest, key: str, now: float, session: Session,
                          su: ServiceUnits, grant: Grant, terminate: bool, grant_next: bool,
                          want: int, committed: Any, pre: Any,
-                         initial: bool) -> ChargingResult:
+                         initial: bool, sync: bool = True) -> ChargingResult:
         """The rest of a request the compiled fast path began (cython_ext/charging_slice.pyx)
         once its store op(s) ran with an outcome that is not the plain one: the Python path's
         own steps from that point (:meth:`_settle` or :meth:`_reserve`, then the session's
-        end and the answer cache). It marked the session busy; the turn is passed on here."""
+        end and the answer cache). It marked the session busy; the turn is passed on here.
+        ``sync``: the ledger's synchronous ops may be used (False: a store that suspends)."""
         skey = f"{key}:0"
         try:
             if initial:
-                r = await self._reserve(session, req, grant, want, skey, now, 0, su, True, pre)
+                r = await self._reserve(session, req, grant, want, skey, now, 0, su, sync, pre)
                 result = self._slice_answer(session, req, r, terminate)
                 result = await self._initial_end(session, result, key, now)
             else:
                 r = await self._settle(session, req, su, grant, skey, now, terminate,
-                                       grant_next, want, True, committed)
+                                       grant_next, want, sync, committed)
                 result = self._slice_answer(session, req, r, terminate)
                 reason = self._update_end(session, result, terminate, now)
                 if reason is not None:

@@ -29,6 +29,7 @@ paths and compare answers, balances, holds and journal bytes.
 """
 
 cimport cython
+from functools import partial
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.dict cimport PyDict_Copy, PyDict_GetItem, PyDict_Next
 from cpython.float cimport PyFloat_AS_DOUBLE
@@ -1209,7 +1210,7 @@ cdef class FastPath:
     cdef dict sessions, busy, counters, texts, quotas, accounts_seen, meta, stats
     cdef object tcc, ttl, validity_time, qht, pct, answer_cache_size, max_sessions, deck
     cdef object no_tariff_errors, to_rating, id_prefix, id_counter
-    cdef bint snapshots, sync, journal_failed_attr
+    cdef bint snapshots, sync, paired, journal_failed_attr
     cdef double snapshot_seconds
     cdef list rsvcs  # [(service, rating service), ...]: ServiceCore._to_rating, memoised
     cdef dict plans  # (deck version, rating service, destination, origin, start second) -> _Plan
@@ -1258,8 +1259,9 @@ cdef class FastPath:
         self.stats = ledger.stats
         self.snapshots = ledger.snapshot_dir is not None
         self.snapshot_seconds = ledger.snapshot_seconds
-        self.store = None  # (ledger._store and its _sync: read by _sync_ready)
+        self.store = None  # (ledger._store and its _sync / _pair: read by _mode)
         self.sync = False
+        self.paired = False
         # Journal.failed is ``self._failed is not None``: read the attribute itself (no
         # property frame per request) when the journal has it
         self.journal_failed_attr = "_failed" in getattr(self.journal, "__dict__", {})
@@ -1334,7 +1336,8 @@ cdef class FastPath:
                     self.deck_currency = deck_currency
             if deck_currency and deck_currency != currency:
                 return None
-        if not self._sync_ready(account, balance):
+        cdef int mode = self._mode(account, balance)
+        if mode == 0:
             return None
         sid = rq(req, R_SESSION_ID)
         at = rq(req, R_AT)
@@ -1350,15 +1353,31 @@ cdef class FastPath:
         skey = _cat(key, b":0", 2)
         n = rq(req, R_REQUEST_NUMBER)
         rec = _reserve_rec(sid, _int_text(n), grant, self._money_text(amount))
-        # -- from here on the store moves money: no way back to "None"
-        res = self.store.reserve_sync(_cat(skey, b":r", 2), account, balance,
-                                      _hold_id(sid, gr(grant, G_KEY), n), amount,
-                                      self.ttl, now, False)
-        self._journal_one(res, "reserve", now, rec, account)
-        if op_(res, O_STATUS) is not _OK:
+        rkey = _cat(skey, b":r", 2)
+        hold = _hold_id(sid, gr(grant, G_KEY), n)
+        if mode == 2:  # a store that suspends (Redis): the rest runs in a coroutine
             self.busy[sid] = None
-            return svc._fast_rest(req, key, now, session, su, grant, False, True, want, None,
-                                  (cost_u, amount, rec.dict_(), res), True)
+            return _initial_paired(self, req, key, now, session, su, grant, want, cost_u,
+                                   amount, rec, account, balance, rkey, hold)
+        # -- from here on the store moves money: no way back to "None"
+        res = self.store.reserve_sync(rkey, account, balance, hold, amount, self.ttl, now,
+                                      False)
+        self._journal_one(res, "reserve", now, rec, account)
+        return self._initial_done(req, key, now, session, su, grant, want, cost_u, amount,
+                                  rec, res, True)
+
+    cdef object _initial_done(self, req, str key, now, session, su, grant, want, cost_u,
+                              amount, _Rec rec, res, bint mark_busy):
+        """_initial once its reserve ran (*res*): the plain outcome booked and answered,
+        else the coroutine of ChargingService._fast_rest (*mark_busy*: mark the session's
+        turn taken first -- the suspending path took it before its op)."""
+        sid = rq(req, R_SESSION_ID)
+        if op_(res, O_STATUS) is not _OK:
+            if mark_busy:
+                self.busy[sid] = None
+            return self.svc._fast_rest(req, key, now, session, su, grant, False, True, want,
+                                       None, (cost_u, amount, rec.dict_(), res), True,
+                                       self.sync)
         r = self._reserved(session, req, su, grant, want, amount, 0)
         result = self._answer(session, r, False)
         sessions = self.sessions
@@ -1482,7 +1501,8 @@ cdef class FastPath:
         if held_n < 0:
             return None  # nothing held: a plain debit (the Python path)
         account, balance = ses(session, S_ACCOUNT), ses(session, S_BALANCE)
-        if not self._sync_ready(account, balance):
+        cdef int mode = self._mode(account, balance)
+        if mode == 0:
             return None
         unit = gr(grant, G_UNIT)
         money = unit is _MONEY
@@ -1525,13 +1545,24 @@ cdef class FastPath:
         gk = gr(grant, G_KEY)
         creservation = _hold_id(sid, gk, held_n)
         pre = None
-        cdef _Rec rrec
+        cdef _Rec rrec = None
+        ckey = _cat(skey, b":c", 2)
         if grant_next:
             cost_u, amount = nxt
             rrec = _reserve_rec(sid, ntext, grant, self._money_text(amount))
+        if mode == 2:  # a store that suspends (Redis): the rest runs in a coroutine
+            self.busy[sid] = None
+            if grant_next:
+                return _update_paired(self, req, key, now, session, su, grant, terminate,
+                                      want, account, balance, ckey, creservation, used_cost,
+                                      crec, _cat(skey, b":r", 2), _hold_id(sid, gk, n),
+                                      cost_u, amount, rrec, before, used, used_total)
+            return _commit_paired(self, req, key, now, session, su, grant, terminate, want,
+                                  account, balance, ckey, creservation, used_cost, crec,
+                                  before, used, used_total)
+        if grant_next:
             # SyncOps.commit_reserve_now
-            op = store.commit_sync(_cat(skey, b":c", 2), account, balance, creservation, used_cost,
-                                   now, True)
+            op = store.commit_sync(ckey, account, balance, creservation, used_cost, now, True)
             if op_(op, O_STATUS) is _UNKNOWN_RES and not op_(op, O_EFFECTS) \
                     and not op_(op, O_HOLDS):
                 self._count_plain(op)
@@ -1546,20 +1577,33 @@ cdef class FastPath:
                 self._journal_two(op, crec, rres, rrec, now, account)
                 pre = (cost_u, amount, rrec, rres)
         else:
-            op = store.commit_sync(_cat(skey, b":c", 2), account, balance, creservation, used_cost, now,
-                                   True)
+            op = store.commit_sync(ckey, account, balance, creservation, used_cost, now, True)
             self._journal_one(op, "commit", now, crec, account)
+        return self._update_done(req, key, now, session, su, grant, terminate, want, op, pre,
+                                 before, used, used_cost, crec, used_total, True)
+
+    cdef object _update_done(self, req, str key, now, session, su, grant, bint terminate,
+                             want, op, pre, before, used, used_cost, _Rec crec, used_total,
+                             bint mark_busy):
+        """_update once its commit (and the next reserve, *pre*: (cost so far, amount,
+        record, result) or None) ran: the plain outcome booked and answered, else the
+        coroutine of ChargingService._fast_rest (*mark_busy*: see _initial_done)."""
+        svc = self.svc
+        sid = ses(session, S_ID)
+        unit = gr(grant, G_UNIT)
+        grant_next = not terminate
         op_status = op_(op, O_STATUS)
         if op_status is _UNKNOWN_RES or (
                 pre is not None and op_((<tuple>pre)[3], O_STATUS) is not _OK) or (
                 grant_next and pre is None):
-            self.busy[sid] = None
+            if mark_busy:
+                self.busy[sid] = None
             if pre is not None:  # (the reserve's fields as the dict _hold_fields builds)
                 pre = ((<tuple>pre)[0], (<tuple>pre)[1], (<_Rec>(<tuple>pre)[2]).dict_(),
                        (<tuple>pre)[3])
             return svc._fast_rest(req, key, now, session, su, grant, terminate, grant_next,
                                   want, (op, pre, before, used, used_cost, crec.dict_()), None,
-                                  False)
+                                  False, self.sync)
         # OnlineCharging._settle: book the commit
         gr_set(grant, G_USED_TOTAL, used_total + used)
         gr_set(grant, G_HELD, 0)
@@ -1571,8 +1615,11 @@ cdef class FastPath:
         if terminate:
             r = _units(su, _SUCCESS, unit, None, None, False, used_cost, None, None)
             result = self._answer(session, r, True)
-            # OnlineCharging._end (not killed: checked above)
+            # OnlineCharging._end (not killed when decided; a suspending store's op lets an
+            # ASR with ASA 2001 mark it meanwhile)
             self.sessions.pop(sid, None)
+            if ses(session, S_KILLED) is not None:
+                svc._killed.pop(sid, None)
             answer = ses(session, S_ANSWER)
             if answer is not None:
                 self._keep(ses(session, S_ANSWER_KEY), answer)
@@ -1821,20 +1868,81 @@ cdef class FastPath:
 
     # ------------------------------------------------------------------ ledger helpers
 
-    cdef inline bint _sync_ready(self, account, balance) except -1:
-        """``svc._sync_ledger and ledger.sync_ready(account, balance)``: the ledger's
-        ``_sync`` changes only with its store (SyncOps.store's setter), so it is read again
+    cdef inline int _mode(self, account, balance) except -1:
+        """How this path may run the account's ops: 1, the ledger's synchronous ops
+        (``svc._sync_ledger and ledger.sync_ready(account, balance)``: the embedded store);
+        2, awaited, the commit and the next reserve as one op (a store that suspends and
+        pairs ops: Redis; Ledger._run's checks hold: not paused, not failed, the balance's
+        metadata cached); 0, neither (the Python path). The ledger's ``_sync`` and
+        ``_pair`` change only with its store (SyncOps.store's setter), so they are read again
         only when ``ledger._store`` is another object."""
         ledger = self.ledger
         store = ledger._store
         if store is not self.store:
             self.store = store
             self.sync = bool(self.svc._sync_ledger) and bool(ledger._sync)
-        if not self.sync or ledger._failed is not None or (account, balance) not in self.meta:
-            return False
+            self.paired = (not self.sync and bool(self.svc._sync_ledger)
+                           and getattr(ledger, "_pair", None) is not None)
+        if not (self.sync or self.paired) or ledger._failed is not None \
+                or (account, balance) not in self.meta:
+            return 0
         if self.journal_failed_attr:
-            return self.journal._failed is None
-        return not self.journal.failed
+            if self.journal._failed is not None:
+                return 0
+        elif self.journal.failed:
+            return 0
+        if self.sync:
+            return 1
+        return 2 if ledger._pause is None else 0
+
+    cdef int _next_turn(self, sid) except -1:
+        """ChargingService._next_turn: free session *sid*'s turn (no request waits for it:
+        the common case, inline) or hand it to the next waiting request."""
+        cdef PyObject *w = PyDict_GetItem(self.busy, sid)
+        if w is NULL:
+            return 0
+        if <object>w is None:
+            del self.busy[sid]
+            return 0
+        self.svc._next_turn(sid)
+        return 0
+
+    cdef int _journal_awaited(self, list done, now, account) except -1:
+        """Ledger._run / Ledger.commit_reserve after the store's reply (``wait=False``):
+        *done* is [(result, op, replayed, _Rec), ...] in op order; the records of the ops
+        that moved money, by the same templates as the synchronous path, in ONE append;
+        each tracked for its Redis confirmation and booked (Ledger._after) once its group
+        commit succeeded."""
+        cdef list recs = []
+        cdef list journaled = []
+        ledger = self.ledger
+        stats = self.stats
+        ts = int(now * 1_000_000)
+        for item in done:
+            res, op, replayed, rec = <tuple>item
+            if replayed:
+                stats["replayed"] += 1
+            elif _moved(res):
+                try:
+                    recs.append(self._out(<_Rec>rec, op, res, self._next_id(), ts))
+                except BaseException as exc:
+                    ledger._failed = exc  # the store moved money the journal does not have
+                    raise
+                journaled.append(res)
+            else:
+                stats["ops"] += 1  # refused, nothing moved: nothing to journal
+        if not recs:
+            return 0
+        try:
+            positions, group = self.journal.append_many_nowait(recs)
+        except BaseException as exc:
+            ledger._failed = exc
+            raise
+        after = ledger._after_group
+        for res, pos in zip(journaled, positions):
+            seq = ledger._track(pos, op_(res, O_KEY))
+            group.add_done_callback(partial(after, res, now, account, seq))
+        return 0
 
     cdef str _next_id(self):
         """RecordIds.next: f"{prefix}{next(counter)}" (written by hand: an ASCII prefix, a
@@ -1987,3 +2095,128 @@ cdef class FastPath:
             self._count_plain(cres)
             self._count_plain(rres)
         return 0
+
+
+# ---------------------------------------------------------------------- a store that suspends
+# The same steps as the synchronous path, with the store op awaited in between (Redis): the
+# session's turn is taken before the op (ChargingService.decide's ``busy``) and passed on
+# after, or by ChargingService._fast_rest when the outcome is not the plain one. The
+# ledger's part is Ledger._run's / Ledger.commit_reserve's (``wait=False``): in flight
+# counted, keys noted unsure when the call fails (a retry replays them), a replay of a lost
+# reply checked, the records enqueued (the caller waits for the durable mark).
+
+async def _initial_paired(FastPath fp, req, str key, now, session, su, grant, want, cost_u,
+                          amount, _Rec rec, account, balance, str rkey, str hold):
+    """FastPath._initial's reserve on a store that suspends, then _initial_done."""
+    sid = rq(req, R_SESSION_ID)
+    ledger = fp.ledger
+    handed = False
+    try:
+        ledger._inflight += 1
+        try:
+            try:
+                res = await fp.store.reserve(rkey, account, balance, hold, amount, ttl=fp.ttl,
+                                             now=now, partial=False)
+            except Exception:
+                ledger._note_unsure(rkey)
+                raise
+            replayed = op_(res, O_REPLAYED)
+            if replayed and _unsure(ledger, res):
+                replayed = await ledger._replay_of_lost_reply(res, account)
+            fp._journal_awaited([(res, "reserve", replayed, rec)], now, account)
+        finally:
+            ledger._inflight -= 1
+        out = fp._initial_done(req, key, now, session, su, grant, want, cost_u, amount, rec,
+                               res, False)
+        if out.__class__ is not _ChargingResult:
+            handed = True  # _fast_rest passes the turn on
+            return await out
+        return out
+    finally:
+        if not handed:
+            fp._next_turn(sid)
+
+
+async def _update_paired(FastPath fp, req, str key, now, session, su, grant, bint terminate,
+                         want, account, balance, str ckey, str creservation, used_cost,
+                         _Rec crec, str rkey, str rreservation, cost_u, amount, _Rec rrec,
+                         before, used, used_total):
+    """FastPath._update's commit + next reserve as ONE op (Ledger.commit_reserve), then
+    _update_done."""
+    sid = ses(session, S_ID)
+    ledger = fp.ledger
+    handed = False
+    try:
+        ledger._inflight += 1
+        try:
+            try:
+                cres, rres = await ledger._pair(ckey, account, balance, creservation,
+                                                used_cost, rkey, rreservation, amount,
+                                                ttl=fp.ttl, now=now)
+            except Exception:
+                ledger._note_unsure(ckey)  # did either run? a retry replays both by key
+                ledger._note_unsure(rkey)
+                raise
+            replayed = op_(cres, O_REPLAYED)
+            if replayed and _unsure(ledger, cres):
+                replayed = await ledger._replay_of_lost_reply(cres, account)
+            done = [(cres, "commit", replayed, crec)]
+            if rres is not None:
+                replayed = op_(rres, O_REPLAYED)
+                if replayed and _unsure(ledger, rres):
+                    replayed = await ledger._replay_of_lost_reply(rres, account)
+                done.append((rres, "reserve", replayed, rrec))
+            fp._journal_awaited(done, now, account)
+        finally:
+            ledger._inflight -= 1
+        pre = None if rres is None else (cost_u, amount, rrec, rres)
+        out = fp._update_done(req, key, now, session, su, grant, terminate, want, cres, pre,
+                              before, used, used_cost, crec, used_total, False)
+        if out.__class__ is not _ChargingResult:
+            handed = True  # _fast_rest passes the turn on
+            return await out
+        return out
+    finally:
+        if not handed:
+            fp._next_turn(sid)
+
+
+async def _commit_paired(FastPath fp, req, str key, now, session, su, grant, bint terminate,
+                         want, account, balance, str ckey, str creservation, used_cost,
+                         _Rec crec, before, used, used_total):
+    """FastPath._update's commit alone (TERMINATE: nothing to reserve next), then
+    _update_done."""
+    sid = ses(session, S_ID)
+    ledger = fp.ledger
+    handed = False
+    try:
+        ledger._inflight += 1
+        try:
+            try:
+                res = await fp.store.commit(ckey, account, balance, creservation, used_cost,
+                                            now=now, release_rest=True)
+            except Exception:
+                ledger._note_unsure(ckey)
+                raise
+            replayed = op_(res, O_REPLAYED)
+            if replayed and _unsure(ledger, res):
+                replayed = await ledger._replay_of_lost_reply(res, account)
+            fp._journal_awaited([(res, "commit", replayed, crec)], now, account)
+        finally:
+            ledger._inflight -= 1
+        out = fp._update_done(req, key, now, session, su, grant, terminate, want, res, None,
+                              before, used, used_cost, crec, used_total, False)
+        if out.__class__ is not _ChargingResult:
+            handed = True  # _fast_rest passes the turn on
+            return await out
+        return out
+    finally:
+        if not handed:
+            fp._next_turn(sid)
+
+
+cdef inline bint _unsure(ledger, res) except -1:
+    """Ledger._run's replay test, its rare half: the replayed result's key had an earlier
+    call fail (then Ledger._replay_of_lost_reply says whether nobody journaled it)."""
+    unsure = ledger._unsure
+    return bool(unsure) and op_(res, O_KEY) in unsure
