@@ -29,7 +29,6 @@ paths and compare answers, balances, holds and journal bytes.
 """
 
 cimport cython
-from functools import partial
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.dict cimport PyDict_Copy, PyDict_GetItem, PyDict_Next
 from cpython.float cimport PyFloat_AS_DOUBLE
@@ -1938,10 +1937,19 @@ cdef class FastPath:
         except BaseException as exc:
             ledger._failed = exc
             raise
-        after = ledger._after_group
+        # Ledger._track, per record: its sequence number (the confirmed checkpoint's order)
+        # and its key, unconfirmed until Ledger.flush_confirmations tells the store
+        cdef list seqs = []
+        enq = ledger._enq
+        unconfirmed = ledger._unconfirmed
+        seq = ledger._seq
         for res, pos in zip(journaled, positions):
-            seq = ledger._track(pos, op_(res, O_KEY))
-            group.add_done_callback(partial(after, res, now, account, seq))
+            seq += 1
+            enq.append((seq, pos))
+            unconfirmed[op_(res, O_KEY)] = None
+            seqs.append(seq)
+        ledger._seq = seq
+        group.add_done_callback(_Booked(ledger, journaled, seqs, now, account))
         return 0
 
     cdef str _next_id(self):
@@ -2095,6 +2103,39 @@ cdef class FastPath:
             self._count_plain(cres)
             self._count_plain(rres)
         return 0
+
+
+@cython.final
+cdef class _Booked:
+    """The group commit's done callback of one append of a suspending store's records:
+    Ledger._after_group for each (its order), the common case inline -- ``stats``, the
+    record queued for its Redis confirmation; a low balance event goes through
+    Ledger._after itself. A failed group books nothing (the ledger fails closed)."""
+
+    cdef object ledger, now, account
+    cdef list results, seqs
+
+    def __cinit__(self, ledger, list results, list seqs, now, account):
+        self.ledger = ledger
+        self.results = results
+        self.seqs = seqs
+        self.now = now
+        self.account = account
+
+    def __call__(self, group):
+        if group.cancelled() or group.exception() is not None:
+            return
+        ledger = self.ledger
+        stats = ledger.stats
+        to_confirm = ledger._to_confirm
+        for res, seq in zip(self.results, self.seqs):
+            if op_(res, O_LOW_BALANCE) or not self.account:
+                ledger._after(res, self.now, self.account, seq)
+                continue
+            _bump(stats, "ops", 1)
+            _bump(stats, "journaled", 1)
+            to_confirm.append((self.account, op_(res, O_KEY), seq))
+            ledger._since_snapshot += 1
 
 
 # ---------------------------------------------------------------------- a store that suspends

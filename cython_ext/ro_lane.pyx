@@ -74,6 +74,7 @@ cdef class Responder:
     cdef int nbuckets
     cdef object decide_now  # service.decide_now (round 6; None: older service)
     cdef object split0      # the agent's _split decide_now goes with (benchmarks replace it)
+    cdef object service     # the agent's service (its _fast: the compiled twin's decide)
 
     def __init__(self, agent, *, spec, twin, encode, rc_by_id, resume, buckets):
         self.agent = agent
@@ -95,6 +96,7 @@ cdef class Responder:
         # (benchmarks/_ro_outside replaces it with a canned decide).
         self.decide_now = getattr(getattr(agent, "service", None), "decide_now", None)
         self.split0 = getattr(agent, "_split", None)
+        self.service = getattr(agent, "service", None)
         self.nbuckets = -1  # -1: metrics.observe (the spec) does it
         if type(buckets) is tuple and len(buckets) <= 32:
             self.nbuckets = len(buckets)
@@ -155,6 +157,20 @@ cdef class Responder:
             # A store that awaits the network (Redis): the whole decision runs in a Task
             # (its first step may need asyncio.current_task()); the agent's _finish hands
             # the result back to decided() below.
+            if split is self.split0 and self.service is not None:
+                # ChargingService.decide's first step, without its coroutine: the compiled
+                # twin takes the request (a coroutine of its own, awaited in a Task that
+                # answers through decided()) or declines it (None: decide below)
+                svc = self.service
+                fast = svc._fast
+                if fast is not None:
+                    done = fast(svc, req, now)
+                    if done is not None and hasattr(done, "__await__"):
+                        agent._spawn(_answer_after(self, peer, request, req, done, t0))
+                        return
+                    if done is not None:  # decided at once (a synchronous store)
+                        self.answer_decided(peer, request, req, done, t0, mark, when_durable)
+                        return
             coro = PyObject_Vectorcall(decide, argv, 1, _NOW_KW)  # decide(req, now=now)
             agent._spawn(agent._finish(peer, request, req, coro, t0))
             return
@@ -201,6 +217,19 @@ cdef class Responder:
         if answer is None:
             answer = self.agent._answer_for(request, req, result)
         when_durable(pos, Durable(self, peer, request, req, answer, t0, result.outcome))
+
+
+async def _answer_after(Responder r, peer, request, req, rest, long long t0):
+    """agent._finish for the compiled twin's coroutine: await the decision, then answer it
+    through Responder.decided (no await in between: the durability mark is the request's);
+    a decision that raised (JournalError, a lost store reply) is answered as _finish does."""
+    try:
+        result = await rest
+    except Exception:
+        agent = r.agent
+        agent._decided(peer, request, req, agent._failed(req), t0, mark=False)
+        return
+    r.decided(peer, request, req, result, t0)
 
 
 cdef int raise_pending() except -1:
