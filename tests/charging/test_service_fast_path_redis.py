@@ -201,3 +201,63 @@ def test_an_asr_answered_while_the_terminate_waits_for_redis_ends_the_kill(
         assert await svc.supervise(T0 + 10_000) == []
 
     _run(tmp_path, redis_url, body)
+
+
+def test_the_responder_answers_the_twins_decisions_on_redis_as_the_spec(
+        tmp_path: Path, redis_url: str) -> None:
+    """A non-eager agent (Redis) through the compiled Responder: the twin's coroutine runs in
+    a Task and its answer goes out through the Responder -- a lost store reply answered
+    5012, its retry 2001 -- with the same answer bytes and metrics as the Python spec
+    (respond_py), each sent only once the journal is durable past the request's records."""
+    from diameter.message import decode_message
+    from icx.diameter_client import A, mscc
+    from mediation.agent import _LANE, ChargingAgent
+    from tests.e2e.test_agent_respond import Peer, ccr, settle
+
+    if _LANE is None:
+        pytest.skip("cython_ext.ro_lane not built (or disabled)")
+
+    def requests() -> list[Any]:
+        return [ccr("r;7", 1, 0, A("Multiple-Services-Indicator", 1),
+                    mscc(100, rsu=("CC-Time", 60))),
+                ccr("r;7", 2, 1, mscc(100, rsu=("CC-Time", 60), usu=("CC-Time", 60))),
+                ccr("r;7", 2, 1, mscc(100, rsu=("CC-Time", 60), usu=("CC-Time", 60))),
+                ccr("r;7", 2, 2, mscc(100, rsu=("CC-Time", 60), usu=("CC-Time", 60))),
+                ccr("r;7", 2, 2, mscc(100, rsu=("CC-Time", 60), usu=("CC-Time", 60))),
+                ccr("r;7", 3, 3, mscc(100, usu=("CC-Time", 20), reason=2)),
+                ccr("r;8", 2, 5, mscc(100, rsu=("CC-Time", 60)))]
+
+    def run(d: Path, use_spec: bool) -> tuple[list[bytes], Any, list[Any]]:
+        out: list[Any] = []
+
+        async def body(app: ChargingApp, store: _LostReply, taken: list[Any]) -> None:
+            base = app.agent
+            agent = ChargingAgent(base.service, base.smap, origin_host=base.origin_host,
+                                  origin_realm=base.origin_realm,
+                                  when_durable=app.journal.call_when_durable, eager=False)
+            respond = agent.respond_py if use_spec else agent.respond
+            if not use_spec:
+                assert isinstance(respond, _LANE.Responder)
+            peer = Peer(app)
+            for n, request in enumerate(requests()):
+                if n == 3:
+                    store.armed = "commit_reserve"  # the op runs, its reply is lost
+                respond(request, peer)
+                await asyncio.gather(*agent._tasks)
+                mark = app.journal.position
+                await settle(app)
+                assert len(peer.replies) == n + 1
+                assert peer.replies[n][2] >= mark
+            out.extend(([a.encode() for _, a, _ in peer.replies], agent.metrics.requests,
+                        list(taken)))
+
+        d.mkdir()
+        _run(d, redis_url, body)
+        return out[0], out[1], out[2]
+
+    got, got_metrics, taken = run(tmp_path / "a", False)
+    want, want_metrics, _ = run(tmp_path / "b", True)
+    assert [decode_message(a).get("Result-Code") for a in got] == [2001, 2001, 2001, 5012,
+                                                                  2001, 2001, 5002]
+    assert "coroutine" in taken  # the twin decided on Redis (its first U at least)
+    assert got == want and got_metrics == want_metrics
