@@ -1356,8 +1356,9 @@ cdef class FastPath:
         hold = _hold_id(sid, gr(grant, G_KEY), n)
         if mode == 2:  # a store that suspends (Redis): the rest runs in a coroutine
             self.busy[sid] = None
-            return _initial_paired(self, req, key, now, session, su, grant, want, cost_u,
-                                   amount, rec, account, balance, rkey, hold)
+            return _awaited(self, _pending(req, key, now, session, su, grant, True, False,
+                                           want, account, balance, None, None, 0, None,
+                                           rkey, hold, cost_u, amount, rec, 0, 0, 0))
         # -- from here on the store moves money: no way back to "None"
         res = self.store.reserve_sync(rkey, account, balance, hold, amount, self.ttl, now,
                                       False)
@@ -1552,13 +1553,14 @@ cdef class FastPath:
         if mode == 2:  # a store that suspends (Redis): the rest runs in a coroutine
             self.busy[sid] = None
             if grant_next:
-                return _update_paired(self, req, key, now, session, su, grant, terminate,
-                                      want, account, balance, ckey, creservation, used_cost,
-                                      crec, _cat(skey, b":r", 2), _hold_id(sid, gk, n),
-                                      cost_u, amount, rrec, before, used, used_total)
-            return _commit_paired(self, req, key, now, session, su, grant, terminate, want,
-                                  account, balance, ckey, creservation, used_cost, crec,
-                                  before, used, used_total)
+                return _awaited(self, _pending(
+                    req, key, now, session, su, grant, False, terminate, want, account,
+                    balance, ckey, creservation, used_cost, crec, _cat(skey, b":r", 2),
+                    _hold_id(sid, gk, n), cost_u, amount, rrec, before, used, used_total))
+            return _awaited(self, _pending(
+                req, key, now, session, su, grant, False, terminate, want, account, balance,
+                ckey, creservation, used_cost, crec, None, None, 0, 0, None, before, used,
+                used_total))
         if grant_next:
             # SyncOps.commit_reserve_now
             op = store.commit_sync(ckey, account, balance, creservation, used_cost, now, True)
@@ -2146,109 +2148,87 @@ cdef class _Booked:
 # counted, keys noted unsure when the call fails (a retry replays them), a replay of a lost
 # reply checked, the records enqueued (the caller waits for the durable mark).
 
-async def _initial_paired(FastPath fp, req, str key, now, session, su, grant, want, cost_u,
-                          amount, _Rec rec, account, balance, str rkey, str hold):
-    """FastPath._initial's reserve on a store that suspends, then _initial_done."""
-    sid = rq(req, R_SESSION_ID)
+@cython.final
+@cython.freelist(64)
+cdef class _Pending:
+    """A request decided up to its store op, on a store that suspends: what the op needs
+    (``ckey`` None: no commit; ``rkey`` None: no reserve) and what the rest of the decision
+    (_initial_done / _update_done) reads."""
+
+    cdef object req, key, now, session, su, grant, want, account, balance
+    cdef bint initial, terminate
+    cdef object ckey, creservation, used_cost, rkey, rreservation, cost_u, amount
+    cdef _Rec crec, rrec
+    cdef object before, used, used_total
+
+
+cdef _Pending _pending(req, key, now, session, su, grant, bint initial, bint terminate, want,
+                       account, balance, ckey, creservation, used_cost, _Rec crec, rkey,
+                       rreservation, cost_u, amount, _Rec rrec, before, used, used_total):
+    cdef _Pending p = _Pending.__new__(_Pending)
+    p.req, p.key, p.now, p.session, p.su, p.grant = req, key, now, session, su, grant
+    p.initial, p.terminate, p.want, p.account, p.balance = initial, terminate, want, account, \
+        balance
+    p.ckey, p.creservation, p.used_cost, p.crec = ckey, creservation, used_cost, crec
+    p.rkey, p.rreservation, p.cost_u, p.amount, p.rrec = rkey, rreservation, cost_u, amount, \
+        rrec
+    p.before, p.used, p.used_total = before, used, used_total
+    return p
+
+
+async def _awaited(FastPath fp, _Pending p):
+    """The store op of *p* awaited -- the reserve of an INITIAL, the commit + next reserve
+    of an UPDATE as ONE op (Ledger.commit_reserve), the commit of a TERMINATE -- with
+    Ledger._run's bookkeeping, its records journaled, then the rest of the decision as the
+    synchronous path takes it. Holds the session's turn (taken by the caller) until done."""
+    sid = rq(p.req, R_SESSION_ID)
     ledger = fp.ledger
+    account, now = p.account, p.now
     handed = False
+    rres = None
     try:
         ledger._inflight += 1
         try:
             try:
-                res = await fp.store.reserve(rkey, account, balance, hold, amount, ttl=fp.ttl,
-                                             now=now, partial=False)
+                if p.ckey is None:
+                    rres = await fp.store.reserve(p.rkey, account, p.balance, p.rreservation,
+                                                  p.amount, ttl=fp.ttl, now=now, partial=False)
+                    cres = None
+                elif p.rkey is None:
+                    cres = await fp.store.commit(p.ckey, account, p.balance, p.creservation,
+                                                 p.used_cost, now=now, release_rest=True)
+                else:
+                    cres, rres = await ledger._pair(p.ckey, account, p.balance,
+                                                    p.creservation, p.used_cost, p.rkey,
+                                                    p.rreservation, p.amount, ttl=fp.ttl,
+                                                    now=now)
             except Exception:
-                ledger._note_unsure(rkey)
+                if p.ckey is not None:
+                    ledger._note_unsure(p.ckey)  # did it run? a retry replays it by key
+                if p.rkey is not None:
+                    ledger._note_unsure(p.rkey)
                 raise
-            replayed = op_(res, O_REPLAYED)
-            if replayed and _unsure(ledger, res):
-                replayed = await ledger._replay_of_lost_reply(res, account)
-            fp._journal_awaited([(res, "reserve", replayed, rec)], now, account)
-        finally:
-            ledger._inflight -= 1
-        out = fp._initial_done(req, key, now, session, su, grant, want, cost_u, amount, rec,
-                               res, False)
-        if out.__class__ is not _ChargingResult:
-            handed = True  # _fast_rest passes the turn on
-            return await out
-        return out
-    finally:
-        if not handed:
-            fp._next_turn(sid)
-
-
-async def _update_paired(FastPath fp, req, str key, now, session, su, grant, bint terminate,
-                         want, account, balance, str ckey, str creservation, used_cost,
-                         _Rec crec, str rkey, str rreservation, cost_u, amount, _Rec rrec,
-                         before, used, used_total):
-    """FastPath._update's commit + next reserve as ONE op (Ledger.commit_reserve), then
-    _update_done."""
-    sid = ses(session, S_ID)
-    ledger = fp.ledger
-    handed = False
-    try:
-        ledger._inflight += 1
-        try:
-            try:
-                cres, rres = await ledger._pair(ckey, account, balance, creservation,
-                                                used_cost, rkey, rreservation, amount,
-                                                ttl=fp.ttl, now=now)
-            except Exception:
-                ledger._note_unsure(ckey)  # did either run? a retry replays both by key
-                ledger._note_unsure(rkey)
-                raise
-            replayed = op_(cres, O_REPLAYED)
-            if replayed and _unsure(ledger, cres):
-                replayed = await ledger._replay_of_lost_reply(cres, account)
-            done = [(cres, "commit", replayed, crec)]
-            if rres is not None:
-                replayed = op_(rres, O_REPLAYED)
-                if replayed and _unsure(ledger, rres):
-                    replayed = await ledger._replay_of_lost_reply(rres, account)
-                done.append((rres, "reserve", replayed, rrec))
+            done = []
+            for res, op, rec in ((cres, "commit", p.crec), (rres, "reserve", p.rrec)):
+                if res is None:
+                    continue
+                replayed = op_(res, O_REPLAYED)
+                if replayed and _unsure(ledger, res):
+                    replayed = await ledger._replay_of_lost_reply(res, account)
+                done.append((res, op, replayed, rec))
             fp._journal_awaited(done, now, account)
         finally:
             ledger._inflight -= 1
-        pre = None if rres is None else (cost_u, amount, rrec, rres)
-        out = fp._update_done(req, key, now, session, su, grant, terminate, want, cres, pre,
-                              before, used, used_cost, crec, used_total, False)
+        if p.initial:
+            out = fp._initial_done(p.req, p.key, now, p.session, p.su, p.grant, p.want,
+                                   p.cost_u, p.amount, p.rrec, rres, False)
+        else:
+            out = fp._update_done(p.req, p.key, now, p.session, p.su, p.grant, p.terminate,
+                                  p.want, cres, None if rres is None else (
+                                      p.cost_u, p.amount, p.rrec, rres),
+                                  p.before, p.used, p.used_cost, p.crec, p.used_total, False)
         if out.__class__ is not _ChargingResult:
-            handed = True  # _fast_rest passes the turn on
-            return await out
-        return out
-    finally:
-        if not handed:
-            fp._next_turn(sid)
-
-
-async def _commit_paired(FastPath fp, req, str key, now, session, su, grant, bint terminate,
-                         want, account, balance, str ckey, str creservation, used_cost,
-                         _Rec crec, before, used, used_total):
-    """FastPath._update's commit alone (TERMINATE: nothing to reserve next), then
-    _update_done."""
-    sid = ses(session, S_ID)
-    ledger = fp.ledger
-    handed = False
-    try:
-        ledger._inflight += 1
-        try:
-            try:
-                res = await fp.store.commit(ckey, account, balance, creservation, used_cost,
-                                            now=now, release_rest=True)
-            except Exception:
-                ledger._note_unsure(ckey)
-                raise
-            replayed = op_(res, O_REPLAYED)
-            if replayed and _unsure(ledger, res):
-                replayed = await ledger._replay_of_lost_reply(res, account)
-            fp._journal_awaited([(res, "commit", replayed, crec)], now, account)
-        finally:
-            ledger._inflight -= 1
-        out = fp._update_done(req, key, now, session, su, grant, terminate, want, res, None,
-                              before, used, used_cost, crec, used_total, False)
-        if out.__class__ is not _ChargingResult:
-            handed = True  # _fast_rest passes the turn on
+            handed = True  # ChargingService._fast_rest passes the turn on
             return await out
         return out
     finally:

@@ -24,7 +24,7 @@ from charging.requests import (
     Verb,
 )
 from icx.charging_app import ChargingApp, build_charging
-from icx.settings import AccountsSection, load_settings
+from icx.settings import AccountsSection, Settings, load_settings
 
 Runner = Callable[[Callable[["ChargingApp"], Awaitable[None]]], None]
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,13 +44,18 @@ amount = "0.30"
 """
 
 
+def demo_settings(tmp_path: Path, accounts_toml: str = ACCOUNTS) -> Settings:
+    """The shipped config with *accounts_toml* (written to *tmp_path*) as its accounts."""
+    accounts = tmp_path / "accounts.toml"
+    accounts.write_text(accounts_toml)
+    settings = load_settings(ROOT / "config" / "icx.toml")
+    return dataclasses.replace(settings, accounts=AccountsSection(files=(str(accounts),)))
+
+
 @pytest.fixture
 def stack(tmp_path: Path) -> Callable[[Callable[[ChargingApp], Awaitable[None]]], None]:
     """Run an async test body against a fresh stack in its own event loop."""
-    accounts = tmp_path / "accounts.toml"
-    accounts.write_text(ACCOUNTS)
-    settings = load_settings(ROOT / "config" / "icx.toml")
-    settings = dataclasses.replace(settings, accounts=AccountsSection(files=(str(accounts),)))
+    settings = demo_settings(tmp_path)
 
     def run(body: Callable[[ChargingApp], Awaitable[None]]) -> None:
         async def main() -> None:

@@ -11,7 +11,6 @@ the same key").
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -24,8 +23,7 @@ from charging.journal import JournalReader
 from charging.ledger.audit import idem_counts, journal_balances
 from charging.requests import ChargingResult, Verb
 from icx.charging_app import ChargingApp, build_charging
-from icx.settings import AccountsSection, load_settings
-from tests.charging.test_service import ACCOUNTS, ROOT, T0, money, voice
+from tests.charging.test_service import T0, demo_settings, money, voice
 
 pytestmark = pytest.mark.skipif(cython_ext.load("charging_slice") is None,
                                 reason="cython_ext.charging_slice not built (or disabled)")
@@ -67,10 +65,7 @@ def _run(tmp_path: Path, url: str,
     """*body(app, store, taken)* on a fresh Redis; ``taken``: what the twin returned per
     request (a coroutine: it took the request; None: the Python path did)."""
     redis.Redis.from_url(url).flushall()
-    accounts = tmp_path / "accounts.toml"
-    accounts.write_text(ACCOUNTS)
-    cfg = dataclasses.replace(load_settings(ROOT / "config" / "icx.toml"),
-                              accounts=AccountsSection(files=(str(accounts),)))
+    cfg = demo_settings(tmp_path)
 
     async def main() -> None:
         app = await build_charging(cfg, tmp_path / "data", admin=False, store_url=url)
@@ -212,7 +207,7 @@ def test_the_responder_answers_the_twins_decisions_on_redis_as_the_spec(
     from diameter.message import decode_message
     from icx.diameter_client import A, mscc
     from mediation.agent import _LANE, ChargingAgent
-    from tests.e2e.test_agent_respond import Peer, ccr, settle
+    from tests.e2e.test_agent_respond import Peer, answer_each, ccr
 
     if _LANE is None:
         pytest.skip("cython_ext.ro_lane not built (or disabled)")
@@ -239,15 +234,12 @@ def test_the_responder_answers_the_twins_decisions_on_redis_as_the_spec(
             if not use_spec:
                 assert isinstance(respond, _LANE.Responder)
             peer = Peer(app)
-            for n, request in enumerate(requests()):
+
+            def arm(n: int) -> None:
                 if n == 3:
                     store.armed = "commit_reserve"  # the op runs, its reply is lost
-                respond(request, peer)
-                await asyncio.gather(*agent._tasks)
-                mark = app.journal.position
-                await settle(app)
-                assert len(peer.replies) == n + 1
-                assert peer.replies[n][2] >= mark
+
+            await answer_each(app, agent, respond, peer, requests(), arm)
             out.extend(([a.encode() for _, a, _ in peer.replies], agent.metrics.requests,
                         list(taken)))
 

@@ -60,6 +60,21 @@ async def settle(app: ChargingApp) -> None:
         await asyncio.sleep(0)
 
 
+async def answer_each(app: ChargingApp, agent: Any, respond: Any, peer: Peer,
+                      requests: list[Message], before: Any = None) -> None:
+    """Send each request (``before(n)`` first, when given), wait for its decision and check
+    that its answer went out, and only once the journal was durable past its records."""
+    for n, request in enumerate(requests):
+        if before is not None:
+            before(n)
+        respond(request, peer)
+        await asyncio.gather(*agent._tasks)
+        mark = app.journal.position
+        await settle(app)
+        assert len(peer.replies) == n + 1
+        assert peer.replies[n][2] >= mark
+
+
 def test_answer_waits_for_durability_and_retransmit_charges_once(tmp_path: Path) -> None:
     async def main() -> None:
         app = await build(tmp_path)
@@ -224,13 +239,7 @@ def test_non_eager_answers_are_the_specs(tmp_path: Path) -> None:
             ccr("r;7", 3, 2, mscc(100, usu=("CC-Time", 20), reason=2)),
             ccr("r;8", 2, 5, mscc(100, rsu=("CC-Time", 60))),  # no such session
         ]
-        for n, request in enumerate(requests):
-            respond(request, peer)
-            await asyncio.gather(*agent._tasks)
-            mark = app.journal.position
-            await settle(app)
-            assert len(peer.replies) == n + 1
-            assert peer.replies[n][2] >= mark
+        await answer_each(app, agent, respond, peer, requests)
         return [a.encode() for _, a, _ in peer.replies], agent.metrics.requests
 
     async def main(d: Path, use_spec: bool) -> tuple[list[bytes], Any]:
