@@ -16,11 +16,18 @@ It returns:
 * a ``ChargingResult``: decided, records enqueued (the caller waits for the durable mark as
   after the Python ``decide``);
 * ``None``: not a request this path takes (a retransmit, an unknown session, several slices,
-  an account not yet seen, a retry after 5012, a killed session, a Redis store...). NOTHING
-  was changed: the caller runs the Python path;
+  an account not yet seen, a retry after 5012, a killed session, a paused or failed
+  ledger...). NOTHING was changed: the caller runs the Python path;
 * a coroutine: the store op ran but its outcome is not the plain one (a refused reserve ->
   grant what fits / 4012, a commit that found no hold -> partial debit): the caller awaits it
-  (``ChargingService._fast_rest``, the Python path's own code from there on).
+  (``ChargingService._fast_rest``, the Python path's own code from there on);
+* a coroutine, on a store that suspends and pairs ops (Redis, ``Ledger.pairs_ops``): the
+  same steps up to the store op, the session's turn taken; the coroutine (``_awaited``)
+  awaits the op -- an UPDATE's commit and next reserve as ONE op --, does Ledger._run's
+  bookkeeping (in flight, keys unsure after a failed call, the replay of a lost reply,
+  each record tracked for its Redis confirmation and booked after its group commit),
+  enqueues the records in one append and finishes the decision as the synchronous path
+  does (or in ``_fast_rest``), then passes the session's turn on. The caller awaits it.
 
 charging/service_core.py selects it (``cython_ext.load("charging_slice")``, once; one
 :class:`FastPath` per service keeps the service's and ledger's long-lived attributes); the
