@@ -1193,13 +1193,20 @@ cdef inline int _bump(dict d, str key, long long n) except -1:
 
 
 @cython.final
+@cython.no_gc
 @cython.freelist(16)
 cdef class _Plan:
     """How a grant's prices are found without RatingEngine.price(): the row price_plan
     found, priced by its deck index's price_row, valid while price is the same bound method
     and ``latest[deck] is d`` (the engine's own dict of latest deck versions: a re-import
-    replaces the entry) and for usages up to max_usage (EXACT_C_USAGE)."""
-    cdef object price_fn, d, price_row, row
+    replaces the entry) and for usages up to max_usage (EXACT_C_USAGE).
+
+    Out of the cyclic collector's sight (``no_gc``): a plan refers to the rating engine's
+    objects only, which never refer back to a plan, so it cannot be in a cycle; a plan is
+    made per session start (destination, origin, second) and lives until the plan cache is
+    cleared, and every young collection walked the thousands alive (with a bound method
+    each: ``index`` is kept instead, its ``price_row`` called unbound)."""
+    cdef object price_fn, d, index, row
     cdef dict latest
     cdef long long max_usage
 
@@ -1718,7 +1725,7 @@ cdef class FastPath:
                 # re-imported deck prices from its own rows: price() again)
                 latest = PyDict_GetItem(plan.latest, deck)
                 if latest is <PyObject*>plan.d:
-                    price = plan.price_row(plan.row, usage)[0]
+                    price = plan.index.price_row(plan.row, usage)[0]
         if price is None:
             rsvc = gr(grant, G_RSVC)
             if rsvc is None:
@@ -1793,7 +1800,7 @@ cdef class FastPath:
         plan.price_fn = price_fn
         plan.latest = latest
         plan.d = d
-        plan.price_row = index.price_row
+        plan.index = index
         plan.row = row
         plan.max_usage = _EXACT_C_USAGE
         if key is not None and d is dobj:

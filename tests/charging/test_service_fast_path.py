@@ -576,3 +576,32 @@ def test_shared_plans_follow_deck_versions_and_bands(tmp_path: Path) -> None:
         return int(got[1].units[0].used_cost)
 
     assert [first_report(s) for s in ("v1", "v3", "v4")] == [120_000, 600_000, 300_000]
+
+
+def test_the_price_plans_the_twin_keeps_are_out_of_the_collectors_sight(
+        tmp_path: Path) -> None:
+    """A grant's price plan (charging_slice._Plan, one per session start) is not tracked by
+    the cyclic collector: it refers to the rating engine's objects only (no cycle)."""
+    async def main() -> None:
+        app = await build_charging(dataclasses.replace(
+            load_settings(ROOT / "config" / "icx.toml"),
+            accounts=AccountsSection(files=(str(tmp_path / "accounts.toml"),))),
+            tmp_path / "data", admin=False)
+        try:
+            svc = app.service
+            for i, sub in enumerate(SUBSCRIBERS[:2]):
+                for n in range(2):  # the second session of an account: the twin's
+                    sid = f"plan{i}-{n}"
+                    assert (await svc.handle(_req(Verb.INITIAL, sid, 0, sub, ServiceKind.VOICE, (
+                        ServiceUnits(rating_group=1, requested=60),)), now=T0)).ok
+                    assert (await svc.handle(_req(Verb.UPDATE, sid, 1, sub, ServiceKind.VOICE, (
+                        ServiceUnits(rating_group=1, requested=60, used=60,
+                                     used_present=True),)), now=T0 + 60)).ok
+            plans = [g.plan for s in svc.sessions for g in s.grants]
+            assert plans and all(type(p).__name__ == "_Plan" for p in plans)
+            assert not any(gc.is_tracked(p) for p in plans)
+        finally:
+            await app.close()
+
+    (tmp_path / "accounts.toml").write_text(ACCOUNTS)
+    asyncio.run(main())
