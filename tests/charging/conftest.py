@@ -1,6 +1,7 @@
 """Real redis-server fixtures for the charging tests (shared: the ledger tests use them too).
 
 ``redis_url``: one standalone redis-server on a free loopback port, no persistence, in a tmp dir.
+``redis_unix_url``: another, reached over its unix socket (the store's Batcher path).
 ``redis_cluster_nodes``: a 3-master Redis Cluster on free loopback ports (cluster bus = port +
 10000), created with ``redis-cli --cluster create`` and waited on until ``cluster_state:ok``.
 
@@ -140,6 +141,21 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     proc = RedisProcess(exe, free_port(), tmp_path_factory.mktemp("redis"))
     try:
         yield f"redis://127.0.0.1:{proc.port}/0"
+    finally:
+        proc.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_unix_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of a private redis-server reached over its unix socket: the store's Batcher path
+    (redis-py connections; TCP URLs take the FastPipe), as TLS URLs are."""
+    exe = _require_redis()
+    work = tmp_path_factory.mktemp("redis-unix")
+    sock = work / "redis.sock"
+    proc = RedisProcess(exe, free_port(), work, "--unixsocket", str(sock),
+                        "--unixsocketperm", "700")
+    try:
+        yield f"unix://{sock}?db=0"
     finally:
         proc.stop()
 

@@ -244,13 +244,15 @@ def test_fast_path_equals_python_path(tmp_path_factory: pytest.TempPathFactory,
         assert fast[part] == py[part], part
 
 
-@pytest.mark.parametrize("store", ["embedded", "redis"])
+@pytest.mark.parametrize("store", ["embedded", "redis", "redis-unix"])
 def test_fast_path_is_taken_and_equal_on_plain_sessions(tmp_path: Path, store: str,
                                                         request: pytest.FixtureRequest) -> None:
     """Plain voice/data sessions (the benchmark's mix): the twin decides them (no Python
     path), with the same answers and journal bytes -- on the embedded store (synchronous
-    ops: a result) and on Redis (awaited ops: a coroutine of the twin's own)."""
-    store_url = request.getfixturevalue("redis_url") if store == "redis" else None
+    ops: a result) and on Redis (awaited ops: a coroutine of the twin's own), over TCP (the
+    store's FastPipe) and over a unix socket (its Batcher, as TLS)."""
+    store_url = (None if store == "embedded" else request.getfixturevalue(
+        "redis_url" if store == "redis" else "redis_unix_url"))
     traffic: list[tuple[str, Any, float]] = []
     for i in range(6):
         sid = f"p{i}"

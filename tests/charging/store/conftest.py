@@ -16,7 +16,7 @@ import pytest
 from charging.store.base import BalanceStore
 from charging.store.memory import MemoryStore
 
-KINDS = ["embedded", "redis", "cluster"]
+KINDS = ["embedded", "redis", "cluster", "redis-unix"]
 
 
 class Harness:
@@ -28,6 +28,8 @@ class Harness:
         self.nodes: list[tuple[str, int]] | None = None
         if kind == "redis":
             self.url = request.getfixturevalue("redis_url")
+        elif kind == "redis-unix":  # the Batcher path (TLS URLs take it too)
+            self.url = request.getfixturevalue("redis_unix_url")
         elif kind == "cluster":
             self.nodes = request.getfixturevalue("redis_cluster_nodes")
 
@@ -36,7 +38,7 @@ class Harness:
             return MemoryStore()
         from charging.store.redis_store import RedisStore
 
-        if self.kind == "redis":
+        if self.kind in ("redis", "redis-unix"):
             assert self.url is not None
             store = RedisStore.from_url(self.url)
         else:
@@ -61,7 +63,7 @@ def harness(request: pytest.FixtureRequest) -> Harness:
     return Harness(request.param, request)
 
 
-@pytest.fixture(params=["redis", "cluster"])
+@pytest.fixture(params=["redis", "cluster", "redis-unix"])
 def rh(request: pytest.FixtureRequest) -> Harness:
     """A harness over the Redis kinds only (standalone server, cluster)."""
     return Harness(request.param, request)
