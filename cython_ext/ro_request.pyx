@@ -21,6 +21,7 @@ or with __post_init__).
 
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.dict cimport PyDict_GetItem
 from cpython.object cimport PyObject_GenericSetAttr
 from cpython.ref cimport PyObject, Py_DECREF, Py_INCREF
 from cpython.unicode cimport PyUnicode_DecodeUTF8
@@ -604,6 +605,26 @@ cdef object _subscriber(const unsigned char* p, Kid* subs, int nsubs, Kid* si,
 
 
 # ------------------------------------------------------------------------------ the request
+cdef object _memo_smap = None  # the ServiceMap whose answers _memo holds
+cdef dict _memo = {}  # Service-Context-Id -> ServiceMap.context_service(it) (never None)
+
+
+cdef object _context_service(object smap, object context):
+    """``smap.context_service(context)``, remembered per context for the last map asked (a
+    ServiceMap is frozen and built from the config; a peer sends a handful of contexts)."""
+    global _memo_smap
+    if smap is not _memo_smap:
+        _memo.clear()
+        _memo_smap = smap
+    cdef PyObject *hit = PyDict_GetItem(_memo, context)
+    if hit is not NULL:
+        return <object>hit
+    service = smap.context_service(context)
+    if service is not None and len(_memo) < 64:
+        _memo[context] = service
+    return service
+
+
 def ccr_to_request(msg, smap):
     """The ChargingRequest of a received CCR (as mediation.ro.ccr_to_request_py builds it),
     or None when the pure function must decide (see the module docstring)."""
@@ -716,7 +737,7 @@ cdef object _translate(object msg, object smap):
         return None  # 5004
     verb = _VERBS[rtype]
     context = _str(p, &top[S_CONTEXT])
-    base_service = smap.context_service(context)
+    base_service = _context_service(smap, context)
     if base_service is None:
         return None  # 5031
     cdef bint msi = have[S_MSI] and _int(p, &top[S_MSI]) == 1

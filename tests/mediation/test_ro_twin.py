@@ -228,6 +228,22 @@ def test_twin_answers_the_common_case() -> None:
 
 
 @twin
+def test_the_twins_context_memo_follows_the_service_map() -> None:
+    """The twin remembers each Service-Context-Id's service for the map it was asked with;
+    another map (another config) gets its own answers, in any order."""
+    voice = ServiceMap.from_config({"32251@3gpp.org": "voice"}, {}, "")
+    data_ccrs = 0
+    for raw in bench_frames(4):
+        for smap in (SMAP_DEFAULT, voice, SMAP_DEFAULT, voice):
+            got = ro._TWIN.ccr_to_request(decode_message(raw), smap)
+            assert got == ro.ccr_to_request_py(decode_message(raw), smap)
+            if "32251" in got.context:
+                data_ccrs += 1
+                assert got.service.value == ("voice" if smap is voice else "data")
+    assert data_ccrs
+
+
+@twin
 def test_twin_declines_edited_and_python_built_messages() -> None:
     raw = bench_frames(1)[0]
     msg = decode_message(raw)
