@@ -210,16 +210,32 @@ async def _run(app: ChargingApp, traffic: list[tuple[str, Any, float]],
             "busy": dict(svc._busy)}
 
 
-def _stack_run(tmp: Path, traffic: list[tuple[str, Any, float]], fast: bool,
-               store_url: str | None = None) -> Any:
-    """One stack (embedded store, or a fresh Redis at *store_url*) decides *traffic*."""
-    tmp.mkdir()
+def _config(tmp: Path, store_url: str | None,
+            cluster: list[tuple[str, int]] | None) -> Any:
+    """The shipped config with this suite's accounts; on a Redis store (*store_url*) or
+    Cluster (*cluster*: its masters), flushed first."""
     accounts = tmp / "accounts.toml"
     accounts.write_text(ACCOUNTS)
     cfg = load_settings(ROOT / "config" / "icx.toml")
     cfg = dataclasses.replace(cfg, accounts=AccountsSection(files=(str(accounts),)))
     if store_url is not None:
         redis.Redis.from_url(store_url).flushall()
+    if cluster is not None:
+        for host, port in cluster:
+            redis.Redis(host=host, port=port).flushall()
+        cfg = dataclasses.replace(cfg, store=dataclasses.replace(
+            cfg.store, backend="redis-cluster",
+            cluster_nodes=tuple(f"{h}:{p}" for h, p in cluster)))
+    return cfg
+
+
+def _stack_run(tmp: Path, traffic: list[tuple[str, Any, float]], fast: bool,
+               store_url: str | None = None,
+               cluster: list[tuple[str, int]] | None = None) -> Any:
+    """One stack (embedded store, a fresh Redis at *store_url*, or a fresh Redis Cluster of
+    the *cluster* masters) decides *traffic*."""
+    tmp.mkdir()
+    cfg = _config(tmp, store_url, cluster)
 
     async def main() -> Any:
         app = await build_charging(cfg, tmp / "data", admin=False, store_url=store_url)
@@ -244,15 +260,16 @@ def test_fast_path_equals_python_path(tmp_path_factory: pytest.TempPathFactory,
         assert fast[part] == py[part], part
 
 
-@pytest.mark.parametrize("store", ["embedded", "redis", "redis-unix"])
+@pytest.mark.parametrize("store", ["embedded", "redis", "redis-unix", "cluster"])
 def test_fast_path_is_taken_and_equal_on_plain_sessions(tmp_path: Path, store: str,
                                                         request: pytest.FixtureRequest) -> None:
     """Plain voice/data sessions (the benchmark's mix): the twin decides them (no Python
     path), with the same answers and journal bytes -- on the embedded store (synchronous
     ops: a result) and on Redis (awaited ops: a coroutine of the twin's own), over TCP (the
-    store's FastPipe) and over a unix socket (its Batcher, as TLS)."""
-    store_url = (None if store == "embedded" else request.getfixturevalue(
+    store's FastPipe), over a unix socket (its Batcher, as TLS) and on a Redis Cluster."""
+    store_url = (None if store in ("embedded", "cluster") else request.getfixturevalue(
         "redis_url" if store == "redis" else "redis_unix_url"))
+    cluster = request.getfixturevalue("redis_cluster_nodes") if store == "cluster" else None
     traffic: list[tuple[str, Any, float]] = []
     for i in range(6):
         sid = f"p{i}"
@@ -269,12 +286,7 @@ def test_fast_path_is_taken_and_equal_on_plain_sessions(tmp_path: Path, store: s
     taken: list[bool] = []
 
     async def main(tmp: Path) -> None:
-        accounts = tmp / "accounts.toml"
-        accounts.write_text(ACCOUNTS)
-        cfg = dataclasses.replace(load_settings(ROOT / "config" / "icx.toml"),
-                                  accounts=AccountsSection(files=(str(accounts),)))
-        if store_url is not None:
-            redis.Redis.from_url(store_url).flushall()
+        cfg = _config(tmp, store_url, cluster)
         app = await build_charging(cfg, tmp / "data", admin=False, store_url=store_url)
         try:
             # the first request of each account goes the Python way (account lookup; on
@@ -287,7 +299,7 @@ def test_fast_path_is_taken_and_equal_on_plain_sessions(tmp_path: Path, store: s
             def spy(svc: Any, req: Any, now: float) -> Any:
                 out = fast(svc, req, now)
                 taken.append(out is not None and (
-                    isinstance(out, ChargingResult) if store_url is None
+                    isinstance(out, ChargingResult) if store == "embedded"
                     else asyncio.iscoroutine(out)))
                 return out
 
@@ -299,8 +311,8 @@ def test_fast_path_is_taken_and_equal_on_plain_sessions(tmp_path: Path, store: s
 
     asyncio.run(main(tmp_path))
     assert taken and all(taken)
-    fast = _stack_run(tmp_path / "a", traffic, fast=True, store_url=store_url)
-    py = _stack_run(tmp_path / "b", traffic, fast=False, store_url=store_url)
+    fast = _stack_run(tmp_path / "a", traffic, fast=True, store_url=store_url, cluster=cluster)
+    py = _stack_run(tmp_path / "b", traffic, fast=False, store_url=store_url, cluster=cluster)
     assert fast == py
 
 
@@ -316,6 +328,21 @@ def test_fast_path_equals_python_path_over_redis(tmp_path_factory: pytest.TempPa
     tmp = tmp_path_factory.mktemp("fast-redis")
     fast = _stack_run(tmp / "fast", traffic, fast=True, store_url=redis_url)
     py = _stack_run(tmp / "py", traffic, fast=False, store_url=redis_url)
+    for part in ("results", "records", "balances", "sessions", "counters", "stats",
+                 "answers", "confirm", "busy"):
+        assert fast[part] == py[part], part
+
+
+@settings(max_examples=4, deadline=None)
+@given(st.integers(0, 2**32))
+def test_fast_path_equals_python_path_over_a_redis_cluster(
+        tmp_path_factory: pytest.TempPathFactory, redis_cluster_nodes: list[tuple[str, int]],
+        seed: int) -> None:
+    """The same on a 3-master Redis Cluster (each account's ops in its own hash slot)."""
+    traffic = _traffic(seed)
+    tmp = tmp_path_factory.mktemp("fast-cluster")
+    fast = _stack_run(tmp / "fast", traffic, fast=True, cluster=redis_cluster_nodes)
+    py = _stack_run(tmp / "py", traffic, fast=False, cluster=redis_cluster_nodes)
     for part in ("results", "records", "balances", "sessions", "counters", "stats",
                  "answers", "confirm", "busy"):
         assert fast[part] == py[part], part
