@@ -324,10 +324,15 @@ def test_fast_path_equals_python_path_over_redis(tmp_path_factory: pytest.TempPa
     as one op) against the Python path on the same Redis: the same random traffic -- FUI and
     4012, holds gone after Tcc (partial debits), retransmits, unknown sessions and
     subscribers -- gives the same answers, records, balances, sessions and counters."""
-    traffic = _traffic(seed)
-    tmp = tmp_path_factory.mktemp("fast-redis")
-    fast = _stack_run(tmp / "fast", traffic, fast=True, store_url=redis_url)
-    py = _stack_run(tmp / "py", traffic, fast=False, store_url=redis_url)
+    _same_on_both_paths(tmp_path_factory.mktemp("fast-redis"), _traffic(seed),
+                        store_url=redis_url)
+
+
+def _same_on_both_paths(tmp: Path, traffic: list[tuple[str, Any, float]],
+                        **store: Any) -> None:
+    """The twin and the Python path decide *traffic* alike on the same kind of store."""
+    fast = _stack_run(tmp / "fast", traffic, fast=True, **store)
+    py = _stack_run(tmp / "py", traffic, fast=False, **store)
     for part in ("results", "records", "balances", "sessions", "counters", "stats",
                  "answers", "confirm", "busy"):
         assert fast[part] == py[part], part
@@ -339,13 +344,8 @@ def test_fast_path_equals_python_path_over_a_redis_cluster(
         tmp_path_factory: pytest.TempPathFactory, redis_cluster_nodes: list[tuple[str, int]],
         seed: int) -> None:
     """The same on a 3-master Redis Cluster (each account's ops in its own hash slot)."""
-    traffic = _traffic(seed)
-    tmp = tmp_path_factory.mktemp("fast-cluster")
-    fast = _stack_run(tmp / "fast", traffic, fast=True, cluster=redis_cluster_nodes)
-    py = _stack_run(tmp / "py", traffic, fast=False, cluster=redis_cluster_nodes)
-    for part in ("results", "records", "balances", "sessions", "counters", "stats",
-                 "answers", "confirm", "busy"):
-        assert fast[part] == py[part], part
+    _same_on_both_paths(tmp_path_factory.mktemp("fast-cluster"), _traffic(seed),
+                        cluster=redis_cluster_nodes)
 
 
 # ---------------------------------------------------------------------- record bytes
