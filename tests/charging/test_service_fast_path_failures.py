@@ -116,20 +116,34 @@ async def _run(app: Any, traffic: list[tuple[str, Any, float]], fast: bool,
             "failed": type(app.ledger._failed).__name__}
 
 
-@settings(max_examples=10, deadline=None)
-@given(st.integers(0, 2**32), st.integers(1, 14))
-def test_fast_path_equals_python_path_when_the_journal_fails(
-        tmp_path_factory: pytest.TempPathFactory, seed: int, fail_at: int) -> None:
+def _same_when_the_journal_fails(tmp: Path, seed: int, fail_at: int, **store: Any) -> None:
     traffic = _traffic(seed)
-    tmp = tmp_path_factory.mktemp("fail")
     out = []
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(fp, "_run", lambda app, t, fast: _run(app, t, fast, fail_at))
         for fast in (True, False):
-            out.append(fp._stack_run(Path(tmp) / ("fast" if fast else "py"), traffic, fast))
+            out.append(fp._stack_run(tmp / ("fast" if fast else "py"), traffic, fast, **store))
     fast_out, py_out = out
     for part in fast_out:
         assert fast_out[part] == py_out[part], part
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.integers(0, 2**32), st.integers(1, 14))
+def test_fast_path_equals_python_path_when_the_journal_fails(
+        tmp_path_factory: pytest.TempPathFactory, seed: int, fail_at: int) -> None:
+    _same_when_the_journal_fails(Path(tmp_path_factory.mktemp("fail")), seed, fail_at)
+
+
+@settings(max_examples=6, deadline=None)
+@given(st.integers(0, 2**32), st.integers(1, 14))
+def test_fast_path_equals_python_path_when_the_journal_fails_over_redis(
+        tmp_path_factory: pytest.TempPathFactory, redis_url: str, seed: int,
+        fail_at: int) -> None:
+    """The same on Redis (the twin's awaited ops): the op whose record could not be appended
+    ran in Redis on both paths alike, and both fail closed at the same request."""
+    _same_when_the_journal_fails(Path(tmp_path_factory.mktemp("fail-redis")), seed, fail_at,
+                                 store_url=redis_url)
 
 
 def test_the_failure_is_reached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -147,3 +161,17 @@ def test_the_failure_is_reached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         got = fp._stack_run(tmp_path / str(fast), traffic, fast)
         assert got["failed"] == "OSError", got
         assert got["results"][-1] == ("raised", "OSError"), got["results"]
+
+
+def test_the_failure_is_reached_over_redis(tmp_path: Path, redis_url: str,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """On Redis too, through the twin's coroutine: the request whose records cannot be
+    appended raises, the ledger fails closed, and the next request is refused."""
+    traffic = [("req", fp._req(Verb.INITIAL, f"r{i}", 0, fp.SUBSCRIBERS[0],
+                               ServiceKind.VOICE, (ServiceUnits(rating_group=1,
+                                                                requested=60),)), fp.T0 + i)
+               for i in (1, 2, 3)]
+    monkeypatch.setattr(fp, "_run", lambda app, t, fast: _run(app, t, fast, 2))
+    got = fp._stack_run(tmp_path / "fast", traffic, True, store_url=redis_url)
+    assert got["failed"] == "OSError", got
+    assert got["results"][1:] == [("raised", "OSError"), ("raised", "JournalError")], got
