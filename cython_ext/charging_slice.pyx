@@ -1953,18 +1953,10 @@ cdef class FastPath:
         except BaseException as exc:
             ledger._failed = exc
             raise
-        # Ledger._track, per record: its sequence number (the confirmed checkpoint's order)
-        # and its key, unconfirmed until Ledger.flush_confirmations tells the store
-        cdef list seqs = []
-        enq = ledger._enq
-        unconfirmed = ledger._unconfirmed
-        seq = ledger._seq
-        for res, pos in zip(journaled, positions):
-            seq += 1
-            enq.append((seq, pos))
-            unconfirmed[op_(res, O_KEY)] = None
-            seqs.append(seq)
-        ledger._seq = seq
+        # each record tracked for its Redis confirmation (Ledger._track), all booked by one
+        # callback once their group commit succeeded
+        track = ledger._track
+        cdef list seqs = [track(pos, op_(res, O_KEY)) for res, pos in zip(journaled, positions)]
         group.add_done_callback(_Booked(ledger, journaled, seqs, now, account))
         return 0
 
@@ -2124,9 +2116,8 @@ cdef class FastPath:
 @cython.final
 cdef class _Booked:
     """The group commit's done callback of one append of a suspending store's records:
-    Ledger._after_group for each (its order), the common case inline -- ``stats``, the
-    record queued for its Redis confirmation; a low balance event goes through
-    Ledger._after itself. A failed group books nothing (the ledger fails closed)."""
+    Ledger._after_group for each, in order (one callback per append, not one per record).
+    A failed group books nothing (the ledger fails closed)."""
 
     cdef object ledger, now, account
     cdef list results, seqs
@@ -2141,17 +2132,9 @@ cdef class _Booked:
     def __call__(self, group):
         if group.cancelled() or group.exception() is not None:
             return
-        ledger = self.ledger
-        stats = ledger.stats
-        to_confirm = ledger._to_confirm
+        after = self.ledger._after
         for res, seq in zip(self.results, self.seqs):
-            if op_(res, O_LOW_BALANCE) or not self.account:
-                ledger._after(res, self.now, self.account, seq)
-                continue
-            _bump(stats, "ops", 1)
-            _bump(stats, "journaled", 1)
-            to_confirm.append((self.account, op_(res, O_KEY), seq))
-            ledger._since_snapshot += 1
+            after(res, self.now, self.account, seq)
 
 
 # ---------------------------------------------------------------------- a store that suspends

@@ -159,14 +159,15 @@ cdef class Responder:
             # the result back to decided() below.
             if split is self.split0 and self.service is not None:
                 # ChargingService.decide's first step, without its coroutine: the compiled
-                # twin takes the request (a coroutine of its own, awaited in a Task that
-                # answers through decided()) or declines it (None: decide below)
+                # twin takes the request (a coroutine of its own, awaited by the agent's
+                # _finish in a Task, which answers through decided()) or declines it (None:
+                # decide below)
                 svc = self.service
                 fast = svc._fast
                 if fast is not None:
                     done = fast(svc, req, now)
                     if done is not None and hasattr(done, "__await__"):
-                        agent._spawn(_answer_after(self, peer, request, req, done, t0))
+                        agent._spawn(agent._finish(peer, request, req, done, t0))
                         return
                     if done is not None:  # decided at once (a synchronous store)
                         self.answer_decided(peer, request, req, done, t0, mark, when_durable)
@@ -217,19 +218,6 @@ cdef class Responder:
         if answer is None:
             answer = self.agent._answer_for(request, req, result)
         when_durable(pos, Durable(self, peer, request, req, answer, t0, result.outcome))
-
-
-async def _answer_after(Responder r, peer, request, req, rest, long long t0):
-    """agent._finish for the compiled twin's coroutine: await the decision, then answer it
-    through Responder.decided (no await in between: the durability mark is the request's);
-    a decision that raised (JournalError, a lost store reply) is answered as _finish does."""
-    try:
-        result = await rest
-    except Exception:
-        agent = r.agent
-        agent._decided(peer, request, req, agent._failed(req), t0, mark=False)
-        return
-    r.decided(peer, request, req, result, t0)
 
 
 cdef int raise_pending() except -1:

@@ -141,33 +141,23 @@ class _Allocator:
         """Frame ``records`` in order; return their positions (``[]`` unless ``positions``).
         If a record cannot be packed the error propagates; the records of the same segment
         in this call are dropped (earlier segments' stay enqueued)."""
-        # (_due and the first _frame inlined: this is the ledger's per-request path)
-        if (self.rotate_seconds and self.offset > HEADER_LEN
-                and time.monotonic() - self.started >= self.rotate_seconds):
+        if self.rotate_seconds and self._due():
             self.rotate()
         # Positions are built by the framer itself (no per-record Python step), straight
         # into ``out``; positions=False builds none.
         out: list[Position] = []
         ends = out if positions else None
         n = len(records)
-        if not n:
-            return out
-        buf = self.buf
-        before = len(buf)
+        i = 0
         try:
-            try:
-                i, self.offset = self._frames(self._pack, records, 0, buf, self.offset,
-                                              self.segment_bytes, ends, self._fallback,
-                                              Position, self.segment, True)
-            except BaseException:
-                del buf[before:]  # (as _frame: this call's bytes and positions dropped)
-                out.clear()
-                raise
-            while i < n:  # the segment is full: the rest goes to the next ones
-                self.rotate()
+            while True:
                 i = self._frame(records, i, ends)
+                if i >= n:
+                    break
+                self.rotate()
         finally:
-            self.last = _new_position(Position, (self.segment, self.offset))
+            if n:
+                self.last = _new_position(Position, (self.segment, self.offset))
         return out
 
     def renew(self) -> bytearray:
