@@ -39,7 +39,7 @@ async def run(n: int, config: str) -> dict[str, object]:
         # as `icx serve` runs: Python's heap on huge pages (RSS grows by 2 MiB pages there)
         from icx import huge_pages
 
-        huge_pages.install()
+        huge_pages.install(settings.server.heap_populate_ahead_mb)
     settings = dataclasses.replace(
         settings, accounts=AccountsSection(files=(str(accounts),)),
         journal=dataclasses.replace(settings.journal, fsync=False))

@@ -19,15 +19,21 @@ log = structlog.get_logger("icx.serve")
 THP_ENABLED = Path("/sys/kernel/mm/transparent_hugepage/enabled")
 
 
-def install() -> bool:
+def install(populate_ahead_mb: int = 0) -> bool:
     """Install the huge-page arena allocator; False when it is not built or the region cannot
-    be mapped (the default allocator stays). Logs the outcome and the kernel's THP mode."""
+    be mapped (the default allocator stays). With *populate_ahead_mb*, also start the native
+    thread that keeps that much of the region past the arenas in use populated, so the event
+    loop does not pay the first touch of fresh memory (``[server] heap_populate_ahead_mb``).
+    Logs the outcome and the kernel's THP mode."""
     arena = cython_ext.load("arena")
     if arena is None:
         log.info("icx.huge_page_heap", installed=False, reason="cython_ext.arena not built")
         return False
     installed = bool(arena.install())
-    log.info("icx.huge_page_heap", installed=installed, thp=thp_mode())
+    populating = installed and populate_ahead_mb > 0 and bool(
+        arena.populate_ahead(populate_ahead_mb << 20))
+    log.info("icx.huge_page_heap", installed=installed, thp=thp_mode(),
+             populate_ahead_mb=populate_ahead_mb if populating else 0)
     return installed
 
 

@@ -25,6 +25,10 @@ class ServerSection:
     # Python's object heap in one huge-page region (cython_ext/arena.pyx): a snapshot's fork
     # then copies 512x fewer page-table entries (~20 ms per GB of RSS -> ~4 ms per GB).
     huge_page_heap: bool = True
+    # MiB of that region kept populated past what is in use, by a native thread: the first
+    # touch of memory costs ~1 ms per MiB on a VM, a stall of the event loop while the heap
+    # grows (cython_ext/arena.pyx). Counts in RSS from the start. 0 = off.
+    heap_populate_ahead_mb: int = field(default=8, metadata=check(in_range(0, 4096)))
 
 
 @dataclass(frozen=True, slots=True)

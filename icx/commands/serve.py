@@ -102,7 +102,7 @@ def serve(config: str, data_dir: str | None, charging: bool) -> None:
         sys.exit(2)
     logging_setup.configure(settings.server.log_format, settings.server.log_level)
     if settings.server.huge_page_heap:
-        huge_pages.install()
+        huge_pages.install(settings.server.heap_populate_ahead_mb)
     directory = settings.data_dir(data_dir)
     with asyncio.Runner(loop_factory=_new_loop) as runner:
         code = runner.run(_serve(settings, directory, charging))
