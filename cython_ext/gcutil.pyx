@@ -26,3 +26,24 @@ cdef class ResultUntracker:
 
     def __call__(self, result: object) -> None:
         untrack_result(result, self.result_cls, self.units_cls)
+
+
+def untrack_atomic_rows(list rows) -> bool:
+    """Untrack the list *rows* and its tuples when every item is a tuple of atoms (int,
+    float, str, bytes, None): such a list cannot close a reference cycle. Returns False and
+    untracks nothing otherwise. The caller MUST only add tuples of atoms to *rows* afterwards
+    (the list stays untracked; a container added later would be hidden from the collector
+    with its cycles, which can then leak, never be freed early)."""
+    cdef object t, x
+    for t in rows:
+        if type(t) is not tuple:
+            return False
+        for x in <tuple>t:
+            if not (x is None or type(x) is int or type(x) is float or type(x) is str
+                    or type(x) is bytes):
+                return False
+    for t in rows:
+        untrack_atomic_tuple(t)
+    if PyObject_GC_IsTracked(rows):
+        PyObject_GC_UnTrack(<void *>rows)
+    return True

@@ -78,3 +78,19 @@ def test_a_cycle_through_an_untracked_result_is_kept_not_freed_early() -> None:
     assert alive().result.message == "x"  # type: ignore[union-attr]
     alive().result = None  # type: ignore[union-attr]  # break the cycle: freed by refcount
     assert alive() is None
+
+
+def test_a_list_of_atomic_tuples_is_untracked_with_its_tuples() -> None:
+    # built at run time (constant tuples are untracked already)
+    rows = [(i, "acct", "EUR", f"r{i}") for i in range(100)] + [tuple([1.5, None, b"x"])]
+    assert gc.is_tracked(rows) and all(gc.is_tracked(t) for t in rows)
+    assert gcutil.untrack_atomic_rows(rows) is True
+    assert not gc.is_tracked(rows) and not any(gc.is_tracked(t) for t in rows)
+    assert gcutil.untrack_atomic_rows([]) is True
+
+
+@pytest.mark.parametrize("odd", [[1, 2], ("a", ["nested"]), ("a", {"k": 1}), (object(),)])
+def test_a_list_holding_anything_else_stays_tracked(odd: object) -> None:
+    rows = [tuple([1, "a"]), odd, tuple([2, "b"])]
+    assert gcutil.untrack_atomic_rows(rows) is False
+    assert gc.is_tracked(rows) and gc.is_tracked(rows[0]) and gc.is_tracked(rows[2])

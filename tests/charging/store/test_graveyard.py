@@ -5,9 +5,11 @@ or an idempotency epoch's end)."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import weakref
 from pathlib import Path
 
+import cython_ext
 from charging.journal import Journal
 from charging.ledger import Ledger
 from charging.ledger import core as ledger_core
@@ -82,9 +84,14 @@ def test_heap_compaction_keeps_live_holds_and_buries_the_stale_heap() -> None:
         del stale
         assert await s.expire_reservations(now=NOW + 1) == []  # compacts
         assert s._heap == [(to_us(NOW + 30), "a", "EUR", "live")]
+        # the rebuilt heap is out of the collector's sight when the extensions are built
+        assert gc.is_tracked(s._heap) is (cython_ext.load("gcutil") is None)
+        assert (await s.reserve("k2", "a", "EUR", "later", 10, ttl=60, now=NOW)).ok
         assert s.graveyard.pending >= 120_000  # the old heap waits for reclaim()
         expired = await s.expire_reservations(now=NOW + 31)  # the live hold still expires
         assert [h.reservation for r in expired for h in r.holds] == ["live"]
+        expired = await s.expire_reservations(now=NOW + 61)  # one pushed after it too
+        assert [h.reservation for r in expired for h in r.holds] == ["later"]
         s.graveyard.reclaim_all()
         assert not s.graveyard
 
