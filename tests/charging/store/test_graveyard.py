@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import heapq
 import weakref
 from pathlib import Path
+
+import pytest
 
 import cython_ext
 from charging.journal import Journal
 from charging.ledger import Ledger
 from charging.ledger import core as ledger_core
+from charging.store import memory
 from charging.store.base import AccountKind, BalanceKind, BalanceSpec, to_us
 from charging.store.graveyard import Graveyard
 from charging.store.memory import MemoryStore
@@ -74,26 +78,85 @@ def test_past_the_limit_bury_frees_at_once() -> None:
     assert not g and g.pending == 0 and alive(first_refs) + alive(second_refs) == 0
 
 
-def test_heap_compaction_keeps_live_holds_and_buries_the_stale_heap() -> None:
+async def _store_with_stale_heap(stale: int = 120_000) -> MemoryStore:
+    s = MemoryStore()
+    await s.create_account("a", AccountKind.PREPAID_SUBSCRIBER, [EUR])
+    assert (await s.reserve("k1", "a", "EUR", "live", 10, ttl=30, now=NOW)).ok
+    s._heap.extend((to_us(NOW + 500 + i), "a", "EUR", f"gone{i}") for i in range(stale))
+    return s
+
+
+def test_heap_compaction_keeps_live_holds_and_drops_the_stale_entries() -> None:
     async def body() -> None:
-        s = MemoryStore()
-        await s.create_account("a", AccountKind.PREPAID_SUBSCRIBER, [EUR])
-        assert (await s.reserve("k1", "a", "EUR", "live", 10, ttl=30, now=NOW)).ok
-        stale = [(to_us(NOW + 500 + i), "a", "EUR", f"gone{i}") for i in range(120_000)]
-        s._heap.extend(stale)
-        del stale
-        assert await s.expire_reservations(now=NOW + 1) == []  # compacts
+        s = await _store_with_stale_heap()
+        assert await s.expire_reservations(now=NOW + 1) == []  # a sweep never compacts
+        assert len(s._heap) == 120_001
+        assert await s.compact_expiry_heap() == 120_000
         assert s._heap == [(to_us(NOW + 30), "a", "EUR", "live")]
-        # the rebuilt heap is out of the collector's sight when the extensions are built
+        # the new heap is out of the collector's sight when the extensions are built
         assert gc.is_tracked(s._heap) is (cython_ext.load("gcutil") is None)
+        assert await s.compact_expiry_heap() == 0  # nothing dominates any more
         assert (await s.reserve("k2", "a", "EUR", "later", 10, ttl=60, now=NOW)).ok
-        assert s.graveyard.pending >= 120_000  # the old heap waits for reclaim()
         expired = await s.expire_reservations(now=NOW + 31)  # the live hold still expires
         assert [h.reservation for r in expired for h in r.holds] == ["live"]
         expired = await s.expire_reservations(now=NOW + 61)  # one pushed after it too
         assert [h.reservation for r in expired for h in r.holds] == ["later"]
-        s.graveyard.reclaim_all()
-        assert not s.graveyard
+
+    asyncio.run(body())
+
+
+def test_heap_compaction_lets_the_loop_serve_between_slices() -> None:
+    async def body() -> None:
+        s = await _store_with_stale_heap()
+        task = asyncio.create_task(s.compact_expiry_heap())
+        turns = 0
+        while not task.done():
+            await asyncio.sleep(0)
+            turns += 1
+            if turns == 3:  # a hold taken while the compaction runs goes to the new heap
+                assert (await s.reserve("k2", "a", "EUR", "mid", 10, ttl=45, now=NOW)).ok
+                assert (await s.commit("k3", "a", "EUR", "live", 4, now=NOW)).ok  # now stale
+        assert turns >= 120_001 // memory.COMPACT_SLICE
+        assert await task == 120_000 + 1  # "live" was committed before its entry moved
+        assert s._heap == [(to_us(NOW + 45), "a", "EUR", "mid")]
+        expired = await s.expire_reservations(now=NOW + 46)
+        assert [h.reservation for r in expired for h in r.holds] == ["mid"]
+
+    asyncio.run(body())
+
+
+def test_a_cancelled_heap_compaction_loses_no_hold() -> None:
+    async def body() -> None:
+        s = await _store_with_stale_heap()
+        task = asyncio.create_task(s.compact_expiry_heap())
+        for _ in range(3):
+            await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert not s._compacting
+        assert 0 < len(s._heap) < 120_001  # two slices were dropped, the rest moved back
+        heap = list(s._heap)
+        heapq.heapify(heap)
+        assert heap == s._heap  # still a heap
+        expired = await s.expire_reservations(now=NOW + 31)
+        assert [h.reservation for r in expired for h in r.holds] == ["live"]
+        assert await s.compact_expiry_heap() > 0  # and it can run again
+
+    asyncio.run(body())
+
+
+def test_the_ledgers_sweep_compacts_the_embedded_stores_heap(tmp_path: Path) -> None:
+    async def body() -> None:
+        journal = await Journal.open(tmp_path / "journal")
+        store = await _store_with_stale_heap()
+        ledger = Ledger(store, journal)
+        try:
+            assert await ledger.expire(NOW + 1) == 0
+            assert store._heap == [(to_us(NOW + 30), "a", "EUR", "live")]
+            assert await ledger.expire(NOW + 31) == 1
+        finally:
+            await journal.close()
 
     asyncio.run(body())
 
