@@ -1,0 +1,72 @@
+"""Ro/Rf answers over a real socket, checked against protocol-facts (B1, B5, C1, A6):
+edge cases an audit found answered wrongly."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.request
+from typing import Any
+
+import pytest
+
+from diameter.avp import Avp
+from diameter.message import Message
+from icx.diameter_client import A, connect, mscc, voice_info
+from tests.e2e.conftest import Server
+
+EMPTY = "41790000000"  # 0.00 EUR in the e2e accounts
+
+
+def topup(server: Server, account: str, amount: str) -> None:
+    req = urllib.request.Request(
+        server.admin_url + f"/api/accounts/{account}/topup",
+        data=json.dumps({"amount": amount}).encode(),
+        headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        assert resp.status == 200
+
+
+def ccr_avps(sid: str, rtype: int, number: int, sub: str, *extra: Avp) -> list[Avp]:
+    return [A("Session-Id", sid), A("Origin-Host", "audit.icx.test"),
+            A("Origin-Realm", "icx.test"), A("Destination-Realm", "icx.local"),
+            A("Auth-Application-Id", 4), A("Service-Context-Id", "32260@3gpp.org"),
+            A("CC-Request-Type", rtype), A("CC-Request-Number", number),
+            A("Subscription-Id", [A("Subscription-Id-Type", 0),
+                                  A("Subscription-Id-Data", sub)]),
+            voice_info(sub, "41791234567"), *extra]
+
+
+def exchange(server: Server, *requests: Message) -> list[Message]:
+    async def main() -> list[Message]:
+        peer = await connect("127.0.0.1", server.port, origin_host="audit.icx.test")
+        try:
+            return [await peer.request(m) for m in requests]
+        finally:
+            await peer.close()
+
+    return asyncio.run(main())
+
+
+@pytest.mark.parametrize(("balance", "final"), [
+    ("0.12", True),    # 60 s to Switzerland (0.12/min, 60/1) uses the whole balance
+    ("0.121", True),   # 0.001 left: less than the next second (0.002): still the last grant
+    ("0.13", False),   # 0.01 left buys 5 more seconds: not the last grant
+])
+def test_final_unit_indication_when_the_grant_exhausts_the_balance(
+        server: Server, balance: str, final: bool) -> None:
+    """RFC 4006 §5.6.1 / facts B5: Final-Unit-Indication TERMINATE goes with the last grant the
+    balance allows -- also when the requested grant fits exactly, not only when it is cut."""
+    topup(server, EMPTY, balance)
+    init = Message.request(272, 4, ccr_avps(
+        "audit;fui", 1, 0, EMPTY, A("Multiple-Services-Indicator", 1),
+        mscc(100, rsu=("CC-Time", 60))), proxiable=True)
+    (cca,) = exchange(server, init)
+    assert cca.get("Result-Code") == 2001
+    m: Any = cca.find("Multiple-Services-Credit-Control")
+    assert m.find("Granted-Service-Unit").get("CC-Time") == 60
+    fui = m.find("Final-Unit-Indication")
+    if final:
+        assert fui is not None and fui.get("Final-Unit-Action") == 0  # TERMINATE
+    else:
+        assert fui is None
