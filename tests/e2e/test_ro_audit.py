@@ -70,3 +70,34 @@ def test_final_unit_indication_when_the_grant_exhausts_the_balance(
         assert fui is not None and fui.get("Final-Unit-Action") == 0  # TERMINATE
     else:
         assert fui is None
+
+
+def _fui(cca: Message) -> Any:
+    m: Any = cca.find("Multiple-Services-Credit-Control")
+    assert cca.get("Result-Code") == 2001 and m.find("Granted-Service-Unit").get("CC-Time") == 60
+    return m.find("Final-Unit-Indication")
+
+
+def test_final_unit_indication_on_update_and_later_session_of_a_known_account(
+        server: Server) -> None:
+    """The same rule for an UPDATE whose next grant empties the balance and for an INITIAL of
+    an account already seen (the requests the compiled fast path decides)."""
+    topup(server, EMPTY, "0.24")
+    ext = (A("Multiple-Services-Indicator", 1), mscc(100, rsu=("CC-Time", 60)))
+    upd = mscc(100, rsu=("CC-Time", 60), usu=("CC-Time", 60))
+    a_init, a_upd, a_term = exchange(
+        server,
+        Message.request(272, 4, ccr_avps("audit;a", 1, 0, EMPTY, *ext), proxiable=True),
+        Message.request(272, 4, ccr_avps("audit;a", 2, 1, EMPTY, upd), proxiable=True),
+        Message.request(272, 4, ccr_avps("audit;a", 3, 2, EMPTY,
+                                         mscc(100, usu=("CC-Time", 60))), proxiable=True))
+    assert _fui(a_init) is None  # 0.12 left
+    fui = _fui(a_upd)  # 0.12 committed, 0.12 held: nothing left
+    assert fui is not None and fui.get("Final-Unit-Action") == 0
+    assert a_term.get("Result-Code") == 2001
+    assert server.balance(EMPTY) == (0, 0)
+    topup(server, EMPTY, "0.12")
+    (b_init,) = exchange(
+        server, Message.request(272, 4, ccr_avps("audit;b", 1, 0, EMPTY, *ext), proxiable=True))
+    fui = _fui(b_init)
+    assert fui is not None and fui.get("Final-Unit-Action") == 0
