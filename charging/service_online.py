@@ -396,6 +396,8 @@ class OnlineCharging(ServiceCore):
             return self._units(Outcome.USER_UNKNOWN, grant, su, used_cost)
         elif status is not _OK:
             return self._units(Outcome.CREDIT_LIMIT_REACHED, grant, su, used_cost)
+        elif self._last_grant(session, grant, u + want, op.available_after):
+            final = True  # the grant fit, but nothing is left for another one (FUI)
         grant.granted = want
         grant.held = amount
         grant.held_n = req.request_number
@@ -407,6 +409,25 @@ class OnlineCharging(ServiceCore):
         return units_result(su.rating_group, su.service_id, _SUCCESS, grant.unit, want,
                             cfg.validity_time, final, used_cost, cfg.quota_holding_time,
                             None if pct is None else want * pct // 100)
+
+    def _last_grant(self, session: Session, grant: Grant, units: int,
+                    available: int | None) -> bool:
+        """Whether a grant that fitted is still the last the balance allows (RFC 4006
+        §5.6.1, facts B5: it then carries Final-Unit-Indication TERMINATE): *available*, what
+        the balance has left once the grant is held, cannot pay for one unit past the
+        session's first *units* (a money grant: nothing is left). The grant's one-price cache
+        is left as it was (its commit re-prices the units its reservation priced)."""
+        if available is None:
+            return False
+        if grant.unit is UnitKind.MONEY:
+            return available <= 0
+        pu, pc = grant.priced_u, grant.priced_c
+        held = self._cost(session, grant, units)
+        more = self._cost(session, grant, units + 1)
+        grant.priced_u, grant.priced_c = pu, pc
+        if held is None or more is None:
+            return False
+        return more - held > available
 
     @staticmethod
     def _units(outcome: Outcome, grant: Grant, su: ServiceUnits, used_cost: int) -> UnitsResult:

@@ -1386,7 +1386,7 @@ cdef class FastPath:
         else the coroutine of ChargingService._fast_rest (*mark_busy*: mark the session's
         turn taken first -- the suspending path took it before its op)."""
         sid = rq(req, R_SESSION_ID)
-        if op_(res, O_STATUS) is not _OK:
+        if op_(res, O_STATUS) is not _OK or self._last_grant(session, grant, want, res):
             if mark_busy:
                 self.busy[sid] = None
             return self.svc._fast_rest(req, key, now, session, su, grant, False, True, want,
@@ -1610,7 +1610,9 @@ cdef class FastPath:
         op_status = op_(op, O_STATUS)
         if op_status is _UNKNOWN_RES or (
                 pre is not None and op_((<tuple>pre)[3], O_STATUS) is not _OK) or (
-                grant_next and pre is None):
+                grant_next and pre is None) or (
+                pre is not None and self._last_grant(session, grant, used_total + used + want,
+                                                     (<tuple>pre)[3])):
             if mark_busy:
                 self.busy[sid] = None
             if pre is not None:  # (the reserve's fields as the dict _hold_fields builds)
@@ -1808,6 +1810,25 @@ cdef class FastPath:
                 self.plans.clear()  # (bounded: keys of past seconds are dead)
             self.plans[key] = plan
         return plan
+
+    cdef bint _last_grant(self, session, grant, object units, object res) except -1:
+        """OnlineCharging._last_grant of an OK reserve *res*: nothing left for one unit past
+        the first *units* (FUI TERMINATE; the Python path then builds the answer). The
+        grant's one-price cache is left as it was."""
+        available = res.available_after
+        if available is None:
+            return False
+        if gr(grant, G_UNIT) is _MONEY:
+            return available <= 0
+        pu = gr(grant, G_PRICED_U)
+        pc = gr(grant, G_PRICED_C)
+        held = self._cost(session, grant, units)
+        more = self._cost(session, grant, units + 1)
+        gr_set(grant, G_PRICED_U, pu)
+        gr_set(grant, G_PRICED_C, pc)
+        if held is None or more is None:
+            return False
+        return more - held > available
 
     cdef object _next_cost(self, session, grant, object u, object want):
         """OnlineCharging._next_cost: (cost of the first u units, cost of the next want)."""
