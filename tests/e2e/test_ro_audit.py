@@ -101,3 +101,34 @@ def test_final_unit_indication_on_update_and_later_session_of_a_known_account(
         server, Message.request(272, 4, ccr_avps("audit;b", 1, 0, EMPTY, *ext), proxiable=True))
     fui = _fui(b_init)
     assert fui is not None and fui.get("Final-Unit-Action") == 0
+
+
+def _acr(sid: str, drop: int) -> Message:
+    avps = [A("Session-Id", sid), A("Origin-Host", "audit.icx.test"),
+            A("Origin-Realm", "icx.test"), A("Destination-Realm", "icx.local"),
+            A("Accounting-Record-Type", 2), A("Accounting-Record-Number", 0),
+            A("Acct-Application-Id", 3), A("Service-Context-Id", "32260@3gpp.org")]
+    return Message.request(271, 3, [a for a in avps if a.code != drop], proxiable=True)
+
+
+def test_5xxx_answers_to_invalid_requests_keep_the_answer_grammar(server: Server) -> None:
+    """A 5xxx answer without the E bit is the command's own answer (facts A6), so a CCA always
+    carries {Auth-Application-Id}, and echoes CC-Request-Type and CC-Request-Number (B1); an
+    ACA echoes Accounting-Record-Type and -Number (C1) -- also when the request failed the
+    Diameter layer's checks (a missing Destination-Realm / Auth-Application-Id)."""
+    no_realm = [a for a in ccr_avps("audit;e1", 1, 0, "41790000003") if a.code != 283]
+    no_app = [a for a in ccr_avps("audit;e2", 2, 5, "41790000003") if a.code != 258]
+    bad_type = [A("CC-Request-Type", 9) if a.code == 416 else a
+                for a in ccr_avps("audit;e3", 1, 0, "41790000003")]
+    answers = exchange(server, *(Message.request(272, 4, avps, proxiable=True)
+                                 for avps in (no_realm, no_app, bad_type)),
+                       _acr("audit;e4", 283))
+    for cca, code, (rtype, number) in zip(answers[:3], (5005, 5005, 5004),
+                                          ((1, 0), (2, 5), (9, 0)), strict=True):
+        assert cca.get("Result-Code") == code and not cca.is_error
+        assert cca.find("Failed-AVP") is not None
+        assert cca.get("Auth-Application-Id") == 4
+        assert (cca.get("CC-Request-Type"), cca.get("CC-Request-Number")) == (rtype, number)
+    aca = answers[3]
+    assert aca.get("Result-Code") == 5005 and not aca.is_error
+    assert (aca.get("Accounting-Record-Type"), aca.get("Accounting-Record-Number")) == (2, 0)
