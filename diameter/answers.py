@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from diameter import dictionary
 from diameter.avp import AVP_M, Avp
 from diameter.errors import DiameterError
 from diameter.message import FLAG_E, FLAG_P, Message
@@ -68,6 +69,40 @@ def _head_and_tail(request_avps: Iterable[Avp]) -> tuple[Avp | None, list[Avp]]:
     return session, proxy
 
 
+# Always in an answer we build ourselves: never echoed from the request.
+_OWN = frozenset(((263, 0), (264, 0), (296, 0), (268, 0)))
+_AUTH_APP_ID, _ACCT_APP_ID = (258, 0), (259, 0)
+
+
+def _echoed(code: int, app_id: int, request_avps: Sequence[Avp],
+            extra: Sequence[Avp]) -> list[Avp]:
+    """The AVPs a 5xxx answer in the command's own grammar (E bit clear, facts A6) must carry
+    besides ours: each {required} AVP of the answer grammar that the caller did not supply,
+    echoed from the request (CCA: CC-Request-Type/-Number, facts B1; ACA: Accounting-Record-
+    Type/-Number, C1), and Auth-/Acct-Application-Id from the header when the request lacked
+    it. Application commands only: a base answer's required AVPs (CEA's Host-IP-Address...)
+    describe us, not the request."""
+    if app_id == 0:
+        return []
+    cmd = dictionary.command(code, app_id)
+    if cmd is None:
+        return []
+    given = {(a.code, a.vendor) for a in extra}
+    out: list[Avp] = []
+    for rule in cmd.answer.required:
+        key = rule.key
+        if key in _OWN or key in given:
+            continue
+        for a in request_avps:
+            if a.code == key[0] and a.vendor == key[1]:
+                out.append(a)
+                break
+        else:
+            if key == _AUTH_APP_ID or key == _ACCT_APP_ID:
+                out.append(Avp.new(key[0], app_id))
+    return out
+
+
 def _build(
     header: tuple[int, int, int, int, int, int],
     request_avps: Iterable[Avp],
@@ -81,6 +116,10 @@ def _build(
     error_reporting_host: str | None = None,
 ) -> Message:
     _version, flags, code, app_id, hbh, e2e = header
+    if not e_bit:
+        request_avps = list(request_avps)
+        extra = list(extra)
+        extra.extend(_echoed(code, app_id, request_avps, extra))
     session, proxies = _head_and_tail(request_avps)
     avps: list[Avp] = []
     if session is not None:
