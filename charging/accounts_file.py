@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from charging.currency import is_iso4217
 from charging.money import MoneyError, parse_amount
 from charging.store.base import AccountKind, BalanceKind, BalanceSpec, BalanceStore
 
@@ -67,6 +68,9 @@ def _spec(entry: dict[str, Any], where: str, account: str,
         raise AccountsFileError(f"{where}.kind: unknown account kind {entry.get('kind')!r}") \
             from exc
     currency = str(entry.get("currency", "EUR"))
+    if not is_iso4217(currency):
+        raise AccountsFileError(f"{where}.currency: {currency!r} is not an ISO 4217 code "
+                                "like EUR")
     amount = _money(entry, "amount", where)
     limit = _money(entry, "credit_limit", where)
     balance = BalanceSpec(id=currency, kind=BalanceKind.MONEY, currency=currency, amount=amount,

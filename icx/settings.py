@@ -12,8 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from charging.currency import is_iso4217
 from icx.config_loader import build, check, in_range, non_empty, read_toml
 
+
+def _iso4217(value: str) -> str | None:
+    """A settings check: None when *value* is an ISO 4217 currency code (any case)."""
+    return None if is_iso4217(value.upper()) else "must be an ISO 4217 currency code like EUR"
 
 @dataclass(frozen=True, slots=True)
 class ServerSection:
@@ -112,7 +117,7 @@ class RoSection:
     quota_holding_time: int = field(default=0, metadata=check(in_range(0, 86400)))  # 0 = omit
     quota_threshold_percent: int = field(default=0, metadata=check(in_range(0, 99)))  # 0 = omit
     max_sessions: int = field(default=1_000_000, metadata=check(in_range(1, 100_000_000)))
-    currency: str = "EUR"
+    currency: str = field(default="EUR", metadata=check(_iso4217))
     supervision_interval: float = field(default=5.0, metadata=check(in_range(0.05, 3600)))
 
 
@@ -228,7 +233,7 @@ class RatingDeckFile:
     service: Literal["voice", "sms", "mms", "data", "data_time", "content"] = "voice"
     partner: str | None = None
     direction: Literal["sell", "buy"] = "sell"
-    currency: str = field(default="EUR", metadata=check(lambda v: None if len(v) == 3 and v.isalpha() else "must be an ISO 4217 code like EUR"))
+    currency: str = field(default="EUR", metadata=check(_iso4217))
     effective: str | None = None
 
 

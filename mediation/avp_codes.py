@@ -86,6 +86,4 @@ SUB_E164: Final = 0
 SUB_IMSI: Final = 1
 SUB_SIP_URI: Final = 2
 
-# ISO 4217 numeric codes for Currency-Code (RFC 4006 §8.11).
-CURRENCY_NUMERIC: Final = {"EUR": 978, "USD": 840, "GBP": 826, "CHF": 756, "JPY": 392,
-                           "SEK": 752, "NOK": 578, "DKK": 208, "PLN": 985, "CZK": 203}
+# Currency-Code (RFC 4006 §8.11) is the ISO 4217 numeric code: mediation/currency.py.

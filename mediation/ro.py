@@ -12,6 +12,7 @@ import datetime as _dt
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from charging.currency import currency_numeric
 from charging.requests import (
     SERVICE_UNIT,
     ChargingRequest,
@@ -533,7 +534,7 @@ def money_avps(micros: int, currency: str | None) -> list[Avp]:
         digits //= 10
         exponent += 1
     out = [avp(C.UNIT_VALUE, [avp(C.VALUE_DIGITS, digits), avp(C.EXPONENT, exponent)])]
-    out.append(avp(C.CURRENCY_CODE, C.CURRENCY_NUMERIC.get(currency or "EUR", 978)))
+    out.append(avp(C.CURRENCY_CODE, currency_numeric(currency or "EUR")))
     return out
 
 

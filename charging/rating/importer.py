@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from charging.currency import is_iso4217
 from charging.rating.csvdeck import ImportOptions, read_deck
 from charging.rating.deckdata import DeckData, DeckMeta
 from charging.rating.model import Service
@@ -115,7 +116,7 @@ def import_csv(
     check_deck_name(deck)
     if direction not in ("sell", "buy"):
         raise ValueError(f"direction must be 'sell' or 'buy', got {direction!r}")
-    if len(currency) != 3 or not currency.isalpha():
+    if not is_iso4217(currency.upper()):
         raise ValueError(f"currency must be an ISO 4217 code like EUR, got {currency!r}")
     svc = service if isinstance(service, Service) else Service.parse(service)
     options: dict[str, object] = {

@@ -33,3 +33,11 @@ def test_a_bad_credit_limit_names_credit_limit(tmp_path: Path) -> None:
     p = write(tmp_path, '[[range]]\nfirst = "1"\nlast = "2"\ncredit_limit = "1.0000001"\n')
     with pytest.raises(AccountsFileError, match=r"range\[0\]\.credit_limit: more than 6 decimals"):
         load_accounts(p)
+
+
+def test_a_currency_iso_4217_does_not_know_is_refused_naming_the_key(tmp_path: Path) -> None:
+    p = write(tmp_path, '[[account]]\nid = "a1"\namount = "1"\ncurrency = "EUX"\n')
+    with pytest.raises(AccountsFileError, match=r"account\[0\]\.currency: 'EUX' is not an ISO 4217"):
+        load_accounts(p)
+    p = write(tmp_path, '[[account]]\nid = "a1"\namount = "1"\ncurrency = "AUD"\n')
+    assert load_accounts(p)[0].balances[0].currency == "AUD"

@@ -128,3 +128,17 @@ def test_journal_writer_threads_out_of_range_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         load_settings(cfg)
     assert f"{cfg}:journal.writer_threads:" in str(err.value)
+
+
+@pytest.mark.parametrize("table", ["ro", "rating.decks"])
+def test_a_currency_iso_4217_does_not_know_is_refused(tmp_path: Path, table: str) -> None:
+    cfg = tmp_path / "c.toml"
+    if table == "ro":
+        cfg.write_text('[ro]\ncurrency = "EUX"\n')
+        key = "ro.currency"
+    else:
+        cfg.write_text('[[rating.decks]]\nfile = "d.csv"\ndeck = "d"\ncurrency = "EUX"\n')
+        key = "rating.decks[0].currency"
+    with pytest.raises(ConfigError) as err:
+        load_settings(cfg)
+    assert f"{cfg}:{key}: must be an ISO 4217 currency code like EUR" in str(err.value)

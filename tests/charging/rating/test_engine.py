@@ -223,3 +223,12 @@ def test_huge_usages_are_priced_exactly(engine: RatingEngine, deck_csv: Callable
         assert engine.price("d", Service.SMS, "447700900123", 0, usage) == want
         assert engine.rate(deck="d", service=Service.SMS, destination="447700900123", at=0,
                            usage=usage).price == want
+
+
+@pytest.mark.parametrize("currency", ["EUX", "EURO", "12A"])
+def test_a_deck_in_a_currency_iso_4217_does_not_know_is_refused(
+        tmp_path: Path, deck_csv: Callable[..., str], currency: str) -> None:
+    e = RatingEngine.open(tmp_path, compiled=False)
+    with pytest.raises(ValueError, match="currency must be an ISO 4217 code"):
+        e.import_csv(deck_csv("prefix,rate\n1,0.10\n"), deck="x", currency=currency)
+    e.import_csv(deck_csv("prefix,rate\n1,0.10\n"), deck="x", currency="aud")  # any case
