@@ -194,3 +194,38 @@ def test_the_ledger_reclaims_the_embedded_stores_graveyard(tmp_path: Path) -> No
             await journal.close()
 
     asyncio.run(body())
+
+
+class _CountingDict(dict):  # type: ignore[type-arg]
+    walks = 0
+
+    def values(self):  # type: ignore[no-untyped-def]
+        _CountingDict.walks += 1
+        return super().values()
+
+
+def test_heap_compaction_counts_the_open_holds_only_as_the_heap_grows() -> None:
+    """Counting the holds walks every account: a sweep a second over a million accounts must
+    not do it each time, only once the heap grew by a quarter since the last count."""
+    async def body() -> None:
+        s = MemoryStore()
+        await s.create_account("a", AccountKind.PREPAID_SUBSCRIBER, [EUR])
+        for i in range(10_000):
+            assert (await s.reserve(f"k{i}", "a", "EUR", f"h{i}", 1, ttl=600, now=NOW)).ok
+        s._accounts = _CountingDict(s._accounts)  # type: ignore[assignment]
+
+        def stale(n: int) -> None:
+            start = len(s._heap)
+            s._heap.extend((to_us(NOW + 900), "a", "EUR", f"gone{start + i}") for i in range(n))
+
+        stale(100_000)  # 110k entries, 10k live: the threshold is 140k
+        assert await s.compact_expiry_heap() == 0 and _CountingDict.walks == 1
+        stale(20_000)  # 130k: under 110k * 1.25, no new count
+        assert await s.compact_expiry_heap() == 0 and _CountingDict.walks == 1
+        stale(10_000)  # 140k: counted again, still not over the threshold
+        assert await s.compact_expiry_heap() == 0 and _CountingDict.walks == 2
+        stale(40_000)  # 180k: counted, compacted
+        assert await s.compact_expiry_heap() == 170_000 and _CountingDict.walks == 3
+        assert len(s._heap) == 10_000
+
+    asyncio.run(body())
