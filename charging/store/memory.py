@@ -87,6 +87,8 @@ from cython_ext import load
 _gcutil = load("gcutil")  # None without the extensions: the compacted heap stays tracked
 # Expiry-heap entries a compaction moves per loop turn (0.5-2.5 ms of work between turns).
 COMPACT_SLICE = 2048
+# Accounts whose idempotency cache an epoch's end rotates per loop turn (~1-2 µs each).
+PRUNE_SLICE = 2048
 
 _OK = OpStatus.OK
 _INSUFFICIENT = OpStatus.INSUFFICIENT
@@ -149,7 +151,7 @@ class MemoryStore:
     # for subclasses and tests.
     __slots__ = ("retention", "session_retention", "_accounts", "_ids", "_heap", "_epoch",
                  "_ep_end", "graveyard", "_compacting", "_heap_checked",
-                 "__dict__")
+                 "_pruning", "__dict__")
 
     def __init__(self, *, retention: float = DEFAULT_RETENTION,
                  session_retention: float | None = None) -> None:
@@ -169,6 +171,7 @@ class MemoryStore:
         self._heap: list[tuple[int, str, str, str]] = []
         self._compacting = False
         self._heap_checked = 0  # heap length below which compact_expiry_heap counts no holds
+        self._pruning = False
         # Idempotency epochs: the current one (numbered from 0 upwards) ends at _ep_end (op time).
         self._epoch = -1
         self._ep_end = float("-inf")
@@ -518,14 +521,41 @@ class MemoryStore:
     def prune(self, now: float) -> int:
         """Advance the idempotency epoch to *now* and rotate every account's cache, forgetting
         keys older than 1-2 x ``session_retention`` and top-ups past ``retention``; return how
-        many keys were dropped."""
+        many keys were dropped. All accounts in one go: the ledger's sweep runs
+        :meth:`prune_in_slices` first, after which this finds nothing to do."""
         dropped = 0
         if now >= self._ep_end:
             for acct in self._accounts.values():
-                before = len(acct.ops) + len(acct.old) + len(acct.kept)
-                self._rotate(acct, now)
-                dropped += before - len(acct.ops) - len(acct.old) - len(acct.kept)
+                dropped += self._rotate_counted(acct, now)
         return dropped
+
+    def _rotate_counted(self, acct: _Account, now: float) -> int:
+        before = len(acct.ops) + len(acct.old) + len(acct.kept)
+        self._rotate(acct, now)
+        return before - len(acct.ops) - len(acct.old) - len(acct.kept)
+
+    async def prune_in_slices(self, now: float) -> int:
+        """:meth:`prune`, ``PRUNE_SLICE`` accounts per loop turn (one go over a million accounts
+        stopped the loop ~1.5 s at each epoch's end). Other ops may run between slices: one on
+        an account not rotated yet still finds its keys of two epochs ago, as an op between
+        the epoch's end and the next sweep always did (keys are remembered for at least
+        ``session_retention``; forgetting them a few loop turns later changes no answer a
+        client may rely on). Call it outside the ledger's op accounting, like
+        :meth:`compact_expiry_heap`."""
+        if now < self._ep_end or self._pruning:
+            return 0
+        self._pruning = True
+        try:
+            accounts = list(self._accounts.values())  # accounts created meanwhile are new
+            dropped = 0
+            for start in range(0, len(accounts), PRUNE_SLICE):
+                if start:
+                    await asyncio.sleep(0)
+                for acct in accounts[start:start + PRUNE_SLICE]:
+                    dropped += self._rotate_counted(acct, now)
+            return dropped
+        finally:
+            self._pruning = False
 
     async def pending_ops(self) -> list[OpResult]:
         """Ops applied but not journaled. Always empty: the embedded store dies with the process,

@@ -229,3 +229,28 @@ def test_heap_compaction_counts_the_open_holds_only_as_the_heap_grows() -> None:
         assert len(s._heap) == 10_000
 
     asyncio.run(body())
+
+
+def test_an_epochs_end_rotates_the_accounts_a_slice_per_loop_turn() -> None:
+    async def body() -> None:
+        s = MemoryStore(retention=3600, session_retention=60)
+        n = 2 * memory.PRUNE_SLICE + 10
+        for i in range(n):
+            await s.create_account(f"a{i}", AccountKind.PREPAID_SUBSCRIBER, [EUR])
+            assert (await s.debit(f"d{i}", f"a{i}", "EUR", 1, now=NOW)).ok
+        assert await s.prune_in_slices(NOW + 30) == 0  # the epoch has not ended
+        assert await s.prune_in_slices(NOW + 61) == 0  # the keys move to the old epoch
+        task = asyncio.create_task(s.prune_in_slices(NOW + 121))
+        turns = 0
+        while not task.done():
+            await asyncio.sleep(0)
+            turns += 1
+            if turns == 1:  # between slices: ops go on; one sweep at a time
+                assert (await s.debit("new", f"a{n - 1}", "EUR", 1, now=NOW + 121)).ok
+                assert await s.prune_in_slices(NOW + 121) == 0
+        assert turns >= 2
+        assert await task == n - 1  # every key of two epochs ago, but the one the op dropped
+        assert s.prune(NOW + 121) == 0  # nothing left for the one-go sweep
+        assert not (await s.debit("d7", "a7", "EUR", 1, now=NOW + 121)).replayed
+
+    asyncio.run(body())
