@@ -254,3 +254,20 @@ def test_an_epochs_end_rotates_the_accounts_a_slice_per_loop_turn() -> None:
         assert not (await s.debit("d7", "a7", "EUR", 1, now=NOW + 121)).replayed
 
     asyncio.run(body())
+
+
+def test_an_account_created_during_the_sliced_rotation_is_not_missed() -> None:
+    async def body() -> None:
+        s = MemoryStore(retention=3600, session_retention=60)
+        n = 3 * memory.PRUNE_SLICE
+        for i in range(n):
+            await s.create_account(f"a{i}", AccountKind.PREPAID_SUBSCRIBER, [EUR])
+            assert (await s.debit(f"d{i}", f"a{i}", "EUR", 1, now=NOW)).ok
+        await s.prune_in_slices(NOW + 61)
+        task = asyncio.create_task(s.prune_in_slices(NOW + 121))
+        await asyncio.sleep(0)
+        await s.create_account("late", AccountKind.PREPAID_SUBSCRIBER, [EUR])  # mid-iteration
+        assert await task == n  # every old key, each account rotated once
+        assert all(a.epoch == s._epoch and not a.old for a in s._accounts.values())
+
+    asyncio.run(body())
