@@ -535,9 +535,9 @@ class MemoryStore:
         return before - len(acct.ops) - len(acct.old) - len(acct.kept)
 
     async def prune_in_slices(self, now: float) -> int:
-        """:meth:`prune`, ``PRUNE_SLICE`` accounts per loop turn (one go over a million accounts
-        stopped the loop ~0.9-1.1 s per million accounts at each epoch's end). Other ops may run between slices: one on
-        an account not rotated yet still finds its keys of two epochs ago, as an op between
+        """:meth:`prune`, ``PRUNE_SLICE`` accounts per loop turn (in one go it stopped the loop
+        ~0.9-1.1 s per million accounts at each epoch's end). Other ops may run between slices:
+        one on an account not rotated yet still finds its keys of two epochs ago, as an op between
         the epoch's end and the next sweep always did (keys are remembered for at least
         ``session_retention``; forgetting them a few loop turns later changes no answer a
         client may rely on). Call it outside the ledger's op accounting, like
