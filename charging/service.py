@@ -316,6 +316,18 @@ class ChargingService(OnlineCharging, EventsAndOffline, ServiceCore):
                 self._killed[session_id] = session
             self._count("killed")
             return True
+        await self.end(session_id, now=now, reason="killed")
+        self._count("killed")
+        return True
+
+    async def end(self, session_id: str, *, now: float, reason: str) -> bool:
+        """End an open online session the client no longer has (an ASA other than 2001, a
+        RAA 5002 UNKNOWN_SESSION_ID: facts D): forget it, release its holds (one release
+        record each, with *reason*) and return once that is durable. A request of the session
+        in progress finishes first. False when no such open session."""
+        session = self.sessions.get(session_id)
+        if session is None:
+            return False
         busy = session_id in self._busy
         if busy:
             await self._wait_turn(session_id)  # let a request in progress finish first
@@ -324,12 +336,11 @@ class ChargingService(OnlineCharging, EventsAndOffline, ServiceCore):
                 return True  # it ended meanwhile (a CCR-T): its hold is already gone
             self.sessions.pop(session_id)
             self._killed.pop(session_id, None)
-            await self._release_all(session, now, reason="killed")
+            await self._release_all(session, now, reason=reason)
         finally:
             if busy:
                 self._next_turn(session_id)
         await self.wait_durable(self.durable_mark())
-        self._count("killed")
         return True
 
     def open_sessions(self) -> list[Session]:

@@ -308,8 +308,14 @@ class ChargingAgent:
     # ---------------------------------------------------------------- server-initiated
     async def reauth(self, session_id: str) -> int | None:
         """Send a RAR (AUTHORIZE_ONLY) for an open session; return the RAA Result-Code, or
-        None when the session or its peer is unknown / no sender is wired."""
-        return await self._server_request(session_id, 258)
+        None when the session or its peer is unknown / no sender is wired. A RAA 5002
+        UNKNOWN_SESSION_ID says the client has no such session any more (facts D): the
+        session is ended here too and its holds released (RFC 4006 §5.1.2), instead of
+        holding credit until Tcc."""
+        rc = await self._server_request(session_id, 258)
+        if rc == 5002:
+            await self.service.end(session_id, now=self.clock(), reason="unknown_session")
+        return rc
 
     async def abort(self, session_id: str) -> int | None:
         """Send an ASR for an open session; return the ASA Result-Code (facts D)."""
