@@ -265,7 +265,7 @@ class ServiceCore:
             if grant.held <= 0:
                 continue
             fields = {"session": session.id, "service": grant.service.value,
-                      "account": session.account, "result": reason}
+                      "account": session.account, "reason": reason}
             await self.ledger.release(f"{key or 'ro:' + session.id}:rel:{grant.key}",
                                       session.account, session.balance,
                                       grant.hold_id(session.id), now=now, fields=fields,
