@@ -11,7 +11,7 @@ from typing import Any
 
 from charging.money import MoneyError, format_amount, parse_amount
 from charging.ports import Accounts, Ledger
-from charging.store.base import AccountView, BalanceKind, BalanceView
+from charging.store.base import MAX_AMOUNT, AccountView, BalanceKind, BalanceView
 
 
 class OperatorError(ValueError):
@@ -65,6 +65,8 @@ async def topup(accounts: Accounts, ledger: Ledger, ident: str, amount: str, *, 
         raise OperatorError(str(exc)) from exc
     if micros <= 0:
         raise OperatorError("amount must be positive")
+    if micros > MAX_AMOUNT:  # the stores' range: beyond it they raise (an HTTP 500)
+        raise OperatorError(f"amount too large: at most {format_amount(MAX_AMOUNT)}")
     target = None
     for b in view.balances:
         if (balance and b.id == balance) or (not balance and b.kind is BalanceKind.MONEY):
