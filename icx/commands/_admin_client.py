@@ -1,7 +1,8 @@
 """A tiny JSON client for the admin HTTP API, shared by `icx balance` and `icx sessions`.
 
-Exit codes per the CLI convention: 2 for bad input (HTTP 400/404: bad amount, unknown
-account/session), 1 for runtime failures (server unreachable, 5xx).
+Exit codes per the CLI convention: 2 for bad input (an --admin that is no http(s) URL; HTTP
+400/404: bad amount, unknown account/session), 1 for runtime failures (server unreachable,
+5xx).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import json
 import os
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Any
 
@@ -25,6 +27,7 @@ admin_option = click.option(
 
 def call(admin: str, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
     """Do one request; on failure print the reason to stderr and exit 1 or 2."""
+    _check_url(admin)
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(admin.rstrip("/") + path, data=data, method=method,
                                  headers={"Content-Type": "application/json"})
@@ -41,3 +44,18 @@ def call(admin: str, method: str, path: str, body: dict[str, Any] | None = None)
     except (urllib.error.URLError, OSError) as exc:
         click.echo(f"error: cannot reach the admin API at {admin}: {exc}", err=True)
         sys.exit(1)
+
+
+def _check_url(admin: str) -> None:
+    """Exit 2 with one line when *admin* is no http(s) URL: urllib would raise ValueError
+    (a traceback) for "nowhere" or "http://[::1", and call "host:8080" an unknown URL type."""
+    try:
+        parts = urllib.parse.urlsplit(admin)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+        parts.port  # noqa: B018 -- raises ValueError for a bad port
+    except ValueError:
+        ok = False
+    if not ok:
+        click.echo(f"error: --admin {admin!r} is not an http(s) URL such as {DEFAULT_ADMIN}",
+                   err=True)
+        sys.exit(2)

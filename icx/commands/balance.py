@@ -41,7 +41,8 @@ def show(account: str, as_json: bool, admin: str) -> None:
     _print(call(admin, "GET", f"/api/accounts/{account}"), as_json)
 
 
-@balance.command("topup")
+# ignore_unknown_options: "-5" is an AMOUNT to refuse as such, not an unknown option
+@balance.command("topup", context_settings={"ignore_unknown_options": True})
 @click.argument("account")
 @click.argument("amount")
 @click.option("--key", default=None, help="Idempotency key (a retried top-up with the same "
