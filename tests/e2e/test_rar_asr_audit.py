@@ -173,3 +173,40 @@ def test_cli_topup_of_a_negative_amount_names_the_amount(server: Server) -> None
     assert res.exit_code == 2
     assert "not a positive decimal amount: '-5'" in res.output, res.output
     assert server.balance(SUB) == (50_000_000, 0)
+
+
+def _metrics(server: Server) -> str:
+    with urllib.request.urlopen(server.admin_url + "/metrics", timeout=10) as resp:
+        return str(resp.read().decode())
+
+
+def test_metrics_count_every_answered_request_by_result_code(server: Server) -> None:
+    """icx_diameter_requests_total counts requests by command and Result-Code: also those the
+    Diameter layer answers itself (a CCR missing Destination-Realm gets 5005 before it reaches
+    the agent), not only the agent's; the active-session gauge follows CCR-I / CCR-T."""
+    sid = f"{HOST};3;metrics"
+    no_realm = ccr(f"{HOST};3;bad", 1, 0, mscc(100, rsu=("CC-Time", 60)))
+    no_realm.avps = [a for a in no_realm.avps if a.code != 283]
+    seen: list[str] = []
+
+    async def main() -> list[int]:
+        loop = asyncio.get_running_loop()
+        peer = await connect("127.0.0.1", server.port, origin_host=HOST)
+        try:
+            codes = [(await peer.request(no_realm)).get("Result-Code")]
+            codes.append((await peer.request(ccr(sid, 1, 0, mscc(100, rsu=("CC-Time", 60)))))
+                         .get("Result-Code"))
+            seen.append(await loop.run_in_executor(None, _metrics, server))
+            codes.append((await peer.request(ccr(sid, 3, 1, mscc(100, usu=("CC-Time", 30)))))
+                         .get("Result-Code"))
+            seen.append(await loop.run_in_executor(None, _metrics, server))
+            return codes
+        finally:
+            await peer.close()
+
+    assert asyncio.run(main()) == [5005, 2001, 2001]
+    during, after = seen
+    assert "icx_active_sessions 1\n" in during and "icx_reserved_micros 120000\n" in during
+    assert "icx_active_sessions 0\n" in after and "icx_reserved_micros 0\n" in after
+    assert 'icx_diameter_requests_total{command="CCR",result_code="2001"} 2\n' in after
+    assert 'icx_diameter_requests_total{command="CCR",result_code="5005"} 1\n' in after
