@@ -114,6 +114,9 @@ class PeerConnection:
         self.duplicates_dropped = 0
         self.too_busy = 0
         self.answers_dropped = 0
+        # requests this layer answered itself with an error (validation, 3004, 3007, ...):
+        # (command code, Result-Code) -> count; the application never sees them
+        self.error_answers: dict[tuple[int, int], int] = {}
 
         rnd = rng or random.random
         self._rng = rnd
@@ -384,7 +387,13 @@ class PeerConnection:
         if ans is None:
             return False
         self._out.append(ans.encode())
+        self.count_error_answer(ans.code, err.result_code)
         return True
+
+    def count_error_answer(self, code: int, result_code: int) -> None:
+        """Count an error answer this layer sent for a request of command *code*."""
+        key = (code, result_code)
+        self.error_answers[key] = self.error_answers.get(key, 0) + 1
 
     def _send(self, msg: Message) -> None:
         self._out.append(msg.encode())

@@ -168,6 +168,7 @@ def on_frame(conn: PeerConnection, frame: bytes, now: float) -> None:
 
 def answer_error_for(conn: PeerConnection, msg: Message, err: DiameterError) -> bool:
     conn._send(error_answer(msg, conn.me, err.result_code, error_message=err.message or None))
+    conn.count_error_answer(msg.code, err.result_code)
     return True
 
 
@@ -229,6 +230,7 @@ def process_request(conn: PeerConnection, msg: Message, now: float,
                 error_message=f"application {app} not negotiated with this peer",
             )
         )
+        conn.count_error_answer(msg.code, 3007)
         return
     host = msg.get(_ORIGIN_HOST, "")  # by code: no name lookup
     # DuplicateCache.key(), inlined (the per-request path)
@@ -249,6 +251,7 @@ def process_request(conn: PeerConnection, msg: Message, now: float,
     if busy:
         conn.too_busy += 1
         conn._send(error_answer(msg, conn.me, 3004, error_message="too many requests in flight"))
+        conn.count_error_answer(msg.code, 3004)
         return
     inflight[hbh] = key
     conn._events.append(RequestReceived(msg, now))

@@ -53,6 +53,7 @@ class DiameterServer:
         self.peers: dict[str, PeerProtocol] = {}
         self._accepted: set[PeerProtocol] = set()  # every live transport, open or not
         self._closed_totals = dict.fromkeys(COUNTERS, 0)
+        self._closed_errors: dict[tuple[int, int], int] = {}
         self.accepted_total = 0
         self._server: asyncio.AbstractServer | None = None
 
@@ -98,11 +99,24 @@ class DiameterServer:
         if proto.conn is not None:
             for name in COUNTERS:
                 self._closed_totals[name] += getattr(proto.conn, name)
+            for key, n in proto.conn.error_answers.items():
+                self._closed_errors[key] = self._closed_errors.get(key, 0) + n
         self._accepted.discard(proto)
         self.connections.discard(proto)
         host = proto.peer_host
         if host and self.peers.get(host) is proto:
             del self.peers[host]
+
+    def error_answers(self) -> dict[tuple[int, int], int]:
+        """Since start: (command code, Result-Code) -> requests this layer answered with an
+        error itself (decode/validation errors, 3004, 3007...): the application's metrics
+        never see these requests, /metrics adds them to its request counts."""
+        out = dict(self._closed_errors)
+        for proto in self._accepted:
+            if proto.conn is not None:
+                for key, n in proto.conn.error_answers.items():
+                    out[key] = out.get(key, 0) + n
+        return out
 
     def stats(self) -> dict[str, int]:
         """Counters for /metrics: connections, open peers, requests in flight, and since start

@@ -276,6 +276,7 @@ async def start_server(settings: Settings, data_dir: Path, *, port: int | None =
             settings, diameter=dataclasses.replace(settings.diameter, listen_port=port))
     server = wiring.build_server(settings, charging.agent.handle,
                                  responder=charging.agent.respond)
+    wiring.count_protocol_answers(charging.agent.metrics, server)
     try:
         await server.start()
     except BaseException:

@@ -37,7 +37,8 @@ from diameter.transport_protocol import Responder
 from diameter.transport_sctp import TransportUnavailable, sctp_unavailable_reason
 from icx.settings import Settings
 
-__all__ = ["peer_config", "build_server", "send_server_request", "Runtime", "start"]
+__all__ = ["peer_config", "build_server", "send_server_request", "count_protocol_answers",
+           "Runtime", "start"]
 
 log = structlog.get_logger("icx.wiring")
 
@@ -105,6 +106,18 @@ async def send_server_request(
         return None
 
 
+def count_protocol_answers(metrics: Any, server: DiameterServer) -> None:
+    """Make /metrics count the requests *server* answered itself with an error (validation
+    5xxx, 3004, 3007...: the agent never sees them) under their command and Result-Code."""
+    from mediation.agent import CMD_NAMES
+
+    def source() -> dict[tuple[str, int], int]:
+        return {(CMD_NAMES.get(code) or str(code), rc): n
+                for (code, rc), n in server.error_answers().items()}
+
+    metrics.answered_elsewhere = source
+
+
 @dataclass
 class Runtime:
     """Everything ``icx serve`` runs; ``await runtime.close()`` stops it in order."""
@@ -146,6 +159,8 @@ async def start(
         responder = app.agent.respond
         app.agent.sender = send_server_request
     server = build_server(settings, handler, responder=responder)
+    if app is not None:
+        count_protocol_answers(app.agent.metrics, server)
     try:
         await server.start()
     except BaseException:

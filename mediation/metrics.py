@@ -24,6 +24,9 @@ class Metrics:
         self._sum: dict[str, float] = {}
         self.gauges: dict[str, tuple[str, Callable[[], float]]] = {}
         self.collectors: list[Callable[[], list[str]]] = []
+        # requests answered before they reached the agent (the Diameter layer's own error
+        # answers): () -> {(command, Result-Code): count}, added to the request counts
+        self.answered_elsewhere: Callable[[], dict[tuple[str, int], int]] | None = None
 
     def observe(self, command: str, result_code: int, seconds: float) -> None:
         key = (command, result_code)
@@ -51,7 +54,15 @@ class Metrics:
             "Result-Code.",
             "# TYPE icx_diameter_requests_total counter",
         ]
-        for (cmd, code), n in sorted(self.requests.items()):
+        requests = self.requests
+        if self.answered_elsewhere is not None:
+            requests = dict(requests)
+            try:
+                for key, n in self.answered_elsewhere().items():
+                    requests[key] = requests.get(key, 0) + n
+            except Exception:  # a broken source must not break the scrape
+                pass
+        for (cmd, code), n in sorted(requests.items()):
             out.append(f'icx_diameter_requests_total{{command="{cmd}",result_code="{code}"}} {n}')
         out.append("# HELP icx_diameter_request_seconds Time from request decoded to answer "
                    "ready.")
