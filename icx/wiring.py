@@ -38,7 +38,7 @@ from diameter.transport_sctp import TransportUnavailable, sctp_unavailable_reaso
 from icx.settings import Settings
 
 __all__ = ["peer_config", "build_server", "send_server_request", "count_protocol_answers",
-           "Runtime", "start"]
+           "peer_metrics", "Runtime", "start"]
 
 log = structlog.get_logger("icx.wiring")
 
@@ -108,7 +108,8 @@ async def send_server_request(
 
 def count_protocol_answers(metrics: Any, server: DiameterServer) -> None:
     """Make /metrics count the requests *server* answered itself with an error (validation
-    5xxx, 3004, 3007...: the agent never sees them) under their command and Result-Code."""
+    5xxx, 3004, 3007...: the agent never sees them) under their command and Result-Code, and
+    show its connection and protocol counters (:func:`peer_metrics`)."""
     from mediation.agent import CMD_NAMES
 
     def source() -> dict[tuple[str, int], int]:
@@ -116,6 +117,38 @@ def count_protocol_answers(metrics: Any, server: DiameterServer) -> None:
                 for (code, rc), n in server.error_answers().items()}
 
     metrics.answered_elsewhere = source
+    metrics.collector(lambda: peer_metrics(server.stats()))
+
+
+# DiameterServer.stats() -> (metric, type, help); the counters count since start.
+_PEER_METRICS = {
+    "connections": ("icx_diameter_connections", "gauge",
+                    "Diameter transport connections open (CER/CEA done or not)."),
+    "peers_open": ("icx_diameter_peers_open", "gauge", "Diameter peers in state Open."),
+    "requests_inflight": ("icx_diameter_requests_inflight", "gauge",
+                          "Requests received and not yet answered."),
+    "connections_total": ("icx_diameter_connections_total", "counter",
+                          "Transport connections accepted."),
+    "duplicates_answered": ("icx_diameter_duplicates_answered_total", "counter",
+                            "Retransmitted requests answered from the duplicate cache "
+                            "(RFC 6733 §5.3.1)."),
+    "duplicates_dropped": ("icx_diameter_duplicates_dropped_total", "counter",
+                           "Duplicates of a request still in progress, dropped."),
+    "too_busy": ("icx_diameter_too_busy_total", "counter",
+                 "Requests answered 3004 DIAMETER_TOO_BUSY (the per-peer in-flight limit)."),
+    "answers_dropped": ("icx_diameter_answers_dropped_total", "counter",
+                        "Answers dropped: no request of ours with that Hop-by-Hop id."),
+}
+
+
+def peer_metrics(stats: dict[str, int]) -> list[str]:
+    """Prometheus lines for :meth:`DiameterServer.stats` (what an engineer on call looks at
+    first: who is connected, what is queued, what the protocol layer refused)."""
+    out: list[str] = []
+    for key, (name, kind, help_text) in _PEER_METRICS.items():
+        if key in stats:
+            out += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}", f"{name} {stats[key]}"]
+    return out
 
 
 @dataclass

@@ -210,3 +210,9 @@ def test_metrics_count_every_answered_request_by_result_code(server: Server) -> 
     assert "icx_active_sessions 0\n" in after and "icx_reserved_micros 0\n" in after
     assert 'icx_diameter_requests_total{command="CCR",result_code="2001"} 2\n' in after
     assert 'icx_diameter_requests_total{command="CCR",result_code="5005"} 1\n' in after
+    # the connection and protocol counters an engineer on call looks at first
+    for line in ("icx_diameter_connections 1", "icx_diameter_peers_open 1",
+                 "icx_diameter_requests_inflight 0", "icx_diameter_connections_total 1",
+                 "icx_diameter_too_busy_total 0", "icx_diameter_duplicates_answered_total 0",
+                 "# TYPE icx_diameter_connections_total counter"):
+        assert line + "\n" in after, line
