@@ -2,10 +2,12 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
+
 from charging.money import parse_amount
 from settlement.aggregate import aggregate
 from settlement.config import ShareTier, parse_config
-from settlement.currency import Period, round_invoice
+from settlement.currency import Period, is_currency, round_invoice
 from settlement.integrity import check_invoice
 from settlement.invoice import InvoiceBuilder, share_of
 
@@ -111,3 +113,19 @@ def test_commitment_in_amount_and_met_commitment() -> None:
 def test_jpy_has_no_minor_unit() -> None:
     assert round_invoice(1_500_000, "JPY") == 2_000_000
     assert round_invoice(1_234_567, "KWD") == 1_235_000
+
+
+@pytest.mark.parametrize(("currency", "micros", "rounded"), [
+    ("XPF", 1_500_000, 2_000_000), ("BIF", 1_499_999, 1_000_000), ("PYG", 2_500_000, 3_000_000),
+    ("CLF", 1_234_567, 1_234_600), ("UYW", 1_234_549, 1_234_500), ("EUR", 1_234_567, 1_230_000),
+    ("OMR", 1_234_567, 1_235_000),
+])
+def test_every_iso_4217_minor_unit_rounds_its_invoices(currency: str, micros: int,
+                                                       rounded: int) -> None:
+    """ISO 4217 table A.1 minor units (0: XPF, BIF, PYG...; 4: CLF, UYW), HALF_UP."""
+    assert round_invoice(micros, currency) == rounded
+
+
+def test_a_code_iso_4217_does_not_know_is_no_currency() -> None:
+    assert is_currency("EUR") and is_currency("XPF")
+    assert not is_currency("EUX") and not is_currency("eur") and not is_currency("EURO")
