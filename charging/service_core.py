@@ -108,7 +108,8 @@ class ServiceCore:
         # RatingEngine.price(deck, service, destination, at, usage, origin) -> micro-units:
         # the allocation-free path; rate() (with its explanation) only where fields need it.
         self._price = getattr(rater, "price", None)
-        self._tariffs: dict[tuple[str, str, str], dict[str, str]] = {}
+        self._tariffs: dict[tuple[str, str, str, int], dict[str, str]] = {}
+        self._reloads: list[float] = []  # when reload_rates changed a deck (epoch seconds)
         self._texts: dict[int, str] = {}  # amount -> format_amount(amount)
         self._killed: dict[str, Session] = {}  # killed after ASA 2001, awaiting the CCR-T
         self._accounts_seen: dict[str, tuple[str, str, str]] = {}  # see _account
@@ -235,6 +236,21 @@ class ServiceCore:
             self._texts[amount] = text
         return text
 
+    def reload_rates(self, now: float) -> dict[str, tuple[int | None, int]]:
+        """Start pricing with the deck versions imported since the server started (``icx
+        rates import`` writes them to the data dir): calls from the next whole second on get
+        them, calls in progress keep the tariff they started with (RatingEngine.reload).
+        Returns ``{deck: (old version or None, new version)}``; {} when nothing changed or
+        the rater cannot reload. Send RAR to the changed decks' sessions afterwards."""
+        reload = getattr(self.rater, "reload", None)
+        if reload is None:
+            return {}
+        changed: dict[str, tuple[int | None, int]] = reload(now)
+        if changed:
+            self._reloads.append(float(int(now) + 1))
+            self._tariffs.clear()
+        return changed
+
     def _tariff(self, session: Session, grant: Grant) -> dict[str, str]:
         """deck_version / prefix / destination name of the grant's tariff, for its rated
         records: one rate() per (deck, service, B-number), shared by every session (the
@@ -242,7 +258,10 @@ class ServiceCore:
         hit = grant.tariff
         if hit is not None:
             return hit
-        key = (session.deck, grant.svc, session.destination or "")
+        started = session.started
+        # which of the decks' versions the call is rated with (reload_rates): 0 = the latest
+        era = sum(1 for t in self._reloads if started < t) if self._reloads else 0
+        key = (session.deck, grant.svc, session.destination or "", era)
         hit = self._tariffs.get(key)
         if hit is None:
             rated = self._rate(session, grant.service, 1, session.started)

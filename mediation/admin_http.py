@@ -12,7 +12,11 @@ Routes (all JSON unless noted; amounts are decimal strings):
 ``GET  /api/sessions[?account=ID]``         open sessions
 ``POST /api/sessions/{sid}/kill``           ASR to the client, then release the reservations
 ``POST /api/sessions/{sid}/reauth``         RAR to the client
-``POST /api/reauth``                        RAR to every open session (after a tariff change)
+``POST /api/reauth``                        RAR to every open session
+``POST /api/rates/reload``                  use the deck versions imported since start (``icx
+                                            rates import``): calls from the next second on;
+                                            calls in progress keep theirs; body ``{"reauth"?:
+                                            true}``: RAR to the changed decks' sessions
 =========================================  ==================================================
 
 Business logic lives in charging/operator.py and the charging service; this layer only parses
@@ -129,6 +133,28 @@ def build_app(*, service: ChargingService, agent: ChargingAgent | None, accounts
         results = await _reauth_many(agent, [s.id for s in service.sessions])
         return _json({"sent": len(results), "results": results})
 
+    async def reload_rates(request: web.Request) -> web.Response:
+        body: Any = {}
+        if request.can_read_body:
+            try:
+                body = await request.json()
+            except (json.JSONDecodeError, ValueError):
+                return _json({"error": "body must be JSON"}, 400)
+        if not isinstance(body, dict) or not isinstance(body.get("reauth", True), bool):
+            return _json({"error": "body is {\"reauth\"?: true|false}"}, 400)
+        preload = getattr(service.rater, "preload", None)
+        if preload is not None:  # load and index the new versions off the loop
+            await asyncio.get_running_loop().run_in_executor(None, preload)
+        changed = service.reload_rates(clock())
+        out: dict[str, Any] = {"changed": {deck: {"from": old, "to": new}
+                                           for deck, (old, new) in sorted(changed.items())}}
+        if agent is not None and changed and body.get("reauth", True):
+            # RFC 4006 §5.5: the clients re-authorise; a call in progress keeps the tariff it
+            # started with (it is rated by its total usage at its start), the next get the new
+            sids = [s.id for s in service.sessions if s.deck in changed]
+            out["reauth"] = await _reauth_many(agent, sids)
+        return _json(out)
+
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/api/accounts/{id}", get_account)
@@ -137,6 +163,7 @@ def build_app(*, service: ChargingService, agent: ChargingAgent | None, accounts
     app.router.add_post("/api/sessions/{sid}/kill", kill)
     app.router.add_post("/api/sessions/{sid}/reauth", reauth)
     app.router.add_post("/api/reauth", reauth_all)
+    app.router.add_post("/api/rates/reload", reload_rates)
     return app
 
 

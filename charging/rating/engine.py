@@ -74,6 +74,9 @@ EXACT_C_USAGE = 2**36
 """Usages above this are priced by the pure reference: the compiled index truncates prices past
 2**63 micro-units to 64 bits (an Unsigned64 report could wrap to a small price); below it a
 wrap needs a rate above ~134 major units per unit."""
+# Replaced deck versions a running server keeps in force for the calls that began before
+# (RatingEngine.reload): a few, for calls that outlive several reloads.
+KEEP_SUPERSEDED = 4
 
 @dataclass(slots=True)
 class LoadedDeck:
@@ -131,6 +134,9 @@ class RatingEngine:
         self._compiled = compiled
         self._latest: dict[str, LoadedDeck] = {}
         self._versions: dict[tuple[str, int], LoadedDeck] = {}
+        # deck -> [(superseded at, version), ...], newest first: the versions a running server
+        # replaced (:meth:`reload`), kept for what started before (see _in_force)
+        self._superseded: dict[str, list[tuple[float, LoadedDeck]]] = {}
         self._generation = -1
         self._tp = self.technical_prefixes
         self._band_cache: dict[int, str] = {}
@@ -162,6 +168,53 @@ class RatingEngine:
                 self._latest[name] = self._load(name, latest)
                 changed = True
         return changed
+
+    def reload(self, now: float) -> dict[str, tuple[int | None, int]]:
+        """For a running server: load the deck versions imported since (as
+        :meth:`reload_if_changed`), and keep each version they replace in force for what
+        started before *now* (epoch seconds). A call is rated by its total usage with the
+        tariff in force at its start (``at``), so a call in progress keeps its tariff to the
+        end and calls from the next whole second on get the new one; re-pricing its past
+        usage with the new one would charge the difference again. Returns
+        ``{deck: (old version or None, new)}``.
+        The ``KEEP_SUPERSEDED`` newest replaced versions of each deck are kept."""
+        # In force from the next whole second: the compiled charging path caches tariff rows
+        # per session-start second (cython_ext/charging_slice.pyx _plan).
+        until = float(math.floor(now) + 1)
+        before = dict(self._latest)
+        self.reload_if_changed()
+        changed: dict[str, tuple[int | None, int]] = {}
+        for name, d in self._latest.items():
+            old = before.get(name)
+            if old is d:
+                continue
+            changed[name] = (None if old is None else old.meta.version, d.meta.version)
+            if old is not None:
+                history = self._superseded.setdefault(name, [])
+                history.insert(0, (until, old))
+                del history[KEEP_SUPERSEDED:]
+        return changed
+
+    def preload(self) -> int:
+        """Load (and index) the deck versions imported since, without using them yet: call it
+        in a worker thread before :meth:`reload`, which then only swaps them in. Returns how
+        many versions were loaded."""
+        n = 0
+        for name in self.store.decks():
+            latest = self.store.latest(name)
+            if latest is not None and (name, latest) not in self._versions:
+                self._load(name, latest)
+                n += 1
+        return n
+
+    def _in_force(self, deck: str, d: LoadedDeck, at: float) -> LoadedDeck:
+        """The version of *deck* in force at *at*: *d* (the latest) unless :meth:`reload`
+        replaced versions after *at*."""
+        for until, old in self._superseded.get(deck, ()):
+            if at >= until:
+                break
+            d = old
+        return d
 
     def _load(self, deck: str, version: int) -> LoadedDeck:
         key = (deck, version)
@@ -267,6 +320,8 @@ class RatingEngine:
     ) -> Row:
         """The tariff row that prices this destination at *at* (NoTariff when none)."""
         d = self.deck(deck, version)
+        if version is None and self._superseded:
+            d = self._in_force(deck, d, at)
         i, _ = self._find(d, service, self._key(destination), self._key(origin) if origin else "", at)
         return d.row(i)
 
@@ -274,6 +329,8 @@ class RatingEngine:
               origin: str = "") -> int:
         """Fast path: the price in micro-units only (no explanation object). NoTariff when none."""
         d = self._latest.get(deck) or self.deck(deck)
+        if self._superseded:
+            d = self._in_force(deck, d, at)
         if usage > EXACT_C_USAGE or (self.band_mode == "split" and d.band_ids and usage > 0
                                      and service in (Service.VOICE, Service.DATA_TIME)):
             # split pricing is rate()'s path; the index prices in one band only
@@ -299,6 +356,8 @@ class RatingEngine:
         None when that shortcut does not apply (split band pricing, no tariff, a closed
         destination): call :meth:`price`. Raises what :meth:`price` raises for a missing deck."""
         d = self._latest.get(deck) or self.deck(deck)
+        if self._superseded:
+            d = self._in_force(deck, d, at)
         if self.band_mode == "split" and d.band_ids and service in (Service.VOICE,
                                                                     Service.DATA_TIME):
             return None
@@ -324,6 +383,8 @@ class RatingEngine:
         if usage < 0:
             raise RatingError(f"usage must be >= 0, got {usage}")
         d = self.deck(deck, version)
+        if version is None and self._superseded:
+            d = self._in_force(deck, d, at)
         key = self._key(destination)
         okey = self._key(origin) if origin else ""
         i, band_name = self._find(d, service, key, okey, at)
@@ -400,6 +461,8 @@ class RatingEngine:
         included, fits in *budget* micro-units; 0 if not even the first increment fits.
         A free tariff returns UNLIMITED_UNITS (clamp it). Raises NoTariff."""
         d = self.deck(deck, version)
+        if version is None and self._superseded:
+            d = self._in_force(deck, d, at)
         key = self._key(destination)
         okey = self._key(origin) if origin else ""
         i, _ = self._find(d, service, key, okey, at)

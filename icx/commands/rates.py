@@ -29,6 +29,7 @@ from charging.rating import (
     Service,
 )
 from charging.rating.engine import extension_active
+from icx.commands._admin_client import admin_option, call
 from icx.config_loader import ConfigError
 from icx.settings import Settings, load_settings
 
@@ -290,6 +291,31 @@ def rate(deck: str, to: str, origin: str | None, at: str | None, seconds: int | 
     if price.fx:
         click.echo(f"fx           {price.fx.from_currency}->{price.fx.to_currency} {price.fx.rate} "
                    f"({price.fx.date}), before {format_amount(price.fx.original_price)}")
+
+
+@rates.command("reload")
+@click.option("--no-reauth", is_flag=True, help="Send no RAR to the changed decks' sessions.")
+@click.option("--json", "as_json", is_flag=True, help="Print the server's answer as JSON.")
+@admin_option
+def reload(no_reauth: bool, as_json: bool, admin: str) -> None:
+    """Make a running server use the deck versions imported since it started (`icx rates
+    import` into its data dir). Calls from the next second on get them; calls in progress keep
+    the tariff they started with. RAR goes to the changed decks' open sessions (RFC 4006
+    §5.5) unless --no-reauth."""
+    out = call(admin, "POST", "/api/rates/reload", {"reauth": not no_reauth})
+    if as_json:
+        click.echo(json.dumps(out))
+        return
+    if not out["changed"]:
+        click.echo("no deck changed")
+        return
+    for deck, change in out["changed"].items():
+        was = "new" if change["from"] is None else f"v{change['from']}"
+        click.echo(f"{deck}: {was} -> v{change['to']}")
+    if "reauth" in out:
+        codes = list(out["reauth"].values())
+        click.echo(f"RAR sent to {len(codes)} session(s): "
+                   f"{sum(1 for c in codes if c == 2001)} answered 2001")
 
 
 commands = [rates, rate]

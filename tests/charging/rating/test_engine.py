@@ -6,12 +6,14 @@ import datetime as dt
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from charging.fx import FxTable
 from charging.rating import BandCalendar, NoTariff, RatingEngine, Service
+from charging.rating import engine as engine_mod
 from charging.rating.price import price_micros
 from charging.rating.store import DeckStore
 
@@ -232,3 +234,38 @@ def test_a_deck_in_a_currency_iso_4217_does_not_know_is_refused(
     with pytest.raises(ValueError, match="currency must be an ISO 4217 code"):
         e.import_csv(deck_csv("prefix,rate\n1,0.10\n"), deck="x", currency=currency)
     e.import_csv(deck_csv("prefix,rate\n1,0.10\n"), deck="x", currency="aud")  # any case
+
+
+def test_reload_keeps_each_replaced_version_for_what_started_before(
+        tmp_path: Path, deck_csv: Callable[..., str], compiled: bool) -> None:
+    """A running server's reload: calls rated at a start before the reload's next whole
+    second keep the version they started with, in every entry point (price, price_plan,
+    rate, max_units, lookup); later ones get the new one; an explicit version still wins."""
+    server = RatingEngine.open(tmp_path, compiled=compiled)
+    importer = RatingEngine.open(tmp_path, compiled=compiled)
+    importer.import_csv(deck_csv("prefix,rate\n41,0.10\n"), deck="d")
+    t0 = at(2026, 1, 1)
+    assert server.reload(t0) == {"d": (None, 1)}
+    importer.import_csv(deck_csv("prefix,rate\n41,0.30\n", "b.csv"), deck="d")
+    assert server.preload() == 1  # loaded, not in use yet
+    assert server.price("d", Service.VOICE, "41", t0 + 5, 60) == 100_000
+    t1 = t0 + 100.25
+    assert server.reload(t1) == {"d": (1, 2)} and server.reload(t1 + 1) == {}
+    before, after = t1 - 0.2, t1 + 0.7  # same second as the reload: still the old version
+    later = t0 + 101
+    kw: dict[str, Any] = {"deck": "d", "service": Service.VOICE, "destination": "41"}
+    for when, price, version in ((t0, 100_000, 1), (before, 100_000, 1), (after, 100_000, 1),
+                                 (later, 300_000, 2)):
+        assert server.price("d", Service.VOICE, "41", when, 60) == price
+        p = server.rate(at=when, usage=60, **kw)
+        assert (p.price, p.deck_version) == (price, version)
+        assert server.max_units(at=when, budget=price, **kw) == 60
+        plan = server.price_plan("d", Service.VOICE, "41", when)
+        if plan is not None:
+            assert plan[0].meta.version == version
+    assert server.rate(at=t0, usage=60, version=2, **kw).price == 300_000
+    # only the newest replaced versions are kept
+    for i in range(3, 3 + engine_mod.KEEP_SUPERSEDED + 1):
+        importer.import_csv(deck_csv(f"prefix,rate\n41,0.{i}0\n", f"v{i}.csv"), deck="d")
+        server.reload(t1 + 10 * i)
+    assert len(server._superseded["d"]) == engine_mod.KEEP_SUPERSEDED
