@@ -108,8 +108,10 @@ class ServiceCore:
         # RatingEngine.price(deck, service, destination, at, usage, origin) -> micro-units:
         # the allocation-free path; rate() (with its explanation) only where fields need it.
         self._price = getattr(rater, "price", None)
-        self._tariffs: dict[tuple[str, str, str, int], dict[str, str]] = {}
-        self._reloads: list[float] = []  # when reload_rates changed a deck (epoch seconds)
+        self._tariffs: dict[tuple[str, str, str, int | None], dict[str, str]] = {}
+        # the deck version that rates a call started at a time (RatingEngine.version_in_force;
+        # a rater without it has one version per deck)
+        self._version_at = getattr(rater, "version_in_force", None)
         self._texts: dict[int, str] = {}  # amount -> format_amount(amount)
         self._killed: dict[str, Session] = {}  # killed after ASA 2001, awaiting the CCR-T
         self._accounts_seen: dict[str, tuple[str, str, str]] = {}  # see _account
@@ -246,22 +248,18 @@ class ServiceCore:
         if reload is None:
             return {}
         changed: dict[str, tuple[int | None, int]] = reload(now)
-        if changed:
-            self._reloads.append(float(int(now) + 1))
-            self._tariffs.clear()
         return changed
 
     def _tariff(self, session: Session, grant: Grant) -> dict[str, str]:
         """deck_version / prefix / destination name of the grant's tariff, for its rated
         records: one rate() per (deck, service, B-number), shared by every session (the
-        same dict object), remembered on the grant."""
+        same dict object) and deck version in force at its start, remembered on the grant."""
         hit = grant.tariff
         if hit is not None:
             return hit
-        started = session.started
-        # which of the decks' versions the call is rated with (reload_rates): 0 = the latest
-        era = sum(1 for t in self._reloads if started < t) if self._reloads else 0
-        key = (session.deck, grant.svc, session.destination or "", era)
+        version = (None if self._version_at is None  # (the deck _rate prices with)
+                   else self._version_at(session.deck or self.config.deck, session.started))
+        key = (session.deck, grant.svc, session.destination or "", version)
         hit = self._tariffs.get(key)
         if hit is None:
             rated = self._rate(session, grant.service, 1, session.started)

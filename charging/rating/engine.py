@@ -207,6 +207,13 @@ class RatingEngine:
                 n += 1
         return n
 
+    def version_in_force(self, deck: str, at: float) -> int | None:
+        """The version of *deck* that rates what starts at *at* (None: no such deck)."""
+        d = self._latest.get(deck)
+        if d is None:
+            return None
+        return (self._in_force(deck, d, at) if self._superseded else d).meta.version
+
     def _in_force(self, deck: str, d: LoadedDeck, at: float) -> LoadedDeck:
         """The version of *deck* in force at *at*: *d* (the latest) unless :meth:`reload`
         replaced versions after *at*."""
