@@ -490,12 +490,9 @@ class Ledger(SyncOps):
     async def expire(self, now: float, *, limit: int = 1000) -> int:
         """Release every reservation whose TTL passed (journal ``release`` records with
         result ``ok`` and op ``expire``); return how many."""
-        store: Any = self.store
-        if hasattr(store, "compact_expiry_heap") and not self.failed:  # the embedded store
-            # Before the op accounting below: these span loop turns, and a snapshot cut waits
-            # for the ops in flight. Neither changes a balance or a hold.
-            await store.prune_in_slices(now)
-            await store.compact_expiry_heap()
+        sweep = getattr(self.store, "sweep_in_slices", None)  # the embedded store's
+        if sweep is not None and not self.failed:
+            await sweep(now)  # before the op accounting below (see its docstring)
         if self._pause is not None:
             await self._pause.wait()
         if self.failed:

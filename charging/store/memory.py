@@ -49,6 +49,7 @@ import asyncio
 import dataclasses
 import gc
 import heapq
+import itertools
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -549,22 +550,26 @@ class MemoryStore:
             dropped = 0
             accounts = iter(self._accounts.values())  # no copy: a list of a million took 50 ms
             while True:
-                n = 0
                 try:
-                    for acct in accounts:
-                        if acct.epoch != self._epoch or now >= self._ep_end:
-                            dropped += self._rotate_counted(acct, now)
-                        n += 1
-                        if n == PRUNE_SLICE:
-                            break
-                    else:
-                        return dropped
+                    batch = list(itertools.islice(accounts, PRUNE_SLICE))
                 except RuntimeError:  # an account was created meanwhile: go over them again
-                    accounts = iter(self._accounts.values())  # (the rotated ones are skipped)
+                    accounts = iter(self._accounts.values())  # (rotated ones drop nothing)
                     continue
+                for acct in batch:
+                    dropped += self._rotate_counted(acct, now)
+                if len(batch) < PRUNE_SLICE:
+                    return dropped
                 await asyncio.sleep(0)
         finally:
             self._pruning = False
+
+    async def sweep_in_slices(self, now: float) -> None:
+        """The sweep's work that may span loop turns (it changes no balance or hold): the
+        epoch's rotation (:meth:`prune_in_slices`), then the expiry heap's compaction
+        (:meth:`compact_expiry_heap`). The ledger runs it before :meth:`expire_reservations`,
+        outside its op accounting (a snapshot cut waits for the ops in flight)."""
+        await self.prune_in_slices(now)
+        await self.compact_expiry_heap()
 
     async def pending_ops(self) -> list[OpResult]:
         """Ops applied but not journaled. Always empty: the embedded store dies with the process,
