@@ -116,7 +116,7 @@ def _build(
     error_reporting_host: str | None = None,
 ) -> Message:
     _version, flags, code, app_id, hbh, e2e = header
-    if not e_bit:
+    if not e_bit and result_code >= 5000:  # success answers carry their AVPs in *extra*
         request_avps = list(request_avps)
         extra = list(extra)
         extra.extend(_echoed(code, app_id, request_avps, extra))

@@ -31,13 +31,12 @@ _EXPONENTS: dict[str, int] = {
     "BHD": 3, "IQD": 3, "JOD": 3, "KWD": 3, "LYD": 3, "OMR": 3, "TND": 3,
     "CLF": 4, "UYW": 4,
 }
-_CCY = re.compile(r"^[A-Z]{3}$")
 _PERIOD = re.compile(r"^(\d{4})-(\d{2})$")
 
 
 def is_currency(code: str) -> bool:
     """True when *code* is an ISO 4217 alphabetic code (three capitals ISO 4217 knows)."""
-    return bool(_CCY.match(code)) and is_iso4217(code)
+    return is_iso4217(code)
 
 
 def minor_places(currency: str) -> int:
