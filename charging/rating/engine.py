@@ -528,12 +528,47 @@ class RatingEngine:
         normalised: bool = True,
     ) -> tuple[array[int], array[int]]:
         """Rate many usages (``ats`` integer epoch seconds). Returns (prices, rows): prices
-        in micro-units or NO_TARIFF (-1) / BLOCKED (-2); rows the matched row index (-1).
-        With ``normalised=False`` destinations are normalised first (slower)."""
+        in micro-units or NO_TARIFF (-1) / BLOCKED (-2); rows the matched row index (-1)
+        of the version that rated it. With ``normalised=False`` destinations are normalised
+        first (slower). Without *version*, each usage is rated by the version in force at
+        its ``at`` (as :meth:`rate`: a server's :meth:`reload` keeps replaced versions for
+        what started before it)."""
         d = self.deck(deck, version)
-        n = len(destinations)
         keys = destinations if normalised else [self._key(x) for x in destinations]
         okeys = None if origins is None else [self._key(o) if o else "" for o in origins]
+        if version is None and self._superseded.get(deck):
+            return self._rate_batch_by_version(deck, d, service, keys, usages, ats, okeys)
+        return self._rate_batch_one(d, service, keys, usages, ats, okeys)
+
+    def _rate_batch_by_version(
+        self, deck: str, latest: LoadedDeck, service: Service, keys: Sequence[str],
+        usages: Sequence[int], ats: Sequence[int], okeys: list[str] | None,
+    ) -> tuple[array[int], array[int]]:
+        """rate_batch when a reload replaced versions: each version rates its own usages."""
+        n = len(keys)
+        groups: dict[int, tuple[LoadedDeck, list[int]]] = {}
+        for i in range(n):
+            d = self._in_force(deck, latest, ats[i])
+            groups.setdefault(d.meta.version, (d, []))[1].append(i)
+        if len(groups) == 1:
+            (d, _), = groups.values()
+            return self._rate_batch_one(d, service, keys, usages, ats, okeys)
+        prices = array("q", bytes(8 * n))
+        rows = array("q", bytes(8 * n))
+        for d, idx in groups.values():
+            p, r = self._rate_batch_one(
+                d, service, [keys[i] for i in idx], [usages[i] for i in idx],
+                [ats[i] for i in idx], None if okeys is None else [okeys[i] for i in idx])
+            for j, i in enumerate(idx):
+                prices[i] = p[j]
+                rows[i] = r[j]
+        return prices, rows
+
+    def _rate_batch_one(
+        self, d: LoadedDeck, service: Service, keys: Sequence[str], usages: Sequence[int],
+        ats: Sequence[int], okeys: list[str] | None,
+    ) -> tuple[array[int], array[int]]:
+        n = len(keys)
         bands = None
         if d.band_ids:
             bands = array("q", (self._band_id(d, a)[0] for a in ats))

@@ -264,6 +264,13 @@ def test_reload_keeps_each_replaced_version_for_what_started_before(
         if plan is not None:
             assert plan[0].meta.version == version
     assert server.rate(at=t0, usage=60, version=2, **kw).price == 300_000
+    # rate_batch: each usage by the version in force at its start, in the caller's order
+    ats = [int(later), int(t0), int(later) + 5, int(before)]
+    prices, rows = server.rate_batch("d", Service.VOICE, ["41"] * 4, [60] * 4, ats)
+    assert list(prices) == [300_000, 100_000, 300_000, 100_000] and min(rows) >= 0
+    assert list(server.rate_batch("d", Service.VOICE, ["41"] * 2, [60] * 2, ats[1:3],
+                                  version=1)[0]) == [100_000, 100_000]
+    assert list(server.rate_batch("d", Service.VOICE, ["41"], [60], [int(t0)])[0]) == [100_000]
     # only the newest replaced versions are kept
     for i in range(3, 3 + engine_mod.KEEP_SUPERSEDED + 1):
         importer.import_csv(deck_csv(f"prefix,rate\n41,0.{i}0\n", f"v{i}.csv"), deck="d")
