@@ -18,7 +18,22 @@ from libc.string cimport memcpy
 
 from cython_ext.diameter_codec cimport Avp, Message
 
+include "slot_layout.pxi"
+
 ABI = 1
+
+# The fields read per answer (by offset once ``layouts`` named the classes; by name else).
+cdef tuple N_Q = ("multiple_services", "want_cost", "verb", "request_number")
+cdef enum:
+    Q_MULTIPLE_SERVICES, Q_WANT_COST, Q_VERB, Q_REQUEST_NUMBER
+cdef tuple N_RES = ("outcome", "units", "cost", "enough_credit", "failed_field")
+cdef enum:
+    RES_OUTCOME, RES_UNITS, RES_COST, RES_ENOUGH_CREDIT, RES_FAILED_FIELD
+cdef tuple N_U = ("unit", "granted", "service_id", "rating_group", "validity_time",
+                  "outcome", "final_unit", "quota_threshold", "quota_holding_time")
+cdef enum:
+    UR_UNIT, UR_GRANTED, UR_SERVICE_ID, UR_RATING_GROUP, UR_VALIDITY_TIME, UR_OUTCOME
+    UR_FINAL_UNIT, UR_THRESHOLD, UR_QHT
 
 cdef enum:
     BUF = 4096
@@ -88,13 +103,20 @@ cdef class CcaEncoder:
     cdef bytes fui
     cdef uint32_t gsu_code, gsu_word, mscc_code, mscc_word
     cdef Py_ssize_t gsu_hdr, mscc_hdr
+    cdef Layout l_req, l_res, l_ur  # ChargingRequest, ChargingResult, UnitsResult
 
     def __init__(self, *, fallback, tail, rc, rtype, rnum, sid, rg, vt, qht, units, outcomes,
-                 money, fui, gsu, mscc):
+                 money, fui, gsu, mscc, layouts=None):
         """*fallback*: the Python writer's encode (called for what this one declines).
         Scalars are (header bytes, width); *units* ((kind, unit scalar, threshold scalar),
         ...); *outcomes* ((outcome, result code), ...); *gsu*/*mscc* (code, flags, header
-        size) of the Grouped AVPs."""
+        size) of the Grouped AVPs. *layouts*: the (ChargingRequest, ChargingResult,
+        UnitsResult) classes, whose fields are then read by offset (slot_layout.pxi)."""
+        self.l_req.tp = self.l_res.tp = self.l_ur.tp = NULL
+        if layouts is not None:
+            _layout(&self.l_req, layouts[0], N_Q, None)
+            _layout(&self.l_res, layouts[1], N_RES, None)
+            _layout(&self.l_ur, layouts[2], N_U, None)
         self.fallback = fallback
         self.tail = tail
         self.heads = {}
@@ -135,6 +157,11 @@ cdef class CcaEncoder:
             return self.fallback(ccr, request, result)
         return out
 
+    def layouts_known(self):
+        """For the tests: which classes' fields are read by offset (False: by name)."""
+        return {"ChargingRequest": self.l_req.tp != NULL,
+                "ChargingResult": self.l_res.tp != NULL, "UnitsResult": self.l_ur.tp != NULL}
+
     cdef object _encode(self, object ccr, object request, object result):
         cdef unsigned char buf[BUF]
         cdef Py_ssize_t pos = 20, start, i
@@ -142,16 +169,20 @@ cdef class CcaEncoder:
         cdef Avp a
         cdef Avp session = None
         cdef tuple oc
+        cdef Layout *lq = &self.l_req
+        cdef Layout *lr = &self.l_res
         if type(ccr) is not Message:
             return None
-        if (not request.multiple_services or result.enough_credit is not None
-                or (request.want_cost and result.cost is not None)):
+        if (not _get(lq, N_Q, request, Q_MULTIPLE_SERVICES)
+                or _get(lr, N_RES, result, RES_ENOUGH_CREDIT) is not None
+                or (_get(lq, N_Q, request, Q_WANT_COST)
+                    and _get(lr, N_RES, result, RES_COST) is not None)):
             return None
-        oc = self._outcome(result.outcome)
+        oc = self._outcome(_get(lr, N_RES, result, RES_OUTCOME))
         if oc is None:
             return None
         code = oc[1]
-        if result.failed_field and code in (5030, 5031, 5004, 5005):
+        if _get(lr, N_RES, result, RES_FAILED_FIELD) and code in (5030, 5031, 5004, 5005):
             return None
         msg = <Message>ccr
         for obj in msg.avps:
@@ -169,12 +200,12 @@ cdef class CcaEncoder:
         if head is None:
             head = self.heads[code] = (<bytes>oc[2]) + self.tail
         pos = _copy(buf, pos, <bytes>head)
-        rt = self.rtype.get(int(request.verb))
+        rt = self.rtype.get(int(_get(lq, N_Q, request, Q_VERB)))
         if rt is None:
             return None
         pos = _copy(buf, pos, <bytes>rt)
-        pos = _scalar(buf, pos, self.rnum, request.request_number)
-        for r in result.units:
+        pos = _scalar(buf, pos, self.rnum, _get(lq, N_Q, request, Q_REQUEST_NUMBER))
+        for r in _get(lr, N_RES, result, RES_UNITS):
             pos = self._mscc(buf, pos, r)
             if pos < 0:
                 return None
@@ -192,9 +223,10 @@ cdef class CcaEncoder:
         cdef Py_ssize_t start = pos, g
         cdef _Scalar us = None, ts = None
         cdef tuple oc
+        cdef Layout *lu = &self.l_ur
         if pos < 0 or pos + self.mscc_hdr > BUF:
             return -1
-        unit = r.unit
+        unit = _get(lu, N_U, r, UR_UNIT)
         if unit is self.money:
             return -1
         for entry in self.units:
@@ -205,7 +237,7 @@ cdef class CcaEncoder:
         if us is None:
             return -1
         pos += self.mscc_hdr
-        granted = r.granted
+        granted = _get(lu, N_U, r, UR_GRANTED)
         if granted is not None:
             g = pos
             if pos + self.gsu_hdr > BUF:
@@ -215,25 +247,25 @@ cdef class CcaEncoder:
                 return -1
             _put32(buf + g, self.gsu_code)
             _put32(buf + g + 4, self.gsu_word | <uint32_t>(pos - g))
-        v = r.service_id
+        v = _get(lu, N_U, r, UR_SERVICE_ID)
         if v is not None:
             pos = _scalar(buf, pos, self.sid, v)
-        v = r.rating_group
+        v = _get(lu, N_U, r, UR_RATING_GROUP)
         if v is not None:
             pos = _scalar(buf, pos, self.rg, v)
-        v = r.validity_time
+        v = _get(lu, N_U, r, UR_VALIDITY_TIME)
         if v is not None:
             pos = _scalar(buf, pos, self.vt, v)
-        oc = self._outcome(r.outcome)
+        oc = self._outcome(_get(lu, N_U, r, UR_OUTCOME))
         if oc is None or pos < 0:
             return -1
         pos = _copy(buf, pos, <bytes>oc[2])
-        if r.final_unit:
+        if _get(lu, N_U, r, UR_FINAL_UNIT):
             pos = _copy(buf, pos, self.fui)
-        v = r.quota_threshold
+        v = _get(lu, N_U, r, UR_THRESHOLD)
         if v:
             pos = _scalar(buf, pos, ts, v)
-        v = r.quota_holding_time
+        v = _get(lu, N_U, r, UR_QHT)
         if v:
             pos = _scalar(buf, pos, self.qht, v)
         if pos < 0:

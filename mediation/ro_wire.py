@@ -111,7 +111,8 @@ class CcaWriter:
                 outcomes=list(OUTCOME_RESULT_CODE.items()), money=UnitKind.MONEY,
                 fui=self._fui,
                 gsu=(C.GRANTED_SERVICE_UNIT, self._gsu_flags, self._gsu_hdr),
-                mscc=(C.MULTIPLE_SERVICES_CREDIT_CONTROL, self._mscc_flags, self._mscc_hdr)).encode
+                mscc=(C.MULTIPLE_SERVICES_CREDIT_CONTROL, self._mscc_flags, self._mscc_hdr),
+                layouts=(ChargingRequest, ChargingResult, UnitsResult)).encode
 
     def _head(self, code: int) -> bytes:
         head = self._heads.get(code)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -110,3 +111,16 @@ def test_twin_is_selected_when_built() -> None:
     from mediation import ro_wire
 
     assert (WRITER.encode != WRITER.encode_py) == (ro_wire._TWIN is not None)
+
+
+def test_twin_reads_the_result_fields_by_offset() -> None:
+    """The twin reads the request's and results' fields at their slot offsets
+    (cython_ext/slot_layout.pxi); a class that changed shape falls back to names silently
+    (correct but slow): this says which."""
+    from mediation import ro_wire
+
+    if ro_wire._TWIN is None:
+        pytest.skip("compiled twin not built (ICX_NO_EXTENSIONS=1 or no build)")
+    known = WRITER.encode.__self__.layouts_known()  # type: ignore[attr-defined]
+    assert known == {"ChargingRequest": True, "ChargingResult": True, "UnitsResult": True}
+
