@@ -1276,8 +1276,13 @@ cdef class FastPath:
         self.sync = False
         self.paired = False
         # Journal.failed is ``self._failed is not None``: read the attribute itself (no
-        # property frame per request) when the journal has it
-        self.journal_failed_attr = "_failed" in getattr(self.journal, "__dict__", {})
+        # property frame per request) when the journal has it as an instance attribute.
+        # (Not by looking into its __dict__: reading an instance's __dict__ materialises it,
+        # and CPython 3.11 then stops specialising the journal's attribute loads in every
+        # Python method of the per-request path.)
+        jt = type(self.journal)
+        self.journal_failed_attr = (hasattr(self.journal, "_failed") and not any(
+            "_failed" in c.__dict__ for c in jt.__mro__))
         return 0
 
     # ------------------------------------------------------------------ entry point

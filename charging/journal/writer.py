@@ -106,10 +106,11 @@ class _Allocator:
         buf = self.buf
         before = len(buf)
         had = len(ends) if ends is not None else 0
+        frames = self._frames  # (a plain load: see add)
         try:
-            i, self.offset = self._frames(self._pack, records, start, buf, self.offset,
-                                          self.segment_bytes, ends, self._fallback,
-                                          Position, self.segment, True)
+            i, self.offset = frames(self._pack, records, start, buf, self.offset,
+                                    self.segment_bytes, ends, self._fallback, Position,
+                                    self.segment, True)
         except BaseException:
             del buf[before:]
             if ends is not None:
@@ -121,13 +122,15 @@ class _Allocator:
         """Frame one record; return its position (nothing is enqueued if it raises)."""
         if self.rotate_seconds and self._due():
             self.rotate()
-        # _frame inlined: this is the ledger's per-op path
+        # _frame inlined: this is the ledger's per-op path. (``frames`` is read as an
+        # attribute first: CPython 3.11 does not specialise a method-call load of a callable
+        # kept in an instance attribute, it does specialise the plain load.)
         buf = self.buf
         before = len(buf)
+        frames = self._frames
         try:
-            i, self.offset = self._frames(self._pack, [record], 0, buf, self.offset,
-                                          self.segment_bytes, None, self._fallback, None, 0,
-                                          True)
+            i, self.offset = frames(self._pack, [record], 0, buf, self.offset,
+                                    self.segment_bytes, None, self._fallback, None, 0, True)
         except BaseException:
             del buf[before:]
             raise
