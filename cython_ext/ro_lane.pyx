@@ -26,6 +26,29 @@ from cython_ext.diameter_codec cimport Avp, Message
 ABI = 1
 
 include "gc_untrack.pxi"
+include "slot_layout.pxi"
+
+# The fields the lane reads and writes per request, by offset once bind_layouts named the
+# classes (diameter/peer.py, transport_protocol.py, duplicates.py, watchdog.py, framing.py
+# declare __slots__); by name otherwise (slot_layout.pxi).
+cdef tuple N_CONN = ("terminated", "state", "_frames", "_events", "_watchdog", "config",
+                     "applications", "_inflight", "_dups", "_out")
+cdef enum:
+    C_TERMINATED, C_STATE, C_FRAMES, C_EVENTS, C_WATCHDOG, C_CONFIG, C_APPLICATIONS
+    C_INFLIGHT, C_DUPS, C_OUT
+cdef tuple N_PROTO = ("conn", "_log_requests", "_in_handle", "_flush_armed", "_loop",
+                      "responder")
+cdef enum:
+    P_CONN, P_LOG_REQUESTS, P_IN_HANDLE, P_FLUSH_ARMED, P_LOOP, P_RESPONDER
+cdef tuple N_DUPS = ("lifetime", "_oldest", "_entries", "_order", "max_entries")
+cdef enum:
+    D_LIFETIME, D_OLDEST, D_ENTRIES, D_ORDER, D_MAX_ENTRIES
+cdef tuple N_WD = ("state", "deadline", "twinit", "_rng")
+cdef enum:
+    W_STATE, W_DEADLINE, W_TWINIT, W_RNG
+cdef tuple N_FB = ("_buf", "_error", "_max", "frames_total")
+cdef enum:
+    F_BUF, F_ERROR, F_MAX, F_FRAMES_TOTAL
 
 
 cdef extern from "Python.h":
@@ -290,6 +313,10 @@ cdef class Lane:
     cdef Py_ssize_t nesting_bytes
     cdef object protocol_cls, log_enabled, log_config, log_wrapper
     cdef bint log_on
+    cdef Layout l_conn, l_proto, l_dups, l_wd, l_fb
+    cdef object cfg_seen      # the PeerConfig whose two values below were read
+    cdef bint cfg_validate
+    cdef Py_ssize_t cfg_max_inflight
 
     def __init__(self, *, decode, on_frame, process_request, check_request, check_avps,
                  diameter_error, fast_states, wd_okay, jitter, commands, nesting_bytes,
@@ -309,6 +336,44 @@ cdef class Lane:
         self.request_received = request_received
         self.protocol_cls = protocol_cls
         self.log_enabled = log_enabled
+        self.l_conn.tp = self.l_proto.tp = self.l_dups.tp = self.l_wd.tp = self.l_fb.tp = NULL
+        self.cfg_seen = None
+
+    def bind_layouts(self, conn_cls, proto_cls, dups_cls, wd_cls, frames_cls):
+        """Read the fields of these classes (PeerConnection, PeerProtocol, DuplicateCache,
+        Watchdog, FrameBuffer: all with __slots__) at their offsets from now on; an object
+        of any other class is still read by name."""
+        _layout(&self.l_conn, conn_cls, N_CONN, None)
+        _layout(&self.l_proto, proto_cls, N_PROTO, None)
+        _layout(&self.l_dups, dups_cls, N_DUPS, None)
+        _layout(&self.l_wd, wd_cls, N_WD, None)
+        _layout(&self.l_fb, frames_cls, N_FB, None)
+
+    def layouts_known(self):
+        """For the tests: which classes' fields are read by offset (False: by name)."""
+        return {"PeerConnection": self.l_conn.tp != NULL,
+                "PeerProtocol": self.l_proto.tp != NULL,
+                "DuplicateCache": self.l_dups.tp != NULL, "Watchdog": self.l_wd.tp != NULL,
+                "FrameBuffer": self.l_fb.tp != NULL}
+
+    cdef inline object _c(self, conn, int i):
+        return _get(&self.l_conn, N_CONN, conn, i)
+
+    cdef inline object _p(self, proto, int i):
+        return _get(&self.l_proto, N_PROTO, proto, i)
+
+    cdef inline object _d(self, dups, int i):
+        return _get(&self.l_dups, N_DUPS, dups, i)
+
+    cdef int _config(self, conn) except -1:
+        """The connection's validate_requests and max_inflight, read again only when its
+        PeerConfig object is another one (a PeerConfig is never changed in place)."""
+        cfg = self._c(conn, C_CONFIG)
+        if cfg is not self.cfg_seen:
+            self.cfg_validate = bool(cfg.validate_requests)
+            self.cfg_max_inflight = cfg.max_inflight
+            self.cfg_seen = cfg
+        return 0
 
     def use_for_replies(self, protocol_cls, log_enabled, log_config=None):
         """Answers made by :class:`Durable` for a *protocol_cls* peer go through
@@ -339,43 +404,46 @@ cdef class Lane:
     cdef reply(self, proto, request, answer, long long t0):
         """``PeerProtocol.reply`` + ``PeerConnection.send_answer_bytes`` for encoded answer
         bytes on an open connection; anything else runs the Python methods (the spec)."""
-        conn = proto.conn
+        conn = self._p(proto, P_CONN)
         if conn is None:
             return
-        if (type(answer) is not bytes or type(request) is not Message or conn.terminated
-                or (proto._log_requests and self._logging())):
+        if (type(answer) is not bytes or type(request) is not Message
+                or self._c(conn, C_TERMINATED)
+                or (self._p(proto, P_LOG_REQUESTS) and self._logging())):
             proto.reply(request, answer, t0)
             return
-        state = conn.state
+        state = self._c(conn, C_STATE)
         hbh = (<Message>request).hop_by_hop
-        inflight = conn._inflight
-        if not (state is self.fast_a or state is self.fast_b) or hbh not in inflight:
+        inflight = self._c(conn, C_INFLIGHT)
+        if (not (state is self.fast_a or state is self.fast_b) or type(inflight) is not dict
+                or hbh not in <dict>inflight):
             proto.reply(request, answer, t0)
             return
-        key = inflight.pop(hbh)
+        key = (<dict>inflight).pop(hbh)
         if key is not None:  # DuplicateCache.complete()
-            entries = conn._dups._entries
+            entries = self._d(self._c(conn, C_DUPS), D_ENTRIES)
             hit = entries.get(key)
             if hit is not None:
                 entry = (hit[0], answer)
                 untrack_atomic_tuple(entry)
                 entries[key] = entry
-        conn._out.append(answer)  # the table's only action in R-Open/I-Open: Snd-Message
-        if not proto._in_handle and not proto._flush_armed:
-            proto._flush_armed = True
-            proto._loop.call_soon(proto._flush)
+        self._c(conn, C_OUT).append(answer)  # the table's only action in R-Open/I-Open
+        if not self._p(proto, P_IN_HANDLE) and not self._p(proto, P_FLUSH_ARMED):
+            _put(&self.l_proto, N_PROTO, proto, P_FLUSH_ARMED, True)
+            self._p(proto, P_LOOP).call_soon(proto._flush)
 
     def receive(self, proto, conn, bytes data, double now):
         cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(data)
         cdef Py_ssize_t n = PyBytes_GET_SIZE(data), pos = 0, length, nframes = 0, whole_end
         cdef Py_ssize_t mx
         cdef unsigned int flags, code, app
-        if conn.terminated:
+        if self._c(conn, C_TERMINATED):
             return None
-        frames = conn._frames
-        if frames._buf or frames._error is not None:
+        frames = self._c(conn, C_FRAMES)
+        if (_get(&self.l_fb, N_FB, frames, F_BUF)
+                or _get(&self.l_fb, N_FB, frames, F_ERROR) is not None):
             return None
-        mx = frames._max
+        mx = _get(&self.l_fb, N_FB, frames, F_MAX)
         # 1. the frame boundaries (headers only): any framing doubt -> the Python path
         while n - pos >= 4:
             if p[pos] != 1:
@@ -399,9 +467,9 @@ cdef class Lane:
             app = ((<unsigned int>p[off + 8] << 24) | (<unsigned int>p[off + 9] << 16)
                    | (<unsigned int>p[off + 10] << 8) | p[off + 11])
             off += length
-            if conn.terminated:
+            if self._c(conn, C_TERMINATED):
                 break
-            state = conn.state
+            state = self._c(conn, C_STATE)
             if ((state is self.fast_a or state is self.fast_b) and flags & 0x80
                     and code != 257 and code != 280 and code != 282 and app != 0):
                 msg = self._fast(conn, frame, now, flags, code, app)
@@ -409,15 +477,16 @@ cdef class Lane:
                     pending.append(msg)
             else:
                 self.on_frame(conn, frame, now)
-            if conn._events:
+            if self._c(conn, C_EVENTS):
                 pending.extend(conn._take_events())
-        if conn._events:
+        if self._c(conn, C_EVENTS):
             pending.extend(conn._take_events())
-        frames.frames_total += nframes
+        _put(&self.l_fb, N_FB, frames, F_FRAMES_TOTAL,
+             _get(&self.l_fb, N_FB, frames, F_FRAMES_TOTAL) + nframes)
         if whole_end < n:
             frames.feed(data[whole_end:])  # a partial frame: buffered (checked above)
         # 3. dispatch, as PeerProtocol._handle does
-        responder = proto.responder
+        responder = self._p(proto, P_RESPONDER)
         terminated = False
         for ev in pending:
             if type(ev) is Message:
@@ -453,16 +522,20 @@ cdef class Lane:
             self.on_frame(conn, frame, now)  # the spec answers the decode error
             return None
         cdef Message m = <Message>msg
-        wd = conn._watchdog
+        cdef Layout *lw = &self.l_wd
+        wd = self._c(conn, C_WATCHDOG)
         if wd is not None:
-            if wd.state is self.wd_okay:
+            if _get(lw, N_WD, wd, W_STATE) is self.wd_okay:
                 # Watchdog.received() in state OKAY for a non-DWA: SetWatchdog (RFC 3539)
-                wd.deadline = now + wd.twinit - self.jitter + 2 * self.jitter * wd._rng()
+                _put(lw, N_WD, wd, W_DEADLINE,
+                     now + _get(lw, N_WD, wd, W_TWINIT) - self.jitter
+                     + 2 * self.jitter * _get(lw, N_WD, wd, W_RNG)())
             else:
                 old = wd.state
                 wd.received(now, is_dwa=False)
                 conn._watchdog_changed(old)
-        if conn.config.validate_requests:
+        self._config(conn)
+        if self.cfg_validate:
             if not self._valid(m):
                 hdr = _header(m)
                 try:
@@ -471,7 +544,7 @@ cdef class Lane:
                     conn._protocol_error(err, answered=conn._answer_error(err))
                     return None
         # process_request's common case: negotiated application, a new key, room in flight
-        if app not in conn.applications:
+        if app not in self._c(conn, C_APPLICATIONS):
             self.process_request(conn, msg, now, _header(m))
             return None  # its RequestReceived (if any) is in conn._events
         host = ""  # msg.get(264, ""): Origin-Host by code, base vendor, the first one
@@ -483,28 +556,29 @@ cdef class Lane:
                 host = a.value
                 break
         key = (host.lower() if type(host) is str else "", m.end_to_end)
-        inflight = conn._inflight
-        dups = conn._dups
+        inflight = self._c(conn, C_INFLIGHT)
+        dups = self._c(conn, C_DUPS)
         hbh = m.hop_by_hop
-        if len(inflight) >= conn.config.max_inflight or hbh in inflight:
+        if len(inflight) >= self.cfg_max_inflight or hbh in inflight:
             self.process_request(conn, msg, now, _header(m))
             return None  # its RequestReceived (if any) is in conn._events
-        if now - dups.lifetime >= dups._oldest:
+        lifetime = self._d(dups, D_LIFETIME)
+        if now - lifetime >= self._d(dups, D_OLDEST):
             dups._expire(now)
-        entries = dups._entries
+        entries = self._d(dups, D_ENTRIES)
         if key in entries:  # a duplicate: the spec answers or drops it
             self.process_request(conn, msg, now, _header(m))
             return None  # its RequestReceived (if any) is in conn._events
         # DuplicateCache.claim() on a MISS
-        if dups.lifetime > 0:
+        if lifetime > 0:
             untrack_atomic_tuple(key)
             entry = (now, None)
             untrack_atomic_tuple(entry)
             entries[key] = entry
-            dups._order.append(key)  # list(_order) == list(_entries) (diameter/duplicates.py)
-            if now < dups._oldest:
-                dups._oldest = now
-            if len(entries) > dups.max_entries:
+            self._d(dups, D_ORDER).append(key)  # list(_order) == list(_entries)
+            if now < self._d(dups, D_OLDEST):
+                _put(&self.l_dups, N_DUPS, dups, D_OLDEST, now)
+            if len(entries) > self._d(dups, D_MAX_ENTRIES):
                 dups._evict()
         inflight[hbh] = key
         return msg

@@ -76,6 +76,17 @@ _TABLE_KEYS = frozenset(TRANSITIONS)
 
 class PeerConnection:
     """The RFC 6733 peer state machine for one transport connection (sans-IO)."""
+    # Slots: the compiled lane (cython_ext/ro_lane.pyx) reads the per-request fields at their
+    # offsets (slot_layout.pxi); a field not listed here cannot be set.
+    __slots__ = (
+        "_adopted_by", "_cer_hbh", "_closing_deadline", "_disconnect_cause", "_dups", "_e2e",
+        "_events", "_frames", "_hbh", "_held_cer", "_inflight", "_out", "_partner", "_pending",
+        "_reopen", "_rng", "_setup_deadline", "_watchdog", "answers_dropped", "applications",
+        "config", "duplicates_answered", "duplicates_dropped", "error_answers", "me",
+        "peer_host", "registry", "remote", "role", "state", "terminated", "termination_reason",
+        "too_busy", "wakeup",
+    )
+
 
     def __init__(
         self,

@@ -37,6 +37,7 @@ from diameter.answers import error_answer
 from diameter.duplicates import DuplicateCache
 from diameter.eager import resume as _resume
 from diameter.errors import DiameterError
+from diameter.framing import FrameBuffer
 from diameter.message import Message, decode_message
 from diameter.peer import DISCONNECT_REBOOTING, PeerConnection
 from diameter.peer_config import PeerConfig, Role
@@ -51,7 +52,7 @@ from diameter.peer_events import (
     WatchdogStateChanged,
 )
 from diameter.peer_registry import PeerRegistry
-from diameter.watchdog import JITTER, WatchdogState
+from diameter.watchdog import JITTER, Watchdog, WatchdogState
 
 __all__ = ["Handler", "Responder", "PeerProtocol", "COUNTERS"]
 
@@ -94,6 +95,16 @@ class PeerProtocol(asyncio.Protocol):
     Useful to a handler: :attr:`peer_host`, :attr:`applications`, :meth:`request` (send a
     server-initiated request such as RAR/ASR and await the answer), :attr:`is_open`.
     """
+    # Slots: the compiled lane (cython_ext/ro_lane.pyx) reads the per-request fields at their
+    # offsets (slot_layout.pxi); a field not listed here cannot be set.
+    __slots__ = (
+        "_closing", "_dups", "_eager", "_flush_armed", "_in_handle", "_log_requests", "_loop",
+        "_now", "_on_close", "_on_open", "_peer_host", "_read_paused", "_registry", "_reopen",
+        "_tasks", "_timer", "_timer_at", "_waiters", "_write_paused", "closed", "config",
+        "conn", "disconnect_cause", "handler", "opened", "remote_address", "responder", "role",
+        "transport",
+    )
+
 
     def __init__(
         self,
@@ -523,6 +534,7 @@ _ENABLED: dict[int, tuple[object, bool]] = {}
 
 if _LANE is not None:
     _LANE.use_for_replies(PeerProtocol, functools.partial(_log_enabled, _INFO), _SL_CONFIG)
+    _LANE.bind_layouts(PeerConnection, PeerProtocol, DuplicateCache, Watchdog, FrameBuffer)
 
 
 def _result_code_of(data: bytes) -> int | None:

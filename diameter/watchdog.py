@@ -38,6 +38,11 @@ class WatchdogAction(enum.Enum):
 
 class Watchdog:
     """Tw watchdog for one connection; call :meth:`expire` at :attr:`deadline`."""
+    # Slots: the compiled lane re-arms the watchdog at the field's offset (slot_layout.pxi).
+    __slots__ = (
+        "_rng", "deadline", "num_dwa", "pending", "state", "twinit",
+    )
+
 
     def __init__(self, twinit: float, rng: Callable[[], float] | None = None) -> None:
         """*twinit* seconds (>= 6); *rng* returns a float in [0, 1) (tests pass a fixed one)."""

@@ -175,3 +175,12 @@ def test_lane_keeps_duplicate_entries_out_of_the_collector() -> None:
         assert not any(gc.is_tracked(k) or gc.is_tracked(v) for k, v in items)
 
     asyncio.run(main())
+
+
+def test_lane_reads_the_connection_fields_by_offset() -> None:
+    """The lane reads the per-request fields of these classes at their slot offsets
+    (cython_ext/slot_layout.pxi); a class that lost its __slots__ or a field silently falls
+    back to names (correct but slower): this says which."""
+    assert transport_protocol._LANE.layouts_known() == {  # type: ignore[union-attr]
+        "PeerConnection": True, "PeerProtocol": True, "DuplicateCache": True,
+        "Watchdog": True, "FrameBuffer": True}
