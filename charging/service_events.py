@@ -58,35 +58,51 @@ class EventsAndOffline(ServiceCore):
         at = req.at or now
         su = req.units[0] if req.units else ServiceUnits()
         service = su.service or req.service
-        unit = SERVICE_UNIT[service]
-        units = su.requested or su.used or (1 if unit is UnitKind.EVENTS else
-                                            self.config.default_quota[unit])
         deck = self.config.deck
-        if units > MAX_AMOUNT:  # an Unsigned64 count no store can hold
-            return ChargingResult(outcome=Outcome.RATING_FAILED,
-                                  failed_field="Multiple-Services-Credit-Control")
-        try:
-            rated = self.rater.rate(deck=deck, service=self._to_rating(service),
-                                    destination=req.destination or "", origin=req.origin,
-                                    at=at, usage=units)
-        except self.config.no_tariff_errors:
-            return ChargingResult(outcome=Outcome.RATING_FAILED, failed_field="destination")
-        if rated.price > MAX_AMOUNT:
-            return ChargingResult(outcome=Outcome.RATING_FAILED,
-                                  failed_field="Multiple-Services-Credit-Control")
-        price = rated.price
+        rated: RatedLike | None = None
+        if su.money:
+            # RSU/USU in CC-Money (RFC 4006 §8.18, §6.3 direct debiting): the client asks for
+            # an amount of money, not service units. It is debited as it is, in the account
+            # currency, without rating (as a session's money slice): never priced as that
+            # many events / seconds / octets.
+            unit = UnitKind.MONEY
+            units = su.requested or su.used
+            if units > MAX_AMOUNT:
+                return ChargingResult(outcome=Outcome.RATING_FAILED,
+                                      failed_field="Multiple-Services-Credit-Control")
+            price = units
+            deck_currency: str | None = None
+        else:
+            unit = SERVICE_UNIT[service]
+            units = su.requested or su.used or (1 if unit is UnitKind.EVENTS else
+                                                self.config.default_quota[unit])
+            if units > MAX_AMOUNT:  # an Unsigned64 count no store can hold
+                return ChargingResult(outcome=Outcome.RATING_FAILED,
+                                      failed_field="Multiple-Services-Credit-Control")
+            try:
+                rated = self.rater.rate(deck=deck, service=self._to_rating(service),
+                                        destination=req.destination or "", origin=req.origin,
+                                        at=at, usage=units)
+            except self.config.no_tariff_errors:
+                return ChargingResult(outcome=Outcome.RATING_FAILED, failed_field="destination")
+            if rated.price > MAX_AMOUNT:
+                return ChargingResult(outcome=Outcome.RATING_FAILED,
+                                      failed_field="Multiple-Services-Credit-Control")
+            price = rated.price
+            deck_currency = rated.currency
         if action is EventAction.PRICE_ENQUIRY:
             # B5: Cost-Information only; no balance check, no reservation.
-            return ChargingResult(outcome=Outcome.SUCCESS, cost=price, currency=rated.currency)
+            return ChargingResult(outcome=Outcome.SUCCESS, cost=price,
+                                  currency=self.config.currency if su.money else deck_currency)
         found = await self._account(req.subscriber)
         if isinstance(found, Outcome):
             return ChargingResult(outcome=found, failed_field="Subscription-Id")
         account, balance, currency = found
-        if rated.currency and rated.currency != currency:
+        if deck_currency and deck_currency != currency:
             # The price is in the deck's currency: never debit it from a balance in another
             # one (money is exact and carries its currency; no FX is applied here).
             return ChargingResult(outcome=Outcome.RATING_FAILED, failed_field="destination",
-                                  message=f"deck currency {rated.currency} != balance "
+                                  message=f"deck currency {deck_currency} != balance "
                                           f"currency {currency}")
         if action is EventAction.CHECK_BALANCE:
             available = await self._available(account, balance)
@@ -98,6 +114,7 @@ class EventsAndOffline(ServiceCore):
             origin=req.origin, peer_host=req.peer_host, peer_realm=req.peer_realm, deck=deck,
             started=at, expires=now)
         fields = self._fields(session, req, service, usage=units, price=price, rated=rated)
+        fields["unit"] = unit.value  # (money: "money", as a session's money commits)
         fields["start"] = fields["end"] = int(at * 1_000_000)
         if action is EventAction.REFUND:
             fields["usage"] = -units
