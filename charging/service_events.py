@@ -6,6 +6,7 @@ and offline (Rf) accounting sessions, rated once at STOP. Part of
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from charging.money import format_amount
@@ -54,6 +55,8 @@ class EventsAndOffline(ServiceCore):
     # ------------------------------------------------------------------ EVENT
 
     async def _event(self, req: ChargingRequest, key: str, now: float) -> ChargingResult:
+        if len(req.units) > 1:
+            return await self._event_slices(req, key, now)
         action = req.action if req.action is not None else EventAction.DIRECT_DEBITING
         at = req.at or now
         su = req.units[0] if req.units else ServiceUnits()
@@ -135,6 +138,41 @@ class EventsAndOffline(ServiceCore):
             outcome=Outcome.SUCCESS, currency=currency, cost=price, granted_event_units=units,
             units=(UnitsResult(rating_group=su.rating_group, service_id=su.service_id,
                                unit=unit, granted=units, used_cost=price),))
+
+    async def _event_slices(self, req: ChargingRequest, key: str,
+                            now: float) -> ChargingResult:
+        """An EVENT with several MSCCs (facts B4/B5): each slice is rated and debited
+        (refunded, priced, checked) on its own, under its own key (``<key>:<slice>:d``), and
+        answered in its own MSCC with its own Result-Code; the command-level code is success
+        when a slice succeeded (the per-MSCC codes carry the failures), else the first
+        slice's. Cost-Information is the sum of the slices that succeeded."""
+        parts = [await self._event(dataclasses.replace(req, units=(su,)), f"{key}:{i}:d", now)
+                 for i, su in enumerate(req.units)]
+        units: list[UnitsResult] = []
+        for su, part in zip(req.units, parts, strict=True):
+            if part.units:
+                units.extend(part.units)
+            else:
+                units.append(UnitsResult(
+                    rating_group=su.rating_group, service_id=su.service_id,
+                    outcome=part.outcome, unit=UnitKind.MONEY if su.money
+                    else SERVICE_UNIT[su.service or req.service]))
+        ok = [part for part in parts if part.outcome is Outcome.SUCCESS]
+        if not ok:
+            first = parts[0]
+            return ChargingResult(outcome=first.outcome, units=tuple(units),
+                                  currency=first.currency, failed_field=first.failed_field,
+                                  message=first.message)
+        cost = sum(part.cost or 0 for part in ok)
+        enough: bool | None = None
+        if req.action is EventAction.CHECK_BALANCE and len(ok) == len(parts):
+            # the balance must cover every slice together, not each one alone
+            found = await self._account(req.subscriber)
+            enough = (not isinstance(found, Outcome)
+                      and await self._available(found[0], found[1]) >= cost)
+        return ChargingResult(outcome=Outcome.SUCCESS, units=tuple(units),
+                              currency=next((p.currency for p in ok if p.currency), None),
+                              cost=cost, enough_credit=enough)
 
     # ------------------------------------------------------------------ offline (Rf)
 

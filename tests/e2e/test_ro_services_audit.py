@@ -62,3 +62,43 @@ def test_event_with_money_units_debits_that_amount_not_that_many_events(
     debits = [r for r in server.journal() if r.get("op") == "debit"]
     assert [(r["session"], r["unit"], r["usage"], r["price"]) for r in debits] == [
         ("svc;money-ev", "money", 50_000, "0.05"), ("svc;money-ev-mscc", "money", 70_000, "0.07")]
+
+
+def _mscc(rg: int, ssu: int) -> Avp:
+    return A("Multiple-Services-Credit-Control", [
+        A("Requested-Service-Unit", [A("CC-Service-Specific-Units", ssu)]), A("Rating-Group", rg)])
+
+
+def test_event_with_several_msccs_charges_and_answers_each(server: Server) -> None:
+    """Facts B4/B5: one MSCC in the answer per MSCC of the request, each with its own
+    Result-Code. An SMS event with two MSCCs debited and answered the first one only: the
+    second (2 SMS) went through free and unanswered."""
+    empty = "41790000000"
+    topup(server, empty, "0.12")
+
+    def event(sid: str, action: int, sub: str = SUB) -> Message:
+        msg = _ccr(sid, 4, 0, "32274@3gpp.org", A("Requested-Action", action),
+                   A("Multiple-Services-Indicator", 1), sms_info("41791112233"),
+                   _mscc(3, 1), _mscc(4, 2))
+        return Message.request(272, 4, [A("Subscription-Id", [
+            A("Subscription-Id-Type", 0), A("Subscription-Id-Data", sub)])
+            if a.code == 443 else a for a in msg.avps], proxiable=True)
+
+    debit, enquiry, partial = exchange(server, event("svc;ev2", 0), event("svc;pe2", 3),
+                                       event("svc;ev2-low", 0, empty))
+    assert debit.get("Result-Code") == 2001
+    got = [(m.get("Rating-Group"), m.get("Result-Code"),
+            m.find("Granted-Service-Unit").get("CC-Service-Specific-Units"))
+           for m in debit.find_all("Multiple-Services-Credit-Control")]
+    assert got == [(3, 2001, 1), (4, 2001, 2)]
+    assert server.balance(SUB) == (50_000_000 - 150_000, 0)  # 3 SMS at 0.05
+    assert _unit_value(enquiry.find("Cost-Information")) == (15, -2)
+    # 0.12 pays for the first slice (1 SMS) but not then for the second (2 SMS): 4012 there
+    assert partial.get("Result-Code") == 2001
+    assert [(m.get("Rating-Group"), m.get("Result-Code"))
+            for m in partial.find_all("Multiple-Services-Credit-Control")] == [
+        (3, 2001), (4, 4012)]
+    assert server.balance(empty) == (70_000, 0)
+    debits = {r["idem"]: r["price"] for r in server.journal() if r.get("op") == "debit"}
+    assert debits == {"ro:svc;ev2:0:0:d": "0.05", "ro:svc;ev2:0:1:d": "0.10",
+                      "ro:svc;ev2-low:0:0:d": "0.05"}
