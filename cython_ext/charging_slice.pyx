@@ -1224,6 +1224,7 @@ cdef class FastPath:
     cdef object tcc, ttl, validity_time, qht, pct, answer_cache_size, max_sessions, deck
     cdef object no_tariff_errors, to_rating, id_prefix, id_counter
     cdef bint snapshots, sync, paired, journal_failed_attr
+    cdef Layout l_led  # the ledger's per-request fields (Ledger.__slots__), by offset
     cdef double snapshot_seconds
     cdef list rsvcs  # [(service, rating service), ...]: ServiceCore._to_rating, memoised
     cdef dict plans  # (deck version, rating service, destination, origin, start second) -> _Plan
@@ -1238,6 +1239,7 @@ cdef class FastPath:
         svc = self.svc
         cfg = self.cfg = svc.config
         ledger = self.ledger = svc.ledger
+        _layout(&self.l_led, type(ledger), N_LED, None)
         self.sessions_table = svc.sessions
         self.sessions = svc.sessions._sessions
         self.answers = svc._answers
@@ -1286,6 +1288,11 @@ cdef class FastPath:
         return 0
 
     # ------------------------------------------------------------------ entry point
+
+    def layouts_known(self):
+        """For the tests: whether the ledger's per-request fields are read by offset
+        (Ledger.__slots__; False: by name, correct but slower)."""
+        return {"Ledger": self.l_led.tp != NULL}
 
     def decide(self, svc, req, now):
         """ChargingService.decide for the plain online request: a ChargingResult, None
@@ -1918,13 +1925,15 @@ cdef class FastPath:
         ``_pair`` change only with its store (SyncOps.store's setter), so they are read again
         only when ``ledger._store`` is another object."""
         ledger = self.ledger
-        store = ledger._store
+        cdef Layout *ll = &self.l_led
+        store = _get(ll, N_LED, ledger, LD_STORE)
         if store is not self.store:
             self.store = store
-            self.sync = bool(self.svc._sync_ledger) and bool(ledger._sync)
+            self.sync = (bool(self.svc._sync_ledger)
+                         and bool(_get(ll, N_LED, ledger, LD_SYNC)))
             self.paired = (not self.sync and bool(self.svc._sync_ledger)
                            and getattr(ledger, "_pair", None) is not None)
-        if not (self.sync or self.paired) or ledger._failed is not None \
+        if not (self.sync or self.paired) or _get(ll, N_LED, ledger, LD_FAILED) is not None \
                 or (account, balance) not in self.meta:
             return 0
         if self.journal_failed_attr:
@@ -1934,7 +1943,7 @@ cdef class FastPath:
             return 0
         if self.sync:
             return 1
-        return 2 if ledger._pause is None else 0
+        return 2 if _get(ll, N_LED, ledger, LD_PAUSE) is None else 0
 
     cdef int _next_turn(self, sid) except -1:
         """ChargingService._next_turn: free session *sid*'s turn (no request waits for it:
@@ -2032,7 +2041,8 @@ cdef class FastPath:
         stats = self.stats
         _bump(stats, "ops", count)
         _bump(stats, "journaled", count)
-        since = ledger._since_snapshot
+        cdef Layout *ll = &self.l_led
+        since = _get(ll, N_LED, ledger, LD_SINCE)
         if type(since) is int:
             since_c = PyLong_AsLongLongAndOverflow(since, &overflow) + count
             if overflow:
@@ -2041,10 +2051,10 @@ cdef class FastPath:
                 since = since_c
         else:
             since = since + count
-        ledger._since_snapshot = since
-        if self.snapshots and ledger._snapshot_task is None:
+        _put(ll, N_LED, ledger, LD_SINCE, since)
+        if self.snapshots and _get(ll, N_LED, ledger, LD_TASK) is None:
             # ops between snapshots: the ledger's current spacing (Ledger._maybe_snapshot)
-            every = ledger._snapshot_every
+            every = _get(ll, N_LED, ledger, LD_EVERY)
             if not overflow and type(since) is int and type(every) is int:
                 every_c = PyLong_AsLongLongAndOverflow(every, &every_overflow)
                 due = every_overflow == 0 and since_c >= every_c  # (overflow: never due)
@@ -2053,7 +2063,7 @@ cdef class FastPath:
             if due:
                 ledger._maybe_snapshot()
                 return 0
-            last_snapshot = ledger._last_snapshot
+            last_snapshot = _get(ll, N_LED, ledger, LD_LAST)
             if type(last_snapshot) is float:
                 if _monotonic() - PyFloat_AS_DOUBLE(last_snapshot) >= self.snapshot_seconds:
                     ledger._maybe_snapshot()

@@ -67,6 +67,12 @@ cdef enum:
     H_ACCOUNT, H_BALANCE, H_RESERVATION, H_AMOUNT, H_EXPIRES_AT
 
 
+cdef tuple N_LED = ("_store", "_sync", "_failed", "_pause", "_since_snapshot", "_snapshot_task",
+                    "_snapshot_every", "_last_snapshot")
+cdef enum:
+    LD_STORE, LD_SYNC, LD_FAILED, LD_PAUSE, LD_SINCE, LD_TASK, LD_EVERY, LD_LAST
+
+
 cdef object _slots_of(cls):
     """The class's own __slots__ as a tuple (None when it has none)."""
     s = cls.__dict__.get("__slots__")

@@ -86,6 +86,11 @@ class Ledger(SyncOps):
     queue; the oldest is dropped when nobody reads it).
     """
 
+    # The fields the compiled fast path (cython_ext/charging_slice.pyx) reads on every request
+    # are slots, read at their offsets; every other attribute lives in the instance dict.
+    __slots__ = ("journal", "_failed", "_store", "_sync", "_pause", "_since_snapshot",
+                 "_snapshot_every", "_snapshot_task", "_last_snapshot")
+
     def __init__(self, store: Any, journal: Journal, *, node: str = "icx",
                  snapshot_dir: str | Path | None = None, snapshot_records: int = 100_000,
                  snapshot_seconds: float = 300.0, expiry_interval: float = 1.0,

@@ -398,6 +398,21 @@ def test_record_bytes_equal_msgpack_of_the_record_dict(
 # ---------------------------------------------------------------------- typed field access
 
 
+def test_the_ledger_fields_are_read_by_offset(tmp_path: Path) -> None:
+    """The fast path reads the ledger's per-request fields (Ledger.__slots__) at their
+    offsets; a ledger that lost those slots silently falls back to names: this says so."""
+    async def main() -> None:
+        app = await build_charging(_config(tmp_path, None, None), tmp_path / "data",
+                                   admin=False)
+        try:
+            fast: Any = app.service._fast
+            assert fast.__self__.layouts_known() == {"Ledger": True}
+        finally:
+            await app.close()
+
+    asyncio.run(main())
+
+
 def test_every_layout_is_read_by_offset() -> None:
     """charging_slots.pxi reads the fields of the online path's objects at their offsets; a
     class whose layout could not be read silently falls back to attribute names (correct but
