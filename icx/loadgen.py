@@ -102,7 +102,7 @@ async def _worker(cfg: LoadConfig, index: int, nconn: int, sessions: int,
     counters = {"sent": 0, "answered": 0, "sessions": 0, "starved": 0}
     ready: deque[_Session] = deque()
     seq = itertools.count()
-    mix = cfg.mix
+    kinds = itertools.cycle(cfg.mix)  # not `seq`: the Session-Ids take from it too
     rate = cfg.rate / cfg.processes if cfg.rate else 0.0
     inflight = [0]
     done = asyncio.get_running_loop().create_future()
@@ -120,7 +120,7 @@ async def _worker(cfg: LoadConfig, index: int, nconn: int, sessions: int,
         if sessions and counters["sessions"] >= sessions:
             return None
         counters["sessions"] += 1
-        kind = mix[next(seq) % len(mix)]
+        kind = next(kinds)
         sub = str(cfg.first_subscriber + rnd.randrange(cfg.subscribers))
         pi = counters["sessions"] % len(peers)
         peer = peers[pi]

@@ -80,3 +80,17 @@ def test_bench_cli_ceiling_runs_the_minimal_responder_first(server: Server) -> N
     assert out["requests"] == 3 and out["ceiling"]["value"] > 0
     assert out["ceiling"]["name"] == "minimal Python CCA responder"
     assert out["ceiling_ratio"] is not None
+
+
+def test_mix_proportions_hold_for_any_number_of_kinds(server: Server) -> None:
+    """--mix voice,sms is half voice sessions (I, U, T) and half SMS events; a kind repeated
+    weighs more. (The kind was picked by a counter the Session-Id shared: with an even number
+    of kinds every session was the first kind.)"""
+    out = run_load(LoadConfig(port=server.port, connections=1, processes=1, sessions=10,
+                              updates=1, duration=30, mix=("voice", "sms"), subscribers=20,
+                              progress=False))
+    assert out["sessions"] == 10 and out["requests"] == 5 * 3 + 5
+    out = run_load(LoadConfig(port=server.port, connections=1, processes=1, sessions=8,
+                              updates=1, duration=30, mix=("voice", "voice", "data", "sms"),
+                              subscribers=20, progress=False))
+    assert out["sessions"] == 8 and out["requests"] == 4 * 3 + 2 * 3 + 2
