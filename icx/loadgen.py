@@ -234,7 +234,8 @@ def _percentile(sorted_vals: list[float], q: float) -> float:
 
 def run_load(cfg: LoadConfig) -> dict[str, Any]:
     """Run the load in ``cfg.processes`` worker processes; return the merged summary."""
-    procs = max(1, min(cfg.processes, cfg.connections))
+    # no more workers than sessions: a worker's share of 0 would mean "until --duration"
+    procs = max(1, min(cfg.processes, cfg.connections, cfg.sessions or cfg.connections))
     cfg = LoadConfig(**{**asdict(cfg), "processes": procs})
     ctx = mp.get_context("fork")
     queue = ctx.Queue()

@@ -94,3 +94,12 @@ def test_mix_proportions_hold_for_any_number_of_kinds(server: Server) -> None:
                               updates=1, duration=30, mix=("voice", "voice", "data", "sms"),
                               subscribers=20, progress=False))
     assert out["sessions"] == 8 and out["requests"] == 4 * 3 + 2 * 3 + 2
+
+
+def test_sessions_limit_holds_with_more_processes_than_sessions(server: Server) -> None:
+    """--sessions 1 over 2 processes runs one session, not one plus a worker given a share of
+    0 (= run until --duration)."""
+    out = run_load(LoadConfig(port=server.port, connections=2, processes=2, sessions=1,
+                              updates=1, duration=5, mix=("voice",), subscribers=20,
+                              progress=False))
+    assert out["sessions"] == 1 and out["requests"] == 3 and out["worker_errors"] == []
