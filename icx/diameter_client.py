@@ -29,7 +29,8 @@ _U32 = struct.Struct("!I")
 FLAG_R, FLAG_P = 0x80, 0x40
 A = Avp.new
 
-AnswerCallback = Callable[[bytes, int], None]  # (raw answer, result code)
+AnswerCallback = Callable[[bytes, int], None]  # (raw answer, result code); (b"", 0): the
+# connection was lost before the answer came
 
 
 def result_code_of(raw: bytes) -> int:
@@ -78,10 +79,12 @@ class ClientPeer(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.closed.done():
             self.closed.set_result(None)
-        for cb in self.pending.values():
-            if isinstance(cb, asyncio.Future) and not cb.done():
+        pending, self.pending = self.pending, {}
+        for cb in pending.values():
+            if not isinstance(cb, asyncio.Future):
+                cb(b"", 0)  # the caller's count of requests in flight must not wait for it
+            elif not cb.done():
                 cb.set_exception(ConnectionError("connection lost"))
-        self.pending.clear()
 
     def data_received(self, data: bytes) -> None:
         self._in_read = True
@@ -141,7 +144,15 @@ class ClientPeer(asyncio.Protocol):
     def send_raw(self, body: bytes, code: int, app: int, *, proxiable: bool = True,
                  callback: AnswerCallback | None = None) -> asyncio.Future[bytes] | None:
         """Send a request whose AVPs are already encoded in *body*. With *callback*, it is
-        called with (answer bytes, Result-Code); otherwise a future of the answer is returned."""
+        called with (answer bytes, Result-Code), or (b"", 0) if the connection is lost first;
+        otherwise a future of the answer is returned."""
+        if self.closed.done():  # nothing will answer: say so as connection_lost did
+            if callback is not None:
+                asyncio.get_running_loop().call_soon(callback, b"", 0)
+                return None
+            lost: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+            lost.set_exception(ConnectionError("connection lost"))
+            return lost
         hbh, e2e = self.next_ids()
         flags = FLAG_R | (FLAG_P if proxiable else 0)
         header = _HDR.pack((1 << 24) | (20 + len(body)), (flags << 24) | code, app, hbh, e2e)

@@ -99,7 +99,7 @@ async def _worker(cfg: LoadConfig, index: int, nconn: int, sessions: int,
                                    origin_realm="icx.test", timeout=cfg.timeout))
     lat = array("d")
     codes: dict[int, int] = {}
-    counters = {"sent": 0, "answered": 0, "sessions": 0, "starved": 0}
+    counters = {"sent": 0, "answered": 0, "sessions": 0, "starved": 0, "lost": 0}
     ready: deque[_Session] = deque()
     seq = itertools.count()
     kinds = itertools.cycle(cfg.mix)  # not `seq`: the Session-Ids take from it too
@@ -152,14 +152,17 @@ async def _worker(cfg: LoadConfig, index: int, nconn: int, sessions: int,
         t0 = time.perf_counter()
 
         def on_answer(raw: bytes, rc: int) -> None:
-            lat.append(time.perf_counter() - t0)
-            codes[rc] = codes.get(rc, 0) + 1
-            counters["answered"] += 1
             inflight[0] -= 1
-            s.step += 1
-            if rc == 2001 and s.step < s.steps:
-                ready.append(s)
-            if closed_loop and not stopping[0]:
+            if not raw:  # its connection was lost: the main loop ends the run
+                counters["lost"] += 1
+            else:
+                lat.append(time.perf_counter() - t0)
+                codes[rc] = codes.get(rc, 0) + 1
+                counters["answered"] += 1
+                s.step += 1
+                if rc == 2001 and s.step < s.steps:
+                    ready.append(s)
+            if closed_loop and not stopping[0] and raw:
                 issue()
             elif stopping[0] and inflight[0] == 0 and not done.done():
                 done.set_result(None)
@@ -171,6 +174,13 @@ async def _worker(cfg: LoadConfig, index: int, nconn: int, sessions: int,
 
     closed_loop = rate == 0
     stopping = [False]
+    gone: list[ClientPeer] = []  # connections the server closed (killed, or DPR) mid-run
+
+    def watch(peer: ClientPeer) -> None:
+        peer.closed.add_done_callback(lambda _: gone.append(peer))
+
+    for p in peers:
+        watch(p)
     cpu0 = time.process_time()
     start = time.perf_counter()
     last_report = start
@@ -181,7 +191,7 @@ async def _worker(cfg: LoadConfig, index: int, nconn: int, sessions: int,
     while True:
         now = time.perf_counter()
         elapsed = now - start
-        if elapsed >= cfg.duration or (sessions and counters["sessions"] >= sessions
+        if gone or elapsed >= cfg.duration or (sessions and counters["sessions"] >= sessions
                                        and not ready and inflight[0] == 0):
             break
         if not closed_loop:
@@ -205,10 +215,15 @@ async def _worker(cfg: LoadConfig, index: int, nconn: int, sessions: int,
             pass
     timeouts = inflight[0]
     cpu = time.process_time() - cpu0
+    error = None
+    if gone:
+        g = gone[0]
+        error = (f"{cfg.host}:{cfg.port} closed connection {g.origin_host} after {elapsed:.1f} s"
+                 + (" (DPR)" if 282 in g.server_requests else ""))
     for p in peers:
         await p.close()
     return {"latencies": lat.tobytes(), "codes": codes, "elapsed": elapsed,
-            "timeouts": timeouts, "cpu": cpu, **counters}
+            "timeouts": timeouts, "cpu": cpu, "error": error, **counters}
 
 
 def _run_worker(cfg: LoadConfig, index: int, nconn: int, sessions: int, queue: Any) -> None:
@@ -277,10 +292,12 @@ def run_load(cfg: LoadConfig) -> dict[str, Any]:
         sys.stderr.write("\n")
     lat: list[float] = []
     codes: dict[int, int] = {}
-    totals = {"sent": 0, "answered": 0, "sessions": 0, "timeouts": 0}
+    totals = {"sent": 0, "answered": 0, "sessions": 0, "timeouts": 0, "lost": 0}
     elapsed = 0.0
     client_cpu = 0.0
     for r in results.values():
+        if r["error"]:
+            errors.append(r["error"])
         client_cpu += r.get("cpu", 0.0)
         a = array("d")
         a.frombytes(r["latencies"])
@@ -298,7 +315,7 @@ def run_load(cfg: LoadConfig) -> dict[str, Any]:
         "requests": answered, "sent": totals["sent"], "sessions": totals["sessions"],
         "result_codes": {str(c): n for c, n in sorted(codes.items())},
         "errors": {str(c): n for c, n in sorted(codes.items()) if c != 2001},
-        "timeouts": totals["timeouts"],
+        "timeouts": totals["timeouts"], "lost": totals["lost"],
         "target_rate": cfg.rate, "duration_s": round(elapsed, 3),
         "latency_ms": {q: round(_percentile(lat, p) * 1000, 3) for q, p in
                        (("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p999", 0.999))},

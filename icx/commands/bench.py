@@ -90,7 +90,7 @@ def diameter(host: str, port: int, connections: int, sessions: int, updates: int
                           "client_cpu_us": top.get("client_cpu_us")}
         out["ceiling_ratio"] = round(out["value"] / top["value"], 3) if top["value"] else None
     click.echo(json.dumps(out))
-    if out["worker_errors"] and not out["requests"]:
+    if out["worker_errors"]:  # a worker that could not run, or lost its server mid-run
         click.echo(f"error: {out['worker_errors'][0]}", err=True)
         sys.exit(1)
 

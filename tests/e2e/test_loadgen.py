@@ -4,6 +4,10 @@ sessions and events, one JSON summary; bad input exits 2."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import threading
+import time
 
 from click.testing import CliRunner
 from hypothesis import given, settings
@@ -12,7 +16,7 @@ from hypothesis import strategies as st
 from icx.cli import main as cli
 from icx.diameter_client import A, CcrTemplate, mscc, utf8_avp, voice_info
 from icx.loadgen import LoadConfig, run_load
-from tests.e2e.conftest import Server
+from tests.e2e.conftest import ROOT, Server
 
 
 def test_sessions_and_events_are_all_answered(server: Server) -> None:
@@ -103,3 +107,47 @@ def test_sessions_limit_holds_with_more_processes_than_sessions(server: Server) 
                               updates=1, duration=5, mix=("voice",), subscribers=20,
                               progress=False))
     assert out["sessions"] == 1 and out["requests"] == 3 and out["worker_errors"] == []
+
+
+def _responder() -> tuple[subprocess.Popen[str], int]:
+    """The minimal CCA responder (benchmarks/_ro_responder.py) in its own process."""
+    proc = subprocess.Popen([sys.executable, "-m", "benchmarks._ro_responder", "--port", "0"],
+                            stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    assert proc.stdout is not None
+    ready, port = proc.stdout.readline().split()
+    assert ready == "READY"
+    return proc, int(port)
+
+
+def test_server_killed_mid_run_ends_the_run_with_an_error() -> None:
+    """A server that dies mid-run: the harness stops at once, counts the requests it lost and
+    exits 1 with one line saying so (it went on writing into the dead connections until
+    --duration, waited --timeout more and exited 0 with everything as 'timeouts')."""
+    proc, port = _responder()
+    try:
+        threading.Timer(1.0, proc.kill).start()
+        t0 = time.monotonic()
+        res = CliRunner(mix_stderr=False).invoke(cli, [
+            "bench", "diameter", "--port", str(port), "-c", "2", "-p", "1", "-d", "30",
+            "--rate", "500", "--quiet"])
+        took = time.monotonic() - t0
+    finally:
+        proc.kill()
+        proc.wait()
+    assert res.exit_code == 1, res.output
+    assert res.stderr.startswith("error: 127.0.0.1:") and "closed connection" in res.stderr
+    assert len(res.stderr.splitlines()) == 1
+    out = json.loads(res.stdout)
+    assert 0 < out["requests"] and out["sent"] == out["requests"] + out["lost"] + out["timeouts"]
+    assert took < 10, took
+
+
+def test_server_shutdown_mid_run_is_reported(server: Server) -> None:
+    """The server's own shutdown (DPR to every peer, RFC 6733 §5.4) mid-run: DPA, then the
+    run ends with the error named."""
+    threading.Timer(1.0, lambda: server.call(server.running.diameter.close())).start()
+    out = run_load(LoadConfig(port=server.port, connections=2, processes=1, rate=200,
+                              duration=30, subscribers=20, progress=False))
+    assert out["requests"] > 0 and out["duration_s"] < 10
+    assert len(out["worker_errors"]) == 1 and out["worker_errors"][0].endswith("(DPR)")
+    assert out["sent"] == out["requests"] + out["lost"] + out["timeouts"]
