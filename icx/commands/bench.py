@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import subprocess
 import sys
@@ -66,9 +67,19 @@ def diameter(host: str, port: int, connections: int, sessions: int, updates: int
     except ValueError:
         click.echo(f"--subscribers:1: expected FIRST:COUNT, got {subscribers!r}", err=True)
         sys.exit(2)
-    if connections < 1 or duration <= 0 or updates < 0 or rate < 0:
-        click.echo("--connections/--duration/--updates/--rate:1: must be positive", err=True)
-        sys.exit(2)
+    limits = (("--connections", connections, connections >= 1, "at least 1"),
+              ("--sessions", sessions, sessions >= 0, "0 (until --duration) or more"),
+              ("--updates", updates, updates >= 0, "0 or more"),
+              ("--rate", rate, 0 <= rate < math.inf, "0 (as fast as answered) or more"),
+              ("--duration", duration, 0 < duration < math.inf, "more than 0 s"),
+              ("--processes", processes, processes >= 0, "0 (automatic) or more"),
+              ("--window", window, window >= 1, "at least 1"),
+              ("--port", port, 0 < port < 65536, "1-65535"),
+              ("--subscribers", subscribers, first >= 0 and count >= 1, "COUNT at least 1"))
+    for name, value, ok, rule in limits:  # (NaN fails every comparison: refused too)
+        if not ok:
+            click.echo(f"{name}:1: {value!r} is out of range: {rule}", err=True)
+            sys.exit(2)
     procs = processes or max(1, min(connections, (os.cpu_count() or 2) - 1, 8))
     cfg = LoadConfig(host=host, port=port, connections=connections, sessions=sessions,
                      updates=updates, rate=rate, duration=duration, mix=kinds, processes=procs,

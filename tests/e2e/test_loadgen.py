@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 
+import pytest
 from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -36,6 +37,23 @@ def test_bench_cli_rejects_bad_input() -> None:
     assert res.exit_code == 2 and "--mix" in res.output
     res = runner.invoke(cli, ["bench", "diameter", "--subscribers", "x"])
     assert res.exit_code == 2
+
+
+@pytest.mark.parametrize("args", [
+    ["--sessions", "-3"], ["--processes", "-1"], ["--window", "0"], ["--rate", "nan"],
+    ["--rate", "inf"], ["--duration", "inf"], ["--port", "70000"], ["--port", "0"],
+    ["--subscribers", "41790000001:0"], ["-c", "0"], ["--updates", "-1"], ["--rate", "-5"],
+])
+def test_bench_cli_refuses_out_of_range_values(args: list[str]) -> None:
+    """Out-of-range numbers are bad input (exit 2, the option named on one stderr line) before
+    any connection is made: --sessions -3 ran nothing and exited 0, --subscribers F:0 or
+    --rate nan failed in the worker (exit 1, a Python error text), --duration inf waited
+    for nothing and said 'worker did not report'."""
+    res = CliRunner(mix_stderr=False).invoke(
+        cli, ["bench", "diameter", "--port", "1", "-d", "1", "--quiet", *args])
+    assert res.exit_code == 2, (res.stdout, res.stderr)
+    assert res.stdout == "" and len(res.stderr.splitlines()) == 1
+    assert res.stderr.startswith(args[0].replace("-c", "--connections") + ":1: ")
 
 
 def test_bench_cli_prints_one_json_line(server: Server) -> None:
