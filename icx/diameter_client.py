@@ -187,17 +187,25 @@ class ClientPeer(asyncio.Protocol):
 
 async def connect(host: str, port: int, *, origin_host: str, origin_realm: str = "icx.test",
                   timeout: float = 10.0) -> ClientPeer:
-    """Open a connection and run the CER/CEA exchange; raise ConnectionError unless 2001."""
+    """Open a connection and run the CER/CEA exchange; raise ConnectionError unless 2001,
+    TimeoutError (saying which step) when the server is silent for *timeout* seconds."""
     loop = asyncio.get_running_loop()
-    _, peer = await asyncio.wait_for(
-        loop.create_connection(lambda: ClientPeer(origin_host, origin_realm), host, port),
-        timeout)
+    try:
+        _, peer = await asyncio.wait_for(
+            loop.create_connection(lambda: ClientPeer(origin_host, origin_realm), host, port),
+            timeout)
+    except TimeoutError:
+        raise TimeoutError(f"no TCP connection within {timeout:g} s") from None
     cer = Message.request(257, 0, [
         A("Origin-Host", origin_host), A("Origin-Realm", origin_realm),
         A("Host-IP-Address", _ip(peer)), A("Vendor-Id", 0), A("Product-Name", "icx-bench"),
         A("Auth-Application-Id", 4), A("Acct-Application-Id", 3),
     ])
-    cea = await peer.request(cer, timeout)
+    try:
+        cea = await peer.request(cer, timeout)
+    except TimeoutError:
+        peer.transport.close() if peer.transport else None
+        raise TimeoutError(f"no CEA within {timeout:g} s") from None
     code = cea.get("Result-Code")
     if code != 2001:
         peer.transport.close() if peer.transport else None

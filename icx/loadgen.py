@@ -39,6 +39,10 @@ DEST_POOL = 64  # distinct called numbers per worker (templates are cached per n
 CONTEXTS = {"voice": "32260@3gpp.org", "data": "32251@3gpp.org", "sms": "32274@3gpp.org"}
 
 
+class LoadError(Exception):
+    """A worker could not run its load; the message says why, for the user."""
+
+
 @dataclass(frozen=True)
 class LoadConfig:
     host: str = "127.0.0.1"
@@ -94,9 +98,15 @@ async def _worker(cfg: LoadConfig, index: int, nconn: int, sessions: int,
     rnd = random.Random(cfg.seed + index)
     host_id = f"bench{os.getpid()}"
     peers: list[ClientPeer] = []
-    for i in range(nconn):
-        peers.append(await connect(cfg.host, cfg.port, origin_host=f"{host_id}-{i}.icx.test",
-                                   origin_realm="icx.test", timeout=cfg.timeout))
+    try:
+        for i in range(nconn):
+            peers.append(await connect(cfg.host, cfg.port,
+                                       origin_host=f"{host_id}-{i}.icx.test",
+                                       origin_realm="icx.test", timeout=cfg.timeout))
+    except OSError as exc:  # refused, unknown host, CEA not 2001, silent server
+        for p in peers:
+            await p.close()
+        raise LoadError(f"cannot connect to {cfg.host}:{cfg.port}: {exc}") from None
     lat = array("d")
     codes: dict[int, int] = {}
     counters = {"sent": 0, "answered": 0, "sessions": 0, "starved": 0, "lost": 0}
@@ -236,6 +246,8 @@ def _run_worker(cfg: LoadConfig, index: int, nconn: int, sessions: int, queue: A
     try:
         out = asyncio.run(_worker(cfg, index, nconn, sessions, queue))
         queue.put(("result", index, out))
+    except LoadError as exc:
+        queue.put(("error", index, str(exc)))
     except Exception as exc:  # report, never hang the parent
         queue.put(("error", index, f"{type(exc).__name__}: {exc}"))
 

@@ -4,6 +4,7 @@ sessions and events, one JSON summary; bad input exits 2."""
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import threading
@@ -169,3 +170,20 @@ def test_server_shutdown_mid_run_is_reported(server: Server) -> None:
     assert out["requests"] > 0 and out["duration_s"] < 10
     assert len(out["worker_errors"]) == 1 and out["worker_errors"][0].endswith("(DPR)")
     assert out["sent"] == out["requests"] + out["lost"] + out["timeouts"]
+
+
+def test_connect_failures_say_where_and_why() -> None:
+    """Nothing listening, or a listener that never sends the CEA: one line naming the target
+    and the step ('error: TimeoutError: ' said neither)."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        out = run_load(LoadConfig(port=port, connections=1, processes=1, duration=1,
+                                  timeout=1, progress=False))
+        assert out["worker_errors"] == [f"cannot connect to 127.0.0.1:{port}: no CEA within 1 s"]
+    res = CliRunner(mix_stderr=False).invoke(cli, [
+        "bench", "diameter", "--port", str(port), "-c", "1", "-d", "1", "--quiet"])
+    assert res.exit_code == 1
+    assert res.stderr.startswith(f"error: cannot connect to 127.0.0.1:{port}: ")
+    assert len(res.stderr.splitlines()) == 1
