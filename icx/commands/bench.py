@@ -104,6 +104,11 @@ def diameter(host: str, port: int, connections: int, sessions: int, updates: int
     if out["worker_errors"]:  # a worker that could not run, or lost its server mid-run
         click.echo(f"error: {out['worker_errors'][0]}", err=True)
         sys.exit(1)
+    if out["sent"] and not out["result_codes"].get("2001"):
+        codes = ", ".join(f"{c} x{n}" for c, n in out["result_codes"].items()) or "none"
+        click.echo(f"error: no request succeeded ({out['sent']} sent; answers: {codes}; "
+                   f"timeouts: {out['timeouts']})", err=True)
+        sys.exit(1)
 
 
 _ROOT = Path(__file__).resolve().parents[2]  # the repository checkout (benchmarks/ beside icx/)

@@ -187,3 +187,15 @@ def test_connect_failures_say_where_and_why() -> None:
     assert res.exit_code == 1
     assert res.stderr.startswith(f"error: cannot connect to 127.0.0.1:{port}: ")
     assert len(res.stderr.splitlines()) == 1
+
+
+def test_a_run_where_nothing_succeeds_exits_1(server: Server) -> None:
+    """Every answer an error (here 5030: subscribers the server does not know): the JSON line
+    is still printed, and one stderr line and exit 1 say the run failed (it exited 0)."""
+    res = CliRunner(mix_stderr=False).invoke(cli, [
+        "bench", "diameter", "--port", str(server.port), "-c", "1", "-p", "1", "-s", "4",
+        "-d", "20", "--subscribers", "42000000000:5", "--quiet"])
+    assert res.exit_code == 1
+    out = json.loads([ln for ln in res.stdout.splitlines() if ln.startswith('{"bench"')][0])
+    assert out["errors"] == {"5030": 4} and out["requests"] == 4
+    assert res.stderr == "error: no request succeeded (4 sent; answers: 5030 x4; timeouts: 0)\n"
