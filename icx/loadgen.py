@@ -166,7 +166,8 @@ async def _worker(cfg: LoadConfig, index: int, nconn: int, sessions: int,
             if not raw:  # its connection was lost: the main loop ends the run
                 counters["lost"] += 1
             else:
-                lat.append(time.perf_counter() - t0)
+                last[0] = time.perf_counter()
+                lat.append(last[0] - t0)
                 codes[rc] = codes.get(rc, 0) + 1
                 counters["answered"] += 1
                 s.step += 1
@@ -193,6 +194,7 @@ async def _worker(cfg: LoadConfig, index: int, nconn: int, sessions: int,
         watch(p)
     cpu0 = time.process_time()
     start = time.perf_counter()
+    last = [start]  # when the latest answer came
     last_report = start
     if closed_loop:
         for _ in range(cfg.window * len(peers)):
@@ -225,6 +227,13 @@ async def _worker(cfg: LoadConfig, index: int, nconn: int, sessions: int,
             pass
     timeouts = inflight[0]
     cpu = time.process_time() - cpu0
+    # the rate is answers over the time they took: with --sessions done early, up to the last
+    # answer (not the loop's next poll, 50 ms later in a closed loop); else to the end of the
+    # run or the last answer drained after it, whichever is later
+    if sessions and counters["sessions"] >= sessions and not ready and not gone:
+        elapsed = last[0] - start
+    else:
+        elapsed = max(elapsed, last[0] - start)
     error = None
     if gone:
         g = gone[0]
