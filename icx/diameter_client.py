@@ -65,6 +65,8 @@ class ClientPeer(asyncio.Protocol):
                                     | secrets.randbits(20))
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.server_requests: dict[int, int] = {}  # command code -> count (DWR, RAR, ASR)
+        # (command code, Session-Id) -> Result-Code of the RAA/ASA; unset: 2001 to every one
+        self.on_server_request: Callable[[int, str | None], int] | None = None
         # Requests sent while answers are being processed (a closed loop refills its window
         # from the answer callbacks) leave in one write at the end of that read; others on
         # the next loop turn. One syscall per read instead of one per request.
@@ -117,7 +119,10 @@ class ClientPeer(asyncio.Protocol):
         sid = msg.find(263)
         if sid is not None:
             avps.append(sid)
-        avps += [A("Result-Code", 2001), A("Origin-Host", self.origin_host),
+        rc = 2001
+        if msg.code in (258, 274) and self.on_server_request is not None:
+            rc = self.on_server_request(msg.code, sid.value if sid is not None else None)
+        avps += [A("Result-Code", rc), A("Origin-Host", self.origin_host),
                  A("Origin-Realm", self.origin_realm)]
         if msg.code in (258, 274):
             avps.append(A("Auth-Application-Id", 4))

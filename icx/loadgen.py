@@ -64,7 +64,7 @@ class LoadConfig:
 
 
 class _Session:
-    __slots__ = ("kind", "sid", "sid_avp", "step", "steps", "tpl", "peer")
+    __slots__ = ("kind", "sid", "sid_avp", "step", "steps", "tpl", "peer", "busy", "aborted")
 
     def __init__(self, kind: str, sid: str, steps: int, tpl: CcrTemplate,
                  peer: ClientPeer) -> None:
@@ -76,6 +76,8 @@ class _Session:
         self.step = 0
         self.steps = steps
         self.tpl = tpl
+        self.busy = False  # a request of it is in flight
+        self.aborted = False  # the server's ASR was answered 2001: its next request is a T
 
 
 def tail_for(kind: str, n: int, updates: int) -> tuple[int, int, list[Any]]:
@@ -125,6 +127,7 @@ async def _worker(cfg: LoadConfig, index: int, nconn: int, sessions: int,
             tails[kind, n] = (rtype, number, b"".join(a.encode() for a in avps))
     dests = [f"4179{rnd.randrange(10**7):07d}" for _ in range(DEST_POOL)]
     templates: dict[tuple[int, str, str, int], CcrTemplate] = {}
+    live: dict[str, _Session] = {}  # open voice/data sessions by Session-Id (for RAR/ASR)
 
     def new_session() -> _Session | None:
         if sessions and counters["sessions"] >= sessions:
@@ -149,7 +152,20 @@ async def _worker(cfg: LoadConfig, index: int, nconn: int, sessions: int,
                 dest_realm=cfg.dest_realm, context=CONTEXTS[kind], subscriber=sub,
                 extra=extra)
         steps = 1 if kind == "sms" else cfg.updates + 2
-        return _Session(kind, f"{peer.origin_host};{index};{next(seq)}", steps, tpl, peer)
+        s = _Session(kind, f"{peer.origin_host};{index};{next(seq)}", steps, tpl, peer)
+        if kind != "sms":
+            live[s.sid] = s
+        return s
+
+    def server_request(code: int, sid: str | None) -> int:
+        """The RAA/ASA Result-Code for the server's RAR (258) or ASR (274) (facts D)."""
+        s = live.get(sid) if sid is not None else None
+        if s is None:
+            return 5002  # DIAMETER_UNKNOWN_SESSION_ID: not (or no longer) active here
+        if code == 274:  # ASA 2001, then the session ends with its CCR-T (RFC 4006 §5.5)
+            s.aborted = True
+            s.steps = min(s.steps, s.step + (2 if s.busy else 1))
+        return 2001  # RAR: its next CCR-U, paced as the others, reports the usage
 
     def issue() -> bool:
         picked = ready.popleft() if ready else new_session()
@@ -158,7 +174,10 @@ async def _worker(cfg: LoadConfig, index: int, nconn: int, sessions: int,
             return False
         s: _Session = picked
         rtype, number, tail = tails[s.kind, s.step]
+        if s.aborted and s.step == s.steps - 1:
+            rtype, number, tail = 3, s.step, tails[s.kind, cfg.updates + 1][2]
         body = s.tpl.body_bytes(s.sid_avp, rtype, number, tail)
+        s.busy = True
         t0 = time.perf_counter()
 
         def on_answer(raw: bytes, rc: int) -> None:
@@ -171,8 +190,11 @@ async def _worker(cfg: LoadConfig, index: int, nconn: int, sessions: int,
                 codes[rc] = codes.get(rc, 0) + 1
                 counters["answered"] += 1
                 s.step += 1
+                s.busy = False
                 if rc == 2001 and s.step < s.steps:
                     ready.append(s)
+                else:
+                    live.pop(s.sid, None)
             if closed_loop and not stopping[0] and raw:
                 issue()
             elif stopping[0] and inflight[0] == 0 and not done.done():
@@ -192,6 +214,7 @@ async def _worker(cfg: LoadConfig, index: int, nconn: int, sessions: int,
 
     for p in peers:
         watch(p)
+        p.on_server_request = server_request
     cpu0 = time.process_time()
     start = time.perf_counter()
     last = [start]  # when the latest answer came

@@ -9,6 +9,9 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
+import urllib.request
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -210,3 +213,33 @@ def test_rate_of_a_sessions_run_is_over_the_time_it_took(server: Server) -> None
     assert out["requests"] == 1
     # one request sent at the start: its latency is the run's duration
     assert abs(out["duration_s"] * 1000 - out["latency_ms"]["p50"]) < 2, out
+
+
+def _admin(server: Server, path: str, method: str = "GET") -> Any:
+    req = urllib.request.Request(server.admin_url + path, method=method)
+    with urllib.request.urlopen(req, timeout=20) as resp:
+        return json.loads(resp.read())
+
+
+def test_asr_during_a_run_ends_that_session_with_its_ccr_t(server: Server) -> None:
+    """An operator kill mid-run: the harness answers the ASR 2001 and that session's next
+    request is its CCR-T (protocol-facts D, RFC 4006 §5.5); it went on sending CCR-Us,
+    reporting usage the server no longer granted, until its last update."""
+    seen: dict[str, Any] = {}
+
+    def kill() -> None:
+        sid = _admin(server, "/api/sessions")["sessions"][0]["session_id"]
+        seen["kill"] = _admin(server, f"/api/sessions/{urllib.parse.quote(sid, safe='')}/kill",
+                              "POST")
+        time.sleep(1.5)  # six requests at 4/s: the first is the killed session's CCR-T
+        seen["left"] = [s for s in _admin(server, "/api/sessions")["sessions"]
+                        if s["session_id"] == sid]
+
+    timer = threading.Timer(1.5, kill)
+    timer.start()
+    out = run_load(LoadConfig(port=server.port, connections=1, processes=1, rate=4, updates=100,
+                              duration=4, mix=("voice",), subscribers=20, progress=False))
+    timer.join()
+    assert seen["kill"]["asa_result_code"] == 2001
+    assert seen["left"] == []  # the CCR-T came: the session is closed, its usage committed
+    assert out["worker_errors"] == [] and set(out["result_codes"]) == {"2001"}
