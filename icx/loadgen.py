@@ -163,12 +163,16 @@ async def _worker(cfg: LoadConfig, index: int, nconn: int, sessions: int,
         if s is None:
             return 5002  # DIAMETER_UNKNOWN_SESSION_ID: not (or no longer) active here
         if code == 274:  # ASA 2001, then the session ends with its CCR-T (RFC 4006 §5.5)
-            s.aborted = True
-            s.steps = min(s.steps, s.step + (2 if s.busy else 1))
+            end(s)
         return 2001  # RAR: its next CCR-U, paced as the others, reports the usage
 
+    def end(s: _Session) -> None:
+        """Make the session's next request (after the one in flight) its CCR-T."""
+        s.aborted = True
+        s.steps = min(s.steps, s.step + (2 if s.busy else 1))
+
     def issue() -> bool:
-        picked = ready.popleft() if ready else new_session()
+        picked = ready.popleft() if ready else None if stopping[0] else new_session()
         if picked is None:
             counters["starved"] += 1
             return False
@@ -195,8 +199,8 @@ async def _worker(cfg: LoadConfig, index: int, nconn: int, sessions: int,
                     ready.append(s)
                 else:
                     live.pop(s.sid, None)
-            if closed_loop and not stopping[0] and raw:
-                issue()
+            if raw and (stopping[0] and ready or closed_loop and not stopping[0]):
+                issue()  # (once stopping, only the CCR-Ts of the sessions still open)
             elif stopping[0] and inflight[0] == 0 and not done.done():
                 done.set_result(None)
 
@@ -243,6 +247,11 @@ async def _worker(cfg: LoadConfig, index: int, nconn: int, sessions: int,
         await asyncio.sleep(0.001 if not closed_loop else 0.05)
     stopping[0] = True
     elapsed = time.perf_counter() - start
+    if not gone:  # full sessions: each one still open ends with its CCR-T (not held to Tcc)
+        for s in live.values():
+            end(s)
+        while ready:
+            issue()
     if inflight[0]:
         try:
             await asyncio.wait_for(asyncio.shield(done), cfg.timeout)

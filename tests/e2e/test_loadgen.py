@@ -243,3 +243,14 @@ def test_asr_during_a_run_ends_that_session_with_its_ccr_t(server: Server) -> No
     assert seen["kill"]["asa_result_code"] == 2001
     assert seen["left"] == []  # the CCR-T came: the session is closed, its usage committed
     assert out["worker_errors"] == [] and set(out["result_codes"]) == {"2001"}
+
+
+def test_sessions_open_at_the_end_of_a_run_are_terminated(server: Server) -> None:
+    """A --duration run stops with sessions half done: each ends with its CCR-T, so the run
+    leaves no session (and no reservation) open on the server -- they were left to Tcc."""
+    out = run_load(LoadConfig(port=server.port, connections=2, processes=1, duration=1,
+                              updates=50, mix=("voice", "data"), subscribers=20,
+                              progress=False))
+    assert out["worker_errors"] == [] and out["timeouts"] == 0 and out["sessions"] > 0
+    assert _admin(server, "/api/sessions")["count"] == 0
+    assert set(out["result_codes"]) == {"2001"}
