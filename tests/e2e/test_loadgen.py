@@ -253,4 +253,5 @@ def test_sessions_open_at_the_end_of_a_run_are_terminated(server: Server) -> Non
                               progress=False))
     assert out["worker_errors"] == [] and out["timeouts"] == 0 and out["sessions"] > 0
     assert _admin(server, "/api/sessions")["count"] == 0
-    assert set(out["result_codes"]) == {"2001"}
+    # (a subscriber whose balance a fast run used up gets 4012, which ends that session too)
+    assert set(out["result_codes"]) <= {"2001", "4012"} and out["result_codes"]["2001"]
