@@ -16,6 +16,16 @@ import pycountry
 # never another currency's code.
 NO_CURRENCY = 999
 
+# ISO 4217 (table A.1) minor units where they differ from 2 (the default), every such code:
+# the list had missed BIF, DJF, GNF, KMF, PYG, RWF, UYI, VUV, XPF (0) and CLF, UYW (4),
+# whose invoices were rounded to cents. pycountry has no minor units.
+_EXPONENTS: dict[str, int] = {
+    "BIF": 0, "CLP": 0, "DJF": 0, "GNF": 0, "ISK": 0, "JPY": 0, "KMF": 0, "KRW": 0, "PYG": 0,
+    "RWF": 0, "UGX": 0, "UYI": 0, "VND": 0, "VUV": 0, "XAF": 0, "XOF": 0, "XPF": 0,
+    "BHD": 3, "IQD": 3, "JOD": 3, "KWD": 3, "LYD": 3, "OMR": 3, "TND": 3,
+    "CLF": 4, "UYW": 4,
+}
+
 
 @lru_cache(maxsize=256)
 def currency_numeric(code: str) -> int:
@@ -29,3 +39,8 @@ def is_iso4217(code: str) -> bool:
     """Whether *code* is an alphabetic ISO 4217 currency code (exactly three letters)."""
     return len(code) == 3 and code.isalpha() and code.isupper() and (
         pycountry.currencies.get(alpha_3=code) is not None)
+
+
+def minor_places(currency: str) -> int:
+    """Decimal places of the currency's minor unit (2 for EUR, 0 for JPY, 3 for KWD)."""
+    return _EXPONENTS.get(currency, 2)

@@ -18,6 +18,8 @@ from decimal import Decimal, InvalidOperation
 from enum import Enum
 from fractions import Fraction
 
+from charging.currency import minor_places
+
 MICROS = 1_000_000
 """Micro-units per major unit."""
 
@@ -62,6 +64,8 @@ def div_round(numerator: int, denominator: int, mode: Rounding = Rounding.HALF_U
 # Decimal path, which also strips blanks and reads exponents)
 _PLAIN = re.compile(r"(-?)([0-9]{1,18})(?:\.([0-9]{1,6}))?")
 _PAD = (0, 100_000, 10_000, 1_000, 100, 10, 1)
+# what parse_plain_amount accepts (any number of digits: it names the problem itself)
+_OPERATOR = re.compile(r"-?[0-9]+(?:\.([0-9]+))?")
 
 
 def parse_amount(text: str | int | Decimal, *, rounding: Rounding | None = None) -> int:
@@ -98,6 +102,27 @@ def parse_amount(text: str | int | Decimal, *, rounding: Rounding | None = None)
             raise MoneyError(f"more than {_SCALE} decimals: {text!r}")
         return div_round(frac.numerator, frac.denominator, rounding)
     return int(frac)
+
+
+def parse_plain_amount(text: str, currency: str | None = None) -> int:
+    """Parse an amount an operator typed (a config file, the admin API) into micro-units.
+
+    Stricter than :func:`parse_amount`: only plain decimal text (``"10.50"``, ``"-3"``:
+    ASCII digits, one optional ``.``, an optional leading ``-``) and, given a *currency*, no
+    more decimals than its minor unit (:func:`charging.currency.minor_places`). ``"1e3"`` (a
+    typo that would credit 1000), ``" 5 "`` or ``"10.001"`` EUR raise :class:`MoneyError`
+    saying what is wrong; the caller reports it against its file and key, or its request.
+    """
+    m = _OPERATOR.fullmatch(text) if isinstance(text, str) else None
+    if m is None:
+        raise MoneyError(f"not a plain decimal amount such as \"10.50\": {text!r}")
+    decimals = len((m.group(1) or "").rstrip("0"))
+    if decimals > _SCALE:
+        raise MoneyError(f"more than {_SCALE} decimals: {text!r}")
+    if currency is not None and decimals > minor_places(currency):
+        raise MoneyError(f"more decimals than {currency} has ({minor_places(currency)}): "
+                         f"{text!r}")
+    return parse_amount(text)
 
 
 def to_decimal(micros: int) -> Decimal:

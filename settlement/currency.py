@@ -19,29 +19,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from charging.currency import is_iso4217
+from charging.currency import is_iso4217, minor_places
 from charging.money import Rounding, round_to_places
 
-# ISO 4217 (table A.1) minor units where they differ from 2 (the default), every such code:
-# the list had missed BIF, DJF, GNF, KMF, PYG, RWF, UYI, VUV, XPF (0) and CLF, UYW (4),
-# whose invoices were rounded to cents. pycountry (charging/currency.py) has no minor units.
-_EXPONENTS: dict[str, int] = {
-    "BIF": 0, "CLP": 0, "DJF": 0, "GNF": 0, "ISK": 0, "JPY": 0, "KMF": 0, "KRW": 0, "PYG": 0,
-    "RWF": 0, "UGX": 0, "UYI": 0, "VND": 0, "VUV": 0, "XAF": 0, "XOF": 0, "XPF": 0,
-    "BHD": 3, "IQD": 3, "JOD": 3, "KWD": 3, "LYD": 3, "OMR": 3, "TND": 3,
-    "CLF": 4, "UYW": 4,
-}
 _PERIOD = re.compile(r"^(\d{4})-(\d{2})$")
 
 
 def is_currency(code: str) -> bool:
     """True when *code* is an ISO 4217 alphabetic code (three capitals ISO 4217 knows)."""
     return is_iso4217(code)
-
-
-def minor_places(currency: str) -> int:
-    """Decimal places of the currency's minor unit (2 for EUR, 0 for JPY, 3 for KWD)."""
-    return _EXPONENTS.get(currency, 2)
 
 
 def round_invoice(micros: int, currency: str) -> int:
