@@ -18,7 +18,7 @@ from typing import Any
 import structlog
 
 import cython_ext
-from charging.accounts_file import load_accounts, provision
+from charging.accounts_file import load_accounts_files, provision
 from charging.journal import Journal
 from charging.ledger import Ledger
 from charging.rating import RatingEngine, RatingError, Service
@@ -110,7 +110,13 @@ async def build_charging(settings: Settings, data_dir: Path, *, admin: bool = Tr
                          admin_port: int | None = None,
                          store_url: str | None = None) -> ChargingApp:
     """Build, recover and start the charging stack. Caller serves Diameter with
-    ``app.agent.handle`` as the request handler and awaits ``app.close()`` at shutdown."""
+    ``app.agent.handle`` as the request handler and awaits ``app.close()`` at shutdown.
+
+    Bad input raises before the store and the journal open: AccountsFileError (``file:key:
+    ...``) for an accounts file, DeckError (``file:line: ...`` problems) for a deck."""
+    # Read the accounts files before anything is written: a bad one (AccountsFileError)
+    # refuses the start with no deck imported, no journal opened.
+    specs = load_accounts_files(settings.account_files())
     data_dir.mkdir(parents=True, exist_ok=True)
     engine = engine_from_settings(settings, data_dir)
     for summary in import_configured_decks(settings, engine):
@@ -134,11 +140,7 @@ async def build_charging(settings: Settings, data_dir: Path, *, admin: bool = Tr
     report = await ledger.recover(now=time.time())
     log.info("ledger_recovered", replayed=report.replayed, expired=report.expired,
              snapshot=str(report.snapshot))
-    created = 0
-    for name in settings.accounts.files:
-        path = settings.resolve(name)
-        if path.exists():
-            created += await provision(ledger, store, load_accounts(path), now=time.time())
+    created = await provision(ledger, store, specs, now=time.time())
     log.info("accounts_provisioned", created=created)
     ledger.start()
     service = ChargingService(rater=engine, ledger=ledger, accounts=store,

@@ -133,9 +133,12 @@ class RfSection:
 
 @dataclass(frozen=True, slots=True)
 class AccountsSection:
-    """[accounts]: demo/provisioning accounts created at start (idempotent), from TOML files."""
+    """[accounts]: demo/provisioning accounts created at start (idempotent), from TOML files.
 
-    files: tuple[str, ...] = ("accounts.toml",)
+    ``files`` named here must exist; left out, ``accounts.toml`` beside the config is read
+    when there is one (:meth:`Settings.account_files`)."""
+
+    files: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,6 +297,21 @@ class Settings:
     store: StoreSection = field(default_factory=StoreSection)
     # Directory of the config file; relative paths inside the config resolve against it.
     base_dir: str = "."
+
+    def validate(self) -> list[tuple[str, str]]:
+        """Files the config names must exist (their contents are checked when read)."""
+        named = [(f"accounts.files[{i}]", f) for i, f in enumerate(self.accounts.files or ())]
+        named += [(f"rating.decks[{i}].file", d.file) for i, d in enumerate(self.rating.decks)]
+        return [(key, f"file not found: {self.resolve(f)}") for key, f in named
+                if f and not self.resolve(f).is_file()]
+
+    def account_files(self) -> list[Path]:
+        """The accounts files to provision: ``[accounts] files``, else ``accounts.toml`` beside
+        the config when it exists."""
+        if self.accounts.files is not None:
+            return [self.resolve(f) for f in self.accounts.files]
+        default = self.resolve("accounts.toml")
+        return [default] if default.is_file() else []
 
     def resolve(self, path: str) -> Path:
         """Resolve a path named in the config relative to the config file's directory."""

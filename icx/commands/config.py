@@ -6,19 +6,46 @@ import sys
 
 import click
 
+from charging.accounts_file import AccountsFileError, load_accounts_files
+from charging.rating import DeckError, Service
+from charging.rating.csvdeck import ImportOptions, read_deck
 from icx.config_loader import ConfigError
-from icx.settings import load_settings
+from icx.settings import Settings, load_settings
+
+
+def file_problems(settings: Settings) -> list[str]:
+    """What `icx serve` would refuse in the files *settings* names (accounts files, rate
+    decks), as ``file:key|line: message`` lines; nothing is imported or written."""
+    problems: list[str] = []
+    try:
+        load_accounts_files(settings.account_files())
+    except AccountsFileError as exc:
+        problems.append(str(exc))
+    for entry in settings.rating.decks:
+        opts = ImportOptions(service=Service.parse(entry.service),
+                             timezone=settings.rating.timezone, effective=entry.effective)
+        try:
+            read_deck(str(settings.resolve(entry.file)), opts)
+        except DeckError as exc:
+            problems.extend(exc.problems)
+    return problems
 
 
 @click.command("check-config")
 @click.argument("file", type=click.Path(dir_okay=False))
 def check_config(file: str) -> None:
-    """Print `file:key: message` for each problem in FILE; exit 2 if there is any."""
+    """Print `file:key: message` for each problem in FILE and in the accounts files and rate
+    decks it names; exit 2 if there is any."""
     try:
-        load_settings(file)
+        settings = load_settings(file)
     except ConfigError as exc:
         for problem in exc.problems:
             click.echo(str(problem), err=False)
+        sys.exit(2)
+    bad_files = file_problems(settings)
+    for line in bad_files:
+        click.echo(line, err=False)
+    if bad_files:
         sys.exit(2)
     click.echo(f"{file}: ok")
 

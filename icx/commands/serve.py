@@ -1,8 +1,8 @@
 """`icx serve [-c config/icx.toml] [--data-dir DIR]`: run the server until SIGINT/SIGTERM.
 
-Exit codes: 0 after a clean shutdown (DPR sent to every peer), 2 for a bad config or an
-unusable transport (e.g. SCTP on a kernel without it), 1 for a runtime failure at start
-(port in use, data dir not writable).
+Exit codes: 0 after a clean shutdown (DPR sent to every peer), 2 for a bad config (or a bad
+accounts file or rate deck it names) or an unusable transport (e.g. SCTP on a kernel without
+it), 1 for a runtime failure at start (port in use, data dir not writable).
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from pathlib import Path
 import click
 import structlog
 
+from charging.accounts_file import AccountsFileError
+from charging.rating import DeckError
 from diameter.transport_sctp import TransportUnavailable
 from icx import huge_pages, logging_setup
 from icx.config_loader import ConfigError
@@ -42,6 +44,13 @@ async def _serve(settings: Settings, data_dir: Path, charging: bool) -> int:
         runtime = await wiring.start(settings, data_dir, charging=charging)
     except TransportUnavailable as exc:
         click.echo(f"icx serve: {exc}", err=True)
+        return 2
+    except DeckError as exc:  # a file the config names is bad: say where, like a bad key
+        for problem in exc.problems:
+            click.echo(problem, err=True)
+        return 2
+    except AccountsFileError as exc:
+        click.echo(str(exc), err=True)
         return 2
     except OSError as exc:
         click.echo(f"icx serve: cannot start: {exc}", err=True)

@@ -142,3 +142,18 @@ def test_a_currency_iso_4217_does_not_know_is_refused(tmp_path: Path, table: str
     with pytest.raises(ConfigError) as err:
         load_settings(cfg)
     assert f"{cfg}:{key}: must be an ISO 4217 currency code like EUR" in str(err.value)
+
+
+def test_accounts_files_default_to_the_one_beside_the_config_when_there_is_one(
+        tmp_path: Path) -> None:
+    """Without [accounts], accounts.toml beside the config is read if present (no error
+    when absent); files named in [accounts] must exist."""
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[journal]\nfsync = false\n")
+    assert load_settings(cfg).account_files() == []
+    (tmp_path / "accounts.toml").write_text("")
+    assert load_settings(cfg).account_files() == [tmp_path / "accounts.toml"]
+    cfg.write_text('[accounts]\nfiles = ["more.toml"]\n')
+    with pytest.raises(ConfigError) as err:
+        load_settings(cfg)
+    assert f"{cfg}:accounts.files[0]: file not found: {tmp_path}/more.toml" in str(err.value)
