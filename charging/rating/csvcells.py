@@ -13,6 +13,9 @@ from charging.rating.numbers import normalise_prefix
 
 MAX_RANGE = 10_000
 """Most codes one range cell (``a-b``) may expand to."""
+MAX_CELL = 2**63 - 1
+"""Largest number a cell may give (rates in 1e-9, fees in micro-units, increments, tier
+thresholds): the deck's columns are 64-bit; beyond it a store raised OverflowError."""
 
 _NONALNUM = re.compile(r"[^a-z0-9]+")
 CLOSED = {"closed", "removed", "withdrawn", "discontinued", "blocked", "delete", "deleted"}
@@ -51,7 +54,10 @@ def parse_scaled(text: str, scale_digits: int, what: str) -> int:
     frac = frac.rstrip("0")
     if len(frac) > scale_digits:
         raise BadCell(f"{what} has more than {scale_digits} decimals: {text.strip()!r}")
-    return int(whole) * 10**scale_digits + (int(frac.ljust(scale_digits, "0")) if frac else 0)
+    value = int(whole) * 10**scale_digits + (int(frac.ljust(scale_digits, "0")) if frac else 0)
+    if value > MAX_CELL:
+        raise BadCell(f"{what} is too large: {text.strip()!r}")
+    return value
 
 
 def expand_codes(cell: str, hyphen: str) -> list[str]:
@@ -101,6 +107,8 @@ def int_units(text: str, what: str) -> int:
     s = text.strip().lower().rstrip("s")
     if not s.isdigit() or int(s) <= 0:
         raise BadCell(f"{what} must be a positive integer, got {text.strip()!r}")
+    if int(s) > MAX_CELL:
+        raise BadCell(f"{what} is too large: {text.strip()!r}")
     return int(s)
 
 

@@ -142,8 +142,14 @@ def read_deck(
     if is_text:
         raw = text_or_path
     else:
-        with open(text_or_path, encoding="utf-8-sig", newline="") as fh:
-            raw = fh.read()
+        with open(text_or_path, "rb") as fh:
+            blob = fh.read()
+        try:
+            raw = blob.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:  # a Latin-1/cp1252 export ("Côte d'Ivoire")
+            line = blob.count(b"\n", 0, exc.start) + 1
+            raise DeckError([f"{label}:{line}: not UTF-8 text (byte 0x{blob[exc.start]:02x}); "
+                             "save the file as UTF-8"]) from None
     head_lines = raw[:65536].splitlines()
     try:
         hline, delim = _find_header(head_lines)

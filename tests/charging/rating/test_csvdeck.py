@@ -132,3 +132,28 @@ def test_every_bad_row_is_listed_without_skip_bad(deck_csv: Callable[..., str]) 
         read_deck(path, ImportOptions())
     assert [p.split(":", 2)[1] for p in exc.value.problems] == ["2", "4"]
     assert exc.value.problems[0].startswith(path + ":2:")
+
+
+@pytest.mark.parametrize(("row", "message"), [
+    # past 64 bits: the deck's int64 columns raised OverflowError (a traceback, exit 1)
+    ("41,99999999999999999999,60/1,0,", "d.csv:2: rate is too large: '99999999999999999999'"),
+    ("41,0.1,60/1,99999999999999999999,", "d.csv:2: connection fee is too large"),
+    ("41,0.1,60/99999999999999999999,0,", "d.csv:2: subsequent increment is too large"),
+    ("41,0.1,60/1,0,99999999999999999999:0.01", "d.csv:2: tier threshold is too large"),
+])
+def test_a_number_too_large_for_the_deck_is_file_line_what(row: str, message: str) -> None:
+    with pytest.raises(DeckError) as exc:
+        read("prefix,rate,billing,connection fee,tiers\n" + row + "\n")
+    assert exc.value.problems[0].startswith(message), exc.value.problems
+
+
+def test_a_deck_that_is_not_utf8_names_its_line(tmp_path: Path) -> None:
+    """A Latin-1 export raised UnicodeDecodeError (a traceback from `icx serve`)."""
+    p = tmp_path / "latin1.csv"
+    p.write_bytes("prefix,destination,rate\n41,Switzerland,0.1\n225,Côte d'Ivoire,0.2\n"
+                  .encode("latin-1"))
+    with pytest.raises(DeckError) as exc:
+        read_deck(str(p), ImportOptions())
+    assert exc.value.problems == [f"{p}:3: not UTF-8 text (byte 0xf4); save the file as UTF-8"]
+    p.write_bytes("\ufeffprefix,destination,rate\n225,Côte d'Ivoire,0.2\n".encode())
+    assert list(read_deck(str(p), ImportOptions()).data.prefix) == ["225"]  # type: ignore[attr-defined]
