@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from charging.money import MoneyError, format_amount, parse_amount
+from charging.money import MoneyError, format_amount, parse_plain_amount
 from charging.ports import Accounts, Ledger
 from charging.store.base import MAX_AMOUNT, AccountView, BalanceKind, BalanceView
 
@@ -55,14 +55,15 @@ async def find_account(accounts: Accounts, ident: str) -> AccountView:
 
 async def topup(accounts: Accounts, ledger: Ledger, ident: str, amount: str, *, now: float,
                 balance: str | None = None, key: str | None = None) -> dict[str, Any]:
-    """Credit ``amount`` (decimal string, major units) to the account's money balance.
+    """Credit ``amount`` (plain decimal string such as ``"10.50"``, major units, at most 6
+    decimals) to the account's money balance.
 
     Idempotent by ``key`` (default: a fresh ``admin:<uuid>``). Returns the new account JSON."""
     view = await find_account(accounts, ident)
-    try:
-        micros = parse_amount(amount)
+    try:  # plain decimal text: "1e3" is a typo, not a request to credit 1000
+        micros = parse_plain_amount(amount)
     except MoneyError as exc:
-        raise OperatorError(str(exc)) from exc
+        raise OperatorError(f"amount: {exc}") from exc
     if micros <= 0:
         raise OperatorError("amount must be positive")
     if micros > MAX_AMOUNT:  # the stores' range: beyond it they raise (an HTTP 500)

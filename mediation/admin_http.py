@@ -7,8 +7,9 @@ Routes (all JSON unless noted; amounts are decimal strings):
 ``GET  /metrics``                           Prometheus text 0.0.4
 ``GET  /api/accounts/{id}``                 account + balances (id or an identity)
 ``POST /api/accounts/{id}/topup``           body ``{"amount": "10.00", "key"?: "...",
-                                            "balance"?: "EUR", "reauth"?: true}``; sends RAR to
-                                            the account's open sessions (facts D) unless false
+                                            "balance"?: "EUR", "reauth"?: true}`` (other
+                                            fields: 400); sends RAR to the account's open
+                                            sessions (facts D) unless false
 ``GET  /api/sessions[?account=ID]``         open sessions
 ``POST /api/sessions/{sid}/kill``           ASR to the client, then release the reservations
 ``POST /api/sessions/{sid}/reauth``         RAR to the client
@@ -39,6 +40,10 @@ from charging.service import ChargingService
 from mediation.agent import ChargingAgent
 
 KEY_APP = web.AppKey("icx_admin", dict)
+# POST /api/accounts/{id}/topup: the fields its body may have
+_TOPUP_FIELDS = frozenset({"amount", "key", "balance", "reauth"})
+_TOPUP_BODY = '{"amount": "10.00", "key"?: "...", "balance"?: "EUR", "reauth"?: true}'
+_JSON_NAMES = {str: "string", bool: "boolean"}
 
 
 def _json_type(value: Any) -> str:
@@ -49,6 +54,8 @@ def _json_type(value: Any) -> str:
         return "number"
     if value is None:
         return "null"
+    if isinstance(value, str):
+        return "string"
     if isinstance(value, dict):
         return "object"
     return "array" if isinstance(value, list) else type(value).__name__
@@ -88,6 +95,16 @@ def build_app(*, service: ChargingService, agent: ChargingAgent | None, accounts
             return _json({"error": "body must be JSON"}, 400)
         if not isinstance(body, dict) or "amount" not in body:
             return _json({"error": "need {\"amount\": \"10.00\"}"}, 400)
+        # A misspelt "key" would make a retried top-up credit twice; a "reauth": "no" would
+        # read as true: refuse both rather than guess.
+        unknown = sorted(set(body) - _TOPUP_FIELDS)
+        if unknown:
+            return _json({"error": f"unknown field {unknown[0]!r}; the body is {_TOPUP_BODY}"},
+                         400)
+        for name, kind in (("key", str), ("balance", str), ("reauth", bool)):
+            if name in body and not isinstance(body[name], kind):
+                return _json({"error": f"{name} must be a JSON {_JSON_NAMES[kind]}, not JSON "
+                                       f"{_json_type(body[name])}"}, 400)
         amount = body["amount"]
         # JSON numbers with a fraction arrive as binary floats (10.1 is not exactly 10.1):
         # money is a decimal string, or a whole number of major units; bool is no amount.

@@ -138,3 +138,28 @@ def test_topup_refuses_json_float_amounts(server: Server) -> None:
     status, body = _post(url, {"amount": 2, "reauth": False})  # a whole number of major units
     assert status == 200 and body["balances"][0]["amount"] == "62.50", body
     assert server.balance("41790000002")[0] == opening + 12_500_000
+
+
+def test_topup_refuses_what_it_would_misread(server: Server) -> None:
+    """An exponent ("1e3": 1000 credited for a typo), a misspelt or non-string key (a retry
+    credited again), a "reauth" that is no boolean ("no" read as true): 400, nothing moved."""
+    url = server.admin_url + "/api/accounts/41790000002/topup"
+    opening = server.balance("41790000002")[0]
+    for body, says in [
+        ({"amount": "1e3", "reauth": False}, "amount: not a plain decimal amount"),
+        ({"amount": " 5 ", "reauth": False}, "amount: not a plain decimal amount"),
+        ({"amount": "1.00", "idempotency_key": "pay-1"}, "unknown field 'idempotency_key'"),
+        ({"amount": "1.00", "key": 5}, "key must be a JSON string, not JSON number"),
+        ({"amount": "1.00", "reauth": "no"}, "reauth must be a JSON boolean, not JSON string"),
+        ({"amount": "1.00", "balance": ["EUR"]}, "balance must be a JSON string"),
+    ]:
+        status, out = _post(url, body)
+        assert status == 400 and says in out["error"], (body, out)
+    assert server.balance("41790000002")[0] == opening
+    for _ in range(2):  # the key makes a retry credit once
+        status, out = _post(url, {"amount": "1.00", "key": "pay-1", "reauth": False})
+        assert status == 200 and out["balances"][0]["amount"] == "51.00", out
+    res = CliRunner().invoke(cli, ["balance", "topup", "41790000002", "1e3",
+                                   "--admin", server.admin_url])
+    assert res.exit_code == 2 and "not a plain decimal amount" in res.output, res.output
+    assert server.balance("41790000002")[0] == opening + 1_000_000
