@@ -10,6 +10,7 @@ problem text. :func:`build` collects *every* problem (unknown keys, wrong types,
 from __future__ import annotations
 
 import dataclasses
+import re
 import tomllib
 import types
 import typing
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
 
 T = TypeVar("T")
+_TOML_LINE = re.compile(r"\(at line (\d+), column \d+\)")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -63,7 +65,7 @@ def non_empty(value: Any) -> str | None:
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:
-    """Parse a TOML file; a syntax error becomes a ConfigError naming the file and line."""
+    """Parse a TOML file; a syntax error becomes a ConfigError ``file:line: invalid TOML``."""
     p = Path(path)
     try:
         with p.open("rb") as fh:
@@ -71,7 +73,9 @@ def read_toml(path: str | Path) -> dict[str, Any]:
     except FileNotFoundError as exc:
         raise ConfigError([ConfigProblem(str(p), "-", "file not found")]) from exc
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([ConfigProblem(str(p), "-", f"invalid TOML: {exc}")]) from exc
+        line = _TOML_LINE.search(str(exc))  # "... (at line 17, column 15)"
+        raise ConfigError([ConfigProblem(str(p), line.group(1) if line else "-",
+                                         f"invalid TOML: {exc}")]) from exc
 
 
 def build(cls: type[T], data: Any, *, file: str, prefix: str = "") -> T:

@@ -157,3 +157,11 @@ def test_accounts_files_default_to_the_one_beside_the_config_when_there_is_one(
     with pytest.raises(ConfigError) as err:
         load_settings(cfg)
     assert f"{cfg}:accounts.files[0]: file not found: {tmp_path}/more.toml" in str(err.value)
+
+
+def test_a_toml_syntax_error_is_file_line(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[diameter]\nlisten_port = 3868\nlisten_port = = 1\n")
+    with pytest.raises(ConfigError) as err:
+        load_settings(cfg)
+    assert str(err.value).startswith(f"{cfg}:3: invalid TOML: "), str(err.value)
