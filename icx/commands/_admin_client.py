@@ -33,7 +33,7 @@ def call(admin: str, method: str, path: str, body: dict[str, Any] | None = None)
                                  headers={"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(req, timeout=15) as resp:
-            return json.loads(resp.read() or b"null")
+            raw = resp.read()
     except urllib.error.HTTPError as exc:
         try:
             msg = json.loads(exc.read()).get("error", exc.reason)
@@ -44,6 +44,18 @@ def call(admin: str, method: str, path: str, body: dict[str, Any] | None = None)
     except (urllib.error.URLError, OSError) as exc:
         click.echo(f"error: cannot reach the admin API at {admin}: {exc}", err=True)
         sys.exit(1)
+    try:
+        return json.loads(raw or b"null")
+    except ValueError:  # some other HTTP server at that address (or a proxy's page)
+        click.echo(f"error: {admin}{path} did not answer JSON: is --admin an icx admin API?",
+                   err=True)
+        sys.exit(1)
+
+
+def segment(value: str) -> str:
+    """*value* (an account id, an identity, a Session-Id) as one URL path segment: quoted,
+    so "a b" is no InvalidURL traceback and "41790000001#2" or "x?y" not another account."""
+    return urllib.parse.quote(value, safe="")
 
 
 def _check_url(admin: str) -> None:

@@ -10,7 +10,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from icx.commands._admin_client import admin_option, call
+from icx.commands._admin_client import admin_option, call, segment
 
 
 @click.group("balance")
@@ -38,7 +38,7 @@ def _print(view: dict, as_json: bool) -> None:
 @admin_option
 def show(account: str, as_json: bool, admin: str) -> None:
     """Print the balances of ACCOUNT (an account id or an identity such as an MSISDN)."""
-    _print(call(admin, "GET", f"/api/accounts/{account}"), as_json)
+    _print(call(admin, "GET", f"/api/accounts/{segment(account)}"), as_json)
 
 
 # ignore_unknown_options: "-5" is an AMOUNT to refuse as such, not an unknown option
@@ -63,7 +63,7 @@ def topup(account: str, amount: str, key: str | None, no_reauth: bool, as_json: 
     body: dict = {"amount": amount, "reauth": not no_reauth}
     if key:
         body["key"] = key
-    out = call(admin, "POST", f"/api/accounts/{account}/topup", body)
+    out = call(admin, "POST", f"/api/accounts/{segment(account)}/topup", body)
     if as_json:
         click.echo(json.dumps(out))
     else:

@@ -8,7 +8,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from icx.commands._admin_client import admin_option, call
+from icx.commands._admin_client import admin_option, call, segment
 
 
 @click.group("sessions")
@@ -22,7 +22,7 @@ def sessions() -> None:
 @admin_option
 def list_(account: str | None, as_json: bool, admin: str) -> None:
     """List open sessions (online and offline)."""
-    path = "/api/sessions" + (f"?account={account}" if account else "")
+    path = "/api/sessions" + (f"?account={segment(account)}" if account else "")
     out = call(admin, "GET", path)
     if as_json:
         click.echo(json.dumps(out))
@@ -42,7 +42,7 @@ def list_(account: str | None, as_json: bool, admin: str) -> None:
 @admin_option
 def kill(session_id: str, as_json: bool, admin: str) -> None:
     """Send ASR to the client of SESSION_ID and release its reservations."""
-    out = call(admin, "POST", f"/api/sessions/{session_id}/kill")
+    out = call(admin, "POST", f"/api/sessions/{segment(session_id)}/kill")
     click.echo(json.dumps(out) if as_json else
                f"{session_id}: ASA {out['asa_result_code']}, released={out['released']}")
 
@@ -52,7 +52,7 @@ def kill(session_id: str, as_json: bool, admin: str) -> None:
 @admin_option
 def reauth(session_id: str, admin: str) -> None:
     """Send RAR (AUTHORIZE_ONLY) to the client of SESSION_ID."""
-    out = call(admin, "POST", f"/api/sessions/{session_id}/reauth")
+    out = call(admin, "POST", f"/api/sessions/{segment(session_id)}/reauth")
     click.echo(f"{session_id}: RAA {out['raa_result_code']}")
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import urllib.request
+from pathlib import Path
 
 from click.testing import CliRunner
 
@@ -163,3 +164,41 @@ def test_topup_refuses_what_it_would_misread(server: Server) -> None:
                                    "--admin", server.admin_url])
     assert res.exit_code == 2 and "not a plain decimal amount" in res.output, res.output
     assert server.balance("41790000002")[0] == opening + 1_000_000
+
+
+def test_cli_sends_ids_as_one_path_segment(server: Server) -> None:
+    """An id went into the URL as typed: "41790000002?x" (or "#2") topped up 41790000002, a
+    space raised InvalidURL (a traceback), "%3A" reached the server as ":"."""
+    admin = ["--admin", server.admin_url]
+    opening = server.balance("41790000002")[0]
+    for ident in ("41790000002?x", "41790000002#2", "4179 0000002", "41790000002%3A", "a/b"):
+        res = CliRunner().invoke(cli, ["balance", "topup", ident, "1.00", *admin])
+        assert res.exit_code == 2, (ident, res.output, res.exception)
+        assert f"error: unknown account {ident!r}" in res.output, res.output
+    assert server.balance("41790000002")[0] == opening
+    res = CliRunner().invoke(cli, ["sessions", "kill", "a;b/c d?e", *admin])
+    assert res.exit_code == 2 and "no open session 'a;b/c d?e'" in res.output, res.output
+    res = CliRunner().invoke(cli, ["sessions", "list", "--account", "a&b c", "--json", *admin])
+    assert res.exit_code == 0 and json.loads(res.output)["count"] == 0, res.output
+
+
+def test_cli_against_a_server_that_does_not_answer_json(tmp_path: Path) -> None:
+    """--admin pointing at some other web server: one line and exit 1, not a JSONDecodeError."""
+    import functools
+    import http.server
+    import threading
+
+    (tmp_path / "api" / "accounts").mkdir(parents=True)
+    (tmp_path / "api" / "accounts" / "x").write_text("<html>not icx</html>")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}"
+        res = CliRunner().invoke(cli, ["balance", "show", "x", "--admin", url])
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert res.exit_code == 1, (res.output, res.exception)
+    assert (f"error: {url}/api/accounts/x did not answer JSON: is --admin an icx admin API?\n"
+            in res.output), res.output
