@@ -27,6 +27,7 @@ from charging.service import ChargingService, ServiceConfig
 from charging.store import open_store as open_backend
 from charging.store.common import DEFAULT_RETENTION
 from icx.commands.rates import engine_from_settings, import_configured_decks
+from icx.config_loader import ConfigError
 from icx.loop_health import LoopHealth
 from icx.settings import Settings
 from mediation.admin_http import build_app, start_admin
@@ -113,7 +114,8 @@ async def build_charging(settings: Settings, data_dir: Path, *, admin: bool = Tr
     ``app.agent.handle`` as the request handler and awaits ``app.close()`` at shutdown.
 
     Bad input raises before the store and the journal open: AccountsFileError (``file:key:
-    ...``) for an accounts file, DeckError (``file:line: ...`` problems) for a deck."""
+    ...``) for an accounts file, DeckError (``file:line: ...`` problems) for a deck,
+    ConfigError for an [ro]/[rf] deck the server does not have."""
     # Read the accounts files before anything is written: a bad one (AccountsFileError)
     # refuses the start with no deck imported, no journal opened.
     specs = load_accounts_files(settings.account_files())
@@ -123,6 +125,9 @@ async def build_charging(settings: Settings, data_dir: Path, *, admin: bool = Tr
         if summary.version is not None:
             log.info("deck_imported", deck=summary.deck, version=summary.version,
                      rows=summary.rows)
+    missing = settings.missing_decks(engine.decks())
+    if missing:
+        raise ConfigError(missing)
     store = await open_store(settings, data_dir, store_url)
     jcfg = settings.journal
     journal = await Journal.open(

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 from charging.currency import is_iso4217
-from icx.config_loader import build, check, in_range, non_empty, read_toml
+from icx.config_loader import ConfigProblem, build, check, in_range, non_empty, read_toml
 
 
 def _iso4217(value: str) -> str | None:
@@ -100,7 +100,9 @@ class RoSection:
     rating_groups: dict[str, str] = field(default_factory=lambda: {"200": "data_time"},
                                           metadata=check(_service_map))
     # Service used when the Service-Context-Id matches nothing above ("" = answer 5031).
-    default_service: str = "data"
+    default_service: str = field(default="data", metadata=check(
+        lambda v: None if v in ("", *_SERVICES) else
+        f"unknown service {v!r}; use one of {', '.join(_SERVICES)} or \"\""))
     validity_time: int = field(default=600, metadata=check(in_range(0, 86400)))
     # Tcc (RFC 4006 §13): a session silent this long is closed and its reservations released.
     tcc_seconds: float = field(default=1200.0, metadata=check(in_range(1, 7 * 86400)))
@@ -297,6 +299,8 @@ class Settings:
     store: StoreSection = field(default_factory=StoreSection)
     # Directory of the config file; relative paths inside the config resolve against it.
     base_dir: str = "."
+    # The config file itself, for problems found after loading (derived, like base_dir).
+    config_file: str = "-"
 
     def validate(self) -> list[tuple[str, str]]:
         """Files the config names must exist (their contents are checked when read)."""
@@ -304,6 +308,19 @@ class Settings:
         named += [(f"rating.decks[{i}].file", d.file) for i, d in enumerate(self.rating.decks)]
         return [(key, f"file not found: {self.resolve(f)}") for key, f in named
                 if f and not self.resolve(f).is_file()]
+
+    def missing_decks(self, have: list[str]) -> list[ConfigProblem]:
+        """``[ro] deck`` / ``[rf] deck`` naming none of the decks the server *has* (imported
+        from [[rating.decks]] or by `icx rates import`): a typo that would answer every
+        request 5031. Checked only when the config lists decks (a bare config may run
+        without)."""
+        if not self.rating.decks:
+            return []
+        named = [("ro.deck", self.ro.deck)] + ([("rf.deck", self.rf.deck)] if self.rf.enabled
+                                               else [])
+        return [ConfigProblem(self.config_file, key, f"no deck {deck!r}; the server has "
+                                                     f"{', '.join(sorted(have)) or 'none'}")
+                for key, deck in named if deck not in have]
 
     def account_files(self) -> list[Path]:
         """The accounts files to provision: ``[accounts] files``, else ``accounts.toml`` beside
@@ -332,5 +349,6 @@ def load_settings(path: str | Path) -> Settings:
     data = read_toml(p)
     if isinstance(data, dict) and "base_dir" in data:
         data = dict(data)  # base_dir is derived, never written by an operator
-    data = {**data, "base_dir": str(p.resolve().parent)} if isinstance(data, dict) else data
+    data = ({**data, "base_dir": str(p.resolve().parent), "config_file": str(path)}
+            if isinstance(data, dict) else data)
     return build(Settings, data, file=str(path))

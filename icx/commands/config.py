@@ -9,13 +9,15 @@ import click
 from charging.accounts_file import AccountsFileError, load_accounts_files
 from charging.rating import DeckError, Service
 from charging.rating.csvdeck import ImportOptions, read_deck
+from charging.rating.store import DeckStore
 from icx.config_loader import ConfigError
 from icx.settings import Settings, load_settings
 
 
 def file_problems(settings: Settings) -> list[str]:
     """What `icx serve` would refuse in the files *settings* names (accounts files, rate
-    decks), as ``file:key|line: message`` lines; nothing is imported or written."""
+    decks) and an [ro]/[rf] deck it would not have, as ``file:key|line: message`` lines;
+    nothing is imported or written."""
     problems: list[str] = []
     try:
         load_accounts_files(settings.account_files())
@@ -28,6 +30,8 @@ def file_problems(settings: Settings) -> list[str]:
             read_deck(str(settings.resolve(entry.file)), opts)
         except DeckError as exc:
             problems.extend(exc.problems)
+    have = {d.deck for d in settings.rating.decks} | set(DeckStore(settings.data_dir()).decks())
+    problems.extend(str(p) for p in settings.missing_decks(sorted(have)))
     return problems
 
 

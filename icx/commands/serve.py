@@ -52,6 +52,9 @@ async def _serve(settings: Settings, data_dir: Path, charging: bool) -> int:
     except AccountsFileError as exc:
         click.echo(str(exc), err=True)
         return 2
+    except ConfigError as exc:  # a setting only the running stack can check ([ro] deck)
+        click.echo(str(exc), err=True)
+        return 2
     except OSError as exc:
         click.echo(f"icx serve: cannot start: {exc}", err=True)
         return 1

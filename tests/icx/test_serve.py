@@ -96,7 +96,7 @@ def _config(tmp_path: Path, accounts: str | None = GOOD_ACCOUNTS, deck: str = GO
         '[server]\nlog_format = "json"\nhuge_page_heap = false\n[diameter]\nlisten_port = 0\n'
         "[admin]\nenabled = false\n[journal]\nfsync = false\n"
         '[accounts]\nfiles = ["accounts.toml"]\n'
-        '[[rating.decks]]\nfile = "deck.csv"\ndeck = "d"\n', encoding="utf-8")
+        '[[rating.decks]]\nfile = "deck.csv"\ndeck = "retail"\n', encoding="utf-8")
     if accounts is not None:
         (tmp_path / "accounts.toml").write_text(accounts, encoding="utf-8")
     (tmp_path / "deck.csv").write_text(deck, encoding="utf-8")
@@ -139,3 +139,19 @@ def test_check_config_reports_the_named_files_too(tmp_path: Path) -> None:
     ok = _config(tmp_path)
     res = CliRunner().invoke(main, ["check-config", str(ok)])
     assert res.exit_code == 0 and res.output == f"{ok}: ok\n", res.output
+
+
+def test_an_ro_deck_the_server_does_not_have_is_refused(tmp_path: Path) -> None:
+    """[ro] deck = a typo: the server started and answered every CCR 5031."""
+    from click.testing import CliRunner
+
+    from icx.cli import main
+
+    cfg = _config(tmp_path)
+    cfg.write_text(cfg.read_text() + '[ro]\ndeck = "dd"\n[rf]\nenabled = false\n')
+    out = serve_this_tree(cfg, tmp_path / "data")
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert f"{cfg}:ro.deck: no deck 'dd'; the server has retail" in out.stderr
+    assert "Traceback" not in out.stderr and not (tmp_path / "data" / "journal").exists()
+    res = CliRunner().invoke(main, ["check-config", str(cfg)])
+    assert res.exit_code == 2 and f"{cfg}:ro.deck: no deck 'dd'" in res.output, res.output

@@ -165,3 +165,14 @@ def test_a_toml_syntax_error_is_file_line(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         load_settings(cfg)
     assert str(err.value).startswith(f"{cfg}:3: invalid TOML: "), str(err.value)
+
+
+def test_an_unknown_default_service_is_refused(tmp_path: Path) -> None:
+    """It raised ValueError at start, after the accounts were journaled (exit 1, traceback)."""
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[ro]\ndefault_service = "vocie"\n')
+    with pytest.raises(ConfigError) as err:
+        load_settings(cfg)
+    assert f"{cfg}:ro.default_service: unknown service 'vocie'" in str(err.value)
+    cfg.write_text('[ro]\ndefault_service = ""\n')  # "": answer 5031
+    assert load_settings(cfg).ro.default_service == ""
