@@ -58,7 +58,8 @@ async def topup(accounts: Accounts, ledger: Ledger, ident: str, amount: str, *, 
     """Credit ``amount`` (plain decimal string such as ``"10.50"``, major units, at most 6
     decimals) to the account's money balance.
 
-    Idempotent by ``key`` (default: a fresh ``admin:<uuid>``). Returns the new account JSON."""
+    Idempotent by ``key`` (default: a fresh ``admin:<uuid>``): a retry credits once; the key
+    of a different earlier top-up is OperatorError 409. Returns the new account JSON."""
     view = await find_account(accounts, ident)
     try:  # plain decimal text: "1e3" is a typo, not a request to credit 1000
         micros = parse_plain_amount(amount)
@@ -81,6 +82,14 @@ async def topup(accounts: Accounts, ledger: Ledger, ident: str, amount: str, *, 
     result = await ledger.topup(op_key, view.account, target.id, micros, now=now, fields=fields)
     if not result.ok:
         raise OperatorError(f"top-up failed: {result.status.value}", 409)
+    if result.replayed and [(e.account, e.balance, e.amount) for e in result.effects] != [
+            (view.account, target.id, micros)]:
+        # the key names an earlier, different top-up: answering 200 would say this one was
+        # credited when nothing was
+        done = ", ".join(f"{format_amount(e.amount)} to {e.account}/{e.balance}"
+                         for e in result.effects)
+        raise OperatorError(f"key {op_key!r} was already used for another top-up ({done}); "
+                            "nothing credited", 409)
     after = await find_account(accounts, view.account)
     out = account_json(after)
     out["key"] = op_key

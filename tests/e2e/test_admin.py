@@ -202,3 +202,21 @@ def test_cli_against_a_server_that_does_not_answer_json(tmp_path: Path) -> None:
     assert res.exit_code == 1, (res.output, res.exception)
     assert (f"error: {url}/api/accounts/x did not answer JSON: is --admin an icx admin API?\n"
             in res.output), res.output
+
+
+def test_topup_key_of_a_different_top_up_is_a_conflict(server: Server) -> None:
+    """The same key with another amount answered 200 (the balance unchanged): the caller was
+    told its top-up went through when nothing was credited."""
+    url = server.admin_url + "/api/accounts/41790000002/topup"
+    status, out = _post(url, {"amount": "1.00", "key": "pay-7", "reauth": False})
+    assert status == 200 and out["balances"][0]["amount"] == "51.00", out
+    status, out = _post(url, {"amount": "1.00", "key": "pay-7", "reauth": False})
+    assert status == 200 and out["balances"][0]["amount"] == "51.00", out  # a retry
+    status, out = _post(url, {"amount": "5.00", "key": "pay-7", "reauth": False})
+    assert status == 409, out
+    assert out["error"] == ("key 'pay-7' was already used for another top-up (1.00 to "
+                            "41790000002/EUR); nothing credited"), out
+    res = CliRunner().invoke(cli, ["balance", "topup", "41790000002", "5.00", "--key", "pay-7",
+                                   "--admin", server.admin_url])
+    assert res.exit_code == 2 and "already used for another top-up" in res.output, res.output
+    assert server.balance("41790000002")[0] == 51_000_000
