@@ -166,11 +166,11 @@ async def build_charging(settings: Settings, data_dir: Path, *, admin: bool = Tr
                   service.sessions.reserved_total)
     metrics.gauge("icx_journal_lag_bytes", "Journal bytes appended but not yet durable.",
                   lambda: _lag(journal))
-    metrics.gauge("icx_snapshots_total", "Embedded-store snapshots written since start.",
-                  lambda: ledger.stats["snapshots"])
-    metrics.gauge("icx_snapshot_failures_total",
-                  "Embedded-store snapshots that failed since start (see the log).",
-                  lambda: ledger.stats["snapshot_failures"])
+    metrics.counter("icx_snapshots_total", "Embedded-store snapshots written since start.",
+                    lambda: ledger.stats["snapshots"])
+    metrics.counter("icx_snapshot_failures_total",
+                    "Embedded-store snapshots that failed since start (see the log).",
+                    lambda: ledger.stats["snapshot_failures"])
     arena = cython_ext.load("arena")
     if arena is not None and arena.region()[1]:
         # the huge-page heap is on (icx serve, [server] huge_page_heap): after each snapshot,

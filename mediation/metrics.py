@@ -24,6 +24,7 @@ class Metrics:
         self._sum: dict[str, float] = {}
         self.gauges: dict[str, tuple[str, Callable[[], float]]] = {}
         self.collectors: list[Callable[[], list[str]]] = []
+        self._counters: set[str] = set()  # names in ``gauges`` registered by counter()
         # requests answered before they reached the agent (the Diameter layer's own error
         # answers): () -> {(command, Result-Code): count}, added to the request counts
         self.answered_elsewhere: Callable[[], dict[tuple[str, int], int]] | None = None
@@ -41,6 +42,12 @@ class Metrics:
     def gauge(self, name: str, help_text: str, fn: Callable[[], float]) -> None:
         """Register a gauge evaluated at scrape time."""
         self.gauges[name] = (help_text, fn)
+
+    def counter(self, name: str, help_text: str, fn: Callable[[], float]) -> None:
+        """Register a counter (a count since start, *name* ending ``_total``) evaluated at
+        scrape time; exposed like a gauge but typed ``counter`` so rate() and lints know."""
+        self.gauge(name, help_text, fn)
+        self._counters.add(name)
 
     def collector(self, fn: Callable[[], list[str]]) -> None:
         """Register a callback that returns whole exposition lines (HELP, TYPE and samples:
@@ -84,7 +91,7 @@ class Metrics:
             except Exception:  # a broken gauge must not break the scrape
                 continue
             out.append(f"# HELP {name} {help_text}")
-            out.append(f"# TYPE {name} gauge")
+            out.append(f"# TYPE {name} {'counter' if name in self._counters else 'gauge'}")
             out.append(f"{name} {value}")
         for collect in self.collectors:
             try:

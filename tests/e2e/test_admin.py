@@ -220,3 +220,13 @@ def test_topup_key_of_a_different_top_up_is_a_conflict(server: Server) -> None:
                                    "--admin", server.admin_url])
     assert res.exit_code == 2 and "already used for another top-up" in res.output, res.output
     assert server.balance("41790000002")[0] == 51_000_000
+
+
+def test_metrics_named_total_are_counters(server: Server) -> None:
+    """promtool: "non-counter metrics should not have _total suffix" (icx_snapshots_total and
+    icx_snapshot_failures_total were gauges); and no family is declared twice."""
+    with urllib.request.urlopen(server.admin_url + "/metrics", timeout=10) as resp:
+        text = resp.read().decode()
+    types = [line.split()[2:] for line in text.splitlines() if line.startswith("# TYPE ")]
+    assert len({name for name, _ in types}) == len(types)
+    assert [name for name, kind in types if name.endswith("_total") and kind != "counter"] == []

@@ -21,3 +21,12 @@ def test_counters_histogram_and_gauges_render() -> None:
     assert 'icx_diameter_request_seconds_count{command="CCR"} 3' in text
     assert "icx_active_sessions 7" in text and "icx_broken" not in text
     assert text.endswith("\n")
+
+
+def test_a_count_since_start_is_typed_counter() -> None:
+    m = Metrics()
+    m.counter("icx_snapshots_total", "Snapshots written.", lambda: 3)
+    m.gauge("icx_active_sessions", "Open sessions.", lambda: 7)
+    text = m.render()
+    assert "# TYPE icx_snapshots_total counter\nicx_snapshots_total 3\n" in text
+    assert "# TYPE icx_active_sessions gauge\n" in text
