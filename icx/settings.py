@@ -229,12 +229,23 @@ class StoreSection:
         return problems
 
 
+def _deck_name(value: str) -> str | None:
+    """A settings check: None when *value* can name a deck in the data dir."""
+    from charging.rating.store import check_deck_name
+
+    try:
+        check_deck_name(value)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class RatingDeckFile:
     """One entry of [[rating.decks]]: a CSV deck imported at start when new or changed."""
 
     file: str = field(metadata=check(non_empty))
-    deck: str = field(metadata=check(non_empty))
+    deck: str = field(metadata=check(_deck_name))
     service: Literal["voice", "sms", "mms", "data", "data_time", "content"] = "voice"
     partner: str | None = None
     direction: Literal["sell", "buy"] = "sell"
@@ -276,6 +287,14 @@ class RatingSection:
                     parse_rule(band, rule)
                 except ValueError as exc:
                     out.append((f"bands.{band}[{i}]", str(exc)))
+        first: dict[str, int] = {}
+        for i, entry in enumerate(self.decks):
+            # two files for one deck: each start imported both, the later as a new version
+            # of the same deck (carrier_a_sell priced with the buy rates)
+            j = first.setdefault(entry.deck, i)
+            if j != i:
+                out.append((f"decks[{i}].deck",
+                            f"deck {entry.deck!r} is also rating.decks[{j}]; one file per deck"))
         for i, day in enumerate(self.holidays):
             try:
                 dt.date.fromisoformat(day)

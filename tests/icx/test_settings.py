@@ -176,3 +176,21 @@ def test_an_unknown_default_service_is_refused(tmp_path: Path) -> None:
     assert f"{cfg}:ro.default_service: unknown service 'vocie'" in str(err.value)
     cfg.write_text('[ro]\ndefault_service = ""\n')  # "": answer 5031
     assert load_settings(cfg).ro.default_service == ""
+
+
+def test_rating_decks_need_a_usable_and_distinct_deck_name(tmp_path: Path) -> None:
+    """A bad name failed the start with ValueError (exit 1, traceback) after importing the
+    decks before it; a name given twice imported both files as versions of one deck at each
+    start, the second replacing the first's prices."""
+    cfg = tmp_path / "c.toml"
+    (tmp_path / "a.csv").write_text("prefix,rate\n41,0.1\n")
+    cfg.write_text('[[rating.decks]]\nfile = "a.csv"\ndeck = "a/b"\n')
+    with pytest.raises(ConfigError) as err:
+        load_settings(cfg)
+    assert f"{cfg}:rating.decks[0].deck: bad deck name 'a/b'" in str(err.value)
+    cfg.write_text('[[rating.decks]]\nfile = "a.csv"\ndeck = "sell"\ndirection = "sell"\n'
+                   '[[rating.decks]]\nfile = "a.csv"\ndeck = "sell"\ndirection = "buy"\n')
+    with pytest.raises(ConfigError) as err:
+        load_settings(cfg)
+    assert str(err.value) == (f"{cfg}:rating.decks[1].deck: deck 'sell' is also "
+                              "rating.decks[0]; one file per deck")
