@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Literal
 
 from charging.currency import is_iso4217
-from icx.config_loader import ConfigProblem, build, check, in_range, non_empty, read_toml
+from icx.config_loader import (
+    ConfigError,
+    ConfigProblem,
+    build,
+    check,
+    in_range,
+    non_empty,
+    read_toml,
+)
 
 
 def _iso4217(value: str) -> str | None:
@@ -366,8 +374,14 @@ def load_settings(path: str | Path) -> Settings:
     """Read and validate a TOML config file; raise ConfigError with every problem found."""
     p = Path(path)
     data = read_toml(p)
-    if isinstance(data, dict) and "base_dir" in data:
-        data = dict(data)  # base_dir is derived, never written by an operator
-    data = ({**data, "base_dir": str(p.resolve().parent), "config_file": str(path)}
-            if isinstance(data, dict) else data)
+    # base_dir and config_file are derived, never written by an operator: one written in the
+    # file was silently replaced (relative paths did not resolve against it)
+    written = [ConfigProblem(str(path), key, "unknown key (derived from the file's location)")
+               for key in _DERIVED if key in data]
+    if written:
+        raise ConfigError(written)
+    data = {**data, "base_dir": str(p.resolve().parent), "config_file": str(path)}
     return build(Settings, data, file=str(path))
+
+
+_DERIVED = ("base_dir", "config_file")

@@ -194,3 +194,12 @@ def test_rating_decks_need_a_usable_and_distinct_deck_name(tmp_path: Path) -> No
         load_settings(cfg)
     assert str(err.value) == (f"{cfg}:rating.decks[1].deck: deck 'sell' is also "
                               "rating.decks[0]; one file per deck")
+
+
+def test_a_derived_key_written_in_the_file_is_refused(tmp_path: Path) -> None:
+    """base_dir = "..." was replaced by the file's directory in silence."""
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('base_dir = "/etc/icx"\n')
+    with pytest.raises(ConfigError) as err:
+        load_settings(cfg)
+    assert str(err.value) == f"{cfg}:base_dir: unknown key (derived from the file's location)"
