@@ -3,7 +3,8 @@
 Routes (all JSON unless noted; amounts are decimal strings):
 
 =========================================  ==================================================
-``GET  /healthz``                           ``{"status": "ok", "sessions": N}``
+``GET  /healthz``                           ``{"status": "ok", "sessions": N}``; 503 and
+                                            ``"failed"`` once the ledger failed closed
 ``GET  /metrics``                           Prometheus text 0.0.4
 ``GET  /api/accounts/{id}``                 account + balances (id or an identity)
 ``POST /api/accounts/{id}/topup``           body ``{"amount": "10.00", "key"?: "...",
@@ -74,6 +75,11 @@ def build_app(*, service: ChargingService, agent: ChargingAgent | None, accounts
     app[KEY_APP] = ctx
 
     async def healthz(_: web.Request) -> web.Response:
+        # A ledger that failed closed (its journal could not write: disk full, EIO) refuses
+        # every money op until a restart recovers it: unhealthy, so a supervisor restarts us.
+        if getattr(ledger, "failed", False):
+            return _json({"status": "failed", "reason": "the journal failed: money ops are "
+                          "refused until a restart", "sessions": len(service.sessions)}, 503)
         return _json({"status": "ok", "sessions": len(service.sessions)})
 
     async def metrics(_: web.Request) -> web.Response:

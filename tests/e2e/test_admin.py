@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import urllib.error
 import urllib.request
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from diameter.message import Message
@@ -230,3 +232,17 @@ def test_metrics_named_total_are_counters(server: Server) -> None:
     types = [line.split()[2:] for line in text.splitlines() if line.startswith("# TYPE ")]
     assert len({name for name, _ in types}) == len(types)
     assert [name for name, kind in types if name.endswith("_total") and kind != "counter"] == []
+
+
+def test_healthz_is_503_once_the_ledger_failed_closed(server: Server) -> None:
+    """After a journal write failed the ledger refuses every money op until a restart, and
+    /healthz still said ok: a supervisor probing it never restarted the server."""
+    ledger = server.running.charging.ledger
+    assert _get(server.admin_url + "/healthz")[0] == 200
+    ledger._failed = OSError(28, "No space left on device")  # what a failed group commit sets
+    try:
+        with pytest.raises(urllib.error.HTTPError) as err:
+            _get(server.admin_url + "/healthz")
+    finally:
+        ledger._failed = None
+    assert err.value.code == 503 and json.loads(err.value.read())["status"] == "failed"
