@@ -670,7 +670,8 @@ def split_simple(str text, Py_ssize_t start_at, str delim, int ncols, int c_pref
     ``keys[ids[j]]`` is row j's non-code, non-rate cells (``rest_idx`` order) joined by
     ``\\x1f``. Returns None as soon as a line needs the csv module or the row-by-row path: a
     quote, a CR inside a line, a ``\\x1f``, too many cells, a code that is not all digits, a
-    rate that is not plain ``digits[.digits]`` (below 1e9, at most 9 significant decimals).
+    rate that is not plain ``digits[.digits]`` (below 1e9, at most 9 significant decimals), a
+    non-empty cell past the first ``ncols`` (the header's cells).
     """
     from array import array
     cdef Py_ssize_t size
@@ -746,6 +747,9 @@ def split_simple(str text, Py_ssize_t start_at, str delim, int ncols, int c_pref
             ncells += 1
             if end == start or ncells <= 1:
                 continue  # blank line or a one-cell note: skipped like the row path
+            for k in range(ncols, ncells):
+                if ce[k] > cs[k]:
+                    return None  # a cell past the header: the row path names the shifted row
             for k in range(ncells, ncols):
                 cs[k] = end
                 ce[k] = end

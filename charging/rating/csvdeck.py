@@ -175,7 +175,7 @@ def read_deck(
             cols["rate"] = cols["current_rate"]
         else:
             cols["rate"] = cols["rate_first"]
-    rows = _Rows(cols, opts, label)
+    rows = _Rows(cols, opts, label, len(header))
     if rows.fast_ok and _ext is not None and only in (None, "compiled"):
         nl = raw.find("\n", pos)
         compiled = None
@@ -184,7 +184,7 @@ def read_deck(
             compiled = rows.read_compiled(body, start, delim, hline, header_lines=1)
         if compiled is not None:
             return compiled
-        rows = _Rows(cols, opts, label)
+        rows = _Rows(cols, opts, label, len(header))
     if only == "compiled":
         raise LookupError("the compiled path cannot read this file")
     if rows.fast_ok and only in (None, "fast"):
@@ -193,7 +193,7 @@ def read_deck(
             return fast
         # Something needs the row-by-row path (a bad cell, a closed code, a duplicate): start
         # again so every problem gets its exact line.
-        rows = _Rows(cols, opts, label)
+        rows = _Rows(cols, opts, label, len(header))
         reader = csv.reader(io.StringIO(raw[pos:], newline=""), delimiter=delim)
         next(reader)
     if only == "fast":
@@ -215,7 +215,8 @@ class _Rows:
     run the very same code per distinct combination.
     """
 
-    def __init__(self, cols: dict[str, int], opts: ImportOptions, label: str) -> None:
+    def __init__(self, cols: dict[str, int], opts: ImportOptions, label: str,
+                 nhead: int = 0) -> None:
         self.cols = cols
         self.opts = opts
         self.label = label
@@ -238,6 +239,9 @@ class _Rows:
         else:
             self.getter = operator.itemgetter(*idx)  # type: ignore[assignment]
         self.ncols = max(cols.values()) + 1
+        # Cells in the header: a row with a non-empty cell past them is shifted (an unquoted
+        # decimal comma: "41,0,12,Switzerland" read rate 0 -- free calls), never guessed at.
+        self.nhead = max(nhead, self.ncols)
         self.c_prefix = cols["prefix"]
         self.c_rate = cols["rate"]
         self.attr_cache: dict[tuple[str, ...], tuple[object, ...]] = {}
@@ -314,7 +318,7 @@ class _Rows:
         """Unquoted files: lines split in C, attributes parsed here once per distinct
         combination; None when anything needs a Python path."""
         assert _ext is not None
-        got = _ext.split_simple(body, start, delim, self.ncols, self.c_prefix, self.c_rate,
+        got = _ext.split_simple(body, start, delim, self.nhead, self.c_prefix, self.c_rate,
                                 tuple(self.cols[k] for k in self.present))
         if got is None:
             return None
@@ -361,7 +365,7 @@ class _Rows:
                   progress: Callable[[int], None] | None) -> ReadResult | None:
         """Whole chunks at a time; None as soon as anything needs the row-by-row path."""
         d = self.data
-        ncols, cp, cr = self.ncols, self.c_prefix, self.c_rate
+        ncols, nhead, cp, cr = self.ncols, self.nhead, self.c_prefix, self.c_rate
         getter, attrs, rate = self.getter, self.attrs, self.rate
         count = 0
         while True:
@@ -374,6 +378,8 @@ class _Rows:
             rows = [r if len(r) >= ncols else r + [""] * (ncols - len(r)) for r in chunk if len(r) > 1]
             if not rows:
                 continue
+            if any(len(r) > nhead and any(r[nhead:]) for r in rows):
+                return None  # a shifted row: the row-by-row path names its line
             codes = [r[cp] for r in rows]
             if not all(codes) or not "".join(codes).isdigit():
                 return None
@@ -429,6 +435,9 @@ class _Rows:
             if len(cells) < self.ncols:
                 cells = cells + [""] * (self.ncols - len(cells))
             try:
+                if len(cells) > self.nhead and any(c.strip() for c in cells[self.nhead:]):
+                    raise BadCell(f"{len(cells)} cells where the header has {self.nhead}: a "
+                                  "shifted row (an unquoted decimal comma?)")
                 if not cells[self.c_prefix].strip():
                     raise BadCell("no prefix/code")
                 a = self.attrs(self.getter(cells))

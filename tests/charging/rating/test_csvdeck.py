@@ -157,3 +157,18 @@ def test_a_deck_that_is_not_utf8_names_its_line(tmp_path: Path) -> None:
     assert exc.value.problems == [f"{p}:3: not UTF-8 text (byte 0xf4); save the file as UTF-8"]
     p.write_bytes("\ufeffprefix,destination,rate\n225,Côte d'Ivoire,0.2\n".encode())
     assert list(read_deck(str(p), ImportOptions()).data.prefix) == ["225"]  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("only", [None, "slow"])
+def test_a_row_with_a_cell_past_the_header_is_refused(only: str | None) -> None:
+    """An unquoted decimal comma shifts the row: "41,0,12,Switzerland" under prefix,rate,
+    destination was imported as rate 0 (free calls to 41) named "12"."""
+    text = "prefix,rate,destination\n41,0,12,Switzerland\n44,0.20,UK\n"
+    with pytest.raises(DeckError) as exc:
+        read_deck(text, ImportOptions(), is_text=True, name="d.csv", only=only)
+    assert exc.value.problems == [
+        "d.csv:2: 4 cells where the header has 3: a shifted row (an unquoted decimal comma?)"]
+    # empty cells past the header (a spreadsheet's trailing separators) are no data
+    res = read_deck("prefix,rate,destination\n41,0.12,Switzerland,,\n44,0.20,UK,\n",
+                    ImportOptions(), is_text=True, name="d.csv", only=only)
+    assert list(res.data.rate) == [120_000_000, 200_000_000]
