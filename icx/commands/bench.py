@@ -27,7 +27,7 @@ def bench() -> None:
 
 @bench.command("diameter")
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=3868, show_default=True, type=int)
+@click.option("--port", default=3868, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--connections", "-c", default=4, show_default=True, type=int,
               help="Client peers (each does CER/CEA and answers DWR).")
 @click.option("--sessions", "-s", default=0, show_default=True, type=int,

@@ -91,7 +91,7 @@ async def _run(host: str, port: int, service: str, sub: str, to: str, seconds: i
 
 @click.command("ccr")
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=3868, show_default=True, type=int)
+@click.option("--port", default=3868, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--service", type=click.Choice(["voice", "data", "sms"]), default="voice",
               show_default=True)
 @click.option("--from", "sub", default="41790000001", show_default=True,
