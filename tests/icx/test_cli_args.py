@@ -15,3 +15,10 @@ def test_a_port_out_of_range_is_a_usage_error(verb: list[str], port: str) -> Non
     res = CliRunner().invoke(main, [*verb, "--port", port])
     assert res.exit_code == 2, (res.output, res.exception)
     assert "Invalid value for '--port'" in res.output
+
+
+@pytest.mark.parametrize("args", [["--window", "0"], ["--processes", "-1"], ["--sessions", "-3"]])
+def test_bench_counts_out_of_range_are_usage_errors(args: list[str]) -> None:
+    """They ran a load (--window 0: nothing sent for --duration) and reported 0 req/s."""
+    res = CliRunner().invoke(main, ["bench", "diameter", "--port", "1", "--quiet", *args])
+    assert res.exit_code == 2 and f"Invalid value for '{args[0]}'" in res.output, res.output
