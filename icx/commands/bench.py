@@ -27,10 +27,10 @@ def bench() -> None:
 
 @bench.command("diameter")
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=3868, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--port", default=3868, show_default=True, type=int)
 @click.option("--connections", "-c", default=4, show_default=True, type=int,
               help="Client peers (each does CER/CEA and answers DWR).")
-@click.option("--sessions", "-s", default=0, show_default=True, type=click.IntRange(min=0),
+@click.option("--sessions", "-s", default=0, show_default=True, type=int,
               help="Sessions to run in total (0: until --duration).")
 @click.option("--updates", "-u", default=2, show_default=True, type=int,
               help="CCR-U per voice/data session (I, U x k, T).")
@@ -40,9 +40,9 @@ def bench() -> None:
               help="Seconds of load.")
 @click.option("--mix", default="voice,data,sms", show_default=True,
               help="Comma list of voice, data, sms (repeat a kind to weight it).")
-@click.option("--processes", "-p", default=0, type=click.IntRange(min=0),
+@click.option("--processes", "-p", default=0, type=int,
               help="Worker processes (0: min(connections, CPUs - 1, 8)).")
-@click.option("--window", default=64, show_default=True, type=click.IntRange(min=1),
+@click.option("--window", default=64, show_default=True, type=int,
               help="Closed loop (--rate 0): requests in flight per connection.")
 @click.option("--subscribers", default="41790000001:999", show_default=True,
               help="FIRST:COUNT of subscriber MSISDNs to charge.")

@@ -14,11 +14,12 @@ def test_a_port_out_of_range_is_a_usage_error(verb: list[str], port: str) -> Non
     """`icx ccr --port 99999` ended in OverflowError from connect() (a traceback)."""
     res = CliRunner().invoke(main, [*verb, "--port", port])
     assert res.exit_code == 2, (res.output, res.exception)
-    assert "Invalid value for '--port'" in res.output
+    assert ("Invalid value for '--port'" in res.output  # ccr: click's usage error
+            or res.output.startswith("--port:1: "))  # bench: one line naming the option
 
 
 @pytest.mark.parametrize("args", [["--window", "0"], ["--processes", "-1"], ["--sessions", "-3"]])
 def test_bench_counts_out_of_range_are_usage_errors(args: list[str]) -> None:
     """They ran a load (--window 0: nothing sent for --duration) and reported 0 req/s."""
     res = CliRunner().invoke(main, ["bench", "diameter", "--port", "1", "--quiet", *args])
-    assert res.exit_code == 2 and f"Invalid value for '{args[0]}'" in res.output, res.output
+    assert res.exit_code == 2 and res.output.startswith(f"{args[0]}:1: "), res.output
