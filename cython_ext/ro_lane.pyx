@@ -284,6 +284,16 @@ cdef class Durable:
 cdef Lane _REPLY_LANE = None
 
 
+cdef inline bint _served(object name, object served) except -1:
+    """*name* (a DiameterIdentity) is in the lower-case set *served*: as is (the common
+    case, no new string), else lowered; anything but a str is not served."""
+    if type(name) is not str:
+        return False
+    if name in served:
+        return True
+    return name.lower() in served
+
+
 # ------------------------------------------------------------------------------ receiving
 cdef inline tuple _header(Message m):
     return (m.version, m.flags, m.code, m.app_id, m.hop_by_hop, m.end_to_end)
@@ -314,9 +324,10 @@ cdef class Lane:
     cdef object protocol_cls, log_enabled, log_config, log_wrapper
     cdef bint log_on
     cdef Layout l_conn, l_proto, l_dups, l_wd, l_fb
-    cdef object cfg_seen      # the PeerConfig whose two values below were read
+    cdef object cfg_seen      # the PeerConfig whose values below were read
     cdef bint cfg_validate
     cdef Py_ssize_t cfg_max_inflight
+    cdef object cfg_realms, cfg_hosts  # served_realms / served_hosts (None: not checked)
 
     def __init__(self, *, decode, on_frame, process_request, check_request, check_avps,
                  diameter_error, fast_states, wd_okay, jitter, commands, nesting_bytes,
@@ -372,6 +383,8 @@ cdef class Lane:
         if cfg is not self.cfg_seen:
             self.cfg_validate = bool(cfg.validate_requests)
             self.cfg_max_inflight = cfg.max_inflight
+            self.cfg_realms = getattr(cfg, "served_realms", None)
+            self.cfg_hosts = getattr(cfg, "served_hosts", None)
             self.cfg_seen = cfg
         return 0
 
@@ -547,14 +560,38 @@ cdef class Lane:
         if app not in self._c(conn, C_APPLICATIONS):
             self.process_request(conn, msg, now, _header(m))
             return None  # its RequestReceived (if any) is in conn._events
-        host = ""  # msg.get(264, ""): Origin-Host by code, base vendor, the first one
+        host = None  # msg.get(264, ""): Origin-Host by code, base vendor, the first one
+        dest_realm = dest_host = None  # 283 / 293, the first of each (facts A, RFC 6733 §6.1.4)
+        cdef bint plain = True
+        cdef unsigned int c
         for a in m.avps:
             if type(a) is not Avp:
-                host = msg.get(264, "")
+                plain = False
                 break
-            if (<Avp>a).code == 264 and (<Avp>a).vendor == 0:
-                host = a.value
-                break
+            if (<Avp>a).vendor == 0:
+                c = (<Avp>a).code
+                if c == 264:
+                    if host is None:
+                        host = a.value
+                elif c == 283:
+                    if dest_realm is None:
+                        dest_realm = a.value
+                elif c == 293:
+                    if dest_host is None:
+                        dest_host = a.value
+        if not plain:
+            host = msg.get(264, "")
+            dest_realm = msg.get(283)
+            dest_host = msg.get(293)
+        elif host is None:
+            host = ""
+        # not for local consumption (peer_receive.not_served): the spec answers 3002 / 3003
+        if ((self.cfg_hosts is not None and dest_host is not None
+             and not _served(dest_host, self.cfg_hosts))
+                or (self.cfg_realms is not None and dest_host is None and dest_realm is not None
+                    and not _served(dest_realm, self.cfg_realms))):
+            self.process_request(conn, msg, now, _header(m))
+            return None
         key = (host.lower() if type(host) is str else "", m.end_to_end)
         inflight = self._c(conn, C_INFLIGHT)
         dups = self._c(conn, C_DUPS)

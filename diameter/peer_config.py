@@ -56,6 +56,11 @@ class PeerConfig:
     validate_requests: bool = True
     # The adapter logs one `diameter.request` line per answered request (when INFO is on).
     log_requests: bool = True
+    # The Destination-Realm / Destination-Host values (lower case) this node consumes locally
+    # (RFC 6733 §6.1.4); a request naming another gets 3003 / 3002 (it routes nowhere).
+    # None: every request is taken as local (no check).
+    served_realms: frozenset[str] | None = None
+    served_hosts: frozenset[str] | None = None
 
     def local_applications(self) -> frozenset[int]:
         """Every application id we support (auth, acct and vendor-specific)."""

@@ -22,7 +22,7 @@ from diameter.constants import (
 from diameter.duplicates import Lookup
 from diameter.errors import DiameterError
 from diameter.message import Message, decode_message
-from diameter.peer_config import Role
+from diameter.peer_config import PeerConfig, Role
 from diameter.peer_events import AnswerReceived, RequestReceived
 from diameter.peer_states import (
     OPEN_STATES,
@@ -54,6 +54,8 @@ _FAST_B = _FAST[-1] if _FAST else None
 _WD_OKAY = WatchdogState.OKAY
 _FLAG_R = 0x80
 _ORIGIN_HOST = 264  # RFC 6733 §6.3
+_DESTINATION_HOST = 293  # §6.5
+_DESTINATION_REALM = 283  # §6.6
 # enum members as module constants: an access through the enum class runs EnumType's
 # attribute hook (~850 instructions), a global load does not
 _MISS, _PENDING = Lookup.MISS, Lookup.PENDING
@@ -232,6 +234,13 @@ def process_request(conn: PeerConnection, msg: Message, now: float,
         )
         conn.count_error_answer(msg.code, 3007)
         return
+    cfg = conn.config
+    if cfg.served_realms is not None or cfg.served_hosts is not None:
+        refused = not_served(cfg, msg)
+        if refused is not None:
+            conn._send(error_answer(msg, conn.me, refused[0], error_message=refused[1]))
+            conn.count_error_answer(msg.code, refused[0])
+            return
     host = msg.get(_ORIGIN_HOST, "")  # by code: no name lookup
     # DuplicateCache.key(), inlined (the per-request path)
     key = (host.lower() if host.__class__ is str else "", e2e)
@@ -255,6 +264,25 @@ def process_request(conn: PeerConnection, msg: Message, now: float,
         return
     inflight[hbh] = key
     conn._events.append(RequestReceived(msg, now))
+
+
+def not_served(cfg: PeerConfig, msg: Message) -> tuple[int, str] | None:
+    """(Result-Code, text) when *msg* is not for local consumption (RFC 6733 §6.1.4: its
+    Destination-Host is not ours, or it has none and its Destination-Realm is not served
+    here), else None. This node routes nowhere (§6.1.6), so: a Destination-Host that is not
+    ours 3002 DIAMETER_UNABLE_TO_DELIVER, a realm not served 3003 DIAMETER_REALM_NOT_SERVED
+    (§7.1.3). Names compare case-insensitively (DiameterIdentity, §4.3.1)."""
+    dest_host = msg.get(_DESTINATION_HOST)
+    hosts = cfg.served_hosts
+    if dest_host is not None and hosts is not None:
+        if not isinstance(dest_host, str) or dest_host.lower() not in hosts:
+            return 3002, f"no route to Destination-Host {dest_host!r}"
+    realm = msg.get(_DESTINATION_REALM)
+    realms = cfg.served_realms
+    if realm is not None and realms is not None and dest_host is None:
+        if not isinstance(realm, str) or realm.lower() not in realms:
+            return 3003, f"realm {realm!r} is not served here"
+    return None
 
 
 def process_answer(conn: PeerConnection, msg: Message) -> None:

@@ -72,6 +72,13 @@ class DiameterSection:
     # One `diameter.request` log line per answered request (at INFO). Costs CPU per request
     # at log_level "info"; false turns only this line off.
     request_log: bool = True
+    # Destination-Realm values served here besides origin_realm; a request naming another
+    # realm gets 3003 DIAMETER_REALM_NOT_SERVED, one whose Destination-Host is neither
+    # origin_host nor in `hosts` 3002 DIAMETER_UNABLE_TO_DELIVER (RFC 6733 §6.1: icx routes
+    # nowhere). check_destination = false takes every request as ours.
+    realms: tuple[str, ...] = ()
+    hosts: tuple[str, ...] = ()
+    check_destination: bool = True
 
 
 @dataclass(frozen=True, slots=True)

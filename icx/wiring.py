@@ -74,6 +74,10 @@ def peer_config(settings: Settings, *, origin_state_id: int | None = None) -> Pe
         duplicate_cache_seconds=d.duplicate_cache_seconds,
         duplicate_cache_entries=d.duplicate_cache_entries,
         log_requests=d.request_log,
+        served_realms=frozenset(r.lower() for r in (d.origin_realm, *d.realms))
+        if d.check_destination else None,
+        served_hosts=frozenset(h.lower() for h in (d.origin_host, *d.hosts))
+        if d.check_destination else None,
     )
 
 

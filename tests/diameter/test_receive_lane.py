@@ -184,3 +184,4 @@ def test_lane_reads_the_connection_fields_by_offset() -> None:
     assert transport_protocol._LANE.layouts_known() == {  # type: ignore[union-attr]
         "PeerConnection": True, "PeerProtocol": True, "DuplicateCache": True,
         "Watchdog": True, "FrameBuffer": True}
+

@@ -21,6 +21,10 @@ from icx.settings import AccountsSection, load_settings
 ROOT = Path(__file__).resolve().parents[2]
 PYD = ROOT / ".venv-pydiameter" / "bin" / "python"
 
+# Destination-Realm / Destination-Host of the CCRs in the real captures (../shared/data/diameter)
+CAPTURE_REALMS = ("comverse.com", "magma.com")
+CAPTURE_HOSTS = ("dgu2.comverse.com", "tvm-vocs.magma.com", "magma-fedgw.magma.com")
+
 ACCOUNTS = """
 [[range]]
 first = "41790000001"
@@ -79,6 +83,9 @@ def server(tmp_path: Path) -> Iterator[Server]:
     accounts.write_text(ACCOUNTS)
     settings = load_settings(ROOT / "config" / "icx.toml")
     settings = dataclasses.replace(settings, accounts=AccountsSection(files=(str(accounts),)))
+    # the real captures (test_capture_replay) name their own OCS: this server stands in for it
+    settings = dataclasses.replace(settings, diameter=dataclasses.replace(
+        settings.diameter, realms=CAPTURE_REALMS, hosts=CAPTURE_HOSTS))
     data_dir = tmp_path / "data"
     loop = asyncio.new_event_loop()
     started: Future[RunningServer] = Future()
