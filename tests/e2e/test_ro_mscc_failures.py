@@ -1,0 +1,116 @@
+"""Multi-service (MSCC) CCRs whose services fail, over a real socket: the command-level
+Result-Code and what becomes of the session (RFC 4006 §5.1.2, §7, §8.16; protocol-facts B5).
+
+The rule icx follows for every request type: when at least one MSCC of a request succeeds the
+command succeeds (2001) and each MSCC carries its own Result-Code; when none does, the request
+was not successfully processed, so the command carries the failure (the first MSCC's code:
+RFC 4006 §5.1.2, a command-level failure takes precedence over the MSCC codes) -- an INITIAL
+opens no session, an UPDATE debits the reported usage and ends the session, releasing what it
+still holds (RFC 4006 §7 server table, facts B5 "UPDATE failed -> debit used units -> Idle"),
+as a single-MSCC request that fails always did."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from diameter.avp import Avp
+from diameter.message import Message
+from icx.diameter_client import A, mscc
+from tests.e2e.conftest import Server
+from tests.e2e.test_ro_audit import EMPTY, ccr_avps, exchange, topup
+
+MSI = A("Multiple-Services-Indicator", 1)
+
+
+def _ccr(sid: str, rtype: int, number: int, *extra: Avp, sub: str = EMPTY,
+         context: str | None = None) -> Message:
+    avps = ccr_avps(sid, rtype, number, sub, *extra)
+    if context is not None:
+        avps = [A("Service-Context-Id", context) if a.code == 461 else a for a in avps]
+    return Message.request(272, 4, avps, proxiable=True)
+
+
+def _msccs(cca: Message) -> list[tuple[Any, ...]]:
+    """(Rating-Group, Result-Code, granted CC-Time or None) of each MSCC of *cca*."""
+    out = []
+    for m in cca.find_all("Multiple-Services-Credit-Control"):
+        gsu = m.find("Granted-Service-Unit")
+        out.append((m.get("Rating-Group"), m.get("Result-Code"),
+                    gsu.get("CC-Time") if gsu is not None else None))
+    return out
+
+
+def _open(server: Server, sid: str) -> bool:
+    return server.running.charging.service.sessions.get(sid) is not None
+
+
+def test_update_whose_every_mscc_reaches_the_credit_limit_fails_and_ends_the_session(
+        server: Server) -> None:
+    """Every MSCC of a CCR-U gets 4012: the answer said 2001 at command level and kept the
+    session (and the hold of its third rating group) open, unlike a single-MSCC CCR-U or a
+    CCR-I in the same situation. Now: 4012 at command level, the reported usage debited, the
+    session ended with every hold released; a later CCR-U / CCR-T gets 5002."""
+    topup(server, EMPTY, "0.36")  # three 60 s grants at 0.12 EUR/min (41, 60/1)
+    sid = "mscc;all-4012"
+    init, upd, later, term = exchange(
+        server,
+        _ccr(sid, 1, 0, MSI, *(mscc(rg, rsu=("CC-Time", 60)) for rg in (100, 101, 102))),
+        _ccr(sid, 2, 1, *(mscc(rg, rsu=("CC-Time", 60), usu=("CC-Time", 60))
+                          for rg in (100, 101))),
+        _ccr(sid, 2, 2, mscc(102, rsu=("CC-Time", 60), usu=("CC-Time", 30))),
+        _ccr(sid, 3, 3, mscc(102, usu=("CC-Time", 30))))
+    assert init.get("Result-Code") == 2001
+    assert _msccs(init) == [(100, 2001, 60), (101, 2001, 60), (102, 2001, 60)]
+    assert upd.get("Result-Code") == 4012
+    assert _msccs(upd) == [(100, 4012, None), (101, 4012, None)]
+    assert not _open(server, sid)
+    # 0.24 EUR of usage debited, RG 102's 0.12 EUR hold released: nothing held any more
+    assert server.balance(EMPTY) == (120_000, 0)
+    assert later.get("Result-Code") == 5002 and term.get("Result-Code") == 5002
+    assert server.balance(EMPTY) == (120_000, 0)
+    releases = [r for r in server.journal() if r.get("op") == "release"]
+    assert [(r["session"], r["reason"]) for r in releases] == [(sid, "credit_limit_reached")]
+
+
+def test_update_whose_every_mscc_cannot_be_rated_fails_with_5031_and_ends_the_session(
+        server: Server) -> None:
+    """The same for 5031: an MMS session (no MMS tariff for its recipient) whose CCR-U asks
+    quota for two MMS rating groups. It was answered 2001 with the session and its
+    time-metered data hold (RG 200) kept; now 5031 with Failed-AVP (RFC 4006 §9.2: required
+    with DIAMETER_RATING_FAILED) and the session ended, its hold released."""
+    sub = "41790000005"
+    sid = "mscc;all-5031"
+    mms = "32270@3gpp.org"
+    init, upd, term = exchange(
+        server,
+        _ccr(sid, 1, 0, MSI, mscc(200, rsu=("CC-Time", 60)), sub=sub, context=mms),
+        _ccr(sid, 2, 1, *(A("Multiple-Services-Credit-Control", [
+            A("Requested-Service-Unit", [A("CC-Service-Specific-Units", 1)]),
+            A("Rating-Group", rg)]) for rg in (1, 2)), sub=sub, context=mms),
+        _ccr(sid, 3, 2, mscc(200, usu=("CC-Time", 60)), sub=sub, context=mms))
+    assert init.get("Result-Code") == 2001 and _msccs(init) == [(200, 2001, 60)]
+    assert upd.get("Result-Code") == 5031
+    assert _msccs(upd) == [(1, 5031, None), (2, 5031, None)]
+    failed: Any = upd.find("Failed-AVP")
+    assert failed is not None and failed.find("Multiple-Services-Credit-Control") is not None
+    assert not _open(server, sid)
+    assert server.balance(sub) == (50_000_000, 0)  # the data hold (0.02) released
+    assert term.get("Result-Code") == 5002
+
+
+def test_update_with_some_msccs_failing_still_succeeds_per_mscc(server: Server) -> None:
+    """A partial failure stays as it was: 2001 at command level, each MSCC its own code
+    (RFC 4006 §5.1.2: quotas have independent result codes), the session open."""
+    topup(server, EMPTY, "0.36")
+    sid = "mscc;partial"
+    init, upd, term = exchange(
+        server,
+        _ccr(sid, 1, 0, MSI, *(mscc(rg, rsu=("CC-Time", 60)) for rg in (100, 101))),
+        _ccr(sid, 2, 1, *(mscc(rg, rsu=("CC-Time", 60), usu=("CC-Time", 60))
+                          for rg in (100, 101))),
+        _ccr(sid, 3, 2, mscc(100, usu=("CC-Time", 60))))
+    assert init.get("Result-Code") == 2001
+    assert upd.get("Result-Code") == 2001
+    assert _msccs(upd) == [(100, 2001, 60), (101, 4012, None)]
+    assert term.get("Result-Code") == 2001
+    assert server.balance(EMPTY) == (0, 0)
