@@ -125,7 +125,7 @@ class OnlineCharging(ServiceCore):
             parts.append(await self._one_slice(session, req, su, f"{key}:{i}", at, now,
                                                terminate))
         results = tuple(parts)
-        outcome = _combined(req, [r.outcome for r in results], terminate)
+        outcome = _combined(req, [r.outcome for r in results])
         final = any(r.final_unit for r in results)
         return self._answer(session, results, outcome, final, terminate)
 
@@ -438,12 +438,15 @@ _SUCCESS = Outcome.SUCCESS
 _OK = OpStatus.OK
 
 
-def _combined(req: ChargingRequest, outcomes: list[Outcome], terminate: bool) -> Outcome:
-    """The command-level outcome of several slices (per-MSCC codes carry the details)."""
+def _combined(req: ChargingRequest, outcomes: list[Outcome]) -> Outcome:
+    """The command-level outcome of several slices: success when one of them succeeded (the
+    per-MSCC codes carry the failures: RFC 4006 §5.1.2, quotas have independent result
+    codes), else the first failure -- the request was not successfully processed, as a
+    single slice that fails: an INITIAL opens no session, an UPDATE ends it (§7 server
+    table, facts B5), and the command-level code takes precedence over the MSCC ones
+    (§5.1.2)."""
     if all(o is _SUCCESS for o in outcomes):
         return _SUCCESS
     if req.multiple_services and any(o is _SUCCESS for o in outcomes):
-        return _SUCCESS  # per-MSCC codes carry the failures
-    if req.multiple_services and not terminate and req.verb is Verb.UPDATE:
-        return _SUCCESS if len(outcomes) > 1 else outcomes[0]
+        return _SUCCESS
     return next(o for o in outcomes if o is not _SUCCESS)
