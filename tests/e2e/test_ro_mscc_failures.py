@@ -114,3 +114,39 @@ def test_update_with_some_msccs_failing_still_succeeds_per_mscc(server: Server) 
     assert _msccs(upd) == [(100, 2001, 60), (101, 4012, None)]
     assert term.get("Result-Code") == 2001
     assert server.balance(EMPTY) == (0, 0)
+
+
+def test_initial_with_msi_and_no_mscc_opens_the_session_and_grants_nothing(
+        server: Server) -> None:
+    """RFC 4006 §5.2 / §8.16: with MSI=1 quota is asked per MSCC, by its RSU; a CCR-I with
+    MSI=1 and no MSCC asks for none (a Gy client opening its session before any service is
+    used). It got an MSCC with no Rating-Group / Service-Identifier -- a grant the client
+    cannot attach to any service -- and 300 s held for it (4012 on an empty account). Now:
+    2001 with no MSCC, nothing held, the session open; quota comes with the first CCR-U that
+    asks for it. An MSI=1 CCR-U / CCR-T without MSCC likewise answers none."""
+    sub = "41790000006"
+    sid = "mscc;msi-only"
+    init, upd, idle, term = exchange(
+        server,
+        _ccr(sid, 1, 0, MSI, sub=sub),
+        _ccr(sid, 2, 1, mscc(100, rsu=("CC-Time", 60)), sub=sub),
+        _ccr(sid, 2, 2, MSI, sub=sub),
+        _ccr(sid, 3, 3, MSI, sub=sub))
+    assert init.get("Result-Code") == 2001
+    assert _msccs(init) == [] and init.find("Granted-Service-Unit") is None
+    assert upd.get("Result-Code") == 2001 and _msccs(upd) == [(100, 2001, 60)]
+    assert idle.get("Result-Code") == 2001 and _msccs(idle) == []
+    assert term.get("Result-Code") == 2001 and _msccs(term) == []
+    assert not _open(server, sid)
+    assert server.balance(sub) == (50_000_000, 0)  # nothing used, the RG 100 hold released
+    holds = [r for r in server.journal() if r.get("session") == sid and r.get("op") == "reserve"]
+    assert len(holds) == 1  # only RG 100's
+
+    # an empty account: nothing is asked yet, so nothing is refused yet
+    sid = "mscc;msi-only-empty"
+    init, upd = exchange(server, _ccr(sid, 1, 0, MSI),
+                         _ccr(sid, 2, 1, mscc(100, rsu=("CC-Time", 60))))
+    assert init.get("Result-Code") == 2001 and _msccs(init) == []
+    assert upd.get("Result-Code") == 4012 and _msccs(upd) == [(100, 4012, None)]
+    assert not _open(server, sid)
+    assert server.balance(EMPTY) == (0, 0)
