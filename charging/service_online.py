@@ -115,7 +115,15 @@ class OnlineCharging(ServiceCore):
     async def _grant_all(self, session: Session, req: ChargingRequest, key: str, now: float,
                          *, terminate: bool = False) -> ChargingResult:
         """Commit every reported usage and (unless terminating) reserve the next grants."""
-        slices = req.units or (ServiceUnits(requested=0 if req.verb is Verb.INITIAL else None),)
+        slices = req.units
+        if not slices:
+            if req.multiple_services:
+                # MSI=1 and no MSCC: quota is asked per MSCC, by its RSU (RFC 4006 §5.2,
+                # §8.16), so nothing is asked, reported or granted: success, no MSCC (an
+                # INITIAL opens the session; its first MSCC comes with a later UPDATE).
+                return self._answer(session, (), _SUCCESS, False, terminate)
+            # command-level interrogation without RSU/USU: an INITIAL gets the default quota
+            slices = (ServiceUnits(requested=0 if req.verb is Verb.INITIAL else None),)
         at = req.at or now
         if len(slices) == 1:  # the common case: one MSCC (or command-level units)
             r = await self._one_slice(session, req, slices[0], f"{key}:0", at, now, terminate)
