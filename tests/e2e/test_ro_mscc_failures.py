@@ -150,3 +150,36 @@ def test_initial_with_msi_and_no_mscc_opens_the_session_and_grants_nothing(
     assert upd.get("Result-Code") == 4012 and _msccs(upd) == [(100, 4012, None)]
     assert not _open(server, sid)
     assert server.balance(EMPTY) == (0, 0)
+
+
+def test_command_level_units_are_answered_at_command_level_also_with_msi(
+        server: Server) -> None:
+    """MSI=1 says the client can take MSCCs; a request that still puts its RSU/USU at command
+    level (no MSCC) names no rating group or service to answer per MSCC, so its grant goes at
+    command level (GSU, Validity-Time), as the same session's CCR-U without MSI already got
+    (RFC 4006 §5.1.2: only a server *using* the feature answers in MSCCs, per service id /
+    rating group). It came back in an MSCC with neither -- for a session's CCR-I and for an
+    event (also one with no RSU, charged its default single unit)."""
+    sub = "41790000008"
+    rsu = A("Requested-Service-Unit", [A("CC-Time", 60)])
+    init, upd = exchange(server, _ccr("cmd;1", 1, 0, MSI, rsu, sub=sub),
+                         _ccr("cmd;1", 2, 1, rsu, A("Used-Service-Unit", [A("CC-Time", 60)]),
+                              sub=sub))
+    for cca in (init, upd):
+        assert cca.get("Result-Code") == 2001 and _msccs(cca) == []
+        assert cca.find("Granted-Service-Unit").get("CC-Time") == 60
+        assert cca.get("Validity-Time") == 600
+
+    def event(sid: str, *extra: Avp) -> Message:
+        return Message.request(272, 4, [
+            A("Service-Context-Id", "32274@3gpp.org") if a.code == 461 else a
+            for a in ccr_avps(sid, 4, 0, sub, A("Requested-Action", 0), MSI, *extra)
+            if a.code != 873], proxiable=True)  # (no Service-Information: SMS "*" tariff)
+
+    one, two = exchange(server, event("cmd;ev1"), event(
+        "cmd;ev2", A("Requested-Service-Unit", [A("CC-Service-Specific-Units", 2)])))
+    for cca, n in ((one, 1), (two, 2)):
+        assert cca.get("Result-Code") == 2001 and _msccs(cca) == []
+        assert cca.find("Granted-Service-Unit").get("CC-Service-Specific-Units") == n
+    # 0.12 for the call's first minute, 3 SMS at 0.05; the second minute held
+    assert server.balance(sub) == (50_000_000 - 120_000 - 150_000, 120_000)
