@@ -129,7 +129,9 @@ class ChargingRequest:
     destination: str | None = None  # B-number / recipient / APN, used for pricing
     origin: str | None = None  # A-number, when known
     units: tuple[ServiceUnits, ...] = ()
-    multiple_services: bool = False  # the client sent MSI=1: answer per MSCC
+    # Answer per MSCC: the request carried MSCCs, or MSI=1 and no units at all (nothing is
+    # asked, reported or granted: no MSCC in the answer). Command-level units: False.
+    multiple_services: bool = False
     action: EventAction | None = None  # EVENT only
     idem_key: str = ""  # e.g. "ro:<Session-Id>:<CC-Request-Number>"
     peer_host: str = ""  # Origin-Host of the client (for server-initiated RAR/ASR)

@@ -781,7 +781,7 @@ cdef object _translate(object msg, object smap):
     cause = _int(p, &top[S_CAUSE]) if have[S_CAUSE] else None
     return _build(<_Layout>_REQ, (
         verb, session_id, number, service, subscriber, destination, origin or subscriber,
-        tuple(slices), msi or n_mscc > 0, action, f"ro:{session_id}:{number}", origin_host,
+        tuple(slices), n_mscc > 0 or (msi and not slices), action, f"ro:{session_id}:{number}", origin_host,
         realm, context, at, bool(aoc_v) or action is _PRICE_ENQUIRY, cause))
 
 

@@ -474,7 +474,11 @@ def ccr_to_request_py(msg: Message, smap: ServiceMap) -> ChargingRequest:
     return ChargingRequest(
         verb=verb, session_id=session_id, request_number=number, service=service,
         subscriber=subscriber, destination=destination,
-        origin=origin or subscriber, units=tuple(slices), multiple_services=msi or bool(msccs),
+        origin=origin or subscriber, units=tuple(slices),
+        # answered per MSCC: the MSCCs' units; with MSI=1 and no units at all, nothing is
+        # asked. Command-level units (no MSCC, even with MSI=1) are answered at command level:
+        # they name no rating group / service id an MSCC could carry (RFC 4006 §5.1.2).
+        multiple_services=bool(msccs) or (msi and not slices),
         action=action, idem_key=f"ro:{session_id}:{number}",
         peer_host=origin_host, peer_realm=_str(origin_realm_avp) or "",
         context=context, at=_time(timestamp_avp),
