@@ -15,7 +15,14 @@ from charging.requests import (
 )
 from diameter.avp import Avp
 from diameter.message import decode_message
-from mediation.ro import BadRequest, ccr_to_request, error_cca, normalise_address, result_to_cca
+from mediation.ro import (
+    BadRequest,
+    ccr_to_request,
+    ccr_to_request_py,
+    error_cca,
+    normalise_address,
+    result_to_cca,
+)
 from mediation.service_map import ServiceMap
 from tests.mediation.conftest import A, ccr, ims, rsu, sms_info, usu, values
 
@@ -33,6 +40,24 @@ def test_voice_initial_with_mscc() -> None:
     assert req.destination == "41791234567" and req.origin == "41790000001"
     assert req.multiple_services and req.units[0].requested == 120
     assert req.units[0].rating_group == 10 and req.idem_key == "ro:pgw.test;1;1:0"
+
+
+@pytest.mark.parametrize(("msccs", "extra", "verb", "per_mscc", "n_units"), [
+    ([[rsu(CC_Time=60), A("Rating-Group", 10)]], [], 1, True, 1),  # MSCCs: per MSCC
+    (None, [], 1, True, 0),                                        # MSI only: nothing asked
+    (None, [rsu(CC_Time=60)], 1, False, 1),                        # command-level RSU
+    (None, [A("Requested-Action", 0)], 4, False, 1),               # event: its default unit
+])
+def test_multiple_services_means_answer_per_mscc(msccs: list[list[Avp]] | None,
+                                                 extra: list[Avp], verb: int,
+                                                 per_mscc: bool, n_units: int) -> None:
+    """``multiple_services``: the CCR has MSCCs, or MSI=1 and no units at all; units taken
+    from the command level are answered there even with MSI=1 (both translators)."""
+    msi = [] if msccs else [A("Multiple-Services-Indicator", 1)]  # (ccr() adds it with MSCCs)
+    msg = ccr(rtype=verb, msccs=msccs, extra=[*msi, *extra])
+    for translate in (ccr_to_request, ccr_to_request_py):
+        req = translate(msg, SMAP)
+        assert req.multiple_services is per_mscc and len(req.units) == n_units
 
 
 def test_update_reports_usage_and_reason() -> None:
