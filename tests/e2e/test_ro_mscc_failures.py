@@ -52,17 +52,20 @@ def test_update_whose_every_mscc_reaches_the_credit_limit_fails_and_ends_the_ses
     session ended with every hold released; a later CCR-U / CCR-T gets 5002."""
     topup(server, EMPTY, "0.36")  # three 60 s grants at 0.12 EUR/min (41, 60/1)
     sid = "mscc;all-4012"
-    init, upd, later, term = exchange(
+    update = _ccr(sid, 2, 1, *(mscc(rg, rsu=("CC-Time", 60), usu=("CC-Time", 60))
+                               for rg in (100, 101)))
+    init, upd, again, later, term = exchange(
         server,
         _ccr(sid, 1, 0, MSI, *(mscc(rg, rsu=("CC-Time", 60)) for rg in (100, 101, 102))),
-        _ccr(sid, 2, 1, *(mscc(rg, rsu=("CC-Time", 60), usu=("CC-Time", 60))
-                          for rg in (100, 101))),
+        update,
+        update,  # the client resends it (same CC-Request-Number): same answer, charged once
         _ccr(sid, 2, 2, mscc(102, rsu=("CC-Time", 60), usu=("CC-Time", 30))),
         _ccr(sid, 3, 3, mscc(102, usu=("CC-Time", 30))))
     assert init.get("Result-Code") == 2001
     assert _msccs(init) == [(100, 2001, 60), (101, 2001, 60), (102, 2001, 60)]
     assert upd.get("Result-Code") == 4012
     assert _msccs(upd) == [(100, 4012, None), (101, 4012, None)]
+    assert again.get("Result-Code") == 4012 and _msccs(again) == _msccs(upd)
     assert not _open(server, sid)
     # 0.24 EUR of usage debited, RG 102's 0.12 EUR hold released: nothing held any more
     assert server.balance(EMPTY) == (120_000, 0)
