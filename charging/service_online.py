@@ -134,13 +134,18 @@ class OnlineCharging(ServiceCore):
                                                terminate))
         results = tuple(parts)
         outcome = _combined(req, [r.outcome for r in results])
+        if outcome is not _SUCCESS and not terminate:
+            outcome = _kept_open(session, req, outcome)
         final = any(r.final_unit for r in results)
         return self._answer(session, results, outcome, final, terminate)
 
     def _slice_answer(self, session: Session, req: ChargingRequest, r: UnitsResult,
                       terminate: bool) -> ChargingResult:
         """The answer of a request with one slice whose result is *r*."""
-        return self._answer(session, (r,), r.outcome, r.final_unit, terminate)
+        outcome = r.outcome
+        if outcome is not _SUCCESS and req.multiple_services and not terminate:
+            outcome = _kept_open(session, req, outcome)
+        return self._answer(session, (r,), outcome, r.final_unit, terminate)
 
     def _answer(self, session: Session, results: tuple[UnitsResult, ...], outcome: Outcome,
                 final: bool, terminate: bool) -> ChargingResult:
@@ -446,13 +451,31 @@ _SUCCESS = Outcome.SUCCESS
 _OK = OpStatus.OK
 
 
+def _kept_open(session: Session, req: ChargingRequest, outcome: Outcome) -> Outcome:
+    """The command-level outcome of an UPDATE whose every MSCC failed with *outcome*: success
+    while another rating group of the session still holds quota, else *outcome*.
+
+    Each MSCC carries its own Result-Code (RFC 4006 §5.1.2: quotas have independent result
+    codes), so a failure of the services asked about here blocks those services only. Failing
+    the command would end the session (§7: UPDATE failed -> Idle) and release the quota the
+    client was granted for the other rating groups and may be using: their next report would
+    get 5002 and that usage would never be charged. With nothing else held, the request was
+    simply not successfully processed and the session ends (facts B5)."""
+    if req.verb is not Verb.UPDATE or not req.multiple_services:
+        return outcome
+    for grant in session.grants:
+        if grant.held > 0:
+            return _SUCCESS
+    return outcome
+
+
 def _combined(req: ChargingRequest, outcomes: list[Outcome]) -> Outcome:
     """The command-level outcome of several slices: success when one of them succeeded (the
     per-MSCC codes carry the failures: RFC 4006 §5.1.2, quotas have independent result
     codes), else the first failure -- the request was not successfully processed, as a
     single slice that fails: an INITIAL opens no session, an UPDATE ends it (§7 server
-    table, facts B5), and the command-level code takes precedence over the MSCC ones
-    (§5.1.2)."""
+    table, facts B5; unless another rating group still holds quota: :func:`_kept_open`),
+    and the command-level code takes precedence over the MSCC ones (§5.1.2)."""
     if all(o is _SUCCESS for o in outcomes):
         return _SUCCESS
     if req.multiple_services and any(o is _SUCCESS for o in outcomes):

@@ -2,8 +2,10 @@
 Result-Code and what becomes of the session (RFC 4006 §5.1.2, §7, §8.16; protocol-facts B5).
 
 The rule icx follows for every request type: when at least one MSCC of a request succeeds the
-command succeeds (2001) and each MSCC carries its own Result-Code; when none does, the request
-was not successfully processed, so the command carries the failure (the first MSCC's code:
+command succeeds (2001) and each MSCC carries its own Result-Code; when none does but another
+rating group of the session still holds quota, the command still succeeds (failing it would
+end the session and strand that quota's usage uncharged); otherwise the request was not
+successfully processed, so the command carries the failure (the first MSCC's code:
 RFC 4006 §5.1.2, a command-level failure takes precedence over the MSCC codes) -- an INITIAL
 opens no session, an UPDATE debits the reported usage and ends the session, releasing what it
 still holds (RFC 4006 §7 server table, facts B5 "UPDATE failed -> debit used units -> Idle"),
@@ -44,14 +46,14 @@ def _open(server: Server, sid: str) -> bool:
     return server.running.charging.service.sessions.get(sid) is not None
 
 
-def test_update_whose_every_mscc_reaches_the_credit_limit_fails_and_ends_the_session(
+def test_update_whose_every_mscc_reaches_the_credit_limit_while_another_group_holds(
         server: Server) -> None:
-    """Every MSCC of a CCR-U gets 4012: the answer said 2001 at command level and kept the
-    session (and the hold of its third rating group) open, unlike a single-MSCC CCR-U or a
-    CCR-I in the same situation. Now: 4012 at command level, the reported usage debited, the
-    session ended with every hold released; a later CCR-U / CCR-T gets 5002."""
+    """Every MSCC of a CCR-U gets 4012 while a third rating group of the session still holds
+    quota: the command succeeds (2001), each MSCC says 4012, and the session stays open so
+    the third group's usage is charged when it is reported. (Failing the command would end the
+    session and release that quota: its report would get 5002 and the usage go uncharged.)"""
     topup(server, EMPTY, "0.36")  # three 60 s grants at 0.12 EUR/min (41, 60/1)
-    sid = "mscc;all-4012"
+    sid = "mscc;all-4012-other-holds"
     update = _ccr(sid, 2, 1, *(mscc(rg, rsu=("CC-Time", 60), usu=("CC-Time", 60))
                                for rg in (100, 101)))
     init, upd, again, later, term = exchange(
@@ -59,28 +61,71 @@ def test_update_whose_every_mscc_reaches_the_credit_limit_fails_and_ends_the_ses
         _ccr(sid, 1, 0, MSI, *(mscc(rg, rsu=("CC-Time", 60)) for rg in (100, 101, 102))),
         update,
         update,  # the client resends it (same CC-Request-Number): same answer, charged once
-        _ccr(sid, 2, 2, mscc(102, rsu=("CC-Time", 60), usu=("CC-Time", 30))),
-        _ccr(sid, 3, 3, mscc(102, usu=("CC-Time", 30))))
+        _ccr(sid, 2, 2, mscc(102, usu=("CC-Time", 30))),
+        _ccr(sid, 3, 3, mscc(102, usu=("CC-Time", 15))))
     assert init.get("Result-Code") == 2001
     assert _msccs(init) == [(100, 2001, 60), (101, 2001, 60), (102, 2001, 60)]
+    assert upd.get("Result-Code") == 2001
+    assert upd.find("Failed-AVP") is None
+    assert _msccs(upd) == [(100, 4012, None), (101, 4012, None)]
+    assert again.get("Result-Code") == 2001 and _msccs(again) == _msccs(upd)
+    # the session stayed open for RG 102, whose reports are charged
+    assert later.get("Result-Code") == 2001 and _msccs(later) == [(102, 2001, None)]
+    assert term.get("Result-Code") == 2001
+    assert not _open(server, sid)
+    # RG 102: 45 s used at 0.12 EUR/min (60/1) = 0.12 EUR for the first 60 s block
+    assert server.balance(EMPTY) == (0, 0)
+
+
+def test_update_whose_every_mscc_reaches_the_credit_limit_fails_and_ends_the_session(
+        server: Server) -> None:
+    """Every MSCC of a CCR-U gets 4012 and no other rating group holds anything: the request
+    was not successfully processed -- 4012 at command level, the reported usage debited, the
+    session ended (RFC 4006 §7); a later CCR-U / CCR-T gets 5002. (It was answered 2001 with
+    the session kept open around nothing, until Tcc.)"""
+    topup(server, EMPTY, "0.24")
+    sid = "mscc;all-4012"
+    update = _ccr(sid, 2, 1, *(mscc(rg, rsu=("CC-Time", 60), usu=("CC-Time", 60))
+                               for rg in (100, 101)))
+    init, upd, again, later = exchange(
+        server,
+        _ccr(sid, 1, 0, MSI, *(mscc(rg, rsu=("CC-Time", 60)) for rg in (100, 101))),
+        update,
+        update,
+        _ccr(sid, 3, 2, mscc(100, usu=("CC-Time", 0))))
+    assert init.get("Result-Code") == 2001
     assert upd.get("Result-Code") == 4012
     assert _msccs(upd) == [(100, 4012, None), (101, 4012, None)]
     assert again.get("Result-Code") == 4012 and _msccs(again) == _msccs(upd)
     assert not _open(server, sid)
-    # 0.24 EUR of usage debited, RG 102's 0.12 EUR hold released: nothing held any more
-    assert server.balance(EMPTY) == (120_000, 0)
-    assert later.get("Result-Code") == 5002 and term.get("Result-Code") == 5002
-    assert server.balance(EMPTY) == (120_000, 0)
+    assert server.balance(EMPTY) == (0, 0)
+    assert later.get("Result-Code") == 5002
     releases = [r for r in server.journal() if r.get("op") == "release"]
-    assert [(r["session"], r["reason"]) for r in releases] == [(sid, "credit_limit_reached")]
+    assert [(r["session"], r["reason"]) for r in releases] == []
 
 
-def test_update_whose_every_mscc_cannot_be_rated_fails_with_5031_and_ends_the_session(
+def test_single_mscc_update_reaching_the_credit_limit_keeps_the_session_of_other_groups(
         server: Server) -> None:
-    """The same for 5031: an MMS session (no MMS tariff for its recipient) whose CCR-U asks
-    quota for two MMS rating groups. It was answered 2001 with the session and its
-    time-metered data hold (RG 200) kept; now 5031 with Failed-AVP (RFC 4006 §9.2: required
-    with DIAMETER_RATING_FAILED) and the session ended, its hold released."""
+    """The same rule for a CCR-U with one MSCC: while another rating group holds quota, its
+    4012 is per MSCC and the session stays open for that group's report."""
+    topup(server, EMPTY, "0.24")
+    sid = "mscc;one-4012-other-holds"
+    init, upd, term = exchange(
+        server,
+        _ccr(sid, 1, 0, MSI, *(mscc(rg, rsu=("CC-Time", 60)) for rg in (100, 101))),
+        _ccr(sid, 2, 1, mscc(100, rsu=("CC-Time", 60), usu=("CC-Time", 60))),
+        _ccr(sid, 3, 2, mscc(101, usu=("CC-Time", 60))))
+    assert init.get("Result-Code") == 2001
+    assert upd.get("Result-Code") == 2001 and _msccs(upd) == [(100, 4012, None)]
+    assert term.get("Result-Code") == 2001
+    assert server.balance(EMPTY) == (0, 0)
+
+
+def test_update_whose_every_mscc_cannot_be_rated_keeps_the_other_groups_session(
+        server: Server) -> None:
+    """5031 for every MSCC of a CCR-U (an MMS session asking quota for two MMS rating groups
+    its recipient has no tariff for) while its time-metered data group (RG 200) holds quota:
+    2001 with 5031 in each MSCC, and the data usage is charged at the CCR-T."""
     sub = "41790000005"
     sid = "mscc;all-5031"
     mms = "32270@3gpp.org"
@@ -92,12 +137,33 @@ def test_update_whose_every_mscc_cannot_be_rated_fails_with_5031_and_ends_the_se
             A("Rating-Group", rg)]) for rg in (1, 2)), sub=sub, context=mms),
         _ccr(sid, 3, 2, mscc(200, usu=("CC-Time", 60)), sub=sub, context=mms))
     assert init.get("Result-Code") == 2001 and _msccs(init) == [(200, 2001, 60)]
+    assert upd.get("Result-Code") == 2001
+    assert _msccs(upd) == [(1, 5031, None), (2, 5031, None)]
+    assert term.get("Result-Code") == 2001
+    assert server.balance(sub) == (49_980_000, 0)  # 60 s of data at 0.02 EUR/min
+
+
+def test_update_whose_only_mscc_cannot_be_rated_fails_with_5031_and_ends_the_session(
+        server: Server) -> None:
+    """With nothing else held, 5031 goes to command level with Failed-AVP (RFC 4006 §9.2:
+    required with DIAMETER_RATING_FAILED) and the session ends."""
+    sub = "41790000006"
+    sid = "mscc;all-5031-alone"
+    mms = "32270@3gpp.org"
+    init, upd, term = exchange(
+        server,
+        _ccr(sid, 1, 0, MSI, sub=sub, context=mms),
+        _ccr(sid, 2, 1, *(A("Multiple-Services-Credit-Control", [
+            A("Requested-Service-Unit", [A("CC-Service-Specific-Units", 1)]),
+            A("Rating-Group", rg)]) for rg in (1, 2)), sub=sub, context=mms),
+        _ccr(sid, 3, 2, sub=sub, context=mms))
+    assert init.get("Result-Code") == 2001
     assert upd.get("Result-Code") == 5031
     assert _msccs(upd) == [(1, 5031, None), (2, 5031, None)]
     failed: Any = upd.find("Failed-AVP")
     assert failed is not None and failed.find("Multiple-Services-Credit-Control") is not None
     assert not _open(server, sid)
-    assert server.balance(sub) == (50_000_000, 0)  # the data hold (0.02) released
+    assert server.balance(sub) == (50_000_000, 0)
     assert term.get("Result-Code") == 5002
 
 
