@@ -279,14 +279,19 @@ class ServiceCore:
         if session.account is None or session.balance is None:
             return
         for grant in session.grants:
-            if grant.held <= 0:
-                continue
-            fields = {"session": session.id, "service": grant.service.value,
-                      "account": session.account, "reason": reason}
-            await self.ledger.release(f"{key or 'ro:' + session.id}:rel:{grant.key}",
-                                      session.account, session.balance,
-                                      grant.hold_id(session.id), now=now, fields=fields,
-                                      wait=False)
-            grant.held = 0
-            grant.held_n = -1
-            grant.granted = 0
+            if grant.held > 0:
+                await self._release_grant(session, grant, now, reason=reason,
+                                          key=f"{key or 'ro:' + session.id}:rel:{grant.key}")
+
+    async def _release_grant(self, session: Session, grant: Grant, now: float, *, reason: str,
+                             key: str) -> None:
+        """Give back the grant's current hold (one release record with *reason*)."""
+        assert session.account is not None and session.balance is not None
+        fields = {"session": session.id, "service": grant.service.value,
+                  "account": session.account, "reason": reason}
+        await self.ledger.release(key, session.account, session.balance,
+                                  grant.hold_id(session.id), now=now, fields=fields,
+                                  wait=False)
+        grant.held = 0
+        grant.held_n = -1
+        grant.granted = 0

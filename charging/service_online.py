@@ -269,6 +269,13 @@ class OnlineCharging(ServiceCore):
                                              fields=fields, wait=False)
             return await self._settle(session, req, su, grant, key, now, terminate, grant_next,
                                       want, sync, (op, pre, before, used, used_cost, fields))
+        if grant_next and grant.held > 0:
+            # A new grant asked for with no usage reported (a CCR-U after RAR before any of
+            # the quota was used, facts D; a second INITIAL): it replaces the grant held --
+            # the client's quota is the last one granted (RFC 4006 §5.1.2) --, so that hold
+            # goes back first; kept, it stayed reserved, unused, until its TTL.
+            await self._release_grant(session, grant, now, reason="replaced",
+                                      key=f"{key}:rel")
         return await self._settle(session, req, su, grant, key, now, terminate, grant_next,
                                   want, sync, None)
 

@@ -79,6 +79,18 @@ class Server:
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
+    yield from serve(tmp_path)
+
+
+@pytest.fixture
+def quick_tcc_server(tmp_path: Path) -> Iterator[Server]:
+    """The same stack with Tcc 1 s, checked every 50 ms: supervision really runs."""
+    yield from serve(tmp_path, tcc_seconds=1.0, supervision_interval=0.05)
+
+
+def serve(tmp_path: Path, **ro: Any) -> Iterator[Server]:
+    """Run the stack (the demo config, the e2e accounts, *ro* replacing [ro] settings) for
+    the duration of a fixture."""
     accounts = tmp_path / "accounts.toml"
     accounts.write_text(ACCOUNTS)
     settings = load_settings(ROOT / "config" / "icx.toml")
@@ -86,6 +98,8 @@ def server(tmp_path: Path) -> Iterator[Server]:
     # the real captures (test_capture_replay) name their own OCS: this server stands in for it
     settings = dataclasses.replace(settings, diameter=dataclasses.replace(
         settings.diameter, realms=CAPTURE_REALMS, hosts=CAPTURE_HOSTS))
+    if ro:
+        settings = dataclasses.replace(settings, ro=dataclasses.replace(settings.ro, **ro))
     data_dir = tmp_path / "data"
     loop = asyncio.new_event_loop()
     started: Future[RunningServer] = Future()
