@@ -274,7 +274,7 @@ class ChargingService(OnlineCharging, EventsAndOffline, ServiceCore):
                 # ends the session itself; closing it here would release the hold under it
                 self.sessions.add(session)
                 continue
-            self._killed.pop(session.id, None)
+            self._closed_here(session)
             await self._release_all(session, now, reason="tcc_expired")
             closed.append(session.id)
             self._count("tcc_expired")
@@ -284,8 +284,8 @@ class ChargingService(OnlineCharging, EventsAndOffline, ServiceCore):
                 del self._killed[sid]  # ended by its CCR-T (or replaced)
             elif session.killed <= now and sid not in self._busy:
                 # killed after ASA 2001 and no CCR-T within kill_grace: release the hold
-                del self._killed[sid]
                 self.sessions.pop(sid)
+                self._closed_here(session)
                 await self._release_all(session, now, reason="killed")
                 closed.append(sid)
                 self._count("kill_expired")
@@ -335,13 +335,22 @@ class ChargingService(OnlineCharging, EventsAndOffline, ServiceCore):
             if self.sessions.get(session_id) is not session:
                 return True  # it ended meanwhile (a CCR-T): its hold is already gone
             self.sessions.pop(session_id)
-            self._killed.pop(session_id, None)
+            self._closed_here(session)
             await self._release_all(session, now, reason=reason)
         finally:
             if busy:
                 self._next_turn(session_id)
         await self.wait_durable(self.durable_mark())
         return True
+
+    def _closed_here(self, session: Session) -> None:
+        """*session*, just taken out of the table, was ended by the server (Tcc, operator
+        kill, RAA 5002) rather than by a request: its last answer stays findable, as after a
+        CCR-T, so a retransmission of that request gets it again and changes nothing (facts
+        A9) -- not a CCR-I reopening the session around a hold already given back."""
+        self._killed.pop(session.id, None)
+        if session.answer is not None:
+            self.keep_answer(session.answer_key, session.answer)
 
     def open_sessions(self) -> list[Session]:
         return list(self.sessions) + list(self.offline)

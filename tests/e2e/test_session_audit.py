@@ -6,12 +6,13 @@ session table says it holds."""
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from diameter.message import Message, decode_message
 from icx.diameter_client import _HDR, ClientPeer, connect, mscc
 from tests.e2e.conftest import Server
-from tests.e2e.test_rar_asr_audit import HOST, SUB, ccr
+from tests.e2e.test_rar_asr_audit import HOST, SUB, AnsweringPeer, ccr, post
 
 RSU = mscc(100, rsu=("CC-Time", 300))  # 300 s to Switzerland: 0.60 held
 
@@ -77,3 +78,74 @@ def test_a_new_grant_without_usage_replaces_the_hold(server: Server) -> None:
     assert [(r["session"], r["holds"][0]["amount"]) for r in released] == [
         (f"{HOST};20;no-usu", "-0.60"), (f"{HOST};20;no-usu", "-0.60"),
         (f"{HOST};20;initial-again", "-0.60")]
+
+
+def test_a_retransmit_after_tcc_gets_its_answer_and_changes_nothing(
+        quick_tcc_server: Server) -> None:
+    """Tcc (1 s here) closes a silent session: holds back, a release record, and a new CCR for
+    it gets 5002 (RFC 4006 §7: Tcc expired -> Idle). A retransmission of the session's last
+    request (same Session-Id and CC-Request-Number, T flag, another End-to-End id: facts A9)
+    must get the answer it got and change nothing. The server forgot that answer with the
+    session: a retransmitted CCR-I opened the session again around a hold the Tcc release had
+    given back (the reserve replayed by key; the session table then claimed 0.60 held that the
+    balance no longer had), a retransmitted CCR-U got 5002 instead of its 2001."""
+    server = quick_tcc_server
+    service = server.running.charging.service
+    only_i, with_u = f"{HOST};21;only-initial", f"{HOST};21;updated"
+    update = ccr(with_u, 2, 1, mscc(100, rsu=("CC-Time", 300), usu=("CC-Time", 60)))
+
+    async def main() -> list[Any]:
+        peer = await connect("127.0.0.1", server.port, origin_host=HOST)
+        seen: list[Any] = []
+        try:
+            first_i, _ = await send(peer, ccr(only_i, 1, 0, RSU))
+            await send(peer, ccr(with_u, 1, 0, RSU))
+            first_u, _ = await send(peer, update)
+            seen.append((first_i.get("Result-Code"), first_u.get("Result-Code"), held(server)))
+            deadline = time.monotonic() + 10
+            while len(service.sessions) and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)  # Tcc 1 s, supervised every 50 ms
+            seen.append((len(service.sessions), held(server), server.balance(SUB)[0]))
+            again_i, _ = await send(peer, ccr(only_i, 1, 0, RSU), t_flag=True)
+            again_u, _ = await send(peer, update, t_flag=True)
+            seen.append((again_i.encode()[20:] == first_i.encode()[20:],
+                         again_u.encode()[20:] == first_u.encode()[20:],
+                         len(service.sessions), held(server), server.balance(SUB)[0]))
+            after, _ = await send(peer, ccr(with_u, 2, 2, mscc(100, rsu=("CC-Time", 300),
+                                                                 usu=("CC-Time", 60))))
+            seen.append((after.get("Result-Code"), held(server), server.balance(SUB)[0]))
+            return seen
+        finally:
+            await peer.close()
+
+    debited = 50_000_000 - 120_000  # the UPDATE's 60 s, once
+    assert asyncio.run(main()) == [
+        (2001, 2001, (1_200_000, 1_200_000)),
+        (0, (0, 0), debited),
+        (True, True, 0, (0, 0), debited),
+        (5002, (0, 0), debited)]
+    releases = [(r["session"], r["reason"]) for r in server.journal() if r["op"] == "release"]
+    assert sorted(releases) == sorted([(with_u, "tcc_expired"), (only_i, "tcc_expired")])
+
+
+def test_a_retransmit_after_an_operator_kill_gets_its_answer(server: Server) -> None:
+    """The same after an operator kill the client answered ASA 5002 (the session is not
+    active there: released at once, facts D): the retransmitted CCR-I got no session back."""
+    sid = f"{HOST};22;killed"
+
+    async def main() -> list[Any]:
+        loop = asyncio.get_running_loop()
+        peer = await connect("127.0.0.1", server.port, origin_host=HOST)
+        peer.__class__ = AnsweringPeer
+        peer.rc = 5002  # type: ignore[attr-defined]
+        try:
+            first, _ = await send(peer, ccr(sid, 1, 0, RSU))
+            status, out = await loop.run_in_executor(None, post, server,
+                                                     f"/api/sessions/{sid}/kill")
+            again, _ = await send(peer, ccr(sid, 1, 0, RSU), t_flag=True)
+            return [status, out["asa_result_code"], again.encode()[20:] == first.encode()[20:],
+                    server.running.charging.service.sessions.get(sid), held(server)]
+        finally:
+            await peer.close()
+
+    assert asyncio.run(main()) == [200, 5002, True, None, (0, 0)]
