@@ -280,8 +280,13 @@ class ServiceCore:
             return
         for grant in session.grants:
             if grant.held > 0:
-                await self._release_grant(session, grant, now, reason=reason,
-                                          key=f"{key or 'ro:' + session.id}:rel:{grant.key}")
+                # *key* (a request's) is unique; without one the key names the hold: a
+                # Session-Id seen twice (a CCR-I retransmitted once its answer left the
+                # cache, a client reusing ids) must not have its second hold's release
+                # answered from the store's record of the first one (nothing released)
+                rkey = (f"{key}:rel:{grant.key}" if key else
+                        f"ro:{session.id}:rel:{grant.key}:{grant.held_n}")
+                await self._release_grant(session, grant, now, reason=reason, key=rkey)
 
     async def _release_grant(self, session: Session, grant: Grant, now: float, *, reason: str,
                              key: str) -> None:

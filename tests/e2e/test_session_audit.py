@@ -6,6 +6,7 @@ session table says it holds."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from typing import Any
 
@@ -149,3 +150,41 @@ def test_a_retransmit_after_an_operator_kill_gets_its_answer(server: Server) -> 
             await peer.close()
 
     assert asyncio.run(main()) == [200, 5002, True, None, (0, 0)]
+
+
+def test_every_hold_of_a_reused_session_id_is_released_by_tcc(quick_tcc_server: Server) -> None:
+    """The release the server writes for a session it ends (Tcc, kill) was keyed by Session-Id
+    and rating group only, so a second session under the same Session-Id -- a CCR-I
+    retransmitted once its answer had left the bounded answer cache, or a client reusing ids
+    -- had its Tcc release answered from the store's record of the first one: nothing
+    released, 0.60 held with no session until the hold's TTL. The key names the hold."""
+    server = quick_tcc_server
+    service = server.running.charging.service
+    sid = f"{HOST};23;reused"
+
+    async def small_cache() -> None:
+        service.config = dataclasses.replace(service.config, answer_cache_size=1)
+
+    async def until_closed() -> None:
+        deadline = time.monotonic() + 10
+        while len(service.sessions) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+
+    async def main() -> list[Any]:
+        peer = await connect("127.0.0.1", server.port, origin_host=HOST)
+        try:
+            await send(peer, ccr(sid, 1, 0, RSU))
+            await until_closed()
+            await send(peer, ccr(f"{HOST};23;other", 1, 0, RSU))  # its answer pushes ours out
+            await until_closed()
+            again, _ = await send(peer, ccr(sid, 1, 0, RSU))
+            update, _ = await send(peer, ccr(sid, 2, 1, mscc(100, rsu=("CC-Time", 300),
+                                                                usu=("CC-Time", 60))))
+            await until_closed()
+            return [again.get("Result-Code"), update.get("Result-Code"), len(service.sessions),
+                    server.balance(SUB)]
+        finally:
+            await peer.close()
+
+    server.call(small_cache())
+    assert asyncio.run(main()) == [2001, 2001, 0, (50_000_000 - 120_000, 0)]
