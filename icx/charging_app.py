@@ -284,6 +284,7 @@ async def start_server(settings: Settings, data_dir: Path, *, port: int | None =
     server = wiring.build_server(settings, charging.agent.handle,
                                  responder=charging.agent.respond)
     wiring.count_protocol_answers(charging.agent.metrics, server)
+    charging.agent.find_peer = wiring.peer_finder(server)
     try:
         await server.start()
     except BaseException:

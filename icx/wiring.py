@@ -38,7 +38,7 @@ from diameter.transport_sctp import TransportUnavailable, sctp_unavailable_reaso
 from icx.settings import Settings
 
 __all__ = ["peer_config", "build_server", "send_server_request", "count_protocol_answers",
-           "peer_metrics", "Runtime", "start"]
+           "peer_finder", "peer_metrics", "Runtime", "start"]
 
 log = structlog.get_logger("icx.wiring")
 
@@ -108,6 +108,20 @@ async def send_server_request(
         return await peer.request(request, timeout)
     except (ConnectionError, TimeoutError):
         return None
+
+
+def peer_finder(server: DiameterServer) -> Any:
+    """``find_peer(identity) -> open connection | None`` over *server*'s peers, for the
+    agent's RAR/ASR to a client that reconnected (DiameterIdentity ignores ASCII case)."""
+
+    def find_peer(host: str) -> PeerProtocol | None:
+        peer = server.peers.get(host)
+        if peer is None:
+            low = host.lower()
+            peer = next((p for h, p in server.peers.items() if h.lower() == low), None)
+        return peer if peer is not None and peer.is_open else None
+
+    return find_peer
 
 
 def count_protocol_answers(metrics: Any, server: DiameterServer) -> None:
@@ -198,6 +212,7 @@ async def start(
     server = build_server(settings, handler, responder=responder)
     if app is not None:
         count_protocol_answers(app.agent.metrics, server)
+        app.agent.find_peer = peer_finder(server)
     try:
         await server.start()
     except BaseException:

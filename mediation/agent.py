@@ -93,6 +93,9 @@ class ChargingAgent:
         self.clock = clock
         self.peers: dict[str, Any] = {}  # Origin-Host -> peer handle (for RAR/ASR)
         self.sender: Sender | None = None
+        # Diameter identity -> its open connection now, or None (the server's peer table):
+        # a client that reconnected is reached on its new connection (see _peer_for)
+        self.find_peer: Callable[[str], Any] | None = None
         self._ids = itertools.count(int(time.time()) << 20)
         decide = getattr(service, "decide", None)
         mark = getattr(service, "durable_mark", None)
@@ -321,11 +324,25 @@ class ChargingAgent:
         """Send an ASR for an open session; return the ASA Result-Code (facts D)."""
         return await self._server_request(session_id, 274)
 
+    def _peer_for(self, host: str) -> Any:
+        """The connection that carries *host*'s sessions: the one its last CCR came on, or --
+        when that one has closed -- the open connection of the same Diameter peer (the client
+        itself, or the agent relaying for it) if it has reconnected since."""
+        peer = self.peers.get(host)
+        if peer is None or getattr(peer, "is_open", True) or self.find_peer is None:
+            return peer
+        via = getattr(peer, "peer_host", None)
+        now = self.find_peer(via) if via else None
+        if now is None:
+            return peer  # (the sender finds it closed: no answer)
+        self.peers[host] = now
+        return now
+
     async def _server_request(self, session_id: str, code: int) -> int | None:
         session = self.service.sessions.get(session_id)
         if session is None or self.sender is None:
             return None
-        peer = self.peers.get(session.peer_host)
+        peer = self._peer_for(session.peer_host)
         if peer is None:
             return None
         dest_realm = session.peer_realm or self.origin_realm

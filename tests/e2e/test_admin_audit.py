@@ -1,0 +1,46 @@
+"""Server-initiated RAR/ASR, /metrics and the operator CLI over real sockets: what an audit
+of the admin side found wrong (protocol-facts D for RAR/ASA, the Prometheus text format)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from diameter.message import Message
+from icx.diameter_client import connect, mscc
+from tests.e2e.conftest import Server
+from tests.e2e.test_rar_asr_audit import HOST, SUB, AnsweringPeer, ccr, post
+
+
+def test_rar_and_asr_reach_a_client_that_reconnected(server: Server) -> None:
+    """Facts D: RAR/ASR go to the session's client. A client whose connection dropped and
+    came back (same Origin-Host, a new connection) got neither until it sent another CCR: the
+    agent still held the closed connection, the top-up reported no RAA and the kill -- no ASA
+    -- released the hold at once while the client went on serving the user."""
+    sid = f"{HOST};30;reconnected"
+
+    async def main() -> tuple[list[Any], list[Message]]:
+        loop = asyncio.get_running_loop()
+        first = await connect("127.0.0.1", server.port, origin_host=HOST)
+        cca = await first.request(ccr(sid, 1, 0, mscc(100, rsu=("CC-Time", 300))))
+        assert cca.get("Result-Code") == 2001
+        await first.close()  # DPR/DPA, then the connection goes
+        await first.closed
+        peer = await connect("127.0.0.1", server.port, origin_host=HOST)
+        peer.__class__ = AnsweringPeer
+        try:
+            _, topped = await loop.run_in_executor(None, post, server,
+                                                   f"/api/accounts/{SUB}/topup",
+                                                   {"amount": "1.00"})
+            _, killed = await loop.run_in_executor(None, post, server,
+                                                   f"/api/sessions/{sid}/kill")
+            return [topped["reauth"], killed["asa_result_code"], server.balance(SUB)], list(
+                getattr(peer, "got", []))
+        finally:
+            await peer.close()
+
+    seen, got = asyncio.run(main())
+    # ASA 2001: the session waits for the client's CCR-T with its hold (facts D)
+    assert seen == [{sid: 2001}, 2001, (51_000_000, 600_000)]
+    assert [(m.code, m.get("Session-Id"), m.get("Destination-Host")) for m in got] == [
+        (258, sid, HOST), (274, sid, HOST)]
