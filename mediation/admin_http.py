@@ -12,7 +12,9 @@ Routes (all JSON unless noted; amounts are decimal strings):
                                             fields: 400); sends RAR to the account's open
                                             sessions (facts D) unless false
 ``GET  /api/sessions[?account=ID]``         open sessions
-``POST /api/sessions/{sid}/kill``           ASR to the client, then release the reservations
+``POST /api/sessions/{sid}/kill``           ASR to the client; ASA 2001: the session waits for
+                                            its CCR-T (``awaiting_ccr_t``, at most
+                                            ``kill_grace_seconds``), else ``released``
 ``POST /api/sessions/{sid}/reauth``         RAR to the client
 ``POST /api/reauth``                        RAR to every open session
 ``POST /api/rates/reload``                  use the deck versions imported since start (``icx
@@ -140,8 +142,14 @@ def build_app(*, service: ChargingService, agent: ChargingAgent | None, accounts
             return _json({"error": f"no open session {sid!r}"}, 404)
         asa = await agent.abort(sid) if agent is not None else None
         # ASA 2001: the client will send its CCR-T (protocol-facts D), the session waits for it
-        released = await service.kill(sid, now=clock(), asa_result_code=asa)
-        return _json({"session_id": sid, "asa_result_code": asa, "released": released})
+        # with its hold (kill_grace bounds the wait); any other answer: released now
+        await service.kill(sid, now=clock(), asa_result_code=asa)
+        waiting = service.sessions.get(sid) is not None
+        out: dict[str, Any] = {"session_id": sid, "asa_result_code": asa,
+                               "released": not waiting, "awaiting_ccr_t": waiting}
+        if waiting:
+            out["kill_grace_seconds"] = service.config.kill_grace
+        return _json(out)
 
     async def reauth(request: web.Request) -> web.Response:
         sid = request.match_info["sid"]

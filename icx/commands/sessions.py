@@ -41,10 +41,20 @@ def list_(account: str | None, as_json: bool, admin: str) -> None:
 @click.option("--json", "as_json", is_flag=True)
 @admin_option
 def kill(session_id: str, as_json: bool, admin: str) -> None:
-    """Send ASR to the client of SESSION_ID and release its reservations."""
+    """Send ASR to the client of SESSION_ID. After ASA 2001 its hold stays until the client's
+    CCR-T (at most [ro] kill_grace_seconds); after any other answer, or none, it is released."""
     out = call(admin, "POST", f"/api/sessions/{segment(session_id)}/kill")
-    click.echo(json.dumps(out) if as_json else
-               f"{session_id}: ASA {out['asa_result_code']}, released={out['released']}")
+    if as_json:
+        click.echo(json.dumps(out))
+        return
+    asa = out["asa_result_code"]
+    said = (f"ASA {asa}" if asa is not None else
+            "no ASA (the client is not connected or did not answer)")
+    if out.get("awaiting_ccr_t"):
+        click.echo(f"{session_id}: {said}: the client ends the session; its hold stays until "
+                   f"its CCR-T (released after {out['kill_grace_seconds']:g} s without one)")
+    else:
+        click.echo(f"{session_id}: {said}: its hold is released")
 
 
 @sessions.command("reauth")

@@ -6,7 +6,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from click.testing import CliRunner
+
 from diameter.message import Message
+from icx.cli import main as cli
 from icx.diameter_client import connect, mscc
 from tests.e2e.conftest import Server
 from tests.e2e.test_rar_asr_audit import HOST, SUB, AnsweringPeer, ccr, post
@@ -44,3 +47,38 @@ def test_rar_and_asr_reach_a_client_that_reconnected(server: Server) -> None:
     assert seen == [{sid: 2001}, 2001, (51_000_000, 600_000)]
     assert [(m.code, m.get("Session-Id"), m.get("Destination-Host")) for m in got] == [
         (258, sid, HOST), (274, sid, HOST)]
+
+
+def test_kill_says_whether_the_hold_went_back(server: Server) -> None:
+    """`icx sessions kill` printed "released=True" after ASA 2001, when the hold stays until
+    the client's CCR-T (facts D; `kill_grace_seconds` bounds the wait): the operator was told
+    the credit was back when it was not. It says what happened to the hold."""
+    runner = CliRunner()
+    admin = ["--admin", server.admin_url]
+    sid_a, sid_b, sid_c = (f"{HOST};31;{rc}" for rc in (2001, 5012, "json"))
+    outs: list[Any] = []
+
+    def kill(sid: str, *args: str) -> None:
+        res = runner.invoke(cli, ["sessions", "kill", sid, *args, *admin])
+        outs.append((res.exit_code, res.output, server.balance(SUB)[1]))
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        peer = await connect("127.0.0.1", server.port, origin_host=HOST)
+        peer.__class__ = AnsweringPeer
+        try:
+            for sid, rc, args in ((sid_a, 2001, ()), (sid_c, 2001, ("--json",)),
+                                  (sid_b, 5012, ())):
+                peer.rc = rc  # type: ignore[attr-defined]
+                await peer.request(ccr(sid, 1, 0, mscc(100, rsu=("CC-Time", 300))))
+                await loop.run_in_executor(None, kill, sid, *args)
+        finally:
+            await peer.close()
+
+    asyncio.run(main())
+    assert outs == [
+        (0, f"{sid_a}: ASA 2001: the client ends the session; its hold stays until its CCR-T "
+            "(released after 30 s without one)\n", 600_000),
+        (0, f'{{"session_id": "{sid_c}", "asa_result_code": 2001, "released": false, '
+            '"awaiting_ccr_t": true, "kill_grace_seconds": 30.0}\n', 1_200_000),
+        (0, f"{sid_b}: ASA 5012: its hold is released\n", 1_200_000)]
