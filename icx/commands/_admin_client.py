@@ -1,8 +1,8 @@
 """A tiny JSON client for the admin HTTP API, shared by `icx balance` and `icx sessions`.
 
-Exit codes per the CLI convention: 2 for bad input (an --admin that is no http(s) URL; HTTP
-400/404: bad amount, unknown account/session), 1 for runtime failures (server unreachable,
-5xx).
+Exit codes per the CLI convention: 2 for bad input (an --admin that is no http(s) URL; the
+API's HTTP 400/404/409: bad amount, unknown account/session, a reused key), 1 for runtime
+failures (server unreachable, 5xx, an answer that is not the API's JSON).
 """
 
 from __future__ import annotations
@@ -36,9 +36,14 @@ def call(admin: str, method: str, path: str, body: dict[str, Any] | None = None)
             raw = resp.read()
     except urllib.error.HTTPError as exc:
         try:
-            msg = json.loads(exc.read()).get("error", exc.reason)
-        except (ValueError, AttributeError):
-            msg = exc.reason
+            msg = json.loads(exc.read())["error"]
+        except (ValueError, TypeError, KeyError, OSError):
+            # no icx answer: some other web server at that address (its error page), or a
+            # proxy's -- its 404 is no "unknown account", so not exit 2 (bad input)
+            where = f"{admin.rstrip('/')}{path} answered HTTP {exc.code} ({exc.reason})"
+            click.echo(f"error: {where}, not JSON: is --admin an icx admin API?"
+                       if exc.code < 500 else f"error: {where}", err=True)
+            sys.exit(1)
         click.echo(f"error: {msg}", err=True)
         sys.exit(2 if exc.code in (400, 404, 409) else 1)
     except (urllib.error.URLError, OSError) as exc:

@@ -4,6 +4,7 @@ of the admin side found wrong (protocol-facts D for RAR/ASA, the Prometheus text
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 from click.testing import CliRunner
@@ -82,3 +83,35 @@ def test_kill_says_whether_the_hold_went_back(server: Server) -> None:
         (0, f'{{"session_id": "{sid_c}", "asa_result_code": 2001, "released": false, '
             '"awaiting_ccr_t": true, "kill_grace_seconds": 30.0}\n', 1_200_000),
         (0, f"{sid_b}: ASA 5012: its hold is released\n", 1_200_000)]
+
+
+def test_cli_against_a_web_server_that_is_not_icx(tmp_path: Path) -> None:
+    """`--admin` pointing at some other web server that answers an error page: "error: File
+    not found" and exit 2 -- the exit and wording of an unknown account or session -- for
+    `sessions list`; "error: Unsupported method ('POST')" for a kill. One line that says the
+    answer was no icx API's, exit 1 (the setup, not the input, is wrong)."""
+    import functools
+    import http.server
+    import threading
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:  # (its access log went to the output)
+            pass
+
+    handler = functools.partial(Quiet, directory=str(tmp_path))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    try:
+        results = [CliRunner().invoke(cli, [*args, "--admin", url]) for args in (
+            ["sessions", "list"], ["sessions", "kill", "x;1"], ["balance", "show", "x"])]
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert [(r.exit_code, r.output) for r in results] == [
+        (1, f"error: {url}/api/sessions answered HTTP 404 (File not found), not JSON: is "
+            "--admin an icx admin API?\n"),
+        (1, f"error: {url}/api/sessions/x%3B1/kill answered HTTP 501 (Unsupported method "
+            "('POST'))\n"),
+        (1, f"error: {url}/api/accounts/x answered HTTP 404 (File not found), not JSON: is "
+            "--admin an icx admin API?\n")]
