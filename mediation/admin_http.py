@@ -47,6 +47,7 @@ KEY_APP = web.AppKey("icx_admin", dict)
 _TOPUP_FIELDS = frozenset({"amount", "key", "balance", "reauth"})
 _TOPUP_BODY = '{"amount": "10.00", "key"?: "...", "balance"?: "EUR", "reauth"?: true}'
 _JSON_NAMES = {str: "string", bool: "boolean"}
+_METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"  # Prometheus text format 0.0.4
 
 
 def _json_type(value: Any) -> str:
@@ -86,8 +87,9 @@ def build_app(*, service: ChargingService, agent: ChargingAgent | None, accounts
 
     async def metrics(_: web.Request) -> web.Response:
         body = agent.metrics.render() if agent is not None else ""
-        return web.Response(text=body, content_type="text/plain", charset="utf-8",
-                            headers={"X-Content-Format": "0.0.4"})
+        # the text format names its version in the Content-Type (a scraper picks its parser
+        # by it); aiohttp's content_type= cannot carry the parameter
+        return web.Response(body=body.encode(), headers={"Content-Type": _METRICS_TYPE})
 
     async def get_account(request: web.Request) -> web.Response:
         try:

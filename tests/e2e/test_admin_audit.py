@@ -4,6 +4,8 @@ of the admin side found wrong (protocol-facts D for RAR/ASA, the Prometheus text
 from __future__ import annotations
 
 import asyncio
+import re
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -115,3 +117,88 @@ def test_cli_against_a_web_server_that_is_not_icx(tmp_path: Path) -> None:
             "('POST'))\n"),
         (1, f"error: {url}/api/accounts/x answered HTTP 404 (File not found), not JSON: is "
             "--admin an icx admin API?\n")]
+
+
+_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*\Z")
+_SAMPLE = re.compile(r'([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)(?: (-?\d+))?\Z')
+_LABEL = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\\n]|\\[\\"n])*)"\s*(?:,|\Z)')
+
+
+def parse_exposition(text: str) -> dict[str, tuple[str, list[tuple[str, dict[str, str], float]]]]:
+    """Check *text* against the Prometheus text format 0.0.4 rules and return {family:
+    (type, [(sample name, labels, value)])}. Rules: HELP/TYPE at most once per family, TYPE
+    before its samples, a family's samples together, names and label syntax, float values,
+    counters/gauges named as declared, histograms as _bucket (cumulative, ending le="+Inf" =
+    _count) / _sum / _count per label set, a final newline."""
+    assert text.endswith("\n"), "no final newline"
+    families: dict[str, tuple[str, list[tuple[str, dict[str, str], float]]]] = {}
+    helps: set[str] = set()
+    done: set[str] = set()
+    current = None
+    for line in text[:-1].split("\n"):
+        if line.startswith("# HELP "):
+            name = line.split(" ", 3)[2]
+            assert _NAME.match(name) and name not in helps, line
+            helps.add(name)
+            continue
+        if line.startswith("# TYPE "):
+            _, _, name, kind = line.split(" ")
+            assert _NAME.match(name) and name not in families, line
+            assert kind in ("counter", "gauge", "histogram", "summary", "untyped"), line
+            families[name] = (kind, [])
+            continue
+        assert line and not line.startswith("#"), f"stray line {line!r}"
+        m = _SAMPLE.match(line)
+        assert m, f"bad sample line {line!r}"
+        name, raw, value = m.group(1), m.group(2) or "", m.group(3)
+        labels: dict[str, str] = {}
+        pos = 0
+        while pos < len(raw):
+            lm = _LABEL.match(raw, pos)
+            assert lm and lm.group(1) not in labels, f"bad labels in {line!r}"
+            labels[lm.group(1)] = lm.group(2)
+            pos = lm.end()
+        family = next((f for f in (name, name.rsplit("_", 1)[0]) if f in families), None)
+        assert family is not None, f"{name}: no TYPE before it"
+        kind = families[family][0]
+        assert name == family or (kind == "histogram" and name[len(family):] in (
+            "_bucket", "_sum", "_count")), f"{name} in a {kind} {family}"
+        if family != current:
+            assert family not in done, f"{family}: samples not together"
+            if current is not None:
+                done.add(current)
+            current = family
+        families[family][1].append((name, labels, float(value)))
+    for family, (kind, samples) in families.items():
+        if kind != "histogram":
+            continue
+        series: dict[tuple[tuple[str, str], ...], dict[str, Any]] = {}
+        for name, labels, value in samples:
+            le = labels.pop("le", None) if name.endswith("_bucket") else None
+            s = series.setdefault(tuple(sorted(labels.items())), {"buckets": []})
+            if le is not None:
+                s["buckets"].append((float(le), value))
+            else:
+                s[name[len(family):]] = value
+        for key, s in series.items():
+            bounds = [b for b, _ in s["buckets"]]
+            counts = [c for _, c in s["buckets"]]
+            assert bounds == sorted(bounds) and bounds[-1] == float("inf"), (family, key)
+            assert counts == sorted(counts), (family, key, "buckets not cumulative")
+            assert counts[-1] == s["_count"] and "_sum" in s, (family, key)
+    return families
+
+
+def _scrape(server: Server) -> tuple[str, str]:
+    with urllib.request.urlopen(server.admin_url + "/metrics", timeout=10) as resp:
+        return resp.headers["Content-Type"], resp.read().decode()
+
+
+def test_metrics_content_type_names_the_format_version(server: Server) -> None:
+    """The exposition format's Content-Type is ``text/plain; version=0.0.4`` (what a scraper
+    reads to pick its parser); the version went in an ``X-Content-Format`` header nothing
+    reads."""
+    content_type, text = _scrape(server)
+    assert content_type == "text/plain; version=0.0.4; charset=utf-8"
+    parse_exposition(text)
+
