@@ -33,6 +33,7 @@ __all__ = [
     "answer_from_error",
     "failed_avp",
     "patch_hop_by_hop",
+    "result_code_of",
 ]
 
 
@@ -222,3 +223,18 @@ def patch_hop_by_hop(encoded_answer: bytes, hop_by_hop: int) -> bytes:
     """A stored encoded answer re-sent for a duplicate request carries the duplicate's
     Hop-by-Hop (the only header field allowed to differ, §6.2 / A9)."""
     return encoded_answer[:12] + hop_by_hop.to_bytes(4, "big") + encoded_answer[16:]
+
+
+def result_code_of(data: bytes) -> int | None:
+    """Result-Code (268, base) of an encoded answer: a scan of the top-level AVP headers."""
+    i, n = 20, len(data)
+    while i + 8 <= n:
+        code = int.from_bytes(data[i:i + 4], "big")
+        flags = data[i + 4]
+        length = int.from_bytes(data[i + 5:i + 8], "big")
+        if length < 8:
+            return None
+        if code == 268 and not flags & 0x80 and length == 12:
+            return int.from_bytes(data[i + 8:i + 12], "big")
+        i += (length + 3) & ~3
+    return None

@@ -402,7 +402,8 @@ class PeerConnection:
         return True
 
     def count_error_answer(self, code: int, result_code: int) -> None:
-        """Count an error answer this layer sent for a request of command *code*."""
+        """Count an answer this layer sent itself for a request of command *code* (an error
+        answer, or a duplicate's stored answer: the application never saw the request)."""
         key = (code, result_code)
         self.error_answers[key] = self.error_answers.get(key, 0) + 1
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from diameter import peer_actions
-from diameter.answers import error_answer, patch_hop_by_hop
+from diameter.answers import error_answer, patch_hop_by_hop, result_code_of
 from diameter.constants import (
     APP_COMMON,
     APP_RELAY,
@@ -255,6 +255,9 @@ def process_request(conn: PeerConnection, msg: Message, now: float,
     if hit is not _MISS:
         assert isinstance(hit, bytes)
         conn.duplicates_answered += 1
+        # answered here, never seen by the application: counted with the layer's own
+        # answers, so /metrics counts every request answered under its Result-Code
+        conn.count_error_answer(msg.code, result_code_of(hit) or 0)
         conn._out.append(patch_hop_by_hop(hit, hbh))
         return
     if busy:

@@ -33,7 +33,7 @@ import structlog
 
 from cython_ext import load
 from diameter import peer_receive, validate
-from diameter.answers import error_answer
+from diameter.answers import error_answer, result_code_of
 from diameter.duplicates import DuplicateCache
 from diameter.eager import resume as _resume
 from diameter.errors import DiameterError
@@ -492,7 +492,7 @@ class PeerProtocol(asyncio.Protocol):
 
     def _log_request(self, request: Message, answer: Message | bytes, t0: int) -> None:
         if answer.__class__ is bytes:
-            result_code = _result_code_of(answer)  # type: ignore[arg-type]
+            result_code = result_code_of(answer)  # type: ignore[arg-type]
         else:
             result_code = cast(Message, answer).get("Result-Code")
         log.info(
@@ -535,18 +535,3 @@ _ENABLED: dict[int, tuple[object, bool]] = {}
 if _LANE is not None:
     _LANE.use_for_replies(PeerProtocol, functools.partial(_log_enabled, _INFO), _SL_CONFIG)
     _LANE.bind_layouts(PeerConnection, PeerProtocol, DuplicateCache, Watchdog, FrameBuffer)
-
-
-def _result_code_of(data: bytes) -> int | None:
-    """Result-Code (268, base) of an encoded answer: a scan of the top-level AVP headers."""
-    i, n = 20, len(data)
-    while i + 8 <= n:
-        code = int.from_bytes(data[i:i + 4], "big")
-        flags = data[i + 4]
-        length = int.from_bytes(data[i + 5:i + 8], "big")
-        if length < 8:
-            return None
-        if code == 268 and not flags & 0x80 and length == 12:
-            return int.from_bytes(data[i + 8:i + 12], "big")
-        i += (length + 3) & ~3
-    return None

@@ -108,9 +108,10 @@ class DiameterServer:
             del self.peers[host]
 
     def error_answers(self) -> dict[tuple[int, int], int]:
-        """Since start: (command code, Result-Code) -> requests this layer answered with an
-        error itself (decode/validation errors, 3004, 3007...): the application's metrics
-        never see these requests, /metrics adds them to its request counts."""
+        """Since start: (command code, Result-Code) -> requests this layer answered itself
+        (decode/validation errors, 3004, 3007..., and duplicates answered from the duplicate
+        cache with their stored answer's code): the application's metrics never see these
+        requests, /metrics adds them to its request counts."""
         out = dict(self._closed_errors)
         for proto in self._accepted:
             if proto.conn is not None:

@@ -125,8 +125,9 @@ def peer_finder(server: DiameterServer) -> Any:
 
 
 def count_protocol_answers(metrics: Any, server: DiameterServer) -> None:
-    """Make /metrics count the requests *server* answered itself with an error (validation
-    5xxx, 3004, 3007...: the agent never sees them) under their command and Result-Code, and
+    """Make /metrics count the requests *server* answered itself (validation 5xxx, 3004,
+    3007..., duplicates from its cache: the agent never sees them) under their command and
+    Result-Code, and
     show its connection and protocol counters (:func:`peer_metrics`)."""
     from mediation.agent import CMD_NAMES
 

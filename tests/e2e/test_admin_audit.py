@@ -202,3 +202,59 @@ def test_metrics_content_type_names_the_format_version(server: Server) -> None:
     assert content_type == "text/plain; version=0.0.4; charset=utf-8"
     parse_exposition(text)
 
+
+def test_metrics_count_what_was_sent_in_the_exposition_format(server: Server) -> None:
+    """Nine CCRs whose answers are known: /metrics counts nine by Result-Code -- the one the
+    Diameter layer answered from its duplicate cache (same Origin-Host and End-to-End id,
+    facts A9) was missing, though answered 2001 like the retransmit with another End-to-End
+    id, which was counted --; the gauges follow the session and the balance; the text keeps
+    the Prometheus 0.0.4 rules."""
+    from tests.e2e.test_session_audit import send
+
+    sid = f"{HOST};32;metrics"
+    rsu = mscc(100, rsu=("CC-Time", 300))
+    sent: list[int] = []
+    during: list[Any] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        peer = await connect("127.0.0.1", server.port, origin_host=HOST)
+        try:
+            answer, e2e = await send(peer, ccr(sid, 1, 0, rsu))
+            sent.append(answer.get("Result-Code"))
+            for kw in ({"e2e": e2e, "t_flag": True}, {"t_flag": True}):  # two retransmits
+                sent.append((await send(peer, ccr(sid, 1, 0, rsu), **kw))[0].get("Result-Code"))
+            update = ccr(sid, 2, 1, mscc(100, rsu=("CC-Time", 300), usu=("CC-Time", 60)))
+            sent.append((await send(peer, update))[0].get("Result-Code"))
+            during.append(await loop.run_in_executor(None, _scrape, server))
+            during.append(server.balance(SUB)[1])
+            for msg in (ccr(f"{HOST};32;never-opened", 2, 1, rsu),           # 5002
+                        ccr(f"{HOST};32;no-realm", 1, 0, rsu),                # 5005 (below)
+                        ccr(sid, 3, 2, mscc(100, usu=("CC-Time", 60))),       # 2001
+                        ccr(sid, 2, 3, rsu)):                                 # 5002: ended
+                if "no-realm" in msg.get("Session-Id"):
+                    msg.avps = [a for a in msg.avps if a.code != 283]
+                sent.append((await send(peer, msg))[0].get("Result-Code"))
+            sent.append((await send(peer, ccr(f"{HOST};32;other", 1, 0, rsu)))[0]
+                        .get("Result-Code"))
+        finally:
+            await peer.close()
+
+    asyncio.run(main())
+    _, text = _scrape(server)
+    assert sent == [2001, 2001, 2001, 2001, 5002, 5005, 2001, 5002, 2001]
+    families = parse_exposition(text)
+    requests = {(labels["command"], labels["result_code"]): value
+                for _, labels, value in families["icx_diameter_requests_total"][1]}
+    assert requests == {("CCR", "2001"): 6, ("CCR", "5002"): 2, ("CCR", "5005"): 1}
+    hist = {name: value for name, labels, value in families["icx_diameter_request_seconds"][1]
+            if labels.get("le") in (None, "+Inf")}
+    # the latency of the requests the agent answered (not the duplicate, not the 5005)
+    assert hist["icx_diameter_request_seconds_count"] == 7
+    gauges = {f: samples[0][2] for f, (kind, samples) in families.items() if kind == "gauge"}
+    assert (gauges["icx_active_sessions"], gauges["icx_reserved_micros"]) == (1, 600_000)
+    assert families["icx_diameter_duplicates_answered_total"][1][0][2] == 1
+    _, text_during = during[0]
+    before = parse_exposition(text_during)
+    assert before["icx_active_sessions"][1][0][2] == 1
+    assert before["icx_reserved_micros"][1][0][2] == during[1] == 600_000
