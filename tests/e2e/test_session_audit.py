@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import time
+import urllib.request
 from typing import Any
 
 from diameter.message import Message, decode_message
@@ -107,6 +109,8 @@ def test_a_retransmit_after_tcc_gets_its_answer_and_changes_nothing(
             while len(service.sessions) and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)  # Tcc 1 s, supervised every 50 ms
             seen.append((len(service.sessions), held(server), server.balance(SUB)[0]))
+            seen.append(await asyncio.get_running_loop().run_in_executor(None, _after_tcc,
+                                                                          server))
             again_i, _ = await send(peer, ccr(only_i, 1, 0, RSU), t_flag=True)
             again_u, _ = await send(peer, update, t_flag=True)
             seen.append((again_i.encode()[20:] == first_i.encode()[20:],
@@ -123,10 +127,23 @@ def test_a_retransmit_after_tcc_gets_its_answer_and_changes_nothing(
     assert asyncio.run(main()) == [
         (2001, 2001, (1_200_000, 1_200_000)),
         (0, (0, 0), debited),
+        ("49.88", "0.00", "49.88", ["icx_active_sessions 0", "icx_reserved_micros 0"]),
         (True, True, 0, (0, 0), debited),
         (5002, (0, 0), debited)]
     releases = [(r["session"], r["reason"]) for r in server.journal() if r["op"] == "release"]
     assert sorted(releases) == sorted([(with_u, "tcc_expired"), (only_i, "tcc_expired")])
+
+
+def _after_tcc(server: Server) -> tuple[Any, ...]:
+    """What the operator sees once Tcc closed the sessions: the balance (admin API) and the
+    gauges (/metrics)."""
+    with urllib.request.urlopen(f"{server.admin_url}/api/accounts/{SUB}", timeout=10) as r:
+        bal = json.loads(r.read())["balances"][0]
+    with urllib.request.urlopen(f"{server.admin_url}/metrics", timeout=10) as r:
+        metrics = r.read().decode().splitlines()
+    return (bal["amount"], bal["reserved"], bal["available"],
+            [line for line in metrics if line.startswith(("icx_active_sessions ",
+                                                          "icx_reserved_micros "))])
 
 
 def test_a_retransmit_after_an_operator_kill_gets_its_answer(server: Server) -> None:
