@@ -15,7 +15,8 @@ Routes (all JSON unless noted; amounts are decimal strings):
 ``POST /api/sessions/{sid}/kill``           ASR to the client; ASA 2001: the session waits for
                                             its CCR-T (``awaiting_ccr_t``, at most
                                             ``kill_grace_seconds``), else ``released``
-``POST /api/sessions/{sid}/reauth``         RAR to the client
+``POST /api/sessions/{sid}/reauth``         RAR to the client (kill, reauth: 404 for no open
+                                            session, 409 for an Rf one: no ASR/RAR there)
 ``POST /api/reauth``                        RAR to every open session
 ``POST /api/rates/reload``                  use the deck versions imported since start (``icx
                                             rates import``): calls from the next second on;
@@ -138,10 +139,20 @@ def build_app(*, service: ChargingService, agent: ChargingAgent | None, accounts
                 if account is None or s.account == account]
         return _json({"sessions": rows, "count": len(rows)})
 
+    def not_online(sid: str) -> web.Response | None:
+        """The answer to a kill/re-auth of *sid* when it is no open online session."""
+        if service.sessions.get(sid) is not None:
+            return None
+        if service.offline.get(sid) is not None:  # listed by /api/sessions too
+            return _json({"error": f"{sid!r} is an offline (Rf) accounting session: it holds "
+                                   "no credit and takes no ASR or RAR"}, 409)
+        return _json({"error": f"no open session {sid!r}"}, 404)
+
     async def kill(request: web.Request) -> web.Response:
         sid = request.match_info["sid"]
-        if service.sessions.get(sid) is None:
-            return _json({"error": f"no open session {sid!r}"}, 404)
+        refused = not_online(sid)
+        if refused is not None:
+            return refused
         asa = await agent.abort(sid) if agent is not None else None
         # ASA 2001: the client will send its CCR-T (protocol-facts D), the session waits for it
         # with its hold (kill_grace bounds the wait); any other answer: released now
@@ -155,8 +166,9 @@ def build_app(*, service: ChargingService, agent: ChargingAgent | None, accounts
 
     async def reauth(request: web.Request) -> web.Response:
         sid = request.match_info["sid"]
-        if service.sessions.get(sid) is None:
-            return _json({"error": f"no open session {sid!r}"}, 404)
+        refused = not_online(sid)
+        if refused is not None:
+            return refused
         raa = await agent.reauth(sid) if agent is not None else None
         return _json({"session_id": sid, "raa_result_code": raa})
 

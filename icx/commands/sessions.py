@@ -31,8 +31,12 @@ def list_(account: str | None, as_json: bool, admin: str) -> None:
     for col in ("session", "account", "service", "destination", "peer", "reserved µ", "cost µ"):
         table.add_column(col)
     for s in out["sessions"]:
-        table.add_row(s["session_id"], str(s["account"]), s["service"], str(s["destination"]),
-                      s["peer"], str(s["reserved_micros"]), str(s["cost_micros"]))
+        # an Rf session has no account (postpaid, rated at STOP); a killed one waits for its
+        # CCR-T (ASA 2001): `sessions kill` takes neither
+        kind = " (Rf)" if s.get("offline") else " (killed)" if s.get("killed") else ""
+        table.add_row(s["session_id"], s["account"] or "-", s["service"] + kind,
+                      s["destination"] or "-", s["peer"], str(s["reserved_micros"]),
+                      str(s["cost_micros"]))
     Console().print(table)
 
 

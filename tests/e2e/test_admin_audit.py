@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from diameter.message import Message
 from icx.cli import main as cli
-from icx.diameter_client import connect, mscc
+from icx.diameter_client import A, connect, mscc
 from tests.e2e.conftest import Server
 from tests.e2e.test_rar_asr_audit import HOST, SUB, AnsweringPeer, ccr, post
 
@@ -85,6 +85,11 @@ def test_kill_says_whether_the_hold_went_back(server: Server) -> None:
         (0, f'{{"session_id": "{sid_c}", "asa_result_code": 2001, "released": false, '
             '"awaiting_ccr_t": true, "kill_grace_seconds": 30.0}\n', 1_200_000),
         (0, f"{sid_b}: ASA 5012: its hold is released\n", 1_200_000)]
+    listed = CliRunner(env={"COLUMNS": "200"}).invoke(cli, ["sessions", "list", *admin])
+    rows = {cells[0]: cells[2] for cells in (
+        [c.strip() for c in line.strip("│ ").split("│")] for line in listed.output.splitlines()
+        if HOST in line)}
+    assert rows == {sid_a: "voice (killed)", sid_c: "voice (killed)"}, listed.output
 
 
 def test_cli_against_a_web_server_that_is_not_icx(tmp_path: Path) -> None:
@@ -258,3 +263,37 @@ def test_metrics_count_what_was_sent_in_the_exposition_format(server: Server) ->
     before = parse_exposition(text_during)
     assert before["icx_active_sessions"][1][0][2] == 1
     assert before["icx_reserved_micros"][1][0][2] == during[1] == 600_000
+
+
+def test_sessions_list_and_kill_agree_about_an_offline_session(server: Server) -> None:
+    """`icx sessions list` shows open Rf (offline) sessions -- account "None" -- and `icx
+    sessions kill` of one said "no open session": the list says it is open, the kill that it
+    does not exist. It is an accounting session: no credit is held, ASR/RAR are for online
+    (Ro) sessions; the kill and the re-auth say so (exit 2), the list marks it."""
+    sid = f"{HOST};33;rf"
+    acr = Message.request(271, 3, [
+        A("Session-Id", sid), A("Origin-Host", HOST), A("Origin-Realm", "icx.test"),
+        A("Destination-Realm", "icx.local"), A("Accounting-Record-Type", 2),
+        A("Accounting-Record-Number", 0), A("Acct-Application-Id", 3),
+        A("Service-Context-Id", "32260@3gpp.org"),
+        A("Subscription-Id", [A("Subscription-Id-Type", 0), A("Subscription-Id-Data", SUB)])],
+        proxiable=True)
+
+    async def main() -> int:
+        peer = await connect("127.0.0.1", server.port, origin_host=HOST)
+        try:
+            return int((await peer.request(acr)).get("Result-Code"))
+        finally:
+            await peer.close()
+
+    assert asyncio.run(main()) == 2001
+    runner = CliRunner(env={"COLUMNS": "200"})
+    admin = ["--admin", server.admin_url]
+    listed = runner.invoke(cli, ["sessions", "list", *admin])
+    row = next(line for line in listed.output.splitlines() if sid in line)
+    assert [cell.strip() for cell in row.strip("│ ").split("│")][:3] == [sid, "-", "voice (Rf)"]
+    for verb in ("kill", "reauth"):
+        res = runner.invoke(cli, ["sessions", verb, sid, *admin])
+        assert (res.exit_code, res.output) == (
+            2, f"error: {sid!r} is an offline (Rf) accounting session: it holds no credit and "
+               "takes no ASR or RAR\n"), verb
