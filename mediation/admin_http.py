@@ -11,7 +11,8 @@ Routes (all JSON unless noted; amounts are decimal strings):
                                             "balance"?: "EUR", "reauth"?: true}`` (other
                                             fields: 400); sends RAR to the account's open
                                             sessions (facts D) unless false
-``GET  /api/sessions[?account=ID]``         open sessions
+``GET  /api/sessions[?account=ID]``         open sessions (of the account with that id or
+                                            identity)
 ``POST /api/sessions/{sid}/kill``           ASR to the client; ASA 2001: the session waits for
                                             its CCR-T (``awaiting_ccr_t``, at most
                                             ``kill_grace_seconds``), else ``released``
@@ -135,8 +136,17 @@ def build_app(*, service: ChargingService, agent: ChargingAgent | None, accounts
 
     async def list_sessions(request: web.Request) -> web.Response:
         account = request.query.get("account")
+        wanted: set[str | None] | None = None
+        if account is not None:
+            wanted = {account}
+            # an id or any identity of the account, as GET /api/accounts/{id} takes (an
+            # unknown one: no sessions)
+            try:
+                wanted.add((await find_account(accounts, account)).account)
+            except OperatorError:
+                pass
         rows = [s.as_dict() for s in service.open_sessions()
-                if account is None or s.account == account]
+                if wanted is None or s.account in wanted]
         return _json({"sessions": rows, "count": len(rows)})
 
     def not_online(sid: str) -> web.Response | None:

@@ -17,7 +17,8 @@ def sessions() -> None:
 
 
 @sessions.command("list")
-@click.option("--account", default=None, help="Only this account's sessions.")
+@click.option("--account", default=None,
+              help="Only this account's sessions (its id or an identity such as an IMSI).")
 @click.option("--json", "as_json", is_flag=True)
 @admin_option
 def list_(account: str | None, as_json: bool, admin: str) -> None:

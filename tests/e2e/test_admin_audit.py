@@ -4,6 +4,7 @@ of the admin side found wrong (protocol-facts D for RAR/ASA, the Prometheus text
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import urllib.request
 from pathlib import Path
@@ -16,6 +17,15 @@ from icx.cli import main as cli
 from icx.diameter_client import A, connect, mscc
 from tests.e2e.conftest import Server
 from tests.e2e.test_rar_asr_audit import HOST, SUB, AnsweringPeer, ccr, post
+
+_LOG_LINE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \[")
+
+
+def cli_output(res: Any) -> str:
+    """A CliRunner result's output without the server thread's own log lines (it runs in
+    this process, so its console logger writes into the same captured stdout)."""
+    return "".join(line for line in res.output.splitlines(keepends=True)
+                   if not _LOG_LINE.match(line))
 
 
 def test_rar_and_asr_reach_a_client_that_reconnected(server: Server) -> None:
@@ -63,7 +73,7 @@ def test_kill_says_whether_the_hold_went_back(server: Server) -> None:
 
     def kill(sid: str, *args: str) -> None:
         res = runner.invoke(cli, ["sessions", "kill", sid, *args, *admin])
-        outs.append((res.exit_code, res.output, server.balance(SUB)[1]))
+        outs.append((res.exit_code, cli_output(res), server.balance(SUB)[1]))
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
@@ -87,8 +97,8 @@ def test_kill_says_whether_the_hold_went_back(server: Server) -> None:
         (0, f"{sid_b}: ASA 5012: its hold is released\n", 1_200_000)]
     listed = CliRunner(env={"COLUMNS": "200"}).invoke(cli, ["sessions", "list", *admin])
     rows = {cells[0]: cells[2] for cells in (
-        [c.strip() for c in line.strip("│ ").split("│")] for line in listed.output.splitlines()
-        if HOST in line)}
+        [c.strip() for c in line.strip("│ ").split("│")]
+        for line in cli_output(listed).splitlines() if line.startswith("│"))}
     assert rows == {sid_a: "voice (killed)", sid_c: "voice (killed)"}, listed.output
 
 
@@ -290,10 +300,38 @@ def test_sessions_list_and_kill_agree_about_an_offline_session(server: Server) -
     runner = CliRunner(env={"COLUMNS": "200"})
     admin = ["--admin", server.admin_url]
     listed = runner.invoke(cli, ["sessions", "list", *admin])
-    row = next(line for line in listed.output.splitlines() if sid in line)
+    row = next(line for line in cli_output(listed).splitlines() if sid in line)
     assert [cell.strip() for cell in row.strip("│ ").split("│")][:3] == [sid, "-", "voice (Rf)"]
     for verb in ("kill", "reauth"):
         res = runner.invoke(cli, ["sessions", verb, sid, *admin])
-        assert (res.exit_code, res.output) == (
+        assert (res.exit_code, cli_output(res)) == (
             2, f"error: {sid!r} is an offline (Rf) accounting session: it holds no credit and "
                "takes no ASR or RAR\n"), verb
+
+
+def test_sessions_list_takes_an_identity_like_balance_show(server: Server) -> None:
+    """`icx balance show IMSI` finds the account by any of its identities; `icx sessions list
+    --account IMSI` listed nothing for the same account (it compared account ids only)."""
+    account, imsi = "1234567810", "999991234567810"  # the e2e accounts: one account, two ids
+    sid = f"{HOST};34;by-identity"
+    msg = ccr(sid, 1, 0, mscc(100, rsu=("CC-Time", 60)))
+    msg.avps = [A("Subscription-Id", [A("Subscription-Id-Type", 0),
+                                      A("Subscription-Id-Data", account)])
+                if a.code == 443 else a for a in msg.avps]
+
+    async def main() -> int:
+        peer = await connect("127.0.0.1", server.port, origin_host=HOST)
+        try:
+            return int((await peer.request(msg)).get("Result-Code"))
+        finally:
+            await peer.close()
+
+    assert asyncio.run(main()) == 2001
+    runner = CliRunner()
+    for ident in (account, imsi):
+        res = runner.invoke(cli, ["sessions", "list", "--account", ident, "--json",
+                                  "--admin", server.admin_url])
+        listed = json.loads(cli_output(res))
+        assert [s["session_id"] for s in listed["sessions"]] == [sid], (ident, res.output)
+    res = runner.invoke(cli, ["balance", "show", imsi, "--json", "--admin", server.admin_url])
+    assert json.loads(cli_output(res))["account"] == account
