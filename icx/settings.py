@@ -137,6 +137,18 @@ class RoSection:
     currency: str = field(default="EUR", metadata=check(_iso4217))
     supervision_interval: float = field(default=5.0, metadata=check(in_range(0.05, 3600)))
 
+    def validate(self) -> list[tuple[str, str]]:
+        # Tcc shorter than the Validity-Time a grant carries would close sessions (and give
+        # their holds back) while the client still uses valid quota: its next report gets
+        # 5002 and that usage is never charged. RFC 4006 §13 / facts B5: Tcc may be twice
+        # the Validity-Time.
+        if self.validity_time and self.tcc_seconds < self.validity_time:
+            return [("tcc_seconds", f"{self.tcc_seconds:g} s is shorter than validity_time "
+                                    f"({self.validity_time} s): sessions would be closed while "
+                                    "their quota is still valid; use at least validity_time "
+                                    "(2 x is usual)")]
+        return []
+
 
 @dataclass(frozen=True, slots=True)
 class RfSection:

@@ -53,6 +53,21 @@ def test_version() -> None:
     assert res.exit_code == 0 and "icx, version" in res.output
 
 
+def test_tcc_shorter_than_the_validity_time_is_refused(tmp_path: Path) -> None:
+    """Tcc under the Validity-Time would close sessions whose quota is still valid (their
+    next report 5002, the usage uncharged): file:key, before anything starts."""
+    cfg = tmp_path / "ro.toml"
+    cfg.write_text("[ro]\nvalidity_time = 600\ntcc_seconds = 300\n")
+    with pytest.raises(ConfigError) as err:
+        load_settings(cfg)
+    assert any(line.startswith(f"{cfg}:ro.tcc_seconds: 300 s is shorter than validity_time")
+               for line in str(err.value).splitlines())
+    cfg.write_text("[ro]\nvalidity_time = 600\ntcc_seconds = 600\n")
+    assert load_settings(cfg).ro.tcc_seconds == 600
+    cfg.write_text("[ro]\nvalidity_time = 0\ntcc_seconds = 5\n")  # 0: no Validity-Time sent
+    assert load_settings(cfg).ro.tcc_seconds == 5
+
+
 def test_kill_grace_is_an_ro_setting_the_service_gets(tmp_path: Path) -> None:
     from icx.charging_app import service_config
 
