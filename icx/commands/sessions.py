@@ -8,6 +8,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from charging.currency import is_iso4217, minor_places
+from charging.money import format_amount
 from icx.commands._admin_client import admin_option, call, segment
 
 
@@ -29,15 +31,18 @@ def list_(account: str | None, as_json: bool, admin: str) -> None:
         click.echo(json.dumps(out))
         return
     table = Table(title=f"{out['count']} open session(s)")
-    for col in ("session", "account", "service", "destination", "peer", "reserved µ", "cost µ"):
+    for col in ("session", "account", "service", "destination", "peer"):
         table.add_column(col)
+    for col in ("reserved", "cost"):
+        table.add_column(col, justify="right")
     for s in out["sessions"]:
         # an Rf session has no account (postpaid, rated at STOP); a killed one waits for its
         # CCR-T (ASA 2001): `sessions kill` takes neither
         kind = " (Rf)" if s.get("offline") else " (killed)" if s.get("killed") else ""
         table.add_row(s["session_id"], s["account"] or "-", s["service"] + kind,
-                      s["destination"] or "-", s["peer"], str(s["reserved_micros"]),
-                      str(s["cost_micros"]))
+                      s["destination"] or "-", s["peer"],
+                      _money(s["reserved_micros"], s.get("currency")),
+                      _money(s["cost_micros"], s.get("currency")))
     Console().print(table)
 
 
@@ -68,7 +73,19 @@ def kill(session_id: str, as_json: bool, admin: str) -> None:
 def reauth(session_id: str, admin: str) -> None:
     """Send RAR (AUTHORIZE_ONLY) to the client of SESSION_ID."""
     out = call(admin, "POST", f"/api/sessions/{segment(session_id)}/reauth")
-    click.echo(f"{session_id}: RAA {out['raa_result_code']}")
+    raa = out["raa_result_code"]
+    click.echo(f"{session_id}: RAA {raa}" if raa is not None else
+               f"{session_id}: no RAA (the client is not connected or did not answer)")
+
+
+def _money(micros: int | None, currency: str | None) -> str:
+    """An amount as the balance commands print it: the currency's minor places at least
+    (micro-units kept when a price has more), then the currency code."""
+    if micros is None:
+        return "-"
+    if currency and is_iso4217(currency):
+        return f"{format_amount(micros, min_places=minor_places(currency))} {currency}"
+    return format_amount(micros)
 
 
 commands = [sessions]
