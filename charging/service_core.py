@@ -98,8 +98,9 @@ class ServiceCore:
         # with keep_answer(); the compiled twin (cython_ext/charging_slice.pyx) does the same.
         self._answers: dict[str, ChargingResult] = {}
         self._answer_order: collections.deque[str] = collections.deque()
-        # Rf sessions stopped (FIFO-bounded; Rf rates only: an OrderedDict is fine here)
-        self._closed_offline: OrderedDict[str, None] = OrderedDict()
+        # Rf sessions closed (FIFO-bounded; Rf rates only: an OrderedDict is fine here), kept
+        # for the records that arrive after their STOP (duplicates, late records)
+        self._closed_offline: OrderedDict[str, Session] = OrderedDict()
         # Session-Id -> waiters of the request in progress (None: nobody waits). A request
         # of a session absent here runs at once; no lock object, no future on that path.
         self._busy: dict[str, collections.deque[asyncio.Future[None]] | None] = {}

@@ -181,7 +181,8 @@ class EventsAndOffline(ServiceCore):
 
         Postpaid / interconnect: no balance check and no balance effect; settlement reads the
         rated record from the journal. Duplicates (Session-Id + Accounting-Record-Number) are
-        answered success and dropped."""
+        answered success and dropped; a new record of a session already closed is not lost
+        (:meth:`_offline_late`)."""
         at = req.at or now
         used = sum(max(0, s.used) for s in req.units)
         if req.verb is Verb.EVENT:
@@ -189,8 +190,9 @@ class EventsAndOffline(ServiceCore):
             usage = used or (1 if SERVICE_UNIT[req.service] is UnitKind.EVENTS else 0)
             await self._offline_rate(session, usage, now, end=at, key=key, result="ok")
             return ChargingResult(outcome=Outcome.SUCCESS)
-        if req.session_id in self._closed_offline:
-            return ChargingResult(outcome=Outcome.SUCCESS, message="duplicate")
+        closed = self._closed_offline.get(req.session_id)
+        if closed is not None:
+            return await self._offline_late(closed, req, key, at, used, now)
         found = self.offline.get(req.session_id)
         if found is None:
             session = self._offline_session(req, at, now)
@@ -201,16 +203,9 @@ class EventsAndOffline(ServiceCore):
         if req.request_number in session.seen:
             return ChargingResult(outcome=Outcome.SUCCESS, message="duplicate")
         session.seen.add(req.request_number)
-        grant = session.grant(-1)
-        if grant is None:
-            grant = Grant(-1, session.service, SERVICE_UNIT[session.service])
-            session.grants.append(grant)
+        grant = self._offline_grant(session)
         used_before, last_before = grant.used_total, session.last_number
-        if used:
-            grant.used_total += used
-        elif req.verb is not Verb.INITIAL and SERVICE_UNIT[session.service] is UnitKind.TIME:
-            # No USU: the usage is the time since START (Event-Timestamp based).
-            grant.used_total = max(grant.used_total, int(at - session.started))
+        grant.used_total = self._offline_total(session, grant, req, at, used)
         session.last_number = max(session.last_number, req.request_number)
         if req.verb is Verb.TERMINATE:
             self.offline.pop(session.id)
@@ -228,6 +223,53 @@ class EventsAndOffline(ServiceCore):
             self.offline.touch(session, now + self.config.tcc)
         return ChargingResult(outcome=Outcome.SUCCESS)
 
+    async def _offline_late(self, session: Session, req: ChargingRequest, key: str, at: float,
+                            used: int, now: float) -> ChargingResult:
+        """An ACR of a session already closed (by its STOP, or for silence). A record number
+        seen before is a duplicate: answered, not recorded again (RFC 6733 §9.4). A new one --
+        an INTERIM delayed past its STOP by a failover, a STOP after the session timed out --
+        is not lost: the usage it adds is written as a ``late`` rated record priced at what
+        it adds to the price of the whole call (so the call's records add up to that price,
+        increments and fees counted once)."""
+        seen = session.seen
+        assert seen is not None
+        if req.request_number in seen:
+            return ChargingResult(outcome=Outcome.SUCCESS, message="duplicate")
+        grant = self._offline_grant(session)
+        before = grant.used_total
+        after = self._offline_total(session, grant, req, at, used)
+        seen.add(req.request_number)
+        if after > before:
+            try:
+                await self._offline_rate(session, after - before, now, end=at, key=key,
+                                         result="late", base=before,
+                                         request=req.request_number)
+            except BaseException:
+                seen.discard(req.request_number)  # not recorded: the CTF's retry must be
+                raise
+            grant.used_total = after
+        return ChargingResult(outcome=Outcome.SUCCESS)
+
+    @staticmethod
+    def _offline_grant(session: Session) -> Grant:
+        grant = session.grant(-1)
+        if grant is None:
+            grant = Grant(-1, session.service, SERVICE_UNIT[session.service])
+            session.grants.append(grant)
+        return grant
+
+    @staticmethod
+    def _offline_total(session: Session, grant: Grant, req: ChargingRequest, at: float,
+                       used: int) -> int:
+        """The session's usage after *req*: its Used-Service-Units add up (each record
+        reports its own part); without any, a timed service lasts until the record's
+        Event-Timestamp."""
+        if used:
+            return grant.used_total + used
+        if req.verb is not Verb.INITIAL and SERVICE_UNIT[session.service] is UnitKind.TIME:
+            return max(grant.used_total, int(at - session.started))
+        return grant.used_total
+
     def _offline_session(self, req: ChargingRequest, at: float, now: float) -> Session:
         return Session(
             session_id=req.session_id, account=None, balance=None,
@@ -238,7 +280,9 @@ class EventsAndOffline(ServiceCore):
 
     async def _offline_close(self, session: Session, now: float, *, end: float, result: str,
                              key: str) -> None:
-        self._closed_offline[session.id] = None
+        # kept (FIFO-bounded) after it closed: its record numbers tell a duplicate from a late
+        # record, its usage prices a late one
+        self._closed_offline[session.id] = session
         if len(self._closed_offline) > self.config.answer_cache_size:
             self._closed_offline.popitem(last=False)
         grant = session.grant(-1)
@@ -246,22 +290,28 @@ class EventsAndOffline(ServiceCore):
         await self._offline_rate(session, usage, now, end=end, key=key, result=result)
 
     async def _offline_rate(self, session: Session, usage: int, now: float, *, end: float,
-                            key: str, result: str) -> None:
+                            key: str, result: str, base: int = 0,
+                            request: int | None = None) -> None:
+        """Journal one rated record of *usage* units. *base*: units of the call already
+        recorded; the price is then what *usage* adds to theirs."""
         service = session.service
-        rated = self._rate(session, service, usage, end) if usage > 0 else None
+        rated = self._rate(session, service, base + usage, end) if usage > 0 else None
+        before = self._rate(session, service, base, end) if rated is not None and base else None
         if session.account is None and session.subscriber:
             session.account = await self.accounts.resolve(session.subscriber)
         fields: dict[str, Any] = {
             "type": "rated", "idem": key, "session": session.id,
-            "request": str(session.last_number), "service": service.value,
+            "request": str(session.last_number if request is None else request),
+            "service": service.value,
             "usage": usage, "unit": SERVICE_UNIT[service].value,
             "a": session.origin, "b": session.destination, "account": session.account,
             "deck": session.deck, "start": int(session.started * 1_000_000),
             "end": int(end * 1_000_000), "result": result,
             "balance_effects": [], "holds": [],
         }
-        if rated is not None:
-            fields.update(price=format_amount(rated.price), currency=rated.currency,
+        if rated is not None and (before is not None or not base):
+            price = rated.price - (before.price if before is not None else 0)
+            fields.update(price=format_amount(price), currency=rated.currency,
                           deck_version=str(rated.deck_version), prefix=rated.prefix,
                           destination=rated.destination)
         elif usage > 0:
