@@ -293,10 +293,13 @@ class EventsAndOffline(ServiceCore):
                             key: str, result: str, base: int = 0,
                             request: int | None = None) -> None:
         """Journal one rated record of *usage* units. *base*: units of the call already
-        recorded; the price is then what *usage* adds to theirs."""
+        recorded; the price is then what *usage* adds to theirs. A call is rated at its start,
+        as an online one (the tariff and band in force then: a tariff reloaded while it is
+        open does not re-price it, ``band_mode = "start"`` takes the start band)."""
         service = session.service
-        rated = self._rate(session, service, base + usage, end) if usage > 0 else None
-        before = self._rate(session, service, base, end) if rated is not None and base else None
+        at = session.started
+        rated = self._rate(session, service, base + usage, at) if usage > 0 else None
+        before = self._rate(session, service, base, at) if rated is not None and base else None
         if session.account is None and session.subscriber:
             session.account = await self.accounts.resolve(session.subscriber)
         fields: dict[str, Any] = {

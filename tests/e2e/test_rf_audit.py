@@ -9,14 +9,17 @@ from __future__ import annotations
 import asyncio
 import time
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from charging.rating.importer import import_csv
 from diameter.avp import Avp
 from diameter.message import Message
 from icx.diameter_client import A, connect, mscc, sms_info, voice_info
-from tests.e2e.conftest import Server
+from tests.e2e.conftest import ROOT, Server
+from tests.e2e.test_rar_asr_audit import post
 
 HOST = "rf.icx.test"
 SUB = "41790000007"
@@ -232,3 +235,25 @@ def test_a_stop_after_the_session_timed_out_is_not_lost(server: Server) -> None:
     records = rated(server, sid)
     assert [(r["usage"], r["result"]) for r in records] == [(60, "tcc_expired"), (30, "late")]
     assert total(records) == Decimal("0.18")
+
+
+def test_a_call_is_rated_with_the_tariff_in_force_at_its_start(server: Server,
+                                                              tmp_path: Path) -> None:
+    """A tariff change while an Rf call is open (rates import + reload): the call keeps the
+    tariff of its start, as Ro calls do (docs/charging.md) -- not the one in force at STOP."""
+    engine = server.running.charging.engine
+    text = (ROOT / "config" / "decks" / "retail.csv").read_text()
+    new = tmp_path / "retail_v2.csv"
+    new.write_text(text.replace("voice,41,Switzerland,0.12,60/1,0\n",
+                                "voice,41,Switzerland,0.24,60/1,0\n"))
+    sid = f"{HOST};10;tariff"
+    now = time.time()
+    exchange(server, acr(sid, START, 0, at=now - 5))
+    import_csv(engine.store, str(new), deck="retail", currency="EUR",
+               timezone=engine.calendar.timezone)
+    status, out = post(server, "/api/rates/reload")
+    assert status == 200, out
+    time.sleep(1.05 - time.time() % 1)
+    exchange(server, acr(sid, STOP, 1, used("CC-Time", 60), at=time.time()))
+    (rec,) = rated(server, sid)
+    assert (rec["usage"], rec["price"], rec["deck_version"]) == (60, "0.12", "1")
