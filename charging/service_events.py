@@ -177,18 +177,23 @@ class EventsAndOffline(ServiceCore):
     # ------------------------------------------------------------------ offline (Rf)
 
     async def _offline(self, req: ChargingRequest, key: str, now: float) -> ChargingResult:
-        """ACR START/INTERIM/STOP/EVENT: accumulate usage, write ONE rated record at STOP.
+        """ACR START/INTERIM/STOP/EVENT: accumulate usage, write ONE rated record at STOP
+        (one per service when its units name several, e.g. a rating group of time-metered
+        data beside the octets).
 
         Postpaid / interconnect: no balance check and no balance effect; settlement reads the
         rated record from the journal. Duplicates (Session-Id + Accounting-Record-Number) are
         answered success and dropped; a new record of a session already closed is not lost
         (:meth:`_offline_late`)."""
         at = req.at or now
-        used = sum(max(0, s.used) for s in req.units)
+        used = _offline_used(req)
         if req.verb is Verb.EVENT:
             session = self._offline_session(req, at, now)
-            usage = used or (1 if SERVICE_UNIT[req.service] is UnitKind.EVENTS else 0)
-            await self._offline_rate(session, usage, now, end=at, key=key, result="ok")
+            used = {s: n for s, n in used.items() if n} or {
+                req.service: 1 if SERVICE_UNIT[req.service] is UnitKind.EVENTS else 0}
+            for i, (service, usage) in enumerate(used.items()):
+                await self._offline_rate(session, service, usage, now, end=at,
+                                         key=_offline_key(key, i, service), result="ok")
             return ChargingResult(outcome=Outcome.SUCCESS)
         closed = self._closed_offline.get(req.session_id)
         if closed is not None:
@@ -203,9 +208,10 @@ class EventsAndOffline(ServiceCore):
         if req.request_number in session.seen:
             return ChargingResult(outcome=Outcome.SUCCESS, message="duplicate")
         session.seen.add(req.request_number)
-        grant = self._offline_grant(session)
-        used_before, last_before = grant.used_total, session.last_number
-        grant.used_total = self._offline_total(session, grant, req, at, used)
+        before = [(g, g.used_total) for g in self._offline_grants(session, used)]
+        last_before = session.last_number
+        for grant, _ in before:
+            grant.used_total = self._offline_total(session, grant, req, at, used)
         session.last_number = max(session.last_number, req.request_number)
         if req.verb is Verb.TERMINATE:
             self.offline.pop(session.id)
@@ -216,7 +222,9 @@ class EventsAndOffline(ServiceCore):
                 # ACR writes the record instead of being dropped as a duplicate.
                 self._closed_offline.pop(session.id, None)
                 session.seen.discard(req.request_number)
-                grant.used_total, session.last_number = used_before, last_before
+                for grant, total in before:
+                    grant.used_total = total
+                session.last_number = last_before
                 self.offline.add(session)
                 raise
         else:
@@ -224,7 +232,7 @@ class EventsAndOffline(ServiceCore):
         return ChargingResult(outcome=Outcome.SUCCESS)
 
     async def _offline_late(self, session: Session, req: ChargingRequest, key: str, at: float,
-                            used: int, now: float) -> ChargingResult:
+                            used: dict[ServiceKind, int], now: float) -> ChargingResult:
         """An ACR of a session already closed (by its STOP, or for silence). A record number
         seen before is a duplicate: answered, not recorded again (RFC 6733 §9.4). A new one --
         an INTERIM delayed past its STOP by a failover, a STOP after the session timed out --
@@ -235,13 +243,15 @@ class EventsAndOffline(ServiceCore):
         assert seen is not None
         if req.request_number in seen:
             return ChargingResult(outcome=Outcome.SUCCESS, message="duplicate")
-        grant = self._offline_grant(session)
-        before = grant.used_total
-        after = self._offline_total(session, grant, req, at, used)
         seen.add(req.request_number)
-        if after > before:
+        for i, grant in enumerate(self._offline_grants(session, used)):
+            before = grant.used_total
+            after = self._offline_total(session, grant, req, at, used)
+            if after <= before:
+                continue
             try:
-                await self._offline_rate(session, after - before, now, end=at, key=key,
+                await self._offline_rate(session, grant.service, after - before, now, end=at,
+                                         key=_offline_key(key, i, grant.service),
                                          result="late", base=before,
                                          request=req.request_number)
             except BaseException:
@@ -251,22 +261,30 @@ class EventsAndOffline(ServiceCore):
         return ChargingResult(outcome=Outcome.SUCCESS)
 
     @staticmethod
-    def _offline_grant(session: Session) -> Grant:
-        grant = session.grant(-1)
-        if grant is None:
-            grant = Grant(-1, session.service, SERVICE_UNIT[session.service])
-            session.grants.append(grant)
-        return grant
+    def _offline_grants(session: Session, used: dict[ServiceKind, int]) -> list[Grant]:
+        """The session's usage counter of each service *used* names, and of its own service
+        (created when missing); the session's own first."""
+        grants = []
+        for service in (session.service, *used):
+            grant = next((g for g in session.grants if g.service is service), None)
+            if grant is None:
+                grant = Grant(-1 - len(session.grants), service, SERVICE_UNIT[service])
+                session.grants.append(grant)
+            if grant not in grants:
+                grants.append(grant)
+        return grants
 
     @staticmethod
     def _offline_total(session: Session, grant: Grant, req: ChargingRequest, at: float,
-                       used: int) -> int:
-        """The session's usage after *req*: its Used-Service-Units add up (each record
-        reports its own part); without any, a timed service lasts until the record's
-        Event-Timestamp."""
-        if used:
-            return grant.used_total + used
-        if req.verb is not Verb.INITIAL and SERVICE_UNIT[session.service] is UnitKind.TIME:
+                       used: dict[ServiceKind, int]) -> int:
+        """A service's usage in the session after *req*: its Used-Service-Units add up (each
+        record reports its own part); without any, the session's own service, when timed,
+        lasts until the record's Event-Timestamp."""
+        n = used.get(grant.service, 0)
+        if n:
+            return grant.used_total + n
+        if (grant.service is session.service and req.verb is not Verb.INITIAL
+                and grant.unit is UnitKind.TIME and not any(used.values())):
             return max(grant.used_total, int(at - session.started))
         return grant.used_total
 
@@ -280,23 +298,26 @@ class EventsAndOffline(ServiceCore):
 
     async def _offline_close(self, session: Session, now: float, *, end: float, result: str,
                              key: str) -> None:
+        """Journal the call: one rated record per service it used (one of the session's own
+        service when it used nothing)."""
         # kept (FIFO-bounded) after it closed: its record numbers tell a duplicate from a late
         # record, its usage prices a late one
         self._closed_offline[session.id] = session
         if len(self._closed_offline) > self.config.answer_cache_size:
             self._closed_offline.popitem(last=False)
-        grant = session.grant(-1)
-        usage = grant.used_total if grant else 0
-        await self._offline_rate(session, usage, now, end=end, key=key, result=result)
+        grants = [g for g in session.grants if g.used_total] or session.grants[:1] or [
+            Grant(-1, session.service, SERVICE_UNIT[session.service])]
+        for i, grant in enumerate(grants):
+            await self._offline_rate(session, grant.service, grant.used_total, now, end=end,
+                                     key=_offline_key(key, i, grant.service), result=result)
 
-    async def _offline_rate(self, session: Session, usage: int, now: float, *, end: float,
-                            key: str, result: str, base: int = 0,
+    async def _offline_rate(self, session: Session, service: ServiceKind, usage: int,
+                            now: float, *, end: float, key: str, result: str, base: int = 0,
                             request: int | None = None) -> None:
         """Journal one rated record of *usage* units. *base*: units of the call already
         recorded; the price is then what *usage* adds to theirs. A call is rated at its start,
         as an online one (the tariff and band in force then: a tariff reloaded while it is
         open does not re-price it, ``band_mode = "start"`` takes the start band)."""
-        service = session.service
         at = session.started
         rated = self._rate(session, service, base + usage, at) if usage > 0 else None
         before = self._rate(session, service, base, at) if rated is not None and base else None
@@ -323,3 +344,17 @@ class EventsAndOffline(ServiceCore):
             fields.update(price=format_amount(0), currency=session.currency)
         await self.ledger.record(fields, now=now, wait=False)
         self._count("offline_record")
+
+
+def _offline_used(req: ChargingRequest) -> dict[ServiceKind, int]:
+    """Units used by service (an ACR's units may name several: rating groups)."""
+    out: dict[ServiceKind, int] = {}
+    for su in req.units:
+        service = su.service or req.service
+        out[service] = out.get(service, 0) + max(0, su.used)
+    return out
+
+
+def _offline_key(key: str, i: int, service: ServiceKind) -> str:
+    """The idem key of a session's i-th service record: the request's own for the first."""
+    return key if i == 0 else f"{key}:{service.value}"

@@ -14,6 +14,7 @@ from charging.requests import (
     ChargingResult,
     Outcome,
     ServiceUnits,
+    UnitKind,
     Verb,
 )
 from diameter.avp import Avp
@@ -65,30 +66,41 @@ def acr_to_request(msg: Message, smap: ServiceMap) -> ChargingRequest:
             # 5005 with a zero-filled example (RFC 6733 §7.5), not 5004 naming the Session-Id.
             raise missing(C.SERVICE_CONTEXT_ID)
         raise BadRequest(5004, msg.find(C.SERVICE_CONTEXT_ID), "unknown Service-Context-Id")
-    unit = SERVICE_UNIT[service]
-    used = 0
-    present = False
+    units: list[ServiceUnits] = []
     for mscc in msg.find_all(C.MULTIPLE_SERVICES_CREDIT_CONTROL):
-        for usu in mscc.value if isinstance(mscc.value, list) else []:
-            if usu.code == C.USED_SERVICE_UNIT and usu.vendor == 0:
-                n, _ = _units(usu, unit)
-                used += n or 0
-                present = True
-    for usu in msg.find_all(C.USED_SERVICE_UNIT):
-        n, _ = _units(usu, unit)
-        used += n or 0
-        present = True
+        kids = mscc.value if isinstance(mscc.value, list) else []
+        rg = _int(next((k for k in kids if k.code == C.RATING_GROUP and k.vendor == 0), None))
+        # a configured rating group names its own service (time-metered data): its units are
+        # read in that service's unit, as a CCR's are
+        mservice = smap.service(context, rg) or service
+        used, present = _used(kids, SERVICE_UNIT[mservice])
+        if present:
+            units.append(ServiceUnits(rating_group=rg, used=used, used_present=True,
+                                      service=mservice))
+    used, present = _used(msg.find_all(C.USED_SERVICE_UNIT), SERVICE_UNIT[service])
+    if present:
+        units.append(ServiceUnits(used=used, used_present=True, service=service))
     origin, destination = parties(msg, service)
     subscriber = subscriber_of(msg)
-    units = (ServiceUnits(used=used, used_present=present, service=service),) if present else ()
     return ChargingRequest(
         verb=verb, session_id=session_id, request_number=number, service=service,
         subscriber=subscriber, destination=destination, origin=origin or subscriber,
-        units=units, idem_key=f"rf:{session_id}:{number}",
+        units=tuple(units), idem_key=f"rf:{session_id}:{number}",
         peer_host=_str(msg.find(C.ORIGIN_HOST)) or "",
         peer_realm=_str(msg.find(C.ORIGIN_REALM)) or "",
         context=context or "", at=_time(msg.find(C.EVENT_TIMESTAMP)), offline=True,
     )
+
+
+def _used(avps: list[Avp], unit: UnitKind) -> tuple[int, bool]:
+    """(units, present) of the Used-Service-Units among *avps*, in *unit*."""
+    used, present = 0, False
+    for usu in avps:
+        if usu.code == C.USED_SERVICE_UNIT and usu.vendor == 0:
+            n, _ = _units(usu, unit)
+            used += n or 0
+            present = True
+    return used, present
 
 
 def _echo(acr: Message) -> list[Avp]:

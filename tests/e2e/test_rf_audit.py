@@ -17,7 +17,7 @@ import pytest
 from charging.rating.importer import import_csv
 from diameter.avp import Avp
 from diameter.message import Message
-from icx.diameter_client import A, connect, mscc, sms_info, voice_info
+from icx.diameter_client import A, connect, data_info, mscc, sms_info, voice_info
 from tests.e2e.conftest import ROOT, Server
 from tests.e2e.test_rar_asr_audit import post
 
@@ -257,3 +257,33 @@ def test_a_call_is_rated_with_the_tariff_in_force_at_its_start(server: Server,
     exchange(server, acr(sid, STOP, 1, used("CC-Time", 60), at=time.time()))
     (rec,) = rated(server, sid)
     assert (rec["usage"], rec["price"], rec["deck_version"]) == (60, "0.12", "1")
+
+
+def test_octets_and_time_metered_data_by_rating_group(server: Server) -> None:
+    """A data session: 5 MB on RG 1 at 0.01 EUR/MB = 0.05; rating group 200 is time-metered
+    data ([ro.rating_groups], 0.02 EUR/min 60/60): 90 s bill 120 s = 0.04 -- not 0 (its
+    CC-Time read as octets)."""
+    sid = f"{HOST};8;data"
+    info = data_info("internet")
+    exchange(server, acr(sid, START, 0, context=DATA, at=T0, info=info),
+             acr(sid, STOP, 1, used("CC-Total-Octets", 5_000_000, rg=1), context=DATA,
+                 at=T0 + 90, info=info))
+    (rec,) = rated(server, sid)
+    assert (rec["service"], rec["usage"], rec["unit"], rec["price"]) == (
+        "data", 5_000_000, "octet", "0.05")
+    sid = f"{HOST};8;data-time"
+    exchange(server, acr(sid, START, 0, context=DATA, at=T0, info=info),
+             acr(sid, STOP, 1, used("CC-Time", 90, rg=200), context=DATA, at=T0 + 90,
+                 info=info))
+    (rec,) = rated(server, sid)
+    assert (rec["service"], rec["usage"], rec["unit"], rec["price"]) == (
+        "data_time", 90, "s", "0.04")
+    # both in one session: one record per service at STOP
+    sid = f"{HOST};8;both"
+    exchange(server, acr(sid, START, 0, context=DATA, at=T0, info=info),
+             acr(sid, INTERIM, 1, used("CC-Total-Octets", 2_000_000, rg=1),
+                 used("CC-Time", 60, rg=200), context=DATA, at=T0 + 60, info=info),
+             acr(sid, STOP, 2, used("CC-Total-Octets", 3_000_000, rg=1),
+                 used("CC-Time", 30, rg=200), context=DATA, at=T0 + 90, info=info))
+    assert sorted((r["service"], r["usage"], r["price"]) for r in rated(server, sid)) == [
+        ("data", 5_000_000, "0.05"), ("data_time", 90, "0.04")]
