@@ -63,6 +63,10 @@ class ServiceConfig:
         UnitKind.MONEY: 100_000_000})
     validity_time: int = 600  # seconds (Validity-Time AVP)
     tcc: float = 1200.0  # session supervision; RFC 4006 §13: may be 2 x Validity-Time
+    # Rf ([rf]): the deck accounting sessions are rated with, and how long one stays open
+    # without a record before it is closed with the usage seen (None: deck / tcc)
+    offline_deck: str | None = None
+    offline_timeout: float | None = None
     quota_holding_time: int | None = None  # seconds (3GPP Quota-Holding-Time); None = omit
     # Fraction of a grant (percent) at which the client re-authorises (Time/Volume/Unit-Quota-
     # Threshold); None = omit.

@@ -228,7 +228,7 @@ class EventsAndOffline(ServiceCore):
                 self.offline.add(session)
                 raise
         else:
-            self.offline.touch(session, now + self.config.tcc)
+            self.offline.touch(session, now + self._offline_timeout())
         return ChargingResult(outcome=Outcome.SUCCESS)
 
     async def _offline_late(self, session: Session, req: ChargingRequest, key: str, at: float,
@@ -293,8 +293,13 @@ class EventsAndOffline(ServiceCore):
             session_id=req.session_id, account=None, balance=None,
             currency=self.config.currency, service=req.service, subscriber=req.subscriber,
             destination=req.destination, origin=req.origin or req.subscriber,
-            peer_host=req.peer_host, peer_realm=req.peer_realm, deck=self.config.deck,
-            started=at, expires=now + self.config.tcc, offline=True, context=req.context)
+            peer_host=req.peer_host, peer_realm=req.peer_realm,
+            deck=self.config.offline_deck or self.config.deck, started=at,
+            expires=now + self._offline_timeout(), offline=True, context=req.context)
+
+    def _offline_timeout(self) -> float:
+        timeout = self.config.offline_timeout
+        return self.config.tcc if timeout is None else timeout
 
     async def _offline_close(self, session: Session, now: float, *, end: float, result: str,
                              key: str) -> None:

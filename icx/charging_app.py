@@ -80,6 +80,8 @@ def service_config(settings: Settings) -> ServiceConfig:
                    UnitKind.EVENTS: ro.max_event_quota, UnitKind.MONEY: 100_000_000},
         validity_time=ro.validity_time,
         tcc=ro.tcc_seconds,
+        offline_deck=settings.rf.deck,
+        offline_timeout=settings.rf.session_timeout,
         kill_grace=ro.kill_grace_seconds,
         quota_holding_time=ro.quota_holding_time or None,
         quota_threshold_percent=ro.quota_threshold_percent or None,

@@ -5,6 +5,7 @@ run in a background thread with its own event loop so tests can drive it from ou
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import threading
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ import pytest
 
 from charging.journal import JournalReader
 from icx.charging_app import RunningServer, start_server
-from icx.settings import AccountsSection, load_settings
+from icx.settings import AccountsSection, Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 PYD = ROOT / ".venv-pydiameter" / "bin" / "python"
@@ -77,20 +78,9 @@ class Server:
         return [r for _, r in JournalReader(self.data_dir / "journal").iter_from(None)]
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
-    yield from serve(tmp_path)
-
-
-@pytest.fixture
-def quick_tcc_server(tmp_path: Path) -> Iterator[Server]:
-    """The same stack with Tcc 1 s, checked every 50 ms: supervision really runs."""
-    yield from serve(tmp_path, tcc_seconds=1.0, supervision_interval=0.05)
-
-
-def serve(tmp_path: Path, **ro: Any) -> Iterator[Server]:
-    """Run the stack (the demo config, the e2e accounts, *ro* replacing [ro] settings) for
-    the duration of a fixture."""
+def e2e_settings(tmp_path: Path, **ro: Any) -> Settings:
+    """The demo config with the e2e accounts (and the capture realms/hosts), *ro* replacing
+    [ro] settings."""
     accounts = tmp_path / "accounts.toml"
     accounts.write_text(ACCOUNTS)
     settings = load_settings(ROOT / "config" / "icx.toml")
@@ -100,7 +90,12 @@ def serve(tmp_path: Path, **ro: Any) -> Iterator[Server]:
         settings.diameter, realms=CAPTURE_REALMS, hosts=CAPTURE_HOSTS))
     if ro:
         settings = dataclasses.replace(settings, ro=dataclasses.replace(settings.ro, **ro))
-    data_dir = tmp_path / "data"
+    return settings
+
+
+@contextlib.contextmanager
+def serving(settings: Settings, data_dir: Path) -> Iterator[Server]:
+    """Run *settings* on ephemeral ports in a background thread until the block ends."""
     loop = asyncio.new_event_loop()
     started: Future[RunningServer] = Future()
     stop = asyncio.Event()
@@ -124,3 +119,21 @@ def serve(tmp_path: Path, **ro: Any) -> Iterator[Server]:
         loop.call_soon_threadsafe(stop.set)
         thread.join(30)
         loop.close()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    yield from serve(tmp_path)
+
+
+@pytest.fixture
+def quick_tcc_server(tmp_path: Path) -> Iterator[Server]:
+    """The same stack with Tcc 1 s, checked every 50 ms: supervision really runs."""
+    yield from serve(tmp_path, tcc_seconds=1.0, supervision_interval=0.05)
+
+
+def serve(tmp_path: Path, **ro: Any) -> Iterator[Server]:
+    """Run the stack (the demo config, the e2e accounts, *ro* replacing [ro] settings) for
+    the duration of a fixture."""
+    with serving(e2e_settings(tmp_path, **ro), tmp_path / "data") as srv:
+        yield srv

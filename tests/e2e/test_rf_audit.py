@@ -7,6 +7,7 @@ second record, and bad or out-of-order input is answered as the RFC says and los
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -18,7 +19,7 @@ from charging.rating.importer import import_csv
 from diameter.avp import Avp
 from diameter.message import Message
 from icx.diameter_client import A, connect, data_info, mscc, sms_info, voice_info
-from tests.e2e.conftest import ROOT, Server
+from tests.e2e.conftest import ROOT, Server, e2e_settings, serving
 from tests.e2e.test_rar_asr_audit import post
 
 HOST = "rf.icx.test"
@@ -287,3 +288,27 @@ def test_octets_and_time_metered_data_by_rating_group(server: Server) -> None:
                  used("CC-Time", 30, rg=200), context=DATA, at=T0 + 90, info=info))
     assert sorted((r["service"], r["usage"], r["price"]) for r in rated(server, sid)) == [
         ("data", 5_000_000, "0.05"), ("data_time", 90, "0.04")]
+
+
+def test_rf_settings_are_its_own(tmp_path: Path) -> None:
+    """[rf] deck and session_timeout apply to accounting sessions -- not [ro] deck and
+    tcc_seconds: an Rf session silent longer than Tcc (1200 s) but less than the session
+    timeout is still open, and its call is rated with the [rf] deck."""
+    settings = e2e_settings(tmp_path)
+    assert (settings.ro.tcc_seconds, settings.rf.session_timeout) == (1200, 7200)
+    settings = dataclasses.replace(settings, rf=dataclasses.replace(settings.rf,
+                                                                    deck="carrier_a_sell"))
+    with serving(settings, tmp_path / "data") as server:
+        sid = f"{HOST};12;rf-settings"
+        service = server.running.charging.service
+        t = time.time()
+        exchange(server, acr(sid, START, 0, at=t))
+        assert server.call(service.supervise(t + 1300)) == []  # past Tcc: still open
+        exchange(server, acr(sid, STOP, 1, used("CC-Time", 60), at=t + 60))
+        (rec,) = rated(server, sid)
+        # carrier_a_sell: 4179 Switzerland Mobile 0.045 EUR/min, 60/1
+        assert (rec["deck"], rec["prefix"], rec["price"], rec["result"]) == (
+            "carrier_a_sell", "4179", "0.045", "ok")
+        sid = f"{HOST};12;rf-timeout"
+        exchange(server, acr(sid, START, 0, at=t))
+        assert server.call(service.supervise(t + 7300)) == [sid]  # past the session timeout
