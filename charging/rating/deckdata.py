@@ -26,6 +26,7 @@ class DeckMeta:
     imported_at: int = 0  # epoch seconds
     source: str = ""  # file name
     source_sha256: str = ""  # of the file bytes + import options (idempotent ensure_imported)
+    via: str = ""  # "config": imported at start from a [[rating.decks]] file; "": by hand
     rows: int = 0
     prefixes: int = 0
     destinations: int = 0

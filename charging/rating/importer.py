@@ -50,6 +50,19 @@ def source_digest(path: str, options: dict[str, object]) -> str:
     return h.hexdigest()
 
 
+def _unchanged(store: DeckStore, deck: str, digest: str) -> bool:
+    """Whether *digest* is that of the latest version of *deck*, or of the newest version
+    imported from a configured file (``via == "config"``; versions of older data dirs have no
+    ``via``: then only the latest counts)."""
+    for i, version in enumerate(reversed(store.versions(deck))):
+        meta = store.read_meta(deck, version)
+        if meta.source_sha256 == digest:
+            return i == 0 or meta.via == "config"
+        if meta.via == "config":
+            return False
+    return False
+
+
 def _current_rates(data: DeckData) -> dict[tuple[object, ...], tuple[int, int]]:
     """key (service, origin, prefix, band) -> (rate, rate_first) of its latest non-blocked
     row; keys whose latest row is blocked are left out (a closed code counts as removed)."""
@@ -110,8 +123,11 @@ def import_csv(
     progress: Callable[[int], None] | None = None,
 ) -> ImportSummary:
     """Read *path* and store it as the next version of *deck* (atomically: a bad file stores
-    nothing and raises DeckError). ``only_if_changed``: return a summary with ``version=None``
-    when the latest version came from the same bytes and options."""
+    nothing and raises DeckError). ``only_if_changed`` (the server's start-up import of a
+    configured deck file): return a summary with ``version=None`` when the file did not change
+    since the last such import (same bytes and options), even if versions were imported by hand
+    since -- re-importing the config file would silently replace their tariff -- or when the
+    latest version came from the same bytes and options."""
     started = time.perf_counter()
     check_deck_name(deck)
     if direction not in ("sell", "buy"):
@@ -127,7 +143,7 @@ def import_csv(
     digest = source_digest(path, options)
     if only_if_changed:
         latest = store.latest(deck)
-        if latest is not None and store.read_meta(deck, latest).source_sha256 == digest:
+        if latest is not None and _unchanged(store, deck, digest):
             return ImportSummary(deck=deck, version=None, previous_version=latest)
     opts = ImportOptions(service=svc, timezone=timezone, effective=effective, skip_bad=skip_bad, hyphen=hyphen)
     result = read_deck(path, opts, progress=progress)
@@ -135,7 +151,7 @@ def import_csv(
     meta = DeckMeta(
         deck=deck, version=0, currency=currency.upper(), direction=direction, partner=partner,
         timezone=timezone, imported_at=int(time.time()), source=os.path.basename(path),
-        source_sha256=digest, rows=len(data),
+        source_sha256=digest, via="config" if only_if_changed else "", rows=len(data),
         prefixes=result.distinct_prefixes if result.distinct_prefixes is not None else len(set(data.prefix)),
         destinations=result.distinct_destinations if result.distinct_destinations is not None else len(set(data.dest)),
     )

@@ -69,6 +69,23 @@ def test_ensure_imported_is_idempotent_and_import_versions(engine: RatingEngine,
     assert DeckStore(engine.store.root.parent).versions("d") == [1, 2]
 
 
+def test_ensure_imported_keeps_a_version_imported_by_hand(
+        engine: RatingEngine, deck_csv: Callable[..., str]) -> None:
+    """The config names a deck file (imported at start); the operator imports a new tariff by
+    hand (`icx rates import`). The next start must not re-import the unchanged config file
+    over it ("same file -> no new version"): only a changed config file is a new version."""
+    path = deck_csv("prefix,rate\n41,0.10\n")
+    assert engine.ensure_imported(path, deck="d").version == 1
+    assert engine.import_csv(deck_csv("prefix,rate\n41,0.20\n", "by-hand.csv"),
+                             deck="d").version == 2
+    assert engine.ensure_imported(path, deck="d").version is None  # a restart
+    assert engine.rate(deck="d", service=Service.VOICE, destination="41", at=at(2026, 1, 1),
+                       usage=60).price == 200_000
+    Path(path).write_text("prefix,rate\n41,0.30\n")  # the config file changed
+    assert engine.ensure_imported(path, deck="d").version == 3
+    assert engine.ensure_imported(path, deck="d").version is None
+
+
 def test_a_running_engine_picks_up_a_new_version(tmp_path: Path, deck_csv: Callable[..., str], compiled: bool) -> None:
     server = RatingEngine.open(tmp_path, compiled=compiled)
     importer = RatingEngine.open(tmp_path, compiled=compiled)
