@@ -37,8 +37,18 @@ def _summary(ans: Message) -> dict[str, Any]:
     uv = cost.find("Unit-Value") if cost is not None else None
     if uv is not None:
         digits, exp = uv.get("Value-Digits"), uv.get("Exponent", 0)
-        out["cost"] = str(Decimal(digits).scaleb(exp))  # Unit-Value, RFC 4006 §8.8
+        amount = Decimal(digits).scaleb(exp)  # Unit-Value, RFC 4006 §8.8
+        # at least the cents, as every amount icx prints ("1.00", "0.203333"; not "1")
+        out["cost"] = str(max(amount, amount.quantize(CENTS), key=_places))
     return out
+
+
+CENTS = Decimal("0.01")
+
+
+def _places(d: Decimal) -> int:
+    exponent = d.as_tuple().exponent
+    return -exponent if isinstance(exponent, int) else 0
 
 
 async def _run(host: str, port: int, service: str, sub: str, to: str, seconds: int,
@@ -121,7 +131,9 @@ def ccr(host: str, port: int, service: str, sub: str, to: str, seconds: int, oct
                    + (f", used {s['used']}" if "used" in s else "")
                    + (f", cost {s['cost']} EUR" if "cost" in s else ""))
         for m in s.get("mscc", []):
-            click.echo(f"  RG {m['rating_group']}: {m['result_code']} granted {m['granted']}"
+            granted = ", ".join(f"{k} {v}" for k, v in (m["granted"] or {}).items())
+            click.echo(f"  RG {m['rating_group']}: {m['result_code']}"
+                       + (f", granted {granted}" if granted else "")
                        + (" FINAL" if m["final_unit"] else ""))
 
 
