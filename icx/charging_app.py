@@ -117,7 +117,8 @@ async def build_charging(settings: Settings, data_dir: Path, *, admin: bool = Tr
 
     Bad input raises before the store and the journal open: AccountsFileError (``file:key:
     ...``) for an accounts file, DeckError (``file:line: ...`` problems) for a deck,
-    ConfigError for an [ro]/[rf] deck the server does not have."""
+    ConfigError for an [ro]/[rf] deck the server does not have or a [rating] band no deck
+    prices."""
     # Read the accounts files before anything is written: a bad one (AccountsFileError)
     # refuses the start with no deck imported, no journal opened.
     specs = load_accounts_files(settings.account_files())
@@ -127,7 +128,8 @@ async def build_charging(settings: Settings, data_dir: Path, *, admin: bool = Tr
         if summary.version is not None:
             log.info("deck_imported", deck=summary.deck, version=summary.version,
                      rows=summary.rows)
-    missing = settings.missing_decks(engine.decks())
+    missing = settings.missing_decks(engine.decks()) + settings.unknown_bands(
+        {name: engine.deck(name).data.bands for name in engine.decks()})
     if missing:
         raise ConfigError(missing)
     store = await open_store(settings, data_dir, store_url)

@@ -8,6 +8,7 @@ packages themselves never import icx.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -367,6 +368,29 @@ class Settings:
         return [ConfigProblem(self.config_file, key, f"no deck {deck!r}; the server has "
                                                      f"{', '.join(sorted(have)) or 'none'}")
                 for key, deck in named if deck not in have]
+
+    def unknown_bands(self, deck_bands: Mapping[str, Iterable[str]]) -> list[ConfigProblem]:
+        """``[rating] default_band``, ``holiday_band`` (when ``holidays`` lists a date) and the
+        band names of ``[rating.bands]`` that no deck prices. *deck_bands* maps each deck the
+        server has (the latest version) to the bands of its rows ("" = any time).
+
+        A band the calendar gives that a deck lacks matches only that deck's rows without a
+        band (5031 where it has none), so a typo (``"ofpeak"``) silently changed prices. A band
+        only some decks price is fine: the others may price that time by rows without a band.
+        Checked only when some deck has banded rows (otherwise the calendar is never asked);
+        ``""`` names no band on purpose (only rows without a band match)."""
+        priced = {band.lower() for bands in deck_bands.values() for band in bands if band}
+        if not priced:
+            return []
+        r = self.rating
+        named = [("rating.default_band", r.default_band)]
+        if r.holidays:
+            named.append(("rating.holiday_band", r.holiday_band))
+        named += [(f"rating.bands.{band}", band) for band in r.bands]
+        have = ", ".join(sorted(priced))
+        return [ConfigProblem(self.config_file, key,
+                              f"no deck prices band {band!r}; the decks' bands are {have}")
+                for key, band in named if band and band.lower() not in priced]
 
     def account_files(self) -> list[Path]:
         """The accounts files to provision: ``[accounts] files``, else ``accounts.toml`` beside

@@ -16,22 +16,33 @@ from icx.settings import Settings, load_settings
 
 def file_problems(settings: Settings) -> list[str]:
     """What `icx serve` would refuse in the files *settings* names (accounts files, rate
-    decks) and an [ro]/[rf] deck it would not have, as ``file:key|line: message`` lines;
+    decks), an [ro]/[rf] deck it would not have and a [rating] band no deck prices, as ``file:key|line: message`` lines;
     nothing is imported or written."""
     problems: list[str] = []
     try:
         load_accounts_files(settings.account_files())
     except AccountsFileError as exc:
         problems.append(str(exc))
+    bands: dict[str, list[str]] = {}  # deck -> its bands, as the server would have them
+    decks_ok = True
     for entry in settings.rating.decks:
         opts = ImportOptions(service=Service.parse(entry.service),
                              timezone=settings.rating.timezone, effective=entry.effective)
         try:
-            read_deck(str(settings.resolve(entry.file)), opts)
+            bands[entry.deck] = read_deck(str(settings.resolve(entry.file)), opts).data.bands
         except DeckError as exc:
             problems.extend(exc.problems)
-    have = {d.deck for d in settings.rating.decks} | set(DeckStore(settings.data_dir()).decks())
+            decks_ok = False
+    store = DeckStore(settings.data_dir())
+    have = {d.deck for d in settings.rating.decks} | set(store.decks())
     problems.extend(str(p) for p in settings.missing_decks(sorted(have)))
+    if decks_ok:  # a deck that did not read has no bands to check against
+        for name in sorted(set(store.decks()) - set(bands)):
+            try:
+                bands[name] = store.load(name).data.bands
+            except (OSError, ValueError):  # unreadable: serve says so when it loads it
+                continue
+        problems.extend(str(p) for p in settings.unknown_bands(bands))
     return problems
 
 

@@ -155,3 +155,101 @@ def test_an_ro_deck_the_server_does_not_have_is_refused(tmp_path: Path) -> None:
     assert "Traceback" not in out.stderr and not (tmp_path / "data" / "journal").exists()
     res = CliRunner().invoke(main, ["check-config", str(cfg)])
     assert res.exit_code == 2 and f"{cfg}:ro.deck: no deck 'dd'" in res.output, res.output
+
+
+BANDED_DECK = "prefix,rate,band\n41,0.30,peak\n41,0.10,offpeak\n"
+
+
+def test_a_default_band_no_deck_prices_is_refused(tmp_path: Path) -> None:
+    """default_band = "ofpeak": check-config said ok and the server started; off-peak calls
+    then matched no row of a banded deck (5031) or only its rows without a band."""
+    from click.testing import CliRunner
+
+    from icx.cli import main
+
+    cfg = _config(tmp_path, deck=BANDED_DECK)
+    cfg.write_text(cfg.read_text() + '[rating]\ndefault_band = "ofpeak"\n'
+                   '[rating.bands]\npeak = ["mon-fri 08:00-19:00"]\n')
+    want = f"{cfg}:rating.default_band: no deck prices band 'ofpeak'; the decks' bands are " \
+           "offpeak, peak"
+    out = serve_this_tree(cfg, tmp_path / "data")
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert want in out.stderr.splitlines(), out.stderr[-2000:]
+    assert "Traceback" not in out.stderr and not (tmp_path / "data" / "journal").exists()
+    res = CliRunner().invoke(main, ["check-config", str(cfg)])
+    assert res.exit_code == 2 and res.output == want + "\n", res.output
+
+
+def _banded_config(tmp_path: Path, rating: str, other_deck: str | None = None) -> Path:
+    cfg = _config(tmp_path, deck=BANDED_DECK)
+    text = cfg.read_text() + rating
+    if other_deck is not None:
+        (tmp_path / "other.csv").write_text(other_deck, encoding="utf-8")
+        text += '[[rating.decks]]\nfile = "other.csv"\ndeck = "other"\n'
+    cfg.write_text(text)
+    return cfg
+
+
+@pytest.mark.parametrize(("rating", "other_deck", "wrong"), [
+    # a typo in a rule's band: those hours matched no banded row
+    ('[rating.bands]\npeek = ["mon-fri 08:00-19:00"]\n', None,
+     "rating.bands.peek: no deck prices band 'peek'"),
+    # holiday_band counts once holidays are listed...
+    ('[rating]\nholidays = ["2026-12-25"]\nholiday_band = "holliday"\n', None,
+     "rating.holiday_band: no deck prices band 'holliday'"),
+    # ...and not before (the default "weekend" is never used then)
+    ('[rating]\nholiday_band = "holliday"\n', None, None),
+    # a band only one deck prices is a band of the decks (the other prices by rows without one)
+    ('[rating]\nholidays = ["2026-12-25"]\nholiday_band = "weekend"\n',
+     "prefix,rate,band\n41,0.05,weekend\n41,0.20,\n", None),
+    # bands are case-insensitive, as the calendar and the deck reader read them
+    ('[rating]\ndefault_band = "OffPeak"\n[rating.bands]\nPeak = ["mon-fri 08:00-19:00"]\n',
+     None, None),
+    # "" on purpose: only rows without a band
+    ('[rating]\ndefault_band = ""\n', None, None),
+])
+def test_check_config_checks_every_band_the_calendar_names(
+        tmp_path: Path, rating: str, other_deck: str | None, wrong: str | None) -> None:
+    from click.testing import CliRunner
+
+    from icx.cli import main
+
+    cfg = _banded_config(tmp_path, rating, other_deck)
+    res = CliRunner().invoke(main, ["check-config", str(cfg)])
+    if wrong is None:
+        assert res.exit_code == 0 and res.output == f"{cfg}: ok\n", res.output
+    else:
+        assert res.exit_code == 2 and res.output.startswith(f"{cfg}:{wrong}; "), res.output
+
+
+def test_bands_are_not_checked_when_no_deck_has_any(tmp_path: Path) -> None:
+    """The demo: [rating.bands] and default_band set, no deck with a band column."""
+    from click.testing import CliRunner
+
+    from icx.cli import main
+
+    cfg = _config(tmp_path)
+    cfg.write_text(cfg.read_text() + '[rating]\ndefault_band = "anything"\n'
+                   '[rating.bands]\nnight = ["mon-sun 00:00-06:00"]\n')
+    res = CliRunner().invoke(main, ["check-config", str(cfg)])
+    assert res.exit_code == 0, res.output
+
+
+def test_a_deck_imported_into_the_data_dir_counts_for_the_bands(tmp_path: Path) -> None:
+    """check-config asks the data dir too, as serve does (its engine loads every deck)."""
+    from click.testing import CliRunner
+
+    from icx.cli import main
+
+    cfg = _config(tmp_path)  # the configured deck has no bands
+    (tmp_path / "night.csv").write_text("prefix,rate,band\n41,0.01,night\n41,0.02,day\n")
+    cfg.write_text(cfg.read_text().replace("[server]\n", '[server]\ndata_dir = "data"\n')
+                   + '[rating]\ndefault_band = "nite"\n[rating.bands]\nday = ["mon-sun 06:00-22:00"]\n')
+    runner = CliRunner()
+    res = runner.invoke(main, ["rates", "import", str(tmp_path / "night.csv"), "--deck", "n",
+                               "--data-dir", str(tmp_path / "data")])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(main, ["check-config", str(cfg)])
+    assert res.exit_code == 2, res.output
+    assert res.output == (f"{cfg}:rating.default_band: no deck prices band 'nite'; the decks' "
+                          "bands are day, night\n")
