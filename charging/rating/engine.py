@@ -417,8 +417,8 @@ class RatingEngine:
             on = dt.datetime.fromtimestamp(at, dt.UTC).date()
             try:
                 converted, q = self.fx.convert(price, cur, currency, on)
-            except KeyError as exc:
-                raise RatingError(str(exc)) from None
+            except KeyError as exc:  # str(KeyError) quotes its message
+                raise RatingError(exc.args[0] if exc.args else "no fx rate") from None
             fx = FxApplied(cur, currency.upper(), str(q.rate), q.date.isoformat(), price)
             price, cur = converted, currency.upper()
         return RatedPrice(

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 import click
 
+from charging.currency import is_iso4217
 from charging.money import format_amount
 from charging.rating import (
     BandCalendar,
@@ -216,6 +217,9 @@ def rates_list(as_json: bool, data_dir: str | None) -> None:
                    f"{' partner ' + str(o['partner']) if o['partner'] else ''}, from {o['source']}")
 
 
+_UNITS = {"s": "seconds", "event": "events", "octet": "octets"}  # Service.unit -> option
+
+
 @click.command("rate")
 @click.option("--deck", required=True)
 @click.option("--to", "to", required=True, help="Destination: number, SIP/TEL URI, or APN.")
@@ -246,7 +250,13 @@ def rate(deck: str, to: str, origin: str | None, at: str | None, seconds: int | 
     engine, settings = _engine(data_dir, config)
     try:
         if service:
-            svc = Service.parse(service)
+            chosen = Service.parse(service)
+            if chosen.unit != svc.unit:  # --seconds 60 --service data priced 60 octets
+                raise ValueError(f"--service {chosen.value} is metered in {_UNITS[chosen.unit]}: "
+                                 f"give --{_UNITS[chosen.unit]}, not --{_UNITS[svc.unit]}")
+            svc = chosen
+        if currency and not is_iso4217(currency.upper()):
+            raise ValueError(f"--currency must be an ISO 4217 code like EUR, got {currency!r}")
         tz = ZoneInfo(settings.rating.timezone if settings else "UTC")
         when = time.time()
         if at:
@@ -254,6 +264,18 @@ def rate(deck: str, to: str, origin: str | None, at: str | None, seconds: int | 
             when = (t if t.tzinfo else t.replace(tzinfo=tz)).timestamp()
     except ValueError as exc:
         click.echo(f"rate: {exc}", err=True)
+        sys.exit(2)
+    # An unknown deck or version is bad input (exit 2), not a destination without a tariff
+    # (exit 1): it was "no tariff: no deck 'x'", exit 1.
+    decks = engine.decks()
+    if deck not in decks:
+        click.echo(f"rate: no deck {deck!r} in {engine.store.root.parent}; decks: "
+                   f"{', '.join(decks) or 'none'}", err=True)
+        sys.exit(2)
+    versions = engine.store.versions(deck)
+    if version is not None and version not in versions:
+        click.echo(f"rate: no version {version} of deck {deck!r}; versions: "
+                   f"{', '.join(str(v) for v in versions)}", err=True)
         sys.exit(2)
     try:
         price = engine.rate(deck=deck, service=svc, destination=to, origin=origin, at=when,

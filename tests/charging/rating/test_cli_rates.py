@@ -147,3 +147,34 @@ def test_import_progress_bar_stays_off_stdout(tmp_path: Path) -> None:
     assert len(lines) == 1
     doc = json.loads(lines[0])
     assert (doc["deck"], doc["version"], doc["rows"], doc["new"]) == ("big", 1, 100_000, 100_000)
+
+
+def test_rate_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    """An unknown deck was "no tariff: no deck 'x'", exit 1, like a destination without a
+    tariff; an unknown version too; --currency nope was exit 1 with a quoted KeyError; and
+    --seconds 60 --service data priced 60 octets."""
+    dd = str(tmp_path / "data")
+    run("rates", "import", str(ROOT / "config/decks/retail.csv"), "--deck", "retail", "--data-dir", dd)
+    base = ("rate", "--to", "41", "--data-dir", dd)
+    cases = [
+        (("--deck", "nosuch", "--seconds", "60"), f"rate: no deck 'nosuch' in {dd}; decks: retail"),
+        (("--deck", "nosuch", "--seconds", "60", "--json"),
+         f"rate: no deck 'nosuch' in {dd}; decks: retail"),
+        (("--deck", "retail", "--seconds", "60", "--version", "9"),
+         "rate: no version 9 of deck 'retail'; versions: 1"),
+        (("--deck", "retail", "--seconds", "60", "--currency", "nope"),
+         "rate: --currency must be an ISO 4217 code like EUR, got 'nope'"),
+        (("--deck", "retail", "--seconds", "60", "--service", "data"),
+         "rate: --service data is metered in octets: give --octets, not --seconds"),
+        (("--deck", "retail", "--octets", "60", "--service", "sms"),
+         "rate: --service sms is metered in events: give --events, not --octets"),
+    ]
+    for args, line in cases:
+        code, out, err = run(*base, *args)
+        assert (code, out, err) == (2, "", line + "\n"), args
+    # a currency without a rate is not bad input, but says so without Python's quotes
+    code, _, err = run(*base, "--deck", "retail", "--seconds", "60", "--currency", "USD")
+    assert code == 1 and err.startswith("rate: no fx rate EUR->USD on "), err
+    code, out, _ = run(*base, "--deck", "retail", "--seconds", "60", "--service", "data_time",
+                       "--version", "1", "--currency", "eur", "--json")
+    assert code == 0 and json.loads(out)["price"] == "0.02", out
