@@ -125,9 +125,19 @@ def rates_import(file: str, deck: str, partner: str | None, direction: str, curr
     tz = timezone or (settings.rating.timezone if settings else "UTC")
     try:
         Service.parse(service)
-        ZoneInfo(tz)
-    except (ValueError, KeyError) as exc:
+    except ValueError as exc:
         click.echo(f"{file}:-: {exc}", err=True)
+        sys.exit(2)
+    try:
+        ZoneInfo(tz)
+    except (ValueError, KeyError):  # KeyError's text came out quoted
+        click.echo(f"{file}:--timezone: unknown timezone {tz!r}", err=True)
+        sys.exit(2)
+    rejects_path = rejects or f"{file}.rejects.csv"
+    if skip_bad and (problem := _unwritable(rejects_path)):
+        # found after the import, it was a traceback (exit 1) with the deck stored and the
+        # rejected rows lost
+        click.echo(f"{rejects_path}: cannot write the rejects file: {problem}", err=True)
         sys.exit(2)
     total = _count_lines(file)
     try:
@@ -156,15 +166,19 @@ def rates_import(file: str, deck: str, partner: str | None, direction: str, curr
         click.echo(f"{file}:-: {exc}", err=True)
         sys.exit(2)
     if summary.rejects:
-        path = rejects or f"{file}.rejects.csv"
-        with open(path, "w", newline="", encoding="utf-8") as fh:
-            w = csv.writer(fh)
-            w.writerow(["line", "reason", "row"])
-            w.writerows(summary.rejects)
+        try:
+            with open(rejects_path, "w", newline="", encoding="utf-8") as fh:
+                w = csv.writer(fh)
+                w.writerow(["line", "reason", "row"])
+                w.writerows(summary.rejects)
+        except OSError as exc:  # checked before the import: a full disk, a race
+            click.echo(f"{rejects_path}: cannot write the rejects file: {exc.strerror} (deck "
+                       f"{deck} version {summary.version} is stored)", err=True)
+            sys.exit(1)
     if as_json:
         out = summary.to_json()
         if summary.rejects:
-            out["rejects_file"] = rejects or f"{file}.rejects.csv"
+            out["rejects_file"] = rejects_path
         click.echo(json.dumps(out))
         return
     click.echo(f"deck {deck} version {summary.version}: {summary.rows} rows, {summary.prefixes} prefixes, "
@@ -173,7 +187,20 @@ def rates_import(file: str, deck: str, partner: str | None, direction: str, curr
     click.echo(f"changes against {prev}: {summary.new} new, {summary.increased} increased, "
                f"{summary.decreased} decreased, {summary.removed} removed, {summary.unchanged} unchanged")
     if summary.rejects:
-        click.echo(f"{len(summary.rejects)} rows rejected, see {rejects or file + '.rejects.csv'}")
+        click.echo(f"{len(summary.rejects)} rows rejected, see {rejects_path}")
+
+
+def _unwritable(path: str) -> str | None:
+    """Why *path* cannot be (over)written as a new file, or None."""
+    parent = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        return "it is a directory"
+    if not os.path.isdir(parent):
+        return f"no directory {parent}"
+    if not os.access(parent, os.W_OK | os.X_OK) or (os.path.exists(path)
+                                                    and not os.access(path, os.W_OK)):
+        return "permission denied"
+    return None
 
 
 def _import_with_progress(engine: RatingEngine, file: str, deck: str, partner: str | None,

@@ -178,3 +178,26 @@ def test_rate_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
     code, out, _ = run(*base, "--deck", "retail", "--seconds", "60", "--service", "data_time",
                        "--version", "1", "--currency", "eur", "--json")
     assert code == 0 and json.loads(out)["price"] == "0.02", out
+
+
+def test_import_refuses_a_rejects_file_it_cannot_write_before_storing(
+        tmp_path: Path, deck_csv: Callable[..., str]) -> None:
+    """--skip-bad --rejects into a missing directory: a traceback (exit 1) after the deck was
+    stored, the rejected rows lost. --timezone Mars/Base said 'No time zone ...' in quotes."""
+    bad = deck_csv("prefix,rate\n41,0.1\n42,zero\n")
+    dd = tmp_path / "data"
+    Path(bad + ".rejects.csv").mkdir()  # the default rejects file
+    for target, why in ((tmp_path / "no" / "r.csv", f"no directory {tmp_path / 'no'}"),
+                        (None, "it is a directory")):
+        code, out, err = run("rates", "import", bad, "--deck", "d", "--data-dir", str(dd),
+                             "--skip-bad", *(("--rejects", str(target)) if target else ()))
+        where = target or bad + ".rejects.csv"
+        assert (code, out, err) == (2, "", f"{where}: cannot write the rejects file: {why}\n")
+        assert not (dd / "rates" / "d").exists()
+    code, out, err = run("rates", "import", bad, "--deck", "d", "--data-dir", str(dd),
+                         "--timezone", "Mars/Base")
+    assert (code, err) == (2, f"{bad}:--timezone: unknown timezone 'Mars/Base'\n")
+    code, out, _ = run("rates", "import", bad, "--deck", "d", "--data-dir", str(dd), "--skip-bad",
+                       "--rejects", str(tmp_path / "r.csv"), "--json")
+    assert code == 0 and json.loads(out)["rejects_file"] == str(tmp_path / "r.csv")
+    assert (tmp_path / "r.csv").read_text().splitlines()[1].startswith("3,rate is not")
