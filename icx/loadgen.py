@@ -4,7 +4,10 @@ N proper client peers (CER/CEA, DWR answered; icx/diameter_client.py) run full R
 (CCR-I, U x k, T) and SMS events at a target rate (open loop, paced), or as fast as the server
 answers (``rate=0``: closed loop, a window of requests in flight per connection). Several
 worker processes share the work so the harness is not the bottleneck; each returns its
-latencies and result codes, the parent merges them and prints one JSON line.
+latencies and result codes, the parent merges them and prints one JSON line. A worker that
+dies without returning them (SIGKILL, the OOM killer) is seen at once by its process
+sentinel: the run stops (the others on SIGTERM, which they answer with their results) and
+says which worker died and how; what it had in flight counts as lost.
 """
 
 from __future__ import annotations
@@ -15,11 +18,15 @@ import json
 import multiprocessing as mp
 import os
 import random
+import signal
 import sys
 import time
 from array import array
 from collections import deque
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from multiprocessing import connection as mp_connection
+from multiprocessing.connection import Connection
 from typing import Any
 
 from icx.diameter_client import (
@@ -96,7 +103,29 @@ def tail_for(kind: str, n: int, updates: int) -> tuple[int, int, list[Any]]:
 
 
 async def _worker(cfg: LoadConfig, index: int, nconn: int, sessions: int,
-                  queue: Any) -> dict[str, Any]:
+                  report: Callable[[tuple[Any, ...]], None] | None,
+                  live_counts: memoryview | None = None) -> dict[str, Any]:
+    """One worker's load. *report* gets the progress tuples; *live_counts* (sent, answered,
+    lost), kept current per request, is what the parent counts when this process dies
+    without returning. SIGTERM ends the run early (open sessions still get their CCR-T)."""
+    loop = asyncio.get_running_loop()
+    stop_requested = [False]
+    napping: list[asyncio.Future[None] | None] = [None]
+
+    def wake() -> None:
+        f = napping[0]
+        if f is not None and not f.done():
+            f.set_result(None)
+
+    def request_stop() -> None:
+        stop_requested[0] = True
+        wake()
+
+    try:
+        loop.add_signal_handler(signal.SIGTERM, request_stop)
+    except (ValueError, RuntimeError, NotImplementedError):  # pragma: no cover - not main
+        pass  # thread, or no signals: the parent's SIGTERM then ends the process
+    shared = live_counts if live_counts is not None else memoryview(array("q", [0, 0, 0]))
     rnd = random.Random(cfg.seed + index)
     host_id = f"bench{os.getpid()}"
     peers: list[ClientPeer] = []
@@ -188,11 +217,13 @@ async def _worker(cfg: LoadConfig, index: int, nconn: int, sessions: int,
             inflight[0] -= 1
             if not raw:  # its connection was lost: the main loop ends the run
                 counters["lost"] += 1
+                shared[2] += 1
             else:
                 last[0] = time.perf_counter()
                 lat.append(last[0] - t0)
                 codes[rc] = codes.get(rc, 0) + 1
                 counters["answered"] += 1
+                shared[1] += 1
                 s.step += 1
                 s.busy = False
                 if rc == 2001 and s.step < s.steps:
@@ -209,6 +240,7 @@ async def _worker(cfg: LoadConfig, index: int, nconn: int, sessions: int,
 
         inflight[0] += 1
         counters["sent"] += 1
+        shared[0] += 1
         s.peer.send_raw(body, 272, 4, callback=on_answer)
         return True
 
@@ -219,14 +251,7 @@ async def _worker(cfg: LoadConfig, index: int, nconn: int, sessions: int,
     # progress report or the end of the run, whichever is first; or until woken by a lost
     # connection, or (starved: every session in flight) by an answer. It polled every 1 ms,
     # ~1,000 wake-ups a second whatever the rate (most of the harness's CPU at 100/s).
-    loop = asyncio.get_running_loop()
-    napping: list[asyncio.Future[None] | None] = [None]
     starved = [False]  # paced: no session could be sent: wake at the next answer
-
-    def wake() -> None:
-        f = napping[0]
-        if f is not None and not f.done():
-            f.set_result(None)
 
     async def sleep_until(t: float) -> None:
         # 1 ms at least: at high rates the paced sends go out in 1 ms bursts (10 at a time
@@ -263,8 +288,9 @@ async def _worker(cfg: LoadConfig, index: int, nconn: int, sessions: int,
         wakeups += 1
         now = time.perf_counter()
         elapsed = now - start
-        if gone or elapsed >= cfg.duration or (sessions and counters["sessions"] >= sessions
-                                       and not ready and inflight[0] == 0):
+        if (gone or stop_requested[0] or elapsed >= cfg.duration
+                or (sessions and counters["sessions"] >= sessions and not ready
+                    and inflight[0] == 0)):
             break
         if not closed_loop:
             starved[0] = False
@@ -275,9 +301,9 @@ async def _worker(cfg: LoadConfig, index: int, nconn: int, sessions: int,
                     break
         elif inflight[0] == 0 and not issue():
             break
-        if queue is not None and now - last_report >= 0.5:
-            queue.put(("progress", index, counters["sent"], counters["answered"],
-                       sum(n for c, n in codes.items() if c != 2001)))
+        if report is not None and now - last_report >= 0.5:
+            report(("progress", index, counters["sent"], counters["answered"],
+                    sum(n for c, n in codes.items() if c != 2001)))
             last_report = now
         if closed_loop:
             until = now + 0.05
@@ -285,7 +311,7 @@ async def _worker(cfg: LoadConfig, index: int, nconn: int, sessions: int,
             until = end_at  # woken by the answer that frees a session
         else:  # the next paced send: int(elapsed * rate) passes counters["sent"]
             until = min(start + (counters["sent"] + 1) / rate, end_at)
-        if queue is not None:
+        if report is not None:
             until = min(until, last_report + 0.5)
         await sleep_until(until)
     stopping[0] = True
@@ -320,20 +346,34 @@ async def _worker(cfg: LoadConfig, index: int, nconn: int, sessions: int,
             "timeouts": timeouts, "cpu": cpu, "error": error, "wakeups": wakeups, **counters}
 
 
-def _run_worker(cfg: LoadConfig, index: int, nconn: int, sessions: int, queue: Any) -> None:
+def _run_worker(cfg: LoadConfig, index: int, nconn: int, sessions: int, conn: Connection,
+                counts: Any) -> None:
     try:
         import uvloop
 
         uvloop.install()
     except ImportError:  # pragma: no cover
         pass
+    live = memoryview(counts).cast("B").cast("q")[3 * index:3 * index + 3]
     try:
-        out = asyncio.run(_worker(cfg, index, nconn, sessions, queue))
-        queue.put(("result", index, out))
+        out = asyncio.run(_worker(cfg, index, nconn, sessions, conn.send, live))
+        conn.send(("result", index, out))
     except LoadError as exc:
-        queue.put(("error", index, str(exc)))
+        conn.send(("error", index, str(exc)))
     except Exception as exc:  # report, never hang the parent
-        queue.put(("error", index, f"{type(exc).__name__}: {exc}"))
+        conn.send(("error", index, f"{type(exc).__name__}: {exc}"))
+    finally:
+        conn.close()
+
+
+def _how_it_ended(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = "?"
+        return f"killed by signal {-exitcode} ({name})"
+    return "exited without reporting" if not exitcode else f"exited with status {exitcode}"
 
 
 def _percentile(sorted_vals: list[float], q: float) -> float:
@@ -349,47 +389,100 @@ def run_load(cfg: LoadConfig) -> dict[str, Any]:
     procs = max(1, min(cfg.processes, cfg.connections, cfg.sessions or cfg.connections))
     cfg = LoadConfig(**{**asdict(cfg), "processes": procs})
     ctx = mp.get_context("fork")
-    queue = ctx.Queue()
+    # (sent, answered, lost) of each worker, written by it per request: what a worker that
+    # dies without reporting had done
+    counts = ctx.RawArray("q", 3 * procs)
+    live = memoryview(counts).cast("B").cast("q")
     workers = []
+    pipes: list[Connection] = []
     for i in range(procs):
         nconn = cfg.connections // procs + (1 if i < cfg.connections % procs else 0)
         sess = (cfg.sessions // procs + (1 if i < cfg.sessions % procs else 0)
                 if cfg.sessions else 0)
-        p = ctx.Process(target=_run_worker, args=(cfg, i, nconn, sess, queue),
+        reader, writer = ctx.Pipe(duplex=False)
+        p = ctx.Process(target=_run_worker, args=(cfg, i, nconn, sess, writer, counts),
                         name=f"icx-bench-worker-{i}", daemon=True)
         p.start()
+        writer.close()  # the child's copy is the only one: EOF when it is gone
         workers.append(p)
+        pipes.append(reader)
     results: dict[int, dict[str, Any]] = {}
     errors: list[str] = []
+    dead = {"sent": 0, "answered": 0, "lost": 0}  # of workers that never reported
     progress: dict[int, tuple[int, int, int]] = {}
     t0 = time.perf_counter()
-    while len(results) + len(errors) < procs:
-        try:
-            kind, idx, *rest = queue.get(timeout=cfg.duration + cfg.timeout + 30)
-        except Exception:
-            errors.append("worker did not report")
+    pending = set(range(procs))
+    deadline = time.monotonic() + cfg.duration + cfg.timeout + 30
+
+    def receive(i: int) -> None:
+        """Everything worker *i* has sent so far (its result ends it)."""
+        while i in pending and pipes[i].poll():
+            try:
+                kind, idx, *rest = pipes[i].recv()
+            except (EOFError, OSError):  # gone: its sentinel says how
+                return
+            if kind == "progress":
+                progress[idx] = tuple(rest)  # type: ignore[assignment]
+                if cfg.progress:
+                    sent = sum(v[0] for v in progress.values())
+                    ans = sum(v[1] for v in progress.values())
+                    err = sum(v[2] for v in progress.values())
+                    el = time.perf_counter() - t0
+                    sys.stderr.write(f"\r{el:6.1f}s sent {sent:>9} answered {ans:>9} "
+                                     f"({ans / el if el else 0:8.0f}/s) non-2001 {err:>7}")
+                    sys.stderr.flush()
+            else:
+                if kind == "result":
+                    results[idx] = rest[0]
+                else:
+                    errors.append(str(rest[0]))
+                pending.discard(i)
+
+    def lost_worker(i: int, how: str) -> None:
+        """Worker *i* ended without its result: what it had in flight is lost."""
+        pending.discard(i)
+        sent, answered, lost = live[3 * i:3 * i + 3]
+        inflight = sent - answered - lost
+        dead["sent"] += sent
+        dead["answered"] += answered
+        dead["lost"] += lost + inflight
+        errors.append(f"worker {i} (pid {workers[i].pid}) {how}: {sent} sent, {answered} "
+                      f"answered (their latencies and codes are gone), {inflight} in flight "
+                      "counted as lost")
+        for j in pending:  # the run has failed: the others stop now, and report
+            workers[j].terminate()  # SIGTERM: it ends its sessions and returns its result
+
+    while pending:
+        # a worker killed (SIGKILL, the OOM killer) never reports: its sentinel says so at
+        # once (the parent waited out duration + timeout + 30 s)
+        by_obj: dict[Any, tuple[str, int]] = {}
+        for i in pending:
+            by_obj[pipes[i]] = ("pipe", i)
+            by_obj[workers[i].sentinel] = ("exit", i)
+        ready = mp_connection.wait(list(by_obj), timeout=max(0.0, deadline - time.monotonic()))
+        if not ready:
+            for i in sorted(pending):
+                workers[i].kill()
+                workers[i].join(5)
+                lost_worker(i, f"did not report within {cfg.duration + cfg.timeout + 30:.0f} s "
+                               "and was killed")
             break
-        if kind == "progress":
-            progress[idx] = tuple(rest)  # type: ignore[assignment]
-            if cfg.progress:
-                sent = sum(v[0] for v in progress.values())
-                ans = sum(v[1] for v in progress.values())
-                err = sum(v[2] for v in progress.values())
-                el = time.perf_counter() - t0
-                sys.stderr.write(f"\r{el:6.1f}s sent {sent:>9} answered {ans:>9} "
-                                 f"({ans / el if el else 0:8.0f}/s) non-2001 {err:>7}")
-                sys.stderr.flush()
-        elif kind == "result":
-            results[idx] = rest[0]
-        else:
-            errors.append(str(rest[0]))
+        events = sorted((by_obj[o] for o in ready), key=lambda e: e[0] == "exit")
+        for what, i in events:  # the pipes first: a result sent just before the exit
+            receive(i)
+            if what == "exit" and i in pending:
+                workers[i].join(5)
+                lost_worker(i, f"died without reporting: {_how_it_ended(workers[i].exitcode)}")
     for p in workers:
         p.join(timeout=5)
+    for pipe in pipes:
+        pipe.close()
     if cfg.progress:
         sys.stderr.write("\n")
     lat: list[float] = []
     codes: dict[int, int] = {}
-    totals = {"sent": 0, "answered": 0, "sessions": 0, "timeouts": 0, "lost": 0}
+    totals = {"sent": dead["sent"], "answered": 0, "sessions": 0, "timeouts": 0,
+              "lost": dead["lost"]}
     wakeups = 0
     elapsed = 0.0
     client_cpu = 0.0
@@ -415,6 +508,9 @@ def run_load(cfg: LoadConfig) -> dict[str, Any]:
         "result_codes": {str(c): n for c, n in sorted(codes.items())},
         "errors": {str(c): n for c, n in sorted(codes.items()) if c != 2001},
         "timeouts": totals["timeouts"], "lost": totals["lost"],
+        # answered, but in a worker that died before reporting them: counted in neither
+        # requests nor result_codes (sent = requests + lost + timeouts + unreported)
+        "unreported": dead["answered"],
         "target_rate": cfg.rate, "duration_s": round(elapsed, 3),
         "latency_ms": {q: round(_percentile(lat, p) * 1000, 3) for q, p in
                        (("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p999", 0.999))},

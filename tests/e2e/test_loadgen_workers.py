@@ -1,12 +1,19 @@
 """The load harness's send loop and its worker processes: a paced loop sleeps until its next
-send is due."""
+send is due, and a worker that dies without reporting is noticed at once."""
 
 from __future__ import annotations
 
+import json
 import multiprocessing as mp
+import os
+import re
+import signal
 import threading
 import time
 
+from click.testing import CliRunner
+
+from icx.cli import main as cli
 from icx.loadgen import LoadConfig, run_load
 from tests.e2e.conftest import Server
 
@@ -62,3 +69,60 @@ def test_a_high_rate_still_goes_out_in_1_ms_bursts(server: Server) -> None:
     assert out["worker_errors"] == []
     assert 2950 <= out["sent"] <= 3000, out
     assert out["wakeups_per_s"] <= 1010, out
+
+
+def _stall_then_kill(server: Server, stall: float, kill_after: float) -> threading.Thread:
+    """Block the server's loop for *stall* s (requests pile up in flight), and SIGKILL
+    worker 0 *kill_after* s into it."""
+    def run() -> None:
+        pid = _worker_pid(0)
+        time.sleep(1.0)
+        server.loop.call_soon_threadsafe(time.sleep, stall)
+        time.sleep(kill_after)
+        os.kill(pid, signal.SIGKILL)
+
+    t = threading.Thread(target=run)
+    t.start()
+    return t
+
+
+DIED = re.compile(r"worker 0 \(pid \d+\) died without reporting: killed by signal 9 \(SIGKILL\):"
+                  r" (\d+) sent, (\d+) answered \(their latencies and codes are gone\), (\d+)"
+                  r" in flight counted as lost")
+
+
+def test_a_worker_killed_mid_run_is_noticed_at_once(server: Server) -> None:
+    """SIGKILL to a worker: the parent waited out --duration + --timeout + 30 s (70 s here)
+    and said 'worker did not report'. Now its exit is seen at once, the line says which
+    worker died and how, what it had in flight counts as lost, and the other worker stops
+    and reports."""
+    killer = _stall_then_kill(server, stall=1.0, kill_after=0.5)
+    t0 = time.monotonic()
+    out = run_load(LoadConfig(port=server.port, connections=2, processes=2, rate=100,
+                              duration=30, mix=("sms",), subscribers=20, progress=False))
+    took = time.monotonic() - t0
+    killer.join()
+    assert took < 10, took
+    assert len(out["worker_errors"]) == 1, out["worker_errors"]
+    m = DIED.fullmatch(out["worker_errors"][0])
+    assert m, out["worker_errors"]
+    sent, answered, inflight = (int(g) for g in m.groups())
+    assert inflight > 0 and sent == answered + inflight  # killed in the stall
+    assert out["unreported"] == answered and out["lost"] >= inflight
+    assert out["sent"] == out["requests"] + out["lost"] + out["timeouts"] + out["unreported"]
+    assert out["requests"] > 0  # worker 1's answers, reported when it was stopped
+
+
+def test_bench_cli_exits_1_with_one_line_naming_the_dead_worker(server: Server) -> None:
+    killer = _stall_then_kill(server, stall=0.5, kill_after=0.2)
+    t0 = time.monotonic()
+    res = CliRunner(mix_stderr=False).invoke(cli, [
+        "bench", "diameter", "--port", str(server.port), "-c", "1", "-p", "1", "-d", "30",
+        "--rate", "100", "--mix", "sms", "--subscribers", "41790000001:20", "--quiet"])
+    took = time.monotonic() - t0
+    killer.join()
+    assert res.exit_code == 1 and took < 10, (took, res.stderr)
+    assert len(res.stderr.splitlines()) == 1 and res.stderr.startswith("error: worker 0 (pid ")
+    assert DIED.fullmatch(res.stderr[len("error: "):].rstrip("\n")), res.stderr
+    out = json.loads([ln for ln in res.stdout.splitlines() if ln.startswith('{"bench"')][0])
+    assert out["requests"] == 0 and out["sent"] == out["lost"] + out["unreported"] > 0
