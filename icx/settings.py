@@ -139,16 +139,30 @@ class RoSection:
     supervision_interval: float = field(default=5.0, metadata=check(in_range(0.05, 3600)))
 
     def validate(self) -> list[tuple[str, str]]:
+        """A Rating-Group is an Unsigned32 (RFC 4006 §8.29): "abc" passed check-config and
+        failed the start with ValueError after the accounts were journaled (exit 1); "-5"
+        or "0200" beside "200" named no group, or one twice (the last silently won)."""
+        out: list[tuple[str, str]] = []
+        seen: dict[int, str] = {}
+        for key in self.rating_groups:
+            if not (key.isascii() and key.isdigit()) or int(key) > 0xFFFFFFFF:
+                out.append((f"rating_groups.{key}", f"{key!r} is no Rating-Group: use a "
+                                                    "decimal number 0..4294967295"))
+                continue
+            if int(key) in seen:
+                out.append((f"rating_groups.{key}",
+                            f"Rating-Group {int(key)} is also {seen[int(key)]!r}"))
+            seen.setdefault(int(key), key)
         # Tcc shorter than the Validity-Time a grant carries would close sessions (and give
         # their holds back) while the client still uses valid quota: its next report gets
         # 5002 and that usage is never charged. RFC 4006 §13 / facts B5: Tcc may be twice
         # the Validity-Time.
         if self.validity_time and self.tcc_seconds < self.validity_time:
-            return [("tcc_seconds", f"{self.tcc_seconds:g} s is shorter than validity_time "
-                                    f"({self.validity_time} s): sessions would be closed while "
-                                    "their quota is still valid; use at least validity_time "
-                                    "(2 x is usual)")]
-        return []
+            out.append(("tcc_seconds", f"{self.tcc_seconds:g} s is shorter than validity_time "
+                                       f"({self.validity_time} s): sessions would be closed "
+                                       "while their quota is still valid; use at least "
+                                       "validity_time (2 x is usual)"))
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,6 +282,18 @@ def _deck_name(value: str) -> str | None:
     return None
 
 
+def _deck_date(value: str | None) -> str | None:
+    """A settings check: None when *value* is a date a deck import reads (or None)."""
+    from charging.rating.csvcells import BadCell, Dates
+
+    try:
+        if value is not None:
+            Dates("UTC").parse(value)
+    except BadCell as exc:
+        return str(exc)
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class RatingDeckFile:
     """One entry of [[rating.decks]]: a CSV deck imported at start when new or changed."""
@@ -278,7 +304,8 @@ class RatingDeckFile:
     partner: str | None = None
     direction: Literal["sell", "buy"] = "sell"
     currency: str = field(default="EUR", metadata=check(_iso4217))
-    effective: str | None = None
+    # start date of rows without one; refused here, not as the deck's "file:--effective:"
+    effective: str | None = field(default=None, metadata=check(_deck_date))
 
 
 @dataclass(frozen=True, slots=True)

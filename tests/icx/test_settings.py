@@ -218,3 +218,39 @@ def test_a_derived_key_written_in_the_file_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         load_settings(cfg)
     assert str(err.value) == f"{cfg}:base_dir: unknown key (derived from the file's location)"
+
+
+def test_a_rating_group_that_is_no_unsigned32_is_refused(tmp_path: Path) -> None:
+    """Rating-Group "abc" passed check-config, then `icx serve` failed with ValueError (exit 1)
+    after journaling the accounts; "-5" never matched; "0200" beside "200" named one group
+    twice, the last silently winning."""
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[ro.rating_groups]\n"abc" = "voice"\n"-5" = "sms"\n"0200" = "voice"\n'
+                   '"200" = "data"\n"4294967296" = "data"\n"4294967295" = "sms"\n')
+    with pytest.raises(ConfigError) as err:
+        load_settings(cfg)
+    assert str(err.value).splitlines() == [
+        f"{cfg}:ro.rating_groups.abc: 'abc' is no Rating-Group: use a decimal number "
+        "0..4294967295",
+        f"{cfg}:ro.rating_groups.-5: '-5' is no Rating-Group: use a decimal number "
+        "0..4294967295",
+        f"{cfg}:ro.rating_groups.200: Rating-Group 200 is also '0200'",
+        f"{cfg}:ro.rating_groups.4294967296: '4294967296' is no Rating-Group: use a decimal "
+        "number 0..4294967295",
+    ]
+    cfg.write_text('[ro.rating_groups]\n"0" = "voice"\n"4294967295" = "sms"\n')
+    assert load_settings(cfg).ro.rating_groups == {"0": "voice", "4294967295": "sms"}
+
+
+def test_a_bad_effective_date_of_a_configured_deck_names_the_key(tmp_path: Path) -> None:
+    """It was reported as `deck.csv:--effective: ...`, a command-line option the operator
+    never gave, instead of the config key."""
+    (tmp_path / "a.csv").write_text("prefix,rate\n41,0.1\n")
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[[rating.decks]]\nfile = "a.csv"\ndeck = "a"\neffective = "2026-13-01"\n')
+    with pytest.raises(ConfigError) as err:
+        load_settings(cfg)
+    assert str(err.value) == (f"{cfg}:rating.decks[0].effective: bad date '2026-13-01': "
+                              "month must be in 1..12")
+    cfg.write_text('[[rating.decks]]\nfile = "a.csv"\ndeck = "a"\neffective = "01/02/2026"\n')
+    assert load_settings(cfg).rating.decks[0].effective == "01/02/2026"
