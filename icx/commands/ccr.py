@@ -118,6 +118,14 @@ def ccr(host: str, port: int, service: str, sub: str, to: str, seconds: int, oct
     if seconds < 0 or octets < 0:
         click.echo("--seconds/--octets:1: must not be negative", err=True)
         sys.exit(2)
+    # CC-Time is an Unsigned32, CC-Total-Octets an Unsigned64 (RFC 4006 §8.21, §8.23): past
+    # them the encoder raised struct.error (a traceback, exit 1)
+    for name, value, top, avp in (("--seconds", seconds, 2**32 - 1, "CC-Time, Unsigned32"),
+                                  ("--octets", octets, 2**64 - 1,
+                                   "CC-Total-Octets, Unsigned64")):
+        if value > top:
+            click.echo(f"{name}:1: {value} is out of range: at most {top} ({avp})", err=True)
+            sys.exit(2)
     try:
         steps = asyncio.run(_run(host, port, service, sub, to, seconds, octets, realm))
     except (OSError, ConnectionError, TimeoutError) as exc:

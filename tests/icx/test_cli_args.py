@@ -23,3 +23,15 @@ def test_bench_counts_out_of_range_are_usage_errors(args: list[str]) -> None:
     """They ran a load (--window 0: nothing sent for --duration) and reported 0 req/s."""
     res = CliRunner().invoke(main, ["bench", "diameter", "--port", "1", "--quiet", *args])
     assert res.exit_code == 2 and res.output.startswith(f"{args[0]}:1: "), res.output
+
+
+@pytest.mark.parametrize(("args", "line"), [
+    (["--seconds", "4294967296"],
+     "--seconds:1: 4294967296 is out of range: at most 4294967295 (CC-Time, Unsigned32)\n"),
+    (["--service", "data", "--octets", str(2**64)],
+     f"--octets:1: {2**64} is out of range: at most {2**64 - 1} (CC-Total-Octets, Unsigned64)\n"),
+])
+def test_ccr_usage_past_its_avp_is_a_usage_error(args: list[str], line: str) -> None:
+    """`icx ccr --seconds 99999999999` died in the encoder: struct.error traceback, exit 1."""
+    res = CliRunner(mix_stderr=False).invoke(main, ["ccr", "--port", "1", *args])
+    assert (res.exit_code, res.stdout, res.stderr) == (2, "", line)
