@@ -75,7 +75,11 @@ def diameter(host: str, port: int, connections: int, sessions: int, updates: int
               ("--processes", processes, processes >= 0, "0 (automatic) or more"),
               ("--window", window, window >= 1, "at least 1"),
               ("--port", port, 0 < port < 65536, "1-65535"),
-              ("--subscribers", subscribers, first >= 0 and count >= 1, "COUNT at least 1"))
+              ("--subscribers", subscribers, first >= 0 and count >= 1,
+               "FIRST 0 or more, COUNT at least 1"),
+              # a paced run due to send nothing ran for --duration and exited 0 at 0 req/s
+              ("--rate", rate, not 0 < rate * duration < 1,
+               f"0 or at least one request in --duration {duration:g} s"))
     for name, value, ok, rule in limits:  # (NaN fails every comparison: refused too)
         if not ok:
             click.echo(f"{name}:1: {value!r} is out of range: {rule}", err=True)

@@ -47,6 +47,7 @@ def test_bench_cli_rejects_bad_input() -> None:
     ["--sessions", "-3"], ["--processes", "-1"], ["--window", "0"], ["--rate", "nan"],
     ["--rate", "inf"], ["--duration", "inf"], ["--port", "70000"], ["--port", "0"],
     ["--subscribers", "41790000001:0"], ["-c", "0"], ["--updates", "-1"], ["--rate", "-5"],
+    ["--rate", "0.5"],  # one request every 2 s for 1 s: ran, sent nothing, exited 0
 ])
 def test_bench_cli_refuses_out_of_range_values(args: list[str]) -> None:
     """Out-of-range numbers are bad input (exit 2, the option named on one stderr line) before

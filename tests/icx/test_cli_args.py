@@ -35,3 +35,17 @@ def test_ccr_usage_past_its_avp_is_a_usage_error(args: list[str], line: str) -> 
     """`icx ccr --seconds 99999999999` died in the encoder: struct.error traceback, exit 1."""
     res = CliRunner(mix_stderr=False).invoke(main, ["ccr", "--port", "1", *args])
     assert (res.exit_code, res.stdout, res.stderr) == (2, "", line)
+
+
+@pytest.mark.parametrize(("args", "line"), [
+    (["--subscribers", "-5:3"],
+     "--subscribers:1: '-5:3' is out of range: FIRST 0 or more, COUNT at least 1\n"),
+    (["--rate", "0.05", "-d", "2"],
+     "--rate:1: 0.05 is out of range: 0 or at least one request in --duration 2 s\n"),
+])
+def test_bench_says_what_is_out_of_range(args: list[str], line: str) -> None:
+    """--subscribers -5:3 was refused for "COUNT at least 1" (COUNT was 3); --rate 0.05 for
+    2 s ran, sent nothing and exited 0 with 0 req/s."""
+    res = CliRunner(mix_stderr=False).invoke(main, ["bench", "diameter", "--port", "1",
+                                                    "--quiet", *args])
+    assert (res.exit_code, res.stdout, res.stderr) == (2, "", line)
