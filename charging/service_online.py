@@ -460,7 +460,8 @@ _OK = OpStatus.OK
 
 def _kept_open(session: Session, req: ChargingRequest, outcome: Outcome) -> Outcome:
     """The command-level outcome of an UPDATE whose every MSCC failed with *outcome*: success
-    while another rating group of the session still holds quota, else *outcome*.
+    while another rating group of the session (one this request does not name) still holds
+    quota, else *outcome*.
 
     Each MSCC carries its own Result-Code (RFC 4006 §5.1.2: quotas have independent result
     codes), so a failure of the services asked about here blocks those services only. Failing
@@ -470,8 +471,10 @@ def _kept_open(session: Session, req: ChargingRequest, outcome: Outcome) -> Outc
     simply not successfully processed and the session ends (facts B5)."""
     if req.verb is not Verb.UPDATE or not req.multiple_services:
         return outcome
+    asked = {su.service_id if su.service_id is not None else (
+        su.rating_group if su.rating_group is not None else -1) for su in req.units}
     for grant in session.grants:
-        if grant.held > 0:
+        if grant.held > 0 and grant.key not in asked:
             return _SUCCESS
     return outcome
 
