@@ -281,7 +281,7 @@ async def start_server(settings: Settings, data_dir: Path, *, port: int | None =
 
     charging = await build_charging(settings, data_dir, admin_port=admin_port,
                                     store_url=store_url)
-    charging.agent.sender = wiring.send_server_request
+    charging.agent.sender = wiring.server_request_sender(settings)
     if port is not None:
         settings = dataclasses.replace(
             settings, diameter=dataclasses.replace(settings.diameter, listen_port=port))

@@ -64,6 +64,9 @@ class DiameterSection:
     watchdog_seconds: float = field(default=30.0, metadata=check(in_range(6, 3600)))
     # Close an accepted connection whose first message (a CER) does not arrive in time.
     cer_timeout_seconds: float = field(default=10.0, metadata=check(in_range(0.1, 3600)))
+    # How long a server-initiated RAR/ASR waits for its RAA/ASA (RFC 6733 §5.5.4 leaves Tx to
+    # the node); the admin call that sent it (top-up with reauth, sessions kill) waits as long.
+    answer_timeout_seconds: float = field(default=10.0, metadata=check(in_range(0.1, 600)))
     # Origin-Host + End-to-End-Id duplicate cache lifetime (RFC 6733 §6.2: >= 4 min uniqueness).
     duplicate_cache_seconds: float = field(default=240.0, metadata=check(in_range(0, 86400)))
     # ...and its size bound (oldest evicted first); ~0.3 KiB per entry with the stored answer.

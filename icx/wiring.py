@@ -37,7 +37,7 @@ from diameter.transport_protocol import Responder
 from diameter.transport_sctp import TransportUnavailable, sctp_unavailable_reason
 from icx.settings import Settings
 
-__all__ = ["peer_config", "build_server", "send_server_request", "count_protocol_answers",
+__all__ = ["peer_config", "build_server", "send_server_request", "server_request_sender", "count_protocol_answers",
            "peer_finder", "peer_metrics", "Runtime", "start"]
 
 log = structlog.get_logger("icx.wiring")
@@ -108,6 +108,17 @@ async def send_server_request(
         return await peer.request(request, timeout)
     except (ConnectionError, TimeoutError):
         return None
+
+
+def server_request_sender(settings: Settings) -> Any:
+    """:func:`send_server_request` waiting ``[diameter] answer_timeout_seconds`` for the
+    answer (the agent's ``Sender``)."""
+    timeout = settings.diameter.answer_timeout_seconds
+
+    async def send(peer: Any, code: int, app_id: int, avps: list[Any]) -> Message | None:
+        return await send_server_request(peer, code, app_id, avps, timeout)
+
+    return send
 
 
 def peer_finder(server: DiameterServer) -> Any:
@@ -209,7 +220,7 @@ async def start(
         app = await build_charging(settings, data_dir)
         handler = app.agent.handle
         responder = app.agent.respond
-        app.agent.sender = send_server_request
+        app.agent.sender = server_request_sender(settings)
     server = build_server(settings, handler, responder=responder)
     if app is not None:
         count_protocol_answers(app.agent.metrics, server)

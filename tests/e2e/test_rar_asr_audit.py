@@ -5,10 +5,12 @@ found handled wrongly."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +19,7 @@ from click.testing import CliRunner
 from diameter.message import Message, decode_message
 from icx.cli import main as cli
 from icx.diameter_client import A, ClientPeer, connect, mscc, voice_info
-from tests.e2e.conftest import Server
+from tests.e2e.conftest import Server, e2e_settings, serving
 
 SUB = "41790000007"  # 50.00 EUR in the e2e accounts
 HOST = "rar.icx.test"
@@ -216,3 +218,40 @@ def test_metrics_count_every_answered_request_by_result_code(server: Server) -> 
                  "icx_diameter_too_busy_total 0", "icx_diameter_duplicates_answered_total 0",
                  "# TYPE icx_diameter_connections_total counter"):
         assert line + "\n" in after, line
+
+
+class SilentPeer(ClientPeer):
+    """A client that never answers the server's RAR/ASR."""
+
+    def _server_request(self, frame: bytes) -> None:
+        self.got = [*getattr(self, "got", []), decode_message(frame)]
+
+
+def test_a_silent_client_is_given_up_on_after_answer_timeout(tmp_path: Path) -> None:
+    """``[diameter] answer_timeout_seconds`` bounds how long a RAR waits for its RAA, and so
+    the admin call that sent it (it was a fixed 10 s: a top-up with reauth blocked that long
+    per silent client)."""
+    settings = e2e_settings(tmp_path)
+    settings = dataclasses.replace(settings, diameter=dataclasses.replace(
+        settings.diameter, answer_timeout_seconds=0.5))
+    sid = f"{HOST};4;silent"
+    with serving(settings, tmp_path / "data") as server:
+
+        async def main() -> tuple[float, dict[str, Any], int]:
+            loop = asyncio.get_running_loop()
+            peer = await connect("127.0.0.1", server.port, origin_host=HOST)
+            peer.__class__ = SilentPeer
+            try:
+                cca = await peer.request(ccr(sid, 1, 0, mscc(100, rsu=("CC-Time", 300))))
+                assert cca.get("Result-Code") == 2001
+                t0 = time.monotonic()
+                status, out = await loop.run_in_executor(
+                    None, post, server, f"/api/accounts/{SUB}/topup", {"amount": "1.00"})
+                assert status == 200
+                return time.monotonic() - t0, out, len(peer.got)
+            finally:
+                await peer.close()
+
+        took, out, rars = asyncio.run(main())
+    assert rars == 1 and out["reauth"] == {sid: None}
+    assert 0.5 <= took < 5.0
