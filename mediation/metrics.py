@@ -72,7 +72,8 @@ class Metrics:
         for (cmd, code), n in sorted(requests.items()):
             out.append(f'icx_diameter_requests_total{{command="{cmd}",result_code="{code}"}} {n}')
         out.append("# HELP icx_diameter_request_seconds Time from request decoded to answer "
-                   "ready.")
+                   "ready, for the requests charging answered (not the protocol errors and "
+                   "duplicates the Diameter layer answers itself: see requests_total).")
         out.append("# TYPE icx_diameter_request_seconds histogram")
         for cmd, hist in sorted(self._hist.items()):
             acc = 0
