@@ -82,7 +82,11 @@ class Ledger(Protocol):
                       wait: bool = True) -> OpResult: ...
 
     async def record(self, fields: dict[str, Any], *, now: float, wait: bool = True) -> None:
-        """Append a record that moves no money (an offline rated record, a note)."""
+        """Append a record that moves no money (a note)."""
+
+    def record_many_now(self, records: list[dict[str, Any]], *, now: float) -> None:
+        """Enqueue records that move no money (an Rf ACR's ``acct`` record and the rated
+        records it causes) in order, in one append; the caller waits for ``position``."""
 
     # The synchronous per-op path (charging/ledger/sync_ops.py). The service uses it only
     # when the ledger has ``sync_ready`` and it answers True for the balance; a ledger

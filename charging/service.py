@@ -27,7 +27,7 @@ CDR will be, and the price of the units a reservation covered is reused by their
 Operator kill (protocol-facts D): after an ASR answered 2001 the session stays open, marked
 killed, until the client's CCR-T (which commits the usage) or ``kill_grace``; any other ASA
 answer (or none) releases the hold at once. Layout: service_core.py (config, shared helpers),
-service_online.py (INITIAL/UPDATE/TERMINATE), service_events.py (EVENT, Rf), this module
+service_online.py (INITIAL/UPDATE/TERMINATE), service_events.py (EVENT), service_offline.py (Rf), this module
 (entry points, per-session ordering, answer cache, supervision). With the extensions built,
 :meth:`ChargingService.decide` first offers the request to the compiled twin of the plain
 online request (cython_ext/charging_slice.pyx, ``ServiceCore._fast``): it decides it, or
@@ -54,7 +54,8 @@ from charging.requests import (
     Verb,
 )
 from charging.service_core import ServiceConfig, ServiceCore
-from charging.service_events import EventsAndOffline
+from charging.service_events import EventCharging
+from charging.service_offline import OfflineCharging
 from charging.service_online import OnlineCharging
 from charging.sessions import Grant, Session
 
@@ -72,7 +73,7 @@ _untrack = (_gcutil.ResultUntracker(ChargingResult, UnitsResult) if _gcutil is n
             else _keep_tracked)
 
 
-class ChargingService(OnlineCharging, EventsAndOffline, ServiceCore):
+class ChargingService(OnlineCharging, EventCharging, OfflineCharging, ServiceCore):
     """Online/offline charging. Call :meth:`handle` (or :meth:`decide` + :meth:`durable_mark`)
     per request and :meth:`supervise` every few seconds (it closes sessions silent for Tcc).
     ``now`` is epoch seconds, passed in. Construct with the keywords of
@@ -290,9 +291,16 @@ class ChargingService(OnlineCharging, EventsAndOffline, ServiceCore):
                 closed.append(sid)
                 self._count("kill_expired")
         for session in self.offline.expired(now):
-            await self._offline_close(session, now, end=now, result="tcc_expired",
-                                      key=f"rf:{session.id}:tcc")
+            if session.id in busy:  # an ACR of it in progress (Redis): it decides first
+                self.offline.add(session)
+                continue
+            busy[session.id] = None  # (over Redis its account lookup suspends)
+            try:
+                await self._offline_expire(session, now)
+            finally:
+                self._next_turn(session.id)
             closed.append(session.id)
+        self._offline_forget(now)
         if closed:
             await self.wait_durable(self.durable_mark())
         return closed

@@ -67,6 +67,11 @@ class ServiceConfig:
     # without a record before it is closed with the usage seen (None: deck / tcc)
     offline_deck: str | None = None
     offline_timeout: float | None = None
+    # How long a closed Rf session's record numbers (and an EVENT record's key) are
+    # remembered after its last record, across restarts: a duplicate within it is dropped, a
+    # new record of a closed session is a late one ([store] session_retention, the window the
+    # embedded store keeps the Ro ops' idempotency keys)
+    offline_retention: float = 300.0
     quota_holding_time: int | None = None  # seconds (3GPP Quota-Holding-Time); None = omit
     # Fraction of a grant (percent) at which the client re-authorises (Time/Volume/Unit-Quota-
     # Threshold); None = omit.
@@ -102,9 +107,12 @@ class ServiceCore:
         # with keep_answer(); the compiled twin (cython_ext/charging_slice.pyx) does the same.
         self._answers: dict[str, ChargingResult] = {}
         self._answer_order: collections.deque[str] = collections.deque()
-        # Rf sessions closed (FIFO-bounded; Rf rates only: an OrderedDict is fine here), kept
-        # for the records that arrive after their STOP (duplicates, late records)
+        # Rf sessions closed, in closing order, each kept until its ``expires`` (closed +
+        # offline_retention) for the records that arrive after their STOP (duplicates, late
+        # records); Rf EVENT keys the same way (key -> forget at). charging/service_offline.py
         self._closed_offline: OrderedDict[str, Session] = OrderedDict()
+        self._offline_events: dict[str, float] = {}
+        self._rf_writer: Any = None  # the Rf checkpoint being written (see _rf_cow)
         # Session-Id -> waiters of the request in progress (None: nobody waits). A request
         # of a session absent here runs at once; no lock object, no future on that path.
         self._busy: dict[str, collections.deque[asyncio.Future[None]] | None] = {}

@@ -52,6 +52,7 @@ class ChargingApp:
     admin_port: int | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     health: LoopHealth | None = None  # loop lag and GC pauses for /metrics
+    rf_dir: Path | None = None  # Rf state checkpoints (charging/offline_state.py)
 
     async def close(self) -> None:
         if self.health is not None:
@@ -63,6 +64,12 @@ class ChargingApp:
                 await t
         if self.admin is not None:
             await self.admin.cleanup()
+        if self.rf_dir is not None and not self.journal.failed:
+            # the next start then reads (almost) nothing of the journal for the Rf state
+            try:
+                await self.service.checkpoint_offline(self.rf_dir)
+            except Exception:  # the journal holds it all: only the next start is slower
+                log.exception("rf_checkpoint_failed")
         await self.ledger.close()
         await self.journal.close()
         await self.store.close()
@@ -82,6 +89,7 @@ def service_config(settings: Settings) -> ServiceConfig:
         tcc=ro.tcc_seconds,
         offline_deck=settings.rf.deck,
         offline_timeout=settings.rf.session_timeout,
+        offline_retention=getattr(getattr(settings, "store", None), "session_retention", 300.0),
         kill_grace=ro.kill_grace_seconds,
         quota_holding_time=ro.quota_holding_time or None,
         quota_threshold_percent=ro.quota_threshold_percent or None,
@@ -154,6 +162,13 @@ async def build_charging(settings: Settings, data_dir: Path, *, admin: bool = Tr
     ledger.start()
     service = ChargingService(rater=engine, ledger=ledger, accounts=store,
                               config=service_config(settings), rating_service=_rating_service)
+    # Rf accounting sessions open (and closed ones still remembered) when the server stopped
+    # or died: their usage, record numbers and expiry, from the journal (before serving)
+    rf_dir = data_dir / "rf"
+    rf = await service.recover_offline(journal.directory, rf_dir, now=time.time())
+    log.info("rf_recovered", checkpoint=str(rf.checkpoint), records=rf.records,
+             applied=rf.applied, open=rf.open, closed=rf.closed, rewritten=rf.rewritten,
+             problems=list(rf.problems))
     smap = ServiceMap.from_config(settings.ro.contexts, settings.ro.rating_groups,
                                   settings.ro.default_service)
     metrics = Metrics()
@@ -190,10 +205,12 @@ async def build_charging(settings: Settings, data_dir: Path, *, admin: bool = Tr
     health = LoopHealth()
     metrics.collector(health.render)
     app = ChargingApp(engine=engine, store=store, journal=journal, ledger=ledger,
-                      service=service, agent=agent, health=health)
+                      service=service, agent=agent, health=health, rf_dir=rf_dir)
     tune_gc()
     health.start()
     app.tasks.append(asyncio.ensure_future(_supervise(service, settings.ro.supervision_interval)))
+    app.tasks.append(asyncio.ensure_future(_rf_checkpoints(
+        service, journal, rf_dir, jcfg.snapshot_seconds, now=rf.records > 0)))
     if admin and settings.admin.enabled:
         web_app = build_app(service=service, agent=agent, accounts=store, ledger=ledger)
         port = settings.admin.listen_port if admin_port is None else admin_port
@@ -252,6 +269,23 @@ async def _supervise(service: ChargingService, interval: float) -> None:
                 log.info("sessions_expired", count=len(closed))
         except Exception:  # keep supervising; one failure is logged, not fatal
             log.exception("supervision_failed")
+
+
+async def _rf_checkpoints(service: ChargingService, journal: Journal, directory: Path,
+                          interval: float, *, now: bool) -> None:
+    """A checkpoint of the Rf state every *interval* ([journal] snapshot_seconds) while the
+    journal moves, so a restart reads at most that much of the journal to rebuild it (*now*:
+    one at once, after a recovery that read some)."""
+    last = None if now else journal.position
+    while True:
+        if journal.position != last:
+            try:
+                last = await service.checkpoint_offline(directory)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # keep serving: the journal holds everything
+                log.exception("rf_checkpoint_failed")
+        await asyncio.sleep(interval)
 
 
 @dataclass

@@ -452,6 +452,26 @@ class Ledger(SyncOps):
         else:
             self.journal.append_nowait(rec)
 
+    def record_many_now(self, records: list[dict[str, Any]], *, now: float) -> None:
+        """Enqueue records that move no money, in order, in ONE journal append (contiguous in
+        the journal, in one group commit unless a rotation falls between them); return at
+        once -- the caller waits for :attr:`position` to be durable before answering
+        (invariant 3). The dicts become the records (``type`` defaults to ``rated``; ``v``,
+        ``id``, ``ts`` are set; ``idem`` defaults to the id). Raises JournalError when the
+        journal failed: nothing was enqueued."""
+        ts = int(now * 1_000_000)
+        ids = self._ids
+        for rec in records:
+            rec.setdefault("type", "rated")
+            rec.setdefault("balance_effects", [])
+            rec.setdefault("holds", [])
+            rid = ids.next()
+            rec["v"] = 1
+            rec["id"] = rid
+            rec["ts"] = ts
+            rec.setdefault("idem", rid)
+        self.journal.append_many_nowait(records, positions=False)
+
     async def create_account(self, account: str, kind: AccountKind, balances: list[BalanceSpec],
                              identities: list[str] | None = None, *, now: float | None = None,
                              key: str | None = None) -> bool:

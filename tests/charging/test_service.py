@@ -204,9 +204,13 @@ def test_offline_records_assemble_at_stop_and_drop_duplicates(stack: Runner) -> 
             assert (await svc.handle(acr(verb, n, at), now=at)).ok
         assert (await svc.handle(acr(Verb.TERMINATE, 2, T0 + 95), now=T0 + 96)).ok
         await stack.journal.flush()
-        recs = [r for _, r in JournalReader(stack.journal._writer.directory).iter_from(None)
+        mine = [r for _, r in JournalReader(stack.journal._writer.directory).iter_from(None)
                 if r.get("session") == "rf1"]
-        assert len(recs) == 1
+        # one acct record per ACR that counted (the duplicates add none), then the call's
+        # one rated record at STOP
+        assert [(r["type"], r["request"]) for r in mine] == [
+            ("acct", "0"), ("acct", "1"), ("acct", "2"), ("rated", "2")]
+        recs = [r for r in mine if r["type"] == "rated"]
         rec = recs[0]
         assert rec["usage"] == 95 and rec["price"] == "0.316667" and rec["balance_effects"] == []
         assert await money(stack, "41790000003") == (50_000_000, 0)  # postpaid: no balance check

@@ -140,7 +140,7 @@ def test_an_acr_stop_retried_after_a_failure_before_its_record_is_written_is_rec
         assert (await svc.handle(acr(Verb.TERMINATE, 1, T0 + 95), now=T0 + 96)).ok
         await app.journal.flush()
         recs = [r for _, r in JournalReader(app.journal._writer.directory).iter_from(None)
-                if r.get("session") == "rf1"]
+                if r.get("session") == "rf1" and r["type"] == "rated"]
         assert len(recs) == 1 and recs[0]["usage"] == 95
 
     stack(body)

@@ -1,0 +1,223 @@
+"""Checkpoints of the offline (Rf) accounting state: files ``<dir>/rf-SSSSSSSSSSSS-OOOOOOOOOOOO.msgpack``.
+
+The journal holds everything (each ACR's ``acct`` record carries the accounting session's
+state after it, docs/journal-schema.md), so a restart could rebuild the Rf state by reading
+the whole journal. A checkpoint bounds that read: the service's Rf state as it was at one
+journal position, taken in one event-loop step (the service changes that state only in the
+same step as it enqueues the records saying so), so the state at position P + the ``acct``
+records after P = the state now. Recovery (``ChargingService.recover_offline``) loads the
+newest readable checkpoint and reads the journal after its position.
+
+Independent of the ledger's store snapshots: those hold balances and the idempotency cache
+(the Rf state is not money and never in the store), are cut at their own positions, and
+do not exist with the Redis store. A store snapshot taken while an Rf session is open loses
+nothing: the Rf state comes from here and from the journal, never from it.
+
+Format: one msgpack map ``{"v": 1, "position": [segment, offset], "open": [row, ...],
+"closed": [row, ...], "events": [[idem key, forget at], ...]}``; ``open`` in the session
+table's order (least recently active first), ``closed`` in the order they closed; a row is
+:func:`session_row`. Written like the store's snapshots: temp file, fsync, rename once the
+journal is durable up to ``position``, fsync the directory. The two newest are kept.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import msgpack
+
+from charging.journal import Position
+from charging.ledger.recovery import STALE_TEMP_SECONDS
+from charging.requests import SERVICE_UNIT, ServiceKind
+from charging.sessions import Grant, Session
+from charging.store.snapshot import publish, temp_path
+
+VERSION = 1
+KEEP = 2
+NAME_RE = re.compile(r"^rf-(\d{12})-(\d{12})\.msgpack$")
+_VALUE = {k: k.value for k in ServiceKind}  # (Enum.value is a slow descriptor: once per ACR)
+
+
+class CheckpointError(Exception):
+    """A checkpoint file that cannot be read (recovery falls back to an older one)."""
+
+
+def session_row(s: Session) -> dict[str, Any]:
+    """The state of an Rf session as an ``acct`` record's ``rf`` map carries it (plus what
+    the caller adds): what rebuilding the session needs. Times are the service's epoch
+    seconds as floats (msgpack float64: exact, so a rebuilt call is rated at exactly the same
+    start)."""
+    row: dict[str, Any] = {
+        "id": s.id, "svc": _VALUE[s.service], "sub": s.subscriber, "a": s.origin,
+        "b": s.destination, "host": s.peer_host, "realm": s.peer_realm, "deck": s.deck,
+        "ctx": s.context, "started": s.started, "last": s.last_number,
+        "tot": [[g.svc, g.used_total] for g in s.grants]}
+    if s.account is not None:
+        row["acct"] = s.account
+    return row
+
+
+def session_of(row: dict[str, Any], currency: str | None) -> Session:
+    """A session rebuilt from a :func:`session_row` (its ``seen`` / ``exp`` when present)."""
+    s = Session(session_id=row["id"], account=row.get("acct"), balance=None, currency=currency,
+                service=ServiceKind(row["svc"]), subscriber=row.get("sub"),
+                destination=row.get("b"), origin=row.get("a"), peer_host=row.get("host") or "",
+                peer_realm=row.get("realm") or "", deck=row["deck"], started=row["started"],
+                expires=row.get("exp", 0.0), offline=True, context=row.get("ctx") or "")
+    set_totals(s, row)
+    s.last_number = row.get("last", 0)
+    seen = row.get("seen")
+    if seen and s.seen is not None:
+        s.seen.update(seen)
+    return s
+
+
+def set_totals(s: Session, row: dict[str, Any]) -> None:
+    """The session's usage counters (one per service, in order) as *row* says."""
+    grants = []
+    for i, (svc, total) in enumerate(row.get("tot") or ()):
+        service = ServiceKind(svc)
+        g = Grant(-1 - i, service, SERVICE_UNIT[service])
+        g.used_total = total
+        grants.append(g)
+    s.grants = grants
+
+
+def path_for(directory: Path, pos: Position) -> Path:
+    return directory / f"rf-{pos.segment:012d}-{pos.offset:012d}.msgpack"
+
+
+def list_checkpoints(directory: Path) -> list[tuple[Position, Path]]:
+    """Checkpoints in *directory*, newest first."""
+    out = []
+    if directory.is_dir():
+        for name in os.listdir(directory):
+            m = NAME_RE.match(name)
+            if m:
+                out.append((Position(int(m.group(1)), int(m.group(2))), directory / name))
+    out.sort(reverse=True)
+    return out
+
+
+def captured_row(s: Session) -> dict[str, Any]:
+    """A checkpoint's row of *s* as it is now: :func:`session_row` plus its record numbers
+    and expiry."""
+    row = session_row(s)
+    row["seen"] = sorted(s.seen or ())
+    row["exp"] = s.expires
+    return row
+
+
+class CheckpointWriter:
+    """Writes a checkpoint of the sessions as they were at *pos* into a temp file, a few rows
+    at a time (:meth:`step`, on the event loop between requests), then :meth:`finish` (fsync;
+    off the loop) and :func:`publish_checkpoint` once the journal is durable up to *pos*, or
+    :meth:`abort`.
+
+    Copy-on-write: the writer takes only the lists of session objects at *pos* (C-speed
+    copies); the service MUST call :meth:`preserve` before it changes a session while the
+    writer runs, which keeps that session's row as it was at *pos* (copying every session
+    at once held the loop ~1.3 us per session, 134 ms at 100k; one msgpack call over the
+    whole state ~250 ms more)."""
+
+    def __init__(self, directory: Path, pos: Position, open_: list[Session],
+                 closed: list[Session], events: list[tuple[str, float]]) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.directory = directory
+        self.pos = pos
+        self.tmp = temp_path(path_for(directory, pos))
+        self._fh = open(self.tmp, "wb")  # noqa: SIM115 -- closed by finish()/abort()
+        # the sessions (by id(): the writer holds them, so no id is reused) not written yet
+        # and not changed since pos; rows kept by preserve() for those changed meanwhile
+        self._untouched = set(map(id, open_))
+        self._untouched.update(map(id, closed))
+        self._kept: dict[int, dict[str, Any]] = {}
+        self._parts = self._encode(msgpack.Packer(use_bin_type=True), open_, closed, events)
+
+    def preserve(self, s: Session) -> None:
+        """*s* is about to change: keep its row as it was at the checkpoint's position."""
+        k = id(s)
+        if k in self._untouched:
+            self._untouched.discard(k)
+            self._kept[k] = captured_row(s)
+
+    def _row(self, s: Session) -> dict[str, Any]:
+        k = id(s)
+        if k in self._untouched:
+            self._untouched.discard(k)
+            return captured_row(s)
+        return self._kept.pop(k)
+
+    def _encode(self, pk: msgpack.Packer, open_: list[Session], closed: list[Session],
+                events: list[tuple[str, float]]) -> Any:
+        yield (pk.pack_map_header(5) + pk.pack("v") + pk.pack(VERSION) + pk.pack("position")
+               + pk.pack([self.pos.segment, self.pos.offset]))
+        yield pk.pack("events") + pk.pack_array_header(len(events))
+        for k, t in events:
+            yield pk.pack([k, t])
+        for name, sessions in (("open", open_), ("closed", closed)):
+            yield pk.pack(name) + pk.pack_array_header(len(sessions))
+            for s in sessions:
+                yield pk.pack(self._row(s))
+
+    def step(self, n: int) -> bool:
+        """Encode and write up to *n* more rows; True once everything is written."""
+        out = []
+        for part in self._parts:
+            out.append(part)
+            if len(out) >= n:
+                self._fh.write(b"".join(out))
+                return False
+        self._fh.write(b"".join(out))
+        return True
+
+    def finish(self) -> None:
+        """Flush and fsync the temp file (blocking: run it off the loop)."""
+        fh = self._fh
+        fh.flush()
+        os.fsync(fh.fileno())
+        fh.close()
+
+    def abort(self) -> None:
+        self._fh.close()
+        self.tmp.unlink(missing_ok=True)
+
+
+def publish_checkpoint(tmp: Path, directory: Path, pos: Position) -> None:
+    """Rename *tmp* into place (atomic, directory fsynced) and keep the :data:`KEEP` newest."""
+    publish(tmp, path_for(directory, pos))
+    for _pos, path in list_checkpoints(directory)[KEEP:]:
+        path.unlink(missing_ok=True)
+    stale = time.time() - STALE_TEMP_SECONDS  # a write a crash interrupted
+    for old in directory.glob(".rf-*.tmp-*"):
+        try:
+            if old.stat().st_mtime < stale:
+                old.unlink(missing_ok=True)
+        except OSError:
+            pass
+
+
+def read(path: Path) -> dict[str, Any]:
+    try:
+        state = msgpack.unpackb(path.read_bytes(), raw=False, strict_map_key=False)
+    except (OSError, ValueError, msgpack.UnpackException) as exc:
+        raise CheckpointError(f"{path}: cannot read Rf checkpoint: {exc}") from exc
+    if not isinstance(state, dict) or state.get("v") != VERSION:
+        raise CheckpointError(f"{path}: not a version-{VERSION} Rf checkpoint")
+    return state
+
+
+def read_newest(directory: Path) -> tuple[Position | None, dict[str, Any] | None, list[str]]:
+    """(position, state) of the newest checkpoint that reads cleanly, or (None, None): read
+    the whole journal; plus the problems met with newer ones."""
+    problems: list[str] = []
+    for pos, path in list_checkpoints(directory):
+        try:
+            return pos, read(path), problems
+        except CheckpointError as exc:
+            problems.append(str(exc))
+    return None, None, problems
