@@ -3,7 +3,10 @@ agent -> service -> journal, on an in-memory transport (benchmarks/_ro_inproc.py
 no load generator on the core).
 
 ``python -m benchmarks._rf_inproc [--requests 20000] [--concurrency 256] [--fsync]
-[--interims 2]`` prints one JSON line: CPU µs per ACR (process_time), wall rate. Each
+[--interims 2] [--callgrind]`` prints one JSON line: CPU µs per ACR (process_time), wall rate.
+On a shared box the CPU figure moves +-30 % run to run: compare instructions per ACR instead
+(``valgrind --tool=callgrind --instr-atstart=no python -m benchmarks._rf_inproc --callgrind``:
+only the measured loop is instrumented; Ir / requests). Each
 accounting session is START, INTERIM x k (60 s of voice each), STOP (30 s), one demo
 subscriber, its ACRs sent one after the other's ACA; every ACR is encoded before the clock
 starts.
@@ -79,6 +82,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         sent = answered = 0
         codes: dict[int, int] = {}
         c0, t0 = time.process_time(), time.perf_counter()
+        if args.callgrind:
+            _callgrind("-i", "on")
         batch = [send([next(nxt), 0]) for _ in range(args.concurrency)]
         sent += len(batch)
         while answered < args.requests:
@@ -101,6 +106,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     if sent < args.requests:
                         batch.append(send(follow))
                         sent += 1
+        if args.callgrind:
+            _callgrind("-i", "off")
         cpu, wall = time.process_time() - c0, time.perf_counter() - t0
         records = app.journal.records
         await server.close() if hasattr(server, "close") else None
@@ -114,12 +121,21 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _callgrind(*opts: str) -> None:
+    import os
+    import subprocess
+    subprocess.run(["callgrind_control", *opts, str(os.getpid())], check=True,
+                   stdout=subprocess.DEVNULL)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--requests", type=int, default=20_000)
     ap.add_argument("--concurrency", type=int, default=256)
     ap.add_argument("--interims", type=int, default=2)
     ap.add_argument("--fsync", action="store_true")
+    ap.add_argument("--callgrind", action="store_true",
+                    help="run under `valgrind --tool=callgrind --instr-atstart=no`")
     args = ap.parse_args()
     import uvloop
 
