@@ -299,3 +299,48 @@ def test_a_checkpoint_written_while_its_sessions_change_holds_their_state_at_its
     assert usage == {"c0": [(160, "ok")], "c1": [(130, "ok")], "c2": [(130, "ok")],
                      "c3": [(90, "ok")], "c4": [(70, "ok")], "c5": [(70, "ok")],
                      "c6": [(60, "ok"), (30, "late")], "c7": [(60, "ok")], "c8": [(10, "ok")]}
+
+
+def test_over_the_redis_store_too(tmp_path: Path, redis_url: str) -> None:
+    """The Rf state does not live in the store (the Redis store has no snapshots): with Redis,
+    where the account lookup of a STOP suspends and ACRs of a session arrive pipelined, the
+    calls open at a crash are rebuilt from the journal and rated whole."""
+    import redis
+
+    r = redis.Redis.from_url(redis_url)
+    r.flushall()
+    r.close()
+    settings, data = demo_settings(tmp_path), tmp_path / "data"
+    t = time.time()
+    sids = [f"x{i}" for i in range(4)]
+
+    def run(body: Callable[[ChargingApp], Awaitable[Any]], crash: bool) -> None:
+        async def main() -> None:
+            app = await build_charging(settings, data, admin=False, store_url=redis_url)
+            try:
+                await body(app)
+            finally:
+                if crash:
+                    app.rf_dir = None
+                await app.close()
+
+        asyncio.run(main())
+
+    async def before(app: ChargingApp) -> None:
+        svc = app.service
+        got = await asyncio.gather(*(svc.handle(r, now=t + 60) for s in sids for r in (
+            acr(START, 0, s, t), acr(INTERIM, 1, s, t + 60, 60), acr(INTERIM, 2, s, t + 90, 30))))
+        assert all(g.ok for g in got)
+
+    async def after(app: ChargingApp) -> None:
+        svc = app.service
+        got = await asyncio.gather(*(svc.handle(r, now=t + 100) for s in sids for r in (
+            acr(INTERIM, 2, s, t + 90, 30), acr(STOP, 3, s, t + 100, 10))))
+        assert all(g.ok for g in got) and not svc._busy
+
+    run(before, crash=True)
+    run(after, crash=False)
+    rated = [rec for _, rec in JournalReader(data / "journal").iter_from(None)
+             if rec["type"] == "rated"]
+    assert sorted((rec["session"], rec["usage"], rec["price"]) for rec in rated) == [
+        (s, 100, "0.20") for s in sids]
