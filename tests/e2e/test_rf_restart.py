@@ -200,3 +200,57 @@ def test_an_aca_leaves_only_once_its_record_is_durable(tmp_path: Path) -> None:
 
         asyncio.run(main())
         _on_loop(srv, lambda: delattr(jr, "_dispatch"))
+
+
+def test_settlement_and_reconciliation_see_one_rated_record_per_call(tmp_path: Path) -> None:
+    """Rf calls rated with the demo partner's deck ([rf] deck = carrier_a_sell), one of them
+    across a restart: settlement (compiled and pure) settles the journal -- acct records and
+    all -- exactly as the same journal's rated records alone, and reconciliation's selection
+    of our calls (compiled and pure) finds one CDR per call, of its whole duration."""
+    import dataclasses
+    import time
+
+    from settlement.config import load_config
+    from settlement.currency import Period
+    from settlement.recon_source import journal_calls
+    from settlement.run import ListSource, settle
+    from settlement.source import JournalSource
+
+    settings = e2e_settings(tmp_path)
+    settings = dataclasses.replace(settings, rf=dataclasses.replace(settings.rf,
+                                                                    deck="carrier_a_sell"))
+    data = tmp_path / "data"
+    now = int(time.time())
+    a, b = f"{HOST};st;across", f"{HOST};st;plain"
+
+    def now_call(sid: str) -> list[Message]:
+        return [acr(sid, START, 0, at=now), acr(sid, INTERIM, 1, used("CC-Time", 60), at=now),
+                acr(sid, INTERIM, 2, used("CC-Time", 45), at=now),
+                acr(sid, STOP, 3, used("CC-Time", 30), at=now)]
+
+    with serving(settings, data) as srv:
+        send(srv.port, *now_call(b))
+        send(srv.port, *now_call(a)[:3])
+    with serving(settings, data) as srv:
+        send(srv.port, *now_call(a)[2:])
+    records = journal(data)
+    assert {r["type"] for r in records if r.get("session") in (a, b)} == {"acct", "rated"}
+    rated_only = [r for r in records if r["type"] != "acct"]
+    cfg = load_config(ROOT / "config" / "partners.toml")
+    t = time.gmtime(now)
+    period = Period(t.tm_year, t.tm_mon)
+    want = settle(cfg, ListSource(rated_only), data_dir=tmp_path / "s0", period=period,
+                  partner="carrier_a")
+    line = want.invoices["carrier_a"]
+    assert not want.problems and line["totals"]
+    from settlement import fastagg
+
+    for fast in (False, True) if fastagg.available() else (False,):
+        got = settle(cfg, JournalSource(data / "journal", fast=fast),
+                     data_dir=tmp_path / f"s{int(fast) + 1}", period=period, partner="carrier_a")
+        assert not got.problems
+        assert got.invoices["carrier_a"] == line
+        calls = journal_calls(data / "journal", "carrier_a", (now - 60) * 1_000_000,
+                              (now + 60) * 1_000_000, deck_partners=cfg.deck_partners(),
+                              fast=fast)
+        assert sorted(c.duration for c in calls) == [135, 135], calls
