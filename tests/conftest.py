@@ -6,6 +6,10 @@ from pathlib import Path
 
 import pytest
 
+# Real redis-server / Redis Cluster fixtures (session-scoped: one server per kind), shared by the
+# charging tests and the e2e tests that serve on the Redis stores.
+from tests.redis_servers import redis_cluster_nodes, redis_unix_url, redis_url  # noqa: F401
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = (ROOT / ".." / "shared" / "data").resolve()
 

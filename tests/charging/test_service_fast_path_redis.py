@@ -2,7 +2,7 @@
 Python path cannot reach -- a reply lost after the op ran in Redis, two requests of one
 session in flight at once, an ASR answered while a CCR-T waits for Redis.
 
-Real stack: build_charging on a private redis-server (tests/charging/conftest.py), the real
+Real stack: build_charging on a private redis-server (tests/redis_servers.py), the real
 journal; the fault injector wraps the real RedisStore and loses one reply *after* the op ran
 (what redis_fast / redis_batch report when the connection drops: ConnectionError, "retry with
 the same key").

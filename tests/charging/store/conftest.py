@@ -2,7 +2,7 @@
 
 A test writes ``async def body(store): ...`` and calls ``harness.run(body)``: the harness makes a
 fresh event loop, a store of its kind with empty state (Redis and the cluster are flushed), runs
-the body and closes the store. The Redis fixtures (real servers) are in tests/charging/conftest.py.
+the body and closes the store. The Redis fixtures (real servers) are in tests/redis_servers.py.
 """
 
 from __future__ import annotations

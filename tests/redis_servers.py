@@ -1,4 +1,5 @@
-"""Real redis-server fixtures for the charging tests (shared: the ledger tests use them too).
+"""Real redis-server fixtures, shared by the charging tests (store, ledger, service) and the e2e
+tests that serve on the Redis stores. tests/conftest.py registers the fixtures.
 
 ``redis_url``: one standalone redis-server on a free loopback port, no persistence, in a tmp dir.
 ``redis_unix_url``: another, reached over its unix socket (the store's Batcher path).
