@@ -10,6 +10,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import CliRunner
 
 from diameter.message import Message
@@ -28,6 +29,7 @@ def cli_output(res: Any) -> str:
                    if not _LOG_LINE.match(line))
 
 
+@pytest.mark.stores
 def test_rar_and_asr_reach_a_client_that_reconnected(server: Server) -> None:
     """Facts D: RAR/ASR go to the session's client. A client whose connection dropped and
     came back (same Origin-Host, a new connection) got neither until it sent another CCR: the
@@ -62,6 +64,7 @@ def test_rar_and_asr_reach_a_client_that_reconnected(server: Server) -> None:
         (258, sid, HOST), (274, sid, HOST)]
 
 
+@pytest.mark.stores
 def test_kill_says_whether_the_hold_went_back(server: Server) -> None:
     """`icx sessions kill` printed "released=True" after ASA 2001, when the hold stays until
     the client's CCR-T (facts D; `kill_grace_seconds` bounds the wait): the operator was told
@@ -218,6 +221,7 @@ def test_metrics_content_type_names_the_format_version(server: Server) -> None:
     parse_exposition(text)
 
 
+@pytest.mark.stores
 def test_metrics_count_what_was_sent_in_the_exposition_format(server: Server) -> None:
     """Nine CCRs whose answers are known: /metrics counts nine by Result-Code -- the one the
     Diameter layer answered from its duplicate cache (same Origin-Host and End-to-End id,

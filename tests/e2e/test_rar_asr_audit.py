@@ -66,6 +66,7 @@ def post(server: Server, path: str, body: object = None) -> tuple[int, dict[str,
             return exc.code, {"error": text.decode(errors="replace")}
 
 
+@pytest.mark.stores
 def test_raa_unknown_session_ends_the_session(server: Server) -> None:
     """Facts D: RAA 5002 UNKNOWN_SESSION_ID means the session has gone at the client; the
     server ends it too (RFC 4006 §5.1.2: a failure detected in a session ends it and returns
@@ -107,6 +108,7 @@ def test_raa_unknown_session_ends_the_session(server: Server) -> None:
     assert len(releases) == 1 and releases[0]["holds"][0]["amount"] == "-0.60"
 
 
+@pytest.mark.stores
 @pytest.mark.parametrize("how", ["tcc", "kill_grace", "asa_5002"])
 def test_a_release_by_the_server_journals_why(server: Server, how: str) -> None:
     """The release record of a session the server ends itself says why (Tcc expiry, operator
@@ -145,6 +147,7 @@ def test_a_release_by_the_server_journals_why(server: Server, how: str) -> None:
                              "asa_5002": "killed"}[how]
 
 
+@pytest.mark.stores
 def test_topup_of_more_than_a_balance_can_hold_is_refused(server: Server) -> None:
     """A top-up the store cannot represent is bad input (400 and a message, CLI exit 2), not
     an HTTP 500 from a ValueError deep in the store."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
 from click.testing import CliRunner
 
 from icx.cli import main as cli
@@ -15,6 +16,7 @@ from tests.e2e.conftest import Server
 LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \[")
 
 
+@pytest.mark.stores
 def test_send_a_ccr_and_watch_the_balance_move(server: Server) -> None:
     runner = CliRunner()
     admin = ["--admin", server.admin_url]

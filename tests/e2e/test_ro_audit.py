@@ -48,6 +48,7 @@ def exchange(server: Server, *requests: Message) -> list[Message]:
     return asyncio.run(main())
 
 
+@pytest.mark.stores
 @pytest.mark.parametrize(("balance", "final"), [
     ("0.12", True),    # 60 s to Switzerland (0.12/min, 60/1) uses the whole balance
     ("0.121", True),   # 0.001 left: less than the next second (0.002): still the last grant
@@ -78,6 +79,7 @@ def _fui(cca: Message) -> Any:
     return m.find("Final-Unit-Indication")
 
 
+@pytest.mark.stores
 def test_final_unit_indication_on_update_and_later_session_of_a_known_account(
         server: Server) -> None:
     """The same rule for an UPDATE whose next grant empties the balance and for an INITIAL of

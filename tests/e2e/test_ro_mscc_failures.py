@@ -15,11 +15,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from diameter.avp import Avp
 from diameter.message import Message
 from icx.diameter_client import A, mscc
 from tests.e2e.conftest import Server
 from tests.e2e.test_ro_audit import EMPTY, ccr_avps, exchange, topup
+
+# balances, holds, journal records and answers: the same on every store
+pytestmark = pytest.mark.stores
 
 MSI = A("Multiple-Services-Indicator", 1)
 

@@ -12,10 +12,15 @@ import time
 import urllib.request
 from typing import Any
 
+import pytest
+
 from diameter.message import Message, decode_message
 from icx.diameter_client import _HDR, ClientPeer, connect, mscc
 from tests.e2e.conftest import Server
 from tests.e2e.test_rar_asr_audit import HOST, SUB, AnsweringPeer, ccr, post
+
+# balances, holds, journal records and answers: the same on every store
+pytestmark = pytest.mark.stores
 
 RSU = mscc(100, rsu=("CC-Time", 300))  # 300 s to Switzerland: 0.60 held
 
