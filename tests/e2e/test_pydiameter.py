@@ -84,8 +84,13 @@ def test_accounting_records_are_rated_once(server: Server) -> None:
     assert [a["result_code"] for a in out] == [2001] * 4
     assert [(a["accounting_record_type"], a["accounting_record_number"]) for a in out] == [
         (2, 0), (3, 1), (3, 1), (4, 2)]
-    recs = [r for r in server.journal() if r.get("session") == "pyd;rf;1"]
-    assert len(recs) == 1 and recs[0]["type"] == "rated" and recs[0]["balance_effects"] == []
+    journal = server.journal()
+    recs = [r for r in journal if r.get("session") == "pyd;rf;1" and r["type"] == "rated"]
+    assert len(recs) == 1 and recs[0]["balance_effects"] == []
+    # each ACR journaled once before its ACA (the duplicate INTERIM not again)
+    acct = [r["idem"] for r in journal if r["idem"].startswith("rf:pyd;rf;1:")
+            and r["idem"].endswith(":acct")]
+    assert acct == ["rf:pyd;rf;1:0:acct", "rf:pyd;rf;1:1:acct", "rf:pyd;rf;1:2:acct"]
 
 
 def test_error_cases_get_the_right_answers(server: Server) -> None:
