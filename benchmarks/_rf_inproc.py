@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks._ro_inproc import open_peer
+from benchmarks._ro_inproc import _callgrind, open_peer
 from benchmarks.ro import free_port, make_config
 from diameter.framing import FrameBuffer
 from diameter.message import Message
@@ -119,13 +119,6 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 "interims": args.interims}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _callgrind(*opts: str) -> None:
-    import os
-    import subprocess
-    subprocess.run(["callgrind_control", *opts, str(os.getpid())], check=True,
-                   stdout=subprocess.DEVNULL)
 
 
 def main() -> None:
