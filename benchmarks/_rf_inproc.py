@@ -23,8 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks._ro_inproc import _callgrind, open_peer
-from benchmarks.ro import free_port, make_config
+from benchmarks._ro_inproc import _callgrind, bench_settings, open_peer
 from diameter.framing import FrameBuffer
 from diameter.message import Message
 from icx.diameter_client import A, mscc, result_code_of, voice_info
@@ -50,15 +49,10 @@ def acr(sid: str, rtype: int, number: int, hbh: int) -> bytes:
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     from icx.charging_app import build_charging
-    from icx.settings import load_settings
 
     tmp = Path(tempfile.mkdtemp(prefix="icx-rf-inproc-"))
     try:
-        cfg = make_config(tmp, free_port(), free_port())
-        if not args.fsync:
-            cfg.write_text(cfg.read_text().replace("fsync = true", "fsync = false", 1))
-        cfg.write_text(cfg.read_text().replace("request_log = true", "request_log = false", 1))
-        settings = load_settings(cfg)
+        settings = bench_settings(tmp, fsync=args.fsync, request_log=False)
         app = await build_charging(settings, tmp / "data", admin=False)
         server, proto, tr = await open_peer(settings, app.agent)
         steps = args.interims + 2

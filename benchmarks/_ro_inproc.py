@@ -105,19 +105,27 @@ def _tail(kind: str, n: int, updates: int) -> tuple[int, int, list[Any]]:
     return 3, n, [mscc(rg, usu=(unit, amount // 2), reason=2)]
 
 
+def bench_settings(tmp: Path, *, fsync: bool, request_log: bool) -> Any:
+    """The benchmark server's config (benchmarks.ro.make_config) in *tmp*, loaded, with the
+    journal's fsync and the per-request log line as asked."""
+    from icx.settings import load_settings
+
+    cfg = make_config(tmp, free_port(), free_port())
+    text = cfg.read_text()
+    if not fsync:
+        text = text.replace("fsync = true", "fsync = false", 1)
+    if not request_log:
+        text = text.replace("request_log = true", "request_log = false", 1)
+    cfg.write_text(text)
+    return load_settings(cfg)
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     from icx.charging_app import build_charging
-    from icx.settings import load_settings
 
     tmp = Path(tempfile.mkdtemp(prefix="icx-inproc-"))
     try:
-        cfg = make_config(tmp, free_port(), free_port())
-        if not args.fsync:
-            cfg.write_text(cfg.read_text().replace("fsync = true", "fsync = false", 1))
-        if args.no_request_log:
-            cfg.write_text(cfg.read_text().replace("request_log = true", "request_log = false",
-                                                   1))
-        settings = load_settings(cfg)
+        settings = bench_settings(tmp, fsync=args.fsync, request_log=not args.no_request_log)
         app = await build_charging(settings, tmp / "data", admin=False,
                                    store_url=args.store_url or None)
         server, proto, tr = await open_peer(settings, app.agent)
