@@ -23,22 +23,19 @@ journal is durable up to ``position``, fsync the directory. The two newest are k
 from __future__ import annotations
 
 import os
-import re
-import time
 from pathlib import Path
 from typing import Any
 
 import msgpack
 
 from charging.journal import Position
-from charging.ledger.recovery import STALE_TEMP_SECONDS
+from charging.ledger.recovery import list_snapshots, prune_snapshots, snapshot_path
 from charging.requests import SERVICE_UNIT, ServiceKind
 from charging.sessions import Grant, Session
 from charging.store.snapshot import publish, temp_path
 
 VERSION = 1
 KEEP = 2
-NAME_RE = re.compile(r"^rf-(\d{12})-(\d{12})\.msgpack$")
 _VALUE = {k: k.value for k in ServiceKind}  # (Enum.value is a slow descriptor: once per ACR)
 
 
@@ -88,19 +85,12 @@ def set_totals(s: Session, row: dict[str, Any]) -> None:
 
 
 def path_for(directory: Path, pos: Position) -> Path:
-    return directory / f"rf-{pos.segment:012d}-{pos.offset:012d}.msgpack"
+    return snapshot_path(directory, pos, "rf")
 
 
 def list_checkpoints(directory: Path) -> list[tuple[Position, Path]]:
     """Checkpoints in *directory*, newest first."""
-    out = []
-    if directory.is_dir():
-        for name in os.listdir(directory):
-            m = NAME_RE.match(name)
-            if m:
-                out.append((Position(int(m.group(1)), int(m.group(2))), directory / name))
-    out.sort(reverse=True)
-    return out
+    return list_snapshots(directory, "rf")
 
 
 def captured_row(s: Session) -> dict[str, Any]:
@@ -190,15 +180,7 @@ class CheckpointWriter:
 def publish_checkpoint(tmp: Path, directory: Path, pos: Position) -> None:
     """Rename *tmp* into place (atomic, directory fsynced) and keep the :data:`KEEP` newest."""
     publish(tmp, path_for(directory, pos))
-    for _pos, path in list_checkpoints(directory)[KEEP:]:
-        path.unlink(missing_ok=True)
-    stale = time.time() - STALE_TEMP_SECONDS  # a write a crash interrupted
-    for old in directory.glob(".rf-*.tmp-*"):
-        try:
-            if old.stat().st_mtime < stale:
-                old.unlink(missing_ok=True)
-        except OSError:
-            pass
+    prune_snapshots(directory, KEEP, "rf")  # also the temp files a crash left
 
 
 def read(path: Path) -> dict[str, Any]:

@@ -36,29 +36,33 @@ KEEP_SNAPSHOTS = 2
 STALE_TEMP_SECONDS = 3600.0
 
 
-def snapshot_path(directory: Path, pos: Position) -> Path:
-    return directory / f"snapshot-{pos.segment:012d}-{pos.offset:012d}.msgpack"
+def snapshot_path(directory: Path, pos: Position, kind: str = "snapshot") -> Path:
+    """The file of the *kind* snapshot taken at journal position *pos* (``kind``: "snapshot"
+    for the store's, "rf" for the open accounting sessions' checkpoints)."""
+    return directory / f"{kind}-{pos.segment:012d}-{pos.offset:012d}.msgpack"
 
 
-def list_snapshots(directory: Path) -> list[tuple[Position, Path]]:
-    """Snapshots in ``directory``, newest first."""
+def list_snapshots(directory: Path, kind: str = "snapshot") -> list[tuple[Position, Path]]:
+    """*kind* snapshots in ``directory``, newest first."""
+    pattern = SNAPSHOT_RE if kind == "snapshot" else re.compile(
+        rf"^{re.escape(kind)}-(\d{{12}})-(\d{{12}})\.msgpack$")
     out = []
     if directory.is_dir():
         for name in os.listdir(directory):
-            m = SNAPSHOT_RE.match(name)
+            m = pattern.match(name)
             if m:
                 out.append((Position(int(m.group(1)), int(m.group(2))), directory / name))
     out.sort(reverse=True)
     return out
 
 
-def prune_snapshots(directory: Path, keep: int = KEEP_SNAPSHOTS) -> None:
-    """Keep the *keep* newest snapshots; also remove temp files an interrupted write left
-    (a process killed while its snapshot child was writing) once they are an hour old."""
-    for _pos, path in list_snapshots(directory)[keep:]:
+def prune_snapshots(directory: Path, keep: int = KEEP_SNAPSHOTS, kind: str = "snapshot") -> None:
+    """Keep the *keep* newest *kind* snapshots; also remove temp files an interrupted write
+    left (a process killed while its snapshot child was writing) once they are an hour old."""
+    for _pos, path in list_snapshots(directory, kind)[keep:]:
         path.unlink(missing_ok=True)
     stale = time.time() - STALE_TEMP_SECONDS
-    for tmp in directory.glob(".snapshot-*.tmp-*"):
+    for tmp in directory.glob(f".{kind}-*.tmp-*"):
         try:
             if tmp.stat().st_mtime < stale:
                 tmp.unlink(missing_ok=True)
