@@ -1,5 +1,10 @@
 # icx — developer entry points. `make run` and `make test` work from a fresh clone.
-PYTHON ?= python3
+# The interpreter the venvs are made from: a distribution's PGO+LTO build when it can make a
+# venv and build extensions, else python3 (tools/pick-python says why). Override:
+# `make PYTHON=/path/to/python3.11` (then `make clean` first: an existing .venv is kept).
+ifndef PYTHON
+PYTHON := $(shell tools/pick-python)
+endif
 VENV   := .venv
 BIN    := $(VENV)/bin
 PY     := $(BIN)/python
