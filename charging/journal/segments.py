@@ -6,6 +6,7 @@ Layout of a journal directory::
     <dir>/000000000002.open     the one segment being appended to
     <dir>/quarantine/...        segments that failed their checksums (moved here, never read)
     <dir>/next.prep             the next segment, preallocated ahead of need (prealloc.py)
+    <dir>/writer.lock           flock'ed by the one writer (its pid inside; see lock_writer)
 
 Names sort in write order (zero-padded segment number). A segment is closed by fsync,
 truncation of its preallocated zero tail (if any), fsync, rename ``.open`` -> ``.seg`` and fsync
@@ -19,8 +20,10 @@ end of the data (framing.classify_stop tells it from corruption).
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -82,6 +85,53 @@ class JournalCorruptError(JournalError):
         if quarantined_to:
             msg += f" (segment quarantined to {quarantined_to}; operator action needed)"
         super().__init__(msg)
+
+
+class JournalLocked(JournalError):
+    """Another writer -- another process, usually a running ``icx serve`` -- has the journal
+    open. Nothing was read or changed; stop that writer or use another journal."""
+
+    def __init__(self, directory: str | Path, holder: str) -> None:
+        self.directory = str(directory)
+        self.holder = holder
+        who = f" (pid {holder})" if holder else ""
+        super().__init__(f"{directory}: the journal is in use by another writer{who}; a "
+                         "journal has one writer at a time: stop it or use another --data-dir")
+
+
+LOCK_NAME = "writer.lock"
+
+
+def lock_writer(directory: str | Path) -> int:
+    """Take the journal's writer lock (an exclusive ``flock`` on ``<dir>/writer.lock``, never
+    waiting) and return its descriptor; the caller closes it to release (the kernel does
+    when the process dies, even by ``kill -9``). Raises :class:`JournalLocked` naming the
+    holder's pid and command line (written into the file by the holder).
+
+    Recovery and appending both assume they are the only writer: a second one truncated the
+    first one's unsynced tail, wrote over its records and sealed its open segment under it.
+    The lock file is never removed (unlinking a flock'ed file lets two writers lock two
+    different files). A ``flock`` belongs to the open file, so a second writer in the same
+    process is refused too; a forked child that closes its copy keeps the parent's lock."""
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    fd = os.open(d / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 512, 0).decode(errors="replace").strip()
+        os.close(fd)
+        raise JournalLocked(d, " ".join(holder.split())) from None
+    except BaseException:
+        os.close(fd)
+        raise
+    try:
+        me = f"{os.getpid()}: {' '.join(sys.argv)}"[:400] + "\n"
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, me.encode(errors="replace"), 0)
+    except OSError:
+        pass  # the pid is only for the message of a refused writer
+    return fd
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,13 +375,21 @@ class SegmentWriter:
         self._next_at = 1 << 62  # data end at which the next segment is prepared
         self._fill_to = 0  # zero-filled size requested for the open segment
         self._check_at = 1 << 62  # min(next_at, fill_to // 2): when write() has work to do
+        self._lock: int | None = None  # the writer lock's descriptor (lock_writer)
 
     def open(self, *, allow_quarantined: bool = False) -> Recovered:
-        rec = recover(self.directory, allow_quarantined=allow_quarantined,
-                      keep_zero_tail=self._pre is not None)
-        if self._pre is not None:
-            self._pre.start()
-        self._open_segment(rec.segment, rec.offset)
+        """Take the writer lock (JournalLocked if another writer has it), recover, open the
+        segment to append to. The lock is held until :meth:`close`."""
+        self._lock = lock_writer(self.directory)
+        try:
+            rec = recover(self.directory, allow_quarantined=allow_quarantined,
+                          keep_zero_tail=self._pre is not None)
+            if self._pre is not None:
+                self._pre.start()
+            self._open_segment(rec.segment, rec.offset)
+        except BaseException:
+            self._unlock()
+            raise
         return rec
 
     @property
@@ -492,12 +550,20 @@ class SegmentWriter:
     def close(self, *, seal: bool = False) -> None:
         """Sync and close; with ``seal`` the open segment is closed for good (.seg). Without
         it a preallocated segment keeps its zero tail (the next open appends over it)."""
-        if self._fd is not None:
-            self._close_fd(seal=seal)
-            if seal:
-                _seal(self.directory, self.segment)
-        if self._pre is not None:
-            self._pre.close()
+        try:
+            if self._fd is not None:
+                self._close_fd(seal=seal)
+                if seal:
+                    _seal(self.directory, self.segment)
+            if self._pre is not None:
+                self._pre.close()
+        finally:
+            self._unlock()
+
+    def _unlock(self) -> None:
+        if self._lock is not None:
+            os.close(self._lock)  # releases the flock
+            self._lock = None
 
 
 def _pwrite_all(fd: int, data: bytes | bytearray, offset: int) -> None:

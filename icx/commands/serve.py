@@ -2,7 +2,8 @@
 
 Exit codes: 0 after a clean shutdown (DPR sent to every peer), 2 for a bad config (or a bad
 accounts file or rate deck it names) or an unusable transport (e.g. SCTP on a kernel without
-it), 1 for a runtime failure at start (port in use, data dir not writable).
+it), 1 for a runtime failure at start (port in use, data dir not writable, its journal held
+by another writer).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import click
 import structlog
 
 from charging.accounts_file import AccountsFileError
+from charging.journal.segments import JournalLocked
 from charging.rating import DeckError
 from diameter.transport_sctp import TransportUnavailable
 from icx import huge_pages, logging_setup
@@ -55,6 +57,9 @@ async def _serve(settings: Settings, data_dir: Path, charging: bool) -> int:
     except ConfigError as exc:  # a setting only the running stack can check ([ro] deck)
         click.echo(str(exc), err=True)
         return 2
+    except JournalLocked as exc:  # another `icx serve` (or a tool) writes this journal
+        click.echo(f"icx serve: cannot start: {exc}", err=True)
+        return 1
     except OSError as exc:
         click.echo(f"icx serve: cannot start: {exc}", err=True)
         return 1

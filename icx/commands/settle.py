@@ -168,7 +168,9 @@ def generate_cmd(period: str, count: int, seed: int, their_cdrs: str | None, par
                  data_dir: str | None, journal_dir: str | None) -> None:
     """Append COUNT generated records of mixed partner traffic to the journal.
 
-    Stop `icx serve` first or use another --data-dir: the journal has one writer at a time."""
+    The journal has one writer at a time: while `icx serve` (or another generate) has it open
+    this exits 1 with one line naming the holder's pid, and writes nothing."""
+    from charging.journal.segments import JournalLocked
     from settlement.generate import TrafficGenerator, write_journal
 
     cfg = _config(partners_file)
@@ -190,8 +192,12 @@ def generate_cmd(period: str, count: int, seed: int, their_cdrs: str | None, par
             yield rec
 
     prog, task = _progress_bar(count, "generating")
-    with prog:
-        n = write_journal(str(jdir), records(), progress=lambda k: prog.advance(task, k))
+    try:
+        with prog:
+            n = write_journal(str(jdir), records(), progress=lambda k: prog.advance(task, k))
+    except JournalLocked as exc:  # a live server appends to it: a runtime refusal, exit 1
+        click.echo(f"settle generate: {exc}", err=True)
+        sys.exit(1)
     click.echo(f"{n} records appended to {jdir}")
     if their_cdrs:
         from settlement.reconcile import write_partner_cdrs
