@@ -102,12 +102,47 @@ def tail_for(kind: str, n: int, updates: int) -> tuple[int, int, list[Any]]:
     return 3, n, [mscc(rg, usu=(unit, amount // 2), reason=2)]
 
 
+def split_evenly(total: int, parts: int) -> list[int]:
+    """*total* in *parts* whole shares that add up to it, the remainder one each to the first
+    (7 over 3: 3, 2, 2)."""
+    q, r = divmod(total, parts)
+    return [q + (1 if i < r else 0) for i in range(parts)]
+
+
+def split_rate(rate: float, parts: int) -> list[float]:
+    """The request rate of each of *parts* workers, adding up to *rate* exactly: whole requests
+    per second split by :func:`split_evenly`, a fraction of one on top of the first share
+    (2.5 over 2: 1.5, 1). A paced worker sends whole requests, so shares like 5000.5 + 5000.5
+    for 10001/s sent 10,000 a second. 0 (closed loop) stays 0 everywhere. The caller gives
+    each worker at least one request/s when the rate allows (see :func:`plan_split`)."""
+    whole = int(rate)
+    shares = [float(s) for s in split_evenly(whole, parts)]
+    shares[0] += rate - whole
+    return shares
+
+
+def plan_split(cfg: LoadConfig) -> list[tuple[int, int, float]]:
+    """(connections, sessions, rate) of each worker process. No more processes than
+    connections, than ``--sessions`` (a share of 0 would mean "until --duration") or than
+    whole requests per second (a rate of 0 would mean a closed loop); each total is shared
+    whole with the remainder to the first workers, so the shares add up to what was asked."""
+    procs = max(1, min(cfg.processes, cfg.connections, cfg.sessions or cfg.connections,
+                       (int(cfg.rate) or 1) if cfg.rate else cfg.connections))
+    conns = split_evenly(cfg.connections, procs)
+    sessions = split_evenly(cfg.sessions, procs)
+    rates = split_rate(cfg.rate, procs)
+    return list(zip(conns, sessions, rates, strict=True))
+
+
 async def _worker(cfg: LoadConfig, index: int, nconn: int, sessions: int,
                   report: Callable[[tuple[Any, ...]], None] | None,
-                  live_counts: memoryview | None = None) -> dict[str, Any]:
-    """One worker's load. *report* gets the progress tuples; *live_counts* (sent, answered,
-    lost), kept current per request, is what the parent counts when this process dies
-    without returning. SIGTERM ends the run early (open sessions still get their CCR-T)."""
+                  live_counts: memoryview | None = None,
+                  rate: float | None = None) -> dict[str, Any]:
+    """One worker's load: *nconn* connections, *sessions* sessions (0: until the duration),
+    *rate* requests/s (its share of ``cfg.rate``; None: all of it; 0: closed loop). *report*
+    gets the progress tuples; *live_counts* (sent, answered, lost), kept current per request,
+    is what the parent counts when this process dies without returning. SIGTERM ends the run
+    early (open sessions still get their CCR-T)."""
     loop = asyncio.get_running_loop()
     stop_requested = [False]
     napping: list[asyncio.Future[None] | None] = [None]
@@ -144,7 +179,7 @@ async def _worker(cfg: LoadConfig, index: int, nconn: int, sessions: int,
     ready: deque[_Session] = deque()
     seq = itertools.count()
     kinds = itertools.cycle(cfg.mix)  # not `seq`: the Session-Ids take from it too
-    rate = cfg.rate / cfg.processes if cfg.rate else 0.0
+    rate = cfg.rate if rate is None else rate
     inflight = [0]
     done = asyncio.get_running_loop().create_future()
     # Everything constant is encoded once: the tail of each (kind, step), the template of
@@ -346,8 +381,8 @@ async def _worker(cfg: LoadConfig, index: int, nconn: int, sessions: int,
             "timeouts": timeouts, "cpu": cpu, "error": error, "wakeups": wakeups, **counters}
 
 
-def _run_worker(cfg: LoadConfig, index: int, nconn: int, sessions: int, conn: Connection,
-                counts: Any) -> None:
+def _run_worker(cfg: LoadConfig, index: int, nconn: int, sessions: int, rate: float,
+                conn: Connection, counts: Any) -> None:
     try:
         import uvloop
 
@@ -356,7 +391,7 @@ def _run_worker(cfg: LoadConfig, index: int, nconn: int, sessions: int, conn: Co
         pass
     live = memoryview(counts).cast("B").cast("q")[3 * index:3 * index + 3]
     try:
-        out = asyncio.run(_worker(cfg, index, nconn, sessions, conn.send, live))
+        out = asyncio.run(_worker(cfg, index, nconn, sessions, conn.send, live, rate))
         conn.send(("result", index, out))
     except LoadError as exc:
         conn.send(("error", index, str(exc)))
@@ -385,8 +420,8 @@ def _percentile(sorted_vals: list[float], q: float) -> float:
 
 def run_load(cfg: LoadConfig) -> dict[str, Any]:
     """Run the load in ``cfg.processes`` worker processes; return the merged summary."""
-    # no more workers than sessions: a worker's share of 0 would mean "until --duration"
-    procs = max(1, min(cfg.processes, cfg.connections, cfg.sessions or cfg.connections))
+    plan = plan_split(cfg)
+    procs = len(plan)
     cfg = LoadConfig(**{**asdict(cfg), "processes": procs})
     ctx = mp.get_context("fork")
     # (sent, answered, lost) of each worker, written by it per request: what a worker that
@@ -395,12 +430,9 @@ def run_load(cfg: LoadConfig) -> dict[str, Any]:
     live = memoryview(counts).cast("B").cast("q")
     workers = []
     pipes: list[Connection] = []
-    for i in range(procs):
-        nconn = cfg.connections // procs + (1 if i < cfg.connections % procs else 0)
-        sess = (cfg.sessions // procs + (1 if i < cfg.sessions % procs else 0)
-                if cfg.sessions else 0)
+    for i, (nconn, sess, rate) in enumerate(plan):
         reader, writer = ctx.Pipe(duplex=False)
-        p = ctx.Process(target=_run_worker, args=(cfg, i, nconn, sess, writer, counts),
+        p = ctx.Process(target=_run_worker, args=(cfg, i, nconn, sess, rate, writer, counts),
                         name=f"icx-bench-worker-{i}", daemon=True)
         p.start()
         writer.close()  # the child's copy is the only one: EOF when it is gone
@@ -511,10 +543,16 @@ def run_load(cfg: LoadConfig) -> dict[str, Any]:
         # answered, but in a worker that died before reporting them: counted in neither
         # requests nor result_codes (sent = requests + lost + timeouts + unreported)
         "unreported": dead["answered"],
-        "target_rate": cfg.rate, "duration_s": round(elapsed, 3),
+        # the workers' shares: whole requests/s, the remainder to the first (plan_split)
+        "target_rate": sum(r for _, _, r in plan),
+        "target_rate_per_process": [r for _, _, r in plan],
+        "duration_s": round(elapsed, 3),
         "latency_ms": {q: round(_percentile(lat, p) * 1000, 3) for q, p in
                        (("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p999", 0.999))},
-        "connections": cfg.connections, "processes": procs, "mix": list(cfg.mix),
+        "connections": cfg.connections, "processes": procs,
+        "connections_per_process": [c for c, _, _ in plan],
+        "sessions_per_process": [s for _, s, _ in plan] if cfg.sessions else None,
+        "mix": list(cfg.mix),
         "updates": cfg.updates, "worker_errors": errors,
         # the harness's own CPU per answered request (all worker processes): what it would
         # take from a core the server shares

@@ -126,3 +126,13 @@ def test_bench_cli_exits_1_with_one_line_naming_the_dead_worker(server: Server) 
     assert DIED.fullmatch(res.stderr[len("error: "):].rstrip("\n")), res.stderr
     out = json.loads([ln for ln in res.stdout.splitlines() if ln.startswith('{"bench"')][0])
     assert out["requests"] == 0 and out["sent"] == out["lost"] + out["unreported"] > 0
+
+
+def test_the_rate_is_shared_in_whole_requests_and_the_json_says_how(server: Server) -> None:
+    """--rate 21 over 2 processes: 11 + 10 requests/s (was 10.5 + 10.5, each process then
+    sending whole requests only); the JSON's target is what the workers were given."""
+    out = run_load(LoadConfig(port=server.port, connections=3, processes=2, rate=21,
+                              duration=1.0, mix=("sms",), subscribers=20, progress=False))
+    assert out["worker_errors"] == [] and out["processes"] == 2
+    assert out["target_rate"] == 21 and out["target_rate_per_process"] == [11, 10]
+    assert out["connections_per_process"] == [2, 1]
