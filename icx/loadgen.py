@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import math
 import multiprocessing as mp
 import os
 import random
@@ -319,21 +320,32 @@ async def _worker(cfg: LoadConfig, index: int, nconn: int, sessions: int,
             if not issue():
                 break
     end_at = start + cfg.duration
+    # Paced, send k (k = 0, 1, ...) is due k/rate s into the run, and every send due before
+    # the end goes out (late by the wake-up's granularity, if need be): a run of d seconds
+    # sends ceil(rate * d) -- rate * d for a whole product -- and the shares of several
+    # processes add up to the total. (The first went out only 1/rate s in and the one due
+    # just before the end was dropped with the loop's last wake-up: a request short per
+    # process.)
+    paced_total = max(1, math.ceil(cfg.duration * rate - 1e-9)) if rate else 0
     while True:
         wakeups += 1
         now = time.perf_counter()
         elapsed = now - start
-        if (gone or stop_requested[0] or elapsed >= cfg.duration
+        ended = elapsed >= cfg.duration
+        if (gone or stop_requested[0] or (ended and closed_loop)
                 or (sessions and counters["sessions"] >= sessions and not ready
                     and inflight[0] == 0)):
             break
         if not closed_loop:
             starved[0] = False
-            due = int(elapsed * rate) - counters["sent"]
+            due = (paced_total if ended else min(int(elapsed * rate) + 1, paced_total)
+                   ) - counters["sent"]
             for _ in range(min(due, 10_000)):
                 if not issue():
                     starved[0] = True
                     break
+            if ended:
+                break
         elif inflight[0] == 0 and not issue():
             break
         if report is not None and now - last_report >= 0.5:
@@ -344,8 +356,8 @@ async def _worker(cfg: LoadConfig, index: int, nconn: int, sessions: int,
             until = now + 0.05
         elif starved[0]:
             until = end_at  # woken by the answer that frees a session
-        else:  # the next paced send: int(elapsed * rate) passes counters["sent"]
-            until = min(start + (counters["sent"] + 1) / rate, end_at)
+        else:  # the next paced send: send number counters["sent"] is due at sent / rate
+            until = min(start + counters["sent"] / rate, end_at)
         if report is not None:
             until = min(until, last_report + 0.5)
         await sleep_until(until)

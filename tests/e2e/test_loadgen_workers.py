@@ -11,6 +11,7 @@ import signal
 import threading
 import time
 
+import pytest
 from click.testing import CliRunner
 
 from icx.cli import main as cli
@@ -136,3 +137,15 @@ def test_the_rate_is_shared_in_whole_requests_and_the_json_says_how(server: Serv
     assert out["worker_errors"] == [] and out["processes"] == 2
     assert out["target_rate"] == 21 and out["target_rate_per_process"] == [11, 10]
     assert out["connections_per_process"] == [2, 1]
+
+
+@pytest.mark.parametrize("processes", [1, 2, 3])
+def test_a_paced_run_sends_rate_times_duration_whatever_the_processes(
+        server: Server, processes: int) -> None:
+    """21/s for 2 s is 42 requests on 1, 2 or 3 processes. Each worker sent its first request
+    only 1/r s in and none at the end, so a run sent R*d - 1 per process (41, 40, 39), and
+    with a share like 10.5 it lost its fraction too."""
+    out = run_load(LoadConfig(port=server.port, connections=3, processes=processes, rate=21,
+                              duration=2.0, mix=("sms",), subscribers=20, progress=False))
+    assert out["worker_errors"] == [] and out["processes"] == processes
+    assert out["sent"] == out["requests"] == 42, out
