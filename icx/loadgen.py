@@ -7,7 +7,9 @@ worker processes share the work so the harness is not the bottleneck; each retur
 latencies and result codes, the parent merges them and prints one JSON line. A worker that
 dies without returning them (SIGKILL, the OOM killer) is seen at once by its process
 sentinel: the run stops (the others on SIGTERM, which they answer with their results) and
-says which worker died and how; what it had in flight counts as lost.
+says which worker died and how; what it had in flight counts as lost, and the sessions it had
+begun and not ended are reported as left open: the parent cannot end them (it has neither
+their connections nor their state), so the server holds them until its Tcc.
 """
 
 from __future__ import annotations
@@ -43,6 +45,10 @@ from icx.diameter_client import (
 )
 
 KINDS = ("voice", "data", "sms")
+# per worker, in shared memory, kept current by it: what the parent counts when it dies
+SLOTS = 4  # sent, answered, lost, sessions open (begun, final answer not seen)
+LEFT_OPEN = ("{n} sessions left open on the server (it holds them and their reservations "
+             "until its Tcc)")
 DEST_POOL = 64  # distinct called numbers per worker (templates are cached per number)
 CONTEXTS = {"voice": "32260@3gpp.org", "data": "32251@3gpp.org", "sms": "32274@3gpp.org"}
 
@@ -141,9 +147,9 @@ async def _worker(cfg: LoadConfig, index: int, nconn: int, sessions: int,
                   rate: float | None = None) -> dict[str, Any]:
     """One worker's load: *nconn* connections, *sessions* sessions (0: until the duration),
     *rate* requests/s (its share of ``cfg.rate``; None: all of it; 0: closed loop). *report*
-    gets the progress tuples; *live_counts* (sent, answered, lost), kept current per request,
-    is what the parent counts when this process dies without returning. SIGTERM ends the run
-    early (open sessions still get their CCR-T)."""
+    gets the progress tuples; *live_counts* (:data:`SLOTS`: sent, answered, lost, sessions
+    open), kept current per request, is what the parent counts when this process dies without
+    returning. SIGTERM ends the run early (open sessions still get their CCR-T)."""
     loop = asyncio.get_running_loop()
     stop_requested = [False]
     napping: list[asyncio.Future[None] | None] = [None]
@@ -161,7 +167,7 @@ async def _worker(cfg: LoadConfig, index: int, nconn: int, sessions: int,
         loop.add_signal_handler(signal.SIGTERM, request_stop)
     except (ValueError, RuntimeError, NotImplementedError):  # pragma: no cover - not main
         pass  # thread, or no signals: the parent's SIGTERM then ends the process
-    shared = live_counts if live_counts is not None else memoryview(array("q", [0, 0, 0]))
+    shared = live_counts if live_counts is not None else memoryview(array("q", [0] * SLOTS))
     rnd = random.Random(cfg.seed + index)
     host_id = f"bench{os.getpid()}"
     peers: list[ClientPeer] = []
@@ -220,6 +226,7 @@ async def _worker(cfg: LoadConfig, index: int, nconn: int, sessions: int,
         s = _Session(kind, f"{peer.origin_host};{index};{next(seq)}", steps, tpl, peer)
         if kind != "sms":
             live[s.sid] = s
+            shared[3] = len(live)
         return s
 
     def server_request(code: int, sid: str | None) -> int:
@@ -266,6 +273,7 @@ async def _worker(cfg: LoadConfig, index: int, nconn: int, sessions: int,
                     ready.append(s)
                 else:
                     live.pop(s.sid, None)
+                    shared[3] = len(live)
             if raw and (stopping[0] and ready or closed_loop and not stopping[0]):
                 issue()  # (once stopping, only the CCR-Ts of the sessions still open)
             elif stopping[0] and inflight[0] == 0 and not done.done():
@@ -389,8 +397,11 @@ async def _worker(cfg: LoadConfig, index: int, nconn: int, sessions: int,
                  + (" (DPR)" if 282 in g.server_requests else ""))
     for p in peers:
         await p.close()
+    # begun and not seen ended (the server gone, a CCR-T timed out): held until Tcc there
+    left_open = len(live)
     return {"latencies": lat.tobytes(), "codes": codes, "elapsed": elapsed,
-            "timeouts": timeouts, "cpu": cpu, "error": error, "wakeups": wakeups, **counters}
+            "timeouts": timeouts, "cpu": cpu, "error": error, "wakeups": wakeups,
+            "left_open": left_open, **counters}
 
 
 def _run_worker(cfg: LoadConfig, index: int, nconn: int, sessions: int, rate: float,
@@ -401,7 +412,7 @@ def _run_worker(cfg: LoadConfig, index: int, nconn: int, sessions: int, rate: fl
         uvloop.install()
     except ImportError:  # pragma: no cover
         pass
-    live = memoryview(counts).cast("B").cast("q")[3 * index:3 * index + 3]
+    live = memoryview(counts).cast("B").cast("q")[SLOTS * index:SLOTS * (index + 1)]
     try:
         out = asyncio.run(_worker(cfg, index, nconn, sessions, conn.send, live, rate))
         conn.send(("result", index, out))
@@ -436,9 +447,9 @@ def run_load(cfg: LoadConfig) -> dict[str, Any]:
     procs = len(plan)
     cfg = LoadConfig(**{**asdict(cfg), "processes": procs})
     ctx = mp.get_context("fork")
-    # (sent, answered, lost) of each worker, written by it per request: what a worker that
-    # dies without reporting had done
-    counts = ctx.RawArray("q", 3 * procs)
+    # (sent, answered, lost, sessions open) of each worker, written by it per request: what a
+    # worker that dies without reporting had done
+    counts = ctx.RawArray("q", SLOTS * procs)
     live = memoryview(counts).cast("B").cast("q")
     workers = []
     pipes: list[Connection] = []
@@ -452,7 +463,7 @@ def run_load(cfg: LoadConfig) -> dict[str, Any]:
         pipes.append(reader)
     results: dict[int, dict[str, Any]] = {}
     errors: list[str] = []
-    dead = {"sent": 0, "answered": 0, "lost": 0}  # of workers that never reported
+    dead = {"sent": 0, "answered": 0, "lost": 0, "open": 0}  # of workers that never reported
     progress: dict[int, tuple[int, int, int]] = {}
     t0 = time.perf_counter()
     pending = set(range(procs))
@@ -478,21 +489,28 @@ def run_load(cfg: LoadConfig) -> dict[str, Any]:
             else:
                 if kind == "result":
                     results[idx] = rest[0]
-                else:
-                    errors.append(str(rest[0]))
+                else:  # it failed mid-run: its sessions still open are left to Tcc
+                    left = live[SLOTS * i + 3]
+                    dead["open"] += left
+                    errors.append(str(rest[0]) + (f"; {LEFT_OPEN.format(n=left)}"
+                                                  if left else ""))
                 pending.discard(i)
 
     def lost_worker(i: int, how: str) -> None:
         """Worker *i* ended without its result: what it had in flight is lost."""
         pending.discard(i)
-        sent, answered, lost = live[3 * i:3 * i + 3]
+        sent, answered, lost, left = live[SLOTS * i:SLOTS * (i + 1)]
         inflight = sent - answered - lost
         dead["sent"] += sent
         dead["answered"] += answered
         dead["lost"] += lost + inflight
+        dead["open"] += left
+        # its sessions (CCR-I sent, no final answer seen) cannot be ended from here: their
+        # Session-Ids, Origin-Host and connections died with it; the server keeps them (and
+        # their reservations) until its Tcc -- said, so a load tester knows
         errors.append(f"worker {i} (pid {workers[i].pid}) {how}: {sent} sent, {answered} "
                       f"answered (their latencies and codes are gone), {inflight} in flight "
-                      "counted as lost")
+                      "counted as lost" + (f"; {LEFT_OPEN.format(n=left)}" if left else ""))
         for j in pending:  # the run has failed: the others stop now, and report
             workers[j].terminate()  # SIGTERM: it ends its sessions and returns its result
 
@@ -526,13 +544,13 @@ def run_load(cfg: LoadConfig) -> dict[str, Any]:
     lat: list[float] = []
     codes: dict[int, int] = {}
     totals = {"sent": dead["sent"], "answered": 0, "sessions": 0, "timeouts": 0,
-              "lost": dead["lost"]}
+              "lost": dead["lost"], "left_open": dead["open"]}
     wakeups = 0
     elapsed = 0.0
     client_cpu = 0.0
     for r in results.values():
-        if r["error"]:
-            errors.append(r["error"])
+        if r["error"]:  # its server closed the connection (killed, DPR): its sessions there
+            errors.append(r["error"])  # are that server's business (counted below all the same)
         client_cpu += r.get("cpu", 0.0)
         a = array("d")
         a.frombytes(r["latencies"])
@@ -555,6 +573,9 @@ def run_load(cfg: LoadConfig) -> dict[str, Any]:
         # answered, but in a worker that died before reporting them: counted in neither
         # requests nor result_codes (sent = requests + lost + timeouts + unreported)
         "unreported": dead["answered"],
+        # sessions begun and not seen ended -- of a worker that died, or whose server went
+        # away or did not answer a CCR-T: the server holds them until its Tcc
+        "sessions_left_open": totals["left_open"],
         # the workers' shares: whole requests/s, the remainder to the first (plan_split)
         "target_rate": sum(r for _, _, r in plan),
         "target_rate_per_process": [r for _, _, r in plan],

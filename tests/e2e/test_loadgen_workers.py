@@ -10,6 +10,7 @@ import re
 import signal
 import threading
 import time
+import urllib.request
 
 import pytest
 from click.testing import CliRunner
@@ -149,3 +150,35 @@ def test_a_paced_run_sends_rate_times_duration_whatever_the_processes(
                               duration=2.0, mix=("sms",), subscribers=20, progress=False))
     assert out["worker_errors"] == [] and out["processes"] == processes
     assert out["sent"] == out["requests"] == 42, out
+
+
+def _open_sessions(server: Server) -> int:
+    with urllib.request.urlopen(server.admin_url + "/api/sessions", timeout=20) as resp:
+        return int(json.loads(resp.read())["count"])
+
+
+DIED_OPEN = re.compile(r"worker 0 \(pid \d+\) died without reporting: killed by signal 9 "
+                       r"\(SIGKILL\): \d+ sent, \d+ answered \(their latencies and codes are "
+                       r"gone\), \d+ in flight counted as lost; (\d+) sessions left open on "
+                       r"the server \(it holds them and their reservations until its Tcc\)")
+
+
+def test_the_sessions_a_dead_worker_left_open_are_reported(server: Server) -> None:
+    """A worker killed with voice sessions open (CCR-Is queued behind a stalled server): it
+    cannot send their CCR-Ts, so the server holds them until Tcc. The run says how many
+    (per worker in its line, in all as ``sessions_left_open``) -- exactly what the server
+    then holds, the other worker having ended its own."""
+    killer = _stall_then_kill(server, stall=1.0, kill_after=0.5)
+    out = run_load(LoadConfig(port=server.port, connections=2, processes=2, rate=20,
+                              updates=100, duration=30, mix=("voice",), subscribers=20,
+                              progress=False))
+    killer.join()
+    (line,) = out["worker_errors"]
+    m = DIED_OPEN.fullmatch(line)
+    assert m, line
+    left = int(m.group(1))
+    assert left >= 2 and out["sessions_left_open"] == left, out  # several CCR-Is queued
+    deadline = time.monotonic() + 10
+    while _open_sessions(server) != left and time.monotonic() < deadline:
+        time.sleep(0.1)  # the server reads the dead connection's queued CCR-Is after the stall
+    assert _open_sessions(server) == left
