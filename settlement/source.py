@@ -9,6 +9,11 @@ Two paths, same result (tests/settlement/test_fastagg_parity.py):
   Python objects; the uncommon ones (legs, refunds, prepaid accounts, out-of-period) are
   decoded with msgpack and given to the pure aggregator;
 * pure: ``JournalReader.chunks()`` (one msgpack pass per segment) into the pure aggregator.
+
+Safe next to a live server (no lock: readers never change the journal): closed segments are
+immutable; the open segment is read up to its last complete, checksum-valid record (a group
+commit still being written is no corruption there) and synced by the reader after it was read,
+so the checkpoint never covers a record an OS crash could still take back.
 """
 
 from __future__ import annotations
@@ -47,7 +52,7 @@ class JournalSource:
             new = fastagg.read_journal(self.directory, cp, agg, progress)
         else:
             new = cp
-            for chunk in JournalReader(self.directory).chunks(cp):
+            for chunk in JournalReader(self.directory, sync_open=True).chunks(cp):
                 agg.add_many(chunk.records)
                 new = chunk.end
                 if progress:

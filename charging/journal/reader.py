@@ -20,7 +20,9 @@ followed), so a reader polling the open segment reads its data, not 64 MiB of ze
 
 Durability: records in the open segment may not be fsynced yet (a crash could still truncate
 them). Batch consumers that must never see a record twice or lose one (settlement) read
-closed segments only (``include_open=False``) or stop at ``Journal.durable`` in-process.
+closed segments only (``include_open=False``), stop at ``Journal.durable`` in-process, or
+read with ``sync_open=True``: the open segment is ``fdatasync``'ed after it was read, so
+every record read is on disk before the caller's checkpoint covers it.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import msgpack
 
@@ -80,9 +82,11 @@ class Chunk:
 class JournalReader:
     """Reads the journal in ``directory``. Cheap to create; holds no file open."""
 
-    def __init__(self, directory: str | Path, *, include_open: bool = True) -> None:
+    def __init__(self, directory: str | Path, *, include_open: bool = True,
+                 sync_open: bool = False) -> None:
         self.directory = Path(directory)
         self.include_open = include_open
+        self.sync_open = sync_open
         self._scan = _scanner()
 
     def segments(self) -> list[SegmentInfo]:
@@ -124,7 +128,8 @@ class JournalReader:
         path = seg.path
         closed = seg.closed
         try:
-            data = path.read_bytes() if closed else read_open_segment(path, self._scan)
+            data = (path.read_bytes() if closed
+                    else read_open_segment(path, self._scan, sync=self.sync_open))
         except FileNotFoundError:
             if closed:
                 raise
@@ -181,7 +186,8 @@ READ_STEP = 1 << 20
 _TRUNCATED = ("truncated frame header", "truncated record")
 
 
-def read_open_segment(path: Path, scan: Callable[[bytes, int], Any] = scan_frames) -> bytes:
+def read_open_segment(path: Path, scan: Callable[[bytes, int], Any] = scan_frames, *,
+                      sync: bool = False) -> bytes:
     """The bytes of an open segment a reader needs: all of it, minus a preallocated zero tail.
 
     Reads :data:`READ_STEP` blocks; after a block that is all zeros, scans the frames read so
@@ -192,21 +198,32 @@ def read_open_segment(path: Path, scan: Callable[[bytes, int], Any] = scan_frame
     makes it read on. Exact for readers, which stop quietly at the first frame that does
     not check in the open segment; recovery and verify, which must look at everything after
     that frame, read the whole file.
+
+    ``sync``: ``fdatasync`` the file once it was read, so all that was read is durable on
+    return (the writer may not have synced its last group yet; Linux syncs every dirty page
+    of the file, whoever wrote it).
     """
     with open(path, "rb") as fh:
-        size = os.fstat(fh.fileno()).st_size
-        first = fh.read(2 * READ_STEP)
-        if len(first) >= size or len(first) < HEADER_LEN:
-            return first + fh.read() if len(first) < size else first
-        buf = bytearray(first)
-        pos = HEADER_LEN
-        while True:
-            block = fh.read(READ_STEP)
-            if not block:
+        data = _read_open(fh, scan)
+        if sync:
+            os.fdatasync(fh.fileno())
+    return data
+
+
+def _read_open(fh: BinaryIO, scan: Callable[[bytes, int], Any]) -> bytes:
+    size = os.fstat(fh.fileno()).st_size
+    first = fh.read(2 * READ_STEP)
+    if len(first) >= size or len(first) < HEADER_LEN:
+        return first + fh.read() if len(first) < size else first
+    buf = bytearray(first)
+    pos = HEADER_LEN
+    while True:
+        block = fh.read(READ_STEP)
+        if not block:
+            return bytes(buf)
+        buf += block
+        if block.count(0) == len(block):
+            good_end, _ends, problem = scan(buf, pos)
+            if problem is not None and problem not in _TRUNCATED:
                 return bytes(buf)
-            buf += block
-            if block.count(0) == len(block):
-                good_end, _ends, problem = scan(buf, pos)
-                if problem is not None and problem not in _TRUNCATED:
-                    return bytes(buf)
-                pos = good_end
+            pos = good_end
