@@ -100,6 +100,24 @@ class JournalLocked(JournalError):
 
 
 LOCK_NAME = "writer.lock"
+_HELD: set[int] = set()  # this process's writer-lock descriptors
+
+
+def _drop_locks_in_child() -> None:
+    """Right after a fork, in the child: close its copies of the writer-lock descriptors. A
+    flock belongs to the open file, which the child shares: a child outliving a parent killed
+    -9 (a snapshot dump at SCHED_IDLE) kept the journal locked against the restarted server.
+    Closing the child's copy leaves the parent's lock alone."""
+    for fd in _HELD:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _HELD.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_drop_locks_in_child)
 
 
 def lock_writer(directory: str | Path) -> int:
@@ -112,7 +130,7 @@ def lock_writer(directory: str | Path) -> int:
     first one's unsynced tail, wrote over its records and sealed its open segment under it.
     The lock file is never removed (unlinking a flock'ed file lets two writers lock two
     different files). A ``flock`` belongs to the open file, so a second writer in the same
-    process is refused too; a forked child that closes its copy keeps the parent's lock."""
+    process is refused too; a forked child closes its copy at once (``os.register_at_fork``)."""
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     fd = os.open(d / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
@@ -131,7 +149,16 @@ def lock_writer(directory: str | Path) -> int:
         os.pwrite(fd, me.encode(errors="replace"), 0)
     except OSError:
         pass  # the pid is only for the message of a refused writer
+    _HELD.add(fd)
     return fd
+
+
+def unlock_writer(fd: int) -> None:
+    """Release a lock from :func:`lock_writer` (a no-op in a forked child, which closed its
+    copy at the fork: the number may name another file there by now)."""
+    if fd in _HELD:
+        _HELD.discard(fd)
+        os.close(fd)
 
 
 @dataclass(frozen=True, slots=True)
@@ -562,7 +589,7 @@ class SegmentWriter:
 
     def _unlock(self) -> None:
         if self._lock is not None:
-            os.close(self._lock)  # releases the flock
+            unlock_writer(self._lock)  # releases the flock
             self._lock = None
 
 

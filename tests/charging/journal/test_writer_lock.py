@@ -95,3 +95,39 @@ def test_another_process_is_refused_until_the_holder_dies(tmp_path: Path) -> Non
     j.close()
     assert [r["id"] for _, r in JournalReader(tmp_path).iter_from()] == ["held", "t-1"]
     assert (tmp_path / LOCK_NAME).exists()  # left in place (unlinking a flock file races)
+
+
+FORKER = """
+import os, sys, time
+from charging.journal import SyncJournal
+j = SyncJournal(sys.argv[1])
+pid = os.fork()
+if pid == 0:  # a child that outlives its parent (a snapshot dump at SCHED_IDLE, a helper)
+    time.sleep(30)
+    os._exit(0)
+print(pid, flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_forked_child_does_not_keep_the_lock_after_its_parent_died(tmp_path: Path) -> None:
+    """A writer's fork (the snapshot child) inherited the flock'ed descriptor: with the
+    parent killed -9 the child still held the journal, and the restarted server was refused
+    until the child got round to closing it (at SCHED_IDLE on a busy host: any time)."""
+    proc = subprocess.Popen([sys.executable, "-c", FORKER, str(tmp_path)], cwd=ROOT,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)},
+                            stdout=subprocess.PIPE, text=True)
+    child = 0
+    try:
+        assert proc.stdout is not None
+        child = int(proc.stdout.readline())
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+        os.kill(child, 0)  # still alive
+        j = SyncJournal(tmp_path)
+        j.close()
+    finally:
+        proc.kill()
+        proc.wait(30)
+        if child:
+            os.kill(child, signal.SIGKILL)
