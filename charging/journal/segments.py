@@ -20,16 +20,15 @@ end of the data (framing.classify_stop tells it from corruption).
 
 from __future__ import annotations
 
-import fcntl
 import os
 import re
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
+from charging import pidlock
 from charging.journal.framing import (
     HEADER_LEN,
     SEGMENT_HEADER,
@@ -100,65 +99,27 @@ class JournalLocked(JournalError):
 
 
 LOCK_NAME = "writer.lock"
-_HELD: set[int] = set()  # this process's writer-lock descriptors
-
-
-def _drop_locks_in_child() -> None:
-    """Right after a fork, in the child: close its copies of the writer-lock descriptors. A
-    flock belongs to the open file, which the child shares: a child outliving a parent killed
-    -9 (a snapshot dump at SCHED_IDLE) kept the journal locked against the restarted server.
-    Closing the child's copy leaves the parent's lock alone."""
-    for fd in _HELD:
-        try:
-            os.close(fd)
-        except OSError:
-            pass
-    _HELD.clear()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_drop_locks_in_child)
 
 
 def lock_writer(directory: str | Path) -> int:
     """Take the journal's writer lock (an exclusive ``flock`` on ``<dir>/writer.lock``, never
-    waiting) and return its descriptor; the caller closes it to release (the kernel does
-    when the process dies, even by ``kill -9``). Raises :class:`JournalLocked` naming the
-    holder's pid and command line (written into the file by the holder).
+    waiting, charging/pidlock.py) and return its descriptor for :func:`unlock_writer`; the
+    kernel releases it when the process dies, even by ``kill -9``. Raises
+    :class:`JournalLocked` naming the holder's pid and command line.
 
     Recovery and appending both assume they are the only writer: a second one truncated the
     first one's unsynced tail, wrote over its records and sealed its open segment under it.
-    The lock file is never removed (unlinking a flock'ed file lets two writers lock two
-    different files). A ``flock`` belongs to the open file, so a second writer in the same
-    process is refused too; a forked child closes its copy at once (``os.register_at_fork``)."""
+    A second writer in the same process is refused too; a forked child drops its copy."""
     d = Path(directory)
-    d.mkdir(parents=True, exist_ok=True)
-    fd = os.open(d / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.pread(fd, 512, 0).decode(errors="replace").strip()
-        os.close(fd)
-        raise JournalLocked(d, " ".join(holder.split())) from None
-    except BaseException:
-        os.close(fd)
-        raise
-    try:
-        me = f"{os.getpid()}: {' '.join(sys.argv)}"[:400] + "\n"
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, me.encode(errors="replace"), 0)
-    except OSError:
-        pass  # the pid is only for the message of a refused writer
-    _HELD.add(fd)
-    return fd
+        return pidlock.acquire(d / LOCK_NAME)
+    except pidlock.Held as exc:
+        raise JournalLocked(d, exc.holder) from None
 
 
 def unlock_writer(fd: int) -> None:
-    """Release a lock from :func:`lock_writer` (a no-op in a forked child, which closed its
-    copy at the fork: the number may name another file there by now)."""
-    if fd in _HELD:
-        _HELD.discard(fd)
-        os.close(fd)
+    """Release a lock from :func:`lock_writer`."""
+    pidlock.release(fd)
 
 
 @dataclass(frozen=True, slots=True)
