@@ -18,7 +18,7 @@ from settlement.config import SettlementConfig
 from settlement.currency import Period
 from settlement.integrity import check_invoice, check_prepaid
 from settlement.invoice import InvoiceBuilder
-from settlement.state import SettlementState
+from settlement.state import SettlementState, run_lock
 from settlement.writers import summary_html, to_json, write_atomic, write_partner
 
 Progress = Callable[[int], None]
@@ -61,11 +61,21 @@ class RunReport:
 def settle(cfg: SettlementConfig, source: RecordSource, *, data_dir: Path, period: Period,
            out_dir: Path | None = None, partner: str | None = None, close: bool = False,
            issue_date: str | None = None, progress: Progress | None = None) -> RunReport:
-    """Settle *period* (all partners, or one); write files under *out_dir* if given."""
+    """Settle *period* (all partners, or one); write files under *out_dir* if given. Raises
+    SettlementBusy (nothing done) while another run holds *data_dir* (state.run_lock)."""
     report = RunReport(period=str(period), status="final" if close else "draft")
     if partner is not None and partner not in cfg.partners:
         report.problems.append(f"unknown partner {partner!r}")
         return report
+    with run_lock(data_dir):
+        return _settle(cfg, source, report, data_dir=data_dir, period=period,
+                       out_dir=out_dir, partner=partner, close=close, issue_date=issue_date,
+                       progress=progress)
+
+
+def _settle(cfg: SettlementConfig, source: RecordSource, report: RunReport, *, data_dir: Path,
+            period: Period, out_dir: Path | None, partner: str | None, close: bool,
+            issue_date: str | None, progress: Progress | None) -> RunReport:
     state = SettlementState.load(data_dir)
     agg = Aggregator({p.id: p.timezone for p in cfg.partners.values()},
                      {p.prepaid_account: p.id for p in cfg.partners.values() if p.prepaid_account},

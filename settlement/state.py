@@ -12,10 +12,13 @@ the next invoice that is built, referencing the closed invoice number.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from charging import pidlock
 from settlement.aggregate import KEY_FIELDS, Buckets
 from settlement.writers import write_atomic
 
@@ -30,6 +33,34 @@ def _dump(b: Buckets) -> list[list[Any]]:
 
 def _load(rows: list[list[Any]]) -> Buckets:
     return {tuple(r[:_NK]): [int(x) for x in r[_NK:]] for r in rows}
+
+
+class SettlementBusy(Exception):
+    """Another settlement run holds this data dir; nothing was read or written."""
+
+    def __init__(self, path: Path, holder: str) -> None:
+        self.path = path
+        self.holder = holder
+        who = f" (pid {holder})" if holder else ""
+        super().__init__(f"{path.parent.parent}: another settlement run is using this data dir"
+                         f"{who}; wait for it to finish")
+
+
+@contextmanager
+def run_lock(data_dir: Path) -> Iterator[None]:
+    """Hold ``<data-dir>/settlement/run.lock`` for one run (load state ... save state), or
+    raise :class:`SettlementBusy` at once. A run saves the state whole, so one that overlapped
+    another saved over it: a period the other closed (its final invoice issued) came back
+    open. Readers of the journal need no lock; this one guards the state."""
+    path = data_dir / "settlement" / "run.lock"
+    try:
+        fd = pidlock.acquire(path)
+    except pidlock.Held as exc:
+        raise SettlementBusy(path, exc.holder) from None
+    try:
+        yield
+    finally:
+        pidlock.release(fd)
 
 
 @dataclass

@@ -102,6 +102,7 @@ def settle_cmd(ctx: click.Context, period: str | None, partner: str | None, out_
 
     from settlement.run import settle
     from settlement.source import JournalSource
+    from settlement.state import SettlementBusy
 
     cfg = _config(partners_file)
     per = _period(period)
@@ -131,6 +132,9 @@ def settle_cmd(ctx: click.Context, period: str | None, partner: str | None, out_
             report = settle(cfg, source, data_dir=ddir, period=per, out_dir=out, partner=partner,
                             close=close, issue_date=issue_date,
                             progress=lambda n: prog.advance(task, n))
+    except SettlementBusy as exc:  # another `icx settle` on this data dir: nothing done
+        click.echo(f"settle: {exc}", err=True)
+        sys.exit(1)
     except Exception as exc:  # journal corruption, I/O: a runtime failure, exit 1
         click.echo(f"settle failed: {type(exc).__name__}: {exc}", err=True)
         sys.exit(1)
