@@ -2,8 +2,9 @@
 
 Exit codes: 0 after a clean shutdown (DPR sent to every peer), 2 for a bad config (or a bad
 accounts file or rate deck it names) or an unusable transport (e.g. SCTP on a kernel without
-it), 1 for a runtime failure at start (port in use, data dir not writable, its journal held
-by another writer).
+it), 1 for a runtime failure at start (port in use, data dir not writable, the data dir
+served by another `icx serve` -- ``<data-dir>/serve.lock`` names it -- or its journal held by
+another writer).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 import click
 import structlog
 
+from charging import pidlock
 from charging.accounts_file import AccountsFileError
 from charging.journal.segments import JournalLocked
 from charging.rating import DeckError
@@ -36,6 +38,27 @@ def _new_loop() -> asyncio.AbstractEventLoop:
 
 
 async def _serve(settings: Settings, data_dir: Path, charging: bool) -> int:
+    if not charging:  # the Diameter base alone keeps nothing in the data dir
+        return await _serve_locked(settings, data_dir, charging)
+    # One server per data dir, locked before anything in it is read or written: a second one
+    # used to import its decks into the live server's rates and open its store before the
+    # journal's writer lock refused it.
+    try:
+        lock = pidlock.acquire(data_dir / "serve.lock")
+    except pidlock.Held as exc:
+        click.echo(f"icx serve: cannot start: {data_dir} is served by "
+                   f"{exc.holder or 'another process'}", err=True)
+        return 1
+    except OSError as exc:
+        click.echo(f"icx serve: cannot start: {exc}", err=True)
+        return 1
+    try:
+        return await _serve_locked(settings, data_dir, charging)
+    finally:
+        pidlock.release(lock)
+
+
+async def _serve_locked(settings: Settings, data_dir: Path, charging: bool) -> int:
     from icx import wiring  # imports the whole stack: keep `icx --help` fast
 
     loop = asyncio.get_running_loop()
