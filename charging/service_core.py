@@ -67,6 +67,9 @@ class ServiceConfig:
     # without a record before it is closed with the usage seen (None: deck / tcc)
     offline_deck: str | None = None
     offline_timeout: float | None = None
+    # [rf] usage_reports: an ACR's Used-Service-Units are the usage since the record before
+    # ("incremental") or the call's running total ("cumulative"); charging/service_offline.py
+    offline_usage_reports: str = "incremental"
     # How long a closed Rf session's record numbers (and an EVENT record's key) are
     # remembered after its last record, across restarts: a duplicate within it is dropped, a
     # new record of a closed session is a late one ([store] session_retention, the window the

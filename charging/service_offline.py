@@ -212,8 +212,19 @@ class OfflineCharging(ServiceCore):
         Returns (usage counter, its total before) of each service the record touched."""
         session.seen.add(n)  # type: ignore[union-attr]
         touched = [(g, g.used_total) for g in self._offline_grants(session, used)]
-        for grant, _ in touched:
-            grant.used_total = self._offline_total(session, grant, verb, at, used)
+        cumulative = self.config.offline_usage_reports == "cumulative"
+        for grant, before in touched:
+            grant.used_total = total = self._offline_total(session, grant, verb, at, used,
+                                                           cumulative=cumulative)
+            if cumulative and n > session.last_number and total > used.get(grant.service, 0) > 0:
+                # a newer record reporting less than the call's total so far (a record older
+                # than the last one may: it was overtaken): the client reset its counter, or
+                # reports parts after all. Keep the higher total -- what was reported is not
+                # un-charged -- and say so: the operator checks the client or the setting.
+                _log.warning("rf session %r: record %d reports a %s total of %d, lower than "
+                             "the %d reported before; keeping %d ([rf] usage_reports = "
+                             "\"cumulative\")", session.id, n, grant.service.value,
+                             used[grant.service], before, total)
         if last:
             session.last_number = max(session.last_number, n)
         return touched
@@ -325,12 +336,16 @@ class OfflineCharging(ServiceCore):
 
     @staticmethod
     def _offline_total(session: Session, grant: Grant, verb: Verb, at: float,
-                       used: dict[ServiceKind, int]) -> int:
+                       used: dict[ServiceKind, int], *, cumulative: bool = False) -> int:
         """A service's usage in the session after a record: its Used-Service-Units add up
-        (each record reports its own part); without any, the session's own service, when
+        (each record reports its own part: ``[rf] usage_reports = "incremental"``), or, with
+        ``"cumulative"`` (each reports the call's total so far), the highest total reported
+        (records may arrive out of order); without any, the session's own service, when
         timed, lasts until the record's Event-Timestamp."""
         n = used.get(grant.service, 0)
         if n:
+            if cumulative:
+                return max(grant.used_total, n)
             return grant.used_total + n
         if (grant.service is session.service and verb is not Verb.INITIAL
                 and grant.unit is UnitKind.TIME and not any(used.values())):

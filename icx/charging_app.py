@@ -89,6 +89,7 @@ def service_config(settings: Settings) -> ServiceConfig:
         tcc=ro.tcc_seconds,
         offline_deck=settings.rf.deck,
         offline_timeout=settings.rf.session_timeout,
+        offline_usage_reports=settings.rf.usage_reports,
         offline_retention=getattr(getattr(settings, "store", None), "session_retention", 300.0),
         kill_grace=ro.kill_grace_seconds,
         quota_holding_time=ro.quota_holding_time or None,

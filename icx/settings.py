@@ -176,6 +176,11 @@ class RfSection:
     deck: str = field(default="retail", metadata=check(non_empty))
     # An open accounting session silent this long is closed with the usage seen so far.
     session_timeout: float = field(default=7200.0, metadata=check(in_range(1, 7 * 86400)))
+    # What an INTERIM/STOP's Used-Service-Units mean: "incremental" -- the usage since the
+    # record before (TS 32.299 containers; the call's usage is their sum) -- or "cumulative"
+    # -- the call's usage so far (RFC 6733 style running totals; the call's usage is the
+    # highest total reported: a lower one is kept out and logged). docs/charging.md.
+    usage_reports: Literal["incremental", "cumulative"] = "incremental"
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,7 @@
 """A server-like worker for the Rf crash test: the real charging stack of `icx serve` over the
 embedded store (icx.charging_app.build_charging), driven like the agent drives ACRs.
 
-Run: ``python -m tests.charging.crash_rf_worker DATA_DIR SEED [--finish]``.
+Run: ``python -m tests.charging.crash_rf_worker DATA_DIR SEED [--finish] [--cumulative]``.
 
 It recovers, prints one ``{"ready": ...}`` line, then runs many concurrent Rf accounting
 sessions (START, INTERIM x k, STOP; voice to 41, each record reporting its CC-Time) through
@@ -12,7 +12,8 @@ INTERIMs, the usage of each record) follows from its Session-Id, so any incarnat
 continue it: ``DATA_DIR/resume.json`` lists ``[sid, next record number]`` to go on with first
 (the driver's retransmissions of unanswered ACRs, and repeats of answered ones). Some ACRs
 are sent twice in a row (a duplicate within one run). ``--finish``: no new sessions; exit 0
-once every resumed session has had its STOP answered.
+once every resumed session has had its STOP answered. ``--cumulative``: ``[rf] usage_reports =
+"cumulative"``, each record reporting the session's running total instead of its own part.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def expected_price_micros(sid: str) -> int:
     return max(total, 60) * 2_000
 
 
-def settings_for(data: Path) -> Any:
+def settings_for(data: Path, cumulative: bool = False) -> Any:
     accounts = data / "accounts.toml"
     if not accounts.exists():
         accounts.write_text('[[account]]\nid = "41790000001"\namount = "1.00"\n')
@@ -60,14 +61,16 @@ def settings_for(data: Path) -> Any:
     # snapshots and checkpoints too
     journal = dataclasses.replace(s.journal, segment_bytes=64 * 1024, snapshot_records=300,
                                   snapshot_seconds=0.3, expiry_interval=0.05)
+    rf = dataclasses.replace(s.rf, usage_reports="cumulative" if cumulative else "incremental")
     return dataclasses.replace(s, accounts=AccountsSection(files=(str(accounts),)),
-                               journal=journal)
+                               journal=journal, rf=rf)
 
 
-def request(sid: str, n: int) -> ChargingRequest:
+def request(sid: str, n: int, cumulative: bool = False) -> ChargingRequest:
     p = plan(sid)
     verb = Verb.INITIAL if n == 0 else Verb.TERMINATE if n == len(p) - 1 else Verb.UPDATE
-    units = (ServiceUnits(used=p[n], used_present=True),) if n else ()
+    used = sum(p[:n + 1]) if cumulative else p[n]
+    units = (ServiceUnits(used=used, used_present=True),) if n else ()
     return ChargingRequest(verb=verb, session_id=sid, request_number=n,
                            service=ServiceKind.VOICE, subscriber=SUB, destination=DEST,
                            origin=SUB, units=units, idem_key=f"rf:{sid}:{n}", offline=True,
@@ -75,8 +78,10 @@ def request(sid: str, n: int) -> ChargingRequest:
 
 
 class Traffic:
-    def __init__(self, app: ChargingApp, seed: int, prefix: str, *, new: bool) -> None:
+    def __init__(self, app: ChargingApp, seed: int, prefix: str, *, new: bool,
+                 cumulative: bool = False) -> None:
         self.app = app
+        self.cumulative = cumulative
         self.rng = random.Random(seed)
         self.prefix = prefix
         self.new = new
@@ -94,7 +99,7 @@ class Traffic:
         go on with the session after the ack."""
         self.emit({"sent": [sid, n]})
         svc = self.app.service
-        coro = svc.decide(request(sid, n), now=time.time())
+        coro = svc.decide(request(sid, n, self.cumulative), now=time.time())
         try:
             yielded = coro.send(None)
         except StopIteration as stop:
@@ -144,9 +149,9 @@ class Traffic:
         self.send(sid, n, True)
 
 
-async def serve(data: Path, seed: int, finish: bool) -> None:
-    app = await build_charging(settings_for(data), data / "data", admin=False)
-    traffic = Traffic(app, seed, f"w{seed}", new=not finish)
+async def serve(data: Path, seed: int, finish: bool, cumulative: bool = False) -> None:
+    app = await build_charging(settings_for(data, cumulative), data / "data", admin=False)
+    traffic = Traffic(app, seed, f"w{seed}", new=not finish, cumulative=cumulative)
     traffic.emit({"ready": True, "rf_open": len(app.service.offline)})
     resumed = data / "resume.json"
     if resumed.exists():
@@ -164,7 +169,8 @@ async def serve(data: Path, seed: int, finish: bool) -> None:
 
 
 def main() -> None:
-    asyncio.run(serve(Path(sys.argv[1]), int(sys.argv[2]), "--finish" in sys.argv))
+    asyncio.run(serve(Path(sys.argv[1]), int(sys.argv[2]), "--finish" in sys.argv,
+                      "--cumulative" in sys.argv))
 
 
 if __name__ == "__main__":

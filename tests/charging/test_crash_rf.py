@@ -35,10 +35,12 @@ from tests.charging.test_crash_service import _verify
 
 
 class RfWorker(Worker):
-    def __init__(self, data: Path, seed: int, *, finish: bool = False) -> None:
+    def __init__(self, data: Path, seed: int, *, finish: bool = False,
+                 cumulative: bool = False) -> None:
         cmd = [sys.executable, "-m", "tests.charging.crash_rf_worker", str(data), str(seed)]
-        super().__init__(data, cmd=cmd + (["--finish"] if finish else []),
-                         stdin=subprocess.DEVNULL)
+        cmd += ["--finish"] if finish else []
+        cmd += ["--cumulative"] if cumulative else []
+        super().__init__(data, cmd=cmd, stdin=subprocess.DEVNULL)
 
     def wait(self) -> None:
         assert self.proc.wait(120) == 0
@@ -113,27 +115,36 @@ def audit(data: Path, ctf: Ctf) -> dict[str, Any]:
             "acct_records": sum(acct.values()), "repeats": ctf.repeats}
 
 
-def crash_run(data: Path, kills: int, seed: int) -> dict[str, Any]:
+def crash_run(data: Path, kills: int, seed: int, *, cumulative: bool = False) -> dict[str, Any]:
     ctf = Ctf(seed)
     rng = random.Random(seed + 1)
     for i in range(kills):
         (data / "resume.json").write_text(json.dumps(ctf.resume()))
-        w = RfWorker(data, seed * 1000 + i)
+        w = RfWorker(data, seed * 1000 + i, cumulative=cumulative)
         time.sleep(rng.uniform(0.05, 0.8))
         w.kill()
         ctf.absorb(list(w.acks))
     (data / "resume.json").write_text(json.dumps(ctf.resume()))
-    w = RfWorker(data, seed * 1000 + kills, finish=True)
+    w = RfWorker(data, seed * 1000 + kills, finish=True, cumulative=cumulative)
     w.wait()
     ctf.absorb(list(w.acks))
     stats = audit(data, ctf)
-    stats.update(kills=kills, seed=seed)
+    stats.update(kills=kills, seed=seed, cumulative=cumulative)
     return stats
 
 
 def test_crash_rf_kill9_fast(tmp_path: Path) -> None:
     stats = crash_run(tmp_path, kills=4, seed=2468)
     print("rf crash:", json.dumps(stats))
+    assert stats["sessions"] > 20 and stats["repeats"] > 0
+
+
+def test_crash_rf_kill9_fast_cumulative(tmp_path: Path) -> None:
+    """The same with ``[rf] usage_reports = "cumulative"``: each record reports the call's
+    running total; every call is still one record of its whole usage (sum of its parts),
+    retransmissions and repeats across the kills counted once."""
+    stats = crash_run(tmp_path, kills=4, seed=1357, cumulative=True)
+    print("rf crash cumulative:", json.dumps(stats))
     assert stats["sessions"] > 20 and stats["repeats"] > 0
 
 

@@ -254,3 +254,23 @@ def test_a_bad_effective_date_of_a_configured_deck_names_the_key(tmp_path: Path)
                               "month must be in 1..12")
     cfg.write_text('[[rating.decks]]\nfile = "a.csv"\ndeck = "a"\neffective = "01/02/2026"\n')
     assert load_settings(cfg).rating.decks[0].effective == "01/02/2026"
+
+
+def test_rf_usage_reports_is_validated_and_reaches_the_service(tmp_path: Path) -> None:
+    """[rf] usage_reports: "incremental" (default) or "cumulative"; anything else is refused
+    with file:key (check-config exit 2), before anything starts."""
+    from icx.charging_app import service_config
+
+    demo = load_settings(ROOT / "config" / "icx.toml")
+    assert demo.rf.usage_reports == "incremental"
+    assert service_config(demo).offline_usage_reports == "incremental"
+    cfg = tmp_path / "rf.toml"
+    cfg.write_text('[rf]\nusage_reports = "cumulative"\n')
+    assert service_config(load_settings(cfg)).offline_usage_reports == "cumulative"
+    cfg.write_text('[rf]\nusage_reports = "running"\n')
+    with pytest.raises(ConfigError) as err:
+        load_settings(cfg)
+    assert str(err.value) == (f"{cfg}:rf.usage_reports: must be one of 'incremental', "
+                              "'cumulative', got 'running'")
+    res = CliRunner().invoke(main, ["check-config", str(cfg)])
+    assert res.exit_code == 2 and f"{cfg}:rf.usage_reports: must be one of" in res.output
