@@ -143,6 +143,9 @@ class OfflineCharging(ServiceCore):
             return ChargingResult(outcome=Outcome.SUCCESS, message="duplicate")
         session = self._offline_session(req, at, now)
         session.account = account
+        # its rated record's ``request`` (and the acct record's ``last``, which the recovery
+        # of a cut-off rated record reads) is its Accounting-Record-Number, as a STOP's is
+        session.last_number = req.request_number
         used = {s: n for s, n in used.items() if n} or {
             req.service: 1 if SERVICE_UNIT[req.service] is UnitKind.EVENTS else 0}
         specs = [(_offline_key(key, i, s), s, u, 0) for i, (s, u) in enumerate(used.items())]

@@ -344,3 +344,32 @@ def test_over_the_redis_store_too(tmp_path: Path, redis_url: str) -> None:
              if rec["type"] == "rated"]
     assert sorted((rec["session"], rec["usage"], rec["price"]) for rec in rated) == [
         (s, 100, "0.20") for s in sids]
+
+
+def test_an_event_rated_record_carries_its_accounting_record_number(tmp_path: Path) -> None:
+    """An EVENT_RECORD's rated record carries its Accounting-Record-Number in ``request``, as
+    a STOP's (its number) and a late record's (its own) do -- it carried "0" whatever the
+    number -- and so does the one recovery writes when the crash cut it off."""
+    rs = Restarts(tmp_path)
+    t = time.time()
+    rs.run(lambda app: send(app, acr(EVENT, 7, "ev7", t, 1, service=ServiceKind.SMS), now=t),
+           crash=True)
+    (full,) = rs.rated("ev7")
+    assert (full["request"], full["usage"], full["price"]) == ("7", 1, "0.05")
+    (acct,) = [r for r in rs.journal() if r["type"] == "acct"]
+    assert (acct["request"], acct["rf"]["last"]) == ("7", 7)
+    acct_end = next(pos for pos, r in JournalReader(tmp_path / "data" / "journal").iter_from()
+                    if r["type"] == "acct")
+    seg = next((tmp_path / "data" / "journal").glob(f"{acct_end.segment:012d}.*"))
+    with open(seg, "r+b") as fh:  # the torn tail: the acct record, not its rated record
+        fh.truncate(acct_end.offset)
+    shutil.rmtree(tmp_path / "data" / "rf", ignore_errors=True)
+    assert rs.rated("ev7") == []
+
+    async def after(app: ChargingApp) -> None:
+        await send(app, acr(EVENT, 7, "ev7", t, 1, service=ServiceKind.SMS), now=t + 10)
+
+    rs.run(after)
+    (rec,) = rs.rated("ev7")
+    assert {k: v for k, v in rec.items() if k not in ("id", "ts")} == {
+        k: v for k, v in full.items() if k not in ("id", "ts")}
