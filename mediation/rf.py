@@ -48,6 +48,7 @@ def acr_to_request(msg: Message, smap: ServiceMap) -> ChargingRequest:
     if sid_avp is None:
         raise missing(C.SESSION_ID)
     session_id = _str(sid_avp) or ""
+    _check_application(msg)
     rtype = _int(msg.find(C.ACCOUNTING_RECORD_TYPE))
     if rtype is None:
         raise missing(C.ACCOUNTING_RECORD_TYPE)
@@ -92,6 +93,36 @@ def acr_to_request(msg: Message, smap: ServiceMap) -> ChargingRequest:
     )
 
 
+def _check_application(msg: Message) -> None:
+    """Raise 5004 when an Application-Id AVP of the ACR names another application than its
+    header (validate.py answered any header application but 3 with 3007 already).
+
+    RFC 6733 §3: the header's Application-ID MUST be the same as any relevant Application-Id
+    AVP in the message -- here the Acct-Application-Id, or the Acct-/Auth-Application-Id of a
+    Vendor-Specific-Application-Id (both optional in the ACR grammar, §9.7.1: absent is
+    fine). One that differs is an AVP with an invalid value: 5004 DIAMETER_INVALID_AVP_VALUE
+    (§7.1.5), Failed-AVP the offending AVP, inside its Vendor-Specific-Application-Id when it
+    is a member (§7.5: the Grouped AVP holding the single offending member). Not 3007
+    DIAMETER_APPLICATION_UNSUPPORTED (§7.1.3): that names the request's application -- the
+    header's, which we serve -- and would make a client move the whole application away."""
+    app = msg.app_id
+    for a in msg.avps:
+        code = a.code
+        if a.vendor:
+            continue
+        if code == C.ACCT_APPLICATION_ID:
+            if _int(a) != app:
+                raise BadRequest(5004, a, f"Acct-Application-Id {_int(a)} in an ACR of "
+                                          f"application {app}")
+        elif code == C.VENDOR_SPECIFIC_APPLICATION_ID:
+            for k in a.value if isinstance(a.value, list) else ():
+                if (k.code in (C.ACCT_APPLICATION_ID, C.AUTH_APPLICATION_ID)
+                        and not k.vendor and _int(k) != app):
+                    raise BadRequest(5004, avp(C.VENDOR_SPECIFIC_APPLICATION_ID, [k]),
+                                     f"Vendor-Specific-Application-Id names application "
+                                     f"{_int(k)} in an ACR of application {app}")
+
+
 def _used(avps: list[Avp], unit: UnitKind) -> tuple[int, bool]:
     """(units, present) of the Used-Service-Units among *avps*, in *unit*."""
     used, present = 0, False
@@ -109,8 +140,8 @@ def _echo(acr: Message) -> list[Avp]:
         a = acr.find(code)
         if a is not None:
             out.append(avp(code, _int(a, 0)))
-    app = acr.find(C.ACCT_APPLICATION_ID)
-    out.append(avp(C.ACCT_APPLICATION_ID, _int(app, 3) if app is not None else 3))
+    # ours, not the request's: an ACR naming another application is answered 5004 with it
+    out.append(avp(C.ACCT_APPLICATION_ID, 3))
     return out
 
 

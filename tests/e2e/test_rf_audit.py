@@ -312,3 +312,72 @@ def test_rf_settings_are_its_own(tmp_path: Path) -> None:
         sid = f"{HOST};12;rf-timeout"
         exchange(server, acr(sid, START, 0, at=t))
         assert server.call(service.supervise(t + 7300)) == [sid]  # past the session timeout
+
+
+def vsai(app: int, name: str = "Acct-Application-Id") -> Avp:
+    return A("Vendor-Specific-Application-Id", [A("Vendor-Id", 10415), A(name, app)])
+
+
+def with_apps(msg: Message, *apps: Avp) -> Message:
+    """*msg* (built without its Acct-Application-Id) with the application AVPs *apps*."""
+    return Message.request(271, 3, [*msg.avps, *apps], proxiable=True)
+
+
+@pytest.mark.parametrize(("apps", "failed"), [
+    ((A("Acct-Application-Id", 4),), ("Acct-Application-Id", 4)),
+    ((A("Acct-Application-Id", 16777216),), ("Acct-Application-Id", 16777216)),
+    ((vsai(4),), ("Vendor-Specific-Application-Id", ("Acct-Application-Id", 4))),
+    ((A("Acct-Application-Id", 3), vsai(5)),
+     ("Vendor-Specific-Application-Id", ("Acct-Application-Id", 5))),
+    ((vsai(4, "Auth-Application-Id"),),
+     ("Vendor-Specific-Application-Id", ("Auth-Application-Id", 4))),
+])
+def test_an_application_id_avp_other_than_the_header_is_5004(
+        server: Server, apps: tuple[Avp, ...], failed: tuple[str, Any]) -> None:
+    """The header's Application-ID (3) MUST equal the message's Application-Id AVPs (RFC 6733
+    §3, facts A2): an ACR whose Acct-Application-Id (or Vendor-Specific-Application-Id's
+    application id) says otherwise is answered 5004 DIAMETER_INVALID_AVP_VALUE in the ACA's
+    grammar (no E bit), Failed-AVP carrying the offending AVP -- inside its Vendor-Specific-
+    Application-Id when it is a member (§7.5) -- and our Acct-Application-Id 3; nothing is
+    journaled for it, the session's good records are still rated."""
+    sid = f"{HOST};12;app-{len(apps)}-{failed[0]}-{failed[1]}"
+    bad = with_apps(acr(sid, INTERIM, 1, used("CC-Time", 60), at=T0 + 60, drop=(259,)), *apps)
+    start, stop = acr(sid, START, 0, at=T0), acr(sid, STOP, 2, used("CC-Time", 30), at=T0 + 90)
+    a_start, a_bad, a_stop = exchange(server, start, bad, stop)
+    check_aca(a_start, start)
+    check_aca(a_stop, stop)
+    assert a_bad.get("Result-Code") == 5004 and not a_bad.is_error
+    assert a_bad.avps[0].name == "Session-Id" and a_bad.get("Session-Id") == sid
+    assert (a_bad.get("Accounting-Record-Type"), a_bad.get("Accounting-Record-Number")) == (
+        INTERIM, 1)
+    assert a_bad.get("Acct-Application-Id") == 3
+    fa: Any = a_bad.find("Failed-AVP")
+    assert fa is not None and len(fa.value) == 1
+    (got,) = fa.value
+    name, value = failed
+    assert got.name == name
+    if isinstance(value, tuple):
+        (member,) = got.value
+        assert (member.name, member.value) == value
+    else:
+        assert got.value == value
+    acct = [r["request"] for r in server.journal()
+            if r.get("session") == sid and r["type"] == "acct"]
+    assert acct == ["0", "2"]
+    (rec,) = rated(server, sid)
+    assert (rec["usage"], rec["price"]) == (30, "0.12")
+
+
+def test_application_id_avps_equal_to_the_header_are_accepted(server: Server) -> None:
+    """Acct-Application-Id 3, a Vendor-Specific-Application-Id naming 3, both, or neither
+    (both are optional in the ACR grammar, RFC 6733 §9.7.1): answered 2001 and counted."""
+    sid = f"{HOST};13;apps"
+    reqs = [acr(sid, START, 0, at=T0),
+            with_apps(acr(sid, INTERIM, 1, used("CC-Time", 60), at=T0 + 60, drop=(259,)),
+                      vsai(3)),
+            acr(sid, INTERIM, 2, used("CC-Time", 60), vsai(3), at=T0 + 120),
+            acr(sid, STOP, 3, used("CC-Time", 30), at=T0 + 150, drop=(259,))]
+    for aca, req in zip(exchange(server, *reqs), reqs, strict=True):
+        check_aca(aca, req)
+    (rec,) = rated(server, sid)
+    assert (rec["usage"], rec["price"]) == (150, "0.30")
