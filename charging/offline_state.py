@@ -13,16 +13,27 @@ Independent of the ledger's store snapshots: those hold balances and the idempot
 do not exist with the Redis store. A store snapshot taken while an Rf session is open loses
 nothing: the Rf state comes from here and from the journal, never from it.
 
-Format: one msgpack map ``{"v": 1, "position": [segment, offset], "open": [row, ...],
-"closed": [row, ...], "events": [[idem key, forget at], ...]}``; ``open`` in the session
-table's order (least recently active first), ``closed`` in the order they closed; a row is
-:func:`session_row`. Written like the store's snapshots: temp file, fsync, rename once the
+Format: one msgpack map ``{"v": 2, "position": [segment, offset], "open": [row, ...],
+"closed": [[Session-Id, closed record], ...], "events": [[idem key, forget at], ...]}``;
+``open`` in the session table's order (least recently active first), a row is
+:func:`captured_row`; ``closed`` in the order they closed, each the service's own compact
+record of it (:func:`pack_closed`, bytes, written as they are). Version 1 (``closed`` as rows
+too) is still read. Written like the store's snapshots: temp file, fsync, rename once the
 journal is durable up to ``position``, fsync the directory. The two newest are kept.
+
+A closed session is kept ``[store] session_retention`` after its last record (300 s: ~300,000
+of them at 1,000 calls/s) for what duplicate and late-record detection need: the record
+numbers it saw, and what prices a late record (parties, deck, start, totals, account). Not
+as a :class:`Session` (~1.3 KB with its Grant, seen set and strings, key and table entry
+included) but as :func:`pack_closed` bytes (~0.4 KB in all), unpacked only when a record of
+it arrives (:func:`closed_session`).
 """
 
 from __future__ import annotations
 
 import os
+import struct
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +45,8 @@ from charging.requests import SERVICE_UNIT, ServiceKind
 from charging.sessions import Grant, Session
 from charging.store.snapshot import publish, temp_path
 
-VERSION = 1
+VERSION = 2
+_READS = (1, 2)  # versions read
 KEEP = 2
 _VALUE = {k: k.value for k in ServiceKind}  # (Enum.value is a slow descriptor: once per ACR)
 
@@ -84,6 +96,74 @@ def set_totals(s: Session, row: dict[str, Any]) -> None:
     s.grants = grants
 
 
+# A closed session's record: its "forget at" (little-endian float64: the table's expiry scan
+# reads it without unpacking), then one msgpack array of _CLOSED_FIELDS ("a" None when it is
+# the subscriber; "upto": every record number 0..upto was seen, -1 for none; "extra": the
+# others seen, ascending -- a call numbered 0, 1, 2... keeps one int, not a set).
+_FORGET = struct.Struct("<d")
+_CLOSED_FIELDS = ("svc", "sub", "a", "b", "host", "realm", "deck", "ctx", "started", "last",
+                  "tot", "acct", "upto", "extra")
+_pack = msgpack.Packer(use_bin_type=True).pack
+
+
+def pack_closed(s: Session) -> bytes:
+    """The compact record of closed session *s* (forgotten at ``s.expires``)."""
+    seen = s.seen or set()
+    top = max(seen, default=-1)
+    extra: list[int] = []
+    if len(seen) == top + 1:  # 0..top, all of them (the usual call)
+        upto = top
+    else:
+        upto = -1
+        while upto + 1 in seen:
+            upto += 1
+        extra = sorted(n for n in seen if n > upto)
+    sub = s.subscriber
+    return _FORGET.pack(s.expires) + _pack([
+        _VALUE[s.service], sub, None if s.origin == sub else s.origin, s.destination,
+        s.peer_host, s.peer_realm, s.deck, s.context, s.started, s.last_number,
+        [[g.svc, g.used_total] for g in s.grants], s.account, upto, extra])
+
+
+def closed_forget_at(record: bytes) -> float:
+    """When the closed session of *record* is forgotten (epoch seconds)."""
+    return _FORGET.unpack_from(record)[0]  # type: ignore[no-any-return]
+
+
+def _closed_fields(record: bytes) -> list[Any]:
+    return msgpack.unpackb(memoryview(record)[_FORGET.size:], raw=False)  # type: ignore[no-any-return]
+
+
+def closed_saw(record: bytes, n: int) -> bool:
+    """Did the closed session of *record* see record number *n*?"""
+    f = _closed_fields(record)
+    return 0 <= n <= f[12] or n in f[13]
+
+
+def closed_row(sid: str, record: bytes) -> dict[str, Any]:
+    """The :func:`captured_row` of the closed session *record* describes."""
+    row = dict(zip(_CLOSED_FIELDS, _closed_fields(record), strict=True))
+    upto, extra = row.pop("upto"), row.pop("extra")
+    if row["a"] is None:
+        row["a"] = row["sub"]
+    if row["acct"] is None:
+        del row["acct"]
+    row.update(id=sid, seen=[*range(upto + 1), *extra], exp=closed_forget_at(record))
+    return row
+
+
+def closed_session(sid: str, record: bytes, currency: str | None) -> Session:
+    """The closed session *record* describes, as a :class:`Session` (a copy: changing it
+    changes nothing until it is packed again)."""
+    return session_of(closed_row(sid, record), currency)
+
+
+def pack_closed_rows(rows: Iterable[dict[str, Any]],
+                     currency: str | None) -> list[tuple[str, bytes]]:
+    """(Session-Id, :func:`pack_closed`) of version-1 checkpoint rows."""
+    return [(r["id"], pack_closed(session_of(r, currency))) for r in rows]
+
+
 def path_for(directory: Path, pos: Position) -> Path:
     return snapshot_path(directory, pos, "rf")
 
@@ -115,7 +195,7 @@ class CheckpointWriter:
     whole state ~250 ms more)."""
 
     def __init__(self, directory: Path, pos: Position, open_: list[Session],
-                 closed: list[Session], events: list[tuple[str, float]]) -> None:
+                 closed: list[tuple[str, bytes]], events: list[tuple[str, float]]) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory
         self.pos = pos
@@ -123,8 +203,7 @@ class CheckpointWriter:
         self._fh = open(self.tmp, "wb")  # noqa: SIM115 -- closed by finish()/abort()
         # the sessions (by id(): the writer holds them, so no id is reused) not written yet
         # and not changed since pos; rows kept by preserve() for those changed meanwhile
-        self._untouched = set(map(id, open_))
-        self._untouched.update(map(id, closed))
+        self._untouched = set(map(id, open_))  # (closed records are bytes: immutable)
         self._kept: dict[int, dict[str, Any]] = {}
         self._parts = self._encode(msgpack.Packer(use_bin_type=True), open_, closed, events)
 
@@ -142,17 +221,19 @@ class CheckpointWriter:
             return captured_row(s)
         return self._kept.pop(k)
 
-    def _encode(self, pk: msgpack.Packer, open_: list[Session], closed: list[Session],
-                events: list[tuple[str, float]]) -> Any:
+    def _encode(self, pk: msgpack.Packer, open_: list[Session],
+                closed: list[tuple[str, bytes]], events: list[tuple[str, float]]) -> Any:
         yield (pk.pack_map_header(5) + pk.pack("v") + pk.pack(VERSION) + pk.pack("position")
                + pk.pack([self.pos.segment, self.pos.offset]))
         yield pk.pack("events") + pk.pack_array_header(len(events))
         for k, t in events:
             yield pk.pack([k, t])
-        for name, sessions in (("open", open_), ("closed", closed)):
-            yield pk.pack(name) + pk.pack_array_header(len(sessions))
-            for s in sessions:
-                yield pk.pack(self._row(s))
+        yield pk.pack("open") + pk.pack_array_header(len(open_))
+        for s in open_:
+            yield pk.pack(self._row(s))
+        yield pk.pack("closed") + pk.pack_array_header(len(closed))
+        for sid, record in closed:
+            yield pk.pack([sid, record])
 
     def step(self, n: int) -> bool:
         """Encode and write up to *n* more rows; True once everything is written."""
@@ -188,9 +269,17 @@ def read(path: Path) -> dict[str, Any]:
         state = msgpack.unpackb(path.read_bytes(), raw=False, strict_map_key=False)
     except (OSError, ValueError, msgpack.UnpackException) as exc:
         raise CheckpointError(f"{path}: cannot read Rf checkpoint: {exc}") from exc
-    if not isinstance(state, dict) or state.get("v") != VERSION:
+    if not isinstance(state, dict) or state.get("v") not in _READS:
         raise CheckpointError(f"{path}: not a version-{VERSION} Rf checkpoint")
     return state
+
+
+def closed_of(state: dict[str, Any], currency: str | None) -> list[tuple[str, bytes]]:
+    """A checkpoint's closed sessions as (Session-Id, :func:`pack_closed`), in closing order."""
+    closed = state.get("closed") or ()
+    if state.get("v") == 1:
+        return pack_closed_rows(closed, currency)
+    return [(sid, bytes(record)) for sid, record in closed]
 
 
 def read_newest(directory: Path) -> tuple[Position | None, dict[str, Any] | None, list[str]]:

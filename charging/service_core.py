@@ -110,10 +110,11 @@ class ServiceCore:
         # with keep_answer(); the compiled twin (cython_ext/charging_slice.pyx) does the same.
         self._answers: dict[str, ChargingResult] = {}
         self._answer_order: collections.deque[str] = collections.deque()
-        # Rf sessions closed, in closing order, each kept until its ``expires`` (closed +
+        # Rf sessions closed, in closing order: Session-Id -> compact record (bytes,
+        # charging/offline_state.pack_closed), each kept until its forget-at (closed +
         # offline_retention) for the records that arrive after their STOP (duplicates, late
         # records); Rf EVENT keys the same way (key -> forget at). charging/service_offline.py
-        self._closed_offline: OrderedDict[str, Session] = OrderedDict()
+        self._closed_offline: OrderedDict[str, bytes] = OrderedDict()
         self._offline_events: dict[str, float] = {}
         self._rf_writer: Any = None  # the Rf checkpoint being written (see _rf_cow)
         # Session-Id -> waiters of the request in progress (None: nobody waits). A request

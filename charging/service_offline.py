@@ -90,7 +90,7 @@ class OfflineCharging(ServiceCore):
         sid, n = req.session_id, req.request_number
         closed = self._closed_offline.get(sid)
         if closed is not None:
-            return await self._offline_late(closed, req, key, at, used, now)
+            return await self._offline_late(sid, closed, req, key, at, used, now)
         session = self.offline.get(sid)
         if session is not None and n in session.seen:  # type: ignore[operator]
             return ChargingResult(outcome=Outcome.SUCCESS, message="duplicate")
@@ -102,7 +102,7 @@ class OfflineCharging(ServiceCore):
             account = await self._offline_account(req.subscriber)
             closed = self._closed_offline.get(sid)
             if closed is not None:  # (cannot happen: nothing else runs this session's turn)
-                return await self._offline_late(closed, req, key, at, used, now)
+                return await self._offline_late(sid, closed, req, key, at, used, now)
             session = self.offline.get(sid)
         new = session is None
         if session is None:
@@ -154,33 +154,31 @@ class OfflineCharging(ServiceCore):
         self._offline_forget(now)
         return ChargingResult(outcome=Outcome.SUCCESS)
 
-    async def _offline_late(self, session: Session, req: ChargingRequest, key: str, at: float,
-                            used: dict[ServiceKind, int], now: float) -> ChargingResult:
-        """An ACR of a session already closed (by its STOP, or for silence). A record number
-        seen before is a duplicate: answered, not recorded again (RFC 6733 §9.4). A new one --
-        an INTERIM delayed past its STOP by a failover, a STOP after the session timed out --
-        is not lost: the usage it adds is written as a ``late`` rated record priced at what
-        it adds to the price of the whole call (so the call's records add up to that price,
+    async def _offline_late(self, sid: str, closed: bytes, req: ChargingRequest, key: str,
+                            at: float, used: dict[ServiceKind, int],
+                            now: float) -> ChargingResult:
+        """An ACR of a session already closed (by its STOP, or for silence; *closed*: its
+        compact record, charging/offline_state.py). A record number seen before is a
+        duplicate: answered, not recorded again (RFC 6733 §9.4). A new one -- an INTERIM
+        delayed past its STOP by a failover, a STOP after the session timed out -- is not
+        lost: the usage it adds is written as a ``late`` rated record priced at what it adds
+        to the price of the whole call (so the call's records add up to that price,
         increments and fees counted once)."""
         n = req.request_number
-        if n in session.seen:  # type: ignore[operator]
+        if offline_state.closed_saw(closed, n):
             return ChargingResult(outcome=Outcome.SUCCESS, message="duplicate")
+        # a copy: the remembered record changes only when this one is journaled
+        session = offline_state.closed_session(sid, closed, self.config.currency)
         if session.account is None and session.subscriber:
             account = await self._offline_account(session.subscriber)
-            if n in session.seen:  # type: ignore[operator]
-                return ChargingResult(outcome=Outcome.SUCCESS, message="duplicate")
-            self._rf_cow(session)
+            again = self._closed_offline.get(sid)
+            if again is not None and again is not closed:  # (cannot happen: our turn)
+                return await self._offline_late(sid, again, req, key, at, used, now)
             session.account = account
-        self._rf_cow(session)
-        saved = _save(session)
         touched = self._offline_advance(session, n, req.verb, at, used, last=False)
         specs = [(_offline_key(key, i, g.service), g.service, g.used_total - before, before)
                  for i, (g, before) in enumerate(touched) if g.used_total > before]
-        try:
-            self._offline_journal(session, "late", key, n, at, used, specs, now)
-        except BaseException:
-            _restore(session, saved, n)
-            raise
+        self._offline_journal(session, "late", key, n, at, used, specs, now)
         self._offline_closed(session, now)  # its numbers are remembered from its last record
         return ChargingResult(outcome=Outcome.SUCCESS)
 
@@ -233,20 +231,21 @@ class OfflineCharging(ServiceCore):
         return touched
 
     def _offline_closed(self, session: Session, now: float) -> None:
-        """Keep a closed session for ``offline_retention`` after its last record: its record
-        numbers tell a duplicate from a late record, its usage prices a late one."""
+        """Keep a closed session for ``offline_retention`` after its last record, compact
+        (offline_state.pack_closed): its record numbers tell a duplicate from a late record,
+        its parties, start and totals price a late one."""
         session.expires = now + self.config.offline_retention
         closed = self._closed_offline
         closed.pop(session.id, None)
-        closed[session.id] = session
+        closed[session.id] = offline_state.pack_closed(session)
         self._offline_forget(now)
 
     def _offline_forget(self, now: float) -> None:
         """Drop closed sessions and EVENT keys past their retention (oldest first)."""
         closed = self._closed_offline
+        forget_at = offline_state.closed_forget_at
         while closed:
-            first = next(iter(closed.values()))
-            if first.expires > now:
+            if forget_at(next(iter(closed.values()))) > now:
                 break
             closed.popitem(last=False)
         events = self._offline_events
@@ -381,7 +380,7 @@ class OfflineCharging(ServiceCore):
             raise RuntimeError("an Rf checkpoint is already being written")
         pos = self.ledger.position
         writer = self._rf_writer = offline_state.CheckpointWriter(
-            directory, pos, list(self.offline), list(self._closed_offline.values()),
+            directory, pos, list(self.offline), list(self._closed_offline.items()),
             list(self._offline_events.items()))
         loop = asyncio.get_running_loop()
         try:
@@ -400,8 +399,9 @@ class OfflineCharging(ServiceCore):
         return pos
 
     def _rf_cow(self, session: Session) -> None:
-        """Call before changing *session* (its numbers, totals, expiry, account, table): a
-        checkpoint being written keeps the session's row as it was at its position."""
+        """Call before changing open *session* (its numbers, totals, expiry, account,
+        table): a checkpoint being written keeps the session's row as it was at its position.
+        (A closed session's record is bytes, replaced whole: the checkpoint keeps the old.)"""
         writer = self._rf_writer
         if writer is not None:
             writer.preserve(session)
@@ -421,9 +421,7 @@ class OfflineCharging(ServiceCore):
         if state is not None:
             for r in state.get("open") or ():
                 self.offline.add(offline_state.session_of(r, currency))
-            for r in state.get("closed") or ():
-                s = offline_state.session_of(r, currency)
-                self._closed_offline[s.id] = s
+            self._closed_offline.update(offline_state.closed_of(state, currency))
             for k, t in state.get("events") or ():
                 self._offline_events[k] = t
         pending: dict[str, tuple[dict[str, Any], int]] = {}  # announced rated idem -> acct
@@ -457,7 +455,9 @@ class OfflineCharging(ServiceCore):
             return
         closed = self._closed_offline
         if kind == "late":
-            session = closed.pop(sid, None) or offline_state.session_of(rf, currency)
+            record = closed.pop(sid, None)
+            session = (offline_state.session_of(rf, currency) if record is None
+                       else offline_state.closed_session(sid, record, currency))
         elif kind == "timeout":
             session = self.offline.pop(sid) or offline_state.session_of(rf, currency)
         else:
@@ -476,7 +476,7 @@ class OfflineCharging(ServiceCore):
         else:
             self.offline.pop(sid)
             session.expires = ts + retention
-            closed[sid] = session
+            closed[sid] = offline_state.pack_closed(session)
 
     def _offline_rewrite(self, pending: dict[str, tuple[dict[str, Any], int]],
                          currency: str | None) -> int:

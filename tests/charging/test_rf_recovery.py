@@ -277,9 +277,10 @@ def test_a_checkpoint_written_while_its_sessions_change_holds_their_state_at_its
                    acr(START, 0, "c8", t), now=t + 120)
         pos = await task
         state = offline_state.read(offline_state.path_for(rf_dir, pos))
-        rows = {r["id"]: r for r in state["open"] + state["closed"]}
+        closed = [offline_state.closed_row(sid, rec) for sid, rec in state["closed"]]
+        rows = {r["id"]: r for r in state["open"] + closed}
         assert [r["id"] for r in state["open"]] == [f"c{i}" for i in range(6)]
-        assert [r["id"] for r in state["closed"]] == ["c6", "c7"]
+        assert [r["id"] for r in closed] == ["c6", "c7"]
         assert all(rows[f"c{i}"]["tot"] == [["voice", 60]] for i in range(6))
         assert rows["c6"]["seen"] == [0, 2] and rows["c6"]["tot"] == [["voice", 60]]
         # after the checkpoint, before the crash: more records the restart must replay
