@@ -1,7 +1,7 @@
 """Memory kept per closed Rf call: what the service remembers of an accounting session after
 its STOP, for ``[store] session_retention`` (300 s), to drop duplicates and price late records.
 
-``python -m benchmarks.rf_closed_memory [--calls 100000] [--interims 1]`` prints one JSON line.
+``python -m benchmarks._rf_closed_memory [--calls 100000] [--interims 1]`` prints one JSON line (a measurement, not a `make bench` benchmark: there is no baseline to run beside it).
 Each call is START, INTERIM x k (60 s of voice), STOP (30 s), every ACR encoded, decoded by
 the codec in use and translated by mediation/rf.py as a received one is (so the strings a
 session keeps are the decoder's, one set per call, as on the wire), then decided by the
