@@ -297,11 +297,14 @@ class ServiceCore:
             return
         for grant in session.grants:
             if grant.held > 0:
-                # *key* (a request's) is unique; without one the key names the hold: a
-                # Session-Id seen twice (a CCR-I retransmitted once its answer left the
-                # cache, a client reusing ids) must not have its second hold's release
-                # answered from the store's record of the first one (nothing released)
-                rkey = (f"{key}:rel:{grant.key}" if key else
+                # *key* (a request's) is unique; without one the key names the hold by the
+                # reserve op that placed it (Grant.hold_key): a Session-Id seen twice (a
+                # client reusing ids) must not have its second hold's release answered from
+                # the store's record of the first one (nothing released) -- as it was when
+                # keyed by Session-Id, rating group and held_n, which a new session's
+                # same-numbered request asking at another MSCC position repeats
+                hk = grant.hold_key
+                rkey = (f"{key}:rel:{grant.key}" if key else f"{hk}:rel" if hk else
                         f"ro:{session.id}:rel:{grant.key}:{grant.held_n}")
                 await self._release_grant(session, grant, now, reason=reason, key=rkey)
 
@@ -316,4 +319,5 @@ class ServiceCore:
                                   wait=False)
         grant.held = 0
         grant.held_n = -1
+        grant.hold_key = None
         grant.granted = 0

@@ -214,10 +214,10 @@ class OnlineCharging(ServiceCore):
                 # back to the grant as it was, so the commit below replays by its key (the
                 # hold id and the usage total are those of the first attempt): charged once.
                 (_k, grant.held_n, grant.used_total, grant.cost_total, grant.held,
-                 grant.granted) = undo
+                 grant.granted, grant.hold_key) = undo
             else:
                 grant.undo = (key, grant.held_n, grant.used_total, grant.cost_total,
-                              grant.held, grant.granted)
+                              grant.held, grant.granted, grant.hold_key)
             used = su.used if su.used > 0 else 0
             before = grant.cost_total
             total = before + used if money else self._cost(session, grant,
@@ -302,6 +302,7 @@ class OnlineCharging(ServiceCore):
             grant.used_total += used
             grant.held = 0
             grant.held_n = -1
+            grant.hold_key = None
             grant.granted = 0
             # book what was really debited (the credit limit may cut it)
             used_cost = op.granted if op.status is _OK else 0
@@ -421,6 +422,7 @@ class OnlineCharging(ServiceCore):
         grant.granted = want
         grant.held = amount
         grant.held_n = req.request_number
+        grant.hold_key = op.key  # (the reserve that placed it: _release_all keys by it)
         grant.final = final
         counters = self.counters
         counters["reserve"] = counters.get("reserve", 0) + 1

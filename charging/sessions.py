@@ -24,7 +24,7 @@ class Grant:
 
     __slots__ = ("key", "service", "unit", "granted", "used_total", "cost_total", "held",
                  "held_n", "final", "svc", "rsvc", "priced_u", "priced_c", "fields", "tariff",
-                 "undo", "plan")
+                 "undo", "plan", "hold_key")
 
     def __init__(self, key: int, service: ServiceKind, unit: UnitKind) -> None:
         self.key = key  # rating group / service id; -1 for command-level units
@@ -43,13 +43,20 @@ class Grant:
         self.priced_c = 0  # ... and their price, micro-units
         self.fields: dict[str, Any] | None = None  # constant fields of its rated records
         self.tariff: dict[str, str] | None = None  # deck_version / prefix / destination
-        # (slice key, held_n, used_total, cost_total, held, granted) before the last commit:
-        # a retry of that request (it failed later, answered 5012) starts from this state, so
-        # its commit replays by key instead of charging the usage a second time
-        self.undo: tuple[str, int, int, int, int, int] | None = None
+        # (slice key, held_n, used_total, cost_total, held, granted, hold_key) before the last
+        # commit: a retry of that request (it failed later, answered 5012) starts from this
+        # state, so its commit replays by key instead of charging the usage a second time
+        self.undo: tuple[str, int, int, int, int, int, str | None] | None = None
         # The compiled fast path's rating shortcut (cython_ext/charging_slice.pyx: the tariff
         # row its prices come from, see RatingEngine.price_plan); None = not looked up yet.
         self.plan: Any = None
+        # The idempotency key of the reserve op that placed the current hold (None = none):
+        # what the server's own release of that hold is keyed by (ServiceCore._release_all).
+        # Unlike Session-Id + rating group + held_n it names one hold only: a reserve that
+        # placed a hold was a new op (a replayed key places none), so a Session-Id reused for
+        # another session never gets its release answered from the first session's record.
+        # (The embedded store keeps this very str as the op's key: a pointer per grant.)
+        self.hold_key: str | None = None
 
     def hold_id(self, session_id: str, number: int | None = None) -> str:
         """Store reservation id of the hold placed by request *number* (default: current).

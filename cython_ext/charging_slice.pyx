@@ -1404,7 +1404,7 @@ cdef class FastPath:
             return self.svc._fast_rest(req, key, now, session, su, grant, False, True, want,
                                        None, (cost_u, amount, rec.dict_(), res), True,
                                        self.sync)
-        r = self._reserved(session, req, su, grant, want, amount, 0)
+        r = self._reserved(session, req, su, grant, want, amount, 0, op_(res, O_KEY))
         result = self._answer(session, r, False)
         sessions = self.sessions
         sessions.pop(sid, None)
@@ -1478,6 +1478,7 @@ cdef class FastPath:
         gr_set(g, G_TARIFF, None)
         gr_set(g, G_UNDO, None)
         gr_set(g, G_PLAN, None)
+        gr_set(g, G_HOLD_KEY, None)
         gr_set(g, G_RSVC, self._rsvc(service))
         (<list>ses(session, S_GRANTS)).append(g)
         return g
@@ -1558,7 +1559,8 @@ cdef class FastPath:
         if n > ses(session, S_LAST_NUMBER):
             ses_set(session, S_LAST_NUMBER, n)
         held = gr(grant, G_HELD)
-        gr_set(grant, G_UNDO, (skey, held_n, used_total, before, held, gr(grant, G_GRANTED)))
+        gr_set(grant, G_UNDO, (skey, held_n, used_total, before, held, gr(grant, G_GRANTED),
+                               gr(grant, G_HOLD_KEY)))
         used_cost = total - before if total > before else 0
         at = rq(req, R_AT) or now
         if not tariff:
@@ -1637,6 +1639,7 @@ cdef class FastPath:
         gr_set(grant, G_USED_TOTAL, used_total + used)
         gr_set(grant, G_HELD, 0)
         gr_set(grant, G_HELD_N, -1)
+        gr_set(grant, G_HOLD_KEY, None)
         gr_set(grant, G_GRANTED, 0)
         used_cost = op_(op, O_GRANTED) if op_status is _OK else 0
         gr_set(grant, G_COST_TOTAL, before + used_cost)
@@ -1654,7 +1657,8 @@ cdef class FastPath:
                 self._keep(ses(session, S_ANSWER_KEY), answer)
             self._remember(req, key, None, result)
             return result
-        r = self._reserved(session, req, su, grant, want, (<tuple>pre)[1], used_cost)
+        r = self._reserved(session, req, su, grant, want, (<tuple>pre)[1], used_cost,
+                           op_((<tuple>pre)[3], O_KEY))
         result = self._answer(session, r, False)
         # SessionTable.touch
         ses_set(session, S_EXPIRES, now + self.tcc)
@@ -1854,11 +1858,14 @@ cdef class FastPath:
             return None
         return (cost_u, cost_w - cost_u if cost_w > cost_u else 0)
 
-    cdef object _reserved(self, session, req, su, grant, want, amount, object used_cost):
-        """OnlineCharging._reserve after an OK reserve: book it, build the slice result."""
+    cdef object _reserved(self, session, req, su, grant, want, amount, object used_cost,
+                          object hold_key):
+        """OnlineCharging._reserve after an OK reserve (its key: *hold_key*): book it, build
+        the slice result."""
         gr_set(grant, G_GRANTED, want)
         gr_set(grant, G_HELD, amount)
         gr_set(grant, G_HELD_N, rq(req, R_REQUEST_NUMBER))
+        gr_set(grant, G_HOLD_KEY, hold_key)
         gr_set(grant, G_FINAL, False)
         self._count("reserve")
         pct = self.pct

@@ -23,10 +23,11 @@ cdef enum:
 
 cdef tuple N_GR = ("key", "service", "unit", "granted", "used_total", "cost_total", "held",
                    "held_n", "final", "svc", "rsvc", "priced_u", "priced_c", "fields",
-                   "tariff", "undo", "plan")
+                   "tariff", "undo", "plan", "hold_key")
 cdef enum:
     G_KEY, G_SERVICE, G_UNIT, G_GRANTED, G_USED_TOTAL, G_COST_TOTAL, G_HELD, G_HELD_N
     G_FINAL, G_SVC, G_RSVC, G_PRICED_U, G_PRICED_C, G_FIELDS, G_TARIFF, G_UNDO, G_PLAN
+    G_HOLD_KEY
 
 cdef tuple N_REQ = ("verb", "session_id", "request_number", "service", "subscriber",
                     "destination", "origin", "units", "idem_key", "peer_host", "peer_realm",

@@ -213,3 +213,47 @@ def test_every_hold_of_a_reused_session_id_is_released_by_tcc(quick_tcc_server: 
 
     server.call(small_cache())
     assert asyncio.run(main()) == [2001, 2001, 0, (50_000_000 - 120_000, 0)]
+
+
+def test_a_reused_session_ids_hold_at_another_mscc_position_is_released_by_tcc(
+        quick_tcc_server: Server) -> None:
+    """The same with the key the fix above gave the release (Session-Id, rating group, number
+    of the request that placed the hold): a new session under the id whose same-numbered
+    request asks for the rating group at another MSCC position places a new hold (its reserve
+    is another op), and its Tcc release was answered from the store's record of the first
+    session's release: nothing released. The release is keyed by the reserve that placed the
+    hold."""
+    server = quick_tcc_server
+    service = server.running.charging.service
+    sid = f"{HOST};24;reused"
+
+    async def small_cache() -> None:
+        service.config = dataclasses.replace(service.config, answer_cache_size=1)
+
+    async def main() -> list[Any]:
+        peer = await connect("127.0.0.1", server.port, origin_host=HOST)
+        seen: list[Any] = []
+        try:
+            # session 1: MSI alone, then RG 100 asked at MSCC position 1 (RG 7 asks nothing)
+            first, _ = await send(peer, ccr(sid, 1, 0))
+            update, _ = await send(peer, ccr(sid, 2, 1, mscc(7), RSU))
+            seen.append((first.get("Result-Code"), update.get("Result-Code"), held(server)))
+            await until_closed(server)
+            gone, _ = await send(peer, ccr(f"{HOST};24;other", 2, 1, RSU))  # pushes ours out
+            seen.append((gone.get("Result-Code"), held(server)))
+            # session 2 under the same id: RG 100 asked at position 0 by request 1
+            again, _ = await send(peer, ccr(sid, 1, 0))
+            update, _ = await send(peer, ccr(sid, 2, 1, RSU))
+            seen.append((again.get("Result-Code"), update.get("Result-Code"), held(server)))
+            await until_closed(server)
+            seen.append((len(service.sessions), server.balance(SUB)))
+            return seen
+        finally:
+            await peer.close()
+
+    server.call(small_cache())
+    assert asyncio.run(main()) == [
+        (2001, 2001, (600_000, 600_000)), (5002, (0, 0)),
+        (2001, 2001, (600_000, 600_000)), (0, (50_000_000, 0))]
+    releases = [(r["session"], r["reason"]) for r in server.journal() if r["op"] == "release"]
+    assert releases == [(sid, "tcc_expired"), (sid, "tcc_expired")]
