@@ -11,6 +11,8 @@ facts sheet B5:
 * INITIAL: rate -> reserve via the ledger -> grant (GSU). When the requested quota does not fit,
   grant the most the balance allows with Final-Unit-Indication TERMINATE; when nothing fits,
   CREDIT_LIMIT_REACHED (4012).
+* INITIAL for a Session-Id whose session is open (RFC 4006 §7: no INITIAL in Open): refused,
+  nothing changes (OnlineCharging._refused_initial).
 * UPDATE: commit the reported usage (USU), reserve the next grant, restart Tcc.
 * TERMINATE: commit the usage, release what is left, close the session.
 * EVENT: DIRECT_DEBITING / REFUND / CHECK_BALANCE / PRICE_ENQUIRY.
@@ -132,6 +134,14 @@ class ChargingService(OnlineCharging, EventCharging, OfflineCharging, ServiceCor
         else:
             busy[sid] = None
         try:
+            if req.verb is _INITIAL and not req.offline:
+                refused = self._refused_initial(req, now)
+                if refused is not None:
+                    # refused for its Session-Id's state: nothing changed and nothing is
+                    # remembered (its answer is not its number's: an UPDATE of it may follow)
+                    self._count("initial_refused")
+                    _untrack(refused)  # (as every answer: it holds no cycle)
+                    return refused
             result = await self._dispatch(req, key, now)
             self._remember(req, key, result)
         finally:

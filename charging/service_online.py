@@ -32,11 +32,34 @@ class OnlineCharging(ServiceCore):
 
     # ------------------------------------------------------------------ INITIAL
 
+    def _refused_initial(self, req: ChargingRequest, now: float) -> ChargingResult | None:
+        """The answer to an INITIAL its Session-Id's state refuses, or None (it may open a
+        session). A refusal changes nothing -- no store op, no record, the open session, its
+        holds and its Tcc as they were -- and the caller must not remember it as the answer
+        to its number (ChargingService.decide: an UPDATE of the same number may follow, and
+        facts A9 keys duplicates by Session-Id + CC-Request-Number only).
+
+        The id's session is open: RFC 4006 §7's server table has no INITIAL event in Open
+        (facts B5; one transition table, anything else an error). An INITIAL is a session's
+        request 0 (RFC 4006 §8.2; facts B5 "CC-Request-Number: 0 for INITIAL"), so one
+        numbered otherwise carries an invalid value: 5004 DIAMETER_INVALID_AVP_VALUE with
+        Failed-AVP CC-Request-Number (RFC 6733 §7.1.5, facts A6). Numbered 0 it is a late
+        duplicate of the INITIAL that opened the session (its answer gone from the cache):
+        it must not change state (RFC 6733 §6.1.1 / facts A9) and its first answer is no
+        longer kept, so it gets 5012 DIAMETER_UNABLE_TO_COMPLY."""
+        if self._session_of(req.session_id) is not None:
+            if req.request_number != 0:
+                return ChargingResult(outcome=Outcome.INVALID_VALUE,
+                                      failed_field="CC-Request-Number",
+                                      message="INITIAL for an open session: must be number 0")
+            return ChargingResult(outcome=Outcome.UNABLE_TO_COMPLY,
+                                  message="late duplicate INITIAL of an open session")
+        return None
+
     async def _initial(self, req: ChargingRequest, key: str, now: float) -> ChargingResult:
-        existing = self.sessions.get(req.session_id)
-        if existing is not None:
-            # A new INITIAL for an open session id: treat it as an update of that session.
-            return await self._update(existing, req, key, now)
+        refused = self._refused_initial(req, now)  # (decide answers these before dispatch)
+        if refused is not None:
+            return refused
         if len(self.sessions) >= self.config.max_sessions:
             return ChargingResult(outcome=Outcome.UNABLE_TO_COMPLY, message="session limit")
         found = await self._account(req.subscriber)
@@ -271,7 +294,7 @@ class OnlineCharging(ServiceCore):
                                       want, sync, (op, pre, before, used, used_cost, fields))
         if grant_next and grant.held > 0:
             # A new grant asked for with no usage reported (a CCR-U after RAR before any of
-            # the quota was used, facts D; a second INITIAL): it replaces the grant held --
+            # the quota was used, facts D): it replaces the grant held --
             # the client's quota is the last one granted (RFC 4006 §5.1.2) --, so that hold
             # goes back first; kept, it stayed reserved, unused, until its TTL.
             await self._release_grant(session, grant, now, reason="replaced",

@@ -615,7 +615,7 @@ def result_to_cca(ccr: Message, request: ChargingRequest, result: ChargingResult
 
 
 def _failed_for(ccr: Message, name: str) -> Avp | None:
-    code = {"Subscription-Id": C.SUBSCRIPTION_ID,
+    code = {"Subscription-Id": C.SUBSCRIPTION_ID, "CC-Request-Number": C.CC_REQUEST_NUMBER,
             "Multiple-Services-Credit-Control": C.MULTIPLE_SERVICES_CREDIT_CONTROL,
             "destination": C.SERVICE_INFORMATION}.get(name)
     if code is None:

@@ -119,7 +119,7 @@ def _traffic(seed: int) -> list[tuple[str, Any, float]]:
             elif r < 0.2:
                 steps.append(("tick", None, t + 1300))  # Tcc: the hold goes away
             elif r < 0.25:
-                # a new INITIAL for the open session id (treated as an update)
+                # a new INITIAL for the open session id (refused: 5004, nothing changes)
                 n += 1
                 steps.append(("req", _req(Verb.INITIAL, sid, n, sub, service,
                                           units(True, True)), t + 2))

@@ -76,3 +76,48 @@ def test_the_release_of_a_reused_session_ids_hold_is_not_the_first_sessions(
         assert await releases(app, sid) == [("killed", "-0.12"), ("killed", "-0.12")]
 
     stack(body)
+
+
+def test_a_second_initial_of_an_open_session_is_refused_and_changes_nothing(
+        stack: Runner) -> None:
+    """A CCR-I for a Session-Id whose session is open was taken as an UPDATE of it: its usage
+    committed, its grant replaced (the hold released, another placed), the session's Tcc
+    restarted. RFC 4006 §7 has no INITIAL event in the Open state, and an INITIAL is the
+    session's request 0 (§8.2, facts B5): one numbered otherwise is answered 5004
+    INVALID_AVP_VALUE with Failed-AVP CC-Request-Number. A number-0 INITIAL whose answer has
+    left the cache is a late duplicate of the one that opened the session (facts A9: it must
+    change nothing): 5012. Either way nothing is charged, the session and its holds stay as
+    they were, and its next request is answered as if the INITIAL never came."""
+
+    async def body(app: ChargingApp) -> None:
+        svc = app.service
+        sid = "twice"
+        first = await svc.handle(voice(Verb.INITIAL, 0, sid=sid, requested=60), now=T0)
+        assert first.ok and await money(app, SUB) == (50_000_000, 120_000)
+        session = svc.sessions.get(sid)
+        assert session is not None
+        expires = session.expires
+        r = await svc.handle(voice(Verb.INITIAL, 1, sid=sid, requested=120, used=30),
+                             now=T0 + 30)
+        assert (r.outcome, r.failed_field) == (Outcome.INVALID_VALUE, "CC-Request-Number")
+        assert await money(app, SUB) == (50_000_000, 120_000)
+        g = session.grants[0]
+        assert (svc.sessions.get(sid) is session, session.expires, session.last_number,
+                session.answer, g.held, g.held_n, g.used_total) == (
+                    True, expires, 0, first, 120_000, 0, 0)
+        # the session goes on: its UPDATE 1 is answered, not the refusal again
+        r = await svc.handle(voice(Verb.UPDATE, 1, sid=sid, used=60, requested=60),
+                             now=T0 + 60)
+        assert r.ok and await money(app, SUB) == (50_000_000 - 120_000, 120_000)
+        # the INITIAL 0 again, its answer gone from the cache: a late duplicate
+        await forget_answers(app, T0 + 61)
+        r = await svc.handle(voice(Verb.INITIAL, 0, sid=sid, requested=60), now=T0 + 62)
+        assert r.outcome is Outcome.UNABLE_TO_COMPLY
+        assert (await money(app, SUB), g.held, g.held_n) == (
+            (50_000_000 - 120_000, 120_000), 120_000, 1)
+        r = await svc.handle(voice(Verb.TERMINATE, 2, sid=sid, used=30), now=T0 + 90)
+        assert r.ok and r.cost == 180_000  # 90 s at 0.12/min, 60/1
+        assert (len(svc.sessions), await money(app, SUB)) == (0, (50_000_000 - 180_000, 0))
+        assert await releases(app, sid) == []  # no hold was ever replaced
+
+    stack(body)

@@ -63,8 +63,11 @@ def test_a_new_grant_without_usage_replaces_the_hold(server: Server) -> None:
     """A CCR-U that asks for a new grant reporting no usage (what a client does after a RAR
     before it used any of its quota, facts D) got a second hold beside the first: the balance
     kept 0.60 more reserved per such update -- after the CCR-T too, until the holds' TTL (Tcc
-    + 60 s). A second INITIAL for the open session did the same. The new grant replaces the
-    one held (RFC 4006 §5.1.2: the client's quota is the last one granted)."""
+    + 60 s). The new grant replaces the one held (RFC 4006 §5.1.2: the client's quota is the
+    last one granted). A second INITIAL for the open session did the same -- it was taken as
+    an UPDATE --; it is now refused and changes nothing (RFC 4006 §7 has no INITIAL in Open,
+    an INITIAL is request 0, §8.2): 5004 with Failed-AVP CC-Request-Number, the session and its
+    hold as they were."""
 
     async def main() -> list[Any]:
         peer = await connect("127.0.0.1", server.port, origin_host=HOST)
@@ -79,8 +82,12 @@ def test_a_new_grant_without_usage_replaces_the_hold(server: Server) -> None:
             sid = f"{HOST};20;initial-again"
             for rtype, number in ((1, 0), (1, 1)):
                 cca = await peer.request(ccr(sid, rtype, number, RSU))
-                seen.append((cca.get("Result-Code"), held(server)))
-            cca = await peer.request(ccr(sid, 3, 2, mscc(100, usu=("CC-Time", 30))))
+                failed = cca.find("Failed-AVP")
+                seen.append((cca.get("Result-Code"), cca.get("CC-Request-Type"),
+                             cca.get("CC-Request-Number"),
+                             None if failed is None else failed.get("CC-Request-Number"),
+                             held(server)))
+            cca = await peer.request(ccr(sid, 3, 1, mscc(100, usu=("CC-Time", 30))))
             seen.append((cca.get("Result-Code"), held(server), server.balance(SUB)[0]))
             return seen
         finally:
@@ -89,13 +96,12 @@ def test_a_new_grant_without_usage_replaces_the_hold(server: Server) -> None:
     assert asyncio.run(main()) == [
         (2001, (600_000, 600_000)), (2001, (600_000, 600_000)), (2001, (600_000, 600_000)),
         (2001, (0, 0), 50_000_000 - 120_000),  # 60 s at 0.12/min, nothing left held
-        (2001, (600_000, 600_000)), (2001, (600_000, 600_000)),
+        (2001, 1, 0, None, (600_000, 600_000)), (5004, 1, 1, 1, (600_000, 600_000)),
         (2001, (0, 0), 50_000_000 - 2 * 120_000)]  # 30 s costs the first 60 s (60/1)
     released = [r for r in server.journal()
                 if r["op"] == "release" and r.get("reason") == "replaced"]
     assert [(r["session"], r["holds"][0]["amount"]) for r in released] == [
-        (f"{HOST};20;no-usu", "-0.60"), (f"{HOST};20;no-usu", "-0.60"),
-        (f"{HOST};20;initial-again", "-0.60")]
+        (f"{HOST};20;no-usu", "-0.60"), (f"{HOST};20;no-usu", "-0.60")]
 
 
 def test_a_retransmit_after_tcc_gets_its_answer_and_changes_nothing(
