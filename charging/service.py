@@ -11,8 +11,9 @@ facts sheet B5:
 * INITIAL: rate -> reserve via the ledger -> grant (GSU). When the requested quota does not fit,
   grant the most the balance allows with Final-Unit-Indication TERMINATE; when nothing fits,
   CREDIT_LIMIT_REACHED (4012).
-* INITIAL for a Session-Id whose session is open (RFC 4006 §7: no INITIAL in Open): refused,
-  nothing changes (OnlineCharging._refused_initial).
+* INITIAL for a Session-Id whose session is open (RFC 4006 §7: no INITIAL in Open), or whose
+  session ended within ``session_retention`` (a late one: 5002): refused, nothing changes
+  (OnlineCharging._refused_initial).
 * UPDATE: commit the reported usage (USU), reserve the next grant, restart Tcc.
 * TERMINATE: commit the usage, release what is left, close the session.
 * EVENT: DIRECT_DEBITING / REFUND / CHECK_BALANCE / PRICE_ENQUIRY.
@@ -285,7 +286,7 @@ class ChargingService(OnlineCharging, EventCharging, OfflineCharging, ServiceCor
                 # ends the session itself; closing it here would release the hold under it
                 self.sessions.add(session)
                 continue
-            self._closed_here(session)
+            self._closed_here(session, now)
             await self._release_all(session, now, reason="tcc_expired")
             closed.append(session.id)
             self._count("tcc_expired")
@@ -296,7 +297,7 @@ class ChargingService(OnlineCharging, EventCharging, OfflineCharging, ServiceCor
             elif session.killed <= now and sid not in self._busy:
                 # killed after ASA 2001 and no CCR-T within kill_grace: release the hold
                 self.sessions.pop(sid)
-                self._closed_here(session)
+                self._closed_here(session, now)
                 await self._release_all(session, now, reason="killed")
                 closed.append(sid)
                 self._count("kill_expired")
@@ -311,6 +312,7 @@ class ChargingService(OnlineCharging, EventCharging, OfflineCharging, ServiceCor
                 self._next_turn(session.id)
             closed.append(session.id)
         self._offline_forget(now)
+        self._ended.forget(now)
         if closed:
             await self.wait_durable(self.durable_mark())
         return closed
@@ -353,7 +355,7 @@ class ChargingService(OnlineCharging, EventCharging, OfflineCharging, ServiceCor
             if self.sessions.get(session_id) is not session:
                 return True  # it ended meanwhile (a CCR-T): its hold is already gone
             self.sessions.pop(session_id)
-            self._closed_here(session)
+            self._closed_here(session, now)
             await self._release_all(session, now, reason=reason)
         finally:
             if busy:
@@ -361,12 +363,14 @@ class ChargingService(OnlineCharging, EventCharging, OfflineCharging, ServiceCor
         await self.wait_durable(self.durable_mark())
         return True
 
-    def _closed_here(self, session: Session) -> None:
+    def _closed_here(self, session: Session, now: float) -> None:
         """*session*, just taken out of the table, was ended by the server (Tcc, operator
-        kill, RAA 5002) rather than by a request: its last answer stays findable, as after a
-        CCR-T, so a retransmission of that request gets it again and changes nothing (facts
-        A9) -- not a CCR-I reopening the session around a hold already given back."""
+        kill, RAA 5002) at *now* rather than by a request: its last answer stays findable, as
+        after a CCR-T, so a retransmission of that request gets it again and changes nothing
+        (facts A9) -- not a CCR-I reopening the session around a hold already given back;
+        once that answer left the cache, the ended session's record answers a late CCR-I."""
         self._killed.pop(session.id, None)
+        self._ended_at(session, now)
         if session.answer is not None:
             self.keep_answer(session.answer_key, session.answer)
 

@@ -27,7 +27,7 @@ from charging.requests import (
     UnitsResult,
     Verb,
 )
-from charging.sessions import Grant, Session, SessionTable
+from charging.sessions import EndedSessions, Grant, Session, SessionTable
 from charging.store import base as _store_base
 from charging.store.base import MAX_AMOUNT, BalanceKind, OpStatus
 
@@ -75,6 +75,13 @@ class ServiceConfig:
     # new record of a closed session is a late one ([store] session_retention, the window the
     # embedded store keeps the Ro ops' idempotency keys)
     offline_retention: float = 300.0
+    # How long an ended online session's Session-Id is remembered ([store] session_retention:
+    # retransmissions come within it): a CCR-I for it within that is a late request of a
+    # session that no longer exists, answered 5002 (OnlineCharging._refused_initial) instead
+    # of opening it again around a hold already given back. 0: not remembered. At most
+    # ended_sessions_max ids (sessions.EndedSessions: ~74 bytes each).
+    session_retention: float = 300.0
+    ended_sessions_max: int = 1_000_000
     quota_holding_time: int | None = None  # seconds (3GPP Quota-Holding-Time); None = omit
     # Fraction of a grant (percent) at which the client re-authorises (Time/Volume/Unit-Quota-
     # Threshold); None = omit.
@@ -103,6 +110,8 @@ class ServiceCore:
         # SessionTable.get without the method frame (the per-request lookups)
         self._session_of = self.sessions.getter()
         self.offline = SessionTable()
+        # online sessions ended recently (a late CCR-I of one is refused: _refused_initial)
+        self._ended = EndedSessions(self.config.ended_sessions_max)
         # FIFO-bounded answer cache: a dict plus a deque of its keys in insertion order
         # (evict: del answers[order.popleft()], O(1)). Not an OrderedDict: it rebuilds its
         # node index, one hash lookup per entry, whenever its dict resizes (a few ms of loop
@@ -157,6 +166,13 @@ class ServiceCore:
         while excess > 0:  # FIFO eviction, oldest first
             answers.pop(order.popleft(), None)
             excess -= 1
+
+    def _ended_at(self, session: Session, now: float) -> None:
+        """*session* (online) ended at *now*, however: remember its Session-Id for
+        ``session_retention`` (the compiled fast path's CCR-T does the same)."""
+        retention = self.config.session_retention
+        if retention > 0:
+            self._ended.add(session.id, now + retention)
 
     def _count(self, name: str) -> None:
         self.counters[name] = self.counters.get(name, 0) + 1

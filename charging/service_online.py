@@ -46,14 +46,25 @@ class OnlineCharging(ServiceCore):
         Failed-AVP CC-Request-Number (RFC 6733 §7.1.5, facts A6). Numbered 0 it is a late
         duplicate of the INITIAL that opened the session (its answer gone from the cache):
         it must not change state (RFC 6733 §6.1.1 / facts A9) and its first answer is no
-        longer kept, so it gets 5012 DIAMETER_UNABLE_TO_COMPLY."""
-        if self._session_of(req.session_id) is not None:
+        longer kept, so it gets 5012 DIAMETER_UNABLE_TO_COMPLY.
+
+        The id's session ended within ``session_retention`` (a CCR-I retransmitted after the
+        end, once its answer left the answer cache; or a client reusing the id at once): a
+        request of a session that no longer exists, 5002 DIAMETER_UNKNOWN_SESSION_ID (RFC
+        6733 §7.1.5, facts A6: "a CCR-U/T after the session was cleared"), as its CCR-U/T
+        get. Opening it again would put a session around a hold already given back (its
+        reserve replays by key) -- or charge a retransmission as a new call."""
+        sid = req.session_id
+        if self._session_of(sid) is not None:
             if req.request_number != 0:
                 return ChargingResult(outcome=Outcome.INVALID_VALUE,
                                       failed_field="CC-Request-Number",
                                       message="INITIAL for an open session: must be number 0")
             return ChargingResult(outcome=Outcome.UNABLE_TO_COMPLY,
                                   message="late duplicate INITIAL of an open session")
+        if self._ended.ended(sid, now):
+            return ChargingResult(outcome=Outcome.UNKNOWN_SESSION,
+                                  message="session ended")
         return None
 
     async def _initial(self, req: ChargingRequest, key: str, now: float) -> ChargingResult:
@@ -99,9 +110,10 @@ class OnlineCharging(ServiceCore):
 
     # ------------------------------------------------------------------ UPDATE / TERMINATE
 
-    def _end(self, session: Session) -> None:
-        """Forget a session that ends by a request (TERMINATE, failed UPDATE)."""
+    def _end(self, session: Session, now: float) -> None:
+        """Forget a session that ends by a request (TERMINATE, failed UPDATE) at *now*."""
         self.sessions.pop(session.id)
+        self._ended_at(session, now)
         if session.killed is not None:
             self._killed.pop(session.id, None)
         if session.answer is not None:
@@ -123,7 +135,7 @@ class OnlineCharging(ServiceCore):
         """The session after an UPDATE/TERMINATE: restart Tcc, or end it. Returns the reason
         to release what it still holds (the caller must await :meth:`_release_all`), or None."""
         if terminate:
-            self._end(session)
+            self._end(session, now)
             for grant in session.grants:
                 if grant.held > 0:  # (a commit releases its hold's rest: usually none left)
                     return "terminated"
@@ -132,7 +144,7 @@ class OnlineCharging(ServiceCore):
             self.sessions.touch(session, now + self.config.tcc)
             return None
         # RFC 4006 §7: UPDATE failed -> debit used units -> Idle.
-        self._end(session)
+        self._end(session, now)
         return result.outcome.value
 
     async def _grant_all(self, session: Session, req: ChargingRequest, key: str, now: float,

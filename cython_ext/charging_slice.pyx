@@ -37,10 +37,11 @@ paths and compare answers, balances, holds and journal bytes.
 
 cimport cython
 from cpython.bytes cimport PyBytes_FromStringAndSize
-from cpython.dict cimport PyDict_Copy, PyDict_GetItem, PyDict_Next
+from cpython.dict cimport (PyDict_Contains, PyDict_Copy, PyDict_DelItem, PyDict_GetItem,
+                           PyDict_Next, PyDict_SetDefault, PyDict_SetItem, PyDict_Size)
 from cpython.float cimport PyFloat_AS_DOUBLE
 from cpython.long cimport (PyLong_AsLongLongAndOverflow, PyLong_AsUnsignedLongLong,
-                           PyLong_FromDouble)
+                           PyLong_FromDouble, PyLong_FromUnsignedLongLong)
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize
 from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcpy
@@ -205,6 +206,7 @@ cdef inline bint _moved(res) except -1:
 cdef extern from "<math.h>" nogil:
     double rint(double x)
     double floor(double x)
+    double ceil(double x)
 
 
 cdef object _round_us(object t):
@@ -255,6 +257,22 @@ cdef inline object _grant_key(su):
         return sv
     rg = su_(su, U_RATING_GROUP)
     return -1 if rg is None else rg
+
+
+# charging/sessions.py ENDED_KEY_MASK: an EndedSessions key is the Session-Id's hash, 60 bits
+cdef unsigned long long _ENDED_MASK = 0xFFFFFFFFFFFFFFF
+
+
+cdef inline object _ended_key(object sid):
+    """EndedSessions' key of *sid*: ``hash(sid) & ENDED_KEY_MASK`` (the low 60 bits of the
+    hash's two's complement, as Python's ``&`` of a negative int gives)."""
+    cdef Py_hash_t h = hash(sid)
+    return PyLong_FromUnsignedLongLong(<unsigned long long>h & _ENDED_MASK)
+
+
+def ended_key(sid):
+    """For the tests: :func:`_ended_key`."""
+    return _ended_key(sid)
 
 
 cdef extern from "Python.h":
@@ -1230,6 +1248,13 @@ cdef class FastPath:
     cdef dict plans  # (deck version, rating service, destination, origin, start second) -> _Plan
     cdef list quota_pairs  # [(unit kind, (default, max quota)), ...]: _quotas, memoised
     cdef Tmpl t_commit, t_commit_tariff, t_reserve  # record templates (None: none yet)
+    # svc._ended (sessions.EndedSessions): its dict (never replaced), its limit, the config's
+    # session_retention (s; <= 0: not kept), the last expiry given out and its float
+    cdef object ended_obj
+    cdef dict ended
+    cdef Py_ssize_t ended_max
+    cdef double retention, stamp_v
+    cdef object stamp
 
     def __init__(self, svc):
         self.svc = svc
@@ -1257,6 +1282,12 @@ cdef class FastPath:
         self.rsvcs = []
         self.plans = {}
         self.quota_pairs = []
+        self.ended_obj = svc._ended
+        self.ended = self.ended_obj.until
+        self.ended_max = self.ended_obj.limit
+        self.retention = cfg.session_retention
+        self.stamp_v = 0.0
+        self.stamp = None
         self.tcc = cfg.tcc
         self.ttl = cfg.tcc + 60.0
         self.validity_time = cfg.validity_time
@@ -1335,6 +1366,9 @@ cdef class FastPath:
         svc = self.svc
         if len(self.sessions) >= self.max_sessions:
             return None
+        if PyDict_Size(self.ended) and PyDict_Contains(self.ended,
+                                                       _ended_key(rq(req, R_SESSION_ID))):
+            return None  # its Session-Id's session ended lately: the Python path (5002)
         if su_(su, U_USED_PRESENT) or su_(su, U_USED):
             return None
         subscriber = rq(req, R_SUBSCRIBER)
@@ -1650,6 +1684,7 @@ cdef class FastPath:
             # OnlineCharging._end (not killed when decided; a suspending store's op lets an
             # ASR with ASA 2001 mark it meanwhile)
             self.sessions.pop(sid, None)
+            self._ended_add(sid, now)
             if ses(session, S_KILLED) is not None:
                 svc._killed.pop(sid, None)
             answer = ses(session, S_ANSWER)
@@ -1693,6 +1728,26 @@ cdef class FastPath:
         default, cap = dc
         want = requested or default
         return cap if want > cap else want
+
+    cdef int _ended_add(self, sid, now) except -1:
+        """ServiceCore._ended_at (EndedSessions.add): the session *sid* ended at *now*."""
+        cdef double until
+        if not self.retention > 0:
+            return 0
+        until = <double>now + self.retention
+        if self.stamp is None or not (self.stamp_v - 1.0 < until <= self.stamp_v):
+            self.stamp_v = ceil(until)  # (its second's expiry, shared by its entries)
+            self.stamp = self.stamp_v
+        k = _ended_key(sid)
+        cdef dict d = self.ended
+        cdef Py_ssize_t n = PyDict_Size(d)
+        PyDict_SetDefault(d, k, self.stamp)  # (one lookup: the common case, a new id)
+        if PyDict_Size(d) == n:  # ended again: to the end, end order
+            PyDict_DelItem(d, k)
+            PyDict_SetItem(d, k, self.stamp)
+        elif n >= self.ended_max:
+            self.ended_obj.trim()
+        return 0
 
     cdef inline int _count(self, str name) except -1:
         cdef dict counters = self.counters

@@ -91,6 +91,7 @@ def service_config(settings: Settings) -> ServiceConfig:
         offline_timeout=settings.rf.session_timeout,
         offline_usage_reports=settings.rf.usage_reports,
         offline_retention=getattr(getattr(settings, "store", None), "session_retention", 300.0),
+        session_retention=getattr(getattr(settings, "store", None), "session_retention", 300.0),
         kill_grace=ro.kill_grace_seconds,
         quota_holding_time=ro.quota_holding_time or None,
         quota_threshold_percent=ro.quota_threshold_percent or None,

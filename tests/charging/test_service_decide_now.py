@@ -91,7 +91,7 @@ def test_decide_now_equals_python_path(tmp_path_factory: pytest.TempPathFactory,
     now = _stack(tmp / "now", traffic, now_entry=True)
     py = _stack(tmp / "py", traffic, now_entry=False)
     for part in ("results", "records", "balances", "sessions", "counters", "stats",
-                 "answers"):
+                 "answers", "ended"):
         assert now[part] == py[part], part
 
 

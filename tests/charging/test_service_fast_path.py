@@ -130,6 +130,10 @@ def _traffic(seed: int) -> list[tuple[str, Any, float]]:
         if rnd.random() < 0.1:
             steps.append(("req", _req(Verb.UPDATE, sid, n + 1, sub, service,
                                       units(True, True)), t + 1))  # after the end: 5002
+        if rnd.random() < 0.15:  # an INITIAL of it after the end: the first one again (its
+            # answer still cached), or another number (not cached: a late one, 5002)
+            steps.append(("req", _req(Verb.INITIAL, sid, rnd.choice([0, n + 2]), sub, service,
+                                      units(True, False)), t + 2))
         per_session.append(steps)
     merged: list[tuple[str, Any, float]] = []
     while per_session:
@@ -207,7 +211,9 @@ async def _run(app: ChargingApp, traffic: list[tuple[str, Any, float]],
             "sessions": sessions, "counters": dict(svc.counters),
             "stats": dict(app.ledger.stats), "answers": list(svc._answers.items()),
             "answer_order": list(svc._answer_order), "confirm": confirm,
-            "busy": dict(svc._busy)}
+            "busy": dict(svc._busy),
+            # the ended sessions' record (its keys, expiries and end order)
+            "ended": list(svc._ended.until.items())}
 
 
 def _config(tmp: Path, store_url: str | None,
@@ -256,7 +262,7 @@ def test_fast_path_equals_python_path(tmp_path_factory: pytest.TempPathFactory,
     fast = _stack_run(tmp / "fast", traffic, fast=True)
     py = _stack_run(tmp / "py", traffic, fast=False)
     for part in ("results", "records", "balances", "sessions", "counters", "stats",
-                 "answers", "confirm", "busy"):
+                 "answers", "confirm", "busy", "ended"):
         assert fast[part] == py[part], part
 
 
@@ -334,7 +340,7 @@ def _same_on_both_paths(tmp: Path, traffic: list[tuple[str, Any, float]],
     fast = _stack_run(tmp / "fast", traffic, fast=True, **store)
     py = _stack_run(tmp / "py", traffic, fast=False, **store)
     for part in ("results", "records", "balances", "sessions", "counters", "stats",
-                 "answers", "confirm", "busy"):
+                 "answers", "confirm", "busy", "ended"):
         assert fast[part] == py[part], part
 
 

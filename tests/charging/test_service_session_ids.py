@@ -7,9 +7,13 @@ embedded store + journal + ledger), time driven by ``now``; both paths (compiled
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
+
+import pytest
 
 from charging.journal import JournalReader
 from charging.requests import ChargingRequest, Outcome, ServiceKind, ServiceUnits, Verb
+from charging.sessions import ENDED_KEY_MASK, EndedSessions
 from icx.charging_app import ChargingApp
 from tests.charging.test_service import T0, Runner, money, stack, voice
 
@@ -121,3 +125,87 @@ def test_a_second_initial_of_an_open_session_is_refused_and_changes_nothing(
         assert await releases(app, sid) == []  # no hold was ever replaced
 
     stack(body)
+
+
+def _end_by(how: str) -> Any:
+    """How the test's session ends: its CCR-T, Tcc, an operator kill, a failed UPDATE."""
+
+    async def end(app: ChargingApp, sid: str, at: float) -> None:
+        svc = app.service
+        if how == "terminate":
+            assert (await svc.handle(voice(Verb.TERMINATE, 1, sid=sid, used=30), now=at)).ok
+        elif how == "tcc":
+            assert await svc.supervise(at + svc.config.tcc) == [sid]
+        elif how == "kill":
+            assert await svc.kill(sid, now=at)
+        else:  # an UPDATE that uses the balance up (0.30: 150 s), no new grant: 4012, ended
+            r = await svc.handle(voice(Verb.UPDATE, 1, sid=sid, sub="41790000100", used=150,
+                                       requested=60), now=at)
+            assert r.outcome is Outcome.CREDIT_LIMIT_REACHED
+
+    return end
+
+
+@pytest.mark.parametrize("how", ["terminate", "tcc", "kill", "failed_update"])
+def test_a_late_initial_of_an_ended_session_is_answered_5002(stack: Runner, how: str) -> None:
+    """A CCR-I retransmitted after its session ended and after its answer left the bounded
+    answer cache opened the session again: its reserve replayed by key (the store's record of
+    the hold given back), so the session table claimed a hold the balance no longer had, until
+    the session closed. Ended sessions are remembered [store] session_retention (300 s): a CCR-I
+    for one of them within that is a request of a session that no longer exists, 5002
+    DIAMETER_UNKNOWN_SESSION_ID (facts A6, as a CCR-U/T after the session was cleared), and
+    changes nothing. Past that window the Session-Id opens a session again."""
+
+    async def body(app: ChargingApp) -> None:
+        svc = app.service
+        sid = f"late-{how}"
+        sub = "41790000100" if how == "failed_update" else SUB  # (holds 0.30)
+        first = voice(Verb.INITIAL, 0, sid=sid, sub=sub, requested=60)
+        assert (await svc.handle(first, now=T0)).ok
+        await _end_by(how)(app, sid, T0 + 30)
+        ended = T0 + 30 + (svc.config.tcc if how == "tcc" else 0)
+        after = await money(app, sub)
+        assert (len(svc.sessions), after[1]) == (0, 0)
+        await forget_answers(app, ended + 1)
+        for at in (ended + 2, ended + 299):
+            r = await svc.handle(first, now=at)
+            assert (r.outcome, len(svc.sessions), svc.sessions.reserved_total(),
+                    await money(app, sub)) == (Outcome.UNKNOWN_SESSION, 0, 0, after)
+        # past the window: the id opens a session again (a new call reusing it)
+        r = await svc.handle(voice(Verb.INITIAL, 0, sid=sid, sub=sub, requested=60),
+                             now=ended + 302)
+        assert r.ok and len(svc.sessions) == 1
+        assert (await svc.handle(voice(Verb.TERMINATE, 1, sid=sid, sub=sub, used=0),
+                                 now=ended + 303)).ok
+
+    stack(body)
+
+
+def test_ended_sessions_are_kept_their_window_in_end_order_and_bounded() -> None:
+    """sessions.EndedSessions: an id is remembered until the whole second at or after the
+    time given (the entries of one second share one float), in end order (an id ending again
+    moves to the end) so forget() stops at the first one still kept, and never more than
+    ``limit`` ids (past it the oldest go, an eighth of the limit at a time)."""
+    e = EndedSessions(limit=16)
+    e.add("a", T0 + 300.2)
+    e.add("b", T0 + 300.9)
+    e.add("c", T0 + 301.5)
+    assert [e.ended(s, T0 + 300.5) for s in "abcd"] == [True, True, True, False]
+    assert e.until[hash("a") & ENDED_KEY_MASK] is e.until[hash("b") & ENDED_KEY_MASK]
+    assert not e.ended("a", T0 + 301) and e.ended("c", T0 + 301)
+    e.add("a", T0 + 302)  # ended again: kept anew, now the youngest
+    assert e.forget(T0 + 301) == 1 and len(e) == 2  # b went; a is behind c now
+    assert e.forget(T0 + 302) == 2 and len(e) == 0
+    for i in range(17):
+        e.add(f"s{i}", T0 + i)
+    assert len(e) == 14 and not e.ended("s2", T0) and e.ended("s3", T0)  # 3 oldest dropped
+
+
+def test_the_fast_path_keys_ended_sessions_as_the_python_path() -> None:
+    """The compiled twin adds to the same dict by the same key (hash(sid) & mask)."""
+    import cython_ext
+    slice_ = cython_ext.load("charging_slice")
+    if slice_ is None:
+        pytest.skip("cython_ext.charging_slice not built (or disabled)")
+    for sid in ("", "a", "pgw.example.com;1876543210;523", "é;ü", "x" * 300):
+        assert slice_.ended_key(sid) == hash(sid) & ENDED_KEY_MASK

@@ -193,13 +193,17 @@ def test_every_hold_of_a_reused_session_id_is_released_by_tcc(quick_tcc_server: 
     and rating group only, so a second session under the same Session-Id -- a CCR-I
     retransmitted once its answer had left the bounded answer cache, or a client reusing ids
     -- had its Tcc release answered from the store's record of the first one: nothing
-    released, 0.60 held with no session until the hold's TTL. The key names the hold."""
+    released, 0.60 held with no session until the hold's TTL. The key names the hold.
+    (Within ``[store] session_retention`` of the first session's end its Session-Id now gets
+    5002 -- test_a_late_initial_of_an_ended_session_gets_5002 --: this is about a reuse past
+    that window, so the server's record of ended sessions is switched off here.)"""
     server = quick_tcc_server
     service = server.running.charging.service
     sid = f"{HOST};23;reused"
 
     async def small_cache() -> None:
-        service.config = dataclasses.replace(service.config, answer_cache_size=1)
+        service.config = dataclasses.replace(service.config, answer_cache_size=1,
+                                             session_retention=0.0)
 
     async def main() -> list[Any]:
         peer = await connect("127.0.0.1", server.port, origin_host=HOST)
@@ -228,13 +232,15 @@ def test_a_reused_session_ids_hold_at_another_mscc_position_is_released_by_tcc(
     request asks for the rating group at another MSCC position places a new hold (its reserve
     is another op), and its Tcc release was answered from the store's record of the first
     session's release: nothing released. The release is keyed by the reserve that placed the
-    hold."""
+    hold. (A reuse past ``[store] session_retention``: the record of ended sessions is
+    switched off here, as above.)"""
     server = quick_tcc_server
     service = server.running.charging.service
     sid = f"{HOST};24;reused"
 
     async def small_cache() -> None:
-        service.config = dataclasses.replace(service.config, answer_cache_size=1)
+        service.config = dataclasses.replace(service.config, answer_cache_size=1,
+                                             session_retention=0.0)
 
     async def main() -> list[Any]:
         peer = await connect("127.0.0.1", server.port, origin_host=HOST)
@@ -263,3 +269,42 @@ def test_a_reused_session_ids_hold_at_another_mscc_position_is_released_by_tcc(
         (2001, 2001, (600_000, 600_000)), (0, (50_000_000, 0))]
     releases = [(r["session"], r["reason"]) for r in server.journal() if r["op"] == "release"]
     assert releases == [(sid, "tcc_expired"), (sid, "tcc_expired")]
+
+
+def test_a_late_initial_of_an_ended_session_gets_5002(quick_tcc_server: Server) -> None:
+    """A CCR-I retransmitted after Tcc closed its session AND after its answer left the
+    bounded answer cache opened the session again: its reserve replayed by key (the store's
+    record of the hold Tcc gave back), so the session table claimed 0.60 held that the
+    balance no longer had, until that session closed too. The server remembers ended
+    sessions ``[store] session_retention`` (300 s): within it such a CCR-I is a request of a
+    session that no longer exists, 5002 (facts A6), and changes nothing."""
+    server = quick_tcc_server
+    service = server.running.charging.service
+    sid = f"{HOST};25;late"
+
+    async def small_cache() -> None:
+        service.config = dataclasses.replace(service.config, answer_cache_size=1)
+
+    async def main() -> list[Any]:
+        peer = await connect("127.0.0.1", server.port, origin_host=HOST)
+        seen: list[Any] = []
+        try:
+            first, _ = await send(peer, ccr(sid, 1, 0, RSU))
+            seen.append((first.get("Result-Code"), held(server)))
+            await until_closed(server)
+            gone, _ = await send(peer, ccr(f"{HOST};25;other", 2, 1, RSU))  # pushes ours out
+            seen.append((gone.get("Result-Code"), held(server)))
+            for _ in range(2):
+                late, _ = await send(peer, ccr(sid, 1, 0, RSU), t_flag=True)
+                seen.append((late.get("Result-Code"), late.get("CC-Request-Type"),
+                             len(service.sessions), held(server), server.balance(SUB)))
+            return seen
+        finally:
+            await peer.close()
+
+    server.call(small_cache())
+    assert asyncio.run(main()) == [
+        (2001, (600_000, 600_000)), (5002, (0, 0)),
+        (5002, 1, 0, (0, 0), (50_000_000, 0)), (5002, 1, 0, (0, 0), (50_000_000, 0))]
+    releases = [(r["session"], r["reason"]) for r in server.journal() if r["op"] == "release"]
+    assert releases == [(sid, "tcc_expired")]
