@@ -45,7 +45,7 @@ class OnlineCharging(ServiceCore):
         numbered otherwise carries an invalid value: 5004 DIAMETER_INVALID_AVP_VALUE with
         Failed-AVP CC-Request-Number (RFC 6733 §7.1.5, facts A6). Numbered 0 it is a late
         duplicate of the INITIAL that opened the session (its answer gone from the cache):
-        it must not change state (RFC 6733 §6.1.1 / facts A9) and its first answer is no
+        it must not change state (facts A9: a duplicate) and its first answer is no
         longer kept, so it gets 5012 DIAMETER_UNABLE_TO_COMPLY.
 
         The id's session ended within ``session_retention`` (a CCR-I retransmitted after the
