@@ -188,6 +188,13 @@ def test_a_retransmit_after_an_operator_kill_gets_its_answer(server: Server) -> 
     assert asyncio.run(main()) == [200, 5002, True, None, (0, 0)]
 
 
+async def _forgetful(service: Any) -> None:
+    """A service that keeps one answer and no record of ended sessions: a Session-Id reused
+    past ``[store] session_retention``, once the first session's answers left the cache."""
+    service.config = dataclasses.replace(service.config, answer_cache_size=1,
+                                         session_retention=0.0)
+
+
 def test_every_hold_of_a_reused_session_id_is_released_by_tcc(quick_tcc_server: Server) -> None:
     """The release the server writes for a session it ends (Tcc, kill) was keyed by Session-Id
     and rating group only, so a second session under the same Session-Id -- a CCR-I
@@ -200,10 +207,6 @@ def test_every_hold_of_a_reused_session_id_is_released_by_tcc(quick_tcc_server: 
     server = quick_tcc_server
     service = server.running.charging.service
     sid = f"{HOST};23;reused"
-
-    async def small_cache() -> None:
-        service.config = dataclasses.replace(service.config, answer_cache_size=1,
-                                             session_retention=0.0)
 
     async def main() -> list[Any]:
         peer = await connect("127.0.0.1", server.port, origin_host=HOST)
@@ -221,7 +224,7 @@ def test_every_hold_of_a_reused_session_id_is_released_by_tcc(quick_tcc_server: 
         finally:
             await peer.close()
 
-    server.call(small_cache())
+    server.call(_forgetful(service))
     assert asyncio.run(main()) == [2001, 2001, 0, (50_000_000 - 120_000, 0)]
 
 
@@ -237,10 +240,6 @@ def test_a_reused_session_ids_hold_at_another_mscc_position_is_released_by_tcc(
     server = quick_tcc_server
     service = server.running.charging.service
     sid = f"{HOST};24;reused"
-
-    async def small_cache() -> None:
-        service.config = dataclasses.replace(service.config, answer_cache_size=1,
-                                             session_retention=0.0)
 
     async def main() -> list[Any]:
         peer = await connect("127.0.0.1", server.port, origin_host=HOST)
@@ -263,7 +262,7 @@ def test_a_reused_session_ids_hold_at_another_mscc_position_is_released_by_tcc(
         finally:
             await peer.close()
 
-    server.call(small_cache())
+    server.call(_forgetful(service))
     assert asyncio.run(main()) == [
         (2001, 2001, (600_000, 600_000)), (5002, (0, 0)),
         (2001, 2001, (600_000, 600_000)), (0, (50_000_000, 0))]
