@@ -77,6 +77,7 @@ cdef enum:
     EVENT_TIMESTAMP = 55
     SESSION_ID = 263
     ORIGIN_HOST = 264
+    AUTH_APPLICATION_ID = 258
     TERMINATION_CAUSE = 295
     ORIGIN_REALM = 296
     CC_INPUT_OCTETS = 412
@@ -691,6 +692,12 @@ cdef object _translate(object msg, object smap):
                 slot = S_CAUSE
             elif a.code == USER_NAME:
                 slot = S_USER_NAME
+            elif a.code == AUTH_APPLICATION_ID:
+                # another application than the header's: the pure function answers 5004
+                if (a._len - a._hlen != 4
+                        or _u32(p + a._off + a._hlen) != (<Message>msg).app_id):
+                    return None
+                continue
             if slot >= 0:
                 if have[slot]:
                     continue

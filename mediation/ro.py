@@ -411,6 +411,12 @@ def ccr_to_request_py(msg: Message, smap: ServiceMap) -> ChargingRequest:
                 usus.append(a)
             elif code == C.SUBSCRIPTION_ID:
                 subs.append(a)
+            elif code == C.AUTH_APPLICATION_ID and _int(a) != msg.app_id:
+                # RFC 6733 §3: the header's Application-ID MUST equal the message's
+                # Application-Id AVP. One that differs is an invalid value, 5004 (§7.1.5),
+                # Failed-AVP the AVP; not 3007 (§7.1.3): the header's application is served.
+                raise BadRequest(5004, a, f"Auth-Application-Id {_int(a)} in a CCR of "
+                                          f"application {msg.app_id}")
         elif vendor == C.V3GPP:
             if code == C.SERVICE_INFORMATION:
                 if si_avp is None:

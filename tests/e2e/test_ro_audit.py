@@ -134,3 +134,28 @@ def test_5xxx_answers_to_invalid_requests_keep_the_answer_grammar(server: Server
     aca = answers[3]
     assert aca.get("Result-Code") == 5005 and not aca.is_error
     assert (aca.get("Accounting-Record-Type"), aca.get("Accounting-Record-Number")) == (2, 0)
+
+
+@pytest.mark.parametrize("app", [3, 16777238])
+def test_a_ccr_naming_another_application_than_its_header_gets_5004(
+        server: Server, app: int) -> None:
+    """RFC 6733 §3: the header's Application-ID must equal the Auth-Application-Id AVP. A CCR
+    of application 4 that names another one was charged and answered 2001; it gets 5004 with
+    that AVP in Failed-AVP, in the CCA's grammar, and nothing is charged or journaled. A CCR
+    that names 4 is charged as before (the compiled translation reads the AVP too)."""
+    sub = "41790000004"
+    before = server.balance(sub)
+    records = len(server.journal())
+    bad = [A("Auth-Application-Id", app) if a.code == 258 else a
+           for a in ccr_avps(f"audit;app{app}", 1, 0, sub, mscc(100, rsu=("CC-Time", 60)))]
+    (cca,) = exchange(server, Message.request(272, 4, bad, proxiable=True))
+    assert cca.get("Result-Code") == 5004 and not cca.is_error
+    failed: Any = cca.find("Failed-AVP")
+    assert failed is not None and failed.get("Auth-Application-Id") == app
+    assert cca.get("Auth-Application-Id") == 4
+    assert (cca.get("CC-Request-Type"), cca.get("CC-Request-Number")) == (1, 0)
+    assert server.balance(sub) == before and len(server.journal()) == records
+    good = ccr_avps(f"audit;app{app};ok", 1, 0, sub, mscc(100, rsu=("CC-Time", 60)))
+    (ok,) = exchange(server, Message.request(272, 4, good, proxiable=True))
+    assert ok.get("Result-Code") == 2001
+    assert server.balance(sub)[1] > before[1]  # held
