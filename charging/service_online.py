@@ -68,9 +68,8 @@ class OnlineCharging(ServiceCore):
         return None
 
     async def _initial(self, req: ChargingRequest, key: str, now: float) -> ChargingResult:
-        refused = self._refused_initial(req, now)  # (decide answers these before dispatch)
-        if refused is not None:
-            return refused
+        """Open a session. The caller (ChargingService.decide) has refused already what
+        :meth:`_refused_initial` refuses, with nothing awaited in between."""
         if len(self.sessions) >= self.config.max_sessions:
             return ChargingResult(outcome=Outcome.UNABLE_TO_COMPLY, message="session limit")
         found = await self._account(req.subscriber)
