@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import cython_ext
@@ -234,6 +234,16 @@ class ChargingService(OnlineCharging, EventCharging, OfflineCharging, ServiceCor
         end of everything enqueued so far (its own records, a retransmit's original, and
         every record whose effect it read)."""
         return self.ledger.position
+
+    def durable_mark_reader(self) -> Callable[[], Position]:
+        """A callable equal to :meth:`durable_mark` for a caller that reads the mark once per
+        request (the agent): the ledger's position getter bound in C when this class's own
+        durable_mark is in use (no Python frames per call), else the bound method."""
+        mark = self.durable_mark
+        if getattr(mark, "__func__", None) is not ChargingService.durable_mark:
+            return mark  # replaced (a subclass's or an instance's own): keep it
+        reader = getattr(self.ledger, "position_reader", None)
+        return reader() if reader is not None else mark  # type: ignore[no-any-return]
 
     async def wait_durable(self, mark: Position) -> None:
         """Return once the journal is durable up to *mark* (JournalError if it failed)."""

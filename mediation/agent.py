@@ -98,7 +98,9 @@ class ChargingAgent:
         self.find_peer: Callable[[str], Any] | None = None
         self._ids = itertools.count(int(time.time()) << 20)
         decide = getattr(service, "decide", None)
-        mark = getattr(service, "durable_mark", None)
+        # the mark is read once per answer: a C-level getter when the service offers one
+        reader = getattr(service, "durable_mark_reader", None)
+        mark = reader() if reader is not None else getattr(service, "durable_mark", None)
         self._split = (decide, mark, when_durable) if (
             decide is not None and mark is not None and when_durable is not None) else None
         self._tasks: set[asyncio.Task[None]] = set()

@@ -172,6 +172,14 @@ class Ledger(SyncOps):
         """Journal position after the last record enqueued (what an answer must wait for)."""
         return self.journal.position
 
+    def position_reader(self) -> Callable[[], Position]:
+        """A callable returning :attr:`position` without a Python frame per call when the
+        journal offers one (:meth:`Journal.position_reader`); the journal is never replaced."""
+        reader = getattr(self.journal, "position_reader", None)
+        if reader is None or type(self).position is not Ledger.position:
+            return functools.partial(getattr, self, "position")
+        return reader()  # type: ignore[no-any-return]
+
     async def wait_durable(self, pos: Position) -> None:
         """Return once the journal is durable up to ``pos``; raises JournalError if the
         journal failed before that."""

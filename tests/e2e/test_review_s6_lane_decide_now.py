@@ -6,6 +6,7 @@ charges once, and a failed group commit answers 5012 (never 2001)."""
 from __future__ import annotations
 
 import asyncio
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +93,45 @@ def test_decide_now_failed_group_commit_answers_5012(tmp_path: Path) -> None:
             assert [a.get("Result-Code") for _, a, _ in peer.replies] == [2001, 5012]
             if LANE:
                 assert taken
+        finally:
+            await app.close()
+
+    asyncio.run(main())
+
+
+def test_unwrapped_decide_now_is_inlined_and_the_mark_is_a_c_getter(tmp_path: Path) -> None:
+    """The agent's durability mark is the journal's position read without a Python frame
+    (service.durable_mark_reader), equal to durable_mark after every append; with decide_now
+    unreplaced the compiled Responder runs its body itself (the fast path's counters move,
+    the answer still waits for durability). A replaced durable_mark is kept."""
+    async def main() -> None:
+        app = await build(tmp_path)
+        try:
+            svc = app.service
+            agent = app.agent
+            mark = agent._split[1]
+            assert mark() == svc.durable_mark() == app.journal.position
+            assert type(mark) is functools.partial  # getattr bound in C: no Python frame
+            peer = Peer(app)
+            agent.respond(_init("d;1"), peer)  # the account's first request: Python path
+            await settle(app)
+            real_fast, calls = svc._fast, []
+            if real_fast is not None:  # a spy: the inlined decide_now reads _fast per call
+                def spy(s: Any, req: Any, now: float) -> Any:
+                    calls.append(req.session_id)
+                    return real_fast(s, req, now)
+
+                svc._fast = spy
+            agent.respond(_init("d;2"), peer)
+            assert mark() == svc.durable_mark() == app.journal.position
+            assert len(peer.replies) == 1  # decided, not yet durable: nothing sent
+            await settle(app)
+            assert [a.get("Result-Code") for _, a, _ in peer.replies] == [2001, 2001]
+            if LANE:
+                assert calls == ["d;2"]  # decided by the inlined decide_now
+            replaced = lambda: app.journal.position  # noqa: E731
+            svc.durable_mark = replaced  # type: ignore[method-assign]
+            assert svc.durable_mark_reader() is replaced
         finally:
             await app.close()
 
