@@ -26,6 +26,7 @@ import msgpack
 import cython_ext
 from charging.journal import JournalCorruptError, JournalReader, Position
 from charging.journal.framing import HEADER_LEN, MAX_RECORD, check_header
+from charging.journal.reader import read_open_segment
 from settlement.aggregate import SETTLED_TYPES, Aggregator, BucketKey, fx_key
 
 
@@ -163,13 +164,12 @@ def _map(path: Path) -> Any:
 
 
 def _read_open_durably(path: Path) -> bytes:
-    """The open segment's bytes, ``fdatasync``'ed after the read: the checkpoint settlement
-    takes in it covers only records on disk (the writer may not have synced its last group
-    yet; see charging/journal/reader.py, Durability)."""
-    with path.open("rb") as fh:
-        data = fh.read()
-        os.fdatasync(fh.fileno())
-    return data
+    """The open segment's bytes up to the end of its records, ``fdatasync``'ed after the read:
+    the checkpoint settlement takes in it covers only records on disk (the writer may not have
+    synced its last group yet; see charging/journal/reader.py, Durability). A preallocated
+    segment's zero tail (up to 64 MiB) is not read: :func:`read_open_segment` stops in 1 MiB
+    steps once the frames have provably ended, where ``feed`` would stop anyway."""
+    return read_open_segment(path, sync=True)
 
 
 def _read_segments(segs: list[Any], cp: Position | None, agg: Aggregator,

@@ -11,7 +11,8 @@ Two paths, same calls (tests/settlement/test_recon_source.py):
 
 Segment handling mirrors ``settlement.fastagg`` (and ``JournalReader``): a frame that does not
 check in a closed segment raises :class:`~charging.journal.JournalCorruptError`; in the open
-segment the read stops quietly there (a group commit still being written).
+segment the read stops quietly there (a group commit still being written), and a preallocated
+zero tail is not read (``charging.journal.reader.read_open_segment``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import msgpack
 import cython_ext
 from charging.journal import JournalCorruptError, JournalReader
 from charging.journal.framing import HEADER_LEN, MAX_RECORD, check_header
+from charging.journal.reader import read_open_segment
 from settlement.config import CdrMapping
 from settlement.reconcile import NO_FX, Cdr, our_cdr, our_cdrs
 
@@ -51,7 +53,8 @@ def journal_calls(directory: str | Path, partner: str, lo: int, hi: int, *,
     for seg in JournalReader(directory).segments():
         path, closed = seg.path, seg.closed
         try:
-            data = path.read_bytes()
+            # the open segment only up to its records, not its preallocated zero tail
+            data = path.read_bytes() if closed else read_open_segment(path)
         except FileNotFoundError:
             if closed:
                 raise

@@ -186,9 +186,13 @@ READ_STEP = 1 << 20
 _TRUNCATED = ("truncated frame header", "truncated record")
 
 
-def read_open_segment(path: Path, scan: Callable[[bytes, int], Any] = scan_frames, *,
+def read_open_segment(path: Path, scan: Callable[[bytes, int], Any] | None = None, *,
                       sync: bool = False) -> bytes:
     """The bytes of an open segment a reader needs: all of it, minus a preallocated zero tail.
+
+    Every reader of an open segment reads it through this (``JournalReader``, the compiled
+    settlement and reconciliation paths); *scan* is a ``scan_frames`` (default: the compiled
+    twin when built and enabled, else the pure reference).
 
     Reads :data:`READ_STEP` blocks; after a block that is all zeros, scans the frames read so
     far (resuming where the last scan stopped): if the scan stops at a frame that the read's
@@ -204,7 +208,7 @@ def read_open_segment(path: Path, scan: Callable[[bytes, int], Any] = scan_frame
     of the file, whoever wrote it).
     """
     with open(path, "rb") as fh:
-        data = _read_open(fh, scan)
+        data = _read_open(fh, scan or _scanner())
         if sync:
             os.fdatasync(fh.fileno())
     return data
