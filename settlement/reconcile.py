@@ -34,6 +34,7 @@ import bisect
 import csv
 import random
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
@@ -46,6 +47,7 @@ from settlement.config import CdrMapping, SettlementConfig
 from settlement.currency import Period, is_currency, round_invoice, zone_of
 from settlement.disputes import open_disputes
 from settlement.fx import Conversion, FxError, convert, find_rate
+from settlement.state import reconcile_lock
 from settlement.writers import to_json, write_atomic
 
 CLASSES = ("exact", "within_tolerance", "mismatch", "only_ours", "only_theirs")
@@ -389,12 +391,32 @@ def reconcile(cfg: SettlementConfig, records: Iterable[Mapping[str, Any]], *, pa
     return reconcile_calls(cfg, ours, partner=partner, period=period, **kw)
 
 
+def _lock(out_dir: Path | None, data_dir: Path | None) -> AbstractContextManager[None]:
+    """The reconcile lock of the data dir the disputes go to, when files are written."""
+    if out_dir is None:
+        return nullcontext()
+    return reconcile_lock(data_dir or out_dir)
+
+
 def reconcile_calls(cfg: SettlementConfig, our_calls: list[Cdr], *, partner: str,
                     period: Period, their_cdrs: Path, tolerance_seconds: int = 2,
                     tolerance_pct: Decimal = Decimal(1), their_total: Decimal | None = None,
-                    out_dir: Path | None = None, data_dir: Path | None = None) -> ReconcileResult:
+                    out_dir: Path | None = None, data_dir: Path | None = None,
+                    lock: bool = True) -> ReconcileResult:
     """Reconcile *our_calls* (:func:`our_cdrs` of the period) with the partner's file;
-    write CSV/HTML/JSON under *out_dir* when given."""
+    write CSV/HTML/JSON under *out_dir* when given. Writing holds the data dir's reconcile
+    lock (``lock=False``: the caller holds it already): raises
+    :class:`~settlement.state.ReconcileBusy` (nothing written) while another reconciliation
+    holds it."""
+    with _lock(out_dir, data_dir) if lock else nullcontext():
+        return _reconcile_calls(cfg, our_calls, partner, period, their_cdrs, tolerance_seconds,
+                                tolerance_pct, their_total, out_dir, data_dir)
+
+
+def _reconcile_calls(cfg: SettlementConfig, our_calls: list[Cdr], partner: str, period: Period,
+                     their_cdrs: Path, tolerance_seconds: int, tolerance_pct: Decimal,
+                     their_total: Decimal | None, out_dir: Path | None,
+                     data_dir: Path | None) -> ReconcileResult:
     p = cfg.partners[partner]
     mapping = cfg.cdr_mappings[p.cdr_mapping or ""]
     theirs_all = read_partner_cdrs(their_cdrs, mapping)
@@ -456,7 +478,10 @@ def reconcile_journal(cfg: SettlementConfig, journal_dir: Path, *, partner: str,
                       period: Period, direction: str = "any", service: str = "voice",
                       fast: bool | None = None, **kw: Any) -> ReconcileResult:
     """:func:`reconcile` over the journal in *journal_dir*: the compiled selection of the
-    partner's calls when built (``fast=None``), else the pure reader (same calls)."""
+    partner's calls when built (``fast=None``), else the pure reader (same calls). With
+    ``out_dir`` the reconcile lock is taken before the journal is read: raises
+    :class:`~settlement.state.ReconcileBusy` at once (nothing read or written) while another
+    reconciliation holds the data dir."""
     from settlement.recon_source import journal_calls
 
     p = cfg.partners[partner]
@@ -464,10 +489,11 @@ def reconcile_journal(cfg: SettlementConfig, journal_dir: Path, *, partner: str,
     import cython_ext
 
     use = cython_ext.load("settle_agg") is not None if fast is None else fast
-    ours = journal_calls(journal_dir, partner, lo, hi, direction=direction, service=service,
-                         mapping=cfg.cdr_mappings[p.cdr_mapping or ""],
-                         deck_partners=cfg.deck_partners(), fast=use)
-    result = reconcile_calls(cfg, ours, partner=partner, period=period, **kw)
+    with _lock(kw.get("out_dir"), kw.get("data_dir")):
+        ours = journal_calls(journal_dir, partner, lo, hi, direction=direction, service=service,
+                             mapping=cfg.cdr_mappings[p.cdr_mapping or ""],
+                             deck_partners=cfg.deck_partners(), fast=use)
+        result = reconcile_calls(cfg, ours, partner=partner, period=period, lock=False, **kw)
     result.fast_path = use
     return result
 

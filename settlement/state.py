@@ -35,15 +35,43 @@ def _load(rows: list[list[Any]]) -> Buckets:
     return {tuple(r[:_NK]): [int(x) for x in r[_NK:]] for r in rows}
 
 
-class SettlementBusy(Exception):
-    """Another settlement run holds this data dir; nothing was read or written."""
+class DataDirBusy(Exception):
+    """A lock of this data dir's settlement work is held by another process (its ``pid:
+    command line`` in :attr:`holder`); nothing was read or written. The caller prints the
+    message as one line and exits 1."""
+
+    what = "another process"
 
     def __init__(self, path: Path, holder: str) -> None:
         self.path = path
         self.holder = holder
         who = f" (pid {holder})" if holder else ""
-        super().__init__(f"{path.parent.parent}: another settlement run is using this data dir"
-                         f"{who}; wait for it to finish")
+        super().__init__(f"{path.parent.parent}: {self.what} is using this data dir{who}; "
+                         "wait for it to finish")
+
+
+class SettlementBusy(DataDirBusy):
+    """Another settlement run holds this data dir (:func:`run_lock`)."""
+
+    what = "another settlement run"
+
+
+class ReconcileBusy(DataDirBusy):
+    """Another reconciliation holds this data dir (:func:`reconcile_lock`)."""
+
+    what = "another reconciliation"
+
+
+@contextmanager
+def _hold(path: Path, busy: type[DataDirBusy]) -> Iterator[None]:
+    try:
+        fd = pidlock.acquire(path)
+    except pidlock.Held as exc:
+        raise busy(path, exc.holder) from None
+    try:
+        yield
+    finally:
+        pidlock.release(fd)
 
 
 @contextmanager
@@ -52,15 +80,24 @@ def run_lock(data_dir: Path) -> Iterator[None]:
     raise :class:`SettlementBusy` at once. A run saves the state whole, so one that overlapped
     another saved over it: a period the other closed (its final invoice issued) came back
     open. Readers of the journal need no lock; this one guards the state."""
-    path = data_dir / "settlement" / "run.lock"
-    try:
-        fd = pidlock.acquire(path)
-    except pidlock.Held as exc:
-        raise SettlementBusy(path, exc.holder) from None
-    try:
+    with _hold(data_dir / "settlement" / "run.lock", SettlementBusy):
         yield
-    finally:
-        pidlock.release(fd)
+
+
+@contextmanager
+def reconcile_lock(data_dir: Path) -> Iterator[None]:
+    """Hold ``<data-dir>/settlement/reconcile.lock`` for one reconciliation that writes files
+    (journal read ... disputes and reports written), or raise :class:`ReconcileBusy` at once.
+
+    Two overlapping reconciliations of a partner's period wrote the same files through the
+    same ``<file>.tmp`` (settlement/writers.py ``write_atomic``): one's rename could move the
+    other's half-written temp file into place (a torn disputes file, whose operator statuses every
+    later run then failed to read) and the other died on its own rename, leaving reports of
+    two different runs side by side. Reconciliation shares no file with ``icx settle``
+    (state.json, ``out/``), so this is its own lock, not :func:`run_lock`: it runs next to a
+    settlement run."""
+    with _hold(data_dir / "settlement" / "reconcile.lock", ReconcileBusy):
+        yield
 
 
 @dataclass

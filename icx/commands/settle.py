@@ -233,11 +233,15 @@ def reconcile_cmd(partner: str, period: str, their_cdrs: str, tolerance_seconds:
                   tolerance_pct: str, their_total: str | None, direction: str, service: str,
                   out_dir: str | None, as_json: bool, partners_file: str,
                   data_dir: str | None, journal_dir: str | None) -> None:
-    """Match our journal records with a partner's CDRs; write CSV + HTML, open disputes."""
+    """Match our journal records with a partner's CDRs; write CSV + HTML, open disputes.
+
+    One reconciliation per data dir at a time: while another holds it this exits 1 with one
+    line naming the holder's pid, and writes nothing. It runs next to `icx settle`."""
     from decimal import Decimal, InvalidOperation
 
     from charging.money import MoneyError, parse_amount
     from settlement.reconcile import CdrFileError, ReconcileError, reconcile_journal
+    from settlement.state import ReconcileBusy
 
     cfg = _config(partners_file)
     per = _period(period)
@@ -282,6 +286,9 @@ def reconcile_cmd(partner: str, period: str, their_cdrs: str, tolerance_seconds:
         click.echo(str(exc), err=True)
         sys.exit(2)
     except ReconcileError as exc:  # an inconsistency (no FX rate between two currencies)
+        click.echo(f"reconcile: {exc}", err=True)
+        sys.exit(1)
+    except ReconcileBusy as exc:  # another `icx reconcile` on this data dir: nothing done
         click.echo(f"reconcile: {exc}", err=True)
         sys.exit(1)
     except Exception as exc:  # journal corruption, I/O: a runtime failure, exit 1
