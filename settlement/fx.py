@@ -19,6 +19,7 @@ from fractions import Fraction
 
 from charging.money import Rounding, div_round
 from settlement.config import SettlementConfig
+from settlement.currency import Period, period_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,3 +76,21 @@ def convert(micros: int, conv: Conversion | None) -> int:
     else:
         f = Fraction(micros) * Fraction(conv.rate)
     return div_round(f.numerator, f.denominator, Rounding.HALF_UP)
+
+
+def convert_price(cfg: SettlementConfig, micros: int, src: str, dst: str, *, deck: str,
+                  start_us: int, default_tz: str) -> tuple[int, Conversion | None, Period]:
+    """One rated price (*micros* in *src*, e.g. ``icx rate``'s) in *dst*, converted as its
+    invoice line would be: with the ``[[fx]]`` rate of the billing period the usage starts in
+    (direct, or the opposite pair's divided exactly), rounded once HALF_UP to micro-units.
+
+    The period is taken in the timezone of the partner whose agreement names *deck* (as
+    settlement attributes a record that carries only its deck), else in *default_tz* (the
+    rating timezone). Returns ``(micros in dst, the conversion or None when src == dst, the
+    period)``; raises :class:`FxError` when the partners file has no such rate -- the caller
+    must report it and show no price (a price is never converted on a guessed rate)."""
+    owner = cfg.deck_partners().get(deck)
+    tz = cfg.partners[owner[0]].timezone if owner and owner[0] in cfg.partners else default_tz
+    period = period_of(start_us, tz)
+    conv = find_rate(cfg, str(period), src.upper(), dst.upper(), "", "", "")
+    return convert(micros, conv), conv, period

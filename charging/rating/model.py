@@ -156,7 +156,7 @@ class FxApplied:
 
     from_currency: str
     to_currency: str
-    rate: str  # Decimal string: 1 from_currency = rate to_currency
+    rate: str  # Decimal string: 1 from_currency = rate to_currency; "1/R": divided by R exactly
     date: str  # ISO date the rate is effective from
     original_price: int  # micro-units in from_currency
 

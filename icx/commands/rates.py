@@ -8,6 +8,7 @@ settings -> engine translation lives here): :func:`engine_from_settings` and
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -23,8 +24,10 @@ from charging.money import format_amount
 from charging.rating import (
     BandCalendar,
     DeckError,
+    FxApplied,
     ImportSummary,
     NoTariff,
+    RatedPrice,
     RatingEngine,
     RatingError,
     Service,
@@ -257,14 +260,24 @@ _UNITS = {"s": "seconds", "event": "events", "octet": "octets"}  # Service.unit 
 @click.option("--octets", type=int, default=None, help="Usage in octets (data).")
 @click.option("--service", default=None, help="Override the service guessed from the unit.")
 @click.option("--version", "version", type=int, default=None, help="Rate against this deck version.")
-@click.option("--currency", default=None, help="Convert to this currency (needs FX rates).")
+@click.option("--currency", default=None,
+              help="Also show the price in this currency, converted with the [[fx]] rate of "
+                   "the period (--partners).")
+@click.option("--partners", "partners_file", default="config/partners.toml",
+              envvar="ICX_PARTNERS", show_default=True, type=click.Path(dir_okay=False),
+              help="FX period rates ([[fx]]) for --currency: the file `icx settle` uses.")
 @click.option("--json", "as_json", is_flag=True)
 @_data_dir_opt
 @_config_opt
 def rate(deck: str, to: str, origin: str | None, at: str | None, seconds: int | None,
          events: int | None, octets: int | None, service: str | None, version: int | None,
-         currency: str | None, as_json: bool, data_dir: str | None, config: str | None) -> None:
-    """Price one usage and explain it (prefix, destination, version, band, increments...)."""
+         currency: str | None, partners_file: str, as_json: bool, data_dir: str | None,
+         config: str | None) -> None:
+    """Price one usage and explain it (prefix, destination, version, band, increments...).
+
+    --currency converts the price as an invoice converts it: the partners file's [[fx]] rate
+    of the billing period the usage falls in, exact, rounded once (half up) to micro-units;
+    the rate, its date and the period are shown. No such rate: one line, exit 1."""
     given = [(u, s) for u, s in ((seconds, Service.VOICE), (events, Service.SMS), (octets, Service.DATA))
              if u is not None]
     if len(given) != 1:
@@ -284,7 +297,8 @@ def rate(deck: str, to: str, origin: str | None, at: str | None, seconds: int | 
             svc = chosen
         if currency and not is_iso4217(currency.upper()):
             raise ValueError(f"--currency must be an ISO 4217 code like EUR, got {currency!r}")
-        tz = ZoneInfo(settings.rating.timezone if settings else "UTC")
+        tz_name = settings.rating.timezone if settings else "UTC"
+        tz = ZoneInfo(tz_name)
         when = time.time()
         if at:
             t = dt.datetime.fromisoformat(at)
@@ -306,7 +320,7 @@ def rate(deck: str, to: str, origin: str | None, at: str | None, seconds: int | 
         sys.exit(2)
     try:
         price = engine.rate(deck=deck, service=svc, destination=to, origin=origin, at=when,
-                            usage=usage, version=version, currency=currency)
+                            usage=usage, version=version)
     except NoTariff as exc:
         if as_json:
             click.echo(json.dumps({"error": "no_tariff", "message": str(exc)}))
@@ -316,7 +330,14 @@ def rate(deck: str, to: str, origin: str | None, at: str | None, seconds: int | 
     except RatingError as exc:
         click.echo(f"rate: {exc}", err=True)
         sys.exit(1)
+    period = None
+    if currency and currency.upper() != price.currency:
+        price, period = _converted(price, currency.upper(), partners_file, deck=deck, when=when,
+                                   tz=tz_name)
     out = price.to_json()
+    fx_json = out.get("fx")
+    if isinstance(fx_json, dict) and period is not None:
+        fx_json.update(period=period, partners=partners_file)
     out["at"] = dt.datetime.fromtimestamp(when, dt.UTC).isoformat()
     out["engine"] = "compiled" if extension_active() else "pure"
     if as_json:
@@ -338,8 +359,37 @@ def rate(deck: str, to: str, origin: str | None, at: str | None, seconds: int | 
                f"minimum {format_amount(price.minimum_charge)}")
     click.echo(f"exact        {price.unrounded} -> rounded once, half away from zero, to micro-units")
     if price.fx:
-        click.echo(f"fx           {price.fx.from_currency}->{price.fx.to_currency} {price.fx.rate} "
-                   f"({price.fx.date}), before {format_amount(price.fx.original_price)}")
+        fx = price.fx
+        click.echo(f"fx           {fx.from_currency}->{fx.to_currency} {fx.rate}, rate of {fx.date}"
+                   + (f" ([[fx]] of period {period}, {partners_file})" if period else ""))
+        click.echo(f"             from {format_amount(fx.original_price)} {fx.from_currency}: "
+                   "converted exactly, rounded once, half up, to micro-units")
+
+
+def _converted(price: RatedPrice, currency: str, partners_file: str, *, deck: str, when: float,
+               tz: str) -> tuple[RatedPrice, str]:
+    """*price* in *currency* with the partners file's period rate (settlement/fx.py
+    convert_price), and the period whose rate it used. Exits 2 (``file:key: reason``) for a
+    bad partners file, 1 (one line) when it has no rate for the pair and period."""
+    from settlement.config import SettlementConfigError, load_config
+    from settlement.fx import FxError, convert_price
+
+    try:
+        cfg = load_config(partners_file)
+    except SettlementConfigError as exc:
+        for problem in exc.problems:
+            click.echo(problem, err=True)
+        sys.exit(2)
+    try:
+        micros, conv, period = convert_price(cfg, price.price, price.currency, currency,
+                                             deck=deck, start_us=int(when) * 1_000_000,
+                                             default_tz=tz)
+    except FxError as exc:
+        click.echo(f"rate: {partners_file}: {exc}", err=True)
+        sys.exit(1)
+    assert conv is not None  # the currencies differ
+    fx = FxApplied(price.currency, currency, conv.shown, conv.date, price.price)
+    return dataclasses.replace(price, price=micros, currency=currency, fx=fx), str(period)
 
 
 @rates.command("reload")

@@ -173,8 +173,12 @@ def test_rate_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
         code, out, err = run(*base, *args)
         assert (code, out, err) == (2, "", line + "\n"), args
     # a currency without a rate is not bad input, but says so without Python's quotes
-    code, _, err = run(*base, "--deck", "retail", "--seconds", "60", "--currency", "USD")
-    assert code == 1 and err.startswith("rate: no fx rate EUR->USD on "), err
+    nofx = tmp_path / "partners.toml"
+    nofx.write_text('[partners.x]\ncurrency = "EUR"\n')
+    code, _, err = run(*base, "--deck", "retail", "--seconds", "60", "--currency", "USD",
+                       "--partners", str(nofx), "--at", "2026-11-26T12:00")
+    assert code == 1 and err == (f"rate: {nofx}: no FX rate EUR->USD for period 2026-11 "
+                                 "(add an [[fx]] entry)\n"), err
     code, out, _ = run(*base, "--deck", "retail", "--seconds", "60", "--service", "data_time",
                        "--version", "1", "--currency", "eur", "--json")
     assert code == 0 and json.loads(out)["price"] == "0.02", out
