@@ -7,11 +7,13 @@ hostname, no random ids. Files are written to a temp name and renamed (atomic pe
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import html
 import io
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -23,14 +25,29 @@ CSV_COLUMNS = (
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write *text* (UTF-8) to *path* via a temp file and rename."""
+    """Write *text* (UTF-8) to *path* whole or not at all: a temp file of this call's own in
+    the same directory (two writers of one path never rename each other's half-written
+    file), fsync, rename over *path*, fsync the directory (the rename survives a crash)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8", newline="") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        # mkstemp makes it 0600: give it the mode the file had, else what open() gives
+        # under the usual umask 022 (the self-care portal's user reads invoices)
+        os.chmod(name, path.stat().st_mode & 0o777 if path.exists() else 0o644)
+        os.replace(name, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name)
+        raise
+    dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
 
 
 def to_json(doc: Any) -> str:
