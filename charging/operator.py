@@ -55,20 +55,13 @@ async def find_account(accounts: Accounts, ident: str) -> AccountView:
 
 async def topup(accounts: Accounts, ledger: Ledger, ident: str, amount: str, *, now: float,
                 balance: str | None = None, key: str | None = None) -> dict[str, Any]:
-    """Credit ``amount`` (plain decimal string such as ``"10.50"``, major units, at most 6
-    decimals) to the account's money balance.
+    """Credit ``amount`` (plain decimal string such as ``"10.50"``, major units, no more
+    decimals than the balance's currency has: 2 for EUR, 0 for JPY) to the account's money
+    balance.
 
     Idempotent by ``key`` (default: a fresh ``admin:<uuid>``): a retry credits once; the key
     of a different earlier top-up is OperatorError 409. Returns the new account JSON."""
     view = await find_account(accounts, ident)
-    try:  # plain decimal text: "1e3" is a typo, not a request to credit 1000
-        micros = parse_plain_amount(amount)
-    except MoneyError as exc:
-        raise OperatorError(f"amount: {exc}") from exc
-    if micros <= 0:
-        raise OperatorError("amount must be positive")
-    if micros > MAX_AMOUNT:  # the stores' range: beyond it they raise (an HTTP 500)
-        raise OperatorError(f"amount too large: at most {format_amount(MAX_AMOUNT)}")
     target = None
     for b in view.balances:
         if (balance and b.id == balance) or (not balance and b.kind is BalanceKind.MONEY):
@@ -76,6 +69,17 @@ async def topup(accounts: Accounts, ledger: Ledger, ident: str, amount: str, *, 
             break
     if target is None:
         raise OperatorError(f"no balance {balance or 'money'!r} on {view.account}", 404)
+    # plain decimal text ("1e3" is a typo, not a request to credit 1000) in the currency's
+    # minor unit: "10.001" EUR is a typo too -- no payment credits a tenth of a cent
+    currency = target.currency if target.kind is BalanceKind.MONEY else None
+    try:
+        micros = parse_plain_amount(amount, currency)
+    except MoneyError as exc:
+        raise OperatorError(f"amount: {exc}") from exc
+    if micros <= 0:
+        raise OperatorError("amount must be positive")
+    if micros > MAX_AMOUNT:  # the stores' range: beyond it they raise (an HTTP 500)
+        raise OperatorError(f"amount too large: at most {format_amount(MAX_AMOUNT)}")
     op_key = key or f"admin:{uuid.uuid4()}"
     fields = {"type": "topup", "account": view.account, "currency": target.currency,
               "price": format_amount(micros), "result": "ok"}

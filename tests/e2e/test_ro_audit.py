@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from charging.money import format_amount, parse_amount
 from diameter.avp import Avp
 from diameter.message import Message
 from icx.diameter_client import A, connect, mscc, voice_info
@@ -25,6 +26,28 @@ def topup(server: Server, account: str, amount: str) -> None:
         headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=10) as resp:
         assert resp.status == 200
+
+
+def topup_exactly(server: Server, account: str, amount: str) -> None:
+    """Bring *account* (empty) to *amount*, also one with more decimals than the currency's
+    (an operator's top-up takes cents only): the cents by top-up, the rest back by a CC-Money
+    DIRECT_DEBITING event (RFC 4006 §6.3)."""
+    micros = parse_amount(amount)
+    cents = -(-micros // 10_000) * 10_000
+    topup(server, account, format_amount(cents))
+    if cents == micros:
+        return
+    digits, exponent = cents - micros, -6
+    (cca,) = exchange(server, Message.request(272, 4, [
+        A("Session-Id", f"audit;exactly;{amount}"), A("Origin-Host", "audit.icx.test"),
+        A("Origin-Realm", "icx.test"), A("Destination-Realm", "icx.local"),
+        A("Auth-Application-Id", 4), A("Service-Context-Id", "32260@3gpp.org"),
+        A("CC-Request-Type", 4), A("CC-Request-Number", 0), A("Requested-Action", 0),
+        A("Subscription-Id", [A("Subscription-Id-Type", 0),
+                              A("Subscription-Id-Data", account)]),
+        A("Requested-Service-Unit", [A("CC-Money", [A("Unit-Value", [
+            A("Value-Digits", digits), A("Exponent", exponent)])])])], proxiable=True))
+    assert cca.get("Result-Code") == 2001
 
 
 def ccr_avps(sid: str, rtype: int, number: int, sub: str, *extra: Avp) -> list[Avp]:
@@ -58,7 +81,7 @@ def test_final_unit_indication_when_the_grant_exhausts_the_balance(
         server: Server, balance: str, final: bool) -> None:
     """RFC 4006 §5.6.1 / facts B5: Final-Unit-Indication TERMINATE goes with the last grant the
     balance allows -- also when the requested grant fits exactly, not only when it is cut."""
-    topup(server, EMPTY, balance)
+    topup_exactly(server, EMPTY, balance)
     init = Message.request(272, 4, ccr_avps(
         "audit;fui", 1, 0, EMPTY, A("Multiple-Services-Indicator", 1),
         mscc(100, rsu=("CC-Time", 60))), proxiable=True)
