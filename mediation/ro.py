@@ -48,6 +48,7 @@ OUTCOME_RESULT_CODE: dict[Outcome, int] = {
 }
 """Engine outcome -> Result-Code (command level and per MSCC). The only such table for Ro."""
 
+_U32_MAX = 0xFFFF_FFFF  # largest Unsigned32 (RFC 6733 §4.2)
 _NTP_OFFSET = 2_208_988_800  # seconds from 1900-01-01 to 1970-01-01 (RFC 6733 §4.3.1 Time)
 
 
@@ -564,7 +565,11 @@ def _mscc(r: UnitsResult, *, currency: str | None) -> Avp:
     if r.quota_threshold and r.unit is not UnitKind.MONEY:
         code = {UnitKind.TIME: C.TIME_QUOTA_THRESHOLD, UnitKind.OCTETS: C.VOLUME_QUOTA_THRESHOLD,
                 UnitKind.EVENTS: C.UNIT_QUOTA_THRESHOLD}[r.unit]
-        kids.append(avp(code, r.quota_threshold, C.V3GPP))
+        # The thresholds are Unsigned32 (TS 32.299, facts C6) while a grant of octets is an
+        # Unsigned64: a share of a grant past 4.3 GB is capped (the client re-authorises a
+        # little later) rather than failing the CCA's encoding -- no answer at all. (The
+        # pre-encoded writers decline such a value and come here.)
+        kids.append(avp(code, min(r.quota_threshold, _U32_MAX), C.V3GPP))
     if r.quota_holding_time:
         kids.append(avp(C.QUOTA_HOLDING_TIME, r.quota_holding_time, C.V3GPP))
     return avp(C.MULTIPLE_SERVICES_CREDIT_CONTROL, kids)

@@ -4,13 +4,20 @@ B2/B5/B6, D)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import pytest
 from click.testing import CliRunner
 
+from diameter.avp import Avp
+from diameter.message import Message
 from icx.cli import main as cli
-from tests.e2e.conftest import Server
+from icx.diameter_client import A, data_info, mscc
+from tests.e2e.conftest import Server, e2e_settings, serving
 from tests.e2e.test_admin_audit import cli_output
 from tests.e2e.test_rar_asr_audit import post
+from tests.e2e.test_ro_audit import exchange
 
 SUB = "41790000013"  # 50.00 EUR in the e2e accounts
 
@@ -30,3 +37,38 @@ def test_topup_with_more_decimals_than_the_currency_has_is_refused(server: Serve
     status, body = post(server, f"/api/accounts/{SUB}/topup", {"amount": "10.10"})
     assert status == 200 and body["balances"][0]["amount"] == "60.10", body
     assert server.balance(SUB) == (60_100_000, 0)
+
+
+def _data_ccr(sid: str, rtype: int, number: int, *extra: Avp) -> Message:
+    return Message.request(272, 4, [
+        A("Session-Id", sid), A("Origin-Host", "audit.icx.test"), A("Origin-Realm", "icx.test"),
+        A("Destination-Realm", "icx.local"), A("Auth-Application-Id", 4),
+        A("Service-Context-Id", "32251@3gpp.org"), A("CC-Request-Type", rtype),
+        A("CC-Request-Number", number),
+        A("Subscription-Id", [A("Subscription-Id-Type", 0), A("Subscription-Id-Data", SUB)]),
+        data_info("internet"), *extra], proxiable=True)
+
+
+def test_a_volume_threshold_past_unsigned32_is_answered(tmp_path: Path) -> None:
+    """Volume-Quota-Threshold is an Unsigned32 (TS 32.299, facts C6) while a grant of octets
+    is an Unsigned64 and ``max_octet_quota`` may reach 2^50: a 20 GB grant with a 50 %
+    threshold (10^10 octets) could not be encoded, so the CCA never left -- the client timed
+    out with 200.00 EUR held. The threshold is capped at 2^32 - 1 (the client re-authorises
+    when ~4.3 GB are left instead of 10 GB); the grant and its hold are as before."""
+    with serving(e2e_settings(tmp_path, max_octet_quota=50_000_000_000,
+                              quota_threshold_percent=50), tmp_path / "data") as server:
+        status, _ = post(server, f"/api/accounts/{SUB}/topup", {"amount": "1000"})
+        assert status == 200
+        sid = "audit;vqt"
+        init, term = exchange(
+            server,
+            _data_ccr(sid, 1, 0, A("Multiple-Services-Indicator", 1),
+                      mscc(1, rsu=("CC-Total-Octets", 20_000_000_000))),
+            _data_ccr(sid, 3, 1, mscc(1, usu=("CC-Total-Octets", 1_000_000))))
+        assert init.get("Result-Code") == 2001
+        m: Any = init.find("Multiple-Services-Credit-Control")
+        assert m.get("Result-Code") == 2001
+        assert m.find("Granted-Service-Unit").get("CC-Total-Octets") == 20_000_000_000
+        assert m.get("Volume-Quota-Threshold") == 2**32 - 1
+        assert term.get("Result-Code") == 2001
+        assert server.balance(SUB) == (1_050_000_000 - 10_000, 0)  # 1 MB at 0.01 EUR
