@@ -204,7 +204,9 @@ _MAX_EXPONENT = 18  # |Exponent| beyond this cannot describe a real amount of mo
 def _money(a: Avp | None) -> int | None:
     """Micro-units of a CC-Money member (Unit-Value = Value-Digits x 10^Exponent, RFC 4006
     §8.8) when the RSU/USU counts money only; None when it names a service unit. The
-    Currency-Code is not converted: the account's currency is assumed (documented)."""
+    Currency-Code is not converted: the account's currency is assumed (documented). Raises
+    :class:`BadRequest` 5004 for an amount that is negative, out of range or finer than a
+    micro-unit."""
     kids = children(a)
     cm = None
     for k in kids:
@@ -227,7 +229,13 @@ def _money(a: Avp | None) -> int | None:
     exp = exponent + 6
     if exp >= 0:
         return digits * 10 ** exp
-    return digits // 10 ** (-exp)
+    micros, rest = divmod(digits, 10 ** (-exp))
+    if rest:
+        # Money is exact (invariant 1): digits below the micro-unit are not cut off silently
+        # (0.1234567 debited as 0.123456); the client's amount cannot be held, so it is a bad
+        # value. Trailing zeros past it (1230000 x 10^-7) are exact and taken.
+        raise BadRequest(5004, cm, "CC-Money finer than the server's money unit (10^-6)")
+    return micros
 
 
 def _money_slice(rsu: Avp | None, usus: list[Avp]) -> tuple[int | None, int, bool] | None:

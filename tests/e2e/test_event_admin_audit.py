@@ -72,3 +72,44 @@ def test_a_volume_threshold_past_unsigned32_is_answered(tmp_path: Path) -> None:
         assert m.get("Volume-Quota-Threshold") == 2**32 - 1
         assert term.get("Result-Code") == 2001
         assert server.balance(SUB) == (1_050_000_000 - 10_000, 0)  # 1 MB at 0.01 EUR
+
+
+def _event(sid: str, action: int, *extra: Avp, sub: str = SUB,
+           context: str = "content@icx.local") -> Message:
+    return Message.request(272, 4, [
+        A("Session-Id", sid), A("Origin-Host", "audit.icx.test"), A("Origin-Realm", "icx.test"),
+        A("Destination-Realm", "icx.local"), A("Auth-Application-Id", 4),
+        A("Service-Context-Id", context), A("CC-Request-Type", 4),
+        A("CC-Request-Number", 0), A("Requested-Action", action),
+        A("Subscription-Id", [A("Subscription-Id-Type", 0), A("Subscription-Id-Data", sub)]),
+        *extra], proxiable=True)
+
+
+def _rsu_money(digits: int, exponent: int) -> Avp:
+    return A("Requested-Service-Unit", [A("CC-Money", [
+        A("Unit-Value", [A("Value-Digits", digits), A("Exponent", exponent)]),
+        A("Currency-Code", 978)])])
+
+
+@pytest.mark.stores
+def test_cc_money_finer_than_a_micro_unit_is_refused_not_cut(server: Server) -> None:
+    """Money is exact (architecture invariant 1; RFC 4006 §8.8: Value-Digits x
+    10^Exponent). A CC-Money amount with digits below the server's micro-unit was cut
+    silently: a DIRECT_DEBITING of 0.1234567 EUR debited 0.123456 and answered 2001 (a
+    refund of it credited 0.123456). It is 5004 with the CC-Money in Failed-AVP and nothing
+    moves; the same amount written with trailing zeros past the micro-unit is exact and
+    debited as it is."""
+    fine, refund, exact = exchange(
+        server,
+        _event("audit;money7", 0, _rsu_money(1_234_567, -7)),
+        _event("audit;money7r", 1, _rsu_money(1_234_567, -7)),
+        _event("audit;money7x", 0, _rsu_money(1_230_000, -7)))
+    for cca in (fine, refund):
+        assert cca.get("Result-Code") == 5004 and not cca.is_error
+        failed: Any = cca.find("Failed-AVP")
+        assert failed is not None and failed.find("CC-Money") is not None
+        assert cca.find("Granted-Service-Unit") is None
+    assert exact.get("Result-Code") == 2001
+    uv = exact.find("Granted-Service-Unit").find("CC-Money").find("Unit-Value")
+    assert (uv.get("Value-Digits"), uv.get("Exponent")) == (123, -3)
+    assert server.balance(SUB) == (50_000_000 - 123_000, 0)
