@@ -633,14 +633,30 @@ def result_to_cca(ccr: Message, request: ChargingRequest, result: ChargingResult
     return answer(ccr, avps)
 
 
+# An engine result's failed_field -> the AVP (code, vendor) Failed-AVP names.
+_FAILED_AVPS = {"Subscription-Id": (C.SUBSCRIPTION_ID, 0),
+                "CC-Request-Number": (C.CC_REQUEST_NUMBER, 0),
+                "Multiple-Services-Credit-Control": (C.MULTIPLE_SERVICES_CREDIT_CONTROL, 0),
+                "destination": (C.SERVICE_INFORMATION, C.V3GPP)}
+
+
 def _failed_for(ccr: Message, name: str) -> Avp | None:
-    code = {"Subscription-Id": C.SUBSCRIPTION_ID, "CC-Request-Number": C.CC_REQUEST_NUMBER,
-            "Multiple-Services-Credit-Control": C.MULTIPLE_SERVICES_CREDIT_CONTROL,
-            "destination": C.SERVICE_INFORMATION}.get(name)
-    if code is None:
+    """The Failed-AVP member for a result's *failed_field*: the request's AVP, or -- when the
+    request lacks it -- "an example of the missing AVP complete with the Vendor-Id" (RFC 4006
+    §9.1 for 5030/5031, RFC 6733 §7.5), never another AVP of the request that was fine."""
+    spec = _FAILED_AVPS.get(name)
+    if spec is None:
         return None
-    vendor = C.V3GPP if code == C.SERVICE_INFORMATION else 0
-    return ccr.find(code, vendor) or ccr.find(C.SERVICE_CONTEXT_ID)
+    code, vendor = spec
+    found = ccr.find(code, vendor)
+    if found is not None:
+        return found
+    if code == C.MULTIPLE_SERVICES_CREDIT_CONTROL:
+        # units asked at command level (no MSCC): the slice that failed is its RSU / USU
+        found = ccr.find(C.REQUESTED_SERVICE_UNIT) or ccr.find(C.USED_SERVICE_UNIT)
+        if found is not None:
+            return found
+    return decode_avps(zero_filled(code, vendor, 0xC0 if vendor else 0x40))[0]
 
 
 def error_cca(ccr: Message, err: BadRequest, *, origin_host: str,

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from diameter.avp import Avp
 from diameter.message import Message
 from icx.cli import main as cli
-from icx.diameter_client import A, data_info, mscc
+from icx.diameter_client import A, data_info, mscc, sms_info
 from tests.e2e.conftest import Server, e2e_settings, serving
 from tests.e2e.test_admin_audit import cli_output
 from tests.e2e.test_rar_asr_audit import post
@@ -113,3 +113,42 @@ def test_cc_money_finer_than_a_micro_unit_is_refused_not_cut(server: Server) -> 
     uv = exact.find("Granted-Service-Unit").find("CC-Money").find("Unit-Value")
     assert (uv.get("Value-Digits"), uv.get("Exponent")) == (123, -3)
     assert server.balance(SUB) == (50_000_000 - 123_000, 0)
+
+
+def test_failed_avp_names_the_missing_avp_not_the_service_context(server: Server) -> None:
+    """RFC 4006 §9.1 (5031) / facts B6: Failed-AVP carries the AVP that could not be
+    processed or "an example of the missing AVP complete with the Vendor-Id". When the AVP
+    at fault was absent -- no Subscription-Id (5030), no Service-Information to rate (5031) --
+    the answer's Failed-AVP carried the request's Service-Context-Id, an AVP that was fine:
+    the client is told its service context is the problem. It is now a zero-filled example of
+    the missing AVP; a session's command-level units that cannot be rated are named by their
+    Requested-Service-Unit, as an MSCC's are by the MSCC."""
+    def ccr(sid: str, rtype: int, context: str, *extra: Avp) -> Message:
+        return Message.request(272, 4, [
+            A("Session-Id", sid), A("Origin-Host", "audit.icx.test"),
+            A("Origin-Realm", "icx.test"), A("Destination-Realm", "icx.local"),
+            A("Auth-Application-Id", 4), A("Service-Context-Id", context),
+            A("CC-Request-Type", rtype), A("CC-Request-Number", 0), *extra], proxiable=True)
+
+    sub = A("Subscription-Id", [A("Subscription-Id-Type", 0), A("Subscription-Id-Data", SUB)])
+    rsu = A("Requested-Service-Unit", [A("CC-Service-Specific-Units", 1)])
+    no_sub_event, no_sub_init, no_si_event, no_si_init = exchange(
+        server,
+        ccr("audit;fa1", 4, "32274@3gpp.org", A("Requested-Action", 0), sms_info("4179111")),
+        ccr("audit;fa2", 1, "32274@3gpp.org", sms_info("4179111")),
+        ccr("audit;fa3", 4, "32270@3gpp.org", A("Requested-Action", 0), sub),
+        ccr("audit;fa4", 1, "32270@3gpp.org", sub, rsu))
+
+    def failed(cca: Message, code: int) -> Avp:
+        assert cca.get("Result-Code") == code and not cca.is_error
+        (inner,) = cca.find("Failed-AVP").value
+        return inner
+
+    for cca in (no_sub_event, no_sub_init):
+        inner = failed(cca, 5030)
+        assert (inner.code, inner.vendor) == (443, 0)  # Subscription-Id (example)
+    inner = failed(no_si_event, 5031)
+    assert (inner.code, inner.vendor, inner.flags & 0x80) == (873, 10415, 0x80)
+    inner = failed(no_si_init, 5031)
+    assert inner.code == 437 and inner.get("CC-Service-Specific-Units") == 1
+    assert server.balance(SUB) == (50_000_000, 0)
