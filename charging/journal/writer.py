@@ -43,7 +43,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cython_ext
 from charging.journal.framing import HEADER_LEN, buffer_reserve, frame_packer, record_packers
@@ -244,7 +244,125 @@ class SyncJournal:
         self._writer.close(seal=seal)
 
 
-class Journal:
+class _JournalHot:
+    """:class:`Journal`'s per-request methods (append_nowait, append_many_nowait,
+    call_when_durable) and the state they touch: the spec of the compiled base
+    ``cython_ext/journal_hot.pyx`` (JournalHot), which Journal derives from when it is built
+    and enabled -- two interpreter frames less per charged request. Journal provides
+    ``_schedule``, ``_dispatch``, ``_new_group``, ``_refusal`` and ``_failure`` (the stubs
+    below); the attributes are set by its constructor."""
+
+    _alloc: Any
+    _group: _GroupFuture | None
+    _loop: asyncio.AbstractEventLoop
+    _failed: BaseException | None
+    _closed: bool
+    _busy: bool
+    _scheduled: bool
+    _eager: int
+    _durable: Position
+    _callbacks: deque[tuple[Position, DurableCallback]]
+    records: int
+
+    def append_nowait(self, record: Mapping[str, Any] | bytes) -> tuple[Position, asyncio.Future[None]]:
+        """Enqueue ``record`` and return its position and the future of its group commit.
+
+        For callers that must enqueue synchronously (keeping journal order = call order, e.g.
+        the ledger) and await durability later. The future is shared by the whole group;
+        it ignores cancel(), so awaiting it directly is safe.
+        """
+        if self._failed is not None or self._closed:
+            raise self._refusal() from self._failed
+        alloc = self._alloc
+        pos = alloc.add(record)
+        self.records += 1
+        group = self._group
+        if group is None:
+            group = self._group = self._new_group()
+            if not self._busy and not self._scheduled:
+                self._schedule()
+        if len(alloc.buf) >= self._eager and not self._busy:
+            self._dispatch()
+        return pos, group
+
+    def append_many_nowait(
+        self, records: Iterable[Mapping[str, Any] | bytes], *, positions: bool = True,
+    ) -> tuple[list[Position], asyncio.Future[None] | None]:
+        """Enqueue ``records`` in order; return their positions and the group future (None
+        when ``records`` is empty). With ``positions=False`` no Position is built per record
+        (cheaper): use :attr:`position` after the call for the last one."""
+        if self._failed is not None or self._closed:
+            raise self._refusal() from self._failed
+        recs = records if isinstance(records, list) else list(records)
+        if not recs:
+            return [], None
+        alloc = self._alloc
+        group = self._group
+        if group is None:  # first: should add_many raise midway, what it enqueued gets written
+            group = self._group = self._new_group()
+            if not self._busy and not self._scheduled:
+                self._schedule()
+        out = alloc.add_many(recs, positions)
+        self.records += len(recs)
+        if len(alloc.buf) >= self._eager and not self._busy:
+            self._dispatch()
+        return out, group
+
+    def call_when_durable(self, pos: Position, callback: DurableCallback) -> None:
+        """Call ``callback(None)`` on the event loop once everything up to ``pos`` is durable,
+        or ``callback(exc)`` (a :class:`JournalError`) if the group commit failed.
+
+        The cheap alternative to awaiting a future per request (invariant 3, journal before
+        answer: write the answer from the callback). Call it from the loop's thread. Callbacks
+        run in registration order; register positions in non-decreasing order (the natural
+        order: positions are handed out in append order) and they also run in position order.
+        When ``pos`` is already durable the callback is scheduled with ``loop.call_soon`` (never
+        called re-entrantly). A callback that raises is reported to the loop's exception
+        handler; the others still run. ``pos`` beyond the last appended record is treated as
+        the last appended record.
+        """
+        if pos <= self._durable and not self._callbacks:
+            self._loop.call_soon(callback, None)
+            return
+        if self._failed is not None:
+            self._loop.call_soon(callback, self._failure())
+            return
+        last = self._alloc.last
+        if pos > last:
+            pos = last
+        self._callbacks.append((pos, callback))
+        # pos <= durable here means it queues behind a pending callback and is released with
+        # it (order kept); pos > durable means a group holding it is pending or in flight.
+
+    def _schedule(self) -> None:  # (Journal's)
+        raise NotImplementedError
+
+    def _dispatch(self) -> None:  # (Journal's)
+        raise NotImplementedError
+
+    def _new_group(self) -> _GroupFuture:  # (Journal's)
+        raise NotImplementedError
+
+    def _refusal(self) -> JournalError:  # (Journal's)
+        raise NotImplementedError
+
+    def _failure(self) -> JournalError:  # (Journal's)
+        raise NotImplementedError
+
+
+def _hot_base() -> type:
+    """The compiled JournalHot when built and enabled, else its spec :class:`_JournalHot`."""
+    mod = cython_ext.load("journal_hot")
+    return mod.JournalHot if mod is not None else _JournalHot  # type: ignore[no-any-return]
+
+
+if TYPE_CHECKING:
+    _HotBase = _JournalHot
+else:
+    _HotBase = _hot_base()
+
+
+class Journal(_HotBase):
     """The asyncio journal. Create with ``journal = await Journal.open(dir, ...)``.
 
     ``segment_bytes``: rotate before a segment would pass this size. ``rotate_seconds``: also
@@ -345,28 +463,7 @@ class Journal:
                    eager_bytes=eager_bytes, switch_interval=switch_interval,
                    writer_threads=writer_threads if native else 0)
 
-    # -- appending -------------------------------------------------------------------------
-
-    def append_nowait(self, record: Mapping[str, Any] | bytes) -> tuple[Position, asyncio.Future[None]]:
-        """Enqueue ``record`` and return its position and the future of its group commit.
-
-        For callers that must enqueue synchronously (keeping journal order = call order, e.g.
-        the ledger) and await durability later. The future is shared by the whole group;
-        it ignores cancel(), so awaiting it directly is safe.
-        """
-        if self._failed is not None or self._closed:
-            raise JournalError("journal is closed or failed") from self._failed
-        alloc = self._alloc
-        pos = alloc.add(record)
-        self.records += 1
-        group = self._group
-        if group is None:
-            group = self._group = _GroupFuture(loop=self._loop)
-            if not self._busy and not self._scheduled:
-                self._schedule()
-        if len(alloc.buf) >= self._eager and not self._busy:
-            self._dispatch()
-        return pos, group
+    # -- appending (append_nowait, append_many_nowait, call_when_durable: _JournalHot) ----
 
     async def append(self, record: Mapping[str, Any] | bytes) -> Position:
         """Append one record (a msgpack-able map, or already packed bytes); return its
@@ -381,29 +478,6 @@ class Journal:
         if group is not None:
             await group
         return positions
-
-    def append_many_nowait(
-        self, records: Iterable[Mapping[str, Any] | bytes], *, positions: bool = True,
-    ) -> tuple[list[Position], asyncio.Future[None] | None]:
-        """Enqueue ``records`` in order; return their positions and the group future (None
-        when ``records`` is empty). With ``positions=False`` no Position is built per record
-        (cheaper): use :attr:`position` after the call for the last one."""
-        if self._failed is not None or self._closed:
-            raise JournalError("journal is closed or failed") from self._failed
-        recs = records if isinstance(records, list) else list(records)
-        if not recs:
-            return [], None
-        alloc = self._alloc
-        group = self._group
-        if group is None:  # first: should add_many raise midway, what it enqueued gets written
-            group = self._group = _GroupFuture(loop=self._loop)
-            if not self._busy and not self._scheduled:
-                self._schedule()
-        out = alloc.add_many(recs, positions)
-        self.records += len(recs)
-        if len(alloc.buf) >= self._eager and not self._busy:
-            self._dispatch()
-        return out, group
 
     @property
     def directory(self) -> Path:
@@ -453,32 +527,6 @@ class Journal:
         self._durable_waiters.append((pos, fut))
         await fut
 
-    def call_when_durable(self, pos: Position, callback: DurableCallback) -> None:
-        """Call ``callback(None)`` on the event loop once everything up to ``pos`` is durable,
-        or ``callback(exc)`` (a :class:`JournalError`) if the group commit failed.
-
-        The cheap alternative to awaiting a future per request (invariant 3, journal before
-        answer: write the answer from the callback). Call it from the loop's thread. Callbacks
-        run in registration order; register positions in non-decreasing order (the natural
-        order: positions are handed out in append order) and they also run in position order.
-        When ``pos`` is already durable the callback is scheduled with ``loop.call_soon`` (never
-        called re-entrantly). A callback that raises is reported to the loop's exception
-        handler; the others still run. ``pos`` beyond the last appended record is treated as
-        the last appended record.
-        """
-        if pos <= self._durable and not self._callbacks:
-            self._loop.call_soon(callback, None)
-            return
-        if self._failed is not None:
-            self._loop.call_soon(callback, JournalError(f"journal write failed: {self._failed!r}"))
-            return
-        last = self._alloc.last
-        if pos > last:
-            pos = last
-        self._callbacks.append((pos, callback))
-        # pos <= durable here means it queues behind a pending callback and is released with
-        # it (order kept); pos > durable means a group holding it is pending or in flight.
-
     async def rotate(self) -> None:
         """Seal the open segment now (if it holds records) and wait until it is sealed."""
         if self._failed is not None:
@@ -498,6 +546,16 @@ class Journal:
         return group
 
     # -- the group commit machinery -------------------------------------------------------
+
+    def _new_group(self) -> _GroupFuture:
+        """The future of the next group commit (once per group, not per record)."""
+        return _GroupFuture(loop=self._loop)
+
+    def _refusal(self) -> JournalError:
+        return JournalError("journal is closed or failed")
+
+    def _failure(self) -> JournalError:
+        return JournalError(f"journal write failed: {self._failed!r}")
 
     def _schedule(self) -> None:
         self._scheduled = True
