@@ -65,6 +65,13 @@ AVPS = """
 480   0 Accounting-Record-Type          Enumerated        M
 483   0 Accounting-Realtime-Required    Enumerated        M
 485   0 Accounting-Record-Number        Unsigned32        M
+# --- RFC 7155 (Diameter NASREQ, obsoletes RFC 4005) §4.6.1-4.6.4 accounting counters: M must,
+# V must not (§4.6 flag table). Not in protocol-facts; RFC 7155 text + freeDiameter dict_nasreq.
+# The session's running totals ("in the course of this session"); mediation/rf.py reads 363/364.
+363   0 Accounting-Input-Octets         Unsigned64        M
+364   0 Accounting-Output-Octets        Unsigned64        M
+365   0 Accounting-Input-Packets        Unsigned64        M
+366   0 Accounting-Output-Packets       Unsigned64        M
 # --- RFC 4006 / 8506 credit control (protocol-facts B3)
 411   0 CC-Correlation-Id               OctetString       m
 412   0 CC-Input-Octets                 Unsigned64        M
