@@ -142,6 +142,10 @@ class ChargingRequest:
     termination_cause: int | None = None
     offline: bool = False  # Rf: rate and journal, no balance check
     failed_field: str | None = None  # agent found a bad/missing field (outcome INVALID/MISSING)
+    # Rf: (input, output) octets of the whole session so far, as the ACR's top-level
+    # Accounting-Input-Octets / Accounting-Output-Octets report them (RFC 7155 §4.6.1/4.6.2:
+    # running totals, not the part since the record before); None when it carries neither.
+    session_octets: tuple[int, int] | None = None
 
 
 # The results are built on every request: slots dataclasses WITHOUT frozen=True, because a

@@ -4,6 +4,11 @@ Accounting-Record-Type maps onto the neutral verbs (EVENT_RECORD 1 -> EVENT, STA
 INITIAL, INTERIM 3 -> UPDATE, STOP 4 -> TERMINATE); the idempotency key is
 ``rf:<Session-Id>:<Accounting-Record-Number>`` (facts A9: the accounting duplicate key).
 The ONE outcome -> Result-Code table for Rf is :data:`OUTCOME_RESULT_CODE`.
+
+Usage: the Used-Service-Units (in Multiple-Services-Credit-Control, or at command level) as
+``units``, and the top-level Accounting-Input-Octets / Accounting-Output-Octets (RFC 7155
+§4.6.1/4.6.2, the session's running totals) as ``session_octets``, both as received: which
+one counts is the engine's decision (charging/service_offline.py).
 """
 
 from __future__ import annotations
@@ -90,7 +95,21 @@ def acr_to_request(msg: Message, smap: ServiceMap) -> ChargingRequest:
         peer_host=_str(msg.find(C.ORIGIN_HOST)) or "",
         peer_realm=_str(msg.find(C.ORIGIN_REALM)) or "",
         context=context or "", at=_time(msg.find(C.EVENT_TIMESTAMP)), offline=True,
+        session_octets=_session_octets(msg),
     )
+
+
+def _session_octets(msg: Message) -> tuple[int, int] | None:
+    """(input, output) octets of the ACR's top-level Accounting-Input-Octets /
+    Accounting-Output-Octets (RFC 7155 §4.6.1/4.6.2: what the session has carried "in the
+    course of this session", a running total), the first of each; None when it carries
+    neither, the other 0 when it carries one. (Inside a TS 32.299 Service-Data-Container the
+    same AVPs count one container's interval: those are not read here.)"""
+    first_in = _int(msg.find(C.ACCOUNTING_INPUT_OCTETS))
+    first_out = _int(msg.find(C.ACCOUNTING_OUTPUT_OCTETS))
+    if first_in is None and first_out is None:
+        return None
+    return (first_in or 0, first_out or 0)
 
 
 def _check_application(msg: Message) -> None:
