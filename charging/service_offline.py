@@ -110,14 +110,15 @@ class OfflineCharging(ServiceCore):
         else:
             self._rf_cow(session)
         saved = _save(session)
-        self._offline_advance(session, n, req.verb, at, used)
+        self._offline_advance(session, n, req.verb, at, used, octets=_offline_octets(req))
         specs: list[_Spec] = []
         if stop:
             if session.account is None:
                 session.account = account
             specs = self._offline_close_specs(session, key)
         try:
-            self._offline_journal(session, _KIND[req.verb], key, n, at, used, specs, now)
+            self._offline_journal(session, _KIND[req.verb], key, n, at, used, specs, now,
+                                  octets=req.session_octets)
         except BaseException:
             # nothing was recorded (answered 4002): the CTF's retry of this ACR must count
             _restore(session, saved, n)
@@ -146,10 +147,14 @@ class OfflineCharging(ServiceCore):
         # its rated record's ``request`` (and the acct record's ``last``, which the recovery
         # of a cut-off rated record reads) is its Accounting-Record-Number, as a STOP's is
         session.last_number = req.request_number
-        used = {s: n for s, n in used.items() if n} or {
-            req.service: 1 if SERVICE_UNIT[req.service] is UnitKind.EVENTS else 0}
+        used = {s: n for s, n in used.items() if n}
+        counted = _counted_by_octets(req.service, used, _offline_octets(req))
+        if counted is not None:  # its octet counters are its volume (the same rule as a call's)
+            used[req.service] = counted
+        used = used or {req.service: 1 if SERVICE_UNIT[req.service] is UnitKind.EVENTS else 0}
         specs = [(_offline_key(key, i, s), s, u, 0) for i, (s, u) in enumerate(used.items())]
-        self._offline_journal(session, "event", key, req.request_number, at, used, specs, now)
+        self._offline_journal(session, "event", key, req.request_number, at, used, specs, now,
+                              octets=req.session_octets)
         self._offline_events[key] = now + self.config.offline_retention
         self._offline_forget(now)
         return ChargingResult(outcome=Outcome.SUCCESS)
@@ -175,10 +180,12 @@ class OfflineCharging(ServiceCore):
             if again is not None and again is not closed:  # (cannot happen: our turn)
                 return await self._offline_late(sid, again, req, key, at, used, now)
             session.account = account
-        touched = self._offline_advance(session, n, req.verb, at, used, last=False)
+        touched = self._offline_advance(session, n, req.verb, at, used, last=False,
+                                        octets=_offline_octets(req))
         specs = [(_offline_key(key, i, g.service), g.service, g.used_total - before, before)
                  for i, (g, before) in enumerate(touched) if g.used_total > before]
-        self._offline_journal(session, "late", key, n, at, used, specs, now)
+        self._offline_journal(session, "late", key, n, at, used, specs, now,
+                              octets=req.session_octets)
         self._offline_closed(session, now)  # its numbers are remembered from its last record
         return ChargingResult(outcome=Outcome.SUCCESS)
 
@@ -207,16 +214,29 @@ class OfflineCharging(ServiceCore):
         return await self.accounts.resolve(subscriber) if subscriber else None
 
     def _offline_advance(self, session: Session, n: int, verb: Verb, at: float,
-                         used: dict[ServiceKind, int], *,
-                         last: bool = True) -> list[tuple[Grant, int]]:
+                         used: dict[ServiceKind, int], *, last: bool = True,
+                         octets: int | None = None) -> list[tuple[Grant, int]]:
         """Count record *n* into the session: seen, each service's total, the last number.
-        Returns (usage counter, its total before) of each service the record touched."""
+        *octets*: the record's octet counters (:func:`_offline_octets`). Returns (usage
+        counter, its total before) of each service the record touched."""
         session.seen.add(n)  # type: ignore[union-attr]
         touched = [(g, g.used_total) for g in self._offline_grants(session, used)]
         cumulative = self.config.offline_usage_reports == "cumulative"
+        counted = _counted_by_octets(session.service, used, octets)
         for grant, before in touched:
+            by_octets = counted if grant.service is session.service else None
             grant.used_total = total = self._offline_total(session, grant, verb, at, used,
-                                                           cumulative=cumulative)
+                                                           cumulative=cumulative,
+                                                           octets=by_octets)
+            if by_octets is not None and by_octets < before and n > session.last_number:
+                # a newer record whose running total is below the call's volume so far: the
+                # client reset its counters (or they count something else than its USU did).
+                # Keep what was counted -- a record never un-charges -- and say so.
+                _log.warning("rf session %r: record %d reports a running total of %d octets "
+                             "(Accounting-Input-Octets + Accounting-Output-Octets), lower "
+                             "than the %d counted so far; keeping %d (RFC 7155 §4.6: the "
+                             "counters are the session's totals)", session.id, n, by_octets,
+                             before, total)
             if cumulative and n > session.last_number and total > used.get(grant.service, 0) > 0:
                 # a newer record reporting less than the call's total so far (a record older
                 # than the last one may: it was overtaken): the client reset its counter, or
@@ -257,10 +277,11 @@ class OfflineCharging(ServiceCore):
 
     def _offline_journal(self, session: Session, kind: str, key: str, n: int | None,
                          at: float, used: dict[ServiceKind, int], specs: list[_Spec],
-                         now: float) -> None:
-        """Enqueue the ACR's ``acct`` record (session state AFTER it) and then the rated
-        records *specs* describe, in ONE append. Raises (nothing enqueued, nothing rated
-        twice) when the journal failed."""
+                         now: float, *, octets: tuple[int, int] | None = None) -> None:
+        """Enqueue the ACR's ``acct`` record (session state AFTER it; *octets*: its octet
+        counters as received, input and output) and then the rated records *specs*
+        describe, in ONE append. Raises (nothing enqueued, nothing rated twice) when the
+        journal failed."""
         row = offline_state.session_row(session)
         row.update(k=kind, n=n, at=at)
         if specs:
@@ -270,6 +291,8 @@ class OfflineCharging(ServiceCore):
             "request": str(session.last_number if n is None else n), "record": kind,
             "used": {_VALUE[s]: u for s, u in used.items()}, "result": "ok",
             "balance_effects": [], "holds": [], "rf": row}
+        if octets is not None:
+            acct["octets"] = list(octets)
         records = [acct, *self._offline_rates(session, specs, end=at, result=_RESULT.get(kind),
                                               request=n if kind == "late" else None)]
         self.ledger.record_many_now(records, now=now)
@@ -338,17 +361,24 @@ class OfflineCharging(ServiceCore):
 
     @staticmethod
     def _offline_total(session: Session, grant: Grant, verb: Verb, at: float,
-                       used: dict[ServiceKind, int], *, cumulative: bool = False) -> int:
+                       used: dict[ServiceKind, int], *, cumulative: bool = False,
+                       octets: int | None = None) -> int:
         """A service's usage in the session after a record: its Used-Service-Units add up
         (each record reports its own part: ``[rf] usage_reports = "incremental"``), or, with
         ``"cumulative"`` (each reports the call's total so far), the highest total reported
-        (records may arrive out of order); without any, the session's own service, when
-        timed, lasts until the record's Event-Timestamp."""
+        (records may arrive out of order); without any, *octets* -- the record's octet
+        counters, when they count for this service (:func:`_counted_by_octets`) -- is the
+        call's volume so far, so the call is at least that (the record adds what it exceeds
+        the volume counted before; in either mode: RFC 7155 defines them as running totals);
+        without either, the session's own service, when timed, lasts until the record's
+        Event-Timestamp."""
         n = used.get(grant.service, 0)
         if n:
             if cumulative:
                 return max(grant.used_total, n)
             return grant.used_total + n
+        if octets is not None:
+            return max(grant.used_total, octets)
         if (grant.service is session.service and verb is not Verb.INITIAL
                 and grant.unit is UnitKind.TIME and not any(used.values())):
             return max(grant.used_total, int(at - session.started))
@@ -517,6 +547,25 @@ def _offline_used(req: ChargingRequest) -> dict[ServiceKind, int]:
         service = su.service or req.service
         out[service] = out.get(service, 0) + max(0, su.used)
     return out
+
+
+def _offline_octets(req: ChargingRequest) -> int | None:
+    """The session's octets so far by the ACR's counters (RFC 7155 §4.6.1/4.6.2: input +
+    output, running totals), or None when it carries none."""
+    octets = req.session_octets
+    return None if octets is None else octets[0] + octets[1]
+
+
+def _counted_by_octets(service: ServiceKind, used: dict[ServiceKind, int],
+                       octets: int | None) -> int | None:
+    """*octets* when a record's octet counters count for *service* (the session's own), else
+    None: only a service metered in octets, and only when the record reports no octets for
+    it in Used-Service-Unit. A record reporting both: its USU wins -- the counters cover the
+    same traffic (and every rating group's, not the service's alone), so adding them would
+    count it twice; its counters add nothing then."""
+    if octets is None or SERVICE_UNIT[service] is not UnitKind.OCTETS or used.get(service):
+        return None
+    return octets
 
 
 def _offline_key(key: str, i: int, service: ServiceKind) -> str:
