@@ -179,7 +179,8 @@ class RfSection:
     # What an INTERIM/STOP's Used-Service-Units mean: "incremental" -- the usage since the
     # record before (TS 32.299 containers; the call's usage is their sum) -- or "cumulative"
     # -- the call's usage so far (RFC 6733 style running totals; the call's usage is the
-    # highest total reported: a lower one is kept out and logged). docs/charging.md.
+    # highest total reported: a lower one is kept out and logged). docs/charging.md. Not the
+    # ACR's top-level Accounting-Input/Output-Octets: RFC 7155 running totals either way.
     usage_reports: Literal["incremental", "cumulative"] = "incremental"
 
 
