@@ -24,6 +24,7 @@ from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 from cython_ext.diameter_codec cimport Avp, Message
 
 import types
+from functools import partial as _partial
 
 ABI = 1
 
@@ -270,7 +271,13 @@ cdef class Responder:
         pos = mark()
         answer = self.encode(request, req, result)
         if answer is None:
-            answer = self.agent._answer_for(request, req, result)
+            # a Message (the compiled writer declined): the agent's own callback sends it,
+            # which copes with an answer that cannot be encoded (5012, the session ended)
+            agent = self.agent
+            when_durable(pos, _partial(agent._durable, peer, request, req,
+                                       agent._answer_for(request, req, result), t0,
+                                       result.outcome, 272))
+            return
         when_durable(pos, Durable(self, peer, request, req, answer, t0, result.outcome))
 
 
@@ -282,7 +289,8 @@ cdef int raise_pending() except -1:
 @cython.final
 @cython.freelist(64)
 cdef class Durable:
-    """The journal's durability callback for one answer (``agent._durable``'s common case)."""
+    """The journal's durability callback for one answer (``agent._durable``'s common case:
+    encoded answer bytes; a Message answer goes to ``agent._durable`` itself)."""
 
     cdef Responder r
     cdef object peer, request, req, answer, outcome

@@ -34,6 +34,7 @@ __all__ = [
     "failed_avp",
     "patch_hop_by_hop",
     "result_code_of",
+    "unencodable_avp",
 ]
 
 
@@ -237,4 +238,22 @@ def result_code_of(data: bytes) -> int | None:
         if code == 268 and not flags & 0x80 and length == 12:
             return int.from_bytes(data[i + 8:i + 12], "big")
         i += (length + 3) & ~3
+    return None
+
+
+def unencodable_avp(avps: Iterable[Avp], _path: str = "") -> str | None:
+    """``Name/Member=value`` of the first AVP among *avps* that does not encode (descending
+    into Grouped members), or None. For a log line after a message's ``encode()`` raised:
+    the codec's own error does not say which AVP. Exception path only (it encodes again)."""
+    for a in avps:
+        try:
+            a.encode()
+        except Exception:  # noqa: BLE001 -- what the codec refuses is what we look for
+            name = f"{_path}{a.name or a.code}"
+            value = a.value
+            if isinstance(value, list):
+                inner = unencodable_avp(value, name + "/")
+                if inner is not None:
+                    return inner
+            return f"{name}={value!r}"
     return None

@@ -28,6 +28,7 @@ from diameter import peer_actions, peer_receive
 from diameter.answers import (
     LocalIdentity,
     answer_from_error,
+    error_answer,
 )
 from diameter.avp import Avp
 from diameter.constants import (
@@ -81,7 +82,8 @@ class PeerConnection:
     __slots__ = (
         "_adopted_by", "_cer_hbh", "_closing_deadline", "_disconnect_cause", "_dups", "_e2e",
         "_events", "_frames", "_hbh", "_held_cer", "_inflight", "_out", "_partner", "_pending",
-        "_reopen", "_rng", "_setup_deadline", "_watchdog", "answers_dropped", "applications",
+        "_reopen", "_rng", "_setup_deadline", "_watchdog", "answers_dropped", "answers_unencodable",
+        "applications",
         "config", "duplicates_answered", "duplicates_dropped", "error_answers", "me",
         "peer_host", "registry", "remote", "role", "state", "terminated", "termination_reason",
         "too_busy", "wakeup",
@@ -125,6 +127,7 @@ class PeerConnection:
         self.duplicates_dropped = 0
         self.too_busy = 0
         self.answers_dropped = 0
+        self.answers_unencodable = 0  # answers replaced by 5012: see answer_unencodable()
         # requests this layer answered itself with an error (validation, 3004, 3007, ...):
         # (command code, Result-Code) -> count; the application never sees them
         self.error_answers: dict[tuple[int, int], int] = {}
@@ -332,6 +335,30 @@ class PeerConnection:
             return False
         self._fire(PeerInput.SEND_MESSAGE, now, data=data)
         return True
+
+    def answer_unencodable(self, request: Message, now: float) -> bytes | None:
+        """Answer *request* with DIAMETER_UNABLE_TO_COMPLY because the answer the application
+        built for it could not be encoded (a value out of range for its AVP type): call it
+        instead of :meth:`send_answer` when ``answer.encode()`` raised. Without it nothing
+        would go out, the client would time out (a CCR's grant held until Tcc) and, the
+        request staying in flight, its retransmissions would be dropped as pending duplicates.
+
+        The answer is the smallest the command's grammar allows (RFC 6733 §7.1.5, facts A6:
+        5012 with the E bit clear): Session-Id, Origin-Host/Realm, Result-Code, the answer's
+        other {required} AVPs echoed from the request (a CCA's Auth-Application-Id,
+        CC-Request-Type and -Number, so the client can match it), Proxy-Info. It goes into
+        the duplicate cache like any answer. Returns its bytes, or None when even that could
+        not be encoded (then the request is forgotten: a retransmission is processed afresh)."""
+        self.answers_unencodable += 1
+        ans = error_answer(request, self.me, 5012, e_bit=False,
+                           error_message="the answer could not be encoded")
+        try:
+            data = ans.encode()
+        except Exception:  # noqa: BLE001 -- the request's own echoed AVPs: nothing to send
+            self.abandon_request(request.hop_by_hop)
+            return None
+        self.send_answer_bytes(request.hop_by_hop, data, now)
+        return data
 
     def abandon_request(self, hop_by_hop: int) -> None:
         """Forget a received request that will never be answered (its handler was cancelled),

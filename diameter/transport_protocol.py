@@ -33,7 +33,7 @@ import structlog
 
 from cython_ext import load
 from diameter import peer_receive, validate
-from diameter.answers import error_answer, result_code_of
+from diameter.answers import error_answer, result_code_of, unencodable_avp
 from diameter.duplicates import DuplicateCache
 from diameter.eager import resume as _resume
 from diameter.errors import DiameterError
@@ -63,7 +63,8 @@ Responder = Callable[[Message, "PeerProtocol"], None]
 
 log = structlog.get_logger("icx.diameter")
 # PeerConnection counters summed by DiameterServer.stats()
-COUNTERS = ("duplicates_answered", "duplicates_dropped", "too_busy", "answers_dropped")
+COUNTERS = ("duplicates_answered", "duplicates_dropped", "too_busy", "answers_dropped",
+            "answers_unencodable")
 _INFO = logging.INFO
 
 
@@ -249,7 +250,7 @@ class PeerProtocol(asyncio.Protocol):
         finally:
             self._waiters.pop(hbh, None)
 
-    def reply(self, request: Message, answer: Message | bytes, t0_ns: int = 0) -> None:
+    def reply(self, request: Message, answer: Message | bytes, t0_ns: int = 0) -> bool:
         """Send the answer to *request* (a request given to the responder/handler).
 
         *answer* is a Message (its Hop-by-Hop/End-to-End are set from the request, RFC 6733
@@ -257,22 +258,44 @@ class PeerProtocol(asyncio.Protocol):
         duplicate cache and the request stops counting as in flight. Bytes are written at the
         end of the current read, or on the next loop turn together with every other reply of
         this turn (one ``transport.write``). *t0_ns* (``time.perf_counter_ns()`` when the
-        request arrived) feeds the ``diameter.request`` log line's elapsed time."""
+        request arrived) feeds the ``diameter.request`` log line's elapsed time.
+
+        Returns False when *answer* (a Message) could not be encoded (a value out of range
+        for its AVP type): the request got the minimal 5012 DIAMETER_UNABLE_TO_COMPLY answer
+        instead (:meth:`PeerConnection.answer_unencodable`), so the caller should undo what
+        its answer would have granted; True otherwise."""
         conn = self.conn
         if conn is None:
-            return
+            return True
+        sent = True
         if answer.__class__ is bytes:
             conn.send_answer_bytes(request.hop_by_hop, answer, self._now())  # type: ignore[arg-type]
         else:
             ans = cast(Message, answer)
             ans.hop_by_hop = request.hop_by_hop
             ans.end_to_end = request.end_to_end
-            conn.send_answer(ans, self._loop.time())
+            try:
+                data = ans.encode()
+            except Exception as exc:  # noqa: BLE001 -- whatever the codec refuses
+                sent = False
+                answer = self._unencodable(conn, request, ans, exc)
+            else:
+                conn.send_answer_bytes(request.hop_by_hop, data, self._loop.time())
         if self._log_requests and _log_enabled(_INFO):
             self._log_request(request, answer, t0_ns)
         if not self._in_handle and not self._flush_armed:
             self._flush_armed = True
             self._loop.call_soon(self._flush)
+        return sent
+
+    def _unencodable(self, conn: PeerConnection, request: Message, answer: Message,
+                     exc: Exception) -> bytes:
+        """The answer to *request* could not be encoded: one log line, and the minimal 5012
+        answer instead (PeerConnection.answer_unencodable, counted for /metrics)."""
+        log.error("diameter.answer_unencodable", peer=self.peer_host, command=request.code,
+                  session=request.get("Session-Id"), error=repr(exc),
+                  avp=unencodable_avp(answer.avps))
+        return conn.answer_unencodable(request, self._loop.time()) or b""
 
     def _flush(self) -> None:
         self._flush_armed = False

@@ -121,7 +121,8 @@ class DiameterServer:
 
     def stats(self) -> dict[str, int]:
         """Counters for /metrics: connections, open peers, requests in flight, and since start
-        the duplicates answered/dropped, 3004 answers and answers dropped (unknown H-b-H)."""
+        the duplicates answered/dropped, 3004 answers, answers dropped (unknown H-b-H) and
+        answers that could not be encoded (sent as 5012)."""
         out = dict(self._closed_totals)
         for proto in self._accepted:
             if proto.conn is not None:

@@ -168,6 +168,9 @@ _PEER_METRICS = {
                  "Requests answered 3004 DIAMETER_TOO_BUSY (the per-peer in-flight limit)."),
     "answers_dropped": ("icx_diameter_answers_dropped_total", "counter",
                         "Answers dropped: no request of ours with that Hop-by-Hop id."),
+    "answers_unencodable": ("icx_diameter_answers_unencodable_total", "counter",
+                            "Answers that could not be encoded (a value out of range for its "
+                            "AVP type), sent as 5012 DIAMETER_UNABLE_TO_COMPLY instead."),
 }
 
 

@@ -28,7 +28,7 @@ from typing import Any, cast
 
 import structlog
 
-from charging.requests import ChargingRequest, ChargingResult, Outcome
+from charging.requests import ChargingRequest, ChargingResult, Outcome, Verb
 from charging.service import ChargingService
 from cython_ext import load
 from diameter.eager import resume as _resume
@@ -227,7 +227,7 @@ class ChargingAgent:
         split = self._split
         if split is None or not mark:
             self._reply(peer, request, self._answer_for(request, req, result), t0,
-                        result.outcome)
+                        result.outcome, req)
             return
         pos = split[1]()  # read right after decide (before any other await): the contract
         answer = self._answer_for(request, req, result)
@@ -241,21 +241,48 @@ class ChargingAgent:
             log.error("journal_failed", session=req.session_id, error=repr(exc))
             result = _OUT_OF_SPACE if req.offline else _UNABLE
             answer, outcome = self._answer_for(request, req, result), result.outcome
+        if answer.__class__ is not bytes:  # a Message: it may not encode (_reply sees to it)
+            self._reply(peer, request, answer, t0, outcome, req)
+            return
         # _reply() inlined (the per-request path); *code* is request.code (read once)
         self.metrics.observe(CMD_NAMES.get(code) or str(code), _RC_BY_ID[id(outcome)],
                              (_perf_ns() - t0) * 1e-9)
         peer.reply(request, answer, t0)
 
     def _reply(self, peer: Any, request: Message, answer: Message | bytes, t0: int,
-               outcome: Outcome | None = None) -> None:
+               outcome: Outcome | None = None, req: ChargingRequest | None = None) -> None:
         code = request.code
-        if outcome is not None:
-            rc: int = _RC_BY_ID[id(outcome)]  # Ro and Rf share the one table
+        if peer.reply(request, answer, t0) is False:
+            # the Diameter layer could not encode it and answered 5012 instead
+            rc: int = 5012
+            if req is not None:
+                self._unanswered(req)
+        elif outcome is not None:
+            rc = _RC_BY_ID[id(outcome)]  # Ro and Rf share the one table
         else:
             found = cast(Message, answer).find(C.RESULT_CODE)
             rc = int(found.value) if found is not None else 0
         self.metrics.observe(CMD_NAMES.get(code) or str(code), rc, (_perf_ns() - t0) * 1e-9)
-        peer.reply(request, answer, t0)
+
+    def _unanswered(self, req: ChargingRequest) -> None:
+        """The answer decided for *req* could not be encoded; the client got 5012
+        DIAMETER_UNABLE_TO_COMPLY instead (PeerProtocol.reply). For a session request that
+        is a failed request of the session (RFC 4006 §7 server state machine, facts B5:
+        "UPDATE failed -> debit used units -> Idle"; "if it detects a failure in a session,
+        it ends the session and returns the reserved units"): the session is ended and the
+        grant the client never heard of is released (release records, reason
+        ``answer_unencodable``), instead of holding credit until Tcc. Usage the request
+        reported stays committed: it was consumed, and it is in the journal. An EVENT's
+        debit and an ACR's record stay as journaled (nothing is held)."""
+        if req.offline or req.verb is Verb.EVENT:
+            return
+        self._spawn(self._end_unanswered(req.session_id))
+
+    async def _end_unanswered(self, session_id: str) -> None:
+        try:
+            await self.service.end(session_id, now=self.clock(), reason="answer_unencodable")
+        except Exception:  # the hold then goes at Tcc, as before
+            log.exception("session_end_failed", session=session_id)
 
     async def handle(self, request: Message, peer: Any = None) -> Message:
         """Answer one request. Never raises for bad input (invariant 5)."""
