@@ -140,6 +140,16 @@ def format_amount(micros: int, *, min_places: int = 2) -> str:
     return f"{sign}{whole}.{digits}" if digits else f"{sign}{whole}"
 
 
+def format_money(micros: int, currency: str | None) -> str:
+    """*micros* of *currency* as an operator reads it: the currency's own minor places
+    (``"1000"`` JPY, ``"50.00"`` EUR, ``"12.345"`` KWD; 2 for a currency ISO 4217 does not
+    give minor units for), and every further digit an amount really has -- a balance that
+    holds sub-minor amounts (micro-unit rated charges) is shown exactly (``"999.5"`` JPY),
+    never rounded to hide money. Use it wherever a balance is displayed, so every command
+    shows one account's money alike."""
+    return format_amount(micros, min_places=minor_places(currency) if currency else 2)
+
+
 def round_to_places(micros: int, places: int, mode: Rounding = Rounding.HALF_UP) -> int:
     """Round *micros* to *places* decimals (e.g. 2 for cents); the result is still micro-units."""
     if not 0 <= places <= _SCALE:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from charging.money import MoneyError, format_amount, parse_plain_amount
+from charging.money import MoneyError, format_amount, format_money, parse_plain_amount
 from charging.ports import Accounts, Ledger
 from charging.store.base import MAX_AMOUNT, AccountView, BalanceKind, BalanceView
 
@@ -23,8 +23,9 @@ class OperatorError(ValueError):
 
 
 def _fmt(b: BalanceView, micros: int) -> str:
-    # Money in major units as a decimal string; unit buckets as whole units.
-    return format_amount(micros) if b.kind is BalanceKind.MONEY else str(micros)
+    # Money in major units as a decimal string with the currency's own minor places (exact
+    # beyond them: format_money), as `icx sessions list` shows it; unit buckets as whole units.
+    return format_money(micros, b.currency) if b.kind is BalanceKind.MONEY else str(micros)
 
 
 def account_json(view: AccountView) -> dict[str, Any]:

@@ -8,8 +8,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from charging.currency import is_iso4217, minor_places
-from charging.money import format_amount
+from charging.currency import is_iso4217
+from charging.money import format_amount, format_money
 from icx.commands._admin_client import admin_option, call, segment
 
 
@@ -84,7 +84,7 @@ def _money(micros: int | None, currency: str | None) -> str:
     if micros is None:
         return "-"
     if currency and is_iso4217(currency):
-        return f"{format_amount(micros, min_places=minor_places(currency))} {currency}"
+        return f"{format_money(micros, currency)} {currency}"
     return format_amount(micros)
 
 
