@@ -7,10 +7,12 @@ Amounts cross this boundary as decimal strings only (charging/money.py); the HTT
 from __future__ import annotations
 
 import uuid
+from collections.abc import Container, Iterable
 from typing import Any
 
 from charging.money import MoneyError, format_amount, format_money, parse_plain_amount
 from charging.ports import Accounts, Ledger
+from charging.sessions import Session
 from charging.store.base import MAX_AMOUNT, AccountView, BalanceKind, BalanceView
 
 
@@ -41,6 +43,18 @@ def account_json(view: AccountView) -> dict[str, Any]:
             for b in view.balances
         ],
     }
+
+
+def reauth_targets(sessions: Iterable[Session], *, account: str | None = None,
+                   decks: Container[str] | None = None) -> list[str]:
+    """The Session-Ids a server-initiated RAR goes to (a top-up: *account*'s sessions; a
+    tariff change: those on one of *decks*; neither: every one): open online sessions, except
+    those the operator killed (ASR answered 2001, the session waits for its CCR-T, facts D).
+    A RAR asks the client to re-authorise (RFC 4006 §5.5); a killed session is being torn
+    down, and re-authorising it would only draw a CCR-U for a grant it will not get."""
+    return [s.id for s in sessions
+            if s.killed is None and (account is None or s.account == account)
+            and (decks is None or s.deck in decks)]
 
 
 async def find_account(accounts: Accounts, ident: str) -> AccountView:

@@ -10,7 +10,8 @@ Routes (all JSON unless noted; amounts are decimal strings):
 ``POST /api/accounts/{id}/topup``           body ``{"amount": "10.00", "key"?: "...",
                                             "balance"?: "EUR", "reauth"?: true}`` (other
                                             fields: 400); sends RAR to the account's open
-                                            sessions (facts D) unless false
+                                            sessions (facts D; not those killed and
+                                            awaiting their CCR-T) unless false
 ``GET  /api/sessions[?account=ID]``         open sessions (of the account with that id or
                                             identity)
 ``POST /api/sessions/{sid}/kill``           ASR to the client; ASA 2001: the session waits for
@@ -18,7 +19,7 @@ Routes (all JSON unless noted; amounts are decimal strings):
                                             ``kill_grace_seconds``), else ``released``
 ``POST /api/sessions/{sid}/reauth``         RAR to the client (kill, reauth: 404 for no open
                                             session, 409 for an Rf one: no ASR/RAR there)
-``POST /api/reauth``                        RAR to every open session
+``POST /api/reauth``                        RAR to every open session (but killed ones)
 ``POST /api/rates/reload``                  use the deck versions imported since start (``icx
                                             rates import``): calls from the next second on;
                                             calls in progress keep theirs; body ``{"reauth"?:
@@ -39,7 +40,13 @@ from typing import Any
 
 from aiohttp import web
 
-from charging.operator import OperatorError, account_json, find_account, topup
+from charging.operator import (
+    OperatorError,
+    account_json,
+    find_account,
+    reauth_targets,
+    topup,
+)
 from charging.ports import Accounts, Ledger
 from charging.service import ChargingService
 from mediation.agent import ChargingAgent
@@ -130,7 +137,8 @@ def build_app(*, service: ChargingService, agent: ChargingAgent | None, accounts
         except OperatorError as exc:
             return _json({"error": str(exc)}, exc.status)
         if agent is not None and body.get("reauth", True):
-            sids = [s.id for s in service.sessions if s.account == out["account"]]
+            # (not those killed and awaiting their CCR-T: reauth_targets)
+            sids = reauth_targets(service.sessions, account=out["account"])
             out["reauth"] = await _reauth_many(agent, sids)
         return _json(out)
 
@@ -185,7 +193,7 @@ def build_app(*, service: ChargingService, agent: ChargingAgent | None, accounts
     async def reauth_all(_: web.Request) -> web.Response:
         if agent is None:
             return _json({"sent": 0})
-        results = await _reauth_many(agent, [s.id for s in service.sessions])
+        results = await _reauth_many(agent, reauth_targets(service.sessions))
         return _json({"sent": len(results), "results": results})
 
     async def reload_rates(request: web.Request) -> web.Response:
@@ -206,7 +214,7 @@ def build_app(*, service: ChargingService, agent: ChargingAgent | None, accounts
         if agent is not None and changed and body.get("reauth", True):
             # RFC 4006 §5.5: the clients re-authorise; a call in progress keeps the tariff it
             # started with (it is rated by its total usage at its start), the next get the new
-            sids = [s.id for s in service.sessions if s.deck in changed]
+            sids = reauth_targets(service.sessions, decks=changed)
             out["reauth"] = await _reauth_many(agent, sids)
         return _json(out)
 
