@@ -1313,9 +1313,12 @@ cdef class FastPath:
         # (Not by looking into its __dict__: reading an instance's __dict__ materialises it,
         # and CPython 3.11 then stops specialising the journal's attribute loads in every
         # Python method of the per-request path.)
+        # A class-level ``_failed`` is fine when it is a compiled base's slot (journal_hot's
+        # JournalHot: a getset/member descriptor that reads the object's own field).
         jt = type(self.journal)
         self.journal_failed_attr = (hasattr(self.journal, "_failed") and not any(
-            "_failed" in c.__dict__ for c in jt.__mro__))
+            "_failed" in c.__dict__ and type(c.__dict__["_failed"]).__name__
+            not in ("getset_descriptor", "member_descriptor") for c in jt.__mro__))
         return 0
 
     # ------------------------------------------------------------------ entry point

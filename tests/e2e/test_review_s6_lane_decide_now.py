@@ -136,3 +136,39 @@ def test_unwrapped_decide_now_is_inlined_and_the_mark_is_a_c_getter(tmp_path: Pa
             await app.close()
 
     asyncio.run(main())
+
+
+def test_fast_path_reads_the_journal_failure_without_a_property_call(tmp_path: Path) -> None:
+    """The compiled fast path reads the journal's ``_failed`` field (the compiled base's slot)
+    rather than calling its ``failed`` property once per request (a Python frame each)."""
+    import sys
+
+    async def main() -> int:
+        app = await build(tmp_path)
+        try:
+            agent, peer = app.agent, Peer(app)
+            agent.respond(_init("p;0"), peer)  # the account's first request: Python path
+            await settle(app)
+            calls = 0
+
+            def prof(frame: Any, event: str, arg: Any) -> None:
+                nonlocal calls
+                if event == "call" and frame.f_code.co_name == "failed" \
+                        and frame.f_code.co_filename.endswith("journal/writer.py"):
+                    calls += 1
+
+            sys.setprofile(prof)
+            try:
+                for i in range(1, 21):
+                    agent.respond(_init(f"p;{i}"), peer)
+            finally:
+                sys.setprofile(None)
+            await settle(app)
+            assert [a.get("Result-Code") for _, a, _ in peer.replies] == [2001] * 21
+            return calls
+        finally:
+            await app.close()
+
+    calls = asyncio.run(main())
+    if LANE:
+        assert calls == 0
