@@ -35,6 +35,16 @@ def currency_numeric(code: str) -> int:
     return int(entry.numeric) if entry is not None else NO_CURRENCY
 
 
+@lru_cache(maxsize=256)
+def currency_alpha(numeric: int) -> str | None:
+    """The alphabetic ISO 4217 code of a numeric one (a Diameter Currency-Code: 392 -> "JPY"),
+    or None when ISO 4217 has none (999 "XXX" included: no currency involved)."""
+    if numeric == NO_CURRENCY:
+        return None
+    entry = pycountry.currencies.get(numeric=f"{numeric:03d}")
+    return str(entry.alpha_3) if entry is not None else None
+
+
 def is_iso4217(code: str) -> bool:
     """Whether *code* is an alphabetic ISO 4217 currency code (exactly three letters)."""
     return len(code) == 3 and code.isalpha() and code.isupper() and (

@@ -3,6 +3,11 @@
     icx ccr --to 41791234567 --seconds 60            # voice: CCR-I (RSU 60 s), CCR-T (USU 60 s)
     icx ccr --service sms --to 447700900123          # SMS: CCR-Event DIRECT_DEBITING
     icx ccr --service data --octets 5000000          # data: CCR-I, CCR-T with 5 MB used
+
+Exit status: 0 when every answer's Result-Code is a success (2xxx), 3 when the server answered
+with another one (4012 no credit, 5030 unknown subscriber, ...: the answers are still printed),
+1 when the server cannot be reached, 2 for bad options -- so a script can tell "charged" from
+"refused" without parsing the output.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from typing import Any
 
 import click
 
+from charging.currency import currency_alpha, minor_places
 from diameter.message import Message
 from icx.diameter_client import A, connect, data_info, mscc, sms_info, voice_info
 
@@ -35,15 +41,25 @@ def _summary(ans: Message) -> dict[str, Any]:
             "final_unit": m.find("Final-Unit-Indication") is not None})
     cost = ans.find("Cost-Information")
     uv = cost.find("Unit-Value") if cost is not None else None
-    if uv is not None:
+    if cost is not None and uv is not None:
         digits, exp = uv.get("Value-Digits"), uv.get("Exponent", 0)
         amount = Decimal(digits).scaleb(exp)  # Unit-Value, RFC 4006 §8.8
-        # at least the cents, as every amount icx prints ("1.00", "0.203333"; not "1")
-        out["cost"] = str(max(amount, amount.quantize(CENTS), key=_places))
+        # the currency the server priced in (Currency-Code, ISO 4217 numeric, RFC 4006 §8.11):
+        # the demo deck's EUR was printed for every deck, a JPY price as "EUR"
+        code = cost.get("Currency-Code")
+        currency = currency_alpha(code) if isinstance(code, int) else None
+        out["currency"] = currency if currency is not None else code
+        # at least the currency's minor places, as every amount icx prints ("1.00" EUR,
+        # "0.203333" EUR, "12" JPY; not "1"), and every further digit the price has
+        places = Decimal(1).scaleb(-minor_places(currency) if currency else -2)
+        out["cost"] = str(max(amount, amount.quantize(places), key=_places))
     return out
 
 
-CENTS = Decimal("0.01")
+def refused(steps: list[dict[str, Any]]) -> bool:
+    """Whether an answer's Result-Code is not a success (RFC 6733 §7.1: 2xxx)."""
+    return any(not (isinstance(s.get("result_code"), int) and 2000 <= s["result_code"] < 3000)
+               for s in steps)
 
 
 def _places(d: Decimal) -> int:
@@ -133,16 +149,18 @@ def ccr(host: str, port: int, service: str, sub: str, to: str, seconds: int, oct
         sys.exit(1)
     if as_json:
         click.echo(json.dumps(steps))
-        return
-    for s in steps:
-        click.echo(f"{s['request']}: Result-Code {s['result_code']}"
-                   + (f", used {s['used']}" if "used" in s else "")
-                   + (f", cost {s['cost']} EUR" if "cost" in s else ""))
-        for m in s.get("mscc", []):
-            granted = ", ".join(f"{k} {v}" for k, v in (m["granted"] or {}).items())
-            click.echo(f"  RG {m['rating_group']}: {m['result_code']}"
-                       + (f", granted {granted}" if granted else "")
-                       + (" FINAL" if m["final_unit"] else ""))
+    else:
+        for s in steps:
+            click.echo(f"{s['request']}: Result-Code {s['result_code']}"
+                       + (f", used {s['used']}" if "used" in s else "")
+                       + (f", cost {s['cost']} {s['currency']}" if "cost" in s else ""))
+            for m in s.get("mscc", []):
+                granted = ", ".join(f"{k} {v}" for k, v in (m["granted"] or {}).items())
+                click.echo(f"  RG {m['rating_group']}: {m['result_code']}"
+                           + (f", granted {granted}" if granted else "")
+                           + (" FINAL" if m["final_unit"] else ""))
+    if refused(steps):
+        sys.exit(3)
 
 
 commands = [ccr]

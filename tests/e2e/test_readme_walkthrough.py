@@ -22,9 +22,9 @@ def test_send_a_ccr_and_watch_the_balance_move(server: Server) -> None:
     admin = ["--admin", server.admin_url]
     port = ["--port", str(server.port)]
 
-    def icx(*args: str) -> str:
+    def icx(*args: str, exit_code: int = 0) -> str:
         res = runner.invoke(cli, list(args))
-        assert res.exit_code == 0, res.output
+        assert res.exit_code == exit_code, res.output
         # the in-process server's log lines land in the same captured stdout
         return "".join(line for line in res.output.splitlines(keepends=True)
                        if not LOG_LINE.match(line))
@@ -43,7 +43,7 @@ def test_send_a_ccr_and_watch_the_balance_move(server: Server) -> None:
     # cents, as every other amount the CLI prints)
     out = icx("ccr", "--from", "41790000002", "--to", "33123456789", "--seconds", "61", *port)
     assert "CCR-T: Result-Code 2001, used 61, cost 1.00 EUR\n" in out
-    out = icx("ccr", "--from", "41790000000", *port)
+    out = icx("ccr", "--from", "41790000000", *port, exit_code=3)  # 3: the server refused
     assert out == "CCR-I: Result-Code 4012\n  RG 100: 4012\n"  # empty balance: nothing granted
     assert json.loads(icx("balance", "topup", "41790000000", "10.00", "--json", *admin))[
         "balances"][0]["amount"] == "10.00"
