@@ -144,7 +144,8 @@ class EventCharging(ServiceCore):
         (refunded, priced, checked) on its own, under its own key (``<key>:<slice>:d``), and
         answered in its own MSCC with its own Result-Code; the command-level code is success
         when a slice succeeded (the per-MSCC codes carry the failures), else the first
-        slice's. Cost-Information is the sum of the slices that succeeded."""
+        slice's. Cost-Information is the sum of the slices that succeeded; so is the amount
+        a CHECK_BALANCE's Check-Balance-Result compares with the balance."""
         parts = [await self._event(dataclasses.replace(req, units=(su,)), f"{key}:{i}:d", now)
                  for i, su in enumerate(req.units)]
         units: list[UnitsResult] = []
@@ -164,8 +165,12 @@ class EventCharging(ServiceCore):
                                   message=first.message)
         cost = sum(part.cost or 0 for part in ok)
         enough: bool | None = None
-        if req.action is EventAction.CHECK_BALANCE and len(ok) == len(parts):
-            # the balance must cover every slice together, not each one alone
+        if req.action is EventAction.CHECK_BALANCE:
+            # the balance must cover every slice together, not each one alone; a slice that
+            # could not be priced (its own MSCC says why, e.g. 5031) is left out: the answer
+            # is still 2001, so it must carry Check-Balance-Result (RFC 4006 §8.6, facts B5:
+            # "CHECK_BALANCE: return Check-Balance-Result") for the slices that were priced --
+            # it was left out, and the client had no answer about the balance at all
             found = await self._account(req.subscriber)
             enough = (not isinstance(found, Outcome)
                       and await self._available(found[0], found[1]) >= cost)
