@@ -126,6 +126,12 @@ def server_hist(admin_port: int) -> dict[str, float]:
             out["sum"] = float(line.rsplit(" ", 1)[1])
         elif line.startswith('icx_diameter_request_seconds_count{command="CCR"}'):
             out["count"] = float(line.rsplit(" ", 1)[1])
+        elif line.startswith(('icx_journal_sync_seconds_bucket{le="0.005"} ',
+                              "icx_journal_sync_seconds_count ",
+                              "icx_journal_sync_seconds_sum ",
+                              "icx_journal_sync_seconds_max ")):
+            name, value = line.rsplit(" ", 1)
+            out[name] = float(value)
         elif line.startswith(("icx_snapshots_total ", "icx_snapshot_fork_seconds_max ",
                               "icx_event_loop_lag_seconds_max ", "icx_gc_pause_seconds_max ",
                               'icx_event_loop_lag_seconds_bucket{le="0.005"} ',
@@ -146,8 +152,8 @@ def server_share(h0: dict[str, float], h1: dict[str, float]) -> dict[str, Any]:
     25, 100 ms and 1 s, and its mean in ms. Client latency minus this is time before the
     server looked at the request (socket buffers, a loop turn still busy). Also how many
     snapshots the server cut in between and its longest fork stall so far (a young server
-    cuts them by record count, and each one's fork stops the loop), and its loop's lag and
-    GC pauses."""
+    cuts them by record count, and each one's fork stops the loop), its loop's lag and GC
+    pauses, and the journal's group commits (``journal_sync``: how long the disk took)."""
     n = h1.get("count", 0.0) - h0.get("count", 0.0)
     if not n:
         return {}
@@ -168,6 +174,18 @@ def server_share(h0: dict[str, float], h1: dict[str, float]) -> dict[str, Any]:
     if "icx_event_loop_lag_seconds_max" in h1:
         out["loop_lag_max_ms_since_start"] = round(h1["icx_event_loop_lag_seconds_max"] * 1e3,
                                                    1)
+    # the disk under every answer (charging/journal/sync_stats.py): the window's group commits,
+    # the share within 5 ms, their mean, and the longest so far
+    groups = h1.get("icx_journal_sync_seconds_count", 0.0) - h0.get(
+        "icx_journal_sync_seconds_count", 0.0)
+    s5 = 'icx_journal_sync_seconds_bucket{le="0.005"}'
+    if groups > 0 and s5 in h1:
+        out["journal_sync"] = {
+            "groups": int(groups),
+            "le_0.005s": round((h1[s5] - h0.get(s5, 0.0)) / groups, 4),
+            "mean_ms": round((h1.get("icx_journal_sync_seconds_sum", 0.0)
+                              - h0.get("icx_journal_sync_seconds_sum", 0.0)) / groups * 1e3, 3),
+            "max_ms_since_start": round(h1.get("icx_journal_sync_seconds_max", 0.0) * 1e3, 1)}
     if "icx_gc_pause_seconds_total" in h1:
         out["gc_ms"] = round((h1["icx_gc_pause_seconds_total"]
                               - h0.get("icx_gc_pause_seconds_total", 0.0)) * 1e3, 1)

@@ -187,6 +187,9 @@ async def build_charging(settings: Settings, data_dir: Path, *, admin: bool = Tr
                   service.sessions.reserved_total)
     metrics.gauge("icx_journal_lag_bytes", "Journal bytes appended but not yet durable.",
                   lambda: _lag(journal))
+    sync_stats = getattr(journal, "sync_stats", None)
+    if sync_stats is not None:  # the event-loop journal (a SyncJournal has no group commits)
+        metrics.collector(sync_stats.render)
     metrics.counter("icx_snapshots_total", "Embedded-store snapshots written since start.",
                     lambda: ledger.stats["snapshots"])
     metrics.counter("icx_snapshot_failures_total",

@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any
 import cython_ext
 from charging.journal.framing import HEADER_LEN, buffer_reserve, frame_packer, record_packers
 from charging.journal.segments import JournalError, Position, Recovered, SegmentWriter
+from charging.journal.sync_stats import SyncStats
 
 DurableCallback = Callable[[BaseException | None], None]
 
@@ -417,6 +418,8 @@ class Journal(_HotBase):
         self.groups = 0  # group commits done (metrics)
         # set to [] to collect per-group timings (perf_counter seconds): see _done
         self.trace: list[tuple[float, float, float, float]] | None = None
+        # write+sync time of every group commit, for /metrics (sync_stats.py)
+        self.sync_stats = SyncStats()
         self.records = 0
         if alloc.rotate_seconds:
             self._arm_idle_timer()
@@ -600,8 +603,10 @@ class Journal(_HotBase):
         done = self._io.reap()
         inflight = self._inflight
         complete = self._complete
+        observe = self.sync_stats.observe
         for _seq, err, t_start, t_end in done:
             group, upto, t_dispatch, offset = inflight.popleft()
+            observe(t_end - t_start)
             if err:
                 exc = OSError(err, os.strerror(err))
                 # the data end was claimed at dispatch: back to where the failed group began
@@ -661,6 +666,7 @@ class Journal(_HotBase):
               upto: Position, times: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> None:
         """The Python writer thread finished a group (called on the loop)."""
         self._busy = False
+        self.sync_stats.observe(times[2] - times[1])
         self._complete(exc, group, upto, times)
         if self._group is not None:
             self._dispatch()

@@ -110,6 +110,10 @@ def test_admin_api_and_cli(server: Server) -> None:
         assert "icx_event_loop_lag_seconds_max " in metrics
         assert 'icx_gc_pause_seconds_total{generation="0"} ' in metrics
         assert "icx_gc_pause_seconds_max " in metrics
+        # the disk under every answer: the journal's group commits (write + fdatasync)
+        assert 'icx_journal_sync_seconds_bucket{le="+Inf"} ' in metrics
+        assert "icx_journal_sync_seconds_count 0" not in metrics  # those CCRs were journaled
+        assert "icx_journal_sync_seconds_max " in metrics
         # bad input -> exit 2
         assert runner.invoke(cli, ["balance", "topup", "41790000005", "abc", *admin]).exit_code == 2
         assert runner.invoke(cli, ["balance", "show", "nobody", *admin]).exit_code == 2
