@@ -146,6 +146,10 @@ class ChargingRequest:
     # Accounting-Input-Octets / Accounting-Output-Octets report them (RFC 7155 §4.6.1/4.6.2:
     # running totals, not the part since the record before); None when it carries neither.
     session_octets: tuple[int, int] | None = None
+    # Rf: the usage of the TS 32.299 Service-Data-Containers (PS-Information), one slice per
+    # container: each counts its own interval, so they add up whatever ``[rf] usage_reports``
+    # says about the Used-Service-Units in ``units``.
+    containers: tuple[ServiceUnits, ...] = ()
 
 
 # The results are built on every request: slots dataclasses WITHOUT frozen=True, because a

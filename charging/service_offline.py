@@ -110,7 +110,8 @@ class OfflineCharging(ServiceCore):
         else:
             self._rf_cow(session)
         saved = _save(session)
-        self._offline_advance(session, n, req.verb, at, used, octets=_offline_octets(req))
+        self._offline_advance(session, n, req.verb, at, used, octets=_offline_octets(req),
+                              containers=_offline_containers(req))
         specs: list[_Spec] = []
         if stop:
             if session.account is None:
@@ -181,7 +182,8 @@ class OfflineCharging(ServiceCore):
                 return await self._offline_late(sid, again, req, key, at, used, now)
             session.account = account
         touched = self._offline_advance(session, n, req.verb, at, used, last=False,
-                                        octets=_offline_octets(req))
+                                        octets=_offline_octets(req),
+                                        containers=_offline_containers(req))
         specs = [(_offline_key(key, i, g.service), g.service, g.used_total - before, before)
                  for i, (g, before) in enumerate(touched) if g.used_total > before]
         self._offline_journal(session, "late", key, n, at, used, specs, now,
@@ -215,10 +217,14 @@ class OfflineCharging(ServiceCore):
 
     def _offline_advance(self, session: Session, n: int, verb: Verb, at: float,
                          used: dict[ServiceKind, int], *, last: bool = True,
-                         octets: int | None = None) -> list[tuple[Grant, int]]:
+                         octets: int | None = None,
+                         containers: dict[ServiceKind, int] | None = None,
+                         ) -> list[tuple[Grant, int]]:
         """Count record *n* into the session: seen, each service's total, the last number.
-        *octets*: the record's octet counters (:func:`_offline_octets`). Returns (usage
-        counter, its total before) of each service the record touched."""
+        *octets*: the record's octet counters (:func:`_offline_octets`); *containers*: the
+        part of *used* its Service-Data-Containers report (:func:`_offline_containers`).
+        Returns (usage counter, its total before) of each service the record touched."""
+        containers = containers or {}
         session.seen.add(n)  # type: ignore[union-attr]
         touched = [(g, g.used_total) for g in self._offline_grants(session, used)]
         cumulative = self.config.offline_usage_reports == "cumulative"
@@ -227,7 +233,8 @@ class OfflineCharging(ServiceCore):
             by_octets = counted if grant.service is session.service else None
             grant.used_total = total = self._offline_total(session, grant, verb, at, used,
                                                            cumulative=cumulative,
-                                                           octets=by_octets)
+                                                           octets=by_octets,
+                                                           containers=containers)
             if by_octets is not None and by_octets < before and n > session.last_number:
                 # a newer record whose running total is below the call's volume so far: the
                 # client reset its counters (or they count something else than its USU did).
@@ -237,7 +244,9 @@ class OfflineCharging(ServiceCore):
                              "than the %d counted so far; keeping %d (RFC 7155 §4.6: the "
                              "counters are the session's totals)", session.id, n, by_octets,
                              before, total)
-            if cumulative and n > session.last_number and total > used.get(grant.service, 0) > 0:
+            usu = used.get(grant.service, 0) - containers.get(grant.service, 0)
+            if (cumulative and n > session.last_number and total > usu > 0
+                    and not containers.get(grant.service)):
                 # a newer record reporting less than the call's total so far (a record older
                 # than the last one may: it was overtaken): the client reset its counter, or
                 # reports parts after all. Keep the higher total -- what was reported is not
@@ -245,7 +254,7 @@ class OfflineCharging(ServiceCore):
                 _log.warning("rf session %r: record %d reports a %s total of %d, lower than "
                              "the %d reported before; keeping %d ([rf] usage_reports = "
                              "\"cumulative\")", session.id, n, grant.service.value,
-                             used[grant.service], before, total)
+                             usu, before, total)
         if last:
             session.last_number = max(session.last_number, n)
         return touched
@@ -362,7 +371,8 @@ class OfflineCharging(ServiceCore):
     @staticmethod
     def _offline_total(session: Session, grant: Grant, verb: Verb, at: float,
                        used: dict[ServiceKind, int], *, cumulative: bool = False,
-                       octets: int | None = None) -> int:
+                       octets: int | None = None,
+                       containers: dict[ServiceKind, int] | None = None) -> int:
         """A service's usage in the session after a record: its Used-Service-Units add up
         (each record reports its own part: ``[rf] usage_reports = "incremental"``), or, with
         ``"cumulative"`` (each reports the call's total so far), the highest total reported
@@ -371,11 +381,15 @@ class OfflineCharging(ServiceCore):
         call's volume so far, so the call is at least that (the record adds what it exceeds
         the volume counted before; in either mode: RFC 7155 defines them as running totals);
         without either, the session's own service, when timed, lasts until the record's
-        Event-Timestamp."""
+        Event-Timestamp. *containers*: the part of *used* the record's TS 32.299
+        Service-Data-Containers report -- each the usage of its own interval, so it adds in
+        either mode (only the Used-Service-Units are running totals in ``"cumulative"``)."""
         n = used.get(grant.service, 0)
         if n:
             if cumulative:
-                return max(grant.used_total, n)
+                c = containers.get(grant.service, 0) if containers else 0
+                usu = n - c
+                return (max(grant.used_total, usu) if usu else grant.used_total) + c
             return grant.used_total + n
         if octets is not None:
             return max(grant.used_total, octets)
@@ -541,9 +555,21 @@ def _restore(session: Session, saved: tuple[list[Grant], list[int], int], n: int
 
 
 def _offline_used(req: ChargingRequest) -> dict[ServiceKind, int]:
-    """Units used by service (an ACR's units may name several: rating groups)."""
+    """Units used by service (an ACR's units may name several: rating groups), its
+    Used-Service-Units and its Service-Data-Containers together."""
     out: dict[ServiceKind, int] = {}
-    for su in req.units:
+    for su in (*req.units, *req.containers) if req.containers else req.units:
+        service = su.service or req.service
+        out[service] = out.get(service, 0) + max(0, su.used)
+    return out
+
+
+def _offline_containers(req: ChargingRequest) -> dict[ServiceKind, int]:
+    """Units by service of the ACR's TS 32.299 Service-Data-Containers alone (a part of
+    :func:`_offline_used`): each container is the usage of its own interval, rated per
+    rating group -- a configured one as its own service."""
+    out: dict[ServiceKind, int] = {}
+    for su in req.containers:
         service = su.service or req.service
         out[service] = out.get(service, 0) + max(0, su.used)
     return out

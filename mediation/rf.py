@@ -8,7 +8,9 @@ The ONE outcome -> Result-Code table for Rf is :data:`OUTCOME_RESULT_CODE`.
 Usage: the Used-Service-Units (in Multiple-Services-Credit-Control, or at command level) as
 ``units``, and the top-level Accounting-Input-Octets / Accounting-Output-Octets (RFC 7155
 §4.6.1/4.6.2, the session's running totals) as ``session_octets``, both as received: which
-one counts is the engine's decision (charging/service_offline.py).
+one counts is the engine's decision (charging/service_offline.py). The TS 32.299
+Service-Data-Containers of Service-Information / PS-Information (a PGW's per-rating-group
+usage, each container the usage of its own interval) as ``containers``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from charging.requests import (
     ChargingRequest,
     ChargingResult,
     Outcome,
+    ServiceKind,
     ServiceUnits,
     UnitKind,
     Verb,
@@ -86,6 +89,8 @@ def acr_to_request(msg: Message, smap: ServiceMap) -> ChargingRequest:
     used, present = _used(msg.find_all(C.USED_SERVICE_UNIT), SERVICE_UNIT[service])
     if present:
         units.append(ServiceUnits(used=used, used_present=True, service=service))
+    containers = tuple(_container_units(sdc, smap, context, service)
+                       for sdc in _service_data_containers(msg))
     origin, destination = parties(msg, service)
     subscriber = subscriber_of(msg)
     return ChargingRequest(
@@ -95,8 +100,52 @@ def acr_to_request(msg: Message, smap: ServiceMap) -> ChargingRequest:
         peer_host=_str(msg.find(C.ORIGIN_HOST)) or "",
         peer_realm=_str(msg.find(C.ORIGIN_REALM)) or "",
         context=context or "", at=_time(msg.find(C.EVENT_TIMESTAMP)), offline=True,
-        session_octets=_session_octets(msg),
+        session_octets=_session_octets(msg), containers=containers,
     )
+
+
+def _service_data_containers(msg: Message) -> list[Avp]:
+    """The Service-Data-Containers (2040) of the ACR's Service-Information / PS-Information
+    (TS 32.299: a PGW's per-rating-group usage, one container per rating group and change of
+    charging condition)."""
+    out: list[Avp] = []
+    for info in msg.find_all(C.SERVICE_INFORMATION, C.V3GPP):
+        for ps in info.value if isinstance(info.value, list) else ():
+            if ps.code == C.PS_INFORMATION and ps.vendor == C.V3GPP and isinstance(ps.value,
+                                                                                   list):
+                out.extend(k for k in ps.value
+                           if k.code == C.SERVICE_DATA_CONTAINER and k.vendor == C.V3GPP)
+    return out
+
+
+def _container_units(sdc: Avp, smap: ServiceMap, context: str | None,
+                     service: ServiceKind) -> ServiceUnits:
+    """One Service-Data-Container's usage as a slice of its rating group's service (a
+    configured rating group names its own, as an MSCC's does): its Accounting-Input-Octets +
+    Accounting-Output-Octets (363/364 inside the container: the volume of this container
+    alone, TS 32.299 -- not the session's running totals they are at the top level) for a
+    service metered in octets; its Time-Usage (2045, seconds), else Time-Last-Usage minus
+    Time-First-Usage (2044 - 2043), for one metered in time; 0 otherwise."""
+    kids = sdc.value if isinstance(sdc.value, list) else []
+
+    def first(code: int, vendor: int = 0) -> Avp | None:
+        return next((k for k in kids if k.code == code and k.vendor == vendor), None)
+
+    rg = _int(first(C.RATING_GROUP))
+    svc = smap.service(context, rg) or service
+    unit = SERVICE_UNIT[svc]
+    n = 0
+    if unit is UnitKind.OCTETS:
+        n = (_int(first(C.ACCOUNTING_INPUT_OCTETS)) or 0) + (
+            _int(first(C.ACCOUNTING_OUTPUT_OCTETS)) or 0)
+    elif unit is UnitKind.TIME:
+        t = _int(first(C.TIME_USAGE, C.V3GPP))
+        if t is None:
+            t0 = _time(first(C.TIME_FIRST_USAGE, C.V3GPP))
+            t1 = _time(first(C.TIME_LAST_USAGE, C.V3GPP))
+            t = int(t1 - t0) if t0 is not None and t1 is not None and t1 > t0 else 0
+        n = t
+    return ServiceUnits(rating_group=rg, used=n, used_present=True, service=svc)
 
 
 def _session_octets(msg: Message) -> tuple[int, int] | None:
@@ -104,7 +153,7 @@ def _session_octets(msg: Message) -> tuple[int, int] | None:
     Accounting-Output-Octets (RFC 7155 §4.6.1/4.6.2: what the session has carried "in the
     course of this session", a running total), the first of each; None when it carries
     neither, the other 0 when it carries one. (Inside a TS 32.299 Service-Data-Container the
-    same AVPs count one container's interval: those are not read here.)"""
+    same AVPs count one container's interval: :func:`_container_units` reads those.)"""
     first_in = _int(msg.find(C.ACCOUNTING_INPUT_OCTETS))
     first_out = _int(msg.find(C.ACCOUNTING_OUTPUT_OCTETS))
     if first_in is None and first_out is None:

@@ -275,6 +275,19 @@ AVPS = """
 2028  10415 Recipient-Received-Address    Grouped         M
 2029  10415 SM-Service-Type               Enumerated      M
 2047  10415 Serving-Node-Type             Enumerated      M
+# TS 32.299 PS offline charging containers (vendor 10415, V+M). Codes and types as go-diameter
+# diam/dict/testdata/tgpp_ro_rf.xml lists them (Service-Data-Container 2040 ... Local-Sequence-
+# Number 2063); not in protocol-facts. mediation/rf.py reads a container's octets and time.
+2037  10415 Change-Condition              Integer32       M
+2038  10415 Change-Time                   Time            M
+2040  10415 Service-Data-Container        Grouped         M
+2041  10415 Start-Time                    Time            M
+2042  10415 Stop-Time                     Time            M
+2043  10415 Time-First-Usage              Time            M
+2044  10415 Time-Last-Usage               Time            M
+2045  10415 Time-Usage                    Unsigned32      M
+2046  10415 Traffic-Data-Volumes          Grouped         M
+2063  10415 Local-Sequence-Number         Unsigned32      M
 2050  10415 PDN-Connection-Charging-ID    Unsigned32      M
 2051  10415 Dynamic-Address-Flag          Enumerated      M
 2064  10415 Node-Id                       UTF8String      M
@@ -397,7 +410,7 @@ G-S-U-Pool-Reference ::= {G-S-U-Pool-Identifier} {CC-Unit-Type} {Unit-Value}
 Service-Parameter-Info ::= {Service-Parameter-Type} {Service-Parameter-Value}
 User-Equipment-Info ::= {User-Equipment-Info-Type} {User-Equipment-Info-Value}
 Service-Information ::= *[Subscription-Id] [PS-Information] [IMS-Information] [MMS-Information] [SMS-Information] *[AVP]
-PS-Information ::= [3GPP-Charging-Id] [PDN-Connection-Charging-ID] [Node-Id] [3GPP-PDP-Type] *[PDP-Address] [Dynamic-Address-Flag] [QoS-Information] *[SGSN-Address] *[GGSN-Address] *[SGW-Address] [CG-Address] [Serving-Node-Type] [3GPP-IMSI-MCC-MNC] [3GPP-GGSN-MCC-MNC] [3GPP-NSAPI] [Called-Station-Id] [3GPP-Selection-Mode] [3GPP-Charging-Characteristics] [3GPP-SGSN-MCC-MNC] [3GPP-MS-TimeZone] [3GPP-User-Location-Info] [3GPP-RAT-Type] [PDP-Context-Type] [User-Equipment-Info] *[AVP]
+PS-Information ::= [3GPP-Charging-Id] [PDN-Connection-Charging-ID] [Node-Id] [3GPP-PDP-Type] *[PDP-Address] [Dynamic-Address-Flag] [QoS-Information] *[SGSN-Address] *[GGSN-Address] *[SGW-Address] [CG-Address] [Serving-Node-Type] [3GPP-IMSI-MCC-MNC] [3GPP-GGSN-MCC-MNC] [3GPP-NSAPI] [Called-Station-Id] [3GPP-Selection-Mode] [3GPP-Charging-Characteristics] [3GPP-SGSN-MCC-MNC] [3GPP-MS-TimeZone] [3GPP-User-Location-Info] [3GPP-RAT-Type] [PDP-Context-Type] *[Traffic-Data-Volumes] *[Service-Data-Container] [User-Equipment-Info] [Start-Time] [Stop-Time] [Change-Condition] *[AVP]
 IMS-Information ::= [Event-Type] [Role-Of-Node] {Node-Functionality} [User-Session-Id] *[Calling-Party-Address] [Called-Party-Address] *[Called-Asserted-Identity] *[Requested-Party-Address] [Time-Stamps] *[Application-Server-Information] *[Inter-Operator-Identifier] [IMS-Charging-Identifier] *[SDP-Session-Description] *[SDP-Media-Component] [Served-Party-IP-Address] [Trunk-Group-Id] [Cause-Code] *[Access-Network-Information] *[AVP]
 MMS-Information ::= [Originator-Address] *[Recipient-Address] [Submission-Time] [MM-Content-Type] [Priority] [Message-ID] [Message-Type] [Message-Size] [Message-Class] [Delivery-Report-Requested] [Read-Reply-Report-Requested] [MMBox-Storage-Requested] [Applic-ID] [Reply-Applic-ID] [Aux-Applic-Info] [Content-Class] [DRM-Content] [Adaptations] *[AVP]
 SMS-Information ::= [SMS-Node] [Client-Address] [Originator-SCCP-Address] [SMSC-Address] [Data-Coding-Scheme] [SM-Discharge-Time] [SM-Message-Type] [Originator-Interface] [SM-Protocol-ID] [Reply-Path-Requested] [SM-Status] [SM-User-Data-Header] [Number-Of-Messages-Sent] *[Recipient-Info] [Originator-Received-Address] [SM-Service-Type] [SMS-Result] *[AVP]
@@ -415,6 +428,8 @@ Recipient-Info ::= [Destination-Interface] *[Recipient-Address] *[Recipient-Rece
 Originator-Received-Address ::= [Address-Type] [Address-Data] [Address-Domain] *[AVP]
 Recipient-Received-Address ::= [Address-Type] [Address-Data] [Address-Domain] *[AVP]
 Remaining-Balance ::= {Unit-Value} {Currency-Code}
+Service-Data-Container ::= [AF-Correlation-Information] [Charging-Rule-Base-Name] [Accounting-Input-Octets] [Accounting-Output-Octets] [Local-Sequence-Number] [QoS-Information] [Rating-Group] [Change-Time] [Service-Identifier] [Service-Specific-Info] [SGSN-Address] [Time-First-Usage] [Time-Last-Usage] [Time-Usage] *[Change-Condition] [3GPP-User-Location-Info] *[AVP]
+Traffic-Data-Volumes ::= [QoS-Information] [Accounting-Input-Octets] [Accounting-Output-Octets] [Change-Condition] [Change-Time] [3GPP-User-Location-Info] [3GPP-Charging-Id] *[AVP]
 Trigger ::= *[Trigger-Type] *[AVP]
 Time-Quota-Mechanism ::= {Time-Quota-Type} {Base-Time-Interval}
 Envelope ::= {Envelope-Start-Time} [Envelope-End-Time] [CC-Total-Octets] [CC-Input-Octets] [CC-Output-Octets] [CC-Service-Specific-Units] *[AVP]
