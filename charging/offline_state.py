@@ -67,6 +67,8 @@ def session_row(s: Session) -> dict[str, Any]:
         "tot": [[g.svc, g.used_total] for g in s.grants]}
     if s.account is not None:
         row["acct"] = s.account
+    if s.counters is not None:
+        row["ctr"] = s.counters
     return row
 
 
@@ -86,7 +88,10 @@ def session_of(row: dict[str, Any], currency: str | None) -> Session:
 
 
 def set_totals(s: Session, row: dict[str, Any]) -> None:
-    """The session's usage counters (one per service, in order) as *row* says."""
+    """The session's usage counters (one per service, in order) and its RFC 7155 octet
+    counters' state (``ctr``: absent in rows written before it was kept) as *row* says."""
+    ctr = row.get("ctr")
+    s.counters = None if ctr is None else list(ctr)
     grants = []
     for i, (svc, total) in enumerate(row.get("tot") or ()):
         service = ServiceKind(svc)
@@ -102,7 +107,7 @@ def set_totals(s: Session, row: dict[str, Any]) -> None:
 # others seen, ascending -- a call numbered 0, 1, 2... keeps one int, not a set).
 _FORGET = struct.Struct("<d")
 _CLOSED_FIELDS = ("svc", "sub", "a", "b", "host", "realm", "deck", "ctx", "started", "last",
-                  "tot", "acct", "upto", "extra")
+                  "tot", "acct", "upto", "extra", "ctr")  # ("ctr": not in older records)
 _pack = msgpack.Packer(use_bin_type=True).pack
 
 
@@ -122,7 +127,7 @@ def pack_closed(s: Session) -> bytes:
     return _FORGET.pack(s.expires) + _pack([
         _VALUE[s.service], sub, None if s.origin == sub else s.origin, s.destination,
         s.peer_host, s.peer_realm, s.deck, s.context, s.started, s.last_number,
-        [[g.svc, g.used_total] for g in s.grants], s.account, upto, extra])
+        [[g.svc, g.used_total] for g in s.grants], s.account, upto, extra, s.counters])
 
 
 def closed_forget_at(record: bytes) -> float:
@@ -142,8 +147,13 @@ def closed_saw(record: bytes, n: int) -> bool:
 
 def closed_row(sid: str, record: bytes) -> dict[str, Any]:
     """The :func:`captured_row` of the closed session *record* describes."""
-    row = dict(zip(_CLOSED_FIELDS, _closed_fields(record), strict=True))
+    fields = _closed_fields(record)
+    row = dict(zip(_CLOSED_FIELDS, fields, strict=False))
+    if len(fields) < len(_CLOSED_FIELDS) - 1:
+        raise ValueError(f"closed session record of {len(fields)} fields")
     upto, extra = row.pop("upto"), row.pop("extra")
+    if row.get("ctr") is None:
+        row.pop("ctr", None)
     if row["a"] is None:
         row["a"] = row["sub"]
     if row["acct"] is None:

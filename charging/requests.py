@@ -144,8 +144,9 @@ class ChargingRequest:
     failed_field: str | None = None  # agent found a bad/missing field (outcome INVALID/MISSING)
     # Rf: (input, output) octets of the whole session so far, as the ACR's top-level
     # Accounting-Input-Octets / Accounting-Output-Octets report them (RFC 7155 §4.6.1/4.6.2:
-    # running totals, not the part since the record before); None when it carries neither.
-    session_octets: tuple[int, int] | None = None
+    # running totals, not the part since the record before; any Acct-*-Gigawords wraps
+    # added); None when it carries neither, one of them None when it carries only the other.
+    session_octets: tuple[int | None, int | None] | None = None
     # Rf: the usage of the TS 32.299 Service-Data-Containers (PS-Information), one slice per
     # container: each counts its own interval, so they add up whatever ``[rf] usage_reports``
     # says about the Used-Service-Units in ``units``.

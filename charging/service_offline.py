@@ -110,7 +110,7 @@ class OfflineCharging(ServiceCore):
         else:
             self._rf_cow(session)
         saved = _save(session)
-        self._offline_advance(session, n, req.verb, at, used, octets=_offline_octets(req),
+        self._offline_advance(session, n, req.verb, at, used, octets=req.session_octets,
                               containers=_offline_containers(req))
         specs: list[_Spec] = []
         if stop:
@@ -182,7 +182,7 @@ class OfflineCharging(ServiceCore):
                 return await self._offline_late(sid, again, req, key, at, used, now)
             session.account = account
         touched = self._offline_advance(session, n, req.verb, at, used, last=False,
-                                        octets=_offline_octets(req),
+                                        octets=req.session_octets,
                                         containers=_offline_containers(req))
         specs = [(_offline_key(key, i, g.service), g.service, g.used_total - before, before)
                  for i, (g, before) in enumerate(touched) if g.used_total > before]
@@ -217,18 +217,21 @@ class OfflineCharging(ServiceCore):
 
     def _offline_advance(self, session: Session, n: int, verb: Verb, at: float,
                          used: dict[ServiceKind, int], *, last: bool = True,
-                         octets: int | None = None,
+                         octets: tuple[int | None, int | None] | None = None,
                          containers: dict[ServiceKind, int] | None = None,
                          ) -> list[tuple[Grant, int]]:
         """Count record *n* into the session: seen, each service's total, the last number.
-        *octets*: the record's octet counters (:func:`_offline_octets`); *containers*: the
+        *octets*: the record's octet counters, input and output (:func:`_counter_volume`
+        turns them into the session's volume); *containers*: the
         part of *used* its Service-Data-Containers report (:func:`_offline_containers`).
         Returns (usage counter, its total before) of each service the record touched."""
         containers = containers or {}
+        # (before seen/last change: the counters' newest reading is the newest record's)
+        volume = None if octets is None else _counter_volume(session, n, octets)
         session.seen.add(n)  # type: ignore[union-attr]
         touched = [(g, g.used_total) for g in self._offline_grants(session, used)]
         cumulative = self.config.offline_usage_reports == "cumulative"
-        counted = _counted_by_octets(session.service, used, octets)
+        counted = _counted_by_octets(session.service, used, volume)
         for grant, before in touched:
             by_octets = counted if grant.service is session.service else None
             grant.used_total = total = self._offline_total(session, grant, verb, at, used,
@@ -236,14 +239,12 @@ class OfflineCharging(ServiceCore):
                                                            octets=by_octets,
                                                            containers=containers)
             if by_octets is not None and by_octets < before and n > session.last_number:
-                # a newer record whose running total is below the call's volume so far: the
-                # client reset its counters (or they count something else than its USU did).
-                # Keep what was counted -- a record never un-charges -- and say so.
-                _log.warning("rf session %r: record %d reports a running total of %d octets "
-                             "(Accounting-Input-Octets + Accounting-Output-Octets), lower "
-                             "than the %d counted so far; keeping %d (RFC 7155 §4.6: the "
-                             "counters are the session's totals)", session.id, n, by_octets,
-                             before, total)
+                # a newer record whose counters add up to less than the call's volume so far
+                # (the USU of earlier records counted more than the counters do): keep what
+                # was counted -- a record never un-charges -- and say so.
+                _log.warning("rf session %r: record %d: its octet counters make the session "
+                             "%d octets, lower than the %d counted so far; keeping %d",
+                             session.id, n, by_octets, before, total)
             usu = used.get(grant.service, 0) - containers.get(grant.service, 0)
             if (cumulative and n > session.last_number and total > usu > 0
                     and not containers.get(grant.service)):
@@ -286,7 +287,8 @@ class OfflineCharging(ServiceCore):
 
     def _offline_journal(self, session: Session, kind: str, key: str, n: int | None,
                          at: float, used: dict[ServiceKind, int], specs: list[_Spec],
-                         now: float, *, octets: tuple[int, int] | None = None) -> None:
+                         now: float, *, octets: tuple[int | None, int | None] | None = None,
+                         ) -> None:
         """Enqueue the ACR's ``acct`` record (session state AFTER it; *octets*: its octet
         counters as received, input and output) and then the rated records *specs*
         describe, in ONE append. Raises (nothing enqueued, nothing rated twice) when the
@@ -541,16 +543,21 @@ class OfflineCharging(ServiceCore):
         return len(out)
 
 
-def _save(session: Session) -> tuple[list[Grant], list[int], int]:
-    return list(session.grants), [g.used_total for g in session.grants], session.last_number
+_Saved = tuple[list[Grant], list[int], int, list[int] | None]
 
 
-def _restore(session: Session, saved: tuple[list[Grant], list[int], int], n: int) -> None:
-    grants, totals, last = saved
+def _save(session: Session) -> _Saved:
+    return (list(session.grants), [g.used_total for g in session.grants], session.last_number,
+            session.counters)
+
+
+def _restore(session: Session, saved: _Saved, n: int) -> None:
+    grants, totals, last, counters = saved
     session.grants[:] = grants
     for g, t in zip(grants, totals, strict=True):
         g.used_total = t
     session.last_number = last
+    session.counters = counters
     session.seen.discard(n)  # type: ignore[union-attr]
 
 
@@ -576,10 +583,46 @@ def _offline_containers(req: ChargingRequest) -> dict[ServiceKind, int]:
 
 
 def _offline_octets(req: ChargingRequest) -> int | None:
-    """The session's octets so far by the ACR's counters (RFC 7155 §4.6.1/4.6.2: input +
-    output, running totals), or None when it carries none."""
+    """The octets of an EVENT_RECORD by its counters (RFC 7155 §4.6.1/4.6.2: input +
+    output), or None when it carries none."""
     octets = req.session_octets
-    return None if octets is None else octets[0] + octets[1]
+    return None if octets is None else (octets[0] or 0) + (octets[1] or 0)
+
+
+_NO_COUNTERS = [0, 0, 0, 0]
+
+
+def _counter_volume(session: Session, n: int, octets: tuple[int | None, int | None]) -> int:
+    """The session's volume (input + output octets) by its RFC 7155 counters after record
+    *n* read *octets* (input, output; None: not carried), keeping ``session.counters``.
+
+    The counters are running totals: "how many octets have been received from the port in
+    the course of this session" (RFC 7155 §4.6.1/4.6.2), Unsigned64 -- a Diameter counter
+    does not wrap (a RADIUS one does, at 2^32: RFC 2869 §5.1/5.2 Acct-Input/Output-Gigawords
+    carry the wraps; mediation/rf.py adds them in, so a wrap reported with its gigawords is
+    no decrease). A reading below the one before (per direction), from a newer record, is
+    therefore the NAS counting again from zero (a restart of its counters): what it counted
+    before is kept and the new reading adds to it, so the octets after the reset are billed
+    -- not lost until the new count passes the old one. A record older than the newest one
+    seen (overtaken on the way) changes nothing: the newer reading includes its octets."""
+    c = session.counters or _NO_COUNTERS
+    if n < session.last_number:
+        return c[0] + c[1] + c[2] + c[3]
+    new = list(c)  # (replaced whole: a checkpoint being written may hold the old list)
+    for i, reading in ((0, octets[0]), (2, octets[1])):
+        if reading is None:
+            continue
+        if reading < new[i + 1]:
+            _log.warning("rf session %r: record %d reports %s octets %d, below the %d "
+                         "read before: the client's counter restarted from zero (RFC 7155 "
+                         "§4.6 counters are running totals and do not wrap); billing the "
+                         "%d counted before plus the new reading", session.id, n,
+                         "input" if i == 0 else "output", reading, new[i + 1],
+                         new[i] + new[i + 1])
+            new[i] += new[i + 1]
+        new[i + 1] = reading
+    session.counters = new
+    return new[0] + new[1] + new[2] + new[3]
 
 
 def _counted_by_octets(service: ServiceKind, used: dict[ServiceKind, int],

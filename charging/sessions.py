@@ -71,7 +71,7 @@ class Session:
     __slots__ = ("id", "account", "balance", "currency", "service", "subscriber", "destination",
                  "origin", "peer_host", "peer_realm", "deck", "started", "expires", "last_number",
                  "grants", "offline", "seen", "context", "answer_n", "answer", "answer_key",
-                 "killed")
+                 "killed", "counters")
 
     def __init__(
         self,
@@ -117,6 +117,11 @@ class Session:
         # Operator kill answered ASA 2001: when the service releases the hold itself if no
         # CCR-T comes first (epoch seconds); None = not killed.
         self.killed: float | None = None
+        # Rf: the RFC 7155 octet counters as read so far, [input counted before the last
+        # reset, last input reading, output counted before its last reset, last output
+        # reading] (charging/service_offline.py); None until a record carries them. Replaced
+        # whole, never changed in place (a checkpoint being written may hold the old list).
+        self.counters: list[int] | None = None
 
     @property
     def reserved(self) -> int:

@@ -1483,6 +1483,7 @@ cdef class FastPath:
         ses_set(s, S_ANSWER, None)
         ses_set(s, S_ANSWER_KEY, "")
         ses_set(s, S_KILLED, None)
+        ses_set(s, S_COUNTERS, None)
         return s
 
     cdef object _grant_of(self, session, su):

@@ -148,17 +148,24 @@ def _container_units(sdc: Avp, smap: ServiceMap, context: str | None,
     return ServiceUnits(rating_group=rg, used=n, used_present=True, service=svc)
 
 
-def _session_octets(msg: Message) -> tuple[int, int] | None:
+def _session_octets(msg: Message) -> tuple[int | None, int | None] | None:
     """(input, output) octets of the ACR's top-level Accounting-Input-Octets /
     Accounting-Output-Octets (RFC 7155 §4.6.1/4.6.2: what the session has carried "in the
     course of this session", a running total), the first of each; None when it carries
-    neither, the other 0 when it carries one. (Inside a TS 32.299 Service-Data-Container the
+    neither, the other None when it carries one. A client still counting in 32 bits, RADIUS
+    style, reports its wraps in Acct-Input-/Acct-Output-Gigawords (52/53, RFC 2869
+    §5.1/5.2: how many times the counter wrapped around 2^32): each adds gigawords x 2^32 to
+    its counter, so a wrap is no decrease. (Inside a TS 32.299 Service-Data-Container the
     same AVPs count one container's interval: :func:`_container_units` reads those.)"""
     first_in = _int(msg.find(C.ACCOUNTING_INPUT_OCTETS))
     first_out = _int(msg.find(C.ACCOUNTING_OUTPUT_OCTETS))
     if first_in is None and first_out is None:
         return None
-    return (first_in or 0, first_out or 0)
+    if first_in is not None:
+        first_in += (_int(msg.find(C.ACCT_INPUT_GIGAWORDS)) or 0) << 32
+    if first_out is not None:
+        first_out += (_int(msg.find(C.ACCT_OUTPUT_GIGAWORDS)) or 0) << 32
+    return (first_in, first_out)
 
 
 def _check_application(msg: Message) -> None:

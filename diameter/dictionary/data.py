@@ -72,6 +72,12 @@ AVPS = """
 364   0 Accounting-Output-Octets        Unsigned64        M
 365   0 Accounting-Input-Packets        Unsigned64        M
 366   0 Accounting-Output-Packets       Unsigned64        M
+# --- RADIUS accounting attributes a NAS-derived client may still send (RFC 6733 §4.1: codes
+# 1-255 are RADIUS attribute types): RFC 2869 §5.1/5.2 Acct-Input/Output-Gigawords, how many
+# times a 32-bit octet counter wrapped around 2^32 (RFC 7155 defines no such AVP: its
+# counters are Unsigned64). M either way. mediation/rf.py adds them into 363/364.
+52    0 Acct-Input-Gigawords            Unsigned32        m
+53    0 Acct-Output-Gigawords           Unsigned32        m
 # --- RFC 4006 / 8506 credit control (protocol-facts B3)
 411   0 CC-Correlation-Id               OctetString       m
 412   0 CC-Input-Octets                 Unsigned64        M

@@ -122,13 +122,14 @@ def test_a_record_with_usu_and_counters_counts_its_usu_once(tmp_path: Path,
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_a_lower_running_total_is_logged_and_never_billed_negative(
+def test_a_counter_reset_keeps_what_was_counted_and_bills_what_follows(
         tmp_path: Path, mode: str, caplog: pytest.LogCaptureFixture) -> None:
-    """Counters 5 MB, then 3 MB (a newer record: the client reset them), then 4 MB at STOP:
-    the call keeps 5 MB (what was counted is never taken back, nothing is billed negative)
-    and each lower total logs one warning naming the session and both totals. Records that
-    arrive out of order (INTERIM 2 with 7 MB before INTERIM 1 with 5 MB) are no decrease:
-    no warning, the call is its STOP's 9 MB."""
+    """Output counter 5 MB, then 3 MB (a newer record: the client's counter restarted from
+    zero -- RFC 7155 counters are Unsigned64 running totals and do not wrap), then input 1 MB
+    and output 3 MB at STOP: the call is 5 + 3 + 1 = 9 MB (0.09), not 5 MB (the octets after
+    the reset lost until the new count passed the old one); the reset logs one warning naming
+    the session and both readings. Records that arrive out of order (INTERIM 2 with 7 MB
+    before INTERIM 1 with 5 MB) are no reset: no warning, the call is its STOP's 9 MB."""
     rs = restarts(tmp_path, mode)
     t = time.time()
     caplog.set_level(logging.WARNING, logger="icx.rf")
@@ -144,12 +145,11 @@ def test_a_lower_running_total_is_logged_and_never_billed_negative(
 
     rs.run(body)
     assert [(r["usage"], r["price"], r["result"]) for r in rs.rated("low")] == [
-        (5 * MB, "0.05", "ok")]
-    assert totals(rs, "low") == [0, 5 * MB, 5 * MB, 5 * MB]
+        (9 * MB, "0.09", "ok")]
+    assert totals(rs, "low") == [0, 5 * MB, 8 * MB, 9 * MB]
     warnings = [r.getMessage() for r in caplog.records if "octets" in r.getMessage()]
-    assert len(warnings) == 2, warnings
-    for msg, lower in zip(warnings, (3 * MB, 4 * MB), strict=True):
-        assert "'low'" in msg and str(lower) in msg and str(5 * MB) in msg
+    assert len(warnings) == 1, warnings
+    assert "'low'" in warnings[0] and str(3 * MB) in warnings[0] and str(5 * MB) in warnings[0]
     assert [(r["usage"], r["price"]) for r in rs.rated("order")] == [(9 * MB, "0.09")]
     assert totals(rs, "order") == [0, 7 * MB, 7 * MB, 9 * MB]
 
@@ -256,3 +256,29 @@ def test_an_event_record_and_a_voice_call_with_counters(tmp_path: Path) -> None:
     assert (rec["service"], rec["usage"], rec["price"]) == ("voice", 90, "0.18")
     (ref,) = rs.rated("vref")
     same_call(ref, rec)
+
+
+@pytest.mark.parametrize("crash", [False, True])
+def test_a_counter_reset_after_a_restart_still_bills_what_was_counted_before(
+        tmp_path: Path, crash: bool) -> None:
+    """START + INTERIM 1 (output counter 5 MB) answered, the server stopped (cleanly: from
+    the Rf checkpoint; or killed: from the journal's acct records alone) and started again:
+    INTERIM 2 reads 1 MB (the client's counter restarted) and the STOP 2 MB -- the call is
+    5 + 2 = 7 MB (0.07), as without the restart: the counters' last reading survives it, so
+    the reset is seen and the 5 MB counted before it are kept."""
+    rs = restarts(tmp_path, "incremental")
+    t = time.time()
+
+    async def first(app: ChargingApp) -> None:
+        await send(app, dacr(START, 0, "rr", t), dacr(INTERIM, 1, "rr", t + 60, (0, 5 * MB)),
+                   now=t + 60)
+
+    async def second(app: ChargingApp) -> None:
+        await send(app, dacr(INTERIM, 2, "rr", t + 90, (0, 1 * MB)),
+                   dacr(STOP, 3, "rr", t + 120, (0, 2 * MB)), now=t + 120)
+
+    rs.run(first, crash=crash)
+    rs.run(second)
+    assert [(r["usage"], r["price"], r["result"]) for r in rs.rated("rr")] == [
+        (7 * MB, "0.07", "ok")]
+    assert totals(rs, "rr") == [0, 5 * MB, 6 * MB, 7 * MB]

@@ -69,15 +69,16 @@ def settings_for(tmp_path: Path, mode: str) -> Any:
 @pytest.mark.parametrize("mode", MODES)
 def test_a_call_reported_by_its_counters_is_billed_its_highest_total(tmp_path: Path,
                                                                      mode: str) -> None:
-    """START, INTERIM 1 (3 MB), INTERIM 2 (5.5 MB), INTERIM 3 with a lower total (4 MB: a
-    client that reset its counters), INTERIM 2 again on a new End-to-End id (a duplicate),
-    STOP (8.5 MB): every ACA 2001, one acct record per new record, ONE rated record of 8.5
-    MB -- not 0 (counters unread) and nothing negative."""
+    """START, INTERIM 1 (1 + 2 MB), INTERIM 2 (2 + 3.5 MB), INTERIM 4 with lower counters
+    (0 + 1 MB: the client's counters restarted from zero), INTERIM 2 again on a new
+    End-to-End id (a duplicate), STOP (1 + 2 MB after the reset): every ACA 2001, one acct
+    record per new record, ONE rated record of 5.5 + 3 = 8.5 MB -- not 0 (counters unread),
+    not 5.5 MB (the octets after the reset lost), nothing negative."""
     data = tmp_path / "data"
     sid = f"{HOST};oct;{mode}"
     start, i1, i2, _ = call(sid)
-    lower = dacr(sid, INTERIM, 4, (0, 4 * MB), T0 + 130)
-    stop = dacr(sid, STOP, 5, (3 * MB, 5_500_000), T0 + 150)
+    lower = dacr(sid, INTERIM, 4, (0, 1 * MB), T0 + 130)
+    stop = dacr(sid, STOP, 5, (1 * MB, 2 * MB), T0 + 150)
     with serving(settings_for(tmp_path, mode), data) as srv:
         send(srv.port, start, i1, i2, lower, i2, stop)
     (rec,) = rated(data, sid)
@@ -86,10 +87,42 @@ def test_a_call_reported_by_its_counters_is_billed_its_highest_total(tmp_path: P
     accts = [r for r in journal(data) if r["type"] == "acct" and r["session"] == sid]
     assert [(r["record"], r["request"], r.get("octets")) for r in accts] == [
         ("start", "0", None), ("interim", "1", [1 * MB, 2 * MB]),
-        ("interim", "2", [2 * MB, 3_500_000]), ("interim", "4", [0, 4 * MB]),
-        ("stop", "5", [3 * MB, 5_500_000])]
+        ("interim", "2", [2 * MB, 3_500_000]), ("interim", "4", [0, 1 * MB]),
+        ("stop", "5", [1 * MB, 2 * MB])]
     assert [dict(r["rf"]["tot"]).get("data", 0) for r in accts] == [
-        0, 3 * MB, 5_500_000, 5_500_000, 8_500_000]
+        0, 3 * MB, 5_500_000, 6_500_000, 8_500_000]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_32_bit_counter_wrap_reported_by_its_gigawords_is_no_reset(tmp_path: Path,
+                                                                     mode: str) -> None:
+    """A RADIUS-derived client counting in 32 bits: input 4,000,000,000, then 705,032,704
+    with Acct-Input-Gigawords 1 (RFC 2869 §5.1: one wrap around 2^32, so 5,000,000,000),
+    then 1,705,032,704 + 1 wrap and output 1,000,000,000 at STOP (M bit set on the
+    gigawords): every ACA 2001 (not 5001), the call is 7,000,000,000 octets = 70.00 EUR at
+    0.01/MB -- the wrap neither lost (counted as a decrease) nor mistaken for a reset."""
+    data = tmp_path / "data"
+    sid = f"{HOST};giga;{mode}"
+
+    def giga(n: int, octets_in: int, wraps: int, octets_out: int | None, at: int,
+             rtype: int = INTERIM) -> Message:
+        msg = dacr(sid, rtype, n, None, at)
+        msg.avps.append(A("Accounting-Input-Octets", octets_in))
+        if octets_out is not None:
+            msg.avps.append(A("Accounting-Output-Octets", octets_out))
+        if wraps:
+            msg.avps.append(A("Acct-Input-Gigawords", wraps, flags=0x40))
+        return msg
+
+    with serving(settings_for(tmp_path, mode), data) as srv:
+        send(srv.port, dacr(sid, START, 0, None, T0), giga(1, 4_000_000_000, 0, None, T0 + 60),
+             giga(2, 705_032_704, 1, None, T0 + 120),
+             giga(3, 1_705_032_704, 1, 1_000_000_000, T0 + 150, STOP))
+    (rec,) = rated(data, sid)
+    assert (rec["usage"], rec["price"], rec["request"]) == (7_000_000_000, "70.00", "3")
+    accts = [r for r in journal(data) if r["type"] == "acct" and r["session"] == sid]
+    assert [r.get("octets") for r in accts] == [
+        None, [4_000_000_000, None], [5_000_000_000, None], [6_000_000_000, 1_000_000_000]]
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -62,7 +62,7 @@ DATA = ServiceMap.from_config({"32251@3gpp.org": "data"}, {}, "")
 
 def test_the_top_level_octet_counters_are_read_as_received() -> None:
     """Accounting-Input-Octets / Accounting-Output-Octets at command level (RFC 7155
-    §4.6.1/4.6.2) -> ``session_octets`` (input, output), one alone with the other 0; none ->
+    §4.6.1/4.6.2) -> ``session_octets`` (input, output), one alone with the other None; none ->
     None. Inside an MSCC's USU they are not these counters (the USU's CC-*-Octets are read as
     units, as before). Which counts is the engine's decision: both are handed over."""
     big = 5 * 2 ** 32 + 7  # Unsigned64: past 32 bits
@@ -72,12 +72,12 @@ def test_the_top_level_octet_counters_are_read_as_received() -> None:
     assert req.session_octets == (big, 2_000_000) and req.units == ()
     req = acr_to_request(acr(A("Accounting-Output-Octets", 9), context="32251@3gpp.org",
                              rtype=4, number=2), DATA)
-    assert req.session_octets == (0, 9)
+    assert req.session_octets == (None, 9)
     usu = A("Multiple-Services-Credit-Control", [
         A("Used-Service-Unit", [A("CC-Input-Octets", 4), A("CC-Output-Octets", 6)]),
         A("Rating-Group", 1)])
     req = acr_to_request(acr(usu, A("Accounting-Input-Octets", 30), context="32251@3gpp.org",
                              rtype=3, number=1), DATA)
-    assert req.session_octets == (30, 0)
+    assert req.session_octets == (30, None)
     assert [(u.used, u.used_present) for u in req.units] == [(10, True)]
     assert acr_to_request(acr(context="32251@3gpp.org"), DATA).session_octets is None
