@@ -151,6 +151,9 @@ class ChargingRequest:
     # container: each counts its own interval, so they add up whatever ``[rf] usage_reports``
     # says about the Used-Service-Units in ``units``.
     containers: tuple[ServiceUnits, ...] = ()
+    # Rf: the ACR's Acct-Session-Time (RFC 7155 §4.6.5: the length of the session so far, in
+    # seconds, as the client measured it); None when it carries none.
+    session_time: int | None = None
 
 
 # The results are built on every request: slots dataclasses WITHOUT frozen=True, because a

@@ -111,7 +111,8 @@ class OfflineCharging(ServiceCore):
             self._rf_cow(session)
         saved = _save(session)
         self._offline_advance(session, n, req.verb, at, used, octets=req.session_octets,
-                              containers=_offline_containers(req))
+                              containers=_offline_containers(req),
+                              session_time=req.session_time)
         specs: list[_Spec] = []
         if stop:
             if session.account is None:
@@ -183,7 +184,8 @@ class OfflineCharging(ServiceCore):
             session.account = account
         touched = self._offline_advance(session, n, req.verb, at, used, last=False,
                                         octets=req.session_octets,
-                                        containers=_offline_containers(req))
+                                        containers=_offline_containers(req),
+                                        session_time=req.session_time)
         specs = [(_offline_key(key, i, g.service), g.service, g.used_total - before, before)
                  for i, (g, before) in enumerate(touched) if g.used_total > before]
         self._offline_journal(session, "late", key, n, at, used, specs, now,
@@ -219,6 +221,7 @@ class OfflineCharging(ServiceCore):
                          used: dict[ServiceKind, int], *, last: bool = True,
                          octets: tuple[int | None, int | None] | None = None,
                          containers: dict[ServiceKind, int] | None = None,
+                         session_time: int | None = None,
                          ) -> list[tuple[Grant, int]]:
         """Count record *n* into the session: seen, each service's total, the last number.
         *octets*: the record's octet counters, input and output (:func:`_counter_volume`
@@ -237,7 +240,8 @@ class OfflineCharging(ServiceCore):
             grant.used_total = total = self._offline_total(session, grant, verb, at, used,
                                                            cumulative=cumulative,
                                                            octets=by_octets,
-                                                           containers=containers)
+                                                           containers=containers,
+                                                           session_time=session_time)
             if by_octets is not None and by_octets < before and n > session.last_number:
                 # a newer record whose counters add up to less than the call's volume so far
                 # (the USU of earlier records counted more than the counters do): keep what
@@ -374,7 +378,8 @@ class OfflineCharging(ServiceCore):
     def _offline_total(session: Session, grant: Grant, verb: Verb, at: float,
                        used: dict[ServiceKind, int], *, cumulative: bool = False,
                        octets: int | None = None,
-                       containers: dict[ServiceKind, int] | None = None) -> int:
+                       containers: dict[ServiceKind, int] | None = None,
+                       session_time: int | None = None) -> int:
         """A service's usage in the session after a record: its Used-Service-Units add up
         (each record reports its own part: ``[rf] usage_reports = "incremental"``), or, with
         ``"cumulative"`` (each reports the call's total so far), the highest total reported
@@ -383,7 +388,9 @@ class OfflineCharging(ServiceCore):
         call's volume so far, so the call is at least that (the record adds what it exceeds
         the volume counted before; in either mode: RFC 7155 defines them as running totals);
         without either, the session's own service, when timed, lasts until the record's
-        Event-Timestamp. *containers*: the part of *used* the record's TS 32.299
+        Event-Timestamp -- or, when the record carries it, its Acct-Session-Time
+        (*session_time*, the client's running total of the session's length). *containers*:
+        the part of *used* the record's TS 32.299
         Service-Data-Containers report -- each the usage of its own interval, so it adds in
         either mode (only the Used-Service-Units are running totals in ``"cumulative"``)."""
         n = used.get(grant.service, 0)
@@ -397,6 +404,11 @@ class OfflineCharging(ServiceCore):
             return max(grant.used_total, octets)
         if (grant.service is session.service and verb is not Verb.INITIAL
                 and grant.unit is UnitKind.TIME and not any(used.values())):
+            if session_time is not None:
+                # the client's own measure of the session so far (RFC 7155 §4.6.5
+                # Acct-Session-Time, a running total): it wins over our timestamps (a START
+                # lost or late would move the start we count from)
+                return max(grant.used_total, session_time)
             return max(grant.used_total, int(at - session.started))
         return grant.used_total
 

@@ -36,6 +36,7 @@ CALLED_STATION_ID: Final = 30
 # RFC 7155 (NASREQ) §4.6 accounting counters: the session's running totals
 ACCOUNTING_INPUT_OCTETS: Final = 363
 ACCOUNTING_OUTPUT_OCTETS: Final = 364
+ACCT_SESSION_TIME: Final = 46  # RFC 7155 §4.6.5: the session's length so far, seconds
 # RFC 2869 §5.1/5.2 (RADIUS): how many times a 32-bit octet counter wrapped around 2^32
 ACCT_INPUT_GIGAWORDS: Final = 52
 ACCT_OUTPUT_GIGAWORDS: Final = 53

@@ -101,6 +101,7 @@ def acr_to_request(msg: Message, smap: ServiceMap) -> ChargingRequest:
         peer_realm=_str(msg.find(C.ORIGIN_REALM)) or "",
         context=context or "", at=_time(msg.find(C.EVENT_TIMESTAMP)), offline=True,
         session_octets=_session_octets(msg), containers=containers,
+        session_time=_int(msg.find(C.ACCT_SESSION_TIME)),
     )
 
 

@@ -65,13 +65,21 @@ AVPS = """
 480   0 Accounting-Record-Type          Enumerated        M
 483   0 Accounting-Realtime-Required    Enumerated        M
 485   0 Accounting-Record-Number        Unsigned32        M
-# --- RFC 7155 (Diameter NASREQ, obsoletes RFC 4005) §4.6.1-4.6.4 accounting counters: M must,
-# V must not (§4.6 flag table). Not in protocol-facts; RFC 7155 text + freeDiameter dict_nasreq.
-# The session's running totals ("in the course of this session"); mediation/rf.py reads 363/364.
+# --- RFC 7155 (Diameter NASREQ, obsoletes RFC 4005) §4.6.1-4.6.9 accounting AVPs: M must,
+# V must not (§4.6 flag table). Not in protocol-facts; RFC 7155 text + go-diameter's
+# network_access_server.xml. 363/364: the session's running totals ("in the course of this
+# session"), read by mediation/rf.py, as is Acct-Session-Time (46, §4.6.5: "the length of the
+# current session in seconds"). Acct-Multi-Session-Id (50) and Acct-Interim-Interval (85) are
+# RFC 6733's, above.
 363   0 Accounting-Input-Octets         Unsigned64        M
 364   0 Accounting-Output-Octets        Unsigned64        M
 365   0 Accounting-Input-Packets        Unsigned64        M
 366   0 Accounting-Output-Packets       Unsigned64        M
+41    0 Acct-Delay-Time                 Unsigned32        M
+45    0 Acct-Authentic                  Enumerated        M
+46    0 Acct-Session-Time               Unsigned32        M
+51    0 Acct-Link-Count                 Unsigned32        M
+406   0 Accounting-Auth-Method          Enumerated        M
 # --- RADIUS accounting attributes a NAS-derived client may still send (RFC 6733 §4.1: codes
 # 1-255 are RADIUS attribute types): RFC 2869 §5.1/5.2 Acct-Input/Output-Gigawords, how many
 # times a 32-bit octet counter wrapped around 2^32 (RFC 7155 defines no such AVP: its
@@ -340,6 +348,8 @@ AVPS = """
 """
 
 ENUMS = """
+Acct-Authentic: 1 RADIUS, 2 LOCAL, 3 REMOTE, 4 DIAMETER
+Accounting-Auth-Method: 1 PAP, 2 CHAP, 3 MS_CHAP_1, 4 MS_CHAP_2, 5 EAP, 7 NONE
 Disconnect-Cause: 0 REBOOTING, 1 BUSY, 2 DO_NOT_WANT_TO_TALK_TO_YOU
 Termination-Cause: 1 DIAMETER_LOGOUT, 2 DIAMETER_SERVICE_NOT_PROVIDED, 3 DIAMETER_BAD_ANSWER, 4 DIAMETER_ADMINISTRATIVE, 5 DIAMETER_LINK_BROKEN, 6 DIAMETER_AUTH_EXPIRED, 7 DIAMETER_USER_MOVED, 8 DIAMETER_SESSION_TIMEOUT
 Auth-Session-State: 0 STATE_MAINTAINED, 1 NO_STATE_MAINTAINED
