@@ -44,9 +44,11 @@ from __future__ import annotations
 import asyncio
 import collections
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 import cython_ext
+from charging.ended_recovery import EndedRecovery, recover_ended
 from charging.journal import Position
 from charging.requests import (
     ChargingRequest,
@@ -386,6 +388,14 @@ class ChargingService(OnlineCharging, EventCharging, OfflineCharging, ServiceCor
 
     def open_sessions(self) -> list[Session]:
         return list(self.sessions) + list(self.offline)
+
+    def recover_ended(self, journal_dir: Path, *, now: float) -> EndedRecovery:
+        """Rebuild the ended online sessions' record after a restart: the sessions that ended
+        within ``session_retention`` before *now*, from the journal's ``ro_end`` records
+        (charging/ended_recovery.py), so a late CCR-I of one is still refused (5002). Call
+        once, before serving."""
+        return recover_ended(self._ended, journal_dir, now=now,
+                             retention=self.config.session_retention)
 
     # ------------------------------------------------------------------ dispatch
 

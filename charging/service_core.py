@@ -169,10 +169,18 @@ class ServiceCore:
 
     def _ended_at(self, session: Session, now: float) -> None:
         """*session* (online) ended at *now*, however: remember its Session-Id for
-        ``session_retention`` (the compiled fast path's CCR-T does the same)."""
+        ``session_retention`` (the compiled fast path's CCR-T calls this too), and journal
+        that it ended (an ``ro_end`` record, enqueued with the request's own records: the
+        answer waits for it like for them), so a restart within that window rebuilds the
+        record (charging/ended_recovery.py) and still refuses a late CCR-I of it."""
         retention = self.config.session_retention
         if retention > 0:
             self._ended.add(session.id, now + retention)
+            # (its idem names the session and its last request)
+            sid = session.id
+            self.ledger.record_many_now(
+                [{"type": "ro_end", "op": "end", "session": sid,
+                  "idem": f"ro:{sid}:end:{session.last_number}"}], now=now)
 
     def _count(self, name: str) -> None:
         self.counters[name] = self.counters.get(name, 0) + 1

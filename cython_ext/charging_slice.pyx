@@ -1688,7 +1688,9 @@ cdef class FastPath:
             # OnlineCharging._end (not killed when decided; a suspending store's op lets an
             # ASR with ASA 2001 mark it meanwhile)
             self.sessions.pop(sid, None)
-            self._ended_add(sid, now)
+            # ServiceCore._ended_at: remembered for session_retention, and its ro_end record
+            # journaled (after the commit's, as the Python path: same records, same order)
+            self._ended_at(session, sid, now)
             if ses(session, S_KILLED) is not None:
                 svc._killed.pop(sid, None)
             answer = ses(session, S_ANSWER)
@@ -1733,8 +1735,10 @@ cdef class FastPath:
         want = requested or default
         return cap if want > cap else want
 
-    cdef int _ended_add(self, sid, now) except -1:
-        """ServiceCore._ended_at (EndedSessions.add): the session *sid* ended at *now*."""
+    cdef int _ended_at(self, session, sid, now) except -1:
+        """ServiceCore._ended_at: the session *sid* ended at *now* -- EndedSessions.add, and
+        its ro_end record (the dict Ledger.record_many_now makes of ServiceCore's: same keys,
+        same order, same values) enqueued."""
         cdef double until
         if not self.retention > 0:
             return 0
@@ -1751,6 +1755,10 @@ cdef class FastPath:
             PyDict_SetItem(d, k, self.stamp)
         elif n >= self.ended_max:
             self.ended_obj.trim()
+        rec = {"type": "ro_end", "op": "end", "session": sid,
+               "idem": f"ro:{sid}:end:{ses(session, S_LAST_NUMBER)}", "balance_effects": [],
+               "holds": [], "v": 1, "id": self._next_id(), "ts": int(now * 1_000_000)}
+        self.journal.append_nowait(rec)
         return 0
 
     cdef inline int _count(self, str name) except -1:

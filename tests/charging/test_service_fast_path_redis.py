@@ -145,7 +145,8 @@ def test_a_lost_reply_fails_the_request_and_its_retry_is_charged_once(
         assert await money(app, SUB) == (before[0] - 180_000, 0)
         recs = _records(app, "ro:s1:")
         assert sorted(recs) == sorted([("ro:s1:0:0:r", "hold"), ("ro:s1:1:0:c", "rated"),
-                                       ("ro:s1:1:0:r", "hold"), ("ro:s1:2:0:c", "rated")])
+                                       ("ro:s1:1:0:r", "hold"), ("ro:s1:2:0:c", "rated"),
+                                       ("ro:s1:end:2", "ro_end")])  # (its CCR-T ended it)
         rated = [r for _p, r in JournalReader(app.journal.directory).iter_from()
                  if r.get("idem") == "ro:s1:1:0:c"]
         assert rated[0]["usage"] == 60 and rated[0]["price"] == "0.12"
