@@ -121,6 +121,11 @@ class ChargingService(OnlineCharging, EventCharging, OfflineCharging, ServiceCor
             cached = session.answer
         else:
             cached = self._answers.get(key)
+            if cached is not None and self._answer_until and self._answer_until[0] <= now:
+                # a remembered answer's window is over: it may be this one's, of a session
+                # that ended and whose Session-Id a new session reuses (_forget_answers)
+                self._forget_answers(now)
+                cached = self._answers.get(key)
         if cached is not None:
             self._count("retransmit")
             return cached  # the mark covers the original's records (still enqueued before)
@@ -129,7 +134,7 @@ class ChargingService(OnlineCharging, EventCharging, OfflineCharging, ServiceCor
         busy = self._busy
         if sid in busy:
             await self._wait_turn(sid)
-            cached = self._cached(req, key)  # a twin may have finished
+            cached = self._cached(req, key, now)  # a twin may have finished
             if cached is not None:
                 self._count("retransmit")  # (one that waited for its original's turn)
                 self._next_turn(sid)
@@ -146,7 +151,7 @@ class ChargingService(OnlineCharging, EventCharging, OfflineCharging, ServiceCor
                     _untrack(refused)  # (as every answer: it holds no cycle)
                     return refused
             result = await self._dispatch(req, key, now)
-            self._remember(req, key, result)
+            self._remember(req, key, result, now)
         finally:
             self._next_turn(sid)
         return result
@@ -213,7 +218,7 @@ class ChargingService(OnlineCharging, EventCharging, OfflineCharging, ServiceCor
         own steps from that point (:meth:`_settle` or :meth:`_reserve`, then the session's
         end and the answer cache). It marked the session busy; the turn is passed on here.
         ``sync``: the ledger's synchronous ops may be used (False: a store that suspends)."""
-        skey = f"{key}:0"
+        skey = f"{key}:0{session.tag}"
         try:
             if initial:
                 r = await self._reserve(session, req, grant, want, skey, now, 0, su, sync, pre)
@@ -226,7 +231,11 @@ class ChargingService(OnlineCharging, EventCharging, OfflineCharging, ServiceCor
                 reason = self._update_end(session, result, terminate, now)
                 if reason is not None:
                     await self._release_all(session, now, reason=reason, key=key)
-            self._remember(req, key, result)
+            self._remember(req, key, result, now)
+        except BaseException:
+            if initial:
+                self._initial_failed(session, now)  # (its retry takes the same tag)
+            raise
         finally:
             self._next_turn(req.session_id)
         return result
@@ -277,13 +286,15 @@ class ChargingService(OnlineCharging, EventCharging, OfflineCharging, ServiceCor
                 return
         self._busy.pop(sid, None)
 
-    def _cached(self, req: ChargingRequest, key: str) -> ChargingResult | None:
+    def _cached(self, req: ChargingRequest, key: str, now: float) -> ChargingResult | None:
         """The answer already given to this request: the open session's last answer, else
-        the bounded global cache (events, closed sessions, older requests)."""
+        the bounded global cache (events, closed sessions, older requests) while its window
+        lasts at *now*."""
         session = self.sessions.get(req.session_id)
         if (session is not None and session.answer_n == req.request_number
                 and session.answer is not None and req.verb is not Verb.EVENT):
             return session.answer
+        self._forget_answers(now)
         return self._answers.get(key)
 
     async def supervise(self, now: float) -> list[str]:
@@ -325,6 +336,8 @@ class ChargingService(OnlineCharging, EventCharging, OfflineCharging, ServiceCor
             closed.append(session.id)
         self._offline_forget(now)
         self._ended.forget(now)
+        self._forget_answers(now)
+        self._forget_retry_tags(now)
         if closed:
             await self.wait_durable(self.durable_mark())
         return closed
@@ -384,7 +397,7 @@ class ChargingService(OnlineCharging, EventCharging, OfflineCharging, ServiceCor
         self._killed.pop(session.id, None)
         self._ended_at(session, now)
         if session.answer is not None:
-            self.keep_answer(session.answer_key, session.answer)
+            self.keep_answer(session.answer_key, session.answer, now)
 
     def open_sessions(self) -> list[Session]:
         return list(self.sessions) + list(self.offline)
@@ -415,20 +428,22 @@ class ChargingService(OnlineCharging, EventCharging, OfflineCharging, ServiceCor
             return self._update(session, req, key, now)
         return self._event(req, key, now)
 
-    def _remember(self, req: ChargingRequest, key: str, result: ChargingResult) -> None:
+    def _remember(self, req: ChargingRequest, key: str, result: ChargingResult,
+                  now: float) -> None:
         """Keep the answer for retransmits (RFC 4006 §5.1.2 / facts B5: same Session-Id and
         CC-Request-Number get the same answer). An open session keeps its last answer in
-        place; the previous one moves to the bounded global cache."""
+        place; the previous one moves to the bounded global cache (from *now*, for
+        ``session_retention``: keep_answer)."""
         _untrack(result)
         session = self._session_of(req.session_id)
         if session is not None and req.verb is not _EVENT and not req.offline:
             if session.answer is not None and session.answer_n != req.request_number:
                 # the previous answer moves to the global cache under its own key
-                self.keep_answer(session.answer_key, session.answer)
+                self.keep_answer(session.answer_key, session.answer, now)
             session.answer_n, session.answer = req.request_number, result
             session.answer_key = key
         else:
-            self.keep_answer(key, result)
+            self.keep_answer(key, result, now)
 
 
 async def _ready(result: ChargingResult) -> ChargingResult:

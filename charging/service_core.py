@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import itertools
+import math
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
@@ -119,6 +122,21 @@ class ServiceCore:
         # with keep_answer(); the compiled twin (cython_ext/charging_slice.pyx) does the same.
         self._answers: dict[str, ChargingResult] = {}
         self._answer_order: collections.deque[str] = collections.deque()
+        # ... and when each of them is forgotten (kept + session_retention, in the same
+        # order): an answer is one for retransmissions, which come within that window -- past
+        # it the Session-Id may be another session's (reused, RFC 6733 §8.8 notwithstanding),
+        # whose request of the same number must not get the first session's answer. Dropped
+        # by supervise() and before a hit is trusted (_forget_answers).
+        self._answer_until: collections.deque[float] = collections.deque()
+        # Per-session tags (Session.tag): a counter from the wall clock in µs at start, so a
+        # later process starts past every tag of this one (unless it made more than one
+        # session a µs, or the clock went back by more than its uptime).
+        self._tags = itertools.count(time.time_ns() // 1000)
+        # Session-Id -> (tag, until) of an INITIAL whose decision failed part-way (5012: a
+        # journal error, a store reply lost after its op ran): its retry within
+        # session_retention takes the same tag, so its ops replay by key (charged and held
+        # once) instead of running anew (_initial_failed, _new_tag).
+        self._retry_tags: dict[str, tuple[str, float]] = {}
         # Rf sessions closed, in closing order: Session-Id -> compact record (bytes,
         # charging/offline_state.pack_closed), each kept until its forget-at (closed +
         # offline_retention) for the records that arrive after their STOP (duplicates, late
@@ -153,19 +171,61 @@ class ServiceCore:
         self._fast: Any = (_slice.FastPath(self).decide
                            if _slice is not None and self._sync_ledger else None)
 
-    def keep_answer(self, key: str, result: ChargingResult) -> None:
-        """Remember *result* under *key* for retransmits, evicting the oldest past
-        ``answer_cache_size``. A key already there keeps its place (FIFO by first insert)."""
+    def keep_answer(self, key: str, result: ChargingResult, now: float) -> None:
+        """Remember *result* under *key* for retransmits until *now* + ``session_retention``
+        (0: no time limit), evicting the oldest past ``answer_cache_size``. A key already
+        there keeps its place and its time (FIFO by first insert)."""
         answers = self._answers
         n = len(answers)
         answers[key] = result
         order = self._answer_order
         if len(answers) != n:
             order.append(key)
+            retention = self.config.session_retention
+            self._answer_until.append(now + retention if retention > 0 else math.inf)
         excess = len(order) - self.config.answer_cache_size
         while excess > 0:  # FIFO eviction, oldest first
             answers.pop(order.popleft(), None)
+            self._answer_until.popleft()
             excess -= 1
+
+    def _forget_answers(self, now: float) -> None:
+        """Drop the remembered answers whose window ended at *now* (oldest first; kept in
+        the order they came, so this stops at the first one still kept)."""
+        until = self._answer_until
+        if until and until[0] <= now:
+            answers, order = self._answers, self._answer_order
+            while until and until[0] <= now:
+                until.popleft()
+                answers.pop(order.popleft(), None)
+
+    def _new_tag(self, sid: str, now: float) -> str:
+        """A new online session's Session.tag ("~" + hex of the next counter value; the
+        compiled twin makes the same from the same counter), or the tag of the INITIAL of
+        *sid* that failed part-way within ``session_retention`` before *now* (a retry)."""
+        retry = self._retry_tags
+        if retry:
+            kept = retry.pop(sid, None)
+            if kept is not None and kept[1] > now:
+                return kept[0]
+        return f"~{next(self._tags):x}"
+
+    def _initial_failed(self, session: Session, now: float) -> None:
+        """The INITIAL that made *session* raised part-way (its answer: 5012): keep its tag
+        for a retry (_new_tag). Called by both twins' INITIAL paths."""
+        retention = self.config.session_retention
+        if retention > 0:
+            retry = self._retry_tags
+            retry[session.id] = (session.tag, now + retention)
+            if len(retry) > 65_536:  # (a failing journal or store: each retry pops its own)
+                for sid in list(retry)[:8192]:
+                    del retry[sid]
+
+    def _forget_retry_tags(self, now: float) -> None:
+        retry = self._retry_tags
+        if retry:
+            for sid in [s for s, (_t, until) in retry.items() if until <= now]:
+                del retry[sid]
 
     def _ended_at(self, session: Session, now: float) -> None:
         """*session* (online) ended at *now*, however: remember its Session-Id for
@@ -180,7 +240,7 @@ class ServiceCore:
             sid = session.id
             self.ledger.record_many_now(
                 [{"type": "ro_end", "op": "end", "session": sid,
-                  "idem": f"ro:{sid}:end:{session.last_number}"}], now=now)
+                  "idem": f"ro:{sid}:end:{session.last_number}{session.tag}"}], now=now)
 
     def _count(self, name: str) -> None:
         self.counters[name] = self.counters.get(name, 0) + 1
@@ -327,9 +387,11 @@ class ServiceCore:
                 # the store's record of the first one (nothing released) -- as it was when
                 # keyed by Session-Id, rating group and held_n, which a new session's
                 # same-numbered request asking at another MSCC position repeats
+                # (the request's and the last one carry the session's tag, as its ops' keys:
+                # a reused Session-Id's session does not repeat them)
                 hk = grant.hold_key
-                rkey = (f"{key}:rel:{grant.key}" if key else f"{hk}:rel" if hk else
-                        f"ro:{session.id}:rel:{grant.key}:{grant.held_n}")
+                rkey = (f"{key}:rel:{grant.key}{session.tag}" if key else f"{hk}:rel" if hk
+                        else f"ro:{session.id}:rel:{grant.key}:{grant.held_n}{session.tag}")
                 await self._release_grant(session, grant, now, reason=reason, key=rkey)
 
     async def _release_grant(self, session: Session, grant: Grant, now: float, *, reason: str,

@@ -93,10 +93,14 @@ class OnlineCharging(ServiceCore):
             service=req.service, subscriber=req.subscriber, destination=req.destination,
             origin=req.origin, peer_host=req.peer_host, peer_realm=req.peer_realm,
             deck=self.config.deck, started=req.at or now, expires=now + self.config.tcc,
-            context=req.context,
+            context=req.context, tag=self._new_tag(req.session_id, now),
         )
-        result = await self._grant_all(session, req, key, now)
-        return await self._initial_end(session, result, key, now)
+        try:
+            result = await self._grant_all(session, req, key, now)
+            return await self._initial_end(session, result, key, now)
+        except BaseException:
+            self._initial_failed(session, now)  # (its retry takes the same tag)
+            raise
 
     async def _initial_end(self, session: Session, result: ChargingResult, key: str,
                            now: float) -> ChargingResult:
@@ -117,7 +121,7 @@ class OnlineCharging(ServiceCore):
             self._killed.pop(session.id, None)
         if session.answer is not None:
             # its last answer stays findable for retransmits (facts B5), like older ones
-            self.keep_answer(session.answer_key, session.answer)
+            self.keep_answer(session.answer_key, session.answer, now)
 
     async def _update(self, session: Session, req: ChargingRequest, key: str,
                       now: float) -> ChargingResult:
@@ -159,12 +163,16 @@ class OnlineCharging(ServiceCore):
             # command-level interrogation without RSU/USU: an INITIAL gets the default quota
             slices = (ServiceUnits(requested=0 if req.verb is Verb.INITIAL else None),)
         at = req.at or now
+        # slice keys carry the session's tag (Session.tag: a reused Session-Id's new session
+        # has keys of its own)
+        tag = session.tag
         if len(slices) == 1:  # the common case: one MSCC (or command-level units)
-            r = await self._one_slice(session, req, slices[0], f"{key}:0", at, now, terminate)
+            r = await self._one_slice(session, req, slices[0], f"{key}:0{tag}", at, now,
+                                      terminate)
             return self._slice_answer(session, req, r, terminate)
         parts = []
         for i, su in enumerate(slices):
-            parts.append(await self._one_slice(session, req, su, f"{key}:{i}", at, now,
+            parts.append(await self._one_slice(session, req, su, f"{key}:{i}{tag}", at, now,
                                                terminate))
         results = tuple(parts)
         outcome = _combined(req, [r.outcome for r in results])

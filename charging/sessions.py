@@ -71,7 +71,7 @@ class Session:
     __slots__ = ("id", "account", "balance", "currency", "service", "subscriber", "destination",
                  "origin", "peer_host", "peer_realm", "deck", "started", "expires", "last_number",
                  "grants", "offline", "seen", "context", "answer_n", "answer", "answer_key",
-                 "killed", "counters")
+                 "killed", "counters", "tag")
 
     def __init__(
         self,
@@ -91,6 +91,7 @@ class Session:
         expires: float,
         offline: bool = False,
         context: str = "",
+        tag: str = "",
     ) -> None:
         self.id = session_id
         self.account = account
@@ -122,6 +123,14 @@ class Session:
         # reading] (charging/service_offline.py); None until a record carries them. Replaced
         # whole, never changed in place (a checkpoint being written may hold the old list).
         self.counters: list[int] | None = None
+        # Ro: this session's own mark ("~" + hex, ServiceCore._new_tag: unique across
+        # restarts), fixed at its INITIAL and put into every op key of it (the slice part,
+        # ``ro:<Session-Id>:<n>:<slice>~<tag>:<op>``) and its ro_end record's: a client
+        # reusing the Session-Id for a new session after this one ended (and was forgotten,
+        # [store] session_retention) gets keys of its own, not this session's (which the
+        # store may still remember: each op of the new session would be answered from this
+        # one's record, nothing charged). "" for Rf sessions and events.
+        self.tag = tag
 
     @property
     def reserved(self) -> int:

@@ -204,6 +204,7 @@ cdef inline bint _moved(res) except -1:
 
 
 cdef extern from "<math.h>" nogil:
+    const double INFINITY
     double rint(double x)
     double floor(double x)
     double ceil(double x)
@@ -318,6 +319,51 @@ cdef str _hold_id(str sid, object key, object n):
 def hold_id(str sid, key, n):
     """For the tests: :func:`_hold_id`."""
     return _hold_id(sid, key, n)
+
+
+cdef str _slice0(str key, str tag):
+    """``f"{key}:0{tag}"``: the key of a request's only slice (its session's tag in it, see
+    Session.tag; one allocation for ASCII parts)."""
+    cdef Py_ssize_t lk, lt
+    if PyUnicode_IS_COMPACT_ASCII(key) and PyUnicode_IS_COMPACT_ASCII(tag):
+        lk = PyUnicode_GET_LENGTH(key)
+        lt = PyUnicode_GET_LENGTH(tag)
+        r = PyUnicode_New(lk + 2 + lt, 127)
+        memcpy(PyUnicode_DATA(r), PyUnicode_DATA(key), lk)
+        memcpy(<char*>PyUnicode_DATA(r) + lk, b":0", 2)
+        memcpy(<char*>PyUnicode_DATA(r) + lk + 2, PyUnicode_DATA(tag), lt)
+        return r
+    return f"{key}:0{tag}"
+
+
+cdef str _tag_text(object n):
+    """ServiceCore._new_tag's text of counter value *n*: ``f"~{n:x}"``."""
+    cdef char buf[24]
+    cdef int overflow = 0, at = 23, k
+    cdef long long x
+    if type(n) is int:
+        x = PyLong_AsLongLongAndOverflow(n, &overflow)
+        if not overflow and x >= 0:
+            while True:
+                k = <int>(x & 15)
+                buf[at] = <char>(48 + k if k < 10 else 87 + k)  # '0'-'9', 'a'-'f'
+                at -= 1
+                x >>= 4
+                if x == 0:
+                    break
+            buf[at] = 126  # '~'
+            return PyUnicode_FromKindAndData(PyUnicode_1BYTE_KIND, buf + at, 24 - at)
+    return f"~{n:x}"
+
+
+def tag_text(n):
+    """For the tests: :func:`_tag_text`."""
+    return _tag_text(n)
+
+
+def slice0(str key, str tag):
+    """For the tests: :func:`_slice0`."""
+    return _slice0(key, tag)
 
 
 
@@ -1236,6 +1282,9 @@ cdef class FastPath:
 
     cdef object svc, cfg, ledger, journal, ids, answers, sessions_table, deck_of, store
     cdef object answer_order  # svc._answer_order: the answers' keys, oldest first
+    cdef object answer_until  # svc._answer_until: when each is forgotten, same order
+    cdef object tags  # svc._tags: the per-session tags' counter (ServiceCore._new_tag)
+    cdef dict retry_tags  # svc._retry_tags: failed INITIALs' tags, for their retries
     cdef dict latest  # the rater's latest deck versions (RatingEngine._latest), or None
     cdef object currency_of, deck_currency  # the deck version whose currency is kept
     cdef dict sessions, busy, counters, texts, quotas, accounts_seen, meta, stats
@@ -1269,6 +1318,9 @@ cdef class FastPath:
         self.sessions = svc.sessions._sessions
         self.answers = svc._answers
         self.answer_order = svc._answer_order
+        self.answer_until = svc._answer_until
+        self.tags = svc._tags
+        self.retry_tags = svc._retry_tags
         self.busy = svc._busy
         self.counters = svc.counters
         self.texts = svc._texts
@@ -1412,7 +1464,17 @@ cdef class FastPath:
         if nxt is None:
             return None
         cost_u, amount = nxt
-        skey = _cat(key, b":0", 2)
+        # the session's tag (ServiceCore._new_tag, the same counter): drawn only now, as
+        # the Python path draws one per session it creates (parity: the same tags)
+        tag = None
+        if PyDict_Size(self.retry_tags):  # ServiceCore._new_tag: a retry's own tag?
+            kept = self.retry_tags.pop(sid, None)
+            if kept is not None and (<tuple>kept)[1] > now:
+                tag = (<tuple>kept)[0]
+        if tag is None:
+            tag = _tag_text(next(self.tags))
+        ses_set(session, S_TAG, tag)
+        skey = _slice0(key, tag)
         n = rq(req, R_REQUEST_NUMBER)
         rec = _reserve_rec(sid, _int_text(n), grant, self._money_text(amount))
         rkey = _cat(skey, b":r", 2)
@@ -1423,11 +1485,15 @@ cdef class FastPath:
                                            want, account, balance, None, None, 0, None,
                                            rkey, hold, cost_u, amount, rec, 0, 0, 0))
         # -- from here on the store moves money: no way back to "None"
-        res = self.store.reserve_sync(rkey, account, balance, hold, amount, self.ttl, now,
-                                      False)
-        self._journal_one(res, "reserve", now, rec, account)
-        return self._initial_done(req, key, now, session, su, grant, want, cost_u, amount,
-                                  rec, res, True)
+        try:
+            res = self.store.reserve_sync(rkey, account, balance, hold, amount, self.ttl,
+                                          now, False)
+            self._journal_one(res, "reserve", now, rec, account)
+            return self._initial_done(req, key, now, session, su, grant, want, cost_u,
+                                      amount, rec, res, True)
+        except BaseException:
+            svc._initial_failed(session, now)  # (its retry takes the same tag)
+            raise
 
     cdef object _initial_done(self, req, str key, now, session, su, grant, want, cost_u,
                               amount, _Rec rec, res, bint mark_busy):
@@ -1446,7 +1512,7 @@ cdef class FastPath:
         sessions = self.sessions
         sessions.pop(sid, None)
         sessions[sid] = session
-        self._remember(req, key, session, result)
+        self._remember(req, key, session, result, now)
         return result
 
     cdef object _new_session(self, req, sid, account, balance, currency, subscriber,
@@ -1484,6 +1550,7 @@ cdef class FastPath:
         ses_set(s, S_ANSWER_KEY, "")
         ses_set(s, S_KILLED, None)
         ses_set(s, S_COUNTERS, None)
+        ses_set(s, S_TAG, "")  # (its own is set once it is sure to be decided here)
         return s
 
     cdef object _grant_of(self, session, su):
@@ -1558,7 +1625,7 @@ cdef class FastPath:
             for g in grants:
                 if g is not grant and gr(g, G_HELD) > 0:
                     return None  # another grant still holds: the Python path releases it
-        skey = _cat(key, b":0", 2)
+        skey = _slice0(key, ses(session, S_TAG))
         undo = gr(grant, G_UNDO)
         if undo is not None and undo[0] == skey:
             return None  # a retry after 5012: the Python path replays it
@@ -1695,8 +1762,8 @@ cdef class FastPath:
                 svc._killed.pop(sid, None)
             answer = ses(session, S_ANSWER)
             if answer is not None:
-                self._keep(ses(session, S_ANSWER_KEY), answer)
-            self._remember(req, key, None, result)
+                self._keep(ses(session, S_ANSWER_KEY), answer, now)
+            self._remember(req, key, None, result, now)
             return result
         r = self._reserved(session, req, su, grant, want, (<tuple>pre)[1], used_cost,
                            op_((<tuple>pre)[3], O_KEY))
@@ -1708,7 +1775,7 @@ cdef class FastPath:
         if cur is <PyObject*>session:
             del sessions[sid]
             sessions[sid] = session
-        self._remember(req, key, session, result)
+        self._remember(req, key, session, result, now)
         return result
 
     # ------------------------------------------------------------------ service helpers
@@ -1756,7 +1823,8 @@ cdef class FastPath:
         elif n >= self.ended_max:
             self.ended_obj.trim()
         rec = {"type": "ro_end", "op": "end", "session": sid,
-               "idem": f"ro:{sid}:end:{ses(session, S_LAST_NUMBER)}", "balance_effects": [],
+               "idem": f"ro:{sid}:end:{ses(session, S_LAST_NUMBER)}{ses(session, S_TAG)}",
+               "balance_effects": [],
                "holds": [], "v": 1, "id": self._next_id(), "ts": int(now * 1_000_000)}
         self.journal.append_nowait(rec)
         return 0
@@ -1959,33 +2027,36 @@ cdef class FastPath:
         cr_set(res, CR_MESSAGE, "")
         return res
 
-    cdef int _keep(self, key, result) except -1:
-        """ServiceCore.keep_answer: the dict plus its FIFO deque of keys."""
+    cdef int _keep(self, key, result, now) except -1:
+        """ServiceCore.keep_answer: the dict plus its FIFO deques of keys and expiries."""
         cdef dict answers = self.answers
         cdef Py_ssize_t n = len(answers)
         answers[key] = result
         order = self.answer_order
+        until = self.answer_until
         if len(answers) != n:
             order.append(key)
+            until.append(<double>now + self.retention if self.retention > 0 else INFINITY)
         excess = len(order) - self.answer_cache_size
         while excess > 0:  # FIFO eviction, oldest first
             answers.pop(order.popleft(), None)
+            until.popleft()
             excess -= 1
         return 0
 
-    cdef int _remember(self, req, str key, session, result) except -1:
+    cdef int _remember(self, req, str key, session, result, now) except -1:
         """ChargingService._remember (session: the open session of the request, or None)."""
         untrack_result(result, _ChargingResult, _UnitsResult)  # gc_untrack.pxi
         n = rq(req, R_REQUEST_NUMBER)
         if session is not None:
             answer = ses(session, S_ANSWER)
             if answer is not None and ses(session, S_ANSWER_N) != n:
-                self._keep(ses(session, S_ANSWER_KEY), answer)
+                self._keep(ses(session, S_ANSWER_KEY), answer, now)
             ses_set(session, S_ANSWER_N, n)
             ses_set(session, S_ANSWER, result)
             ses_set(session, S_ANSWER_KEY, key)
         else:
-            self._keep(key, result)
+            self._keep(key, result, now)
         return 0
 
     # ------------------------------------------------------------------ ledger helpers
@@ -2338,6 +2409,10 @@ async def _awaited(FastPath fp, _Pending p):
             handed = True  # ChargingService._fast_rest passes the turn on
             return await out
         return out
+    except BaseException:
+        if p.initial:
+            fp.svc._initial_failed(p.session, now)  # (its retry takes the same tag)
+        raise
     finally:
         if not handed:
             fp._next_turn(sid)

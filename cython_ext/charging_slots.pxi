@@ -15,11 +15,12 @@ cdef Layout L_SES, L_GR, L_REQ, L_SU, L_UR, L_CR, L_OP, L_EF, L_HO
 cdef tuple N_SES = ("id", "account", "balance", "currency", "service", "subscriber",
                     "destination", "origin", "peer_host", "peer_realm", "deck", "started",
                     "expires", "last_number", "grants", "offline", "seen", "context",
-                    "answer_n", "answer", "answer_key", "killed", "counters")
+                    "answer_n", "answer", "answer_key", "killed", "counters", "tag")
 cdef enum:
     S_ID, S_ACCOUNT, S_BALANCE, S_CURRENCY, S_SERVICE, S_SUBSCRIBER, S_DESTINATION, S_ORIGIN
     S_PEER_HOST, S_PEER_REALM, S_DECK, S_STARTED, S_EXPIRES, S_LAST_NUMBER, S_GRANTS
     S_OFFLINE, S_SEEN, S_CONTEXT, S_ANSWER_N, S_ANSWER, S_ANSWER_KEY, S_KILLED, S_COUNTERS
+    S_TAG
 
 cdef tuple N_GR = ("key", "service", "unit", "granted", "used_total", "cost_total", "held",
                    "held_n", "final", "svc", "rsvc", "priced_u", "priced_c", "fields",

@@ -22,6 +22,7 @@ from charging.requests import ServiceKind, ServiceUnits, Verb
 from icx.charging_app import ChargingApp, build_charging
 from icx.settings import AccountsSection, load_settings
 from tests.charging import test_service_fast_path as fp
+from tests.charging.journal_view import same_tags
 from tests.charging.test_service import ROOT, T0
 
 compiled = pytest.mark.skipif(cython_ext.load("charging_slice") is None,
@@ -71,6 +72,7 @@ def _stack(tmp: Path, traffic: list[tuple[str, Any, float]], now_entry: bool) ->
 
     async def main() -> Any:
         app = await build_charging(cfg, tmp / "data", admin=False)
+        same_tags(app.service)  # (fp._run cannot through the shim)
         try:
             if now_entry:
                 return await _now_run(app, traffic)

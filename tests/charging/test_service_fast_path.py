@@ -31,10 +31,11 @@ from hypothesis import strategies as st
 import cython_ext
 from charging.journal import JournalReader
 from charging.requests import ChargingRequest, ChargingResult, ServiceKind, ServiceUnits, Verb
+from charging.service import ChargingService
 from charging.sessions import Grant, Session
 from icx.charging_app import ChargingApp, build_charging
 from icx.settings import AccountsSection, load_settings
-from tests.charging.journal_view import records_without_ids
+from tests.charging.journal_view import records_without_ids, same_tags
 from tests.charging.test_service import ROOT, T0
 
 UNTRACKS_ANSWERS = cython_ext.load("gcutil") is not None
@@ -147,6 +148,8 @@ def _traffic(seed: int) -> list[tuple[str, Any, float]]:
 async def _run(app: ChargingApp, traffic: list[tuple[str, Any, float]],
                fast: bool) -> dict[str, Any]:
     svc = app.service
+    if isinstance(svc, ChargingService):  # (a shim: its maker did it, see same_tags)
+        same_tags(svc)
     if fast:
         assert svc._fast is not None
     else:

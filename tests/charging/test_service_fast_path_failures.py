@@ -24,6 +24,7 @@ import cython_ext
 from charging.requests import ServiceKind, ServiceUnits, Verb
 from charging.sessions import Grant, Session
 from tests.charging import test_service_fast_path as fp
+from tests.charging.journal_view import same_tags
 
 pytestmark = pytest.mark.skipif(cython_ext.load("charging_slice") is None,
                                 reason="cython_ext.charging_slice not built (or disabled)")
@@ -85,6 +86,7 @@ def _failing(fn: Any, calls: list[int], fail_at: int) -> Any:
 async def _run(app: Any, traffic: list[tuple[str, Any, float]], fast: bool,
                fail_at: int) -> dict[str, Any]:
     svc = app.service
+    same_tags(svc)
     if not fast:
         svc._fast = None
     journal = app.journal

@@ -35,6 +35,7 @@ from charging.requests import (
     Verb,
 )
 from icx.settings import AccountsSection, load_settings
+from tests.charging.journal_view import same_tags
 from tests.charging.test_service import ACCOUNTS, ROOT, T0
 
 RICH = [f"4179000000{i}" for i in range(1, 6)]  # 50.00 EUR each
@@ -195,6 +196,7 @@ async def _run(settings: Any, data: Path, store_url: str | None, traffic: list[t
     from icx.charging_app import build_charging
 
     app = await build_charging(settings, data, admin=False, store_url=store_url)
+    same_tags(app.service)
     if answer_cache is not None:
         app.service.config = dataclasses.replace(app.service.config,
                                                  answer_cache_size=answer_cache)

@@ -171,9 +171,14 @@ def test_a_late_initial_of_an_ended_session_is_answered_5002(stack: Runner, how:
             r = await svc.handle(first, now=at)
             assert (r.outcome, len(svc.sessions), svc.sessions.reserved_total(),
                     await money(app, sub)) == (Outcome.UNKNOWN_SESSION, 0, 0, after)
-        # past the window: the id opens a session again (a new call reusing it)
+        # past the window: the id opens a session again (a new call reusing it), charged
+        # as its own -- the failed UPDATE used the balance up: nothing left to grant (its
+        # reserve is a new op, not the first session's replayed)
         r = await svc.handle(voice(Verb.INITIAL, 0, sid=sid, sub=sub, requested=60),
                              now=ended + 302)
+        if how == "failed_update":
+            assert (r.outcome, len(svc.sessions)) == (Outcome.CREDIT_LIMIT_REACHED, 0)
+            return
         assert r.ok and len(svc.sessions) == 1
         assert (await svc.handle(voice(Verb.TERMINATE, 1, sid=sid, sub=sub, used=0),
                                  now=ended + 303)).ok

@@ -29,7 +29,7 @@ from charging.requests import (
 )
 from icx.charging_app import ChargingApp, build_charging
 from icx.settings import AccountsSection, load_settings
-from tests.charging.journal_view import records_without_ids
+from tests.charging.journal_view import records_without_ids, same_tags
 from tests.charging.test_service import ACCOUNTS, ROOT, T0, voice
 
 
@@ -88,6 +88,7 @@ def _traffic(seed: int) -> list[tuple[Any, float]]:
 async def _run(app: ChargingApp, traffic: list[tuple[Any, float]],
                awaited: bool) -> tuple[list[Any], list[bytes], list[tuple[int, int]]]:
     svc = app.service
+    same_tags(svc)
     if awaited:
         svc.ledger.store = _Forward(app.store)
         assert not svc.ledger.sync_ready("41790000001", "EUR")

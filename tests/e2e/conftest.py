@@ -262,11 +262,13 @@ def _account_ids() -> list[str]:
 # write time ``ts`` (the op's ``now``) and the usage ``start``/``end`` (wall clock: only whether
 # they are there is compared; a hold's ``expires`` is compared as its offset from ``ts`` in ms,
 # the TTL the store applied), the server's Origin-State-Id (its start time), the Session-Ids
-# `icx ccr` makes (time + random), the admin API's top-up keys (admin:<uuid>).
+# `icx ccr` makes (time + random), the admin API's top-up keys (admin:<uuid>), and the tag
+# of an Ro session in its op keys (Session.tag: from the server's clock at start).
 _WALL_CLOCK = ("id", "ts", "start", "end")
 _ORIGIN_STATE_ID = 278
 _GENERATED = (re.compile(r"icx-ccr\.[^;']*;\d+;\d+"),
               re.compile(r"admin:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"))
+_SESSION_TAG = re.compile(r"(?<=\d)~[0-9a-f]+")  # (one name for all: ops of a batch reorder)
 
 
 def _timeless(record: dict[str, Any]) -> list[tuple[str, Any]]:
@@ -297,7 +299,7 @@ def _transcript(srv: Server, answers: list[bytes]) -> dict[str, Any]:
         for pattern in _GENERATED:
             text = pattern.sub(lambda m: names.setdefault(m[0], f"<generated {len(names)}>"),
                                text)
-        return text
+        return _SESSION_TAG.sub("~<tag>", text)
 
     out = []
     for frame in answers:
