@@ -29,6 +29,7 @@ from charging.store.common import DEFAULT_RETENTION
 from icx.commands.rates import engine_from_settings, import_configured_decks
 from icx.config_loader import ConfigError
 from icx.loop_health import LoopHealth
+from icx.prom_text import journal_sync_lines
 from icx.settings import Settings
 from mediation.admin_http import build_app, start_admin
 from mediation.agent import ChargingAgent
@@ -194,7 +195,7 @@ async def build_charging(settings: Settings, data_dir: Path, *, admin: bool = Tr
                   lambda: _lag(journal))
     sync_stats = getattr(journal, "sync_stats", None)
     if sync_stats is not None:  # the event-loop journal (a SyncJournal has no group commits)
-        metrics.collector(sync_stats.render)
+        metrics.collector(lambda: journal_sync_lines(sync_stats))
     metrics.counter("icx_snapshots_total", "Embedded-store snapshots written since start.",
                     lambda: ledger.stats["snapshots"])
     metrics.counter("icx_snapshot_failures_total",

@@ -27,6 +27,8 @@ from typing import Any
 
 import structlog
 
+from icx.prom_text import histogram_lines
+
 log = structlog.get_logger("icx.loop")
 
 __all__ = ["LoopHealth", "LAG_BUCKETS"]
@@ -100,18 +102,10 @@ class LoopHealth:
 
     def render(self) -> list[str]:
         """Prometheus text lines (format 0.0.4) for everything measured."""
-        out = ["# HELP icx_event_loop_lag_seconds How late the event loop ran a timer due "
-               "every 25 ms (its stalls).",
-               "# TYPE icx_event_loop_lag_seconds histogram"]
-        acc = 0
-        for bound, n in zip(LAG_BUCKETS, self.lag_counts, strict=False):
-            acc += n
-            out.append(f'icx_event_loop_lag_seconds_bucket{{le="{bound}"}} {acc}')
-        acc += self.lag_counts[-1]
-        out += [f'icx_event_loop_lag_seconds_bucket{{le="+Inf"}} {acc}',
-                f"icx_event_loop_lag_seconds_sum {self.lag_sum:.6f}",
-                f"icx_event_loop_lag_seconds_count {acc}",
-                "# HELP icx_event_loop_lag_seconds_max The longest event loop lag since start.",
+        out = histogram_lines("icx_event_loop_lag_seconds",
+                              "How late the event loop ran a timer due every 25 ms (its "
+                              "stalls).", LAG_BUCKETS, self.lag_counts, self.lag_sum)
+        out += ["# HELP icx_event_loop_lag_seconds_max The longest event loop lag since start.",
                 "# TYPE icx_event_loop_lag_seconds_max gauge",
                 f"icx_event_loop_lag_seconds_max {self.lag_max:.6f}",
                 "# HELP icx_gc_collections_total Cyclic garbage collections, by generation.",

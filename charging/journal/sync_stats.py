@@ -22,8 +22,8 @@ SYNC_BUCKETS: tuple[float, ...] = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.
 class SyncStats:
     """Counts of group commits by duration (Prometheus ``le`` buckets), their sum and max.
 
-    The journal calls :meth:`observe` on the event loop once per completed group; read it with
-    :meth:`render` (the admin server's ``/metrics`` collector)."""
+    The journal calls :meth:`observe` on the event loop once per completed group; the admin
+    server's ``/metrics`` renders it (icx/prom_text.py ``journal_sync_lines``)."""
 
     __slots__ = ("counts", "total", "max")
 
@@ -44,23 +44,3 @@ class SyncStats:
     @property
     def count(self) -> int:
         return sum(self.counts)
-
-    def render(self) -> list[str]:
-        """Prometheus text lines (format 0.0.4): ``icx_journal_sync_seconds`` (histogram) and
-        ``icx_journal_sync_seconds_max`` (gauge)."""
-        out = ["# HELP icx_journal_sync_seconds Journal group commits by their write+fdatasync "
-               "time (every answer waits for its group's).",
-               "# TYPE icx_journal_sync_seconds histogram"]
-        acc = 0
-        for bound, n in zip(SYNC_BUCKETS, self.counts, strict=False):
-            acc += n
-            out.append(f'icx_journal_sync_seconds_bucket{{le="{bound}"}} {acc}')
-        acc += self.counts[-1]
-        out += [f'icx_journal_sync_seconds_bucket{{le="+Inf"}} {acc}',
-                f"icx_journal_sync_seconds_sum {self.total:.6f}",
-                f"icx_journal_sync_seconds_count {acc}",
-                "# HELP icx_journal_sync_seconds_max The longest journal group commit since "
-                "start.",
-                "# TYPE icx_journal_sync_seconds_max gauge",
-                f"icx_journal_sync_seconds_max {self.max:.6f}"]
-        return out

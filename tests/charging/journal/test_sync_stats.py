@@ -11,13 +11,14 @@ import pytest
 
 from charging.journal import Journal
 from charging.journal.sync_stats import SYNC_BUCKETS, SyncStats
+from icx.prom_text import journal_sync_lines
 
 
 def test_buckets_are_cumulative_and_le_inclusive() -> None:
     s = SyncStats()
     for seconds in (0.0002, 0.0005, 0.003, 0.005, 0.0051, 2.0, -1.0):
         s.observe(seconds)
-    lines = s.render()
+    lines = journal_sync_lines(s)
     bucket = {line.split('le="')[1].split('"')[0]: int(line.rsplit(" ", 1)[1])
               for line in lines if line.startswith("icx_journal_sync_seconds_bucket")}
     # 0.0005 is in le="0.0005" (le: less than or equal); -1 counts as 0
