@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import threading
 from pathlib import Path
 
 import pytest
@@ -104,6 +105,45 @@ def test_close_drops_a_live_snapshot_still_being_written(tmp_path: Path,
         restarted, journal2 = await open_ledger(tmp_path, snapshot_mode="live")
         view = await restarted.store.get("a3")
         assert view is not None and view.balances[0].amount == 10_000_000 - 100_000
+        await restarted.close()
+        await journal2.close()
+
+    asyncio.run(main())
+
+
+def test_a_live_snapshot_is_synced_a_piece_at_a_time(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ledger syncs the dump between steps (live_dump.SYNC_BYTES), in a worker thread,
+    not all at the end: one big fsync held the journal's group commits behind it."""
+    from charging.store import live_dump
+
+    monkeypatch.setattr(ledger_core, "LIVE_STEP", 7)
+    monkeypatch.setattr(ledger_core, "LIVE_PAUSE", 0.0)
+    monkeypatch.setattr(live_dump, "SYNC_BYTES", 512)
+    threads: list[bool] = []
+    real_sync = live_dump.LiveDump.sync
+
+    def sync(self: live_dump.LiveDump) -> None:
+        threads.append(threading.current_thread() is threading.main_thread())
+        real_sync(self)
+
+    monkeypatch.setattr(live_dump.LiveDump, "sync", sync)
+
+    async def main() -> None:
+        ledger, journal = await open_ledger(tmp_path, snapshot_mode="live")
+        for i in range(4):
+            await ledger.create_account(f"a{i}", AccountKind.PREPAID_SUBSCRIBER, [EUR, SECS],
+                                        now=T0)
+        for n in range(400):
+            await ledger.debit(f"d{n}", f"a{n % 4}", "voice", 1, now=T0 + n * 0.01)
+        await ledger.snapshot()
+        full = {f"a{i}": await ledger.store.get(f"a{i}") for i in range(4)}
+        await ledger.close()
+        await journal.close()
+        assert len(threads) >= 3 and not any(threads), threads
+        restarted, journal2 = await open_ledger(tmp_path, snapshot_mode="live")
+        assert {f"a{i}": await restarted.store.get(f"a{i}") for i in range(4)} == full
+        assert (await restarted.debit("d17", "a1", "voice", 1, now=T0 + 10)).replayed
         await restarted.close()
         await journal2.close()
 

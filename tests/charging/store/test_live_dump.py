@@ -4,6 +4,8 @@ and replayed from where it began, gives the store that never stopped."""
 from __future__ import annotations
 
 import asyncio
+import itertools
+import os
 import random
 from pathlib import Path
 
@@ -142,3 +144,31 @@ def test_a_dump_that_outlasts_an_epoch_is_dropped(tmp_path: Path) -> None:
         assert not (tmp_path / "snap").exists()
 
     asyncio.run(body())
+
+
+def test_the_dump_hands_its_bytes_to_the_disk_a_piece_at_a_time(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch
+                                                                  ) -> None:
+    """sync() is due every SYNC_BYTES written and leaves them on disk, so finish()'s fsync has
+    only the tail left (a big dump's single fsync stalled the journal's group commits)."""
+    monkeypatch.setattr(live_dump, "SYNC_BYTES", 4096)
+    datasyncs: list[int] = []
+    real = os.fdatasync
+    monkeypatch.setattr(live_dump.os, "fdatasync",
+                        lambda fd: (datasyncs.append(os.fstat(fd).st_size), real(fd)))
+
+    async def main() -> None:
+        store, dump = await started(tmp_path, 2_000, [1, 16])
+        while not dump.step(50):
+            if dump.sync_due:
+                dump.sync()
+                assert not dump.sync_due
+        # several syncs, each after >= 4 KiB more reached the file
+        assert len(datasyncs) >= 3, datasyncs
+        assert all(b - a >= 4096 for a, b in itertools.pairwise([0, *datasyncs])), datasyncs
+        dump.finish(store._epoch, store._ep_end)
+        restored = MemoryStore()
+        assert restored.restore(tmp_path / "snap") == [1, 16]
+        await assert_restored_like(restored, store, [], NOW)
+
+    asyncio.run(main())
