@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from charging.journal import JournalReader, Position
+from charging.journal.framing import file_data_end
 from settlement.aggregate import Aggregator
 from settlement.run import Progress
 
@@ -66,6 +67,8 @@ class JournalSource:
         for seg in JournalReader(self.directory).segments():
             if cp is not None and seg.number < cp.segment:
                 continue
-            size = seg.path.stat().st_size if seg.path.exists() else 0
+            # an open segment is preallocated with zeros: count only what it holds
+            size = (seg.path.stat().st_size if seg.path.exists() else 0) if seg.closed \
+                else file_data_end(seg.path)
             total += size - (cp.offset if cp is not None and seg.number == cp.segment else 0)
         return max(total, 0)

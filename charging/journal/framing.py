@@ -18,6 +18,7 @@ quarantined, never skipped) is decided by :func:`classify_stop`.
 
 from __future__ import annotations
 
+import os
 import struct
 import zlib
 from collections.abc import Callable
@@ -232,6 +233,26 @@ def data_end(buf: bytes | bytearray | memoryview, start: int) -> int:
             return lo + len(bytes(data[lo:hi]).rstrip(b"\0"))
         hi = lo
     return start
+
+
+def file_data_end(path: str | os.PathLike[str]) -> int:
+    """Like :func:`data_end` over a whole file, reading it backwards a MiB at a time: the
+    size of a segment without its preallocated zero tail (an open segment is kept at full
+    size, so its ``st_size`` says nothing of how much it holds). 0 for a missing file."""
+    try:
+        fh = open(path, "rb")  # noqa: SIM115 -- closed below
+    except FileNotFoundError:
+        return 0
+    with fh:
+        hi = fh.seek(0, os.SEEK_END)
+        while hi > 0:
+            lo = max(0, hi - _ZERO_STEP)
+            fh.seek(lo)
+            block = fh.read(hi - lo)
+            if block.count(0) != len(block):
+                return lo + len(block.rstrip(b"\0"))
+            hi = lo
+    return 0
 
 
 def intact_frame_after(buf: bytes | bytearray | memoryview, start: int) -> bool:
