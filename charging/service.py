@@ -405,10 +405,12 @@ class ChargingService(OnlineCharging, EventCharging, OfflineCharging, ServiceCor
     def recover_ended(self, journal_dir: Path, *, now: float) -> EndedRecovery:
         """Rebuild the ended online sessions' record after a restart: the sessions that ended
         within ``session_retention`` before *now*, from the journal's ``ro_end`` records
-        (charging/ended_recovery.py), so a late CCR-I of one is still refused (5002). Call
-        once, before serving."""
+        (charging/ended_recovery.py), so a late CCR-I of one is still refused (5002); and the
+        tags of the sessions still open at the stop, so a CCR-I of one retransmitted now
+        replays its reserve instead of holding the money twice. Call once, before serving."""
         return recover_ended(self._ended, journal_dir, now=now,
-                             retention=self.config.session_retention)
+                             retention=self.config.session_retention,
+                             open_tags=self._retry_tags, hold_ttl=self.config.hold_ttl)
 
     # ------------------------------------------------------------------ dispatch
 

@@ -98,6 +98,12 @@ class ServiceConfig:
     no_tariff_errors: tuple[type[BaseException], ...] = (LookupError,)
     node: str = "icx"
 
+    @property
+    def hold_ttl(self) -> float:
+        """How long an online session's hold lives unless renewed: Tcc + 60 s, the ``ttl``
+        every reserve of it asks for (service_online.py and its compiled twin)."""
+        return self.tcc + 60.0
+
 
 class ServiceCore:
     """The state every part of :class:`charging.service.ChargingService` shares."""

@@ -293,7 +293,7 @@ class OnlineCharging(ServiceCore):
                     rfields = self._hold_fields(session, req, grant, amount)
                     pair = (f"{key}:c", account, balance, creservation, used_cost, fields,
                             f"{key}:r", grant.hold_id(session.id, req.request_number), amount)
-                    ttl = self.config.tcc + 60.0
+                    ttl = self.config.hold_ttl
                     if sync:
                         op, rres = ledger.commit_reserve_now(*pair, ttl=ttl, now=now,
                                                              rfields=rfields)
@@ -400,7 +400,7 @@ class OnlineCharging(ServiceCore):
         assert account is not None and balance is not None
         u = grant.used_total
         money = grant.unit is UnitKind.MONEY
-        ttl = self.config.tcc + 60.0
+        ttl = self.config.hold_ttl
         if pre is None:
             nxt = self._next_cost(session, grant, u, want)
             if nxt is None:

@@ -1341,7 +1341,7 @@ cdef class FastPath:
         self.stamp_v = 0.0
         self.stamp = None
         self.tcc = cfg.tcc
-        self.ttl = cfg.tcc + 60.0
+        self.ttl = cfg.hold_ttl
         self.validity_time = cfg.validity_time
         self.qht = cfg.quota_holding_time
         self.pct = cfg.quota_threshold_percent

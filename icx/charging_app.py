@@ -176,7 +176,7 @@ async def build_charging(settings: Settings, data_dir: Path, *, admin: bool = Tr
     # CCR-I of one is still refused (5002), not opened again and charged (from the journal)
     ended = service.recover_ended(journal.directory, now=time.time())
     log.info("ended_sessions_recovered", start=str(ended.start), records=ended.records,
-             ended=ended.ended)
+             ended=ended.ended, open_tags=ended.open_tags)
     smap = ServiceMap.from_config(settings.ro.contexts, settings.ro.rating_groups,
                                   settings.ro.default_service)
     metrics = Metrics()

@@ -102,3 +102,77 @@ def test_only_the_ends_within_the_retention_are_rebuilt(tmp_path: Path,
     assert not ended.ended("s1", T0 + 511)
     assert recover_ended(EndedSessions(), data / "journal", now=T0 + 350,
                          retention=0.0).ended == 0
+
+
+def test_a_retransmitted_initial_of_a_session_open_at_the_stop_replays_its_hold(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """CCR-I answered, its answer lost, the server restarted, the CCR-I sent again: the
+    restarted server had no session and drew a new tag, so the reserve was a new op and put a
+    second hold on the same reservation (2 x 0.24 held until the commit). Now the open
+    session's tag comes back from the journal: the reserve replays -- one hold, the same
+    grant -- and the call is charged once, like a call with no restart."""
+    settings, data = demo_settings(tmp_path), tmp_path / "data"
+    sid, ref = "open-at-stop", "41790000002"
+    seen: dict[str, object] = {}
+
+    async def before(app: ChargingApp) -> None:
+        svc = app.service
+        r = await svc.handle(voice(Verb.INITIAL, 0, sid=sid, requested=120), now=T0)
+        assert r.ok and r.units[0].granted == 120
+        seen["held"] = await money(app, SUB)
+        assert seen["held"] == (50_000_000, 240_000)  # 2 min at 0.12
+        # the same call on another account, no restart: what it must cost
+        assert (await svc.handle(voice(Verb.INITIAL, 0, sid="ref", sub=ref, requested=120),
+                                 now=T0)).ok
+        assert (await svc.handle(voice(Verb.TERMINATE, 1, sid="ref", sub=ref, used=75),
+                                 now=T0 + 75)).ok
+        seen["ref"] = await money(app, ref)
+
+    async def after(app: ChargingApp) -> None:
+        svc = app.service
+        r = await svc.handle(voice(Verb.INITIAL, 0, sid=sid, requested=120), now=T0 + 20)
+        assert r.ok and r.units[0].granted == 120
+        assert await money(app, SUB) == seen["held"]  # one hold, not two
+        assert (await svc.handle(voice(Verb.TERMINATE, 1, sid=sid, used=75),
+                                 now=T0 + 75)).ok
+        assert await money(app, SUB) == seen["ref"]
+
+    run_at(settings, data, monkeypatch, T0, before)
+    run_at(settings, data, monkeypatch, T0 + 15, after)
+
+
+def test_only_sessions_open_at_the_stop_hand_back_their_tags(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """recover_ended's open_tags: a session with a reserve and no end (until its hold
+    expires), not one that ended, nor one whose id was reused by a session that ended; an
+    open session whose hold expired before the restart gives nothing."""
+    settings, data = demo_settings(tmp_path), tmp_path / "data"
+
+    async def sessions(app: ChargingApp) -> None:
+        svc = app.service
+        assert (await svc.handle(voice(Verb.INITIAL, 0, sid="open", requested=60), now=T0)).ok
+        assert (await svc.handle(voice(Verb.INITIAL, 0, sid="done", requested=60),
+                                 now=T0)).ok
+        assert (await svc.handle(voice(Verb.TERMINATE, 1, sid="done", used=10),
+                                 now=T0 + 10)).ok
+        opened = svc.sessions.get("open")
+        assert opened is not None
+        seen["tag"] = opened.tag
+
+    seen: dict[str, object] = {}
+    run_at(settings, data, monkeypatch, T0, sessions)
+    tags: dict[str, tuple[str, float]] = {}
+    got = recover_ended(EndedSessions(), data / "journal", now=T0 + 30, retention=300.0,
+                        open_tags=tags)
+    assert got.open_tags == 1 and list(tags) == ["open"]
+    tag, until = tags["open"]
+    assert tag == seen["tag"] and tag.startswith("~")
+    assert until == pytest.approx(T0 + 300)  # retention 300 < the hold's Tcc + 60
+    late: dict[str, tuple[str, float]] = {}
+    assert recover_ended(EndedSessions(), data / "journal", now=until + 1, retention=300.0,
+                         open_tags=late).open_tags == 0 and not late
+    # a hold shorter than the retention (Tcc + 60 s < session_retention): its end bounds it
+    short: dict[str, tuple[str, float]] = {}
+    recover_ended(EndedSessions(), data / "journal", now=T0 + 30, retention=300.0,
+                  open_tags=short, hold_ttl=100.0)
+    assert short["open"][1] == pytest.approx(T0 + 100)
