@@ -91,6 +91,7 @@ RECIPIENT_INFO: Final = 2026
 AOC_REQUEST_TYPE: Final = 2055  # TS 32.299 §7.2.16
 # TS 32.299 PS offline charging: per-rating-group usage containers in PS-Information
 SERVICE_DATA_CONTAINER: Final = 2040
+TRAFFIC_DATA_VOLUMES: Final = 2046
 TIME_FIRST_USAGE: Final = 2043
 TIME_LAST_USAGE: Final = 2044
 TIME_USAGE: Final = 2045

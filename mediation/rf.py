@@ -10,7 +10,9 @@ Usage: the Used-Service-Units (in Multiple-Services-Credit-Control, or at comman
 §4.6.1/4.6.2, the session's running totals) as ``session_octets``, both as received: which
 one counts is the engine's decision (charging/service_offline.py). The TS 32.299
 Service-Data-Containers of Service-Information / PS-Information (a PGW's per-rating-group
-usage, each container the usage of its own interval) as ``containers``.
+usage, each container the usage of its own interval) as ``containers``; an ACR with none
+of those but Traffic-Data-Volumes (an SGW's / SGSN's bearer-level volume containers, each
+also its own interval) gives those as ``containers`` of the session's service.
 """
 
 from __future__ import annotations
@@ -90,7 +92,13 @@ def acr_to_request(msg: Message, smap: ServiceMap) -> ChargingRequest:
     if present:
         units.append(ServiceUnits(used=used, used_present=True, service=service))
     containers = tuple(_container_units(sdc, smap, context, service)
-                       for sdc in _service_data_containers(msg))
+                       for sdc in _ps_information(msg, C.SERVICE_DATA_CONTAINER))
+    if not containers and SERVICE_UNIT[service] is UnitKind.OCTETS:
+        # An SGW/SGSN reports the bearer's volume in Traffic-Data-Volumes only (TS 32.299,
+        # PS-Information). A PGW that sends both breaks the same traffic down twice (by
+        # bearer and by rating group): then the Service-Data-Containers alone count.
+        containers = tuple(_volume_units(tdv, service)
+                           for tdv in _ps_information(msg, C.TRAFFIC_DATA_VOLUMES))
     origin, destination = parties(msg, service)
     subscriber = subscriber_of(msg)
     return ChargingRequest(
@@ -105,18 +113,32 @@ def acr_to_request(msg: Message, smap: ServiceMap) -> ChargingRequest:
     )
 
 
-def _service_data_containers(msg: Message) -> list[Avp]:
-    """The Service-Data-Containers (2040) of the ACR's Service-Information / PS-Information
-    (TS 32.299: a PGW's per-rating-group usage, one container per rating group and change of
-    charging condition)."""
+def _ps_information(msg: Message, code: int) -> list[Avp]:
+    """The 3GPP AVPs *code* of the ACR's Service-Information / PS-Information (TS 32.299):
+    Service-Data-Container (2040: a PGW's per-rating-group usage, one per rating group and
+    change of charging condition) or Traffic-Data-Volumes (2046: the bearer's volume, one
+    per change of QoS / tariff time / charging condition)."""
     out: list[Avp] = []
     for info in msg.find_all(C.SERVICE_INFORMATION, C.V3GPP):
         for ps in info.value if isinstance(info.value, list) else ():
             if ps.code == C.PS_INFORMATION and ps.vendor == C.V3GPP and isinstance(ps.value,
                                                                                    list):
-                out.extend(k for k in ps.value
-                           if k.code == C.SERVICE_DATA_CONTAINER and k.vendor == C.V3GPP)
+                out.extend(k for k in ps.value if k.code == code and k.vendor == C.V3GPP)
     return out
+
+
+def _volume_units(tdv: Avp, service: ServiceKind) -> ServiceUnits:
+    """One Traffic-Data-Volumes container as usage of the session's *service* (metered in
+    octets): its Accounting-Input-Octets + Accounting-Output-Octets (the volume of its own
+    interval, like a Service-Data-Container's; no rating group: the bearer's traffic)."""
+    kids = tdv.value if isinstance(tdv.value, list) else []
+
+    def octets(code: int) -> int:
+        return _int(next((k for k in kids if k.code == code and k.vendor == 0), None)) or 0
+
+    return ServiceUnits(used=octets(C.ACCOUNTING_INPUT_OCTETS)
+                        + octets(C.ACCOUNTING_OUTPUT_OCTETS), used_present=True,
+                        service=service)
 
 
 def _container_units(sdc: Avp, smap: ServiceMap, context: str | None,

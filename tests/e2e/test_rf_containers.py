@@ -108,3 +108,44 @@ def test_containers_beside_top_level_counters_are_not_counted_twice(tmp_path: Pa
              pgw_acr(sid, INTERIM, 1, sdc(1, octets=(1 * MB, 2 * MB)), at=T0 + 60), stop)
     (rec,) = rated(data, sid)
     assert (rec["service"], rec["usage"], rec["price"]) == ("data", 5 * MB, "0.05")
+
+
+def tdv(octets: tuple[int, int]) -> Avp:
+    """One Traffic-Data-Volumes container (TS 32.299 PS-Information; M and V set)."""
+    a = A("Traffic-Data-Volumes", [
+        A("Accounting-Input-Octets", octets[0]), A("Accounting-Output-Octets", octets[1]),
+        A("Change-Condition", 0), A("Change-Time", T0)])
+    assert a.flags & 0xC0 == 0xC0 and a.vendor == 10415
+    return a
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_an_sgw_call_is_rated_by_its_traffic_data_volumes(tmp_path: Path, mode: str) -> None:
+    """An SGW reports the bearer's volume in Traffic-Data-Volumes only (no rating group, no
+    Service-Data-Container): each container the volume of its own interval, the call their
+    sum -- 3 + 3 + 2 = 8 MB, 0.08 EUR (it was a call of 0 octets: the volumes unread); a
+    retransmitted INTERIM adds nothing."""
+    data = tmp_path / "data"
+    sid = f"{HOST};tdv;{mode}"
+    i1 = pgw_acr(sid, INTERIM, 1, tdv((1 * MB, 2 * MB)), at=T0 + 60)
+    with serving(settings_for(tmp_path, mode), data) as srv:
+        send(srv.port, pgw_acr(sid, START, 0, at=T0), i1,
+             pgw_acr(sid, INTERIM, 2, tdv((500_000, 1_500_000)), tdv((1 * MB, 0)),
+                     at=T0 + 80), i1,
+             pgw_acr(sid, STOP, 3, tdv((1 * MB, 1 * MB)), at=T0 + 90))
+    (rec,) = rated(data, sid)
+    assert (rec["service"], rec["usage"], rec["unit"], rec["price"], rec["result"]) == (
+        "data", 8 * MB, "octet", "0.08", "ok")
+
+
+def test_traffic_data_volumes_beside_containers_are_not_counted_twice(tmp_path: Path) -> None:
+    """A PGW's record with both breakdowns of the same traffic -- by bearer (Traffic-Data-
+    Volumes, 3 MB) and by rating group (Service-Data-Container, 3 MB) -- bills 3 MB, not 6."""
+    data = tmp_path / "data"
+    sid = f"{HOST};tdv;both"
+    with serving(e2e_settings(tmp_path), data) as srv:
+        send(srv.port, pgw_acr(sid, START, 0, at=T0),
+             pgw_acr(sid, STOP, 1, tdv((1 * MB, 2 * MB)), sdc(1, octets=(1 * MB, 2 * MB)),
+                     at=T0 + 60))
+    (rec,) = rated(data, sid)
+    assert (rec["service"], rec["usage"], rec["price"]) == ("data", 3 * MB, "0.03")
