@@ -232,9 +232,9 @@ def main() -> None:
     ap.add_argument("--paced-rate", type=float, default=10_000.0)
     ap.add_argument("--paced-windows", type=int, default=3,
                     help="paced windows of --duration each; the p99 quoted is their median")
-    ap.add_argument("--rss-sessions", type=int, default=20_000,
-                    help="open this many sessions for the RSS figure (100000 = the target "
-                         "itself, ~3 min here; the default extrapolates from 20000)")
+    ap.add_argument("--rss-sessions", type=int, default=100_000,
+                    help="open this many sessions for the RSS figure (default: the target "
+                         "itself, ~5 s here; rss_mb_at_100k_estimate scales a smaller run)")
     ap.add_argument("--no-redis", action="store_true")
     ap.add_argument("--connections", type=int, default=8)
     ap.add_argument("--processes", type=int, default=1)
