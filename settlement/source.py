@@ -67,8 +67,9 @@ class JournalSource:
         for seg in JournalReader(self.directory).segments():
             if cp is not None and seg.number < cp.segment:
                 continue
-            # an open segment is preallocated with zeros: count only what it holds
-            size = (seg.path.stat().st_size if seg.path.exists() else 0) if seg.closed \
-                else file_data_end(seg.path)
+            # an open segment is preallocated with zeros: count only what it holds (a closed
+            # one was cut to its data when sealed)
+            size = file_data_end(seg.path) if not seg.closed else (
+                seg.path.stat().st_size if seg.path.exists() else 0)
             total += size - (cp.offset if cp is not None and seg.number == cp.segment else 0)
         return max(total, 0)

@@ -225,34 +225,36 @@ def data_end(buf: bytes | bytearray | memoryview, start: int) -> int:
     """Offset just after the last non-zero byte of ``buf`` at or after ``start`` (``start``
     when there is none): where a preallocated segment's zero tail begins."""
     data = buf if isinstance(buf, bytes | bytearray) else bytes(buf)
-    hi = len(data)
-    # Whole zero blocks from the end first (C speed), then the one block that is not.
-    while hi > start:
-        lo = max(start, hi - _ZERO_STEP)
-        if data.count(0, lo, hi) != hi - lo:
-            return lo + len(bytes(data[lo:hi]).rstrip(b"\0"))
-        hi = lo
-    return start
+    return _nonzero_end(lambda lo, hi: data[lo:hi], start, len(data))
 
 
 def file_data_end(path: str | os.PathLike[str]) -> int:
-    """Like :func:`data_end` over a whole file, reading it backwards a MiB at a time: the
-    size of a segment without its preallocated zero tail (an open segment is kept at full
-    size, so its ``st_size`` says nothing of how much it holds). 0 for a missing file."""
+    """:func:`data_end` of a whole file, read backwards a MiB at a time: the size of a
+    segment without its preallocated zero tail (an open segment is kept at full size, so its
+    ``st_size`` says nothing of how much it holds). 0 for a missing file."""
     try:
         fh = open(path, "rb")  # noqa: SIM115 -- closed below
     except FileNotFoundError:
         return 0
     with fh:
-        hi = fh.seek(0, os.SEEK_END)
-        while hi > 0:
-            lo = max(0, hi - _ZERO_STEP)
+        def block(lo: int, hi: int) -> bytes:
             fh.seek(lo)
-            block = fh.read(hi - lo)
-            if block.count(0) != len(block):
-                return lo + len(block.rstrip(b"\0"))
-            hi = lo
-    return 0
+            return fh.read(hi - lo)
+
+        return _nonzero_end(block, 0, fh.seek(0, os.SEEK_END))
+
+
+def _nonzero_end(block: Callable[[int, int], bytes | bytearray], start: int, hi: int) -> int:
+    """Offset just after the last non-zero byte in ``[start, hi)``, *block(lo, hi)* giving
+    those bytes: whole zero blocks from the end first (``count`` runs in C), then the one
+    block that is not."""
+    while hi > start:
+        lo = max(start, hi - _ZERO_STEP)
+        data = block(lo, hi)
+        if data.count(0) != len(data):
+            return lo + len(data.rstrip(b"\0"))
+        hi = lo
+    return start
 
 
 def intact_frame_after(buf: bytes | bytearray | memoryview, start: int) -> bool:

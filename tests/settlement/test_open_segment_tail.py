@@ -105,4 +105,3 @@ def test_reconcile_reads_the_records_not_the_zero_tail(tmp_path: Path) -> None:
     key = repr  # the compiled path appends the records it hands to the spec: compare as sets
     assert sorted(got, key=key) == sorted(want, key=key) and len(got) > 100
     assert nbytes < 8 << 20, f"read {nbytes} bytes of a {TAIL}-byte preallocated segment"
-
